@@ -1,0 +1,69 @@
+"""Api: one DynamoDB JSON 1.0 request in, (status, body) out.
+
+Order of checks, as DynamoDB answers them: the target names a known operation
+(UnknownOperationException), the body is a JSON object (SerializationException), the
+request fits the operation's shape (ValidationException), then the engine's semantics.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+
+from atoll.api.errors import error_response, internal_error_response
+from atoll.api.shapes import operation_names, validate_request
+from atoll.engine.engine import HANDLERS, Engine
+from atoll.errors import AtollError, SerializationError, UnknownOperation
+
+log = logging.getLogger(__name__)
+
+TARGET_PREFIX = "DynamoDB_20120810."
+MAX_BODY_BYTES = 16 * 1024 * 1024
+
+
+class Api:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.requests_total = 0
+        self.errors_total = 0
+
+    async def handle(self, target: str | None, body: bytes) -> tuple[int, bytes]:
+        self.requests_total += 1
+        try:
+            operation = self._operation(target)
+            request = self._decode(body)
+            validate_request(operation, request)
+            result = await HANDLERS[operation](self.engine, request)
+            return 200, result if type(result) is bytes else orjson.dumps(result)
+        except AtollError as error:
+            self.errors_total += 1
+            return error_response(error)
+        except Exception:
+            self.errors_total += 1
+            log.exception("internal error handling %s", target)
+            return internal_error_response()
+
+    @staticmethod
+    def _operation(target: str | None) -> str:
+        if not target or not target.startswith(TARGET_PREFIX):
+            raise UnknownOperation(f"Unknown operation: {target}")
+        operation = target[len(TARGET_PREFIX):]
+        if operation not in HANDLERS:
+            if operation in operation_names():
+                raise UnknownOperation(f"The operation {operation} is not supported by Atoll yet")
+            raise UnknownOperation(f"Unknown operation: {operation}")
+        return operation
+
+    @staticmethod
+    def _decode(body: bytes) -> dict[str, Any]:
+        if not body:
+            raise SerializationError("Start of structure or map found where not expected")
+        try:
+            request = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise SerializationError("Start of structure or map found where not expected") from None
+        if type(request) is not dict:
+            raise SerializationError("Start of structure or map found where not expected")
+        return request

@@ -1,0 +1,54 @@
+"""DynamoDB error shapes: the one place core exceptions become `__type` + status.
+
+SDKs map `__type` (the part after '#') to exception classes, so the prefixes and names
+must be exactly DynamoDB's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from atoll import errors as e
+
+_DYNAMO = "com.amazonaws.dynamodb.v20120810#"
+_CORAL_VALIDATE = "com.amazon.coral.validate#"
+_CORAL_SERVICE = "com.amazon.coral.service#"
+
+# core exception -> (status, __type)
+ERROR_SHAPES: dict[type[e.AtollError], tuple[int, str]] = {
+    e.ValidationError: (400, _CORAL_VALIDATE + "ValidationException"),
+    e.SerializationError: (400, _CORAL_SERVICE + "SerializationException"),
+    e.UnknownOperation: (400, _CORAL_SERVICE + "UnknownOperationException"),
+    e.ResourceNotFound: (400, _DYNAMO + "ResourceNotFoundException"),
+    e.ResourceInUse: (400, _DYNAMO + "ResourceInUseException"),
+    e.ConditionalCheckFailed: (400, _DYNAMO + "ConditionalCheckFailedException"),
+    e.TransactionCanceled: (400, _DYNAMO + "TransactionCanceledException"),
+    e.TransactionConflict: (400, _DYNAMO + "TransactionConflictException"),
+    e.IdempotentParameterMismatch: (400, _DYNAMO + "IdempotentParameterMismatchException"),
+    e.LimitExceeded: (400, _DYNAMO + "LimitExceededException"),
+    e.ItemCollectionSizeLimitExceeded: (400, _DYNAMO + "ItemCollectionSizeLimitExceededException"),
+    e.ServiceUnavailable: (503, _CORAL_SERVICE + "ServiceUnavailableException"),
+    e.InternalError: (500, _DYNAMO + "InternalServerError"),
+}
+
+
+def error_response(error: e.AtollError) -> tuple[int, bytes]:
+    status, type_name = (500, _DYNAMO + "InternalServerError")
+    for cls in type(error).__mro__:
+        shape = ERROR_SHAPES.get(cls)  # type: ignore[arg-type]
+        if shape is not None:
+            status, type_name = shape
+            break
+    body: dict[str, Any] = {"__type": type_name, "message": error.message}
+    if isinstance(error, e.ConditionalCheckFailed) and error.item is not None:
+        body["Item"] = error.item
+    if isinstance(error, e.TransactionCanceled):
+        body["CancellationReasons"] = error.reasons
+    return status, orjson.dumps(body)
+
+
+def internal_error_response() -> tuple[int, bytes]:
+    return 500, orjson.dumps({"__type": _DYNAMO + "InternalServerError",
+                              "message": "Internal server error"})

@@ -1,0 +1,27 @@
+"""`atoll` — the command-line entry point (subcommands live in sibling modules)."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from atoll import __version__
+from atoll.cli.serve import serve
+
+
+@click.group()
+@click.version_option(__version__, prog_name="atoll")
+@click.option("--log-level", default="WARNING", show_default=True,
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+def cli(log_level: str) -> None:
+    """Atoll: a DynamoDB-compatible database that runs active-active across regions."""
+    logging.basicConfig(level=log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+cli.add_command(serve)
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,117 @@
+"""BatchGetItem and BatchWriteItem.
+
+BatchWriteItem's requests run as one write job (one transaction, one changelog record
+per table), so the whole batch is durable together; nothing is left unprocessed.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from atoll.engine.items import apply_projection, projection_of
+from atoll.engine.tabledef import EncodedKey, TableDef
+from atoll.errors import ValidationError
+from atoll.model.values import check_item, check_item_size
+from atoll.storage import WriteTxn
+
+if TYPE_CHECKING:
+    from atoll.engine.engine import Engine
+
+MAX_BATCH_GET_KEYS = 100
+MAX_BATCH_WRITE_REQUESTS = 25
+MAX_BATCH_GET_RESPONSE_BYTES = 16 * 1024 * 1024
+
+
+async def batch_get_item(engine: Engine, request: dict[str, Any]) -> dict[str, Any]:
+    request_items: dict[str, Any] = request["RequestItems"]
+    total = sum(len(spec.get("Keys") or ()) for spec in request_items.values())
+    if total > MAX_BATCH_GET_KEYS:
+        raise ValidationError("Too many items requested for the BatchGetItem call")
+    plans = []
+    for name, spec in request_items.items():
+        table = engine.table(name)
+        expressions, attributes = projection_of(spec)
+        keys = spec["Keys"]
+        encoded = [table.encode_key(k) for k in keys]
+        if len(set(encoded)) != len(encoded):
+            raise ValidationError("Provided list of item keys contains duplicates")
+        plans.append((name, table, spec, keys, encoded, expressions, attributes))
+    responses: dict[str, list[Any]] = {}
+    unprocessed: dict[str, Any] = {}
+    size = 0
+    for name, table, spec, keys, encoded, expressions, attributes in plans:
+        found = responses.setdefault(name, [])
+        for index, key in enumerate(encoded):
+            if size > MAX_BATCH_GET_RESPONSE_BYTES:
+                rest = unprocessed.setdefault(name, {k: v for k, v in spec.items() if k != "Keys"})
+                rest.setdefault("Keys", []).append(keys[index])
+                continue
+            row = engine.storage.get_item(table.tid, *key)
+            if row is None:
+                continue
+            size += row[1]
+            if expressions.parsed or attributes is not None:
+                found.append(apply_projection(orjson.loads(row[0]), expressions, attributes))
+            else:
+                found.append(orjson.Fragment(row[0]))
+    return {"Responses": responses, "UnprocessedKeys": unprocessed}
+
+
+async def batch_write_item(engine: Engine, request: dict[str, Any]) -> dict[str, Any]:
+    request_items: dict[str, Any] = request["RequestItems"]
+    total = sum(len(v) for v in request_items.values())
+    if total > MAX_BATCH_WRITE_REQUESTS:
+        raise ValidationError("1 validation error detected: Value at 'requestItems' failed to "
+                              "satisfy constraint: Map value must satisfy constraint: [Member must "
+                              "have length less than or equal to 25, Member must have length "
+                              "greater than or equal to 1]")
+    plans: list[tuple[TableDef, list[tuple[EncodedKey, dict[str, Any], bytes | None, int]]]] = []
+    for name, writes in request_items.items():
+        table = engine.table(name)
+        ops = [_plan_write(table, w) for w in writes]
+        if len({op[0] for op in ops}) != len(ops):
+            raise ValidationError("Provided list of item keys contains duplicates")
+        plans.append((table, ops))
+
+    def job(txn: WriteTxn) -> None:
+        for table, ops in plans:
+            engine.ensure_live(table)
+            hlc = engine.clock.tick()
+            logged = []
+            for key, item, item_bytes, size in ops:
+                old = txn.get(table.tid, *key)
+                if item_bytes is not None:
+                    txn.put(table.tid, *key, item_bytes, size, hlc, engine.region,
+                            old[1] if old is not None else None)
+                    logged.append((table.key_of(item), item_bytes))
+                else:
+                    if old is not None:
+                        txn.delete(table.tid, *key, hlc, engine.region, old[1])
+                    else:
+                        txn.delete_absent(table.tid, *key, hlc, engine.region)
+                    logged.append((item, None))
+            engine.log_item_changes(txn, hlc, table, logged)
+
+    await engine.storage.write(job)
+    return {"UnprocessedItems": {}}
+
+
+def _plan_write(table: TableDef, write: dict[str, Any]
+                ) -> tuple[EncodedKey, dict[str, Any], bytes | None, int]:
+    put = write.get("PutRequest")
+    delete = write.get("DeleteRequest")
+    if (put is None) == (delete is None):
+        raise ValidationError("Supplied AttributeValue has more than one datatypes set, must "
+                              "contain exactly one of the supported datatypes"
+                              if put is not None else
+                              "1 validation error detected: WriteRequest must contain exactly one "
+                              "of PutRequest or DeleteRequest")
+    if put is not None:
+        item = put["Item"]
+        size = check_item(item)
+        check_item_size(size)
+        return table.encode_item_key(item), item, orjson.dumps(item), size
+    key = delete["Key"]
+    return table.encode_key(key), key, None, 0

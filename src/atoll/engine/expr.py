@@ -1,0 +1,105 @@
+"""One request's expressions: parse (cached), check names/values, evaluate.
+
+DynamoDB checks ExpressionAttributeNames/Values across *all* expressions of a request:
+every `#n`/`:v` used must be defined and every one defined must be used. `RequestExpressions`
+parses each expression parameter once, collects what it uses and performs those checks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from atoll import expressions as ex
+from atoll.errors import ValidationError
+from atoll.model.values import check_value
+
+_PARSERS = {
+    "ConditionExpression": ex.parse_condition,
+    "FilterExpression": ex.parse_condition,
+    "UpdateExpression": ex.parse_update,
+    "ProjectionExpression": ex.parse_projection,
+    "KeyConditionExpression": ex.parse_key_condition,
+}
+
+
+class RequestExpressions:
+    """Parsed expressions of one request, with its names and (normalised) values."""
+
+    def __init__(self, request: dict[str, Any], params: tuple[str, ...]) -> None:
+        names = request.get("ExpressionAttributeNames")
+        values = request.get("ExpressionAttributeValues")
+        self.parsed: dict[str, Any] = {}
+        for param in params:
+            text = request.get(param)
+            if text is None:
+                continue
+            if text == "":
+                raise ValidationError(f"Invalid {param}: The expression can not be empty;")
+            self.parsed[param] = _PARSERS[param](text)
+        if names is not None and not names:
+            raise ValidationError("ExpressionAttributeNames must not be empty")
+        if values is not None and not values:
+            raise ValidationError("ExpressionAttributeValues must not be empty")
+        if not self.parsed:
+            if names is not None:
+                raise ValidationError(
+                    "ExpressionAttributeNames can only be specified when using expressions")
+            if values is not None:
+                raise ValidationError(
+                    "ExpressionAttributeValues can only be specified when using expressions")
+        self.names: dict[str, str] = names or {}
+        self.values: dict[str, Any] = values or {}
+        for name, value in self.values.items():
+            try:
+                check_value(value)
+            except ValidationError as exc:
+                raise ValidationError(
+                    f"ExpressionAttributeValues contains invalid value: {exc.message} for key {name}"
+                ) from None
+        self._check_names_and_values()
+
+    def _check_names_and_values(self) -> None:
+        names_used: set[str] = set()
+        values_used: set[str] = set()
+        for parsed in self.parsed.values():
+            names_used |= parsed.names_used
+            values_used |= parsed.values_used
+        for name in sorted(names_used):
+            if name not in self.names:
+                raise ValidationError("Invalid " + self._param_using(name, "names_used") +
+                                      ": An expression attribute name used in the document path "
+                                      f"is not defined; attribute name: {name}")
+        for value in sorted(values_used):
+            if value not in self.values:
+                raise ValidationError("Invalid " + self._param_using(value, "values_used") +
+                                      ": An expression attribute value used in expression is not "
+                                      f"defined; attribute value: {value}")
+        unused_names = [n for n in self.names if n not in names_used]
+        if unused_names:
+            raise ValidationError("Value provided in ExpressionAttributeNames unused in expressions:"
+                                  " keys: {" + ", ".join(unused_names) + "}")
+        unused_values = [v for v in self.values if v not in values_used]
+        if unused_values:
+            raise ValidationError("Value provided in ExpressionAttributeValues unused in expressions:"
+                                  " keys: {" + ", ".join(unused_values) + "}")
+
+    def _param_using(self, token: str, attribute: str) -> str:
+        for param, parsed in self.parsed.items():
+            if token in getattr(parsed, attribute):
+                return param
+        return "expression"
+
+    def get(self, param: str) -> Any:
+        return self.parsed.get(param)
+
+    def condition_holds(self, param: str, item: dict[str, Any] | None) -> bool:
+        condition = self.parsed.get(param)
+        if condition is None:
+            return True
+        return ex.evaluate_condition(condition, item, self.names, self.values)
+
+    def project(self, item: dict[str, Any]) -> dict[str, Any]:
+        projection = self.parsed.get("ProjectionExpression")
+        if projection is None:
+            return item
+        return ex.project(item, projection, self.names)

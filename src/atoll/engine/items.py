@@ -1,0 +1,214 @@
+"""PutItem, GetItem, DeleteItem, UpdateItem.
+
+Each write validates everything it can on the event-loop thread, then submits one job
+whose body runs inside the storage's batch transaction: read the current item, check the
+condition, write the item, its tombstone bookkeeping and one changelog record.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from atoll import expressions as ex
+from atoll.engine.expr import RequestExpressions
+from atoll.engine.tabledef import EncodedKey, TableDef
+from atoll.errors import ConditionalCheckFailed, ValidationError
+from atoll.model.values import check_item, check_item_size
+from atoll.storage import WriteTxn
+
+if TYPE_CHECKING:
+    from atoll.engine.engine import Engine
+
+_WRITE_EXPRESSIONS = ("ConditionExpression",)
+_UPDATE_EXPRESSIONS = ("UpdateExpression", "ConditionExpression")
+_READ_EXPRESSIONS = ("ProjectionExpression",)
+_LEGACY_WRITE = ("Expected", "ConditionalOperator")
+
+
+def reject_legacy(request: dict[str, Any], legacy: tuple[str, ...]) -> None:
+    used = [p for p in legacy if request.get(p) is not None]
+    if used:
+        raise ValidationError(f"The legacy parameter {used[0]} is not supported yet by Atoll; "
+                              "use the expression parameters instead")
+
+
+def projection_of(request: dict[str, Any]) -> tuple[RequestExpressions, list[str] | None]:
+    """The request's ProjectionExpression context and legacy AttributesToGet, if any."""
+    expressions = RequestExpressions(request, _READ_EXPRESSIONS)
+    attributes = request.get("AttributesToGet")
+    if attributes is not None and request.get("ProjectionExpression") is not None:
+        raise ValidationError(
+            "Can not use both expression and non-expression parameters in the same request: "
+            "Non-expression parameters: {AttributesToGet} "
+            "Expression parameters: {ProjectionExpression}")
+    if attributes is not None and len(set(attributes)) != len(attributes):
+        raise ValidationError("One or more parameter values were invalid: Duplicate value in "
+                              "attribute name: " + ", ".join(attributes))
+    return expressions, attributes
+
+
+def apply_projection(item: dict[str, Any], expressions: RequestExpressions,
+                     attributes: list[str] | None) -> dict[str, Any]:
+    if attributes is not None:
+        return {name: item[name] for name in attributes if name in item}
+    return expressions.project(item)
+
+
+def _old_item(row: tuple[bytes, int, int, str] | None) -> dict[str, Any] | None:
+    return orjson.loads(row[0]) if row is not None else None
+
+
+def _check_return_values(request: dict[str, Any], allowed: tuple[str, ...], op: str) -> str:
+    value = request.get("ReturnValues") or "NONE"
+    if value not in allowed:
+        raise ValidationError(f"ReturnValues can only be {' or '.join(allowed)} for {op}")
+    return value
+
+
+def _condition_failed(request: dict[str, Any], old: dict[str, Any] | None) -> ConditionalCheckFailed:
+    wanted = request.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD"
+    return ConditionalCheckFailed(item=old if wanted else None)
+
+
+def _write_item(engine: Engine, txn: WriteTxn, table: TableDef, key: EncodedKey,
+                item: dict[str, Any], item_bytes: bytes, size: int,
+                old: tuple[bytes, int, int, str] | None) -> None:
+    hlc = engine.clock.tick()
+    txn.put(table.tid, key[0], key[1], key[2], item_bytes, size, hlc, engine.region,
+            old[1] if old is not None else None)
+    engine.log_item_changes(txn, hlc, table, [(table.key_of(item), item_bytes)])
+
+
+def _delete_item(engine: Engine, txn: WriteTxn, table: TableDef, key: EncodedKey,
+                 key_item: dict[str, Any], old: tuple[bytes, int, int, str] | None) -> None:
+    hlc = engine.clock.tick()
+    if old is not None:
+        txn.delete(table.tid, key[0], key[1], key[2], hlc, engine.region, old[1])
+    else:
+        txn.delete_absent(table.tid, key[0], key[1], key[2], hlc, engine.region)
+    engine.log_item_changes(txn, hlc, table, [(key_item, None)])
+
+
+async def put_item(engine: Engine, request: dict[str, Any]) -> Any:
+    table = engine.table(request["TableName"])
+    reject_legacy(request, _LEGACY_WRITE)
+    return_values = _check_return_values(request, ("NONE", "ALL_OLD"), "PutItem")
+    item = request["Item"]
+    size = check_item(item)
+    check_item_size(size)
+    key = table.encode_item_key(item)
+    expressions = RequestExpressions(request, _WRITE_EXPRESSIONS)
+    has_condition = "ConditionExpression" in expressions.parsed
+    item_bytes = orjson.dumps(item)
+
+    def job(txn: WriteTxn) -> bytes | None:
+        engine.ensure_live(table)
+        old = txn.get(table.tid, *key)
+        if has_condition:
+            old_item = _old_item(old)
+            if not expressions.condition_holds("ConditionExpression", old_item):
+                raise _condition_failed(request, old_item)
+        _write_item(engine, txn, table, key, item, item_bytes, size, old)
+        return old[0] if old is not None else None
+
+    old_bytes = await engine.storage.write(job)
+    if return_values == "ALL_OLD" and old_bytes is not None:
+        return b'{"Attributes":' + old_bytes + b"}"
+    return b"{}"
+
+
+async def get_item(engine: Engine, request: dict[str, Any]) -> Any:
+    table = engine.table(request["TableName"])
+    key = table.encode_key(request["Key"])
+    if "ProjectionExpression" in request or "AttributesToGet" in request:
+        expressions, attributes = projection_of(request)
+    else:
+        expressions = attributes = None  # the hot path: no expressions at all
+        if "ExpressionAttributeNames" in request:
+            RequestExpressions(request, _READ_EXPRESSIONS)  # raises the right error
+    row = engine.storage.get_item(table.tid, *key)
+    if row is None:
+        return b"{}"
+    if expressions is None:
+        return b'{"Item":' + row[0] + b"}"
+    return {"Item": apply_projection(orjson.loads(row[0]), expressions, attributes)}
+
+
+async def delete_item(engine: Engine, request: dict[str, Any]) -> Any:
+    table = engine.table(request["TableName"])
+    reject_legacy(request, _LEGACY_WRITE)
+    return_values = _check_return_values(request, ("NONE", "ALL_OLD"), "DeleteItem")
+    key_item = request["Key"]
+    key = table.encode_key(key_item)
+    expressions = RequestExpressions(request, _WRITE_EXPRESSIONS)
+    has_condition = "ConditionExpression" in expressions.parsed
+
+    def job(txn: WriteTxn) -> bytes | None:
+        engine.ensure_live(table)
+        old = txn.get(table.tid, *key)
+        if has_condition:
+            old_item = _old_item(old)
+            if not expressions.condition_holds("ConditionExpression", old_item):
+                raise _condition_failed(request, old_item)
+        _delete_item(engine, txn, table, key, key_item, old)
+        return old[0] if old is not None else None
+
+    old_bytes = await engine.storage.write(job)
+    if return_values == "ALL_OLD" and old_bytes is not None:
+        return b'{"Attributes":' + old_bytes + b"}"
+    return b"{}"
+
+
+_UPDATE_RETURN_VALUES = ("NONE", "ALL_OLD", "UPDATED_OLD", "ALL_NEW", "UPDATED_NEW")
+
+
+async def update_item(engine: Engine, request: dict[str, Any]) -> Any:
+    table = engine.table(request["TableName"])
+    reject_legacy(request, _LEGACY_WRITE + ("AttributeUpdates",))
+    return_values = _check_return_values(request, _UPDATE_RETURN_VALUES, "UpdateItem")
+    key_item = request["Key"]
+    key = table.encode_key(key_item)
+    expressions = RequestExpressions(request, _UPDATE_EXPRESSIONS)
+    update = expressions.get("UpdateExpression")
+    if update is not None:
+        touched = ex.update_touches(update, expressions.names, set(table.key_names()))
+        if touched is not None:
+            raise ValidationError("One or more parameter values were invalid: Cannot update "
+                                  f"attribute {touched}. This attribute is part of the key")
+    has_condition = "ConditionExpression" in expressions.parsed
+
+    def job(txn: WriteTxn) -> tuple[dict[str, Any] | None, dict[str, Any], list[Any]]:
+        engine.ensure_live(table)
+        old = txn.get(table.tid, *key)
+        old_item = _old_item(old)
+        if has_condition and not expressions.condition_holds("ConditionExpression", old_item):
+            raise _condition_failed(request, old_item)
+        base = old_item if old_item is not None else dict(key_item)
+        paths: list[Any] = []
+        new_item = base
+        if update is not None:
+            new_item, paths = ex.apply_update(update, base, expressions.names, expressions.values)
+        size = check_item(new_item)
+        check_item_size(size)
+        _write_item(engine, txn, table, key, new_item, orjson.dumps(new_item), size, old)
+        return old_item, new_item, paths
+
+    old_item, new_item, paths = await engine.storage.write(job)
+    return _update_result(return_values, old_item, new_item, paths)
+
+
+def _update_result(return_values: str, old_item: dict[str, Any] | None,
+                   new_item: dict[str, Any], paths: list[Any]) -> dict[str, Any]:
+    if return_values == "ALL_NEW":
+        return {"Attributes": new_item}
+    if return_values == "ALL_OLD":
+        return {"Attributes": old_item} if old_item else {}
+    if return_values == "UPDATED_NEW":
+        attributes = ex.project_paths(new_item, paths)
+        return {"Attributes": attributes} if attributes else {}
+    if return_values == "UPDATED_OLD":
+        attributes = ex.project_paths(old_item, paths) if old_item else {}
+        return {"Attributes": attributes} if attributes else {}
+    return {}

@@ -1,0 +1,230 @@
+"""Table definitions: parsing CreateTable, keys of items, DescribeTable's answer."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from atoll.errors import ValidationError
+from atoll.model.keys import encode_key_value, partition_hash
+
+_TABLE_NAME_RE = re.compile(r"[a-zA-Z0-9_.-]+")
+_ARN_RE = re.compile(r"arn:[^:]*:dynamodb:[^:]*:[^:]*:table/([^/]+)\Z")
+
+EncodedKey = tuple[int, bytes, bytes]  # (hash, pk bytes, sk bytes)
+
+
+def table_name_of(value: str) -> str:
+    """The table name in a TableName parameter (which may also be the table's ARN)."""
+    match = _ARN_RE.match(value)
+    name = match.group(1) if match else value
+    errors = []
+    if len(name) < 3:
+        errors.append(f"Value '{name}' at 'tableName' failed to satisfy constraint: "
+                      "Member must have length greater than or equal to 3")
+    elif len(name) > 255:
+        errors.append(f"Value '{name}' at 'tableName' failed to satisfy constraint: "
+                      "Member must have length less than or equal to 255")
+    if not _TABLE_NAME_RE.fullmatch(name):
+        errors.append(f"Value '{name}' at 'tableName' failed to satisfy constraint: "
+                      "Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+")
+    if errors:
+        noun = "error" if len(errors) == 1 else "errors"
+        raise ValidationError(f"{len(errors)} validation {noun} detected: " + "; ".join(errors))
+    return name
+
+
+@dataclass
+class TableDef:
+    name: str
+    hash_key: str
+    range_key: str | None
+    attribute_types: dict[str, str]
+    billing_mode: str = "PROVISIONED"
+    read_capacity: int = 0
+    write_capacity: int = 0
+    created_at: float = field(default_factory=time.time)
+    table_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    deletion_protection: bool = False
+    billing_changed_at: float | None = None
+    tid: int = 0  # storage id, assigned at creation
+
+    @property
+    def hash_type(self) -> str:
+        return self.attribute_types[self.hash_key]
+
+    @property
+    def range_type(self) -> str | None:
+        return self.attribute_types[self.range_key] if self.range_key else None
+
+    def key_names(self) -> tuple[str, ...]:
+        return (self.hash_key, self.range_key) if self.range_key else (self.hash_key,)
+
+    # --- keys --------------------------------------------------------------------------
+    def encode_key(self, key: dict[str, Any]) -> EncodedKey:
+        """Encode a request's Key map (exactly the key attributes, right types)."""
+        if type(key) is not dict:
+            raise ValidationError("The provided key element does not match the schema")
+        expected = 2 if self.range_key else 1
+        if len(key) != expected:
+            raise ValidationError("The provided key element does not match the schema")
+        pk = self._key_part(key, self.hash_key, self.hash_type, in_item=False)
+        sk = b""
+        if self.range_key:
+            sk = self._key_part(key, self.range_key, self.range_type or "S", in_item=False)
+        return partition_hash(pk), pk, sk
+
+    def encode_item_key(self, item: dict[str, Any]) -> EncodedKey:
+        """Encode the key of an item being written (extra attributes are fine)."""
+        pk = self._key_part(item, self.hash_key, self.hash_type, in_item=True)
+        sk = b""
+        if self.range_key:
+            sk = self._key_part(item, self.range_key, self.range_type or "S", in_item=True)
+        return partition_hash(pk), pk, sk
+
+    def _key_part(self, item: dict[str, Any], name: str, kind: str, in_item: bool) -> bytes:
+        value = item.get(name)
+        if value is None:
+            if in_item:
+                raise ValidationError(
+                    f"One or more parameter values were invalid: Missing the key {name} in the item")
+            raise ValidationError("The provided key element does not match the schema")
+        if type(value) is not dict or len(value) != 1 or kind not in value:
+            if in_item:
+                actual = next(iter(value), "?") if type(value) is dict else "?"
+                raise ValidationError("One or more parameter values were invalid: Type mismatch "
+                                      f"for key {name} expected: {kind} actual: {actual}")
+            raise ValidationError("The provided key element does not match the schema")
+        if value[kind] == "":
+            raise ValidationError(
+                "One or more parameter values are not valid. The AttributeValue for a key "
+                f"attribute cannot contain an empty string value. Key: {name}")
+        return encode_key_value(value, kind)
+
+    def key_of(self, item: dict[str, Any]) -> dict[str, Any]:
+        """The key attributes of a stored item."""
+        if self.range_key:
+            return {self.hash_key: item[self.hash_key], self.range_key: item[self.range_key]}
+        return {self.hash_key: item[self.hash_key]}
+
+    # --- persistence and description ---------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TableDef:
+        return cls(**data)
+
+    def arn(self, region: str) -> str:
+        return f"arn:aws:dynamodb:{region}:000000000000:table/{self.name}"
+
+    def key_schema(self) -> list[dict[str, str]]:
+        schema = [{"AttributeName": self.hash_key, "KeyType": "HASH"}]
+        if self.range_key:
+            schema.append({"AttributeName": self.range_key, "KeyType": "RANGE"})
+        return schema
+
+    def describe(self, region: str, item_count: int, size_bytes: int,
+                 status: str = "ACTIVE") -> dict[str, Any]:
+        description: dict[str, Any] = {
+            "AttributeDefinitions": [{"AttributeName": n, "AttributeType": t}
+                                     for n, t in self.attribute_types.items()],
+            "TableName": self.name,
+            "KeySchema": self.key_schema(),
+            "TableStatus": status,
+            "CreationDateTime": self.created_at,
+            "ProvisionedThroughput": {
+                "NumberOfDecreasesToday": 0,
+                "ReadCapacityUnits": self.read_capacity,
+                "WriteCapacityUnits": self.write_capacity,
+            },
+            "TableSizeBytes": size_bytes,
+            "ItemCount": item_count,
+            "TableArn": self.arn(region),
+            "TableId": self.table_id,
+            "DeletionProtectionEnabled": self.deletion_protection,
+        }
+        if self.billing_mode == "PAY_PER_REQUEST" or self.billing_changed_at is not None:
+            summary: dict[str, Any] = {"BillingMode": self.billing_mode}
+            if self.billing_mode == "PAY_PER_REQUEST":
+                summary["LastUpdateToPayPerRequestDateTime"] = (
+                    self.billing_changed_at or self.created_at)
+            description["BillingModeSummary"] = summary
+        return description
+
+
+def parse_create_table(request: dict[str, Any]) -> TableDef:
+    """Validate a CreateTable request (after shape validation) into a TableDef."""
+    name = table_name_of(request["TableName"])
+    key_schema = request["KeySchema"]
+    definitions = request["AttributeDefinitions"]
+    hash_key, range_key = _parse_key_schema(key_schema)
+    types: dict[str, str] = {}
+    for definition in definitions:
+        attr = definition["AttributeName"]
+        if attr in types:
+            raise ValidationError("One or more parameter values were invalid: Duplicate "
+                                  f"AttributeName in AttributeDefinitions: {attr}")
+        types[attr] = definition["AttributeType"]
+    key_names = [hash_key] + ([range_key] if range_key else [])
+    missing = [k for k in key_names if k not in types]
+    if missing:
+        raise ValidationError(
+            "One or more parameter values were invalid: Some index key attributes are not "
+            f"defined in AttributeDefinitions. Keys: [{', '.join(key_names)}], "
+            f"AttributeDefinitions: [{', '.join(types)}]")
+    if len(types) != len(key_names):
+        raise ValidationError(
+            "One or more parameter values were invalid: Number of attributes in KeySchema does "
+            "not exactly match number of attributes defined in AttributeDefinitions")
+    table = TableDef(name=name, hash_key=hash_key, range_key=range_key, attribute_types=types)
+    apply_billing(table, request, creating=True)
+    table.deletion_protection = bool(request.get("DeletionProtectionEnabled", False))
+    return table
+
+
+def _parse_key_schema(key_schema: list[dict[str, str]]) -> tuple[str, str | None]:
+    if not key_schema or len(key_schema) > 2:
+        raise ValidationError("1 validation error detected: Value '" + str(key_schema) +
+                              "' at 'keySchema' failed to satisfy constraint: Member must have "
+                              "length less than or equal to 2")
+    if key_schema[0]["KeyType"] != "HASH":
+        raise ValidationError("Invalid KeySchema: The first KeySchemaElement is not a HASH key type")
+    if len(key_schema) == 2:
+        if key_schema[1]["KeyType"] != "RANGE":
+            raise ValidationError(
+                "Invalid KeySchema: The second KeySchemaElement is not a RANGE key type")
+        if key_schema[0]["AttributeName"] == key_schema[1]["AttributeName"]:
+            raise ValidationError("Both the Hash Key and the Range Key element in the KeySchema "
+                                  "have the same name")
+        return key_schema[0]["AttributeName"], key_schema[1]["AttributeName"]
+    return key_schema[0]["AttributeName"], None
+
+
+def apply_billing(table: TableDef, request: dict[str, Any], creating: bool) -> None:
+    mode = request.get("BillingMode") or (table.billing_mode if not creating else "PROVISIONED")
+    throughput = request.get("ProvisionedThroughput")
+    if mode == "PAY_PER_REQUEST":
+        if throughput is not None:
+            raise ValidationError(
+                "One or more parameter values were invalid: Neither ReadCapacityUnits nor "
+                "WriteCapacityUnits can be specified when BillingMode is PAY_PER_REQUEST")
+        if table.billing_mode != "PAY_PER_REQUEST" and not creating:
+            table.billing_changed_at = time.time()
+        table.billing_mode = mode
+        table.read_capacity = table.write_capacity = 0
+        return
+    if throughput is None:
+        if creating or table.billing_mode == "PAY_PER_REQUEST":
+            raise ValidationError(
+                "One or more parameter values were invalid: ReadCapacityUnits and "
+                "WriteCapacityUnits must both be specified when BillingMode is PROVISIONED")
+        return
+    if table.billing_mode != mode and not creating:
+        table.billing_changed_at = time.time()
+    table.billing_mode = mode
+    table.read_capacity = int(throughput["ReadCapacityUnits"])
+    table.write_capacity = int(throughput["WriteCapacityUnits"])

@@ -1,0 +1,108 @@
+"""CreateTable, DescribeTable, ListTables, DeleteTable, UpdateTable."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from atoll.engine.tabledef import TableDef, apply_billing, parse_create_table, table_name_of
+from atoll.errors import ResourceInUse, ValidationError
+from atoll.storage import WriteTxn
+
+if TYPE_CHECKING:
+    from atoll.engine.engine import Engine
+
+
+def _describe(engine: Engine, table: TableDef, status: str = "ACTIVE") -> dict[str, Any]:
+    count, size = engine.storage.table_stats(table.tid)
+    return table.describe(engine.region, count, size, status)
+
+
+async def create_table(engine: Engine, request: dict[str, Any]) -> dict[str, Any]:
+    table = parse_create_table(request)
+    if table.name in engine.tables:
+        raise ResourceInUse(f"Table already exists: {table.name}")
+
+    def job(txn: WriteTxn) -> int:
+        hlc = engine.clock.tick()
+        tid = txn.create_table(table.name, orjson.dumps(table.to_json()))
+        txn.log_change(hlc, orjson.dumps({"ddl": "CreateTable", "table": table.to_json()}))
+        engine.live_tids.add(tid)
+        return tid
+
+    if table.name in engine.tables:  # re-check: another create may have won meanwhile
+        raise ResourceInUse(f"Table already exists: {table.name}")
+    engine.tables[table.name] = table  # reserve the name while the create commits
+    try:
+        table.tid = await engine.storage.write(job)
+    except BaseException:
+        engine.tables.pop(table.name, None)
+        raise
+    return {"TableDescription": _describe(engine, table)}
+
+
+async def describe_table(engine: Engine, request: dict[str, Any]) -> dict[str, Any]:
+    table = engine.table(request["TableName"])
+    return {"Table": _describe(engine, table)}
+
+
+async def list_tables(engine: Engine, request: dict[str, Any]) -> dict[str, Any]:
+    limit = request.get("Limit", 100)
+    start = request.get("ExclusiveStartTableName")
+    names = sorted(n for n, t in engine.tables.items() if t.tid)
+    if start is not None:
+        names = [n for n in names if n > start]
+    result: dict[str, Any] = {"TableNames": names[:limit]}
+    if len(names) > limit:
+        result["LastEvaluatedTableName"] = names[limit - 1]
+    return result
+
+
+async def delete_table(engine: Engine, request: dict[str, Any]) -> dict[str, Any]:
+    table = engine.table(request["TableName"])
+    if table.deletion_protection:
+        raise ValidationError("Resource cannot be deleted as it is currently protected against "
+                              "deletion. Disable deletion protection first.")
+    description = _describe(engine, table, status="DELETING")
+
+    def job(txn: WriteTxn) -> None:
+        engine.ensure_live(table)
+        hlc = engine.clock.tick()
+        txn.drop_table(table.name, table.tid)
+        txn.log_change(hlc, orjson.dumps({"ddl": "DeleteTable", "name": table.name}))
+        engine.live_tids.discard(table.tid)
+
+    await engine.storage.write(job)
+    if engine.tables.get(table.name) is table:
+        del engine.tables[table.name]
+    return {"TableDescription": description}
+
+
+async def update_table(engine: Engine, request: dict[str, Any]) -> dict[str, Any]:
+    table = engine.table(request["TableName"])
+    changes = [k for k in ("BillingMode", "ProvisionedThroughput", "DeletionProtectionEnabled",
+                           "GlobalSecondaryIndexUpdates", "StreamSpecification",
+                           "SSESpecification", "ReplicaUpdates", "TableClass")
+               if request.get(k) is not None]
+    if not changes:
+        raise ValidationError(
+            "At least one of ProvisionedThroughput, BillingMode, UpdateStreamEnabled, "
+            "GlobalSecondaryIndexUpdates or SSESpecification or ReplicaUpdates is required")
+    if request.get("GlobalSecondaryIndexUpdates") is not None:
+        raise ValidationError("GlobalSecondaryIndexUpdates are not supported yet by Atoll")
+    updated = TableDef.from_json(table.to_json())
+    if request.get("BillingMode") is not None or request.get("ProvisionedThroughput") is not None:
+        apply_billing(updated, request, creating=False)
+    if request.get("DeletionProtectionEnabled") is not None:
+        updated.deletion_protection = bool(request["DeletionProtectionEnabled"])
+
+    def job(txn: WriteTxn) -> None:
+        engine.ensure_live(table)
+        hlc = engine.clock.tick()
+        txn.update_table(table.name, orjson.dumps(updated.to_json()))
+        txn.log_change(hlc, orjson.dumps({"ddl": "UpdateTable", "table": updated.to_json()}))
+
+    await engine.storage.write(job)
+    engine.tables[table_name_of(table.name)] = updated
+    return {"TableDescription": _describe(engine, updated)}

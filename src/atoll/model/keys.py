@@ -1,0 +1,70 @@
+"""Order-preserving key encoding.
+
+Theory of operation: a key attribute's value becomes bytes whose `memcmp` order equals
+DynamoDB's order for that type, so SQLite's BLOB comparison serves Query ranges straight
+from the primary-key index:
+  S  UTF-8 bytes (DynamoDB orders strings by their UTF-8 bytes);
+  B  the raw bytes;
+  N  sign class byte, then a biased exponent and the decimal digits, with everything
+     complemented for negative numbers so that larger magnitudes sort first.
+Each key part is a whole column, so no terminators are needed between parts; within a
+negative number a final 0x0A byte makes a shorter digit string sort after its longer
+extensions (-0.12 > -0.123).
+"""
+
+from __future__ import annotations
+
+import base64
+import zlib
+from decimal import Decimal
+from typing import Any
+
+from atoll.invariant import invariant
+from atoll.model.numbers import to_decimal
+
+_NEGATIVE = 0x01
+_ZERO = 0x02
+_POSITIVE = 0x03
+_EXPONENT_BIAS = 0x4000  # adjusted exponents lie within -130..125 (plus digit shifts)
+_NEGATIVE_END = 0x0A  # above every complemented digit (0..9)
+
+
+def encode_number(text: str) -> bytes:
+    return encode_decimal(to_decimal(text))
+
+
+def encode_decimal(value: Decimal) -> bytes:
+    if not value:
+        return bytes((_ZERO,))
+    sign, digits, exponent = value.normalize().as_tuple()
+    invariant(isinstance(exponent, int), "finite number expected")
+    # value = 0.d1d2..dn * 10**e  with d1 != 0
+    e = len(digits) + int(exponent)
+    if not sign:
+        return bytes((_POSITIVE,)) + (e + _EXPONENT_BIAS).to_bytes(2, "big") + bytes(digits)
+    body = bytes(9 - d for d in digits)
+    return bytes((_NEGATIVE,)) + (_EXPONENT_BIAS - e).to_bytes(2, "big") + body + bytes((_NEGATIVE_END,))
+
+
+def encode_key_value(value: dict[str, Any], kind: str) -> bytes:
+    """Encode a validated key attribute value of the schema's type `kind`."""
+    if kind == "S":
+        return value["S"].encode()
+    if kind == "N":
+        return encode_number(value["N"])
+    return base64.b64decode(value["B"])
+
+
+def partition_hash(pk: bytes) -> int:
+    """The 32-bit hash that orders a Scan and splits it into segments (as DynamoDB's
+    scan order follows the partition key's hash, not its value)."""
+    return zlib.crc32(pk)
+
+
+def prefix_successor(prefix: bytes) -> bytes | None:
+    """The smallest byte string greater than every string starting with `prefix`
+    (None when there is none: the prefix is all 0xFF)."""
+    trimmed = prefix.rstrip(b"\xff")
+    if not trimmed:
+        return None
+    return trimmed[:-1] + bytes((trimmed[-1] + 1,))

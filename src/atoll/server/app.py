@@ -1,0 +1,101 @@
+"""Run one node: storage + engine + API behind the HTTP server, until SIGTERM/SIGINT.
+
+Shutdown order (clean): stop accepting connections, answer in-flight requests (writes
+finish committing), close idle connections, then close the storage (writer thread
+drained, WAL checkpointed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import signal
+import tempfile
+from dataclasses import dataclass
+
+import orjson
+
+from atoll import __version__
+from atoll.api.dispatch import Api
+from atoll.engine import Engine
+from atoll.server.http import HttpServer
+from atoll.storage import SqliteStorage
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_DRAIN_S = 10.0
+
+
+@dataclass
+class NodeConfig:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: str = "./data"
+    in_memory: bool = False
+    region: str = "local"
+
+
+def _database_path(config: NodeConfig) -> tuple[str, str | None]:
+    """(database file, temporary directory to remove at exit or None)."""
+    if config.in_memory:
+        # SQLite's :memory: cannot be shared by a reader and a writer connection in WAL
+        # mode; a file on tmpfs behaves the same as disk, without fsync, and goes away.
+        base = "/dev/shm" if os.path.isdir("/dev/shm") else None
+        tmp = tempfile.mkdtemp(prefix="atoll-mem-", dir=base)
+        return os.path.join(tmp, "atoll.db"), tmp
+    os.makedirs(config.data_dir, exist_ok=True)
+    return os.path.join(config.data_dir, f"atoll-{config.region}.db"), None
+
+
+class Node:
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        path, self._tmp_dir = _database_path(config)
+        self.storage = SqliteStorage(path, durable=not config.in_memory, region=config.region)
+        self.engine = Engine(self.storage, region=config.region)
+        self.api = Api(self.engine)
+        self.http = HttpServer(self.api.handle, self._get)
+        self._stopping = asyncio.Event()
+
+    def _get(self, path: str) -> tuple[int, bytes, bytes]:
+        if path == "/health":
+            body = orjson.dumps({"status": "ok", "region": self.config.region,
+                                 "version": __version__})
+            return 200, body, b"application/json"
+        if path == "/":
+            return 200, f"healthy: atoll {self.config.region}".encode(), b"text/plain"
+        return 404, b'{"message":"not found"}', b"application/json"
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.storage.start(loop)
+        server = await loop.create_server(self.http.protocol, self.config.host, self.config.port,
+                                          backlog=1024, reuse_address=True)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stopping.set)
+        where = f"http://{self.config.host}:{self.config.port}"
+        log.info("atoll %s serving region %s on %s (%s)", __version__, self.config.region, where,
+                 "in memory" if self.config.in_memory else self.storage.path)
+        print(f"atoll: serving {where} (region {self.config.region}, "
+              f"{'in memory' if self.config.in_memory else self.storage.path})", flush=True)
+        try:
+            await self._stopping.wait()
+        finally:
+            server.close()
+            await self.http.drain(SHUTDOWN_DRAIN_S)
+            await server.wait_closed()
+            self.storage.close()
+            if self._tmp_dir:
+                shutil.rmtree(self._tmp_dir, ignore_errors=True)
+            print("atoll: stopped cleanly", flush=True)
+
+
+def serve(config: NodeConfig) -> None:
+    try:
+        import uvloop
+        uvloop.install()
+    except ImportError:  # pragma: no cover - uvloop is a pinned dependency
+        pass
+    asyncio.run(Node(config).run())

@@ -1,0 +1,282 @@
+"""HTTP/1.1 server: a raw asyncio Protocol with httptools parsing.
+
+Theory of operation
+- One `Connection` per socket. httptools calls back as it parses; a complete request is
+  queued, and requests of one connection are answered strictly in order (pipelining).
+- A request is handled by `Api.handle`, a coroutine. Reads finish without suspending, so
+  the coroutine is stepped once by hand and answered at once — no Task per request.
+  Writes suspend on the storage's commit future; only then is a Task created to finish
+  them. (`_step` below; measured to matter for GetItem throughput.)
+- Bounds: a body over MAX_BODY_BYTES is refused with 413 and the connection closed; a
+  connection with more than MAX_PIPELINED requests queued stops being read until it
+  drains.
+- `GET /health` answers probes; everything else that is not a POST is refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import email.utils
+import os
+import time
+import zlib
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+import httptools
+import orjson
+
+MAX_BODY_BYTES = 16 * 1024 * 1024
+MAX_PIPELINED = 64
+
+_REASONS = {200: b"OK", 400: b"Bad Request", 404: b"Not Found", 405: b"Method Not Allowed",
+            413: b"Request Entity Too Large", 500: b"Internal Server Error",
+            503: b"Service Unavailable"}
+
+ApiHandler = Callable[[str | None, bytes], Coroutine[Any, Any, tuple[int, bytes]]]
+GetHandler = Callable[[str], Awaitable[tuple[int, bytes, bytes]] | tuple[int, bytes, bytes]]
+
+
+class _RequestIds:
+    """DynamoDB-shaped request ids (52 upper-case alphanumerics), cheap to make."""
+
+    def __init__(self) -> None:
+        import base64
+        self.prefix = base64.b32encode(os.urandom(20)).decode().rstrip("=")[:32]
+        self.counter = 0
+
+    def next(self) -> bytes:
+        self.counter += 1
+        return f"{self.prefix}{self.counter:020d}".encode()
+
+
+class _Clock:
+    """The Date header, formatted once per second."""
+
+    def __init__(self) -> None:
+        self.second = 0
+        self.value = b""
+
+    def date(self) -> bytes:
+        now = int(time.time())
+        if now != self.second:
+            self.second = now
+            self.value = email.utils.formatdate(now, usegmt=True).encode()
+        return self.value
+
+
+class _Request:
+    __slots__ = ("method", "url", "target", "body", "keep_alive")
+
+    def __init__(self) -> None:
+        self.method = b""
+        self.url = b""
+        self.target: str | None = None
+        self.body: list[bytes] = []
+        self.keep_alive = True
+
+
+class HttpServer:
+    """Shared state of all connections: handlers, counters, shutdown."""
+
+    def __init__(self, api: ApiHandler, get: GetHandler) -> None:
+        self.api = api
+        self.get = get
+        self.request_ids = _RequestIds()
+        self.clock = _Clock()
+        self.connections: set[Connection] = set()
+        self.in_flight = 0
+        self.closing = False
+
+    def protocol(self) -> Connection:
+        return Connection(self)
+
+    async def drain(self, timeout_s: float) -> None:
+        """Stop taking requests; wait (bounded) for in-flight ones to be answered."""
+        self.closing = True
+        deadline = time.monotonic() + timeout_s
+        while self.in_flight and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        for connection in list(self.connections):
+            connection.close_when_idle()
+
+
+class Connection(asyncio.Protocol):
+    def __init__(self, server: HttpServer) -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.current = _Request()
+        self.body_size = 0
+        self.queue: collections.deque[_Request] = collections.deque()
+        self.busy = False
+        self.paused = False
+        self.closed = False
+
+    # --- asyncio.Protocol --------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.server.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.server.connections.discard(self)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._fail(400, b"upgrade not supported")
+        except httptools.HttpParserError:
+            self._fail(400, b"malformed HTTP request")
+
+    # --- httptools callbacks -----------------------------------------------------------
+    def on_message_begin(self) -> None:
+        self.current = _Request()
+        self.body_size = 0
+
+    def on_url(self, url: bytes) -> None:
+        self.current.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if len(name) == 12 and name.lower() == b"x-amz-target":
+            self.current.target = value.decode("latin-1")
+
+    def on_body(self, body: bytes) -> None:
+        self.body_size += len(body)
+        if self.body_size > MAX_BODY_BYTES:
+            self._fail(413, b"request body too large")
+            raise httptools.HttpParserError("body too large")
+        self.current.body.append(body)
+
+    def on_message_complete(self) -> None:
+        request = self.current
+        request.method = self.parser.get_method()
+        request.keep_alive = self.parser.should_keep_alive()
+        self.queue.append(request)
+        if len(self.queue) > MAX_PIPELINED and not self.paused and self.transport:
+            self.paused = True
+            self.transport.pause_reading()
+        if not self.busy:
+            self._next()
+
+    # --- request handling --------------------------------------------------------------
+    def _next(self) -> None:
+        while self.queue and not self.closed:
+            request = self.queue.popleft()
+            if self.paused and len(self.queue) <= MAX_PIPELINED // 2 and self.transport:
+                self.paused = False
+                self.transport.resume_reading()
+            if request.method == b"POST":
+                body = b"".join(request.body)
+                if self.server.closing:
+                    self._respond(request, 503, orjson.dumps(
+                        {"__type": "com.amazon.coral.service#ServiceUnavailableException",
+                         "message": "The server is shutting down"}))
+                    continue
+                if not self._step(request, self.server.api(request.target, body)):
+                    return  # suspended: `_finish` continues the queue
+            else:
+                self._serve_get(request)
+        self.busy = False
+
+    def _step(self, request: _Request, coro: Coroutine[Any, Any, tuple[int, bytes]]) -> bool:
+        """Run the handler until it first suspends. True if it finished at once."""
+        self.server.in_flight += 1
+        try:
+            yielded = coro.send(None)
+        except StopIteration as done:
+            self.server.in_flight -= 1
+            status, body = done.value
+            self._respond(request, status, body)
+            return True
+        self.busy = True
+        task = asyncio.ensure_future(_resume(coro, yielded))
+        task.add_done_callback(lambda t: self._finish(request, t))
+        return False
+
+    def _finish(self, request: _Request, task: asyncio.Future[tuple[int, bytes]]) -> None:
+        self.server.in_flight -= 1
+        if task.cancelled():
+            self._fail(503, b"cancelled")
+            return
+        status, body = task.result()
+        self._respond(request, status, body)
+        self._next()
+
+    def _serve_get(self, request: _Request) -> None:
+        path = request.url.split(b"?", 1)[0].decode("latin-1")
+        if request.method not in (b"GET", b"HEAD"):
+            self._respond(request, 405, b'{"message":"method not allowed"}', b"application/json")
+            return
+        result = self.server.get(path)
+        if isinstance(result, tuple):
+            status, body, content_type = result
+            self._respond(request, status, body, content_type)
+            return
+        self.busy = True
+        self.server.in_flight += 1
+        task = asyncio.ensure_future(result)
+
+        def done(t: asyncio.Future[tuple[int, bytes, bytes]]) -> None:
+            self.server.in_flight -= 1
+            status, body, content_type = t.result()
+            self._respond(request, status, body, content_type)
+            self._next()
+        task.add_done_callback(done)
+
+    def _respond(self, request: _Request, status: int, body: bytes,
+                 content_type: bytes = b"application/x-amz-json-1.0") -> None:
+        if self.transport is None or self.closed:
+            return
+        keep_alive = request.keep_alive and not self.server.closing
+        server = self.server
+        head = b"".join((
+            b"HTTP/1.1 ", str(status).encode(), b" ", _REASONS.get(status, b"Unknown"),
+            b"\r\nContent-Type: ", content_type,
+            b"\r\nContent-Length: ", str(len(body)).encode(),
+            b"\r\nx-amzn-RequestId: ", server.request_ids.next(),
+            b"\r\nx-amz-crc32: ", str(zlib.crc32(body)).encode(),
+            b"\r\nDate: ", server.clock.date(),
+            b"\r\nConnection: keep-alive\r\n\r\n" if keep_alive else b"\r\nConnection: close\r\n\r\n",
+        ))
+        self.transport.write(head + body)
+        if not keep_alive:
+            self.transport.close()
+            self.closed = True
+
+    def _fail(self, status: int, message: bytes) -> None:
+        if self.transport is not None and not self.closed:
+            body = orjson.dumps({"__type": "com.amazon.coral.service#SerializationException"
+                                 if status == 400 else "com.amazon.coral.service#RequestEntityTooLarge",
+                                 "message": message.decode()})
+            request = _Request()
+            request.keep_alive = False
+            self._respond(request, status, body)
+
+    def close_when_idle(self) -> None:
+        if not self.busy and not self.queue and self.transport is not None:
+            self.transport.close()
+
+
+async def _resume(coro: Coroutine[Any, Any, Any], yielded: Any) -> Any:
+    """Finish a coroutine that `_step` started, awaiting whatever it yields."""
+    while True:
+        try:
+            if yielded is None:  # a bare `yield` (asyncio.sleep(0)): just let the loop run
+                value = await asyncio.sleep(0)
+            else:
+                # the coroutine already marked the future as awaited when it yielded it
+                yielded._asyncio_future_blocking = False
+                value = await yielded
+        except BaseException as exc:  # deliver the failure into the handler
+            try:
+                yielded = coro.throw(exc)
+            except StopIteration as done:
+                return done.value
+        else:
+            try:
+                yielded = coro.send(value)
+            except StopIteration as done:
+                return done.value

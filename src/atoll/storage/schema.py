@@ -1,0 +1,56 @@
+"""The SQLite schema, in one place.
+
+items       one row per live item: (tid, h, pk, sk) is the primary key, where h is the
+            partition key's 32-bit hash, so a Scan walks hash order (as DynamoDB does)
+            and a Query is a range scan inside one (tid, h, pk).
+tombstones  the version of every deleted item, so replication can order a delete
+            against a late put (DESIGN.md decision 6).
+changelog   every change this node applied, its own and (later) its peers', indexed by
+            (origin, origin_seq): the outbox replication reads (decision 2).
+"""
+
+SCHEMA_VERSION = 1
+
+STATEMENTS = (
+    """CREATE TABLE IF NOT EXISTS meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS tables (
+        name TEXT PRIMARY KEY,
+        tid INTEGER NOT NULL UNIQUE,
+        definition BLOB NOT NULL,
+        item_count INTEGER NOT NULL DEFAULT 0,
+        size_bytes INTEGER NOT NULL DEFAULT 0
+    )""",
+    """CREATE TABLE IF NOT EXISTS items (
+        tid INTEGER NOT NULL,
+        h INTEGER NOT NULL,
+        pk BLOB NOT NULL,
+        sk BLOB NOT NULL,
+        item BLOB NOT NULL,
+        size INTEGER NOT NULL,
+        hlc INTEGER NOT NULL,
+        origin TEXT NOT NULL,
+        crc INTEGER NOT NULL,
+        PRIMARY KEY (tid, h, pk, sk)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS tombstones (
+        tid INTEGER NOT NULL,
+        h INTEGER NOT NULL,
+        pk BLOB NOT NULL,
+        sk BLOB NOT NULL,
+        hlc INTEGER NOT NULL,
+        origin TEXT NOT NULL,
+        PRIMARY KEY (tid, h, pk, sk)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS changelog (
+        seq INTEGER PRIMARY KEY,
+        origin TEXT NOT NULL,
+        origin_seq INTEGER NOT NULL,
+        hlc INTEGER NOT NULL,
+        body BLOB NOT NULL,
+        crc INTEGER NOT NULL
+    )""",
+    "CREATE UNIQUE INDEX IF NOT EXISTS changelog_by_origin ON changelog (origin, origin_seq)",
+)

@@ -1,0 +1,364 @@
+"""SqliteStorage: reads on the caller's thread, writes batched on one writer thread.
+
+Theory of operation
+- Two connections to one WAL database: the reader (used only by the event-loop thread)
+  and the writer (used only by the writer thread). WAL lets the reader see the last
+  committed state while the writer works.
+- Write jobs are callables `job(txn) -> result`. The writer thread takes every queued job
+  (up to MAX_BATCH_JOBS), runs each inside its own SAVEPOINT — a job that raises is rolled
+  back alone — and then commits the whole batch once: group commit. Only after COMMIT
+  returns (with synchronous=FULL the WAL is fsynced) are the jobs' futures resolved, so a
+  write is acknowledged only once it is durable. While one batch is being fsynced the
+  next one queues up, which is what makes durability cheap under concurrency.
+- A failed COMMIT (disk full, I/O error) fails every job of the batch: nothing of it was
+  acknowledged, so nothing acknowledged is lost.
+- Every item row carries a CRC32 of its bytes; a read that finds a mismatch raises
+  instead of serving corrupt data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import queue
+import sqlite3
+import threading
+import zlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from atoll.errors import InternalError, ServiceUnavailable
+from atoll.invariant import invariant
+from atoll.storage.schema import SCHEMA_VERSION, STATEMENTS
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH_JOBS = 512
+MAX_QUEUED_JOBS = 20_000
+_STOP = object()
+
+ItemRow = tuple[bytes, int]  # (item json bytes, size)
+
+
+class CorruptionDetected(InternalError):
+    """A stored row does not match its checksum."""
+
+
+def _connect(path: str, durable: bool) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
+                           cached_statements=512)
+    conn.execute("PRAGMA journal_mode=WAL")
+    # FULL: a commit is fsynced before it returns (NORMAL can lose acknowledged commits
+    # on power loss, DESIGN.md decision 2). The in-memory mode lives on tmpfs: OFF.
+    conn.execute("PRAGMA synchronous=FULL" if durable else "PRAGMA synchronous=OFF")
+    conn.execute("PRAGMA busy_timeout=10000")
+    conn.execute("PRAGMA cache_size=-65536")
+    return conn
+
+
+class WriteTxn:
+    """The writer thread's view of the open transaction (never used elsewhere)."""
+
+    def __init__(self, conn: sqlite3.Connection, region: str, next_seq: int) -> None:
+        self.conn = conn
+        self.region = region
+        self.next_seq = next_seq
+        self._stats: dict[int, list[int]] = {}
+
+    # --- items -------------------------------------------------------------------------
+    def get(self, tid: int, h: int, pk: bytes, sk: bytes) -> tuple[bytes, int, int, str] | None:
+        """(item bytes, size, hlc, origin) of the live item, or None."""
+        row = self.conn.execute(
+            "SELECT item, size, hlc, origin, crc FROM items WHERE tid=? AND h=? AND pk=? AND sk=?",
+            (tid, h, pk, sk)).fetchone()
+        if row is None:
+            return None
+        if zlib.crc32(row[0]) != row[4]:
+            raise CorruptionDetected("Stored item failed its checksum")
+        return row[0], row[1], row[2], row[3]
+
+    def put(self, tid: int, h: int, pk: bytes, sk: bytes, item: bytes, size: int,
+            hlc: int, origin: str, old_size: int | None) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO items (tid, h, pk, sk, item, size, hlc, origin, crc)"
+            " VALUES (?,?,?,?,?,?,?,?,?)",
+            (tid, h, pk, sk, item, size, hlc, origin, zlib.crc32(item)))
+        if old_size is None:
+            self.conn.execute("DELETE FROM tombstones WHERE tid=? AND h=? AND pk=? AND sk=?",
+                              (tid, h, pk, sk))
+            self._count(tid, 1, size)
+        else:
+            self._count(tid, 0, size - old_size)
+
+    def delete(self, tid: int, h: int, pk: bytes, sk: bytes, hlc: int, origin: str,
+               old_size: int) -> None:
+        self.conn.execute("DELETE FROM items WHERE tid=? AND h=? AND pk=? AND sk=?",
+                          (tid, h, pk, sk))
+        self.conn.execute(
+            "INSERT OR REPLACE INTO tombstones (tid, h, pk, sk, hlc, origin) VALUES (?,?,?,?,?,?)",
+            (tid, h, pk, sk, hlc, origin))
+        self._count(tid, -1, -old_size)
+
+    def delete_absent(self, tid: int, h: int, pk: bytes, sk: bytes, hlc: int, origin: str) -> None:
+        """Record a delete of an item that does not exist here (it may exist elsewhere)."""
+        self.conn.execute(
+            "INSERT OR REPLACE INTO tombstones (tid, h, pk, sk, hlc, origin) VALUES (?,?,?,?,?,?)",
+            (tid, h, pk, sk, hlc, origin))
+
+    def _count(self, tid: int, items: int, size: int) -> None:
+        stats = self._stats.get(tid)
+        if stats is None:
+            self._stats[tid] = [items, size]
+        else:
+            stats[0] += items
+            stats[1] += size
+
+    def flush_stats(self) -> None:
+        for tid, (items, size) in self._stats.items():
+            self.conn.execute(
+                "UPDATE tables SET item_count=item_count+?, size_bytes=size_bytes+? WHERE tid=?",
+                (items, size, tid))
+        self._stats.clear()
+
+    def forget_stats(self) -> None:
+        self._stats.clear()
+
+    # --- changelog ---------------------------------------------------------------------
+    def log_change(self, hlc: int, body: bytes) -> int:
+        """Append a local change to the changelog; returns its origin sequence."""
+        seq = self.next_seq
+        self.conn.execute(
+            "INSERT INTO changelog (origin, origin_seq, hlc, body, crc) VALUES (?,?,?,?,?)",
+            (self.region, seq, hlc, body, zlib.crc32(body)))
+        self.next_seq = seq + 1
+        return seq
+
+    # --- catalog -----------------------------------------------------------------------
+    def create_table(self, name: str, definition: bytes) -> int:
+        row = self.conn.execute("SELECT COALESCE(MAX(tid), 0) + 1 FROM tables").fetchone()
+        tid = int(row[0])
+        self.conn.execute("INSERT INTO tables (name, tid, definition) VALUES (?,?,?)",
+                          (name, tid, definition))
+        return tid
+
+    def update_table(self, name: str, definition: bytes) -> None:
+        self.conn.execute("UPDATE tables SET definition=? WHERE name=?", (definition, name))
+
+    def drop_table(self, name: str, tid: int) -> None:
+        self.conn.execute("DELETE FROM tables WHERE name=?", (name,))
+        self.conn.execute("DELETE FROM items WHERE tid=?", (tid,))
+        self.conn.execute("DELETE FROM tombstones WHERE tid=?", (tid,))
+        self._stats.pop(tid, None)
+
+
+class _Job:
+    __slots__ = ("fn", "future", "result", "error")
+
+    def __init__(self, fn: Callable[[WriteTxn], Any], future: asyncio.Future[Any]) -> None:
+        self.fn = fn
+        self.future = future
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+
+class SqliteStorage:
+    """One node's database file. Construct, then `start(loop)` before writing."""
+
+    def __init__(self, path: str, *, durable: bool = True, region: str = "local") -> None:
+        self.path = path
+        self.durable = durable
+        self.region = region
+        self._writer = _connect(path, durable)
+        self._init_schema()
+        self._reader = _connect(path, durable)
+        row = self._writer.execute(
+            "SELECT COALESCE(MAX(origin_seq), 0) FROM changelog WHERE origin=?", (region,)).fetchone()
+        self._txn = WriteTxn(self._writer, region, int(row[0]) + 1)
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._queued = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self.batches_committed = 0
+        self.jobs_committed = 0
+
+    def _init_schema(self) -> None:
+        for statement in STATEMENTS:
+            self._writer.execute(statement)
+        row = self._writer.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if row is None:
+            self._writer.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?)",
+                                 (str(SCHEMA_VERSION),))
+        elif int(row[0]) != SCHEMA_VERSION:
+            raise InternalError(f"{self.path}: schema version {row[0]}, expected {SCHEMA_VERSION}")
+
+    # --- lifecycle ---------------------------------------------------------------------
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        invariant(self._thread is None, "storage started twice")
+        self._loop = loop
+        self._thread = threading.Thread(target=self._run_writer, name="atoll-writer", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        """Finish every queued write, then close both connections (checkpointing the WAL)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            self._thread.join()
+        self._reader.close()
+        try:
+            self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as exc:  # a busy reader elsewhere: the WAL stays, nothing is lost
+            log.warning("checkpoint at close failed: %s", exc)
+        self._writer.close()
+
+    # --- writes ------------------------------------------------------------------------
+    def write(self, fn: Callable[[WriteTxn], Any]) -> asyncio.Future[Any]:
+        """Queue a write job; the future resolves once its batch is durable."""
+        invariant(self._loop is not None, "storage not started")
+        if self._closed:
+            raise ServiceUnavailable("The server is shutting down")
+        if self._queued >= MAX_QUEUED_JOBS:
+            raise ServiceUnavailable("Too many writes queued; retry")
+        future: asyncio.Future[Any] = self._loop.create_future()  # type: ignore[union-attr]
+        self._queued += 1
+        self._queue.put(_Job(fn, future))
+        return future
+
+    def write_sync(self, fn: Callable[[WriteTxn], Any]) -> Any:
+        """Run one write job on the calling thread (only before `start`, e.g. recovery)."""
+        invariant(self._thread is None, "write_sync after start")
+        job = _Job(fn, None)  # type: ignore[arg-type]
+        self._commit_batch([job])
+        if job.error is not None:
+            raise job.error
+        return job.result
+
+    def _run_writer(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is _STOP:
+                return
+            batch = [first]
+            stop = False
+            while len(batch) < MAX_BATCH_JOBS:
+                try:
+                    job = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if job is _STOP:
+                    stop = True
+                    break
+                batch.append(job)
+            self._commit_batch(batch)
+            assert self._loop is not None
+            self._loop.call_soon_threadsafe(self._deliver, batch)
+            if stop:
+                return
+
+    def _commit_batch(self, batch: list[_Job]) -> None:
+        conn = self._writer
+        txn = self._txn
+        seq_before = txn.next_seq
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for job in batch:
+                conn.execute("SAVEPOINT job")
+                stats_before = {tid: list(s) for tid, s in txn._stats.items()}
+                seq_job = txn.next_seq
+                try:
+                    job.result = job.fn(txn)
+                    conn.execute("RELEASE job")
+                except Exception as exc:  # the job's own failure: roll back only its changes
+                    conn.execute("ROLLBACK TO job")
+                    conn.execute("RELEASE job")
+                    txn._stats = stats_before
+                    txn.next_seq = seq_job
+                    job.error = exc
+            txn.flush_stats()
+            conn.execute("COMMIT")
+            self.batches_committed += 1
+            self.jobs_committed += len(batch)
+        except sqlite3.Error as exc:
+            log.error("commit of %d writes failed: %s", len(batch), exc)
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            txn.forget_stats()
+            txn.next_seq = seq_before
+            failure = ServiceUnavailable(f"The write could not be made durable: {exc}")
+            for job in batch:
+                job.result, job.error = None, failure
+
+    def _deliver(self, batch: list[_Job]) -> None:
+        self._queued -= len(batch)
+        for job in batch:
+            if job.future.done():  # the caller went away (connection closed)
+                continue
+            if job.error is not None:
+                job.future.set_exception(job.error)
+            else:
+                job.future.set_result(job.result)
+
+    # --- reads (event-loop thread) -----------------------------------------------------
+    def get_item(self, tid: int, h: int, pk: bytes, sk: bytes) -> ItemRow | None:
+        row = self._reader.execute(
+            "SELECT item, size, crc FROM items WHERE tid=? AND h=? AND pk=? AND sk=?",
+            (tid, h, pk, sk)).fetchone()
+        if row is None:
+            return None
+        if zlib.crc32(row[0]) != row[2]:
+            raise CorruptionDetected("Stored item failed its checksum")
+        return row[0], row[1]
+
+    def query_items(self, tid: int, h: int, pk: bytes, lower: tuple[bytes, bool] | None,
+                    upper: tuple[bytes, bool] | None, forward: bool
+                    ) -> Iterator[tuple[bytes, bytes, int]]:
+        """(sk, item, size) of one partition's items within the sort-key bounds, in order."""
+        sql = ["SELECT sk, item, size, crc FROM items WHERE tid=? AND h=? AND pk=?"]
+        args: list[Any] = [tid, h, pk]
+        if lower is not None:
+            sql.append("AND sk >= ?" if lower[1] else "AND sk > ?")
+            args.append(lower[0])
+        if upper is not None:
+            sql.append("AND sk <= ?" if upper[1] else "AND sk < ?")
+            args.append(upper[0])
+        sql.append("ORDER BY sk" if forward else "ORDER BY sk DESC")
+        for sk, item, size, crc in self._reader.execute(" ".join(sql), args):
+            if zlib.crc32(item) != crc:
+                raise CorruptionDetected("Stored item failed its checksum")
+            yield sk, item, size
+
+    def scan_items(self, tid: int, after: tuple[int, bytes, bytes] | None, h_end: int | None,
+                   h_start: int = 0) -> Iterator[tuple[int, bytes, bytes, bytes, int]]:
+        """(h, pk, sk, item, size) in scan order, after a key, with h in [h_start, h_end)."""
+        if after is None:
+            sql = "SELECT h, pk, sk, item, size, crc FROM items WHERE tid=? AND h >= ?"
+            args: list[Any] = [tid, h_start]
+        else:
+            sql = ("SELECT h, pk, sk, item, size, crc FROM items WHERE tid=? AND (h, pk, sk) > (?,?,?)")
+            args = [tid, *after]
+        if h_end is not None:
+            sql += " AND h < ?"
+            args.append(h_end)
+        sql += " ORDER BY h, pk, sk"
+        for h, pk, sk, item, size, crc in self._reader.execute(sql, args):
+            if zlib.crc32(item) != crc:
+                raise CorruptionDetected("Stored item failed its checksum")
+            yield h, pk, sk, item, size
+
+    def load_tables(self) -> list[tuple[str, int, bytes]]:
+        return list(self._reader.execute("SELECT name, tid, definition FROM tables ORDER BY name"))
+
+    def table_stats(self, tid: int) -> tuple[int, int]:
+        row = self._reader.execute(
+            "SELECT item_count, size_bytes FROM tables WHERE tid=?", (tid,)).fetchone()
+        return (int(row[0]), int(row[1])) if row else (0, 0)
+
+    def integrity_check(self) -> str:
+        return str(self._reader.execute("PRAGMA integrity_check").fetchone()[0])
+
+    def file_size_bytes(self) -> int:
+        return os.path.getsize(self.path) if os.path.exists(self.path) else 0
