@@ -1,0 +1,47 @@
+"""Shared fixtures: one live server per test session, and fresh tables per test."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.support import ServerProcess, client, create_table, resource
+
+_names = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    process = ServerProcess(data_dir=tmp_path_factory.mktemp("atoll-data")).start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def ddb(server: ServerProcess) -> Any:
+    return client(server.url)
+
+
+@pytest.fixture(scope="session")
+def dynamodb(server: ServerProcess) -> Any:
+    return resource(server.url)
+
+
+@pytest.fixture
+def table_name() -> str:
+    return f"test_table_{next(_names)}"
+
+
+@pytest.fixture
+def hash_table(ddb: Any, table_name: str) -> str:
+    """A table with a string partition key `pk` only."""
+    return create_table(ddb, table_name)
+
+
+@pytest.fixture
+def range_table(ddb: Any, table_name: str) -> str:
+    """A table with `pk` (S) and a numeric sort key `sk` (N)."""
+    return create_table(ddb, table_name, range_key=("sk", "N"))

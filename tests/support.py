@@ -1,0 +1,102 @@
+"""Test support: start real `atoll serve` processes and talk to them with boto3."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+REPO = Path(__file__).resolve().parent.parent
+ATOLL = [sys.executable, "-m", "atoll"]
+START_TIMEOUT_S = 20.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServerProcess:
+    """A real `atoll serve` process on a free loopback port."""
+
+    def __init__(self, data_dir: Path | None = None, in_memory: bool = False,
+                 extra: list[str] | None = None) -> None:
+        self.port = free_port()
+        self.data_dir = data_dir
+        self.args = [*ATOLL, "serve", "--port", str(self.port)]
+        if in_memory:
+            self.args.append("--in-memory")
+        if data_dir is not None:
+            self.args += ["--data-dir", str(data_dir)]
+        self.args += extra or []
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"atoll-test-{self.port}.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> ServerProcess:
+        log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"atoll serve exited: {self.log_path.read_text()}")
+            try:
+                with urllib.request.urlopen(self.url + "/health", timeout=1) as response:
+                    if response.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("atoll serve did not become healthy in time")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 15.0) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout=timeout_s)
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def client(url: str, **config: Any) -> Any:
+    return boto3.client(
+        "dynamodb", endpoint_url=url, region_name="us-east-1",
+        aws_access_key_id="test", aws_secret_access_key="test",
+        config=Config(retries={"max_attempts": 1, "mode": "standard"}, **config))
+
+
+def resource(url: str) -> Any:
+    return boto3.resource(
+        "dynamodb", endpoint_url=url, region_name="us-east-1",
+        aws_access_key_id="test", aws_secret_access_key="test",
+        config=Config(retries={"max_attempts": 1, "mode": "standard"}))
+
+
+def create_table(ddb: Any, name: str, hash_key: tuple[str, str] = ("pk", "S"),
+                 range_key: tuple[str, str] | None = None, **extra: Any) -> str:
+    schema = [{"AttributeName": hash_key[0], "KeyType": "HASH"}]
+    definitions = [{"AttributeName": hash_key[0], "AttributeType": hash_key[1]}]
+    if range_key:
+        schema.append({"AttributeName": range_key[0], "KeyType": "RANGE"})
+        definitions.append({"AttributeName": range_key[0], "AttributeType": range_key[1]})
+    ddb.create_table(TableName=name, KeySchema=schema, AttributeDefinitions=definitions,
+                     BillingMode="PAY_PER_REQUEST", **extra)
+    return name
