@@ -5,13 +5,19 @@ Theory of operation
   and the writer (used only by the writer thread). WAL lets the reader see the last
   committed state while the writer works.
 - Write jobs are callables `job(txn) -> result`. The writer thread takes every queued job
-  (up to MAX_BATCH_JOBS), runs each inside its own SAVEPOINT — a job that raises is rolled
-  back alone — and then commits the whole batch once: group commit. Only after COMMIT
-  returns (with synchronous=FULL the WAL is fsynced) are the jobs' futures resolved, so a
-  write is acknowledged only once it is durable. While one batch is being fsynced the
+  (up to MAX_BATCH_JOBS), runs them in one transaction and commits the batch once: group
+  commit. A job that raises before writing anything (a failed condition, bad input —
+  the usual case) simply fails alone. One that raises after writing poisons the batch:
+  it is rolled back whole and replayed without that job (jobs are deterministic
+  functions of the database state, so the replay gives the others the same outcome).
+  That spares a SAVEPOINT round trip per write.
+- Only after COMMIT returns (with synchronous=FULL the WAL is fsynced) are the jobs'
+  futures resolved, so a write is acknowledged only once it is durable. While one batch is being fsynced the
   next one queues up, which is what makes durability cheap under concurrency.
 - A failed COMMIT (disk full, I/O error) fails every job of the batch: nothing of it was
   acknowledged, so nothing acknowledged is lost.
+- WAL checkpoints (copying the WAL into the main file, with its own fsyncs) run on a
+  separate checkpointer thread every CHECKPOINT_INTERVAL_S, not inside a writer's COMMIT.
 - Every item row carries a CRC32 of its bytes; a read that finds a mismatch raises
   instead of serving corrupt data.
 """
@@ -35,6 +41,8 @@ from atoll.storage.schema import SCHEMA_VERSION, STATEMENTS
 log = logging.getLogger(__name__)
 
 MAX_BATCH_JOBS = 512
+CHECKPOINT_INTERVAL_S = 0.1
+BACKSTOP_CHECKPOINT_PAGES = 4000
 MAX_QUEUED_JOBS = 20_000
 _STOP = object()
 
@@ -54,6 +62,9 @@ def _connect(path: str, durable: bool) -> sqlite3.Connection:
     conn.execute("PRAGMA synchronous=FULL" if durable else "PRAGMA synchronous=OFF")
     conn.execute("PRAGMA busy_timeout=10000")
     conn.execute("PRAGMA cache_size=-65536")
+    # Checkpoints run on the checkpointer thread, off the commit path; this is only the
+    # backstop that bounds the WAL if that thread falls behind.
+    conn.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_CHECKPOINT_PAGES}")
     return conn
 
 
@@ -64,6 +75,7 @@ class WriteTxn:
         self.conn = conn
         self.region = region
         self.next_seq = next_seq
+        self.writes = 0  # mutating statements in the open transaction
         self._stats: dict[int, list[int]] = {}
 
     # --- items -------------------------------------------------------------------------
@@ -80,19 +92,21 @@ class WriteTxn:
 
     def put(self, tid: int, h: int, pk: bytes, sk: bytes, item: bytes, size: int,
             hlc: int, origin: str, old_size: int | None) -> None:
+        # A tombstone left behind by an earlier delete of this key stays: its version is
+        # older than the new item's, and replication compares against the newest of both.
+        self.writes += 1
         self.conn.execute(
             "INSERT OR REPLACE INTO items (tid, h, pk, sk, item, size, hlc, origin, crc)"
             " VALUES (?,?,?,?,?,?,?,?,?)",
             (tid, h, pk, sk, item, size, hlc, origin, zlib.crc32(item)))
         if old_size is None:
-            self.conn.execute("DELETE FROM tombstones WHERE tid=? AND h=? AND pk=? AND sk=?",
-                              (tid, h, pk, sk))
             self._count(tid, 1, size)
         else:
             self._count(tid, 0, size - old_size)
 
     def delete(self, tid: int, h: int, pk: bytes, sk: bytes, hlc: int, origin: str,
                old_size: int) -> None:
+        self.writes += 1
         self.conn.execute("DELETE FROM items WHERE tid=? AND h=? AND pk=? AND sk=?",
                           (tid, h, pk, sk))
         self.conn.execute(
@@ -102,6 +116,7 @@ class WriteTxn:
 
     def delete_absent(self, tid: int, h: int, pk: bytes, sk: bytes, hlc: int, origin: str) -> None:
         """Record a delete of an item that does not exist here (it may exist elsewhere)."""
+        self.writes += 1
         self.conn.execute(
             "INSERT OR REPLACE INTO tombstones (tid, h, pk, sk, hlc, origin) VALUES (?,?,?,?,?,?)",
             (tid, h, pk, sk, hlc, origin))
@@ -128,6 +143,7 @@ class WriteTxn:
     def log_change(self, hlc: int, body: bytes) -> int:
         """Append a local change to the changelog; returns its origin sequence."""
         seq = self.next_seq
+        self.writes += 1
         self.conn.execute(
             "INSERT INTO changelog (origin, origin_seq, hlc, body, crc) VALUES (?,?,?,?,?)",
             (self.region, seq, hlc, body, zlib.crc32(body)))
@@ -138,14 +154,17 @@ class WriteTxn:
     def create_table(self, name: str, definition: bytes) -> int:
         row = self.conn.execute("SELECT COALESCE(MAX(tid), 0) + 1 FROM tables").fetchone()
         tid = int(row[0])
+        self.writes += 1
         self.conn.execute("INSERT INTO tables (name, tid, definition) VALUES (?,?,?)",
                           (name, tid, definition))
         return tid
 
     def update_table(self, name: str, definition: bytes) -> None:
+        self.writes += 1
         self.conn.execute("UPDATE tables SET definition=? WHERE name=?", (definition, name))
 
     def drop_table(self, name: str, tid: int) -> None:
+        self.writes += 1
         self.conn.execute("DELETE FROM tables WHERE name=?", (name,))
         self.conn.execute("DELETE FROM items WHERE tid=?", (tid,))
         self.conn.execute("DELETE FROM tombstones WHERE tid=?", (tid,))
@@ -180,6 +199,8 @@ class SqliteStorage:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._stop_checkpoints = threading.Event()
+        self._checkpointer: threading.Thread | None = None
         self.batches_committed = 0
         self.jobs_committed = 0
 
@@ -199,6 +220,20 @@ class SqliteStorage:
         self._loop = loop
         self._thread = threading.Thread(target=self._run_writer, name="atoll-writer", daemon=True)
         self._thread.start()
+        self._checkpointer = threading.Thread(target=self._run_checkpointer,
+                                              name="atoll-checkpointer", daemon=True)
+        self._checkpointer.start()
+
+    def _run_checkpointer(self) -> None:
+        conn = _connect(self.path, self.durable)
+        try:
+            while not self._stop_checkpoints.wait(CHECKPOINT_INTERVAL_S):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error as exc:  # busy or I/O trouble: the next round retries
+                    log.warning("checkpoint failed: %s", exc)
+        finally:
+            conn.close()
 
     def close(self) -> None:
         """Finish every queued write, then close both connections (checkpointing the WAL)."""
@@ -208,6 +243,9 @@ class SqliteStorage:
         if self._thread is not None:
             self._queue.put(_STOP)
             self._thread.join()
+        self._stop_checkpoints.set()
+        if self._checkpointer is not None:
+            self._checkpointer.join()
         self._reader.close()
         try:
             self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -260,26 +298,37 @@ class SqliteStorage:
                 return
 
     def _commit_batch(self, batch: list[_Job]) -> None:
+        pending = batch
+        for _attempt in range(len(batch) + 1):  # each replay drops at least one job
+            poisoned = self._try_batch(pending)
+            if poisoned is None:
+                return
+            pending = [job for job in pending if job is not poisoned and job.error is None]
+        invariant(False, "batch replay did not converge")
+
+    def _try_batch(self, batch: list[_Job]) -> _Job | None:
+        """Run and commit the jobs; return a job that failed after writing (the batch was
+        rolled back and must be replayed without it), else None."""
         conn = self._writer
         txn = self._txn
         seq_before = txn.next_seq
         try:
             conn.execute("BEGIN IMMEDIATE")
             for job in batch:
-                conn.execute("SAVEPOINT job")
-                stats_before = {tid: list(s) for tid, s in txn._stats.items()}
-                seq_job = txn.next_seq
+                writes_before = txn.writes
                 try:
                     job.result = job.fn(txn)
-                    conn.execute("RELEASE job")
-                except Exception as exc:  # the job's own failure: roll back only its changes
-                    conn.execute("ROLLBACK TO job")
-                    conn.execute("RELEASE job")
-                    txn._stats = stats_before
-                    txn.next_seq = seq_job
+                except Exception as exc:
                     job.error = exc
+                    if txn.writes != writes_before:
+                        conn.execute("ROLLBACK")
+                        txn.forget_stats()
+                        txn.next_seq = seq_before
+                        txn.writes = 0
+                        return job
             txn.flush_stats()
             conn.execute("COMMIT")
+            txn.writes = 0
             self.batches_committed += 1
             self.jobs_committed += len(batch)
         except sqlite3.Error as exc:
@@ -288,9 +337,11 @@ class SqliteStorage:
                 conn.execute("ROLLBACK")
             txn.forget_stats()
             txn.next_seq = seq_before
+            txn.writes = 0
             failure = ServiceUnavailable(f"The write could not be made durable: {exc}")
             for job in batch:
                 job.result, job.error = None, failure
+        return None
 
     def _deliver(self, batch: list[_Job]) -> None:
         self._queued -= len(batch)
