@@ -146,7 +146,7 @@ class Connection(asyncio.Protocol):
     def on_body(self, body: bytes) -> None:
         self.body_size += len(body)
         if self.body_size > MAX_BODY_BYTES:
-            self._fail(413, b"request body too large")
+            self._fail(413, b"Request payload size exceeds the limit of %d bytes" % MAX_BODY_BYTES)
             raise httptools.HttpParserError("body too large")
         self.current.body.append(body)
 
@@ -248,9 +248,9 @@ class Connection(asyncio.Protocol):
 
     def _fail(self, status: int, message: bytes) -> None:
         if self.transport is not None and not self.closed:
-            body = orjson.dumps({"__type": "com.amazon.coral.service#SerializationException"
-                                 if status == 400 else "com.amazon.coral.service#RequestEntityTooLarge",
-                                 "message": message.decode()})
+            type_name = ("com.amazon.coral.service#RequestEntityTooLargeException" if status == 413
+                         else "com.amazon.coral.service#SerializationException")
+            body = orjson.dumps({"__type": type_name, "message": message.decode()})
             request = _Request()
             request.keep_alive = False
             self._respond(request, status, body)
