@@ -1,0 +1,1 @@
+"""The asyncio shell that runs a region: drives replication with storage + transport."""
