@@ -1,0 +1,140 @@
+"""KeyConditionExpression: the condition grammar, restricted to what a Query can use.
+
+Theory of operation: the text is parsed by the condition parser (same tokens, same error
+messages, same caching); `resolve` then checks the tree against the table's key schema
+and reduces it to a `KeyRange`: the partition key value and at most one sort-key
+condition (`=`, `<`, `<=`, `>`, `>=`, `BETWEEN`, `begins_with`), which the engine turns
+into an index range scan.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from atoll.errors import ValidationError
+from atoll.expressions import nodes as n
+from atoll.expressions import paths
+from atoll.expressions import values as v
+from atoll.expressions.parser import Check, ConditionParser
+
+KIND = "KeyConditionExpression"
+_NOT_SUPPORTED = "Query key condition not supported"
+_TYPE_MISMATCH = ("One or more parameter values were invalid: Condition parameter type does not "
+                  "match schema type")
+
+
+class KeyRange(NamedTuple):
+    hash_value: dict[str, Any]
+    op: str | None
+    operands: tuple[dict[str, Any], ...]
+
+
+class KeyCondition:
+    __slots__ = ("root", "names_used", "values_used", "checks")
+
+    def __init__(self, root: n.Condition, names_used: frozenset[str],
+                 values_used: frozenset[str], checks: tuple[Check, ...]) -> None:
+        self.root = root
+        self.names_used = names_used
+        self.values_used = values_used
+        self.checks = checks
+
+
+def parse(text: str) -> KeyCondition:
+    parser = ConditionParser(text, KIND)
+    root = parser.parse()
+    return KeyCondition(root, frozenset(parser.names_used), frozenset(parser.values_used),
+                        tuple(parser.checks))
+
+
+def _invalid_operator(name: str) -> ValidationError:
+    return ValidationError(f"Invalid operator used in KeyConditionExpression: {name}")
+
+
+def _leaves(node: n.Condition) -> list[n.Condition]:
+    if isinstance(node, n.And):
+        out: list[n.Condition] = []
+        for part in node.parts:
+            out.extend(_leaves(part))
+        return out
+    if isinstance(node, n.Or):
+        raise _invalid_operator("OR")
+    if isinstance(node, n.Not):
+        raise _invalid_operator("NOT")
+    if isinstance(node, n.In):
+        raise _invalid_operator("IN")
+    return [node]
+
+
+def _key_name(operand: Any, names: dict[str, str]) -> str:
+    if not isinstance(operand, n.PathOperand):
+        raise ValidationError(_NOT_SUPPORTED)
+    path = paths.resolve(operand.path, names)
+    if len(path) != 1:
+        raise ValidationError(_NOT_SUPPORTED)
+    return str(path[0])
+
+
+def _literal(operand: Any, values: dict[str, Any]) -> dict[str, Any]:
+    if not isinstance(operand, n.ValueOperand):
+        raise ValidationError(_NOT_SUPPORTED)
+    return n.value_of(operand.name, values)  # type: ignore[no-any-return]
+
+
+def _leaf(node: n.Condition, names: dict[str, str],
+          values: dict[str, Any]) -> tuple[str, str, tuple[dict[str, Any], ...]]:
+    if isinstance(node, n.Compare):
+        if node.op == "<>":
+            raise ValidationError(_NOT_SUPPORTED)
+        return _key_name(node.left, names), node.op, (_literal(node.right, values),)
+    if isinstance(node, n.Between):
+        return (_key_name(node.operand, names), "BETWEEN",
+                (_literal(node.low, values), _literal(node.high, values)))
+    if isinstance(node, n.Function):
+        if node.name != "begins_with":
+            raise _invalid_operator(node.name)
+        return _key_name(node.args[0], names), "begins_with", (_literal(node.args[1], values),)
+    raise ValidationError(_NOT_SUPPORTED)
+
+
+def resolve(kc: KeyCondition, names: dict[str, str], values: dict[str, Any], hash_key: str,
+            range_key: str | None, key_types: dict[str, str]) -> KeyRange:
+    for check in kc.checks:
+        check(names, values)
+    conditions: dict[str, tuple[str, tuple[dict[str, Any], ...]]] = {}
+    leaves = _leaves(kc.root)
+    if len(leaves) > 2:
+        raise ValidationError("Conditions can be of length 1 or 2 only")
+    for leaf in leaves:
+        name, op, operands = _leaf(leaf, names, values)
+        if name in conditions:
+            raise ValidationError(
+                "KeyConditionExpressions must only contain one condition per key")
+        conditions[name] = (op, operands)
+    if hash_key not in conditions:
+        raise ValidationError(f"Query condition missed key schema element: {hash_key}")
+    for name in conditions:
+        if name != hash_key and name != range_key:
+            if range_key is not None:
+                raise ValidationError(f"Query condition missed key schema element: {range_key}")
+            raise ValidationError(_NOT_SUPPORTED)
+    op, operands = conditions[hash_key]
+    if op != "=":
+        raise ValidationError(_NOT_SUPPORTED)
+    _check_types(hash_key, operands, key_types)
+    if range_key is None or range_key not in conditions:
+        return KeyRange(operands[0], None, ())
+    sort_op, sort_operands = conditions[range_key]
+    if sort_op == "begins_with" and key_types.get(range_key) == "N":
+        raise ValidationError(f"Invalid {KIND}: Incorrect operand type for operator or function; "
+                              "operator or function: begins_with, operand type: N")
+    _check_types(range_key, sort_operands, key_types)
+    return KeyRange(operands[0], sort_op, sort_operands)
+
+
+def _check_types(name: str, operands: tuple[dict[str, Any], ...],
+                 key_types: dict[str, str]) -> None:
+    wanted = key_types.get(name)
+    for operand in operands:
+        if v.type_of(operand) != wanted:
+            raise ValidationError(_TYPE_MISMATCH)
