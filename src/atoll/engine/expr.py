@@ -35,7 +35,14 @@ class RequestExpressions:
                 continue
             if text == "":
                 raise ValidationError(f"Invalid {param}: The expression can not be empty;")
-            self.parsed[param] = _PARSERS[param](text)
+            try:
+                self.parsed[param] = _PARSERS[param](text)
+            except ValidationError as exc:
+                # FilterExpression shares the condition grammar; name the parameter used.
+                if param == "FilterExpression" and exc.message.startswith("Invalid ConditionExpression"):
+                    raise ValidationError("Invalid FilterExpression" +
+                                          exc.message[len("Invalid ConditionExpression"):]) from None
+                raise
         if names is not None and not names:
             raise ValidationError("ExpressionAttributeNames must not be empty")
         if values is not None and not values:
