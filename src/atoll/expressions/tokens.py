@@ -33,7 +33,7 @@ ERROR = "ERROR"
 EOF = "EOF"
 
 _TOKEN_RE = re.compile(
-    r"""\s*(?:
+    r"""(?:
       (?P<NAME>[A-Za-z][A-Za-z0-9_]*)
     | (?P<NAMEREF>\#[A-Za-z0-9_]+)
     | (?P<VALUEREF>:[A-Za-z0-9_]+)
@@ -43,7 +43,7 @@ _TOKEN_RE = re.compile(
     )""",
     re.VERBOSE | re.DOTALL,
 )
-_TRAILING_SPACE_RE = re.compile(r"\s*\Z")
+_SPACE_RE = re.compile(r"\s*")
 
 
 class Token(NamedTuple):
@@ -60,14 +60,16 @@ def tokenize(text: str) -> list[Token]:
     pos = 0
     length = len(text)
     match = _TOKEN_RE.match
-    while pos < length:
+    skip = _SPACE_RE.match
+    while True:
+        pos = skip(text, pos).end()  # type: ignore[union-attr]
+        if pos >= length:
+            break
         found = match(text, pos)
-        if found is None:  # only trailing whitespace is left
+        kind = found.lastgroup if found is not None else None
+        if found is None or kind is None:  # cannot happen: ERROR matches any character
             break
-        kind = found.lastgroup
-        if kind is None:
-            break
-        append(Token(kind, found.group(kind), found.start(kind), found.end(kind)))
+        append(Token(kind, found.group(kind), pos, found.end()))
         pos = found.end()
     append(Token(EOF, "<EOF>", length, length))
     return tokens

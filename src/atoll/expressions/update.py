@@ -170,8 +170,8 @@ class UpdateParser(Parser):
         token = self.peek()
         if token.kind == "VALUEREF":
             return self.parse_value()
-        following = self.tokens[self.pos + 1]
-        if token.kind == "NAME" and following.kind == "PUNCT" and following.text == "(":
+        if token.kind == "NAME" and self.tokens[self.pos + 1].kind == "PUNCT" \
+                and self.tokens[self.pos + 1].text == "(":
             self.pos += 1
             self.enter()
             args = self.parse_call_args(self.parse_operand)
