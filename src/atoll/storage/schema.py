@@ -5,8 +5,10 @@ items       one row per live item: (tid, h, pk, sk) is the primary key, where h 
             and a Query is a range scan inside one (tid, h, pk).
 tombstones  the version of every deleted item, so replication can order a delete
             against a late put (DESIGN.md decision 6).
-changelog   every change this node applied, its own and (later) its peers', indexed by
+changelog   every change this node applied, its own and its peers', indexed by
             (origin, origin_seq): the outbox replication reads (decision 2).
+cursors     per origin, the highest contiguous origin_seq applied here.
+conflicts   writes that lost a last-writer-wins race, readable through the API.
 """
 
 SCHEMA_VERSION = 1
@@ -53,4 +55,17 @@ STATEMENTS = (
         crc INTEGER NOT NULL
     )""",
     "CREATE UNIQUE INDEX IF NOT EXISTS changelog_by_origin ON changelog (origin, origin_seq)",
+    # The highest contiguous origin_seq applied per origin: advanced in the same
+    # transaction as the changes it covers, so apply is exactly-once in effect.
+    """CREATE TABLE IF NOT EXISTS cursors (
+        origin TEXT PRIMARY KEY,
+        seq INTEGER NOT NULL
+    )""",
+    # Concurrent writes that lost last-writer-wins, with both versions (decision 5).
+    """CREATE TABLE IF NOT EXISTS conflicts (
+        id INTEGER PRIMARY KEY,
+        detected_ms INTEGER NOT NULL,
+        table_name TEXT NOT NULL,
+        record BLOB NOT NULL
+    )""",
 )

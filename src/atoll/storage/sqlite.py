@@ -150,6 +150,46 @@ class WriteTxn:
         self.next_seq = seq + 1
         return seq
 
+    # --- replication -------------------------------------------------------------------
+    def version(self, tid: int, h: int, pk: bytes, sk: bytes) -> tuple[int, str, bool] | None:
+        """(hlc, origin, live) of the newest version of a key — its live item or its
+        tombstone — or None if this node never saw the key."""
+        row = self.conn.execute(
+            "SELECT hlc, origin FROM items WHERE tid=? AND h=? AND pk=? AND sk=?",
+            (tid, h, pk, sk)).fetchone()
+        tomb = self.conn.execute(
+            "SELECT hlc, origin FROM tombstones WHERE tid=? AND h=? AND pk=? AND sk=?",
+            (tid, h, pk, sk)).fetchone()
+        if row is not None and (tomb is None or (row[0], row[1]) > (tomb[0], tomb[1])):
+            return int(row[0]), str(row[1]), True
+        if tomb is not None:
+            return int(tomb[0]), str(tomb[1]), False
+        return None
+
+    def append_remote_change(self, origin: str, origin_seq: int, hlc: int, body: bytes) -> bool:
+        """Store a change learned from a peer in the changelog (so it can be passed on);
+        False if it was already there (duplicates are harmless)."""
+        self.writes += 1
+        cursor = self.conn.execute(
+            "INSERT OR IGNORE INTO changelog (origin, origin_seq, hlc, body, crc) VALUES (?,?,?,?,?)",
+            (origin, origin_seq, hlc, body, zlib.crc32(body)))
+        return cursor.rowcount == 1
+
+    def cursor(self, origin: str) -> int:
+        row = self.conn.execute("SELECT seq FROM cursors WHERE origin=?", (origin,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def set_cursor(self, origin: str, seq: int) -> None:
+        self.writes += 1
+        self.conn.execute("INSERT OR REPLACE INTO cursors (origin, seq) VALUES (?,?)",
+                          (origin, seq))
+
+    def record_conflict(self, detected_ms: int, table_name: str, record: bytes) -> None:
+        self.writes += 1
+        self.conn.execute(
+            "INSERT INTO conflicts (detected_ms, table_name, record) VALUES (?,?,?)",
+            (detected_ms, table_name, record))
+
     # --- catalog -----------------------------------------------------------------------
     def create_table(self, name: str, definition: bytes) -> int:
         row = self.conn.execute("SELECT COALESCE(MAX(tid), 0) + 1 FROM tables").fetchone()
@@ -399,6 +439,33 @@ class SqliteStorage:
             if zlib.crc32(item) != crc:
                 raise CorruptionDetected("Stored item failed its checksum")
             yield h, pk, sk, item, size
+
+    def cursors(self) -> dict[str, int]:
+        """Per origin, the highest contiguous sequence applied here (this node's own
+        origin included: its last local change)."""
+        result = {str(o): int(s) for o, s in self._reader.execute("SELECT origin, seq FROM cursors")}
+        row = self._reader.execute(
+            "SELECT MAX(origin_seq) FROM changelog WHERE origin=?", (self.region,)).fetchone()
+        if row[0] is not None:
+            result[self.region] = int(row[0])
+        return result
+
+    def changes_since(self, origin: str, after_seq: int, limit: int
+                      ) -> list[tuple[int, int, bytes]]:
+        """(origin_seq, hlc, body) of `origin`'s changes after `after_seq`, in order."""
+        rows = []
+        for seq, hlc, body, crc in self._reader.execute(
+                "SELECT origin_seq, hlc, body, crc FROM changelog WHERE origin=? AND origin_seq>?"
+                " ORDER BY origin_seq LIMIT ?", (origin, after_seq, limit)):
+            if zlib.crc32(body) != crc:
+                raise CorruptionDetected(f"changelog record {origin}/{seq} failed its checksum")
+            rows.append((int(seq), int(hlc), body))
+        return rows
+
+    def conflicts(self, after_id: int = 0, limit: int = 100) -> list[tuple[int, int, str, bytes]]:
+        return [(int(i), int(t), str(n), r) for i, t, n, r in self._reader.execute(
+            "SELECT id, detected_ms, table_name, record FROM conflicts WHERE id>? ORDER BY id "
+            "LIMIT ?", (after_id, limit))]
 
     def load_tables(self) -> list[tuple[str, int, bytes]]:
         return list(self._reader.execute("SELECT name, tid, definition FROM tables ORDER BY name"))
