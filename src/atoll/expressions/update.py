@@ -319,7 +319,7 @@ def _compute(expr: Any, item: dict[str, Any], names: dict[str, str],
 
 
 def _add(current: Any, operand: Any) -> Any:
-    kind = v.type_of(operand)
+    kind = v.type_of(operand) or ""
     if current is None:
         return {kind: list(operand[kind])} if kind in v.SET_TYPES else operand
     if v.type_of(current) != kind:
@@ -340,7 +340,7 @@ def _add(current: Any, operand: Any) -> Any:
 
 
 def _delete(current: Any, operand: Any) -> Any:
-    kind = v.type_of(operand)
+    kind = v.type_of(operand) or ""
     if v.type_of(current) != kind:
         raise ValidationError(_BAD_TYPE)
     drop = {_member_key(kind, m) for m in operand[kind]}
@@ -377,10 +377,11 @@ def _holder(root: dict[str, Any], path: Path, copied: set[int]) -> Any:
         else:
             child = holder.get(key)
         wanted = "L" if type(following) is int else "M"
-        if v.type_of(child) != wanted:
+        if v.type_of(child) != wanted or type(child[wanted]) is not (  # type: ignore[index]
+                list if wanted == "L" else dict):
             raise ValidationError(_INVALID_PATH)
         if id(child) not in copied:
-            inner = child[wanted]
+            inner = child[wanted]  # type: ignore[index]
             child = {wanted: list(inner) if wanted == "L" else dict(inner)}
             copied.add(id(child))
             holder[key] = child
