@@ -385,7 +385,7 @@ def _holder(root: dict[str, Any], path: Path, copied: set[int]) -> Any:
             child = {wanted: list(inner) if wanted == "L" else dict(inner)}
             copied.add(id(child))
             holder[key] = child
-        holder = child[wanted]
+        holder = child[wanted]  # type: ignore[index]
     return holder
 
 
