@@ -35,14 +35,10 @@ class RequestExpressions:
                 continue
             if text == "":
                 raise ValidationError(f"Invalid {param}: The expression can not be empty;")
-            try:
+            if param in ("ConditionExpression", "FilterExpression"):
+                self.parsed[param] = ex.parse_condition(text, param)
+            else:
                 self.parsed[param] = _PARSERS[param](text)
-            except ValidationError as exc:
-                # FilterExpression shares the condition grammar; name the parameter used.
-                if param == "FilterExpression" and exc.message.startswith("Invalid ConditionExpression"):
-                    raise ValidationError("Invalid FilterExpression" +
-                                          exc.message[len("Invalid ConditionExpression"):]) from None
-                raise
         if names is not None and not names:
             raise ValidationError("ExpressionAttributeNames must not be empty")
         if values is not None and not values:
@@ -64,6 +60,10 @@ class RequestExpressions:
                     f"ExpressionAttributeValues contains invalid value: {exc.message} for key {name}"
                 ) from None
         self._check_names_and_values()
+        # Checks that depend on the values (operand types, BETWEEN order, overlapping
+        # paths once #names are known) fail the request even if nothing is evaluated.
+        for parsed in self.parsed.values():
+            ex.validate(parsed, self.names, self.values)
 
     def _check_names_and_values(self) -> None:
         names_used: set[str] = set()

@@ -189,7 +189,8 @@ async def update_item(engine: Engine, request: dict[str, Any]) -> Any:
         paths: list[Any] = []
         new_item = base
         if update is not None:
-            new_item, paths = ex.apply_update(update, base, expressions.names, expressions.values)
+            new_item, paths = ex.apply_update(update, base, expressions.names, expressions.values,
+                                              item_exists=old_item is not None)
         size = check_item(new_item)
         check_item_size(size)
         _write_item(engine, txn, table, key, new_item, orjson.dumps(new_item), size, old)
