@@ -7,6 +7,7 @@ import logging
 import click
 
 from atoll import __version__
+from atoll.cli.cluster import cluster
 from atoll.cli.serve import serve
 
 
@@ -21,6 +22,7 @@ def cli(log_level: str) -> None:
 
 
 cli.add_command(serve)
+cli.add_command(cluster)
 
 
 def main() -> None:

@@ -4,18 +4,37 @@ from __future__ import annotations
 
 import click
 
+from atoll.errors import ValidationError
 from atoll.server.app import NodeConfig
 from atoll.server.app import serve as run_node
+from atoll.topology.config import load_cluster_config
 
 
 @click.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--host", default=None, help="Address to listen on [default: 127.0.0.1, or the "
+              "region's client endpoint with --config].")
+@click.option("--port", default=None, type=click.IntRange(0, 65535),
+              help="Port [default: 8000, or the region's client endpoint with --config].")
 @click.option("--data-dir", default="./data", show_default=True,
               type=click.Path(file_okay=False), help="Directory of the SQLite database.")
 @click.option("--in-memory", is_flag=True, help="Keep data in memory only (lost at exit).")
-@click.option("--region", default="local", show_default=True, help="This node's region id.")
-def serve(host: str, port: int, data_dir: str, in_memory: bool, region: str) -> None:
+@click.option("--region", default=None, help="This node's region id [default: local].")
+@click.option("--config", "config_path", default=None, type=click.Path(dir_okay=False, exists=True),
+              help="Cluster config (TOML): run as one region of a multi-region cluster.")
+def serve(host: str | None, port: int | None, data_dir: str, in_memory: bool, region: str | None,
+          config_path: str | None) -> None:
     """Serve the DynamoDB API over HTTP on HOST:PORT."""
-    run_node(NodeConfig(host=host, port=port, data_dir=data_dir, in_memory=in_memory,
-                        region=region))
+    cluster = None
+    if config_path is not None:
+        if region is None:
+            raise click.UsageError("--config needs --region to say which region this node is")
+        try:
+            cluster = load_cluster_config(config_path)
+            client_host, client_port = cluster.region(region).client_address
+        except ValidationError as exc:
+            raise click.UsageError(exc.message) from None
+        host = host or client_host
+        port = port if port is not None else client_port
+    run_node(NodeConfig(host=host or "127.0.0.1", port=8000 if port is None else port,
+                        data_dir=data_dir, in_memory=in_memory, region=region or "local",
+                        cluster=cluster))

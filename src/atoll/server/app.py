@@ -22,6 +22,7 @@ from atoll.api.dispatch import Api
 from atoll.engine import Engine
 from atoll.server.http import HttpServer
 from atoll.storage import SqliteStorage
+from atoll.topology.config import ClusterConfig
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ class NodeConfig:
     data_dir: str = "./data"
     in_memory: bool = False
     region: str = "local"
+    cluster: ClusterConfig | None = None
 
 
 def _database_path(config: NodeConfig) -> tuple[str, str | None]:
