@@ -1,0 +1,190 @@
+"""python -m bench: Atoll against named peers, with a fixed-response ceiling, in one run.
+
+Order of a run: install the peers (pinned, idempotent) and wrk; start every selected
+system on loopback; create the same table and preload the same data in each; then for
+each workload, for each round, run wrk against each system in turn (the order rotates by
+round, so no system always follows the same neighbour); stop everything; print the
+table and the targets; write bench/results/<timestamp>.json. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from bench import report
+from bench.peers import PINS, External, System, SystemUnavailable, default_systems, ensure_wrk
+from bench.workloads import KEYS, QUERY_ITEMS, WORKLOADS, Client, create_table, preload, wrk_env
+from bench.wrk import WrkError, WrkResult, run_wrk
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+BUDGET_LIMIT_S = 600.0
+# Measured on the 2-core machine: wrk start/stop, plus starting servers and preloading.
+PER_RUN_OVERHEAD_S = 0.3
+FIXED_OVERHEAD_S = 40.0
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    names = [s.name for s in default_systems()]
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    p.add_argument("--only", default="", help=f"systems to run, comma-separated: {','.join(names)}"
+                   " and any --target names (default: all)")
+    p.add_argument("--ops", default=",".join(WORKLOADS),
+                   help=f"workloads, comma-separated (default: {','.join(WORKLOADS)})")
+    p.add_argument("--target", action="append", default=[], metavar="NAME=URL",
+                   help="also run against a running DynamoDB-compatible endpoint (repeatable)")
+    p.add_argument("--duration", type=float, default=3.0, help="seconds per wrk run (default 3)")
+    p.add_argument("--rounds", type=int, default=3, help="rounds per workload (default 3)")
+    p.add_argument("--connections", type=int, default=32, help="wrk -c (default 32)")
+    p.add_argument("--threads", type=int, default=2, help="wrk -t (default 2)")
+    args = p.parse_args(argv)
+    if not 1 <= args.rounds <= 20 or not 0.5 <= args.duration <= 120:
+        p.error("--rounds must be 1..20 and --duration 0.5..120 s")
+    if not 1 <= args.connections <= 1024 or not 1 <= args.threads <= args.connections:
+        p.error("--connections must be 1..1024 and --threads 1..connections")
+    unknown = [op for op in args.ops.split(",") if op not in WORKLOADS]
+    if unknown:
+        p.error(f"unknown --ops {unknown}; choose from {list(WORKLOADS)}")
+    return args
+
+
+def select_systems(args: argparse.Namespace) -> list[System]:
+    systems: list[System] = default_systems()
+    for spec in args.target:
+        name, sep, url = spec.partition("=")
+        if not sep or not name or not url.startswith("http://"):
+            sys.exit(f"--target wants NAME=http://host:port, not {spec!r}")
+        systems.append(External(name, url.rstrip("/")))
+    if args.only:
+        wanted = args.only.split(",")
+        unknown = set(wanted) - {s.name for s in systems}
+        if unknown:
+            sys.exit(f"--only: unknown systems {sorted(unknown)}; "
+                     f"known: {[s.name for s in systems]}")
+        systems = [s for s in systems if s.name in wanted]
+    return systems
+
+
+def print_budget(systems: list[System], ops: list[str], args: argparse.Namespace) -> None:
+    runs = len(systems) * len(ops) * args.rounds
+    est = runs * (args.duration + PER_RUN_OVERHEAD_S) + FIXED_OVERHEAD_S
+    print(f"budget: {len(ops)} workloads × {len(systems)} systems × {args.rounds} rounds × "
+          f"{args.duration:g} s = {runs} wrk runs, about {est / 60:.1f} min in all "
+          f"(wrk -t{args.threads} -c{args.connections})")
+    if est > BUDGET_LIMIT_S:
+        print(f"  warning: over the {BUDGET_LIMIT_S / 60:.0f}-minute budget; "
+              "use --duration, --rounds, --ops or --only to trim")
+
+
+def bring_up(systems: list[System]) -> list[System]:
+    """Install, start and preload each system; the ones that fail are reported and dropped."""
+    up: list[System] = []
+    for system in systems:
+        try:
+            system.install()
+            t = time.monotonic()
+            system.start()
+            if system.is_database:
+                client = Client(system.url)
+                create_table(client)
+                preload(client)
+            print(f"  {system.label}: up at {system.url} "
+                  f"(ready and preloaded in {time.monotonic() - t:.1f} s)", flush=True)
+            up.append(system)
+        except (SystemUnavailable, OSError, RuntimeError, TimeoutError) as exc:
+            print(f"  SKIP {system.label}: {exc}", flush=True)
+            system.stop()
+        except Exception as exc:  # a peer's odd answer must not end the whole run
+            print(f"  SKIP {system.label}: {type(exc).__name__}: {exc}", flush=True)
+            system.stop()
+    return up
+
+
+def measure(systems: list[System], ops: list[str], args: argparse.Namespace,
+            run_id: str) -> dict[str, dict[str, list[WrkResult]]]:
+    raw: dict[str, dict[str, list[WrkResult]]] = {op: {} for op in ops}
+    alive = list(systems)
+    for op in ops:
+        workload = WORKLOADS[op]
+        for rnd in range(args.rounds):
+            shift = rnd % max(len(alive), 1)
+            order = alive[shift:] + alive[:shift]
+            line = []
+            for system in order:
+                env = wrk_env(f"{run_id}{op}{rnd}")
+                try:
+                    res = run_wrk(system.url + "/", workload.script, duration_s=args.duration,
+                                  connections=args.connections, threads=args.threads, env=env)
+                except WrkError as exc:
+                    print(f"  {op} on {system.label}: {exc}", flush=True)
+                    continue
+                finally:
+                    system.sample_rss()
+                raw[op].setdefault(system.name, []).append(res)
+                flag = f" ({res.errors} errors)" if res.errors else ""
+                line.append(f"{system.name} {res.ok_per_s:,.0f}{flag}")
+                if system.process is not None and system.process.poll() is not None:
+                    print(f"  {system.label} died (exit {system.process.returncode}); "
+                          f"dropped. Log: {getattr(system, 'log_path', '?')}", flush=True)
+                    alive.remove(system)
+            print(f"  {op:6} round {rnd + 1}/{args.rounds}: " + ", ".join(line), flush=True)
+    return raw
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    started = datetime.now(timezone.utc)
+    t0 = time.monotonic()
+    ops = args.ops.split(",")
+    systems = select_systems(args)
+    print_budget(systems, ops, args)
+    print(f"load average before start: {os.getloadavg()} on {os.cpu_count()} CPUs")
+    try:
+        ensure_wrk()
+    except SystemUnavailable as exc:
+        print(f"cannot run without wrk: {exc}")
+        return 2
+    print("bringing up systems:", flush=True)
+    up = bring_up(systems)
+    try:
+        if not up:
+            print("no system could be started")
+            return 1
+        raw = measure(up, ops, args, run_id=f"{int(time.time()) % 100000}")
+    finally:
+        for system in up:
+            system.stop()
+
+    results: report.Results = {
+        op: {s.name: report.Summary.of(per[s.name], WORKLOADS[op].items_per_request)
+             for s in up if s.name in per}
+        for op, per in raw.items()
+    }
+    labels = {s.name: s.label for s in up}
+    titles = {op: WORKLOADS[op].title for op in ops}
+    rss = {s.name: s.rss_peak_kib for s in up}
+    ceilings = [s.name for s in up if s.kind == "ceiling"]
+    found = report.targets(results, report.best_ceiling(results, ceilings))
+    wall_s = time.monotonic() - t0
+    report.print_report(results, labels, titles, rss, found)
+    meta = {
+        "started_utc": started.isoformat(timespec="seconds"), "wall_s": round(wall_s, 1),
+        "config": {"ops": ops, "rounds": args.rounds, "duration_s": args.duration,
+                   "connections": args.connections, "threads": args.threads,
+                   "preloaded_items": KEYS, "query_partition_items": QUERY_ITEMS},
+        "machine": {"cpus": os.cpu_count(), "loadavg_at_start": os.getloadavg()},
+        "pins": PINS,
+        "urls": {s.name: s.url for s in up},
+    }
+    path = RESULTS_DIR / f"{started.strftime('%Y%m%dT%H%M%SZ')}.json"
+    report.write_json(path, report.to_json(results, labels, rss, found, meta))
+    print(f"wall time {wall_s / 60:.1f} min; results written to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
