@@ -36,6 +36,11 @@ LOG_DIR = PEERS_DIR / "logs"
 PINS = tomllib.loads((BENCH_DIR / "peers.toml").read_text())
 
 READY_TIMEOUT_S = 60.0
+# After a wrk run a slow server may still be working through requests wrk gave up on; it
+# must not steal the CPU from the next system's run. Idle = under 5% CPU for 0.3 s.
+SETTLE_TIMEOUT_S = 15.0
+SETTLE_WINDOW_S = 0.3
+SETTLE_IDLE_FRACTION = 0.05
 STOP_TIMEOUT_S = 10.0
 INSTALL_TIMEOUT_S = 600.0
 
@@ -130,6 +135,19 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of the given processes (gone ones count 0)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])   # utime, stime (fields 14 and 15)
+    return total / tick
+
+
 def vm_hwm_kib(pid: int) -> int:
     """Peak resident set size (VmHWM) of one process, 0 if it is gone."""
     try:
@@ -162,6 +180,10 @@ class System:
     def command(self, port: int, data_dir: Path) -> list[str]:
         raise NotImplementedError
 
+    def env(self) -> dict[str, str] | None:
+        """The server's environment; None inherits ours."""
+        return None
+
     def probe(self) -> bool:
         """True once the server answers a DynamoDB call (ListTables)."""
         try:
@@ -184,7 +206,8 @@ class System:
         with open(self.log_path, "wb") as log:
             try:
                 self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                                stdin=subprocess.DEVNULL, cwd=REPO_DIR)
+                                                stdin=subprocess.DEVNULL, cwd=REPO_DIR,
+                                                env=self.env())
             except OSError as exc:
                 raise SystemUnavailable(f"{self.label}: cannot run {cmd[0]}: {exc}") from exc
         deadline = time.monotonic() + READY_TIMEOUT_S
@@ -212,6 +235,21 @@ class System:
             total = sum(vm_hwm_kib(p) for p in _descendants(self.process.pid))
             self.rss_peak_kib = max(self.rss_peak_kib, total)
         return self.rss_peak_kib
+
+    def settle(self) -> float:
+        """Wait (bounded) until the server is idle; returns the seconds waited."""
+        if self.process is None or self.process.poll() is not None:
+            return 0.0
+        t0 = time.monotonic()
+        pids = _descendants(self.process.pid)
+        before = cpu_seconds(pids)
+        while time.monotonic() - t0 < SETTLE_TIMEOUT_S:
+            time.sleep(SETTLE_WINDOW_S)
+            after = cpu_seconds(pids)
+            if after - before < SETTLE_IDLE_FRACTION * SETTLE_WINDOW_S:
+                break
+            before = after
+        return time.monotonic() - t0
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -291,22 +329,49 @@ class Moto(System):
 
 
 class Atoll(System):
-    """`atoll serve` from the main venv: durable commits (SQLite) or --in-memory."""
+    """`atoll serve` from the main venv: durable commits (SQLite) or --in-memory.
 
-    def __init__(self, in_memory: bool) -> None:
+    By default the working tree's code runs. With `rev` (--atoll-rev), that commit's src/ is
+    exported with `git archive` into bench/.peers/atoll-<sha>/ and run from there, so a
+    half-edited shared checkout does not decide what gets measured.
+    """
+
+    def __init__(self, in_memory: bool, rev: str | None = None) -> None:
         super().__init__(name="atoll-mem" if in_memory else "atoll",
                          label="Atoll (in memory)" if in_memory else "Atoll (durable)",
                          kind="atoll")
         self.in_memory = in_memory
+        self.rev = rev
+        self.src_dir = REPO_DIR / "src"
 
     def install(self) -> None:
-        if not (REPO_DIR / ".venv" / "bin" / "atoll").exists():
-            raise SystemUnavailable("Atoll: .venv/bin/atoll is missing (run `make setup`)")
+        if not (REPO_DIR / ".venv" / "bin" / "python").exists():
+            raise SystemUnavailable("Atoll: .venv is missing (run `make setup`)")
+        if self.rev is None:
+            return
+        try:
+            sha = subprocess.run(["git", "rev-parse", "--short=12", self.rev + "^{commit}"],
+                                 cwd=REPO_DIR, capture_output=True, text=True, check=True,
+                                 timeout=30).stdout.strip()
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise SystemUnavailable(f"Atoll: cannot resolve revision {self.rev!r}") from exc
+        export = PEERS_DIR / f"atoll-{sha}"
+        if not (export / "src" / "atoll").is_dir():
+            export.mkdir(parents=True, exist_ok=True)
+            archive = subprocess.run(["git", "archive", sha, "src"], cwd=REPO_DIR,
+                                     capture_output=True, check=True, timeout=60).stdout
+            subprocess.run(["tar", "-x", "-C", str(export)], input=archive, check=True,
+                           timeout=60)
+        self.src_dir = export / "src"
+        self.label += f" @ {sha}"
 
     def command(self, port: int, data_dir: Path) -> list[str]:
-        cmd = [str(REPO_DIR / ".venv" / "bin" / "atoll"), "serve", "--host", "127.0.0.1",
-               "--port", str(port), "--data-dir", str(data_dir)]
+        cmd = [str(REPO_DIR / ".venv" / "bin" / "python"), "-m", "atoll", "serve",
+               "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir)]
         return cmd + (["--in-memory"] if self.in_memory else [])
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "PYTHONPATH": str(self.src_dir)}
 
     def probe(self) -> bool:
         try:
@@ -330,6 +395,7 @@ class External(System):
         return 0
 
 
-def default_systems() -> list[System]:
+def default_systems(atoll_rev: str | None = None) -> list[System]:
     return [FixedServer("httptools"), FixedServer("aiohttp"), Dynalite(on_disk=False),
-            Dynalite(on_disk=True), Moto(), Atoll(in_memory=False), Atoll(in_memory=True)]
+            Dynalite(on_disk=True), Moto(), Atoll(in_memory=False, rev=atoll_rev),
+            Atoll(in_memory=True, rev=atoll_rev)]

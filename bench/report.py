@@ -134,7 +134,7 @@ def print_report(results: Results, labels: dict[str, str], titles: dict[str, str
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(width=max(Console().width, 120))   # a pipe would give 80 columns
     ref = reference_system(results)
     table = Table(title="Throughput (median of rounds) and latency", show_lines=False)
     for col, justify in [("workload", "left"), ("system", "left"), ("ops/s", "right"),
@@ -148,17 +148,18 @@ def print_report(results: Results, labels: dict[str, str], titles: dict[str, str
             ops = _fmt_ops(s.ops_per_s) + (f" ({_fmt_ops(s.items_per_s)} items)"
                                            if s.items_per_s != s.ops_per_s else "")
             style = "bold" if name == ref else ("dim" if name.startswith("fixed-") else None)
-            table.add_row(titles[op] if i == 0 else "", labels[name], ops, f"{s.p50_ms:.2f}",
+            table.add_row(titles[op] if i == 0 else "", name, ops, f"{s.p50_ms:.2f}",
                           f"{s.p99_ms:.2f}", errors, f"{r:.2f}×" if r is not None else "",
                           style=style)
         table.add_section()
     console.print(table)
 
-    mem = Table(title="Peak RSS of each server process tree (VmHWM)")
+    mem = Table(title="Systems, and the peak RSS of each server's process tree (VmHWM)")
     mem.add_column("system")
+    mem.add_column("what it is")
     mem.add_column("MiB", justify="right")
     for name, kib in rss_kib.items():
-        mem.add_row(labels[name], f"{kib / 1024:,.0f}" if kib else "n/a")
+        mem.add_row(name, labels[name], f"{kib / 1024:,.0f}" if kib else "n/a")
     console.print(mem)
 
     for op, per_op in results.items():
