@@ -159,6 +159,14 @@ class TableDef:
 def parse_create_table(request: dict[str, Any]) -> TableDef:
     """Validate a CreateTable request (after shape validation) into a TableDef."""
     name = table_name_of(request["TableName"])
+    # botocore's current model marks these optional (for other ways of creating tables);
+    # a plain CreateTable needs both, so say so instead of failing on a missing member.
+    missing = [m for m in ("AttributeDefinitions", "KeySchema") if request.get(m) is None]
+    if missing:
+        noun = "error" if len(missing) == 1 else "errors"
+        raise ValidationError(f"{len(missing)} validation {noun} detected: " + "; ".join(
+            f"Value null at '{m[0].lower() + m[1:]}' failed to satisfy constraint: "
+            "Member must not be null" for m in missing))
     key_schema = request["KeySchema"]
     definitions = request["AttributeDefinitions"]
     hash_key, range_key = _parse_key_schema(key_schema)
