@@ -45,3 +45,10 @@ def hash_table(ddb: Any, table_name: str) -> str:
 def range_table(ddb: Any, table_name: str) -> str:
     """A table with `pk` (S) and a numeric sort key `sk` (N)."""
     return create_table(ddb, table_name, range_key=("sk", "N"))
+
+
+@pytest.fixture(scope="session")
+def raw_ddb(server: ServerProcess) -> Any:
+    """A boto3 client that skips botocore's own parameter validation, so malformed
+    requests reach the server and the server's answer is what gets tested."""
+    return client(server.url, parameter_validation=False)
