@@ -1,0 +1,77 @@
+"""bench/wrk.py's parser and bench/report.py's summaries: pure, on canned wrk output."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root holds bench/
+
+from bench.report import Summary, targets  # noqa: E402
+from bench.wrk import WrkError, parse_output  # noqa: E402
+
+WRK_STDOUT = """\
+Running 3s test @ http://127.0.0.1:4567/
+  2 threads and 32 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     2.88ms    1.20ms  37.45ms   90.00%
+  23244 requests in 2.00s, 10.78MB read
+  Non-2xx or 3xx responses: 44
+Requests/sec:  11605.22
+BENCH_RESULT {"requests":23244,"duration_us":2000000,"bytes":11308585,\
+"latency_us":{"p50":2579,"p90":3664,"p99":8854,"max":37453,"mean":2875.3},\
+"socket_errors":{"connect":0,"read":1,"write":0,"timeout":2},\
+"status":{"200":23200,"400":44},"error_samples":["400 {\\"__type\\":\\"x#ValidationException\\"}"]}
+"""
+
+
+def test_parse_counts_only_2xx_as_operations() -> None:
+    r = parse_output(WRK_STDOUT)
+    assert r.requests == 23244
+    assert r.duration_s == 2.0
+    assert r.status == {200: 23200, 400: 44}
+    assert r.ok == 23200
+    assert r.ok_per_s == 11600.0
+    assert r.errors == 44 + 3          # non-2xx plus socket errors
+    assert r.error_samples == ['400 {"__type":"x#ValidationException"}']
+
+
+def test_parse_latency_is_in_milliseconds() -> None:
+    r = parse_output(WRK_STDOUT)
+    assert (r.latency_p50_ms, r.latency_p90_ms, r.latency_p99_ms) == (2.579, 3.664, 8.854)
+    assert r.latency_max_ms == 37.453
+
+
+def test_parse_without_result_line_is_an_error() -> None:
+    with pytest.raises(WrkError, match="no BENCH_RESULT"):
+        parse_output("Running 3s test @ http://127.0.0.1:1/\nunable to connect\n")
+
+
+def test_the_last_result_line_wins() -> None:
+    second = WRK_STDOUT.splitlines()[-1].replace('"requests":23244', '"requests":5')
+    assert parse_output(WRK_STDOUT + second + "\n").requests == 5
+
+
+def test_summary_takes_medians_and_sums_errors() -> None:
+    fast = parse_output(WRK_STDOUT)
+    slow = parse_output(WRK_STDOUT.replace('"duration_us":2000000', '"duration_us":4000000'))
+    s = Summary.of([fast, slow, fast], items_per_request=25)
+    assert s.ops_per_s == 11600.0
+    assert s.items_per_s == 11600.0 * 25
+    assert s.errors == 3 * 47
+    assert s.rounds == 3
+
+
+def test_a_target_with_errors_is_a_miss_even_when_fast() -> None:
+    clean = parse_output(WRK_STDOUT.replace(',"400":44', "").replace('"read":1', '"read":0')
+                         .replace('"timeout":2', '"timeout":0')
+                         .replace('"requests":23244', '"requests":23200'))
+    assert clean.errors == 0
+    slow = parse_output(WRK_STDOUT.replace('"200":23200', '"200":1000'))
+    results = {"get": {"atoll": Summary.of([clean]), "dynalite-mem": Summary.of([slow])}}
+    verdicts = {t.name: t.verdict for t in targets(results, ceiling=None)}
+    assert verdicts["GetItem ≥ 2× dynalite (in memory)"] == "MISS"   # dynalite had errors
+    assert verdicts["get p99 < 20 ms"] == "PASS"
+    assert verdicts["Query ≥ 3× dynalite (in memory)"] == "SKIP"
