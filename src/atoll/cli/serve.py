@@ -21,8 +21,10 @@ from atoll.topology.config import load_cluster_config
 @click.option("--region", default=None, help="This node's region id [default: local].")
 @click.option("--config", "config_path", default=None, type=click.Path(dir_okay=False, exists=True),
               help="Cluster config (TOML): run as one region of a multi-region cluster.")
+@click.option("--ttl-interval", default=30.0, show_default=True, type=click.FloatRange(0.05),
+              help="Seconds between sweeps that delete items whose TTL has passed.")
 def serve(host: str | None, port: int | None, data_dir: str, in_memory: bool, region: str | None,
-          config_path: str | None) -> None:
+          config_path: str | None, ttl_interval: float) -> None:
     """Serve the DynamoDB API over HTTP on HOST:PORT."""
     cluster = None
     if config_path is not None:
@@ -37,4 +39,4 @@ def serve(host: str | None, port: int | None, data_dir: str, in_memory: bool, re
         port = port if port is not None else client_port
     run_node(NodeConfig(host=host or "127.0.0.1", port=8000 if port is None else port,
                         data_dir=data_dir, in_memory=in_memory, region=region or "local",
-                        cluster=cluster))
+                        cluster=cluster, ttl_interval_s=ttl_interval))

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from atoll.engine.items import apply_projection, projection_of
+from atoll.engine import capacity
+from atoll.engine.items import apply_projection, delete_row, plan_indexes, projection_of, put_row
 from atoll.engine.tabledef import EncodedKey, TableDef
 from atoll.errors import ValidationError
 from atoll.model.values import check_item, check_item_size
@@ -40,6 +41,7 @@ async def batch_get_item(engine: Engine, request: dict[str, Any]) -> dict[str, A
         plans.append((name, table, spec, keys, encoded, expressions, attributes))
     responses: dict[str, list[Any]] = {}
     unprocessed: dict[str, Any] = {}
+    meter = capacity.Meter(capacity.wanted(request), "read")
     size = 0
     for name, table, spec, keys, encoded, expressions, attributes in plans:
         found = responses.setdefault(name, [])
@@ -49,6 +51,8 @@ async def batch_get_item(engine: Engine, request: dict[str, Any]) -> dict[str, A
                 rest.setdefault("Keys", []).append(keys[index])
                 continue
             row = engine.storage.get_item(table.tid, *key)
+            meter.add(table, capacity.read_units(row[1] if row else 0,
+                                                 bool(spec.get("ConsistentRead"))))
             if row is None:
                 continue
             size += row[1]
@@ -56,7 +60,8 @@ async def batch_get_item(engine: Engine, request: dict[str, Any]) -> dict[str, A
                 found.append(apply_projection(orjson.loads(row[0]), expressions, attributes))
             else:
                 found.append(orjson.Fragment(row[0]))
-    return {"Responses": responses, "UnprocessedKeys": unprocessed}
+    result: dict[str, Any] = {"Responses": responses, "UnprocessedKeys": unprocessed}
+    return capacity.attach(result, "ConsumedCapacity", meter.listed())
 
 
 async def batch_write_item(engine: Engine, request: dict[str, Any]) -> dict[str, Any]:
@@ -75,27 +80,35 @@ async def batch_write_item(engine: Engine, request: dict[str, Any]) -> dict[str,
             raise ValidationError("Provided list of item keys contains duplicates")
         plans.append((table, ops))
 
-    def job(txn: WriteTxn) -> None:
+    def job(txn: WriteTxn) -> capacity.Meter:
+        meter = capacity.Meter(capacity.wanted(request), "write")  # fresh if replayed
+        # every index row is planned (and every bad index key rejected) before any write
+        index_plans = []
         for table, ops in plans:
             engine.ensure_live(table)
+            current = engine.current_def(table)
+            index_plans.append([plan_indexes(current, item, item_bytes, size)
+                                if item_bytes is not None else None
+                                for _key, item, item_bytes, size in ops])
+        for (table, ops), table_plans in zip(plans, index_plans):
+            current = engine.current_def(table)
             hlc = engine.clock.tick()
             logged = []
-            for key, item, item_bytes, size in ops:
+            for (key, item, item_bytes, size), plan in zip(ops, table_plans):
                 old = txn.get(table.tid, *key)
                 if item_bytes is not None:
-                    txn.put(table.tid, *key, item_bytes, size, hlc, engine.region,
-                            old[1] if old is not None else None)
+                    units = put_row(engine, txn, current, key, item_bytes, size, old, plan, hlc)
                     logged.append((table.key_of(item), item_bytes))
                 else:
-                    if old is not None:
-                        txn.delete(table.tid, *key, hlc, engine.region, old[1])
-                    else:
-                        txn.delete_absent(table.tid, *key, hlc, engine.region)
+                    units = delete_row(engine, txn, current, key, old, hlc)
                     logged.append((item, None))
+                meter.add(table, capacity.write_units(max(size, old[1] if old else 0)), units)
             engine.log_item_changes(txn, hlc, table, logged)
+        return meter
 
-    await engine.storage.write(job)
-    return {"UnprocessedItems": {}}
+    meter = await engine.storage.write(job)
+    result: dict[str, Any] = {"UnprocessedItems": {}}
+    return capacity.attach(result, "ConsumedCapacity", meter.listed())
 
 
 def _plan_write(table: TableDef, write: dict[str, Any]

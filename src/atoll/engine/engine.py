@@ -2,22 +2,32 @@
 
 Threading contract: every public coroutine runs on the event-loop thread. Write jobs
 (closures passed to `storage.write`) run on the storage writer thread; they may read
-`self.live_tids` and tick `self.clock`, which only the writer thread touches after start.
+`self.live_tids` and `self.writer_defs` and tick `self.clock`, which only the writer
+thread touches after start.
+
+Table definitions have two views: `tables` (name -> TableDef, event-loop thread, what
+requests are validated against) and `writer_defs` (tid -> TableDef, set by DDL jobs in
+commit order, what write jobs maintain indexes by). DDL that rewrites a definition holds
+`ddl_lock`, so definitions change one at a time.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import orjson
 
 from atoll.clock import HybridClock
-from atoll.engine import batch, items, reads, tables
+from atoll.engine import batch, items, reads, tables, tags, transactions, ttl
 from atoll.engine.tabledef import TableDef, table_name_of
 from atoll.errors import ResourceNotFound
 from atoll.storage import SqliteStorage, WriteTxn
+
+log = logging.getLogger(__name__)
 
 Handler = Callable[["Engine", dict[str, Any]], Awaitable[Any]]
 
@@ -35,6 +45,15 @@ HANDLERS: dict[str, Handler] = {
     "Scan": reads.scan,
     "BatchGetItem": batch.batch_get_item,
     "BatchWriteItem": batch.batch_write_item,
+    "TransactWriteItems": transactions.transact_write_items,
+    "TransactGetItems": transactions.transact_get_items,
+    "UpdateTimeToLive": ttl.update_time_to_live,
+    "DescribeTimeToLive": ttl.describe_time_to_live,
+    "TagResource": tags.tag_resource,
+    "UntagResource": tags.untag_resource,
+    "ListTagsOfResource": tags.list_tags_of_resource,
+    "DescribeLimits": tags.describe_limits,
+    "DescribeEndpoints": tags.describe_endpoints,
 }
 
 
@@ -48,12 +67,72 @@ class Engine:
         self.storage = storage
         self.region = region
         self.clock = HybridClock(now_ms)
+        self.now_ms = now_ms
         self.tables: dict[str, TableDef] = {}
         for name, tid, definition in storage.load_tables():
             table = TableDef.from_json(orjson.loads(definition))
             table.tid = tid
             self.tables[name] = table
         self.live_tids = {t.tid for t in self.tables.values()}  # writer-thread view
+        self.writer_defs: dict[int, TableDef] = {t.tid: t for t in self.tables.values()}
+        self.ddl_lock = asyncio.Lock()
+        self.endpoint_address = "127.0.0.1:8000"  # DescribeEndpoints; the node sets it
+        self.ttl_interval_s = ttl.DEFAULT_INTERVAL_S
+        self._background: set[asyncio.Task[Any]] = set()
+
+    # --- background work ---------------------------------------------------------------
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        """Run a background coroutine, keeping a reference and logging its failure."""
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._background.add(task)
+
+        def done(t: asyncio.Task[Any]) -> None:
+            self._background.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                log.error("background task %s failed", name, exc_info=t.exception())
+        task.add_done_callback(done)
+        return task
+
+    def start_background(self) -> None:
+        """After storage.start: resume interrupted index backfills, start the TTL sweeper."""
+        from atoll.engine import indexes
+        for table in list(self.tables.values()):
+            for index in table.indexes:
+                if index.status == "CREATING":
+                    self.spawn(indexes.backfill(self, table.name, index.name),
+                               f"backfill {table.name}.{index.name}")
+        self.spawn(ttl.sweeper(self), "ttl-sweeper")
+
+    async def stop_background(self) -> None:
+        tasks = list(self._background)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def current_def(self, table: TableDef) -> TableDef:
+        """Inside a write job: the table's definition as of this point in commit order."""
+        return self.writer_defs.get(table.tid, table)
+
+    async def replace_definition(self, table: TableDef, updated: TableDef,
+                                 dropped_iids: tuple[int, ...] = ()) -> TableDef:
+        """Persist a changed definition (and drop removed indexes' rows) in one job; the
+        caller holds `ddl_lock`."""
+        updated.tid = table.tid
+
+        def job(txn: WriteTxn) -> None:
+            self.ensure_live(table)
+            hlc = self.clock.tick()
+            txn.update_table(table.name, orjson.dumps(updated.to_json()))
+            for iid in dropped_iids:
+                txn.index_drop(table.tid, iid)
+            txn.log_change(hlc, orjson.dumps({"ddl": "UpdateTable", "table": updated.to_json()}))
+            self.writer_defs[table.tid] = updated
+
+        await self.storage.write(job)
+        current = self.tables.get(table.name)
+        if current is not None and current.tid == table.tid:
+            self.tables[table.name] = updated
+        return updated
 
     async def handle(self, operation: str, request: dict[str, Any]) -> Any:
         return await HANDLERS[operation](self, request)
@@ -79,4 +158,20 @@ class Engine:
             "ops": [{"k": key, "i": orjson.Fragment(item) if item is not None else None}
                     for key, item in ops],
         })
+        txn.log_change(hlc, body)
+
+    def log_multi_table_changes(self, txn: WriteTxn, hlc: int,
+                                groups: list[tuple[TableDef, list[tuple[dict[str, Any],
+                                                                        bytes | None]]]]) -> None:
+        """One changelog record for a transaction's item writes across tables: the
+        single-table form when one table is involved, else {"tables": [{"t", "ops"}...]},
+        so replication applies the whole transaction atomically."""
+        if len(groups) == 1:
+            self.log_item_changes(txn, hlc, groups[0][0], groups[0][1])
+            return
+        body = orjson.dumps({"tables": [
+            {"t": table.name,
+             "ops": [{"k": key, "i": orjson.Fragment(item) if item is not None else None}
+                     for key, item in ops]}
+            for table, ops in groups]})
         txn.log_change(hlc, body)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from atoll import expressions as ex
+from atoll.engine import capacity, indexes
 from atoll.engine.expr import RequestExpressions
 from atoll.engine.tabledef import EncodedKey, TableDef
 from atoll.errors import ConditionalCheckFailed, ValidationError
@@ -72,23 +73,58 @@ def _condition_failed(request: dict[str, Any], old: dict[str, Any] | None) -> Co
     return ConditionalCheckFailed(item=old if wanted else None)
 
 
-def _write_item(engine: Engine, txn: WriteTxn, table: TableDef, key: EncodedKey,
-                item: dict[str, Any], item_bytes: bytes, size: int,
-                old: tuple[bytes, int, int, str] | None) -> None:
-    hlc = engine.clock.tick()
+def put_row(engine: Engine, txn: WriteTxn, table: TableDef, key: EncodedKey,
+            item_bytes: bytes, size: int, old: tuple[bytes, int, int, str] | None,
+            plan: indexes.Plan | None, hlc: int) -> dict[str, float]:
+    """Write an item row and its index rows (`plan` from `indexes.plan`, computed before
+    anything was written); returns the index write units."""
     txn.put(table.tid, key[0], key[1], key[2], item_bytes, size, hlc, engine.region,
             old[1] if old is not None else None)
+    if plan is None:
+        return {}
+    return indexes.apply(txn, table, key, old[0] if old is not None else None, plan)
+
+
+def delete_row(engine: Engine, txn: WriteTxn, table: TableDef, key: EncodedKey,
+               old: tuple[bytes, int, int, str] | None, hlc: int) -> dict[str, float]:
+    """Delete an item row (or record the delete of an absent one) and its index rows."""
+    if old is None:
+        txn.delete_absent(table.tid, key[0], key[1], key[2], hlc, engine.region)
+        return {}
+    txn.delete(table.tid, key[0], key[1], key[2], hlc, engine.region, old[1])
+    return indexes.apply(txn, table, key, old[0], None) if table.indexes else {}
+
+
+def plan_indexes(table: TableDef, item: dict[str, Any], item_bytes: bytes,
+                 size: int) -> indexes.Plan | None:
+    return indexes.plan(table, item, item_bytes, size) if table.indexes else None
+
+
+def _write_item(engine: Engine, txn: WriteTxn, table: TableDef, key: EncodedKey,
+                item: dict[str, Any], item_bytes: bytes, size: int,
+                old: tuple[bytes, int, int, str] | None) -> dict[str, float]:
+    current = engine.current_def(table)
+    plan = plan_indexes(current, item, item_bytes, size)  # may reject: nothing written yet
+    hlc = engine.clock.tick()
+    units = put_row(engine, txn, current, key, item_bytes, size, old, plan, hlc)
     engine.log_item_changes(txn, hlc, table, [(table.key_of(item), item_bytes)])
+    return units
 
 
 def _delete_item(engine: Engine, txn: WriteTxn, table: TableDef, key: EncodedKey,
-                 key_item: dict[str, Any], old: tuple[bytes, int, int, str] | None) -> None:
+                 key_item: dict[str, Any], old: tuple[bytes, int, int, str] | None
+                 ) -> dict[str, float]:
     hlc = engine.clock.tick()
-    if old is not None:
-        txn.delete(table.tid, key[0], key[1], key[2], hlc, engine.region, old[1])
-    else:
-        txn.delete_absent(table.tid, key[0], key[1], key[2], hlc, engine.region)
+    units = delete_row(engine, txn, engine.current_def(table), key, old, hlc)
     engine.log_item_changes(txn, hlc, table, [(key_item, None)])
+    return units
+
+
+def _write_capacity(request: dict[str, Any], table: TableDef, old_size: int, new_size: int,
+                    index_units: dict[str, float]) -> dict[str, Any] | None:
+    meter = capacity.Meter(capacity.wanted(request), "write")
+    meter.add(table, capacity.write_units(max(old_size, new_size)), index_units)
+    return meter.single()
 
 
 async def put_item(engine: Engine, request: dict[str, Any]) -> Any:
@@ -103,20 +139,24 @@ async def put_item(engine: Engine, request: dict[str, Any]) -> Any:
     has_condition = "ConditionExpression" in expressions.parsed
     item_bytes = orjson.dumps(item)
 
-    def job(txn: WriteTxn) -> bytes | None:
+    def job(txn: WriteTxn) -> tuple[tuple[bytes, int, int, str] | None, dict[str, float]]:
         engine.ensure_live(table)
         old = txn.get(table.tid, *key)
         if has_condition:
             old_item = _old_item(old)
             if not expressions.condition_holds("ConditionExpression", old_item):
                 raise _condition_failed(request, old_item)
-        _write_item(engine, txn, table, key, item, item_bytes, size, old)
-        return old[0] if old is not None else None
+        units = _write_item(engine, txn, table, key, item, item_bytes, size, old)
+        return old, units
 
-    old_bytes = await engine.storage.write(job)
-    if return_values == "ALL_OLD" and old_bytes is not None:
-        return b'{"Attributes":' + old_bytes + b"}"
-    return b"{}"
+    old, units = await engine.storage.write(job)
+    result = b"{}"
+    if return_values == "ALL_OLD" and old is not None:
+        result = b'{"Attributes":' + old[0] + b"}"
+    if "ReturnConsumedCapacity" in request:
+        consumed = _write_capacity(request, table, old[1] if old else 0, size, units)
+        result = capacity.attach(result, "ConsumedCapacity", consumed)
+    return result
 
 
 async def get_item(engine: Engine, request: dict[str, Any]) -> Any:
@@ -129,11 +169,19 @@ async def get_item(engine: Engine, request: dict[str, Any]) -> Any:
         if "ExpressionAttributeNames" in request:
             RequestExpressions(request, _READ_EXPRESSIONS)  # raises the right error
     row = engine.storage.get_item(table.tid, *key)
+    result: Any
     if row is None:
-        return b"{}"
-    if expressions is None:
-        return b'{"Item":' + row[0] + b"}"
-    return {"Item": apply_projection(orjson.loads(row[0]), expressions, attributes)}
+        result = b"{}"
+    elif expressions is None:
+        result = b'{"Item":' + row[0] + b"}"
+    else:
+        result = {"Item": apply_projection(orjson.loads(row[0]), expressions, attributes)}
+    if "ReturnConsumedCapacity" in request:
+        meter = capacity.Meter(capacity.wanted(request), "read")
+        meter.add(table, capacity.read_units(row[1] if row else 0,
+                                             bool(request.get("ConsistentRead"))))
+        result = capacity.attach(result, "ConsumedCapacity", meter.single())
+    return result
 
 
 async def delete_item(engine: Engine, request: dict[str, Any]) -> Any:
@@ -145,20 +193,24 @@ async def delete_item(engine: Engine, request: dict[str, Any]) -> Any:
     expressions = RequestExpressions(request, _WRITE_EXPRESSIONS)
     has_condition = "ConditionExpression" in expressions.parsed
 
-    def job(txn: WriteTxn) -> bytes | None:
+    def job(txn: WriteTxn) -> tuple[tuple[bytes, int, int, str] | None, dict[str, float]]:
         engine.ensure_live(table)
         old = txn.get(table.tid, *key)
         if has_condition:
             old_item = _old_item(old)
             if not expressions.condition_holds("ConditionExpression", old_item):
                 raise _condition_failed(request, old_item)
-        _delete_item(engine, txn, table, key, key_item, old)
-        return old[0] if old is not None else None
+        units = _delete_item(engine, txn, table, key, key_item, old)
+        return old, units
 
-    old_bytes = await engine.storage.write(job)
-    if return_values == "ALL_OLD" and old_bytes is not None:
-        return b'{"Attributes":' + old_bytes + b"}"
-    return b"{}"
+    old, units = await engine.storage.write(job)
+    result = b"{}"
+    if return_values == "ALL_OLD" and old is not None:
+        result = b'{"Attributes":' + old[0] + b"}"
+    if "ReturnConsumedCapacity" in request:
+        consumed = _write_capacity(request, table, old[1] if old else 0, 0, units)
+        result = capacity.attach(result, "ConsumedCapacity", consumed)
+    return result
 
 
 _UPDATE_RETURN_VALUES = ("NONE", "ALL_OLD", "UPDATED_OLD", "ALL_NEW", "UPDATED_NEW")
@@ -179,7 +231,7 @@ async def update_item(engine: Engine, request: dict[str, Any]) -> Any:
                                   f"attribute {touched}. This attribute is part of the key")
     has_condition = "ConditionExpression" in expressions.parsed
 
-    def job(txn: WriteTxn) -> tuple[dict[str, Any] | None, dict[str, Any], list[Any]]:
+    def job(txn: WriteTxn) -> tuple[dict[str, Any] | None, dict[str, Any], list[Any], Any]:
         engine.ensure_live(table)
         old = txn.get(table.tid, *key)
         old_item = _old_item(old)
@@ -193,11 +245,15 @@ async def update_item(engine: Engine, request: dict[str, Any]) -> Any:
                                               item_exists=old_item is not None)
         size = check_item(new_item)
         check_item_size(size)
-        _write_item(engine, txn, table, key, new_item, orjson.dumps(new_item), size, old)
-        return old_item, new_item, paths
+        units = _write_item(engine, txn, table, key, new_item, orjson.dumps(new_item), size, old)
+        return old_item, new_item, paths, (old[1] if old else 0, size, units)
 
-    old_item, new_item, paths = await engine.storage.write(job)
-    return _update_result(return_values, old_item, new_item, paths)
+    old_item, new_item, paths, sizes = await engine.storage.write(job)
+    result = _update_result(return_values, old_item, new_item, paths)
+    if "ReturnConsumedCapacity" in request:
+        result = capacity.attach(result, "ConsumedCapacity",
+                                 _write_capacity(request, table, *sizes))
+    return result
 
 
 def _update_result(return_values: str, old_item: dict[str, Any] | None,

@@ -1,4 +1,11 @@
-"""Query and Scan: range scans over the primary-key index, paged like DynamoDB.
+"""Query and Scan: range scans over the primary-key index or a secondary index, paged
+like DynamoDB.
+
+With IndexName the rows come from `index_items` in index order (index key, then base
+key, since index keys are not unique); LastEvaluatedKey then holds the table's key and
+the index's key, as DynamoDB's does. A GSI serves only eventually consistent reads and
+only its projected attributes; an LSI whose projection lacks what was asked for fetches
+the base item (DynamoDB's "fetch from the table").
 
 A page stops at `Limit` items *read* (before the filter, as DynamoDB counts) or once
 1 MB of item data has been read; either way LastEvaluatedKey is the last item read.
@@ -14,7 +21,9 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from atoll import expressions as ex
+from atoll.engine import capacity
 from atoll.engine.expr import RequestExpressions
+from atoll.engine.indexdef import GSI, LSI, IndexDef
 from atoll.engine.items import apply_projection
 from atoll.engine.tabledef import TableDef
 from atoll.errors import ValidationError
@@ -39,19 +48,32 @@ def _reject_legacy(request: dict[str, Any]) -> None:
                                   "use the expression parameters instead")
 
 
-def _check_index(table: TableDef, request: dict[str, Any]) -> None:
-    index = request.get("IndexName")
-    if index is not None:
-        raise ValidationError(
-            f"The table does not have the specified index: {index}")
+def _check_index(table: TableDef, request: dict[str, Any]) -> IndexDef | None:
+    name = request.get("IndexName")
+    if name is None:
+        return None
+    index = table.index(name)
+    if index.kind == GSI and request.get("ConsistentRead"):
+        raise ValidationError("Consistent reads are not supported on global secondary indexes")
+    if index.status != "ACTIVE":
+        raise ValidationError(f"Cannot read from backfilling global secondary index: {name}")
+    return index
 
 
-def _select(request: dict[str, Any]) -> str:
+def _select(request: dict[str, Any], index: IndexDef | None = None) -> str:
     select = request.get("Select")
     has_projection = (request.get("ProjectionExpression") is not None
                       or request.get("AttributesToGet") is not None)
+    if (select == "ALL_ATTRIBUTES" and index is not None and index.kind == GSI
+            and index.projection != "ALL"):
+        raise ValidationError(
+            "One or more parameter values were invalid: Select type ALL_ATTRIBUTES is not "
+            f"supported for global secondary index {index.name} because its projection type "
+            "is not ALL")
     if select is None:
-        return "SPECIFIC_ATTRIBUTES" if has_projection else "ALL_ATTRIBUTES"
+        if has_projection:
+            return "SPECIFIC_ATTRIBUTES"
+        return "ALL_ATTRIBUTES" if index is None else "ALL_PROJECTED_ATTRIBUTES"
     if select == "SPECIFIC_ATTRIBUTES" and not has_projection:
         raise ValidationError("1 validation error detected: SPECIFIC_ATTRIBUTES requires a "
                               "ProjectionExpression or AttributesToGet")
@@ -63,11 +85,10 @@ def _select(request: dict[str, Any]) -> str:
     return select
 
 
-def _key_bounds(table: TableDef, key_range: Any) -> tuple[Bound | None, Bound | None]:
+def _key_bounds(kind: str, key_range: Any) -> tuple[Bound | None, Bound | None]:
     op = key_range.op
     if op is None:
         return None, None
-    kind = table.range_type or "S"
     values = [encode_key_value(v, kind) for v in key_range.operands]
     if op == "=":
         return (values[0], True), (values[0], True)
@@ -110,6 +131,7 @@ class _Page:
         self.filter = expressions.get("FilterExpression")
         self.decode = self.filter is not None or select == "SPECIFIC_ATTRIBUTES"
         self.count_only = select == "COUNT"
+        self.select = select
         self.items: list[Any] = []
         self.count = 0
         self.scanned = 0
@@ -137,15 +159,30 @@ class _Page:
                 self.items.append(orjson.Fragment(item_bytes))
         return self.limit is None or self.scanned < self.limit
 
-    def result(self, table: TableDef, more: bool) -> dict[str, Any]:
+    def result(self, table: TableDef, more: bool, index: IndexDef | None = None
+               ) -> dict[str, Any]:
         result: dict[str, Any] = {}
         if not self.count_only:
             result["Items"] = self.items
         result["Count"] = self.count
         result["ScannedCount"] = self.scanned
         if more and self.last_item is not None:
-            result["LastEvaluatedKey"] = table.key_of(orjson.loads(self.last_item))
+            last = orjson.loads(self.last_item)
+            key = table.key_of(last)
+            if index is not None:
+                key.update({name: last[name] for name in index.key_names()})
+            result["LastEvaluatedKey"] = key
         return result
+
+    def consumed(self, request: dict[str, Any], table: TableDef,
+                 index: IndexDef | None) -> dict[str, Any] | None:
+        meter = capacity.Meter(capacity.wanted(request), "read")
+        units = capacity.read_units(self.bytes_read, bool(request.get("ConsistentRead")))
+        if index is None:
+            meter.add(table, units)
+        else:
+            meter.add_index(table, index.name, units)
+        return meter.single()
 
 
 def _fill(page: _Page, rows: Iterator[tuple[bytes, int]]) -> bool:
@@ -162,18 +199,20 @@ def _fill(page: _Page, rows: Iterator[tuple[bytes, int]]) -> bool:
 async def query(engine: Engine, request: dict[str, Any]) -> dict[str, Any]:
     table = engine.table(request["TableName"])
     _reject_legacy(request)
-    _check_index(table, request)
+    index = _check_index(table, request)
     if request.get("KeyConditionExpression") is None:
         raise ValidationError("Either the KeyConditions or KeyConditionExpression parameter must "
                               "be specified in the request.")
-    select = _select(request)
+    select = _select(request, index)
     expressions = RequestExpressions(request, _QUERY_EXPRESSIONS)
+    if index is not None:
+        return _query_index(engine, request, table, index, expressions, select)
     key_range = ex.resolve_key_condition(
         expressions.get("KeyConditionExpression"), expressions.names, expressions.values,
         table.hash_key, table.range_key, table.attribute_types)
     pk = encode_key_value(key_range.hash_value, table.hash_type)
     h = partition_hash(pk)
-    lower, upper = _key_bounds(table, key_range)
+    lower, upper = _key_bounds(table.range_type or "S", key_range)
     forward = request.get("ScanIndexForward", True)
     start = request.get("ExclusiveStartKey")
     if start is not None:
@@ -192,7 +231,72 @@ async def query(engine: Engine, request: dict[str, Any]) -> dict[str, Any]:
     rows = ((item, size) for _sk, item, size in
             engine.storage.query_items(table.tid, h, pk, lower, upper, forward))
     more = _fill(page, rows)
-    return page.result(table, more)
+    return _with_capacity(page.result(table, more), page, request, table, None)
+
+
+def _with_capacity(result: dict[str, Any], page: _Page, request: dict[str, Any],
+                   table: TableDef, index: IndexDef | None) -> dict[str, Any]:
+    if "ReturnConsumedCapacity" in request:
+        return capacity.attach(result, "ConsumedCapacity", page.consumed(request, table, index))
+    return result
+
+
+def _index_start(table: TableDef, index: IndexDef, start: dict[str, Any]
+                 ) -> tuple[int, bytes, bytes, bytes, bytes]:
+    """(h, pk, sk, base_pk, base_sk) of an index ExclusiveStartKey (table + index keys)."""
+    names = set(table.key_names()) | set(index.key_names())
+    if type(start) is not dict or set(start) != names:
+        raise ValidationError("The provided starting key is invalid: The provided key element "
+                              "does not match the schema")
+    _h, base_pk, base_sk = _start_key(table, {n: start[n] for n in table.key_names()})
+    types = table.attribute_types
+    try:
+        pk = encode_key_value(start[index.hash_key], types[index.hash_key])
+        sk = (encode_key_value(start[index.range_key], types[index.range_key])
+              if index.range_key else b"")
+    except (KeyError, TypeError, ValueError):
+        raise ValidationError("The provided starting key is invalid: The provided key element "
+                              "does not match the schema") from None
+    return partition_hash(pk), pk, sk, base_pk, base_sk
+
+
+def _index_rows(engine: Engine, table: TableDef, index: IndexDef, page: _Page,
+                rows: Iterator[tuple[bytes, bytes, bytes, int]]
+                ) -> Iterator[tuple[bytes, int]]:
+    """Index rows as (item, size); an LSI lacking asked-for attributes reads the base item."""
+    fetch = (index.kind == LSI and index.projection != "ALL"
+             and (page.decode or not page.count_only) and page.select != "ALL_PROJECTED_ATTRIBUTES")
+    for base_pk, base_sk, item, size in rows:
+        if fetch:
+            row = engine.storage.get_item(table.tid, partition_hash(base_pk), base_pk, base_sk)
+            if row is None:
+                continue
+            item, size = row
+        yield item, size
+
+
+def _query_index(engine: Engine, request: dict[str, Any], table: TableDef, index: IndexDef,
+                 expressions: RequestExpressions, select: str) -> dict[str, Any]:
+    key_range = ex.resolve_key_condition(
+        expressions.get("KeyConditionExpression"), expressions.names, expressions.values,
+        index.hash_key, index.range_key, table.attribute_types)
+    types = table.attribute_types
+    pk = encode_key_value(key_range.hash_value, types[index.hash_key])
+    lower, upper = _key_bounds(types[index.range_key] if index.range_key else "S", key_range)
+    forward = request.get("ScanIndexForward", True)
+    start = request.get("ExclusiveStartKey")
+    after = None
+    if start is not None:
+        start_h, start_pk, start_sk, base_pk, base_sk = _index_start(table, index, start)
+        if start_pk != pk:
+            raise ValidationError("The provided starting key is invalid: The provided key element "
+                                  "does not match the query's partition key")
+        after = (start_sk, base_pk, base_sk)
+    page = _Page(request, expressions, select)
+    rows = ((bpk, bsk, item, size) for _sk, bpk, bsk, item, size in engine.storage.query_index(
+        table.tid, index.iid, partition_hash(pk), pk, lower, upper, forward, after))
+    more = _fill(page, _index_rows(engine, table, index, page, rows))
+    return _with_capacity(page.result(table, more, index), page, request, table, index)
 
 
 def _start_key(table: TableDef, start: dict[str, Any]) -> tuple[int, bytes, bytes]:
@@ -205,11 +309,19 @@ def _start_key(table: TableDef, start: dict[str, Any]) -> tuple[int, bytes, byte
 async def scan(engine: Engine, request: dict[str, Any]) -> dict[str, Any]:
     table = engine.table(request["TableName"])
     _reject_legacy(request)
-    _check_index(table, request)
-    select = _select(request)
+    index = _check_index(table, request)
+    select = _select(request, index)
     expressions = RequestExpressions(request, _SCAN_EXPRESSIONS)
     h_start, h_end = _segment_range(request)
     start = request.get("ExclusiveStartKey")
+    if index is not None:
+        after_index = _index_start(table, index, start) if start is not None else None
+        page = _Page(request, expressions, select)
+        index_rows = ((bpk, bsk, item, size) for _h, _pk, _sk, bpk, bsk, item, size in
+                      engine.storage.scan_index(table.tid, index.iid, after_index, h_end,
+                                                h_start))
+        more = _fill(page, _index_rows(engine, table, index, page, index_rows))
+        return _with_capacity(page.result(table, more, index), page, request, table, index)
     after = _start_key(table, start) if start is not None else None
     if after is not None and not h_start <= after[0] < (h_end or _HASH_SPACE):
         raise ValidationError("The provided starting key is invalid: it does not belong to the "
@@ -218,7 +330,7 @@ async def scan(engine: Engine, request: dict[str, Any]) -> dict[str, Any]:
     rows = ((item, size) for _h, _pk, _sk, item, size in
             engine.storage.scan_items(table.tid, after, h_end, h_start))
     more = _fill(page, rows)
-    return page.result(table, more)
+    return _with_capacity(page.result(table, more), page, request, table, None)
 
 
 def _segment_range(request: dict[str, Any]) -> tuple[int, int | None]:

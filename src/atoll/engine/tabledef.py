@@ -8,7 +8,8 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from atoll.errors import ValidationError
+from atoll.engine.indexdef import GSI, LSI, IndexDef, parse_indexes
+from atoll.errors import ResourceNotFound, ValidationError
 from atoll.model.keys import encode_key_value, partition_hash
 
 _TABLE_NAME_RE = re.compile(r"[a-zA-Z0-9_.-]+")
@@ -51,6 +52,10 @@ class TableDef:
     deletion_protection: bool = False
     billing_changed_at: float | None = None
     tid: int = 0  # storage id, assigned at creation
+    indexes: list[IndexDef] = field(default_factory=list)
+    next_iid: int = 1  # storage id of the next index created
+    ttl_attribute: str | None = None  # TimeToLive attribute when TTL is enabled
+    tags: dict[str, str] = field(default_factory=dict)
 
     @property
     def hash_type(self) -> str:
@@ -62,6 +67,15 @@ class TableDef:
 
     def key_names(self) -> tuple[str, ...]:
         return (self.hash_key, self.range_key) if self.range_key else (self.hash_key,)
+
+    def index(self, name: str) -> IndexDef:
+        for index in self.indexes:
+            if index.name == name:
+                return index
+        raise ValidationError(f"The table does not have the specified index: {name}")
+
+    def find_index(self, name: str) -> IndexDef | None:
+        return next((i for i in self.indexes if i.name == name), None)
 
     # --- keys --------------------------------------------------------------------------
     def encode_key(self, key: dict[str, Any]) -> EncodedKey:
@@ -116,7 +130,12 @@ class TableDef:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TableDef:
+        data = dict(data)
+        data["indexes"] = [IndexDef.from_json(i) for i in data.get("indexes") or ()]
         return cls(**data)
+
+    def copy(self) -> TableDef:
+        return TableDef.from_json(self.to_json())
 
     def arn(self, region: str) -> str:
         return f"arn:aws:dynamodb:{region}:000000000000:table/{self.name}"
@@ -128,7 +147,8 @@ class TableDef:
         return schema
 
     def describe(self, region: str, item_count: int, size_bytes: int,
-                 status: str = "ACTIVE") -> dict[str, Any]:
+                 status: str = "ACTIVE",
+                 index_stats: dict[str, tuple[int, int]] | None = None) -> dict[str, Any]:
         description: dict[str, Any] = {
             "AttributeDefinitions": [{"AttributeName": n, "AttributeType": t}
                                      for n, t in self.attribute_types.items()],
@@ -153,6 +173,13 @@ class TableDef:
                 summary["LastUpdateToPayPerRequestDateTime"] = (
                     self.billing_changed_at or self.created_at)
             description["BillingModeSummary"] = summary
+        stats = index_stats or {}
+        for kind, member in ((GSI, "GlobalSecondaryIndexes"), (LSI, "LocalSecondaryIndexes")):
+            described = [i.describe(self.arn(region), self.billing_mode,
+                                    *stats.get(i.name, (0, 0)))
+                         for i in self.indexes if i.kind == kind]
+            if described:
+                description[member] = described
         return description
 
 
@@ -184,14 +211,46 @@ def parse_create_table(request: dict[str, Any]) -> TableDef:
             "One or more parameter values were invalid: Some index key attributes are not "
             f"defined in AttributeDefinitions. Keys: [{', '.join(key_names)}], "
             f"AttributeDefinitions: [{', '.join(types)}]")
-    if len(types) != len(key_names):
+    table = TableDef(name=name, hash_key=hash_key, range_key=range_key, attribute_types=types)
+    apply_billing(table, request, creating=True)
+    table.indexes = parse_indexes(request, hash_key, range_key, table.billing_mode)
+    table.next_iid = len(table.indexes) + 1
+    from atoll.engine.tags import MAX_TAGS, tags_of
+    table.tags = tags_of(request)
+    if len(table.tags) > MAX_TAGS:
+        raise ValidationError("One or more parameter values were invalid: The number of tags "
+                              f"exceeds the limit of {MAX_TAGS}")
+    if not table.indexes and len(types) != len(key_names):
         raise ValidationError(
             "One or more parameter values were invalid: Number of attributes in KeySchema does "
             "not exactly match number of attributes defined in AttributeDefinitions")
-    table = TableDef(name=name, hash_key=hash_key, range_key=range_key, attribute_types=types)
-    apply_billing(table, request, creating=True)
+    check_index_attributes(table)
     table.deletion_protection = bool(request.get("DeletionProtectionEnabled", False))
     return table
+
+
+def check_index_attributes(table: TableDef) -> None:
+    """Every index key attribute is defined, as a scalar, and every definition is used."""
+    used = list(table.key_names())
+    for index in table.indexes:
+        missing = [k for k in index.key_names() if k not in table.attribute_types]
+        if missing:
+            raise ValidationError(
+                "One or more parameter values were invalid: Some index key attributes are not "
+                f"defined in AttributeDefinitions. Keys: [{', '.join(index.key_names())}], "
+                f"AttributeDefinitions: [{', '.join(table.attribute_types)}]")
+        used += [k for k in index.key_names() if k not in used]
+    unused = [n for n in table.attribute_types if n not in used]
+    if unused:
+        raise ValidationError(
+            "One or more parameter values were invalid: Some AttributeDefinitions are not used. "
+            f"AttributeDefinitions: [{', '.join(table.attribute_types)}], keys used: "
+            f"[{', '.join(used)}]")
+
+
+def index_not_found(table: TableDef, name: str) -> ResourceNotFound:
+    return ResourceNotFound(f"Requested resource not found: Index: {name} not found in "
+                            f"table {table.name}")
 
 
 def _parse_key_schema(key_schema: list[dict[str, str]]) -> tuple[str, str | None]:

@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from atoll.engine.tabledef import TableDef, apply_billing, parse_create_table, table_name_of
+from atoll.engine import indexes
+from atoll.engine.tabledef import TableDef, apply_billing, parse_create_table
 from atoll.errors import ResourceInUse, ValidationError
 from atoll.storage import WriteTxn
 
@@ -16,7 +17,8 @@ if TYPE_CHECKING:
 
 def _describe(engine: Engine, table: TableDef, status: str = "ACTIVE") -> dict[str, Any]:
     count, size = engine.storage.table_stats(table.tid)
-    return table.describe(engine.region, count, size, status)
+    index_stats = {i.name: engine.storage.index_stats(table.tid, i.iid) for i in table.indexes}
+    return table.describe(engine.region, count, size, status, index_stats)
 
 
 async def create_table(engine: Engine, request: dict[str, Any]) -> dict[str, Any]:
@@ -29,6 +31,8 @@ async def create_table(engine: Engine, request: dict[str, Any]) -> dict[str, Any
         tid = txn.create_table(table.name, orjson.dumps(table.to_json()))
         txn.log_change(hlc, orjson.dumps({"ddl": "CreateTable", "table": table.to_json()}))
         engine.live_tids.add(tid)
+        table.tid = tid
+        engine.writer_defs[tid] = table
         return tid
 
     if table.name in engine.tables:  # re-check: another create may have won meanwhile
@@ -72,6 +76,7 @@ async def delete_table(engine: Engine, request: dict[str, Any]) -> dict[str, Any
         txn.drop_table(table.name, table.tid)
         txn.log_change(hlc, orjson.dumps({"ddl": "DeleteTable", "name": table.name}))
         engine.live_tids.discard(table.tid)
+        engine.writer_defs.pop(table.tid, None)
 
     await engine.storage.write(job)
     if engine.tables.get(table.name) is table:
@@ -89,20 +94,20 @@ async def update_table(engine: Engine, request: dict[str, Any]) -> dict[str, Any
         raise ValidationError(
             "At least one of ProvisionedThroughput, BillingMode, UpdateStreamEnabled, "
             "GlobalSecondaryIndexUpdates or SSESpecification or ReplicaUpdates is required")
-    if request.get("GlobalSecondaryIndexUpdates") is not None:
-        raise ValidationError("GlobalSecondaryIndexUpdates are not supported yet by Atoll")
-    updated = TableDef.from_json(table.to_json())
-    if request.get("BillingMode") is not None or request.get("ProvisionedThroughput") is not None:
-        apply_billing(updated, request, creating=False)
-    if request.get("DeletionProtectionEnabled") is not None:
-        updated.deletion_protection = bool(request["DeletionProtectionEnabled"])
-
-    def job(txn: WriteTxn) -> None:
-        engine.ensure_live(table)
-        hlc = engine.clock.tick()
-        txn.update_table(table.name, orjson.dumps(updated.to_json()))
-        txn.log_change(hlc, orjson.dumps({"ddl": "UpdateTable", "table": updated.to_json()}))
-
-    await engine.storage.write(job)
-    engine.tables[table_name_of(table.name)] = updated
+    async with engine.ddl_lock:
+        table = engine.table(request["TableName"])  # the latest definition
+        updated = table.copy()
+        if (request.get("BillingMode") is not None
+                or request.get("ProvisionedThroughput") is not None):
+            apply_billing(updated, request, creating=False)
+        if request.get("DeletionProtectionEnabled") is not None:
+            updated.deletion_protection = bool(request["DeletionProtectionEnabled"])
+        backfill: list[str] = []
+        dropped: list[int] = []
+        if request.get("GlobalSecondaryIndexUpdates") is not None:
+            backfill, dropped = indexes.apply_gsi_updates(engine, table, updated, request)
+        updated = await engine.replace_definition(table, updated, tuple(dropped))
+    for index_name in backfill:
+        engine.spawn(indexes.backfill(engine, updated.name, index_name),
+                     f"backfill {updated.name}.{index_name}")
     return {"TableDescription": _describe(engine, updated)}

@@ -36,6 +36,7 @@ class NodeConfig:
     data_dir: str = "./data"
     in_memory: bool = False
     region: str = "local"
+    ttl_interval_s: float = 30.0
     cluster: ClusterConfig | None = None
 
 
@@ -57,6 +58,8 @@ class Node:
         path, self._tmp_dir = _database_path(config)
         self.storage = SqliteStorage(path, durable=not config.in_memory, region=config.region)
         self.engine = Engine(self.storage, region=config.region)
+        self.engine.ttl_interval_s = config.ttl_interval_s
+        self.engine.endpoint_address = f"{config.host}:{config.port}"
         self.api = Api(self.engine)
         self.http = HttpServer(self.api.handle, self._get)
         self._stopping = asyncio.Event()
@@ -73,6 +76,7 @@ class Node:
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         self.storage.start(loop)
+        self.engine.start_background()
         server = await loop.create_server(self.http.protocol, self.config.host, self.config.port,
                                           backlog=1024, reuse_address=True)
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -88,6 +92,7 @@ class Node:
             server.close()
             await self.http.drain(SHUTDOWN_DRAIN_S)
             await server.wait_closed()
+            await self.engine.stop_background()
             self.storage.close()
             if self._tmp_dir:
                 shutil.rmtree(self._tmp_dir, ignore_errors=True)

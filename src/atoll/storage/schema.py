@@ -9,6 +9,12 @@ changelog   every change this node applied, its own and its peers', indexed by
             (origin, origin_seq): the outbox replication reads (decision 2).
 cursors     per origin, the highest contiguous origin_seq applied here.
 conflicts   writes that lost a last-writer-wins race, readable through the API.
+index_items one row per item in a secondary index: (tid, iid, h, pk, sk) is the index key
+            (h hashes the index partition key) and, since index keys are not unique, the
+            base item's (base_pk, base_sk) completes the primary key. Rows are derived
+            data, written in the same transaction as their base item, never logged.
+txn_tokens  ClientRequestTokens of committed TransactWriteItems with the request's hash,
+            so a retry within the idempotency window is answered without re-running.
 """
 
 SCHEMA_VERSION = 1
@@ -68,4 +74,23 @@ STATEMENTS = (
         table_name TEXT NOT NULL,
         record BLOB NOT NULL
     )""",
+    """CREATE TABLE IF NOT EXISTS index_items (
+        tid INTEGER NOT NULL,
+        iid INTEGER NOT NULL,
+        h INTEGER NOT NULL,
+        pk BLOB NOT NULL,
+        sk BLOB NOT NULL,
+        base_pk BLOB NOT NULL,
+        base_sk BLOB NOT NULL,
+        item BLOB NOT NULL,
+        size INTEGER NOT NULL,
+        crc INTEGER NOT NULL,
+        PRIMARY KEY (tid, iid, h, pk, sk, base_pk, base_sk)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS txn_tokens (
+        token TEXT PRIMARY KEY,
+        request_hash BLOB NOT NULL,
+        created_ms INTEGER NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS txn_tokens_by_age ON txn_tokens (created_ms)",
 )

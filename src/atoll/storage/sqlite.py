@@ -139,6 +139,59 @@ class WriteTxn:
     def forget_stats(self) -> None:
         self._stats.clear()
 
+    # --- secondary indexes -------------------------------------------------------------
+    def index_put(self, tid: int, iid: int, h: int, pk: bytes, sk: bytes, base_pk: bytes,
+                  base_sk: bytes, item: bytes, size: int) -> None:
+        self.writes += 1
+        self.conn.execute(
+            "INSERT OR REPLACE INTO index_items (tid, iid, h, pk, sk, base_pk, base_sk, item,"
+            " size, crc) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (tid, iid, h, pk, sk, base_pk, base_sk, item, size, zlib.crc32(item)))
+
+    def index_delete(self, tid: int, iid: int, h: int, pk: bytes, sk: bytes, base_pk: bytes,
+                     base_sk: bytes) -> None:
+        self.writes += 1
+        self.conn.execute(
+            "DELETE FROM index_items WHERE tid=? AND iid=? AND h=? AND pk=? AND sk=?"
+            " AND base_pk=? AND base_sk=?", (tid, iid, h, pk, sk, base_pk, base_sk))
+
+    def index_drop(self, tid: int, iid: int) -> None:
+        self.writes += 1
+        self.conn.execute("DELETE FROM index_items WHERE tid=? AND iid=?", (tid, iid))
+
+    def scan_chunk(self, tid: int, after: tuple[int, bytes, bytes] | None, limit: int
+                   ) -> list[tuple[int, bytes, bytes, bytes, int]]:
+        """Up to `limit` (h, pk, sk, item, size) rows after a key, in scan order (backfill,
+        TTL): read inside the write transaction, so they are the current items."""
+        if after is None:
+            rows = self.conn.execute(
+                "SELECT h, pk, sk, item, size FROM items WHERE tid=? ORDER BY h, pk, sk LIMIT ?",
+                (tid, limit))
+        else:
+            rows = self.conn.execute(
+                "SELECT h, pk, sk, item, size FROM items WHERE tid=? AND (h, pk, sk) > (?,?,?)"
+                " ORDER BY h, pk, sk LIMIT ?", (tid, *after, limit))
+        return list(rows)
+
+    # --- transaction tokens ------------------------------------------------------------
+    def token_get(self, token: str) -> tuple[bytes, int] | None:
+        row = self.conn.execute("SELECT request_hash, created_ms FROM txn_tokens WHERE token=?",
+                                (token,)).fetchone()
+        return (row[0], int(row[1])) if row is not None else None
+
+    def token_put(self, token: str, request_hash: bytes, created_ms: int) -> None:
+        self.writes += 1
+        self.conn.execute("INSERT OR REPLACE INTO txn_tokens (token, request_hash, created_ms)"
+                          " VALUES (?,?,?)", (token, request_hash, created_ms))
+
+    def tokens_purge(self, older_than_ms: int, limit: int) -> int:
+        cursor = self.conn.execute(
+            "DELETE FROM txn_tokens WHERE token IN (SELECT token FROM txn_tokens"
+            " WHERE created_ms < ? LIMIT ?)", (older_than_ms, limit))
+        if cursor.rowcount:
+            self.writes += 1
+        return int(cursor.rowcount)
+
     # --- changelog ---------------------------------------------------------------------
     def log_change(self, hlc: int, body: bytes) -> int:
         """Append a local change to the changelog; returns its origin sequence."""
@@ -208,6 +261,7 @@ class WriteTxn:
         self.conn.execute("DELETE FROM tables WHERE name=?", (name,))
         self.conn.execute("DELETE FROM items WHERE tid=?", (tid,))
         self.conn.execute("DELETE FROM tombstones WHERE tid=?", (tid,))
+        self.conn.execute("DELETE FROM index_items WHERE tid=?", (tid,))
         self._stats.pop(tid, None)
 
 
@@ -466,6 +520,71 @@ class SqliteStorage:
         return [(int(i), int(t), str(n), r) for i, t, n, r in self._reader.execute(
             "SELECT id, detected_ms, table_name, record FROM conflicts WHERE id>? ORDER BY id "
             "LIMIT ?", (after_id, limit))]
+
+    def get_items_snapshot(self, keys: list[tuple[int, int, bytes, bytes]]
+                           ) -> list[ItemRow | None]:
+        """Several items read from one snapshot (TransactGetItems): a read transaction
+        pins the database state of its first read for every later one."""
+        conn = self._reader
+        conn.execute("BEGIN")
+        try:
+            return [self.get_item(*key) for key in keys]
+        finally:
+            conn.execute("COMMIT")
+
+    def query_index(self, tid: int, iid: int, h: int, pk: bytes, lower: tuple[bytes, bool] | None,
+                    upper: tuple[bytes, bool] | None, forward: bool,
+                    start: tuple[bytes, bytes, bytes] | None
+                    ) -> Iterator[tuple[bytes, bytes, bytes, bytes, int]]:
+        """(sk, base_pk, base_sk, item, size) of one index partition within the bounds, in
+        index order, strictly after (before, backwards) `start` = (sk, base_pk, base_sk)."""
+        sql = ["SELECT sk, base_pk, base_sk, item, size, crc FROM index_items"
+               " WHERE tid=? AND iid=? AND h=? AND pk=?"]
+        args: list[Any] = [tid, iid, h, pk]
+        if lower is not None:
+            sql.append("AND sk >= ?" if lower[1] else "AND sk > ?")
+            args.append(lower[0])
+        if upper is not None:
+            sql.append("AND sk <= ?" if upper[1] else "AND sk < ?")
+            args.append(upper[0])
+        if start is not None:
+            sql.append("AND (sk, base_pk, base_sk) > (?,?,?)" if forward
+                       else "AND (sk, base_pk, base_sk) < (?,?,?)")
+            args.extend(start)
+        sql.append("ORDER BY sk, base_pk, base_sk" if forward
+                   else "ORDER BY sk DESC, base_pk DESC, base_sk DESC")
+        for sk, base_pk, base_sk, item, size, crc in self._reader.execute(" ".join(sql), args):
+            if zlib.crc32(item) != crc:
+                raise CorruptionDetected("Stored index item failed its checksum")
+            yield sk, base_pk, base_sk, item, size
+
+    def scan_index(self, tid: int, iid: int, after: tuple[int, bytes, bytes, bytes, bytes] | None,
+                   h_end: int | None, h_start: int = 0
+                   ) -> Iterator[tuple[int, bytes, bytes, bytes, bytes, bytes, int]]:
+        """(h, pk, sk, base_pk, base_sk, item, size) of an index in scan order."""
+        cols = "SELECT h, pk, sk, base_pk, base_sk, item, size, crc FROM index_items"
+        if after is None:
+            sql = cols + " WHERE tid=? AND iid=? AND h >= ?"
+            args: list[Any] = [tid, iid, h_start]
+        else:
+            sql = cols + " WHERE tid=? AND iid=? AND (h, pk, sk, base_pk, base_sk) > (?,?,?,?,?)"
+            args = [tid, iid, *after]
+        if h_end is not None:
+            sql += " AND h < ?"
+            args.append(h_end)
+        sql += " ORDER BY h, pk, sk, base_pk, base_sk"
+        for h, pk, sk, base_pk, base_sk, item, size, crc in self._reader.execute(sql, args):
+            if zlib.crc32(item) != crc:
+                raise CorruptionDetected("Stored index item failed its checksum")
+            yield h, pk, sk, base_pk, base_sk, item, size
+
+    def index_stats(self, tid: int, iid: int) -> tuple[int, int]:
+        """(item count, size in bytes) of one index: counted, as DynamoDB's figures are
+        only approximate and this is asked for rarely (DescribeTable)."""
+        row = self._reader.execute(
+            "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM index_items WHERE tid=? AND iid=?",
+            (tid, iid)).fetchone()
+        return int(row[0]), int(row[1])
 
     def load_tables(self) -> list[tuple[str, int, bytes]]:
         return list(self._reader.execute("SELECT name, tid, definition FROM tables ORDER BY name"))

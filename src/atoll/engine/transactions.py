@@ -1,0 +1,274 @@
+"""TransactWriteItems and TransactGetItems.
+
+Theory of operation
+- Everything that can be checked without reading the database is checked first, on the
+  event-loop thread: the shape of each action, its expressions, its key, the item sizes,
+  no two actions on one item, at most MAX_TRANSACTION_BYTES in all. Those failures are
+  a ValidationException for the whole request.
+- The whole transaction is then ONE write job, so it is one storage transaction and, since
+  the storage has a single writer, it is serializable with every other write: no locks,
+  no TransactionConflict. The job reads every item, evaluates every condition and only
+  if all hold computes the new items (updates, sizes, index rows), which may still fail
+  per action with a ValidationError. Any failure cancels the transaction before anything
+  is written, with one CancellationReason per action, in order.
+- Then it writes every item and its index rows with one HLC timestamp, records the
+  ClientRequestToken, and appends ONE changelog record holding every item change, so
+  replication applies the transaction atomically in every region.
+- ClientRequestToken: the token and a hash of the request are kept (in the same
+  transaction) for IDEMPOTENCY_WINDOW_MS. A retry with the same token and parameters is
+  answered as a success without running again; with other parameters it is an
+  IdempotentParameterMismatchException. The TTL sweeper purges old tokens.
+- TransactGetItems reads every item from one SQLite read snapshot.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from atoll import expressions as ex
+from atoll.engine import capacity
+from atoll.engine.expr import RequestExpressions
+from atoll.engine.items import apply_projection, delete_row, plan_indexes, projection_of, put_row
+from atoll.engine.tabledef import EncodedKey, TableDef
+from atoll.errors import (
+    IdempotentParameterMismatch,
+    TransactionCanceled,
+    ValidationError,
+)
+from atoll.model.values import check_item, check_item_size
+from atoll.storage import WriteTxn
+
+if TYPE_CHECKING:
+    from atoll.engine.engine import Engine
+
+MAX_ACTIONS = 100
+MAX_TRANSACTION_BYTES = 4 * 1024 * 1024
+IDEMPOTENCY_WINDOW_MS = 10 * 60 * 1000
+_ACTION_KINDS = ("ConditionCheck", "Put", "Delete", "Update")
+_EXPRESSIONS = {
+    "ConditionCheck": ("ConditionExpression",),
+    "Put": ("ConditionExpression",),
+    "Delete": ("ConditionExpression",),
+    "Update": ("UpdateExpression", "ConditionExpression"),
+}
+_REPLAYED = object()
+
+
+@dataclass
+class _Action:
+    kind: str
+    table: TableDef
+    key: EncodedKey
+    key_item: dict[str, Any]
+    expressions: RequestExpressions
+    return_old_on_failure: bool
+    item: dict[str, Any] | None = None  # Put
+    item_bytes: bytes | None = None
+    size: int = 0
+
+
+def _parse_action(engine: Engine, entry: dict[str, Any]) -> _Action:
+    kinds = [k for k in _ACTION_KINDS if entry.get(k) is not None]
+    if len(kinds) != 1:
+        raise ValidationError("TransactItems can only contain one of Check, Put, Update or Delete")
+    kind = kinds[0]
+    spec = entry[kind]
+    table = engine.table(spec["TableName"])
+    expressions = RequestExpressions(spec, _EXPRESSIONS[kind])
+    on_failure = spec.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD"
+    if kind == "Put":
+        item = spec["Item"]
+        size = check_item(item)
+        check_item_size(size)
+        key = table.encode_item_key(item)
+        return _Action(kind, table, key, table.key_of(item), expressions, on_failure,
+                       item, orjson.dumps(item), size)
+    key_item = spec["Key"]
+    key = table.encode_key(key_item)
+    if kind == "Update":
+        update = expressions.get("UpdateExpression")
+        touched = ex.update_touches(update, expressions.names, set(table.key_names()))
+        if touched is not None:
+            raise ValidationError("One or more parameter values were invalid: Cannot update "
+                                  f"attribute {touched}. This attribute is part of the key")
+    return _Action(kind, table, key, key_item, expressions, on_failure)
+
+
+def _request_hash(request: dict[str, Any]) -> bytes:
+    significant = {k: v for k, v in request.items()
+                   if k not in ("ClientRequestToken", "ReturnConsumedCapacity",
+                                "ReturnItemCollectionMetrics")}
+    return hashlib.sha256(orjson.dumps(significant, option=orjson.OPT_SORT_KEYS)).digest()
+
+
+def _canceled(reasons: list[dict[str, Any]]) -> TransactionCanceled:
+    codes = ", ".join(r["Code"] for r in reasons)
+    return TransactionCanceled("Transaction cancelled, please refer cancellation reasons for "
+                               f"specific reasons [{codes}]", reasons)
+
+
+async def transact_write_items(engine: Engine, request: dict[str, Any]) -> Any:
+    entries = request["TransactItems"]
+    if len(entries) > MAX_ACTIONS:
+        raise ValidationError("1 validation error detected: Value at 'transactItems' failed to "
+                              "satisfy constraint: Member must have length less than or equal "
+                              f"to {MAX_ACTIONS}")
+    token = request.get("ClientRequestToken")
+    request_hash = _request_hash(request) if token else b""
+    actions = [_parse_action(engine, entry) for entry in entries]
+    seen: set[tuple[int, EncodedKey]] = set()
+    for action in actions:
+        identity = (action.table.tid, action.key)
+        if identity in seen:
+            raise ValidationError("Transaction request cannot include multiple operations on "
+                                  "one item")
+        seen.add(identity)
+    if sum(a.size for a in actions) > MAX_TRANSACTION_BYTES:
+        raise ValidationError("Transaction request cannot be larger than 4 MB")
+    mode = capacity.wanted(request)
+
+    def job(txn: WriteTxn) -> Any:
+        now_ms = engine.now_ms()
+        if token:
+            known = txn.token_get(token)
+            if known is not None and now_ms - known[1] < IDEMPOTENCY_WINDOW_MS:
+                if known[0] != request_hash:
+                    raise IdempotentParameterMismatch(
+                        "Request parameters do not match the parameters of an earlier request "
+                        "with the same ClientRequestToken")
+                return _REPLAYED
+        olds = [_check(engine, txn, action) for action in actions]
+        reasons = [reason for _old, reason in olds]
+        if any(r["Code"] != "None" for r in reasons):
+            raise _canceled(reasons)
+        writes = _prepare(engine, actions, [old for old, _r in olds], reasons)
+        meter = capacity.Meter(mode, "write")
+        hlc = engine.clock.tick()
+        groups: dict[str, tuple[TableDef, list[tuple[dict[str, Any], bytes | None]]]] = {}
+        for action, (old, new_item, new_bytes, size, plan) in zip(actions, writes):
+            current = engine.current_def(action.table)
+            units: dict[str, float] = {}
+            if action.kind == "ConditionCheck":
+                meter.add(action.table, capacity.write_units(old[1] if old else 0))
+                continue
+            if new_bytes is not None:
+                units = put_row(engine, txn, current, action.key, new_bytes, size, old, plan, hlc)
+                change = (action.table.key_of(new_item), new_bytes)
+            else:
+                units = delete_row(engine, txn, current, action.key, old, hlc)
+                change = (action.key_item, None)
+            meter.add(action.table, capacity.write_units(max(size, old[1] if old else 0)), units)
+            groups.setdefault(action.table.name, (action.table, []))[1].append(change)
+        if token:
+            txn.token_put(token, request_hash, now_ms)
+        if groups:
+            engine.log_multi_table_changes(txn, hlc, list(groups.values()))
+        meter.scale(capacity.TRANSACTION_FACTOR)
+        return meter
+
+    meter = await engine.storage.write(job)
+    result: dict[str, Any] = {}
+    if meter is _REPLAYED:
+        if mode is not None:
+            replay = capacity.Meter(mode, "write")
+            for action in actions:
+                replay.add(action.table, capacity.TRANSACTION_FACTOR * 1.0)
+            result["ConsumedCapacity"] = replay.listed()
+        return result
+    listed = meter.listed()
+    if listed is not None:
+        result["ConsumedCapacity"] = listed
+    return result
+
+
+def _check(engine: Engine, txn: WriteTxn, action: _Action
+           ) -> tuple[tuple[bytes, int, int, str] | None, dict[str, Any]]:
+    """Read the action's item and evaluate its condition: (old row, cancellation reason)."""
+    engine.ensure_live(action.table)
+    old = txn.get(action.table.tid, *action.key)
+    if "ConditionExpression" not in action.expressions.parsed:
+        return old, {"Code": "None"}
+    old_item = orjson.loads(old[0]) if old is not None else None
+    if action.expressions.condition_holds("ConditionExpression", old_item):
+        return old, {"Code": "None"}
+    reason: dict[str, Any] = {"Code": "ConditionalCheckFailed",
+                              "Message": "The conditional request failed"}
+    if action.return_old_on_failure and old_item is not None:
+        reason["Item"] = old_item
+    return old, reason
+
+
+def _prepare(engine: Engine, actions: list[_Action],
+             olds: list[tuple[bytes, int, int, str] | None], reasons: list[dict[str, Any]]
+             ) -> list[tuple[Any, Any, bytes | None, int, Any]]:
+    """Each action's (old row, new item, new bytes, size, index plan), computed before
+    anything is written; a ValidationError of one action cancels the transaction."""
+    prepared: list[tuple[Any, Any, bytes | None, int, Any]] = []
+    failed = False
+    for position, (action, old) in enumerate(zip(actions, olds)):
+        try:
+            prepared.append(_prepare_one(engine, action, old))
+        except ValidationError as exc:
+            reasons[position] = {"Code": "ValidationError", "Message": exc.message}
+            prepared.append((old, None, None, 0, None))
+            failed = True
+    if failed:
+        raise _canceled(reasons)
+    return prepared
+
+
+def _prepare_one(engine: Engine, action: _Action, old: tuple[bytes, int, int, str] | None
+                 ) -> tuple[Any, Any, bytes | None, int, Any]:
+    current = engine.current_def(action.table)
+    if action.kind in ("ConditionCheck", "Delete"):
+        return old, None, None, 0, None
+    if action.kind == "Put":
+        assert action.item is not None and action.item_bytes is not None
+        plan = plan_indexes(current, action.item, action.item_bytes, action.size)
+        return old, action.item, action.item_bytes, action.size, plan
+    old_item = orjson.loads(old[0]) if old is not None else None
+    base = old_item if old_item is not None else dict(action.key_item)
+    names, values = action.expressions.names, action.expressions.values
+    new_item, _paths = ex.apply_update(action.expressions.get("UpdateExpression"), base, names,
+                                       values, item_exists=old_item is not None)
+    size = check_item(new_item)
+    check_item_size(size)
+    new_bytes = orjson.dumps(new_item)
+    return old, new_item, new_bytes, size, plan_indexes(current, new_item, new_bytes, size)
+
+
+async def transact_get_items(engine: Engine, request: dict[str, Any]) -> dict[str, Any]:
+    entries = request["TransactItems"]
+    plans = []
+    seen: set[tuple[int, EncodedKey]] = set()
+    for entry in entries:
+        spec = entry.get("Get")
+        if spec is None:
+            raise ValidationError("TransactItems can only contain Get actions")
+        table = engine.table(spec["TableName"])
+        key = table.encode_key(spec["Key"])
+        if (table.tid, key) in seen:
+            raise ValidationError("Transaction request cannot include multiple operations on "
+                                  "one item")
+        seen.add((table.tid, key))
+        expressions, attributes = projection_of(spec)
+        plans.append((table, key, expressions, attributes))
+    rows = engine.storage.get_items_snapshot([(t.tid, *k) for t, k, _e, _a in plans])
+    meter = capacity.Meter(capacity.wanted(request), "read")
+    responses: list[Any] = []
+    for (table, _key, expressions, attributes), row in zip(plans, rows):
+        meter.add(table, capacity.TRANSACTION_FACTOR *
+                  capacity.read_units(row[1] if row else 0, consistent=True))
+        if row is None:
+            responses.append({})
+        elif expressions.parsed or attributes is not None:
+            responses.append({"Item": apply_projection(orjson.loads(row[0]), expressions,
+                                                       attributes)})
+        else:
+            responses.append({"Item": orjson.Fragment(row[0])})
+    result: dict[str, Any] = {"Responses": responses}
+    return capacity.attach(result, "ConsumedCapacity", meter.listed())

@@ -1,0 +1,172 @@
+"""Time to live: UpdateTimeToLive, DescribeTimeToLive and the background sweeper.
+
+Theory of operation
+- The TTL attribute name is part of the table definition (persisted, replicated as DDL).
+- An item expires when its TTL attribute is a Number of epoch seconds not after now (and
+  not more than MAX_AGE_S in the past: DynamoDB ignores such values). Until the sweeper
+  deletes it, an expired item is still returned by every read, as in DynamoDB.
+- The sweeper is one asyncio task per node. Every `engine.ttl_interval_s` it walks each
+  TTL-enabled table from a per-table cursor, reading at most SCAN_ROWS_PER_ROUND rows in
+  chunks of SCAN_CHUNK_ROWS (the event loop serves requests between chunks), and deletes
+  the expired items it found in write jobs of DELETE_BATCH_ITEMS. Each job re-reads the
+  item and deletes it only if it is still expired (it may have been updated meanwhile),
+  maintaining indexes and logging an ordinary changelog delete, so the delete replicates
+  like any other. The same round purges expired transaction tokens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from atoll.engine.items import delete_row
+from atoll.engine.tabledef import EncodedKey, TableDef
+from atoll.errors import ValidationError
+from atoll.storage import WriteTxn
+
+if TYPE_CHECKING:
+    from atoll.engine.engine import Engine
+
+log = logging.getLogger(__name__)
+
+DEFAULT_INTERVAL_S = 30.0
+SCAN_ROWS_PER_ROUND = 20_000
+SCAN_CHUNK_ROWS = 1000
+DELETE_BATCH_ITEMS = 200
+MAX_AGE_S = 5 * 365 * 24 * 3600
+TOKEN_PURGE_BATCH = 1000
+
+
+async def update_time_to_live(engine: Engine, request: dict[str, Any]) -> dict[str, Any]:
+    spec = request["TimeToLiveSpecification"]
+    enabled = bool(spec["Enabled"])
+    attribute = spec["AttributeName"]
+    async with engine.ddl_lock:
+        table = engine.table(request["TableName"])
+        current = table.ttl_attribute
+        if enabled and current is not None:
+            raise ValidationError("TimeToLive is already enabled")
+        if not enabled:
+            if current is None:
+                raise ValidationError("TimeToLive is already disabled")
+            if current != attribute:
+                raise ValidationError("TimeToLive is active on a different AttributeName: "
+                                      f"current AttributeName is {current}")
+        updated = table.copy()
+        updated.ttl_attribute = attribute if enabled else None
+        await engine.replace_definition(table, updated)
+    return {"TimeToLiveSpecification": {"Enabled": enabled, "AttributeName": attribute}}
+
+
+async def describe_time_to_live(engine: Engine, request: dict[str, Any]) -> dict[str, Any]:
+    table = engine.table(request["TableName"])
+    if table.ttl_attribute is None:
+        return {"TimeToLiveDescription": {"TimeToLiveStatus": "DISABLED"}}
+    return {"TimeToLiveDescription": {"TimeToLiveStatus": "ENABLED",
+                                      "AttributeName": table.ttl_attribute}}
+
+
+def expired(item: dict[str, Any], attribute: str, now_s: float) -> bool:
+    value = item.get(attribute)
+    if type(value) is not dict or "N" not in value:
+        return False
+    try:
+        expires = Decimal(value["N"])
+    except (InvalidOperation, TypeError):
+        return False
+    return now_s - MAX_AGE_S <= expires <= Decimal(repr(now_s))
+
+
+async def sweeper(engine: Engine) -> None:
+    cursors: dict[int, tuple[int, bytes, bytes] | None] = {}
+    while True:
+        await asyncio.sleep(engine.ttl_interval_s)
+        try:
+            await sweep_once(engine, cursors)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bad round must not stop the sweeper; the next one retries
+            log.exception("TTL sweep failed")
+
+
+async def sweep_once(engine: Engine,
+                     cursors: dict[int, tuple[int, bytes, bytes] | None]) -> int:
+    """One round over every TTL-enabled table; returns the number of items deleted."""
+    deleted = 0
+    for table in list(engine.tables.values()):
+        if table.ttl_attribute is None or not table.tid:
+            continue
+        deleted += await _sweep_table(engine, table, cursors)
+    await _purge_tokens(engine)
+    return deleted
+
+
+async def _sweep_table(engine: Engine, table: TableDef,
+                       cursors: dict[int, tuple[int, bytes, bytes] | None]) -> int:
+    attribute = table.ttl_attribute
+    assert attribute is not None
+    after = cursors.get(table.tid)
+    due: list[EncodedKey] = []
+    read = 0
+    deleted = 0
+    now_s = time.time()
+    while read < SCAN_ROWS_PER_ROUND:
+        rows = engine.storage.scan_items(table.tid, after, None)
+        chunk = list(itertools.islice(rows, SCAN_CHUNK_ROWS))
+        rows.close()
+        read += len(chunk)
+        for h, pk, sk, item_bytes, _size in chunk:
+            if expired(orjson.loads(item_bytes), attribute, now_s):
+                due.append((h, pk, sk))
+        while len(due) >= DELETE_BATCH_ITEMS:
+            deleted += await _delete_expired(engine, table, due[:DELETE_BATCH_ITEMS], now_s)
+            del due[:DELETE_BATCH_ITEMS]
+        if len(chunk) < SCAN_CHUNK_ROWS:
+            after = None  # reached the end: the next round starts over
+            break
+        last = chunk[-1]
+        after = (last[0], last[1], last[2])
+        await asyncio.sleep(0)  # let requests in between chunks
+    cursors[table.tid] = after
+    if due:
+        deleted += await _delete_expired(engine, table, due, now_s)
+    return deleted
+
+
+async def _delete_expired(engine: Engine, table: TableDef, keys: list[EncodedKey],
+                          now_s: float) -> int:
+    attribute = table.ttl_attribute
+    assert attribute is not None
+
+    def job(txn: WriteTxn) -> int:
+        if table.tid not in engine.live_tids:
+            return 0
+        current = engine.current_def(table)
+        hlc = engine.clock.tick()
+        logged = []
+        for key in keys:
+            old = txn.get(table.tid, *key)
+            if old is None:
+                continue
+            item = orjson.loads(old[0])
+            if not expired(item, attribute, now_s):
+                continue
+            delete_row(engine, txn, current, key, old, hlc)
+            logged.append((current.key_of(item), None))
+        if logged:
+            engine.log_item_changes(txn, hlc, current, logged)
+        return len(logged)
+
+    return int(await engine.storage.write(job))
+
+
+async def _purge_tokens(engine: Engine) -> None:
+    from atoll.engine.transactions import IDEMPOTENCY_WINDOW_MS
+    cutoff = engine.now_ms() - IDEMPOTENCY_WINDOW_MS
+    await engine.storage.write(lambda txn: txn.tokens_purge(cutoff, TOKEN_PURGE_BATCH))
