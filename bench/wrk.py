@@ -75,13 +75,13 @@ def wrk_binary() -> str | None:
     return shutil.which("wrk")
 
 
-def run_wrk(url: str, script: str, *, duration_s: float, connections: int, threads: int,
+def run_wrk(url: str, script: str, *, duration_s: int, connections: int, threads: int,
             env: dict[str, str], timeout_s: float = 5.0) -> WrkResult:
     """One wrk run against `url` with bench/lua/<script>; returns the parsed result."""
     binary = wrk_binary()
     if binary is None:
         raise WrkError("wrk is not installed")
-    cmd = [binary, f"-t{threads}", f"-c{connections}", f"-d{duration_s:g}s",
+    cmd = [binary, f"-t{threads}", f"-c{connections}", f"-d{duration_s}s",
            f"--timeout={timeout_s:g}s", "-s", str(LUA_DIR / script), url]
     full_env = {**os.environ, **env, "BENCH_LUA_DIR": str(LUA_DIR)}
     try:
@@ -90,5 +90,6 @@ def run_wrk(url: str, script: str, *, duration_s: float, connections: int, threa
     except subprocess.TimeoutExpired as exc:
         raise WrkError(f"wrk did not finish within {duration_s + WRK_GRACE_S:g} s") from exc
     if proc.returncode != 0:
-        raise WrkError(f"wrk exited {proc.returncode}: {proc.stderr.strip()[-2000:]}")
+        out = (proc.stderr.strip() or proc.stdout.strip())[-2000:]
+        raise WrkError(f"wrk exited {proc.returncode}: {out}")
     return parse_output(proc.stdout)
