@@ -11,6 +11,7 @@ from typing import Any
 from atoll.engine.indexdef import GSI, LSI, IndexDef, parse_indexes
 from atoll.errors import ResourceNotFound, ValidationError
 from atoll.model.keys import encode_key_value, partition_hash
+from atoll.model.values import check_value
 
 _TABLE_NAME_RE = re.compile(r"[a-zA-Z0-9_.-]+")
 _ARN_RE = re.compile(r"arn:[^:]*:dynamodb:[^:]*:[^:]*:table/([^/]+)\Z")
@@ -112,6 +113,8 @@ class TableDef:
                 raise ValidationError("One or more parameter values were invalid: Type mismatch "
                                       f"for key {name} expected: {kind} actual: {actual}")
             raise ValidationError("The provided key element does not match the schema")
+        if not in_item:
+            check_value(value)  # a request's key is not validated elsewhere: "abc" as N
         if value[kind] == "":
             raise ValidationError(
                 "One or more parameter values are not valid. The AttributeValue for a key "
