@@ -210,7 +210,7 @@ async def query(engine: Engine, request: dict[str, Any]) -> dict[str, Any]:
     key_range = ex.resolve_key_condition(
         expressions.get("KeyConditionExpression"), expressions.names, expressions.values,
         table.hash_key, table.range_key, table.attribute_types)
-    pk = encode_key_value(key_range.hash_value, table.hash_type)
+    pk = _encode_partition(key_range.hash_value, table.hash_type, table.hash_key)
     h = partition_hash(pk)
     lower, upper = _key_bounds(table.range_type or "S", key_range)
     forward = request.get("ScanIndexForward", True)
@@ -275,13 +275,22 @@ def _index_rows(engine: Engine, table: TableDef, index: IndexDef, page: _Page,
         yield item, size
 
 
+def _encode_partition(value: dict[str, Any], kind: str, name: str) -> bytes:
+    """The partition key value of a key condition (an empty S/B is not a key, as in an item)."""
+    if value.get(kind) == "":
+        raise ValidationError(
+            "One or more parameter values are not valid. The AttributeValue for a key "
+            f"attribute cannot contain an empty string value. Key: {name}")
+    return encode_key_value(value, kind)
+
+
 def _query_index(engine: Engine, request: dict[str, Any], table: TableDef, index: IndexDef,
                  expressions: RequestExpressions, select: str) -> dict[str, Any]:
     key_range = ex.resolve_key_condition(
         expressions.get("KeyConditionExpression"), expressions.names, expressions.values,
         index.hash_key, index.range_key, table.attribute_types)
     types = table.attribute_types
-    pk = encode_key_value(key_range.hash_value, types[index.hash_key])
+    pk = _encode_partition(key_range.hash_value, types[index.hash_key], index.hash_key)
     lower, upper = _key_bounds(types[index.range_key] if index.range_key else "S", key_range)
     forward = request.get("ScanIndexForward", True)
     start = request.get("ExclusiveStartKey")
