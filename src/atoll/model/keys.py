@@ -15,6 +15,7 @@ extensions (-0.12 > -0.123).
 from __future__ import annotations
 
 import base64
+import decimal
 import zlib
 from decimal import Decimal
 from typing import Any
@@ -22,6 +23,7 @@ from typing import Any
 from atoll.invariant import invariant
 from atoll.model.numbers import to_decimal
 
+_EXACT = decimal.Context(prec=100, Emax=999999, Emin=-999999)  # wider than any key
 _NEGATIVE = 0x01
 _ZERO = 0x02
 _POSITIVE = 0x03
@@ -36,7 +38,9 @@ def encode_number(text: str) -> bytes:
 def encode_decimal(value: Decimal) -> bytes:
     if not value:
         return bytes((_ZERO,))
-    sign, digits, exponent = value.normalize().as_tuple()
+    # normalize() needs an explicit context: the default one (28 digits) would round a
+    # 38-digit key, so distinct keys would collide.
+    sign, digits, exponent = value.normalize(_EXACT).as_tuple()
     invariant(isinstance(exponent, int), "finite number expected")
     # value = 0.d1d2..dn * 10**e  with d1 != 0
     e = len(digits) + int(exponent)
