@@ -399,3 +399,17 @@ def test_binary_keys_round_trip_through_last_evaluated_key(ddb: Any,
     assert got == sorted(B_KEYS)
     # and as raw base64 over the wire, the same bytes
     assert base64.b64encode(got[0]) == base64.b64encode(b"\x00")
+
+
+def test_38_digit_number_keys_stay_distinct_and_ordered(ddb: Any, range_table: str) -> None:
+    # 38 significant digits are kept exactly: keys differing only in the 38th digit are
+    # different items (not one item overwritten) and sort numerically.
+    keys = ["0.1", "0.10000000000000000000000000000000000001",
+            "0.10000000000000000000000000000000000002", "-0.10000000000000000000000000000000000001",
+            "12345678901234567890123456789012345678", "12345678901234567890123456789012345677"]
+    put_all(ddb, range_table, [{"pk": PK, "sk": {"N": k}} for k in keys])
+    got = [item["sk"]["N"] for item in _query(ddb, range_table, "", {})]
+    assert got == sorted(keys, key=Decimal)
+    got_reversed = [item["sk"]["N"] for item in _query(ddb, range_table, "", {},
+                                                        ScanIndexForward=False, Limit=2)]
+    assert got_reversed == sorted(keys, key=Decimal, reverse=True)
