@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 from datetime import UTC, datetime
@@ -94,13 +95,14 @@ def print_budget(systems: list[System], ops: list[str], args: argparse.Namespace
               "use --duration, --rounds, --ops or --only to trim")
 
 
-def bring_up(systems: list[System]) -> list[System]:
-    """Install, start and preload each system; the ones that fail are reported and dropped."""
-    up: list[System] = []
+def bring_up(systems: list[System], up: list[System]) -> list[System]:
+    """Install, start and preload each system; the ones that fail are reported and dropped.
+    Started systems are appended to `up` as they come, so the caller can stop them all."""
     for system in systems:
         try:
             system.install()
             t = time.monotonic()
+            up.append(system)
             system.start()
             if system.is_database:
                 client = Client(system.url)
@@ -108,13 +110,14 @@ def bring_up(systems: list[System]) -> list[System]:
                 preload(client)
             print(f"  {system.label}: up at {system.url} "
                   f"(ready and preloaded in {time.monotonic() - t:.1f} s)", flush=True)
-            up.append(system)
         except (SystemUnavailable, OSError, RuntimeError, TimeoutError) as exc:
             print(f"  SKIP {system.label}: {exc}", flush=True)
             system.stop()
+            up.remove(system)
         except Exception as exc:  # a peer's odd answer must not end the whole run
             print(f"  SKIP {system.label}: {type(exc).__name__}: {exc}", flush=True)
             system.stop()
+            up.remove(system)
     return up
 
 
@@ -152,8 +155,18 @@ def measure(systems: list[System], ops: list[str], args: argparse.Namespace,
     return raw
 
 
+def _stop_on_signals() -> None:
+    """SIGTERM and SIGINT end the run through `finally`, so no server is left behind.
+    (A shell starts background jobs with SIGINT ignored; restore it explicitly.)"""
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    _stop_on_signals()
     started = datetime.now(UTC)
     t0 = time.monotonic()
     ops = args.ops.split(",")
@@ -166,8 +179,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cannot run without wrk: {exc}")
         return 2
     print("bringing up systems:", flush=True)
-    up = bring_up(systems)
+    up: list[System] = []
     try:
+        up = bring_up(systems, up)
         if not up:
             print("no system could be started")
             return 1
@@ -204,4 +218,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt as exc:
+        print(f"interrupted ({exc}); every server started was stopped", file=sys.stderr)
+        sys.exit(130)
