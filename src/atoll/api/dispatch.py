@@ -66,4 +66,8 @@ class Api:
             raise SerializationError("Start of structure or map found where not expected") from None
         if type(request) is not dict:
             raise SerializationError("Start of structure or map found where not expected")
+        if None in request.values():
+            # A JSON null member means "not given" (the shape validator skips it too), so
+            # handlers can rely on request.get(member, default).
+            request = {k: v for k, v in request.items() if v is not None}
         return request
