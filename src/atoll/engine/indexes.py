@@ -33,7 +33,7 @@ from atoll.engine.indexdef import GSI, MAX_GSIS, IndexDef, check_index_set, pars
 from atoll.engine.tabledef import EncodedKey, TableDef, check_index_attributes, index_not_found
 from atoll.errors import LimitExceeded, ValidationError
 from atoll.model.keys import encode_key_value, partition_hash
-from atoll.model.values import item_size
+from atoll.model.values import item_size, number_size
 from atoll.storage import WriteTxn
 
 if TYPE_CHECKING:
@@ -72,9 +72,9 @@ def _key_part(index: IndexDef, item: dict[str, Any], name: str, kind: str,
     return encode_key_value(value, kind)
 
 
-def entry_for(table: TableDef, index: IndexDef, item: dict[str, Any], item_bytes: bytes,
-              size: int, strict: bool) -> Entry | None:
-    """The index row of `item`, or None when the item is not in the index (sparse)."""
+def index_key(table: TableDef, index: IndexDef, item: dict[str, Any],
+              strict: bool) -> tuple[int, bytes, bytes] | None:
+    """(h, pk, sk) of `item` in the index, or None when it is not in it (sparse)."""
     types = table.attribute_types
     pk = _key_part(index, item, index.hash_key, types[index.hash_key], strict)
     sk: bytes | None = b""
@@ -82,13 +82,37 @@ def entry_for(table: TableDef, index: IndexDef, item: dict[str, Any], item_bytes
         sk = _key_part(index, item, index.range_key, types[index.range_key], strict)
     if pk is None or sk is None:
         return None
+    return partition_hash(pk), pk, sk
+
+
+def _projected_size(projected: dict[str, Any]) -> int:
+    """DynamoDB size of an already validated and normalised (projected) item."""
+    size = 0
+    for name, value in projected.items():
+        size += len(name) if name.isascii() else len(name.encode())
+        if "S" in value:
+            text = value["S"]
+            size += len(text) if text.isascii() else len(text.encode())
+        elif "N" in value:
+            size += number_size(value["N"])
+        else:
+            size += item_size({name: value}) - len(name)  # containers, binaries: rare
+    return size
+
+
+def entry_for(table: TableDef, index: IndexDef, item: dict[str, Any], item_bytes: bytes,
+              size: int, strict: bool) -> Entry | None:
+    """The index row of `item`, or None when the item is not in the index (sparse)."""
+    key = index_key(table, index, item, strict)
+    if key is None:
+        return None
     if index.projection == "ALL":
-        return index, partition_hash(pk), pk, sk, item_bytes, size
+        return index, key[0], key[1], key[2], item_bytes, size
     names = list(table.key_names()) + [k for k in index.key_names() if k not in table.key_names()]
     if index.projection == "INCLUDE":
         names += index.non_key_attributes
     projected = {n: item[n] for n in names if n in item}
-    return index, partition_hash(pk), pk, sk, orjson.dumps(projected), item_size(projected)
+    return index, key[0], key[1], key[2], orjson.dumps(projected), _projected_size(projected)
 
 
 def plan(table: TableDef, item: dict[str, Any], item_bytes: bytes, size: int) -> Plan:
@@ -109,22 +133,22 @@ def apply(txn: WriteTxn, table: TableDef, key: EncodedKey, old_bytes: bytes | No
     if not table.indexes:
         return {}
     units: dict[str, float] = {}
-    old: dict[str, Entry] = {}
+    fresh = {entry[0].name: entry for entry in new or ()}
     if old_bytes is not None:
         old_item = orjson.loads(old_bytes)
         for index in table.indexes:
-            entry = entry_for(table, index, old_item, old_bytes, 0, strict=False)
-            if entry is not None:
-                old[index.name] = entry
-    fresh = {entry[0].name: entry for entry in new or ()}
-    for name, (index, h, pk, sk, _item, _size) in old.items():
-        replacement = fresh.get(name)
-        if replacement is None or replacement[1:4] != (h, pk, sk):
-            txn.index_delete(table.tid, index.iid, h, pk, sk, key[1], key[2])
-            units[name] = 1.0
-    for name, (index, h, pk, sk, item, size) in fresh.items():
-        txn.index_put(table.tid, index.iid, h, pk, sk, key[1], key[2], item, size)
-        units[name] = units.get(name, 0.0) + max(1, -(-size // WRITE_UNIT_BYTES))
+            old_key = index_key(table, index, old_item, strict=False)
+            if old_key is None:
+                continue
+            replacement = fresh.get(index.name)
+            if replacement is None or replacement[1:4] != old_key:
+                txn.index_delete(table.tid, index.iid, *old_key, key[1], key[2])
+                units[index.name] = 1.0
+    if fresh:
+        txn.index_put_many([(table.tid, index.iid, h, pk, sk, key[1], key[2], item, size)
+                            for index, h, pk, sk, item, size in fresh.values()])
+        for name, entry in fresh.items():
+            units[name] = units.get(name, 0.0) + max(1, -(-entry[5] // WRITE_UNIT_BYTES))
     return units
 
 

@@ -148,6 +148,15 @@ class WriteTxn:
             " size, crc) VALUES (?,?,?,?,?,?,?,?,?,?)",
             (tid, iid, h, pk, sk, base_pk, base_sk, item, size, zlib.crc32(item)))
 
+    def index_put_many(self, rows: list[tuple[int, int, int, bytes, bytes, bytes, bytes, bytes,
+                                              int]]) -> None:
+        """Several index rows (tid, iid, h, pk, sk, base_pk, base_sk, item, size) at once."""
+        self.writes += 1
+        self.conn.executemany(
+            "INSERT OR REPLACE INTO index_items (tid, iid, h, pk, sk, base_pk, base_sk, item,"
+            " size, crc) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            [(*row, zlib.crc32(row[7])) for row in rows])
+
     def index_delete(self, tid: int, iid: int, h: int, pk: bytes, sk: bytes, base_pk: bytes,
                      base_sk: bytes) -> None:
         self.writes += 1
