@@ -135,3 +135,30 @@ def test_no_capacity_unless_asked(ddb: Any, hash_table: str) -> None:
     assert "ConsumedCapacity" not in ddb.put_item(TableName=hash_table, Item=_item("a", 10))
     assert "ConsumedCapacity" not in ddb.put_item(TableName=hash_table, Item=_item("a", 10),
                                                   ReturnConsumedCapacity="NONE")
+
+
+def test_item_collection_metrics_on_tables_with_an_lsi(ddb: Any, table_name: str) -> None:
+    ddb.create_table(
+        TableName=table_name, BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
+                   {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk", "l")],
+        LocalSecondaryIndexes=[{"IndexName": "by_l", "Projection": {"ProjectionType": "ALL"},
+                                "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"},
+                                              {"AttributeName": "l", "KeyType": "RANGE"}]}])
+    key = {"pk": {"S": "a"}, "sk": {"S": "1"}}
+    put = ddb.put_item(TableName=table_name, Item={**key, "l": {"S": "x"}},
+                       ReturnItemCollectionMetrics="SIZE")
+    assert put["ItemCollectionMetrics"] == {"ItemCollectionKey": {"pk": {"S": "a"}},
+                                            "SizeEstimateRangeGB": [0.0, 1.0]}
+    updated = ddb.update_item(TableName=table_name, Key=key, UpdateExpression="SET v = :v",
+                              ExpressionAttributeValues={":v": {"S": "y"}},
+                              ReturnItemCollectionMetrics="SIZE")
+    assert updated["ItemCollectionMetrics"]["ItemCollectionKey"] == {"pk": {"S": "a"}}
+    deleted = ddb.delete_item(TableName=table_name, Key=key, ReturnItemCollectionMetrics="SIZE")
+    assert "ItemCollectionMetrics" in deleted
+
+
+def test_no_item_collection_metrics_without_an_lsi(ddb: Any, hash_table: str) -> None:
+    put = ddb.put_item(TableName=hash_table, Item=_item("a", 10), ReturnItemCollectionMetrics="SIZE")
+    assert "ItemCollectionMetrics" not in put

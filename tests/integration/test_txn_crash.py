@@ -135,3 +135,39 @@ def test_transactions_are_all_or_nothing_across_sigkill(tmp_path: Path) -> None:
         assert compared > 0
     finally:
         restarted.stop()
+
+
+BACKFILL_ITEMS = 5000
+ACTIVE_TIMEOUT_S = 60.0
+
+
+@pytest.mark.slow
+def test_backfill_interrupted_by_sigkill_resumes_after_restart(tmp_path: Path) -> None:
+    server = ServerProcess(data_dir=tmp_path).start()
+    ddb = client(server.url)
+    ddb.create_table(TableName="refill", BillingMode="PAY_PER_REQUEST",
+                     KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}])
+    for start in range(0, BACKFILL_ITEMS, 25):
+        ddb.batch_write_item(RequestItems={"refill": [
+            {"PutRequest": {"Item": {"pk": {"S": f"k{n}"}, "g": {"N": str(n % 11)}}}}
+            for n in range(start, start + 25)]})
+    ddb.update_table(
+        TableName="refill", AttributeDefinitions=[{"AttributeName": "g", "AttributeType": "N"}],
+        GlobalSecondaryIndexUpdates=[{"Create": {
+            "IndexName": "by_g", "Projection": {"ProjectionType": "KEYS_ONLY"},
+            "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}]}}])
+    server.kill()  # most likely mid-backfill
+    restarted = ServerProcess(data_dir=tmp_path).start()
+    try:
+        ddb = client(restarted.url)
+        deadline = time.monotonic() + ACTIVE_TIMEOUT_S
+        while True:
+            (gsi,) = ddb.describe_table(TableName="refill")["Table"]["GlobalSecondaryIndexes"]
+            if gsi["IndexStatus"] == "ACTIVE":
+                break
+            assert time.monotonic() < deadline, "backfill did not resume after restart"
+            time.sleep(0.1)
+        assert check_indexes(ddb, "refill") == BACKFILL_ITEMS
+    finally:
+        restarted.stop()

@@ -93,7 +93,7 @@ async def batch_write_item(engine: Engine, request: dict[str, Any]) -> dict[str,
         for (table, ops), table_plans in zip(plans, index_plans):
             current = engine.current_def(table)
             hlc = engine.clock.tick()
-            logged = []
+            logged: list[tuple[dict[str, Any], bytes | None]] = []
             for (key, item, item_bytes, size), plan in zip(ops, table_plans):
                 old = txn.get(table.tid, *key)
                 if item_bytes is not None:

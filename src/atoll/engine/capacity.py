@@ -11,15 +11,21 @@ ConsumedCapacity DynamoDB reports, so it is computed the same way:
   is counted twice (DynamoDB's prepare + commit).
 With ReturnConsumedCapacity=TOTAL the answer has the total per table; with INDEXES it
 also splits it into Table, GlobalSecondaryIndexes and LocalSecondaryIndexes.
+ReturnItemCollectionMetrics=SIZE (tables with an LSI) is answered from one SUM over the
+written partition key's items and LSI rows.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from atoll.engine.tabledef import TableDef
+from atoll.model.keys import encode_key_value, partition_hash
+
+if TYPE_CHECKING:
+    from atoll.engine.engine import Engine
 
 READ_UNIT_BYTES = 4096
 WRITE_UNIT_BYTES = 1024
@@ -97,6 +103,24 @@ class Meter:
         if self.mode is None:
             return None
         return [self._one(t, u[0], i) for t, u, i in self._tables.values()]
+
+
+GIGABYTE = 1 << 30
+
+
+def item_collection_metrics(engine: Engine, request: dict[str, Any], table: TableDef,
+                            key: dict[str, Any]) -> dict[str, Any] | None:
+    """ItemCollectionMetrics for a write to `key` (only tables with an LSI have item
+    collections; DynamoDB reports an estimate range in GB)."""
+    if request.get("ReturnItemCollectionMetrics") != "SIZE":
+        return None
+    if not any(i.kind == "LSI" for i in table.indexes):
+        return None
+    value = key[table.hash_key]
+    pk = encode_key_value(value, table.hash_type)
+    size_gb = engine.storage.collection_size(table.tid, partition_hash(pk), pk) / GIGABYTE
+    return {"ItemCollectionKey": {table.hash_key: value},
+            "SizeEstimateRangeGB": [float(int(size_gb)), float(int(size_gb) + 1)]}
 
 
 def attach(result: Any, name: str, value: Any) -> Any:

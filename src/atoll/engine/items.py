@@ -156,6 +156,9 @@ async def put_item(engine: Engine, request: dict[str, Any]) -> Any:
     if "ReturnConsumedCapacity" in request:
         consumed = _write_capacity(request, table, old[1] if old else 0, size, units)
         result = capacity.attach(result, "ConsumedCapacity", consumed)
+    if "ReturnItemCollectionMetrics" in request:
+        result = capacity.attach(result, "ItemCollectionMetrics",
+                                 capacity.item_collection_metrics(engine, request, table, item))
     return result
 
 
@@ -210,6 +213,9 @@ async def delete_item(engine: Engine, request: dict[str, Any]) -> Any:
     if "ReturnConsumedCapacity" in request:
         consumed = _write_capacity(request, table, old[1] if old else 0, 0, units)
         result = capacity.attach(result, "ConsumedCapacity", consumed)
+    if "ReturnItemCollectionMetrics" in request:
+        result = capacity.attach(result, "ItemCollectionMetrics",
+                                 capacity.item_collection_metrics(engine, request, table, key_item))
     return result
 
 
@@ -253,6 +259,9 @@ async def update_item(engine: Engine, request: dict[str, Any]) -> Any:
     if "ReturnConsumedCapacity" in request:
         result = capacity.attach(result, "ConsumedCapacity",
                                  _write_capacity(request, table, *sizes))
+    if "ReturnItemCollectionMetrics" in request:
+        result = capacity.attach(result, "ItemCollectionMetrics",
+                                 capacity.item_collection_metrics(engine, request, table, key_item))
     return result
 
 

@@ -152,6 +152,7 @@ async def transact_write_items(engine: Engine, request: dict[str, Any]) -> Any:
         for action, (old, new_item, new_bytes, size, plan) in zip(actions, writes):
             current = engine.current_def(action.table)
             units: dict[str, float] = {}
+            change: tuple[dict[str, Any], bytes | None]
             if action.kind == "ConditionCheck":
                 meter.add(action.table, capacity.write_units(old[1] if old else 0))
                 continue

@@ -119,7 +119,7 @@ async def _sweep_table(engine: Engine, table: TableDef,
     while read < SCAN_ROWS_PER_ROUND:
         rows = engine.storage.scan_items(table.tid, after, None)
         chunk = list(itertools.islice(rows, SCAN_CHUNK_ROWS))
-        rows.close()
+        getattr(rows, "close", lambda: None)()  # finalize the cursor before awaiting
         read += len(chunk)
         for h, pk, sk, item_bytes, _size in chunk:
             if expired(orjson.loads(item_bytes), attribute, now_s):
@@ -149,7 +149,7 @@ async def _delete_expired(engine: Engine, table: TableDef, keys: list[EncodedKey
             return 0
         current = engine.current_def(table)
         hlc = engine.clock.tick()
-        logged = []
+        logged: list[tuple[dict[str, Any], bytes | None]] = []
         for key in keys:
             old = txn.get(table.tid, *key)
             if old is None:

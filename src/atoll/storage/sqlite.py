@@ -587,6 +587,16 @@ class SqliteStorage:
                 raise CorruptionDetected("Stored index item failed its checksum")
             yield h, pk, sk, base_pk, base_sk, item, size
 
+    def collection_size(self, tid: int, h: int, pk: bytes) -> int:
+        """Bytes of one item collection: the items of a partition key and their rows in
+        local secondary indexes (which share the partition key's hash)."""
+        row = self._reader.execute(
+            "SELECT (SELECT COALESCE(SUM(size), 0) FROM items WHERE tid=? AND h=? AND pk=?)"
+            " + (SELECT COALESCE(SUM(size), 0) FROM index_items"
+            " WHERE tid=? AND h=? AND pk=? AND base_pk=pk)",
+            (tid, h, pk, tid, h, pk)).fetchone()
+        return int(row[0])
+
     def index_stats(self, tid: int, iid: int) -> tuple[int, int]:
         """(item count, size in bytes) of one index: counted, as DynamoDB's figures are
         only approximate and this is asked for rarely (DescribeTable)."""
