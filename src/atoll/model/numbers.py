@@ -20,7 +20,7 @@ MIN_ADJUSTED_EXPONENT = -130
 MAX_ADJUSTED_EXPONENT = 125
 
 # DynamoDB's grammar: optional sign, digits with an optional point, optional exponent.
-_NUMBER_RE = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\Z")
+_NUMBER_RE = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\Z", re.ASCII)
 
 # Wide enough that parsing and arithmetic are exact; the 38-digit rule is checked apart.
 _EXACT = decimal.Context(prec=200, Emax=999999, Emin=-999999, traps=[decimal.InvalidOperation])
@@ -59,7 +59,7 @@ def format_number(value: Decimal) -> str:
     return format(value.normalize(_EXACT), "f")
 
 
-_CANON_RE = re.compile(r"-?(?:0|[1-9]\d{0,37})(?:\.\d{0,37}[1-9])?\Z")
+_CANON_RE = re.compile(r"-?(?:0|[1-9]\d{0,37})(?:\.\d{0,37}[1-9])?\Z", re.ASCII)
 
 
 def normalize_number(text: str) -> str:
