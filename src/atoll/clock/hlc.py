@@ -46,6 +46,12 @@ class HybridClock:
         self.last = physical if physical > self.last else self.last + 1
         return self.last
 
+    def restore(self, persisted: int) -> None:
+        """Never issue a stamp <= `persisted`: this node's own last stamp, read back from
+        its store at restart. Not skew-bounded — it is our own clock's past."""
+        if persisted > self.last:
+            self.last = persisted
+
     def observe(self, remote: int) -> int:
         """Advance past a remote timestamp; one too far in the future is not followed
         beyond now + max_skew_ms, so a region with a wrong clock cannot drag every

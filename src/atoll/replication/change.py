@@ -1,0 +1,250 @@
+"""Changes: the unit of replication, and their canonical byte encoding.
+
+Theory of operation: every local write commits ONE `Change` in the same store transaction
+as its item rows (the outbox, DESIGN.md decision 2). A change is identified by
+`(origin, seq)`, where `seq` is dense per origin (1, 2, 3, ...), and carries one HLC
+timestamp: every op in it has the version `Version(hlc, origin)`, which totally orders
+writes (decision 3). A TransactWriteItems is one change with several `ItemWrite`s; table
+DDL is a change with one `TableOp`.
+
+Encoding (the wire and changelog form, `encode_change`):
+
+    frame = crc32(body) as 4 bytes big-endian || body
+    body  = orjson, keys sorted, no whitespace, of
+            {"v": 1, "o": origin, "s": seq, "h": hlc, "ops": [op, ...]}
+    op    = {"w": table, "pk": hex, "sk": hex, "i": item | null, "p": [hlc, origin] | null}
+          | {"t": table, "k": "create" | "update" | "delete", "d": definition | null}
+
+`decode_change` refuses (raises `BadChange`) a frame whose checksum does not match, whose
+body is not valid JSON of that shape, or whose body is not byte-identical to the canonical
+re-encoding (so two regions can never hold different bytes for the same change).
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import orjson
+
+from atoll.replication.errors import BadChange
+
+FORMAT_VERSION = 1
+TABLE_OP_KINDS = ("create", "update", "delete")
+MAX_OPS_PER_CHANGE = 1000  # TransactWriteItems allows 100; BatchWrite 25: a generous bound
+_VALUE_TYPES = frozenset(("S", "N", "B", "SS", "NS", "BS", "M", "L", "NULL", "BOOL"))
+_CHECKSUM_BYTES = 4
+
+
+class Version(NamedTuple):
+    """(hlc, origin): compared as a tuple, hlc first, then the origin's name."""
+
+    hlc: int
+    origin: str
+
+
+ItemKey = tuple[str, bytes, bytes]  # (table, encoded partition key, encoded sort key or b"")
+
+
+@dataclass(frozen=True, slots=True)
+class ItemWrite:
+    """A put or a full new image (`item`), or a delete (`item is None`, a tombstone).
+
+    `prev` is the version the origin overwrote (None if it saw no version of the key),
+    so a receiver can tell a clean overwrite from a concurrent one."""
+
+    table: str
+    pk: bytes
+    sk: bytes
+    item: dict[str, Any] | None
+    prev: Version | None = None
+
+    @property
+    def key(self) -> ItemKey:
+        return (self.table, self.pk, self.sk)
+
+
+@dataclass(frozen=True, slots=True)
+class TableOp:
+    """Table DDL: create (definition), update (new definition), delete (definition None)."""
+
+    table: str
+    kind: str
+    definition: dict[str, Any] | None = None
+
+
+Op = ItemWrite | TableOp
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    origin: str
+    seq: int
+    hlc: int
+    ops: tuple[Op, ...]
+    checksum: int
+
+    @property
+    def version(self) -> Version:
+        return Version(self.hlc, self.origin)
+
+    @staticmethod
+    def create(origin: str, seq: int, hlc: int, ops: tuple[Op, ...] | list[Op]) -> Change:
+        """A change with its checksum computed over the canonical body."""
+        ops = tuple(ops)
+        body = _body(origin, seq, hlc, ops)
+        _check_shape(origin, seq, hlc, ops)
+        return Change(origin, seq, hlc, ops, zlib.crc32(body))
+
+    def tables(self) -> frozenset[str]:
+        return frozenset(op.table for op in self.ops)
+
+
+def encode_change(change: Change) -> bytes:
+    body = _body(change.origin, change.seq, change.hlc, change.ops)
+    crc = zlib.crc32(body)
+    if crc != change.checksum:
+        raise BadChange(f"change {change.origin}/{change.seq}: checksum does not match its "
+                        "contents (corrupted in memory?)")
+    return crc.to_bytes(_CHECKSUM_BYTES, "big") + body
+
+
+def decode_change(frame: bytes) -> Change:
+    """The change in `frame`, or BadChange if it is damaged, malformed or not canonical."""
+    if not isinstance(frame, bytes | bytearray | memoryview) or len(frame) <= _CHECKSUM_BYTES:
+        raise BadChange("change frame is too short")
+    frame = bytes(frame)
+    crc, body = int.from_bytes(frame[:_CHECKSUM_BYTES], "big"), frame[_CHECKSUM_BYTES:]
+    if zlib.crc32(body) != crc:
+        raise BadChange("change checksum mismatch")
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise BadChange(f"change body is not JSON: {error}") from None
+    change = _from_doc(doc, crc)
+    if _body(change.origin, change.seq, change.hlc, change.ops) != body:
+        raise BadChange("change body is not in canonical form")
+    return change
+
+
+def verify_change(change: Change) -> None:
+    """Raise BadChange unless `change` is well formed and matches its checksum."""
+    _check_shape(change.origin, change.seq, change.hlc, change.ops)
+    if zlib.crc32(_body(change.origin, change.seq, change.hlc, change.ops)) != change.checksum:
+        raise BadChange(f"change {change.origin}/{change.seq}: checksum mismatch")
+
+
+# --- encoding --------------------------------------------------------------------------
+
+def _body(origin: str, seq: int, hlc: int, ops: tuple[Op, ...]) -> bytes:
+    doc = {"v": FORMAT_VERSION, "o": origin, "s": seq, "h": hlc, "ops": [_op_doc(op) for op in ops]}
+    try:
+        return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
+    except TypeError as error:
+        raise BadChange(f"change cannot be encoded: {error}") from None
+
+
+def _op_doc(op: Op) -> dict[str, Any]:
+    if isinstance(op, ItemWrite):
+        prev = None if op.prev is None else [op.prev.hlc, op.prev.origin]
+        return {"w": op.table, "pk": op.pk.hex(), "sk": op.sk.hex(), "i": op.item, "p": prev}
+    if isinstance(op, TableOp):
+        return {"t": op.table, "k": op.kind, "d": op.definition}
+    raise BadChange(f"not a change op: {type(op).__name__}")
+
+
+# --- decoding and validation -----------------------------------------------------------
+
+def _from_doc(doc: Any, crc: int) -> Change:
+    if not isinstance(doc, dict) or set(doc) != {"v", "o", "s", "h", "ops"}:
+        raise BadChange("change body has the wrong fields")
+    if doc["v"] != FORMAT_VERSION:
+        raise BadChange(f"unknown change format version {doc['v']!r}")
+    if not isinstance(doc["ops"], list):
+        raise BadChange("change ops is not a list")
+    origin, seq, hlc = doc["o"], doc["s"], doc["h"]
+    ops = tuple(_op_from_doc(raw) for raw in doc["ops"])
+    _check_shape(origin, seq, hlc, ops)
+    return Change(origin, seq, hlc, ops, crc)
+
+
+def _op_from_doc(raw: Any) -> Op:
+    if isinstance(raw, dict) and set(raw) == {"w", "pk", "sk", "i", "p"}:
+        return ItemWrite(raw["w"], _hex(raw["pk"]), _hex(raw["sk"]), raw["i"], _prev(raw["p"]))
+    if isinstance(raw, dict) and set(raw) == {"t", "k", "d"}:
+        return TableOp(raw["t"], raw["k"], raw["d"])
+    raise BadChange("change op has the wrong fields")
+
+
+def _hex(text: Any) -> bytes:
+    if not isinstance(text, str):
+        raise BadChange("key part is not a hex string")
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        raise BadChange("key part is not valid hex") from None
+
+
+def _prev(raw: Any) -> Version | None:
+    if raw is None:
+        return None
+    if (isinstance(raw, list) and len(raw) == 2 and _is_int(raw[0]) and raw[0] >= 0
+            and isinstance(raw[1], str) and raw[1]):
+        return Version(raw[0], raw[1])
+    raise BadChange("prev version is malformed")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_shape(origin: Any, seq: Any, hlc: Any, ops: tuple[Op, ...]) -> None:
+    if not isinstance(origin, str) or not origin:
+        raise BadChange("change origin is not a region name")
+    if not _is_int(seq) or seq < 1:
+        raise BadChange("change seq must be a positive integer")
+    if not _is_int(hlc) or hlc < 1:
+        raise BadChange("change hlc must be a positive integer")
+    if not ops or len(ops) > MAX_OPS_PER_CHANGE:
+        raise BadChange(f"a change has 1..{MAX_OPS_PER_CHANGE} ops, not {len(ops)}")
+    if any(isinstance(op, TableOp) for op in ops) and len(ops) != 1:
+        raise BadChange("a table op is a change of its own")
+    keys = set()
+    for op in ops:
+        _check_op(op)
+        if isinstance(op, ItemWrite):
+            keys.add(op.key)
+    if len(keys) != sum(isinstance(op, ItemWrite) for op in ops):
+        raise BadChange("a change writes the same item twice")
+
+
+def _check_op(op: Op) -> None:
+    if not isinstance(op.table, str) or not op.table:
+        raise BadChange("op table is not a table name")
+    if isinstance(op, TableOp):
+        if op.kind not in TABLE_OP_KINDS:
+            raise BadChange(f"unknown table op {op.kind!r}")
+        if (op.definition is None) != (op.kind == "delete") or not (
+                op.definition is None or isinstance(op.definition, dict)):
+            raise BadChange("table op definition does not fit its kind")
+        return
+    if not isinstance(op, ItemWrite):
+        raise BadChange(f"not a change op: {type(op).__name__}")
+    if not isinstance(op.pk, bytes) or not op.pk or not isinstance(op.sk, bytes):
+        raise BadChange("item key parts are malformed")
+    if op.prev is not None and not isinstance(op.prev, Version):
+        raise BadChange("prev version is malformed")
+    if op.item is not None:
+        _check_item(op.item)
+
+
+def _check_item(item: Any) -> None:
+    """Shallow shape check of DynamoDB wire JSON; the engine validated the values."""
+    if not isinstance(item, dict) or not item:
+        raise BadChange("item is not a non-empty attribute map")
+    for name, value in item.items():
+        if not isinstance(name, str) or not isinstance(value, dict) or len(value) != 1:
+            raise BadChange(f"attribute {name!r} is not a typed value")
+        if next(iter(value)) not in _VALUE_TYPES:
+            raise BadChange(f"attribute {name!r} has an unknown type")
