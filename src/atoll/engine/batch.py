@@ -12,6 +12,7 @@ import orjson
 
 from atoll.engine import capacity
 from atoll.engine.items import apply_projection, delete_row, plan_indexes, projection_of, put_row
+from atoll.engine.replica import ItemOp
 from atoll.engine.tabledef import EncodedKey, TableDef
 from atoll.errors import ValidationError
 from atoll.model.values import check_item, check_item_size
@@ -93,15 +94,15 @@ async def batch_write_item(engine: Engine, request: dict[str, Any]) -> dict[str,
         for (table, ops), table_plans in zip(plans, index_plans):
             current = engine.current_def(table)
             hlc = engine.clock.tick()
-            logged: list[tuple[dict[str, Any], bytes | None]] = []
+            logged: list[ItemOp] = []
             for (key, item, item_bytes, size), plan in zip(ops, table_plans):
                 old = txn.get(table.tid, *key)
                 if item_bytes is not None:
                     units = put_row(engine, txn, current, key, item_bytes, size, old, plan, hlc)
-                    logged.append((table.key_of(item), item_bytes))
+                    logged.append((item, item, old))
                 else:
                     units = delete_row(engine, txn, current, key, old, hlc)
-                    logged.append((item, None))
+                    logged.append((item, None, old))
                 meter.add(table, capacity.write_units(max(size, old[1] if old else 0)), units)
             engine.log_item_changes(txn, hlc, table, logged)
         return meter

@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from atoll.clock import HybridClock
-from atoll.engine import batch, items, reads, tables, tags, transactions, ttl
+from atoll.engine import batch, items, reads, replica, tables, tags, transactions, ttl
 from atoll.engine.tabledef import TableDef, table_name_of
 from atoll.errors import ResourceNotFound
 from atoll.storage import SqliteStorage, WriteTxn
@@ -125,7 +125,7 @@ class Engine:
             txn.update_table(table.name, orjson.dumps(updated.to_json()))
             for iid in dropped_iids:
                 txn.index_drop(table.tid, iid)
-            txn.log_change(hlc, orjson.dumps({"ddl": "UpdateTable", "table": updated.to_json()}))
+            replica.log_table_op(self, txn, hlc, "update", table.name, updated)
             self.writer_defs[table.tid] = updated
 
         await self.storage.write(job)
@@ -151,27 +151,13 @@ class Engine:
             raise ResourceNotFound(f"Requested resource not found: Table: {table.name} not found")
 
     def log_item_changes(self, txn: WriteTxn, hlc: int, table: TableDef,
-                         ops: list[tuple[dict[str, Any], bytes | None]]) -> None:
-        """Append one changelog record for item writes (key, new item bytes or None)."""
-        body = orjson.dumps({
-            "t": table.name,
-            "ops": [{"k": key, "i": orjson.Fragment(item) if item is not None else None}
-                    for key, item in ops],
-        })
-        txn.log_change(hlc, body)
+                         ops: list[replica.ItemOp]) -> None:
+        """Log one change for item writes: (key attributes, new item or None, old row)."""
+        replica.log_ops(self, txn, hlc, [replica.item_write(txn, table, op) for op in ops])
 
     def log_multi_table_changes(self, txn: WriteTxn, hlc: int,
-                                groups: list[tuple[TableDef, list[tuple[dict[str, Any],
-                                                                        bytes | None]]]]) -> None:
-        """One changelog record for a transaction's item writes across tables: the
-        single-table form when one table is involved, else {"tables": [{"t", "ops"}...]},
-        so replication applies the whole transaction atomically."""
-        if len(groups) == 1:
-            self.log_item_changes(txn, hlc, groups[0][0], groups[0][1])
-            return
-        body = orjson.dumps({"tables": [
-            {"t": table.name,
-             "ops": [{"k": key, "i": orjson.Fragment(item) if item is not None else None}
-                     for key, item in ops]}
-            for table, ops in groups]})
-        txn.log_change(hlc, body)
+                                groups: list[tuple[TableDef, list[replica.ItemOp]]]) -> None:
+        """One change for a transaction's item writes across tables, so replication
+        applies the whole transaction atomically in every region."""
+        replica.log_ops(self, txn, hlc, [replica.item_write(txn, table, op)
+                                          for table, ops in groups for op in ops])

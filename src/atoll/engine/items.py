@@ -107,7 +107,7 @@ def _write_item(engine: Engine, txn: WriteTxn, table: TableDef, key: EncodedKey,
     plan = plan_indexes(current, item, item_bytes, size)  # may reject: nothing written yet
     hlc = engine.clock.tick()
     units = put_row(engine, txn, current, key, item_bytes, size, old, plan, hlc)
-    engine.log_item_changes(txn, hlc, table, [(table.key_of(item), item_bytes)])
+    engine.log_item_changes(txn, hlc, table, [(item, item, old)])
     return units
 
 
@@ -116,7 +116,7 @@ def _delete_item(engine: Engine, txn: WriteTxn, table: TableDef, key: EncodedKey
                  ) -> dict[str, float]:
     hlc = engine.clock.tick()
     units = delete_row(engine, txn, engine.current_def(table), key, old, hlc)
-    engine.log_item_changes(txn, hlc, table, [(key_item, None)])
+    engine.log_item_changes(txn, hlc, table, [(key_item, None, old)])
     return units
 
 

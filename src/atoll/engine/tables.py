@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from atoll.engine import indexes
+from atoll.engine import indexes, replica
 from atoll.engine.tabledef import TableDef, apply_billing, parse_create_table
 from atoll.errors import ResourceInUse, ValidationError
 from atoll.storage import WriteTxn
@@ -29,9 +29,9 @@ async def create_table(engine: Engine, request: dict[str, Any]) -> dict[str, Any
     def job(txn: WriteTxn) -> int:
         hlc = engine.clock.tick()
         tid = txn.create_table(table.name, orjson.dumps(table.to_json()))
-        txn.log_change(hlc, orjson.dumps({"ddl": "CreateTable", "table": table.to_json()}))
-        engine.live_tids.add(tid)
         table.tid = tid
+        replica.log_table_op(engine, txn, hlc, "create", table.name, table)
+        engine.live_tids.add(tid)
         engine.writer_defs[tid] = table
         return tid
 
@@ -74,7 +74,7 @@ async def delete_table(engine: Engine, request: dict[str, Any]) -> dict[str, Any
         engine.ensure_live(table)
         hlc = engine.clock.tick()
         txn.drop_table(table.name, table.tid)
-        txn.log_change(hlc, orjson.dumps({"ddl": "DeleteTable", "name": table.name}))
+        replica.log_table_op(engine, txn, hlc, "delete", table.name, None)
         engine.live_tids.discard(table.tid)
         engine.writer_defs.pop(table.tid, None)
 

@@ -33,6 +33,7 @@ from atoll import expressions as ex
 from atoll.engine import capacity
 from atoll.engine.expr import RequestExpressions
 from atoll.engine.items import apply_projection, delete_row, plan_indexes, projection_of, put_row
+from atoll.engine.replica import ItemOp
 from atoll.engine.tabledef import EncodedKey, TableDef
 from atoll.errors import (
     IdempotentParameterMismatch,
@@ -148,20 +149,20 @@ async def transact_write_items(engine: Engine, request: dict[str, Any]) -> Any:
         writes = _prepare(engine, actions, [old for old, _r in olds], reasons)
         meter = capacity.Meter(mode, "write")
         hlc = engine.clock.tick()
-        groups: dict[str, tuple[TableDef, list[tuple[dict[str, Any], bytes | None]]]] = {}
+        groups: dict[str, tuple[TableDef, list[ItemOp]]] = {}
         for action, (old, new_item, new_bytes, size, plan) in zip(actions, writes):
             current = engine.current_def(action.table)
             units: dict[str, float] = {}
-            change: tuple[dict[str, Any], bytes | None]
+            change: ItemOp
             if action.kind == "ConditionCheck":
                 meter.add(action.table, capacity.write_units(old[1] if old else 0))
                 continue
             if new_bytes is not None:
                 units = put_row(engine, txn, current, action.key, new_bytes, size, old, plan, hlc)
-                change = (action.table.key_of(new_item), new_bytes)
+                change = (new_item, new_item, old)
             else:
                 units = delete_row(engine, txn, current, action.key, old, hlc)
-                change = (action.key_item, None)
+                change = (action.key_item, None, old)
             meter.add(action.table, capacity.write_units(max(size, old[1] if old else 0)), units)
             groups.setdefault(action.table.name, (action.table, []))[1].append(change)
         if token:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from atoll.engine.items import delete_row
+from atoll.engine.replica import ItemOp
 from atoll.engine.tabledef import EncodedKey, TableDef
 from atoll.errors import ValidationError
 from atoll.storage import WriteTxn
@@ -149,7 +150,7 @@ async def _delete_expired(engine: Engine, table: TableDef, keys: list[EncodedKey
             return 0
         current = engine.current_def(table)
         hlc = engine.clock.tick()
-        logged: list[tuple[dict[str, Any], bytes | None]] = []
+        logged: list[ItemOp] = []
         for key in keys:
             old = txn.get(table.tid, *key)
             if old is None:
@@ -158,7 +159,7 @@ async def _delete_expired(engine: Engine, table: TableDef, keys: list[EncodedKey
             if not expired(item, attribute, now_s):
                 continue
             delete_row(engine, txn, current, key, old, hlc)
-            logged.append((current.key_of(item), None))
+            logged.append((item, None, old))
         if logged:
             engine.log_item_changes(txn, hlc, current, logged)
         return len(logged)

@@ -67,6 +67,17 @@ STATEMENTS = (
         origin TEXT PRIMARY KEY,
         seq INTEGER NOT NULL
     )""",
+    # Each table name's replicated state (decision 5 for DDL): when it was created and
+    # last changed, and whether it is live (a deleted table keeps its row, so writes
+    # into it that arrive late are dropped, not mistaken for an unknown table).
+    """CREATE TABLE IF NOT EXISTS table_states (
+        name TEXT PRIMARY KEY,
+        created_hlc INTEGER NOT NULL,
+        created_origin TEXT NOT NULL,
+        version_hlc INTEGER NOT NULL,
+        version_origin TEXT NOT NULL,
+        definition BLOB
+    )""",
     # Concurrent writes that lost last-writer-wins, with both versions (decision 5).
     """CREATE TABLE IF NOT EXISTS conflicts (
         id INTEGER PRIMARY KEY,

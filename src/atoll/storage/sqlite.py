@@ -68,6 +68,10 @@ def _connect(path: str, durable: bool) -> sqlite3.Connection:
     return conn
 
 
+_INDEX_INSERT = ("INSERT OR REPLACE INTO index_items (tid, iid, h, pk, sk, base_pk, base_sk,"
+                 " item, size, crc) VALUES ")
+
+
 class WriteTxn:
     """The writer thread's view of the open transaction (never used elsewhere)."""
 
@@ -152,10 +156,13 @@ class WriteTxn:
                                               int]]) -> None:
         """Several index rows (tid, iid, h, pk, sk, base_pk, base_sk, item, size) at once."""
         self.writes += 1
-        self.conn.executemany(
-            "INSERT OR REPLACE INTO index_items (tid, iid, h, pk, sk, base_pk, base_sk, item,"
-            " size, crc) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            [(*row, zlib.crc32(row[7])) for row in rows])
+        params: list[Any] = []
+        for row in rows:
+            params.extend(row)
+            params.append(zlib.crc32(row[7]))
+        # one statement for all of an item's index rows: one step, one GIL round trip
+        self.conn.execute(_INDEX_INSERT + ",".join(("(?,?,?,?,?,?,?,?,?,?)",) * len(rows)),
+                          params)
 
     def index_delete(self, tid: int, iid: int, h: int, pk: bytes, sk: bytes, base_pk: bytes,
                      base_sk: bytes) -> None:
@@ -227,6 +234,20 @@ class WriteTxn:
         if tomb is not None:
             return int(tomb[0]), str(tomb[1]), False
         return None
+
+    def tombstone_version(self, tid: int, h: int, pk: bytes, sk: bytes) -> tuple[int, str] | None:
+        row = self.conn.execute(
+            "SELECT hlc, origin FROM tombstones WHERE tid=? AND h=? AND pk=? AND sk=?",
+            (tid, h, pk, sk)).fetchone()
+        return (int(row[0]), str(row[1])) if row is not None else None
+
+    def set_table_state(self, name: str, created: tuple[int, str], version: tuple[int, str],
+                        definition: bytes | None) -> None:
+        self.writes += 1
+        self.conn.execute(
+            "INSERT OR REPLACE INTO table_states (name, created_hlc, created_origin, version_hlc,"
+            " version_origin, definition) VALUES (?,?,?,?,?,?)",
+            (name, created[0], created[1], version[0], version[1], definition))
 
     def append_remote_change(self, origin: str, origin_seq: int, hlc: int, body: bytes) -> bool:
         """Store a change learned from a peer in the changelog (so it can be passed on);
@@ -604,6 +625,11 @@ class SqliteStorage:
             "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM index_items WHERE tid=? AND iid=?",
             (tid, iid)).fetchone()
         return int(row[0]), int(row[1])
+
+    def load_table_states(self) -> list[tuple[str, int, str, int, str, bytes | None]]:
+        return list(self._reader.execute(
+            "SELECT name, created_hlc, created_origin, version_hlc, version_origin, definition"
+            " FROM table_states"))
 
     def load_tables(self) -> list[tuple[str, int, bytes]]:
         return list(self._reader.execute("SELECT name, tid, definition FROM tables ORDER BY name"))

@@ -1,0 +1,262 @@
+"""The engine's side of replication: changes out (the outbox) and changes in (apply).
+
+Theory of operation
+- Out: every local write job ends by logging ONE `Change` (atoll.replication.change) in
+  the same transaction as its item, index and table rows. Item writes carry `prev`, the
+  version they overwrote, so receivers can tell a clean overwrite from a concurrent one.
+  DDL is a `TableOp` whose definition is region-independent (no local storage ids).
+- In: `apply_job(engine, changes)` returns a write job that applies a peer's changes in
+  order inside ONE storage transaction, exactly as the `ReplicaStore.apply` contract says:
+  duplicates (seq <= cursor) are skipped, a gap stops the batch, the pure merge rule
+  (`replication.merge.merge_change`) decides every op, and the effects — table states,
+  item rows with their index rows, tombstones, conflicts — are written together with the
+  change itself (kept in the changelog, so it can be passed on) and the origin's cursor.
+  A change into a table this region has not seen yet is held: the batch stops before it
+  and its origin's cursor stays, to be retried when the creation arrives.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from atoll.clock import hlc_physical_ms
+from atoll.engine import indexes
+from atoll.engine.tabledef import TableDef
+from atoll.errors import AtollError
+from atoll.model.keys import partition_hash
+from atoll.model.values import item_size
+from atoll.replication.change import Change, ItemWrite, Op, TableOp, Version, encode_change
+from atoll.replication.errors import UnknownTable
+from atoll.replication.merge import Conflict, Stored, TableState, merge_change
+from atoll.storage import WriteTxn
+
+if TYPE_CHECKING:
+    from atoll.engine.engine import Engine
+
+log = logging.getLogger(__name__)
+
+ItemOp = tuple[dict[str, Any], dict[str, Any] | None, tuple[bytes, int, int, str] | None]
+"""(key attributes, new item or None for a delete, the live row it replaces or None)."""
+
+
+def table_definition(table: TableDef) -> dict[str, Any]:
+    """The replicated form of a definition: without this node's storage id."""
+    definition = table.to_json()
+    definition.pop("tid", None)
+    return definition
+
+
+def definition_table(definition: dict[str, Any]) -> TableDef:
+    return TableDef.from_json(definition)
+
+
+# --- out: logging local changes --------------------------------------------------------
+
+def item_write(txn: WriteTxn, table: TableDef, op: ItemOp) -> ItemWrite:
+    key_item, item, old = op
+    h, pk, sk = table.encode_key(table.key_of(key_item))
+    prev: Version | None
+    if old is not None:
+        prev = Version(old[2], old[3])
+    else:
+        tomb = txn.tombstone_version(table.tid, h, pk, sk) if item is not None else None
+        # for a delete of an absent key the tombstone was already replaced: no prev known
+        prev = Version(*tomb) if tomb is not None else None
+    return ItemWrite(table.name, pk, sk, item, prev)
+
+
+def log_ops(engine: Engine, txn: WriteTxn, hlc: int, ops: list[Op]) -> None:
+    change = Change.create(engine.region, txn.next_seq, hlc, ops)
+    txn.log_change(hlc, encode_change(change))
+
+
+def log_table_op(engine: Engine, txn: WriteTxn, hlc: int, kind: str, name: str,
+                 table: TableDef | None) -> None:
+    """Log DDL and record the table's replicated state, in the DDL's transaction."""
+    version = Version(hlc, engine.region)
+    previous = table_state(txn, name)
+    created = version if kind == "create" or previous is None else previous.created
+    definition = table_definition(table) if table is not None else None
+    txn.set_table_state(name, tuple(created), tuple(version),  # type: ignore[arg-type]
+                        orjson.dumps(definition) if definition is not None else None)
+    log_ops(engine, txn, hlc, [TableOp(name, kind, definition)])
+
+
+def table_state(txn: WriteTxn, name: str) -> TableState | None:
+    row = txn.conn.execute(
+        "SELECT created_hlc, created_origin, version_hlc, version_origin, definition"
+        " FROM table_states WHERE name=?", (name,)).fetchone()
+    if row is None:
+        return None
+    definition = orjson.loads(row[4]) if row[4] is not None else None
+    return TableState(Version(row[0], row[1]), Version(row[2], row[3]), definition)
+
+
+# --- in: applying peers' changes -------------------------------------------------------
+
+@dataclass
+class ApplyOutcome:
+    applied: int = 0
+    duplicates: int = 0
+    conflicts: int = 0
+    stopped_at_gap: bool = False
+    held_for_table: str | None = None
+    lag_ms: list[int] = field(default_factory=list)
+    table_events: list[tuple[str, str, TableDef | None]] = field(default_factory=list)
+
+
+def _local_table(txn: WriteTxn, name: str) -> TableDef | None:
+    row = txn.conn.execute("SELECT tid, definition FROM tables WHERE name=?", (name,)).fetchone()
+    if row is None:
+        return None
+    table = TableDef.from_json(orjson.loads(row[1]))
+    table.tid = int(row[0])
+    return table
+
+
+def apply_job(engine: Engine, changes: list[tuple[Change, bytes]]):  # type: ignore[no-untyped-def]
+    """A write job applying `changes` (decoded, checksum-verified, with their frames)."""
+
+    def job(txn: WriteTxn) -> ApplyOutcome:
+        outcome = ApplyOutcome()
+        now_ms = engine.now_ms()
+        tables: dict[str, TableDef | None] = {}
+
+        def local(name: str) -> TableDef | None:
+            if name not in tables:
+                tables[name] = _local_table(txn, name)
+            return tables[name]
+
+        for change, frame in changes:
+            if change.origin == engine.region:
+                outcome.duplicates += 1
+                continue
+            cursor = txn.cursor(change.origin)
+            if change.seq <= cursor:
+                outcome.duplicates += 1
+                continue
+            if change.seq > cursor + 1:
+                outcome.stopped_at_gap = True
+                break
+            try:
+                effects = merge_change(change, lambda key: _stored(txn, local(key[0]), key),
+                                       lambda name: table_state(txn, name))
+            except UnknownTable as exc:
+                outcome.held_for_table = exc.table
+                break
+            for name, state in effects.tables.items():
+                _apply_table_state(engine, txn, name, state, outcome)
+                tables.pop(name, None)
+            for key, stored in effects.items.items():
+                table = local(key[0])
+                if table is not None:
+                    _apply_item(engine, txn, table, key[1], key[2], stored)
+            for conflict in effects.conflicts:
+                if conflict.winner_item is None and conflict.loser_item is None:
+                    continue  # two deletes of one item agree: nothing was lost
+                txn.record_conflict(now_ms, conflict.table, conflict_record(conflict))
+                outcome.conflicts += 1
+            txn.append_remote_change(change.origin, change.seq, change.hlc, frame)
+            txn.set_cursor(change.origin, change.seq)
+            engine.clock.observe(change.hlc)
+            outcome.applied += 1
+            outcome.lag_ms.append(max(0, now_ms - hlc_physical_ms(change.hlc)))
+        return outcome
+
+    return job
+
+
+def _stored(txn: WriteTxn, table: TableDef | None, key: tuple[str, bytes, bytes]) -> Stored | None:
+    if table is None:
+        return None
+    h = partition_hash(key[1])
+    row = txn.get(table.tid, h, key[1], key[2])
+    tomb = txn.tombstone_version(table.tid, h, key[1], key[2])
+    if row is not None and (tomb is None or (row[2], row[3]) > tomb):
+        return Stored(Version(row[2], row[3]), orjson.loads(row[0]))
+    if tomb is not None:
+        return Stored(Version(*tomb), None)
+    return None
+
+
+def _apply_table_state(engine: Engine, txn: WriteTxn, name: str, state: TableState,
+                       outcome: ApplyOutcome) -> None:
+    definition = state.definition
+    txn.set_table_state(name, tuple(state.created), tuple(state.version),  # type: ignore[arg-type]
+                        orjson.dumps(definition) if definition is not None else None)
+    existing = _local_table(txn, name)
+    if existing is not None and (definition is None or _created_differs(existing, definition)):
+        txn.drop_table(name, existing.tid)
+        engine.live_tids.discard(existing.tid)
+        engine.writer_defs.pop(existing.tid, None)
+        outcome.table_events.append(("drop", name, None))
+        existing = None
+    if definition is None:
+        return
+    table = definition_table(definition)
+    if existing is None:
+        table.tid = txn.create_table(name, orjson.dumps(table.to_json()))
+        engine.live_tids.add(table.tid)
+        outcome.table_events.append(("create", name, table))
+    else:
+        table.tid = existing.tid
+        txn.update_table(name, orjson.dumps(table.to_json()))
+        outcome.table_events.append(("update", name, table))
+    engine.writer_defs[table.tid] = table
+
+
+def _created_differs(existing: TableDef, definition: dict[str, Any]) -> bool:
+    """A different table of the same name (a concurrent CreateTable that won)."""
+    return existing.table_id != definition.get("table_id")
+
+
+def _apply_item(engine: Engine, txn: WriteTxn, table: TableDef, pk: bytes, sk: bytes,
+                stored: Stored) -> None:
+    current = engine.current_def(table)
+    h = partition_hash(pk)
+    key = (h, pk, sk)
+    old = txn.get(table.tid, h, pk, sk)
+    version = stored.version
+    if stored.item is None:
+        if old is None:
+            txn.delete_absent(table.tid, h, pk, sk, version.hlc, version.origin)
+            return
+        txn.delete(table.tid, h, pk, sk, version.hlc, version.origin, old[1])
+        indexes.apply(txn, current, key, old[0], None)
+        return
+    item_bytes = orjson.dumps(stored.item)
+    size = item_size(stored.item)
+    plan = None
+    if current.indexes:
+        try:
+            plan = indexes.plan(current, stored.item, item_bytes, size)
+        except AtollError as exc:  # the origin's definition differed (a concurrent change)
+            log.warning("replicated item in %s does not fit its indexes here: %s",
+                        table.name, exc.message)
+    txn.put(table.tid, h, pk, sk, item_bytes, size, version.hlc, version.origin,
+            old[1] if old is not None else None)
+    if current.indexes:
+        indexes.apply(txn, current, key, old[0] if old is not None else None, plan)
+
+
+def conflict_record(conflict: Conflict) -> bytes:
+    return orjson.dumps({
+        "table": conflict.table, "pk": conflict.pk.hex(), "sk": conflict.sk.hex(),
+        "winner": {"hlc": conflict.winner.hlc, "origin": conflict.winner.origin,
+                   "item": conflict.winner_item},
+        "loser": {"hlc": conflict.loser.hlc, "origin": conflict.loser.origin,
+                  "item": conflict.loser_item},
+    })
+
+
+def apply_table_events(engine: Engine, outcome: ApplyOutcome) -> None:
+    """After the apply job committed (event-loop thread): update the request-side view."""
+    for kind, name, table in outcome.table_events:
+        if kind == "drop":
+            engine.tables.pop(name, None)
+        elif table is not None:
+            engine.tables[name] = table
