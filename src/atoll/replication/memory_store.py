@@ -9,11 +9,12 @@ simulated crash: the simulator throws away a region's protocol state, never its 
 from __future__ import annotations
 
 import dataclasses
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from atoll.invariant import invariant
-from atoll.replication.change import Change, ItemKey, ItemWrite, Op
+from atoll.replication.change import Change, ItemKey, ItemWrite, Op, Version
 from atoll.replication.cursors import ZERO, Cursor, Cursors, advance
 from atoll.replication.errors import OutOfOrder, UnknownTable
 from atoll.replication.merge import Conflict, Stored, TableState, merge_change
@@ -35,6 +36,8 @@ class MemoryStore:
         self._conflicts: list[Conflict] = []
         self._max_conflicts = max_conflicts
         self._undo: list[tuple[Any, Any, Any]] | None = None
+        # For checkers: tombstones retention deleted (they had reached every region).
+        self.purged_tombstones: deque[tuple[ItemKey, Version]] = deque(maxlen=max_conflicts)
 
     @property
     def region(self) -> str:
@@ -71,6 +74,9 @@ class MemoryStore:
         tables = {name: state for name, state in self.tables.items() if state.live}
         items = {key: s for key, s in self.items.items() if s.item is not None}
         return Snapshot(tables, items)
+
+    def logged_seqs(self, origin: str) -> list[int]:
+        return sorted(self._log.get(origin, {}))
 
     def log_size(self) -> int:
         return sum(len(log) for log in self._log.values())
@@ -127,7 +133,7 @@ class MemoryStore:
                     if s.item is None and s.version.hlc < plan.tombstone_horizon_hlc]:
             if purged >= limit:
                 break
-            del self.items[key]
+            self.purged_tombstones.append((key, self.items.pop(key).version))
             purged += 1
         return purged
 

@@ -19,13 +19,17 @@ both cases nothing is applied past it and nothing stored changes — the next Pu
 again from the same cursor.
 
 Wire form (bytes; one message per HTTP body or stream frame):
-  Pull   b"P" + orjson {"id": int, "c": {origin: [seq, hlc]}, "m": max_changes}
-  Batch  b"B" + u32 header length + orjson {"id", "more", "ls": {origin: seq}}
-              + records, each u32 length + an `encode_change` frame
+  message = u32 crc32(payload) + payload   (a damaged Pull could acknowledge cursors
+                                            its sender never reached: retention trusts them)
+  Pull    payload = b"P" + orjson {"id": int, "c": {origin: [seq, hlc]}, "m": max_changes}
+  Batch   payload = b"B" + u32 header length + orjson {"id", "more", "ls": {origin: seq}}
+                    + records, each u32 length + an `encode_change` frame (which carries
+                    its own checksum: records are stored and relayed as they are)
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,6 +68,11 @@ Message = Pull | Batch
 # --- wire form ------------------------------------------------------------------------
 
 def encode_message(message: Message) -> bytes:
+    payload = _payload(message)
+    return zlib.crc32(payload).to_bytes(_U32, "big") + payload
+
+
+def _payload(message: Message) -> bytes:
     if isinstance(message, Pull):
         return b"P" + orjson.dumps({"id": message.request_id, "c": to_wire(message.cursors),
                                     "m": message.max_changes})
@@ -78,8 +87,11 @@ def encode_message(message: Message) -> bytes:
 def decode_message(data: bytes) -> Message:
     """The message in `data`, or BadMessage. Records inside a Batch are NOT decoded here:
     each is checked on its own by `plan_batch`, so one bad record does not hide others."""
-    if not isinstance(data, bytes) or not data or len(data) > MAX_BATCH_BYTES:
+    if not isinstance(data, bytes) or len(data) <= _U32 or len(data) > MAX_BATCH_BYTES:
         raise BadMessage("empty or oversized message")
+    if zlib.crc32(data[_U32:]) != int.from_bytes(data[:_U32], "big"):
+        raise BadMessage("message checksum mismatch")
+    data = data[_U32:]
     if data[:1] == b"P":
         doc = _json(data[1:])
         if set(doc) != {"id", "c", "m"} or not _natural(doc["id"]) or not _natural(doc["m"]):
@@ -100,7 +112,7 @@ def _decode_batch(data: bytes) -> Batch:
             or not isinstance(header["more"], bool) or not isinstance(header["ls"], dict)
             or not all(isinstance(k, str) and _natural(v) for k, v in header["ls"].items())):
         raise BadMessage("malformed Batch header")
-    records = []
+    records: list[bytes] = []
     while at < len(data):
         if len(records) >= MAX_BATCH_CHANGES:
             raise BadMessage(f"a Batch holds at most {MAX_BATCH_CHANGES} records")
@@ -170,7 +182,7 @@ def plan_batch(records: Sequence[bytes], cursors: Cursors,
         if change.seq <= cursor_of(cursors, change.origin).seq:
             plan.duplicates += 1
             continue
-        same = pending.setdefault(change.origin, {}).setdefault(change.seq, change)
+        same: Change = pending.setdefault(change.origin, {}).setdefault(change.seq, change)
         if same.checksum != change.checksum:
             plan.refused.append(f"two different changes {change.origin}/{change.seq}")
     created: set[str] = set()
@@ -179,13 +191,13 @@ def plan_batch(records: Sequence[bytes], cursors: Cursors,
     while progress:
         progress = False
         for origin in sorted(pending):
-            change = pending[origin].get(next_seq[origin])
-            while change is not None and _tables_known(change, table_state, created):
-                plan.accepted.append(change)
-                created.update(op.table for op in change.ops
+            run = pending[origin].get(next_seq[origin])
+            while run is not None and _tables_known(run, table_state, created):
+                plan.accepted.append(run)
+                created.update(op.table for op in run.ops
                                if isinstance(op, TableOp) and op.kind == "create")
                 next_seq[origin] += 1
-                change = pending[origin].get(next_seq[origin])
+                run = pending[origin].get(next_seq[origin])
                 progress = True
     for origin in sorted(pending):
         if any(seq >= next_seq[origin] for seq in pending[origin]):

@@ -1,0 +1,10 @@
+"""Deterministic simulation of a multi-region cluster (seeded network, clock, crashes).
+
+`python -m atoll.sim --seed N` replays one run. Pieces: `network` (the fake wire),
+`workload` (clients), `faults` (what goes wrong), `checkers` (what must hold),
+`simulator` (the loop that composes them).
+"""
+
+from atoll.sim.simulator import SimConfig, SimResult, Simulation, run
+
+__all__ = ["SimConfig", "SimResult", "Simulation", "run"]

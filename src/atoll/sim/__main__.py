@@ -1,0 +1,41 @@
+"""`python -m atoll.sim --seed N [--regions K] [--steps S] [--runs R] [--trace]`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from atoll.sim.simulator import SimConfig, run
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m atoll.sim", description=__doc__)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--regions", type=int, default=None,
+                        help="2..5 (default: 3 + seed % 3, as the test suite does)")
+    parser.add_argument("--steps", type=int, default=400)
+    parser.add_argument("--runs", type=int, default=1, help="seeds seed..seed+runs-1")
+    parser.add_argument("--trace", action="store_true", help="print every trace event")
+    args = parser.parse_args(argv)
+    failed = 0
+    started = time.perf_counter()
+    for seed in range(args.seed, args.seed + args.runs):
+        regions = args.regions if args.regions is not None else 3 + seed % 3
+        result = run(SimConfig(seed=seed, regions=regions, steps=args.steps))
+        if args.trace:
+            print("\n".join(result.trace))
+        status = "ok" if result.ok else "FAILED"
+        print(f"seed {seed}: {status} trace {result.trace_hash} {result.summary}")
+        for problem in result.problems:
+            print(f"  - {problem}")
+        if not result.ok:
+            failed += 1
+            print(f"  replay: {result.replay_command()} --steps {args.steps}")
+    elapsed_s = time.perf_counter() - started
+    print(f"{args.runs - failed}/{args.runs} runs ok in {elapsed_s:.2f}s")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
