@@ -14,12 +14,14 @@ import shutil
 import signal
 import tempfile
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
 from atoll import __version__
 from atoll.api.dispatch import Api
 from atoll.engine import Engine
+from atoll.node.replicator import Replicator
 from atoll.server.http import HttpServer
 from atoll.storage import SqliteStorage
 from atoll.topology.config import ClusterConfig
@@ -62,6 +64,11 @@ class Node:
         self.engine.endpoint_address = f"{config.host}:{config.port}"
         self.api = Api(self.engine)
         self.http = HttpServer(self.api.handle, self._get)
+        self.replicator: Replicator | None = None
+        self.peer_http: HttpServer | None = None
+        if config.cluster is not None:
+            self.replicator = Replicator(self.engine, config.cluster, config.region)
+            self.peer_http = HttpServer(self.api.handle, self._get, self.replicator.handle_post)
         self._stopping = asyncio.Event()
 
     def _get(self, path: str) -> tuple[int, bytes, bytes]:
@@ -71,7 +78,27 @@ class Node:
             return 200, body, b"application/json"
         if path == "/":
             return 200, f"healthy: atoll {self.config.region}".encode(), b"text/plain"
+        if path == "/_atoll/status":
+            return 200, orjson.dumps(self.status()), b"application/json"
+        if path.startswith("/_atoll/conflicts"):
+            return 200, orjson.dumps(self.conflicts()), b"application/json"
         return 404, b'{"message":"not found"}', b"application/json"
+
+    def status(self) -> dict[str, Any]:
+        status: dict[str, Any] = {
+            "region": self.config.region, "version": __version__,
+            "tables": len(self.engine.tables),
+            "requests_total": self.api.requests_total, "errors_total": self.api.errors_total,
+            "writes_committed": self.storage.jobs_committed,
+        }
+        if self.replicator is not None:
+            status["replication"] = self.replicator.status()
+        return status
+
+    def conflicts(self, limit: int = 1000) -> dict[str, Any]:
+        rows = self.storage.conflicts(0, limit)
+        return {"region": self.config.region, "conflicts": [
+            {"id": i, "detected_ms": t, "table": n, **orjson.loads(r)} for i, t, n, r in rows]}
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -79,6 +106,13 @@ class Node:
         self.engine.start_background()
         server = await loop.create_server(self.http.protocol, self.config.host, self.config.port,
                                           backlog=1024, reuse_address=True)
+        peer_server = None
+        if self.replicator is not None and self.peer_http is not None:
+            assert self.config.cluster is not None
+            peer_host, peer_port = self.config.cluster.region(self.config.region).peer_address
+            peer_server = await loop.create_server(self.peer_http.protocol, peer_host, peer_port,
+                                                   backlog=256, reuse_address=True)
+            self.replicator.start()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopping.set)
         where = f"http://{self.config.host}:{self.config.port}"
@@ -90,8 +124,14 @@ class Node:
             await self._stopping.wait()
         finally:
             server.close()
+            if peer_server is not None:
+                peer_server.close()
+            if self.replicator is not None:
+                await self.replicator.stop()
             await self.http.drain(SHUTDOWN_DRAIN_S)
             await server.wait_closed()
+            if self.peer_http is not None:
+                await self.peer_http.drain(1.0)
             await self.engine.stop_background()
             self.storage.close()
             if self._tmp_dir:

@@ -35,6 +35,8 @@ _REASONS = {200: b"OK", 400: b"Bad Request", 404: b"Not Found", 405: b"Method No
             503: b"Service Unavailable"}
 
 ApiHandler = Callable[[str | None, bytes], Coroutine[Any, Any, tuple[int, bytes]]]
+PostHandler = Callable[[str, dict[str, str], bytes, str],
+                       Coroutine[Any, Any, tuple[int, bytes]]]
 GetHandler = Callable[[str], Awaitable[tuple[int, bytes, bytes]] | tuple[int, bytes, bytes]]
 
 
@@ -67,12 +69,13 @@ class _Clock:
 
 
 class _Request:
-    __slots__ = ("method", "url", "target", "body", "keep_alive")
+    __slots__ = ("method", "url", "target", "body", "keep_alive", "atoll_headers")
 
     def __init__(self) -> None:
         self.method = b""
         self.url = b""
         self.target: str | None = None
+        self.atoll_headers: dict[str, str] | None = None  # x-atoll-* (peer requests)
         self.body: list[bytes] = []
         self.keep_alive = True
 
@@ -80,9 +83,10 @@ class _Request:
 class HttpServer:
     """Shared state of all connections: handlers, counters, shutdown."""
 
-    def __init__(self, api: ApiHandler, get: GetHandler) -> None:
+    def __init__(self, api: ApiHandler, get: GetHandler, post: PostHandler | None = None) -> None:
         self.api = api
         self.get = get
+        self.post = post  # when set, POSTs are routed by path (the peer listener)
         self.request_ids = _RequestIds()
         self.clock = _Clock()
         self.connections: set[Connection] = set()
@@ -142,6 +146,10 @@ class Connection(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         if len(name) == 12 and name.lower() == b"x-amz-target":
             self.current.target = value.decode("latin-1")
+        elif name[:8].lower() == b"x-atoll-":
+            if self.current.atoll_headers is None:
+                self.current.atoll_headers = {}
+            self.current.atoll_headers[name.decode("latin-1").lower()] = value.decode("latin-1")
 
     def on_body(self, body: bytes) -> None:
         self.body_size += len(body)
@@ -175,7 +183,13 @@ class Connection(asyncio.Protocol):
                         {"__type": "com.amazon.coral.service#ServiceUnavailableException",
                          "message": "The server is shutting down"}))
                     continue
-                if not self._step(request, self.server.api(request.target, body)):
+                if self.server.post is not None:
+                    path = request.url.split(b"?", 1)[0].decode("latin-1")
+                    query = request.url.split(b"?", 1)[1].decode("latin-1") if b"?" in request.url else ""
+                    handler = self.server.post(path, request.atoll_headers or {}, body, query)
+                else:
+                    handler = self.server.api(request.target, body)
+                if not self._step(request, handler):
                     return  # suspended: `_finish` continues the queue
             else:
                 self._serve_get(request)

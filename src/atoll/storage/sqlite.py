@@ -325,6 +325,7 @@ class SqliteStorage:
         self._closed = False
         self._stop_checkpoints = threading.Event()
         self._checkpointer: threading.Thread | None = None
+        self.commit_listeners: list[Callable[[], None]] = []  # loop thread, after each batch
         self.batches_committed = 0
         self.jobs_committed = 0
 
@@ -469,6 +470,8 @@ class SqliteStorage:
 
     def _deliver(self, batch: list[_Job]) -> None:
         self._queued -= len(batch)
+        for listener in self.commit_listeners:
+            listener()
         for job in batch:
             if job.future.done():  # the caller went away (connection closed)
                 continue
@@ -625,6 +628,11 @@ class SqliteStorage:
             "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM index_items WHERE tid=? AND iid=?",
             (tid, iid)).fetchone()
         return int(row[0]), int(row[1])
+
+    def table_state_row(self, name: str) -> tuple[int, str, int, str, bytes | None] | None:
+        return self._reader.execute(
+            "SELECT created_hlc, created_origin, version_hlc, version_origin, definition"
+            " FROM table_states WHERE name=?", (name,)).fetchone()
 
     def load_table_states(self) -> list[tuple[str, int, str, int, str, bytes | None]]:
         return list(self._reader.execute(

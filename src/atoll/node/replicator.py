@@ -1,0 +1,251 @@
+"""Replicator: the asyncio shell that drives the replication core between regions.
+
+Theory of operation
+- Serving: each node listens on its peer endpoint. `POST /_atoll/pull` carries a `Pull`
+  (atoll.replication.protocol) with the puller's cursors; the answer is a `Batch` of
+  committed changelog records above those cursors, for the origins the puller asks
+  for (`?origins=`). With nothing new, the request is held (long poll, at most
+  `wait_ms`) until the next local commit, so a change travels as soon as it is durable.
+- Pulling: one loop per peer. A region pulls each origin's changes directly from that
+  origin. When the direct link to origin X has failed for DIRECT_STALE_S, it also asks
+  every other peer for X's changes: changelogs hold every change a region applied, so
+  C's writes reach A through B while A cannot reach C (a partial partition).
+- Applying: `plan_batch` (pure) picks, per origin, the run of changes continuing the
+  cursor; `replica.apply_job` applies the run in ONE storage transaction with the
+  cursors (apply and advance together: exactly-once in effect). Damaged or malformed
+  records are refused and logged; nothing is applied past them.
+- Every loop is bounded: backoff between failed pulls (BACKOFF_MIN_S..BACKOFF_MAX_S),
+  at most MAX_CHANGES_PER_PULL per batch, a timeout on every request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import statistics
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
+
+import orjson
+
+from atoll.engine.replica import apply_job, apply_table_events
+from atoll.node.httpclient import HttpClient, PeerHttpError
+from atoll.replication.change import Version, encode_change
+from atoll.replication.cursors import Cursor
+from atoll.replication.errors import BadMessage
+from atoll.replication.merge import TableState
+from atoll.replication.protocol import Batch, Pull, decode_message, encode_message, plan_batch
+from atoll.topology.config import ClusterConfig
+
+if TYPE_CHECKING:
+    from atoll.engine import Engine
+
+log = logging.getLogger(__name__)
+
+PULL_WAIT_MS = 1000
+MAX_PULL_WAIT_MS = 5000
+MAX_CHANGES_PER_PULL = 1000
+DIRECT_STALE_S = 3.0
+BACKOFF_MIN_S = 0.05
+BACKOFF_MAX_S = 2.0
+REQUEST_TIMEOUT_S = PULL_WAIT_MS / 1000 + 10.0
+LAG_WINDOW_S = 60.0
+MAX_LAG_SAMPLES = 20_000
+
+
+@dataclass
+class PeerState:
+    peer: str
+    connected: bool = False
+    last_ok_mono: float = 0.0
+    errors: int = 0
+    last_error: str = ""
+    applied: int = 0
+    refused: int = 0
+    pulls: int = 0
+
+    def stale(self, now_mono: float) -> bool:
+        return now_mono - self.last_ok_mono > DIRECT_STALE_S
+
+
+class Replicator:
+    def __init__(self, engine: Engine, cluster: ClusterConfig, region: str) -> None:
+        self.engine = engine
+        self.storage = engine.storage
+        self.cluster = cluster
+        self.region = region
+        self.peers = cluster.peers_of(region)
+        headers = {"X-Atoll-Cluster": cluster.cluster_id, "X-Atoll-Region": region}
+        self.clients = {p.id: HttpClient(p.peer_endpoint, headers) for p in self.peers}
+        self.state = {p.id: PeerState(p.id) for p in self.peers}
+        self.lag_samples: deque[tuple[float, int]] = deque(maxlen=MAX_LAG_SAMPLES)
+        self.conflicts_detected = 0
+        self._changed = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._stopping = False
+        self.storage.commit_listeners.append(self._on_commit)
+
+    # --- lifecycle ---------------------------------------------------------------------
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        for peer in self.peers:
+            self._tasks.append(loop.create_task(self._pull_loop(peer.id), name=f"pull {peer.id}"))
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._on_commit()  # wake long polls
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for client in self.clients.values():
+            client.close()
+
+    def _on_commit(self) -> None:
+        event, self._changed = self._changed, asyncio.Event()
+        event.set()
+
+    # --- serving -----------------------------------------------------------------------
+    async def handle_post(self, path: str, headers: dict[str, str], body: bytes,
+                          query: str) -> tuple[int, bytes]:
+        if path != "/_atoll/pull":
+            return 404, b'{"message":"not found"}'
+        if (headers.get("x-atoll-cluster") != self.cluster.cluster_id
+                or headers.get("x-atoll-region") not in self.cluster.region_ids()
+                or headers.get("x-atoll-region") == self.region):
+            log.warning("refused a pull from outside the cluster: %s", headers)
+            return 403, b'{"message":"not a member of this cluster"}'
+        try:
+            message = decode_message(body)
+            if not isinstance(message, Pull):
+                raise BadMessage("expected a Pull")
+            params = parse_qs(query)
+            origins = [o for o in ",".join(params.get("origins", [])).split(",") if o]
+            wait_ms = min(int(params.get("wait_ms", ["0"])[0]), MAX_PULL_WAIT_MS)
+        except (BadMessage, ValueError) as exc:
+            log.warning("refused a malformed pull from %s: %s", headers.get("x-atoll-region"), exc)
+            return 400, orjson.dumps({"message": f"malformed pull: {exc}"})
+        origins = origins or list(self.cluster.region_ids())
+        records = self._records(message, origins)
+        if not records and wait_ms > 0 and not self._stopping:
+            try:
+                await asyncio.wait_for(self._changed.wait(), wait_ms / 1000)
+            except TimeoutError:
+                pass
+            records = self._records(message, origins)
+        batch = Batch(message.request_id, tuple(records),
+                      has_more=len(records) >= message.max_changes)
+        return 200, encode_message(batch)
+
+    def _records(self, pull: Pull, origins: list[str]) -> list[bytes]:
+        records: list[bytes] = []
+        limit = min(pull.max_changes, MAX_CHANGES_PER_PULL)
+        for origin in origins:
+            if len(records) >= limit:
+                break
+            after = pull.cursors.get(origin, Cursor(0, 0)).seq
+            for _seq, _hlc, body in self.storage.changes_since(origin, after, limit - len(records)):
+                records.append(body)
+        return records
+
+    # --- pulling -----------------------------------------------------------------------
+    def _origins_via(self, peer: str) -> list[str]:
+        """What to ask `peer` for: its own changes, and those of origins whose direct
+        link is down."""
+        now = time.monotonic()
+        return [peer] + [p.id for p in self.peers
+                         if p.id != peer and self.state[p.id].stale(now)]
+
+    async def _pull_loop(self, peer: str) -> None:
+        client = self.clients[peer]
+        state = self.state[peer]
+        backoff = BACKOFF_MIN_S
+        request_id = 0
+        while not self._stopping:
+            request_id += 1
+            pause = await self._pull_once(peer, client, state, request_id)
+            if pause is None:
+                state.errors += 1
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX_S)
+                continue
+            backoff = BACKOFF_MIN_S
+            if pause:
+                await asyncio.sleep(pause)
+
+    async def _pull_once(self, peer: str, client: HttpClient, state: PeerState,
+                         request_id: int) -> float | None:
+        """One pull and apply; returns the pause before the next one, None on failure."""
+        cursors = {o: Cursor(seq, 0) for o, seq in self.storage.cursors().items()}
+        origins = self._origins_via(peer)
+        pull = Pull(request_id, cursors, MAX_CHANGES_PER_PULL)
+        path = f"/_atoll/pull?origins={','.join(origins)}&wait_ms={PULL_WAIT_MS}"
+        try:
+            status, body = await client.post(path, encode_message(pull), REQUEST_TIMEOUT_S)
+            if status != 200:
+                raise PeerHttpError(f"status {status}: {body[:200]!r}")
+            batch = decode_message(body)
+            if not isinstance(batch, Batch) or batch.request_id != request_id:
+                raise BadMessage("answer is not the Batch for this Pull")
+        except (PeerHttpError, BadMessage) as exc:
+            if state.connected:
+                log.warning("replication from %s failed: %s", peer, exc)
+            state.connected = False
+            state.last_error = str(exc)[:300]
+            return None
+        if not state.connected:
+            log.info("replicating from %s", peer)
+        state.connected = True
+        state.last_ok_mono = time.monotonic()
+        state.pulls += 1
+        if not batch.records:
+            return 0.0
+        plan = plan_batch(batch.records, cursors, self._table_state)
+        if plan.refused:
+            state.refused += len(plan.refused)
+            log.error("refused %d records from %s: %s", len(plan.refused), peer, plan.refused[:3])
+        if plan.accepted:
+            job = apply_job(self.engine, [(c, encode_change(c)) for c in plan.accepted])
+            outcome = await self.storage.write(job)
+            apply_table_events(self.engine, outcome)
+            state.applied += outcome.applied
+            self.conflicts_detected += outcome.conflicts
+            now = time.monotonic()
+            self.lag_samples.extend((now, lag) for lag in outcome.lag_ms)
+        return 0.2 if (plan.refused or plan.held) and not batch.has_more else 0.0
+
+    def _table_state(self, name: str) -> TableState | None:
+        row = self.storage.table_state_row(name)
+        if row is None:
+            return None
+        definition = orjson.loads(row[4]) if row[4] is not None else None
+        return TableState(Version(row[0], row[1]), Version(row[2], row[3]), definition)
+
+    # --- observability -----------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        now = time.monotonic()
+        recent = [lag for at, lag in self.lag_samples if now - at <= LAG_WINDOW_S]
+        return {
+            "region": self.region,
+            "cluster_id": self.cluster.cluster_id,
+            "cursors": self.storage.cursors(),
+            "peers": {
+                p: {"connected": s.connected,
+                    "last_ok_s_ago": round(now - s.last_ok_mono, 3) if s.last_ok_mono else None,
+                    "errors": s.errors, "last_error": s.last_error, "applied": s.applied,
+                    "refused": s.refused, "pulls": s.pulls}
+                for p, s in self.state.items()},
+            "lag_ms": _percentiles(recent),
+            "conflicts_detected": self.conflicts_detected,
+        }
+
+
+def _percentiles(samples: list[int]) -> dict[str, float | int | None]:
+    if not samples:
+        return {"count": 0, "p50": None, "p99": None, "max": None}
+    ordered = sorted(samples)
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    return {"count": len(ordered), "p50": statistics.median(ordered), "p99": p99,
+            "max": ordered[-1]}
