@@ -114,6 +114,15 @@ def test_more_than_4_mb_is_rejected(ddb: Any, hash_table: str) -> None:
     assert scan_all(ddb, hash_table, ProjectionExpression="pk") == []
 
 
+def test_updates_growing_past_4_mb_are_rejected(ddb: Any, hash_table: str) -> None:
+    big = "y" * 390_000
+    actions = [{"Update": {"TableName": hash_table, "Key": _key(f"u{n}"),
+                           "UpdateExpression": "SET s = :s",
+                           "ExpressionAttributeValues": {":s": {"S": big}}}} for n in range(11)]
+    expect_error(ddb.transact_write_items, "ValidationException", "4 MB", TransactItems=actions)
+    assert scan_all(ddb, hash_table, ProjectionExpression="pk") == []
+
+
 def test_bad_input_is_a_validation_exception(ddb: Any, hash_table: str) -> None:
     expect_error(ddb.transact_write_items, "ResourceNotFoundException", "",
                  TransactItems=[_put("no_such_table", "a")])

@@ -57,6 +57,7 @@ _EXPRESSIONS = {
     "Update": ("UpdateExpression", "ConditionExpression"),
 }
 _REPLAYED = object()
+_TOO_LARGE = "Transaction request cannot be larger than 4 MB"
 
 
 @dataclass
@@ -129,7 +130,7 @@ async def transact_write_items(engine: Engine, request: dict[str, Any]) -> Any:
                                   "one item")
         seen.add(identity)
     if sum(a.size for a in actions) > MAX_TRANSACTION_BYTES:
-        raise ValidationError("Transaction request cannot be larger than 4 MB")
+        raise ValidationError(_TOO_LARGE)
     mode = capacity.wanted(request)
 
     def job(txn: WriteTxn) -> Any:
@@ -147,6 +148,8 @@ async def transact_write_items(engine: Engine, request: dict[str, Any]) -> Any:
         if any(r["Code"] != "None" for r in reasons):
             raise _canceled(reasons)
         writes = _prepare(engine, actions, [old for old, _r in olds], reasons)
+        if sum(size for _old, _new, _bytes, size, _plan in writes) > MAX_TRANSACTION_BYTES:
+            raise ValidationError(_TOO_LARGE)  # updates grew the items: still nothing written
         meter = capacity.Meter(mode, "write")
         hlc = engine.clock.tick()
         groups: dict[str, tuple[TableDef, list[ItemOp]]] = {}
