@@ -17,7 +17,7 @@ $(STAMP): requirements.lock pyproject.toml
 setup: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/atoll serve --host 127.0.0.1 --port 8000 --data-dir ./data
+	$(BIN)/atoll cluster --data-dir ./data
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests

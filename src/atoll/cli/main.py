@@ -9,6 +9,7 @@ import click
 from atoll import __version__
 from atoll.cli.cluster import cluster
 from atoll.cli.serve import serve
+from atoll.cli.status import conflicts, status
 
 
 @click.group()
@@ -23,6 +24,8 @@ def cli(log_level: str) -> None:
 
 cli.add_command(serve)
 cli.add_command(cluster)
+cli.add_command(status)
+cli.add_command(conflicts)
 
 
 def main() -> None:
