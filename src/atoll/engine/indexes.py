@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-BACKFILL_CHUNK_ITEMS = 500
+BACKFILL_CHUNK_ITEMS = 256  # one chunk holds the writer for a few ms
 WRITE_UNIT_BYTES = 1024
 
 # (index, h, pk, sk, projected item bytes, projected size)
