@@ -379,3 +379,78 @@ def test_backfill_skips_items_whose_index_key_has_another_type(ddb: Any, table_n
                      GlobalSecondaryIndexUpdates=[{"Create": _gsi("by_g", "g")}])
     _wait_active(ddb, table_name, "by_g")
     assert [i["pk"]["S"] for i in scan_all(ddb, table_name, IndexName="by_g")] == ["b"]
+
+
+RANDOM_OPS = 400
+
+
+def test_random_writes_keep_every_index_equal_to_its_recomputation(ddb: Any, orders: str) -> None:
+    """A seeded mix of puts, updates that move or drop index keys, deletes, batches and
+    transactions (some rejected for a bad index key): afterwards every index equals a
+    full recomputation from the table."""
+    import random
+
+    from botocore.exceptions import ClientError
+
+    rng = random.Random(4)
+
+    def key() -> dict[str, Any]:
+        return {"pk": {"S": f"k{rng.randint(0, 30)}"}, "sk": {"N": str(rng.randint(0, 3))}}
+
+    def attrs() -> dict[str, Any]:
+        chosen: dict[str, Any] = {}
+        if rng.random() < 0.7:
+            chosen["customer"] = {"S": rng.choice(["ann", "bob", "cy"])}
+        if rng.random() < 0.7:
+            chosen["placed"] = {"N": str(rng.randint(0, 50))}
+        if rng.random() < 0.5:
+            chosen["status"] = {"S": rng.choice(["open", "shipped"])}
+        if rng.random() < 0.5:
+            chosen["region"] = {"S": rng.choice(["eu", "us"])}
+        if rng.random() < 0.6:
+            chosen["amount"] = {"N": str(rng.randint(0, 9))}
+        if rng.random() < 0.05:  # a bad index key: the write must be rejected whole
+            chosen["placed"] = {"S": "not a number"}
+        return chosen
+
+    rejected = 0
+    for _ in range(RANDOM_OPS):
+        roll = rng.random()
+        try:
+            if roll < 0.35:
+                ddb.put_item(TableName=orders, Item={**key(), **attrs()})
+            elif roll < 0.6:
+                changes = attrs()
+                removed = rng.sample(["customer", "placed", "status", "region", "amount"], 1)
+                removed = [r for r in removed if r not in changes]
+                names = {f"#a{i}": n for i, n in enumerate(list(changes) + removed)}
+                by_name = {n: a for a, n in names.items()}
+                sets = [f"{by_name[n]} = :v{i}" for i, n in enumerate(changes)]
+                expression = ("SET " + ", ".join(sets) if sets else "") + (
+                    " REMOVE " + ", ".join(by_name[n] for n in removed) if removed else "")
+                values = {f":v{i}": v for i, v in enumerate(changes.values())}
+                ddb.update_item(TableName=orders, Key=key(), UpdateExpression=expression.strip(),
+                                ExpressionAttributeNames=names,
+                                **({"ExpressionAttributeValues": values} if values else {}))
+            elif roll < 0.75:
+                ddb.delete_item(TableName=orders, Key=key())
+            elif roll < 0.9:
+                keys = {json_key(k): k for k in (key() for _ in range(5))}
+                ddb.batch_write_item(RequestItems={orders: [
+                    {"PutRequest": {"Item": {**k, **attrs()}}} if rng.random() < 0.7 else
+                    {"DeleteRequest": {"Key": k}} for k in keys.values()]})
+            else:
+                keys = {json_key(k): k for k in (key() for _ in range(4))}
+                ddb.transact_write_items(TransactItems=[
+                    {"Put": {"TableName": orders, "Item": {**k, **attrs()}}} if rng.random() < 0.7
+                    else {"Delete": {"TableName": orders, "Key": k}} for k in keys.values()])
+        except ClientError as exc:
+            assert exc.response["Error"]["Code"] in ("ValidationException",
+                                                     "TransactionCanceledException"), exc
+            rejected += 1
+    assert rejected > 0, "the workload never tried a bad index key"
+    assert check_indexes(ddb, orders) > 0
+
+
+def json_key(key: dict[str, Any]) -> str:
+    return f"{key['pk']['S']}/{key['sk']['N']}"
