@@ -162,3 +162,24 @@ def test_item_collection_metrics_on_tables_with_an_lsi(ddb: Any, table_name: str
 def test_no_item_collection_metrics_without_an_lsi(ddb: Any, hash_table: str) -> None:
     put = ddb.put_item(TableName=hash_table, Item=_item("a", 10), ReturnItemCollectionMetrics="SIZE")
     assert "ItemCollectionMetrics" not in put
+
+
+def test_item_collection_metrics_of_batches_and_transactions(ddb: Any, table_name: str) -> None:
+    ddb.create_table(
+        TableName=table_name, BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
+                   {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk", "l")],
+        LocalSecondaryIndexes=[{"IndexName": "by_l", "Projection": {"ProjectionType": "KEYS_ONLY"},
+                                "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"},
+                                              {"AttributeName": "l", "KeyType": "RANGE"}]}])
+    batch = ddb.batch_write_item(RequestItems={table_name: [
+        {"PutRequest": {"Item": {"pk": {"S": p}, "sk": {"S": s}, "l": {"S": "x"}}}}
+        for p, s in (("a", "1"), ("a", "2"), ("b", "1"))]}, ReturnItemCollectionMetrics="SIZE")
+    keys = [m["ItemCollectionKey"] for m in batch["ItemCollectionMetrics"][table_name]]
+    assert keys == [{"pk": {"S": "a"}}, {"pk": {"S": "b"}}]
+    transacted = ddb.transact_write_items(TransactItems=[
+        {"Put": {"TableName": table_name, "Item": {"pk": {"S": "c"}, "sk": {"S": "1"}}}}],
+        ReturnItemCollectionMetrics="SIZE")
+    (metrics,) = transacted["ItemCollectionMetrics"][table_name]
+    assert metrics == {"ItemCollectionKey": {"pk": {"S": "c"}}, "SizeEstimateRangeGB": [0.0, 1.0]}

@@ -109,6 +109,11 @@ async def batch_write_item(engine: Engine, request: dict[str, Any]) -> dict[str,
 
     meter = await engine.storage.write(job)
     result: dict[str, Any] = {"UnprocessedItems": {}}
+    if "ReturnItemCollectionMetrics" in request:
+        written = [(table, item) for table, ops in plans for _key, item, _bytes, _size in ops]
+        result = capacity.attach(result, "ItemCollectionMetrics",
+                                 capacity.item_collection_metrics_by_table(engine, request,
+                                                                           written))
     return capacity.attach(result, "ConsumedCapacity", meter.listed())
 
 

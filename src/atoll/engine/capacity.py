@@ -123,6 +123,26 @@ def item_collection_metrics(engine: Engine, request: dict[str, Any], table: Tabl
             "SizeEstimateRangeGB": [float(int(size_gb)), float(int(size_gb) + 1)]}
 
 
+def item_collection_metrics_by_table(engine: Engine, request: dict[str, Any],
+                                     written: list[tuple[TableDef, dict[str, Any]]]
+                                     ) -> dict[str, list[dict[str, Any]]] | None:
+    """ItemCollectionMetrics of a multi-item write: per table, one entry per item
+    collection written (BatchWriteItem, TransactWriteItems)."""
+    if request.get("ReturnItemCollectionMetrics") != "SIZE":
+        return None
+    result: dict[str, list[dict[str, Any]]] = {}
+    seen: set[tuple[str, str]] = set()
+    for table, key in written:
+        identity = (table.name, orjson.dumps(key.get(table.hash_key)).decode())
+        if identity in seen:
+            continue
+        seen.add(identity)
+        metrics = item_collection_metrics(engine, request, table, key)
+        if metrics is not None:
+            result.setdefault(table.name, []).append(metrics)
+    return result or None
+
+
 def attach(result: Any, name: str, value: Any) -> Any:
     """Add a member to a response that may still be raw JSON bytes (the fast paths)."""
     if value is None:

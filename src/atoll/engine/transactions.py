@@ -187,6 +187,11 @@ async def transact_write_items(engine: Engine, request: dict[str, Any]) -> Any:
     listed = meter.listed()
     if listed is not None:
         result["ConsumedCapacity"] = listed
+    if "ReturnItemCollectionMetrics" in request:
+        written = [(a.table, a.key_item) for a in actions if a.kind != "ConditionCheck"]
+        result = capacity.attach(result, "ItemCollectionMetrics",
+                                 capacity.item_collection_metrics_by_table(engine, request,
+                                                                           written))
     return result
 
 
