@@ -6,7 +6,7 @@ per table), so the whole batch is durable together; nothing is left unprocessed.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 
@@ -132,5 +132,5 @@ def _plan_write(table: TableDef, write: dict[str, Any]
         size = check_item(item)
         check_item_size(size)
         return table.encode_item_key(item), item, orjson.dumps(item), size
-    key = delete["Key"]
+    key = cast(dict[str, Any], delete)["Key"]  # exactly one of the two, checked above
     return table.encode_key(key), key, None, 0

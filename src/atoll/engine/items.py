@@ -165,6 +165,8 @@ async def put_item(engine: Engine, request: dict[str, Any]) -> Any:
 async def get_item(engine: Engine, request: dict[str, Any]) -> Any:
     table = engine.table(request["TableName"])
     key = table.encode_key(request["Key"])
+    expressions: RequestExpressions | None
+    attributes: list[str] | None
     if "ProjectionExpression" in request or "AttributesToGet" in request:
         expressions, attributes = projection_of(request)
     else:
