@@ -454,3 +454,21 @@ def test_random_writes_keep_every_index_equal_to_its_recomputation(ddb: Any, ord
 
 def json_key(key: dict[str, Any]) -> str:
     return f"{key['pk']['S']}/{key['sk']['N']}"
+
+
+@pytest.mark.parametrize("forward", [True, False])
+def test_paging_an_index_both_ways_and_scanning_it_in_segments(ddb: Any, orders: str,
+                                                              forward: bool) -> None:
+    for n in range(30):
+        ddb.put_item(TableName=orders, Item=_order(f"o{n % 7}", n, customer="ann",
+                                                   placed=n % 4, status="open"))
+    items = _query(ddb, orders, "by_customer", "customer = :c", {":c": {"S": "ann"}},
+                   Limit=3, ScanIndexForward=forward)
+    placed = [int(i["placed"]["N"]) for i in items]
+    assert placed == sorted(placed, reverse=not forward)
+    assert sorted(int(i["sk"]["N"]) for i in items) == list(range(30))
+    segments = []
+    for segment in range(3):
+        segments += scan_all(ddb, orders, IndexName="by_status", Segment=segment,
+                             TotalSegments=3, Limit=4)
+    assert sorted(int(i["sk"]["N"]) for i in segments) == list(range(30))
