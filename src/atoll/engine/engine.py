@@ -67,6 +67,9 @@ class Engine:
         self.storage = storage
         self.region = region
         self.clock = HybridClock(now_ms)
+        # never issue a stamp at or below one this region already used (a restart with a
+        # clock that went back must not make new writes lose to old ones)
+        self.clock.restore(storage.last_local_hlc())
         self.now_ms = now_ms
         self.tables: dict[str, TableDef] = {}
         for name, tid, definition in storage.load_tables():

@@ -125,62 +125,86 @@ def apply_job(engine: Engine, changes: list[tuple[Change, bytes]]):  # type: ign
         outcome = ApplyOutcome()
         now_ms = engine.now_ms()
         tables: dict[str, TableDef | None] = {}
+        states: dict[str, TableState | None] = {}
+        rows: dict[tuple[str, bytes, bytes], _Row] = {}  # read once per key and change
+        cursors: dict[str, int] = {}
 
         def local(name: str) -> TableDef | None:
             if name not in tables:
                 tables[name] = _local_table(txn, name)
             return tables[name]
 
+        def state_of(name: str) -> TableState | None:
+            if name not in states:
+                states[name] = table_state(txn, name)
+            return states[name]
+
+        def stored_of(key: tuple[str, bytes, bytes]) -> Stored | None:
+            row = _read_row(txn, local(key[0]), key)
+            rows[key] = row
+            return row.stored
+
         for change, frame in changes:
             if change.origin == engine.region:
                 outcome.duplicates += 1
                 continue
-            cursor = txn.cursor(change.origin)
+            cursor = cursors.get(change.origin)
+            if cursor is None:
+                cursor = cursors[change.origin] = txn.cursor(change.origin)
             if change.seq <= cursor:
                 outcome.duplicates += 1
                 continue
             if change.seq > cursor + 1:
                 outcome.stopped_at_gap = True
                 break
+            rows.clear()
             try:
-                effects = merge_change(change, lambda key: _stored(txn, local(key[0]), key),
-                                       lambda name: table_state(txn, name))
+                effects = merge_change(change, stored_of, state_of)
             except UnknownTable as exc:
                 outcome.held_for_table = exc.table
                 break
             for name, state in effects.tables.items():
                 _apply_table_state(engine, txn, name, state, outcome)
                 tables.pop(name, None)
+                states.pop(name, None)
             for key, stored in effects.items.items():
                 table = local(key[0])
                 if table is not None:
-                    _apply_item(engine, txn, table, key[1], key[2], stored)
+                    _apply_item(engine, txn, table, key[1], key[2], stored, rows.get(key))
             for conflict in effects.conflicts:
                 if conflict.winner_item is None and conflict.loser_item is None:
                     continue  # two deletes of one item agree: nothing was lost
                 txn.record_conflict(now_ms, conflict.table, conflict_record(conflict))
                 outcome.conflicts += 1
             txn.append_remote_change(change.origin, change.seq, change.hlc, frame)
-            txn.set_cursor(change.origin, change.seq)
+            cursors[change.origin] = change.seq
             engine.clock.observe(change.hlc)
             outcome.applied += 1
             outcome.lag_ms.append(max(0, now_ms - hlc_physical_ms(change.hlc)))
+        for origin, seq in cursors.items():
+            txn.set_cursor(origin, seq)  # in the same transaction as the changes it covers
         return outcome
 
     return job
 
 
-def _stored(txn: WriteTxn, table: TableDef | None, key: tuple[str, bytes, bytes]) -> Stored | None:
+@dataclass
+class _Row:
+    live: tuple[bytes, int, int, str] | None
+    stored: Stored | None
+
+
+def _read_row(txn: WriteTxn, table: TableDef | None, key: tuple[str, bytes, bytes]) -> _Row:
     if table is None:
-        return None
+        return _Row(None, None)
     h = partition_hash(key[1])
     row = txn.get(table.tid, h, key[1], key[2])
     tomb = txn.tombstone_version(table.tid, h, key[1], key[2])
     if row is not None and (tomb is None or (row[2], row[3]) > tomb):
-        return Stored(Version(row[2], row[3]), orjson.loads(row[0]))
+        return _Row(row, Stored(Version(row[2], row[3]), orjson.loads(row[0])))
     if tomb is not None:
-        return Stored(Version(*tomb), None)
-    return None
+        return _Row(row, Stored(Version(*tomb), None))
+    return _Row(row, None)
 
 
 def _apply_table_state(engine: Engine, txn: WriteTxn, name: str, state: TableState,
@@ -215,11 +239,11 @@ def _created_differs(existing: TableDef, definition: dict[str, Any]) -> bool:
 
 
 def _apply_item(engine: Engine, txn: WriteTxn, table: TableDef, pk: bytes, sk: bytes,
-                stored: Stored) -> None:
+                stored: Stored, row: _Row | None) -> None:
     current = engine.current_def(table)
     h = partition_hash(pk)
     key = (h, pk, sk)
-    old = txn.get(table.tid, h, pk, sk)
+    old = row.live if row is not None else txn.get(table.tid, h, pk, sk)
     version = stored.version
     if stored.item is None:
         if old is None:

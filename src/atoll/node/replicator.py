@@ -80,7 +80,10 @@ class Replicator:
         self.peers = cluster.peers_of(region)
         headers = {"X-Atoll-Cluster": cluster.cluster_id, "X-Atoll-Region": region}
         self.clients = {p.id: HttpClient(p.peer_endpoint, headers) for p in self.peers}
-        self.state = {p.id: PeerState(p.id) for p in self.peers}
+        # A peer counts as reachable until it has failed for DIRECT_STALE_S: at start-up,
+        # asking every peer for every origin would fetch each change twice.
+        started = time.monotonic()
+        self.state = {p.id: PeerState(p.id, last_ok_mono=started) for p in self.peers}
         self.lag_samples: deque[tuple[float, int]] = deque(maxlen=MAX_LAG_SAMPLES)
         self.conflicts_detected = 0
         self._changed = asyncio.Event()
@@ -92,7 +95,9 @@ class Replicator:
     def start(self) -> None:
         loop = asyncio.get_running_loop()
         for peer in self.peers:
-            self._tasks.append(loop.create_task(self._pull_loop(peer.id), name=f"pull {peer.id}"))
+            task = loop.create_task(self._pull_loop(peer.id), name=f"pull {peer.id}")
+            task.add_done_callback(_log_failure)
+            self._tasks.append(task)
 
     async def stop(self) -> None:
         self._stopping = True
@@ -159,26 +164,77 @@ class Replicator:
                          if p.id != peer and self.state[p.id].stale(now)]
 
     async def _pull_loop(self, peer: str) -> None:
+        """Fetch, plan, apply — with the next fetch overlapping the current apply (at most
+        one apply in flight per peer; the storage applies jobs in submission order)."""
         client = self.clients[peer]
         state = self.state[peer]
         backoff = BACKOFF_MIN_S
         request_id = 0
-        while not self._stopping:
-            request_id += 1
-            pause = await self._pull_once(peer, client, state, request_id)
-            if pause is None:
-                state.errors += 1
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, BACKOFF_MAX_S)
-                continue
-            backoff = BACKOFF_MIN_S
-            if pause:
-                await asyncio.sleep(pause)
+        applying: asyncio.Future[Any] | None = None
+        planned: dict[str, int] = {}  # cursors the apply in flight will reach
+        try:
+            while not self._stopping:
+                request_id += 1
+                cursors = self.storage.cursors()
+                for origin, seq in planned.items():
+                    cursors[origin] = max(cursors.get(origin, 0), seq)
+                wanted = {o: Cursor(seq, 0) for o, seq in cursors.items()}
+                batch = await self._fetch(peer, client, state, request_id, wanted)
+                if batch is None:
+                    state.errors += 1
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, BACKOFF_MAX_S)
+                    continue
+                backoff = BACKOFF_MIN_S
+                if not batch.records:
+                    continue
+                plan = plan_batch(batch.records, wanted, self._table_state)
+                if plan.refused:
+                    state.refused += len(plan.refused)
+                    log.error("refused %d records from %s: %s", len(plan.refused), peer,
+                              plan.refused[:3])
+                if applying is not None:
+                    if not await self._finish(applying, state):
+                        planned.clear()
+                    applying = None
+                if plan.accepted:
+                    job = apply_job(self.engine, [(c, encode_change(c)) for c in plan.accepted])
+                    applying = self.storage.write(job)
+                    applying.add_done_callback(lambda f, st=state: self._on_applied(f, st))
+                    for change in plan.accepted:
+                        planned[change.origin] = max(planned.get(change.origin, 0), change.seq)
+                if (plan.refused or plan.held) and not batch.has_more:
+                    await asyncio.sleep(0.2)  # no hot loop on a batch we cannot use yet
+        finally:
+            if applying is not None:
+                await asyncio.gather(applying, return_exceptions=True)
 
-    async def _pull_once(self, peer: str, client: HttpClient, state: PeerState,
-                         request_id: int) -> float | None:
-        """One pull and apply; returns the pause before the next one, None on failure."""
-        cursors = {o: Cursor(seq, 0) for o, seq in self.storage.cursors().items()}
+    async def _finish(self, applying: asyncio.Future[Any], state: PeerState) -> bool:
+        """Wait for an apply; False if it did not reach the cursors it was planned to."""
+        try:
+            outcome = await applying
+        except Exception:
+            return False  # logged by _on_applied
+        return not (outcome.stopped_at_gap or outcome.held_for_table)
+
+    def _on_applied(self, applying: asyncio.Future[Any], state: PeerState) -> None:
+        """Bookkeeping as soon as an apply committed (even if no further pull follows)."""
+        if applying.cancelled():
+            return
+        error = applying.exception()
+        if error is not None:  # a storage fault: nothing of it was applied
+            log.error("applying changes from %s failed: %s", state.peer, error)
+            return
+        outcome = applying.result()
+        apply_table_events(self.engine, outcome)
+        state.applied += outcome.applied
+        self.conflicts_detected += outcome.conflicts
+        now = time.monotonic()
+        self.lag_samples.extend((now, lag) for lag in outcome.lag_ms)
+
+    async def _fetch(self, peer: str, client: HttpClient, state: PeerState, request_id: int,
+                     cursors: dict[str, Cursor]) -> Batch | None:
+        """One Pull to `peer`; its Batch, or None on failure (logged, counted)."""
         origins = self._origins_via(peer)
         pull = Pull(request_id, cursors, MAX_CHANGES_PER_PULL)
         path = f"/_atoll/pull?origins={','.join(origins)}&wait_ms={PULL_WAIT_MS}"
@@ -200,21 +256,7 @@ class Replicator:
         state.connected = True
         state.last_ok_mono = time.monotonic()
         state.pulls += 1
-        if not batch.records:
-            return 0.0
-        plan = plan_batch(batch.records, cursors, self._table_state)
-        if plan.refused:
-            state.refused += len(plan.refused)
-            log.error("refused %d records from %s: %s", len(plan.refused), peer, plan.refused[:3])
-        if plan.accepted:
-            job = apply_job(self.engine, [(c, encode_change(c)) for c in plan.accepted])
-            outcome = await self.storage.write(job)
-            apply_table_events(self.engine, outcome)
-            state.applied += outcome.applied
-            self.conflicts_detected += outcome.conflicts
-            now = time.monotonic()
-            self.lag_samples.extend((now, lag) for lag in outcome.lag_ms)
-        return 0.2 if (plan.refused or plan.held) and not batch.has_more else 0.0
+        return batch
 
     def _table_state(self, name: str) -> TableState | None:
         row = self.storage.table_state_row(name)
@@ -240,6 +282,11 @@ class Replicator:
             "lag_ms": _percentiles(recent),
             "conflicts_detected": self.conflicts_detected,
         }
+
+
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.critical("replication task %s died", task.get_name(), exc_info=task.exception())
 
 
 def _percentiles(samples: list[int]) -> dict[str, float | int | None]:

@@ -527,6 +527,11 @@ class SqliteStorage:
                 raise CorruptionDetected("Stored item failed its checksum")
             yield h, pk, sk, item, size
 
+    def last_local_hlc(self) -> int:
+        row = self._reader.execute(
+            "SELECT MAX(hlc) FROM changelog WHERE origin=?", (self.region,)).fetchone()
+        return int(row[0] or 0)
+
     def cursors(self) -> dict[str, int]:
         """Per origin, the highest contiguous sequence applied here (this node's own
         origin included: its last local change)."""

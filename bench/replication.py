@@ -1,0 +1,230 @@
+"""Replication benchmark: lag under steady load, and catch-up speed.
+
+    .venv/bin/python -m bench.replication [--rate 1000] [--duration 20] [--missed 100000]
+
+1. Lag: a 3-region cluster (separate processes, durable SQLite) takes a steady
+   `--rate` writes/s spread over the three regions (one paced client process per
+   region). Each region records, for every change it applies from a peer, the time from
+   the origin's timestamp to the apply (`/_atoll/status` lag samples). Printed: p50/p99
+   per region and overall, plus a client-side check (time until a write acknowledged in
+   one region is readable in another, sampled).
+2. Catch-up: one region is stopped; `--missed` writes go to another region (wrk); the
+   stopped region restarts and the time until its cursor reaches the writer's last
+   sequence gives records/s.
+Every loop is bounded in count and time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from atoll.topology.config import ClusterConfig, RegionConfig
+
+REGIONS = ("us-east", "eu-west", "ap-south")
+WRITERS_PER_REGION = 4
+LUA_PUT = Path(__file__).parent / "lua" / "replication_put.lua"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _get(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.loads(response.read())
+
+
+def _post(url: str, target: str, body: dict[str, Any]) -> dict[str, Any]:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST", headers={
+        "X-Amz-Target": f"DynamoDB_20120810.{target}",
+        "Content-Type": "application/x-amz-json-1.0"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return dict(json.loads(response.read()))
+
+
+class Cluster:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.config = ClusterConfig("atoll-bench", tuple(
+            RegionConfig(r, f"http://127.0.0.1:{_free_port()}", f"http://127.0.0.1:{_free_port()}")
+            for r in REGIONS))
+        self.config_path = root / "cluster.toml"
+        self.config_path.write_text(self.config.to_toml())
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def url(self, region: str) -> str:
+        return self.config.region(region).client_endpoint
+
+    def start(self, region: str) -> None:
+        log = open(self.root / f"{region}.log", "ab")
+        self.procs[region] = subprocess.Popen(
+            [sys.executable, "-m", "atoll", "serve", "--config", str(self.config_path),
+             "--region", region, "--data-dir", str(self.root / region)],
+            stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                _get(self.url(region) + "/health")
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"{region} did not start")
+
+    def stop(self, region: str) -> None:
+        proc = self.procs.pop(region)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+
+    def stop_all(self) -> None:
+        for region in list(self.procs):
+            self.stop(region)
+
+
+def _paced_writer(url: str, region: str, rate: float, duration_s: float, out: Any) -> None:
+    import http.client
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    interval = 1.0 / rate
+    start = time.monotonic()
+    n = 0
+    errors = 0
+    while time.monotonic() - start < duration_s and n < rate * duration_s + 1:
+        due = start + n * interval
+        delay = due - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        body = json.dumps({"TableName": "bench", "Item": {
+            "pk": {"S": f"{region}-{n}"}, "v": {"S": "x" * 150}}}).encode()
+        try:
+            conn.request("POST", "/", body, {"X-Amz-Target": "DynamoDB_20120810.PutItem",
+                                             "Content-Type": "application/x-amz-json-1.0"})
+            response = conn.getresponse()
+            response.read()
+            if response.status != 200:
+                errors += 1
+        except OSError:
+            errors += 1
+            conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        n += 1
+    out.put((region, n, errors))
+
+
+def _visibility_probe(cluster: Cluster, samples: int) -> list[float]:
+    """Client-side: put in one region, poll another until it is readable (ms)."""
+    results = []
+    for i in range(samples):
+        src, dst = REGIONS[i % 3], REGIONS[(i + 1) % 3]
+        key = {"pk": {"S": f"probe-{i}"}}
+        _post(cluster.url(src), "PutItem", {"TableName": "bench", "Item": {**key, "v": {"N": "1"}}})
+        start = time.monotonic()
+        while time.monotonic() - start < 10:
+            if "Item" in _post(cluster.url(dst), "GetItem", {"TableName": "bench", "Key": key}):
+                break
+            time.sleep(0.001)
+        results.append((time.monotonic() - start) * 1000)
+        time.sleep(0.02)
+    return results
+
+
+def measure_lag(cluster: Cluster, rate: int, duration_s: float) -> dict[str, Any]:
+    queue: Any = multiprocessing.Queue()
+    # several paced connections per region: one synchronous client cannot issue a
+    # durable write every 3 ms on its own
+    writers = [multiprocessing.Process(target=_paced_writer, args=(
+        cluster.url(r), f"{r}-{i}", rate / len(REGIONS) / WRITERS_PER_REGION, duration_s, queue))
+        for r in REGIONS for i in range(WRITERS_PER_REGION)]
+    for w in writers:
+        w.start()
+    time.sleep(duration_s / 2)
+    probe_ms = _visibility_probe(cluster, 40)
+    for w in writers:
+        w.join(timeout=duration_s + 60)
+    sent = [queue.get(timeout=10) for _ in writers]
+    time.sleep(1.0)
+    per_region = {}
+    for region in REGIONS:
+        status = _get(cluster.url(region) + "/_atoll/status")
+        per_region[region] = status["replication"]["lag_ms"]
+    return {"rate_per_s": rate, "duration_s": duration_s,
+            "writes_sent": sum(n for _r, n, _e in sent), "errors": sum(e for _r, _n, e in sent),
+            "server_lag_ms": per_region,
+            "client_visibility_ms": {"p50": statistics.median(probe_ms),
+                                     "p99": sorted(probe_ms)[int(len(probe_ms) * 0.99) - 1],
+                                     "samples": len(probe_ms)}}
+
+
+def measure_catch_up(cluster: Cluster, missed: int) -> dict[str, Any]:
+    writer, laggard = "us-east", "ap-south"
+    cluster.stop(laggard)
+    start_seq = _get(cluster.url(writer) + "/_atoll/status")["replication"]["cursors"].get(writer, 0)
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise RuntimeError("wrk is not installed (apt-get install wrk)")
+    deadline = time.monotonic() + 300
+    seq = start_seq
+    while seq - start_seq < missed and time.monotonic() < deadline:
+        subprocess.run([wrk, "-t2", "-c32", "-d5s", "-s", str(LUA_PUT), cluster.url(writer)],
+                       check=True, capture_output=True)
+        seq = _get(cluster.url(writer) + "/_atoll/status")["replication"]["cursors"][writer]
+    records = seq - start_seq
+    started = time.monotonic()
+    cluster.start(laggard)
+    caught_up_s = None
+    while time.monotonic() - started < 600:
+        cursors = _get(cluster.url(laggard) + "/_atoll/status")["replication"]["cursors"]
+        if cursors.get(writer, 0) >= seq:
+            caught_up_s = time.monotonic() - started
+            break
+        time.sleep(0.05)
+    return {"missed_records": records, "catch_up_s": caught_up_s,
+            "records_per_s": records / caught_up_s if caught_up_s else None,
+            "note": "time includes the returning process's start-up"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=int, default=1000)
+    parser.add_argument("--duration", type=float, default=20.0)
+    parser.add_argument("--missed", type=int, default=100_000)
+    parser.add_argument("--json", default=None, help="also write the figures here")
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="atoll-bench-repl-"))
+    cluster = Cluster(root)
+    try:
+        for region in REGIONS:
+            cluster.start(region)
+        _post(cluster.url("us-east"), "CreateTable", {
+            "TableName": "bench", "BillingMode": "PAY_PER_REQUEST",
+            "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+            "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}]})
+        time.sleep(1.0)
+        lag = measure_lag(cluster, args.rate, args.duration)
+        print(json.dumps({"lag": lag}, indent=2), flush=True)
+        catch_up = measure_catch_up(cluster, args.missed)
+        print(json.dumps({"catch_up": catch_up}, indent=2), flush=True)
+        if args.json:
+            Path(args.json).write_text(json.dumps({"lag": lag, "catch_up": catch_up}, indent=2))
+    finally:
+        cluster.stop_all()
+        if os.environ.get("ATOLL_BENCH_KEEP") is None:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
