@@ -154,7 +154,7 @@ def apply(txn: WriteTxn, table: TableDef, key: EncodedKey, old_bytes: bytes | No
 
 # --- UpdateTable: GlobalSecondaryIndexUpdates -------------------------------------------
 
-def apply_gsi_updates(engine: Engine, table: TableDef, updated: TableDef,
+def apply_gsi_updates(table: TableDef, updated: TableDef,
                       request: dict[str, Any]) -> tuple[list[str], list[int]]:
     """Apply Create/Update/Delete entries to `updated` (a copy of `table`); returns the
     names of the indexes to backfill and the iids whose rows must go."""

@@ -105,7 +105,7 @@ async def update_table(engine: Engine, request: dict[str, Any]) -> dict[str, Any
         backfill: list[str] = []
         dropped: list[int] = []
         if request.get("GlobalSecondaryIndexUpdates") is not None:
-            backfill, dropped = indexes.apply_gsi_updates(engine, table, updated, request)
+            backfill, dropped = indexes.apply_gsi_updates(table, updated, request)
         updated = await engine.replace_definition(table, updated, tuple(dropped))
     for index_name in backfill:
         engine.spawn(indexes.backfill(engine, updated.name, index_name),
