@@ -114,12 +114,18 @@ def test_peer_requests_from_outside_the_cluster_are_refused(tmp_path: Path) -> N
         with pytest.raises(urllib.error.HTTPError) as malformed:
             urllib.request.urlopen(request, timeout=5)
         assert malformed.value.code == 400
-        # the cluster still replicates afterwards
+        # the cluster still replicates afterwards: a table created once exists everywhere
         east = client(cluster.url("us-east"))
         create_table(east, "after")
         east.put_item(TableName="after", Item={"pk": {"S": "a"}})
         west = client(cluster.url("eu-west"))
         assert wait_until(lambda: "after" in west.list_tables()["TableNames"] and
                           "Item" in west.get_item(TableName="after", Key={"pk": {"S": "a"}}), 10)
+        described = west.describe_table(TableName="after")["Table"]
+        assert [r["RegionName"] for r in described["Replicas"]] == ["us-east", "eu-west"]
+        assert described["TableId"] == east.describe_table(TableName="after")["Table"]["TableId"]
+        # DeleteTable replicates too
+        west.delete_table(TableName="after")
+        assert wait_until(lambda: "after" not in east.list_tables()["TableNames"], 10)
     finally:
         cluster.stop()

@@ -79,6 +79,7 @@ class Engine:
         self.live_tids = {t.tid for t in self.tables.values()}  # writer-thread view
         self.writer_defs: dict[int, TableDef] = {t.tid: t for t in self.tables.values()}
         self.ddl_lock = asyncio.Lock()
+        self.replica_regions: tuple[str, ...] = ()  # every region of the cluster, if any
         self.endpoint_address = "127.0.0.1:8000"  # DescribeEndpoints; the node sets it
         self.ttl_interval_s = ttl.DEFAULT_INTERVAL_S
         self._background: set[asyncio.Task[Any]] = set()

@@ -18,7 +18,13 @@ if TYPE_CHECKING:
 def _describe(engine: Engine, table: TableDef, status: str = "ACTIVE") -> dict[str, Any]:
     count, size = engine.storage.table_stats(table.tid)
     index_stats = {i.name: engine.storage.index_stats(table.tid, i.iid) for i in table.indexes}
-    return table.describe(engine.region, count, size, status, index_stats)
+    description = table.describe(engine.region, count, size, status, index_stats)
+    if engine.replica_regions:
+        # as DynamoDB global tables (version 2019.11.21) report their replicas
+        description["GlobalTableVersion"] = "2019.11.21"
+        description["Replicas"] = [{"RegionName": region, "ReplicaStatus": status}
+                                   for region in engine.replica_regions]
+    return description
 
 
 async def create_table(engine: Engine, request: dict[str, Any]) -> dict[str, Any]:

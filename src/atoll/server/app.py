@@ -68,6 +68,7 @@ class Node:
         self.peer_http: HttpServer | None = None
         if config.cluster is not None:
             self.replicator = Replicator(self.engine, config.cluster, config.region)
+            self.engine.replica_regions = config.cluster.region_ids()
             self.peer_http = HttpServer(self.api.handle, self._get, self.replicator.handle_post)
         self._stopping = asyncio.Event()
 
