@@ -188,7 +188,15 @@ class Replicator:
                 backoff = BACKOFF_MIN_S
                 if not batch.records:
                     continue
-                plan = plan_batch(batch.records, wanted, self._table_state)
+                known: dict[str, TableState | None] = {}  # one lookup per table and batch
+
+                def table_state(name: str, known: dict[str, TableState | None] = known
+                                ) -> TableState | None:
+                    if name not in known:
+                        known[name] = self._table_state(name)
+                    return known[name]
+
+                plan = plan_batch(batch.records, wanted, table_state)
                 if plan.refused:
                     state.refused += len(plan.refused)
                     log.error("refused %d records from %s: %s", len(plan.refused), peer,
