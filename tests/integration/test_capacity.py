@@ -183,3 +183,18 @@ def test_item_collection_metrics_of_batches_and_transactions(ddb: Any, table_nam
         ReturnItemCollectionMetrics="SIZE")
     (metrics,) = transacted["ItemCollectionMetrics"][table_name]
     assert metrics == {"ItemCollectionKey": {"pk": {"S": "c"}}, "SizeEstimateRangeGB": [0.0, 1.0]}
+
+
+def test_writes_that_leave_an_index_row_unchanged_cost_the_index_nothing(
+        ddb: Any, indexed: str) -> None:
+    ddb.put_item(TableName=indexed, Item=_item("a", 100, g={"S": "x"}))
+    untouched = ddb.update_item(TableName=indexed, Key={"pk": {"S": "a"}},
+                                UpdateExpression="SET extra = :v",
+                                ExpressionAttributeValues={":v": {"N": "1"}},
+                                ReturnConsumedCapacity="INDEXES")["ConsumedCapacity"]
+    assert "GlobalSecondaryIndexes" not in untouched  # by_g is KEYS_ONLY
+    assert untouched["CapacityUnits"] == 1.0
+    removed = ddb.update_item(TableName=indexed, Key={"pk": {"S": "a"}}, UpdateExpression="REMOVE g",
+                              ReturnConsumedCapacity="INDEXES")["ConsumedCapacity"]
+    assert removed["GlobalSecondaryIndexes"]["by_g"]["CapacityUnits"] == 1.0
+    assert ddb.scan(TableName=indexed, IndexName="by_g")["Items"] == []

@@ -129,7 +129,11 @@ def plan(table: TableDef, item: dict[str, Any], item_bytes: bytes, size: int) ->
 def apply(txn: WriteTxn, table: TableDef, key: EncodedKey, old_bytes: bytes | None,
           new: Plan | None) -> dict[str, float]:
     """Bring the index rows of one base item from its old state to `new` (None: deleted).
-    Returns the write capacity units spent per index."""
+
+    As in DynamoDB, an index is written only when the item enters it, leaves it, moves
+    within it (key changed: a delete and a put) or changes a projected attribute; a write
+    that leaves its index row as it was costs that index nothing. Returns the write
+    capacity units spent per index."""
     if not table.indexes:
         return {}
     units: dict[str, float] = {}
@@ -137,13 +141,16 @@ def apply(txn: WriteTxn, table: TableDef, key: EncodedKey, old_bytes: bytes | No
     if old_bytes is not None:
         old_item = orjson.loads(old_bytes)
         for index in table.indexes:
-            old_key = index_key(table, index, old_item, strict=False)
-            if old_key is None:
+            old_entry = entry_for(table, index, old_item, old_bytes, 0, strict=False)
+            if old_entry is None:
                 continue
             replacement = fresh.get(index.name)
-            if replacement is None or replacement[1:4] != old_key:
-                txn.index_delete(table.tid, index.iid, *old_key, key[1], key[2])
-                units[index.name] = 1.0
+            if replacement is not None and replacement[1:4] == old_entry[1:4]:
+                if replacement[4] == old_entry[4]:
+                    del fresh[index.name]  # same key, same projection: nothing to write
+                continue
+            txn.index_delete(table.tid, index.iid, *old_entry[1:4], key[1], key[2])
+            units[index.name] = 1.0
     if fresh:
         txn.index_put_many([(table.tid, index.iid, h, pk, sk, key[1], key[2], item, size)
                             for index, h, pk, sk, item, size in fresh.values()])
