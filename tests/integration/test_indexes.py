@@ -472,3 +472,51 @@ def test_paging_an_index_both_ways_and_scanning_it_in_segments(ddb: Any, orders:
         segments += scan_all(ddb, orders, IndexName="by_status", Segment=segment,
                              TotalSegments=3, Limit=4)
     assert sorted(int(i["sk"]["N"]) for i in segments) == list(range(30))
+
+
+def test_writes_during_a_backfill_land_in_the_index(server: Any, ddb: Any, table_name: str) -> None:
+    """Threads put, move and delete items while a new GSI is backfilled: once ACTIVE, the
+    index equals its recomputation (writes queued behind the UpdateTable maintain it, and
+    every chunk reads the current items)."""
+    import random
+    import threading
+
+    from tests.support import client
+
+    ddb.create_table(TableName=table_name, KeySchema=_keys("pk"), BillingMode="PAY_PER_REQUEST",
+                     AttributeDefinitions=_defs(pk="S"))
+    for start in range(0, 3000, 25):
+        ddb.batch_write_item(RequestItems={table_name: [
+            {"PutRequest": {"Item": {"pk": {"S": f"k{n}"}, "g": {"N": str(n % 13)}}}}
+            for n in range(start, start + 25)]})
+    stop = threading.Event()
+    errors: list[str] = []
+
+    def writer(seed: int) -> None:
+        rng = random.Random(seed)
+        own = client(server.url)
+        while not stop.is_set():
+            pk = {"S": f"k{rng.randint(0, 3500)}"}
+            try:
+                if rng.random() < 0.3:
+                    own.delete_item(TableName=table_name, Key={"pk": pk})
+                elif rng.random() < 0.5:
+                    own.put_item(TableName=table_name, Item={"pk": pk, "g": {"N": str(rng.randint(0, 20))}})
+                else:
+                    own.update_item(TableName=table_name, Key={"pk": pk}, UpdateExpression="REMOVE g")
+            except Exception as exc:  # noqa: BLE001 - reported below
+                errors.append(repr(exc))
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(0.2)
+    ddb.update_table(TableName=table_name, AttributeDefinitions=_defs(g="N"),
+                     GlobalSecondaryIndexUpdates=[{"Create": _gsi("by_g", "g")}])
+    _wait_active(ddb, table_name, "by_g")
+    time.sleep(0.2)
+    stop.set()
+    for t in threads:
+        t.join(timeout=30)
+    assert errors == []
+    assert check_indexes(ddb, table_name) > 0
