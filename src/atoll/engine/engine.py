@@ -83,6 +83,8 @@ class Engine:
         self.endpoint_address = "127.0.0.1:8000"  # DescribeEndpoints; the node sets it
         self.ttl_interval_s = ttl.DEFAULT_INTERVAL_S
         self._background: set[asyncio.Task[Any]] = set()
+        # (tid, iid) -> (when in s, ItemCount, IndexSizeBytes) of large indexes
+        self.index_stats_cache: dict[tuple[int, int], tuple[float, int, int]] = {}
 
     # --- background work ---------------------------------------------------------------
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:

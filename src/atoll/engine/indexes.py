@@ -159,6 +159,29 @@ def apply(txn: WriteTxn, table: TableDef, key: EncodedKey, old_bytes: bytes | No
     return units
 
 
+# --- DescribeTable: ItemCount and IndexSizeBytes -----------------------------------------
+
+EXACT_STATS_MAX_ITEMS = 100_000  # counting more than this on each describe blocks the loop
+STATS_CACHE_S = 10.0
+
+
+def index_stats(engine: Engine, table: TableDef, index: IndexDef) -> tuple[int, int]:
+    """(ItemCount, IndexSizeBytes): counted exactly for small indexes; a large index's
+    figures are reused for STATS_CACHE_S (DynamoDB itself refreshes them every few hours)."""
+    cache = engine.index_stats_cache
+    key = (table.tid, index.iid)
+    now_s = engine.now_ms() / 1000
+    cached = cache.get(key)
+    if cached is not None and now_s - cached[0] < STATS_CACHE_S:
+        return cached[1], cached[2]
+    count, size = engine.storage.index_stats(table.tid, index.iid)
+    if count > EXACT_STATS_MAX_ITEMS:
+        cache[key] = (now_s, count, size)
+    else:
+        cache.pop(key, None)
+    return count, size
+
+
 # --- UpdateTable: GlobalSecondaryIndexUpdates -------------------------------------------
 
 def apply_gsi_updates(table: TableDef, updated: TableDef,

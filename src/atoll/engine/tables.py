@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 def _describe(engine: Engine, table: TableDef, status: str = "ACTIVE") -> dict[str, Any]:
     count, size = engine.storage.table_stats(table.tid)
-    index_stats = {i.name: engine.storage.index_stats(table.tid, i.iid) for i in table.indexes}
+    index_stats = {i.name: indexes.index_stats(engine, table, i) for i in table.indexes}
     description = table.describe(engine.region, count, size, status, index_stats)
     if engine.replica_regions:
         # as DynamoDB global tables (version 2019.11.21) report their replicas
