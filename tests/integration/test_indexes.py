@@ -520,3 +520,35 @@ def test_writes_during_a_backfill_land_in_the_index(server: Any, ddb: Any, table
         t.join(timeout=30)
     assert errors == []
     assert check_indexes(ddb, table_name) > 0
+
+
+def test_gsis_on_a_provisioned_table_need_and_keep_their_throughput(ddb: Any,
+                                                                    table_name: str) -> None:
+    throughput = {"ReadCapacityUnits": 5, "WriteCapacityUnits": 3}
+    expect_error(ddb.create_table, "ValidationException", "ProvisionedThroughput must be specified",
+                 TableName=table_name, KeySchema=_keys("pk"), ProvisionedThroughput=throughput,
+                 AttributeDefinitions=_defs(pk="S", g="S"), GlobalSecondaryIndexes=[_gsi("gsi", "g")])
+    ddb.create_table(TableName=table_name, KeySchema=_keys("pk"), ProvisionedThroughput=throughput,
+                     AttributeDefinitions=_defs(pk="S", g="S"),
+                     GlobalSecondaryIndexes=[{**_gsi("gsi", "g"),
+                                              "ProvisionedThroughput": throughput}])
+    ddb.update_table(TableName=table_name, GlobalSecondaryIndexUpdates=[{"Update": {
+        "IndexName": "gsi",
+        "ProvisionedThroughput": {"ReadCapacityUnits": 7, "WriteCapacityUnits": 8}}}])
+    (gsi,) = ddb.describe_table(TableName=table_name)["Table"]["GlobalSecondaryIndexes"]
+    assert gsi["ProvisionedThroughput"]["ReadCapacityUnits"] == 7
+    assert gsi["ProvisionedThroughput"]["WriteCapacityUnits"] == 8
+
+
+def test_a_deleted_and_recreated_gsi_starts_empty(ddb: Any, table_name: str) -> None:
+    ddb.create_table(TableName=table_name, KeySchema=_keys("pk"), BillingMode="PAY_PER_REQUEST",
+                     AttributeDefinitions=_defs(pk="S", g="S"),
+                     GlobalSecondaryIndexes=[_gsi("gsi", "g")])
+    ddb.put_item(TableName=table_name, Item={"pk": {"S": "a"}, "g": {"S": "x"}})
+    ddb.update_table(TableName=table_name,
+                     GlobalSecondaryIndexUpdates=[{"Delete": {"IndexName": "gsi"}}])
+    ddb.put_item(TableName=table_name, Item={"pk": {"S": "b"}, "g": {"S": "y"}})
+    ddb.update_table(TableName=table_name, AttributeDefinitions=_defs(g="S"),
+                     GlobalSecondaryIndexUpdates=[{"Create": _gsi("gsi", "g", projection="KEYS_ONLY")}])
+    _wait_active(ddb, table_name, "gsi")
+    assert check_indexes(ddb, table_name) == 2
