@@ -129,3 +129,31 @@ def test_peer_requests_from_outside_the_cluster_are_refused(tmp_path: Path) -> N
         assert wait_until(lambda: "after" not in east.list_tables()["TableNames"], 10)
     finally:
         cluster.stop()
+
+
+def test_changelog_is_purged_once_every_region_holds_it(tmp_path: Path) -> None:
+    import json
+    import urllib.request
+
+    def status(url: str) -> dict[str, Any]:
+        with urllib.request.urlopen(url + "/_atoll/status", timeout=5) as response:
+            return dict(json.loads(response.read())["replication"])
+
+    cluster = ClusterProcesses(tmp_path, ("us-east", "eu-west")).start()
+    try:
+        east, west = client(cluster.url("us-east")), client(cluster.url("eu-west"))
+        create_table(east, "purge")
+        for n in range(50):
+            east.put_item(TableName="purge", Item={"pk": {"S": f"k{n}"}})
+        east.delete_item(TableName="purge", Key={"pk": {"S": "k0"}})
+        assert wait_until(lambda: status(cluster.url("us-east"))["changelog"]["purged_records"]
+                          >= 50, 20, 0.5), "the origin never purged acknowledged records"
+        east_log = status(cluster.url("us-east"))["changelog"]
+        assert east_log["log_start"]["us-east"] >= 50
+        # what was purged had been applied in the other region
+        assert len(scan_all(west, "purge")) == 49
+        east.put_item(TableName="purge", Item={"pk": {"S": "after"}})
+        assert wait_until(lambda: "Item" in west.get_item(TableName="purge",
+                                                          Key={"pk": {"S": "after"}}), 10)
+    finally:
+        cluster.stop()

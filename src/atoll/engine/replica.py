@@ -128,6 +128,7 @@ def apply_job(engine: Engine, changes: list[tuple[Change, bytes]]):  # type: ign
         states: dict[str, TableState | None] = {}
         rows: dict[tuple[str, bytes, bytes], _Row] = {}  # read once per key and change
         cursors: dict[str, int] = {}
+        cursor_hlc: dict[str, int] = {}
 
         def local(name: str) -> TableDef | None:
             if name not in tables:
@@ -178,11 +179,13 @@ def apply_job(engine: Engine, changes: list[tuple[Change, bytes]]):  # type: ign
                 outcome.conflicts += 1
             txn.append_remote_change(change.origin, change.seq, change.hlc, frame)
             cursors[change.origin] = change.seq
+            cursor_hlc[change.origin] = change.hlc
             engine.clock.observe(change.hlc)
             outcome.applied += 1
             outcome.lag_ms.append(max(0, now_ms - hlc_physical_ms(change.hlc)))
-        for origin, seq in cursors.items():
-            txn.set_cursor(origin, seq)  # in the same transaction as the changes it covers
+        for origin, hlc in cursor_hlc.items():
+            # in the same transaction as the changes it covers
+            txn.set_cursor(origin, cursors[origin], hlc)
         return outcome
 
     return job

@@ -38,6 +38,7 @@ from atoll.replication.cursors import Cursor
 from atoll.replication.errors import BadMessage
 from atoll.replication.merge import TableState
 from atoll.replication.protocol import Batch, Pull, decode_message, encode_message, plan_batch
+from atoll.replication.retention import plan_retention
 from atoll.topology.config import ClusterConfig
 
 if TYPE_CHECKING:
@@ -54,6 +55,8 @@ BACKOFF_MAX_S = 2.0
 REQUEST_TIMEOUT_S = PULL_WAIT_MS / 1000 + 10.0
 LAG_WINDOW_S = 60.0
 MAX_LAG_SAMPLES = 20_000
+RETENTION_INTERVAL_S = 5.0
+PURGE_LIMIT = 20_000
 
 
 @dataclass
@@ -86,6 +89,10 @@ class Replicator:
         self.state = {p.id: PeerState(p.id, last_ok_mono=started) for p in self.peers}
         self.lag_samples: deque[tuple[float, int]] = deque(maxlen=MAX_LAG_SAMPLES)
         self.conflicts_detected = 0
+        self.acked: dict[str, dict[str, Cursor]] = {}  # per peer, cursors its last Pull carried
+        self.purged_records = 0
+        self.purged_tombstones = 0
+        self.retention_forced = False
         self._changed = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._stopping = False
@@ -98,6 +105,9 @@ class Replicator:
             task = loop.create_task(self._pull_loop(peer.id), name=f"pull {peer.id}")
             task.add_done_callback(_log_failure)
             self._tasks.append(task)
+        task = loop.create_task(self._retention_loop(), name="retention")
+        task.add_done_callback(_log_failure)
+        self._tasks.append(task)
 
     async def stop(self) -> None:
         self._stopping = True
@@ -129,28 +139,35 @@ class Replicator:
             params = parse_qs(query)
             origins = [o for o in ",".join(params.get("origins", [])).split(",") if o]
             wait_ms = min(int(params.get("wait_ms", ["0"])[0]), MAX_PULL_WAIT_MS)
+            ahead = {}
+            for part in ",".join(params.get("ahead", [])).split(","):
+                if part:
+                    origin, _, seq = part.rpartition(":")
+                    ahead[origin] = int(seq)
         except (BadMessage, ValueError) as exc:
             log.warning("refused a malformed pull from %s: %s", headers.get("x-atoll-region"), exc)
             return 400, orjson.dumps({"message": f"malformed pull: {exc}"})
         origins = origins or list(self.cluster.region_ids())
-        records = self._records(message, origins)
+        # a Pull acknowledges what the puller holds: retention counts on it
+        self.acked[str(headers.get("x-atoll-region"))] = dict(message.cursors)
+        records = self._records(message, origins, ahead)
         if not records and wait_ms > 0 and not self._stopping:
             try:
                 await asyncio.wait_for(self._changed.wait(), wait_ms / 1000)
             except TimeoutError:
                 pass
-            records = self._records(message, origins)
+            records = self._records(message, origins, ahead)
         batch = Batch(message.request_id, tuple(records),
                       has_more=len(records) >= message.max_changes)
         return 200, encode_message(batch)
 
-    def _records(self, pull: Pull, origins: list[str]) -> list[bytes]:
+    def _records(self, pull: Pull, origins: list[str], ahead: dict[str, int]) -> list[bytes]:
         records: list[bytes] = []
         limit = min(pull.max_changes, MAX_CHANGES_PER_PULL)
         for origin in origins:
             if len(records) >= limit:
                 break
-            after = pull.cursors.get(origin, Cursor(0, 0)).seq
+            after = max(pull.cursors.get(origin, Cursor(0, 0)).seq, ahead.get(origin, 0))
             for _seq, _hlc, body in self.storage.changes_since(origin, after, limit - len(records)):
                 records.append(body)
         return records
@@ -175,11 +192,21 @@ class Replicator:
         try:
             while not self._stopping:
                 request_id += 1
-                cursors = self.storage.cursors()
-                for origin, seq in planned.items():
-                    cursors[origin] = max(cursors.get(origin, 0), seq)
-                wanted = {o: Cursor(seq, 0) for o, seq in cursors.items()}
-                batch = await self._fetch(peer, client, state, request_id, wanted)
+                if applying is not None and applying.done():
+                    if not await self._finish(applying, state):
+                        planned.clear()  # it fell short: ask again from committed cursors
+                    applying = None
+                # The Pull carries committed cursors only (it acknowledges them, and the
+                # peer may purge what every region acknowledged); changes the apply in
+                # flight will commit are skipped through `ahead` instead.
+                committed = {o: Cursor(seq, hlc) for o, (seq, hlc) in
+                             self.storage.cursor_vector().items()}
+                ahead = {o: seq for o, seq in planned.items()
+                         if seq > committed.get(o, Cursor(0, 0)).seq}
+                wanted = dict(committed)
+                for origin, seq in ahead.items():
+                    wanted[origin] = Cursor(seq, 0)
+                batch = await self._fetch(peer, client, state, request_id, committed, ahead)
                 if batch is None:
                     state.errors += 1
                     await asyncio.sleep(backoff)
@@ -241,11 +268,13 @@ class Replicator:
         self.lag_samples.extend((now, lag) for lag in outcome.lag_ms)
 
     async def _fetch(self, peer: str, client: HttpClient, state: PeerState, request_id: int,
-                     cursors: dict[str, Cursor]) -> Batch | None:
+                     cursors: dict[str, Cursor], ahead: dict[str, int]) -> Batch | None:
         """One Pull to `peer`; its Batch, or None on failure (logged, counted)."""
         origins = self._origins_via(peer)
         pull = Pull(request_id, cursors, MAX_CHANGES_PER_PULL)
         path = f"/_atoll/pull?origins={','.join(origins)}&wait_ms={PULL_WAIT_MS}"
+        if ahead:
+            path += "&ahead=" + ",".join(f"{o}:{seq}" for o, seq in sorted(ahead.items()))
         try:
             status, body = await client.post(path, encode_message(pull), REQUEST_TIMEOUT_S)
             if status != 200:
@@ -273,6 +302,33 @@ class Replicator:
         definition = orjson.loads(row[4]) if row[4] is not None else None
         return TableState(Version(row[0], row[1]), Version(row[2], row[3]), definition)
 
+    # --- retention ---------------------------------------------------------------------
+    async def _retention_loop(self) -> None:
+        """Purge changelog records and tombstones every region holds (bounded per round)."""
+        while not self._stopping:
+            await asyncio.sleep(RETENTION_INTERVAL_S)
+            own = {o: Cursor(seq, hlc) for o, (seq, hlc) in self.storage.cursor_vector().items()}
+            decision = plan_retention(self.region, self.cluster.region_ids(), self.acked, own,
+                                      self.engine.now_ms())
+            if decision.forced and not self.retention_forced:
+                log.info("retention bound reached: a region that has not acknowledged "
+                            "will need anti-entropy to catch up")
+            self.retention_forced = decision.forced
+            plan = decision.plan
+            if not plan.purge_through and plan.tombstone_horizon_hlc == 0:
+                continue
+
+            def job(txn: Any, plan: Any = plan) -> tuple[int, int]:
+                records = sum(txn.purge_changelog(origin, through, PURGE_LIMIT)
+                              for origin, through in plan.purge_through.items())
+                tombstones = (txn.purge_tombstones(plan.tombstone_horizon_hlc, PURGE_LIMIT)
+                              if plan.tombstone_horizon_hlc else 0)
+                return records, tombstones
+
+            records, tombstones = await self.storage.write(job)
+            self.purged_records += records
+            self.purged_tombstones += tombstones
+
     # --- observability -----------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         now = time.monotonic()
@@ -289,6 +345,10 @@ class Replicator:
                 for p, s in self.state.items()},
             "lag_ms": _percentiles(recent),
             "conflicts_detected": self.conflicts_detected,
+            "changelog": {"log_start": self.storage.log_start(),
+                          "purged_records": self.purged_records,
+                          "purged_tombstones": self.purged_tombstones,
+                          "retention_forced": self.retention_forced},
         }
 
 

@@ -11,8 +11,11 @@ cursors     per origin, the highest contiguous origin_seq applied here.
 conflicts   writes that lost a last-writer-wins race, readable through the API.
 index_items one row per item in a secondary index: (tid, iid, h, pk, sk) is the index key
             (h hashes the index partition key) and, since index keys are not unique, the
-            base item's (base_pk, base_sk) completes the primary key. Rows are derived
-            data, written in the same transaction as their base item, never logged.
+            base item's (base_pk, base_sk) completes the unique key. Rows are derived
+            data, written in the same transaction as their base item, never logged. A
+            rowid table plus a unique index on the key, not WITHOUT ROWID: rows holding
+            a projected item are too large for a WITHOUT ROWID b-tree's interior pages,
+            and the narrow index costs ~20% less per write (measured).
 txn_tokens  ClientRequestTokens of committed TransactWriteItems with the request's hash,
             so a retry within the idempotency window is answered without re-running.
 """
@@ -65,7 +68,8 @@ STATEMENTS = (
     # transaction as the changes it covers, so apply is exactly-once in effect.
     """CREATE TABLE IF NOT EXISTS cursors (
         origin TEXT PRIMARY KEY,
-        seq INTEGER NOT NULL
+        seq INTEGER NOT NULL,
+        hlc INTEGER NOT NULL DEFAULT 0
     )""",
     # Each table name's replicated state (decision 5 for DDL): when it was created and
     # last changed, and whether it is live (a deleted table keeps its row, so writes
@@ -95,9 +99,10 @@ STATEMENTS = (
         base_sk BLOB NOT NULL,
         item BLOB NOT NULL,
         size INTEGER NOT NULL,
-        crc INTEGER NOT NULL,
-        PRIMARY KEY (tid, iid, h, pk, sk, base_pk, base_sk)
-    ) WITHOUT ROWID""",
+        crc INTEGER NOT NULL
+    )""",
+    """CREATE UNIQUE INDEX IF NOT EXISTS index_items_by_key
+        ON index_items (tid, iid, h, pk, sk, base_pk, base_sk)""",
     """CREATE TABLE IF NOT EXISTS txn_tokens (
         token TEXT PRIMARY KEY,
         request_hash BLOB NOT NULL,

@@ -262,10 +262,27 @@ class WriteTxn:
         row = self.conn.execute("SELECT seq FROM cursors WHERE origin=?", (origin,)).fetchone()
         return int(row[0]) if row else 0
 
-    def set_cursor(self, origin: str, seq: int) -> None:
+    def set_cursor(self, origin: str, seq: int, hlc: int) -> None:
         self.writes += 1
-        self.conn.execute("INSERT OR REPLACE INTO cursors (origin, seq) VALUES (?,?)",
-                          (origin, seq))
+        self.conn.execute("INSERT OR REPLACE INTO cursors (origin, seq, hlc) VALUES (?,?,?)",
+                          (origin, seq, hlc))
+
+    def purge_changelog(self, origin: str, through_seq: int, limit: int) -> int:
+        """Delete up to `limit` of `origin`'s records with seq <= through_seq (never the
+        origin's latest record: this node's own next sequence is derived from it)."""
+        self.writes += 1
+        cursor = self.conn.execute(
+            "DELETE FROM changelog WHERE seq IN (SELECT seq FROM changelog WHERE origin=? AND "
+            "origin_seq<=? AND origin_seq < (SELECT MAX(origin_seq) FROM changelog WHERE "
+            "origin=?) ORDER BY origin_seq LIMIT ?)", (origin, through_seq, origin, limit))
+        return cursor.rowcount
+
+    def purge_tombstones(self, below_hlc: int, limit: int) -> int:
+        self.writes += 1
+        cursor = self.conn.execute(
+            "DELETE FROM tombstones WHERE (tid, h, pk, sk) IN (SELECT tid, h, pk, sk FROM "
+            "tombstones WHERE hlc < ? LIMIT ?)", (below_hlc, limit))
+        return cursor.rowcount
 
     def record_conflict(self, detected_ms: int, table_name: str, record: bytes) -> None:
         self.writes += 1
@@ -535,12 +552,26 @@ class SqliteStorage:
     def cursors(self) -> dict[str, int]:
         """Per origin, the highest contiguous sequence applied here (this node's own
         origin included: its last local change)."""
-        result = {str(o): int(s) for o, s in self._reader.execute("SELECT origin, seq FROM cursors")}
+        return {origin: seq for origin, (seq, _hlc) in self.cursor_vector().items()}
+
+    def cursor_vector(self) -> dict[str, tuple[int, int]]:
+        """Per origin, (seq, hlc) of the last change applied here."""
+        result = {str(o): (int(s), int(h))
+                  for o, s, h in self._reader.execute("SELECT origin, seq, hlc FROM cursors")}
         row = self._reader.execute(
-            "SELECT MAX(origin_seq) FROM changelog WHERE origin=?", (self.region,)).fetchone()
-        if row[0] is not None:
-            result[self.region] = int(row[0])
+            "SELECT origin_seq, hlc FROM changelog WHERE origin=? ORDER BY origin_seq DESC "
+            "LIMIT 1", (self.region,)).fetchone()
+        if row is not None:
+            result[self.region] = (int(row[0]), int(row[1]))
         return result
+
+    def log_start(self) -> dict[str, int]:
+        """Per origin, the highest seq no longer in the changelog (purged)."""
+        return {str(o): int(m) - 1 for o, m in self._reader.execute(
+            "SELECT origin, MIN(origin_seq) FROM changelog GROUP BY origin")}
+
+    def changelog_count(self) -> int:
+        return int(self._reader.execute("SELECT COUNT(*) FROM changelog").fetchone()[0])
 
     def changes_since(self, origin: str, after_seq: int, limit: int
                       ) -> list[tuple[int, int, bytes]]:
