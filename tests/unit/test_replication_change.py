@@ -116,3 +116,12 @@ def test_non_canonical_body_is_refused() -> None:
 def test_short_or_garbage_frames_are_refused(frame: bytes) -> None:
     with pytest.raises(BadChange):
         decode_change(frame)
+
+
+def test_encode_new_change_equals_the_two_step_encoding() -> None:
+    from atoll.replication.change import Change, ItemWrite, Version, encode_change, encode_new_change
+
+    ops = [ItemWrite("t", b"\x01", b"", {"pk": {"S": "a"}, "n": {"N": "1"}}, Version(5, "eu")),
+           ItemWrite("t", b"\x02", b"\x03", None, None)]
+    frame = encode_new_change("us", 7, 99, ops)
+    assert frame == encode_change(Change.create("us", 7, 99, ops))

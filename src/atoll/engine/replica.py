@@ -29,7 +29,14 @@ from atoll.engine.tabledef import TableDef
 from atoll.errors import AtollError
 from atoll.model.keys import partition_hash
 from atoll.model.values import item_size
-from atoll.replication.change import Change, ItemWrite, Op, TableOp, Version, encode_change
+from atoll.replication.change import (
+    Change,
+    ItemWrite,
+    Op,
+    TableOp,
+    Version,
+    encode_new_change,
+)
 from atoll.replication.errors import UnknownTable
 from atoll.replication.merge import Conflict, Stored, TableState, merge_change
 from atoll.storage import WriteTxn
@@ -70,8 +77,7 @@ def item_write(txn: WriteTxn, table: TableDef, op: ItemOp) -> ItemWrite:
 
 
 def log_ops(engine: Engine, txn: WriteTxn, hlc: int, ops: list[Op]) -> None:
-    change = Change.create(engine.region, txn.next_seq, hlc, ops)
-    txn.log_change(hlc, encode_change(change))
+    txn.log_change(hlc, encode_new_change(engine.region, txn.next_seq, hlc, ops))
 
 
 def log_table_op(engine: Engine, txn: WriteTxn, hlc: int, kind: str, name: str,
