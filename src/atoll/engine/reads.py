@@ -325,6 +325,9 @@ async def scan(engine: Engine, request: dict[str, Any]) -> dict[str, Any]:
     start = request.get("ExclusiveStartKey")
     if index is not None:
         after_index = _index_start(table, index, start) if start is not None else None
+        if after_index is not None and not h_start <= after_index[0] < (h_end or _HASH_SPACE):
+            raise ValidationError("The provided starting key is invalid: it does not belong to "
+                                  "the requested segment")
         page = _Page(request, expressions, select)
         index_rows = ((bpk, bsk, item, size) for _h, _pk, _sk, bpk, bsk, item, size in
                       engine.storage.scan_index(table.tid, index.iid, after_index, h_end,
