@@ -251,3 +251,25 @@ def test_concurrent_transactions_never_leave_a_partial_result(server: Any, ddb: 
     assert sum(int(i["balance"]["N"]) for i in final) == 400
     assert {i["version"]["N"] for i in final} == {str(committed[0])}
     assert all(int(i["balance"]["N"]) >= 0 for i in final)
+
+
+def test_a_transaction_is_one_changelog_record(server: Any, ddb: Any, hash_table: str) -> None:
+    """One storage transaction and ONE changelog record for the whole transaction, across
+    tables, so replication applies it atomically."""
+    import sqlite3
+
+    other = create_table(ddb, hash_table + "_other")
+    database = server.data_dir / "atoll-local.db"
+
+    def records() -> int:
+        check = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+        try:
+            return int(check.execute("SELECT COUNT(*) FROM changelog").fetchone()[0])
+        finally:
+            check.close()
+
+    before = records()
+    ddb.transact_write_items(TransactItems=[
+        _put(hash_table, "a"), _put(hash_table, "b"), _put(other, "c"),
+        {"Delete": {"TableName": other, "Key": _key("absent")}}])
+    assert records() == before + 1
