@@ -112,6 +112,7 @@ async def _sweep_table(engine: Engine, table: TableDef,
                        cursors: dict[int, tuple[int, bytes, bytes] | None]) -> int:
     attribute = table.ttl_attribute
     assert attribute is not None
+    marker = orjson.dumps(attribute) + b":"  # how the attribute's name appears in item JSON
     after = cursors.get(table.tid)
     due: list[EncodedKey] = []
     read = 0
@@ -123,6 +124,8 @@ async def _sweep_table(engine: Engine, table: TableDef,
         getattr(rows, "close", lambda: None)()  # finalize the cursor before awaiting
         read += len(chunk)
         for h, pk, sk, item_bytes, _size in chunk:
+            if marker not in item_bytes:
+                continue  # cannot hold the attribute: skip decoding it
             if expired(orjson.loads(item_bytes), attribute, now_s):
                 due.append((h, pk, sk))
         while len(due) >= DELETE_BATCH_ITEMS:
