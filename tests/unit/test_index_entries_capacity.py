@@ -95,3 +95,12 @@ def test_attach_to_raw_json() -> None:
     assert capacity.attach(b"{}", "X", 1) == b'{"X":1}'
     assert capacity.attach(b'{"A":2}', "X", 1) == b'{"A":2,"X":1}'
     assert capacity.attach(b"{}", "X", None) == b"{}"
+
+
+def test_projected_size_matches_dynamodb_item_size() -> None:
+    from atoll.engine.indexes import _projected_size
+    from atoll.model.values import item_size
+
+    projected = {"pk": {"S": "ü-key"}, "naïve": {"N": "-12.50"}, "bin": {"B": "AAEC"},
+                 "m": {"M": {"x": {"BOOL": True}}}, "ßs": {"SS": ["a", "bc"]}}
+    assert _projected_size(projected) == item_size(projected)

@@ -89,14 +89,15 @@ def _projected_size(projected: dict[str, Any]) -> int:
     """DynamoDB size of an already validated and normalised (projected) item."""
     size = 0
     for name, value in projected.items():
-        size += len(name) if name.isascii() else len(name.encode())
         if "S" in value:
             text = value["S"]
             size += len(text) if text.isascii() else len(text.encode())
         elif "N" in value:
             size += number_size(value["N"])
         else:
-            size += item_size({name: value}) - len(name)  # containers, binaries: rare
+            size += item_size({name: value})  # containers, binaries (rare): name included
+            continue
+        size += len(name) if name.isascii() else len(name.encode())
     return size
 
 
