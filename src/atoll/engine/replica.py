@@ -293,3 +293,59 @@ def apply_table_events(engine: Engine, outcome: ApplyOutcome) -> None:
             engine.tables.pop(name, None)
         elif table is not None:
             engine.tables[name] = table
+
+
+# --- rebuilding from a peer's snapshot -------------------------------------------------
+#
+# A region whose peers no longer hold the changes it lacks (purged after every region
+# acknowledged them, or the region lost its disk) is rebuilt from a peer's snapshot: the
+# peer's cursor vector V0 is read FIRST, then its tables, items and tombstones page by
+# page (each page may already include changes after V0: harmless, since everything is
+# merged by version), then the cursors are set to V0 and the ordinary log tail follows.
+
+
+def snapshot_tables_job(engine: Engine, states: list[dict[str, Any]]):  # type: ignore[no-untyped-def]
+    def job(txn: WriteTxn) -> ApplyOutcome:
+        outcome = ApplyOutcome()
+        for entry in states:
+            incoming = TableState(Version(*entry["created"]), Version(*entry["version"]),
+                                  entry["definition"])
+            local = table_state(txn, entry["name"])
+            if local is None or incoming.version > local.version:
+                _apply_table_state(engine, txn, entry["name"], incoming, outcome)
+        return outcome
+    return job
+
+
+def snapshot_rows_job(engine: Engine, name: str,  # type: ignore[no-untyped-def]
+                      rows: list[tuple[bytes, bytes, int, str, dict[str, Any] | None]]):
+    """Merge one page of a peer's items or tombstones (pk, sk, hlc, origin, item)."""
+    def job(txn: WriteTxn) -> int:
+        table = _local_table(txn, name)
+        if table is None:
+            return 0
+        written = 0
+        for pk, sk, hlc, origin, item in rows:
+            incoming = Stored(Version(hlc, origin), item)
+            row = _read_row(txn, table, (name, pk, sk))
+            if row.stored is None or incoming.version > row.stored.version:
+                _apply_item(engine, txn, table, pk, sk, incoming, row)
+                written += 1
+        return written
+    return job
+
+
+def adopt_cursors_job(engine: Engine, vector: dict[str, tuple[int, int]]):  # type: ignore[no-untyped-def]
+    """After a snapshot: continue each origin's log after the snapshot's cursors — this
+    region's own included, so it never reuses a sequence number its peers already hold."""
+    def job(txn: WriteTxn) -> None:
+        for origin, (seq, hlc) in vector.items():
+            if origin == engine.region:
+                if seq >= txn.next_seq:
+                    txn.set_cursor(origin, seq, hlc)
+                    txn.next_seq = seq + 1
+                engine.clock.restore(hlc)
+            elif seq > txn.cursor(origin):
+                txn.set_cursor(origin, seq, hlc)
+                engine.clock.observe(hlc)
+    return job

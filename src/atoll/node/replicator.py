@@ -31,7 +31,13 @@ from urllib.parse import parse_qs
 
 import orjson
 
-from atoll.engine.replica import apply_job, apply_table_events
+from atoll.engine.replica import (
+    adopt_cursors_job,
+    apply_job,
+    apply_table_events,
+    snapshot_rows_job,
+    snapshot_tables_job,
+)
 from atoll.node.httpclient import HttpClient, PeerHttpError
 from atoll.replication.change import Version, encode_change
 from atoll.replication.cursors import Cursor
@@ -56,6 +62,8 @@ REQUEST_TIMEOUT_S = PULL_WAIT_MS / 1000 + 10.0
 LAG_WINDOW_S = 60.0
 MAX_LAG_SAMPLES = 20_000
 RETENTION_INTERVAL_S = 5.0
+SNAPSHOT_PAGE = 2000
+MAX_SNAPSHOT_PAGES = 100_000
 PURGE_LIMIT = 20_000
 
 
@@ -91,6 +99,8 @@ class Replicator:
         self.conflicts_detected = 0
         self.acked: dict[str, dict[str, Cursor]] = {}  # per peer, cursors its last Pull carried
         self.purged_records = 0
+        self.rebuilds = 0
+        self._rebuild_lock = asyncio.Lock()
         self.purged_tombstones = 0
         self.retention_forced = False
         self._changed = asyncio.Event()
@@ -125,13 +135,15 @@ class Replicator:
     # --- serving -----------------------------------------------------------------------
     async def handle_post(self, path: str, headers: dict[str, str], body: bytes,
                           query: str) -> tuple[int, bytes]:
-        if path != "/_atoll/pull":
+        if path not in ("/_atoll/pull", "/_atoll/snapshot"):
             return 404, b'{"message":"not found"}'
         if (headers.get("x-atoll-cluster") != self.cluster.cluster_id
                 or headers.get("x-atoll-region") not in self.cluster.region_ids()
                 or headers.get("x-atoll-region") == self.region):
             log.warning("refused a pull from outside the cluster: %s", headers)
             return 403, b'{"message":"not a member of this cluster"}'
+        if path == "/_atoll/snapshot":
+            return self._serve_snapshot(body)
         try:
             message = decode_message(body)
             if not isinstance(message, Pull):
@@ -158,8 +170,45 @@ class Replicator:
                 pass
             records = self._records(message, origins, ahead)
         batch = Batch(message.request_id, tuple(records),
-                      has_more=len(records) >= message.max_changes)
+                      has_more=len(records) >= message.max_changes,
+                      log_start=self._behind(message, str(headers.get("x-atoll-region"))))
         return 200, encode_message(batch)
+
+    def _behind(self, pull: Pull, puller: str) -> dict[str, int]:
+        """Origins this log cannot bring the puller up to date on: purged past its cursor,
+        or (its own origin) the puller holds less of its own changes than we do — it lost
+        its data. Either way it must be rebuilt from a snapshot."""
+        behind = {}
+        for origin, start in self.storage.log_start().items():
+            if start > 0 and pull.cursors.get(origin, Cursor(0, 0)).seq < start:
+                behind[origin] = start
+        mine = self.storage.cursors().get(puller, 0)
+        if mine > pull.cursors.get(puller, Cursor(0, 0)).seq:
+            behind[puller] = mine
+        return behind
+
+    def _serve_snapshot(self, body: bytes) -> tuple[int, bytes]:
+        try:
+            request = orjson.loads(body)
+            if request.get("part") == "head":
+                vector = self.storage.cursor_vector()  # first: the log tail starts here
+                tables = [{"name": n, "created": [ch, co], "version": [vh, vo],
+                           "definition": orjson.loads(d) if d is not None else None}
+                          for n, ch, co, vh, vo, d in self.storage.load_table_states()]
+                return 200, orjson.dumps({"cursors": vector, "tables": tables})
+            table = self.engine.tables.get(request["table"])
+            if table is None:
+                return 200, orjson.dumps({"rows": [], "more": False})
+            after = request.get("after")
+            limit = min(int(request.get("limit", SNAPSHOT_PAGE)), SNAPSHOT_PAGE)
+            rows = self.storage.snapshot_rows(
+                table.tid, (after[0], bytes.fromhex(after[1]), bytes.fromhex(after[2]))
+                if after else None, limit, bool(request.get("tombstones")))
+        except (KeyError, TypeError, ValueError, orjson.JSONDecodeError) as exc:
+            return 400, orjson.dumps({"message": f"malformed snapshot request: {exc}"})
+        return 200, orjson.dumps({"rows": [
+            [h, pk.hex(), sk.hex(), hlc, origin, orjson.Fragment(item) if item else None]
+            for h, pk, sk, hlc, origin, item in rows], "more": len(rows) == limit})
 
     def _records(self, pull: Pull, origins: list[str], ahead: dict[str, int]) -> list[bytes]:
         records: list[bytes] = []
@@ -213,6 +262,13 @@ class Replicator:
                     backoff = min(backoff * 2, BACKOFF_MAX_S)
                     continue
                 backoff = BACKOFF_MIN_S
+                if batch.log_start:
+                    if applying is not None:
+                        await asyncio.gather(applying, return_exceptions=True)
+                        applying = None
+                    planned.clear()
+                    await self._rebuild_from(peer, client, batch.log_start)
+                    continue
                 if not batch.records:
                     continue
                 known: dict[str, TableState | None] = {}  # one lookup per table and batch
@@ -302,6 +358,50 @@ class Replicator:
         definition = orjson.loads(row[4]) if row[4] is not None else None
         return TableState(Version(row[0], row[1]), Version(row[2], row[3]), definition)
 
+    # --- rebuilding from a snapshot -------------------------------------------------------
+    async def _rebuild_from(self, peer: str, client: HttpClient, behind: dict[str, int]) -> None:
+        """Copy `peer`'s tables, items and tombstones, then continue from its cursors."""
+        async with self._rebuild_lock:
+            log.warning("rebuilding from %s's snapshot: its log no longer covers %s", peer, behind)
+            try:
+                head = await self._snapshot_call(client, {"part": "head"})
+                outcome = await self.storage.write(snapshot_tables_job(self.engine, head["tables"]))
+                apply_table_events(self.engine, outcome)
+                for entry in head["tables"]:
+                    if entry["definition"] is not None:
+                        for tombstones in (False, True):
+                            await self._copy_rows(client, entry["name"], tombstones)
+                vector = {o: (int(v[0]), int(v[1])) for o, v in head["cursors"].items()}
+                await self.storage.write(adopt_cursors_job(self.engine, vector))
+                self.rebuilds += 1
+                log.warning("rebuilt from %s's snapshot; continuing from its cursors", peer)
+            except (PeerHttpError, KeyError, TypeError, ValueError) as exc:
+                log.error("snapshot from %s failed (will retry): %s", peer, exc)
+                await asyncio.sleep(BACKOFF_MAX_S)
+
+    async def _copy_rows(self, client: HttpClient, table: str, tombstones: bool) -> None:
+        after = None
+        for _page in range(MAX_SNAPSHOT_PAGES):
+            page = await self._snapshot_call(client, {"part": "rows", "table": table,
+                                                      "tombstones": tombstones, "after": after,
+                                                      "limit": SNAPSHOT_PAGE})
+            rows = [(bytes.fromhex(pk), bytes.fromhex(sk), int(hlc), str(origin), item)
+                    for _h, pk, sk, hlc, origin, item in page["rows"]]
+            if rows:
+                await self.storage.write(snapshot_rows_job(self.engine, table, rows))
+                last = page["rows"][-1]
+                after = [last[0], last[1], last[2]]
+            if not page["more"]:
+                return
+        raise ValueError(f"snapshot of {table} exceeds {MAX_SNAPSHOT_PAGES} pages")
+
+    async def _snapshot_call(self, client: HttpClient, request: dict[str, Any]) -> Any:
+        status, body = await client.post("/_atoll/snapshot", orjson.dumps(request),
+                                         REQUEST_TIMEOUT_S)
+        if status != 200:
+            raise PeerHttpError(f"snapshot status {status}: {body[:200]!r}")
+        return orjson.loads(body)
+
     # --- retention ---------------------------------------------------------------------
     async def _retention_loop(self) -> None:
         """Purge changelog records and tombstones every region holds (bounded per round)."""
@@ -345,6 +445,7 @@ class Replicator:
                 for p, s in self.state.items()},
             "lag_ms": _percentiles(recent),
             "conflicts_detected": self.conflicts_detected,
+            "rebuilds_from_snapshot": self.rebuilds,
             "changelog": {"log_start": self.storage.log_start(),
                           "purged_records": self.purged_records,
                           "purged_tombstones": self.purged_tombstones,

@@ -332,8 +332,11 @@ class SqliteStorage:
         self._writer = _connect(path, durable)
         self._init_schema()
         self._reader = _connect(path, durable)
+        # This region's next sequence continues after its last change: in its changelog,
+        # or (after a rebuild from a peer's snapshot) recorded as its own cursor.
         row = self._writer.execute(
-            "SELECT COALESCE(MAX(origin_seq), 0) FROM changelog WHERE origin=?", (region,)).fetchone()
+            "SELECT MAX(COALESCE((SELECT MAX(origin_seq) FROM changelog WHERE origin=?), 0),"
+            " COALESCE((SELECT seq FROM cursors WHERE origin=?), 0))", (region, region)).fetchone()
         self._txn = WriteTxn(self._writer, region, int(row[0]) + 1)
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._queued = 0
@@ -561,9 +564,25 @@ class SqliteStorage:
         row = self._reader.execute(
             "SELECT origin_seq, hlc FROM changelog WHERE origin=? ORDER BY origin_seq DESC "
             "LIMIT 1", (self.region,)).fetchone()
-        if row is not None:
+        if row is not None and (int(row[0]), int(row[1])) > result.get(self.region, (0, 0)):
             result[self.region] = (int(row[0]), int(row[1]))
         return result
+
+    def snapshot_rows(self, tid: int, after: tuple[int, bytes, bytes] | None, limit: int,
+                      tombstones: bool) -> list[tuple[int, bytes, bytes, int, str, bytes | None]]:
+        """(h, pk, sk, hlc, origin, item or None) of live items or tombstones, in key order,
+        after a key: one page of a snapshot for a region being rebuilt."""
+        table = "tombstones" if tombstones else "items"
+        column = "NULL" if tombstones else "item"
+        sql = f"SELECT h, pk, sk, hlc, origin, {column} FROM {table} WHERE tid=?"  # noqa: S608
+        args: list[Any] = [tid]
+        if after is not None:
+            sql += " AND (h, pk, sk) > (?,?,?)"
+            args += list(after)
+        sql += " ORDER BY h, pk, sk LIMIT ?"
+        args.append(limit)
+        return [(int(h), pk, sk, int(hlc), str(o), item)
+                for h, pk, sk, hlc, o, item in self._reader.execute(sql, args)]
 
     def log_start(self) -> dict[str, int]:
         """Per origin, the highest seq no longer in the changelog (purged)."""
