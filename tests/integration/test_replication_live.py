@@ -200,3 +200,55 @@ def test_a_region_that_lost_its_disk_is_rebuilt_from_a_snapshot(tmp_path: Path) 
             TableName="rebuild", Key={"pk": {"S": "after"}}), 10)
     finally:
         cluster.stop()
+
+
+def test_conflict_log_records_concurrent_losers_and_not_clean_overwrites(tmp_path: Path) -> None:
+    import json
+    import urllib.request
+
+    def conflicts(url: str) -> list[dict[str, Any]]:
+        with urllib.request.urlopen(url + "/_atoll/conflicts", timeout=5) as response:
+            return list(json.loads(response.read())["conflicts"])
+
+    cluster = ClusterProcesses(tmp_path, ("us-east", "eu-west")).start()
+    try:
+        east, west = client(cluster.url("us-east")), client(cluster.url("eu-west"))
+        create_table(east, "conf")
+        assert wait_until(lambda: "conf" in west.list_tables()["TableNames"], 10)
+        # a clean overwrite: west saw east's write before overwriting it
+        east.put_item(TableName="conf", Item={"pk": {"S": "clean"}, "v": {"S": "east"}})
+        assert wait_until(lambda: "Item" in west.get_item(TableName="conf",
+                                                          Key={"pk": {"S": "clean"}}), 10)
+        west.put_item(TableName="conf", Item={"pk": {"S": "clean"}, "v": {"S": "west"}})
+        # concurrent writes: both regions write the same keys at the same moment, well
+        # within the replication delay (a few ms), so neither has seen the other's write
+        races = [f"race{n}" for n in range(10)]
+        barrier = threading.Barrier(2)
+
+        def racer(ddb: Any, name: str) -> None:
+            for key in races:
+                barrier.wait(timeout=10)
+                ddb.put_item(TableName="conf", Item={"pk": {"S": key}, "v": {"S": name}})
+
+        threads = [threading.Thread(target=racer, args=(ddb, name))
+                   for ddb, name in ((east, "east"), (west, "west"))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+
+        def settled() -> bool:
+            a = scan_all(east, "conf")
+            return a == scan_all(west, "conf") and len(a) == 1 + len(races)
+        assert wait_until(settled, 15, 0.2)
+        logged = conflicts(cluster.url("us-east")) + conflicts(cluster.url("eu-west"))
+        assert logged, "no concurrent write was recorded"
+        assert b"clean".hex() not in {c["pk"] for c in logged}
+        final = scan_all(east, "conf")
+        for entry in logged:
+            key = bytes.fromhex(entry["pk"]).decode()
+            assert key in races
+            assert entry["winner"]["item"] == final[key]  # the loser is the other region's
+            assert entry["loser"]["item"]["v"]["S"] != final[key]["v"]["S"]
+    finally:
+        cluster.stop()

@@ -66,13 +66,9 @@ def definition_table(definition: dict[str, Any]) -> TableDef:
 def item_write(txn: WriteTxn, table: TableDef, op: ItemOp) -> ItemWrite:
     key_item, item, old = op
     h, pk, sk = table.encode_key(table.key_of(key_item))
-    prev: Version | None
-    if old is not None:
-        prev = Version(old[2], old[3])
-    else:
-        tomb = txn.tombstone_version(table.tid, h, pk, sk) if item is not None else None
-        # for a delete of an absent key the tombstone was already replaced: no prev known
-        prev = Version(*tomb) if tomb is not None else None
+    written = txn.prev_of(table.tid, h, pk, sk)  # what the row write recorded
+    prev = Version(*written) if written is not None else (
+        Version(old[2], old[3]) if old is not None else None)
     return ItemWrite(table.name, pk, sk, item, prev)
 
 
@@ -206,13 +202,14 @@ class _Row:
 def _read_row(txn: WriteTxn, table: TableDef | None, key: tuple[str, bytes, bytes]) -> _Row:
     if table is None:
         return _Row(None, None)
-    h = partition_hash(key[1])
-    row = txn.get(table.tid, h, key[1], key[2])
-    tomb = txn.tombstone_version(table.tid, h, key[1], key[2])
-    if row is not None and (tomb is None or (row[2], row[3]) > tomb):
-        return _Row(row, Stored(Version(row[2], row[3]), orjson.loads(row[0])))
-    if tomb is not None:
-        return _Row(row, Stored(Version(*tomb), None))
+    live, dead = txn.versions(table.tid, partition_hash(key[1]), key[1], key[2])
+    row = live[:4] if live is not None else None
+    if live is not None and (dead is None or (live[2], live[3]) > (dead[0], dead[1])):
+        prev = Version(*live[4]) if live[4] is not None else None
+        return _Row(row, Stored(Version(live[2], live[3]), orjson.loads(live[0]), prev))  # type: ignore[arg-type]
+    if dead is not None:
+        prev = Version(*dead[2]) if dead[2] is not None else None
+        return _Row(row, Stored(Version(dead[0], dead[1]), None, prev))
     return _Row(row, None)
 
 
@@ -254,11 +251,12 @@ def _apply_item(engine: Engine, txn: WriteTxn, table: TableDef, pk: bytes, sk: b
     key = (h, pk, sk)
     old = row.live if row is not None else txn.get(table.tid, h, pk, sk)
     version = stored.version
+    prev = (stored.prev.hlc, stored.prev.origin) if stored.prev is not None else None
     if stored.item is None:
         if old is None:
-            txn.delete_absent(table.tid, h, pk, sk, version.hlc, version.origin)
+            txn.delete_absent(table.tid, h, pk, sk, version.hlc, version.origin, prev)
             return
-        txn.delete(table.tid, h, pk, sk, version.hlc, version.origin, old[1])
+        txn.delete(table.tid, h, pk, sk, version.hlc, version.origin, old[1], prev)
         indexes.apply(txn, current, key, old[0], None)
         return
     item_bytes = orjson.dumps(stored.item)
@@ -271,7 +269,7 @@ def _apply_item(engine: Engine, txn: WriteTxn, table: TableDef, pk: bytes, sk: b
             log.warning("replicated item in %s does not fit its indexes here: %s",
                         table.name, exc.message)
     txn.put(table.tid, h, pk, sk, item_bytes, size, version.hlc, version.origin,
-            old[1] if old is not None else None)
+            old[1] if old is not None else None, prev)
     if current.indexes:
         indexes.apply(txn, current, key, old[0] if old is not None else None, plan)
 

@@ -3,6 +3,8 @@
 items       one row per live item: (tid, h, pk, sk) is the primary key, where h is the
             partition key's 32-bit hash, so a Scan walks hash order (as DynamoDB does)
             and a Query is a range scan inside one (tid, h, pk).
+            Each row also keeps `prev`, the version its write overwrote, so a late
+            arrival of that older write is known not to be a conflict.
 tombstones  the version of every deleted item, so replication can order a delete
             against a late put (DESIGN.md decision 6).
 changelog   every change this node applied, its own and its peers', indexed by
@@ -44,6 +46,8 @@ STATEMENTS = (
         hlc INTEGER NOT NULL,
         origin TEXT NOT NULL,
         crc INTEGER NOT NULL,
+        prev_hlc INTEGER,
+        prev_origin TEXT,
         PRIMARY KEY (tid, h, pk, sk)
     ) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS tombstones (
@@ -53,6 +57,8 @@ STATEMENTS = (
         sk BLOB NOT NULL,
         hlc INTEGER NOT NULL,
         origin TEXT NOT NULL,
+        prev_hlc INTEGER,
+        prev_origin TEXT,
         PRIMARY KEY (tid, h, pk, sk)
     ) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS changelog (

@@ -80,6 +80,7 @@ class WriteTxn:
         self.region = region
         self.next_seq = next_seq
         self.writes = 0  # mutating statements in the open transaction
+        self.prevs: dict[tuple[int, int, bytes, bytes], tuple[int, str] | None] = {}
         self._stats: dict[int, list[int]] = {}
 
     # --- items -------------------------------------------------------------------------
@@ -95,35 +96,67 @@ class WriteTxn:
         return row[0], row[1], row[2], row[3]
 
     def put(self, tid: int, h: int, pk: bytes, sk: bytes, item: bytes, size: int,
-            hlc: int, origin: str, old_size: int | None) -> None:
+            hlc: int, origin: str, old_size: int | None,
+            prev: tuple[int, str] | None = None) -> None:
+        """Write an item at version (hlc, origin); `prev` is the version it overwrote."""
         # A tombstone left behind by an earlier delete of this key stays: its version is
         # older than the new item's, and replication compares against the newest of both.
         self.writes += 1
+        self.prevs[(tid, h, pk, sk)] = prev
         self.conn.execute(
-            "INSERT OR REPLACE INTO items (tid, h, pk, sk, item, size, hlc, origin, crc)"
-            " VALUES (?,?,?,?,?,?,?,?,?)",
-            (tid, h, pk, sk, item, size, hlc, origin, zlib.crc32(item)))
+            "INSERT OR REPLACE INTO items (tid, h, pk, sk, item, size, hlc, origin, crc,"
+            " prev_hlc, prev_origin) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (tid, h, pk, sk, item, size, hlc, origin, zlib.crc32(item),
+             *(prev if prev is not None else (None, None))))
         if old_size is None:
             self._count(tid, 1, size)
         else:
             self._count(tid, 0, size - old_size)
 
     def delete(self, tid: int, h: int, pk: bytes, sk: bytes, hlc: int, origin: str,
-               old_size: int) -> None:
+               old_size: int, prev: tuple[int, str] | None = None) -> None:
         self.writes += 1
         self.conn.execute("DELETE FROM items WHERE tid=? AND h=? AND pk=? AND sk=?",
                           (tid, h, pk, sk))
-        self.conn.execute(
-            "INSERT OR REPLACE INTO tombstones (tid, h, pk, sk, hlc, origin) VALUES (?,?,?,?,?,?)",
-            (tid, h, pk, sk, hlc, origin))
+        self._tombstone(tid, h, pk, sk, hlc, origin, prev)
         self._count(tid, -1, -old_size)
 
-    def delete_absent(self, tid: int, h: int, pk: bytes, sk: bytes, hlc: int, origin: str) -> None:
+    def delete_absent(self, tid: int, h: int, pk: bytes, sk: bytes, hlc: int, origin: str,
+                      prev: tuple[int, str] | None = None) -> None:
         """Record a delete of an item that does not exist here (it may exist elsewhere)."""
         self.writes += 1
+        self._tombstone(tid, h, pk, sk, hlc, origin, prev)
+
+    def _tombstone(self, tid: int, h: int, pk: bytes, sk: bytes, hlc: int, origin: str,
+                   prev: tuple[int, str] | None) -> None:
+        self.prevs[(tid, h, pk, sk)] = prev
         self.conn.execute(
-            "INSERT OR REPLACE INTO tombstones (tid, h, pk, sk, hlc, origin) VALUES (?,?,?,?,?,?)",
-            (tid, h, pk, sk, hlc, origin))
+            "INSERT OR REPLACE INTO tombstones (tid, h, pk, sk, hlc, origin, prev_hlc,"
+            " prev_origin) VALUES (?,?,?,?,?,?,?,?)",
+            (tid, h, pk, sk, hlc, origin, *(prev if prev is not None else (None, None))))
+
+    def prev_of(self, tid: int, h: int, pk: bytes, sk: bytes) -> tuple[int, str] | None:
+        """The `prev` this transaction just wrote for a key (for its changelog record)."""
+        return self.prevs.get((tid, h, pk, sk))
+
+    def versions(self, tid: int, h: int, pk: bytes, sk: bytes
+                 ) -> tuple[tuple[bytes, int, int, str, tuple[int, str] | None] | None,
+                            tuple[int, str, tuple[int, str] | None] | None]:
+        """The live row (item, size, hlc, origin, prev) and the tombstone (hlc, origin,
+        prev) of a key, each or both None."""
+        row = self.conn.execute(
+            "SELECT item, size, hlc, origin, crc, prev_hlc, prev_origin FROM items"
+            " WHERE tid=? AND h=? AND pk=? AND sk=?", (tid, h, pk, sk)).fetchone()
+        if row is not None and zlib.crc32(row[0]) != row[4]:
+            raise CorruptionDetected("Stored item failed its checksum")
+        tomb = self.conn.execute(
+            "SELECT hlc, origin, prev_hlc, prev_origin FROM tombstones"
+            " WHERE tid=? AND h=? AND pk=? AND sk=?", (tid, h, pk, sk)).fetchone()
+        live = None if row is None else (
+            row[0], row[1], row[2], row[3], (row[5], row[6]) if row[5] is not None else None)
+        dead = None if tomb is None else (
+            tomb[0], tomb[1], (tomb[2], tomb[3]) if tomb[2] is not None else None)
+        return live, dead
 
     def _count(self, tid: int, items: int, size: int) -> None:
         stats = self._stats.get(tid)
@@ -470,10 +503,12 @@ class SqliteStorage:
                         txn.forget_stats()
                         txn.next_seq = seq_before
                         txn.writes = 0
+                        txn.prevs.clear()
                         return job
             txn.flush_stats()
             conn.execute("COMMIT")
             txn.writes = 0
+            txn.prevs.clear()
             self.batches_committed += 1
             self.jobs_committed += len(batch)
         except sqlite3.Error as exc:
@@ -483,6 +518,7 @@ class SqliteStorage:
             txn.forget_stats()
             txn.next_seq = seq_before
             txn.writes = 0
+            txn.prevs.clear()
             failure = ServiceUnavailable(f"The write could not be made durable: {exc}")
             for job in batch:
                 job.result, job.error = None, failure
