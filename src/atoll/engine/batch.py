@@ -81,16 +81,22 @@ async def batch_write_item(engine: Engine, request: dict[str, Any]) -> dict[str,
             raise ValidationError("Provided list of item keys contains duplicates")
         plans.append((table, ops))
 
+    def plan_table(table: TableDef, ops: list[tuple[EncodedKey, dict[str, Any], bytes | None, int]]
+                   ) -> list[Any]:
+        return [plan_indexes(table, item, item_bytes, size) if item_bytes is not None else None
+                for _key, item, item_bytes, size in ops]
+
+    # index rows planned (bad index keys rejected) before the job, off the writer thread
+    planned = [plan_table(table, ops) for table, ops in plans]
+
     def job(txn: WriteTxn) -> capacity.Meter:
         meter = capacity.Meter(capacity.wanted(request), "write")  # fresh if replayed
-        # every index row is planned (and every bad index key rejected) before any write
+        # every index row is planned before any write; again if a definition changed
         index_plans = []
-        for table, ops in plans:
+        for (table, ops), table_plans in zip(plans, planned):
             engine.ensure_live(table)
             current = engine.current_def(table)
-            index_plans.append([plan_indexes(current, item, item_bytes, size)
-                                if item_bytes is not None else None
-                                for _key, item, item_bytes, size in ops])
+            index_plans.append(table_plans if current is table else plan_table(current, ops))
         for (table, ops), table_plans in zip(plans, index_plans):
             current = engine.current_def(table)
             hlc = engine.clock.tick()
