@@ -46,6 +46,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=3, help="rounds per workload (default 3)")
     p.add_argument("--connections", type=int, default=32, help="wrk -c (default 32)")
     p.add_argument("--threads", type=int, default=2, help="wrk -t (default 2)")
+    p.add_argument("--no-replication", action="store_true",
+                   help="skip the multi-region figures (replication lag and catch-up)")
     args = p.parse_args(argv)
     if not 1 <= args.rounds <= 20 or not 1 <= args.duration <= 120:
         p.error("--rounds must be 1..20 and --duration 1..120 s")
@@ -211,6 +213,13 @@ def main(argv: list[str] | None = None) -> int:
         "pins": PINS,
         "urls": {s.name: s.url for s in up},
     }
+    if not args.no_replication and any(s.name.startswith("atoll") for s in up):
+        from bench import replication
+        print("multi-region: replication lag at 1,000 writes/s and catch-up after "
+              "100,000 missed writes (3 durable regions)", flush=True)
+        meta["replication"] = replication.run(rate=1000, duration_s=10, missed=100_000)
+        meta["wall_s"] = round(time.monotonic() - t0, 1)
+        wall_s = time.monotonic() - t0
     path = RESULTS_DIR / f"{started.strftime('%Y%m%dT%H%M%SZ')}.json"
     report.write_json(path, report.to_json(results, labels, rss, found, meta))
     print(f"wall time {wall_s / 60:.1f} min; results written to {path}")

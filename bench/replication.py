@@ -197,13 +197,8 @@ def measure_catch_up(cluster: Cluster, missed: int) -> dict[str, Any]:
             "note": "time includes the returning process's start-up"}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rate", type=int, default=1000)
-    parser.add_argument("--duration", type=float, default=20.0)
-    parser.add_argument("--missed", type=int, default=100_000)
-    parser.add_argument("--json", default=None, help="also write the figures here")
-    args = parser.parse_args()
+def run(rate: int, duration_s: float, missed: int) -> dict[str, Any]:
+    """Start a fresh 3-region cluster, measure lag then catch-up, stop it."""
     root = Path(tempfile.mkdtemp(prefix="atoll-bench-repl-"))
     cluster = Cluster(root)
     try:
@@ -214,16 +209,27 @@ def main() -> None:
             "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
             "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}]})
         time.sleep(1.0)
-        lag = measure_lag(cluster, args.rate, args.duration)
+        lag = measure_lag(cluster, rate, duration_s)
         print(json.dumps({"lag": lag}, indent=2), flush=True)
-        catch_up = measure_catch_up(cluster, args.missed)
+        catch_up = measure_catch_up(cluster, missed)
         print(json.dumps({"catch_up": catch_up}, indent=2), flush=True)
-        if args.json:
-            Path(args.json).write_text(json.dumps({"lag": lag, "catch_up": catch_up}, indent=2))
+        return {"lag": lag, "catch_up": catch_up}
     finally:
         cluster.stop_all()
         if os.environ.get("ATOLL_BENCH_KEEP") is None:
             shutil.rmtree(root, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=int, default=1000)
+    parser.add_argument("--duration", type=float, default=20.0)
+    parser.add_argument("--missed", type=int, default=100_000)
+    parser.add_argument("--json", default=None, help="also write the figures here")
+    args = parser.parse_args()
+    figures = run(args.rate, args.duration, args.missed)
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2))
 
 
 if __name__ == "__main__":
