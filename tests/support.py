@@ -162,3 +162,11 @@ def wait_until(predicate: Any, timeout_s: float, interval_s: float = 0.1) -> boo
             return True
         time.sleep(interval_s)
     return bool(predicate())
+
+
+def node_json(url: str, path: str) -> Any:
+    """GET one of a node's JSON endpoints (/_atoll/status, /_atoll/conflicts)."""
+    import json
+
+    with urllib.request.urlopen(url + path, timeout=5) as response:
+        return json.loads(response.read())

@@ -11,7 +11,14 @@ from typing import Any
 
 import pytest
 
-from tests.support import ClusterProcesses, client, create_table, scan_all, wait_until
+from tests.support import (
+    ClusterProcesses,
+    client,
+    create_table,
+    node_json,
+    scan_all,
+    wait_until,
+)
 
 REGIONS = ("us-east", "eu-west", "ap-south")
 MAX_WRITES_PER_WRITER = 3000
@@ -132,12 +139,8 @@ def test_peer_requests_from_outside_the_cluster_are_refused(tmp_path: Path) -> N
 
 
 def test_changelog_is_purged_once_every_region_holds_it(tmp_path: Path) -> None:
-    import json
-    import urllib.request
-
     def status(url: str) -> dict[str, Any]:
-        with urllib.request.urlopen(url + "/_atoll/status", timeout=5) as response:
-            return dict(json.loads(response.read())["replication"])
+        return dict(node_json(url, "/_atoll/status")["replication"])
 
     cluster = ClusterProcesses(tmp_path, ("us-east", "eu-west")).start()
     try:
@@ -163,13 +166,10 @@ def test_a_region_that_lost_its_disk_is_rebuilt_from_a_snapshot(tmp_path: Path) 
     """After the changelogs were purged, a region restarted with an empty data directory
     cannot catch up from the log: it is rebuilt from a peer's snapshot, keeps its own
     sequence numbering, and converges."""
-    import json
     import shutil
-    import urllib.request
 
     def replication(url: str) -> dict[str, Any]:
-        with urllib.request.urlopen(url + "/_atoll/status", timeout=5) as response:
-            return dict(json.loads(response.read())["replication"])
+        return dict(node_json(url, "/_atoll/status")["replication"])
 
     cluster = ClusterProcesses(tmp_path, REGIONS).start()
     try:
@@ -203,12 +203,8 @@ def test_a_region_that_lost_its_disk_is_rebuilt_from_a_snapshot(tmp_path: Path) 
 
 
 def test_conflict_log_records_concurrent_losers_and_not_clean_overwrites(tmp_path: Path) -> None:
-    import json
-    import urllib.request
-
     def conflicts(url: str) -> list[dict[str, Any]]:
-        with urllib.request.urlopen(url + "/_atoll/conflicts", timeout=5) as response:
-            return list(json.loads(response.read())["conflicts"])
+        return list(node_json(url, "/_atoll/conflicts")["conflicts"])
 
     cluster = ClusterProcesses(tmp_path, ("us-east", "eu-west")).start()
     try:

@@ -119,7 +119,13 @@ def test_short_or_garbage_frames_are_refused(frame: bytes) -> None:
 
 
 def test_encode_new_change_equals_the_two_step_encoding() -> None:
-    from atoll.replication.change import Change, ItemWrite, Version, encode_change, encode_new_change
+    from atoll.replication.change import (
+        Change,
+        ItemWrite,
+        Version,
+        encode_change,
+        encode_new_change,
+    )
 
     ops = [ItemWrite("t", b"\x01", b"", {"pk": {"S": "a"}, "n": {"N": "1"}}, Version(5, "eu")),
            ItemWrite("t", b"\x02", b"\x03", None, None)]
