@@ -21,10 +21,12 @@ Theory of operation
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import statistics
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
@@ -291,7 +293,7 @@ class Replicator:
                 if plan.accepted:
                     job = apply_job(self.engine, [(c, encode_change(c)) for c in plan.accepted])
                     applying = self.storage.write(job)
-                    applying.add_done_callback(lambda f, st=state: self._on_applied(f, st))
+                    applying.add_done_callback(functools.partial(self._on_applied, state=state))
                     for change in plan.accepted:
                         planned[change.origin] = max(planned.get(change.origin, 0), change.seq)
                 if (plan.refused or plan.held) and not batch.has_more:
@@ -308,7 +310,7 @@ class Replicator:
             return False  # logged by _on_applied
         return not (outcome.stopped_at_gap or outcome.held_for_table)
 
-    def _on_applied(self, applying: asyncio.Future[Any], state: PeerState) -> None:
+    def _on_applied(self, applying: asyncio.Future[Any], *, state: PeerState) -> None:
         """Bookkeeping as soon as an apply committed (even if no further pull follows)."""
         if applying.cancelled():
             return
@@ -359,7 +361,8 @@ class Replicator:
         return TableState(Version(row[0], row[1]), Version(row[2], row[3]), definition)
 
     # --- rebuilding from a snapshot -------------------------------------------------------
-    async def _rebuild_from(self, peer: str, client: HttpClient, behind: dict[str, int]) -> None:
+    async def _rebuild_from(self, peer: str, client: HttpClient,
+                            behind: Mapping[str, int]) -> None:
         """Copy `peer`'s tables, items and tombstones, then continue from its cursors."""
         async with self._rebuild_lock:
             log.warning("rebuilding from %s's snapshot: its log no longer covers %s", peer, behind)

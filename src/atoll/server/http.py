@@ -279,7 +279,8 @@ async def _resume(coro: Coroutine[Any, Any, Any], yielded: Any) -> Any:
     while True:
         try:
             if yielded is None:  # a bare `yield` (asyncio.sleep(0)): just let the loop run
-                value = await asyncio.sleep(0)
+                await asyncio.sleep(0)
+                value = None
             else:
                 # the coroutine already marked the future as awaited when it yielded it
                 yielded._asyncio_future_blocking = False
