@@ -131,6 +131,7 @@ def apply_job(engine: Engine, changes: list[tuple[Change, bytes]]):  # type: ign
         rows: dict[tuple[str, bytes, bytes], _Row] = {}  # read once per key and change
         cursors: dict[str, int] = {}
         cursor_hlc: dict[str, int] = {}
+        bounded_before = engine.clock.bounded_count
 
         def local(name: str) -> TableDef | None:
             if name not in tables:
@@ -185,6 +186,12 @@ def apply_job(engine: Engine, changes: list[tuple[Change, bytes]]):  # type: ign
             engine.clock.observe(change.hlc)
             outcome.applied += 1
             outcome.lag_ms.append(max(0, now_ms - hlc_physical_ms(change.hlc)))
+        if engine.clock.bounded_count > bounded_before:
+            # a peer's clock runs ahead of ours by more than the skew bound: not followed
+            log.warning("%d changes stamped more than %d ms ahead of this region's clock "
+                        "(origins %s): their timestamps were not followed",
+                        engine.clock.bounded_count - bounded_before, engine.clock.max_skew_ms,
+                        sorted(cursor_hlc))
         for origin, hlc in cursor_hlc.items():
             # in the same transaction as the changes it covers
             txn.set_cursor(origin, cursors[origin], hlc)

@@ -449,6 +449,7 @@ class Replicator:
             "lag_ms": _percentiles(recent),
             "conflicts_detected": self.conflicts_detected,
             "rebuilds_from_snapshot": self.rebuilds,
+            "clock_skew_bounded": self.engine.clock.bounded_count,
             "changelog": {"log_start": self.storage.log_start(),
                           "purged_records": self.purged_records,
                           "purged_tombstones": self.purged_tombstones,
