@@ -63,10 +63,12 @@ BACKOFF_MAX_S = 2.0
 REQUEST_TIMEOUT_S = PULL_WAIT_MS / 1000 + 10.0
 LAG_WINDOW_S = 60.0
 MAX_LAG_SAMPLES = 20_000
-RETENTION_INTERVAL_S = 5.0
+RETENTION_INTERVAL_S = 1.0
 SNAPSHOT_PAGE = 2000
 MAX_SNAPSHOT_PAGES = 100_000
-PURGE_LIMIT = 20_000
+# Small rounds: a purge is a write job, and a long one would hold back every write and
+# apply behind it (lag p99 went from ~100 ms to ~380 ms with 20,000-record rounds).
+PURGE_LIMIT = 2_000
 
 
 @dataclass

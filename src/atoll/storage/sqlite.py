@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH_JOBS = 512
 CHECKPOINT_INTERVAL_S = 0.1
+CACHE_MAX_BYTES = 64 * 1024 * 1024
 BACKSTOP_CHECKPOINT_PAGES = 4000
 MAX_QUEUED_JOBS = 20_000
 _STOP = object()
@@ -81,7 +82,17 @@ class WriteTxn:
         self.next_seq = next_seq
         self.writes = 0  # mutating statements in the open transaction
         self.prevs: dict[tuple[int, int, bytes, bytes], tuple[int, str] | None] = {}
+        # what this transaction did to live items, for the read cache once it commits
+        self.item_changes: list[tuple[tuple[int, int, bytes, bytes], ItemRow | None]] = []
+        self.dropped_tids: set[int] = set()
         self._stats: dict[int, list[int]] = {}
+
+    def reset(self) -> None:
+        """Forget the per-transaction bookkeeping (after COMMIT or ROLLBACK)."""
+        self.writes = 0
+        self.prevs.clear()
+        self.item_changes = []
+        self.dropped_tids = set()
 
     # --- items -------------------------------------------------------------------------
     def get(self, tid: int, h: int, pk: bytes, sk: bytes) -> tuple[bytes, int, int, str] | None:
@@ -103,6 +114,7 @@ class WriteTxn:
         # older than the new item's, and replication compares against the newest of both.
         self.writes += 1
         self.prevs[(tid, h, pk, sk)] = prev
+        self.item_changes.append(((tid, h, pk, sk), (item, size)))
         self.conn.execute(
             "INSERT OR REPLACE INTO items (tid, h, pk, sk, item, size, hlc, origin, crc,"
             " prev_hlc, prev_origin) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
@@ -116,6 +128,7 @@ class WriteTxn:
     def delete(self, tid: int, h: int, pk: bytes, sk: bytes, hlc: int, origin: str,
                old_size: int, prev: tuple[int, str] | None = None) -> None:
         self.writes += 1
+        self.item_changes.append(((tid, h, pk, sk), None))
         self.conn.execute("DELETE FROM items WHERE tid=? AND h=? AND pk=? AND sk=?",
                           (tid, h, pk, sk))
         self._tombstone(tid, h, pk, sk, hlc, origin, prev)
@@ -337,6 +350,7 @@ class WriteTxn:
         self.conn.execute("UPDATE tables SET definition=? WHERE name=?", (definition, name))
 
     def drop_table(self, name: str, tid: int) -> None:
+        self.dropped_tids.add(tid)
         self.writes += 1
         self.conn.execute("DELETE FROM tables WHERE name=?", (name,))
         self.conn.execute("DELETE FROM items WHERE tid=?", (tid,))
@@ -379,6 +393,10 @@ class SqliteStorage:
         self._stop_checkpoints = threading.Event()
         self._checkpointer: threading.Thread | None = None
         self.commit_listeners: list[Callable[[], None]] = []  # loop thread, after each batch
+        self._committed: list[Any] = []  # writer thread: bookkeeping of committed batches
+        self._current_batch: list[_Job] = []
+        self._cache: dict[tuple[int, int, bytes, bytes], ItemRow] = {}
+        self._cache_bytes = 0
         self.batches_committed = 0
         self.jobs_committed = 0
 
@@ -449,11 +467,34 @@ class SqliteStorage:
         invariant(self._thread is None, "write_sync after start")
         job = _Job(fn, None)  # type: ignore[arg-type]
         self._commit_batch([job])
+        self._committed.clear()  # nothing is cached before start
         if job.error is not None:
             raise job.error
         return job.result
 
     def _run_writer(self) -> None:
+        try:
+            self._writer_loop()
+        except BaseException:
+            # A bug, not a fault: no write can be made durable any more. Refuse new ones
+            # and fail the queued ones (none of them was acknowledged) instead of hanging.
+            log.critical("the storage writer thread died; refusing writes", exc_info=True)
+            self._closed = True
+            failed: list[_Job] = list(self._current_batch)
+            for job in failed:
+                job.error = ServiceUnavailable("The storage writer failed; see the log")
+            while True:
+                try:
+                    job = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if isinstance(job, _Job):
+                    job.error = ServiceUnavailable("The storage writer failed; see the log")
+                    failed.append(job)
+            if self._loop is not None and failed:
+                self._loop.call_soon_threadsafe(self._deliver, failed, [])
+
+    def _writer_loop(self) -> None:
         while True:
             first = self._queue.get()
             if first is _STOP:
@@ -469,9 +510,12 @@ class SqliteStorage:
                     stop = True
                     break
                 batch.append(job)
+            self._current_batch = batch
             self._commit_batch(batch)
+            self._current_batch = []
+            committed, self._committed = self._committed, []
             assert self._loop is not None
-            self._loop.call_soon_threadsafe(self._deliver, batch)
+            self._loop.call_soon_threadsafe(self._deliver, batch, committed)
             if stop:
                 return
 
@@ -502,13 +546,12 @@ class SqliteStorage:
                         conn.execute("ROLLBACK")
                         txn.forget_stats()
                         txn.next_seq = seq_before
-                        txn.writes = 0
-                        txn.prevs.clear()
+                        txn.reset()
                         return job
             txn.flush_stats()
             conn.execute("COMMIT")
-            txn.writes = 0
-            txn.prevs.clear()
+            self._committed.append((txn.item_changes, txn.dropped_tids))
+            txn.reset()
             self.batches_committed += 1
             self.jobs_committed += len(batch)
         except sqlite3.Error as exc:
@@ -517,14 +560,17 @@ class SqliteStorage:
                 conn.execute("ROLLBACK")
             txn.forget_stats()
             txn.next_seq = seq_before
-            txn.writes = 0
-            txn.prevs.clear()
+            txn.reset()
             failure = ServiceUnavailable(f"The write could not be made durable: {exc}")
             for job in batch:
                 job.result, job.error = None, failure
         return None
 
-    def _deliver(self, batch: list[_Job]) -> None:
+    def _deliver(self, batch: list[_Job], committed: list[Any]) -> None:
+        # The read cache learns what committed before any caller hears of it, so a read
+        # that follows an acknowledged write always sees it.
+        for changes, dropped in committed:
+            self._cache_update(changes, dropped)
         self._queued -= len(batch)
         for listener in self.commit_listeners:
             listener()
@@ -538,14 +584,49 @@ class SqliteStorage:
 
     # --- reads (event-loop thread) -----------------------------------------------------
     def get_item(self, tid: int, h: int, pk: bytes, sk: bytes) -> ItemRow | None:
+        key = (tid, h, pk, sk)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
         row = self._reader.execute(
             "SELECT item, size, crc FROM items WHERE tid=? AND h=? AND pk=? AND sk=?",
-            (tid, h, pk, sk)).fetchone()
+            key).fetchone()
         if row is None:
             return None
         if zlib.crc32(row[0]) != row[2]:
             raise CorruptionDetected("Stored item failed its checksum")
-        return row[0], row[1]
+        found = (row[0], row[1])
+        if self._queued == 0:
+            # no write is between COMMIT and delivery: the file equals what callers were
+            # told, so the row may be cached (else a later cache hit could go backwards)
+            self._cache_put(key, found)
+        return found
+
+    # --- the read cache (event-loop thread) ---------------------------------------------
+    # Items by key, exactly as committed and delivered: filled by reads while no write is
+    # in flight and by every committed write (write-through), bounded by CACHE_MAX_BYTES
+    # (dropped whole when full: cheap, and refilled by the next reads).
+    def _cache_put(self, key: tuple[int, int, bytes, bytes], row: ItemRow) -> None:
+        old = self._cache.get(key)
+        if old is not None:
+            self._cache_bytes -= len(old[0])
+        self._cache[key] = row
+        self._cache_bytes += len(row[0])
+        if self._cache_bytes > CACHE_MAX_BYTES:
+            self._cache.clear()
+            self._cache_bytes = 0
+
+    def _cache_update(self, changes: list[Any], dropped: set[int]) -> None:
+        if dropped:
+            for key in [k for k in self._cache if k[0] in dropped]:
+                self._cache_bytes -= len(self._cache.pop(key)[0])
+        for key, row in changes:
+            if row is None:
+                old = self._cache.pop(key, None)
+                if old is not None:
+                    self._cache_bytes -= len(old[0])
+            else:
+                self._cache_put(key, row)
 
     def query_items(self, tid: int, h: int, pk: bytes, lower: tuple[bytes, bool] | None,
                     upper: tuple[bytes, bool] | None, forward: bool
