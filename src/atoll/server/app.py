@@ -91,6 +91,7 @@ class Node:
             "tables": len(self.engine.tables),
             "requests_total": self.api.requests_total, "errors_total": self.api.errors_total,
             "writes_committed": self.storage.jobs_committed,
+            "write_batches_committed": self.storage.batches_committed,
         }
         if self.replicator is not None:
             status["replication"] = self.replicator.status()
