@@ -180,14 +180,18 @@ class Replicator:
 
     def _behind(self, pull: Pull, puller: str) -> dict[str, int]:
         """Origins this log cannot bring the puller up to date on: purged past its cursor,
-        or (its own origin) the puller holds less of its own changes than we do — it lost
-        its data. Either way it must be rebuilt from a snapshot."""
+        or (its own origin) the puller holds none of its own changes while we hold some —
+        it lost its data. Either way it must be rebuilt from a snapshot."""
         behind = {}
         for origin, start in self.storage.log_start().items():
+            if origin == puller:
+                continue  # a region never needs its own changes back (see below)
             if start > 0 and pull.cursors.get(origin, Cursor(0, 0)).seq < start:
                 behind[origin] = start
+        # Only an empty claim counts: a non-empty one may just be older than the changes
+        # of the puller that we pulled meanwhile (the two pull loops race).
         mine = self.storage.cursors().get(puller, 0)
-        if mine > pull.cursors.get(puller, Cursor(0, 0)).seq:
+        if mine > 0 and pull.cursors.get(puller, Cursor(0, 0)).seq == 0:
             behind[puller] = mine
         return behind
 

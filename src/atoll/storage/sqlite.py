@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 MAX_BATCH_JOBS = 512
 CHECKPOINT_INTERVAL_S = 0.1
 CACHE_MAX_BYTES = 64 * 1024 * 1024
+CACHE_ENTRY_OVERHEAD_BYTES = 250  # dict slot, key tuple and its bytes, value tuple
 BACKSTOP_CHECKPOINT_PAGES = 4000
 MAX_QUEUED_JOBS = 20_000
 _STOP = object()
@@ -604,14 +605,15 @@ class SqliteStorage:
 
     # --- the read cache (event-loop thread) ---------------------------------------------
     # Items by key, exactly as committed and delivered: filled by reads while no write is
-    # in flight and by every committed write (write-through), bounded by CACHE_MAX_BYTES
+    # in flight; a committed write replaces (or a delete removes) a cached entry before
+    # its caller hears back. Bounded by CACHE_MAX_BYTES, per-entry overhead included
     # (dropped whole when full: cheap, and refilled by the next reads).
     def _cache_put(self, key: tuple[int, int, bytes, bytes], row: ItemRow) -> None:
         old = self._cache.get(key)
         if old is not None:
-            self._cache_bytes -= len(old[0])
+            self._cache_bytes -= len(old[0]) + CACHE_ENTRY_OVERHEAD_BYTES
         self._cache[key] = row
-        self._cache_bytes += len(row[0])
+        self._cache_bytes += len(row[0]) + CACHE_ENTRY_OVERHEAD_BYTES
         if self._cache_bytes > CACHE_MAX_BYTES:
             self._cache.clear()
             self._cache_bytes = 0
@@ -619,13 +621,13 @@ class SqliteStorage:
     def _cache_update(self, changes: list[Any], dropped: set[int]) -> None:
         if dropped:
             for key in [k for k in self._cache if k[0] in dropped]:
-                self._cache_bytes -= len(self._cache.pop(key)[0])
+                self._cache_bytes -= len(self._cache.pop(key)[0]) + CACHE_ENTRY_OVERHEAD_BYTES
         for key, row in changes:
-            if row is None:
-                old = self._cache.pop(key, None)
-                if old is not None:
-                    self._cache_bytes -= len(old[0])
-            else:
+            old = self._cache.pop(key, None)
+            if old is None:
+                continue  # not cached: writes do not fill the cache, reads do
+            self._cache_bytes -= len(old[0]) + CACHE_ENTRY_OVERHEAD_BYTES
+            if row is not None:
                 self._cache_put(key, row)
 
     def query_items(self, tid: int, h: int, pk: bytes, lower: tuple[bytes, bool] | None,
@@ -703,8 +705,15 @@ class SqliteStorage:
 
     def log_start(self) -> dict[str, int]:
         """Per origin, the highest seq no longer in the changelog (purged)."""
-        return {str(o): int(m) - 1 for o, m in self._reader.execute(
-            "SELECT origin, MIN(origin_seq) FROM changelog GROUP BY origin")}
+        # one index seek per origin (a GROUP BY over the changelog would scan all of it,
+        # and this runs on every pull)
+        result = {}
+        for origin in self.cursor_vector():
+            row = self._reader.execute(
+                "SELECT MIN(origin_seq) FROM changelog WHERE origin=?", (origin,)).fetchone()
+            if row[0] is not None:
+                result[origin] = int(row[0]) - 1
+        return result
 
     def changelog_count(self) -> int:
         return int(self._reader.execute("SELECT COUNT(*) FROM changelog").fetchone()[0])
