@@ -1,5 +1,20 @@
-"""Topology: regions, their endpoints and a generation number (pure)."""
+"""Topology: regions, their endpoints and a generation number (pure).
 
-from atoll.topology.config import ClusterConfig, RegionConfig, load_cluster_config
+model.py   regions, endpoints, validation, the JSON wire form
+update.py  the compare-and-set rule: `decide(current, proposed) -> Accept | Reject`
+config.py  the TOML cluster config a node starts from
+"""
 
-__all__ = ["ClusterConfig", "RegionConfig", "load_cluster_config"]
+from atoll.topology.config import load_cluster_config, local_cluster
+from atoll.topology.model import (
+    ClusterConfig,
+    RegionConfig,
+    Topology,
+    TopologyError,
+    topology_from_dict,
+    validate,
+)
+from atoll.topology.update import Accept, Reject, decide
+
+__all__ = ["Accept", "ClusterConfig", "RegionConfig", "Reject", "Topology", "TopologyError",
+           "decide", "load_cluster_config", "local_cluster", "topology_from_dict", "validate"]

@@ -1,112 +1,63 @@
-"""The cluster config: which regions exist and where they listen.
+"""The cluster config file: the topology a node starts from, as TOML.
 
-A TOML file (one per cluster, the same on every node):
+One file per cluster, the same on every node:
 
     cluster_id = "atoll-local"
     generation = 1
 
     [[regions]]
     id = "us-east"
-    client_endpoint = "http://127.0.0.1:8000"   # where SDKs connect
-    peer_endpoint = "http://127.0.0.1:9000"     # where other regions replicate from
+    name = "dynamodb.us-east.atoll.test"          # optional; clients never need it
+    client_endpoint = "http://127.0.0.1:8000"     # where SDKs connect
+    peer_endpoint = "http://127.0.0.1:9000"       # where other regions replicate from
+    # or lists: client_endpoints = ["http://...", ...], peer_endpoints = [...]
 
-Validation follows DESIGN.md decision 8: a topology is never empty, every region has
-both endpoints, ids are unique. Client and peer endpoints are separate listeners so a
-fault proxy can sit between regions without touching client traffic.
+Validation follows DESIGN.md decision 8 (atoll.topology.model): a topology is never
+empty, every region has at least one client and one peer endpoint, ids are unique.
+Client and peer endpoints are separate listeners so a fault proxy can sit between
+regions without touching client traffic. A running node may hold a newer topology than
+its file (see atoll.node.topology): the file is where it starts, not what it keeps.
 """
 
 from __future__ import annotations
 
-import re
 import tomllib
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+
+import orjson
 
 from atoll.errors import ValidationError
+from atoll.topology.model import (
+    ClusterConfig,
+    RegionConfig,
+    topology_from_dict,
+    validate,
+)
 
-_REGION_ID_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}\Z")
-
-
-@dataclass(frozen=True)
-class RegionConfig:
-    id: str
-    client_endpoint: str
-    peer_endpoint: str
-
-    @property
-    def client_address(self) -> tuple[str, int]:
-        return _host_port(self.client_endpoint)
-
-    @property
-    def peer_address(self) -> tuple[str, int]:
-        return _host_port(self.peer_endpoint)
-
-
-@dataclass(frozen=True)
-class ClusterConfig:
-    cluster_id: str
-    regions: tuple[RegionConfig, ...]
-    generation: int = 1
-    options: dict[str, Any] = field(default_factory=dict)
-
-    def region(self, region_id: str) -> RegionConfig:
-        for region in self.regions:
-            if region.id == region_id:
-                return region
-        raise ValidationError(f"Region {region_id} is not in cluster {self.cluster_id}")
-
-    def peers_of(self, region_id: str) -> tuple[RegionConfig, ...]:
-        return tuple(r for r in self.regions if r.id != region_id)
-
-    def region_ids(self) -> tuple[str, ...]:
-        return tuple(r.id for r in self.regions)
-
-    def to_toml(self) -> str:
-        lines = [f'cluster_id = "{self.cluster_id}"', f"generation = {self.generation}", ""]
-        for region in self.regions:
-            lines += ["[[regions]]", f'id = "{region.id}"',
-                      f'client_endpoint = "{region.client_endpoint}"',
-                      f'peer_endpoint = "{region.peer_endpoint}"', ""]
-        return "\n".join(lines)
-
-
-def _host_port(endpoint: str) -> tuple[str, int]:
-    parts = urlsplit(endpoint)
-    if parts.scheme != "http" or not parts.hostname or parts.port is None:
-        raise ValidationError(f"Endpoint must look like http://HOST:PORT, got {endpoint!r}")
-    return parts.hostname, parts.port
+__all__ = ["ClusterConfig", "RegionConfig", "load_cluster_config", "local_cluster",
+           "parse_cluster_config", "parse_topology_text"]
 
 
 def parse_cluster_config(data: dict[str, Any]) -> ClusterConfig:
-    cluster_id = data.get("cluster_id")
-    if not isinstance(cluster_id, str) or not cluster_id:
-        raise ValidationError("cluster config: cluster_id must be a non-empty string")
-    generation = data.get("generation", 1)
-    if not isinstance(generation, int) or generation < 1:
-        raise ValidationError("cluster config: generation must be a positive integer")
-    raw_regions = data.get("regions")
-    if not isinstance(raw_regions, list) or not raw_regions:
-        raise ValidationError("cluster config: at least one [[regions]] entry is required")
-    regions = []
-    for raw in raw_regions:
-        region_id = raw.get("id") if isinstance(raw, dict) else None
-        if not isinstance(region_id, str) or not _REGION_ID_RE.match(region_id):
-            raise ValidationError(f"cluster config: bad region id {region_id!r}")
-        client = raw.get("client_endpoint")
-        peer = raw.get("peer_endpoint")
-        if not client or not peer:
-            raise ValidationError(f"cluster config: region {region_id} needs client_endpoint "
-                                  "and peer_endpoint")
-        region = RegionConfig(region_id, str(client), str(peer))
-        region.client_address, region.peer_address  # noqa: B018 - validates both endpoints
-        regions.append(region)
-    ids = [r.id for r in regions]
-    if len(set(ids)) != len(ids):
-        raise ValidationError(f"cluster config: duplicate region ids in {ids}")
-    options = {k: v for k, v in data.items() if k not in ("cluster_id", "generation", "regions")}
-    return ClusterConfig(cluster_id, tuple(regions), generation, options)
+    """A valid topology from a parsed TOML (or JSON) document, or ValidationError."""
+    try:
+        return validate(topology_from_dict(data))
+    except ValidationError as exc:
+        raise ValidationError(f"cluster config: {exc.message}") from None
+
+
+def parse_topology_text(text: str, filename: str = "") -> ClusterConfig:
+    """Decode a topology written as JSON or TOML (by extension, else by its first
+    character). Shapes only: the result may still be invalid (see `problems()`)."""
+    stripped = text.lstrip()
+    as_json = filename.endswith(".json") or (not filename.endswith(".toml")
+                                             and stripped.startswith("{"))
+    try:
+        data = orjson.loads(text) if as_json else tomllib.loads(text)
+    except (orjson.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ValidationError(f"{filename or 'topology'}: {exc}") from None
+    return topology_from_dict(data)
 
 
 def load_cluster_config(path: str | Path) -> ClusterConfig:
@@ -118,8 +69,9 @@ def load_cluster_config(path: str | Path) -> ClusterConfig:
 
 
 def local_cluster(regions: list[str], host: str = "127.0.0.1", client_port: int = 8000,
-                  peer_port: int = 9000, cluster_id: str = "atoll-local") -> ClusterConfig:
+                  peer_port: int = 9000, cluster_id: str = "atoll-local",
+                  generation: int = 1) -> ClusterConfig:
     """A cluster of `regions` on one machine: consecutive client and peer ports."""
     return ClusterConfig(cluster_id, tuple(
         RegionConfig(r, f"http://{host}:{client_port + i}", f"http://{host}:{peer_port + i}")
-        for i, r in enumerate(regions)))
+        for i, r in enumerate(regions)), generation)

@@ -1,0 +1,61 @@
+"""The compare-and-set rule for topology updates (pure).
+
+Theory of operation: a node holds one topology. A proposed one — from an operator, an
+updater's plan, or a peer spreading what it accepted — replaces it only if
+  1. it is valid (never empty, every region has a client and a peer endpoint, …),
+  2. it belongs to the same cluster, and
+  3. its generation is higher than the current one.
+An equal generation with identical content is the same topology arriving twice
+(a retry, or a peer spreading it back): accepted as a no-op. An equal generation with
+different content is refused: two plans claimed the same generation, and the one that
+got here first stays — a later plan must take a higher generation.
+
+Checking validity first means an empty plan is refused as invalid whatever generation
+it carries (HTTP 400); a valid but stale or foreign one is a conflict (HTTP 409).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from atoll.topology.model import ClusterConfig
+
+RejectKind = Literal["invalid", "other_cluster", "stale", "conflict"]
+
+
+@dataclass(frozen=True, slots=True)
+class Accept:
+    topology: ClusterConfig
+    changed: bool  # False: the node already holds exactly this topology
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    reason: str
+    kind: RejectKind
+
+    @property
+    def invalid(self) -> bool:
+        return self.kind == "invalid"
+
+
+def decide(current: ClusterConfig | None, proposed: ClusterConfig) -> Accept | Reject:
+    """Whether a node holding `current` (None: nothing yet) may adopt `proposed`."""
+    problems = proposed.problems()
+    if problems:
+        return Reject("invalid topology: " + "; ".join(problems), "invalid")
+    if current is None:
+        return Accept(proposed, changed=True)
+    if proposed.cluster_id != current.cluster_id:
+        return Reject(f"topology of cluster {proposed.cluster_id!r}, this node belongs to "
+                      f"{current.cluster_id!r}", "other_cluster")
+    if proposed.generation < current.generation:
+        return Reject(f"stale topology: generation {proposed.generation} is older than the "
+                      f"current generation {current.generation}", "stale")
+    if proposed.generation == current.generation:
+        if proposed.same_layout(current):
+            return Accept(current, changed=False)
+        return Reject(f"generation {proposed.generation} is already taken by a different "
+                      "topology; a new plan needs a higher generation", "conflict")
+    return Accept(proposed, changed=True)
