@@ -81,6 +81,11 @@ class WriteTxn:
         self.conn = conn
         self.region = region
         self.next_seq = next_seq
+        # Tables that may hold tombstones (a superset: never shrunk by purges). A write to
+        # a table outside it skips the tombstone lookup, the common case on tables that
+        # never saw a delete.
+        self.tombstone_tids: set[int] = {
+            int(row[0]) for row in conn.execute("SELECT DISTINCT tid FROM tombstones")}
         self.writes = 0  # mutating statements in the open transaction
         self.prevs: dict[tuple[int, int, bytes, bytes], tuple[int, str] | None] = {}
         # what this transaction did to live items, for the read cache once it commits
@@ -144,6 +149,7 @@ class WriteTxn:
     def _tombstone(self, tid: int, h: int, pk: bytes, sk: bytes, hlc: int, origin: str,
                    prev: tuple[int, str] | None) -> None:
         self.prevs[(tid, h, pk, sk)] = prev
+        self.tombstone_tids.add(tid)  # before the insert: a rolled-back add stays harmless
         self.conn.execute(
             "INSERT OR REPLACE INTO tombstones (tid, h, pk, sk, hlc, origin, prev_hlc,"
             " prev_origin) VALUES (?,?,?,?,?,?,?,?)",
@@ -165,7 +171,8 @@ class WriteTxn:
             raise CorruptionDetected("Stored item failed its checksum")
         tomb = self.conn.execute(
             "SELECT hlc, origin, prev_hlc, prev_origin FROM tombstones"
-            " WHERE tid=? AND h=? AND pk=? AND sk=?", (tid, h, pk, sk)).fetchone()
+            " WHERE tid=? AND h=? AND pk=? AND sk=?", (tid, h, pk, sk)).fetchone(
+        ) if tid in self.tombstone_tids else None
         live = None if row is None else (
             row[0], row[1], row[2], row[3], (row[5], row[6]) if row[5] is not None else None)
         dead = None if tomb is None else (
@@ -273,9 +280,7 @@ class WriteTxn:
         row = self.conn.execute(
             "SELECT hlc, origin FROM items WHERE tid=? AND h=? AND pk=? AND sk=?",
             (tid, h, pk, sk)).fetchone()
-        tomb = self.conn.execute(
-            "SELECT hlc, origin FROM tombstones WHERE tid=? AND h=? AND pk=? AND sk=?",
-            (tid, h, pk, sk)).fetchone()
+        tomb = self.tombstone_version(tid, h, pk, sk)
         if row is not None and (tomb is None or (row[0], row[1]) > (tomb[0], tomb[1])):
             return int(row[0]), str(row[1]), True
         if tomb is not None:
@@ -283,6 +288,8 @@ class WriteTxn:
         return None
 
     def tombstone_version(self, tid: int, h: int, pk: bytes, sk: bytes) -> tuple[int, str] | None:
+        if tid not in self.tombstone_tids:
+            return None
         row = self.conn.execute(
             "SELECT hlc, origin FROM tombstones WHERE tid=? AND h=? AND pk=? AND sk=?",
             (tid, h, pk, sk)).fetchone()
