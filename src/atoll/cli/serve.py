@@ -37,6 +37,9 @@ def serve(host: str | None, port: int | None, data_dir: str, in_memory: bool, re
             raise click.UsageError(exc.message) from None
         host = host or client_host
         port = port if port is not None else client_port
-    run_node(NodeConfig(host=host or "127.0.0.1", port=8000 if port is None else port,
-                        data_dir=data_dir, in_memory=in_memory, region=region or "local",
-                        cluster=cluster, ttl_interval_s=ttl_interval))
+    try:
+        run_node(NodeConfig(host=host or "127.0.0.1", port=8000 if port is None else port,
+                            data_dir=data_dir, in_memory=in_memory, region=region or "local",
+                            cluster=cluster, ttl_interval_s=ttl_interval))
+    except ValidationError as exc:  # e.g. the data directory belongs to another cluster
+        raise click.ClickException(exc.message) from None

@@ -1,13 +1,16 @@
 """A small keep-alive HTTP/1.1 client for peer-to-peer requests (asyncio + httptools).
 
-Peers talk POST-with-JSON only, so this stays tiny: one connection per peer, reused while
-it stays healthy, dropped on any error or timeout (the caller retries with backoff).
-Response bodies are bounded.
+Peers talk JSON over POST (and GET for the topology), so this stays tiny: one connection
+per peer, reused while it stays healthy, dropped on any error or timeout (the caller
+retries with backoff). A peer may have several endpoints: after a failure the next
+request goes to the next one, and `set_endpoints` follows a topology change without
+interrupting a request in flight. Response bodies are bounded.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 import httptools
@@ -36,31 +39,69 @@ class _Response:
         self.done = True
 
 
+def _address(endpoint: str) -> tuple[str, int]:
+    parts = urlsplit(endpoint)
+    if parts.hostname is None or parts.port is None:
+        raise ValueError(f"bad endpoint {endpoint!r}")
+    return parts.hostname, parts.port
+
+
 class HttpClient:
-    def __init__(self, endpoint: str, headers: dict[str, str] | None = None) -> None:
-        parts = urlsplit(endpoint)
-        if parts.hostname is None or parts.port is None:
-            raise ValueError(f"bad endpoint {endpoint!r}")
-        self.host = parts.hostname
-        self.port = parts.port
+    def __init__(self, endpoint: str | Sequence[str], headers: dict[str, str] | None = None
+                 ) -> None:
+        self.addresses: tuple[tuple[str, int], ...] = ()
+        self._index = 0
+        self.set_endpoints(endpoint)
         self.headers = headers or {}
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
+        self._connected_to: tuple[str, int] | None = None
         self._lock = asyncio.Lock()
 
+    @property
+    def host(self) -> str:
+        return self.addresses[self._index][0]
+
+    @property
+    def port(self) -> int:
+        return self.addresses[self._index][1]
+
+    def set_endpoints(self, endpoints: str | Sequence[str]) -> None:
+        """Use these endpoints from the next request on (the current one, if still
+        listed, stays preferred)."""
+        addresses = tuple(_address(e) for e in ([endpoints] if isinstance(endpoints, str)
+                                                 else endpoints))
+        if not addresses:
+            raise ValueError("a peer needs at least one endpoint")
+        current = self.addresses[self._index] if self.addresses else None
+        self.addresses = addresses
+        self._index = addresses.index(current) if current in addresses else 0
+
     async def post(self, path: str, body: bytes, timeout_s: float) -> tuple[int, bytes]:
+        return await self.request("POST", path, body, timeout_s)
+
+    async def get(self, path: str, timeout_s: float) -> tuple[int, bytes]:
+        return await self.request("GET", path, b"", timeout_s)
+
+    async def request(self, method: str, path: str, body: bytes, timeout_s: float
+                      ) -> tuple[int, bytes]:
         async with self._lock:
+            host, port = self.host, self.port
             try:
-                return await asyncio.wait_for(self._post(path, body), timeout_s)
+                return await asyncio.wait_for(self._exchange(path, body, method), timeout_s)
             except (TimeoutError, OSError, httptools.HttpParserError, PeerHttpError, asyncio.IncompleteReadError) as exc:
                 self.close()
-                raise PeerHttpError(f"{self.host}:{self.port}{path}: {exc!r}") from None
+                self._index = (self._index + 1) % len(self.addresses)  # try the next one
+                raise PeerHttpError(f"{host}:{port}{path}: {exc!r}") from None
 
-    async def _post(self, path: str, body: bytes) -> tuple[int, bytes]:
+    async def _exchange(self, path: str, body: bytes, method: str) -> tuple[int, bytes]:
+        if self._connected_to != (self.host, self.port):
+            self.close()  # the endpoints changed since this connection was opened
         if self._writer is None or self._writer.is_closing():
             self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+            self._connected_to = (self.host, self.port)
         assert self._reader is not None and self._writer is not None
-        head = [f"POST {path} HTTP/1.1", f"Host: {self.host}:{self.port}",
+        head = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}",
                 "Content-Type: application/json", f"Content-Length: {len(body)}"]
         head += [f"{k}: {v}" for k, v in self.headers.items()]
         self._writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
@@ -81,3 +122,4 @@ class HttpClient:
         if self._writer is not None:
             self._writer.close()
         self._reader = self._writer = None
+        self._connected_to = None

@@ -16,6 +16,10 @@ Theory of operation
   records are refused and logged; nothing is applied past them.
 - Every loop is bounded: backoff between failed pulls (BACKOFF_MIN_S..BACKOFF_MAX_S),
   at most MAX_CHANGES_PER_PULL per batch, a timeout on every request.
+- Following the topology (atoll.node.topology): `set_topology` stops the pull loops of
+  regions that left, starts loops for regions that joined, and points the others at
+  their current peer endpoints (a peer with several is tried in turn), without restart.
+  Who may pull from us and whose acknowledgements retention waits for follow it too.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from atoll.engine.replica import (
     snapshot_rows_job,
     snapshot_tables_job,
 )
+from atoll.invariant import invariant
 from atoll.node.httpclient import HttpClient, PeerHttpError
 from atoll.replication.change import Version, encode_change
 from atoll.replication.cursors import Cursor
@@ -93,12 +98,14 @@ class Replicator:
         self.cluster = cluster
         self.region = region
         self.peers = cluster.peers_of(region)
-        headers = {"X-Atoll-Cluster": cluster.cluster_id, "X-Atoll-Region": region}
-        self.clients = {p.id: HttpClient(p.peer_endpoint, headers) for p in self.peers}
+        self._headers = {"X-Atoll-Cluster": cluster.cluster_id, "X-Atoll-Region": region}
+        self.clients = {p.id: HttpClient(p.peer_endpoints, self._headers) for p in self.peers}
         # A peer counts as reachable until it has failed for DIRECT_STALE_S: at start-up,
         # asking every peer for every origin would fetch each change twice.
         started = time.monotonic()
         self.state = {p.id: PeerState(p.id, last_ok_mono=started) for p in self.peers}
+        self._pull_tasks: dict[str, asyncio.Task[Any]] = {}
+        self._started = False
         self.lag_samples: deque[tuple[float, int]] = deque(maxlen=MAX_LAG_SAMPLES)
         self.conflicts_detected = 0
         self.acked: dict[str, dict[str, Cursor]] = {}  # per peer, cursors its last Pull carried
@@ -115,22 +122,57 @@ class Replicator:
     # --- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
         loop = asyncio.get_running_loop()
+        self._started = True
         for peer in self.peers:
-            task = loop.create_task(self._pull_loop(peer.id), name=f"pull {peer.id}")
-            task.add_done_callback(_log_failure)
-            self._tasks.append(task)
+            self._start_pulling(peer.id)
         task = loop.create_task(self._retention_loop(), name="retention")
         task.add_done_callback(_log_failure)
         self._tasks.append(task)
 
+    def _start_pulling(self, peer: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._pull_loop(peer), name=f"pull {peer}")
+        task.add_done_callback(_log_failure)
+        self._pull_tasks[peer] = task
+
     async def stop(self) -> None:
         self._stopping = True
         self._on_commit()  # wake long polls
-        for task in self._tasks:
+        tasks = [*self._tasks, *self._pull_tasks.values()]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         for client in self.clients.values():
             client.close()
+
+    def set_topology(self, cluster: ClusterConfig) -> None:
+        """Follow a new topology: loops for regions that left stop, loops for regions
+        that joined start, moved peer endpoints are used from the next request on.
+        Synchronous, so `peers`, `clients` and `state` never disagree."""
+        invariant(cluster.cluster_id == self.cluster.cluster_id, "a topology of another cluster")
+        self.cluster = cluster
+        self.peers = cluster.peers_of(self.region)
+        wanted = {p.id: p for p in self.peers}
+        for gone in [p for p in self.clients if p not in wanted]:
+            client = self.clients.pop(gone)
+            self.state.pop(gone, None)
+            task = self._pull_tasks.pop(gone, None)
+            if task is not None:
+                task.cancel()
+                task.add_done_callback(functools.partial(_close_client, client))
+            else:
+                client.close()
+            log.warning("stopped replicating from %s: not in topology generation %d", gone,
+                        cluster.generation)
+        for peer_id, peer in wanted.items():
+            if peer_id in self.clients:
+                self.clients[peer_id].set_endpoints(peer.peer_endpoints)
+                continue
+            self.clients[peer_id] = HttpClient(peer.peer_endpoints, self._headers)
+            self.state[peer_id] = PeerState(peer_id, last_ok_mono=time.monotonic())
+            if self._started and not self._stopping:
+                self._start_pulling(peer_id)
+            log.warning("replicating from %s (joined in topology generation %d)", peer_id,
+                        cluster.generation)
 
     def _on_commit(self) -> None:
         event, self._changed = self._changed, asyncio.Event()
@@ -445,9 +487,11 @@ class Replicator:
         return {
             "region": self.region,
             "cluster_id": self.cluster.cluster_id,
+            "topology_generation": self.cluster.generation,
             "cursors": self.storage.cursors(),
             "peers": {
                 p: {"connected": s.connected,
+                    "endpoint": f"http://{self.clients[p].host}:{self.clients[p].port}",
                     "last_ok_s_ago": round(now - s.last_ok_mono, 3) if s.last_ok_mono else None,
                     "errors": s.errors, "last_error": s.last_error, "applied": s.applied,
                     "refused": s.refused, "pulls": s.pulls}
@@ -461,6 +505,10 @@ class Replicator:
                           "purged_tombstones": self.purged_tombstones,
                           "retention_forced": self.retention_forced},
         }
+
+
+def _close_client(client: HttpClient, _task: asyncio.Task[Any]) -> None:
+    client.close()
 
 
 def _log_failure(task: asyncio.Task[Any]) -> None:

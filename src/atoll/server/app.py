@@ -21,10 +21,13 @@ import orjson
 from atoll import __version__
 from atoll.api.dispatch import Api
 from atoll.engine import Engine
+from atoll.errors import ValidationError
 from atoll.node.replicator import Replicator
+from atoll.node.topology import TOPOLOGY_PATH, TopologyFile, TopologyKeeper
 from atoll.server.http import HttpServer
 from atoll.storage import SqliteStorage
 from atoll.topology.config import ClusterConfig
+from atoll.topology.update import start_topology
 
 log = logging.getLogger(__name__)
 
@@ -63,14 +66,68 @@ class Node:
         self.engine.ttl_interval_s = config.ttl_interval_s
         self.engine.endpoint_address = f"{config.host}:{config.port}"
         self.api = Api(self.engine)
-        self.http = HttpServer(self.api.handle, self._get)
+        self.http = HttpServer(self.api.handle, self._get, admin_post=self._admin_post)
         self.replicator: Replicator | None = None
         self.peer_http: HttpServer | None = None
+        self.topology: TopologyKeeper | None = None
+        self.peer_address: tuple[str, int] | None = None
         if config.cluster is not None:
-            self.replicator = Replicator(self.engine, config.cluster, config.region)
-            self.engine.replica_regions = config.cluster.region_ids()
-            self.peer_http = HttpServer(self.api.handle, self._get, self.replicator.handle_post)
+            topology = self._start_topology(config.cluster, os.path.dirname(path))
+            self.replicator = Replicator(self.engine, topology, config.region)
+            self.engine.replica_regions = topology.region_ids()
+            self.peer_http = HttpServer(self.api.handle, self._get, self._peer_post)
         self._stopping = asyncio.Event()
+
+    def _start_topology(self, configured: ClusterConfig, directory: str) -> ClusterConfig:
+        """The newer of the stored topology and the config file's; stored, durable."""
+        file = TopologyFile(os.path.join(directory, f"topology-{self.config.region}.json"))
+        stored = file.load()
+        try:
+            topology, why = start_topology(stored, configured)
+        except ValueError as exc:
+            self.storage.close()
+            raise ValidationError(str(exc)) from None
+        if topology != stored:
+            file.save(topology)
+        log.info("topology generation %d: %s", topology.generation, why)
+        # this node listens where its region's first peer endpoint says (at start-up: a
+        # change of its own peer endpoint takes effect at the next restart)
+        own = topology if topology.has_region(self.config.region) else configured
+        self.peer_address = own.region(self.config.region).peer_address
+        self.topology = TopologyKeeper(self.config.region, topology, file,
+                                       self._topology_changed)
+        return topology
+
+    def _topology_changed(self, previous: ClusterConfig, topology: ClusterConfig) -> None:
+        if self.replicator is not None:
+            self.replicator.set_topology(topology)
+        self.engine.replica_regions = topology.region_ids()
+        region = self.config.region
+        if not topology.has_region(region):
+            log.warning("this node's region %s is not in topology generation %d", region,
+                        topology.generation)
+        elif previous.has_region(region) and \
+                previous.region(region).peer_endpoints != topology.region(region).peer_endpoints:
+            log.warning("this region's peer endpoints changed; this node keeps listening on "
+                        "%s:%d until it restarts", *(self.peer_address or ("?", 0)))
+
+    async def _admin_post(self, path: str, headers: dict[str, str], body: bytes,
+                          query: str) -> tuple[int, bytes]:
+        """POSTs to /_atoll/... on either listener."""
+        if path != TOPOLOGY_PATH:
+            return 404, b'{"message":"not found"}'
+        if self.topology is None:
+            return 404, b'{"message":"this node is not part of a cluster"}'
+        source = (f"peer {headers['x-atoll-region']}" if "x-atoll-region" in headers
+                  else "an operator")
+        return await self.topology.handle_post(body, source)
+
+    async def _peer_post(self, path: str, headers: dict[str, str], body: bytes,
+                         query: str) -> tuple[int, bytes]:
+        if path == TOPOLOGY_PATH:
+            return await self._admin_post(path, headers, body, query)
+        assert self.replicator is not None
+        return await self.replicator.handle_post(path, headers, body, query)
 
     def _get(self, path: str) -> tuple[int, bytes, bytes]:
         if path == "/health":
@@ -83,6 +140,10 @@ class Node:
             return 200, orjson.dumps(self.status()), b"application/json"
         if path.startswith("/_atoll/conflicts"):
             return 200, orjson.dumps(self.conflicts()), b"application/json"
+        if path == TOPOLOGY_PATH:
+            if self.topology is None:
+                return 404, b'{"message":"this node is not part of a cluster"}', b"application/json"
+            return self.topology.handle_get()
         return 404, b'{"message":"not found"}', b"application/json"
 
     def status(self) -> dict[str, Any]:
@@ -95,6 +156,8 @@ class Node:
         }
         if self.replicator is not None:
             status["replication"] = self.replicator.status()
+        if self.topology is not None:
+            status["topology"] = self.topology.status()
         return status
 
     def conflicts(self, limit: int = 1000) -> dict[str, Any]:
@@ -110,11 +173,12 @@ class Node:
                                           backlog=1024, reuse_address=True)
         peer_server = None
         if self.replicator is not None and self.peer_http is not None:
-            assert self.config.cluster is not None
-            peer_host, peer_port = self.config.cluster.region(self.config.region).peer_address
+            assert self.peer_address is not None and self.topology is not None
+            peer_host, peer_port = self.peer_address
             peer_server = await loop.create_server(self.peer_http.protocol, peer_host, peer_port,
                                                    backlog=256, reuse_address=True)
             self.replicator.start()
+            self.topology.start()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopping.set)
         where = f"http://{self.config.host}:{self.config.port}"
@@ -128,6 +192,8 @@ class Node:
             server.close()
             if peer_server is not None:
                 peer_server.close()
+            if self.topology is not None:
+                await self.topology.stop()
             if self.replicator is not None:
                 await self.replicator.stop()
             await self.http.drain(SHUTDOWN_DRAIN_S)

@@ -11,6 +11,9 @@ Theory of operation
   connection with more than MAX_PIPELINED requests queued stops being read until it
   drains.
 - `GET /health` answers probes; everything else that is not a POST is refused.
+- POSTs go to the DynamoDB API, except: on a listener with a `post` router (the peer
+  port) every POST is routed by path, and on the client port POSTs to `/_atoll/...`
+  (cluster administration, e.g. the topology) go to the `admin_post` router.
 """
 
 from __future__ import annotations
@@ -83,10 +86,12 @@ class _Request:
 class HttpServer:
     """Shared state of all connections: handlers, counters, shutdown."""
 
-    def __init__(self, api: ApiHandler, get: GetHandler, post: PostHandler | None = None) -> None:
+    def __init__(self, api: ApiHandler, get: GetHandler, post: PostHandler | None = None,
+                 admin_post: PostHandler | None = None) -> None:
         self.api = api
         self.get = get
         self.post = post  # when set, POSTs are routed by path (the peer listener)
+        self.admin_post = admin_post  # POSTs to /_atoll/... when `post` is not set
         self.request_ids = _RequestIds()
         self.clock = _Clock()
         self.connections: set[Connection] = set()
@@ -183,10 +188,13 @@ class Connection(asyncio.Protocol):
                         {"__type": "com.amazon.coral.service#ServiceUnavailableException",
                          "message": "The server is shutting down"}))
                     continue
-                if self.server.post is not None:
+                router = self.server.post
+                if router is None and request.url[:8] == b"/_atoll/":
+                    router = self.server.admin_post
+                if router is not None:
                     path = request.url.split(b"?", 1)[0].decode("latin-1")
                     query = request.url.split(b"?", 1)[1].decode("latin-1") if b"?" in request.url else ""
-                    handler = self.server.post(path, request.atoll_headers or {}, body, query)
+                    handler = router(path, request.atoll_headers or {}, body, query)
                 else:
                     handler = self.server.api(request.target, body)
                 if not self._step(request, handler):

@@ -59,3 +59,23 @@ def decide(current: ClusterConfig | None, proposed: ClusterConfig) -> Accept | R
         return Reject(f"generation {proposed.generation} is already taken by a different "
                       "topology; a new plan needs a higher generation", "conflict")
     return Accept(proposed, changed=True)
+
+
+def start_topology(stored: ClusterConfig | None, configured: ClusterConfig
+                   ) -> tuple[ClusterConfig, str]:
+    """The topology a node starts with, and why: the newer of the one it accepted and
+    stored before a restart and the one in its config file (the file is often older —
+    an update accepted while the node ran must survive the restart). A stored topology
+    of another cluster means the data directory belongs to another cluster: ValueError."""
+    if stored is None or stored.problems():
+        return configured, "from the config file (nothing valid stored)"
+    if stored.cluster_id != configured.cluster_id:
+        raise ValueError(f"the data directory holds a topology of cluster "
+                         f"{stored.cluster_id!r}, the config file is for "
+                         f"{configured.cluster_id!r}")
+    outcome = decide(stored, configured)
+    if isinstance(outcome, Accept) and outcome.changed:
+        return configured, (f"from the config file (generation {configured.generation}, "
+                            f"newer than the stored {stored.generation})")
+    return stored, (f"stored generation {stored.generation} "
+                    f"(the config file has generation {configured.generation})")
