@@ -10,6 +10,7 @@ from atoll import __version__
 from atoll.cli.cluster import cluster
 from atoll.cli.serve import serve
 from atoll.cli.status import conflicts, status
+from atoll.cli.topology import topology
 
 
 @click.group()
@@ -26,6 +27,7 @@ cli.add_command(serve)
 cli.add_command(cluster)
 cli.add_command(status)
 cli.add_command(conflicts)
+cli.add_command(topology)
 
 
 def main() -> None:
