@@ -46,13 +46,13 @@ from atoll.engine.replica import (
 )
 from atoll.invariant import invariant
 from atoll.node.httpclient import HttpClient, PeerHttpError
-from atoll.replication.change import Version, encode_change
+from atoll.replication.change import Version
 from atoll.replication.cursors import Cursor
 from atoll.replication.errors import BadMessage
 from atoll.replication.merge import TableState
 from atoll.replication.protocol import Batch, Pull, decode_message, encode_message, plan_batch
 from atoll.replication.retention import plan_retention
-from atoll.topology.config import ClusterConfig
+from atoll.topology.config import ClusterConfig, RegionConfig
 
 if TYPE_CHECKING:
     from atoll.engine import Engine
@@ -68,6 +68,7 @@ BACKOFF_MAX_S = 2.0
 REQUEST_TIMEOUT_S = PULL_WAIT_MS / 1000 + 10.0
 LAG_WINDOW_S = 60.0
 MAX_LAG_SAMPLES = 20_000
+LAG_SUMMARY_TTL_S = 0.5
 RETENTION_INTERVAL_S = 1.0
 SNAPSHOT_PAGE = 2000
 MAX_SNAPSHOT_PAGES = 100_000
@@ -97,7 +98,7 @@ class Replicator:
         self.storage = engine.storage
         self.cluster = cluster
         self.region = region
-        self.peers = cluster.peers_of(region)
+        self.peers = _peers(cluster, region)
         self._headers = {"X-Atoll-Cluster": cluster.cluster_id, "X-Atoll-Region": region}
         self.clients = {p.id: HttpClient(p.peer_endpoints, self._headers) for p in self.peers}
         # A peer counts as reachable until it has failed for DIRECT_STALE_S: at start-up,
@@ -107,6 +108,7 @@ class Replicator:
         self._pull_tasks: dict[str, asyncio.Task[Any]] = {}
         self._started = False
         self.lag_samples: deque[tuple[float, int]] = deque(maxlen=MAX_LAG_SAMPLES)
+        self._lag_summary: tuple[float, dict[str, Any]] | None = None
         self.conflicts_detected = 0
         self.acked: dict[str, dict[str, Cursor]] = {}  # per peer, cursors its last Pull carried
         self.purged_records = 0
@@ -150,7 +152,7 @@ class Replicator:
         Synchronous, so `peers`, `clients` and `state` never disagree."""
         invariant(cluster.cluster_id == self.cluster.cluster_id, "a topology of another cluster")
         self.cluster = cluster
-        self.peers = cluster.peers_of(self.region)
+        self.peers = _peers(cluster, self.region)
         wanted = {p.id: p for p in self.peers}
         for gone in [p for p in self.clients if p not in wanted]:
             client = self.clients.pop(gone)
@@ -339,7 +341,7 @@ class Replicator:
                         planned.clear()
                     applying = None
                 if plan.accepted:
-                    job = apply_job(self.engine, [(c, encode_change(c)) for c in plan.accepted])
+                    job = apply_job(self.engine, list(zip(plan.accepted, plan.frames, strict=True)))
                     applying = self.storage.write(job)
                     applying.add_done_callback(functools.partial(self._on_applied, state=state))
                     for change in plan.accepted:
@@ -483,7 +485,10 @@ class Replicator:
     # --- observability -----------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         now = time.monotonic()
-        recent = [lag for at, lag in self.lag_samples if now - at <= LAG_WINDOW_S]
+        if self._lag_summary is None or now - self._lag_summary[0] > LAG_SUMMARY_TTL_S:
+            # sorting up to MAX_LAG_SAMPLES costs milliseconds: not on every status poll
+            recent = [lag for at, lag in self.lag_samples if now - at <= LAG_WINDOW_S]
+            self._lag_summary = (now, _percentiles(recent))
         return {
             "region": self.region,
             "cluster_id": self.cluster.cluster_id,
@@ -496,7 +501,7 @@ class Replicator:
                     "errors": s.errors, "last_error": s.last_error, "applied": s.applied,
                     "refused": s.refused, "pulls": s.pulls}
                 for p, s in self.state.items()},
-            "lag_ms": _percentiles(recent),
+            "lag_ms": self._lag_summary[1],
             "conflicts_detected": self.conflicts_detected,
             "rebuilds_from_snapshot": self.rebuilds,
             "clock_skew_bounded": self.engine.clock.bounded_count,
@@ -505,6 +510,12 @@ class Replicator:
                           "purged_tombstones": self.purged_tombstones,
                           "retention_forced": self.retention_forced},
         }
+
+
+def _peers(cluster: ClusterConfig, region: str) -> tuple[RegionConfig, ...]:
+    """The regions to pull from: none once this region is no longer in the topology
+    (the others refuse its pulls; it keeps serving its clients with what it has)."""
+    return cluster.peers_of(region) if cluster.has_region(region) else ()
 
 
 def _close_client(client: HttpClient, _task: asyncio.Task[Any]) -> None:

@@ -263,12 +263,14 @@ class TopologyKeeper:
         return self.peers.setdefault(region_id, PeerView())
 
     async def _gossip_loop(self) -> None:
+        """Compare at once (a node that starts with a newer topology, e.g. a region
+        joining, announces it without waiting), then every GOSSIP_INTERVAL_S."""
         while not self._stopping:
-            await asyncio.sleep(GOSSIP_INTERVAL_S)
             others = [r.id for r in self.current.regions if r.id != self.region]
             for gone in set(self.peers) - set(others):
                 del self.peers[gone]
             await asyncio.gather(*(self._compare(r) for r in others))
+            await asyncio.sleep(GOSSIP_INTERVAL_S)
 
     async def _compare(self, region_id: str) -> None:
         """Fetch `region_id`'s topology: adopt a newer one, push ours if it is behind."""
