@@ -255,3 +255,12 @@ def test_pull_session_script() -> None:
             assert session.on_batch(Batch(last.request_id, (), step == "answer-more"), now_ms,
                                     False)
     assert session.timeouts == 1
+
+
+def test_accepted_changes_keep_the_frames_they_arrived_in() -> None:
+    cluster = run_script([("create", "a"), ("write", "a", "k", 1), ("write", "a", "j", 2)])
+    changes = cluster.stores["a"].changes_since({}, 10)
+    records = [encode_change(c) for c in reversed(changes)]  # out of order, as relays send
+    plan = plan_batch(records, {}, cluster.stores["b"].table_state)
+    assert [c.seq for c in plan.accepted] == [1, 2, 3]
+    assert plan.frames == [encode_change(c) for c in plan.accepted]

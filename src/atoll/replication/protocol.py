@@ -161,6 +161,7 @@ def serve_pull(pull: Pull, changes: Sequence[Change], log_start: Mapping[str, in
 @dataclass(slots=True)
 class BatchPlan:
     accepted: list[Change] = field(default_factory=list)  # in apply order
+    frames: list[bytes] = field(default_factory=list)  # accepted[i]'s record, as received
     duplicates: int = 0
     held: dict[str, str] = field(default_factory=dict)  # origin -> why its run stopped
     refused: list[str] = field(default_factory=list)  # records refused, and why
@@ -173,6 +174,7 @@ def plan_batch(records: Sequence[bytes], cursors: Cursors,
     (its creation may come from another origin later in this batch: hence the loop)."""
     plan = BatchPlan()
     pending: dict[str, dict[int, Change]] = {}
+    frames: dict[tuple[str, int], bytes] = {}  # decode_change checked they are canonical
     for record in records:
         try:
             change = decode_change(record)
@@ -185,6 +187,8 @@ def plan_batch(records: Sequence[bytes], cursors: Cursors,
         same: Change = pending.setdefault(change.origin, {}).setdefault(change.seq, change)
         if same.checksum != change.checksum:
             plan.refused.append(f"two different changes {change.origin}/{change.seq}")
+        else:
+            frames[(change.origin, change.seq)] = bytes(record)
     created: set[str] = set()
     next_seq = {origin: cursor_of(cursors, origin).seq + 1 for origin in pending}
     progress = True
@@ -194,6 +198,7 @@ def plan_batch(records: Sequence[bytes], cursors: Cursors,
             run = pending[origin].get(next_seq[origin])
             while run is not None and _tables_known(run, table_state, created):
                 plan.accepted.append(run)
+                plan.frames.append(frames[(origin, run.seq)])
                 created.update(op.table for op in run.ops
                                if isinstance(op, TableOp) and op.kind == "create")
                 next_seq[origin] += 1
