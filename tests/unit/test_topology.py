@@ -169,3 +169,45 @@ def test_the_2025_race_never_leaves_a_region_without_endpoints() -> None:
         assert node.problems() == []
         assert all(r.client_endpoints and r.peer_endpoints for r in node.regions)
     assert node == plan_b
+
+
+# --- start-up: the stored topology versus the config file --------------------------------
+
+def test_a_node_starts_from_the_newer_of_stored_and_configured() -> None:
+    from atoll.topology.update import start_topology
+
+    stored, configured = topo(5), topo(1)
+    assert start_topology(stored, configured)[0] == stored        # the restart case
+    assert start_topology(topo(1), topo(2))[0] == topo(2)         # the file was updated
+    assert start_topology(None, configured)[0] == configured
+    assert start_topology(topo(5, client_endpoints=[]), configured)[0] == configured
+    assert start_topology(topo(3), topo(3, client_endpoints=["http://127.0.0.1:1"]))[0] \
+        == topo(3)                                                 # first accepted stays
+    with pytest.raises(ValueError, match="another|cluster"):
+        start_topology(topo(5, cluster_id="other"), configured)
+
+
+def test_topology_file_round_trips_and_ignores_garbage(tmp_path: Any) -> None:
+    from atoll.node.topology import TopologyFile
+
+    file = TopologyFile(tmp_path / "t.json")
+    assert file.load() is None
+    file.save(topo(7))
+    assert file.load() == topo(7)
+    assert [p.name for p in tmp_path.iterdir()] == ["t.json"]  # no temporary left behind
+    (tmp_path / "t.json").write_text("{truncated")
+    assert file.load() is None
+
+
+def test_atoll_cluster_writes_a_generation_that_applies(tmp_path: Any) -> None:
+    from atoll.cli.cluster import _next_generation
+    from atoll.node.topology import TopologyFile, topology_file_path
+    from atoll.topology import local_cluster
+
+    two = local_cluster(["us-east", "eu-west"])
+    assert _next_generation(two, tmp_path).generation == 1
+    for region in ("us-east", "eu-west"):
+        TopologyFile(topology_file_path(tmp_path / region, region)).save(two.with_generation(4))
+    assert _next_generation(two, tmp_path).generation == 4            # unchanged layout
+    three = local_cluster(["us-east", "eu-west", "ap-south"])
+    assert _next_generation(three, tmp_path).generation == 5          # a region joins

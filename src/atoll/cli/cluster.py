@@ -3,6 +3,10 @@
 Writes a cluster config (TOML) under the data directory, starts one `atoll serve
 --config ... --region R` process per region, each with its own data directory and its
 own client and peer ports, prints the endpoints, and stops them all cleanly on Ctrl-C.
+
+Nodes keep the newest topology they accepted (atoll.node.topology), so the config
+written here takes the generation of the newest one stored under the data directory —
+or the next one if the regions changed, so that the change applies.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from pathlib import Path
 
 import click
 
-from atoll.topology.config import local_cluster
+from atoll.node.topology import TopologyFile, topology_file_path
+from atoll.topology.config import ClusterConfig, local_cluster
 
 DEFAULT_REGIONS = "us-east,eu-west,ap-south"
 START_TIMEOUT_S = 30.0
@@ -50,6 +55,7 @@ def cluster(regions: str, count: int | None, data_dir: str, host: str, base_port
         names = names[:count] if count <= len(names) else [f"region-{i + 1}" for i in range(count)]
     config = local_cluster(names, host=host, client_port=base_port, peer_port=peer_base_port)
     root = Path(data_dir)
+    config = _next_generation(config, root)
     root.mkdir(parents=True, exist_ok=True)
     config_path = root / "cluster.toml"
     config_path.write_text(config.to_toml())
@@ -95,6 +101,22 @@ def cluster(regions: str, count: int | None, data_dir: str, host: str, base_port
                     click.echo(f"region {region_id} exited with {process.returncode}", err=True)
     finally:
         _stop_all(processes)
+
+
+def _next_generation(config: ClusterConfig, root: Path) -> ClusterConfig:
+    """`config` at the generation that makes it apply over what the nodes stored."""
+    stored = [t for path in sorted(root.glob("*/topology-*.json"))
+              if (t := TopologyFile(path).load()) is not None
+              and t.cluster_id == config.cluster_id
+              and path == topology_file_path(path.parent, path.parent.name)]
+    if not stored:
+        return config
+    newest = max(stored, key=lambda t: t.generation)
+    if newest.same_layout(config):
+        return config.with_generation(newest.generation)
+    click.echo(f"regions or endpoints changed since topology generation {newest.generation}: "
+               f"writing generation {newest.generation + 1}", err=True)
+    return config.with_generation(newest.generation + 1)
 
 
 def _stop_all(processes: dict[str, subprocess.Popen[bytes]]) -> None:

@@ -51,6 +51,11 @@ MAX_TOPOLOGY_BYTES = 1024 * 1024
 JSON = b"application/json"
 
 
+def topology_file_path(data_dir: str | Path, region: str) -> Path:
+    """Where a node of `region` keeps its topology: next to its database."""
+    return Path(data_dir) / f"topology-{region}.json"
+
+
 class TopologyFile:
     """The node's current topology as one JSON file, replaced atomically."""
 

@@ -23,7 +23,12 @@ from atoll.api.dispatch import Api
 from atoll.engine import Engine
 from atoll.errors import ValidationError
 from atoll.node.replicator import Replicator
-from atoll.node.topology import TOPOLOGY_PATH, TopologyFile, TopologyKeeper
+from atoll.node.topology import (
+    TOPOLOGY_PATH,
+    TopologyFile,
+    TopologyKeeper,
+    topology_file_path,
+)
 from atoll.server.http import HttpServer
 from atoll.storage import SqliteStorage
 from atoll.topology.config import ClusterConfig
@@ -80,7 +85,7 @@ class Node:
 
     def _start_topology(self, configured: ClusterConfig, directory: str) -> ClusterConfig:
         """The newer of the stored topology and the config file's; stored, durable."""
-        file = TopologyFile(os.path.join(directory, f"topology-{self.config.region}.json"))
+        file = TopologyFile(topology_file_path(directory, self.config.region))
         stored = file.load()
         try:
             topology, why = start_topology(stored, configured)
