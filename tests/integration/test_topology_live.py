@@ -200,6 +200,20 @@ def test_cli_get_and_set(tmp_path: Path) -> None:
         assert empty.returncode == 1 and "refused (HTTP 400)" in empty.stderr, empty
         assert wait_until(lambda: topology(cluster.url("eu-west"))["generation"] == 7,
                           SPREAD_TIMEOUT_S)
+        # garbage is a 400 with a reason on either port, never a 500
+        region = {"id": "us-east", "client_endpoints": ["http://[::1"],
+                  "peer_endpoints": ["http://127.0.0.1:1"]}
+        for body in (b"", b"[]", b'{"cluster_id": 1}', b"\xff\xfe",
+                     b'{"cluster_id": "atoll-test", "generation": 1e3, "regions": []}',
+                     b'{"cluster_id": "atoll-test", "generation": 99999999999999999999999}',
+                     json.dumps({"cluster_id": "atoll-test", "generation": 9,
+                                 "regions": [region]}).encode(),
+                     json.dumps({"cluster_id": "atoll-test", "generation": 9,
+                                 "regions": [{"id": "us-east"}] * 100}).encode()):
+            for endpoint in (url, cluster.config.region("eu-west").peer_endpoint):
+                status, answer = post_topology(endpoint, body)
+                assert status == 400 and answer["reason"], (body, answer)
+        assert generations(cluster) == {7}
     finally:
         cluster.stop()
 

@@ -177,7 +177,11 @@ class TopologyKeeper:
         try:
             outcome = await self.offer(proposed, source)
         except OSError as exc:
+            log.error("could not store topology generation %d: %s", proposed.generation, exc)
             return 503, self._refusal_body(f"could not store the topology: {exc}")
+        except Exception as exc:  # a bug: say so, but answer (never a 500 or a dead socket)
+            log.critical("topology update failed", exc_info=exc)
+            return 503, self._refusal_body(f"internal error: {exc!r}")
         if isinstance(outcome, Reject):
             return (400 if outcome.invalid else 409), self._refusal_body(outcome.reason)
         return 200, orjson.dumps({"accepted": True, "generation": outcome.topology.generation,
@@ -206,7 +210,11 @@ class TopologyKeeper:
             log.warning("accepted topology generation %d from %s (was %d): regions %s",
                         proposed.generation, source, previous.generation,
                         ", ".join(proposed.region_ids()))
-            self.on_change(previous, proposed)
+            try:
+                self.on_change(previous, proposed)
+            except Exception:  # the topology stands (it is durable); following it failed
+                log.critical("following topology generation %d failed", proposed.generation,
+                             exc_info=True)
         if not self._stopping:
             targets = {r.id: r for r in (*previous.regions, *proposed.regions)
                        if r.id != self.region}
