@@ -282,7 +282,11 @@ class TopologyKeeper:
             others = [r.id for r in self.current.regions if r.id != self.region]
             for gone in set(self.peers) - set(others):
                 del self.peers[gone]
-            await asyncio.gather(*(self._compare(r) for r in others))
+            outcomes = await asyncio.gather(*(self._compare(r) for r in others),
+                                            return_exceptions=True)
+            for region_id, outcome in zip(others, outcomes):
+                if isinstance(outcome, Exception):  # e.g. the disk refused the new one
+                    log.error("comparing topologies with %s failed: %r", region_id, outcome)
             await asyncio.sleep(GOSSIP_INTERVAL_S)
 
     async def _compare(self, region_id: str) -> None:
