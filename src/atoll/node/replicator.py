@@ -209,7 +209,11 @@ class Replicator:
             return 400, orjson.dumps({"message": f"malformed pull: {exc}"})
         origins = origins or list(self.cluster.region_ids())
         # a Pull acknowledges what the puller holds: retention counts on it
-        self.acked[str(headers.get("x-atoll-region"))] = dict(message.cursors)
+        puller = str(headers.get("x-atoll-region"))
+        self.acked[puller] = dict(message.cursors)
+        # What we held of the puller's own changes when it sent this Pull: a long poll
+        # may end after we pulled its first changes, which its claim cannot show yet.
+        held_of_puller = self.storage.cursors().get(puller, 0)
         records = self._records(message, origins, ahead)
         if not records and wait_ms > 0 and not self._stopping:
             try:
@@ -219,10 +223,10 @@ class Replicator:
             records = self._records(message, origins, ahead)
         batch = Batch(message.request_id, tuple(records),
                       has_more=len(records) >= message.max_changes,
-                      log_start=self._behind(message, str(headers.get("x-atoll-region"))))
+                      log_start=self._behind(message, puller, held_of_puller))
         return 200, encode_message(batch)
 
-    def _behind(self, pull: Pull, puller: str) -> dict[str, int]:
+    def _behind(self, pull: Pull, puller: str, mine: int) -> dict[str, int]:
         """Origins this log cannot bring the puller up to date on: purged past its cursor,
         or (its own origin) the puller holds none of its own changes while we hold some —
         it lost its data. Either way it must be rebuilt from a snapshot."""
@@ -233,8 +237,8 @@ class Replicator:
             if start > 0 and pull.cursors.get(origin, Cursor(0, 0)).seq < start:
                 behind[origin] = start
         # Only an empty claim counts: a non-empty one may just be older than the changes
-        # of the puller that we pulled meanwhile (the two pull loops race).
-        mine = self.storage.cursors().get(puller, 0)
+        # of the puller that we pulled meanwhile (the two pull loops race). `mine` is
+        # what we held of the puller's changes when its Pull arrived.
         if mine > 0 and pull.cursors.get(puller, Cursor(0, 0)).seq == 0:
             behind[puller] = mine
         return behind
