@@ -8,6 +8,7 @@ import click
 
 from atoll import __version__
 from atoll.cli.cluster import cluster
+from atoll.cli.proxy import proxy
 from atoll.cli.serve import serve
 from atoll.cli.status import conflicts, status
 from atoll.cli.topology import topology
@@ -28,6 +29,7 @@ cli.add_command(cluster)
 cli.add_command(status)
 cli.add_command(conflicts)
 cli.add_command(topology)
+cli.add_command(proxy)
 
 
 def main() -> None:

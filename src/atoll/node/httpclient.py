@@ -19,7 +19,12 @@ MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 
 
 class PeerHttpError(Exception):
-    """The peer could not be reached or answered badly (a dead peer, not a bug)."""
+    """The peer could not be reached or answered badly (a dead peer, not a bug).
+    `sent`: the request was (at least partly) written, so the peer may have acted on it."""
+
+    def __init__(self, message: str, sent: bool = True) -> None:
+        super().__init__(message)
+        self.sent = sent
 
 
 class _Response:
@@ -57,6 +62,7 @@ class HttpClient:
         self._writer: asyncio.StreamWriter | None = None
         self._connected_to: tuple[str, int] | None = None
         self._lock = asyncio.Lock()
+        self._sent = False
 
     @property
     def host(self) -> str:
@@ -83,18 +89,21 @@ class HttpClient:
     async def get(self, path: str, timeout_s: float) -> tuple[int, bytes]:
         return await self.request("GET", path, b"", timeout_s)
 
-    async def request(self, method: str, path: str, body: bytes, timeout_s: float
-                      ) -> tuple[int, bytes]:
+    async def request(self, method: str, path: str, body: bytes, timeout_s: float,
+                      headers: dict[str, str] | None = None) -> tuple[int, bytes]:
         async with self._lock:
             host, port = self.host, self.port
+            self._sent = False
             try:
-                return await asyncio.wait_for(self._exchange(path, body, method), timeout_s)
+                return await asyncio.wait_for(self._exchange(path, body, method, headers),
+                                              timeout_s)
             except (TimeoutError, OSError, httptools.HttpParserError, PeerHttpError, asyncio.IncompleteReadError) as exc:
                 self.close()
                 self._index = (self._index + 1) % len(self.addresses)  # try the next one
-                raise PeerHttpError(f"{host}:{port}{path}: {exc!r}") from None
+                raise PeerHttpError(f"{host}:{port}{path}: {exc!r}", self._sent) from None
 
-    async def _exchange(self, path: str, body: bytes, method: str) -> tuple[int, bytes]:
+    async def _exchange(self, path: str, body: bytes, method: str,
+                        headers: dict[str, str] | None = None) -> tuple[int, bytes]:
         if self._connected_to != (self.host, self.port):
             self.close()  # the endpoints changed since this connection was opened
         if self._writer is None or self._writer.is_closing():
@@ -104,6 +113,8 @@ class HttpClient:
         head = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}",
                 "Content-Type: application/json", f"Content-Length: {len(body)}"]
         head += [f"{k}: {v}" for k, v in self.headers.items()]
+        head += [f"{k}: {v}" for k, v in (headers or {}).items()]
+        self._sent = True
         self._writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
         await self._writer.drain()
         response = _Response()

@@ -1,0 +1,37 @@
+"""`atoll proxy` — a local failover sidecar for any SDK or tool."""
+
+from __future__ import annotations
+
+import asyncio
+
+import click
+
+from atoll.client.routing import DiscoveryError
+
+
+@click.command()
+@click.option("--listen", default="127.0.0.1:8100", show_default=True,
+              help="HOST:PORT to serve on; point endpoint_url here.")
+@click.option("--seed", "seeds", multiple=True, required=True,
+              help="A node's client endpoint to fetch the topology from (repeatable).")
+@click.option("--prefer", default="", help="Region ids in order of preference, comma-separated "
+              "[default: the topology's order].")
+@click.option("--cache", "cache_path", default=None, type=click.Path(dir_okay=False),
+              help="Where to cache the last good topology [default: ~/.cache/atoll/].")
+def proxy(listen: str, seeds: tuple[str, ...], prefer: str, cache_path: str | None) -> None:
+    """Forward DynamoDB requests to the preferred healthy region, failing over."""
+    from atoll.client.proxy import run_proxy
+
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit():
+        raise click.BadParameter(f"expected HOST:PORT, got {listen!r}", param_hint="--listen")
+    preference = [p.strip() for p in prefer.split(",") if p.strip()]
+    try:
+        import uvloop
+        uvloop.install()
+    except ImportError:  # pragma: no cover - uvloop is a pinned dependency
+        pass
+    try:
+        asyncio.run(run_proxy(host, int(port), seeds, preference, cache_path))
+    except DiscoveryError as exc:
+        raise click.ClickException(str(exc)) from None

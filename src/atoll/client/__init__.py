@@ -1,0 +1,17 @@
+"""Clients that keep working when a region, its DNS name or its network fails.
+
+    import atoll.client
+    ddb = atoll.client.boto3_client(seeds=["http://127.0.0.1:8000", "http://127.0.0.1:8001"],
+                                    region_preference=["us-east", "eu-west"])
+    ddb.put_item(TableName="t", Item={...})     # a normal boto3 DynamoDB client
+
+routing.py  topology discovery and cache, health probes, failover rules (shared)
+boto.py     the boto3 client/resource (a botocore before-send hook)
+proxy.py    `atoll proxy`: the same rules for any SDK, as a local HTTP sidecar
+"""
+
+from atoll.client.boto import boto3_client, boto3_resource, close, metrics
+from atoll.client.routing import DiscoveryError, Router, retry_safe
+
+__all__ = ["DiscoveryError", "Router", "boto3_client", "boto3_resource", "close", "metrics",
+           "retry_safe"]
