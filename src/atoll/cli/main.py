@@ -8,6 +8,7 @@ import click
 
 from atoll import __version__
 from atoll.cli.cluster import cluster
+from atoll.cli.drill import drill
 from atoll.cli.proxy import proxy
 from atoll.cli.serve import serve
 from atoll.cli.status import conflicts, status
@@ -30,6 +31,7 @@ cli.add_command(status)
 cli.add_command(conflicts)
 cli.add_command(topology)
 cli.add_command(proxy)
+cli.add_command(drill)
 
 
 def main() -> None:

@@ -23,8 +23,14 @@ from atoll.topology.config import load_cluster_config
               help="Cluster config (TOML): run as one region of a multi-region cluster.")
 @click.option("--ttl-interval", default=30.0, show_default=True, type=click.FloatRange(0.05),
               help="Seconds between sweeps that delete items whose TTL has passed.")
+@click.option("--peer-listen", default=None, metavar="HOST:PORT",
+              help="Bind the peer listener here instead of the region's advertised peer "
+              "endpoint (when a proxy sits at the advertised address).")
+@click.option("--clock-offset-ms", default=0, type=int, hidden=True,
+              help="Add this to the wall clock (clock-skew drills).")
 def serve(host: str | None, port: int | None, data_dir: str, in_memory: bool, region: str | None,
-          config_path: str | None, ttl_interval: float) -> None:
+          config_path: str | None, ttl_interval: float, peer_listen: str | None,
+          clock_offset_ms: int) -> None:
     """Serve the DynamoDB API over HTTP on HOST:PORT."""
     cluster = None
     if config_path is not None:
@@ -40,6 +46,16 @@ def serve(host: str | None, port: int | None, data_dir: str, in_memory: bool, re
     try:
         run_node(NodeConfig(host=host or "127.0.0.1", port=8000 if port is None else port,
                             data_dir=data_dir, in_memory=in_memory, region=region or "local",
-                            cluster=cluster, ttl_interval_s=ttl_interval))
+                            cluster=cluster, ttl_interval_s=ttl_interval,
+                            peer_listen=_host_port(peer_listen), clock_offset_ms=clock_offset_ms))
     except ValidationError as exc:  # e.g. the data directory belongs to another cluster
         raise click.ClickException(exc.message) from None
+
+
+def _host_port(value: str | None) -> tuple[str, int] | None:
+    if value is None:
+        return None
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit():
+        raise click.BadParameter(f"expected HOST:PORT, got {value!r}", param_hint="--peer-listen")
+    return host, int(port)

@@ -1,30 +1,37 @@
 """Where a request goes: the topology, each region's health, and the failover rules.
 
-Shared by the boto3 failover client (`atoll.client.boto3_client`) and `atoll proxy`.
+Shared by the boto3 failover client (`atoll.client.boto3_client`) and `atoll proxy`:
+both do their own I/O (blocking sockets, asyncio) and ask this module what to do.
 
 Theory of operation
-- Discovery: the topology (regions, client endpoints, generation) is fetched from the
-  first seed that answers `GET /_atoll/topology`, then refreshed every
-  TOPOLOGY_REFRESH_S from the regions themselves. The last good one is cached on disk
-  (atomic rename) and used when no seed answers, so a total discovery failure — or a
-  restart during one — still finds the regions. A topology with a lower generation than
-  the one held never replaces it (a stale plan is never applied, DESIGN.md decision 8).
+- Discovery: the topology (regions, client endpoints, generation) comes from the first
+  seed that answers `GET /_atoll/topology` (short timeouts, seeds in order), and is then
+  refreshed every TOPOLOGY_REFRESH_S from the regions themselves. A new topology is
+  adopted by the nodes' own compare-and-set rule (`atoll.topology.update.decide`): same
+  cluster, valid, higher generation — a stale or empty plan is never applied.
+- Cache: the last good topology is kept on disk (`TopologyCache`: one file per cluster id,
+  written by atomic rename, never replaced by a lower generation), so a process that
+  starts while no seed answers — DNS gone, every seed down — still finds the regions.
 - Addresses come from the topology, never from a DNS lookup of a region's name: a region
   whose name stops resolving stays reachable.
-- Health: a prober thread asks every region's `/health` every PROBE_INTERVAL_S (short
-  timeout). A request that fails on a region marks it unhealthy at once; the next good
-  probe marks it healthy again, and routing returns to it if it is preferred.
-- Routing: `candidates()` lists regions in preference order, healthy ones first, then the
-  unhealthy ones as a last resort (a probe may be wrong; trying costs one connection).
-- Safety: a request is retried on the next region only if that cannot apply a write
-  twice (`retry_safe`): reads always; writes whose first attempt certainly did not reach
-  the server (connection refused or not established); idempotent writes (PutItem and
-  DeleteItem without conditions, UpdateItem with SET/REMOVE of constants only,
-  BatchWriteItem). Anything else surfaces the error.
+- Health: every PROBE_INTERVAL_S each region's `/health` is asked (in parallel, timeout
+  PROBE_TIMEOUT_S). One failed probe or failed request marks a region unhealthy;
+  RECOVERY_PROBES good probes in a row mark it healthy again, and routing returns to it
+  if it is preferred.
+- Routing: `candidates()` lists regions in preference order (regions not in the
+  preference list after those that are), healthy ones first, then the unhealthy ones as
+  a last resort (a probe may be wrong; trying costs one connection).
+- One request (`Failover`): try the candidates in order within FAILOVER_BUDGET_S. After
+  an attempt that certainly did not reach the server (connection refused, connect
+  timeout, name not resolved) the next region is always tried; after one that may have
+  (no answer, connection lost mid-way, 5xx, or abandoned because the region's probes
+  failed while we waited) only if `retry_safe` says sending it again cannot apply a
+  write twice; otherwise the error surfaces.
 """
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import json
 import logging
@@ -32,66 +39,99 @@ import os
 import re
 import threading
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import urllib3
+
 from atoll.errors import AtollError
-from atoll.topology.model import ClusterConfig, topology_from_dict, validate
+from atoll.topology.model import ClusterConfig, RegionConfig, topology_from_dict, validate
+from atoll.topology.update import Accept, decide
 
 log = logging.getLogger(__name__)
 
 PROBE_INTERVAL_S = 0.5
 PROBE_TIMEOUT_S = 0.5
+RECOVERY_PROBES = 2  # good probes in a row before an unhealthy region takes traffic again
 TOPOLOGY_REFRESH_S = 5.0
 DISCOVERY_TIMEOUT_S = 1.0
+FAILOVER_BUDGET_S = 5.0  # one request, all attempts
+MAX_PROBE_THREADS = 16
+MAX_TOPOLOGY_BYTES = 1024 * 1024
 
 READ_OPERATIONS = frozenset({
     "GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems", "DescribeTable",
     "ListTables", "DescribeTimeToLive", "ListTagsOfResource", "DescribeLimits",
     "DescribeEndpoints", "DescribeContinuousBackups"})
 
-# SET a = :v, REMOVE b: re-applying gives the same item. `+`, `-`, if_not_exists and
+# SET a = :v, REMOVE b: applying twice gives the same item. `+`, `-`, if_not_exists and
 # list_append depend on what is there, ADD and DELETE accumulate.
 _NOT_IDEMPOTENT_UPDATE = re.compile(r"[+\-]|\b(?:ADD|DELETE|if_not_exists|list_append)\b",
                                     re.IGNORECASE)
 
 
 class DiscoveryError(Exception):
-    """No seed answered and there is no cached topology."""
+    """No seed answered and no topology of this cluster is cached."""
 
 
+# --- which requests may be sent twice --------------------------------------------------
 def retry_safe(operation: str, request: dict[str, Any]) -> bool:
-    """May this request be sent again to another region after an attempt that may have
-    reached the server?"""
+    """May this request be sent again, to another region, after an attempt that may have
+    reached the server? Reads always; writes only when applying them twice leaves the
+    same item and the same answer."""
     if operation in READ_OPERATIONS:
         return True
-    conditional = any(k in request for k in ("ConditionExpression", "Expected"))
-    returns_old = request.get("ReturnValues", "NONE") not in ("NONE", None)
-    if operation in ("PutItem", "DeleteItem"):
-        return not conditional and not returns_old
-    if operation == "UpdateItem":
-        expression = request.get("UpdateExpression")
-        return (isinstance(expression, str) and not conditional and not returns_old
-                and "AttributeUpdates" not in request
-                and _NOT_IDEMPOTENT_UPDATE.search(expression) is None)
+    if operation in ("PutItem", "DeleteItem", "UpdateItem"):
+        return _write_safe(operation, request)
     if operation == "BatchWriteItem":
-        return True  # puts and deletes of whole items
-    return False
+        return True  # puts and deletes of whole items, unconditional
+    if operation == "TransactWriteItems":
+        # idempotent in effect when every action is; a ConditionCheck (or any condition)
+        # would fail the second time and report a write that happened as cancelled
+        actions = request.get("TransactItems")
+        return isinstance(actions, list) and all(_action_safe(a) for a in actions)
+    return False  # CreateTable, DeleteTable, UpdateTable, ...
 
 
+def _write_safe(operation: str, request: dict[str, Any]) -> bool:
+    if any(k in request for k in ("ConditionExpression", "Expected")):
+        return False  # the second attempt may fail the condition the first one changed
+    if request.get("ReturnValues", "NONE") not in ("NONE", None):
+        return False  # the second attempt would return the first one's result as old
+    if operation != "UpdateItem":
+        return True
+    expression = request.get("UpdateExpression")
+    return (isinstance(expression, str) and "AttributeUpdates" not in request
+            and _NOT_IDEMPOTENT_UPDATE.search(expression) is None)
+
+
+def _action_safe(action: Any) -> bool:
+    if not isinstance(action, dict) or len(action) != 1:
+        return False
+    (kind, body), = action.items()
+    operation = {"Put": "PutItem", "Delete": "DeleteItem", "Update": "UpdateItem"}.get(kind)
+    return operation is not None and isinstance(body, dict) and _write_safe(operation, body)
+
+
+# --- health and metrics ----------------------------------------------------------------
 @dataclass
 class RegionHealth:
     healthy: bool = True  # optimistic until the first probe says otherwise
     probes: int = 0
     probe_failures: int = 0
     consecutive_failures: int = 0
+    consecutive_successes: int = 0
     last_latency_ms: float | None = None
     last_error: str | None = None
     requests_failed: int = 0
+
+    @property
+    def failure_marks(self) -> int:
+        """Grows with every failed probe or request (watched by requests in flight)."""
+        return self.probe_failures + self.requests_failed
 
     def as_dict(self) -> dict[str, Any]:
         return {"healthy": self.healthy, "probes": self.probes,
@@ -104,150 +144,313 @@ class RegionHealth:
 @dataclass
 class Metrics:
     requests: int = 0
-    failovers: int = 0  # requests answered by another region than first tried
-    retries: int = 0
-    errors_surfaced: int = 0
+    failovers: int = 0  # requests answered by another region than the first one tried
+    retries: int = 0  # attempts after the first
+    errors_surfaced: int = 0  # requests that failed on every region tried (or unsafe)
     route_changes: int = 0
-    route: str | None = None
+    route: str | None = None  # the region that answered the latest request
     served_by: dict[str, int] = field(default_factory=dict)
 
 
+# --- the topology cache ----------------------------------------------------------------
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "atoll"
+
+
 def default_cache_path(seeds: Sequence[str]) -> Path:
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "atoll"
+    """Kept for callers of the first version; the cache is now one file per cluster."""
     digest = hashlib.sha1("\n".join(sorted(seeds)).encode()).hexdigest()[:12]
-    return base / f"topology-{digest}.json"
+    return default_cache_dir() / f"topology-{digest}.json"
+
+
+class TopologyCache:
+    """The last good topology on disk: `<dir>/<cluster id>.json`, or one given file.
+
+    Each file also lists the seeds that led to it, so a process that cannot reach any
+    seed (and so does not know the cluster id) finds its cluster's file by its seeds.
+    """
+
+    def __init__(self, seeds: Sequence[str], path: str | Path | None = None,
+                 directory: str | Path | None = None) -> None:
+        self.seeds = list(seeds)
+        self.path = Path(path) if path is not None else None
+        self.directory = Path(directory) if directory is not None else default_cache_dir()
+
+    def file_for(self, cluster_id: str) -> Path:
+        if self.path is not None:
+            return self.path
+        return self.directory / (re.sub(r"[^A-Za-z0-9._-]", "_", cluster_id) + ".json")
+
+    def load(self, cluster_id: str) -> ClusterConfig | None:
+        found = self._read(self.file_for(cluster_id))
+        return found[0] if found is not None and found[0].cluster_id == cluster_id else None
+
+    def load_for_seeds(self) -> ClusterConfig | None:
+        """The newest cached topology these seeds led to (or that lists one of them)."""
+        files = [self.path] if self.path is not None else sorted(self.directory.glob("*.json"))
+        best: ClusterConfig | None = None
+        for path in files:
+            found = self._read(path)
+            if found is None:
+                continue
+            topology, seeds = found
+            known = set(seeds) | {e for r in topology.regions for e in r.client_endpoints}
+            if (self.path is not None or known & set(self.seeds)) and (
+                    best is None or topology.generation > best.generation):
+                best = topology
+        return best
+
+    def save(self, topology: ClusterConfig) -> None:
+        """Write atomically; never replace a newer generation (another process's)."""
+        path = self.file_for(topology.cluster_id)
+        held = self._read(path)
+        if held is not None and held[0].cluster_id == topology.cluster_id \
+                and held[0].generation > topology.generation:
+            return
+        seeds = sorted(set(self.seeds) | set(held[1] if held is not None else []))
+        data = json.dumps({"seeds": seeds, "topology": topology.to_dict()}, indent=1)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(temporary, "w") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temporary, path)
+        except OSError as exc:
+            log.warning("could not cache the topology at %s: %s", path, exc)
+            temporary.unlink(missing_ok=True)
+
+    @staticmethod
+    def _read(path: Path) -> tuple[ClusterConfig, list[str]] | None:
+        try:
+            data = json.loads(path.read_text())
+            if isinstance(data, dict) and "topology" in data:  # seeds + topology
+                seeds = data.get("seeds")
+                return (validate(topology_from_dict(data["topology"])),
+                        [s for s in seeds if isinstance(s, str)] if isinstance(seeds, list)
+                        else [])
+            return validate(topology_from_dict(data)), []  # the first version: topology only
+        except (OSError, ValueError, AtollError):
+            return None
+
+
+# --- I/O helpers (blocking; run in the router's threads) -------------------------------
+_HTTP = urllib3.PoolManager(num_pools=64, maxsize=4, retries=False)
 
 
 def _http_get_json(url: str, timeout_s: float) -> Any:
-    with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310 - http only
-        return json.loads(response.read())
+    """GET a JSON document (never through an HTTP proxy from the environment: the
+    topology and probes go straight to the addresses)."""
+    response = _HTTP.request("GET", url, timeout=urllib3.Timeout(total=timeout_s),
+                             preload_content=False)
+    try:
+        if response.status != 200:
+            raise ValueError(f"HTTP {response.status} from {url}")
+        data = response.read(MAX_TOPOLOGY_BYTES + 1)
+    finally:
+        response.release_conn()
+    if len(data) > MAX_TOPOLOGY_BYTES:
+        raise ValueError(f"topology from {url} is too large")
+    return json.loads(data)
 
 
+def _http_probe(url: str, timeout_s: float) -> None:
+    """Raise unless `url` answers 200 within `timeout_s`."""
+    response = _HTTP.request("GET", url, timeout=urllib3.Timeout(total=timeout_s))
+    if response.status != 200:
+        raise ValueError(f"HTTP {response.status}")
+
+
+_FETCH_ERRORS = (OSError, ValueError, AtollError, urllib3.exceptions.HTTPError)
+
+
+# --- the router ------------------------------------------------------------------------
 class Router:
-    """Topology, health and route for one client or proxy. Thread-safe."""
+    """Topology, health and route for one client or proxy. Thread-safe.
+
+    Starts its background threads (probes, topology refresh) unless `start=False`
+    (tests drive `probe_all` and `refresh_topology` by hand then)."""
 
     def __init__(self, seeds: Sequence[str], region_preference: Sequence[str] = (),
                  cache_path: str | Path | None = None, *,
                  probe_interval_s: float = PROBE_INTERVAL_S,
-                 fetch: Callable[[str, float], Any] = _http_get_json) -> None:
+                 probe_timeout_s: float = PROBE_TIMEOUT_S,
+                 refresh_s: float = TOPOLOGY_REFRESH_S,
+                 cache_dir: str | Path | None = None,
+                 fetch: Callable[[str, float], Any] = _http_get_json,
+                 probe: Callable[[str, float], None] = _http_probe,
+                 start: bool = True) -> None:
         if not seeds:
             raise ValueError("at least one seed endpoint is needed")
         self.seeds = [s.rstrip("/") for s in seeds]
         self.preference = list(region_preference)
-        self.cache_path = Path(cache_path) if cache_path else default_cache_path(self.seeds)
+        self.cache = TopologyCache(self.seeds, cache_path, cache_dir)
         self.probe_interval_s = probe_interval_s
+        self.probe_timeout_s = probe_timeout_s
+        self.refresh_s = refresh_s
         self._fetch = fetch
+        self._probe = probe
         self._lock = threading.Lock()
         self.health: dict[str, RegionHealth] = {}
         self.metrics = Metrics()
+        self.last_served = threading.local()  # per thread: .region that answered last
         self.topology: ClusterConfig = self._discover()
         self._sync_health()
         self._stop = threading.Event()
-        self._last_refresh = time.monotonic()
-        self._thread = threading.Thread(target=self._run, name="atoll-router", daemon=True)
-        self._thread.start()
+        self._threads: list[threading.Thread] = []
+        if start:
+            for target, name in ((self._probe_loop, "atoll-probes"),
+                                 (self._refresh_loop, "atoll-topology")):
+                thread = threading.Thread(target=target, name=name, daemon=True)
+                thread.start()
+                self._threads.append(thread)
 
     # --- topology ----------------------------------------------------------------------
+    def _fetch_topology(self, endpoint: str) -> ClusterConfig:
+        return validate(topology_from_dict(
+            self._fetch(endpoint + "/_atoll/topology", DISCOVERY_TIMEOUT_S)))
+
     def _discover(self) -> ClusterConfig:
-        cached = self._load_cache()
         for seed in self.seeds:
             try:
-                found = validate(topology_from_dict(
-                    self._fetch(seed + "/_atoll/topology", DISCOVERY_TIMEOUT_S)))
-            except (OSError, ValueError, AtollError) as exc:
+                found = self._fetch_topology(seed)
+            except _FETCH_ERRORS as exc:
                 log.info("seed %s did not give a topology: %s", seed, exc)
                 continue
-            if cached is None or found.generation >= cached.generation:
-                self._save_cache(found)
-                return found
-            return cached  # a seed serving an older generation does not win
+            cached = self.cache.load(found.cluster_id)
+            self.cache.save(found)  # keeps a newer cached generation
+            if cached is not None and cached.generation > found.generation:
+                log.warning("seed %s serves topology generation %d, older than the cached "
+                            "%d: using the cached one", seed, found.generation,
+                            cached.generation)
+                return cached
+            return found
+        cached = self.cache.load_for_seeds()
         if cached is not None:
-            log.warning("no seed answered; using the cached topology (generation %d)",
-                        cached.generation)
+            log.warning("no seed answered; using the cached topology of %s (generation %d)",
+                        cached.cluster_id, cached.generation)
             return cached
+        where = self.cache.path or self.cache.directory
         raise DiscoveryError(f"no seed answered ({', '.join(self.seeds)}) and no topology "
-                             f"is cached at {self.cache_path}")
+                             f"for them is cached at {where}")
 
-    def _load_cache(self) -> ClusterConfig | None:
-        try:
-            return validate(topology_from_dict(json.loads(self.cache_path.read_text())))
-        except (OSError, ValueError, AtollError):
-            return None
+    def adopt(self, proposed: ClusterConfig) -> bool:
+        """Take `proposed` if the nodes' own rule would (valid, same cluster, newer)."""
+        with self._lock:
+            outcome = decide(self.topology, proposed)
+            if not isinstance(outcome, Accept) or not outcome.changed:
+                return False
+            log.info("topology generation %d -> %d", self.topology.generation,
+                     proposed.generation)
+            self.topology = proposed
+            self._sync_health()
+        self.cache.save(proposed)
+        return True
 
-    def _save_cache(self, topology: ClusterConfig) -> None:
-        try:
-            self.cache_path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = self.cache_path.with_suffix(f".tmp{os.getpid()}")
-            temporary.write_text(json.dumps(topology.to_dict()))
-            os.replace(temporary, self.cache_path)
-        except OSError as exc:
-            log.warning("could not cache the topology at %s: %s", self.cache_path, exc)
-
-    def _refresh_topology(self) -> None:
-        sources = [e for r in self.ordered_regions() for e in r.client_endpoints] + self.seeds
-        for source in sources:
+    def refresh_topology(self) -> bool:
+        """Ask the regions (healthy first), then the seeds, for a newer topology."""
+        sources = [e for _, e in self.candidates()] + self.seeds
+        for source in dict.fromkeys(sources):
             try:
-                found = validate(topology_from_dict(
-                    self._fetch(source + "/_atoll/topology", DISCOVERY_TIMEOUT_S)))
-            except (OSError, ValueError, AtollError):
+                found = self._fetch_topology(source)
+            except _FETCH_ERRORS:
                 continue
-            with self._lock:
-                if (found.cluster_id == self.topology.cluster_id
-                        and found.generation > self.topology.generation):
-                    log.info("topology generation %d -> %d", self.topology.generation,
-                             found.generation)
-                    self.topology = found
-                    self._sync_health()
-                    self._save_cache(found)
-            return
+            return self.adopt(found)
+        return False
 
-    def _sync_health(self) -> None:
-        for region in self.topology.regions:
-            self.health.setdefault(region.id, RegionHealth())
+    def _sync_health(self) -> None:  # with the lock held (or before the threads start)
+        ids = set(self.topology.region_ids())
+        for region_id in ids:
+            self.health.setdefault(region_id, RegionHealth())
+        for region_id in [r for r in self.health if r not in ids]:
+            del self.health[region_id]  # the region left the cluster
+
+    def _refresh_loop(self) -> None:
+        while not self._stop.wait(self.refresh_s):
+            try:
+                self.refresh_topology()
+            except Exception:  # never let the refresher die
+                log.exception("topology refresh failed")
 
     # --- health ------------------------------------------------------------------------
-    def _run(self) -> None:
-        while not self._stop.wait(self.probe_interval_s):
-            self.probe_all()
-            if time.monotonic() - self._last_refresh > TOPOLOGY_REFRESH_S:
-                self._last_refresh = time.monotonic()
-                self._refresh_topology()
+    def _probe_loop(self) -> None:
+        """Probe every region each interval, in parallel: one hung region must not delay
+        the verdict on the others. A region whose last probe is still running is skipped."""
+        running: dict[str, Future[None]] = {}
+        with ThreadPoolExecutor(MAX_PROBE_THREADS, thread_name_prefix="atoll-probe") as pool:
+            while not self._stop.is_set():
+                for region in self.topology.regions:
+                    previous = running.get(region.id)
+                    if previous is None or previous.done():
+                        running[region.id] = pool.submit(self.probe_region, region)
+                if self._stop.wait(self.probe_interval_s):
+                    break
 
     def probe_all(self) -> None:
         for region in self.topology.regions:
-            started = time.monotonic()
-            error = None
-            for endpoint in region.client_endpoints:
-                try:
-                    with urllib.request.urlopen(endpoint + "/health",  # noqa: S310
-                                                timeout=PROBE_TIMEOUT_S) as response:
-                        response.read()
-                    error = None
-                    break
-                except (OSError, urllib.error.URLError) as exc:
-                    error = str(exc)
-            latency_ms = round((time.monotonic() - started) * 1000, 2)
-            with self._lock:
-                health = self.health.setdefault(region.id, RegionHealth())
-                health.probes += 1
-                if error is None:
+            self.probe_region(region)
+
+    def probe_region(self, region: RegionConfig) -> None:
+        started = time.monotonic()
+        error: str | None = None
+        for endpoint in region.client_endpoints:
+            try:
+                self._probe(endpoint + "/health", self.probe_timeout_s)
+                error = None
+                break
+            except Exception as exc:  # any failure is a failed probe
+                error = f"{type(exc).__name__}: {exc}"
+        self.record_probe(region.id, error, (time.monotonic() - started) * 1000)
+
+    def record_probe(self, region_id: str, error: str | None, latency_ms: float) -> None:
+        with self._lock:
+            health = self.health.get(region_id)
+            if health is None:
+                return  # left the topology meanwhile
+            health.probes += 1
+            if error is None:
+                health.consecutive_failures = 0
+                health.consecutive_successes += 1
+                health.last_latency_ms = round(latency_ms, 2)
+                if not health.healthy and health.consecutive_successes >= RECOVERY_PROBES:
                     health.healthy = True
-                    health.consecutive_failures = 0
-                    health.last_latency_ms = latency_ms
-                else:
-                    health.healthy = False
-                    health.probe_failures += 1
-                    health.consecutive_failures += 1
-                    health.last_error = error
+                    log.info("region %s is healthy again", region_id)
+            else:
+                health.probe_failures += 1
+                health.consecutive_failures += 1
+                health.consecutive_successes = 0
+                health.last_error = error
+                if health.healthy:
+                    log.warning("region %s failed a probe: %s", region_id, error)
+                health.healthy = False
+
+    def failure_marks(self, region_id: str) -> int:
+        with self._lock:
+            health = self.health.get(region_id)
+            return health.failure_marks if health is not None else 0
+
+    def failed_since(self, region_id: str, marks: int) -> bool:
+        """Has the region failed a probe (or another request) since `marks` was taken,
+        and is it unhealthy now? A request waiting on it should give up then."""
+        with self._lock:
+            health = self.health.get(region_id)
+            return health is not None and not health.healthy and health.failure_marks > marks
 
     def mark_failed(self, region_id: str, error: str) -> None:
         with self._lock:
-            health = self.health.setdefault(region_id, RegionHealth())
+            health = self.health.get(region_id)
+            if health is None:
+                return
+            if health.healthy:
+                log.warning("region %s failed a request: %s", region_id, error)
             health.healthy = False
+            health.consecutive_successes = 0
             health.requests_failed += 1
             health.last_error = error
 
     def mark_served(self, region_id: str, first_choice: str) -> None:
+        self.last_served.region = region_id
         with self._lock:
             metrics = self.metrics
             metrics.requests += 1
@@ -261,6 +464,7 @@ class Router:
                 metrics.route = region_id
 
     def mark_surfaced(self) -> None:
+        self.last_served.region = None
         with self._lock:
             self.metrics.requests += 1
             self.metrics.errors_surfaced += 1
@@ -270,32 +474,106 @@ class Router:
             self.metrics.retries += 1
 
     # --- routing -----------------------------------------------------------------------
-    def ordered_regions(self) -> list[Any]:
-        regions = list(self.topology.regions)
+    def ordered_regions(self) -> list[RegionConfig]:
         rank = {r: i for i, r in enumerate(self.preference)}
-        return sorted(regions, key=lambda r: rank.get(r.id, len(rank)))
+        return sorted(self.topology.regions, key=lambda r: rank.get(r.id, len(rank)))
 
     def candidates(self) -> list[tuple[str, str]]:
         """(region id, client endpoint) to try in order: healthy regions by preference,
         then the others."""
         with self._lock:
             ordered = self.ordered_regions()
-            healthy = [r for r in ordered if self.health.get(r.id, RegionHealth()).healthy]
-            rest = [r for r in ordered if r not in healthy]
+            healthy = [r for r in ordered if self.health[r.id].healthy]
+            rest = [r for r in ordered if not self.health[r.id].healthy]
         return [(r.id, e) for r in healthy + rest for e in r.client_endpoints]
+
+    def failover(self, operation: str, body: bytes, budget_s: float = FAILOVER_BUDGET_S,
+                 clock: Callable[[], float] = time.monotonic) -> Failover:
+        return Failover(self, operation, body, budget_s, clock)
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             metrics = self.metrics
-            return {"route": metrics.route, "requests": metrics.requests,
-                    "failovers": metrics.failovers, "retries": metrics.retries,
-                    "errors_surfaced": metrics.errors_surfaced,
+            ordered = self.ordered_regions()
+            preferred = next((r.id for r in ordered if self.health[r.id].healthy), None)
+            return {"route": metrics.route, "preferred_healthy": preferred,
+                    "requests": metrics.requests, "failovers": metrics.failovers,
+                    "retries": metrics.retries, "errors_surfaced": metrics.errors_surfaced,
                     "route_changes": metrics.route_changes,
                     "served_by": dict(metrics.served_by),
                     "topology_generation": self.topology.generation,
                     "cluster_id": self.topology.cluster_id,
-                    "preference": [r.id for r in self.ordered_regions()],
-                    "regions": {k: v.as_dict() for k, v in self.health.items()}}
+                    "preference": [r.id for r in ordered],
+                    "regions": {r.id: self.health[r.id].as_dict() for r in ordered}}
 
     def close(self) -> None:
         self._stop.set()
+
+
+class Outcome(enum.Enum):
+    NOT_SENT = "not sent"  # connection refused / connect timeout / name not resolved
+    NO_ANSWER = "no answer"  # sent (maybe partly) but no complete answer: may have acted
+    SERVER_ERROR = "server error"  # a 5xx answer
+    ABANDONED = "abandoned"  # the region's probes failed while we waited for its answer
+
+
+class Failover:
+    """One request's way through the regions. The caller does the I/O:
+
+        trip = router.failover(operation, body)
+        for region, endpoint in trip:            # stops when the budget is spent
+            ...send, waiting at most trip.remaining_s(), giving up if trip.abandon(region)
+            on an answer below 500: trip.served(region); return it
+            on a failure: if not trip.failed(region, outcome, error): break
+        trip.surfaced()                          # then raise / return the last failure
+    """
+
+    def __init__(self, router: Router, operation: str, body: bytes, budget_s: float,
+                 clock: Callable[[], float]) -> None:
+        self.router = router
+        self.operation = operation
+        self.body = body
+        self.clock = clock
+        self.deadline = clock() + budget_s
+        self.candidates = router.candidates()
+        self.first = self.candidates[0][0]
+        self._marks = 0
+        self._safe: bool | None = None  # decided lazily: most requests succeed at once
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        for attempt, (region, endpoint) in enumerate(self.candidates):
+            if attempt:
+                if self.clock() >= self.deadline:
+                    return
+                self.router.mark_retry()
+            self._marks = self.router.failure_marks(region)
+            yield region, endpoint
+
+    def remaining_s(self) -> float:
+        return max(0.0, self.deadline - self.clock())
+
+    def abandon(self, region: str) -> bool:
+        """Give up waiting on `region`? Only when its probes failed since this attempt
+        began and sending elsewhere is safe (otherwise we wait for its answer)."""
+        return self.router.failed_since(region, self._marks) and self.safe
+
+    @property
+    def safe(self) -> bool:
+        if self._safe is None:
+            try:
+                request = json.loads(self.body) if self.body else {}
+            except ValueError:
+                request = None
+            self._safe = isinstance(request, dict) and retry_safe(self.operation, request)
+        return self._safe
+
+    def failed(self, region: str, outcome: Outcome, error: str) -> bool:
+        """Record a failed attempt; True: try the next candidate."""
+        self.router.mark_failed(region, f"{outcome.value}: {error}")
+        return outcome is Outcome.NOT_SENT or self.safe
+
+    def served(self, region: str) -> None:
+        self.router.mark_served(region, self.first)
+
+    def surfaced(self) -> None:
+        self.router.mark_surfaced()

@@ -17,7 +17,9 @@ Theory of operation
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -120,6 +122,13 @@ def _local_table(txn: WriteTxn, name: str) -> TableDef | None:
     return table
 
 
+# A deliberate defect, for the drill's proof that its checker can fail
+# (tests/integration/test_drill.py): with ATOLL_FAULT_DROP_EVERY=N in a node's
+# environment, it silently skips every Nth replicated item write. Never set otherwise.
+_DROP_EVERY = int(os.environ.get("ATOLL_FAULT_DROP_EVERY") or 0)
+_applied_item_writes = itertools.count(1)
+
+
 def apply_job(engine: Engine, changes: list[tuple[Change, bytes]]):  # type: ignore[no-untyped-def]
     """A write job applying `changes` (decoded, checksum-verified, with their frames)."""
 
@@ -173,6 +182,8 @@ def apply_job(engine: Engine, changes: list[tuple[Change, bytes]]):  # type: ign
                 states.pop(name, None)
             for key, stored in effects.items.items():
                 table = local(key[0])
+                if _DROP_EVERY and next(_applied_item_writes) % _DROP_EVERY == 0:
+                    continue  # the injected defect (see _DROP_EVERY)
                 if table is not None:
                     _apply_item(engine, txn, table, key[1], key[2], stored, rows.get(key))
             for conflict in effects.conflicts:

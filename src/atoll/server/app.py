@@ -21,6 +21,7 @@ import orjson
 from atoll import __version__
 from atoll.api.dispatch import Api
 from atoll.engine import Engine
+from atoll.engine.engine import wall_clock_ms
 from atoll.errors import ValidationError
 from atoll.node.replicator import Replicator
 from atoll.node.topology import (
@@ -48,6 +49,10 @@ class NodeConfig:
     region: str = "local"
     ttl_interval_s: float = 30.0
     cluster: ClusterConfig | None = None
+    # where the peer listener binds when it differs from the advertised peer endpoint
+    # (a fault-injecting proxy sits at the advertised one: `atoll drill`)
+    peer_listen: tuple[str, int] | None = None
+    clock_offset_ms: int = 0  # added to the wall clock (clock-skew drills)
 
 
 def _database_path(config: NodeConfig) -> tuple[str, str | None]:
@@ -67,7 +72,9 @@ class Node:
         self.config = config
         path, self._tmp_dir = _database_path(config)
         self.storage = SqliteStorage(path, durable=not config.in_memory, region=config.region)
-        self.engine = Engine(self.storage, region=config.region)
+        offset = config.clock_offset_ms
+        self.engine = Engine(self.storage, region=config.region, **(
+            {"now_ms": lambda: wall_clock_ms() + offset} if offset else {}))
         self.engine.ttl_interval_s = config.ttl_interval_s
         self.engine.endpoint_address = f"{config.host}:{config.port}"
         self.api = Api(self.engine)
@@ -98,7 +105,8 @@ class Node:
         # this node listens where its region's first peer endpoint says (at start-up: a
         # change of its own peer endpoint takes effect at the next restart)
         own = topology if topology.has_region(self.config.region) else configured
-        self.peer_address = own.region(self.config.region).peer_address
+        self.peer_address = (self.config.peer_listen
+                             or own.region(self.config.region).peer_address)
         self.topology = TopologyKeeper(self.config.region, topology, file,
                                        self._topology_changed)
         return topology
@@ -144,7 +152,12 @@ class Node:
         if path == "/_atoll/status":
             return 200, orjson.dumps(self.status()), b"application/json"
         if path.startswith("/_atoll/conflicts"):
-            return 200, orjson.dumps(self.conflicts()), b"application/json"
+            # /_atoll/conflicts[/after/<id>]: 1000 records at a time, oldest first
+            after = path.removeprefix("/_atoll/conflicts").removeprefix("/after/").strip("/")
+            if after and not after.isdigit():
+                return 400, b'{"message":"expected /_atoll/conflicts/after/<id>"}', \
+                    b"application/json"
+            return 200, orjson.dumps(self.conflicts(int(after or 0))), b"application/json"
         if path == TOPOLOGY_PATH:
             if self.topology is None:
                 return 404, b'{"message":"this node is not part of a cluster"}', b"application/json"
@@ -165,8 +178,8 @@ class Node:
             status["topology"] = self.topology.status()
         return status
 
-    def conflicts(self, limit: int = 1000) -> dict[str, Any]:
-        rows = self.storage.conflicts(0, limit)
+    def conflicts(self, after_id: int = 0, limit: int = 1000) -> dict[str, Any]:
+        rows = self.storage.conflicts(after_id, limit)
         return {"region": self.config.region, "conflicts": [
             {"id": i, "detected_ms": t, "table": n, **orjson.loads(r)} for i, t, n, r in rows]}
 

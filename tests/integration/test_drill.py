@@ -1,0 +1,54 @@
+"""Short drills of every scenario against real clusters, asserting the invariants; and a
+deliberately broken replica, which the drill must catch and name."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from atoll.drill.runner import SCENARIOS, DrillOptions, run_scenario
+from tests.support import REPO
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_short_drill_keeps_every_acknowledged_write(scenario: str, tmp_path: Path) -> None:
+    result = run_scenario(scenario, DrillOptions(duration_s=6, rate=60, seed=7, root=tmp_path))
+    check = result["check"]
+    assert check["acknowledged_writes"] > 50
+    assert check["acknowledged_writes_lost"] == 0, check["lost_examples"]
+    assert check["divergent_items"] == 0, check["divergent_examples"]
+    assert check["phantom_reads"] == 0 and check["counter_problems"] == 0
+    assert result["converge_after_stop_s"] is not None
+    failover = result["clients"]["failover"]
+    assert failover["read_errors"] == 0
+    assert failover["longest_gap_s"] <= 2.0
+    if scenario == "dns-empty":  # the naive client, by name, did fail
+        assert result["clients"]["naive"]["succeeded"] < result["clients"]["naive"]["attempted"]
+    assert result["passed"]
+
+
+def test_the_drill_catches_a_replica_that_drops_changes(tmp_path: Path) -> None:
+    result = run_scenario("slow-wan", DrillOptions(
+        duration_s=6, rate=60, seed=7, root=tmp_path, converge_timeout_s=5,
+        env={"ATOLL_FAULT_DROP_EVERY": "10"}))
+    check = result["check"]
+    assert not result["passed"]
+    assert check["acknowledged_writes_lost"] > 0 and check["divergent_items"] > 0
+    lost = check["lost_examples"][0]
+    assert {"region", "table", "key", "acknowledged_value"} <= set(lost)
+
+
+def test_cli_writes_the_report_and_exits_zero(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "atoll", "drill", "partition", "--duration", "5s", "--rate", "40",
+         "--report", str(tmp_path / "report"), "--data-dir", str(tmp_path / "data")],
+        cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "drill PASSED" in done.stdout and "lost 0" in done.stdout
+    report = json.loads((tmp_path / "report" / "drill.json").read_text())
+    assert report["passed"] and report["scenarios"][0]["scenario"] == "partition"
+    assert "<svg" in (tmp_path / "report" / "drill.html").read_text()
