@@ -4,14 +4,16 @@
     ddb = atoll.client.boto3_client(seeds=["http://127.0.0.1:8000", "http://127.0.0.1:8001"],
                                     region_preference=["us-east", "eu-west"])
     ddb.put_item(TableName="t", Item={...})     # a normal boto3 DynamoDB client
+    atoll.client.metrics(ddb)                   # route, failovers, per-region probes
 
-routing.py  topology discovery and cache, health probes, failover rules (shared)
+routing.py  topology discovery and cache, health probes, failover rules (shared, no
+            request I/O of its own)
 boto.py     the boto3 client/resource (a botocore before-send hook)
 proxy.py    `atoll proxy`: the same rules for any SDK, as a local HTTP sidecar
 """
 
-from atoll.client.boto import boto3_client, boto3_resource, close, metrics
+from atoll.client.boto import boto3_client, boto3_resource, close, metrics, router
 from atoll.client.routing import DiscoveryError, Router, retry_safe
 
 __all__ = ["DiscoveryError", "Router", "boto3_client", "boto3_resource", "close", "metrics",
-           "retry_safe"]
+           "retry_safe", "router"]
