@@ -94,7 +94,7 @@ def test_plain_boto3_through_the_proxy_survives_a_killed_region_and_returns(
     assert work.read_errors == []
     assert m["served_by"].get("eu-west", 0) > 0
     with urllib.request.urlopen(proxy.url + "/metrics", timeout=2) as response:
-        assert b'atoll_proxy_route{region="us-east"} 1' in response.read()
+        assert b'atoll_proxy_route{region="us-east"} 1.0' in response.read()
 
 
 def test_the_aws_cli_and_an_empty_dns_record_through_the_proxy(

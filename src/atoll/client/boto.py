@@ -231,7 +231,7 @@ def _attach(client: Any, router: Router, transport: FailoverTransport) -> None:
 def _build(factory: str, seeds: Sequence[str], region_preference: Sequence[str],
            cache_path: str | Path | None, connect_timeout_s: float, budget_s: float,
            boto3_kwargs: dict[str, Any]) -> Any:
-    router = Router(seeds, region_preference, cache_path)
+    router = boto3_kwargs.pop("router", None) or Router(seeds, region_preference, cache_path)
     session = boto3_kwargs.pop("session", None) or boto3.session.Session()
     settings = _client_settings(boto3_kwargs, connect_timeout_s, budget_s)
     # botocore needs an endpoint to sign for; the hook decides where requests go
@@ -253,7 +253,9 @@ def boto3_client(seeds: Sequence[str], region_preference: Sequence[str] = (),
     topology. region_preference: region ids, nearest first (others follow).
     cache_path: where to keep the last good topology (default ~/.cache/atoll/<cluster>.json).
     Other keyword arguments go to `boto3.client` (credentials default to dummies; a
-    `session=` is used instead of boto3's default one)."""
+    `session=` is used instead of boto3's default one; `router=` shares one Router —
+    one topology and one set of probes — between several clients, and then seeds,
+    region_preference and cache_path are ignored)."""
     return _build("client", seeds, region_preference, cache_path, connect_timeout_s,
                   failover_budget_s, boto3_kwargs)
 

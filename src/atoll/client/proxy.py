@@ -2,10 +2,17 @@
 
 Each DynamoDB request (a POST with `X-Amz-Target`) is forwarded, body unchanged, to the
 region the Router chooses — the same topology, health probes and failover rules as the
-boto3 failover client (routing.py). Upstream connections are kept alive, a small pool per
-region endpoint. `GET /health` answers probes of the proxy itself; `GET /_atoll/proxy/metrics`
-shows the route, failovers and per-region probe results as JSON, `GET /metrics` the same in
-Prometheus text format.
+boto3 failover client (routing.py: `Failover` decides, this module does the asyncio
+I/O). Upstream connections are kept alive, a bounded idle pool per region endpoint; an
+idle connection the region has closed (it restarted) is never sent on.
+
+While a request waits for a region's answer, the proxy looks at that region's probes
+every WAIT_SLICE_S: if they fail meanwhile (a hung process, a black-holed network) and
+the request may be sent twice, it goes to the next region at once.
+
+`GET /health` answers probes of the proxy itself; `GET /_atoll/proxy/metrics` shows the
+route, failovers and per-region probe results as JSON, `GET /metrics` the same in the
+Prometheus text format (prometheus_client).
 """
 
 from __future__ import annotations
@@ -13,23 +20,27 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
 
 import orjson
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from atoll.client.routing import Router, retry_safe
+from atoll.client.routing import FAILOVER_BUDGET_S, Failover, Outcome, Router
 from atoll.node.httpclient import HttpClient, PeerHttpError
 from atoll.server.http import HttpServer
 
 log = logging.getLogger(__name__)
 
-POOL_SIZE = 16
-REQUEST_TIMEOUT_S = 10.0
-FAILOVER_BUDGET_S = 5.0
+IDLE_PER_ENDPOINT = 64
+WAIT_SLICE_S = 0.05
 _UNAVAILABLE = orjson.dumps({
     "__type": "com.amazon.coral.service#ServiceUnavailableException",
     "message": "No region could take the request (atoll proxy)"})
+
+
+class _Abandoned(Exception):
+    pass
 
 
 class _Pool:
@@ -39,67 +50,76 @@ class _Pool:
         self.endpoint = endpoint
         self.idle: list[HttpClient] = []
 
-    async def send(self, target: str, body: bytes) -> tuple[int, bytes]:
-        client = self.idle.pop() if self.idle else HttpClient(self.endpoint)
-        try:
-            result = await client.request(
-                "POST", "/", body, REQUEST_TIMEOUT_S,
-                {"X-Amz-Target": target, "Content-Type": "application/x-amz-json-1.0"})
-        except PeerHttpError:
+    def take(self) -> HttpClient:
+        while self.idle:
+            client = self.idle.pop()
+            if not client.closed_by_peer:
+                return client
             client.close()
-            raise
-        if len(self.idle) < POOL_SIZE:
+        return HttpClient(self.endpoint)
+
+    def give_back(self, client: HttpClient) -> None:
+        if len(self.idle) < IDLE_PER_ENDPOINT:
             self.idle.append(client)
         else:
             client.close()
-        return result
 
 
 class Proxy:
-    def __init__(self, router: Router) -> None:
+    def __init__(self, router: Router, budget_s: float = FAILOVER_BUDGET_S) -> None:
         self.router = router
+        self.budget_s = budget_s
         self.pools: dict[str, _Pool] = {}
         self.http = HttpServer(self.forward, self.get)
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(_RouterCollector(router))
 
     async def forward(self, target: str | None, body: bytes) -> tuple[int, bytes]:
-        operation = (target or "").rpartition(".")[2]
-        candidates = self.router.candidates()
-        first = candidates[0][0]
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + FAILOVER_BUDGET_S
-        safe: bool | None = None
+        trip = self.router.failover((target or "").rpartition(".")[2], body, self.budget_s)
         last: tuple[int, bytes] = (503, _UNAVAILABLE)
-        for attempt, (region, endpoint) in enumerate(candidates):
-            if attempt:
-                if loop.time() > deadline:
-                    break
-                self.router.mark_retry()
-            pool = self.pools.get(endpoint)
-            if pool is None:
-                pool = self.pools[endpoint] = _Pool(endpoint)
+        for region, endpoint in trip:
             try:
-                status, answer = await pool.send(target or "", body)
+                status, answer = await self._attempt(trip, region, endpoint, target or "", body)
             except PeerHttpError as exc:
-                self.router.mark_failed(region, str(exc))
-                if not exc.sent:
-                    continue  # never reached the region: always safe elsewhere
-                if safe is None:
-                    safe = _safe(operation, body)
-                if safe:
+                outcome = Outcome.NO_ANSWER if exc.sent else Outcome.NOT_SENT
+                if trip.failed(region, outcome, str(exc)):
                     continue
                 break
-            if status >= 500:
-                self.router.mark_failed(region, f"HTTP {status}")
-                last = (status, answer)
-                if safe is None:
-                    safe = _safe(operation, body)
-                if safe:
+            except _Abandoned:
+                if trip.failed(region, Outcome.ABANDONED, "its probes failed while waiting"):
                     continue
                 break
-            self.router.mark_served(region, first)
-            return status, answer
-        self.router.mark_surfaced()
+            if status < 500:
+                trip.served(region)
+                return status, answer
+            last = (status, answer)
+            if not trip.failed(region, Outcome.SERVER_ERROR, f"HTTP {status}"):
+                break
+        trip.surfaced()
         return last
+
+    async def _attempt(self, trip: Failover, region: str, endpoint: str, target: str,
+                       body: bytes) -> tuple[int, bytes]:
+        pool = self.pools.get(endpoint)
+        if pool is None:
+            pool = self.pools[endpoint] = _Pool(endpoint)
+        client = pool.take()
+        request = asyncio.ensure_future(client.request(
+            "POST", "/", body, max(trip.remaining_s(), 0.01), {"X-Amz-Target": target}))
+        try:
+            while True:
+                done, _ = await asyncio.wait((request,), timeout=WAIT_SLICE_S)
+                if done:
+                    break
+                if trip.abandon(region):
+                    request.cancel()
+                    raise _Abandoned()
+            result = request.result()
+        except BaseException:
+            client.close()
+            raise
+        pool.give_back(client)
+        return result
 
     def get(self, path: str) -> tuple[int, bytes, bytes]:
         if path == "/health":
@@ -107,43 +127,64 @@ class Proxy:
         if path == "/_atoll/proxy/metrics":
             return 200, orjson.dumps(self.router.snapshot()), b"application/json"
         if path == "/metrics":
-            return 200, prometheus_text(self.router.snapshot()).encode(), b"text/plain"
+            return 200, generate_latest(self.registry), b"text/plain; version=0.0.4"
         return 404, b'{"message":"not found"}', b"application/json"
 
-
-def _safe(operation: str, body: bytes) -> bool:
-    try:
-        request = orjson.loads(body) if body else {}
-    except orjson.JSONDecodeError:
-        return False
-    return isinstance(request, dict) and retry_safe(operation, request)
+    def close(self) -> None:
+        for pool in self.pools.values():
+            for client in pool.idle:
+                client.close()
+            pool.idle.clear()
 
 
-def prometheus_text(snapshot: dict[str, Any]) -> str:
-    lines = [
-        "# TYPE atoll_proxy_requests_total counter",
-        f"atoll_proxy_requests_total {snapshot['requests']}",
-        "# TYPE atoll_proxy_failovers_total counter",
-        f"atoll_proxy_failovers_total {snapshot['failovers']}",
-        "# TYPE atoll_proxy_errors_surfaced_total counter",
-        f"atoll_proxy_errors_surfaced_total {snapshot['errors_surfaced']}",
-        "# TYPE atoll_proxy_region_healthy gauge",
-    ]
-    for region, health in snapshot["regions"].items():
-        lines.append(f'atoll_proxy_region_healthy{{region="{region}"}} {int(health["healthy"])}')
-    lines.append("# TYPE atoll_proxy_route gauge")
-    for region in snapshot["regions"]:
-        lines.append(f'atoll_proxy_route{{region="{region}"}} '
-                     f'{int(snapshot["route"] == region)}')
-    return "\n".join(lines) + "\n"
+class _RouterCollector:
+    """Prometheus metrics read from the router's snapshot at scrape time."""
+
+    def __init__(self, router: Router) -> None:
+        self.router = router
+
+    def collect(self) -> Iterator[Metric]:
+        snapshot = self.router.snapshot()
+        for name, help_text in (
+                ("requests", "Requests answered or failed through the proxy"),
+                ("failovers", "Requests answered by another region than the first tried"),
+                ("retries", "Attempts after a request's first"),
+                ("errors_surfaced", "Requests no region could answer (or unsafe to retry)"),
+                ("route_changes", "Times the answering region changed")):
+            yield CounterMetricFamily(f"atoll_proxy_{name}", help_text, value=snapshot[name])
+        route = GaugeMetricFamily("atoll_proxy_route", "1 for the region that answered the "
+                                  "latest request", labels=["region"])
+        served = CounterMetricFamily("atoll_proxy_served", "Requests answered per region",
+                                     labels=["region"])
+        healthy = GaugeMetricFamily("atoll_proxy_region_healthy", "1 when the region's "
+                                    "probes pass", labels=["region"])
+        latency = GaugeMetricFamily("atoll_proxy_region_probe_latency_seconds",
+                                    "Latency of the last good probe", labels=["region"])
+        failing = GaugeMetricFamily("atoll_proxy_region_consecutive_failures",
+                                    "Probes failed in a row", labels=["region"])
+        probe_failures = CounterMetricFamily("atoll_proxy_region_probe_failures",
+                                             "Failed probes", labels=["region"])
+        for region, health in snapshot["regions"].items():
+            route.add_metric([region], int(snapshot["route"] == region))
+            served.add_metric([region], snapshot["served_by"].get(region, 0))
+            healthy.add_metric([region], int(health["healthy"]))
+            if health["last_latency_ms"] is not None:
+                latency.add_metric([region], health["last_latency_ms"] / 1000)
+            failing.add_metric([region], health["consecutive_failures"])
+            probe_failures.add_metric([region], health["probe_failures"])
+        yield from (route, served, healthy, latency, failing, probe_failures)
+        yield GaugeMetricFamily("atoll_proxy_topology_generation",
+                                "Generation of the topology in use",
+                                value=snapshot["topology_generation"])
 
 
 async def run_proxy(host: str, port: int, seeds: Sequence[str], prefer: Sequence[str],
-                    cache_path: str | None = None) -> None:
+                    cache_path: str | None = None, budget_s: float = FAILOVER_BUDGET_S) -> None:
     router = await asyncio.to_thread(Router, seeds, prefer, cache_path)
-    proxy = Proxy(router)
+    proxy = Proxy(router, budget_s)
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(proxy.http.protocol, host, port, reuse_address=True)
+    server = await loop.create_server(proxy.http.protocol, host, port, reuse_address=True,
+                                      backlog=1024)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -153,5 +194,6 @@ async def run_proxy(host: str, port: int, seeds: Sequence[str], prefer: Sequence
     await stop.wait()
     server.close()
     await proxy.http.drain(5.0)
+    proxy.close()
     router.close()
     print("atoll proxy: stopped", flush=True)

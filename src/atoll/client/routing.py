@@ -559,6 +559,8 @@ class Failover:
 
     @property
     def safe(self) -> bool:
+        if self._safe is None and self.operation in READ_OPERATIONS:
+            self._safe = True  # whatever the body says
         if self._safe is None:
             try:
                 request = json.loads(self.body) if self.body else {}

@@ -72,6 +72,12 @@ class HttpClient:
     def port(self) -> int:
         return self.addresses[self._index][1]
 
+    @property
+    def closed_by_peer(self) -> bool:
+        """The peer closed this idle keep-alive connection (it restarted, or timed the
+        connection out): the next request opens a new one instead of failing on it."""
+        return self._reader is not None and self._reader.at_eof()
+
     def set_endpoints(self, endpoints: str | Sequence[str]) -> None:
         """Use these endpoints from the next request on (the current one, if still
         listed, stays preferred)."""
@@ -106,7 +112,8 @@ class HttpClient:
                         headers: dict[str, str] | None = None) -> tuple[int, bytes]:
         if self._connected_to != (self.host, self.port):
             self.close()  # the endpoints changed since this connection was opened
-        if self._writer is None or self._writer.is_closing():
+        if self._writer is None or self._writer.is_closing() or self.closed_by_peer:
+            self.close()
             self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
             self._connected_to = (self.host, self.port)
         assert self._reader is not None and self._writer is not None
