@@ -24,9 +24,10 @@ Theory of operation
 - One request (`Failover`): try the candidates in order within FAILOVER_BUDGET_S. After
   an attempt that certainly did not reach the server (connection refused, connect
   timeout, name not resolved) the next region is always tried; after one that may have
-  (no answer, connection lost mid-way, 5xx, or abandoned because the region's probes
-  failed while we waited) only if `retry_safe` says sending it again cannot apply a
-  write twice; otherwise the error surfaces.
+  (no answer, connection lost mid-way, 5xx) only if `retry_safe` says sending it again
+  cannot apply a write twice; otherwise the error surfaces. A safe request waiting for
+  an answer stops waiting when the region fails its probes meanwhile (a hung process,
+  a black-holed network) or after half the time left (a slow region), and goes on.
 """
 
 from __future__ import annotations
@@ -514,7 +515,7 @@ class Outcome(enum.Enum):
     NOT_SENT = "not sent"  # connection refused / connect timeout / name not resolved
     NO_ANSWER = "no answer"  # sent (maybe partly) but no complete answer: may have acted
     SERVER_ERROR = "server error"  # a 5xx answer
-    ABANDONED = "abandoned"  # the region's probes failed while we waited for its answer
+    ABANDONED = "abandoned"  # a safe request stopped waiting: the region failed or is slow
 
 
 class Failover:
@@ -538,24 +539,35 @@ class Failover:
         self.candidates = router.candidates()
         self.first = self.candidates[0][0]
         self._marks = 0
+        self._slow_after = self.deadline
         self._safe: bool | None = None  # decided lazily: most requests succeed at once
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         for attempt, (region, endpoint) in enumerate(self.candidates):
+            now = self.clock()
             if attempt:
-                if self.clock() >= self.deadline:
+                if now >= self.deadline:
                     return
                 self.router.mark_retry()
             self._marks = self.router.failure_marks(region)
+            # a region still silent after half of what is left is slow: leave the rest
+            # of the budget to the next one (unless this is the last)
+            last = attempt == len(self.candidates) - 1
+            self._slow_after = self.deadline if last else now + (self.deadline - now) / 2
             yield region, endpoint
 
     def remaining_s(self) -> float:
         return max(0.0, self.deadline - self.clock())
 
     def abandon(self, region: str) -> bool:
-        """Give up waiting on `region`? Only when its probes failed since this attempt
-        began and sending elsewhere is safe (otherwise we wait for its answer)."""
-        return self.router.failed_since(region, self._marks) and self.safe
+        """Give up waiting on `region`'s answer and try the next one? Only when sending
+        the request elsewhere is safe (otherwise we wait for the answer, within the
+        budget), and either the region failed its probes since this attempt began (a
+        hung process, a black-holed network) or it is slow (half of the time left
+        passed)."""
+        gone = (self.clock() >= self._slow_after
+                or self.router.failed_since(region, self._marks))
+        return gone and self.safe
 
     @property
     def safe(self) -> bool:
