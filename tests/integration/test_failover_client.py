@@ -1,11 +1,14 @@
-"""The failover client (`atoll.client.boto3_client`) against a live 3-region cluster:
-the preferred region is SIGKILLed, its DNS name stops resolving, and it comes back.
+"""The failover client (`atoll.client.boto3_client`) against a live 3-region cluster: the
+preferred region is SIGKILLed (and comes back), hung (SIGSTOP), and its DNS name stops
+resolving.
 
-Each scenario runs a bounded workload loop and measures failed requests and the longest
-interval without a successful one (printed: `pytest -s` shows the figures)."""
+Each scenario runs a bounded workload through the client — one thread of idempotent
+puts and reads, one of non-idempotent counter increments — and measures failed
+requests and the longest interval without a successful one (printed: `pytest -s`)."""
 
 from __future__ import annotations
 
+import signal
 import socket
 import threading
 import time
@@ -20,6 +23,9 @@ import atoll.client
 from tests.support import ClusterProcesses, client, create_table, wait_until
 
 REGIONS = ("us-east", "eu-west", "ap-south")
+MAX_WORKLOAD_S = 60.0
+MAX_REQUESTS = 100_000
+_ERRORS = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
 
 
 @pytest.fixture
@@ -32,61 +38,97 @@ def cluster(tmp_path: Path) -> Iterator[ClusterProcesses]:
 
 
 class Workload:
-    """Puts and gets in a thread until stopped; records every outcome's time."""
+    """Requests in two threads until stopped (bounded in time and count), every outcome
+    recorded: thread 1 puts and reads (both safe to fail over), thread 2 increments a
+    counter with UpdateItem ADD (not safe: an attempt that may have reached a region is
+    never sent again, so an increment in flight at a crash can surface an error)."""
 
-    def __init__(self, ddb: Any, table: str, max_s: float = 60.0) -> None:
-        self.ddb, self.table, self.max_s = ddb, table, max_s
+    def __init__(self, ddb: Any, table: str, counter: bool = True) -> None:
+        self.ddb, self.table = ddb, table
         self.ok: list[float] = []
         self.read_errors: list[str] = []
         self.write_errors: list[str] = []
+        self.counter_errors: list[str] = []
+        self.increments = 0
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._threads = [threading.Thread(target=self._puts_and_gets, daemon=True)]
+        if counter:
+            self._threads.append(threading.Thread(target=self._increments, daemon=True))
+        self._started = 0.0
 
-    def _run(self) -> None:
-        started = time.monotonic()
+    def _running(self, n: int) -> bool:
+        return (not self._stop.is_set() and n < MAX_REQUESTS
+                and time.monotonic() - self._started < MAX_WORKLOAD_S)
+
+    def _puts_and_gets(self) -> None:
         n = 0
-        while not self._stop.is_set() and time.monotonic() - started < self.max_s:
+        while self._running(n):
             n += 1
             key = {"pk": {"S": f"k{n % 50}"}}
             try:
                 self.ddb.put_item(TableName=self.table, Item={**key, "n": {"N": str(n)}})
                 self.ok.append(time.monotonic())
-            except botocore.exceptions.BotoCoreError as exc:
-                self.write_errors.append(repr(exc))
-            except botocore.exceptions.ClientError as exc:
+            except _ERRORS as exc:
                 self.write_errors.append(repr(exc))
             try:
                 self.ddb.get_item(TableName=self.table, Key=key)
                 self.ok.append(time.monotonic())
-            except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            except _ERRORS as exc:
                 self.read_errors.append(repr(exc))
-            time.sleep(0.005)
+            time.sleep(0.002)
+
+    def _increments(self) -> None:
+        n = 0
+        while self._running(n):
+            n += 1
+            try:
+                self.ddb.update_item(TableName=self.table, Key={"pk": {"S": "counter"}},
+                                     UpdateExpression="ADD hits :one",
+                                     ExpressionAttributeValues={":one": {"N": "1"}})
+                self.increments += 1
+                self.ok.append(time.monotonic())
+            except _ERRORS as exc:
+                self.counter_errors.append(repr(exc))
+            time.sleep(0.01)
 
     def __enter__(self) -> Workload:
-        self._thread.start()
+        self._started = time.monotonic()
+        for thread in self._threads:
+            thread.start()
         return self
 
     def __exit__(self, *_exc: Any) -> None:
         self._stop.set()
-        self._thread.join(timeout=30)
+        for thread in self._threads:
+            thread.join(timeout=30)
 
-    def longest_gap_s(self, since: float) -> float:
-        times = [since] + [t for t in self.ok if t >= since]
-        return max(b - a for a, b in zip(times, times[1:], strict=False)) if len(times) > 1 else 0.0
+    def longest_gap_s(self, since: float, until: float | None = None) -> float:
+        """The longest time between `since` and `until` (default now) with no request
+        succeeding."""
+        until = time.monotonic() if until is None else until
+        times = [since] + sorted(t for t in self.ok if since <= t <= until) + [until]
+        return max(b - a for a, b in zip(times, times[1:]))
+
+    def summary(self, since: float) -> str:
+        return (f"longest gap {self.longest_gap_s(since) * 1000:.0f} ms, errors: reads "
+                f"{len(self.read_errors)}, puts {len(self.write_errors)}, increments "
+                f"{len(self.counter_errors)} (of {self.increments} done)")
 
 
-def _failover(cluster: ClusterProcesses, tmp_path: Path) -> Any:
-    return atoll.client.boto3_client(seeds=[cluster.url(r) for r in REGIONS],
-                                     region_preference=list(REGIONS),
-                                     cache_path=tmp_path / "topology-cache.json")
+def failover_client(seeds: list[str], tmp_path: Path, **kwargs: Any) -> Any:
+    return atoll.client.boto3_client(seeds=seeds, region_preference=list(REGIONS),
+                                      cache_path=tmp_path / "topology-cache.json", **kwargs)
+
+
+def _replicated(cluster: ClusterProcesses, table: str) -> bool:
+    return all(table in client(cluster.url(r)).list_tables()["TableNames"] for r in REGIONS)
 
 
 def test_sigkill_of_the_preferred_region_fails_over_and_returns(
         cluster: ClusterProcesses, tmp_path: Path) -> None:
-    ddb = _failover(cluster, tmp_path)
+    ddb = failover_client([cluster.url(r) for r in REGIONS], tmp_path)
     table = create_table(ddb, "failover")
-    assert wait_until(lambda: all(
-        "failover" in client(cluster.url(r)).list_tables()["TableNames"] for r in REGIONS), 10)
+    assert wait_until(lambda: _replicated(cluster, table), 10)
     with Workload(ddb, table) as work:
         time.sleep(1.0)
         assert atoll.client.metrics(ddb)["route"] == "us-east"
@@ -94,18 +136,52 @@ def test_sigkill_of_the_preferred_region_fails_over_and_returns(
         cluster.nodes["us-east"].kill()
         time.sleep(3.0)
         routed = atoll.client.metrics(ddb)["route"]
+        outage = work.summary(killed_at)
         gap = work.longest_gap_s(killed_at)
-        cluster.nodes["us-east"].start()
+        errors_in_outage = (len(work.read_errors), len(work.write_errors))
+        cluster.nodes["us-east"].start()  # (c) the region is back
+        back_at = time.monotonic()
         assert wait_until(lambda: atoll.client.metrics(ddb)["route"] == "us-east", 10)
+        returned_s = time.monotonic() - back_at
         time.sleep(0.5)
     m = atoll.client.metrics(ddb)
-    print(f"\nSIGKILL: longest gap {gap * 1000:.0f} ms, read errors {len(work.read_errors)}, "
-          f"write errors {len(work.write_errors)}, failovers {m['failovers']}, "
-          f"served_by {m['served_by']}")
+    print(f"\nfailover client, SIGKILL of us-east: {outage}; route -> {routed}; "
+          f"back on us-east {returned_s * 1000:.0f} ms after it served again; "
+          f"failovers {m['failovers']}, served_by {m['served_by']}")
     assert routed == "eu-west"
     assert gap <= 2.0
-    assert work.read_errors == []
-    assert m["failovers"] > 0 and m["served_by"]["eu-west"] > 0
+    assert errors_in_outage == (0, 0)  # reads and idempotent puts: never an error
+    assert len(work.counter_errors) <= 1  # at most the increment in flight at the kill
+    assert work.read_errors == [] and work.write_errors == []
+    assert m["served_by"]["eu-west"] > 0 and m["route"] == "us-east"
+    atoll.client.close(ddb)
+
+
+def test_a_hung_preferred_region_is_left_within_a_second(
+        cluster: ClusterProcesses, tmp_path: Path) -> None:
+    ddb = failover_client([cluster.url(r) for r in REGIONS], tmp_path)
+    table = create_table(ddb, "hung")
+    assert wait_until(lambda: _replicated(cluster, table), 10)
+    node = cluster.nodes["us-east"]
+    assert node.proc is not None
+    with Workload(ddb, table) as work:
+        time.sleep(1.0)
+        stopped_at = time.monotonic()
+        node.proc.send_signal(signal.SIGSTOP)  # connections are accepted, never answered
+        try:
+            time.sleep(3.0)
+            routed = atoll.client.metrics(ddb)["route"]
+            summary = work.summary(stopped_at)
+            gap = work.longest_gap_s(stopped_at)
+        finally:
+            node.proc.send_signal(signal.SIGCONT)
+        assert wait_until(lambda: atoll.client.metrics(ddb)["route"] == "us-east", 10)
+    print(f"\nfailover client, SIGSTOP of us-east for 3 s: {summary}; route -> {routed}")
+    assert routed == "eu-west"
+    assert gap <= 2.0
+    # the increment in flight waits for the hung region (within the 5 s budget) and gets
+    # its answer when it resumes: nothing surfaces
+    assert work.read_errors == [] and work.write_errors == [] and work.counter_errors == []
     atoll.client.close(ddb)
 
 
@@ -127,56 +203,38 @@ class FakeDns:
 def test_an_empty_dns_record_does_not_stop_the_failover_client(
         cluster: ClusterProcesses, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     dns = FakeDns()
-    name = "dynamodb.us-east.atoll.test"
-    dns.records[name] = "127.0.0.1"
+    names = {r: f"http://dynamodb.{r}.atoll.test:{cluster.nodes[r].port}" for r in REGIONS}
+    for region in REGIONS:
+        dns.records[f"dynamodb.{region}.atoll.test"] = "127.0.0.1"
     monkeypatch.setattr(socket, "getaddrinfo", dns.getaddrinfo)
-    port = cluster.nodes["us-east"].port
-    naive = client(f"http://{name}:{port}")
-    ddb = _failover(cluster, tmp_path)
-    table = create_table(naive, "dns")  # the name works while its record exists
-    assert wait_until(lambda: all(
-        "dns" in client(cluster.url(r)).list_tables()["TableNames"] for r in REGIONS), 10)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))  # the default cache place
+    # the application knows the regions by name: discovery goes through DNS once
+    ddb = atoll.client.boto3_client(seeds=list(names.values()), region_preference=REGIONS)
+    table = create_table(client(names["us-east"]), "dns")  # the name works while it resolves
+    assert wait_until(lambda: _replicated(cluster, table), 10)
     with Workload(ddb, table) as work:
         time.sleep(0.5)
         emptied_at = time.monotonic()
-        del dns.records[name]  # the 2025 failure: the record is empty
-        # a client that connects now (a new process, a recycled connection) cannot
-        fresh = client(f"http://{name}:{port}")
+        del dns.records["dynamodb.us-east.atoll.test"]  # the 2025 failure: an empty record
+        # a plain client configured with the name cannot connect any more
         with pytest.raises(botocore.exceptions.EndpointConnectionError):
-            fresh.get_item(TableName=table, Key={"pk": {"S": "k1"}})
+            client(names["us-east"]).get_item(TableName=table, Key={"pk": {"S": "k1"}})
+        # a new process whose only seed is that name starts from the cached topology
+        fresh = atoll.client.boto3_client(seeds=[names["us-east"]], region_preference=REGIONS)
+        assert (tmp_path / "xdg" / "atoll" / "atoll-test.json").exists()
+        fresh.put_item(TableName=table, Item={"pk": {"S": "fresh"}})
+        assert "Item" in fresh.get_item(TableName=table, Key={"pk": {"S": "fresh"}})
         time.sleep(2.0)
+        summary = work.summary(emptied_at)
         gap = work.longest_gap_s(emptied_at)
     m = atoll.client.metrics(ddb)
-    print(f"\nDNS empty: longest gap {gap * 1000:.0f} ms, read errors {len(work.read_errors)}, "
-          f"write errors {len(work.write_errors)}, route {m['route']}")
-    assert work.read_errors == [] and work.write_errors == []
-    assert m["route"] == "us-east"  # addresses from the topology: no lookup at all
+    print(f"\nfailover client, us-east's DNS record emptied: {summary}; route {m['route']}; "
+          f"a new client seeded only by the dead name routed to "
+          f"{atoll.client.metrics(fresh)['route']}")
+    assert work.read_errors == [] and work.write_errors == [] and work.counter_errors == []
+    assert gap <= 2.0
+    # addresses come from the topology: us-east keeps serving, no failover was needed
+    assert m["route"] == "us-east" and m["failovers"] == 0
+    assert atoll.client.metrics(fresh)["route"] == "us-east"
+    atoll.client.close(fresh)
     atoll.client.close(ddb)
-
-
-def test_topology_cache_survives_a_total_discovery_failure(
-        cluster: ClusterProcesses, tmp_path: Path) -> None:
-    ddb = _failover(cluster, tmp_path)
-    atoll.client.close(ddb)
-    # a new client whose only seed is dead still finds the regions from the cache
-    dead = "http://127.0.0.1:1"
-    again = atoll.client.boto3_client(seeds=[dead], region_preference=["eu-west"],
-                                      cache_path=tmp_path / "topology-cache.json")
-    assert again.list_tables()["TableNames"] == []
-    assert atoll.client.metrics(again)["route"] == "eu-west"
-    atoll.client.close(again)
-    with pytest.raises(atoll.client.DiscoveryError):
-        atoll.client.boto3_client(seeds=[dead], cache_path=tmp_path / "nothing.json")
-
-
-def test_unsafe_writes_are_not_sent_twice() -> None:
-    safe = atoll.client.retry_safe
-    assert safe("GetItem", {}) and safe("Query", {}) and safe("BatchWriteItem", {})
-    assert safe("PutItem", {"Item": {}})
-    assert not safe("PutItem", {"ConditionExpression": "attribute_not_exists(pk)"})
-    assert safe("UpdateItem", {"UpdateExpression": "SET a = :a REMOVE b"})
-    assert not safe("UpdateItem", {"UpdateExpression": "SET a = a + :one"})
-    assert not safe("UpdateItem", {"UpdateExpression": "ADD c :one"})
-    assert not safe("UpdateItem", {"UpdateExpression": "SET l = list_append(l, :x)"})
-    assert not safe("TransactWriteItems", {"ClientRequestToken": "t"})
-    assert not safe("CreateTable", {})
