@@ -50,6 +50,8 @@ def write(report_dir: Path, results: list[dict[str, Any]]) -> tuple[Path, Path]:
     data.write_text(json.dumps({"passed": all(r["passed"] for r in results),
                                 "scenarios": results}, indent=2, default=str))
     page = report_dir / "drill.html"
+    for result in results:  # each chart also on its own (a README can show an SVG)
+        (report_dir / f"drill-{result['scenario']}.svg").write_text(_chart(result))
     panels = "\n".join(_panel(r) for r in results)
     summary = "\n".join(html.escape(line) for r in results for line in summary_lines(r))
     page.write_text(f"""<!doctype html><html><head><meta charset="utf-8">
@@ -61,6 +63,22 @@ pre{{background:#f6f6f6;padding:8px}} .legend span{{margin-right:14px}}</style><
 
 
 def _panel(result: dict[str, Any]) -> str:
+    regions = sorted({k for row in result["timeline"] for k in row["ok"]})
+    legend = "".join(f'<span style="color:{_COLOURS[i % len(_COLOURS)]}">&#9632; {html.escape(r)}'
+                     "</span>" for i, r in enumerate(regions))
+    legend += f'<span style="color:{_ERROR_COLOUR}">&#9632; errors</span>'
+    lag = result["replication_lag_ms"]
+    return (f"<h2>{html.escape(result['scenario'])} — "
+            f"{'PASS' if result['passed'] else 'FAIL'}</h2>"
+            f"<p>requests per second by the region that answered; replication lag p50 "
+            f"{lag['p50']} ms / p99 {lag['p99']} ms; converged "
+            f"{result['converge_after_stop_s']} s after the workload stopped</p>"
+            f"<div class='legend'>{legend}</div>{_chart(result)}")
+
+
+def _chart(result: dict[str, Any]) -> str:
+    """Successes per second stacked by the region that answered, errors on top, the
+    fault window shaded; a legend inside, so the SVG stands alone."""
     width, height, left, bottom = 900, 260, 50, 30
     timeline = result["timeline"]
     regions = sorted({k for row in timeline for k in row["ok"]})
@@ -69,7 +87,8 @@ def _panel(result: dict[str, Any]) -> str:
     seconds = max(len(timeline), 1)
     x = lambda s: left + (width - left - 10) * s / seconds  # noqa: E731
     y = lambda v: height - bottom - (height - bottom - 10) * v / peak  # noqa: E731
-    parts = [f'<svg width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">']
+    parts = [f'<svg width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">',
+             f'<rect width="{width}" height="{height}" fill="white"/>']
     start, end = result["fault_window_s"]
     parts.append(f'<rect x="{x(start):.1f}" y="10" width="{x(end) - x(start):.1f}" '
                  f'height="{height - bottom - 10}" fill="#fbe3c0"/>')
@@ -93,14 +112,13 @@ def _panel(result: dict[str, Any]) -> str:
         parts.append(f'<text x="{x(s):.1f}" y="{height - 12}" font-size="11" '
                      f'text-anchor="middle">{s}s</text>')
     parts.append(f'<text x="4" y="{y(peak) + 4:.1f}" font-size="11">{peak}/s</text>')
+    labels = [(r, _COLOURS[i % len(_COLOURS)]) for i, r in enumerate(regions)]
+    labels.append(("errors", _ERROR_COLOUR))
+    for i, (label, colour) in enumerate(labels):
+        parts.append(f'<rect x="{width - 120}" y="{14 + 16 * i}" width="10" height="10" '
+                     f'fill="{colour}"/><text x="{width - 105}" y="{23 + 16 * i}" '
+                     f'font-size="11">{html.escape(label)}</text>')
+    parts.append(f'<text x="{left + 4}" y="{height - bottom - 6}" font-size="11">'
+                 f'{html.escape(result["scenario"])}: requests/s by answering region</text>')
     parts.append("</svg>")
-    legend = "".join(f'<span style="color:{_COLOURS[i % len(_COLOURS)]}">&#9632; {html.escape(r)}'
-                     "</span>" for i, r in enumerate(regions))
-    legend += f'<span style="color:{_ERROR_COLOUR}">&#9632; errors</span>'
-    lag = result["replication_lag_ms"]
-    return (f"<h2>{html.escape(result['scenario'])} — "
-            f"{'PASS' if result['passed'] else 'FAIL'}</h2>"
-            f"<p>requests per second by the region that answered; replication lag p50 "
-            f"{lag['p50']} ms / p99 {lag['p99']} ms; converged "
-            f"{result['converge_after_stop_s']} s after the workload stopped</p>"
-            f"<div class='legend'>{legend}</div>{''.join(parts)}")
+    return "".join(parts)

@@ -351,8 +351,8 @@ def run_scenario(scenario: str, options: DrillOptions,
     finally:
         stop.set()
         cluster.close()
-    return _figures(scenario, options, recorder.ops, result, events, lag, converged_s,
-                    conflicts, fault_t, heal_t, end_t)
+    return _figures(scenario, victim, options, recorder.ops, result, events, lag, converged_s,
+                    conflicts, fault_t, heal_t, end_t, t_start)
 
 
 def _wait(predicate: Callable[[], bool], timeout_s: float) -> None:
@@ -471,11 +471,11 @@ def _read_back(cluster: DrillCluster) -> tuple[dict[str, dict[tuple[str, str], A
     return finals, losers, conflicts
 
 
-def _figures(scenario: str, options: DrillOptions, ops: list[dict[str, Any]],
+def _figures(scenario: str, victim: str, options: DrillOptions, ops: list[dict[str, Any]],
              result: CheckResult, events: list[dict[str, Any]], lag: dict[str, Any],
              converged_s: float | None, conflicts: int, fault_t: float, heal_t: float,
-             end_t: float) -> dict[str, Any]:
-    t0 = min((o["t0"] for o in ops), default=0.0)
+             end_t: float, t0: float) -> dict[str, Any]:
+    """`t0`: when the workload started (fault_t, heal_t, end_t count from it)."""
     clients: dict[str, Any] = {}
     for kind in sorted({o["client"] for o in ops}):
         mine = sorted((o for o in ops if o["client"] == kind), key=lambda o: o["t1"])
@@ -491,9 +491,9 @@ def _figures(scenario: str, options: DrillOptions, ops: list[dict[str, Any]],
                          "write_errors": sum(1 for o in mine if not o["ok"]
                                              and o["kind"] not in ("get", "query"))}
     failover = [o for o in ops if o["client"] == "failover"]
-    failover_time = _failover_time(failover, t0 + fault_t)
+    failover_time = _failover_time(failover, t0 + fault_t, victim)
     timeline = _timeline(ops, t0, end_t)
-    return {"scenario": scenario, "regions": options.regions, "duration_s": options.duration_s,
+    return {"scenario": scenario, "victim": victim, "regions": options.regions, "duration_s": options.duration_s,
             "rate": options.rate, "seed": options.seed,
             "fault_window_s": [round(fault_t, 3), round(heal_t, 3)],
             "clients": clients, "failover_time_s": failover_time,
@@ -510,16 +510,16 @@ def _longest_gap(ops: list[dict[str, Any]], start: float, end: float) -> float:
     return max((b - a for a, b in zip(times, times[1:], strict=False)), default=0.0)
 
 
-def _failover_time(ops: list[dict[str, Any]], fault_at: float) -> float | None:
-    """Per client thread, from the fault to its first success served by another region
-    than its last success before the fault; the slowest thread's (None: no thread had to
-    move)."""
+def _failover_time(ops: list[dict[str, Any]], fault_at: float, victim: str) -> float | None:
+    """Per client thread that was served by the victim region just before the fault, from
+    the fault to its first success served by another region; the slowest thread's (None:
+    no thread had to move)."""
     times = []
     for worker in {o["worker"] for o in ops}:
         mine = sorted((o for o in ops if o["worker"] == worker and o["ok"] and o.get("region")),
                       key=lambda o: o["t1"])
         before = [o for o in mine if o["t1"] < fault_at]
-        if not before:
+        if not before or before[-1]["region"] != victim:
             continue
         moved = next((o for o in mine if o["t0"] >= fault_at
                       and o["region"] != before[-1]["region"]), None)
