@@ -1,17 +1,20 @@
 """`atoll proxy` (a real subprocess) in front of a live 3-region cluster: plain boto3 and
-the AWS CLI pointed at the proxy keep working through a SIGKILLed region and an emptied
-DNS record, and traffic returns to the preferred region when it is back."""
+the AWS CLI pointed at the proxy keep working through a SIGKILLed region, a hung one
+(SIGSTOP) and an emptied DNS record, and traffic returns to the preferred region when
+it is back. The proxy process resolves `*.atoll.test` names from a JSON file the test
+edits (a `sitecustomize` on its PYTHONPATH): the simulated DNS."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,19 +26,57 @@ from tests.support import REPO, ClusterProcesses, client, create_table, free_por
 
 REGIONS = ("us-east", "eu-west", "ap-south")
 
+_FAKE_DNS_MODULE = """
+import json, os, socket
+_real = socket.getaddrinfo
+def _getaddrinfo(host, *args, **kwargs):
+    if isinstance(host, str) and host.endswith(".atoll.test"):
+        with open(os.environ["ATOLL_TEST_DNS"]) as records:
+            address = json.load(records).get(host)
+        if address is None:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        host = address
+    return _real(host, *args, **kwargs)
+socket.getaddrinfo = _getaddrinfo
+"""
+
+
+class FileDns:
+    """The simulated DNS of the proxy process: records in a JSON file."""
+
+    def __init__(self, root: Path) -> None:
+        self.module_dir = root / "fakedns"
+        self.module_dir.mkdir(parents=True, exist_ok=True)
+        (self.module_dir / "sitecustomize.py").write_text(_FAKE_DNS_MODULE)
+        self.path = root / "dns.json"
+        self.records: dict[str, str] = {}
+        self.write()
+
+    def write(self) -> None:
+        temporary = self.path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(self.records))
+        os.replace(temporary, self.path)
+
+    def env(self) -> dict[str, str]:
+        path = os.pathsep.join(p for p in (str(self.module_dir), os.environ.get("PYTHONPATH"))
+                               if p)
+        return {**os.environ, "PYTHONPATH": path, "ATOLL_TEST_DNS": str(self.path)}
+
 
 class ProxyProcess:
-    def __init__(self, cluster: ClusterProcesses, tmp_path: Path) -> None:
+    def __init__(self, seeds: Sequence[str], tmp_path: Path, dns: FileDns,
+                 name: str = "proxy") -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         args = [sys.executable, "-m", "atoll", "proxy", "--listen", f"127.0.0.1:{self.port}",
                 "--prefer", ",".join(REGIONS), "--cache", str(tmp_path / "proxy-cache.json")]
-        for region in REGIONS:
-            args += ["--seed", cluster.url(region)]
-        self.log_path = tmp_path / "proxy.log"
+        for seed in seeds:
+            args += ["--seed", seed]
+        self.log_path = tmp_path / f"{name}.log"
         self.proc = subprocess.Popen(args, stdout=open(self.log_path, "wb"),
-                                     stderr=subprocess.STDOUT, cwd=REPO)
+                                     stderr=subprocess.STDOUT, cwd=REPO, env=dns.env())
         if not wait_until(self._healthy, 20):
+            self.stop()
             raise RuntimeError(f"proxy did not start: {self.log_path.read_text()}")
 
     def _healthy(self) -> bool:
@@ -50,75 +91,117 @@ class ProxyProcess:
             return json.loads(response.read())  # type: ignore[no-any-return]
 
     def stop(self) -> None:
-        self.proc.terminate()
+        if self.proc.poll() is None:
+            self.proc.terminate()
         self.proc.wait(timeout=10)
 
 
+def _names(cluster: ClusterProcesses) -> dict[str, str]:
+    return {r: f"http://dynamodb.{r}.atoll.test:{cluster.nodes[r].port}" for r in REGIONS}
+
+
 @pytest.fixture
-def setup(tmp_path: Path) -> Iterator[tuple[ClusterProcesses, ProxyProcess]]:
+def setup(tmp_path: Path) -> Iterator[tuple[ClusterProcesses, ProxyProcess, FileDns]]:
     cluster = ClusterProcesses(tmp_path, REGIONS).start()
+    dns = FileDns(tmp_path)
+    for region in REGIONS:
+        dns.records[f"dynamodb.{region}.atoll.test"] = "127.0.0.1"
+    dns.write()
     proxy = None
-    try:
-        proxy = ProxyProcess(cluster, tmp_path)
-        yield cluster, proxy
+    try:  # seeded by name, as an application would configure it
+        proxy = ProxyProcess(list(_names(cluster).values()), tmp_path, dns)
+        yield cluster, proxy, dns
     finally:
         if proxy is not None:
             proxy.stop()
         cluster.stop()
 
 
-def test_plain_boto3_through_the_proxy_survives_a_killed_region_and_returns(
-        setup: tuple[ClusterProcesses, ProxyProcess]) -> None:
-    cluster, proxy = setup
+def test_plain_boto3_through_the_proxy_survives_a_killed_and_a_hung_region(
+        setup: tuple[ClusterProcesses, ProxyProcess, FileDns]) -> None:
+    cluster, proxy, _dns = setup
     ddb = client(proxy.url)
     table = create_table(ddb, "via_proxy")
     assert wait_until(lambda: all(
         "via_proxy" in client(cluster.url(r)).list_tables()["TableNames"] for r in REGIONS), 10)
+    node = cluster.nodes["us-east"]
     with Workload(ddb, table) as work:
         time.sleep(1.0)
         assert proxy.metrics()["route"] == "us-east"
         killed_at = time.monotonic()
-        cluster.nodes["us-east"].kill()
+        node.kill()
         time.sleep(3.0)
         routed = proxy.metrics()["route"]
+        killed = work.summary(killed_at)
         gap = work.longest_gap_s(killed_at)
-        cluster.nodes["us-east"].start()
+        errors = (len(work.read_errors), len(work.write_errors))
+        node.start()  # (c) the region is back
+        back_at = time.monotonic()
         assert wait_until(lambda: proxy.metrics()["route"] == "us-east", 10)
+        returned_s = time.monotonic() - back_at
         time.sleep(0.5)
+        assert node.proc is not None
+        stopped_at = time.monotonic()
+        node.proc.send_signal(signal.SIGSTOP)
+        try:
+            time.sleep(3.0)
+            hung_route = proxy.metrics()["route"]
+            hung = work.summary(stopped_at)
+            hung_gap = work.longest_gap_s(stopped_at)
+        finally:
+            node.proc.send_signal(signal.SIGCONT)
     m = proxy.metrics()
-    print(f"\nproxy SIGKILL: longest gap {gap * 1000:.0f} ms, read errors "
-          f"{len(work.read_errors)}, write errors {len(work.write_errors)}, "
-          f"failovers {m['failovers']}, served_by {m['served_by']}")
-    assert routed == "eu-west"
-    assert gap <= 2.0
-    assert work.read_errors == []
+    print(f"\nproxy, SIGKILL of us-east: {killed}; route -> {routed}; back on us-east "
+          f"{returned_s * 1000:.0f} ms after it served again"
+          f"\nproxy, SIGSTOP of us-east for 3 s: {hung}; route -> {hung_route}"
+          f"\nproxy totals: failovers {m['failovers']}, served_by {m['served_by']}")
+    assert routed == "eu-west" and hung_route == "eu-west"
+    assert gap <= 2.0 and hung_gap <= 2.0
+    assert errors == (0, 0)
+    assert work.read_errors == [] and work.write_errors == []
+    assert len(work.counter_errors) <= 1  # at most the increment in flight at the kill
     assert m["served_by"].get("eu-west", 0) > 0
     with urllib.request.urlopen(proxy.url + "/metrics", timeout=2) as response:
-        assert b'atoll_proxy_route{region="us-east"} 1.0' in response.read()
+        text = response.read()
+    assert b"atoll_proxy_failovers_total" in text
+    assert b'atoll_proxy_region_healthy{region="eu-west"} 1.0' in text
 
 
 def test_the_aws_cli_and_an_empty_dns_record_through_the_proxy(
-        setup: tuple[ClusterProcesses, ProxyProcess], monkeypatch: pytest.MonkeyPatch) -> None:
-    cluster, proxy = setup
-    dns = FakeDns()
+        setup: tuple[ClusterProcesses, ProxyProcess, FileDns], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    cluster, proxy, dns = setup
     name = "dynamodb.us-east.atoll.test"
-    dns.records[name] = "127.0.0.1"
-    monkeypatch.setattr(socket, "getaddrinfo", dns.getaddrinfo)
-    naive_url = f"http://{name}:{cluster.nodes['us-east'].port}"
+    here = FakeDns()  # the same record for plain clients in this process
+    here.records[name] = "127.0.0.1"
+    monkeypatch.setattr(socket, "getaddrinfo", here.getaddrinfo)
+    naive_url = _names(cluster)["us-east"]
     table = create_table(client(naive_url), "cli_dns")
     ddb = client(proxy.url)
     assert wait_until(lambda: "cli_dns" in ddb.list_tables()["TableNames"], 10)
     with Workload(ddb, table) as work:
         time.sleep(0.5)
         emptied_at = time.monotonic()
-        del dns.records[name]
+        del dns.records[name], here.records[name]  # the 2025 failure: an empty record
+        dns.write()
         with pytest.raises(botocore.exceptions.EndpointConnectionError):
             client(naive_url).list_tables()
-        time.sleep(1.5)
+        # a proxy (re)started now, seeded only by the dead name, starts from its cache
+        again = ProxyProcess([naive_url], tmp_path, dns, name="proxy-restarted")
+        try:
+            through_again = client(again.url)
+            through_again.put_item(TableName=table, Item={"pk": {"S": "again"}})
+            assert "Item" in through_again.get_item(TableName=table, Key={"pk": {"S": "again"}})
+            again_route = again.metrics()["route"]
+        finally:
+            again.stop()
+        time.sleep(1.0)
+        summary = work.summary(emptied_at)
         gap = work.longest_gap_s(emptied_at)
-    print(f"\nproxy DNS empty: longest gap {gap * 1000:.0f} ms, errors "
-          f"{len(work.read_errors) + len(work.write_errors)}")
-    assert work.read_errors == [] and work.write_errors == []
+    print(f"\nproxy, us-east's DNS record emptied: {summary}; route {proxy.metrics()['route']}; "
+          f"a proxy restarted with only the dead name as seed routed to {again_route}")
+    assert work.read_errors == [] and work.write_errors == [] and work.counter_errors == []
+    assert gap <= 2.0 and proxy.metrics()["route"] == "us-east" and again_route == "us-east"
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x",
            "AWS_DEFAULT_REGION": "us-east-1"}
     aws = [str(Path(sys.executable).parent / "aws"), "--endpoint-url", proxy.url]
