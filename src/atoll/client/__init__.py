@@ -12,8 +12,14 @@ boto.py     the boto3 client/resource (a botocore before-send hook)
 proxy.py    `atoll proxy`: the same rules for any SDK, as a local HTTP sidecar
 """
 
+import logging
+
 from atoll.client.boto import boto3_client, boto3_resource, close, metrics, router
 from atoll.client.routing import DiscoveryError, Router, retry_safe
+
+# a library: its warnings (a region failing its probes) go where the application's
+# logging sends them, not to stderr by default
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = ["DiscoveryError", "Router", "boto3_client", "boto3_resource", "close", "metrics",
            "retry_safe", "router"]

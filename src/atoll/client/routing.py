@@ -384,7 +384,10 @@ class Router:
                 for region in self.topology.regions:
                     previous = running.get(region.id)
                     if previous is None or previous.done():
-                        running[region.id] = pool.submit(self.probe_region, region)
+                        try:
+                            running[region.id] = pool.submit(self.probe_region, region)
+                        except RuntimeError:  # the interpreter is exiting
+                            return
                 if self._stop.wait(self.probe_interval_s):
                     break
 
