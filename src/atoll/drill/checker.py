@@ -19,7 +19,7 @@ the unknown ones. Reads must return a value that some request wrote (or nothing)
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,10 +59,13 @@ class CheckResult:
 
 
 def check(ops: list[dict[str, Any]], finals: dict[str, dict[tuple[str, str], Any]],
-          conflict_losers: set[tuple[str, str, Any]]) -> CheckResult:
+          conflict_losers: list[tuple[str, str, Any]]) -> CheckResult:
     """`finals`: region -> {(table, key): value of `v` (or the counter's number)};
-    `conflict_losers`: (table, key, value) of every loser in any region's conflict log."""
+    `conflict_losers`: (table, key, value) of every loser in every region's conflict log
+    (one entry per record: two lost increments may carry the same value)."""
     result = CheckResult()
+    losers_per_key = Counter(loser[:2] for loser in conflict_losers)
+    losers = set(conflict_losers)
     by_key: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     written: dict[tuple[str, str], set[Any]] = defaultdict(set)
     for op in ops:
@@ -79,7 +82,7 @@ def check(ops: list[dict[str, Any]], finals: dict[str, dict[tuple[str, str], Any
     for key, key_ops in by_key.items():
         key_ops.sort(key=lambda o: o["t0"])
         if key_ops[0]["kind"] == "add":
-            _check_counter(key, key_ops, finals, conflict_losers, result)
+            _check_counter(key, key_ops, finals, losers_per_key[key], result)
             continue
         acked = [o for o in key_ops if o["ok"] and _wrote(o)]
         result.acknowledged_writes += len(acked)
@@ -92,7 +95,7 @@ def check(ops: list[dict[str, Any]], finals: dict[str, dict[tuple[str, str], Any
             held = final.get(key)
             if held == last["value"] or held in later_values:
                 continue
-            if (key[0], key[1], last["value"]) in conflict_losers:
+            if (key[0], key[1], last["value"]) in losers:
                 result.superseded_by_conflict += 1
                 continue
             result.lost.append({"region": region, "table": key[0], "key": key[1],
@@ -111,12 +114,13 @@ def _wrote(op: dict[str, Any]) -> bool:
 
 
 def _check_counter(key: tuple[str, str], ops: list[dict[str, Any]],
-                   finals: dict[str, dict[tuple[str, str], Any]],
-                   conflict_losers: set[tuple[str, str, Any]],
+                   finals: dict[str, dict[tuple[str, str], Any]], recorded: int,
                    result: CheckResult) -> None:
+    """`recorded`: conflict-log records (all regions) of this counter's losing versions;
+    each region that saw a concurrent increment lose records it, so this over-counts
+    what was lost, never under-counts: the lower bound stays sound."""
     acked = sum(1 for o in ops if o["ok"])
     unknown = sum(1 for o in ops if o["unknown"])
-    recorded = sum(1 for loser in conflict_losers if loser[:2] == key)
     result.counters_checked += 1
     for region, final in finals.items():
         value = int(final.get(key) or 0)

@@ -11,6 +11,7 @@ from typing import Any
 
 _COLOURS = ["#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#17becf", "#7f7f7f"]
 _ERROR_COLOUR = "#d62728"
+_LAG_COLOUR = "#ff7f0e"
 
 
 def summary_lines(result: dict[str, Any]) -> list[str]:
@@ -25,8 +26,9 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
     lag = result["replication_lag_ms"]
     moved = result["failover_time_s"]
     lines.append(f"   failover time {'none needed' if moved is None else f'{moved:.3f}s'}; "
-                 f"replication lag p50 "
-                 f"{lag['p50']} ms, p99 {lag['p99']} ms; converged "
+                 f"replication lag before the fault p50 {lag['p50']} ms, p99 {lag['p99']} ms, "
+                 f"worst {lag['max']} ms; all pre-heal changes everywhere "
+                 f"{result['caught_up_after_heal_s']}s after the heal; identical "
                  f"{result['converge_after_stop_s']}s after the workload stopped; "
                  f"conflicts recorded {result['conflicts_recorded']}")
     lines.append(f"   acknowledged writes {check['acknowledged_writes']}, lost "
@@ -112,8 +114,20 @@ def _chart(result: dict[str, Any]) -> str:
         parts.append(f'<text x="{x(s):.1f}" y="{height - 12}" font-size="11" '
                      f'text-anchor="middle">{s}s</text>')
     parts.append(f'<text x="4" y="{y(peak) + 4:.1f}" font-size="11">{peak}/s</text>')
+    series = [(sample["t"], max(sample["lag_ms"].values(), default=0))
+              for sample in result.get("lag_series", [])]
+    if series:  # replication lag, worst region, on its own scale (right axis)
+        lag_peak = max(max(v for _t, v in series), 1)
+        y_lag = lambda v: height - bottom - (height - bottom - 10) * v / lag_peak  # noqa: E731
+        points = " ".join(f"{x(t):.1f},{y_lag(v):.1f}" for t, v in series)
+        parts.append(f'<polyline points="{points}" fill="none" stroke="{_LAG_COLOUR}" '
+                     'stroke-width="2"/>')
+        parts.append(f'<text x="{width - 130}" y="{y_lag(lag_peak) + 12:.1f}" font-size="11" '
+                     f'fill="{_LAG_COLOUR}">lag {lag_peak} ms</text>')
     labels = [(r, _COLOURS[i % len(_COLOURS)]) for i, r in enumerate(regions)]
     labels.append(("errors", _ERROR_COLOUR))
+    if series:
+        labels.append(("replication lag", _LAG_COLOUR))
     for i, (label, colour) in enumerate(labels):
         parts.append(f'<rect x="{width - 120}" y="{14 + 16 * i}" width="10" height="10" '
                      f'fill="{colour}"/><text x="{width - 105}" y="{23 + 16 * i}" '

@@ -33,6 +33,7 @@ import botocore.exceptions
 from botocore.config import Config
 
 import atoll.client
+from atoll.clock import hlc_physical_ms
 from atoll.drill.checker import CheckResult, check
 from atoll.drill.faultproxy import FaultNetwork, FaultRules, LinkFault
 from atoll.topology.model import ClusterConfig, RegionConfig
@@ -262,6 +263,76 @@ class Worker(threading.Thread):
         self.recorder.add(op)
 
 
+# --- replication lag, sampled while the drill runs -------------------------------------
+
+class LagSampler(threading.Thread):
+    """Every SAMPLE_S, each region's cursor vector: how far (in origin time) each region
+    is behind each other region's newest change, and when, after the heal, every change
+    made before the heal had reached every region."""
+
+    SAMPLE_S = 0.5
+
+    def __init__(self, cluster: DrillCluster, t_start: float, stop: threading.Event) -> None:
+        super().__init__(name="drill-lag", daemon=True)
+        self.cluster = cluster
+        self.t_start = t_start
+        self.stop_event = stop
+        self.samples: list[dict[str, Any]] = []  # {"t", "lag_ms": {region: worst lag}}
+        self.heal_marks: dict[str, int] | None = None  # origin -> its own seq at the heal
+        self.heal_t: float | None = None
+        self.caught_up_t: float | None = None
+
+    def vectors(self) -> dict[str, dict[str, list[int]]]:
+        found = {}
+        for region in self.cluster.ids:
+            try:
+                status = _get_json(self.cluster.url(region) + "/_atoll/status", 0.5)
+                found[region] = status["replication"]["cursor_vector"]
+            except (OSError, KeyError, ValueError):
+                continue  # down or cut off from us: no sample
+        return found
+
+    def mark_heal(self) -> None:
+        vectors = self.vectors()
+        self.heal_marks = {r: v.get(r, [0, 0])[0] for r, v in vectors.items()}
+        self.heal_t = time.monotonic() - self.t_start
+
+    def run(self) -> None:
+        while not self.stop_event.wait(self.SAMPLE_S):
+            vectors = self.vectors()
+            now = time.monotonic() - self.t_start
+            newest = {r: v.get(r, [0, 0])[1] for r, v in vectors.items()}
+            lag = {}
+            for region, vector in vectors.items():
+                behind = [max(0, hlc_physical_ms(newest[o]) - hlc_physical_ms(vector[o][1]))
+                          for o in newest if o != region and newest[o] and o in vector]
+                lag[region] = max(behind, default=0)
+            self.samples.append({"t": round(now, 3), "lag_ms": lag})
+            marks = self.heal_marks
+            if (marks is not None and self.caught_up_t is None
+                    and len(vectors) == len(self.cluster.ids)
+                    and all(vectors[r].get(o, [0, 0])[0] >= seq
+                            for r in vectors for o, seq in marks.items())):
+                self.caught_up_t = now
+
+    def summary(self, fault_t: float) -> dict[str, Any]:
+        steady = [v for s in self.samples if s["t"] < fault_t for v in s["lag_ms"].values()]
+        every = [v for s in self.samples for v in s["lag_ms"].values()]
+        return {"steady_p50_ms": _percentile(steady, 50), "steady_p99_ms": _percentile(steady, 99),
+                "max_ms": max(every, default=None),
+                "caught_up_after_heal_s": (round(self.caught_up_t - self.heal_t, 3)
+                                           if self.caught_up_t is not None
+                                           and self.heal_t is not None else None),
+                "series": self.samples}
+
+
+def _percentile(values: list[int], pct: int) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return float(ordered[min(len(ordered) - 1, int(len(ordered) * pct / 100))])
+
+
 # --- one scenario --------------------------------------------------------------------
 
 @dataclass
@@ -325,6 +396,8 @@ def run_scenario(scenario: str, options: DrillOptions,
                                       per_thread, options.seed * 100 + 99, recorder, stop))
             t_start = time.monotonic()
             event("workload started")
+            sampler = LagSampler(cluster, t_start, stop)
+            sampler.start()
             for worker in workers:
                 worker.start()
             fault_at = options.duration_s * 0.25
@@ -337,13 +410,15 @@ def run_scenario(scenario: str, options: DrillOptions,
             event("heal")
             heal_t = time.monotonic() - t_start
             _heal(scenario, cluster, dns, victim)
+            sampler.mark_heal()
             _sleep_until(t_start + options.duration_s, progress, "after heal", t_start, recorder)
             stop.set()
             for worker in workers:
                 worker.join(timeout=30)
             end_t = time.monotonic() - t_start
             event("workload stopped")
-            lag = _lag(cluster)
+            sampler.join(timeout=5)
+            lag = {**_lag(cluster), **sampler.summary(fault_t)}
             converged_s = _converge(cluster, options.converge_timeout_s)
             event("converged" if converged_s is not None else "did not converge")
             finals, losers, conflicts = _read_back(cluster)
@@ -448,9 +523,9 @@ def _converge(cluster: DrillCluster, timeout_s: float) -> float | None:
 
 
 def _read_back(cluster: DrillCluster) -> tuple[dict[str, dict[tuple[str, str], Any]],
-                                               set[tuple[str, str, Any]], int]:
+                                               list[tuple[str, str, Any]], int]:
     finals = {r: _scan(cluster.url(r)) for r in cluster.ids}
-    losers: set[tuple[str, str, Any]] = set()
+    losers: list[tuple[str, str, Any]] = []
     conflicts = 0
     for r in cluster.ids:
         after = 0
@@ -464,7 +539,7 @@ def _read_back(cluster: DrillCluster) -> tuple[dict[str, dict[tuple[str, str], A
                 pk = (loser or winner).get("pk", {}).get("S")
                 value = (loser.get("v", {}).get("S") if "c" not in loser
                          else int(loser["c"]["N"]))
-                losers.add((row["table"], pk, value))
+                losers.append((row["table"], pk, value))
                 after = max(after, row["id"])
             if len(rows) < 1000:
                 break
@@ -497,8 +572,12 @@ def _figures(scenario: str, victim: str, options: DrillOptions, ops: list[dict[s
             "rate": options.rate, "seed": options.seed,
             "fault_window_s": [round(fault_t, 3), round(heal_t, 3)],
             "clients": clients, "failover_time_s": failover_time,
-            "replication_lag_ms": {"p50": lag["p50_ms"], "p99": lag["p99_ms"],
+            "replication_lag_ms": {"p50": lag["steady_p50_ms"], "p99": lag["steady_p99_ms"],
+                                   "max": lag["max_ms"],
+                                   "applied_p50": lag["p50_ms"], "applied_p99": lag["p99_ms"],
                                    "per_region": lag["per_region"]},
+            "caught_up_after_heal_s": lag["caught_up_after_heal_s"],
+            "lag_series": lag["series"],
             "converge_after_stop_s": converged_s, "conflicts_recorded": conflicts,
             "check": result.summary(), "events": events, "timeline": timeline,
             "passed": result.passed and converged_s is not None}

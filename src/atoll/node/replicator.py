@@ -498,6 +498,7 @@ class Replicator:
             "cluster_id": self.cluster.cluster_id,
             "topology_generation": self.cluster.generation,
             "cursors": self.storage.cursors(),
+            "cursor_vector": {o: list(v) for o, v in self.storage.cursor_vector().items()},
             "peers": {
                 p: {"connected": s.connected,
                     "endpoint": f"http://{self.clients[p].host}:{self.clients[p].port}",
