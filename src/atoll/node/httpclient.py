@@ -33,6 +33,8 @@ class _Response:
         self.body: list[bytes] = []
         self.size = 0
         self.done = False
+        self.keep_alive = False
+        self.parser: httptools.HttpResponseParser | None = None
 
     def on_body(self, body: bytes) -> None:
         self.size += len(body)
@@ -41,6 +43,10 @@ class _Response:
         self.body.append(body)
 
     def on_message_complete(self) -> None:
+        # asked here: once feed_data returns, llhttp has reset for the next message and
+        # should_keep_alive() says False (every connection was closed after one request)
+        assert self.parser is not None
+        self.keep_alive = self.parser.should_keep_alive()
         self.done = True
 
 
@@ -125,14 +131,14 @@ class HttpClient:
         self._writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
         await self._writer.drain()
         response = _Response()
-        parser = httptools.HttpResponseParser(response)
+        parser = response.parser = httptools.HttpResponseParser(response)
         while not response.done:
             data = await self._reader.read(256 * 1024)
             if not data:
                 raise PeerHttpError("connection closed by peer")
             parser.feed_data(data)
         status = parser.get_status_code()
-        if not parser.should_keep_alive():
+        if not response.keep_alive:
             self.close()
         return status, b"".join(response.body)
 
