@@ -262,3 +262,17 @@ def test_a_wait_is_abandoned_only_for_new_failures_and_safe_requests(tmp_path: P
     r.record_probe("us-east", "timed out", 500)  # fails again while we wait
     assert read.abandon("us-east")
     assert not write.abandon("us-east")  # may have applied: wait for the answer
+
+
+# --- the proxy command -----------------------------------------------------------------
+def test_the_proxy_command_refuses_to_start_without_any_topology(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from atoll.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["proxy", "--seed", "http://127.0.0.1:1",
+                                      "--cache", str(tmp_path / "none.json")])
+    assert result.exit_code == 1 and "no seed answered" in result.output
+    result = CliRunner().invoke(cli, ["proxy", "--seed", "http://127.0.0.1:1",
+                                      "--listen", "8100"])
+    assert result.exit_code == 2 and "expected HOST:PORT" in result.output

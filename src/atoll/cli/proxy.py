@@ -6,7 +6,7 @@ import asyncio
 
 import click
 
-from atoll.client.routing import DiscoveryError
+from atoll.client.routing import FAILOVER_BUDGET_S, DiscoveryError
 
 
 @click.command()
@@ -18,8 +18,20 @@ from atoll.client.routing import DiscoveryError
               "[default: the topology's order].")
 @click.option("--cache", "cache_path", default=None, type=click.Path(dir_okay=False),
               help="Where to cache the last good topology [default: ~/.cache/atoll/].")
-def proxy(listen: str, seeds: tuple[str, ...], prefer: str, cache_path: str | None) -> None:
-    """Forward DynamoDB requests to the preferred healthy region, failing over."""
+@click.option("--failover-budget", "budget_s", default=FAILOVER_BUDGET_S, show_default=True,
+              type=click.FloatRange(0.1, 300), metavar="SECONDS",
+              help="Time one request may take across all the regions it tries.")
+def proxy(listen: str, seeds: tuple[str, ...], prefer: str, cache_path: str | None,
+          budget_s: float) -> None:
+    """Forward DynamoDB requests to the preferred healthy region, failing over.
+
+    Point any SDK or tool at it (endpoint_url / --endpoint-url http://127.0.0.1:8100).
+    The regions come from the cluster's topology (fetched from the first --seed that
+    answers, cached on disk), never from DNS; each region's /health is probed every
+    0.5 s. Reads and idempotent writes move to the next region on a connection failure,
+    a timeout or a 5xx; other writes only when they certainly did not reach the region.
+    Metrics: GET /_atoll/proxy/metrics (JSON), GET /metrics (Prometheus).
+    """
     from atoll.client.proxy import run_proxy
 
     host, _, port = listen.rpartition(":")
@@ -32,6 +44,6 @@ def proxy(listen: str, seeds: tuple[str, ...], prefer: str, cache_path: str | No
     except ImportError:  # pragma: no cover - uvloop is a pinned dependency
         pass
     try:
-        asyncio.run(run_proxy(host, int(port), seeds, preference, cache_path))
+        asyncio.run(run_proxy(host, int(port), seeds, preference, cache_path, budget_s))
     except DiscoveryError as exc:
         raise click.ClickException(str(exc)) from None
