@@ -3,6 +3,11 @@
 DynamoDB checks ExpressionAttributeNames/Values across *all* expressions of a request:
 every `#n`/`:v` used must be defined and every one defined must be used. `RequestExpressions`
 parses each expression parameter once, collects what it uses and performs those checks.
+
+Legacy parameters (Expected, AttributeUpdates, QueryFilter, ScanFilter, KeyConditions) are
+translated by `atoll.expressions.legacy` into the same parsed objects, stored under the
+expression parameter they stand for, with their generated names and values merged in:
+the engine evaluates one kind of object whichever form the request used.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from typing import Any
 
 from atoll import expressions as ex
 from atoll.errors import ValidationError
+from atoll.expressions import legacy as lg
 from atoll.model.values import check_value
 
 _PARSERS = {
@@ -22,10 +28,29 @@ _PARSERS = {
 }
 
 
-class RequestExpressions:
-    """Parsed expressions of one request, with its names and (normalised) values."""
+# The order DynamoDB lists expression parameters in its messages.
+_MESSAGE_ORDER = ("UpdateExpression", "ConditionExpression", "ProjectionExpression",
+                  "FilterExpression", "KeyConditionExpression")
+# The expression parameter each legacy parameter stands for.
+_LEGACY_AS = {"Expected": "ConditionExpression", "AttributeUpdates": "UpdateExpression",
+              "QueryFilter": "FilterExpression", "ScanFilter": "FilterExpression",
+              "KeyConditions": "KeyConditionExpression"}
 
-    def __init__(self, request: dict[str, Any], params: tuple[str, ...]) -> None:
+
+def _in_message_order(params: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(p for p in _MESSAGE_ORDER if p in params)
+
+
+class RequestExpressions:
+    """Parsed expressions of one request, with its names and (normalised) values.
+
+    `legacy`: the legacy parameters the operation accepts, in the order DynamoDB names
+    them; using one together with an expression parameter is rejected."""
+
+    def __init__(self, request: dict[str, Any], params: tuple[str, ...],
+                 legacy: tuple[str, ...] = ()) -> None:
+        if legacy:
+            lg.check_mixing(request, _in_message_order(params), legacy)
         names = request.get("ExpressionAttributeNames")
         values = request.get("ExpressionAttributeValues")
         self.parsed: dict[str, Any] = {}
@@ -48,8 +73,7 @@ class RequestExpressions:
                 raise ValidationError(
                     "ExpressionAttributeNames can only be specified when using expressions")
             if values is not None:
-                raise ValidationError(
-                    "ExpressionAttributeValues can only be specified when using expressions")
+                raise ValidationError(_values_without_expressions(params))
         self.names: dict[str, str] = names or {}
         self.values: dict[str, Any] = values or {}
         for name, value in self.values.items():
@@ -64,6 +88,36 @@ class RequestExpressions:
         # paths once #names are known) fail the request even if nothing is evaluated.
         for parsed in self.parsed.values():
             ex.validate(parsed, self.names, self.values)
+        if legacy:
+            self._translate_legacy(request, legacy)
+
+    def _translate_legacy(self, request: dict[str, Any], legacy: tuple[str, ...]) -> None:
+        lg.check_conditional_operator(
+            request, tuple(p for p in ("Expected", "QueryFilter", "ScanFilter") if p in legacy))
+        attributes = request.get("AttributesToGet")
+        if "AttributesToGet" in legacy and type(attributes) is list:
+            lg.check_attributes_to_get(attributes)
+        placeholders = lg.Placeholders()
+        operator = request.get("ConditionalOperator")
+        for param in legacy:
+            spec = request.get(param)
+            if spec is None or param not in _LEGACY_AS:
+                continue
+            translated: Any
+            if param == "Expected":
+                translated = lg.expected(spec, operator, placeholders)
+            elif param == "AttributeUpdates":
+                translated = lg.attribute_updates(spec, placeholders)
+            elif param == "KeyConditions":
+                translated = lg.key_condition(spec, placeholders)
+            else:
+                translated = lg.filter_condition(param, spec, operator, placeholders)
+            if translated is not None:
+                self.parsed[_LEGACY_AS[param]] = translated
+        if placeholders.names:
+            self.names = {**self.names, **placeholders.names}
+        if placeholders.values:
+            self.values = {**self.values, **placeholders.values}
 
     def _check_names_and_values(self) -> None:
         names_used: set[str] = set()
@@ -110,3 +164,11 @@ class RequestExpressions:
         if projection is None:
             return item
         return ex.project(item, projection, self.names)
+
+
+def _values_without_expressions(params: tuple[str, ...]) -> str:
+    message = "ExpressionAttributeValues can only be specified when using expressions"
+    named = [p for p in _in_message_order(params) if p != "ProjectionExpression"]
+    if not named:
+        return message
+    return f"{message}: {' and '.join(named)} {'are' if len(named) > 1 else 'is'} null"

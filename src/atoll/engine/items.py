@@ -16,6 +16,7 @@ from atoll.engine import capacity, indexes
 from atoll.engine.expr import RequestExpressions
 from atoll.engine.tabledef import EncodedKey, TableDef
 from atoll.errors import ConditionalCheckFailed, ValidationError
+from atoll.expressions import legacy
 from atoll.model.values import check_item, check_item_size
 from atoll.storage import WriteTxn
 
@@ -25,14 +26,9 @@ if TYPE_CHECKING:
 _WRITE_EXPRESSIONS = ("ConditionExpression",)
 _UPDATE_EXPRESSIONS = ("UpdateExpression", "ConditionExpression")
 _READ_EXPRESSIONS = ("ProjectionExpression",)
+# Legacy parameters each write accepts, in the order DynamoDB lists them in messages.
 _LEGACY_WRITE = ("Expected", "ConditionalOperator")
-
-
-def reject_legacy(request: dict[str, Any], legacy: tuple[str, ...]) -> None:
-    used = [p for p in legacy if request.get(p) is not None]
-    if used:
-        raise ValidationError(f"The legacy parameter {used[0]} is not supported yet by Atoll; "
-                              "use the expression parameters instead")
+_LEGACY_UPDATE = ("AttributeUpdates", "Expected", "ConditionalOperator")
 
 
 def projection_of(request: dict[str, Any]) -> tuple[RequestExpressions, list[str] | None]:
@@ -44,9 +40,8 @@ def projection_of(request: dict[str, Any]) -> tuple[RequestExpressions, list[str
             "Can not use both expression and non-expression parameters in the same request: "
             "Non-expression parameters: {AttributesToGet} "
             "Expression parameters: {ProjectionExpression}")
-    if attributes is not None and len(set(attributes)) != len(attributes):
-        raise ValidationError("One or more parameter values were invalid: Duplicate value in "
-                              "attribute name: " + ", ".join(attributes))
+    if attributes is not None:
+        legacy.check_attributes_to_get(attributes)
     return expressions, attributes
 
 
@@ -146,13 +141,12 @@ def _write_capacity(request: dict[str, Any], table: TableDef, old_size: int, new
 
 async def put_item(engine: Engine, request: dict[str, Any]) -> Any:
     table = engine.table(request["TableName"])
-    reject_legacy(request, _LEGACY_WRITE)
     return_values = _check_return_values(request, ("NONE", "ALL_OLD"), "PutItem")
     item = request["Item"]
     size = check_item(item)
     check_item_size(size)
     key = table.encode_item_key(item)
-    expressions = RequestExpressions(request, _WRITE_EXPRESSIONS)
+    expressions = RequestExpressions(request, _WRITE_EXPRESSIONS, _LEGACY_WRITE)
     has_condition = "ConditionExpression" in expressions.parsed
     item_bytes = orjson.dumps(item)
     planned = (table, plan_indexes(table, item, item_bytes, size))  # bad index keys: here
@@ -209,11 +203,10 @@ async def get_item(engine: Engine, request: dict[str, Any]) -> Any:
 
 async def delete_item(engine: Engine, request: dict[str, Any]) -> Any:
     table = engine.table(request["TableName"])
-    reject_legacy(request, _LEGACY_WRITE)
     return_values = _check_return_values(request, ("NONE", "ALL_OLD"), "DeleteItem")
     key_item = request["Key"]
     key = table.encode_key(key_item)
-    expressions = RequestExpressions(request, _WRITE_EXPRESSIONS)
+    expressions = RequestExpressions(request, _WRITE_EXPRESSIONS, _LEGACY_WRITE)
     has_condition = "ConditionExpression" in expressions.parsed
 
     def job(txn: WriteTxn) -> tuple[tuple[bytes, int, int, str] | None, dict[str, float]]:
@@ -244,11 +237,10 @@ _UPDATE_RETURN_VALUES = ("NONE", "ALL_OLD", "UPDATED_OLD", "ALL_NEW", "UPDATED_N
 
 async def update_item(engine: Engine, request: dict[str, Any]) -> Any:
     table = engine.table(request["TableName"])
-    reject_legacy(request, _LEGACY_WRITE + ("AttributeUpdates",))
     return_values = _check_return_values(request, _UPDATE_RETURN_VALUES, "UpdateItem")
     key_item = request["Key"]
     key = table.encode_key(key_item)
-    expressions = RequestExpressions(request, _UPDATE_EXPRESSIONS)
+    expressions = RequestExpressions(request, _UPDATE_EXPRESSIONS, _LEGACY_UPDATE)
     update = expressions.get("UpdateExpression")
     if update is not None:
         touched = ex.update_touches(update, expressions.names, set(table.key_names()))

@@ -27,6 +27,7 @@ from atoll.engine.indexdef import GSI, LSI, IndexDef
 from atoll.engine.items import apply_projection
 from atoll.engine.tabledef import TableDef
 from atoll.errors import ValidationError
+from atoll.expressions import legacy
 from atoll.model.keys import encode_key_value, partition_hash, prefix_successor
 
 if TYPE_CHECKING:
@@ -35,17 +36,13 @@ if TYPE_CHECKING:
 MAX_PAGE_BYTES = 1024 * 1024
 _HASH_SPACE = 1 << 32
 _QUERY_EXPRESSIONS = ("KeyConditionExpression", "FilterExpression", "ProjectionExpression")
+_QUERY_MIXING = _QUERY_EXPRESSIONS[::-1]  # the order DynamoDB's message names them
 _SCAN_EXPRESSIONS = ("FilterExpression", "ProjectionExpression")
-_LEGACY_READ = ("KeyConditions", "QueryFilter", "ScanFilter", "ConditionalOperator")
+# Legacy parameters, in the order DynamoDB lists them in messages.
+_QUERY_LEGACY = ("AttributesToGet", "QueryFilter", "ConditionalOperator", "KeyConditions")
+_SCAN_LEGACY = ("AttributesToGet", "ScanFilter", "ConditionalOperator")
 
 Bound = tuple[bytes, bool]  # (encoded value, inclusive)
-
-
-def _reject_legacy(request: dict[str, Any]) -> None:
-    for param in _LEGACY_READ:
-        if request.get(param) is not None:
-            raise ValidationError(f"The legacy parameter {param} is not supported yet by Atoll; "
-                                  "use the expression parameters instead")
 
 
 def _check_index(table: TableDef, request: dict[str, Any]) -> IndexDef | None:
@@ -198,13 +195,16 @@ def _fill(page: _Page, rows: Iterator[tuple[bytes, int]]) -> bool:
 
 async def query(engine: Engine, request: dict[str, Any]) -> dict[str, Any]:
     table = engine.table(request["TableName"])
-    _reject_legacy(request)
+    legacy.check_mixing(request, _QUERY_MIXING, _QUERY_LEGACY)
     index = _check_index(table, request)
-    if request.get("KeyConditionExpression") is None:
+    if request.get("KeyConditionExpression") is None and request.get("KeyConditions") is None:
         raise ValidationError("Either the KeyConditions or KeyConditionExpression parameter must "
                               "be specified in the request.")
     select = _select(request, index)
-    expressions = RequestExpressions(request, _QUERY_EXPRESSIONS)
+    expressions = RequestExpressions(request, _QUERY_EXPRESSIONS, _QUERY_LEGACY)
+    if request.get("QueryFilter") is not None:
+        keys = index.key_names() if index is not None else table.key_names()
+        legacy.filter_keys(request["QueryFilter"], tuple(keys), "QueryFilter")
     if index is not None:
         return _query_index(engine, request, table, index, expressions, select)
     key_range = ex.resolve_key_condition(
@@ -317,10 +317,10 @@ def _start_key(table: TableDef, start: dict[str, Any]) -> tuple[int, bytes, byte
 
 async def scan(engine: Engine, request: dict[str, Any]) -> dict[str, Any]:
     table = engine.table(request["TableName"])
-    _reject_legacy(request)
+    legacy.check_mixing(request, _SCAN_EXPRESSIONS[::-1], _SCAN_LEGACY)
     index = _check_index(table, request)
     select = _select(request, index)
-    expressions = RequestExpressions(request, _SCAN_EXPRESSIONS)
+    expressions = RequestExpressions(request, _SCAN_EXPRESSIONS, _SCAN_LEGACY)
     h_start, h_end = _segment_range(request)
     start = request.get("ExclusiveStartKey")
     if index is not None:

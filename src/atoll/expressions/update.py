@@ -74,6 +74,8 @@ class Action:
 
 class Update:
     __slots__ = ("actions", "names_used", "values_used", "checks")
+    # What a type clash found while applying says (legacy AttributeUpdates word it apart).
+    mismatch_message = _BAD_TYPE
 
     def __init__(self, actions: tuple[Action, ...], names_used: frozenset[str],
                  values_used: frozenset[str], checks: tuple[Check, ...]) -> None:
@@ -251,6 +253,16 @@ def touches(update: Update, names: dict[str, str], attr_names: set[str]) -> str 
 
 def apply(update: Update, item: dict[str, Any], names: dict[str, str], values: dict[str, Any],
           item_exists: bool = True) -> tuple[dict[str, Any], list[Path]]:
+    try:
+        return _apply(update, item, names, values, item_exists)
+    except ValidationError as exc:
+        if exc.message == _BAD_TYPE and update.mismatch_message != _BAD_TYPE:
+            raise ValidationError(update.mismatch_message) from None
+        raise
+
+
+def _apply(update: Update, item: dict[str, Any], names: dict[str, str], values: dict[str, Any],
+           item_exists: bool) -> tuple[dict[str, Any], list[Path]]:
     for check in update.checks:
         check(names, values)
     resolved = resolved_paths(update, names)
