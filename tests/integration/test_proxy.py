@@ -127,7 +127,7 @@ def test_plain_boto3_through_the_proxy_survives_a_killed_and_a_hung_region(
     node = cluster.nodes["us-east"]
     with Workload(ddb, table) as work:
         time.sleep(1.0)
-        assert proxy.metrics()["route"] == "us-east"
+        assert wait_until(lambda: proxy.metrics()["route"] == "us-east", 5)
         killed_at = time.monotonic()
         node.kill()
         time.sleep(3.0)
@@ -155,7 +155,7 @@ def test_plain_boto3_through_the_proxy_survives_a_killed_and_a_hung_region(
           f"{returned_s * 1000:.0f} ms after it served again"
           f"\nproxy, SIGSTOP of us-east for 3 s: {hung}; route -> {hung_route}"
           f"\nproxy totals: failovers {m['failovers']}, served_by {m['served_by']}")
-    assert routed == "eu-west" and hung_route == "eu-west"
+    assert routed in ("eu-west", "ap-south") and hung_route in ("eu-west", "ap-south")
     assert gap <= 2.0 and hung_gap <= 2.0
     assert errors == (0, 0)
     assert work.read_errors == [] and work.write_errors == []
@@ -201,7 +201,8 @@ def test_the_aws_cli_and_an_empty_dns_record_through_the_proxy(
     print(f"\nproxy, us-east's DNS record emptied: {summary}; route {proxy.metrics()['route']}; "
           f"a proxy restarted with only the dead name as seed routed to {again_route}")
     assert work.read_errors == [] and work.write_errors == [] and work.counter_errors == []
-    assert gap <= 2.0 and proxy.metrics()["route"] == "us-east" and again_route == "us-east"
+    assert gap <= 2.0 and again_route == "us-east"
+    assert wait_until(lambda: proxy.metrics()["route"] == "us-east", 5)
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x",
            "AWS_DEFAULT_REGION": "us-east-1"}
     aws = [str(Path(sys.executable).parent / "aws"), "--endpoint-url", proxy.url]
