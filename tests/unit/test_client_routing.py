@@ -11,14 +11,9 @@ from typing import Any
 
 import pytest
 
-from atoll.client.routing import (
-    RECOVERY_PROBES,
-    DiscoveryError,
-    Outcome,
-    Router,
-    TopologyCache,
-    retry_safe,
-)
+from atoll.client.cache import TopologyCache
+from atoll.client.routing import RECOVERY_PROBES, DiscoveryError, Outcome, Router
+from atoll.client.safety import retry_safe
 from atoll.topology.model import ClusterConfig, RegionConfig
 
 REGIONS = ("us-east", "eu-west", "ap-south")

@@ -6,8 +6,10 @@
     ddb.put_item(TableName="t", Item={...})     # a normal boto3 DynamoDB client
     atoll.client.metrics(ddb)                   # route, failovers, per-region probes
 
-routing.py  topology discovery and cache, health probes, failover rules (shared, no
-            request I/O of its own)
+routing.py  topology discovery, health probes, the route and one request's failover
+            (shared by both, no request I/O of its own)
+safety.py   which requests may be sent twice (pure)
+cache.py    the last good topology on disk
 boto.py     the boto3 client/resource (a botocore before-send hook)
 proxy.py    `atoll proxy`: the same rules for any SDK, as a local HTTP sidecar
 """
@@ -15,7 +17,8 @@ proxy.py    `atoll proxy`: the same rules for any SDK, as a local HTTP sidecar
 import logging
 
 from atoll.client.boto import boto3_client, boto3_resource, close, metrics, router
-from atoll.client.routing import DiscoveryError, Router, retry_safe
+from atoll.client.routing import DiscoveryError, Router
+from atoll.client.safety import retry_safe
 
 # a library: its warnings (a region failing its probes) go where the application's
 # logging sends them, not to stderr by default

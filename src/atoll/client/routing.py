@@ -2,6 +2,7 @@
 
 Shared by the boto3 failover client (`atoll.client.boto3_client`) and `atoll proxy`:
 both do their own I/O (blocking sockets, asyncio) and ask this module what to do.
+Which requests may be sent twice: safety.py; the on-disk topology cache: cache.py.
 
 Theory of operation
 - Discovery: the topology (regions, client endpoints, generation) comes from the first
@@ -33,11 +34,8 @@ Theory of operation
 from __future__ import annotations
 
 import enum
-import hashlib
 import json
 import logging
-import os
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -48,6 +46,8 @@ from typing import Any
 
 import urllib3
 
+from atoll.client.cache import TopologyCache
+from atoll.client.safety import READ_OPERATIONS, retry_safe
 from atoll.errors import AtollError
 from atoll.topology.model import ClusterConfig, RegionConfig, topology_from_dict, validate
 from atoll.topology.update import Accept, decide
@@ -63,58 +63,9 @@ FAILOVER_BUDGET_S = 5.0  # one request, all attempts
 MAX_PROBE_THREADS = 16
 MAX_TOPOLOGY_BYTES = 1024 * 1024
 
-READ_OPERATIONS = frozenset({
-    "GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems", "DescribeTable",
-    "ListTables", "DescribeTimeToLive", "ListTagsOfResource", "DescribeLimits",
-    "DescribeEndpoints", "DescribeContinuousBackups"})
-
-# SET a = :v, REMOVE b: applying twice gives the same item. `+`, `-`, if_not_exists and
-# list_append depend on what is there, ADD and DELETE accumulate.
-_NOT_IDEMPOTENT_UPDATE = re.compile(r"[+\-]|\b(?:ADD|DELETE|if_not_exists|list_append)\b",
-                                    re.IGNORECASE)
-
 
 class DiscoveryError(Exception):
     """No seed answered and no topology of this cluster is cached."""
-
-
-# --- which requests may be sent twice --------------------------------------------------
-def retry_safe(operation: str, request: dict[str, Any]) -> bool:
-    """May this request be sent again, to another region, after an attempt that may have
-    reached the server? Reads always; writes only when applying them twice leaves the
-    same item and the same answer."""
-    if operation in READ_OPERATIONS:
-        return True
-    if operation in ("PutItem", "DeleteItem", "UpdateItem"):
-        return _write_safe(operation, request)
-    if operation == "BatchWriteItem":
-        return True  # puts and deletes of whole items, unconditional
-    if operation == "TransactWriteItems":
-        # idempotent in effect when every action is; a ConditionCheck (or any condition)
-        # would fail the second time and report a write that happened as cancelled
-        actions = request.get("TransactItems")
-        return isinstance(actions, list) and all(_action_safe(a) for a in actions)
-    return False  # CreateTable, DeleteTable, UpdateTable, ...
-
-
-def _write_safe(operation: str, request: dict[str, Any]) -> bool:
-    if any(k in request for k in ("ConditionExpression", "Expected")):
-        return False  # the second attempt may fail the condition the first one changed
-    if request.get("ReturnValues", "NONE") not in ("NONE", None):
-        return False  # the second attempt would return the first one's result as old
-    if operation != "UpdateItem":
-        return True
-    expression = request.get("UpdateExpression")
-    return (isinstance(expression, str) and "AttributeUpdates" not in request
-            and _NOT_IDEMPOTENT_UPDATE.search(expression) is None)
-
-
-def _action_safe(action: Any) -> bool:
-    if not isinstance(action, dict) or len(action) != 1:
-        return False
-    (kind, body), = action.items()
-    operation = {"Put": "PutItem", "Delete": "DeleteItem", "Update": "UpdateItem"}.get(kind)
-    return operation is not None and isinstance(body, dict) and _write_safe(operation, body)
 
 
 # --- health and metrics ----------------------------------------------------------------
@@ -151,89 +102,6 @@ class Metrics:
     route_changes: int = 0
     route: str | None = None  # the region that answered the latest request
     served_by: dict[str, int] = field(default_factory=dict)
-
-
-# --- the topology cache ----------------------------------------------------------------
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "atoll"
-
-
-def default_cache_path(seeds: Sequence[str]) -> Path:
-    """Kept for callers of the first version; the cache is now one file per cluster."""
-    digest = hashlib.sha1("\n".join(sorted(seeds)).encode()).hexdigest()[:12]
-    return default_cache_dir() / f"topology-{digest}.json"
-
-
-class TopologyCache:
-    """The last good topology on disk: `<dir>/<cluster id>.json`, or one given file.
-
-    Each file also lists the seeds that led to it, so a process that cannot reach any
-    seed (and so does not know the cluster id) finds its cluster's file by its seeds.
-    """
-
-    def __init__(self, seeds: Sequence[str], path: str | Path | None = None,
-                 directory: str | Path | None = None) -> None:
-        self.seeds = list(seeds)
-        self.path = Path(path) if path is not None else None
-        self.directory = Path(directory) if directory is not None else default_cache_dir()
-
-    def file_for(self, cluster_id: str) -> Path:
-        if self.path is not None:
-            return self.path
-        return self.directory / (re.sub(r"[^A-Za-z0-9._-]", "_", cluster_id) + ".json")
-
-    def load(self, cluster_id: str) -> ClusterConfig | None:
-        found = self._read(self.file_for(cluster_id))
-        return found[0] if found is not None and found[0].cluster_id == cluster_id else None
-
-    def load_for_seeds(self) -> ClusterConfig | None:
-        """The newest cached topology these seeds led to (or that lists one of them)."""
-        files = [self.path] if self.path is not None else sorted(self.directory.glob("*.json"))
-        best: ClusterConfig | None = None
-        for path in files:
-            found = self._read(path)
-            if found is None:
-                continue
-            topology, seeds = found
-            known = set(seeds) | {e for r in topology.regions for e in r.client_endpoints}
-            if (self.path is not None or known & set(self.seeds)) and (
-                    best is None or topology.generation > best.generation):
-                best = topology
-        return best
-
-    def save(self, topology: ClusterConfig) -> None:
-        """Write atomically; never replace a newer generation (another process's)."""
-        path = self.file_for(topology.cluster_id)
-        held = self._read(path)
-        if held is not None and held[0].cluster_id == topology.cluster_id \
-                and held[0].generation > topology.generation:
-            return
-        seeds = sorted(set(self.seeds) | set(held[1] if held is not None else []))
-        data = json.dumps({"seeds": seeds, "topology": topology.to_dict()}, indent=1)
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(temporary, "w") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(temporary, path)
-        except OSError as exc:
-            log.warning("could not cache the topology at %s: %s", path, exc)
-            temporary.unlink(missing_ok=True)
-
-    @staticmethod
-    def _read(path: Path) -> tuple[ClusterConfig, list[str]] | None:
-        try:
-            data = json.loads(path.read_text())
-            if isinstance(data, dict) and "topology" in data:  # seeds + topology
-                seeds = data.get("seeds")
-                return (validate(topology_from_dict(data["topology"])),
-                        [s for s in seeds if isinstance(s, str)] if isinstance(seeds, list)
-                        else [])
-            return validate(topology_from_dict(data)), []  # the first version: topology only
-        except (OSError, ValueError, AtollError):
-            return None
 
 
 # --- I/O helpers (blocking; run in the router's threads) -------------------------------
