@@ -122,8 +122,10 @@ def _chart(result: dict[str, Any]) -> str:
         points = " ".join(f"{x(t):.1f},{y_lag(v):.1f}" for t, v in series)
         parts.append(f'<polyline points="{points}" fill="none" stroke="{_LAG_COLOUR}" '
                      'stroke-width="2"/>')
-        parts.append(f'<text x="{width - 130}" y="{y_lag(lag_peak) + 12:.1f}" font-size="11" '
-                     f'fill="{_LAG_COLOUR}">lag {lag_peak} ms</text>')
+        peak_t = next(t for t, v in series if v == lag_peak)
+        parts.append(f'<text x="{x(peak_t) - 6:.1f}" y="{y_lag(lag_peak) + 12:.1f}" '
+                     f'font-size="11" text-anchor="end" fill="{_LAG_COLOUR}">'
+                     f'lag peak {lag_peak} ms</text>')
     labels = [(r, _COLOURS[i % len(_COLOURS)]) for i, r in enumerate(regions)]
     labels.append(("errors", _ERROR_COLOUR))
     if series:
