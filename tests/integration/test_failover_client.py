@@ -50,6 +50,7 @@ class Workload:
         self.write_errors: list[str] = []
         self.counter_errors: list[str] = []
         self.increments = 0
+        self.stale_reads = 0  # a read older than this thread's own acknowledged put
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._puts_and_gets, daemon=True)]
         if counter:
@@ -62,17 +63,22 @@ class Workload:
 
     def _puts_and_gets(self) -> None:
         n = 0
+        written: dict[str, int] = {}
         while self._running(n):
             n += 1
             key = {"pk": {"S": f"k{n % 50}"}}
             try:
                 self.ddb.put_item(TableName=self.table, Item={**key, "n": {"N": str(n)}})
                 self.ok.append(time.monotonic())
+                written[key["pk"]["S"]] = n
             except _ERRORS as exc:
                 self.write_errors.append(repr(exc))
             try:
-                self.ddb.get_item(TableName=self.table, Key=key)
+                item = self.ddb.get_item(TableName=self.table, Key=key).get("Item")
                 self.ok.append(time.monotonic())
+                seen = int(item["n"]["N"]) if item else 0
+                if seen < written.get(key["pk"]["S"], 0):
+                    self.stale_reads += 1  # replication is asynchronous: after a failover
             except _ERRORS as exc:
                 self.read_errors.append(repr(exc))
             time.sleep(0.002)
@@ -112,7 +118,8 @@ class Workload:
     def summary(self, since: float) -> str:
         return (f"longest gap {self.longest_gap_s(since) * 1000:.0f} ms, errors: reads "
                 f"{len(self.read_errors)}, puts {len(self.write_errors)}, increments "
-                f"{len(self.counter_errors)} (of {self.increments} done)")
+                f"{len(self.counter_errors)} (of {self.increments} done); reads older than "
+                f"the thread's own acknowledged put: {self.stale_reads}")
 
 
 def failover_client(seeds: list[str], tmp_path: Path, **kwargs: Any) -> Any:
@@ -147,7 +154,8 @@ def test_sigkill_of_the_preferred_region_fails_over_and_returns(
     m = atoll.client.metrics(ddb)
     print(f"\nfailover client, SIGKILL of us-east: {outage}; route -> {routed}; "
           f"back on us-east {returned_s * 1000:.0f} ms after it served again; "
-          f"failovers {m['failovers']}, served_by {m['served_by']}")
+          f"failovers {m['failovers']}, served_by {m['served_by']}; stale reads over the "
+          f"whole run (return included) {work.stale_reads}")
     assert routed in ("eu-west", "ap-south")  # eu-west unless a probe of it was slow
     assert gap <= 2.0
     assert errors_in_outage == (0, 0)  # reads and idempotent puts: never an error
