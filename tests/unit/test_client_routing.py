@@ -271,3 +271,31 @@ def test_the_proxy_command_refuses_to_start_without_any_topology(tmp_path: Path)
     result = CliRunner().invoke(cli, ["proxy", "--seed", "http://127.0.0.1:1",
                                       "--listen", "8100"])
     assert result.exit_code == 2 and "expected HOST:PORT" in result.output
+
+
+def test_traffic_returns_only_once_the_region_has_caught_up(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("atoll.client.routing.CATCH_UP_WAIT_S", 0.05)
+    vectors = {"http://127.0.0.1:8001": {"us-east": [5, 1], "eu-west": [90, 2]},
+               "http://127.0.0.1:8000": {"us-east": [5, 1], "eu-west": [70, 2]}}
+    seeds = Seeds({"http://seed-a": topology()})
+
+    def fetch(url: str, timeout_s: float) -> Any:
+        if url.endswith("/_atoll/status"):
+            return {"replication": {"cursor_vector": vectors[url.removesuffix("/_atoll/status")]}}
+        return seeds.fetch(url, timeout_s)
+
+    r = Router(["http://seed-a"], REGIONS, fetch=fetch, probe=lambda _u, _t: None, start=False,
+               cache_dir=tmp_path / "cache")
+    r.record_probe("us-east", "refused", 1.0)
+    r.mark_served("eu-west", "us-east")  # the route is eu-west now
+    us_east = r.topology.region("us-east")
+    assert r.catch_up_check(us_east) is not None  # 70 < 90 of eu-west's own changes
+    for _ in range(RECOVERY_PROBES + 1):
+        r.probe_region(us_east)
+    assert r.candidates()[0][0] == "eu-west"
+    vectors["http://127.0.0.1:8000"]["eu-west"] = [90, 2]  # it caught up
+    assert r.catch_up_check(us_east) is None
+    for _ in range(RECOVERY_PROBES):
+        r.probe_region(us_east)
+    assert r.candidates()[0][0] == "us-east"

@@ -17,7 +17,9 @@ Theory of operation
   whose name stops resolving stays reachable.
 - Health: every PROBE_INTERVAL_S each region's `/health` is asked (in parallel, timeout
   PROBE_TIMEOUT_S). One failed probe or failed request marks a region unhealthy;
-  RECOVERY_PROBES good probes in a row mark it healthy again, and routing returns to it
+  RECOVERY_PROBES good probes in a row mark it healthy again — the last one only once the
+  region holds every change the current route's region held (`catch_up_check`, so reads
+  there are not older than writes already acknowledged) — and routing returns to it
   if it is preferred.
 - Routing: `candidates()` lists regions in preference order (regions not in the
   preference list after those that are), healthy ones first, then the unhealthy ones as
@@ -57,6 +59,7 @@ log = logging.getLogger(__name__)
 PROBE_INTERVAL_S = 0.5
 PROBE_TIMEOUT_S = 0.5
 RECOVERY_PROBES = 2  # good probes in a row before an unhealthy region takes traffic again
+CATCH_UP_WAIT_S = 1.0  # how long a recovery probe waits for the region to catch up
 TOPOLOGY_REFRESH_S = 5.0
 DISCOVERY_TIMEOUT_S = 1.0
 FAILOVER_BUDGET_S = 5.0  # one request, all attempts
@@ -273,7 +276,47 @@ class Router:
                 break
             except Exception as exc:  # any failure is a failed probe
                 error = f"{type(exc).__name__}: {exc}"
-        self.record_probe(region.id, error, (time.monotonic() - started) * 1000)
+        latency_ms = (time.monotonic() - started) * 1000
+        if error is None and self._would_recover(region.id):
+            error = self.catch_up_check(region)
+        self.record_probe(region.id, error, latency_ms)
+
+    def _would_recover(self, region_id: str) -> bool:
+        with self._lock:
+            health = self.health.get(region_id)
+            return (health is not None and not health.healthy
+                    and health.consecutive_successes + 1 >= RECOVERY_PROBES)
+
+    def catch_up_check(self, region: RegionConfig) -> str | None:
+        """Before traffic returns to a region that was unhealthy: does it hold every
+        change the current route's region held a moment ago (so a read there is not older
+        than a write this client had acknowledged)? Waits up to CATCH_UP_WAIT_S for it;
+        None if it does, or if it cannot be judged (no route, status unavailable), else
+        why not. Compares the regions' cursor vectors from `/_atoll/status`."""
+        route = self.metrics.route
+        if route is None or route == region.id or not self.topology.has_region(route):
+            return None
+        target = self._cursor_vector(self.topology.region(route))
+        if not target:
+            return None
+        deadline = time.monotonic() + CATCH_UP_WAIT_S
+        while True:
+            held = self._cursor_vector(region) or {}
+            behind = sorted(o for o, seq in target.items() if held.get(o, 0) < seq)
+            if not behind:
+                return None
+            if time.monotonic() >= deadline:
+                return f"catching up: behind {route} on changes from {', '.join(behind)}"
+            time.sleep(0.05)
+
+    def _cursor_vector(self, region: RegionConfig) -> dict[str, int] | None:
+        for endpoint in region.client_endpoints:
+            try:
+                status = self._fetch(endpoint + "/_atoll/status", self.probe_timeout_s)
+                return {o: int(v[0]) for o, v in status["replication"]["cursor_vector"].items()}
+            except (*_FETCH_ERRORS, KeyError, TypeError, IndexError):
+                continue
+        return None
 
     def record_probe(self, region_id: str, error: str | None, latency_ms: float) -> None:
         with self._lock:
