@@ -12,7 +12,9 @@ server too.
 Random text rarely gets past the parser, so two thirds of the texts come from a small
 grammar of well-formed expressions over a few paths, #names and :values, with names and
 values (valid or not) drawn for exactly the ones the text uses: those reach evaluation,
-updates and key checks. 300 examples per expression kind, no deadline.
+updates and key checks. 300 examples per expression kind, no deadline. The legacy
+parameters (Expected, AttributeUpdates, KeyConditions, QueryFilter, ScanFilter,
+ConditionalOperator) get the same treatment with arbitrary maps.
 """
 
 from __future__ import annotations
@@ -244,6 +246,62 @@ def test_key_condition_expression(raw_ddb: Any, table: str, data: st.DataObject,
                                   text: str) -> None:
     answer_is_acceptable(raw_ddb.query, TableName=table, KeyConditionExpression=text,
                          **draw_maps(data, text))
+
+
+OPERATORS = ["EQ", "NE", "LE", "LT", "GE", "GT", "NOT_NULL", "NULL", "CONTAINS",
+             "NOT_CONTAINS", "BEGINS_WITH", "IN", "BETWEEN", "DOG"]
+legacy_attributes = st.sampled_from(["a", "b", "l", "m", "ss", "pk", "sk", "", "#n", ":v"])
+
+
+def _without_none(spec: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in spec.items() if v is not None}
+
+
+conditions_map = st.dictionaries(legacy_attributes, st.fixed_dictionaries({
+    "ComparisonOperator": st.sampled_from(OPERATORS),
+    "AttributeValueList": st.lists(attribute_values, max_size=3)}), max_size=3)
+expected_map = st.dictionaries(legacy_attributes, st.fixed_dictionaries({
+    "ComparisonOperator": st.one_of(st.none(), st.sampled_from(OPERATORS)),
+    "AttributeValueList": st.one_of(st.none(), st.lists(attribute_values, max_size=3)),
+    "Value": st.one_of(st.none(), attribute_values),
+    "Exists": st.one_of(st.none(), st.booleans())}).map(_without_none), max_size=3)
+updates_map = st.dictionaries(legacy_attributes, st.fixed_dictionaries({
+    "Action": st.one_of(st.none(), st.sampled_from(["PUT", "ADD", "DELETE"])),
+    "Value": st.one_of(st.none(), attribute_values)}).map(_without_none), max_size=3)
+conditional_operators = st.one_of(st.none(), st.sampled_from(["AND", "OR"]))
+
+
+@fuzz
+@given(expected=st.one_of(st.none(), expected_map), updates=st.one_of(st.none(), updates_map),
+       operator=conditional_operators,
+       operation=st.sampled_from(["put_item", "delete_item", "update_item"]))
+def test_legacy_write_parameters(raw_ddb: Any, table: str, expected: Any, updates: Any,
+                                 operator: Any, operation: str) -> None:
+    params = _without_none({"TableName": table, "Expected": expected,
+                            "ConditionalOperator": operator})
+    if operation == "put_item":
+        params["Item"] = ITEM
+    else:
+        params["Key"] = KEY
+    if operation == "update_item" and updates is not None:
+        params["AttributeUpdates"] = updates
+    answer_is_acceptable(getattr(raw_ddb, operation), **params)
+    if operation != "put_item":
+        raw_ddb.put_item(TableName=table, Item=ITEM)
+
+
+@fuzz
+@given(filters=st.one_of(st.none(), conditions_map), keys=conditions_map,
+       operator=conditional_operators, operation=st.sampled_from(["scan", "query"]))
+def test_legacy_read_parameters(raw_ddb: Any, table: str, filters: Any, keys: Any,
+                                operator: Any, operation: str) -> None:
+    if operation == "scan":
+        params = _without_none({"TableName": table, "ScanFilter": filters,
+                                "ConditionalOperator": operator})
+    else:
+        params = _without_none({"TableName": table, "QueryFilter": filters, "KeyConditions": keys,
+                                "ConditionalOperator": operator})
+    answer_is_acceptable(getattr(raw_ddb, operation), **params)
 
 
 def test_server_still_answers(raw_ddb: Any, table: str) -> None:
