@@ -150,8 +150,40 @@ def check_item(item: Any) -> int:
 
 
 def item_size(item: Item) -> int:
-    """Size of an already-valid item (no normalisation)."""
-    return check_item(item)
+    """Size of an already-valid, normalised item (e.g. a replicated one): what
+    `check_item` returns for it, without validating or normalising again."""
+    return sum((len(name) if name.isascii() else len(name.encode())) + value_size(value)
+               for name, value in item.items())
+
+
+def value_size(value: AttributeValue) -> int:
+    """Size of an already-valid, normalised value (see `check_value` for the rules)."""
+    ((kind, inner),) = value.items()
+    if kind == "S":
+        return len(inner) if inner.isascii() else len(inner.encode())
+    if kind == "N":
+        return number_size(inner)
+    if kind == "B":
+        return _base64_length(inner)
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "M":
+        return _CONTAINER_OVERHEAD_BYTES + sum(
+            len(name.encode()) + value_size(element) + _ELEMENT_OVERHEAD_BYTES
+            for name, element in inner.items())
+    if kind == "L":
+        return _CONTAINER_OVERHEAD_BYTES + sum(
+            value_size(element) + _ELEMENT_OVERHEAD_BYTES for element in inner)
+    if kind == "SS":
+        return sum(len(m.encode()) for m in inner)
+    if kind == "NS":
+        return sum(number_size(m) for m in inner)
+    return sum(_base64_length(m) for m in inner)  # BS
+
+
+def _base64_length(text: str) -> int:
+    """Bytes that valid, padded base64 `text` decodes to."""
+    return len(text) // 4 * 3 - text[-2:].count("=") if text else 0
 
 
 def check_item_size(size: int) -> None:
