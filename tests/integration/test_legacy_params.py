@@ -582,6 +582,30 @@ def test_begins_with_key_condition_on_a_string_sort_key(ddb: Any, table_name: st
     assert [item["sk"]["S"] for item in items] == ["apple", "apricot"]
 
 
+def test_key_conditions_on_a_global_secondary_index(ddb: Any, table_name: str) -> None:
+    ddb.create_table(
+        TableName=table_name, BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": n, "AttributeType": t}
+                              for n, t in (("pk", "S"), ("g", "S"), ("r", "N"))],
+        GlobalSecondaryIndexes=[{
+            "IndexName": "by_g", "Projection": {"ProjectionType": "ALL"},
+            "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"},
+                          {"AttributeName": "r", "KeyType": "RANGE"}]}])
+    for i in range(6):
+        ddb.put_item(TableName=table_name, Item={"pk": S(f"p{i}"), "g": S("x" if i < 4 else "y"),
+                                                 "r": N(i), "odd": {"BOOL": i % 2 == 1}})
+    answer = ddb.query(TableName=table_name, IndexName="by_g",
+                       KeyConditions={"g": op("EQ", S("x")), "r": op("GE", N(1))},
+                       QueryFilter={"odd": op("EQ", {"BOOL": True})}, ScanIndexForward=False)
+    assert [item["pk"]["S"] for item in answer["Items"]] == ["p3", "p1"]
+    expect_exact(ddb.query, VE, "QueryFilter can only contain non-primary key attributes: "
+                 "Primary key attribute: r", TableName=table_name, IndexName="by_g",
+                 KeyConditions={"g": op("EQ", S("x"))}, QueryFilter={"r": op("NOT_NULL")})
+    expect_exact(ddb.query, VE, "Query condition missed key schema element: g",
+                 TableName=table_name, IndexName="by_g", KeyConditions={"pk": op("EQ", S("p1"))})
+
+
 @pytest.mark.parametrize("conditions, message", [
     ({"sk": op("EQ", N(1))}, "Query condition missed key schema element: pk"),
     ({"pk": op("GT", S("q"))}, "Query key condition not supported"),

@@ -88,7 +88,7 @@ class RequestExpressions:
         # paths once #names are known) fail the request even if nothing is evaluated.
         for parsed in self.parsed.values():
             ex.validate(parsed, self.names, self.values)
-        if legacy:
+        if legacy and any(p in request for p in legacy):
             self._translate_legacy(request, legacy)
 
     def _translate_legacy(self, request: dict[str, Any], legacy: tuple[str, ...]) -> None:
