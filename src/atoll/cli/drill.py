@@ -32,13 +32,16 @@ def _seconds(text: str) -> float:
               help="Target requests per second over all client threads.")
 @click.option("--seed", default=1, show_default=True, type=int)
 @click.option("--report", "report_dir", default=None, type=click.Path(file_okay=False),
-              help="Write drill.json and drill.html here.")
+              help="Write drill.json, drill.html and one SVG chart per scenario here.")
 @click.option("--data-dir", default=None, type=click.Path(file_okay=False),
               help="Where the drill's cluster keeps its data [default: a temporary dir].")
 def drill(scenario: str, regions: int, duration: str, rate: float, seed: int,
           report_dir: str | None, data_dir: str | None) -> None:
     """Run SCENARIO (or all of them) against a fresh local cluster and check that every
     acknowledged write survived. Exit status 1 if an invariant fails."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     from atoll.drill import report
     from atoll.drill.runner import SCENARIOS, DrillOptions, Recorder, run_scenario
 
@@ -46,28 +49,33 @@ def drill(scenario: str, regions: int, duration: str, rate: float, seed: int,
     options = DrillOptions(regions=regions, duration_s=_seconds(duration), rate=rate,
                            seed=seed, root=root)
     scenarios = list(SCENARIOS) if scenario == "all" else [scenario]
-    results = []
-    last_print = [0.0]
-
-    def progress(phase: str, elapsed: float, recorder: Recorder) -> None:
-        if time.monotonic() - last_print[0] < 1.0 or not sys.stderr.isatty():
-            return
-        last_print[0] = time.monotonic()
-        ops = recorder.ops
-        ok = sum(1 for o in ops if o["ok"])
-        click.echo(f"\r  {elapsed:5.1f}s {phase:12} requests {len(ops)} ok {ok} "
-                   f"errors {len(ops) - ok}   ", nl=False, err=True)
-
+    results: list[dict[str, Any]] = []
+    console = Console(stderr=True)
     started = time.monotonic()
     for name in scenarios:
-        click.echo(f"drill {name}: {regions} regions, {options.duration_s:.0f}s at "
-                   f"{rate:.0f} ops/s (data in {root / name})", err=True)
-        result: dict[str, Any] = run_scenario(name, options, progress)
-        click.echo("", err=True)
+        console.print(f"[bold]drill {name}[/]: {regions} regions, {options.duration_s:.0f}s at "
+                      f"{rate:.0f} ops/s (data in {root / name})")
+        with Progress(TextColumn("  {task.fields[phase]:<12}"), BarColumn(),
+                      TextColumn("{task.fields[counts]}"), TimeElapsedColumn(),
+                      console=console, transient=True, disable=not console.is_terminal
+                      ) as progress:
+            task = progress.add_task(name, total=options.duration_s, phase="starting",
+                                     counts="")
+
+            def show(phase: str, elapsed: float, recorder: Recorder,
+                     task: Any = task, progress: Progress = progress) -> None:
+                ops = recorder.ops
+                ok = sum(1 for o in ops if o["ok"])
+                progress.update(task, completed=min(elapsed, options.duration_s), phase=phase,
+                                counts=f"requests {len(ops):>6}  ok {ok:>6}  "
+                                       f"errors {len(ops) - ok:>5}")
+
+            result = run_scenario(name, options, show)
         for line in report.summary_lines(result):
             click.echo(line)
         results.append(result)
     passed = all(r["passed"] for r in results)
+    Console().print(report.summary_table(results))
     click.echo(f"drill {'PASSED' if passed else 'FAILED'}: {len(results)} scenario(s) in "
                f"{time.monotonic() - started:.0f}s")
     if report_dir:

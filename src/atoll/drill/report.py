@@ -46,6 +46,35 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+def summary_table(results: list[dict[str, Any]]) -> Any:
+    """One row per scenario (a rich Table, for the terminal)."""
+    from rich import box
+    from rich.table import Table
+
+    table = Table(title="atoll drill", box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False,
+                  collapse_padding=True)
+    # short headers: fits 80 columns (gap: longest without success; moved: failover
+    # time; lag99: before the fault; healed: all pre-heal changes everywhere after)
+    for column in ("scenario", "pass", "avail", "gap", "moved", "lag99", "healed", "acked",
+                   "lost", "div"):
+        table.add_column(column, justify="left" if column == "scenario" else "right",
+                         no_wrap=True)
+    for r in results:
+        failover = r["clients"].get("failover", {})
+        moved = r["failover_time_s"]
+        caught = r.get("caught_up_after_heal_s")
+        table.add_row(
+            r["scenario"], "[green]yes[/]" if r["passed"] else "[red]NO[/]",
+            f"{failover.get('availability_pct', 0):.1f}%",
+            f"{failover.get('longest_gap_s', 0):.2f}s",
+            "-" if moved is None else f"{moved:.2f}s",
+            f"{r['replication_lag_ms']['p99']:.0f}ms"
+            if r["replication_lag_ms"]["p99"] is not None else "-", "-" if caught is None else f"{caught:.1f}s",
+            str(r["check"]["acknowledged_writes"]), str(r["check"]["acknowledged_writes_lost"]),
+            str(r["check"]["divergent_items"]))
+    return table
+
+
 def write(report_dir: Path, results: list[dict[str, Any]]) -> tuple[Path, Path]:
     report_dir.mkdir(parents=True, exist_ok=True)
     data = report_dir / "drill.json"
