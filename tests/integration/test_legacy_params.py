@@ -665,6 +665,16 @@ def test_query_filter_cannot_use_key_attributes(ddb: Any, tables: None) -> None:
         expect_exact(ddb.query, VE, "QueryFilter can only contain non-primary key attributes: "
                      f"Primary key attribute: {name}", TableName=RANGE,
                      KeyConditions={"pk": op("EQ", S("q"))}, QueryFilter={name: op("NOT_NULL")})
+    # the same rule for a FilterExpression, whichever way the key is named
+    for condition in ("sk > :one", "v = :one OR size(#k) > :one", "NOT (#k IN (:one))"):
+        expect_exact(ddb.query, VE, "Filter Expression can only contain non-primary key "
+                     "attributes: Primary key attribute: sk", TableName=RANGE,
+                     KeyConditionExpression="pk = :q", FilterExpression=condition,
+                     ExpressionAttributeValues={":q": S("q"), ":one": N(1)},
+                     **({"ExpressionAttributeNames": {"#k": "sk"}} if "#k" in condition else {}))
+    # a Scan filters whatever it likes
+    assert ddb.scan(TableName=RANGE, FilterExpression="sk > :one",
+                    ExpressionAttributeValues={":one": N(8)})["Count"] == 1
 
 
 def test_key_conditions_go_with_filter_and_projection_expressions(ddb: Any, tables: None) -> None:

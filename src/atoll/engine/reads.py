@@ -202,9 +202,7 @@ async def query(engine: Engine, request: dict[str, Any]) -> dict[str, Any]:
                               "be specified in the request.")
     select = _select(request, index)
     expressions = RequestExpressions(request, _QUERY_EXPRESSIONS, _QUERY_LEGACY)
-    if request.get("QueryFilter") is not None:
-        keys = index.key_names() if index is not None else table.key_names()
-        legacy.filter_keys(request["QueryFilter"], tuple(keys), "QueryFilter")
+    _check_filter_keys(request, expressions, index.key_names() if index else table.key_names())
     if index is not None:
         return _query_index(engine, request, table, index, expressions, select)
     key_range = ex.resolve_key_condition(
@@ -232,6 +230,20 @@ async def query(engine: Engine, request: dict[str, Any]) -> dict[str, Any]:
             engine.storage.query_items(table.tid, h, pk, lower, upper, forward))
     more = _fill(page, rows)
     return _with_capacity(page.result(table, more), page, request, table, None)
+
+
+def _check_filter_keys(request: dict[str, Any], expressions: RequestExpressions,
+                       keys: tuple[str, ...]) -> None:
+    """A Query filters what its key condition selected: it may not test those keys."""
+    condition = expressions.get("FilterExpression")
+    if condition is None:
+        return
+    heads = ex.path_heads(condition, expressions.names)
+    for name in keys:
+        if name in heads:
+            param = "QueryFilter" if "QueryFilter" in request else "Filter Expression"
+            raise ValidationError(f"{param} can only contain non-primary key attributes: "
+                                  f"Primary key attribute: {name}")
 
 
 def _with_capacity(result: dict[str, Any], page: _Page, request: dict[str, Any],

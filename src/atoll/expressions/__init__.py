@@ -32,8 +32,8 @@ from atoll.expressions.update import Update
 __all__ = [
     "Condition", "KeyCondition", "KeyRange", "Path", "Projection", "Update",
     "apply_update", "evaluate_condition", "parse_condition", "parse_key_condition",
-    "parse_projection", "parse_update", "project", "project_paths", "resolve_key_condition",
-    "update_touches", "validate",
+    "parse_projection", "parse_update", "path_heads", "project", "project_paths",
+    "resolve_key_condition", "update_touches", "validate",
 ]
 
 _CACHE_SIZE = 2048
@@ -95,6 +95,11 @@ def evaluate_condition(cond: Condition, item: dict[str, Any] | None, names: dict
     for check in cond.checks:
         check(names, values)
     return cond.root.test(item, names, values)
+
+
+def path_heads(cond: Condition, names: dict[str, str]) -> set[str]:
+    """The top-level attribute names a condition reads."""
+    return _nodes.path_heads(cond.root, names)
 
 
 def apply_update(update: Update, item: dict[str, Any], names: dict[str, str],

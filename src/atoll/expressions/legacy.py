@@ -256,14 +256,6 @@ def filter_condition(param: str, conditions: Any, operator: str | None,
     return _wrap(_combine(parts, operator), placeholders, "FilterExpression")
 
 
-def filter_keys(conditions: Any, key_names: tuple[str, ...], param: str) -> None:
-    """A Query's filter may not test the key attributes it queries by."""
-    for name in key_names:
-        if type(conditions) is dict and name in conditions:
-            raise ValidationError(f"{param} can only contain non-primary key attributes: "
-                                  f"Primary key attribute: {name}")
-
-
 def key_condition(conditions: Any, placeholders: Placeholders) -> KeyCondition:
     """KeyConditions as a KeyConditionExpression; the key schema is checked when the
     engine resolves it (`keycondition.resolve`), with the expression's messages."""

@@ -239,3 +239,31 @@ class Function(Condition):
 
     def __repr__(self) -> str:
         return f"Function({self.name!r}, {self.args!r})"
+
+
+def path_heads(root: Condition, names: Names) -> set[str]:
+    """The top-level attribute names a condition reads (a Query's filter may not read
+    its key attributes). Iterative, like evaluation: deep trees need no deep recursion."""
+    heads: set[str] = set()
+    stack: list[Any] = [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, PathOperand):
+            head = paths.resolve(node.path, names)[0]
+            if type(head) is str:
+                heads.add(head)
+        elif isinstance(node, (And, Or)):
+            stack.extend(node.parts)
+        elif isinstance(node, Not):
+            stack.append(node.part)
+        elif isinstance(node, Compare):
+            stack += (node.left, node.right)
+        elif isinstance(node, Between):
+            stack += (node.operand, node.low, node.high)
+        elif isinstance(node, In):
+            stack += (node.operand, *node.options)
+        elif isinstance(node, Function):
+            stack.extend(node.args)
+        elif isinstance(node, SizeOperand):
+            stack.append(node.operand)
+    return heads
