@@ -15,7 +15,7 @@ from atoll import expressions as ex
 from atoll.engine import capacity, indexes
 from atoll.engine.expr import RequestExpressions
 from atoll.engine.tabledef import EncodedKey, TableDef
-from atoll.errors import AtollError, ConditionalCheckFailed, ValidationError
+from atoll.errors import ConditionalCheckFailed, ValidationError
 from atoll.expressions import legacy
 from atoll.model.values import check_item, check_item_size
 from atoll.storage import WriteTxn
@@ -249,9 +249,10 @@ async def update_item(engine: Engine, request: dict[str, Any]) -> Any:
                                   f"attribute {touched}. This attribute is part of the key")
     has_condition = "ConditionExpression" in expressions.parsed
 
-    def compute(old_bytes: bytes | None) -> _Updated:
-        """The update applied to the item stored as `old_bytes` (a pure function of it)."""
-        old_item = orjson.loads(old_bytes) if old_bytes is not None else None
+    def job(txn: WriteTxn) -> tuple[dict[str, Any] | None, dict[str, Any], list[Any], Any]:
+        engine.ensure_live(table)
+        old = txn.get(table.tid, *key)
+        old_item = _old_item(old)
         if has_condition and not expressions.condition_holds("ConditionExpression", old_item):
             raise _condition_failed(request, old_item)
         base = old_item if old_item is not None else dict(key_item)
@@ -262,34 +263,7 @@ async def update_item(engine: Engine, request: dict[str, Any]) -> Any:
                                               item_exists=old_item is not None)
         size = check_item(new_item)
         check_item_size(size)
-        return old_item, new_item, paths, size, orjson.dumps(new_item)
-
-    # Speculation: compute against the committed item here, on the event loop, and let
-    # the writer thread (every write's bottleneck) only check that the item it finds is
-    # still those bytes; if another write changed it meanwhile, the job computes again.
-    speculated: tuple[bytes | None, _Updated | None, AtollError | None] | None
-    try:
-        row = engine.storage.get_item(table.tid, *key)
-        seen = row[0] if row is not None else None
-        try:
-            speculated = (seen, compute(seen), None)
-        except AtollError as exc:  # a failed condition, an oversized item: maybe
-            speculated = (seen, None, exc)
-    except AtollError:  # e.g. a corrupt row: the job reads (and reports) it itself
-        speculated = None
-
-    def job(txn: WriteTxn) -> tuple[dict[str, Any] | None, dict[str, Any], list[Any], Any]:
-        engine.ensure_live(table)
-        old = txn.get(table.tid, *key)
-        old_bytes = old[0] if old is not None else None
-        if speculated is not None and speculated[0] == old_bytes:
-            if speculated[2] is not None:
-                raise speculated[2]
-            assert speculated[1] is not None
-            old_item, new_item, paths, size, new_bytes = speculated[1]
-        else:
-            old_item, new_item, paths, size, new_bytes = compute(old_bytes)
-        units = _write_item(engine, txn, table, key, new_item, new_bytes, size, old)
+        units = _write_item(engine, txn, table, key, new_item, orjson.dumps(new_item), size, old)
         return old_item, new_item, paths, (old[1] if old else 0, size, units)
 
     old_item, new_item, paths, sizes = await engine.storage.write(job)
@@ -301,10 +275,6 @@ async def update_item(engine: Engine, request: dict[str, Any]) -> Any:
         result = capacity.attach(result, "ItemCollectionMetrics",
                                  capacity.item_collection_metrics(engine, request, table, key_item))
     return result
-
-
-# (old item or None, new item, updated paths, new size, new item's bytes)
-_Updated = tuple[dict[str, Any] | None, dict[str, Any], list[Any], int, bytes]
 
 
 def _update_result(return_values: str, old_item: dict[str, Any] | None,
