@@ -525,3 +525,43 @@ def test_pynamodb_model_round_trip(server: Any, table_name: str) -> None:
     assert Thing.count("ann") == 4
     Thing.delete_table()
     assert not Thing.exists()
+
+
+def test_concurrent_updates_of_one_item_are_never_computed_on_a_stale_item(
+        ddb: Any, table_name: str, server: Any) -> None:
+    """UpdateItem is computed ahead against the committed item and re-computed when
+    another write changed it meanwhile: racing counters and compare-and-swaps stay exact."""
+    import threading
+
+    from tests.support import client, create_table
+
+    create_table(ddb, table_name)
+    key = {"pk": {"S": "hot"}}
+    ddb.put_item(TableName=table_name, Item={**key, "n": {"N": "0"}, "v": {"N": "0"}})
+    swaps: list[int] = []
+
+    def worker() -> None:
+        mine = client(server.url)
+        for _ in range(40):
+            mine.update_item(TableName=table_name, Key=key, UpdateExpression="ADD n :one",
+                             ExpressionAttributeValues={":one": {"N": "1"}})
+            seen = int(mine.get_item(TableName=table_name, Key=key,
+                                     ConsistentRead=True)["Item"]["v"]["N"])
+            try:  # compare-and-swap v: seen -> seen + 1
+                mine.update_item(TableName=table_name, Key=key, UpdateExpression="SET v = :new",
+                                 ConditionExpression="v = :seen",
+                                 ExpressionAttributeValues={":new": {"N": str(seen + 1)},
+                                                            ":seen": {"N": str(seen)}})
+                swaps.append(seen)
+            except mine.exceptions.ConditionalCheckFailedException:
+                pass
+
+    threads = [threading.Thread(target=worker) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    item = ddb.get_item(TableName=table_name, Key=key, ConsistentRead=True)["Item"]
+    assert item["n"] == {"N": "240"}
+    assert sorted(swaps) == list(range(len(swaps)))  # every swap moved v by exactly one
+    assert item["v"] == {"N": str(len(swaps))}
