@@ -121,18 +121,22 @@ def test_a_5xx_sends_safe_requests_on_and_surfaces_unsafe_ones(
     assert ddb.get_item(TableName="t", Key=KEY)["ResponseMetadata"]["RequestId"] == "FAKE"
     ddb.put_item(TableName="t", Item=KEY)  # idempotent: answered by eu-west
     assert regions["eu-west"].operations() == ["GetItem", "PutItem"]
-    # us-east is now unhealthy until it passes its probes again
-    assert atoll.client.metrics(ddb)["regions"]["us-east"]["requests_failed"] == 1
+    # us-east is now unhealthy until it passes its probes again (on a loaded machine its
+    # probes may already have brought it back before the put: then the put failed there
+    # too and went on the same way)
+    put_retried = "PutItem" in regions["us-east"].operations()
+    assert atoll.client.metrics(ddb)["regions"]["us-east"]["requests_failed"] == 1 + put_retried
     router = atoll.client.router(ddb)
     while not router.snapshot()["regions"]["us-east"]["healthy"]:
         time.sleep(0.05)  # /health still answers: it takes the traffic again
     with pytest.raises(botocore.exceptions.ClientError) as error:
         ddb.update_item(**UNSAFE_UPDATE)
     assert error.value.response["Error"]["Code"] == "InternalServerError"
-    assert regions["us-east"].operations() == ["GetItem", "UpdateItem"]
+    assert regions["us-east"].operations() == ["GetItem", *["PutItem"] * put_retried,
+                                                "UpdateItem"]
     assert regions["eu-west"].operations() == ["GetItem", "PutItem"]  # not sent twice
     m = atoll.client.metrics(ddb)
-    assert m["failovers"] == 1 and m["errors_surfaced"] == 1
+    assert m["failovers"] == 1 + put_retried and m["errors_surfaced"] == 1
     atoll.client.close(ddb)
 
 
