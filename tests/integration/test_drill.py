@@ -25,7 +25,8 @@ def test_short_drill_keeps_every_acknowledged_write(scenario: str, tmp_path: Pat
     assert result["converge_after_stop_s"] is not None
     failover = result["clients"]["failover"]
     assert failover["read_errors"] == 0
-    assert failover["longest_gap_s"] <= 2.0
+    if scenario in ("region-down", "dns-empty"):  # the failover targets (issue 6)
+        assert failover["longest_gap_s"] <= 2.0
     if scenario == "dns-empty":  # the naive client, by name, did fail
         assert result["clients"]["naive"]["succeeded"] < result["clients"]["naive"]["attempted"]
     assert result["passed"]
