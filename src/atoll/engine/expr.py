@@ -86,8 +86,11 @@ class RequestExpressions:
         self._check_names_and_values()
         # Checks that depend on the values (operand types, BETWEEN order, overlapping
         # paths once #names are known) fail the request even if nothing is evaluated.
-        for parsed in self.parsed.values():
-            ex.validate(parsed, self.names, self.values)
+        # What validation returned, per parameter: evaluating those later skips the
+        # checks (they ran here, on the event loop, not on the writer thread).
+        self.validated: dict[str, Any] = {
+            param: ex.validate(parsed, self.names, self.values)
+            for param, parsed in self.parsed.items()}
         if legacy and any(p in request for p in legacy):
             self._translate_legacy(request, legacy)
 
@@ -114,6 +117,7 @@ class RequestExpressions:
                 translated = lg.filter_condition(param, spec, operator, placeholders)
             if translated is not None:
                 self.parsed[_LEGACY_AS[param]] = translated
+                self.validated.pop(_LEGACY_AS[param], None)  # not validated above
         if placeholders.names:
             self.names = {**self.names, **placeholders.names}
         if placeholders.values:
@@ -153,11 +157,17 @@ class RequestExpressions:
     def get(self, param: str) -> Any:
         return self.parsed.get(param)
 
+    def update_paths(self) -> Any:
+        """The UpdateExpression's resolved paths if validation produced them, else None
+        (then `apply_update` checks and resolves again)."""
+        return self.validated.get("UpdateExpression")
+
     def condition_holds(self, param: str, item: dict[str, Any] | None) -> bool:
         condition = self.parsed.get(param)
         if condition is None:
             return True
-        return ex.evaluate_condition(condition, item, self.names, self.values)
+        return ex.evaluate_condition(condition, item, self.names, self.values,
+                                     validated=param in self.validated)
 
     def project(self, item: dict[str, Any]) -> dict[str, Any]:
         projection = self.parsed.get("ProjectionExpression")

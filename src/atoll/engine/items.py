@@ -260,7 +260,8 @@ async def update_item(engine: Engine, request: dict[str, Any]) -> Any:
         new_item = base
         if update is not None:
             new_item, paths = ex.apply_update(update, base, expressions.names, expressions.values,
-                                              item_exists=old_item is not None)
+                                              item_exists=old_item is not None,
+                                              resolved=expressions.update_paths())
         size = check_item(new_item)
         check_item_size(size)
         units = _write_item(engine, txn, table, key, new_item, orjson.dumps(new_item), size, old)

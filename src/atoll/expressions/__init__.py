@@ -77,23 +77,27 @@ def parse_key_condition(text: str) -> KeyCondition:
     return _kc.parse(text)
 
 
-def validate(parsed: Any, names: dict[str, str], values: dict[str, Any]) -> None:
+def validate(parsed: Any, names: dict[str, str], values: dict[str, Any]) -> Any:
     """Run the checks that depend on the request's names and values (operand types,
     BETWEEN bounds, ...). `evaluate_condition`/`apply_update`/`resolve_key_condition`
-    run them too; call this to report them even when nothing is evaluated (a filter
-    over an empty result)."""
+    run them too unless told they ran; call this to report them even when nothing is
+    evaluated (a filter over an empty result). For an update, returns its resolved paths
+    (pass them to `apply_update` to skip the checks there)."""
     for check in getattr(parsed, "checks", ()):
         check(names, values)
     if isinstance(parsed, Update):
-        _update.resolved_paths(parsed, names)
-    elif isinstance(parsed, Projection):
+        return _update.resolved_paths(parsed, names)
+    if isinstance(parsed, Projection):
         parsed.resolved(names)
+    return None
 
 
 def evaluate_condition(cond: Condition, item: dict[str, Any] | None, names: dict[str, str],
-                       values: dict[str, Any]) -> bool:
-    for check in cond.checks:
-        check(names, values)
+                       values: dict[str, Any], *, validated: bool = False) -> bool:
+    """`validated`: `validate` already ran for these names and values."""
+    if not validated:
+        for check in cond.checks:
+            check(names, values)
     return cond.root.test(item, names, values)
 
 
@@ -103,13 +107,14 @@ def path_heads(cond: Condition, names: dict[str, str]) -> set[str]:
 
 
 def apply_update(update: Update, item: dict[str, Any], names: dict[str, str],
-                 values: dict[str, Any], *, item_exists: bool = True
-                 ) -> tuple[dict[str, Any], list[Path]]:
+                 values: dict[str, Any], *, item_exists: bool = True,
+                 resolved: list[Path] | None = None) -> tuple[dict[str, Any], list[Path]]:
     """A new item with the update applied, and the paths it set or removed.
 
     `item_exists=False` tells that `item` is only the key of an item that does not exist
-    yet: DynamoDB then ignores REMOVE of nested paths instead of rejecting them."""
-    return _update.apply(update, item, names, values, item_exists)
+    yet: DynamoDB then ignores REMOVE of nested paths instead of rejecting them.
+    `resolved`: what `validate` returned for these names and values (skips its checks)."""
+    return _update.apply(update, item, names, values, item_exists, resolved)
 
 
 def update_touches(update: Update, names: dict[str, str], attr_names: set[str]) -> str | None:

@@ -252,9 +252,10 @@ def touches(update: Update, names: dict[str, str], attr_names: set[str]) -> str 
 
 
 def apply(update: Update, item: dict[str, Any], names: dict[str, str], values: dict[str, Any],
-          item_exists: bool = True) -> tuple[dict[str, Any], list[Path]]:
+          item_exists: bool = True, resolved: list[Path] | None = None
+          ) -> tuple[dict[str, Any], list[Path]]:
     try:
-        return _apply(update, item, names, values, item_exists)
+        return _apply(update, item, names, values, item_exists, resolved)
     except ValidationError as exc:
         if exc.message == _BAD_TYPE and update.mismatch_message != _BAD_TYPE:
             raise ValidationError(update.mismatch_message) from None
@@ -262,10 +263,11 @@ def apply(update: Update, item: dict[str, Any], names: dict[str, str], values: d
 
 
 def _apply(update: Update, item: dict[str, Any], names: dict[str, str], values: dict[str, Any],
-           item_exists: bool) -> tuple[dict[str, Any], list[Path]]:
-    for check in update.checks:
-        check(names, values)
-    resolved = resolved_paths(update, names)
+           item_exists: bool, resolved: list[Path] | None) -> tuple[dict[str, Any], list[Path]]:
+    if resolved is None:  # else the caller ran the checks and resolved the paths already
+        for check in update.checks:
+            check(names, values)
+        resolved = resolved_paths(update, names)
     sets: list[tuple[Path, Any]] = []
     removes: list[Path] = []
     for action, path in zip(update.actions, resolved):
