@@ -53,3 +53,32 @@ def test_cli_writes_the_report_and_exits_zero(tmp_path: Path) -> None:
     report = json.loads((tmp_path / "report" / "drill.json").read_text())
     assert report["passed"] and report["scenarios"][0]["scenario"] == "partition"
     assert "<svg" in (tmp_path / "report" / "drill.html").read_text()
+
+
+def test_drill_against_a_running_cluster_restores_its_topology(tmp_path: Path) -> None:
+    from tests.support import ClusterProcesses, client, node_json, wait_until
+
+    cluster = ClusterProcesses(tmp_path / "cluster").start()
+    try:
+        before = node_json(cluster.url("us-east"), "/_atoll/topology")
+        done = subprocess.run(
+            [sys.executable, "-m", "atoll", "drill", "all", "--config",
+             str(cluster.config_path), "--duration", "5s", "--rate", "40",
+             "--data-dir", str(tmp_path / "drill")],
+            cwd=REPO, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+        for scenario in ("dns-empty", "partition", "slow-wan"):
+            assert f"== {scenario}: PASS" in done.stdout
+        assert "region-down" not in done.stdout  # it would restart the cluster's processes
+        after = node_json(cluster.url("eu-west"), "/_atoll/topology")
+        assert after["generation"] == before["generation"] + 6  # routed + restored, x3
+        assert after["regions"] == before["regions"]  # the real peer endpoints again
+        assert wait_until(  # the drill's tables were dropped (everywhere, by replication)
+            lambda: client(cluster.url("ap-south")).list_tables()["TableNames"] == [], 10)
+        refused = subprocess.run(
+            [sys.executable, "-m", "atoll", "drill", "region-down", "--config",
+             str(cluster.config_path), "--duration", "5s"],
+            cwd=REPO, capture_output=True, text=True, timeout=60)
+        assert refused.returncode == 2 and "restarts region processes" in refused.stderr
+    finally:
+        cluster.stop()

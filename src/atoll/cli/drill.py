@@ -35,8 +35,13 @@ def _seconds(text: str) -> float:
               help="Write drill.json, drill.html and one SVG chart per scenario here.")
 @click.option("--data-dir", default=None, type=click.Path(file_okay=False),
               help="Where the drill's cluster keeps its data [default: a temporary dir].")
+@click.option("--config", "config_path", default=None,
+              type=click.Path(dir_okay=False, exists=True),
+              help="Drill a running cluster (its TOML config, e.g. data/cluster.toml from "
+              "`make run`) instead of a fresh one: dns-empty, partition and slow-wan only; "
+              "the drill's tables are dropped afterwards and the topology restored.")
 def drill(scenario: str, regions: int, duration: str, rate: float, seed: int,
-          report_dir: str | None, data_dir: str | None) -> None:
+          report_dir: str | None, data_dir: str | None, config_path: str | None) -> None:
     """Run SCENARIO (or all of them) against a fresh local cluster and check that every
     acknowledged write survived. Exit status 1 if an invariant fails."""
     from rich.console import Console
@@ -46,9 +51,24 @@ def drill(scenario: str, regions: int, duration: str, rate: float, seed: int,
     from atoll.drill.runner import SCENARIOS, DrillOptions, Recorder, run_scenario
 
     root = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="atoll-drill-"))
-    options = DrillOptions(regions=regions, duration_s=_seconds(duration), rate=rate,
-                           seed=seed, root=root)
+    config = None
     scenarios = list(SCENARIOS) if scenario == "all" else [scenario]
+    if config_path is not None:
+        from atoll.drill.runner import ExistingCluster
+        from atoll.errors import ValidationError
+        from atoll.topology.config import load_cluster_config
+        try:
+            config = load_cluster_config(config_path)
+        except ValidationError as exc:
+            raise click.UsageError(exc.message) from None
+        if scenario == "all":
+            scenarios = list(ExistingCluster.SCENARIOS)
+        elif scenario not in ExistingCluster.SCENARIOS:
+            raise click.UsageError(f"{scenario} restarts region processes: with --config only "
+                                   f"{', '.join(ExistingCluster.SCENARIOS)} can run")
+        regions = len(config.regions)
+    options = DrillOptions(regions=regions, duration_s=_seconds(duration), rate=rate,
+                           seed=seed, root=root, config=config)
     results: list[dict[str, Any]] = []
     console = Console(stderr=True)
     started = time.monotonic()

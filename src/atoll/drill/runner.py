@@ -36,7 +36,7 @@ import atoll.client
 from atoll.clock import hlc_physical_ms
 from atoll.drill.checker import CheckResult, check
 from atoll.drill.faultproxy import FaultNetwork, FaultRules, LinkFault
-from atoll.topology.model import ClusterConfig, RegionConfig
+from atoll.topology.model import ClusterConfig, RegionConfig, topology_from_dict
 
 SCENARIOS = ("region-down", "dns-empty", "partition", "slow-wan", "clock-skew")
 REGION_NAMES = ("us-east", "eu-west", "ap-south", "us-west", "eu-north")
@@ -112,6 +112,16 @@ class DrillCluster:
     def url(self, region: str) -> str:
         return f"http://127.0.0.1:{self.client_ports[region]}"
 
+    def start_all(self) -> None:
+        for region in self.ids:
+            self.start(region)
+
+    def client_address(self, region: str) -> tuple[str, int]:
+        return "127.0.0.1", self.client_ports[region]
+
+    def drop_tables(self, tables: tuple[str, ...]) -> None:
+        """Nothing to clean up: the whole cluster goes away."""
+
     def start(self, region: str, clock_offset_ms: int = 0) -> None:
         args = [sys.executable, "-m", "atoll", "serve", "--config", str(self.config_path),
                 "--region", region, "--data-dir", str(self.root / region),
@@ -151,6 +161,81 @@ class DrillCluster:
         self.network.close()
 
 
+class ExistingCluster:
+    """A running cluster named by its config (`atoll drill --config`). The drill cannot
+    stop or restart its processes, so it runs only the scenarios that need none:
+    dns-empty (client side) and partition / slow-wan, for which it puts its fault
+    proxies into the peer paths through the cluster's own topology — a new generation
+    whose peer endpoints are the proxies — and restores the old endpoints (at a newer
+    generation still) when it is done."""
+
+    SCENARIOS = ("dns-empty", "partition", "slow-wan")
+
+    def __init__(self, config: ClusterConfig, seed: int) -> None:
+        self.config = config
+        self.ids = tuple(r.id for r in config.regions)
+        self.rules = FaultRules(seed)
+        self.network = FaultNetwork(self.rules)
+        self.original: ClusterConfig | None = None
+        self.generation = 0
+
+    def url(self, region: str) -> str:
+        return self.config.region(region).client_endpoint
+
+    def client_address(self, region: str) -> tuple[str, int]:
+        return self.config.region(region).client_address
+
+    def start_all(self) -> None:
+        current = topology_from_dict(_get_json(self.url(self.ids[0]) + "/_atoll/topology"))
+        self.original = current
+        routed = []
+        for region in current.regions:
+            host, port = region.peer_address
+            listen = ("127.0.0.1", _free_port())
+            self.network.add(region.id, listen, (host, port))
+            routed.append(RegionConfig(region.id, region.client_endpoints,
+                                       f"http://{listen[0]}:{listen[1]}", region.name))
+        self._publish(ClusterConfig(current.cluster_id, tuple(routed), current.generation + 1))
+
+    def _publish(self, topology: ClusterConfig) -> None:
+        request = urllib.request.Request(
+            self.url(self.ids[0]) + "/_atoll/topology", method="POST",
+            data=json.dumps(topology.to_dict()).encode(),
+            headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+            response.read()
+        self.generation = topology.generation
+        _wait(lambda: all(_get_json(self.url(r) + "/_atoll/topology")["generation"]
+                          >= topology.generation for r in self.ids), 20)
+
+    def kill(self, region: str) -> None:
+        raise RuntimeError("a drill against a running cluster cannot stop its processes")
+
+    def stop(self, region: str) -> None:
+        self.kill(region)
+
+    def start(self, region: str, clock_offset_ms: int = 0) -> None:
+        self.kill(region)
+
+    def drop_tables(self, tables: tuple[str, ...]) -> None:
+        ddb = plain_client(self.url(self.ids[0]))
+        for table in tables:
+            try:
+                ddb.delete_table(TableName=table)
+            except botocore.exceptions.ClientError:
+                pass
+
+    def close(self) -> None:
+        if self.original is not None:  # back to the real peer endpoints, newer generation
+            try:
+                self._publish(ClusterConfig(self.original.cluster_id, self.original.regions,
+                                            self.generation + 1))
+            except (OSError, RuntimeError) as exc:
+                print(f"atoll drill: could not restore the topology: {exc}; post "
+                      f"{self.original.to_dict()} at a newer generation", file=sys.stderr)
+        self.network.close()
+
+
 def plain_client(url: str) -> Any:
     return boto3.client("dynamodb", endpoint_url=url, region_name="us-east-1",
                         aws_access_key_id="drill", aws_secret_access_key="drill",
@@ -175,7 +260,8 @@ class Worker(threading.Thread):
 
     def __init__(self, name: str, kind: str, make_client: Callable[[], Any], rate: float,
                  seed: int, recorder: Recorder, stop: threading.Event,
-                 router_of: Callable[[Any], Any] | None = None) -> None:
+                 router_of: Callable[[Any], Any] | None = None,
+                 tables: tuple[str, str] = TABLES) -> None:
         super().__init__(name=name, daemon=True)
         self.kind = kind
         self.make_client = make_client
@@ -185,7 +271,7 @@ class Worker(threading.Thread):
         self.stop_event = stop
         self.router_of = router_of
         self.n = 0
-        self.live: dict[str, set[str]] = {t: set() for t in TABLES}
+        self.tables = tables
 
     def run(self) -> None:
         ddb = self.make_client()
@@ -204,7 +290,7 @@ class Worker(threading.Thread):
 
     def _one(self, ddb: Any) -> None:
         roll = self.random.random()
-        table = TABLES[self.random.randrange(len(TABLES))]
+        table = self.tables[self.random.randrange(len(self.tables))]
         key = f"{self.name}-{self.random.randrange(40)}"
         value = f"{self.name}-{self.n}"
         item_key = {"pk": {"S": key}}
@@ -228,9 +314,10 @@ class Worker(threading.Thread):
                 TableName=table, Item={**item_key, "v": {"S": value}},
                 ConditionExpression="attribute_not_exists(pk)")
         elif roll < 0.65:
-            op["kind"], op["table"], op["key"], op["value"] = "add", TABLES[0], f"{self.name}-counter", None
+            op["kind"], op["table"], op["value"] = "add", self.tables[0], None
+            op["key"] = f"{self.name}-counter"
             call = lambda: ddb.update_item(  # noqa: E731
-                TableName=TABLES[0], Key={"pk": {"S": op["key"]}},
+                TableName=self.tables[0], Key={"pk": {"S": op["key"]}},
                 UpdateExpression="ADD c :one", ExpressionAttributeValues={":one": {"N": "1"}})
         elif roll < 0.90:
             op["kind"], op["value"] = "get", None
@@ -272,7 +359,8 @@ class LagSampler(threading.Thread):
 
     SAMPLE_S = 0.5
 
-    def __init__(self, cluster: DrillCluster, t_start: float, stop: threading.Event) -> None:
+    def __init__(self, cluster: DrillCluster | ExistingCluster, t_start: float,
+                 stop: threading.Event) -> None:
         super().__init__(name="drill-lag", daemon=True)
         self.cluster = cluster
         self.t_start = t_start
@@ -344,6 +432,7 @@ class DrillOptions:
     root: Path = Path("drill-data")
     env: dict[str, str] = field(default_factory=dict)  # for the nodes (defect injection)
     converge_timeout_s: float = 60.0
+    config: ClusterConfig | None = None  # a running cluster instead of a fresh one
 
 
 def run_scenario(scenario: str, options: DrillOptions,
@@ -352,10 +441,21 @@ def run_scenario(scenario: str, options: DrillOptions,
     if scenario not in SCENARIOS:
         raise ValueError(f"unknown scenario {scenario!r}; one of {', '.join(SCENARIOS)}")
     root = options.root / scenario
-    cluster = DrillCluster(root, options.regions, options.seed, options.env)
+    root.mkdir(parents=True, exist_ok=True)
+    cluster: DrillCluster | ExistingCluster
+    tables = TABLES
+    if options.config is not None:
+        if scenario not in ExistingCluster.SCENARIOS:
+            raise ValueError(f"{scenario} restarts region processes: it needs a cluster the "
+                             "drill starts itself (leave out --config)")
+        cluster = ExistingCluster(options.config, options.seed)
+        suffix = f"{int(time.time())}_{options.seed}"
+        tables = (f"{TABLES[0]}_{suffix}", f"{TABLES[1]}_{suffix}")
+    else:
+        cluster = DrillCluster(root, options.regions, options.seed, options.env)
     dns = SimulatedDns()
     for r in cluster.ids:
-        dns.records[f"dynamodb.{r}{DNS_SUFFIX}"] = "127.0.0.1"
+        dns.records[f"dynamodb.{r}{DNS_SUFFIX}"] = cluster.client_address(r)[0]
     victim, other = cluster.ids[0], cluster.ids[1]
     recorder = Recorder()
     stop = threading.Event()
@@ -367,15 +467,14 @@ def run_scenario(scenario: str, options: DrillOptions,
 
     try:
         with dns.installed():
-            for r in cluster.ids:
-                cluster.start(r)
+            cluster.start_all()
             setup = plain_client(cluster.url(victim))
-            for table in TABLES:
+            for table in tables:
                 setup.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
                                    KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
                                    AttributeDefinitions=[{"AttributeName": "pk",
                                                           "AttributeType": "S"}])
-            _wait(lambda: all(set(TABLES) <= set(plain_client(cluster.url(r)).list_tables()
+            _wait(lambda: all(set(tables) <= set(plain_client(cluster.url(r)).list_tables()
                                                   ["TableNames"]) for r in cluster.ids), 20)
             seeds = [cluster.url(r) for r in cluster.ids]
             cache = root / "topology-cache.json"
@@ -389,11 +488,13 @@ def run_scenario(scenario: str, options: DrillOptions,
                     f"f{i}", "failover",
                     lambda p=preference: atoll.client.boto3_client(seeds, p, cache),  # type: ignore[misc]
                     per_thread, options.seed * 100 + i, recorder, stop,
-                    router_of=lambda c: c.atoll_router))
+                    router_of=lambda c: c.atoll_router, tables=tables))
             if scenario == "dns-empty":
-                name_url = f"http://dynamodb.{victim}{DNS_SUFFIX}:{cluster.client_ports[victim]}"
+                port = cluster.client_address(victim)[1]
+                name_url = f"http://dynamodb.{victim}{DNS_SUFFIX}:{port}"
                 workers.append(Worker("naive0", "naive", lambda: plain_client(name_url),
-                                      per_thread, options.seed * 100 + 99, recorder, stop))
+                                      per_thread, options.seed * 100 + 99, recorder, stop,
+                                      tables=tables))
             t_start = time.monotonic()
             event("workload started")
             sampler = LagSampler(cluster, t_start, stop)
@@ -419,10 +520,11 @@ def run_scenario(scenario: str, options: DrillOptions,
             event("workload stopped")
             sampler.join(timeout=5)
             lag = {**_lag(cluster), **sampler.summary(fault_t)}
-            converged_s = _converge(cluster, options.converge_timeout_s)
+            converged_s = _converge(cluster, options.converge_timeout_s, tables)
             event("converged" if converged_s is not None else "did not converge")
-            finals, losers, conflicts = _read_back(cluster)
+            finals, losers, conflicts = _read_back(cluster, tables)
             result = check(recorder.ops, finals, losers)
+            cluster.drop_tables(tables)
     finally:
         stop.set()
         cluster.close()
@@ -450,7 +552,7 @@ def _sleep_until(deadline: float, progress: Callable[[str, float, Recorder], Non
             progress(phase, time.monotonic() - t_start, recorder)
 
 
-def _inject(scenario: str, cluster: DrillCluster, dns: SimulatedDns, victim: str) -> None:
+def _inject(scenario: str, cluster: DrillCluster | ExistingCluster, dns: SimulatedDns, victim: str) -> None:
     others = [r for r in cluster.ids if r != victim]
     if scenario == "region-down":
         cluster.kill(victim)
@@ -467,7 +569,7 @@ def _inject(scenario: str, cluster: DrillCluster, dns: SimulatedDns, victim: str
         cluster.start(victim, clock_offset_ms=CLOCK_SKEW_MS)
 
 
-def _heal(scenario: str, cluster: DrillCluster, dns: SimulatedDns, victim: str) -> None:
+def _heal(scenario: str, cluster: DrillCluster | ExistingCluster, dns: SimulatedDns, victim: str) -> None:
     if scenario == "region-down":
         cluster.start(victim)
     elif scenario == "dns-empty":
@@ -480,7 +582,7 @@ def _heal(scenario: str, cluster: DrillCluster, dns: SimulatedDns, victim: str) 
         cluster.start(victim)
 
 
-def _lag(cluster: DrillCluster) -> dict[str, Any]:
+def _lag(cluster: DrillCluster | ExistingCluster) -> dict[str, Any]:
     per_region = {}
     for r in cluster.ids:
         try:
@@ -493,10 +595,10 @@ def _lag(cluster: DrillCluster) -> dict[str, Any]:
             "p99_ms": max(p99s) if p99s else None}
 
 
-def _scan(url: str) -> dict[tuple[str, str], Any]:
+def _scan(url: str, tables: tuple[str, ...]) -> dict[tuple[str, str], Any]:
     ddb = plain_client(url)
     found: dict[tuple[str, str], Any] = {}
-    for table in TABLES:
+    for table in tables:
         kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
         while True:
             page = ddb.scan(**kwargs)
@@ -509,11 +611,12 @@ def _scan(url: str) -> dict[tuple[str, str], Any]:
     return found
 
 
-def _converge(cluster: DrillCluster, timeout_s: float) -> float | None:
+def _converge(cluster: DrillCluster | ExistingCluster, timeout_s: float,
+              tables: tuple[str, ...]) -> float | None:
     started = time.monotonic()
     while time.monotonic() - started < timeout_s:
         try:
-            scans = [_scan(cluster.url(r)) for r in cluster.ids]
+            scans = [_scan(cluster.url(r), tables) for r in cluster.ids]
             if all(s == scans[0] for s in scans[1:]):
                 return round(time.monotonic() - started, 3)
         except (OSError, botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
@@ -522,9 +625,9 @@ def _converge(cluster: DrillCluster, timeout_s: float) -> float | None:
     return None
 
 
-def _read_back(cluster: DrillCluster) -> tuple[dict[str, dict[tuple[str, str], Any]],
-                                               list[tuple[str, str, Any]], int]:
-    finals = {r: _scan(cluster.url(r)) for r in cluster.ids}
+def _read_back(cluster: DrillCluster | ExistingCluster, tables: tuple[str, ...]
+               ) -> tuple[dict[str, dict[tuple[str, str], Any]], list[tuple[str, str, Any]], int]:
+    finals = {r: _scan(cluster.url(r), tables) for r in cluster.ids}
     losers: list[tuple[str, str, Any]] = []
     conflicts = 0
     for r in cluster.ids:
@@ -533,6 +636,9 @@ def _read_back(cluster: DrillCluster) -> tuple[dict[str, dict[tuple[str, str], A
             page = _get_json(f"{cluster.url(r)}/_atoll/conflicts/after/{after}")
             rows = page.get("conflicts", [])
             for row in rows:
+                after = max(after, row["id"])
+                if row["table"] not in tables:
+                    continue  # the cluster's other tables (a running cluster)
                 conflicts += 1
                 loser = row.get("loser", {}).get("item") or {}
                 winner = row.get("winner", {}).get("item") or {}
@@ -540,7 +646,6 @@ def _read_back(cluster: DrillCluster) -> tuple[dict[str, dict[tuple[str, str], A
                 value = (loser.get("v", {}).get("S") if "c" not in loser
                          else int(loser["c"]["N"]))
                 losers.append((row["table"], pk, value))
-                after = max(after, row["id"])
             if len(rows) < 1000:
                 break
     return finals, losers, conflicts
