@@ -23,6 +23,7 @@ import time
 import tomllib
 import urllib.error
 import urllib.request
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -160,7 +161,7 @@ def vm_hwm_kib(pid: int) -> int:
 
 
 @dataclass
-class System:
+class System(ABC):
     """A server process under test. Subclasses say how to install and how to start it."""
 
     name: str
@@ -174,15 +175,12 @@ class System:
     def is_database(self) -> bool:
         return self.kind != "ceiling"
 
-    def install(self) -> None:
-        pass
+    def install(self) -> None:  # noqa: B027 - optional hook: most systems install nothing
+        """Install what the system needs before it starts (nothing by default)."""
 
-    def command(self, port: int, data_dir: Path) -> list[str]:
-        raise NotImplementedError
-
-    def env(self) -> dict[str, str] | None:
-        """The server's environment; None inherits ours."""
-        return None
+    @abstractmethod
+    def start(self) -> None:
+        """Bring the system up at `self.url`, or raise SystemUnavailable."""
 
     def probe(self) -> bool:
         """True once the server answers a DynamoDB call (ListTables)."""
@@ -193,6 +191,51 @@ class System:
             return True  # it speaks HTTP; errors show up in the workloads
         except OSError:
             return False
+
+    def sample_rss(self) -> int:
+        """Update and return the peak RSS (KiB) of the server's process tree."""
+        if self.process is not None and self.process.poll() is None:
+            total = sum(vm_hwm_kib(p) for p in _descendants(self.process.pid))
+            self.rss_peak_kib = max(self.rss_peak_kib, total)
+        return self.rss_peak_kib
+
+    def settle(self) -> float:
+        """Wait (bounded) until the server is idle; returns the seconds waited."""
+        if self.process is None or self.process.poll() is not None:
+            return 0.0
+        t0 = time.monotonic()
+        pids = _descendants(self.process.pid)
+        before = cpu_seconds(pids)
+        while time.monotonic() - t0 < SETTLE_TIMEOUT_S:
+            time.sleep(SETTLE_WINDOW_S)
+            after = cpu_seconds(pids)
+            if after - before < SETTLE_IDLE_FRACTION * SETTLE_WINDOW_S:
+                break
+            before = after
+        return time.monotonic() - t0
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.sample_rss()
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(STOP_TIMEOUT_S)
+
+
+class LocalServer(System):
+    """A system this harness starts as a process on a free loopback port."""
+
+    @abstractmethod
+    def command(self, port: int, data_dir: Path) -> list[str]:
+        """The command line that serves on `port`, keeping data in `data_dir`."""
+
+    def env(self) -> dict[str, str] | None:
+        """The server's environment; None inherits ours."""
+        return None
 
     def start(self) -> None:
         port = free_port()
@@ -229,41 +272,8 @@ class System:
         except OSError:
             return "(no log)"
 
-    def sample_rss(self) -> int:
-        """Update and return the peak RSS (KiB) of the server's process tree."""
-        if self.process is not None and self.process.poll() is None:
-            total = sum(vm_hwm_kib(p) for p in _descendants(self.process.pid))
-            self.rss_peak_kib = max(self.rss_peak_kib, total)
-        return self.rss_peak_kib
 
-    def settle(self) -> float:
-        """Wait (bounded) until the server is idle; returns the seconds waited."""
-        if self.process is None or self.process.poll() is not None:
-            return 0.0
-        t0 = time.monotonic()
-        pids = _descendants(self.process.pid)
-        before = cpu_seconds(pids)
-        while time.monotonic() - t0 < SETTLE_TIMEOUT_S:
-            time.sleep(SETTLE_WINDOW_S)
-            after = cpu_seconds(pids)
-            if after - before < SETTLE_IDLE_FRACTION * SETTLE_WINDOW_S:
-                break
-            before = after
-        return time.monotonic() - t0
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.sample_rss()
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(STOP_TIMEOUT_S)
-
-
-class FixedServer(System):
+class FixedServer(LocalServer):
     """bench/fixed_server.py: the same answer to every request (the ceiling)."""
 
     def __init__(self, impl: str) -> None:
@@ -285,7 +295,7 @@ class FixedServer(System):
                 "--port", str(port)]
 
 
-class Dynalite(System):
+class Dynalite(LocalServer):
     """dynalite (npm), node started directly; in memory, or LevelDB on disk with --path."""
 
     def __init__(self, on_disk: bool) -> None:
@@ -312,7 +322,7 @@ class Dynalite(System):
         return cmd + (["--path", str(data_dir)] if self.on_disk else [])
 
 
-class Moto(System):
+class Moto(LocalServer):
     """moto_server from its own venv (so moto's pins never touch the main venv)."""
 
     def __init__(self) -> None:
@@ -328,7 +338,7 @@ class Moto(System):
         return [str(self.bin_dir / "moto_server"), "-H", "127.0.0.1", "-p", str(port)]
 
 
-class Atoll(System):
+class Atoll(LocalServer):
     """`atoll serve` from the main venv: durable commits (SQLite) or --in-memory.
 
     By default the working tree's code runs. With `rev` (--atoll-rev), that commit's src/ is
