@@ -147,31 +147,16 @@ async def put_item(engine: Engine, request: dict[str, Any]) -> Any:
     check_item_size(size)
     key = table.encode_item_key(item)
     expressions = RequestExpressions(request, _WRITE_EXPRESSIONS, _LEGACY_WRITE)
-    has_condition = "ConditionExpression" in expressions.parsed
     item_bytes = orjson.dumps(item)
     planned = (table, plan_indexes(table, item, item_bytes, size))  # bad index keys: here
 
     def job(txn: WriteTxn) -> tuple[tuple[bytes, int, int, str] | None, dict[str, float]]:
-        engine.ensure_live(table)
-        old = txn.get(table.tid, *key)
-        if has_condition:
-            old_item = _old_item(old)
-            if not expressions.condition_holds("ConditionExpression", old_item):
-                raise _condition_failed(request, old_item)
+        old = _checked_old_row(engine, txn, table, key, request, expressions)
         units = _write_item(engine, txn, table, key, item, item_bytes, size, old, planned)
         return old, units
 
     old, units = await engine.storage.write(job)
-    result = b"{}"
-    if return_values == "ALL_OLD" and old is not None:
-        result = b'{"Attributes":' + old[0] + b"}"
-    if "ReturnConsumedCapacity" in request:
-        consumed = _write_capacity(request, table, old[1] if old else 0, size, units)
-        result = capacity.attach(result, "ConsumedCapacity", consumed)
-    if "ReturnItemCollectionMetrics" in request:
-        result = capacity.attach(result, "ItemCollectionMetrics",
-                                 capacity.item_collection_metrics(engine, request, table, item))
-    return result
+    return _whole_item_result(engine, request, table, return_values, old, size, units, item)
 
 
 async def get_item(engine: Engine, request: dict[str, Any]) -> Any:
@@ -207,24 +192,39 @@ async def delete_item(engine: Engine, request: dict[str, Any]) -> Any:
     key_item = request["Key"]
     key = table.encode_key(key_item)
     expressions = RequestExpressions(request, _WRITE_EXPRESSIONS, _LEGACY_WRITE)
-    has_condition = "ConditionExpression" in expressions.parsed
 
     def job(txn: WriteTxn) -> tuple[tuple[bytes, int, int, str] | None, dict[str, float]]:
-        engine.ensure_live(table)
-        old = txn.get(table.tid, *key)
-        if has_condition:
-            old_item = _old_item(old)
-            if not expressions.condition_holds("ConditionExpression", old_item):
-                raise _condition_failed(request, old_item)
+        old = _checked_old_row(engine, txn, table, key, request, expressions)
         units = _delete_item(engine, txn, table, key, key_item, old)
         return old, units
 
     old, units = await engine.storage.write(job)
+    return _whole_item_result(engine, request, table, return_values, old, 0, units, key_item)
+
+
+def _checked_old_row(engine: Engine, txn: WriteTxn, table: TableDef, key: EncodedKey,
+                     request: dict[str, Any], expressions: RequestExpressions
+                     ) -> tuple[bytes, int, int, str] | None:
+    """(In a write job) the live row a PutItem/DeleteItem replaces, once its
+    ConditionExpression (if any) held for it."""
+    engine.ensure_live(table)
+    old = txn.get(table.tid, *key)
+    if "ConditionExpression" in expressions.parsed:
+        old_item = _old_item(old)
+        if not expressions.condition_holds("ConditionExpression", old_item):
+            raise _condition_failed(request, old_item)
+    return old
+
+
+def _whole_item_result(engine: Engine, request: dict[str, Any], table: TableDef,
+                       return_values: str, old: tuple[bytes, int, int, str] | None,
+                       new_size: int, units: dict[str, float], key_item: dict[str, Any]) -> Any:
+    """The answer to a PutItem/DeleteItem: ALL_OLD, consumed capacity, collection metrics."""
     result = b"{}"
     if return_values == "ALL_OLD" and old is not None:
         result = b'{"Attributes":' + old[0] + b"}"
     if "ReturnConsumedCapacity" in request:
-        consumed = _write_capacity(request, table, old[1] if old else 0, 0, units)
+        consumed = _write_capacity(request, table, old[1] if old else 0, new_size, units)
         result = capacity.attach(result, "ConsumedCapacity", consumed)
     if "ReturnItemCollectionMetrics" in request:
         result = capacity.attach(result, "ItemCollectionMetrics",

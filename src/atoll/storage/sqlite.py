@@ -643,12 +643,7 @@ class SqliteStorage:
         """(sk, item, size) of one partition's items within the sort-key bounds, in order."""
         sql = ["SELECT sk, item, size, crc FROM items WHERE tid=? AND h=? AND pk=?"]
         args: list[Any] = [tid, h, pk]
-        if lower is not None:
-            sql.append("AND sk >= ?" if lower[1] else "AND sk > ?")
-            args.append(lower[0])
-        if upper is not None:
-            sql.append("AND sk <= ?" if upper[1] else "AND sk < ?")
-            args.append(upper[0])
+        _sort_key_bounds(sql, args, lower, upper)
         sql.append("ORDER BY sk" if forward else "ORDER BY sk DESC")
         for sk, item, size, crc in self._reader.execute(" ".join(sql), args):
             if zlib.crc32(item) != crc:
@@ -762,12 +757,7 @@ class SqliteStorage:
         sql = ["SELECT sk, base_pk, base_sk, item, size, crc FROM index_items"
                " WHERE tid=? AND iid=? AND h=? AND pk=?"]
         args: list[Any] = [tid, iid, h, pk]
-        if lower is not None:
-            sql.append("AND sk >= ?" if lower[1] else "AND sk > ?")
-            args.append(lower[0])
-        if upper is not None:
-            sql.append("AND sk <= ?" if upper[1] else "AND sk < ?")
-            args.append(upper[0])
+        _sort_key_bounds(sql, args, lower, upper)
         if start is not None:
             sql.append("AND (sk, base_pk, base_sk) > (?,?,?)" if forward
                        else "AND (sk, base_pk, base_sk) < (?,?,?)")
@@ -840,3 +830,14 @@ class SqliteStorage:
 
     def file_size_bytes(self) -> int:
         return os.path.getsize(self.path) if os.path.exists(self.path) else 0
+
+
+def _sort_key_bounds(sql: list[str], args: list[Any], lower: tuple[bytes, bool] | None,
+                     upper: tuple[bytes, bool] | None) -> None:
+    """Add a range on `sk` to a query: each bound is (encoded key, inclusive)."""
+    if lower is not None:
+        sql.append("AND sk >= ?" if lower[1] else "AND sk > ?")
+        args.append(lower[0])
+    if upper is not None:
+        sql.append("AND sk <= ?" if upper[1] else "AND sk < ?")
+        args.append(upper[0])
