@@ -16,6 +16,7 @@ from atoll.engine.replica import ItemOp
 from atoll.engine.tabledef import EncodedKey, TableDef
 from atoll.errors import ValidationError
 from atoll.model.values import check_item, check_item_size
+from atoll.replication.change import ItemJson, item_json
 from atoll.storage import WriteTxn
 
 if TYPE_CHECKING:
@@ -73,7 +74,7 @@ async def batch_write_item(engine: Engine, request: dict[str, Any]) -> dict[str,
                               "satisfy constraint: Map value must satisfy constraint: [Member must "
                               "have length less than or equal to 25, Member must have length "
                               "greater than or equal to 1]")
-    plans: list[tuple[TableDef, list[tuple[EncodedKey, dict[str, Any], bytes | None, int]]]] = []
+    plans: list[tuple[TableDef, list[tuple[EncodedKey, dict[str, Any], ItemJson | None, int]]]] = []
     for name, writes in request_items.items():
         table = engine.table(name)
         ops = [_plan_write(table, w) for w in writes]
@@ -81,7 +82,7 @@ async def batch_write_item(engine: Engine, request: dict[str, Any]) -> dict[str,
             raise ValidationError("Provided list of item keys contains duplicates")
         plans.append((table, ops))
 
-    def plan_table(table: TableDef, ops: list[tuple[EncodedKey, dict[str, Any], bytes | None, int]]
+    def plan_table(table: TableDef, ops: list[tuple[EncodedKey, dict[str, Any], ItemJson | None, int]]
                    ) -> list[Any]:
         return [plan_indexes(table, item, item_bytes, size) if item_bytes is not None else None
                 for _key, item, item_bytes, size in ops]
@@ -101,14 +102,14 @@ async def batch_write_item(engine: Engine, request: dict[str, Any]) -> dict[str,
             current = engine.current_def(table)
             hlc = engine.clock.tick()
             logged: list[ItemOp] = []
-            for (key, item, item_bytes, size), plan in zip(ops, table_plans):
+            for (key, _item, item_bytes, size), plan in zip(ops, table_plans):
                 old = txn.get(table.tid, *key)
                 if item_bytes is not None:
                     units = put_row(engine, txn, current, key, item_bytes, size, old, plan, hlc)
-                    logged.append((item, item, old))
+                    logged.append((key, item_bytes, old))
                 else:
                     units = delete_row(engine, txn, current, key, old, hlc)
-                    logged.append((item, None, old))
+                    logged.append((key, None, old))
                 meter.add(table, capacity.write_units(max(size, old[1] if old else 0)), units)
             engine.log_item_changes(txn, hlc, table, logged)
         return meter
@@ -124,7 +125,7 @@ async def batch_write_item(engine: Engine, request: dict[str, Any]) -> dict[str,
 
 
 def _plan_write(table: TableDef, write: dict[str, Any]
-                ) -> tuple[EncodedKey, dict[str, Any], bytes | None, int]:
+                ) -> tuple[EncodedKey, dict[str, Any], ItemJson | None, int]:
     put = write.get("PutRequest")
     delete = write.get("DeleteRequest")
     if (put is None) == (delete is None):
@@ -137,6 +138,6 @@ def _plan_write(table: TableDef, write: dict[str, Any]
         item = put["Item"]
         size = check_item(item)
         check_item_size(size)
-        return table.encode_item_key(item), item, orjson.dumps(item), size
+        return table.encode_item_key(item), item, item_json(item), size
     key = cast(dict[str, Any], delete)["Key"]  # exactly one of the two, checked above
     return table.encode_key(key), key, None, 0

@@ -158,12 +158,12 @@ class Engine:
 
     def log_item_changes(self, txn: WriteTxn, hlc: int, table: TableDef,
                          ops: list[replica.ItemOp]) -> None:
-        """Log one change for item writes: (key attributes, new item or None, old row)."""
-        replica.log_ops(self, txn, hlc, [replica.item_write(txn, table, op) for op in ops])
+        """Log one change for item writes: (key, new item or None, old row)."""
+        replica.log_writes(self, txn, hlc, [replica.logged_write(txn, table, op) for op in ops])
 
     def log_multi_table_changes(self, txn: WriteTxn, hlc: int,
                                 groups: list[tuple[TableDef, list[replica.ItemOp]]]) -> None:
         """One change for a transaction's item writes across tables, so replication
         applies the whole transaction atomically in every region."""
-        replica.log_ops(self, txn, hlc, [replica.item_write(txn, table, op)
-                                          for table, ops in groups for op in ops])
+        replica.log_writes(self, txn, hlc, [replica.logged_write(txn, table, op)
+                                            for table, ops in groups for op in ops])

@@ -18,6 +18,7 @@ from atoll.engine.tabledef import EncodedKey, TableDef
 from atoll.errors import ConditionalCheckFailed, ValidationError
 from atoll.expressions import legacy
 from atoll.model.values import check_item, check_item_size
+from atoll.replication.change import ItemJson, item_json
 from atoll.storage import WriteTxn
 
 if TYPE_CHECKING:
@@ -69,7 +70,7 @@ def _condition_failed(request: dict[str, Any], old: dict[str, Any] | None) -> Co
 
 
 def put_row(engine: Engine, txn: WriteTxn, table: TableDef, key: EncodedKey,
-            item_bytes: bytes, size: int, old: tuple[bytes, int, int, str] | None,
+            item_bytes: ItemJson, size: int, old: tuple[bytes, int, int, str] | None,
             plan: indexes.Plan | None, hlc: int) -> dict[str, float]:
     """Write an item row and its index rows (`plan` from `indexes.plan`, computed before
     anything was written); returns the index write units."""
@@ -106,7 +107,7 @@ def plan_indexes(table: TableDef, item: dict[str, Any], item_bytes: bytes,
 
 
 def _write_item(engine: Engine, txn: WriteTxn, table: TableDef, key: EncodedKey,
-                item: dict[str, Any], item_bytes: bytes, size: int,
+                item: dict[str, Any], item_bytes: ItemJson, size: int,
                 old: tuple[bytes, int, int, str] | None,
                 planned: tuple[TableDef, indexes.Plan | None] | None = None) -> dict[str, float]:
     """`planned`: index rows computed before the job against a definition; reused when
@@ -119,7 +120,7 @@ def _write_item(engine: Engine, txn: WriteTxn, table: TableDef, key: EncodedKey,
         plan = plan_indexes(current, item, item_bytes, size)
     hlc = engine.clock.tick()
     units = put_row(engine, txn, current, key, item_bytes, size, old, plan, hlc)
-    engine.log_item_changes(txn, hlc, table, [(item, item, old)])
+    engine.log_item_changes(txn, hlc, table, [(key, item_bytes, old)])
     return units
 
 
@@ -128,7 +129,7 @@ def _delete_item(engine: Engine, txn: WriteTxn, table: TableDef, key: EncodedKey
                  ) -> dict[str, float]:
     hlc = engine.clock.tick()
     units = delete_row(engine, txn, engine.current_def(table), key, old, hlc)
-    engine.log_item_changes(txn, hlc, table, [(key_item, None, old)])
+    engine.log_item_changes(txn, hlc, table, [(key, None, old)])
     return units
 
 
@@ -147,7 +148,7 @@ async def put_item(engine: Engine, request: dict[str, Any]) -> Any:
     check_item_size(size)
     key = table.encode_item_key(item)
     expressions = RequestExpressions(request, _WRITE_EXPRESSIONS, _LEGACY_WRITE)
-    item_bytes = orjson.dumps(item)
+    item_bytes = item_json(item)
     planned = (table, plan_indexes(table, item, item_bytes, size))  # bad index keys: here
 
     def job(txn: WriteTxn) -> tuple[tuple[bytes, int, int, str] | None, dict[str, float]]:
@@ -264,7 +265,7 @@ async def update_item(engine: Engine, request: dict[str, Any]) -> Any:
                                               resolved=expressions.update_paths())
         size = check_item(new_item)
         check_item_size(size)
-        units = _write_item(engine, txn, table, key, new_item, orjson.dumps(new_item), size, old)
+        units = _write_item(engine, txn, table, key, new_item, item_json(new_item), size, old)
         return old_item, new_item, paths, (old[1] if old else 0, size, units)
 
     old_item, new_item, paths, sizes = await engine.storage.write(job)

@@ -27,17 +27,20 @@ import orjson
 
 from atoll.clock import hlc_physical_ms
 from atoll.engine import indexes
-from atoll.engine.tabledef import TableDef
+from atoll.engine.tabledef import EncodedKey, TableDef
 from atoll.errors import AtollError
 from atoll.model.keys import partition_hash
 from atoll.model.values import item_size
 from atoll.replication.change import (
     Change,
-    ItemWrite,
+    ItemJson,
+    LoggedWrite,
     Op,
     TableOp,
     Version,
+    encode_item_change,
     encode_new_change,
+    item_json,
 )
 from atoll.replication.errors import UnknownTable
 from atoll.replication.merge import Conflict, Stored, TableState, merge_change
@@ -48,8 +51,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ItemOp = tuple[dict[str, Any], dict[str, Any] | None, tuple[bytes, int, int, str] | None]
-"""(key attributes, new item or None for a delete, the live row it replaces or None)."""
+ItemOp = tuple[EncodedKey, ItemJson | None, tuple[bytes, int, int, str] | None]
+"""(encoded key, the new item or None for a delete, the live row it replaces or None)."""
 
 
 def table_definition(table: TableDef) -> dict[str, Any]:
@@ -65,13 +68,15 @@ def definition_table(definition: dict[str, Any]) -> TableDef:
 
 # --- out: logging local changes --------------------------------------------------------
 
-def item_write(txn: WriteTxn, table: TableDef, op: ItemOp) -> ItemWrite:
-    key_item, item, old = op
-    h, pk, sk = table.encode_key(table.key_of(key_item))
+def logged_write(txn: WriteTxn, table: TableDef, op: ItemOp) -> LoggedWrite:
+    (h, pk, sk), item, old = op
     written = txn.prev_of(table.tid, h, pk, sk)  # what the row write recorded
-    prev = Version(*written) if written is not None else (
-        Version(old[2], old[3]) if old is not None else None)
-    return ItemWrite(table.name, pk, sk, item, prev)
+    prev = written if written is not None else (old[2], old[3]) if old is not None else None
+    return LoggedWrite(table.name, pk, sk, item, prev)
+
+
+def log_writes(engine: Engine, txn: WriteTxn, hlc: int, writes: list[LoggedWrite]) -> None:
+    txn.log_change(hlc, encode_item_change(engine.region, txn.next_seq, hlc, writes))
 
 
 def log_ops(engine: Engine, txn: WriteTxn, hlc: int, ops: list[Op]) -> None:
@@ -277,7 +282,7 @@ def _apply_item(engine: Engine, txn: WriteTxn, table: TableDef, pk: bytes, sk: b
         txn.delete(table.tid, h, pk, sk, version.hlc, version.origin, old[1], prev)
         indexes.apply(txn, current, key, old[0], None)
         return
-    item_bytes = orjson.dumps(stored.item)
+    item_bytes = item_json(stored.item)
     size = item_size(stored.item)
     plan = None
     if current.indexes:

@@ -41,6 +41,7 @@ from atoll.errors import (
     ValidationError,
 )
 from atoll.model.values import check_item, check_item_size
+from atoll.replication.change import ItemJson, item_json
 from atoll.storage import WriteTxn
 
 if TYPE_CHECKING:
@@ -69,7 +70,7 @@ class _Action:
     expressions: RequestExpressions
     return_old_on_failure: bool
     item: dict[str, Any] | None = None  # Put
-    item_bytes: bytes | None = None
+    item_bytes: ItemJson | None = None
     size: int = 0
 
 
@@ -88,7 +89,7 @@ def _parse_action(engine: Engine, entry: dict[str, Any]) -> _Action:
         check_item_size(size)
         key = table.encode_item_key(item)
         return _Action(kind, table, key, table.key_of(item), expressions, on_failure,
-                       item, orjson.dumps(item), size)
+                       item, item_json(item), size)
     key_item = spec["Key"]
     key = table.encode_key(key_item)
     if kind == "Update":
@@ -153,7 +154,7 @@ async def transact_write_items(engine: Engine, request: dict[str, Any]) -> Any:
         meter = capacity.Meter(mode, "write")
         hlc = engine.clock.tick()
         groups: dict[str, tuple[TableDef, list[ItemOp]]] = {}
-        for action, (old, new_item, new_bytes, size, plan) in zip(actions, writes):
+        for action, (old, _new_item, new_bytes, size, plan) in zip(actions, writes):
             current = engine.current_def(action.table)
             units: dict[str, float] = {}
             change: ItemOp
@@ -162,10 +163,10 @@ async def transact_write_items(engine: Engine, request: dict[str, Any]) -> Any:
                 continue
             if new_bytes is not None:
                 units = put_row(engine, txn, current, action.key, new_bytes, size, old, plan, hlc)
-                change = (new_item, new_item, old)
+                change = (action.key, new_bytes, old)
             else:
                 units = delete_row(engine, txn, current, action.key, old, hlc)
-                change = (action.key_item, None, old)
+                change = (action.key, None, old)
             meter.add(action.table, capacity.write_units(max(size, old[1] if old else 0)), units)
             groups.setdefault(action.table.name, (action.table, []))[1].append(change)
         if token:
@@ -214,10 +215,10 @@ def _check(engine: Engine, txn: WriteTxn, action: _Action
 
 def _prepare(engine: Engine, actions: list[_Action],
              olds: list[tuple[bytes, int, int, str] | None], reasons: list[dict[str, Any]]
-             ) -> list[tuple[Any, Any, bytes | None, int, Any]]:
+             ) -> list[tuple[Any, Any, ItemJson | None, int, Any]]:
     """Each action's (old row, new item, new bytes, size, index plan), computed before
     anything is written; a ValidationError of one action cancels the transaction."""
-    prepared: list[tuple[Any, Any, bytes | None, int, Any]] = []
+    prepared: list[tuple[Any, Any, ItemJson | None, int, Any]] = []
     failed = False
     for position, (action, old) in enumerate(zip(actions, olds)):
         try:
@@ -232,7 +233,7 @@ def _prepare(engine: Engine, actions: list[_Action],
 
 
 def _prepare_one(engine: Engine, action: _Action, old: tuple[bytes, int, int, str] | None
-                 ) -> tuple[Any, Any, bytes | None, int, Any]:
+                 ) -> tuple[Any, Any, ItemJson | None, int, Any]:
     current = engine.current_def(action.table)
     if action.kind in ("ConditionCheck", "Delete"):
         return old, None, None, 0, None
@@ -247,7 +248,7 @@ def _prepare_one(engine: Engine, action: _Action, old: tuple[bytes, int, int, st
                                        values, item_exists=old_item is not None)
     size = check_item(new_item)
     check_item_size(size)
-    new_bytes = orjson.dumps(new_item)
+    new_bytes = item_json(new_item)
     return old, new_item, new_bytes, size, plan_indexes(current, new_item, new_bytes, size)
 
 

@@ -162,7 +162,7 @@ async def _delete_expired(engine: Engine, table: TableDef, keys: list[EncodedKey
             if not expired(item, attribute, now_s):
                 continue
             delete_row(engine, txn, current, key, old, hlc)
-            logged.append((item, None, old))
+            logged.append((key, None, old))
         if logged:
             engine.log_item_changes(txn, hlc, current, logged)
         return len(logged)
