@@ -87,3 +87,24 @@ def test_reserved_word_list_is_complete_enough() -> None:
     from atoll.expressions.reserved import RESERVED_WORDS
     assert len(RESERVED_WORDS) == 573
     assert {"ABORT", "ZONE", "STATUS", "NAME", "SIZE", "TTL", "FLATTERN"} <= RESERVED_WORDS
+
+
+def test_resolved_update_paths_follow_the_names_of_each_request() -> None:
+    """The parsed update is shared by every request with its text; the paths resolved
+    for one request's #names must never leak into another's."""
+    update = ex.parse_update("SET #a = :v REMOVE #b")
+    item = {"pk": {"S": "k"}, "x": {"N": "1"}, "y": {"N": "2"}}
+    values = {":v": {"S": "new"}}
+    for _round in range(2):  # the second round answers from what the first remembered
+        for names, expected in (
+                ({"#a": "x", "#b": "y"}, {"pk": {"S": "k"}, "x": {"S": "new"}}),
+                ({"#a": "y", "#b": "x"}, {"pk": {"S": "k"}, "y": {"S": "new"}}),
+                ({"#a": "z", "#b": "x"}, {"pk": {"S": "k"}, "y": {"N": "2"}, "z": {"S": "new"}})):
+            resolved = ex.validate(update, names, values)
+            assert ex.apply_update(update, item, names, values, resolved=resolved)[0] == expected
+            assert ex.apply_update(update, item, names, values)[0] == expected
+    with pytest.raises(ValidationError, match="overlap"):
+        ex.validate(update, {"#a": "x", "#b": "x"}, values)
+    for _many in range(20):  # the remembered maps stay few
+        ex.validate(update, {"#a": f"a{_many}", "#b": "b"}, values)
+    assert len(update.resolved) <= 8

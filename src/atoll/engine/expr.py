@@ -37,6 +37,18 @@ _LEGACY_AS = {"Expected": "ConditionExpression", "AttributeUpdates": "UpdateExpr
               "KeyConditions": "KeyConditionExpression"}
 
 
+_KEY_SETS: dict[tuple[tuple[str, ...], tuple[str, ...]], frozenset[str]] = {}
+
+
+def _keys_of(params: tuple[str, ...], legacy: tuple[str, ...]) -> frozenset[str]:
+    """Every request key that gives a RequestExpressions something to do."""
+    keys = _KEY_SETS.get((params, legacy))
+    if keys is None:
+        keys = _KEY_SETS[(params, legacy)] = frozenset(
+            (*params, *legacy, "ExpressionAttributeNames", "ExpressionAttributeValues"))
+    return keys
+
+
 def _in_message_order(params: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(p for p in _MESSAGE_ORDER if p in params)
 
@@ -49,11 +61,18 @@ class RequestExpressions:
 
     def __init__(self, request: dict[str, Any], params: tuple[str, ...],
                  legacy: tuple[str, ...] = ()) -> None:
+        self.parsed: dict[str, Any] = {}
+        self.names: dict[str, str] = {}
+        self.values: dict[str, Any] = {}
+        # What validation returned, per parameter: evaluating those later skips the
+        # checks (they ran here, on the event loop, not on the writer thread).
+        self.validated: dict[str, Any] = {}
+        if request.keys().isdisjoint(_keys_of(params, legacy)):
+            return  # the hot path of plain writes and reads: nothing to parse or check
         if legacy:
             lg.check_mixing(request, _in_message_order(params), legacy)
         names = request.get("ExpressionAttributeNames")
         values = request.get("ExpressionAttributeValues")
-        self.parsed: dict[str, Any] = {}
         for param in params:
             text = request.get(param)
             if text is None:
@@ -74,8 +93,8 @@ class RequestExpressions:
                     "ExpressionAttributeNames can only be specified when using expressions")
             if values is not None:
                 raise ValidationError(_values_without_expressions(params))
-        self.names: dict[str, str] = names or {}
-        self.values: dict[str, Any] = values or {}
+        self.names = names or {}
+        self.values = values or {}
         for name, value in self.values.items():
             try:
                 check_value(value)
@@ -86,9 +105,7 @@ class RequestExpressions:
         self._check_names_and_values()
         # Checks that depend on the values (operand types, BETWEEN order, overlapping
         # paths once #names are known) fail the request even if nothing is evaluated.
-        # What validation returned, per parameter: evaluating those later skips the
-        # checks (they ran here, on the event loop, not on the writer thread).
-        self.validated: dict[str, Any] = {
+        self.validated = {
             param: ex.validate(parsed, self.names, self.values)
             for param, parsed in self.parsed.items()}
         if legacy and any(p in request for p in legacy):

@@ -72,8 +72,11 @@ class Action:
         return f"Action({self.verb!r}, {self.path!r}, {self.value!r})"
 
 
+_RESOLVED_KEPT = 8
+
+
 class Update:
-    __slots__ = ("actions", "names_used", "values_used", "checks")
+    __slots__ = ("actions", "names_used", "values_used", "checks", "resolved")
     # What a type clash found while applying says (legacy AttributeUpdates word it apart).
     mismatch_message = _BAD_TYPE
 
@@ -83,6 +86,7 @@ class Update:
         self.names_used = names_used
         self.values_used = values_used
         self.checks = checks
+        self.resolved: dict[tuple[tuple[str, str], ...], list[Path]] = {}  # resolved_paths
 
 
 # ---- parsing --------------------------------------------------------------------------
@@ -234,8 +238,17 @@ def _clause_operand_check(verb: str, operand: n.ValueOperand) -> Check:
 # ---- applying -----------------------------------------------------------------------
 
 def resolved_paths(update: Update, names: dict[str, str]) -> list[Path]:
-    result = [paths.resolve(action.path, names) for action in update.actions]
-    paths.check_disjoint(KIND, result)
+    """The actions' paths with `#names` substituted, checked not to overlap. Remembered
+    per parsed update for the last few name maps (hot requests repeat theirs); callers
+    must not modify the list."""
+    key = tuple(names.items())
+    result = update.resolved.get(key)
+    if result is None:
+        result = [paths.resolve(action.path, names) for action in update.actions]
+        paths.check_disjoint(KIND, result)
+        if len(update.resolved) >= _RESOLVED_KEPT:
+            update.resolved.clear()
+        update.resolved[key] = result
     return result
 
 
