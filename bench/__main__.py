@@ -125,11 +125,15 @@ def bring_up(systems: list[System], up: list[System]) -> list[System]:
 
 def measure(systems: list[System], ops: list[str], args: argparse.Namespace,
             run_id: str) -> dict[str, dict[str, list[WrkResult]]]:
+    """Round-major: every round runs every workload, so each workload's rounds spread over
+    the whole run and a ratio between two workloads of one system (UpdateItem/PutItem)
+    compares rounds taken close together, as a ratio between systems does (within a
+    round the systems take turns, in a rotating order)."""
     raw: dict[str, dict[str, list[WrkResult]]] = {op: {} for op in ops}
     alive = list(systems)
-    for op in ops:
-        workload = WORKLOADS[op]
-        for rnd in range(args.rounds):
+    for rnd in range(args.rounds):
+        for op in ops:
+            workload = WORKLOADS[op]
             shift = rnd % max(len(alive), 1)
             order = alive[shift:] + alive[:shift]
             line = []

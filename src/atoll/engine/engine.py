@@ -144,6 +144,9 @@ class Engine:
         return await HANDLERS[operation](self, request)
 
     def table(self, table_name: str) -> TableDef:
+        table = self.tables.get(table_name)
+        if table is not None:  # the hot path: a plain name of an existing table
+            return table
         name = table_name_of(table_name)
         table = self.tables.get(name)
         if table is None:
