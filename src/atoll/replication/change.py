@@ -171,7 +171,10 @@ def decode_change(frame: bytes) -> Change:
     except orjson.JSONDecodeError as error:
         raise BadChange(f"change body is not JSON: {error}") from None
     change = _from_doc(doc, crc)
-    if _body(change.origin, change.seq, change.hlc, change.ops) != body:
+    # Canonical: the document re-encodes to the same bytes. With the shape `_from_doc`
+    # checked (key parts in lower-case hex, integers where integers belong) that is the
+    # body `_body` makes of the change, without building its ops' documents again.
+    if orjson.dumps(doc, option=orjson.OPT_SORT_KEYS) != body:
         raise BadChange("change body is not in canonical form")
     return change
 
@@ -204,41 +207,77 @@ def _op_doc(op: Op) -> dict[str, Any]:
 
 # --- decoding and validation -----------------------------------------------------------
 
+_CHANGE_FIELDS = frozenset(("v", "o", "s", "h", "ops"))
+_ITEM_OP_FIELDS = frozenset(("w", "pk", "sk", "i", "p"))
+_TABLE_OP_FIELDS = frozenset(("t", "k", "d"))
+
+
 def _from_doc(doc: Any, crc: int) -> Change:
-    if not isinstance(doc, dict) or set(doc) != {"v", "o", "s", "h", "ops"}:
+    """The change a parsed body describes, checked as `_check_shape` checks one (written
+    out for the receiving path: every replicated record is decoded here)."""
+    if type(doc) is not dict or doc.keys() != _CHANGE_FIELDS:
         raise BadChange("change body has the wrong fields")
     if doc["v"] != FORMAT_VERSION:
         raise BadChange(f"unknown change format version {doc['v']!r}")
-    if not isinstance(doc["ops"], list):
+    raw_ops = doc["ops"]
+    if type(raw_ops) is not list:
         raise BadChange("change ops is not a list")
     origin, seq, hlc = doc["o"], doc["s"], doc["h"]
-    ops = tuple(_op_from_doc(raw) for raw in doc["ops"])
-    _check_shape(origin, seq, hlc, ops)
+    if type(origin) is not str or not origin:
+        raise BadChange("change origin is not a region name")
+    if type(seq) is not int or seq < 1:
+        raise BadChange("change seq must be a positive integer")
+    if type(hlc) is not int or hlc < 1:
+        raise BadChange("change hlc must be a positive integer")
+    if not raw_ops or len(raw_ops) > MAX_OPS_PER_CHANGE:
+        raise BadChange(f"a change has 1..{MAX_OPS_PER_CHANGE} ops, not {len(raw_ops)}")
+    ops = tuple(_op_from_doc(raw) for raw in raw_ops)
+    if len(ops) > 1:
+        if any(type(op) is TableOp for op in ops):
+            raise BadChange("a table op is a change of its own")
+        if len({op.key for op in ops}) != len(ops):  # type: ignore[union-attr]
+            raise BadChange("a change writes the same item twice")
     return Change(origin, seq, hlc, ops, crc)
 
 
 def _op_from_doc(raw: Any) -> Op:
-    if isinstance(raw, dict) and set(raw) == {"w", "pk", "sk", "i", "p"}:
-        return ItemWrite(raw["w"], _hex(raw["pk"]), _hex(raw["sk"]), raw["i"], _prev(raw["p"]))
-    if isinstance(raw, dict) and set(raw) == {"t", "k", "d"}:
-        return TableOp(raw["t"], raw["k"], raw["d"])
+    if type(raw) is not dict:
+        raise BadChange("change op has the wrong fields")
+    keys = raw.keys()
+    if keys == _ITEM_OP_FIELDS:
+        table, item = raw["w"], raw["i"]
+        if type(table) is not str or not table:
+            raise BadChange("op table is not a table name")
+        pk = _hex(raw["pk"])
+        if not pk:
+            raise BadChange("item key parts are malformed")
+        if item is not None:
+            _check_item(item)
+        return ItemWrite(table, pk, _hex(raw["sk"]), item, _prev(raw["p"]))
+    if keys == _TABLE_OP_FIELDS:
+        op = TableOp(raw["t"], raw["k"], raw["d"])
+        _check_op(op)
+        return op
     raise BadChange("change op has the wrong fields")
 
 
 def _hex(text: Any) -> bytes:
-    if not isinstance(text, str):
+    if type(text) is not str:
         raise BadChange("key part is not a hex string")
     try:
-        return bytes.fromhex(text)
+        value = bytes.fromhex(text)
     except ValueError:
         raise BadChange("key part is not valid hex") from None
+    if value.hex() != text:  # upper case or spaces: not the form `_op_doc` writes
+        raise BadChange("key part is not in canonical hex")
+    return value
 
 
 def _prev(raw: Any) -> Version | None:
     if raw is None:
         return None
-    if (isinstance(raw, list) and len(raw) == 2 and _is_int(raw[0]) and raw[0] >= 0
-            and isinstance(raw[1], str) and raw[1]):
+    if (type(raw) is list and len(raw) == 2 and type(raw[0]) is int and raw[0] >= 0
+            and type(raw[1]) is str and raw[1]):
         return Version(raw[0], raw[1])
     raise BadChange("prev version is malformed")
 
@@ -290,10 +329,10 @@ def _check_op(op: Op, items: bool = True) -> None:
 
 def _check_item(item: Any) -> None:
     """Shallow shape check of DynamoDB wire JSON; the engine validated the values."""
-    if not isinstance(item, dict) or not item:
+    if type(item) is not dict or not item:
         raise BadChange("item is not a non-empty attribute map")
     for name, value in item.items():
-        if not isinstance(name, str) or not isinstance(value, dict) or len(value) != 1:
+        if type(name) is not str or type(value) is not dict or len(value) != 1:
             raise BadChange(f"attribute {name!r} is not a typed value")
-        if next(iter(value)) not in _VALUE_TYPES:
+        if not value.keys() <= _VALUE_TYPES:
             raise BadChange(f"attribute {name!r} has an unknown type")
