@@ -145,6 +145,7 @@ def apply_job(engine: Engine, changes: list[tuple[Change, bytes]]):  # type: ign
         rows: dict[tuple[str, bytes, bytes], _Row] = {}  # read once per key and change
         cursors: dict[str, int] = {}
         cursor_hlc: dict[str, int] = {}
+        logged: list[tuple[str, int, int, bytes]] = []  # changelog records, written at the end
         bounded_before = engine.clock.bounded_count
 
         def local(name: str) -> TableDef | None:
@@ -196,7 +197,7 @@ def apply_job(engine: Engine, changes: list[tuple[Change, bytes]]):  # type: ign
                     continue  # two deletes of one item agree: nothing was lost
                 txn.record_conflict(now_ms, conflict.table, conflict_record(conflict))
                 outcome.conflicts += 1
-            txn.append_remote_change(change.origin, change.seq, change.hlc, frame)
+            logged.append((change.origin, change.seq, change.hlc, frame))
             cursors[change.origin] = change.seq
             cursor_hlc[change.origin] = change.hlc
             engine.clock.observe(change.hlc)
@@ -208,6 +209,7 @@ def apply_job(engine: Engine, changes: list[tuple[Change, bytes]]):  # type: ign
                         "(origins %s): their timestamps were not followed",
                         engine.clock.bounded_count - bounded_before, engine.clock.max_skew_ms,
                         sorted(cursor_hlc))
+        txn.append_remote_changes(logged)
         for origin, hlc in cursor_hlc.items():
             # in the same transaction as the changes it covers
             txn.set_cursor(origin, cursors[origin], hlc)
