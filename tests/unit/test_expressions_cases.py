@@ -65,3 +65,22 @@ def test_case(case: dict[str, Any]) -> None:
     else:
         _check_names_and_values(case)
         assert _run(case) == case["expect"]
+
+
+def test_key_condition_resolves_against_each_requests_names() -> None:
+    """One parsed key condition (cached by its text) meets different #name maps and
+    values from request to request; each resolves against its own."""
+    parsed = ex.parse_key_condition("#h = :h AND #r > :r")
+    types = {"pk": "S", "sk": "N", "other": "S"}
+    first = ex.resolve_key_condition(parsed, {"#h": "pk", "#r": "sk"},
+                                     {":h": {"S": "a"}, ":r": {"N": "1"}}, "pk", "sk", types)
+    assert (first.hash_value, first.op, first.operands) == ({"S": "a"}, ">", ({"N": "1"},))
+    again = ex.resolve_key_condition(parsed, {"#h": "pk", "#r": "sk"},
+                                     {":h": {"S": "b"}, ":r": {"N": "7"}}, "pk", "sk", types)
+    assert (again.hash_value, again.operands) == ({"S": "b"}, ({"N": "7"},))
+    with pytest.raises(ValidationError, match="missed key schema element: pk"):
+        ex.resolve_key_condition(parsed, {"#h": "other", "#r": "sk"},
+                                 {":h": {"S": "a"}, ":r": {"N": "1"}}, "pk", "sk", types)
+    with pytest.raises(ValidationError, match="one condition per key"):
+        ex.resolve_key_condition(parsed, {"#h": "pk", "#r": "pk"},
+                                 {":h": {"S": "a"}, ":r": {"S": "b"}}, "pk", "sk", types)

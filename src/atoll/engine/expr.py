@@ -12,6 +12,7 @@ the engine evaluates one kind of object whichever form the request used.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from atoll import expressions as ex
@@ -49,6 +50,7 @@ def _keys_of(params: tuple[str, ...], legacy: tuple[str, ...]) -> frozenset[str]
     return keys
 
 
+@functools.cache
 def _in_message_order(params: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(p for p in _MESSAGE_ORDER if p in params)
 
@@ -146,6 +148,8 @@ class RequestExpressions:
         for parsed in self.parsed.values():
             names_used |= parsed.names_used
             values_used |= parsed.values_used
+        if self.names.keys() == names_used and self.values.keys() == values_used:
+            return  # the usual case: every name and value defined and used
         for name in sorted(names_used):
             if name not in self.names:
                 raise ValidationError("Invalid " + self._param_using(name, "names_used") +

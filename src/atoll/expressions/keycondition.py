@@ -29,8 +29,13 @@ class KeyRange(NamedTuple):
     operands: tuple[dict[str, Any], ...]
 
 
+Leaf = tuple[str, str, tuple[str, ...]]  # (key name, operator, value placeholders)
+
+_MAX_PLANS = 64  # per parsed expression: distinct ExpressionAttributeNames maps seen
+
+
 class KeyCondition:
-    __slots__ = ("root", "names_used", "values_used", "checks")
+    __slots__ = ("root", "names_used", "values_used", "checks", "plans")
 
     def __init__(self, root: n.Condition, names_used: frozenset[str],
                  values_used: frozenset[str], checks: tuple[Check, ...]) -> None:
@@ -38,6 +43,19 @@ class KeyCondition:
         self.names_used = names_used
         self.values_used = values_used
         self.checks = checks
+        # The leaves resolved against a names map, which repeats from request to request
+        # while the values change: per names map, built once (parsing is cached by text).
+        self.plans: dict[tuple[tuple[str, str], ...], tuple[Leaf, ...]] = {}
+
+    def leaves(self, names: dict[str, str]) -> tuple[Leaf, ...]:
+        key = tuple(names.items())
+        plan = self.plans.get(key)
+        if plan is None:
+            plan = tuple(_leaf(leaf, names) for leaf in _checked_leaves(self.root))
+            if len(self.plans) >= _MAX_PLANS:
+                self.plans.clear()
+            self.plans[key] = plan
+        return plan
 
 
 def parse(text: str) -> KeyCondition:
@@ -75,25 +93,31 @@ def _key_name(operand: Any, names: dict[str, str]) -> str:
     return str(path[0])
 
 
-def _literal(operand: Any, values: dict[str, Any]) -> dict[str, Any]:
+def _checked_leaves(root: n.Condition) -> list[n.Condition]:
+    leaves = _leaves(root)
+    if len(leaves) > 2:
+        raise ValidationError("Conditions can be of length 1 or 2 only")
+    return leaves
+
+
+def _literal(operand: Any) -> str:
     if not isinstance(operand, n.ValueOperand):
         raise ValidationError(_NOT_SUPPORTED)
-    return n.value_of(operand.name, values)  # type: ignore[no-any-return]
+    return operand.name  # type: ignore[no-any-return]
 
 
-def _leaf(node: n.Condition, names: dict[str, str],
-          values: dict[str, Any]) -> tuple[str, str, tuple[dict[str, Any], ...]]:
+def _leaf(node: n.Condition, names: dict[str, str]) -> Leaf:
     if isinstance(node, n.Compare):
         if node.op == "<>":
             raise ValidationError(_NOT_SUPPORTED)
-        return _key_name(node.left, names), node.op, (_literal(node.right, values),)
+        return _key_name(node.left, names), node.op, (_literal(node.right),)
     if isinstance(node, n.Between):
         return (_key_name(node.operand, names), "BETWEEN",
-                (_literal(node.low, values), _literal(node.high, values)))
+                (_literal(node.low), _literal(node.high)))
     if isinstance(node, n.Function):
         if node.name != "begins_with":
             raise _invalid_operator(node.name)
-        return _key_name(node.args[0], names), "begins_with", (_literal(node.args[1], values),)
+        return _key_name(node.args[0], names), "begins_with", (_literal(node.args[1]),)
     raise ValidationError(_NOT_SUPPORTED)
 
 
@@ -102,15 +126,11 @@ def resolve(kc: KeyCondition, names: dict[str, str], values: dict[str, Any], has
     for check in kc.checks:
         check(names, values)
     conditions: dict[str, tuple[str, tuple[dict[str, Any], ...]]] = {}
-    leaves = _leaves(kc.root)
-    if len(leaves) > 2:
-        raise ValidationError("Conditions can be of length 1 or 2 only")
-    for leaf in leaves:
-        name, op, operands = _leaf(leaf, names, values)
+    for name, op, placeholders in kc.leaves(names):
         if name in conditions:
             raise ValidationError(
                 "KeyConditionExpressions must only contain one condition per key")
-        conditions[name] = (op, operands)
+        conditions[name] = (op, tuple(n.value_of(p, values) for p in placeholders))
     if hash_key not in conditions:
         raise ValidationError(f"Query condition missed key schema element: {hash_key}")
     for name in conditions:

@@ -94,6 +94,8 @@ def check_mixing(request: dict[str, Any], expression_params: tuple[str, ...],
 
     KeyConditions is the exception: it may go with a FilterExpression or a
     ProjectionExpression, only not with a KeyConditionExpression."""
+    if request.keys().isdisjoint(legacy_params):
+        return  # the usual case: no legacy parameter at all
     used = [p for p in expression_params if p in request]
     if not used:
         return
