@@ -311,6 +311,9 @@ def test_gsi_added_to_a_loaded_table_backfills_and_answers(ddb: Any, table_name:
             {"PutRequest": {"Item": {"pk": {"S": f"item{n}"}, "group": {"S": f"g{n % GROUPS}"},
                                      "n": {"N": str(n)}}}}
             for n in range(start, start + 25)]})
+    # made before the backfill starts: building a client takes long enough (tens of ms,
+    # more on a loaded machine) for the backfill to finish first
+    no_retries = _no_retries(ddb)
     response = ddb.update_table(
         TableName=table_name, AttributeDefinitions=_defs(group="S", n="N"),
         GlobalSecondaryIndexUpdates=[{"Create": _gsi("by_group", "group", "n")}])
@@ -318,7 +321,7 @@ def test_gsi_added_to_a_loaded_table_backfills_and_answers(ddb: Any, table_name:
     assert created["by_group"]["IndexStatus"] == "CREATING"
     # one online index change at a time, as DynamoDB allows (no retry: botocore retries
     # LimitExceededException, and a retry may come after the backfill)
-    expect_error(_no_retries(ddb).update_table, "LimitExceededException",
+    expect_error(no_retries.update_table, "LimitExceededException",
                  "Only 1 online index can be created or deleted simultaneously per table",
                  TableName=table_name, AttributeDefinitions=_defs(n="N"),
                  GlobalSecondaryIndexUpdates=[{"Create": _gsi("by_n", "n")}])
