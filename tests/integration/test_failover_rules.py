@@ -100,12 +100,13 @@ def regions() -> Iterator[dict[str, FakeRegion]]:
 
 
 def failover_client(regions: dict[str, FakeRegion], tmp_path: Any,
-                    endpoints: dict[str, str] | None = None, **kwargs: Any) -> Any:
+                    endpoints: dict[str, str] | None = None, probe_timeout_s: float = 0.2,
+                    **kwargs: Any) -> Any:
     endpoints = endpoints or {r: f.url for r, f in regions.items()}
     topology = ClusterConfig("fake", tuple(
         RegionConfig(r, endpoints[r], f"http://127.0.0.1:{free_port()}") for r in REGIONS), 1)
     router = Router(["http://seed.invalid"], REGIONS, fetch=lambda *_: topology.to_dict(),
-                    cache_dir=tmp_path, probe_interval_s=0.05, probe_timeout_s=0.2)
+                    cache_dir=tmp_path, probe_interval_s=0.05, probe_timeout_s=probe_timeout_s)
     return atoll.client.boto3_client(seeds=[], router=router, **kwargs)
 
 
@@ -178,7 +179,10 @@ def test_a_hung_region_is_left_once_its_probes_fail(
 
 def test_a_slow_region_gets_half_the_budget_and_unsafe_writes_wait_for_it(
         regions: dict[str, FakeRegion], tmp_path: Any) -> None:
-    ddb = failover_client(regions, tmp_path, failover_budget_s=2.0)
+    # Its probes must pass here: a generous probe timeout, so that a probe slowed by a
+    # loaded machine (the fake regions share this process) does not fail at 0.2 s and
+    # send the read elsewhere before us-east was tried (seen once in CI).
+    ddb = failover_client(regions, tmp_path, probe_timeout_s=1.0, failover_budget_s=2.0)
     regions["us-east"].mode = "hang_post"  # probes pass, requests never get an answer
     started = time.monotonic()
     ddb.get_item(TableName="t", Key=KEY)
