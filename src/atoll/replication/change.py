@@ -213,8 +213,7 @@ _TABLE_OP_FIELDS = frozenset(("t", "k", "d"))
 
 
 def _from_doc(doc: Any, crc: int) -> Change:
-    """The change a parsed body describes, checked as `_check_shape` checks one (written
-    out for the receiving path: every replicated record is decoded here)."""
+    """The change a parsed body describes, each op checked as it is built."""
     if type(doc) is not dict or doc.keys() != _CHANGE_FIELDS:
         raise BadChange("change body has the wrong fields")
     if doc["v"] != FORMAT_VERSION:
@@ -223,20 +222,9 @@ def _from_doc(doc: Any, crc: int) -> Change:
     if type(raw_ops) is not list:
         raise BadChange("change ops is not a list")
     origin, seq, hlc = doc["o"], doc["s"], doc["h"]
-    if type(origin) is not str or not origin:
-        raise BadChange("change origin is not a region name")
-    if type(seq) is not int or seq < 1:
-        raise BadChange("change seq must be a positive integer")
-    if type(hlc) is not int or hlc < 1:
-        raise BadChange("change hlc must be a positive integer")
-    if not raw_ops or len(raw_ops) > MAX_OPS_PER_CHANGE:
-        raise BadChange(f"a change has 1..{MAX_OPS_PER_CHANGE} ops, not {len(raw_ops)}")
+    _check_header(origin, seq, hlc, len(raw_ops))
     ops = tuple(_op_from_doc(raw) for raw in raw_ops)
-    if len(ops) > 1:
-        if any(type(op) is TableOp for op in ops):
-            raise BadChange("a table op is a change of its own")
-        if len({op.key for op in ops}) != len(ops):  # type: ignore[union-attr]
-            raise BadChange("a change writes the same item twice")
+    _check_op_set(ops)
     return Change(origin, seq, hlc, ops, crc)
 
 
@@ -244,21 +232,15 @@ def _op_from_doc(raw: Any) -> Op:
     if type(raw) is not dict:
         raise BadChange("change op has the wrong fields")
     keys = raw.keys()
+    op: Op
     if keys == _ITEM_OP_FIELDS:
-        table, item = raw["w"], raw["i"]
-        if type(table) is not str or not table:
-            raise BadChange("op table is not a table name")
-        pk = _hex(raw["pk"])
-        if not pk:
-            raise BadChange("item key parts are malformed")
-        if item is not None:
-            _check_item(item)
-        return ItemWrite(table, pk, _hex(raw["sk"]), item, _prev(raw["p"]))
-    if keys == _TABLE_OP_FIELDS:
+        op = ItemWrite(raw["w"], _hex(raw["pk"]), _hex(raw["sk"]), raw["i"], _prev(raw["p"]))
+    elif keys == _TABLE_OP_FIELDS:
         op = TableOp(raw["t"], raw["k"], raw["d"])
-        _check_op(op)
-        return op
-    raise BadChange("change op has the wrong fields")
+    else:
+        raise BadChange("change op has the wrong fields")
+    _check_op(op)
+    return op
 
 
 def _hex(text: Any) -> bytes:
@@ -282,29 +264,32 @@ def _prev(raw: Any) -> Version | None:
     raise BadChange("prev version is malformed")
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _check_shape(origin: Any, seq: Any, hlc: Any, ops: tuple[Op, ...], *,
                  items: bool = True) -> None:
-    if not isinstance(origin, str) or not origin:
-        raise BadChange("change origin is not a region name")
-    if not _is_int(seq) or seq < 1:
-        raise BadChange("change seq must be a positive integer")
-    if not _is_int(hlc) or hlc < 1:
-        raise BadChange("change hlc must be a positive integer")
-    if not ops or len(ops) > MAX_OPS_PER_CHANGE:
-        raise BadChange(f"a change has 1..{MAX_OPS_PER_CHANGE} ops, not {len(ops)}")
-    if any(isinstance(op, TableOp) for op in ops) and len(ops) != 1:
-        raise BadChange("a table op is a change of its own")
-    keys = set()
+    _check_header(origin, seq, hlc, len(ops))
     for op in ops:
         _check_op(op, items)
-        if isinstance(op, ItemWrite):
-            keys.add(op.key)
-    if len(keys) != sum(isinstance(op, ItemWrite) for op in ops):
-        raise BadChange("a change writes the same item twice")
+    _check_op_set(ops)
+
+
+def _check_header(origin: Any, seq: Any, hlc: Any, op_count: int) -> None:
+    if type(origin) is not str or not origin:
+        raise BadChange("change origin is not a region name")
+    if type(seq) is not int or seq < 1:
+        raise BadChange("change seq must be a positive integer")
+    if type(hlc) is not int or hlc < 1:
+        raise BadChange("change hlc must be a positive integer")
+    if not op_count or op_count > MAX_OPS_PER_CHANGE:
+        raise BadChange(f"a change has 1..{MAX_OPS_PER_CHANGE} ops, not {op_count}")
+
+
+def _check_op_set(ops: tuple[Op, ...]) -> None:
+    """Each op is valid on its own; together: a table op alone, each item once."""
+    if len(ops) > 1:
+        if any(type(op) is TableOp for op in ops):
+            raise BadChange("a table op is a change of its own")
+        if len({op.key for op in ops}) != len(ops):  # type: ignore[union-attr]
+            raise BadChange("a change writes the same item twice")
 
 
 def _check_op(op: Op, items: bool = True) -> None:
