@@ -193,7 +193,9 @@ def test_a_region_that_lost_its_disk_is_rebuilt_from_a_snapshot(tmp_path: Path) 
         assert len(expected) == 59
         assert wait_until(lambda: "rebuild" in south.list_tables()["TableNames"]
                           and scan_all(south, "rebuild") == expected, 30, 0.5)
-        assert replication(cluster.url("ap-south"))["rebuilds_from_snapshot"] >= 1
+        # the rows arrive before the rebuild ends (cursors adopted, then counted): wait
+        assert wait_until(
+            lambda: replication(cluster.url("ap-south"))["rebuilds_from_snapshot"] >= 1, 10)
         # its new writes continue its old sequence, so the other regions accept them
         south.put_item(TableName="rebuild", Item={"pk": {"S": "after"}, "by": {"S": "ap-south"}})
         assert wait_until(lambda: "Item" in clients["us-east"].get_item(
