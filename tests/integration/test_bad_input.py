@@ -377,6 +377,16 @@ RAW_CASES: list[tuple[str, bytes, str | None, int, str, str]] = [
      TARGET_PREFIX + "DeleteItem", 400, "SerializationException", ""),
     ("limit that is not an integer", b'{"Limit": 2.5}', TARGET_PREFIX + "ListTables", 400,
      "SerializationException", ""),
+    # null members of lists and maps (found by a request fuzzer: these were 500s)
+    ("null transaction item", b'{"TransactItems": [null]}', TARGET_PREFIX + "TransactGetItems",
+     400, "ValidationException",
+     "Value null at 'transactItems.1.member' failed to satisfy constraint: Member must not be null"),
+    ("null tag", json.dumps({"ResourceArn": "arn:aws:dynamodb:us-east-1:000000000000:table/" + MAIN,
+                             "Tags": [{"Key": "a", "Value": "b"}, None]}).encode(),
+     TARGET_PREFIX + "TagResource", 400, "ValidationException", "Value null at 'tags.2.member'"),
+    ("null write requests of a table", json.dumps({"RequestItems": {MAIN: None}}).encode(),
+     TARGET_PREFIX + "BatchWriteItem", 400, "ValidationException",
+     f"Value null at 'requestItems.{MAIN}.member'"),
 ]
 
 

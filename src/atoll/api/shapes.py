@@ -147,6 +147,8 @@ def _list(shape: Any, memo: dict[str, Check]) -> Check:
         if element is not _ignore:
             for index, inner in enumerate(value, 1):
                 if inner is None:
+                    errors.append(f"Value null at '{path}.{index}.member' failed to satisfy "
+                                  "constraint: Member must not be null")
                     continue
                 element(inner, f"{path}.{index}.member", errors)
     return check
@@ -163,7 +165,12 @@ def _map(shape: Any, memo: dict[str, Check]) -> Check:
         _check_length(value, len(value), low, high, path, errors)
         for key, inner in value.items():
             key_check(key, f"{path}.key", errors)
-            if value_check is not _ignore and inner is not None:
+            if value_check is _ignore:
+                continue
+            if inner is None:
+                errors.append(f"Value null at '{path}.{key}.member' failed to satisfy "
+                              "constraint: Member must not be null")
+            else:
                 value_check(inner, f"{path}.{key}.member", errors)
     return check
 
