@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import email.utils
+import logging
 import os
 import time
 import zlib
@@ -31,6 +32,8 @@ from typing import Any
 
 import httptools
 import orjson
+
+log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 MAX_PIPELINED = 64
@@ -220,9 +223,9 @@ class Connection(asyncio.Protocol):
             status, body = done.value
             self._respond(request, status, body)
             return True
-        except BaseException:  # cancelled (or a bug the handler did not turn into a 500)
+        except BaseException as exc:  # cancelled, or a bug the handler did not turn into a 500
             self.server.in_flight -= 1
-            self._fail(503, b"cancelled")
+            self._handler_failed(exc)
             return True
         self.busy = True
         if isinstance(yielded, asyncio.Future):
@@ -241,8 +244,8 @@ class Connection(asyncio.Protocol):
 
     def _finish(self, request: _Request, task: asyncio.Future[tuple[int, bytes]]) -> None:
         self.server.in_flight -= 1
-        if task.cancelled():
-            self._fail(503, b"cancelled")
+        if task.cancelled() or task.exception() is not None:
+            self._handler_failed(None if task.cancelled() else task.exception())
             return
         status, body = task.result()
         self._respond(request, status, body)
@@ -264,6 +267,9 @@ class Connection(asyncio.Protocol):
 
         def done(t: asyncio.Future[tuple[int, bytes, bytes]]) -> None:
             self.server.in_flight -= 1
+            if t.cancelled() or t.exception() is not None:
+                self._handler_failed(None if t.cancelled() else t.exception())
+                return
             status, body, content_type = t.result()
             self._respond(request, status, body, content_type)
             self._next()
@@ -289,9 +295,20 @@ class Connection(asyncio.Protocol):
             self.transport.close()
             self.closed = True
 
+    def _handler_failed(self, exc: BaseException | None) -> None:
+        """A handler raised instead of answering: cancelled (shutdown) is a 503; anything
+        else is a bug, logged with its traceback and answered as DynamoDB's 500."""
+        if exc is None or isinstance(exc, asyncio.CancelledError):
+            self._fail(503, b"cancelled")
+            return
+        log.error("request handler failed", exc_info=exc)
+        self._fail(500, b"Internal server error")
+
     def _fail(self, status: int, message: bytes) -> None:
         if self.transport is not None and not self.closed:
             type_name = ("com.amazon.coral.service#RequestEntityTooLargeException" if status == 413
+                         else "com.amazonaws.dynamodb.v20120810#InternalServerError"
+                         if status == 500
                          else "com.amazon.coral.service#SerializationException")
             body = orjson.dumps({"__type": type_name, "message": message.decode()})
             request = _Request()

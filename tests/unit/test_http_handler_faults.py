@@ -1,0 +1,111 @@
+"""The HTTP layer when a handler raises instead of answering (a bug, not bad input).
+
+A real HttpServer on a loopback socket, driven by http.client: whether the handler raises
+before its first suspension, after awaiting a future, on the Task path (a bare yield) or
+in a GET handler, the client gets DynamoDB's 500 (InternalServerError), the traceback is
+logged, and the server keeps serving. A cancelled handler stays a 503.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import logging
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from atoll.server.http import HttpServer
+
+
+class Boom(RuntimeError):
+    pass
+
+
+async def _api(target: str | None, body: bytes) -> tuple[int, bytes]:
+    if target == "Raise.Now":
+        raise Boom("raised before suspending")
+    if target == "Raise.AfterFuture":
+        future = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_soon(future.set_result, None)
+        await future
+        raise Boom("raised after a future")
+    if target == "Raise.AfterYield":
+        await asyncio.sleep(0)
+        raise Boom("raised on the task path")
+    if target == "Cancel":
+        raise asyncio.CancelledError
+    return 200, b'{"ok":true}'
+
+
+def _get(path: str) -> Any:
+    if path == "/raise":
+        async def failing() -> tuple[int, bytes, bytes]:
+            await asyncio.sleep(0)
+            raise Boom("raised in a GET handler")
+        return failing()
+    return 200, b"healthy", b"text/plain"
+
+
+@pytest.fixture
+def port() -> Iterator[int]:
+    loop = asyncio.new_event_loop()
+    server = HttpServer(_api, _get)
+    started = threading.Event()
+    holder: dict[str, Any] = {}
+
+    async def main() -> None:
+        listener = await loop.create_server(server.protocol, "127.0.0.1", 0)
+        holder["port"] = listener.sockets[0].getsockname()[1]
+        holder["listener"] = listener
+        started.set()
+
+    thread = threading.Thread(target=lambda: (loop.run_until_complete(main()), loop.run_forever()))
+    thread.start()
+    assert started.wait(10)
+    yield int(holder["port"])
+    loop.call_soon_threadsafe(holder["listener"].close)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)
+    loop.close()
+
+
+def _call(port: int, method: str, path: str, target: str | None = None) -> tuple[int, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    headers = {"X-Amz-Target": target} if target else {}
+    connection.request(method, path, body=b"{}" if method == "POST" else None, headers=headers)
+    response = connection.getresponse()
+    answer = response.status, response.read()
+    connection.close()
+    return answer
+
+
+@pytest.mark.parametrize("target", ["Raise.Now", "Raise.AfterFuture", "Raise.AfterYield"])
+def test_a_raising_api_handler_is_a_logged_500(port: int, target: str,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.ERROR, logger="atoll.server.http"):
+        status, body = _call(port, "POST", "/", target)
+    assert status == 500, body
+    assert json.loads(body)["__type"].endswith("#InternalServerError"), body
+    failures = [r for r in caplog.records if r.getMessage() == "request handler failed"]
+    assert failures and failures[0].exc_info is not None
+    assert isinstance(failures[0].exc_info[1], Boom)
+    assert _call(port, "POST", "/", "Fine.Op") == (200, b'{"ok":true}')
+
+
+def test_a_raising_get_handler_is_a_logged_500(port: int,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.ERROR, logger="atoll.server.http"):
+        status, body = _call(port, "GET", "/raise")
+    assert status == 500, body
+    assert any(r.getMessage() == "request handler failed" for r in caplog.records)
+    assert _call(port, "GET", "/health") == (200, b"healthy")
+
+
+def test_a_cancelled_handler_is_a_503(port: int) -> None:
+    status, body = _call(port, "POST", "/", "Cancel")
+    assert status == 503, body
+    assert _call(port, "POST", "/", "Fine.Op") == (200, b'{"ok":true}')
