@@ -121,6 +121,19 @@ def test_peer_requests_from_outside_the_cluster_are_refused(tmp_path: Path) -> N
         with pytest.raises(urllib.error.HTTPError) as malformed:
             urllib.request.urlopen(request, timeout=5)
         assert malformed.value.code == 400
+        # malformed snapshot requests from a member are 400s, not 500s (a fuzzer found a
+        # JSON array answered 503 with no log, and a negative limit read every row)
+        create_table(client(cluster.url("us-east")), "snap")
+        for body in (b"[]", b'{"table": "snap", "limit": -1}',
+                     b'{"table": "snap", "after": [1180591620717411303424, "00", "00"]}',
+                     b'{"table": "snap", "after": [{}, "00", "00"]}', b'{"table": ["snap"]}'):
+            request = urllib.request.Request(peer + "/_atoll/snapshot", data=body, method="POST",
+                                             headers={"X-Atoll-Cluster": "atoll-test",
+                                                      "X-Atoll-Region": "eu-west"})
+            with pytest.raises(urllib.error.HTTPError) as malformed:
+                urllib.request.urlopen(request, timeout=5)
+            assert malformed.value.code == 400, body
+            assert b"malformed snapshot request" in malformed.value.read(), body
         # the cluster still replicates afterwards: a table created once exists everywhere
         east = client(cluster.url("us-east"))
         create_table(east, "after")

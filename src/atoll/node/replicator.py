@@ -246,6 +246,8 @@ class Replicator:
     def _serve_snapshot(self, body: bytes) -> tuple[int, bytes]:
         try:
             request = orjson.loads(body)
+            if not isinstance(request, dict):
+                raise TypeError("a snapshot request is a JSON object")
             if request.get("part") == "head":
                 vector = self.storage.cursor_vector()  # first: the log tail starts here
                 tables = [{"name": n, "created": [ch, co], "version": [vh, vo],
@@ -257,9 +259,10 @@ class Replicator:
                 return 200, orjson.dumps({"rows": [], "more": False})
             after = request.get("after")
             limit = min(int(request.get("limit", SNAPSHOT_PAGE)), SNAPSHOT_PAGE)
-            rows = self.storage.snapshot_rows(
-                table.tid, (after[0], bytes.fromhex(after[1]), bytes.fromhex(after[2]))
-                if after else None, limit, bool(request.get("tombstones")))
+            if limit < 1:  # SQLite reads a negative LIMIT as none at all
+                raise ValueError(f"limit must be at least 1, got {limit}")
+            rows = self.storage.snapshot_rows(table.tid, _snapshot_after(after), limit,
+                                              bool(request.get("tombstones")))
         except (KeyError, TypeError, ValueError, orjson.JSONDecodeError) as exc:
             return 400, orjson.dumps({"message": f"malformed snapshot request: {exc}"})
         return 200, orjson.dumps({"rows": [
@@ -539,3 +542,13 @@ def _percentiles(samples: list[int]) -> dict[str, float | int | None]:
     p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
     return {"count": len(ordered), "p50": statistics.median(ordered), "p99": p99,
             "max": ordered[-1]}
+
+
+def _snapshot_after(after: Any) -> tuple[int, bytes, bytes] | None:
+    """The key a snapshot page starts after: [hash, pk hex, sk hex] (ValueError if not)."""
+    if not after:
+        return None
+    if (not isinstance(after, list) or len(after) != 3 or type(after[0]) is not int
+            or not 0 <= after[0] < 2 ** 32 or not all(isinstance(x, str) for x in after[1:])):
+        raise ValueError(f"after must be [hash, pk hex, sk hex], got {after!r:.100}")
+    return after[0], bytes.fromhex(after[1]), bytes.fromhex(after[2])
