@@ -205,7 +205,9 @@ def test_a_slow_region_gets_half_the_budget_and_unsafe_writes_wait_for_it(
 def test_modeled_errors_are_raised_as_usual_and_not_failed_over(
         regions: dict[str, FakeRegion], tmp_path: Any) -> None:
     regions["us-east"].mode = "condition"
-    ddb = failover_client(regions, tmp_path)
+    # a 1 s probe timeout: at 0.2 s a probe slowed by a loaded machine marked us-east
+    # unhealthy once and the put went to eu-west (as in the slow-region test)
+    ddb = failover_client(regions, tmp_path, probe_timeout_s=1.0)
     with pytest.raises(ddb.exceptions.ConditionalCheckFailedException):
         ddb.put_item(TableName="t", Item=KEY, ConditionExpression="attribute_not_exists(pk)")
     assert regions["eu-west"].requests == []
