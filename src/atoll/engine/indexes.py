@@ -24,6 +24,7 @@ Theory of operation
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +32,7 @@ import orjson
 
 from atoll.engine.indexdef import GSI, MAX_GSIS, IndexDef, check_index_set, parse_index
 from atoll.engine.tabledef import EncodedKey, TableDef, check_index_attributes, index_not_found
-from atoll.errors import LimitExceeded, ValidationError
+from atoll.errors import LimitExceeded, ServiceUnavailable, ValidationError
 from atoll.model.keys import encode_key_value, partition_hash
 from atoll.model.values import item_size, number_size
 from atoll.storage import WriteTxn
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BACKFILL_CHUNK_ITEMS = 256  # one chunk holds the writer for a few ms
+BACKFILL_RETRY_MIN_S = 0.1  # after a storage fault, the same chunk again (doubling)
+BACKFILL_RETRY_MAX_S = 5.0
 WRITE_UNIT_BYTES = 1024
 
 # (index, h, pk, sk, projected item bytes, projected size)
@@ -277,8 +280,16 @@ async def backfill(engine: Engine, table_name: str, index_name: str) -> None:
         last = rows[-1]
         return (last[0], last[1], last[2]), count, True
 
+    backoff_s = BACKFILL_RETRY_MIN_S
     while True:
-        after, count, alive = await engine.storage.write(chunk)
+        try:
+            after, count, alive = await engine.storage.write(chunk)
+        except ServiceUnavailable as exc:  # a storage fault (a full disk): retry the chunk
+            log.warning("backfill of %s.%s paused: %s", table_name, index_name, exc)
+            await asyncio.sleep(backoff_s)
+            backoff_s = min(backoff_s * 2, BACKFILL_RETRY_MAX_S)
+            continue
+        backoff_s = BACKFILL_RETRY_MIN_S
         indexed += count
         if not alive:
             return

@@ -44,6 +44,7 @@ from atoll.engine.replica import (
     snapshot_rows_job,
     snapshot_tables_job,
 )
+from atoll.errors import ServiceUnavailable
 from atoll.invariant import invariant
 from atoll.node.httpclient import HttpClient, PeerHttpError
 from atoll.replication.change import Version
@@ -485,7 +486,11 @@ class Replicator:
                               if plan.tombstone_horizon_hlc else 0)
                 return records, tombstones
 
-            records, tombstones = await self.storage.write(job)
+            try:
+                records, tombstones = await self.storage.write(job)
+            except ServiceUnavailable as exc:  # a storage fault (a full disk): next round
+                log.warning("retention purge failed (next round retries): %s", exc)
+                continue
             self.purged_records += records
             self.purged_tombstones += tombstones
 

@@ -432,12 +432,20 @@ class SqliteStorage:
 
     def _run_checkpointer(self) -> None:
         conn = _connect(self.path, self.durable)
+        failing = ""  # the error of the failing streak (logged once, not ten times a second)
         try:
             while not self._stop_checkpoints.wait(CHECKPOINT_INTERVAL_S):
                 try:
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
                 except sqlite3.Error as exc:  # busy or I/O trouble: the next round retries
-                    log.warning("checkpoint failed: %s", exc)
+                    if str(exc) != failing:
+                        log.warning("checkpoints failing (retried every %.1f s): %s",
+                                    CHECKPOINT_INTERVAL_S, exc)
+                    failing = str(exc)
+                    continue
+                if failing:
+                    log.warning("checkpoints succeed again")
+                    failing = ""
         finally:
             conn.close()
 
