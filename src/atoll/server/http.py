@@ -127,6 +127,7 @@ class Connection(asyncio.Protocol):
         self.busy = False
         self.paused = False
         self.closed = False
+        self.eof = False  # the client half-closed: answer what it sent, then close
 
     # --- asyncio.Protocol --------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -136,6 +137,12 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.server.connections.discard(self)
+
+    def eof_received(self) -> bool:
+        """The client sent all it will (a half-close, as `nc -N` does): keep the socket
+        open for the answers still being worked on; `_next` closes it when idle."""
+        self.eof = True
+        return self.busy or bool(self.queue)
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -207,6 +214,8 @@ class Connection(asyncio.Protocol):
             else:
                 self._serve_get(request)
         self.busy = False
+        if self.eof:
+            self.close_when_idle()
 
     def _step(self, request: _Request, coro: Coroutine[Any, Any, tuple[int, bytes]]) -> bool:
         """Run the handler until it first suspends. True if it finished at once."""

@@ -1,9 +1,10 @@
-"""The HTTP layer when a handler raises instead of answering (a bug, not bad input).
+"""The HTTP layer's connection handling, on a real HttpServer on a loopback socket.
 
-A real HttpServer on a loopback socket, driven by http.client: whether the handler raises
-before its first suspension, after awaiting a future, on the Task path (a bare yield) or
-in a GET handler, the client gets DynamoDB's 500 (InternalServerError), the traceback is
-logged, and the server keeps serving. A cancelled handler stays a 503.
+When a handler raises instead of answering (a bug, not bad input) — before its first
+suspension, after awaiting a future, on the Task path (a bare yield) or in a GET
+handler — the client gets DynamoDB's 500 (InternalServerError), the traceback is logged,
+and the server keeps serving; a cancelled handler stays a 503. A client that half-closes
+after sending still gets the answers to what it sent, however long they take.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import http.client
 import json
 import logging
+import socket
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -38,6 +40,9 @@ async def _api(target: str | None, body: bytes) -> tuple[int, bytes]:
         raise Boom("raised on the task path")
     if target == "Cancel":
         raise asyncio.CancelledError
+    if target == "Slow":
+        await asyncio.sleep(0.05)
+        return 200, b'{"slow":true}'
     return 200, b'{"ok":true}'
 
 
@@ -109,3 +114,16 @@ def test_a_cancelled_handler_is_a_503(port: int) -> None:
     status, body = _call(port, "POST", "/", "Cancel")
     assert status == 503, body
     assert _call(port, "POST", "/", "Fine.Op") == (200, b'{"ok":true}')
+
+
+def test_a_half_closed_connection_still_gets_its_answers(port: int) -> None:
+    request = (b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: Slow\r\nContent-Length: 2\r\n"
+               b"\r\n{}")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request * 2)  # two pipelined requests, each answered after 50 ms
+        sock.shutdown(socket.SHUT_WR)
+        received = b""
+        while chunk := sock.recv(65536):  # the server closes once it has answered
+            received += chunk
+    assert received.count(b"HTTP/1.1 200 OK") == 2, received
+    assert received.endswith(b'{"slow":true}'), received
