@@ -4,7 +4,8 @@ When a handler raises instead of answering (a bug, not bad input) — before its
 suspension, after awaiting a future, on the Task path (a bare yield) or in a GET
 handler — the client gets DynamoDB's 500 (InternalServerError), the traceback is logged,
 and the server keeps serving; a cancelled handler stays a 503. A client that half-closes
-after sending still gets the answers to what it sent, however long they take.
+after sending still gets the answers to what it sent, however long they take, and
+pipelined requests are answered in the order they were sent.
 """
 
 from __future__ import annotations
@@ -47,6 +48,11 @@ async def _api(target: str | None, body: bytes) -> tuple[int, bytes]:
 
 
 def _get(path: str) -> Any:
+    if path == "/slow":
+        async def slow() -> tuple[int, bytes, bytes]:
+            await asyncio.sleep(0.05)
+            return 200, b"slow get", b"text/plain"
+        return slow()
     if path == "/raise":
         async def failing() -> tuple[int, bytes, bytes]:
             await asyncio.sleep(0)
@@ -127,3 +133,15 @@ def test_a_half_closed_connection_still_gets_its_answers(port: int) -> None:
             received += chunk
     assert received.count(b"HTTP/1.1 200 OK") == 2, received
     assert received.endswith(b'{"slow":true}'), received
+
+
+def test_pipelined_answers_keep_their_order_behind_a_slow_get(port: int) -> None:
+    slow_get = b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"
+    fast_post = b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: Fine.Op\r\nContent-Length: 2\r\n\r\n{}"
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(slow_get + fast_post)
+        sock.shutdown(socket.SHUT_WR)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    assert 0 <= received.find(b"slow get") < received.find(b'{"ok":true}'), received

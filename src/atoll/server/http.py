@@ -211,8 +211,8 @@ class Connection(asyncio.Protocol):
                     handler = self.server.api(request.target, body)
                 if not self._step(request, handler):
                     return  # suspended: `_finish` continues the queue
-            else:
-                self._serve_get(request)
+            elif not self._serve_get(request):
+                return  # suspended: its done callback continues the queue
         self.busy = False
         if self.eof:
             self.close_when_idle()
@@ -260,16 +260,17 @@ class Connection(asyncio.Protocol):
         self._respond(request, status, body)
         self._next()
 
-    def _serve_get(self, request: _Request) -> None:
+    def _serve_get(self, request: _Request) -> bool:
+        """Answer a GET (or refuse another method); False if its handler suspended."""
         path = request.url.split(b"?", 1)[0].decode("latin-1")
         if request.method not in (b"GET", b"HEAD"):
             self._respond(request, 405, b'{"message":"method not allowed"}', b"application/json")
-            return
+            return True
         result = self.server.get(path)
         if isinstance(result, tuple):
             status, body, content_type = result
             self._respond(request, status, body, content_type)
-            return
+            return True
         self.busy = True
         self.server.in_flight += 1
         task = asyncio.ensure_future(result)
@@ -283,6 +284,7 @@ class Connection(asyncio.Protocol):
             self._respond(request, status, body, content_type)
             self._next()
         task.add_done_callback(done)
+        return False
 
     def _respond(self, request: _Request, status: int, body: bytes,
                  content_type: bytes = b"application/x-amz-json-1.0") -> None:
