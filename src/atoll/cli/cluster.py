@@ -54,6 +54,9 @@ def cluster(regions: str, count: int | None, data_dir: str, host: str, base_port
     if count is not None:
         names = names[:count] if count <= len(names) else [f"region-{i + 1}" for i in range(count)]
     config = local_cluster(names, host=host, client_port=base_port, peer_port=peer_base_port)
+    problems = config.problems()
+    if problems:  # no regions, a repeated or malformed id: refuse before starting any
+        raise click.BadParameter("; ".join(problems), param_hint="--regions")
     root = Path(data_dir)
     config = _next_generation(config, root)
     root.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from atoll.errors import ValidationError
-from atoll.server.app import NodeConfig
+from atoll.server.app import ListenError, NodeConfig
 from atoll.server.app import serve as run_node
 from atoll.topology.config import load_cluster_config
 
@@ -50,6 +50,8 @@ def serve(host: str | None, port: int | None, data_dir: str, in_memory: bool, re
                             peer_listen=_host_port(peer_listen), clock_offset_ms=clock_offset_ms))
     except ValidationError as exc:  # e.g. the data directory belongs to another cluster
         raise click.ClickException(exc.message) from None
+    except ListenError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _host_port(value: str | None) -> tuple[str, int] | None:

@@ -68,6 +68,10 @@ def _database_path(config: NodeConfig) -> tuple[str, str | None]:
     return os.path.join(config.data_dir, f"atoll-{config.region}.db"), None
 
 
+class ListenError(Exception):
+    """The node could not open a listening socket (the address is taken or not local)."""
+
+
 class Node:
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
@@ -188,14 +192,27 @@ class Node:
         loop = asyncio.get_running_loop()
         self.storage.start(loop)
         self.engine.start_background()
-        server = await loop.create_server(self.http.protocol, self.config.host, self.config.port,
-                                          backlog=1024, reuse_address=True)
-        peer_server = None
-        if self.replicator is not None and self.peer_http is not None:
-            assert self.peer_address is not None and self.topology is not None
-            peer_host, peer_port = self.peer_address
-            peer_server = await loop.create_server(self.peer_http.protocol, peer_host, peer_port,
-                                                   backlog=256, reuse_address=True)
+        server = peer_server = None
+        try:
+            server = await loop.create_server(self.http.protocol, self.config.host,
+                                              self.config.port, backlog=1024, reuse_address=True)
+            if self.replicator is not None and self.peer_http is not None:
+                assert self.peer_address is not None and self.topology is not None
+                peer_host, peer_port = self.peer_address
+                peer_server = await loop.create_server(self.peer_http.protocol, peer_host,
+                                                       peer_port, backlog=256, reuse_address=True)
+        except OSError as exc:  # in use, or not an address of this machine: say so, cleanly
+            if server is not None:
+                server.close()
+            await self.engine.stop_background()
+            self.storage.close()
+            if self._tmp_dir:
+                shutil.rmtree(self._tmp_dir, ignore_errors=True)
+            where = f"{self.config.host}:{self.config.port}"
+            if server is not None and self.peer_address is not None:
+                where = f"{self.peer_address[0]}:{self.peer_address[1]} (peers)"
+            raise ListenError(f"cannot listen on {where}: {exc.strerror or exc}") from None
+        if self.replicator is not None and self.topology is not None:
             self.replicator.start()
             self.topology.start()
         for sig in (signal.SIGTERM, signal.SIGINT):
