@@ -1,7 +1,7 @@
-"""`atoll serve` and `atoll cluster` refuse what they cannot do with one clear line and
-exit status 1 or 2, never a traceback: a port already taken (the client port or the peer
-port), an address that is not this machine's, and region lists that no cluster could have.
-Each runs the real command in a subprocess."""
+"""`atoll serve`, `atoll cluster` and `atoll proxy` refuse what they cannot do with one
+clear line and exit status 1 or 2, never a traceback: a port already taken (a node's client
+or peer port, the proxy's), an address that is not this machine's, and region lists no
+cluster could have. Each runs the real command in a subprocess."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ATOLL, free_port
+from tests.support import ATOLL, ClusterProcesses, free_port
 
 TIMEOUT_S = 30
 
@@ -73,3 +73,16 @@ def test_cluster_refuses_impossible_region_lists(tmp_path: Path, regions: str,
                   cwd=tmp_path)
     _refused(result, f"Invalid value for --regions: {fragment}")
     assert not (tmp_path / "data").exists(), "nothing is started or written"
+
+
+def test_proxy_on_a_port_in_use_says_so(tmp_path: Path) -> None:
+    cluster = ClusterProcesses(tmp_path / "cluster", ("us-east", "eu-west")).start()
+    try:
+        with socket.create_server(("127.0.0.1", 0)) as taken:
+            port = taken.getsockname()[1]
+            result = _run("proxy", "--seed", cluster.url("us-east"), "--listen",
+                          f"127.0.0.1:{port}", "--cache", str(tmp_path / "cache"),
+                          cwd=tmp_path)
+    finally:
+        cluster.stop()
+    _refused(result, f"Error: cannot listen on 127.0.0.1:{port}: ")

@@ -7,6 +7,7 @@ import asyncio
 import click
 
 from atoll.client.routing import FAILOVER_BUDGET_S, DiscoveryError
+from atoll.server.http import ListenError
 
 
 @click.command()
@@ -45,5 +46,5 @@ def proxy(listen: str, seeds: tuple[str, ...], prefer: str, cache_path: str | No
         pass
     try:
         asyncio.run(run_proxy(host, int(port), seeds, preference, cache_path, budget_s))
-    except DiscoveryError as exc:
+    except (DiscoveryError, ListenError) as exc:
         raise click.ClickException(str(exc)) from None

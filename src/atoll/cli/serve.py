@@ -5,8 +5,9 @@ from __future__ import annotations
 import click
 
 from atoll.errors import ValidationError
-from atoll.server.app import ListenError, NodeConfig
+from atoll.server.app import NodeConfig
 from atoll.server.app import serve as run_node
+from atoll.server.http import ListenError
 from atoll.topology.config import load_cluster_config
 
 

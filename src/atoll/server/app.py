@@ -31,7 +31,7 @@ from atoll.node.topology import (
     TopologyKeeper,
     topology_file_path,
 )
-from atoll.server.http import HttpServer
+from atoll.server.http import HttpServer, ListenError
 from atoll.storage import SqliteStorage
 from atoll.topology.config import ClusterConfig
 from atoll.topology.update import start_topology
@@ -66,10 +66,6 @@ def _database_path(config: NodeConfig) -> tuple[str, str | None]:
         return os.path.join(tmp, "atoll.db"), tmp
     os.makedirs(config.data_dir, exist_ok=True)
     return os.path.join(config.data_dir, f"atoll-{config.region}.db"), None
-
-
-class ListenError(Exception):
-    """The node could not open a listening socket (the address is taken or not local)."""
 
 
 class Node:

@@ -88,6 +88,10 @@ class _Request:
         self.keep_alive = True
 
 
+class ListenError(Exception):
+    """A server could not open its listening socket (the address is taken or not local)."""
+
+
 class HttpServer:
     """Shared state of all connections: handlers, counters, shutdown."""
 
