@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -18,6 +19,15 @@ from botocore.config import Config
 REPO = Path(__file__).resolve().parent.parent
 ATOLL = [sys.executable, "-m", "atoll"]
 START_TIMEOUT_S = 20.0
+
+
+def assert_database_intact(path: Path) -> None:
+    """SQLite's own integrity check of a node's database file passes."""
+    check = sqlite3.connect(path)
+    try:
+        assert check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    finally:
+        check.close()
 
 
 def free_port() -> int:

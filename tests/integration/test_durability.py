@@ -3,7 +3,6 @@ decision 2: acknowledged only once the commit is durable), and the file is intac
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import ServerProcess, client, create_table
+from tests.support import ServerProcess, assert_database_intact, client, create_table
 
 WRITERS = 8
 WRITE_WINDOW_S = 2.0
@@ -51,10 +50,7 @@ def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
     acknowledged = [key for keys in acked for key in keys]
     assert len(acknowledged) > 100, "the workload did not get going"
 
-    database = tmp_path / "atoll-local.db"
-    check = sqlite3.connect(database)
-    assert check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    check.close()
+    assert_database_intact(tmp_path / "atoll-local.db")
 
     restarted = ServerProcess(data_dir=tmp_path).start()
     try:

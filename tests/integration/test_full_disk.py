@@ -11,6 +11,7 @@ matches, and SQLite's integrity check passes.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import subprocess
@@ -24,6 +25,7 @@ from botocore.exceptions import ClientError
 from tests.support import (
     ClusterProcesses,
     ServerProcess,
+    assert_database_intact,
     client,
     create_table,
     node_json,
@@ -36,18 +38,24 @@ ITEM_PAD = "x" * 10_000
 MAX_WRITES = 1000
 
 
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    mount_point = tmp_path / "disk"
-    mount_point.mkdir()
+@contextlib.contextmanager
+def _small_tmpfs(mount_point: Path) -> Iterator[Path]:
+    """A SMALL tmpfs mounted at `mount_point` (created) while the block runs."""
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root")
+    mount_point.mkdir(parents=True)
     subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={SMALL}", "tmpfs", str(mount_point)],
                    check=True)
     try:
         yield mount_point
     finally:
         subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    with _small_tmpfs(tmp_path / "disk") as mount_point:
+        yield mount_point
 
 
 def _put(ddb: Any, key: str) -> str | None:
@@ -102,9 +110,7 @@ def test_full_disk_refuses_writes_loses_nothing_and_recovers(small_disk: Path) -
     finally:
         server.kill()
 
-    check = sqlite3.connect(data_dir / "atoll-local.db")
-    assert check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    check.close()
+    assert_database_intact(data_dir / "atoll-local.db")
     restarted = ServerProcess(data_dir=data_dir).start()
     try:
         ddb = client(restarted.url)
@@ -123,39 +129,34 @@ def test_a_region_whose_disk_fills_catches_up_when_there_is_room(tmp_path: Path)
     cannot apply them. eu-west keeps serving reads, refuses writes with 503, and once its
     filesystem grows it catches up by itself: the same items as us-east, and its
     background work (changelog retention) still running."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    west_dir = tmp_path / "eu-west"
-    west_dir.mkdir(parents=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={SMALL}", "tmpfs", str(west_dir)],
-                   check=True)
-    cluster = ClusterProcesses(tmp_path, ("us-east", "eu-west"))
-    try:
-        cluster.start()
-        east, west = client(cluster.url("us-east")), client(cluster.url("eu-west"))
-        create_table(east, "full")
-        assert wait_until(lambda: "full" in west.list_tables()["TableNames"], 10)
-        for n in range(400):
-            east.put_item(TableName="full", Item={"pk": {"S": f"k{n}"}, "pad": {"S": ITEM_PAD}})
-        west_log = cluster.nodes["eu-west"].log
-        assert wait_until(lambda: "disk is full" in west_log(), 20), "eu-west never filled"
-        assert len(_all_keys(west)) < 400
-        # a small write may still fit where a batch of applies did not: either it is
-        # acknowledged (and must replicate) or refused with a 503
-        during = _put(west, "during") is None
+    with _small_tmpfs(tmp_path / "eu-west") as west_dir:
+        cluster = ClusterProcesses(tmp_path, ("us-east", "eu-west"))
+        try:
+            cluster.start()
+            east, west = client(cluster.url("us-east")), client(cluster.url("eu-west"))
+            create_table(east, "full")
+            assert wait_until(lambda: "full" in west.list_tables()["TableNames"], 10)
+            for n in range(400):
+                east.put_item(TableName="full", Item={"pk": {"S": f"k{n}"}, "pad": {"S": ITEM_PAD}})
+            west_log = cluster.nodes["eu-west"].log
+            assert wait_until(lambda: "disk is full" in west_log(), 20), "eu-west never filled"
+            assert len(_all_keys(west)) < 400
+            # a small write may still fit where a batch of applies did not: either it is
+            # acknowledged (and must replicate) or refused with a 503
+            during = _put(west, "during") is None
 
-        subprocess.run(["mount", "-o", f"remount,size={LARGER}", str(west_dir)], check=True)
-        expected = {f"k{n}" for n in range(400)} | ({"during"} if during else set())
-        assert wait_until(lambda: _all_keys(west) == expected, 60, 0.5), "eu-west did not catch up"
-        west.put_item(TableName="full", Item={"pk": {"S": "west"}})
-        assert wait_until(lambda: _all_keys(east) == expected | {"west"}, 10)
-        # retention survived the fault: eu-west purges records both regions hold
-        assert wait_until(lambda: node_json(cluster.url("eu-west"), "/_atoll/status")
-                          ["replication"]["changelog"]["purged_records"] > 0, 15)
-        assert "died" not in west_log() and "Traceback" not in west_log(), west_log()[-4000:]
-    finally:
-        cluster.stop()
-        subprocess.run(["umount", "-l", str(west_dir)], check=False)
+            subprocess.run(["mount", "-o", f"remount,size={LARGER}", str(west_dir)], check=True)
+            expected = {f"k{n}" for n in range(400)} | ({"during"} if during else set())
+            assert wait_until(lambda: _all_keys(west) == expected, 60, 0.5), \
+                "eu-west did not catch up"
+            west.put_item(TableName="full", Item={"pk": {"S": "west"}})
+            assert wait_until(lambda: _all_keys(east) == expected | {"west"}, 10)
+            # retention survived the fault: eu-west purges records both regions hold
+            assert wait_until(lambda: node_json(cluster.url("eu-west"), "/_atoll/status")
+                              ["replication"]["changelog"]["purged_records"] > 0, 15)
+            assert "died" not in west_log() and "Traceback" not in west_log(), west_log()[-4000:]
+        finally:
+            cluster.stop()
 
 
 @pytest.mark.slow

@@ -10,7 +10,6 @@ of the writer's items is known: any partial transaction shows up as a difference
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.integration.indexcheck import check_indexes, scan_all
-from tests.support import ServerProcess, client
+from tests.support import ServerProcess, assert_database_intact, client
 
 WRITERS = 6
 ITEMS_PER_TXN = 4
@@ -108,9 +107,7 @@ def test_transactions_are_all_or_nothing_across_sigkill(tmp_path: Path) -> None:
         t.join(timeout=30)
     assert sum(len(a) for a in acked) > 50, "the workload did not get going"
 
-    check = sqlite3.connect(tmp_path / "atoll-local.db")
-    assert check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    check.close()
+    assert_database_intact(tmp_path / "atoll-local.db")
 
     restarted = ServerProcess(data_dir=tmp_path).start()
     try:

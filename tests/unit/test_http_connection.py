@@ -137,7 +137,8 @@ def test_a_half_closed_connection_still_gets_its_answers(port: int) -> None:
 
 def test_pipelined_answers_keep_their_order_behind_a_slow_get(port: int) -> None:
     slow_get = b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"
-    fast_post = b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: Fine.Op\r\nContent-Length: 2\r\n\r\n{}"
+    fast_post = (b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: Fine.Op\r\n"
+                 b"Content-Length: 2\r\n\r\n{}")
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(slow_get + fast_post)
         sock.shutdown(socket.SHUT_WR)

@@ -28,7 +28,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from atoll.client.routing import FAILOVER_BUDGET_S, Failover, Outcome, Router
 from atoll.node.httpclient import HttpClient, PeerHttpError
-from atoll.server.http import HttpServer, ListenError
+from atoll.server.http import HttpServer, ListenError, listen
 
 log = logging.getLogger(__name__)
 
@@ -184,11 +184,10 @@ async def run_proxy(host: str, port: int, seeds: Sequence[str], prefer: Sequence
     proxy = Proxy(router, budget_s)
     loop = asyncio.get_running_loop()
     try:
-        server = await loop.create_server(proxy.http.protocol, host, port, reuse_address=True,
-                                          backlog=1024)
-    except OSError as exc:  # in use, or not an address of this machine
+        server = await listen(proxy.http.protocol, host, port, backlog=1024)
+    except ListenError:
         router.close()
-        raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        raise
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)

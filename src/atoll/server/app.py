@@ -31,7 +31,7 @@ from atoll.node.topology import (
     TopologyKeeper,
     topology_file_path,
 )
-from atoll.server.http import HttpServer, ListenError
+from atoll.server.http import HttpServer, ListenError, listen
 from atoll.storage import SqliteStorage
 from atoll.topology.config import ClusterConfig
 from atoll.topology.update import start_topology
@@ -190,24 +190,17 @@ class Node:
         self.engine.start_background()
         server = peer_server = None
         try:
-            server = await loop.create_server(self.http.protocol, self.config.host,
-                                              self.config.port, backlog=1024, reuse_address=True)
+            server = await listen(self.http.protocol, self.config.host, self.config.port,
+                                  backlog=1024)
             if self.replicator is not None and self.peer_http is not None:
                 assert self.peer_address is not None and self.topology is not None
-                peer_host, peer_port = self.peer_address
-                peer_server = await loop.create_server(self.peer_http.protocol, peer_host,
-                                                       peer_port, backlog=256, reuse_address=True)
-        except OSError as exc:  # in use, or not an address of this machine: say so, cleanly
+                peer_server = await listen(self.peer_http.protocol, *self.peer_address,
+                                           backlog=256, what=" (peers)")
+        except ListenError:
             if server is not None:
                 server.close()
-            await self.engine.stop_background()
-            self.storage.close()
-            if self._tmp_dir:
-                shutil.rmtree(self._tmp_dir, ignore_errors=True)
-            where = f"{self.config.host}:{self.config.port}"
-            if server is not None and self.peer_address is not None:
-                where = f"{self.peer_address[0]}:{self.peer_address[1]} (peers)"
-            raise ListenError(f"cannot listen on {where}: {exc.strerror or exc}") from None
+            await self._release()
+            raise
         if self.replicator is not None and self.topology is not None:
             self.replicator.start()
             self.topology.start()
@@ -233,11 +226,15 @@ class Node:
             await server.wait_closed()
             if self.peer_http is not None:
                 await self.peer_http.drain(1.0)
-            await self.engine.stop_background()
-            self.storage.close()
-            if self._tmp_dir:
-                shutil.rmtree(self._tmp_dir, ignore_errors=True)
+            await self._release()
             print("atoll: stopped cleanly", flush=True)
+
+    async def _release(self) -> None:
+        """Stop background work and close the storage (and drop an in-memory node's files)."""
+        await self.engine.stop_background()
+        self.storage.close()
+        if self._tmp_dir:
+            shutil.rmtree(self._tmp_dir, ignore_errors=True)
 
 
 def _tune_gc() -> None:

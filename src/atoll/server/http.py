@@ -92,6 +92,16 @@ class ListenError(Exception):
     """A server could not open its listening socket (the address is taken or not local)."""
 
 
+async def listen(protocol: Callable[[], asyncio.Protocol], host: str, port: int, backlog: int,
+                 what: str = "") -> asyncio.AbstractServer:
+    """A listening server on host:port, or ListenError saying why not in one line."""
+    try:
+        return await asyncio.get_running_loop().create_server(
+            protocol, host, port, backlog=backlog, reuse_address=True)
+    except OSError as exc:  # in use, or not an address of this machine
+        raise ListenError(f"cannot listen on {host}:{port}{what}: {exc.strerror or exc}") from None
+
+
 class HttpServer:
     """Shared state of all connections: handlers, counters, shutdown."""
 
@@ -257,8 +267,7 @@ class Connection(asyncio.Protocol):
 
     def _finish(self, request: _Request, task: asyncio.Future[tuple[int, bytes]]) -> None:
         self.server.in_flight -= 1
-        if task.cancelled() or task.exception() is not None:
-            self._handler_failed(None if task.cancelled() else task.exception())
+        if self._task_failed(task):
             return
         status, body = task.result()
         self._respond(request, status, body)
@@ -281,8 +290,7 @@ class Connection(asyncio.Protocol):
 
         def done(t: asyncio.Future[tuple[int, bytes, bytes]]) -> None:
             self.server.in_flight -= 1
-            if t.cancelled() or t.exception() is not None:
-                self._handler_failed(None if t.cancelled() else t.exception())
+            if self._task_failed(t):
                 return
             status, body, content_type = t.result()
             self._respond(request, status, body, content_type)
@@ -309,6 +317,13 @@ class Connection(asyncio.Protocol):
         if not keep_alive:
             self.transport.close()
             self.closed = True
+
+    def _task_failed(self, task: asyncio.Future[Any]) -> bool:
+        """If a handler's task was cancelled or raised, answer so; True if it did."""
+        if not task.cancelled() and task.exception() is None:
+            return False
+        self._handler_failed(None if task.cancelled() else task.exception())
+        return True
 
     def _handler_failed(self, exc: BaseException | None) -> None:
         """A handler raised instead of answering: cancelled (shutdown) is a 503; anything
