@@ -5,8 +5,8 @@ indexdef/indexes (secondary indexes), transactions, ttl, tags (and account answe
 capacity (consumed capacity), replica (changes out and in), expr (a request's
 expressions).
 
-Reads run on the caller's (event-loop) thread; every write is a job the storage runs on
-its writer thread, inside the batch transaction, so a conditional write's read, check
+Reads run on the caller's (event-loop) thread; every write is a job the storage runs
+inside a batch transaction, one batch at a time, so a conditional write's read, check
 and write — and the item's index rows — are atomic with respect to every other write.
 """
 

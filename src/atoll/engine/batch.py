@@ -87,7 +87,7 @@ async def batch_write_item(engine: Engine, request: dict[str, Any]) -> dict[str,
         return [plan_indexes(table, item, item_bytes, size) if item_bytes is not None else None
                 for _key, item, item_bytes, size in ops]
 
-    # index rows planned (bad index keys rejected) before the job, off the writer thread
+    # index rows planned (bad index keys rejected) before the job, outside the batch
     planned = [plan_table(table, ops) for table, ops in plans]
 
     def job(txn: WriteTxn) -> capacity.Meter:
@@ -114,7 +114,7 @@ async def batch_write_item(engine: Engine, request: dict[str, Any]) -> dict[str,
             engine.log_item_changes(txn, hlc, table, logged)
         return meter
 
-    meter = await engine.storage.write(job)
+    meter = await engine.storage.write(job, inline=True)
     result: dict[str, Any] = {"UnprocessedItems": {}}
     if "ReturnItemCollectionMetrics" in request:
         written = [(table, item) for table, ops in plans for _key, item, _bytes, _size in ops]

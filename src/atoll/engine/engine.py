@@ -1,9 +1,9 @@
 """Engine: owns the table catalog, the clock and the storage; dispatches operations.
 
 Threading contract: every public coroutine runs on the event-loop thread. Write jobs
-(closures passed to `storage.write`) run on the storage writer thread; they may read
-`self.live_tids` and `self.writer_defs` and tick `self.clock`, which only the writer
-thread touches after start.
+(closures passed to `storage.write`) run one batch at a time, on the event-loop thread or
+the storage writer thread (see storage.sqlite); they may read `self.live_tids` and
+`self.writer_defs` and tick `self.clock`, which only write jobs touch after start.
 
 Table definitions have two views: `tables` (name -> TableDef, event-loop thread, what
 requests are validated against) and `writer_defs` (tid -> TableDef, set by DDL jobs in

@@ -67,7 +67,7 @@ class RequestExpressions:
         self.names: dict[str, str] = {}
         self.values: dict[str, Any] = {}
         # What validation returned, per parameter: evaluating those later skips the
-        # checks (they ran here, on the event loop, not on the writer thread).
+        # checks (they ran here, before the write job).
         self.validated: dict[str, Any] = {}
         if request.keys().isdisjoint(_keys_of(params, legacy)):
             return  # the hot path of plain writes and reads: nothing to parse or check

@@ -10,7 +10,7 @@ Theory of operation
   `apply` after the item row: it removes the rows of the old item whose index key changed
   and writes the new ones. Both run in the same storage transaction as the item and its
   changelog record, so after a crash an index always matches its table.
-- Write jobs use the writer thread's view of the table definition
+- Write jobs use the write path's view of the table definition
   (`Engine.writer_defs`), which DDL jobs update in commit order: a write queued behind
   an UpdateTable that adds an index maintains that index, whatever definition the request
   was validated against.

@@ -111,8 +111,8 @@ def _write_item(engine: Engine, txn: WriteTxn, table: TableDef, key: EncodedKey,
                 old: tuple[bytes, int, int, str] | None,
                 planned: tuple[TableDef, indexes.Plan | None] | None = None) -> dict[str, float]:
     """`planned`: index rows computed before the job against a definition; reused when
-    that is still the current one (the writer thread is the bottleneck of indexed
-    writes, so work done before the job is throughput gained)."""
+    that is still the current one (work done before the job overlaps the batch in
+    flight instead of lengthening the next one)."""
     current = engine.current_def(table)
     if planned is not None and planned[0] is current:
         plan = planned[1]
@@ -156,7 +156,7 @@ async def put_item(engine: Engine, request: dict[str, Any]) -> Any:
         units = _write_item(engine, txn, table, key, item, item_bytes, size, old, planned)
         return old, units
 
-    old, units = await engine.storage.write(job)
+    old, units = await engine.storage.write(job, inline=True)
     return _whole_item_result(engine, request, table, return_values, old, size, units, item)
 
 
@@ -199,7 +199,7 @@ async def delete_item(engine: Engine, request: dict[str, Any]) -> Any:
         units = _delete_item(engine, txn, table, key, key_item, old)
         return old, units
 
-    old, units = await engine.storage.write(job)
+    old, units = await engine.storage.write(job, inline=True)
     return _whole_item_result(engine, request, table, return_values, old, 0, units, key_item)
 
 
@@ -268,7 +268,7 @@ async def update_item(engine: Engine, request: dict[str, Any]) -> Any:
         units = _write_item(engine, txn, table, key, new_item, item_json(new_item), size, old)
         return old_item, new_item, paths, (old[1] if old else 0, size, units)
 
-    old_item, new_item, paths, sizes = await engine.storage.write(job)
+    old_item, new_item, paths, sizes = await engine.storage.write(job, inline=True)
     result = _update_result(return_values, old_item, new_item, paths)
     if "ReturnConsumedCapacity" in request:
         result = capacity.attach(result, "ConsumedCapacity",

@@ -176,7 +176,7 @@ async def transact_write_items(engine: Engine, request: dict[str, Any]) -> Any:
         meter.scale(capacity.TRANSACTION_FACTOR)
         return meter
 
-    meter = await engine.storage.write(job)
+    meter = await engine.storage.write(job, inline=True)
     result: dict[str, Any] = {}
     if meter is _REPLAYED:
         if mode is not None:

@@ -1,8 +1,8 @@
 """Run one node: storage + engine + API behind the HTTP server, until SIGTERM/SIGINT.
 
 Shutdown order (clean): stop accepting connections, answer in-flight requests (writes
-finish committing), close idle connections, then close the storage (writer thread
-drained, WAL checkpointed).
+finish committing), close idle connections, then close the storage (queued writes
+committed, WAL checkpointed).
 """
 
 from __future__ import annotations

@@ -1,23 +1,32 @@
-"""SqliteStorage: reads on the caller's thread, writes batched on one writer thread.
+"""SqliteStorage: reads on the event-loop thread, writes batched into group commits.
 
 Theory of operation
 - Two connections to one WAL database: the reader (used only by the event-loop thread)
-  and the writer (used only by the writer thread). WAL lets the reader see the last
-  committed state while the writer works.
-- Write jobs are callables `job(txn) -> result`. The writer thread takes every queued job
-  (up to MAX_BATCH_JOBS), runs them in one transaction and commits the batch once: group
-  commit. A job that raises before writing anything (a failed condition, bad input —
-  the usual case) simply fails alone. One that raises after writing poisons the batch:
-  it is rolled back whole and replayed without that job (jobs are deterministic
-  functions of the database state, so the replay gives the others the same outcome).
-  That spares a SAVEPOINT round trip per write.
+  and the writer (used by one batch at a time, see below). WAL lets the reader see the
+  last committed state while a batch is open.
+- Write jobs are callables `job(txn) -> result`. Queued jobs (up to MAX_BATCH_JOBS) run
+  in one transaction that commits once: group commit. A job that raises before writing
+  anything (a failed condition, bad input — the usual case) simply fails alone. One that
+  raises after writing poisons the batch: it is rolled back whole and replayed without
+  that job (jobs are deterministic functions of the database state, so the replay gives
+  the others the same outcome). That spares a SAVEPOINT round trip per write.
+- Where a batch runs: a job submitted with `inline=True` is short (one request's items).
+  A batch of only such jobs runs on the event-loop thread, and only its COMMIT goes to
+  the writer thread. Any other batch (replication, backfill, purges, DDL) runs whole on
+  the writer thread, so the loop keeps serving meanwhile. One batch is in flight at a
+  time, whichever thread runs it, so jobs see each other's writes in submission order.
+  Why inline: a job's statements each release and retake the GIL, and on the writer
+  thread each retake waited for the busy event loop. Measured under wrk (PutItem,
+  32 connections): SQL of a put took 82 us there against 21 us alone, and the batch
+  path inline raised PutItem and UpdateItem throughput by ~8-10% (medians of A/B runs).
 - Only after COMMIT returns (with synchronous=FULL the WAL is fsynced) are the jobs'
-  futures resolved, so a write is acknowledged only once it is durable. While one batch is being fsynced the
-  next one queues up, which is what makes durability cheap under concurrency.
+  futures resolved, so a write is acknowledged only once it is durable. While one batch
+  commits the next one queues up, which is what makes durability cheap under
+  concurrency; the next batch starts before the committed one is answered.
 - A failed COMMIT (disk full, I/O error) fails every job of the batch: nothing of it was
   acknowledged, so nothing acknowledged is lost.
 - WAL checkpoints (copying the WAL into the main file, with its own fsyncs) run on a
-  separate checkpointer thread every CHECKPOINT_INTERVAL_S, not inside a writer's COMMIT.
+  separate checkpointer thread every CHECKPOINT_INTERVAL_S, not inside a COMMIT.
 - Every item row carries a CRC32 of its bytes; a read that finds a mismatch raises
   instead of serving corrupt data.
 """
@@ -47,6 +56,7 @@ CACHE_ENTRY_OVERHEAD_BYTES = 250  # dict slot, key tuple and its bytes, value tu
 BACKSTOP_CHECKPOINT_PAGES = 4000
 MAX_QUEUED_JOBS = 20_000
 _STOP = object()
+_FAILED = object()
 
 ItemRow = tuple[bytes, int]  # (item json bytes, size)
 
@@ -370,11 +380,13 @@ class WriteTxn:
 
 
 class _Job:
-    __slots__ = ("fn", "future", "result", "error")
+    __slots__ = ("fn", "future", "inline", "result", "error")
 
-    def __init__(self, fn: Callable[[WriteTxn], Any], future: asyncio.Future[Any]) -> None:
+    def __init__(self, fn: Callable[[WriteTxn], Any], future: asyncio.Future[Any],
+                 inline: bool) -> None:
         self.fn = fn
         self.future = future
+        self.inline = inline
         self.result: Any = None
         self.error: BaseException | None = None
 
@@ -399,12 +411,17 @@ class SqliteStorage:
         self._queued = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._closed = False
+        self._closed = False  # writes refused (shutting down, or the writer failed)
+        self._shut = False  # close() ran
         self._stop_checkpoints = threading.Event()
         self._checkpointer: threading.Thread | None = None
         self.commit_listeners: list[Callable[[], None]] = []  # loop thread, after each batch
         self._committed: list[Any] = []  # writer thread: bookkeeping of committed batches
-        self._current_batch: list[_Job] = []
+        self._current_batch: list[_Job] = []  # the batch in flight
+        self._pending: list[_Job] = []  # event-loop thread: jobs waiting for a batch
+        self._in_flight = False
+        self._start_scheduled = False
+        self._seq_before = 0  # the open transaction's first changelog sequence
         self._cache: dict[tuple[int, int, bytes, bytes], ItemRow] = {}
         self._cache_bytes = 0
         self.batches_committed = 0
@@ -451,12 +468,18 @@ class SqliteStorage:
 
     def close(self) -> None:
         """Finish every queued write, then close both connections (checkpointing the WAL)."""
-        if self._closed:
+        if self._shut:
             return
-        self._closed = True
+        self._shut = self._closed = True  # new writes are refused from here on
         if self._thread is not None:
-            self._queue.put(_STOP)
+            self._queue.put(_STOP)  # behind the batch in flight, if any
             self._thread.join()
+            leftovers, self._pending = self._pending, []
+            if leftovers:  # queued but not started: run them here, then answer them
+                self._commit_batch(leftovers)
+                committed, self._committed = self._committed, []
+                assert self._loop is not None
+                self._loop.call_soon_threadsafe(self._deliver, leftovers, committed)
         self._stop_checkpoints.set()
         if self._checkpointer is not None:
             self._checkpointer.join()
@@ -468,8 +491,14 @@ class SqliteStorage:
         self._writer.close()
 
     # --- writes ------------------------------------------------------------------------
-    def write(self, fn: Callable[[WriteTxn], Any]) -> asyncio.Future[Any]:
-        """Queue a write job; the future resolves once its batch is durable."""
+    def write(self, fn: Callable[[WriteTxn], Any], *, inline: bool = False
+              ) -> asyncio.Future[Any]:
+        """Queue a write job; the future resolves once its batch is durable.
+
+        `inline`: the job is short (one request's items, well under a millisecond), so a
+        batch of only such jobs may run on the event-loop thread (see the module doc).
+        Anything that may run longer (replication, backfill, purges, DDL) leaves it False.
+        """
         invariant(self._loop is not None, "storage not started")
         if self._closed:
             raise ServiceUnavailable("The server is shutting down")
@@ -477,81 +506,114 @@ class SqliteStorage:
             raise ServiceUnavailable("Too many writes queued; retry")
         future: asyncio.Future[Any] = self._loop.create_future()  # type: ignore[union-attr]
         self._queued += 1
-        self._queue.put(_Job(fn, future))
+        self._pending.append(_Job(fn, future, inline))
+        if not self._in_flight and not self._start_scheduled:
+            # later jobs of this loop iteration join the batch
+            self._start_scheduled = True
+            self._loop.call_soon(self._start_batch)  # type: ignore[union-attr]
         return future
 
     def write_sync(self, fn: Callable[[WriteTxn], Any]) -> Any:
         """Run one write job on the calling thread (only before `start`, e.g. recovery)."""
         invariant(self._thread is None, "write_sync after start")
-        job = _Job(fn, None)  # type: ignore[arg-type]
+        job = _Job(fn, None, False)  # type: ignore[arg-type]
         self._commit_batch([job])
         self._committed.clear()  # nothing is cached before start
         if job.error is not None:
             raise job.error
         return job.result
 
+    def _start_batch(self) -> None:
+        """Event-loop thread: start the next batch unless one is in flight. A batch of
+        inline jobs runs here and goes to the writer thread only for its COMMIT; any other
+        batch runs whole on the writer thread."""
+        self._start_scheduled = False
+        if self._in_flight or not self._pending or self._closed:
+            return
+        batch = self._pending[:MAX_BATCH_JOBS]
+        del self._pending[:MAX_BATCH_JOBS]
+        self._in_flight = True
+        self._current_batch = batch
+        if not all(job.inline for job in batch):
+            self._queue.put((batch, True))
+            return
+        try:
+            running = self._run_jobs(batch)
+        except Exception:  # a bug, as on the writer thread
+            log.critical("a write batch failed; refusing writes", exc_info=True)
+            self._writer_died()
+            return
+        if running is None:  # failed before its COMMIT: every job holds its error
+            self._batch_done(batch, [])
+        else:
+            self._queue.put((running, False))
+
+    def _batch_done(self, batch: list[_Job], committed: list[Any]) -> None:
+        """Event-loop thread, once a batch committed (or failed): start the next batch
+        first, so its COMMIT overlaps this batch's answers, then deliver this one."""
+        self._in_flight = False
+        self._current_batch = []
+        self._start_batch()
+        self._deliver(batch, committed)
+
     def _run_writer(self) -> None:
         try:
-            self._writer_loop()
+            while True:
+                message = self._queue.get()
+                if message is _STOP:
+                    return
+                batch, run = message
+                if run:
+                    self._commit_batch(batch)
+                else:
+                    self._commit_jobs(batch)
+                committed, self._committed = self._committed, []
+                assert self._loop is not None
+                self._loop.call_soon_threadsafe(self._batch_done, self._current_batch,
+                                                committed)
         except BaseException:
-            # A bug, not a fault: no write can be made durable any more. Refuse new ones
-            # and fail the queued ones (none of them was acknowledged) instead of hanging.
+            # A bug, not a fault: no write can be made durable any more.
             log.critical("the storage writer thread died; refusing writes", exc_info=True)
             self._closed = True
-            failed: list[_Job] = list(self._current_batch)
-            for job in failed:
-                job.error = ServiceUnavailable("The storage writer failed; see the log")
-            while True:
-                try:
-                    job = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if isinstance(job, _Job):
-                    job.error = ServiceUnavailable("The storage writer failed; see the log")
-                    failed.append(job)
-            if self._loop is not None and failed:
-                self._loop.call_soon_threadsafe(self._deliver, failed, [])
+            if self._loop is not None:
+                self._loop.call_soon_threadsafe(self._writer_died)
 
-    def _writer_loop(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is _STOP:
-                return
-            batch = [first]
-            stop = False
-            while len(batch) < MAX_BATCH_JOBS:
-                try:
-                    job = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if job is _STOP:
-                    stop = True
-                    break
-                batch.append(job)
-            self._current_batch = batch
-            self._commit_batch(batch)
-            self._current_batch = []
-            committed, self._committed = self._committed, []
-            assert self._loop is not None
-            self._loop.call_soon_threadsafe(self._deliver, batch, committed)
-            if stop:
-                return
+    def _writer_died(self) -> None:
+        """Event-loop thread: refuse new writes and fail the batch in flight and every
+        queued job (none of them was acknowledged) instead of leaving them hanging."""
+        self._closed = True
+        failed = self._current_batch + self._pending
+        self._current_batch, self._pending = [], []
+        for job in failed:
+            job.error = ServiceUnavailable("The storage writer failed; see the log")
+        self._deliver(failed, [])
 
     def _commit_batch(self, batch: list[_Job]) -> None:
-        pending = batch
-        for _attempt in range(len(batch) + 1):  # each replay drops at least one job
-            poisoned = self._try_batch(pending)
-            if poisoned is None:
-                return
-            pending = [job for job in pending if job is not poisoned and job.error is None]
-        invariant(False, "batch replay did not converge")
+        """Run the jobs and commit them (one thread does both)."""
+        running = self._run_jobs(batch)
+        if running is not None:
+            self._commit_jobs(running)
 
-    def _try_batch(self, batch: list[_Job]) -> _Job | None:
-        """Run and commit the jobs; return a job that failed after writing (the batch was
-        rolled back and must be replayed without it), else None."""
+    def _run_jobs(self, batch: list[_Job]) -> list[_Job] | None:
+        """BEGIN and run the jobs, leaving the transaction open; returns the jobs whose
+        writes it holds, or None if it failed (each job then holds its error)."""
+        running = batch
+        for _attempt in range(len(batch) + 1):  # each replay drops at least one job
+            poisoned = self._try_jobs(running)
+            if poisoned is _FAILED:
+                return None
+            if poisoned is None:
+                return running
+            running = [job for job in running if job is not poisoned and job.error is None]
+        invariant(False, "batch replay did not converge")
+        return None
+
+    def _try_jobs(self, batch: list[_Job]) -> object:
+        """Run the jobs in a new transaction; return a job that failed after writing (the
+        transaction was rolled back: replay without it), _FAILED, or None."""
         conn = self._writer
         txn = self._txn
-        seq_before = txn.next_seq
+        self._seq_before = txn.next_seq
         try:
             conn.execute("BEGIN IMMEDIATE")
             for job in batch:
@@ -561,28 +623,40 @@ class SqliteStorage:
                 except Exception as exc:
                     job.error = exc
                     if txn.writes != writes_before:
-                        conn.execute("ROLLBACK")
-                        txn.forget_stats()
-                        txn.next_seq = seq_before
-                        txn.reset()
+                        self._roll_back()
                         return job
             txn.flush_stats()
-            conn.execute("COMMIT")
-            self._committed.append((txn.item_changes, txn.dropped_tids))
-            txn.reset()
-            self.batches_committed += 1
-            self.jobs_committed += len(batch)
         except sqlite3.Error as exc:
-            log.error("commit of %d writes failed: %s", len(batch), exc)
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            txn.forget_stats()
-            txn.next_seq = seq_before
-            txn.reset()
-            failure = ServiceUnavailable(f"The write could not be made durable: {exc}")
-            for job in batch:
-                job.result, job.error = None, failure
+            self._fail(batch, exc)
+            return _FAILED
         return None
+
+    def _commit_jobs(self, batch: list[_Job]) -> None:
+        """COMMIT the transaction `_run_jobs` left open (with synchronous=FULL: fsynced)."""
+        txn = self._txn
+        try:
+            self._writer.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._fail(batch, exc)
+            return
+        self._committed.append((txn.item_changes, txn.dropped_tids))
+        txn.reset()
+        self.batches_committed += 1
+        self.jobs_committed += len(batch)
+
+    def _roll_back(self) -> None:
+        if self._writer.in_transaction:
+            self._writer.execute("ROLLBACK")
+        self._txn.forget_stats()
+        self._txn.next_seq = self._seq_before
+        self._txn.reset()
+
+    def _fail(self, batch: list[_Job], exc: sqlite3.Error) -> None:
+        log.error("commit of %d writes failed: %s", len(batch), exc)
+        self._roll_back()
+        failure = ServiceUnavailable(f"The write could not be made durable: {exc}")
+        for job in batch:
+            job.result, job.error = None, failure
 
     def _deliver(self, batch: list[_Job], committed: list[Any]) -> None:
         # The read cache learns what committed before any caller hears of it, so a read

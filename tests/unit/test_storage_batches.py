@@ -1,0 +1,166 @@
+"""The storage's batch runner on a real database file: where batches run (inline jobs on
+the event-loop thread, any other batch on the writer thread), that batches never overlap
+and run in submission order, replay after a poisoned job, close() finishing queued
+jobs, and a bug in the batch path failing writes instead of hanging them."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import random
+import threading
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from atoll.errors import ServiceUnavailable
+from atoll.storage import SqliteStorage, WriteTxn
+
+
+def _in_a_loop(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
+    @functools.wraps(test)
+    def run(*args: Any, **kwargs: Any) -> None:
+        asyncio.run(test(*args, **kwargs))
+    return run
+
+
+def _open(path: Path) -> SqliteStorage:
+    storage = SqliteStorage(str(path / "batches.db"), durable=True)
+    storage.start(asyncio.get_running_loop())
+    return storage
+
+
+def _logging_job(n: int, seen: list[tuple[int, str]]) -> Any:
+    def job(txn: WriteTxn) -> int:
+        seen.append((n, threading.current_thread().name))
+        return txn.log_change(n, b"change %d" % n)
+    return job
+
+
+@_in_a_loop
+async def test_inline_batches_run_on_the_loop_thread_and_others_on_the_writer(
+        tmp_path: Path) -> None:
+    storage = _open(tmp_path)
+    loop_thread = threading.current_thread().name
+    try:
+        seen: list[tuple[int, str]] = []
+        inline = [storage.write(_logging_job(n, seen), inline=True) for n in range(5)]
+        await asyncio.gather(*inline)
+        assert [thread for _, thread in seen] == [loop_thread] * 5
+        seen.clear()
+        await storage.write(_logging_job(5, seen))
+        assert seen == [(5, "atoll-writer")]
+        seen.clear()
+        # one job that may run long sends its whole batch to the writer thread
+        mixed = [storage.write(_logging_job(n, seen), inline=n != 7) for n in range(6, 9)]
+        await asyncio.gather(*mixed)
+        assert seen == [(6, "atoll-writer"), (7, "atoll-writer"), (8, "atoll-writer")]
+        assert storage.changelog_count() == 9
+    finally:
+        storage.close()
+
+
+@_in_a_loop
+async def test_batches_never_overlap_and_jobs_run_in_submission_order(tmp_path: Path) -> None:
+    storage = _open(tmp_path)
+    rng = random.Random(7)
+    running = threading.Lock()
+    order: list[int] = []
+    overlaps = []
+
+    def job_for(n: int) -> Any:
+        def job(txn: WriteTxn) -> int:
+            if not running.acquire(blocking=False):
+                overlaps.append(n)
+                running.acquire()
+            try:
+                order.append(n)
+                return txn.log_change(n, b"x" * rng.randrange(1, 2000))
+            finally:
+                running.release()
+        return job
+
+    try:
+        futures = []
+        n = 0
+        for _round in range(60):
+            for _ in range(rng.randrange(1, 12)):
+                futures.append(storage.write(job_for(n), inline=rng.random() < 0.7))
+                n += 1
+            await asyncio.sleep(rng.choice([0, 0, 0.0005]))
+        sequences = await asyncio.wait_for(asyncio.gather(*futures), 30)
+        assert overlaps == []
+        assert order == list(range(n))
+        assert sorted(sequences) == list(range(1, n + 1))  # one changelog record each
+        assert storage.changelog_count() == n
+        assert storage.batches_committed > 1
+    finally:
+        storage.close()
+
+
+@_in_a_loop
+async def test_an_inline_job_that_fails_after_writing_is_dropped_and_the_rest_commit(
+        tmp_path: Path) -> None:
+    storage = _open(tmp_path)
+
+    def poisoned(txn: WriteTxn) -> None:
+        txn.log_change(1, b"written, then the job fails")
+        raise ValueError("failed after writing")
+
+    try:
+        seen: list[tuple[int, str]] = []
+        first = storage.write(_logging_job(10, seen), inline=True)
+        bad = storage.write(poisoned, inline=True)
+        last = storage.write(_logging_job(11, seen), inline=True)
+        results = await asyncio.gather(first, bad, last, return_exceptions=True)
+        assert isinstance(results[1], ValueError)
+        assert results[0] == 1 and results[2] == 2  # the replay reused the sequence
+        assert storage.changelog_count() == 2
+    finally:
+        storage.close()
+    reopened = SqliteStorage(str(tmp_path / "batches.db"))
+    try:
+        assert reopened.changes_since("local", 0, 10)[0][0] == 1
+        assert reopened.changelog_count() == 2
+    finally:
+        reopened.close()
+
+
+@_in_a_loop
+async def test_close_commits_jobs_still_queued(tmp_path: Path) -> None:
+    storage = _open(tmp_path)
+    seen: list[tuple[int, str]] = []
+    futures = [storage.write(_logging_job(n, seen), inline=n % 2 == 0) for n in range(20)]
+    storage.close()  # before any batch started
+    assert await asyncio.wait_for(asyncio.gather(*futures), 5) == list(range(1, 21))
+    with pytest.raises(ServiceUnavailable):
+        storage.write(_logging_job(99, seen))
+    reopened = SqliteStorage(str(tmp_path / "batches.db"))
+    try:
+        assert reopened.changelog_count() == 20
+    finally:
+        reopened.close()
+
+
+@_in_a_loop
+async def test_a_bug_in_the_batch_path_fails_writes_instead_of_hanging(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    storage = _open(tmp_path)
+
+    def broken_flush() -> None:
+        raise RuntimeError("a bug")
+
+    try:
+        storage._txn.flush_stats = broken_flush  # type: ignore[method-assign]
+        seen: list[tuple[int, str]] = []
+        with caplog.at_level(logging.CRITICAL):
+            with pytest.raises(ServiceUnavailable, match="storage writer failed"):
+                await asyncio.wait_for(storage.write(_logging_job(1, seen), inline=True), 5)
+        assert "refusing writes" in caplog.text
+        with pytest.raises(ServiceUnavailable):
+            storage.write(_logging_job(2, seen), inline=True)
+    finally:
+        storage.close()
