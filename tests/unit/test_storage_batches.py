@@ -9,6 +9,7 @@ import asyncio
 import functools
 import logging
 import random
+import sqlite3
 import threading
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -162,5 +163,30 @@ async def test_a_bug_in_the_batch_path_fails_writes_instead_of_hanging(
         assert "refusing writes" in caplog.text
         with pytest.raises(ServiceUnavailable):
             storage.write(_logging_job(2, seen), inline=True)
+    finally:
+        storage.close()
+
+
+@_in_a_loop
+async def test_a_storage_fault_before_commit_fails_that_batch_only(tmp_path: Path) -> None:
+    storage = _open(tmp_path)
+    flush = storage._txn.flush_stats
+    faults = [sqlite3.OperationalError("disk I/O error")]
+
+    def failing_flush() -> None:
+        if faults:
+            raise faults.pop()
+        flush()
+
+    try:
+        storage._txn.flush_stats = failing_flush  # type: ignore[method-assign]
+        seen: list[tuple[int, str]] = []
+        failed = [storage.write(_logging_job(n, seen), inline=True) for n in range(3)]
+        results = await asyncio.wait_for(asyncio.gather(*failed, return_exceptions=True), 5)
+        assert all(isinstance(r, ServiceUnavailable) and "durable" in str(r) for r in results)
+        assert storage.changelog_count() == 0
+        # nothing of the failed batch remains: the next one starts from sequence 1
+        assert await asyncio.wait_for(storage.write(_logging_job(3, seen), inline=True), 5) == 1
+        assert storage.changelog_count() == 1
     finally:
         storage.close()
