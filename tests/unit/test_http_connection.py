@@ -5,7 +5,10 @@ suspension, after awaiting a future, on the Task path (a bare yield) or in a GET
 handler — the client gets DynamoDB's 500 (InternalServerError), the traceback is logged,
 and the server keeps serving; a cancelled handler stays a 503. A client that half-closes
 after sending still gets the answers to what it sent, however long they take, and
-pipelined requests are answered in the order they were sent.
+pipelined requests are answered in the order they were sent. A request left unfinished
+past the request timeout is answered 408 and its connection closed; a connection idle past
+the idle timeout is closed; a connection that keeps working, or waits on a slow handler,
+is not.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import json
 import logging
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -44,6 +48,9 @@ async def _api(target: str | None, body: bytes) -> tuple[int, bytes]:
     if target == "Slow":
         await asyncio.sleep(0.05)
         return 200, b'{"slow":true}'
+    if target == "VerySlow":
+        await asyncio.sleep(3 * IDLE_TIMEOUT_S)
+        return 200, b'{"very slow":true}'
     return 200, b'{"ok":true}'
 
 
@@ -61,10 +68,10 @@ def _get(path: str) -> Any:
     return 200, b"healthy", b"text/plain"
 
 
-@pytest.fixture
-def port() -> Iterator[int]:
+def _serve(**timeouts: float) -> Iterator[int]:
+    """A real HttpServer on a loopback port, its loop on a thread; yields the port."""
     loop = asyncio.new_event_loop()
-    server = HttpServer(_api, _get)
+    server = HttpServer(_api, _get, **timeouts)
     started = threading.Event()
     holder: dict[str, Any] = {}
 
@@ -82,6 +89,21 @@ def port() -> Iterator[int]:
     loop.call_soon_threadsafe(loop.stop)
     thread.join(10)
     loop.close()
+
+
+@pytest.fixture
+def port() -> Iterator[int]:
+    yield from _serve()
+
+
+REQUEST_TIMEOUT_S = 0.3
+IDLE_TIMEOUT_S = 0.6
+
+
+@pytest.fixture
+def strict_port() -> Iterator[int]:
+    """A server whose timeouts are short enough to watch."""
+    yield from _serve(request_timeout_s=REQUEST_TIMEOUT_S, idle_timeout_s=IDLE_TIMEOUT_S)
 
 
 def _call(port: int, method: str, path: str, target: str | None = None) -> tuple[int, bytes]:
@@ -146,3 +168,57 @@ def test_pipelined_answers_keep_their_order_behind_a_slow_get(port: int) -> None
         while chunk := sock.recv(65536):
             received += chunk
     assert 0 <= received.find(b"slow get") < received.find(b'{"ok":true}'), received
+
+
+def _read_until_closed(sock: socket.socket) -> tuple[bytes, float]:
+    """Everything the server sends until it closes, and how long that took."""
+    start = time.monotonic()
+    received = b""
+    while chunk := sock.recv(65536):
+        received += chunk
+    return received, time.monotonic() - start
+
+
+def test_a_request_never_finished_is_answered_408_and_closed(strict_port: int) -> None:
+    with socket.create_connection(("127.0.0.1", strict_port), timeout=10) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: Fine.Op\r\n"
+                     b"Content-Length: 100\r\n\r\n{\"partial")
+        received, waited = _read_until_closed(sock)
+    assert received.startswith(b"HTTP/1.1 408 Request Timeout\r\n"), received
+    assert b"RequestTimeoutException" in received, received
+    assert b"Connection: close" in received, received
+    assert waited >= REQUEST_TIMEOUT_S
+
+
+def test_a_connection_that_sends_nothing_is_closed_once_idle(strict_port: int) -> None:
+    with socket.create_connection(("127.0.0.1", strict_port), timeout=10) as sock:
+        received, waited = _read_until_closed(sock)
+    assert received == b""
+    assert waited >= IDLE_TIMEOUT_S - 0.2  # the sweep's clock is as coarse as its interval
+
+
+def test_a_keep_alive_connection_is_closed_once_idle_after_answers(strict_port: int) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", strict_port, timeout=10)
+    connection.request("POST", "/", body=b"{}", headers={"X-Amz-Target": "Fine.Op"})
+    assert connection.getresponse().read() == b'{"ok":true}'
+    assert connection.sock is not None
+    received, waited = _read_until_closed(connection.sock)
+    assert received == b""
+    assert IDLE_TIMEOUT_S - 0.2 <= waited < 10
+    connection.close()
+
+
+def test_busy_and_slow_connections_are_not_cut(strict_port: int) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", strict_port, timeout=10)
+    deadline = time.monotonic() + 3 * IDLE_TIMEOUT_S
+    answers = 0
+    while time.monotonic() < deadline:  # one request every 0.1 s: never idle for long
+        connection.request("POST", "/", body=b"{}", headers={"X-Amz-Target": "Fine.Op"})
+        assert connection.getresponse().read() == b'{"ok":true}'
+        answers += 1
+        time.sleep(0.1)
+    # a handler that takes longer than both timeouts still gets its answer through
+    connection.request("POST", "/", body=b"{}", headers={"X-Amz-Target": "VerySlow"})
+    assert connection.getresponse().read() == b'{"very slow":true}'
+    connection.close()
+    assert answers >= 10

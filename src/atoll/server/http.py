@@ -11,7 +11,12 @@ Theory of operation
   (Measured to matter for GetItem and PutItem throughput.)
 - Bounds: a body over MAX_BODY_BYTES is refused with 413 and the connection closed; a
   connection with more than MAX_PIPELINED requests queued stops being read until it
-  drains.
+  drains. A request still incomplete REQUEST_TIMEOUT_S after its first byte is answered
+  408 and its connection closed, and a connection idle for IDLE_TIMEOUT_S (nothing
+  received, nothing being answered) is closed: slow or vanished clients cannot hold
+  connections (and descriptors) forever. One sweep every few seconds checks them
+  against a clock it reads then, so the timeouts are that coarse, and requests pay
+  nothing for them.
 - `GET /health` answers probes; everything else that is not a POST is refused.
 - POSTs go to the DynamoDB API, except: on a listener with a `post` router (the peer
   port) every POST is routed by path, and on the client port POSTs to `/_atoll/...`
@@ -37,9 +42,13 @@ log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 MAX_PIPELINED = 64
+REQUEST_TIMEOUT_S = 60.0
+IDLE_TIMEOUT_S = 300.0
+MAX_SWEEP_INTERVAL_S = 5.0
 
 _REASONS = {200: b"OK", 400: b"Bad Request", 404: b"Not Found", 405: b"Method Not Allowed",
-            413: b"Request Entity Too Large", 500: b"Internal Server Error",
+            408: b"Request Timeout", 413: b"Request Entity Too Large",
+            500: b"Internal Server Error",
             503: b"Service Unavailable"}
 
 ApiHandler = Callable[[str | None, bytes], Coroutine[Any, Any, tuple[int, bytes]]]
@@ -106,7 +115,9 @@ class HttpServer:
     """Shared state of all connections: handlers, counters, shutdown."""
 
     def __init__(self, api: ApiHandler, get: GetHandler, post: PostHandler | None = None,
-                 admin_post: PostHandler | None = None) -> None:
+                 admin_post: PostHandler | None = None, *,
+                 request_timeout_s: float = REQUEST_TIMEOUT_S,
+                 idle_timeout_s: float = IDLE_TIMEOUT_S) -> None:
         self.api = api
         self.get = get
         self.post = post  # when set, POSTs are routed by path (the peer listener)
@@ -116,9 +127,28 @@ class HttpServer:
         self.connections: set[Connection] = set()
         self.in_flight = 0
         self.closing = False
+        self.request_timeout_s = request_timeout_s
+        self.idle_timeout_s = idle_timeout_s
+        self.sweep_interval_s = min(MAX_SWEEP_INTERVAL_S, request_timeout_s / 4,
+                                    idle_timeout_s / 4)
+        self.now = time.monotonic()  # as of the last sweep: what connections stamp
+        self._sweeping = False
 
     def protocol(self) -> Connection:
+        if not self._sweeping:
+            self._sweeping = True
+            asyncio.get_running_loop().call_later(self.sweep_interval_s, self._sweep)
         return Connection(self)
+
+    def _sweep(self) -> None:
+        """Close connections whose request stalled or that sat idle too long."""
+        self.now = time.monotonic()
+        for connection in list(self.connections):
+            connection.check_timeouts(self.now)
+        if self.connections or not self.closing:
+            asyncio.get_running_loop().call_later(self.sweep_interval_s, self._sweep)
+        else:
+            self._sweeping = False
 
     async def drain(self, timeout_s: float) -> None:
         """Stop taking requests; wait (bounded) for in-flight ones to be answered."""
@@ -142,6 +172,8 @@ class Connection(asyncio.Protocol):
         self.paused = False
         self.closed = False
         self.eof = False  # the client half-closed: answer what it sent, then close
+        self.last_active = server.now  # when it last sent bytes or got an answer
+        self.begun: float | None = None  # when the request being received began
 
     # --- asyncio.Protocol --------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -159,6 +191,7 @@ class Connection(asyncio.Protocol):
         return self.busy or bool(self.queue)
 
     def data_received(self, data: bytes) -> None:
+        self.last_active = self.server.now
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -170,6 +203,7 @@ class Connection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self.current = _Request()
         self.body_size = 0
+        self.begun = self.server.now
 
     def on_url(self, url: bytes) -> None:
         self.current.url += url
@@ -190,6 +224,7 @@ class Connection(asyncio.Protocol):
         self.current.body.append(body)
 
     def on_message_complete(self) -> None:
+        self.begun = None
         request = self.current
         request.method = self.parser.get_method()
         request.keep_alive = self.parser.should_keep_alive()
@@ -314,6 +349,7 @@ class Connection(asyncio.Protocol):
             b"\r\nConnection: keep-alive\r\n\r\n" if keep_alive else b"\r\nConnection: close\r\n\r\n",
         ))
         self.transport.write(head + body)
+        self.last_active = server.now
         if not keep_alive:
             self.transport.close()
             self.closed = True
@@ -337,6 +373,7 @@ class Connection(asyncio.Protocol):
     def _fail(self, status: int, message: bytes) -> None:
         if self.transport is not None and not self.closed:
             type_name = ("com.amazon.coral.service#RequestEntityTooLargeException" if status == 413
+                         else "com.amazon.coral.service#RequestTimeoutException" if status == 408
                          else "com.amazonaws.dynamodb.v20120810#InternalServerError"
                          if status == 500
                          else "com.amazon.coral.service#SerializationException")
@@ -348,6 +385,19 @@ class Connection(asyncio.Protocol):
     def close_when_idle(self) -> None:
         if not self.busy and not self.queue and self.transport is not None:
             self.transport.close()
+
+    def check_timeouts(self, now: float) -> None:
+        if self.closed or self.transport is None:
+            return
+        if self.begun is not None:
+            # (while earlier requests are answered, reading may be paused: not the
+            # client's fault, and a 408 now would overtake their answers)
+            if (not self.busy and not self.queue
+                    and now - self.begun > self.server.request_timeout_s):
+                self._fail(408, b"The request was not received in full within %d seconds"
+                           % self.server.request_timeout_s)
+        elif now - self.last_active > self.server.idle_timeout_s:
+            self.close_when_idle()
 
 
 async def _resume(coro: Coroutine[Any, Any, Any], yielded: Any) -> Any:
