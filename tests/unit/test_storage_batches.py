@@ -6,12 +6,13 @@ jobs, and a bug in the batch path failing writes instead of hanging them."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import random
 import sqlite3
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +29,18 @@ def _in_a_loop(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., 
     return run
 
 
-def _open(path: Path) -> SqliteStorage:
+@contextlib.contextmanager
+def _started(path: Path) -> Iterator[SqliteStorage]:
+    """The test's storage, started on the running loop; closed afterwards."""
     storage = SqliteStorage(str(path / "batches.db"), durable=True)
     storage.start(asyncio.get_running_loop())
-    return storage
+    with contextlib.closing(storage):
+        yield storage
+
+
+def _reopened(path: Path) -> contextlib.closing[SqliteStorage]:
+    """The same database file opened again, as after a restart."""
+    return contextlib.closing(SqliteStorage(str(path / "batches.db")))
 
 
 def _logging_job(n: int, seen: list[tuple[int, str]]) -> Any:
@@ -41,13 +50,13 @@ def _logging_job(n: int, seen: list[tuple[int, str]]) -> Any:
     return job
 
 
+
 @_in_a_loop
 async def test_inline_batches_run_on_the_loop_thread_and_others_on_the_writer(
         tmp_path: Path) -> None:
-    storage = _open(tmp_path)
     loop_thread = threading.current_thread().name
-    try:
-        seen: list[tuple[int, str]] = []
+    seen: list[tuple[int, str]] = []
+    with _started(tmp_path) as storage:
         inline = [storage.write(_logging_job(n, seen), inline=True) for n in range(5)]
         await asyncio.gather(*inline)
         assert [thread for _, thread in seen] == [loop_thread] * 5
@@ -60,13 +69,10 @@ async def test_inline_batches_run_on_the_loop_thread_and_others_on_the_writer(
         await asyncio.gather(*mixed)
         assert seen == [(6, "atoll-writer"), (7, "atoll-writer"), (8, "atoll-writer")]
         assert storage.changelog_count() == 9
-    finally:
-        storage.close()
 
 
 @_in_a_loop
 async def test_batches_never_overlap_and_jobs_run_in_submission_order(tmp_path: Path) -> None:
-    storage = _open(tmp_path)
     rng = random.Random(7)
     running = threading.Lock()
     order: list[int] = []
@@ -84,7 +90,7 @@ async def test_batches_never_overlap_and_jobs_run_in_submission_order(tmp_path: 
                 running.release()
         return job
 
-    try:
+    with _started(tmp_path) as storage:
         futures = []
         n = 0
         for _round in range(60):
@@ -98,21 +104,17 @@ async def test_batches_never_overlap_and_jobs_run_in_submission_order(tmp_path: 
         assert sorted(sequences) == list(range(1, n + 1))  # one changelog record each
         assert storage.changelog_count() == n
         assert storage.batches_committed > 1
-    finally:
-        storage.close()
 
 
 @_in_a_loop
 async def test_an_inline_job_that_fails_after_writing_is_dropped_and_the_rest_commit(
         tmp_path: Path) -> None:
-    storage = _open(tmp_path)
-
     def poisoned(txn: WriteTxn) -> None:
         txn.log_change(1, b"written, then the job fails")
         raise ValueError("failed after writing")
 
-    try:
-        seen: list[tuple[int, str]] = []
+    seen: list[tuple[int, str]] = []
+    with _started(tmp_path) as storage:
         first = storage.write(_logging_job(10, seen), inline=True)
         bad = storage.write(poisoned, inline=True)
         last = storage.write(_logging_job(11, seen), inline=True)
@@ -120,67 +122,54 @@ async def test_an_inline_job_that_fails_after_writing_is_dropped_and_the_rest_co
         assert isinstance(results[1], ValueError)
         assert results[0] == 1 and results[2] == 2  # the replay reused the sequence
         assert storage.changelog_count() == 2
-    finally:
-        storage.close()
-    reopened = SqliteStorage(str(tmp_path / "batches.db"))
-    try:
+    with _reopened(tmp_path) as reopened:
         assert reopened.changes_since("local", 0, 10)[0][0] == 1
         assert reopened.changelog_count() == 2
-    finally:
-        reopened.close()
 
 
 @_in_a_loop
 async def test_close_commits_jobs_still_queued(tmp_path: Path) -> None:
-    storage = _open(tmp_path)
     seen: list[tuple[int, str]] = []
-    futures = [storage.write(_logging_job(n, seen), inline=n % 2 == 0) for n in range(20)]
-    storage.close()  # before any batch started
-    assert await asyncio.wait_for(asyncio.gather(*futures), 5) == list(range(1, 21))
-    with pytest.raises(ServiceUnavailable):
-        storage.write(_logging_job(99, seen))
-    reopened = SqliteStorage(str(tmp_path / "batches.db"))
-    try:
+    with _started(tmp_path) as storage:
+        futures = [storage.write(_logging_job(n, seen), inline=n % 2 == 0) for n in range(20)]
+        storage.close()  # before any batch started
+        assert await asyncio.wait_for(asyncio.gather(*futures), 5) == list(range(1, 21))
+        with pytest.raises(ServiceUnavailable):
+            storage.write(_logging_job(99, seen))
+    with _reopened(tmp_path) as reopened:
         assert reopened.changelog_count() == 20
-    finally:
-        reopened.close()
 
 
 @_in_a_loop
 async def test_a_bug_in_the_batch_path_fails_writes_instead_of_hanging(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    storage = _open(tmp_path)
-
     def broken_flush() -> None:
         raise RuntimeError("a bug")
 
-    try:
+    seen: list[tuple[int, str]] = []
+    with _started(tmp_path) as storage:
         storage._txn.flush_stats = broken_flush  # type: ignore[method-assign]
-        seen: list[tuple[int, str]] = []
         with caplog.at_level(logging.CRITICAL):
             with pytest.raises(ServiceUnavailable, match="storage writer failed"):
                 await asyncio.wait_for(storage.write(_logging_job(1, seen), inline=True), 5)
         assert "refusing writes" in caplog.text
         with pytest.raises(ServiceUnavailable):
             storage.write(_logging_job(2, seen), inline=True)
-    finally:
-        storage.close()
 
 
 @_in_a_loop
 async def test_a_storage_fault_before_commit_fails_that_batch_only(tmp_path: Path) -> None:
-    storage = _open(tmp_path)
-    flush = storage._txn.flush_stats
     faults = [sqlite3.OperationalError("disk I/O error")]
+    seen: list[tuple[int, str]] = []
+    with _started(tmp_path) as storage:
+        flush = storage._txn.flush_stats
 
-    def failing_flush() -> None:
-        if faults:
-            raise faults.pop()
-        flush()
+        def failing_flush() -> None:
+            if faults:
+                raise faults.pop()
+            flush()
 
-    try:
         storage._txn.flush_stats = failing_flush  # type: ignore[method-assign]
-        seen: list[tuple[int, str]] = []
         failed = [storage.write(_logging_job(n, seen), inline=True) for n in range(3)]
         results = await asyncio.wait_for(asyncio.gather(*failed, return_exceptions=True), 5)
         assert all(isinstance(r, ServiceUnavailable) and "durable" in str(r) for r in results)
@@ -188,5 +177,3 @@ async def test_a_storage_fault_before_commit_fails_that_batch_only(tmp_path: Pat
         # nothing of the failed batch remains: the next one starts from sequence 1
         assert await asyncio.wait_for(storage.write(_logging_job(3, seen), inline=True), 5) == 1
         assert storage.changelog_count() == 1
-    finally:
-        storage.close()
