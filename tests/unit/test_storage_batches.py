@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import random
 import sqlite3
 import threading
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +19,7 @@ import pytest
 
 from atoll.errors import ServiceUnavailable
 from atoll.storage import SqliteStorage, WriteTxn
-
-
-def _in_a_loop(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
-    @functools.wraps(test)
-    def run(*args: Any, **kwargs: Any) -> None:
-        asyncio.run(test(*args, **kwargs))
-    return run
+from tests.support import in_a_loop
 
 
 @contextlib.contextmanager
@@ -51,7 +44,7 @@ def _logging_job(n: int, seen: list[tuple[int, str]]) -> Any:
 
 
 
-@_in_a_loop
+@in_a_loop
 async def test_inline_batches_run_on_the_loop_thread_and_others_on_the_writer(
         tmp_path: Path) -> None:
     loop_thread = threading.current_thread().name
@@ -71,7 +64,7 @@ async def test_inline_batches_run_on_the_loop_thread_and_others_on_the_writer(
         assert storage.changelog_count() == 9
 
 
-@_in_a_loop
+@in_a_loop
 async def test_batches_never_overlap_and_jobs_run_in_submission_order(tmp_path: Path) -> None:
     rng = random.Random(7)
     running = threading.Lock()
@@ -106,7 +99,7 @@ async def test_batches_never_overlap_and_jobs_run_in_submission_order(tmp_path: 
         assert storage.batches_committed > 1
 
 
-@_in_a_loop
+@in_a_loop
 async def test_an_inline_job_that_fails_after_writing_is_dropped_and_the_rest_commit(
         tmp_path: Path) -> None:
     def poisoned(txn: WriteTxn) -> None:
@@ -127,7 +120,7 @@ async def test_an_inline_job_that_fails_after_writing_is_dropped_and_the_rest_co
         assert reopened.changelog_count() == 2
 
 
-@_in_a_loop
+@in_a_loop
 async def test_close_commits_jobs_still_queued(tmp_path: Path) -> None:
     seen: list[tuple[int, str]] = []
     with _started(tmp_path) as storage:
@@ -140,7 +133,7 @@ async def test_close_commits_jobs_still_queued(tmp_path: Path) -> None:
         assert reopened.changelog_count() == 20
 
 
-@_in_a_loop
+@in_a_loop
 async def test_a_bug_in_the_batch_path_fails_writes_instead_of_hanging(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     def broken_flush() -> None:
@@ -157,7 +150,7 @@ async def test_a_bug_in_the_batch_path_fails_writes_instead_of_hanging(
             storage.write(_logging_job(2, seen), inline=True)
 
 
-@_in_a_loop
+@in_a_loop
 async def test_a_storage_fault_before_commit_fails_that_batch_only(tmp_path: Path) -> None:
     faults = [sqlite3.OperationalError("disk I/O error")]
     seen: list[tuple[int, str]] = []

@@ -36,9 +36,21 @@ class Api:
             request = self._decode(body)
             validate_request(operation, request)
             result = await HANDLERS[operation](self.engine, request)
-            return 200, result if type(result) is bytes else orjson.dumps(result)
+            answer = 200, result if type(result) is bytes else orjson.dumps(result)
+            # what was read may include commits not yet durable: answer once they are
+            waiter = self.engine.storage.settle()
+            if waiter is not None:
+                await waiter
+            return answer
         except AtollError as error:
             self.errors_total += 1
+            # errors too: a failed condition can carry the item it read
+            waiter = self.engine.storage.settle()
+            if waiter is not None:
+                try:
+                    await waiter
+                except AtollError as failure:  # durability lost: not this error, then
+                    return error_response(failure)
             return error_response(error)
         except Exception:
             self.errors_total += 1

@@ -392,13 +392,15 @@ class Replicator:
         if ahead:
             path += "&ahead=" + ",".join(f"{o}:{seq}" for o, seq in sorted(ahead.items()))
         try:
+            # the Pull acknowledges the cursors it carries: only once they are durable
+            await self.storage.settled()
             status, body = await client.post(path, encode_message(pull), REQUEST_TIMEOUT_S)
             if status != 200:
                 raise PeerHttpError(f"status {status}: {body[:200]!r}")
             batch = decode_message(body)
             if not isinstance(batch, Batch) or batch.request_id != request_id:
                 raise BadMessage("answer is not the Batch for this Pull")
-        except (PeerHttpError, BadMessage) as exc:
+        except (PeerHttpError, BadMessage, ServiceUnavailable) as exc:
             if state.connected:
                 log.warning("replication from %s failed: %s", peer, exc)
             state.connected = False

@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import tempfile
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +24,7 @@ from atoll import __version__
 from atoll.api.dispatch import Api
 from atoll.engine import Engine
 from atoll.engine.engine import wall_clock_ms
-from atoll.errors import ValidationError
+from atoll.errors import ServiceUnavailable, ValidationError
 from atoll.node.replicator import Replicator
 from atoll.node.topology import (
     TOPOLOGY_PATH,
@@ -141,9 +142,29 @@ class Node:
         if path == TOPOLOGY_PATH:
             return await self._admin_post(path, headers, body, query)
         assert self.replicator is not None
-        return await self.replicator.handle_post(path, headers, body, query)
+        answer = await self.replicator.handle_post(path, headers, body, query)
+        try:  # what a peer is sent must be durable (it may acknowledge and purge it)
+            await self.storage.settled()
+        except ServiceUnavailable as exc:
+            return 503, orjson.dumps({"message": exc.message})
+        return answer
 
-    def _get(self, path: str) -> tuple[int, bytes, bytes]:
+    def _get(self, path: str) -> tuple[int, bytes, bytes] | Awaitable[tuple[int, bytes, bytes]]:
+        """GETs on either listener; answered once what they read is durable."""
+        answer = self._get_now(path)
+        waiter = self.storage.settle()
+        return answer if waiter is None else self._settled_get(waiter, answer)
+
+    @staticmethod
+    async def _settled_get(waiter: asyncio.Future[None], answer: tuple[int, bytes, bytes]
+                           ) -> tuple[int, bytes, bytes]:
+        try:
+            await waiter
+        except ServiceUnavailable as exc:
+            return 503, orjson.dumps({"message": exc.message}), b"application/json"
+        return answer
+
+    def _get_now(self, path: str) -> tuple[int, bytes, bytes]:
         if path == "/health":
             body = orjson.dumps({"status": "ok", "region": self.config.region,
                                  "version": __version__})
