@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import random
 import signal
 import socket
 import sqlite3
@@ -41,10 +42,40 @@ def assert_database_intact(path: Path) -> None:
         check.close()
 
 
+def _ephemeral_low() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
+_EPHEMERAL_LOW = _ephemeral_low()
+_PORTS_LOW = 10_000
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback port free now, never handed out before in this process, and below the
+    kernel's ephemeral range when there is room: a client socket takes its local port
+    from that range, so an outgoing connection (a node pulling from a peer that is not
+    up yet) cannot take the port before the server binds it. A port the kernel picked
+    did that once in CI ("address already in use")."""
+    for _ in range(200):
+        if _EPHEMERAL_LOW - _PORTS_LOW > 1_000:
+            port = random.randrange(_PORTS_LOW, _EPHEMERAL_LOW)
+        else:
+            port = 0  # no room below the range: let the kernel choose
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            port = int(s.getsockname()[1])
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
+    raise RuntimeError("no free loopback port found")
 
 
 class ServerProcess:
