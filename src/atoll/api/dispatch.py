@@ -37,25 +37,24 @@ class Api:
             validate_request(operation, request)
             result = await HANDLERS[operation](self.engine, request)
             answer = 200, result if type(result) is bytes else orjson.dumps(result)
-            # what was read may include commits not yet durable: answer once they are
-            waiter = self.engine.storage.settle()
-            if waiter is not None:
-                await waiter
-            return answer
         except AtollError as error:
             self.errors_total += 1
-            # errors too: a failed condition can carry the item it read
-            waiter = self.engine.storage.settle()
-            if waiter is not None:
-                try:
-                    await waiter
-                except AtollError as failure:  # durability lost: not this error, then
-                    return error_response(failure)
-            return error_response(error)
+            answer = error_response(error)
         except Exception:
             self.errors_total += 1
             log.exception("internal error handling %s", target)
             return internal_error_response()
+        # What was read (errors too: a failed condition can carry the item it read) may
+        # include commits not yet durable: answer once they are.
+        waiter = self.engine.storage.settle()
+        if waiter is not None:
+            try:
+                await waiter
+            except AtollError as failure:  # durability lost: that is the answer, then
+                if answer[0] == 200:
+                    self.errors_total += 1
+                return error_response(failure)
+        return answer
 
     @staticmethod
     def _operation(target: str | None) -> str:

@@ -792,16 +792,16 @@ class SqliteStorage:
         crash could still undo leaves the node."""
         if self._durable >= self._read_mark:
             return None
+        mark = self._read_mark
+        waiters = self._settle_waiters
+        if waiters and waiters[-1][0] == mark:  # answers of one mark share a future
+            return waiters[-1][1]
         waiter: asyncio.Future[None] = self._loop.create_future()  # type: ignore[union-attr]
         if self._sync_error is not None:  # it never will be
             waiter.set_exception(ServiceUnavailable(
                 f"The data could not be made durable: {self._sync_error}"))
-            return waiter
-        mark = self._read_mark
-        waiters = self._settle_waiters
-        if waiters and waiters[-1][0] == mark:
-            return waiters[-1][1]
-        waiters.append((mark, waiter))
+        else:
+            waiters.append((mark, waiter))
         return waiter
 
     async def settled(self) -> None:
