@@ -550,15 +550,13 @@ class SqliteStorage:
         """Event-loop thread: the next turn of the writer thread checkpoints the rest of
         the WAL, so that the batch after it starts the WAL over (see the module doc)."""
         self._rewind_wanted = True
-        if not self._in_flight and not self._start_scheduled:
-            self._start_scheduled = True
-            self._loop.call_soon(self._start_batch)  # type: ignore[union-attr]
+        self._schedule_start()
 
     def _rewind(self) -> None:
         """Writer thread, between batches: copy what the WAL holds beyond the last
         checkpoint; with nothing left uncopied, the next write rewinds the WAL."""
         try:
-            self._writer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            self._checkpoint(self._writer)
         except sqlite3.Error as exc:  # the checkpointer's next round asks again
             log.warning("checkpoint before rewinding the WAL failed: %s", exc)
 
@@ -606,11 +604,15 @@ class SqliteStorage:
         future: asyncio.Future[Any] = self._loop.create_future()  # type: ignore[union-attr]
         self._queued += 1
         self._pending.append(_Job(fn, future, inline))
+        self._schedule_start()  # later jobs of this loop iteration join the batch
+        return future
+
+    def _schedule_start(self) -> None:
+        """Event-loop thread: run `_start_batch` once soon, unless a batch is in flight
+        (its end starts the next)."""
         if not self._in_flight and not self._start_scheduled:
-            # later jobs of this loop iteration join the batch
             self._start_scheduled = True
             self._loop.call_soon(self._start_batch)  # type: ignore[union-attr]
-        return future
 
     def write_sync(self, fn: Callable[[WriteTxn], Any]) -> Any:
         """Run one write job on the calling thread (only before `start`, e.g. recovery)."""
@@ -658,9 +660,8 @@ class SqliteStorage:
             self._writer_died()
             return
         self._current_batch = []
-        if self._pending and not self._start_scheduled:  # more than one batch's worth
-            self._start_scheduled = True
-            self._loop.call_soon(self._start_batch)  # type: ignore[union-attr]
+        if self._pending:  # more than one batch's worth
+            self._schedule_start()
 
     def _commit(self, batch: list[_Job], running: list[_Job] | None, *, on_loop: bool) -> None:
         """COMMIT the jobs `_run_jobs` left running, if any (synchronous=NORMAL: no fsync
@@ -684,13 +685,11 @@ class SqliteStorage:
                     return
                 if message is _REWIND:
                     self._rewind()
-                    assert self._loop is not None
-                    self._loop.call_soon_threadsafe(self._writer_done)
-                    continue
-                batch, running = message
-                if running is None:  # not run yet: a batch with long jobs
-                    running = self._run_jobs(batch)
-                self._commit(batch, running, on_loop=False)
+                else:
+                    batch, running = message
+                    if running is None:  # not run yet: a batch with long jobs
+                        running = self._run_jobs(batch)
+                    self._commit(batch, running, on_loop=False)
                 assert self._loop is not None
                 self._loop.call_soon_threadsafe(self._writer_done)
         except BaseException:
@@ -752,7 +751,7 @@ class SqliteStorage:
     def _sync_failed(self, ran: list[_Ran]) -> None:
         """Event-loop thread: durability is lost. Fail these batches, everything queued,
         and every answer waiting to settle (none of it was acknowledged)."""
-        failure = ServiceUnavailable(f"The write could not be made durable: {self._sync_error}")
+        failure = self._durability_lost()
         self._closed = True
         pending, self._pending = self._pending, []
         for batch, _changes, _commit in ran + [(pending, None, 0)]:
@@ -871,11 +870,14 @@ class SqliteStorage:
             return waiters[-1][1]
         waiter: asyncio.Future[None] = self._loop.create_future()  # type: ignore[union-attr]
         if self._sync_error is not None:  # it never will be
-            waiter.set_exception(ServiceUnavailable(
-                f"The data could not be made durable: {self._sync_error}"))
+            waiter.set_exception(self._durability_lost())
         else:
             waiters.append((mark, waiter))
         return waiter
+
+    def _durability_lost(self) -> ServiceUnavailable:
+        """What writes and answers get once an fdatasync failed."""
+        return ServiceUnavailable(f"The data could not be made durable: {self._sync_error}")
 
     async def settled(self) -> None:
         """Wait until `settle()` has nothing to wait for."""
