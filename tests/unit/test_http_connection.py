@@ -5,7 +5,9 @@ suspension, after awaiting a future, on the Task path (a bare yield) or in a GET
 handler — the client gets DynamoDB's 500 (InternalServerError), the traceback is logged,
 and the server keeps serving; a cancelled handler stays a 503. A client that half-closes
 after sending still gets the answers to what it sent, however long they take, and
-pipelined requests are answered in the order they were sent. A request left unfinished
+pipelined requests are answered in the order they were sent. A request that asks to
+upgrade the protocol (h2c, websocket) is answered in HTTP/1.1 with its whole body, and the
+requests behind it on the connection too. A request left unfinished
 past the request timeout is answered 408 and its connection closed; a connection idle past
 the idle timeout is closed; a connection that keeps working, or waits on a slow handler,
 is not.
@@ -48,6 +50,8 @@ async def _api(target: str | None, body: bytes) -> tuple[int, bytes]:
     if target == "Slow":
         await asyncio.sleep(0.05)
         return 200, b'{"slow":true}'
+    if target == "Echo":
+        return 200, b'{"echo":' + body + b"}"
     if target == "VerySlow":
         await asyncio.sleep(3 * IDLE_TIMEOUT_S)
         return 200, b'{"very slow":true}'
@@ -168,6 +172,56 @@ def test_pipelined_answers_keep_their_order_behind_a_slow_get(port: int) -> None
         while chunk := sock.recv(65536):
             received += chunk
     assert 0 <= received.find(b"slow get") < received.find(b'{"ok":true}'), received
+
+
+_H2C = (b"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+        b"HTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n")
+
+
+def _exchange(port: int, *pieces: bytes) -> bytes:
+    """Send the pieces 50 ms apart, half-close, and return all the answers."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        for piece in pieces:
+            sock.sendall(piece)
+            time.sleep(0.05)
+        sock.shutdown(socket.SHUT_WR)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    return received
+
+
+def test_an_upgrade_request_is_answered_in_http_1_1_with_its_body(port: int) -> None:
+    body = b'{"k":"v"}'
+    upgrade = (b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: Echo\r\n" + _H2C
+               + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    after = b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: Echo\r\nContent-Length: 2\r\n\r\n[]"
+    received = _exchange(port, upgrade + after)  # one packet: body and the next request
+    assert received.count(b"HTTP/1.1 200 OK") == 2, received
+    assert b"101" not in received.split(b"\r\n", 1)[0], received
+    assert 0 <= received.find(b'{"echo":{"k":"v"}}') < received.find(b'{"echo":[]}'), received
+
+
+def test_an_upgrade_request_body_may_arrive_in_pieces(port: int) -> None:
+    head = (b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: Echo\r\n" + _H2C
+            + b"Content-Length: 11\r\n\r\n")
+    after = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+    received = _exchange(port, head, b'{"a":', b'[1,2]}' + after[:10], after[10:])
+    assert b'{"echo":{"a":[1,2]}}' in received, received
+    assert received.endswith(b"healthy"), received
+
+
+def test_a_get_asking_for_a_websocket_is_answered_in_http_1_1(port: int) -> None:
+    received = _exchange(port, b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
+                         b"Upgrade: websocket\r\n\r\n" * 2)
+    assert received.count(b"HTTP/1.1 200 OK") == 2, received
+
+
+def test_a_chunked_upgrade_request_is_refused_and_closed(port: int) -> None:
+    received = _exchange(port, b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: Echo\r\n" + _H2C
+                         + b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n")
+    assert received.startswith(b"HTTP/1.1 400 "), received
+    assert b"upgrade not supported" in received and b"Connection: close" in received, received
 
 
 def _read_until_closed(sock: socket.socket) -> tuple[bytes, float]:

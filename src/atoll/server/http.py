@@ -86,7 +86,8 @@ class _Clock:
 
 
 class _Request:
-    __slots__ = ("method", "url", "target", "body", "keep_alive", "atoll_headers")
+    __slots__ = ("method", "url", "target", "body", "keep_alive", "atoll_headers",
+                 "content_length", "chunked")
 
     def __init__(self) -> None:
         self.method = b""
@@ -95,6 +96,8 @@ class _Request:
         self.atoll_headers: dict[str, str] | None = None  # x-atoll-* (peer requests)
         self.body: list[bytes] = []
         self.keep_alive = True
+        self.content_length = b""  # read only if the request asks to upgrade
+        self.chunked = False
 
 
 class ListenError(Exception):
@@ -174,6 +177,8 @@ class Connection(asyncio.Protocol):
         self.eof = False  # the client half-closed: answer what it sent, then close
         self.last_active = server.now  # when it last sent bytes or got an answer
         self.begun: float | None = None  # when the request being received began
+        self.upgrading: _Request | None = None  # asked to upgrade: its body read here
+        self.body_left = 0  # bytes of that body still to come
 
     # --- asyncio.Protocol --------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -192,12 +197,52 @@ class Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.last_active = self.server.now
+        if self.upgrading is not None:
+            self._read_upgrade_body(data)
+            return
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            self._fail(400, b"upgrade not supported")
+        except httptools.HttpParserUpgrade as upgrade:
+            self._ignore_upgrade(data[upgrade.args[0]:])
         except httptools.HttpParserError:
             self._fail(400, b"malformed HTTP request")
+
+    def _ignore_upgrade(self, rest: bytes) -> None:
+        """A request asked to switch protocols (`Connection: Upgrade` with `Upgrade: h2c`,
+        as curl --http2 and Java's HttpClient send on http://). A server that does not
+        speak the other protocol answers in HTTP/1.1 (RFC 9110 7.8), so does this one.
+        The parser stops at such a request's headers; its body is read here, then a new
+        parser takes the rest of the stream."""
+        request, self.upgrading = self.upgrading, None
+        if request is None or request.method == b"CONNECT" or request.chunked:
+            self._fail(400, b"upgrade not supported")
+            return
+        try:
+            length = int(request.content_length or b"0")
+        except ValueError:
+            self._fail(400, b"malformed HTTP request")
+            return
+        if length > MAX_BODY_BYTES:
+            self._fail(413, b"Request payload size exceeds the limit of %d bytes" % MAX_BODY_BYTES)
+            return
+        self.upgrading, self.body_left = request, length
+        self.parser = httptools.HttpRequestParser(self)
+        self._read_upgrade_body(rest)
+
+    def _read_upgrade_body(self, data: bytes) -> None:
+        request = self.upgrading
+        assert request is not None
+        taken = data[:self.body_left]
+        if taken:
+            request.body.append(taken)
+            self.body_left -= len(taken)
+        if self.body_left:
+            return
+        self.upgrading = None
+        self.begun = None
+        self._accept(request)
+        if len(data) > len(taken):  # pipelined requests behind it
+            self.data_received(data[len(taken):])
 
     # --- httptools callbacks -----------------------------------------------------------
     def on_message_begin(self) -> None:
@@ -209,8 +254,13 @@ class Connection(asyncio.Protocol):
         self.current.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if len(name) == 12 and name.lower() == b"x-amz-target":
+        size = len(name)
+        if size == 12 and name.lower() == b"x-amz-target":
             self.current.target = value.decode("latin-1")
+        elif size == 14 and name.lower() == b"content-length":
+            self.current.content_length = value
+        elif size == 17 and name.lower() == b"transfer-encoding":
+            self.current.chunked = True
         elif name[:8].lower() == b"x-atoll-":
             if self.current.atoll_headers is None:
                 self.current.atoll_headers = {}
@@ -224,10 +274,17 @@ class Connection(asyncio.Protocol):
         self.current.body.append(body)
 
     def on_message_complete(self) -> None:
-        self.begun = None
         request = self.current
         request.method = self.parser.get_method()
         request.keep_alive = self.parser.should_keep_alive()
+        if self.parser.should_upgrade():  # its body, if any, is still to come
+            self.upgrading = request
+            return
+        self.begun = None
+        self._accept(request)
+
+    def _accept(self, request: _Request) -> None:
+        """Queue a request received in full; answer it now unless answers are pending."""
         self.queue.append(request)
         if len(self.queue) > MAX_PIPELINED and not self.paused and self.transport:
             self.paused = True
