@@ -78,7 +78,7 @@ CHECKPOINT_INTERVAL_S = 0.05
 CACHE_MAX_BYTES = 64 * 1024 * 1024
 CACHE_ENTRY_OVERHEAD_BYTES = 250  # dict slot, key tuple and its bytes, value tuple
 REWIND_FRAMES = 8000  # ~32 MB of WAL: a rewind every ~0.4 s under wrk PutItem
-REWIND_REST_FRAMES = 200  # what the writer's pause before a rewind copies, at most
+REWIND_REST_FRAMES = 200  # what the writer's pause before a rewind aims to copy at most
 CATCH_UP_PASSES = 4
 BACKSTOP_CHECKPOINT_PAGES = 20_000  # a COMMIT checkpoints only if rewinds keep failing
 MAX_QUEUED_JOBS = 20_000
@@ -527,7 +527,10 @@ class SqliteStorage:
 
     def _catch_up(self, conn: sqlite3.Connection, frames: int) -> bool:
         """Checkpoint again until a pass finds at most REWIND_REST_FRAMES new frames, so
-        the writer's pause before a rewind copies only those; False if held back."""
+        the writer's pause before a rewind copies only those; False if held back. After
+        CATCH_UP_PASSES passes it answers True anyway: under heavy writes (~9,000 puts/s)
+        passes may not converge, and the pause then copies what is left (p90 ~10 ms of
+        CPU, 24-39 ms wall, measured with wrk PutItem on a ~150,000-item table)."""
         for _pass in range(CATCH_UP_PASSES):
             more = self._checkpoint(conn)
             if more == 0:
