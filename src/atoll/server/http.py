@@ -41,6 +41,7 @@ import orjson
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
+_TOO_LARGE = b"Request payload size exceeds the limit of %d bytes" % MAX_BODY_BYTES
 MAX_PIPELINED = 64
 REQUEST_TIMEOUT_S = 60.0
 IDLE_TIMEOUT_S = 300.0
@@ -217,13 +218,9 @@ class Connection(asyncio.Protocol):
         if request is None or request.method == b"CONNECT" or request.chunked:
             self._fail(400, b"upgrade not supported")
             return
-        try:
-            length = int(request.content_length or b"0")
-        except ValueError:
-            self._fail(400, b"malformed HTTP request")
-            return
+        length = int(request.content_length or b"0")  # the parser rejected a malformed one
         if length > MAX_BODY_BYTES:
-            self._fail(413, b"Request payload size exceeds the limit of %d bytes" % MAX_BODY_BYTES)
+            self._fail(413, _TOO_LARGE)
             return
         self.upgrading, self.body_left = request, length
         self.parser = httptools.HttpRequestParser(self)
@@ -269,7 +266,7 @@ class Connection(asyncio.Protocol):
     def on_body(self, body: bytes) -> None:
         self.body_size += len(body)
         if self.body_size > MAX_BODY_BYTES:
-            self._fail(413, b"Request payload size exceeds the limit of %d bytes" % MAX_BODY_BYTES)
+            self._fail(413, _TOO_LARGE)
             raise httptools.HttpParserError("body too large")
         self.current.body.append(body)
 

@@ -45,7 +45,7 @@ Theory of operation
   rewinds the WAL (starts writing it from the beginning again) at a write that finds it
   wholly copied. So once the WAL holds REWIND_FRAMES, the checkpointer checkpoints again
   until a pass finds few new frames, then asks for a rewind: the writer thread, between
-  two batches, checkpoints the frames written since (with its fsyncs: a pause of 3-6 ms
+  two batches, checkpoints the frames written since (with its fsyncs: a pause of 3-7 ms
   at the median under wrk PutItem on a table of ~150,000 items; 13-15 ms without the
   extra passes), and the next batch starts the WAL over. Before, the WAL grew to the
   backstop size and a COMMIT ran the autocheckpoint itself, with an fsync of everything
