@@ -10,12 +10,16 @@ table and the targets; write bench/results/<timestamp>.json. See bench/README.md
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
 import time
+import urllib.error
+import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from bench import report
 from bench.peers import PINS, External, System, SystemUnavailable, default_systems, ensure_wrk
@@ -123,12 +127,24 @@ def bring_up(systems: list[System], up: list[System]) -> list[System]:
     return up
 
 
-def measure(systems: list[System], ops: list[str], args: argparse.Namespace,
-            run_id: str) -> dict[str, dict[str, list[WrkResult]]]:
+def write_path(system: System) -> dict[str, Any] | None:
+    """Atoll's own account of its recent write batches (/_atoll/status), or None."""
+    try:
+        with urllib.request.urlopen(system.url + "/_atoll/status", timeout=5) as response:
+            summary = json.loads(response.read()).get("write_path")
+    except (OSError, urllib.error.URLError, ValueError):
+        return None
+    return summary if isinstance(summary, dict) else None
+
+
+def measure(systems: list[System], ops: list[str], args: argparse.Namespace, run_id: str,
+            paths: dict[str, dict[str, list[dict[str, Any]]]]
+            ) -> dict[str, dict[str, list[WrkResult]]]:
     """Round-major: every round runs every workload, so each workload's rounds spread over
     the whole run and a ratio between two workloads of one system (UpdateItem/PutItem)
     compares rounds taken close together, as a ratio between systems does (within a
-    round the systems take turns, in a rotating order)."""
+    round the systems take turns, in a rotating order). After each Atoll run, `paths`
+    gets Atoll's stage times of its write batches from the run's last seconds."""
     raw: dict[str, dict[str, list[WrkResult]]] = {op: {} for op in ops}
     alive = list(systems)
     for rnd in range(args.rounds):
@@ -137,6 +153,7 @@ def measure(systems: list[System], ops: list[str], args: argparse.Namespace,
             shift = rnd % max(len(alive), 1)
             order = alive[shift:] + alive[:shift]
             line = []
+            notes = []
             for system in order:
                 if not runs_on(system, op):
                     continue
@@ -144,6 +161,12 @@ def measure(systems: list[System], ops: list[str], args: argparse.Namespace,
                 try:
                     res = run_wrk(system.url + "/", workload.script, duration_s=args.duration,
                                   connections=args.connections, threads=args.threads, env=env)
+                    if system.kind == "atoll":
+                        summary = write_path(system)
+                        note = report.write_path_line(summary)
+                        if summary is not None and note is not None:
+                            paths[op].setdefault(system.name, []).append(summary)
+                            notes.append(f"    {system.name} {note}")
                 except WrkError as exc:
                     print(f"  {op} on {system.label}: {exc}", flush=True)
                     continue
@@ -158,6 +181,8 @@ def measure(systems: list[System], ops: list[str], args: argparse.Namespace,
                           f"dropped. Log: {getattr(system, 'log_path', '?')}", flush=True)
                     alive.remove(system)
             print(f"  {op:6} round {rnd + 1}/{args.rounds}: " + ", ".join(line), flush=True)
+            for note in notes:
+                print(note, flush=True)
     return raw
 
 
@@ -191,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
         if not up:
             print("no system could be started")
             return 1
-        raw = measure(up, ops, args, run_id=f"{int(time.time()) % 100000}")
+        paths: dict[str, dict[str, list[dict[str, Any]]]] = {op: {} for op in ops}
+        raw = measure(up, ops, args, run_id=f"{int(time.time()) % 100000}", paths=paths)
     finally:
         for system in up:
             system.stop()
@@ -216,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"cpus": os.cpu_count(), "loadavg_at_start": os.getloadavg()},
         "pins": PINS,
         "urls": {s.name: s.url for s in up},
+        "atoll_write_path": {op: per for op, per in paths.items() if per},
     }
     if not args.no_replication and any(s.name.startswith("atoll") for s in up):
         from bench import replication

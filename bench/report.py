@@ -188,3 +188,22 @@ def to_json(results: Results, labels: dict[str, str], rss_kib: dict[str, int],
 def write_json(path: Path, doc: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+
+
+# The write path's stages as /_atoll/status names them, in the order a batch meets them.
+WRITE_STAGES = (("wait", "wait"), ("run", "run"), ("to_writer", "to writer"),
+                ("commit", "COMMIT"), ("fsync", "fsync"), ("answer", "answer"))
+
+
+def write_path_line(summary: dict[str, Any] | None) -> str | None:
+    """One line of where Atoll's write batches spent their time (p50 of each stage, ms),
+    from `write_path` in /_atoll/status; None when no batch was answered in its window."""
+    if not summary or not summary.get("batches"):
+        return None
+    stages = summary["stages_ms"]
+    parts = [f"{label} {stages[name]['p50']:.2f}" for name, label in WRITE_STAGES
+             if name in stages]
+    total = stages.get("total", {})
+    return (f"write path p50 ms over the last {summary['window_s']:g} s: " + ", ".join(parts)
+            + f"; total p50 {total.get('p50', 0):.2f} p99 {total.get('p99', 0):.2f}"
+            + f"; {summary['writes_per_batch'].get('p50', 0)} writes per batch")

@@ -565,3 +565,19 @@ def test_concurrent_updates_of_one_item_are_never_computed_on_a_stale_item(
     assert item["n"] == {"N": "240"}
     assert sorted(swaps) == list(range(len(swaps)))  # every swap moved v by exactly one
     assert item["v"] == {"N": str(len(swaps))}
+
+
+def test_status_shows_where_recent_writes_spent_their_time(server: Any, ddb: Any,
+                                                            hash_table: str) -> None:
+    from tests.support import node_json
+
+    before = node_json(server.url, "/_atoll/status")["write_path"]["batches_total"]
+    for n in range(5):
+        ddb.put_item(TableName=hash_table, Item={"pk": {"S": f"timed-{n}"}})
+    path = node_json(server.url, "/_atoll/status")["write_path"]
+    assert path["batches_total"] >= before + 5  # one request at a time: a batch each
+    assert path["batches"] >= 5 and path["window_s"] == 2.0
+    stages = path["stages_ms"]
+    assert {"wait", "run", "to_writer", "commit", "fsync", "answer", "total"} <= set(stages)
+    assert 0 < stages["total"]["p50"] <= stages["total"]["p99"]
+    assert stages["fsync"]["p50"] <= stages["total"]["p99"]

@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root holds bench/
 
-from bench.report import Summary, targets  # noqa: E402
+from bench.report import Summary, targets, write_path_line  # noqa: E402
 from bench.wrk import WrkError, parse_output  # noqa: E402
 
 WRK_STDOUT = """\
@@ -75,3 +75,21 @@ def test_a_target_with_errors_is_a_miss_even_when_fast() -> None:
     assert verdicts["GetItem ≥ 2× dynalite (in memory)"] == "MISS"   # dynalite had errors
     assert verdicts["get p99 < 20 ms"] == "PASS"
     assert verdicts["Query ≥ 3× dynalite (in memory)"] == "SKIP"
+
+
+def test_write_path_line_gives_each_stage_median_in_order() -> None:
+    stages = {name: {"p50": p50, "p90": p50 * 2, "p99": p50 * 3} for name, p50 in
+              [("wait", 0.9), ("run", 0.6), ("to_writer", 0.55), ("commit", 0.5),
+               ("fsync", 0.7), ("answer", 0.37), ("total", 3.8)]}
+    line = write_path_line({"window_s": 2.0, "batches": 800, "batches_total": 9000,
+                            "writes_per_batch": {"p50": 15, "p90": 20, "p99": 25},
+                            "stages_ms": stages})
+    assert line == ("write path p50 ms over the last 2 s: wait 0.90, run 0.60, to writer 0.55, "
+                    "COMMIT 0.50, fsync 0.70, answer 0.37; total p50 3.80 p99 11.40; "
+                    "15 writes per batch")
+
+
+def test_write_path_line_is_none_without_batches() -> None:
+    assert write_path_line(None) is None
+    assert write_path_line({"window_s": 2.0, "batches": 0, "batches_total": 10,
+                            "writes_per_batch": {}, "stages_ms": {}}) is None

@@ -52,6 +52,9 @@ Theory of operation
   not yet copied: COMMIT stalls of 20-30 ms, several a second, that made PutItem's p99.
 - Every item row carries a CRC32 of its bytes; a read that finds a mismatch raises
   instead of serving corrupt data.
+- Each batch carries a `writepath.BatchTimes`, stamped at each hand-over above (queued,
+  started, run, handed to the writer, COMMIT, fdatasync, answered); `write_path` keeps
+  the recent ones for /_atoll/status and the bench.
 """
 
 from __future__ import annotations
@@ -70,6 +73,7 @@ from typing import Any
 from atoll.errors import InternalError, ServiceUnavailable
 from atoll.invariant import invariant
 from atoll.storage.schema import SCHEMA_VERSION, STATEMENTS
+from atoll.storage.writepath import BatchTimes, WritePath, now_ns
 
 log = logging.getLogger(__name__)
 
@@ -409,7 +413,7 @@ class WriteTxn:
 
 
 class _Job:
-    __slots__ = ("fn", "future", "inline", "result", "error")
+    __slots__ = ("fn", "future", "inline", "result", "error", "queued")
 
     def __init__(self, fn: Callable[[WriteTxn], Any], future: asyncio.Future[Any],
                  inline: bool) -> None:
@@ -418,11 +422,13 @@ class _Job:
         self.inline = inline
         self.result: Any = None
         self.error: BaseException | None = None
+        self.queued = now_ns()
 
 
 # What a batch leaves for delivery: its jobs, what its commit did to live items (None if
-# it did not commit), and the number of the last commit its jobs may have seen.
-_Ran = tuple[list[_Job], tuple[list[Any], set[int]] | None, int]
+# it did not commit), the number of the last commit its jobs may have seen, and its
+# stage times (None for the leftovers run at close).
+_Ran = tuple[list[_Job], tuple[list[Any], set[int]] | None, int, BatchTimes | None]
 
 
 class SqliteStorage:
@@ -473,6 +479,7 @@ class SqliteStorage:
         self._cache_bytes = 0
         self.batches_committed = 0
         self.jobs_committed = 0
+        self.write_path = WritePath()  # stage times of recent batches (loop thread)
 
     def _init_schema(self) -> None:
         for statement in STATEMENTS:
@@ -647,17 +654,20 @@ class SqliteStorage:
         batch = self._pending[:MAX_BATCH_JOBS]
         del self._pending[:MAX_BATCH_JOBS]
         self._current_batch = batch
+        times = BatchTimes(len(batch), batch[0].queued, now_ns())
         if not all(job.inline for job in batch):
             self._in_flight = True
-            self._queue.put((batch, None))
+            times.handed = times.started
+            self._queue.put((batch, None, times))
             return
         try:
             running = self._run_jobs(batch)
+            times.ran = times.handed = now_ns()
             if running is not None and self.durable:
                 self._in_flight = True
-                self._queue.put((batch, running))
+                self._queue.put((batch, running, times))
                 return
-            self._commit(batch, running, on_loop=True)
+            self._commit(batch, running, on_loop=True, times=times)
         except Exception:  # a bug, as on the writer thread
             log.critical("a write batch failed; refusing writes", exc_info=True)
             self._writer_died()
@@ -666,13 +676,20 @@ class SqliteStorage:
         if self._pending:  # more than one batch's worth
             self._schedule_start()
 
-    def _commit(self, batch: list[_Job], running: list[_Job] | None, *, on_loop: bool) -> None:
+    def _commit(self, batch: list[_Job], running: list[_Job] | None, *, on_loop: bool,
+                times: BatchTimes | None = None) -> None:
         """COMMIT the jobs `_run_jobs` left running, if any (synchronous=NORMAL: no fsync
         here), then hand the batch over for durability: to the syncer, whose fdatasync of
         the WAL makes it durable before any job is answered. Batches reach the syncer in
         commit order."""
-        changes = self._commit_jobs(running) if running is not None else None
-        ran: _Ran = (batch, changes, self._commits)
+        changes = None
+        if running is not None:
+            if times is not None:
+                times.commit_from = now_ns()
+            changes = self._commit_jobs(running)
+            if times is not None:
+                times.committed = now_ns()
+        ran: _Ran = (batch, changes, self._commits, times)
         if self.durable:
             self._sync_queue.put(ran)
         elif on_loop:  # nothing to fsync (tmpfs): answered next
@@ -689,10 +706,13 @@ class SqliteStorage:
                 if message is _REWIND:
                     self._rewind()
                 else:
-                    batch, running = message
+                    batch, running, times = message
+                    times.taken = now_ns()
                     if running is None:  # not run yet: a batch with long jobs
+                        times.run_from = times.taken
                         running = self._run_jobs(batch)
-                    self._commit(batch, running, on_loop=False)
+                        times.ran = now_ns()
+                    self._commit(batch, running, on_loop=False, times=times)
                 assert self._loop is not None
                 self._loop.call_soon_threadsafe(self._writer_done)
         except BaseException:
@@ -727,6 +747,10 @@ class SqliteStorage:
                 if self._sync_error is None:
                     try:
                         self.fdatasync(self._wal_fd)
+                        synced = now_ns()
+                        for _batch, _changes, _commit, times in ran:
+                            if times is not None:
+                                times.synced = synced
                     except OSError as exc:
                         # After a failed fsync the kernel may have dropped the dirty pages:
                         # no later fsync can vouch for them. Nothing is durable any more.
@@ -742,8 +766,11 @@ class SqliteStorage:
 
     def _synced(self, ran: list[_Ran]) -> None:
         """Event-loop thread: these batches are durable; answer them, in commit order."""
-        for batch, changes, _commit in ran:
+        answered = now_ns()
+        for batch, changes, _commit, times in ran:
             self._deliver(batch, changes)
+            if times is not None:
+                self.write_path.answered(times, answered)
         self._durable = max(self._durable, ran[-1][2])
         waiters = self._settle_waiters
         while waiters and waiters[0][0] <= self._durable:
@@ -757,7 +784,7 @@ class SqliteStorage:
         failure = self._durability_lost()
         self._closed = True
         pending, self._pending = self._pending, []
-        for batch, _changes, _commit in ran + [(pending, None, 0)]:
+        for batch, _changes, _commit, _times in ran + [(pending, None, 0, None)]:
             for job in batch:
                 job.result, job.error = None, failure
             self._deliver(batch, None)
