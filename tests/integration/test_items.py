@@ -17,6 +17,7 @@ import pytest
 from boto3.dynamodb.types import Binary
 
 from tests.integration.wire import expect_error, snapshot
+from tests.support import node_json
 
 KEY = {"pk": {"S": "item"}}
 
@@ -569,8 +570,6 @@ def test_concurrent_updates_of_one_item_are_never_computed_on_a_stale_item(
 
 def test_status_shows_where_recent_writes_spent_their_time(server: Any, ddb: Any,
                                                             hash_table: str) -> None:
-    from tests.support import node_json
-
     before = node_json(server.url, "/_atoll/status")["write_path"]["batches_total"]
     for n in range(5):
         ddb.put_item(TableName=hash_table, Item={"pk": {"S": f"timed-{n}"}})

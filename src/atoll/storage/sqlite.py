@@ -427,8 +427,8 @@ class _Job:
 
 # What a batch leaves for delivery: its jobs, what its commit did to live items (None if
 # it did not commit), the number of the last commit its jobs may have seen, and its
-# stage times (None for the leftovers run at close).
-_Ran = tuple[list[_Job], tuple[list[Any], set[int]] | None, int, BatchTimes | None]
+# stage times.
+_Ran = tuple[list[_Job], tuple[list[Any], set[int]] | None, int, BatchTimes]
 
 
 class SqliteStorage:
@@ -580,7 +580,8 @@ class SqliteStorage:
             self._thread.join()
             leftovers, self._pending = self._pending, []
             if leftovers:  # queued but not started: run them here; the syncer answers them
-                self._commit(leftovers, self._run_jobs(leftovers), on_loop=True)
+                self._commit(leftovers, self._run_jobs(leftovers), on_loop=True,
+                             times=BatchTimes(len(leftovers), leftovers[0].queued))
             self._sync_queue.put(_STOP)  # behind every batch waiting for its fdatasync
             assert self._syncer is not None
             self._syncer.join()
@@ -654,7 +655,7 @@ class SqliteStorage:
         batch = self._pending[:MAX_BATCH_JOBS]
         del self._pending[:MAX_BATCH_JOBS]
         self._current_batch = batch
-        times = BatchTimes(len(batch), batch[0].queued, now_ns())
+        times = BatchTimes(len(batch), batch[0].queued)
         if not all(job.inline for job in batch):
             self._in_flight = True
             times.handed = times.started
@@ -677,18 +678,16 @@ class SqliteStorage:
             self._schedule_start()
 
     def _commit(self, batch: list[_Job], running: list[_Job] | None, *, on_loop: bool,
-                times: BatchTimes | None = None) -> None:
+                times: BatchTimes) -> None:
         """COMMIT the jobs `_run_jobs` left running, if any (synchronous=NORMAL: no fsync
         here), then hand the batch over for durability: to the syncer, whose fdatasync of
         the WAL makes it durable before any job is answered. Batches reach the syncer in
         commit order."""
         changes = None
         if running is not None:
-            if times is not None:
-                times.commit_from = now_ns()
+            times.commit_from = now_ns()
             changes = self._commit_jobs(running)
-            if times is not None:
-                times.committed = now_ns()
+            times.committed = now_ns()
         ran: _Ran = (batch, changes, self._commits, times)
         if self.durable:
             self._sync_queue.put(ran)
@@ -749,8 +748,7 @@ class SqliteStorage:
                         self.fdatasync(self._wal_fd)
                         synced = now_ns()
                         for _batch, _changes, _commit, times in ran:
-                            if times is not None:
-                                times.synced = synced
+                            times.synced = synced
                     except OSError as exc:
                         # After a failed fsync the kernel may have dropped the dirty pages:
                         # no later fsync can vouch for them. Nothing is durable any more.
@@ -769,8 +767,7 @@ class SqliteStorage:
         answered = now_ns()
         for batch, changes, _commit, times in ran:
             self._deliver(batch, changes)
-            if times is not None:
-                self.write_path.answered(times, answered)
+            self.write_path.answered(times, answered)
         self._durable = max(self._durable, ran[-1][2])
         waiters = self._settle_waiters
         while waiters and waiters[0][0] <= self._durable:
@@ -784,7 +781,7 @@ class SqliteStorage:
         failure = self._durability_lost()
         self._closed = True
         pending, self._pending = self._pending, []
-        for batch, _changes, _commit, _times in ran + [(pending, None, 0, None)]:
+        for batch in [ran_batch for ran_batch, *_ in ran] + [pending]:
             for job in batch:
                 job.result, job.error = None, failure
             self._deliver(batch, None)

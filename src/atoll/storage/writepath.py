@@ -45,11 +45,11 @@ class BatchTimes:
     __slots__ = ("jobs", "queued", "started", "run_from", "ran", "handed", "taken",
                  "commit_from", "committed", "synced", "answered")
 
-    def __init__(self, jobs: int, queued: int, started: int) -> None:
+    def __init__(self, jobs: int, queued: int, started: int | None = None) -> None:
         self.jobs = jobs
         self.queued = queued
-        self.started = started
-        self.run_from = started  # a batch run on the writer thread restarts it there
+        self.started = now_ns() if started is None else started
+        self.run_from = self.started  # a batch run on the writer thread restarts it there
         self.ran = self.handed = self.taken = 0
         self.commit_from = self.committed = self.synced = self.answered = 0
 
