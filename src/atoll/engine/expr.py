@@ -20,15 +20,6 @@ from atoll.errors import ValidationError
 from atoll.expressions import legacy as lg
 from atoll.model.values import check_value
 
-_PARSERS = {
-    "ConditionExpression": ex.parse_condition,
-    "FilterExpression": ex.parse_condition,
-    "UpdateExpression": ex.parse_update,
-    "ProjectionExpression": ex.parse_projection,
-    "KeyConditionExpression": ex.parse_key_condition,
-}
-
-
 # The order DynamoDB lists expression parameters in its messages.
 _MESSAGE_ORDER = ("UpdateExpression", "ConditionExpression", "ProjectionExpression",
                   "FilterExpression", "KeyConditionExpression")
@@ -83,8 +74,12 @@ class RequestExpressions:
                 raise ValidationError(f"Invalid {param}: The expression can not be empty;")
             if param in ("ConditionExpression", "FilterExpression"):
                 self.parsed[param] = ex.parse_condition(text, param)
+            elif param == "UpdateExpression":
+                self.parsed[param] = ex.parse_update(text)
+            elif param == "ProjectionExpression":
+                self.parsed[param] = ex.parse_projection(text)
             else:
-                self.parsed[param] = _PARSERS[param](text)
+                self.parsed[param] = ex.parse_key_condition(text)
         if names is not None and not names:
             raise ValidationError("ExpressionAttributeNames must not be empty")
         if values is not None and not values:

@@ -262,7 +262,7 @@ class ConditionParser(Parser):
         if token.kind == t.PUNCT and token.text in COMPARISON_OPS:
             self.pos += 1
             right = self.parse_operand_in_parens()
-            self.check_operands(left, right)
+            left, right = self.check_operands(left, right)
             node: n.Condition = n.Compare(token.text, left, right)
             self.check_distinct(token.text, left, right)
             return node
@@ -273,24 +273,31 @@ class ConditionParser(Parser):
                 raise self.fail()
             self.pos += 1
             high = self.parse_operand_in_parens()
-            self.check_operands(left, low, high)
+            left, low, high = self.check_operands(left, low, high)
             self.checks.append(_between_check(self.kind, low, high))
             return n.Between(left, low, high)
         if self.at_keyword("IN"):
             self.pos += 1
             options = self.parse_call_args(self.parse_operand_in_parens)
-            self.check_operands(left, *options)
+            left, *options = self.check_operands(left, *options)
             if len(options) > MAX_IN_OPERANDS:
                 raise self.error("The IN operator is provided with too many operands; "
                                  f"number of operands: {len(options)}")
             return n.In(left, tuple(options))
         return left  # a function, or a bare operand the caller may reject
 
-    def check_operands(self, *operands: Any) -> None:
+    def check_operands(self, *operands: Any) -> list[n.Operand]:
+        """Defer an error for each boolean function used as an operand, and stand a
+        placeholder in for it: the nodes take operands only, and finish() raises the
+        deferred error before the tree is used."""
+        checked: list[n.Operand] = []
         for operand in operands:
             if isinstance(operand, n.Function):
                 self.defer(P_MISUSED_FUNCTION, "The function is not allowed to be used this way "
                            f"in an expression; function: {operand.name}")
+                operand = n.ValueOperand(f"<{operand.name}>")
+            checked.append(operand)
+        return checked
 
     def check_distinct(self, op: str, left: Any, right: Any) -> None:
         if isinstance(left, n.PathOperand) and isinstance(right, n.PathOperand):
@@ -332,10 +339,7 @@ class ConditionParser(Parser):
         else:
             self.defer(P_UNKNOWN_FUNCTION, f"Invalid function name; function: {name}")
             return n.Function(name, tuple(args))
-        for arg in args:
-            if isinstance(arg, n.Function):
-                self.defer(P_MISUSED_FUNCTION, "The function is not allowed to be used this way "
-                           f"in an expression; function: {arg.name}")
+        args = self.check_operands(*args)
         if len(args) != expected:
             self.defer(P_OPERAND_COUNT, "Incorrect number of operands for operator or function; "
                        f"operator or function: {name}, number of operands: {len(args)}")

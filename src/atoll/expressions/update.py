@@ -138,6 +138,7 @@ class UpdateParser(Parser):
                 inner = self.parse_rhs()
                 self.leave()
                 self.expect_punct(")")
+                rhs: Any
                 if isinstance(inner, Call) and inner.name in ("+", "-"):
                     rhs = inner
                 else:

@@ -26,8 +26,9 @@ _NUMBER_RE = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\Z", re.ASCII
 _EXACT = decimal.Context(prec=200, Emax=999999, Emin=-999999, traps=[decimal.InvalidOperation])
 
 
-def parse_number(text: str) -> Decimal:
-    """Parse and check a number; raise ValidationError with DynamoDB's message."""
+def parse_number(text: object) -> Decimal:
+    """Parse and check a number (any JSON value a request holds where a number belongs);
+    raise ValidationError with DynamoDB's message."""
     if type(text) is not str or not _NUMBER_RE.match(text):
         raise ValidationError(f"The parameter cannot be converted to a numeric value: {text}")
     value = _EXACT.create_decimal(text)
@@ -62,7 +63,7 @@ def format_number(value: Decimal) -> str:
 _CANON_RE = re.compile(r"-?(?:0|[1-9]\d{0,37})(?:\.\d{0,37}[1-9])?\Z", re.ASCII)
 
 
-def normalize_number(text: str) -> str:
+def normalize_number(text: object) -> str:
     """Validate a number string and return DynamoDB's canonical text for it."""
     # Fast path: short plain integers/decimals that are already canonical.
     if type(text) is str and len(text) <= 39 and _CANON_RE.match(text) and text != "-0":

@@ -233,12 +233,15 @@ def _op_from_doc(raw: Any) -> Op:
         raise BadChange("change op has the wrong fields")
     keys = raw.keys()
     op: Op
-    if keys == _ITEM_OP_FIELDS:
-        op = ItemWrite(raw["w"], _hex(raw["pk"]), _hex(raw["sk"]), raw["i"], _prev(raw["p"]))
-    elif keys == _TABLE_OP_FIELDS:
-        op = TableOp(raw["t"], raw["k"], raw["d"])
-    else:
-        raise BadChange("change op has the wrong fields")
+    try:
+        if keys == _ITEM_OP_FIELDS:
+            op = ItemWrite(raw["w"], _hex(raw["pk"]), _hex(raw["sk"]), raw["i"], _prev(raw["p"]))
+        elif keys == _TABLE_OP_FIELDS:
+            op = TableOp(raw["t"], raw["k"], raw["d"])
+        else:
+            raise BadChange("change op has the wrong fields")
+    except TypeError as error:  # compiled, the op's fields check their own types
+        raise BadChange(f"change op has a field of the wrong type: {error}") from None
     _check_op(op)
     return op
 

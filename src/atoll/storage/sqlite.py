@@ -454,7 +454,7 @@ class SqliteStorage:
         self._sync_queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._queued = 0
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._writer_thread: threading.Thread | None = None
         self._syncer: threading.Thread | None = None
         self._closed = False  # writes refused (shutting down, or the writer failed)
         self._shut = False  # close() ran
@@ -493,10 +493,10 @@ class SqliteStorage:
 
     # --- lifecycle ---------------------------------------------------------------------
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        invariant(self._thread is None, "storage started twice")
+        invariant(self._writer_thread is None, "storage started twice")
         self._loop = loop
-        self._thread = threading.Thread(target=self._run_writer, name="atoll-writer", daemon=True)
-        self._thread.start()
+        self._writer_thread = threading.Thread(target=self._run_writer, name="atoll-writer", daemon=True)
+        self._writer_thread.start()
         self._syncer = threading.Thread(target=self._run_syncer, name="atoll-syncer", daemon=True)
         self._syncer.start()
         self._checkpointer = threading.Thread(target=self._run_checkpointer,
@@ -575,9 +575,9 @@ class SqliteStorage:
         if self._shut:
             return
         self._shut = self._closed = True  # new writes are refused from here on
-        if self._thread is not None:
+        if self._writer_thread is not None:
             self._queue.put(_STOP)  # behind the batch in flight, if any
-            self._thread.join()
+            self._writer_thread.join()
             leftovers, self._pending = self._pending, []
             if leftovers:  # queued but not started: run them here; the syncer answers them
                 self._commit(leftovers, self._run_jobs(leftovers), on_loop=True,
@@ -627,7 +627,7 @@ class SqliteStorage:
 
     def write_sync(self, fn: Callable[[WriteTxn], Any]) -> Any:
         """Run one write job on the calling thread (only before `start`, e.g. recovery)."""
-        invariant(self._thread is None, "write_sync after start")
+        invariant(self._writer_thread is None, "write_sync after start")
         job = _Job(fn, None, False)  # type: ignore[arg-type]
         running = self._run_jobs([job])
         if running is not None and self._commit_jobs(running) is not None and self.durable:
