@@ -3,15 +3,24 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.stamp-installed
+DEPS := $(VENV)/.stamp-deps
+STAMP := $(VENV)/.stamp-installed$(if $(filter 1,$(ATOLL_PURE_PYTHON)),-pure)
+# The build compiles src/atoll with mypyc (setup.py), so it reruns when a source changes:
+# a stale extension would shadow the edited .py. ATOLL_PURE_PYTHON=1 builds no extension.
+SOURCES := $(shell find src -name '*.py') setup.py pyproject.toml
 
 .PHONY: run test lint bench setup clean serve
 
-$(STAMP): requirements.lock pyproject.toml
+$(DEPS): requirements.lock
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -r requirements.lock
-	$(BIN)/pip install -q --no-deps -e .
+	touch $(DEPS)
+
+$(STAMP): $(DEPS) $(SOURCES)
+	rm -f $(VENV)/.stamp-installed*
+	find src -name '*.so' -delete
+	ATOLL_PURE_PYTHON=$(ATOLL_PURE_PYTHON) $(BIN)/pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -30,4 +39,5 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) data .pytest_cache .hypothesis
+	rm -rf $(VENV) data .pytest_cache .hypothesis build
+	find src -name '*.so' -delete

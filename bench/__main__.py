@@ -131,10 +131,13 @@ def write_path(system: System) -> dict[str, Any] | None:
     """Atoll's own account of its recent write batches (/_atoll/status), or None."""
     try:
         with urllib.request.urlopen(system.url + "/_atoll/status", timeout=5) as response:
-            summary = json.loads(response.read()).get("write_path")
+            status = json.loads(response.read())
     except (OSError, urllib.error.URLError, ValueError):
         return None
-    return summary if isinstance(summary, dict) else None
+    summary = status.get("write_path") if isinstance(status, dict) else None
+    if not isinstance(summary, dict):
+        return None
+    return {**summary, "compiled": status.get("compiled")}
 
 
 def measure(systems: list[System], ops: list[str], args: argparse.Namespace, run_id: str,

@@ -341,9 +341,11 @@ class Moto(LocalServer):
 class Atoll(LocalServer):
     """`atoll serve` from the main venv: durable commits (SQLite) or --in-memory.
 
-    By default the working tree's code runs. With `rev` (--atoll-rev), that commit's src/ is
-    exported with `git archive` into bench/.peers/atoll-<sha>/ and run from there, so a
-    half-edited shared checkout does not decide what gets measured.
+    By default the working tree's code runs, as `make setup` built it. With `rev`
+    (--atoll-rev), that commit is exported with `git archive` into bench/.peers/atoll-<sha>/
+    and run from there, so a half-edited shared checkout does not decide what gets measured;
+    a commit with a setup.py has its extensions built there first (mypyc, as `make setup`
+    does unless ATOLL_PURE_PYTHON=1).
     """
 
     def __init__(self, in_memory: bool, rev: str | None = None) -> None:
@@ -365,13 +367,22 @@ class Atoll(LocalServer):
                                  timeout=30).stdout.strip()
         except (OSError, subprocess.SubprocessError) as exc:
             raise SystemUnavailable(f"Atoll: cannot resolve revision {self.rev!r}") from exc
-        export = PEERS_DIR / f"atoll-{sha}"
-        if not (export / "src" / "atoll").is_dir():
-            export.mkdir(parents=True, exist_ok=True)
-            archive = subprocess.run(["git", "archive", sha, "src"], cwd=REPO_DIR,
+        pure = os.environ.get("ATOLL_PURE_PYTHON") == "1"
+        export = PEERS_DIR / f"atoll-{sha}{'-pure' if pure else ''}"
+        built = export / ".built"
+        if not built.exists():
+            shutil.rmtree(export, ignore_errors=True)
+            export.mkdir(parents=True)
+            archive = subprocess.run(["git", "archive", sha], cwd=REPO_DIR,
                                      capture_output=True, check=True, timeout=60).stdout
             subprocess.run(["tar", "-x", "-C", str(export)], input=archive, check=True,
                            timeout=60)
+            if (export / "setup.py").exists() and not pure:
+                print(f"building Atoll @ {sha} (mypyc, a few minutes)", flush=True)
+                subprocess.run([str(REPO_DIR / ".venv" / "bin" / "python"), "setup.py", "-q",
+                                "build_ext", "--inplace"], cwd=export, check=True,
+                               timeout=1200, stdout=subprocess.DEVNULL)
+            built.touch()
         self.src_dir = export / "src"
         self.label += f" @ {sha}"
 

@@ -206,4 +206,5 @@ def write_path_line(summary: dict[str, Any] | None) -> str | None:
     total = stages.get("total", {})
     return (f"write path p50 ms over the last {summary['window_s']:g} s: " + ", ".join(parts)
             + f"; total p50 {total.get('p50', 0):.2f} p99 {total.get('p99', 0):.2f}"
-            + f"; {summary['writes_per_batch'].get('p50', 0)} writes per batch")
+            + f"; {summary['writes_per_batch'].get('p50', 0)} writes per batch"
+            + {True: " (compiled)", False: " (interpreted)"}.get(summary.get("compiled"), ""))

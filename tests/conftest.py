@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +12,19 @@ import pytest
 from tests.support import ServerProcess, client, create_table, resource
 
 _names = itertools.count()
+
+_SRC = Path(__file__).resolve().parent.parent / "src" / "atoll"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Refuse to test stale compiled modules: Python imports a module's C extension in
+    place of its .py, so an edit made after the build would not be what runs."""
+    stale = [str(ext.relative_to(_SRC.parent)) for ext in _SRC.rglob("*.so")
+             if (py := ext.with_name(ext.name.split(".")[0] + ".py")).exists()
+             and py.stat().st_mtime > ext.stat().st_mtime]
+    if stale:
+        pytest.exit(f"compiled modules older than their source (run `make setup`): {stale}",
+                    returncode=4)
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ in the ConditionalCheckFailedException).
 
 from __future__ import annotations
 
+import os
 from decimal import Decimal
 from typing import Any
 
@@ -580,3 +581,9 @@ def test_status_shows_where_recent_writes_spent_their_time(server: Any, ddb: Any
     assert {"wait", "run", "to_writer", "commit", "fsync", "answer", "total"} <= set(stages)
     assert 0 < stages["total"]["p50"] <= stages["total"]["p99"]
     assert stages["fsync"]["p50"] <= stages["total"]["p99"]
+
+
+def test_status_tells_whether_the_request_path_is_compiled(server: Any) -> None:
+    # `make setup` compiles it with mypyc unless ATOLL_PURE_PYTHON=1 (setup.py)
+    wanted = os.environ.get("ATOLL_PURE_PYTHON") != "1"
+    assert node_json(server.url, "/_atoll/status")["compiled"] is wanted

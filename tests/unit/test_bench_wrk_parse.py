@@ -87,6 +87,10 @@ def test_write_path_line_gives_each_stage_median_in_order() -> None:
     assert line == ("write path p50 ms over the last 2 s: wait 0.90, run 0.60, to writer 0.55, "
                     "COMMIT 0.50, fsync 0.70, answer 0.37; total p50 3.80 p99 11.40; "
                     "15 writes per batch")
+    compiled = write_path_line({"window_s": 2.0, "batches": 800, "batches_total": 9000,
+                                "writes_per_batch": {"p50": 15}, "stages_ms": stages,
+                                "compiled": True})
+    assert compiled is not None and compiled.endswith("15 writes per batch (compiled)")
 
 
 def test_write_path_line_is_none_without_batches() -> None:

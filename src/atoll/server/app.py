@@ -32,10 +32,14 @@ from atoll.node.topology import (
     TopologyKeeper,
     topology_file_path,
 )
+from atoll.server import http as _http
 from atoll.server.http import HttpServer, ListenError, listen
 from atoll.storage import SqliteStorage
 from atoll.topology.config import ClusterConfig
 from atoll.topology.update import start_topology
+
+# Whether the request path runs as mypyc-compiled extensions (setup.py) or interpreted.
+COMPILED = not (_http.__file__ or "").endswith(".py")
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +192,7 @@ class Node:
 
     def status(self) -> dict[str, Any]:
         status: dict[str, Any] = {
-            "region": self.config.region, "version": __version__,
+            "region": self.config.region, "version": __version__, "compiled": COMPILED,
             "tables": len(self.engine.tables),
             "requests_total": self.api.requests_total, "errors_total": self.api.errors_total,
             "writes_committed": self.storage.jobs_committed,
