@@ -12,10 +12,12 @@ LastEvaluatedKey as ExclusiveStartKey until it is absent); Select=COUNT; "Parall
 from __future__ import annotations
 
 import base64
+import sqlite3
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from tests.integration.wire import expect_error, put_all
 from tests.support import create_table
@@ -413,3 +415,29 @@ def test_38_digit_number_keys_stay_distinct_and_ordered(ddb: Any, range_table: s
     got_reversed = [item["sk"]["N"] for item in _query(ddb, range_table, "", {},
                                                         ScanIndexForward=False, Limit=2)]
     assert got_reversed == sorted(keys, key=Decimal, reverse=True)
+
+
+def test_a_page_reads_only_the_rows_it_returns(server: Any, ddb: Any, range_table: str) -> None:
+    """The last stored row fails its checksum: a Query or Scan page of 5 items never reads
+    it, while a Query that reaches it refuses to return it."""
+    put_all(ddb, range_table, [{"pk": {"S": "lazy"}, "sk": {"N": str(n)}} for n in range(40)])
+    db = sqlite3.connect(server.data_dir / "atoll-local.db", timeout=10)
+    (tid,) = db.execute("SELECT tid FROM tables WHERE name=?", (range_table,)).fetchone()
+    corrupt = ("UPDATE items SET crc=(crc+1)%4294967296 WHERE tid=? "
+               "AND sk=(SELECT MAX(sk) FROM items WHERE tid=?)")
+    with db:
+        db.execute(corrupt, (tid, tid))
+    try:
+        key = {":p": {"S": "lazy"}}
+        page = ddb.query(TableName=range_table, KeyConditionExpression="pk = :p",
+                         ExpressionAttributeValues=key, Limit=5)
+        assert [i["sk"]["N"] for i in page["Items"]] == ["0", "1", "2", "3", "4"]
+        assert len(ddb.scan(TableName=range_table, Limit=5)["Items"]) == 5
+        with pytest.raises(ClientError) as failed:
+            ddb.query(TableName=range_table, KeyConditionExpression="pk = :p",
+                      ExpressionAttributeValues=key)
+        assert failed.value.response["Error"]["Code"] == "InternalServerError"
+    finally:
+        with db:
+            db.execute(corrupt.replace("crc+1", "crc+4294967295"), (tid, tid))
+        db.close()

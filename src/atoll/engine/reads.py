@@ -182,6 +182,21 @@ class _Page:
         return meter.single()
 
 
+# Generator functions, not generator expressions: compiled by mypyc, a generator expression
+# assigned to a name ran its source to the end before the page took its first row (a
+# Query with Limit 10 read and checksummed its whole partition, a Scan page its table).
+def _last_two(rows: Iterator[tuple[Any, ...]]) -> Iterator[tuple[bytes, int]]:
+    """(item, size) of each stored row, lazily."""
+    for row in rows:
+        yield row[-2], row[-1]
+
+
+def _last_four(rows: Iterator[tuple[Any, ...]]) -> Iterator[tuple[bytes, bytes, bytes, int]]:
+    """(base pk, base sk, item, size) of each index row, lazily."""
+    for row in rows:
+        yield row[-4], row[-3], row[-2], row[-1]
+
+
 def _fill(page: _Page, rows: Iterator[tuple[bytes, int]]) -> bool:
     """Feed rows into the page; True when it stopped early (more items may follow)."""
     for item_bytes, size in rows:
@@ -226,8 +241,7 @@ async def query(engine: Engine, request: dict[str, Any]) -> dict[str, Any]:
         else:
             return _Page(request, expressions, select).result(table, False)
     page = _Page(request, expressions, select)
-    rows = ((item, size) for _sk, item, size in
-            engine.storage.query_items(table.tid, h, pk, lower, upper, forward))
+    rows = _last_two(engine.storage.query_items(table.tid, h, pk, lower, upper, forward))
     more = _fill(page, rows)
     return _with_capacity(page.result(table, more), page, request, table, None)
 
@@ -314,7 +328,7 @@ def _query_index(engine: Engine, request: dict[str, Any], table: TableDef, index
                                   "does not match the query's partition key")
         after = (start_sk, base_pk, base_sk)
     page = _Page(request, expressions, select)
-    rows = ((bpk, bsk, item, size) for _sk, bpk, bsk, item, size in engine.storage.query_index(
+    rows = _last_four(engine.storage.query_index(
         table.tid, index.iid, partition_hash(pk), pk, lower, upper, forward, after))
     more = _fill(page, _index_rows(engine, table, index, page, rows))
     return _with_capacity(page.result(table, more, index), page, request, table, index)
@@ -341,9 +355,8 @@ async def scan(engine: Engine, request: dict[str, Any]) -> dict[str, Any]:
             raise ValidationError("The provided starting key is invalid: it does not belong to "
                                   "the requested segment")
         page = _Page(request, expressions, select)
-        index_rows = ((bpk, bsk, item, size) for _h, _pk, _sk, bpk, bsk, item, size in
-                      engine.storage.scan_index(table.tid, index.iid, after_index, h_end,
-                                                h_start))
+        index_rows = _last_four(engine.storage.scan_index(table.tid, index.iid, after_index,
+                                                          h_end, h_start))
         more = _fill(page, _index_rows(engine, table, index, page, index_rows))
         return _with_capacity(page.result(table, more, index), page, request, table, index)
     after = _start_key(table, start) if start is not None else None
@@ -351,8 +364,7 @@ async def scan(engine: Engine, request: dict[str, Any]) -> dict[str, Any]:
         raise ValidationError("The provided starting key is invalid: it does not belong to the "
                               "requested segment")
     page = _Page(request, expressions, select)
-    rows = ((item, size) for _h, _pk, _sk, item, size in
-            engine.storage.scan_items(table.tid, after, h_end, h_start))
+    rows = _last_two(engine.storage.scan_items(table.tid, after, h_end, h_start))
     more = _fill(page, rows)
     return _with_capacity(page.result(table, more), page, request, table, None)
 
