@@ -587,3 +587,14 @@ def test_status_tells_whether_the_request_path_is_compiled(server: Any) -> None:
     # `make setup` compiles it with mypyc unless ATOLL_PURE_PYTHON=1 (setup.py)
     wanted = os.environ.get("ATOLL_PURE_PYTHON") != "1"
     assert node_json(server.url, "/_atoll/status")["compiled"] is wanted
+
+
+def test_status_shows_how_long_the_server_took_over_recent_requests(server: Any, ddb: Any,
+                                                                    hash_table: str) -> None:
+    before = node_json(server.url, "/_atoll/status")["requests_ms"]["requests_total"]
+    for n in range(5):
+        ddb.get_item(TableName=hash_table, Key={"pk": {"S": f"absent-{n}"}})
+    timed = node_json(server.url, "/_atoll/status")["requests_ms"]
+    assert timed["requests_total"] >= before + 6  # the five reads and the status call
+    assert timed["requests"] >= 5 and timed["window_s"] == 2.0
+    assert 0 < timed["p50"] <= timed["p90"] <= timed["p99"] <= timed["max"]

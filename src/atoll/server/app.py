@@ -198,6 +198,7 @@ class Node:
             "writes_committed": self.storage.jobs_committed,
             "write_batches_committed": self.storage.batches_committed,
             "write_path": self.storage.write_path.summary(),
+            "requests_ms": self.http.request_times.summary(),
         }
         if self.replicator is not None:
             status["replication"] = self.replicator.status()

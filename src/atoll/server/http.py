@@ -38,6 +38,8 @@ from typing import Any
 import httptools
 import orjson
 
+from atoll.server.latency import RequestTimes, now_ns
+
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
@@ -88,9 +90,10 @@ class _Clock:
 
 class _Request:
     __slots__ = ("method", "url", "target", "body", "keep_alive", "atoll_headers",
-                 "content_length", "chunked")
+                 "content_length", "chunked", "began")
 
     def __init__(self) -> None:
+        self.began = now_ns()  # its first bytes were parsed (see RequestTimes)
         self.method = b""
         self.url = b""
         self.target: str | None = None
@@ -127,6 +130,7 @@ class HttpServer:
         self.post = post  # when set, POSTs are routed by path (the peer listener)
         self.admin_post = admin_post  # POSTs to /_atoll/... when `post` is not set
         self.request_ids = _RequestIds()
+        self.request_times = RequestTimes()
         self.clock = _Clock()
         self.connections: set[Connection] = set()
         self.in_flight = 0
@@ -403,6 +407,7 @@ class Connection(asyncio.Protocol):
             b"\r\nConnection: keep-alive\r\n\r\n" if keep_alive else b"\r\nConnection: close\r\n\r\n",
         ))
         self.transport.write(head + body)
+        server.request_times.add(request.began, now_ns())
         self.last_active = server.now
         if not keep_alive:
             self.transport.close()

@@ -83,17 +83,17 @@ class WritePath:
         for column, (name, _start, _end) in enumerate(STAGES, start=2):
             ordered = sorted(row[column] for row in recent if row[column] >= 0)
             if ordered:
-                stages[name] = {f"p{p}": round(_percentile(ordered, p) / 1e6, 3)
+                stages[name] = {f"p{p}": round(percentile(ordered, p) / 1e6, 3)
                                 for p in PERCENTILES}
         sizes = sorted(row[1] for row in recent)
         return {
             "window_s": window_s, "batches": len(recent), "batches_total": self.batches,
-            "writes_per_batch": {f"p{p}": _percentile(sizes, p) for p in PERCENTILES}
+            "writes_per_batch": {f"p{p}": percentile(sizes, p) for p in PERCENTILES}
             if sizes else {},
             "stages_ms": stages,
         }
 
 
-def _percentile(ordered: list[int], p: int) -> int:
+def percentile(ordered: list[int], p: int) -> int:
     """Nearest-rank percentile of a sorted, non-empty list."""
     return ordered[min(len(ordered) - 1, max(0, -(-len(ordered) * p // 100) - 1))]
