@@ -298,7 +298,7 @@ def _wait_active(ddb: Any, table: str, index: str) -> float:
     raise AssertionError(f"{index} did not become ACTIVE in {BACKFILL_TIMEOUT_S}s")
 
 
-ITEMS_FOR_BACKFILL = 10_000
+ITEMS_FOR_BACKFILL = 30_000  # the backfill (118 chunks) must outlast two requests
 GROUPS = 37
 
 
