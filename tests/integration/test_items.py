@@ -569,13 +569,19 @@ def test_concurrent_updates_of_one_item_are_never_computed_on_a_stale_item(
     assert item["v"] == {"N": str(len(swaps))}
 
 
+def _status_around(server: Any, section: str, request: Any) -> tuple[Any, Any]:
+    """`section` of /_atoll/status before and after five requests, one at a time."""
+    before = node_json(server.url, "/_atoll/status")[section]
+    for n in range(5):
+        request(n)
+    return before, node_json(server.url, "/_atoll/status")[section]
+
+
 def test_status_shows_where_recent_writes_spent_their_time(server: Any, ddb: Any,
                                                             hash_table: str) -> None:
-    before = node_json(server.url, "/_atoll/status")["write_path"]["batches_total"]
-    for n in range(5):
-        ddb.put_item(TableName=hash_table, Item={"pk": {"S": f"timed-{n}"}})
-    path = node_json(server.url, "/_atoll/status")["write_path"]
-    assert path["batches_total"] >= before + 5  # one request at a time: a batch each
+    before, path = _status_around(server, "write_path", lambda n: ddb.put_item(
+        TableName=hash_table, Item={"pk": {"S": f"timed-{n}"}}))
+    assert path["batches_total"] >= before["batches_total"] + 5  # one request at a time: a batch each
     assert path["batches"] >= 5 and path["window_s"] == 2.0
     stages = path["stages_ms"]
     assert {"wait", "run", "to_writer", "commit", "fsync", "answer", "total"} <= set(stages)
@@ -591,10 +597,8 @@ def test_status_tells_whether_the_request_path_is_compiled(server: Any) -> None:
 
 def test_status_shows_how_long_the_server_took_over_recent_requests(server: Any, ddb: Any,
                                                                     hash_table: str) -> None:
-    before = node_json(server.url, "/_atoll/status")["requests_ms"]["requests_total"]
-    for n in range(5):
-        ddb.get_item(TableName=hash_table, Key={"pk": {"S": f"absent-{n}"}})
-    timed = node_json(server.url, "/_atoll/status")["requests_ms"]
-    assert timed["requests_total"] >= before + 6  # the five reads and the status call
+    before, timed = _status_around(server, "requests_ms", lambda n: ddb.get_item(
+        TableName=hash_table, Key={"pk": {"S": f"absent-{n}"}}))
+    assert timed["requests_total"] >= before["requests_total"] + 6  # the five reads and the status call
     assert timed["requests"] >= 5 and timed["window_s"] == 2.0
     assert 0 < timed["p50"] <= timed["p90"] <= timed["p99"] <= timed["max"]
