@@ -65,12 +65,12 @@ class _RequestIds:
 
     def __init__(self) -> None:
         import base64
-        self.prefix = base64.b32encode(os.urandom(20)).decode().rstrip("=")[:32]
+        self.prefix = base64.b32encode(os.urandom(20))[:32]
         self.counter = 0
 
     def next(self) -> bytes:
         self.counter += 1
-        return f"{self.prefix}{self.counter:020d}".encode()
+        return self.prefix + b"%020d" % self.counter
 
 
 class _Clock:
