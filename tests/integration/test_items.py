@@ -587,6 +587,12 @@ def test_status_shows_where_recent_writes_spent_their_time(server: Any, ddb: Any
     assert {"wait", "run", "to_writer", "commit", "fsync", "answer", "total"} <= set(stages)
     assert 0 < stages["total"]["p50"] <= stages["total"]["p99"]
     assert stages["fsync"]["p50"] <= stages["total"]["p99"]
+    # the WAL beside them: its frames and the writer's pauses before rewinds
+    wal = path["wal"]
+    assert set(wal) == {"frames", "rewind_frames", "rewinds", "rewind_pause_ms"}
+    assert wal["rewinds"] >= before["wal"]["rewinds"]
+    assert set(wal["rewind_pause_ms"]) == (
+        {"p50", "p90", "p99", "max"} if wal["rewinds"] else set())
 
 
 def test_status_tells_whether_the_request_path_is_compiled(server: Any) -> None:

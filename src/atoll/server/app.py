@@ -197,7 +197,7 @@ class Node:
             "requests_total": self.api.requests_total, "errors_total": self.api.errors_total,
             "writes_committed": self.storage.jobs_committed,
             "write_batches_committed": self.storage.batches_committed,
-            "write_path": self.storage.write_path.summary(),
+            "write_path": {**self.storage.write_path.summary(), "wal": self.storage.wal_summary()},
             "requests_ms": self.http.request_times.summary(),
         }
         if self.replicator is not None:
