@@ -204,7 +204,10 @@ def write_path_line(summary: dict[str, Any] | None) -> str | None:
     parts = [f"{label} {stages[name]['p50']:.2f}" for name, label in WRITE_STAGES
              if name in stages]
     total = stages.get("total", {})
+    pauses = (summary.get("wal") or {}).get("rewind_pause_ms")
+    rewinds = (f"; {summary['wal']['rewinds']} WAL rewinds so far, the writer's pause before"
+               f" each p50 {pauses['p50']:.2f} p90 {pauses['p90']:.2f} ms") if pauses else ""
     return (f"write path p50 ms over the last {summary['window_s']:g} s: " + ", ".join(parts)
             + f"; total p50 {total.get('p50', 0):.2f} p99 {total.get('p99', 0):.2f}"
-            + f"; {summary['writes_per_batch'].get('p50', 0)} writes per batch"
+            + f"; {summary['writes_per_batch'].get('p50', 0)} writes per batch" + rewinds
             + {True: " (compiled)", False: " (interpreted)"}.get(summary.get("compiled"), ""))

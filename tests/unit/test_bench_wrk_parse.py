@@ -91,6 +91,19 @@ def test_write_path_line_gives_each_stage_median_in_order() -> None:
                                 "writes_per_batch": {"p50": 15}, "stages_ms": stages,
                                 "compiled": True})
     assert compiled is not None and compiled.endswith("15 writes per batch (compiled)")
+    rewound = write_path_line({"window_s": 2.0, "batches": 800, "batches_total": 9000,
+                               "writes_per_batch": {"p50": 15}, "stages_ms": stages,
+                               "wal": {"frames": 900, "rewind_frames": 32000, "rewinds": 7,
+                                       "rewind_pause_ms": {"p50": 2.5, "p90": 26.75,
+                                                           "p99": 30.0, "max": 30.0}}})
+    assert rewound is not None and rewound.endswith(
+        "15 writes per batch; 7 WAL rewinds so far, the writer's pause before each"
+        " p50 2.50 p90 26.75 ms")
+    no_rewind = write_path_line({"window_s": 2.0, "batches": 800, "batches_total": 9000,
+                                 "writes_per_batch": {"p50": 15}, "stages_ms": stages,
+                                 "wal": {"frames": 900, "rewind_frames": 32000, "rewinds": 0,
+                                         "rewind_pause_ms": {}}})
+    assert no_rewind is not None and no_rewind.endswith("15 writes per batch")
 
 
 def test_write_path_line_is_none_without_batches() -> None:
