@@ -2,10 +2,9 @@
 its answer handed to the socket.
 
 A client's latency adds what the server cannot see: the time a request sits in socket
-buffers before the server reads it, and its answer after. Under wrk on this 2-core
-machine that difference is most of PutItem's p99 (README "Performance"); this summary
-lets a run tell the two apart. Recording costs a clock read and a deque append per
-request.
+buffers before the server reads it, and its answer after; this summary lets a run tell
+the two apart. (It did not show the WAL rewind pauses that made PutItem's p99 under wrk:
+README "Performance".) Recording costs a clock read and a deque append per request.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ from __future__ import annotations
 import collections
 from typing import Any
 
-from atoll.storage.writepath import PERCENTILES, WINDOW_S, now_ns, percentile
+from atoll.storage.writepath import WINDOW_S, now_ns, percentiles_ms
 
 # ~1.6 s of requests at 10,000/s; a summary sorts at most this many spans.
 RING_REQUESTS = 16384
@@ -38,6 +37,5 @@ class RequestTimes:
         result: dict[str, Any] = {"window_s": window_s, "requests": len(spans),
                                   "requests_total": self.answered}
         if spans:
-            result.update({f"p{p}": round(percentile(spans, p) / 1e6, 3) for p in PERCENTILES})
-            result["max"] = round(spans[-1] / 1e6, 3)
+            result.update(percentiles_ms(spans, with_max=True))
         return result

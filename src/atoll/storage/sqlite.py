@@ -81,7 +81,7 @@ from typing import Any
 from atoll.errors import InternalError, ServiceUnavailable
 from atoll.invariant import invariant
 from atoll.storage.schema import SCHEMA_VERSION, STATEMENTS
-from atoll.storage.writepath import PERCENTILES, BatchTimes, WritePath, now_ns, percentile
+from atoll.storage.writepath import BatchTimes, WritePath, now_ns, percentiles_ms
 
 log = logging.getLogger(__name__)
 
@@ -599,9 +599,7 @@ class SqliteStorage:
         return {
             "frames": self.wal_frames, "rewind_frames": REWIND_FRAMES,
             "rewinds": self.rewinds_done,
-            "rewind_pause_ms": {
-                **{f"p{p}": round(percentile(pauses, p) / 1e6, 3) for p in PERCENTILES},
-                "max": round(pauses[-1] / 1e6, 3)} if pauses else {},
+            "rewind_pause_ms": percentiles_ms(pauses, with_max=True) if pauses else {},
         }
 
     def close(self) -> None:

@@ -83,8 +83,7 @@ class WritePath:
         for column, (name, _start, _end) in enumerate(STAGES, start=2):
             ordered = sorted(row[column] for row in recent if row[column] >= 0)
             if ordered:
-                stages[name] = {f"p{p}": round(percentile(ordered, p) / 1e6, 3)
-                                for p in PERCENTILES}
+                stages[name] = percentiles_ms(ordered)
         sizes = sorted(row[1] for row in recent)
         return {
             "window_s": window_s, "batches": len(recent), "batches_total": self.batches,
@@ -97,3 +96,11 @@ class WritePath:
 def percentile(ordered: list[int], p: int) -> int:
     """Nearest-rank percentile of a sorted, non-empty list."""
     return ordered[min(len(ordered) - 1, max(0, -(-len(ordered) * p // 100) - 1))]
+
+
+def percentiles_ms(ordered: list[int], *, with_max: bool = False) -> dict[str, float]:
+    """PERCENTILES (and the max, if asked) of sorted, non-empty ns spans, in ms."""
+    result = {f"p{p}": round(percentile(ordered, p) / 1e6, 3) for p in PERCENTILES}
+    if with_max:
+        result["max"] = round(ordered[-1] / 1e6, 3)
+    return result
