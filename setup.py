@@ -21,8 +21,8 @@ from pathlib import Path
 
 from setuptools import setup
 
-COMPILED_PACKAGES = ("api", "clock", "engine", "expressions", "model", "node", "replication",
-                     "server", "storage", "topology")
+COMPILED_PACKAGES = ("api", "clock", "engine", "expressions", "http", "model", "node",
+                     "replication", "storage", "topology")
 INTERPRETED = {"replication/memory_store.py", "storage/writepath.py"}
 
 

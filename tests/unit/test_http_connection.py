@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from atoll.server.http import HttpServer
+from atoll.http.server import HttpServer
 
 
 class Boom(RuntimeError):
@@ -123,7 +123,7 @@ def _call(port: int, method: str, path: str, target: str | None = None) -> tuple
 @pytest.mark.parametrize("target", ["Raise.Now", "Raise.AfterFuture", "Raise.AfterYield"])
 def test_a_raising_api_handler_is_a_logged_500(port: int, target: str,
                                                 caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.ERROR, logger="atoll.server.http"):
+    with caplog.at_level(logging.ERROR, logger="atoll.http.server"):
         status, body = _call(port, "POST", "/", target)
     assert status == 500, body
     assert json.loads(body)["__type"].endswith("#InternalServerError"), body
@@ -135,7 +135,7 @@ def test_a_raising_api_handler_is_a_logged_500(port: int, target: str,
 
 def test_a_raising_get_handler_is_a_logged_500(port: int,
                                                caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.ERROR, logger="atoll.server.http"):
+    with caplog.at_level(logging.ERROR, logger="atoll.http.server"):
         status, body = _call(port, "GET", "/raise")
     assert status == 500, body
     assert any(r.getMessage() == "request handler failed" for r in caplog.records)

@@ -1,8 +1,8 @@
-"""The server-side request times /_atoll/status reports (atoll.server.latency)."""
+"""The server-side request times /_atoll/status reports (atoll.http.timing)."""
 
 from __future__ import annotations
 
-from atoll.server.latency import RequestTimes
+from atoll.http.timing import RequestTimes
 
 MS = 1_000_000
 

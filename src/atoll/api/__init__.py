@@ -1,5 +1,5 @@
 """DynamoDB JSON 1.0 protocol: operations, request validation, error shapes (pure).
 
 `dispatch.Api` turns (target header, body bytes) into (status, body bytes); the HTTP
-server in `atoll.server` only moves bytes.
+server in `atoll.http` only moves bytes.
 """

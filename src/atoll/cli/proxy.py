@@ -7,7 +7,7 @@ import asyncio
 import click
 
 from atoll.client.routing import FAILOVER_BUDGET_S, DiscoveryError
-from atoll.server.http import ListenError
+from atoll.http.server import ListenError
 
 
 @click.command()

@@ -5,9 +5,9 @@ from __future__ import annotations
 import click
 
 from atoll.errors import ValidationError
-from atoll.server.app import NodeConfig
-from atoll.server.app import serve as run_node
-from atoll.server.http import ListenError
+from atoll.http.server import ListenError
+from atoll.node.node import NodeConfig
+from atoll.node.node import serve as run_node
 from atoll.topology.config import load_cluster_config
 
 

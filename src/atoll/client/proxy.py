@@ -27,8 +27,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from atoll.client.routing import FAILOVER_BUDGET_S, Failover, Outcome, Router
-from atoll.node.httpclient import HttpClient, PeerHttpError
-from atoll.server.http import HttpServer, ListenError, listen
+from atoll.http.client import HttpClient, PeerHttpError
+from atoll.http.server import HttpServer, ListenError, listen
 
 log = logging.getLogger(__name__)
 

@@ -95,11 +95,11 @@ async def batch_write_item(engine: Engine, request: dict[str, Any]) -> dict[str,
         # every index row is planned before any write; again if a definition changed
         index_plans = []
         for (table, ops), table_plans in zip(plans, planned):
-            engine.ensure_live(table)
-            current = engine.current_def(table)
+            engine.catalog.ensure_live(table)
+            current = engine.catalog.current(table)
             index_plans.append(table_plans if current is table else plan_table(current, ops))
         for (table, ops), table_plans in zip(plans, index_plans):
-            current = engine.current_def(table)
+            current = engine.catalog.current(table)
             hlc = engine.clock.tick()
             logged: list[ItemOp] = []
             for (key, _item, item_bytes, size), plan in zip(ops, table_plans):

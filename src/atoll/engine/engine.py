@@ -2,13 +2,8 @@
 
 Threading contract: every public coroutine runs on the event-loop thread. Write jobs
 (closures passed to `storage.write`) run one batch at a time, on the event-loop thread or
-the storage writer thread (see storage.sqlite); they may read `self.live_tids` and
-`self.writer_defs` and tick `self.clock`, which only write jobs touch after start.
-
-Table definitions have two views: `tables` (name -> TableDef, event-loop thread, what
-requests are validated against) and `writer_defs` (tid -> TableDef, set by DDL jobs in
-commit order, what write jobs maintain indexes by). DDL that rewrites a definition holds
-`ddl_lock`, so definitions change one at a time.
+the storage writer thread (see storage.sqlite); they may read the catalog's commit view
+and tick `self.clock`, which only write jobs touch after start (engine/catalog.py).
 """
 
 from __future__ import annotations
@@ -23,8 +18,8 @@ import orjson
 
 from atoll.clock import HybridClock
 from atoll.engine import batch, items, reads, replica, tables, tags, transactions, ttl
-from atoll.engine.tabledef import TableDef, table_name_of
-from atoll.errors import ResourceNotFound
+from atoll.engine.catalog import Catalog
+from atoll.engine.tabledef import TableDef
 from atoll.storage import SqliteStorage, WriteTxn
 
 log = logging.getLogger(__name__)
@@ -71,14 +66,8 @@ class Engine:
         # clock that went back must not make new writes lose to old ones)
         self.clock.restore(storage.last_local_hlc())
         self.now_ms = now_ms
-        self.tables: dict[str, TableDef] = {}
-        for name, tid, definition in storage.load_tables():
-            table = TableDef.from_json(orjson.loads(definition))
-            table.tid = tid
-            self.tables[name] = table
-        self.live_tids = {t.tid for t in self.tables.values()}  # writer-thread view
-        self.writer_defs: dict[int, TableDef] = {t.tid: t for t in self.tables.values()}
-        self.ddl_lock = asyncio.Lock()
+        self.catalog = Catalog(_stored_table(tid, definition)
+                               for _name, tid, definition in storage.load_tables())
         self.replica_regions: tuple[str, ...] = ()  # every region of the cluster, if any
         self.endpoint_address = "127.0.0.1:8000"  # DescribeEndpoints; the node sets it
         self.ttl_interval_s = ttl.DEFAULT_INTERVAL_S
@@ -102,7 +91,7 @@ class Engine:
     def start_background(self) -> None:
         """After storage.start: resume interrupted index backfills, start the TTL sweeper."""
         from atoll.engine import indexes
-        for table in list(self.tables.values()):
+        for table in self.catalog.tables():
             for index in table.indexes:
                 if index.status == "CREATING":
                     self.spawn(indexes.backfill(self, table.name, index.name),
@@ -115,10 +104,6 @@ class Engine:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    def current_def(self, table: TableDef) -> TableDef:
-        """Inside a write job: the table's definition as of this point in commit order."""
-        return self.writer_defs.get(table.tid, table)
-
     async def replace_definition(self, table: TableDef, updated: TableDef,
                                  dropped_iids: tuple[int, ...] = ()) -> TableDef:
         """Persist a changed definition (and drop removed indexes' rows) in one job; the
@@ -126,38 +111,23 @@ class Engine:
         updated.tid = table.tid
 
         def job(txn: WriteTxn) -> None:
-            self.ensure_live(table)
+            self.catalog.ensure_live(table)
             hlc = self.clock.tick()
             txn.update_table(table.name, orjson.dumps(updated.to_json()))
             for iid in dropped_iids:
                 txn.index_drop(table.tid, iid)
             replica.log_table_op(self, txn, hlc, "update", table.name, updated)
-            self.writer_defs[table.tid] = updated
+            self.catalog.committed_update(updated)
 
         await self.storage.write(job)
-        current = self.tables.get(table.name)
-        if current is not None and current.tid == table.tid:
-            self.tables[table.name] = updated
+        self.catalog.publish_update(table, updated)
         return updated
 
     async def handle(self, operation: str, request: dict[str, Any]) -> Any:
         return await HANDLERS[operation](self, request)
 
     def table(self, table_name: str) -> TableDef:
-        table = self.tables.get(table_name)
-        if table is not None:  # the hot path: a plain name of an existing table
-            return table
-        name = table_name_of(table_name)
-        table = self.tables.get(name)
-        if table is None:
-            raise ResourceNotFound(f"Requested resource not found: Table: {name} not found")
-        return table
-
-    def ensure_live(self, table: TableDef) -> None:
-        """Called inside write jobs: the table may have been dropped since the request
-        was validated."""
-        if table.tid not in self.live_tids:
-            raise ResourceNotFound(f"Requested resource not found: Table: {table.name} not found")
+        return self.catalog.table(table_name)
 
     def log_item_changes(self, txn: WriteTxn, hlc: int, table: TableDef,
                          ops: list[replica.ItemOp]) -> None:
@@ -170,3 +140,9 @@ class Engine:
         applies the whole transaction atomically in every region."""
         replica.log_writes(self, txn, hlc, [replica.logged_write(txn, table, op)
                                             for table, ops in groups for op in ops])
+
+
+def _stored_table(tid: int, definition: bytes) -> TableDef:
+    table = TableDef.from_json(orjson.loads(definition))
+    table.tid = tid
+    return table

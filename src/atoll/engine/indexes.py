@@ -11,7 +11,7 @@ Theory of operation
   and writes the new ones. Both run in the same storage transaction as the item and its
   changelog record, so after a crash an index always matches its table.
 - Write jobs use the write path's view of the table definition
-  (`Engine.writer_defs`), which DDL jobs update in commit order: a write queued behind
+  (the catalog's commit view), which DDL jobs update in commit order: a write queued behind
   an UpdateTable that adds an index maintains that index, whatever definition the request
   was validated against.
 - A GSI added by UpdateTable starts CREATING; `backfill` walks the base table in chunks
@@ -254,7 +254,7 @@ def apply_gsi_updates(table: TableDef, updated: TableDef,
 
 async def backfill(engine: Engine, table_name: str, index_name: str) -> None:
     """Index every existing item, chunk by chunk, then turn the index ACTIVE."""
-    table = engine.tables.get(table_name)
+    table = engine.catalog.get(table_name)
     if table is None:
         return
     tid = table.tid
@@ -262,7 +262,7 @@ async def backfill(engine: Engine, table_name: str, index_name: str) -> None:
     indexed = 0
 
     def chunk(txn: WriteTxn) -> tuple[tuple[int, bytes, bytes] | None, int, bool]:
-        current = engine.writer_defs.get(tid)
+        current = engine.catalog.current_by_tid(tid)
         index = current.find_index(index_name) if current is not None else None
         if current is None or index is None or index.status != "CREATING":
             return None, 0, False  # the table or the index went away meanwhile
@@ -297,8 +297,8 @@ async def backfill(engine: Engine, table_name: str, index_name: str) -> None:
             break
     log.info("backfilled %d items into %s.%s", indexed, table_name, index_name)
 
-    async with engine.ddl_lock:
-        current = engine.tables.get(table_name)
+    async with engine.catalog.ddl_lock:
+        current = engine.catalog.get(table_name)
         if current is None or current.tid != tid:
             return
         index = current.find_index(index_name)

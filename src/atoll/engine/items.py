@@ -113,7 +113,7 @@ def _write_item(engine: Engine, txn: WriteTxn, table: TableDef, key: EncodedKey,
     """`planned`: index rows computed before the job against a definition; reused when
     that is still the current one (work done before the job overlaps the batch in
     flight instead of lengthening the next one)."""
-    current = engine.current_def(table)
+    current = engine.catalog.current(table)
     if planned is not None and planned[0] is current:
         plan = planned[1]
     else:  # may reject: nothing written yet
@@ -128,7 +128,7 @@ def _delete_item(engine: Engine, txn: WriteTxn, table: TableDef, key: EncodedKey
                  key_item: dict[str, Any], old: tuple[bytes, int, int, str] | None
                  ) -> dict[str, float]:
     hlc = engine.clock.tick()
-    units = delete_row(engine, txn, engine.current_def(table), key, old, hlc)
+    units = delete_row(engine, txn, engine.catalog.current(table), key, old, hlc)
     engine.log_item_changes(txn, hlc, table, [(key, None, old)])
     return units
 
@@ -208,7 +208,7 @@ def _checked_old_row(engine: Engine, txn: WriteTxn, table: TableDef, key: Encode
                      ) -> tuple[bytes, int, int, str] | None:
     """(In a write job) the live row a PutItem/DeleteItem replaces, once its
     ConditionExpression (if any) held for it."""
-    engine.ensure_live(table)
+    engine.catalog.ensure_live(table)
     old = txn.get(table.tid, *key)
     if "ConditionExpression" in expressions.parsed:
         old_item = _old_item(old)
@@ -251,7 +251,7 @@ async def update_item(engine: Engine, request: dict[str, Any]) -> Any:
     has_condition = "ConditionExpression" in expressions.parsed
 
     def job(txn: WriteTxn) -> tuple[dict[str, Any] | None, dict[str, Any], list[Any], Any]:
-        engine.ensure_live(table)
+        engine.catalog.ensure_live(table)
         old = txn.get(table.tid, *key)
         old_item = _old_item(old)
         if has_condition and not expressions.condition_holds("ConditionExpression", old_item):

@@ -246,8 +246,7 @@ def _apply_table_state(engine: Engine, txn: WriteTxn, name: str, state: TableSta
     existing = _local_table(txn, name)
     if existing is not None and (definition is None or _created_differs(existing, definition)):
         txn.drop_table(name, existing.tid)
-        engine.live_tids.discard(existing.tid)
-        engine.writer_defs.pop(existing.tid, None)
+        engine.catalog.committed_drop(existing.tid)
         outcome.table_events.append(("drop", name, None))
         existing = None
     if definition is None:
@@ -255,13 +254,13 @@ def _apply_table_state(engine: Engine, txn: WriteTxn, name: str, state: TableSta
     table = definition_table(definition)
     if existing is None:
         table.tid = txn.create_table(name, orjson.dumps(table.to_json()))
-        engine.live_tids.add(table.tid)
+        engine.catalog.committed_create(table)
         outcome.table_events.append(("create", name, table))
     else:
         table.tid = existing.tid
         txn.update_table(name, orjson.dumps(table.to_json()))
         outcome.table_events.append(("update", name, table))
-    engine.writer_defs[table.tid] = table
+    engine.catalog.committed_update(table)
 
 
 def _created_differs(existing: TableDef, definition: dict[str, Any]) -> bool:
@@ -271,7 +270,7 @@ def _created_differs(existing: TableDef, definition: dict[str, Any]) -> bool:
 
 def _apply_item(engine: Engine, txn: WriteTxn, table: TableDef, pk: bytes, sk: bytes,
                 stored: Stored, row: _Row | None) -> None:
-    current = engine.current_def(table)
+    current = engine.catalog.current(table)
     h = partition_hash(pk)
     key = (h, pk, sk)
     old = row.live if row is not None else txn.get(table.tid, h, pk, sk)
@@ -313,9 +312,9 @@ def apply_table_events(engine: Engine, outcome: ApplyOutcome) -> None:
     """After the apply job committed (event-loop thread): update the request-side view."""
     for kind, name, table in outcome.table_events:
         if kind == "drop":
-            engine.tables.pop(name, None)
+            engine.catalog.publish_drop(name)
         elif table is not None:
-            engine.tables[name] = table
+            engine.catalog.publish(table)
 
 
 # --- rebuilding from a peer's snapshot -------------------------------------------------

@@ -29,7 +29,7 @@ def _describe(engine: Engine, table: TableDef, status: str = "ACTIVE") -> dict[s
 
 async def create_table(engine: Engine, request: dict[str, Any]) -> dict[str, Any]:
     table = parse_create_table(request)
-    if table.name in engine.tables:
+    if table.name in engine.catalog:
         raise ResourceInUse(f"Table already exists: {table.name}")
 
     def job(txn: WriteTxn) -> int:
@@ -37,17 +37,16 @@ async def create_table(engine: Engine, request: dict[str, Any]) -> dict[str, Any
         tid = txn.create_table(table.name, orjson.dumps(table.to_json()))
         table.tid = tid
         replica.log_table_op(engine, txn, hlc, "create", table.name, table)
-        engine.live_tids.add(tid)
-        engine.writer_defs[tid] = table
+        engine.catalog.committed_create(table)
         return tid
 
-    if table.name in engine.tables:  # re-check: another create may have won meanwhile
+    if table.name in engine.catalog:  # re-check: another create may have won meanwhile
         raise ResourceInUse(f"Table already exists: {table.name}")
-    engine.tables[table.name] = table  # reserve the name while the create commits
+    engine.catalog.reserve(table)  # hold the name while the create commits
     try:
         table.tid = await engine.storage.write(job)
     except BaseException:
-        engine.tables.pop(table.name, None)
+        engine.catalog.release(table.name)
         raise
     return {"TableDescription": _describe(engine, table)}
 
@@ -60,7 +59,7 @@ async def describe_table(engine: Engine, request: dict[str, Any]) -> dict[str, A
 async def list_tables(engine: Engine, request: dict[str, Any]) -> dict[str, Any]:
     limit = request.get("Limit", 100)
     start = request.get("ExclusiveStartTableName")
-    names = sorted(n for n, t in engine.tables.items() if t.tid)
+    names = engine.catalog.names()
     if start is not None:
         names = [n for n in names if n > start]
     result: dict[str, Any] = {"TableNames": names[:limit]}
@@ -77,16 +76,14 @@ async def delete_table(engine: Engine, request: dict[str, Any]) -> dict[str, Any
     description = _describe(engine, table, status="DELETING")
 
     def job(txn: WriteTxn) -> None:
-        engine.ensure_live(table)
+        engine.catalog.ensure_live(table)
         hlc = engine.clock.tick()
         txn.drop_table(table.name, table.tid)
         replica.log_table_op(engine, txn, hlc, "delete", table.name, None)
-        engine.live_tids.discard(table.tid)
-        engine.writer_defs.pop(table.tid, None)
+        engine.catalog.committed_drop(table.tid)
 
     await engine.storage.write(job)
-    if engine.tables.get(table.name) is table:
-        del engine.tables[table.name]
+    engine.catalog.publish_drop(table.name, table)
     return {"TableDescription": description}
 
 
@@ -100,7 +97,7 @@ async def update_table(engine: Engine, request: dict[str, Any]) -> dict[str, Any
         raise ValidationError(
             "At least one of ProvisionedThroughput, BillingMode, UpdateStreamEnabled, "
             "GlobalSecondaryIndexUpdates or SSESpecification or ReplicaUpdates is required")
-    async with engine.ddl_lock:
+    async with engine.catalog.ddl_lock:
         table = engine.table(request["TableName"])  # the latest definition
         updated = table.copy()
         if (request.get("BillingMode") is not None

@@ -28,7 +28,7 @@ def _table_of(engine: Engine, arn: str) -> TableDef:
     match = _TABLE_ARN_RE.match(arn)
     if match is None:
         raise ValidationError(f"Invalid TableArn: Invalid ResourceArn provided as input {arn}")
-    table = engine.tables.get(match.group(1))
+    table = engine.catalog.get(match.group(1))
     if table is None or not table.tid:
         raise ResourceNotFound(f"Requested resource not found: ResourcArn: {arn} not found")
     return table
@@ -48,7 +48,7 @@ def tags_of(request: dict[str, Any]) -> dict[str, str]:
 
 async def tag_resource(engine: Engine, request: dict[str, Any]) -> dict[str, Any]:
     new_tags = tags_of(request)
-    async with engine.ddl_lock:
+    async with engine.catalog.ddl_lock:
         table = _table_of(engine, request["ResourceArn"])
         merged = {**table.tags, **new_tags}
         if len(merged) > MAX_TAGS:
@@ -61,7 +61,7 @@ async def tag_resource(engine: Engine, request: dict[str, Any]) -> dict[str, Any
 
 
 async def untag_resource(engine: Engine, request: dict[str, Any]) -> dict[str, Any]:
-    async with engine.ddl_lock:
+    async with engine.catalog.ddl_lock:
         table = _table_of(engine, request["ResourceArn"])
         updated = table.copy()
         for key in request["TagKeys"]:

@@ -155,7 +155,7 @@ async def transact_write_items(engine: Engine, request: dict[str, Any]) -> Any:
         hlc = engine.clock.tick()
         groups: dict[str, tuple[TableDef, list[ItemOp]]] = {}
         for action, (old, _new_item, new_bytes, size, plan) in zip(actions, writes):
-            current = engine.current_def(action.table)
+            current = engine.catalog.current(action.table)
             units: dict[str, float] = {}
             change: ItemOp
             if action.kind == "ConditionCheck":
@@ -199,7 +199,7 @@ async def transact_write_items(engine: Engine, request: dict[str, Any]) -> Any:
 def _check(engine: Engine, txn: WriteTxn, action: _Action
            ) -> tuple[tuple[bytes, int, int, str] | None, dict[str, Any]]:
     """Read the action's item and evaluate its condition: (old row, cancellation reason)."""
-    engine.ensure_live(action.table)
+    engine.catalog.ensure_live(action.table)
     old = txn.get(action.table.tid, *action.key)
     if "ConditionExpression" not in action.expressions.parsed:
         return old, {"Code": "None"}
@@ -234,7 +234,7 @@ def _prepare(engine: Engine, actions: list[_Action],
 
 def _prepare_one(engine: Engine, action: _Action, old: tuple[bytes, int, int, str] | None
                  ) -> tuple[Any, Any, ItemJson | None, int, Any]:
-    current = engine.current_def(action.table)
+    current = engine.catalog.current(action.table)
     if action.kind in ("ConditionCheck", "Delete"):
         return old, None, None, 0, None
     if action.kind == "Put":

@@ -48,7 +48,7 @@ async def update_time_to_live(engine: Engine, request: dict[str, Any]) -> dict[s
     spec = request["TimeToLiveSpecification"]
     enabled = bool(spec["Enabled"])
     attribute = spec["AttributeName"]
-    async with engine.ddl_lock:
+    async with engine.catalog.ddl_lock:
         table = engine.table(request["TableName"])
         current = table.ttl_attribute
         if enabled and current is not None:
@@ -100,7 +100,7 @@ async def sweep_once(engine: Engine,
                      cursors: dict[int, tuple[int, bytes, bytes] | None]) -> int:
     """One round over every TTL-enabled table; returns the number of items deleted."""
     deleted = 0
-    for table in list(engine.tables.values()):
+    for table in engine.catalog.tables():
         if table.ttl_attribute is None or not table.tid:
             continue
         deleted += await _sweep_table(engine, table, cursors)
@@ -149,9 +149,9 @@ async def _delete_expired(engine: Engine, table: TableDef, keys: list[EncodedKey
     assert attribute is not None
 
     def job(txn: WriteTxn) -> int:
-        if table.tid not in engine.live_tids:
+        if not engine.catalog.is_live(table.tid):
             return 0
-        current = engine.current_def(table)
+        current = engine.catalog.current(table)
         hlc = engine.clock.tick()
         logged: list[ItemOp] = []
         for key in keys:

@@ -45,8 +45,8 @@ from atoll.engine.replica import (
     snapshot_tables_job,
 )
 from atoll.errors import ServiceUnavailable
+from atoll.http.client import HttpClient, PeerHttpError
 from atoll.invariant import invariant
-from atoll.node.httpclient import HttpClient, PeerHttpError
 from atoll.replication.change import Version
 from atoll.replication.cursors import Cursor
 from atoll.replication.errors import BadMessage
@@ -255,7 +255,7 @@ class Replicator:
                            "definition": orjson.loads(d) if d is not None else None}
                           for n, ch, co, vh, vo, d in self.storage.load_table_states()]
                 return 200, orjson.dumps({"cursors": vector, "tables": tables})
-            table = self.engine.tables.get(request["table"])
+            table = self.engine.catalog.get(request["table"])
             if table is None:
                 return 200, orjson.dumps({"rows": [], "more": False})
             after = request.get("after")

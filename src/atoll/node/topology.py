@@ -35,7 +35,7 @@ from typing import Any
 
 import orjson
 
-from atoll.node.httpclient import HttpClient, PeerHttpError
+from atoll.http.client import HttpClient, PeerHttpError
 from atoll.topology.model import ClusterConfig, TopologyError, topology_from_dict
 from atoll.topology.update import Accept, Reject, decide
 

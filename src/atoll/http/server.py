@@ -38,7 +38,7 @@ from typing import Any
 import httptools
 import orjson
 
-from atoll.server.latency import RequestTimes, now_ns
+from atoll.http.timing import RequestTimes, now_ns
 
 log = logging.getLogger(__name__)
 

@@ -25,6 +25,8 @@ from atoll.api.dispatch import Api
 from atoll.engine import Engine
 from atoll.engine.engine import wall_clock_ms
 from atoll.errors import ServiceUnavailable, ValidationError
+from atoll.http import server as _http
+from atoll.http.server import HttpServer, ListenError, listen
 from atoll.node.replicator import Replicator
 from atoll.node.topology import (
     TOPOLOGY_PATH,
@@ -32,8 +34,6 @@ from atoll.node.topology import (
     TopologyKeeper,
     topology_file_path,
 )
-from atoll.server import http as _http
-from atoll.server.http import HttpServer, ListenError, listen
 from atoll.storage import SqliteStorage
 from atoll.topology.config import ClusterConfig
 from atoll.topology.update import start_topology
@@ -193,7 +193,7 @@ class Node:
     def status(self) -> dict[str, Any]:
         status: dict[str, Any] = {
             "region": self.config.region, "version": __version__, "compiled": COMPILED,
-            "tables": len(self.engine.tables),
+            "tables": len(self.engine.catalog),
             "requests_total": self.api.requests_total, "errors_total": self.api.errors_total,
             "writes_committed": self.storage.jobs_committed,
             "write_batches_committed": self.storage.batches_committed,
