@@ -96,9 +96,7 @@ def log_table_op(engine: Engine, txn: WriteTxn, hlc: int, kind: str, name: str,
 
 
 def table_state(txn: WriteTxn, name: str) -> TableState | None:
-    row = txn.conn.execute(
-        "SELECT created_hlc, created_origin, version_hlc, version_origin, definition"
-        " FROM table_states WHERE name=?", (name,)).fetchone()
+    row = txn.table_state_row(name)
     if row is None:
         return None
     definition = orjson.loads(row[4]) if row[4] is not None else None
@@ -119,7 +117,7 @@ class ApplyOutcome:
 
 
 def _local_table(txn: WriteTxn, name: str) -> TableDef | None:
-    row = txn.conn.execute("SELECT tid, definition FROM tables WHERE name=?", (name,)).fetchone()
+    row = txn.table_row(name)
     if row is None:
         return None
     table = TableDef.from_json(orjson.loads(row[1]))

@@ -404,6 +404,20 @@ class WriteTxn:
             (detected_ms, table_name, record))
 
     # --- catalog -----------------------------------------------------------------------
+    def table_row(self, name: str) -> tuple[int, bytes] | None:
+        """(tid, definition) of the live table `name` as of this transaction."""
+        row = self._cur.execute("SELECT tid, definition FROM tables WHERE name=?",
+                                (name,)).fetchone()
+        return (int(row[0]), row[1]) if row is not None else None
+
+    def table_state_row(self, name: str) -> tuple[int, str, int, str, bytes | None] | None:
+        """(created hlc, created origin, version hlc, version origin, definition) of the
+        table name's replicated state as of this transaction."""
+        row = self._cur.execute(
+            "SELECT created_hlc, created_origin, version_hlc, version_origin, definition"
+            " FROM table_states WHERE name=?", (name,)).fetchone()
+        return tuple(row) if row is not None else None  # type: ignore[return-value]
+
     def create_table(self, name: str, definition: bytes) -> int:
         row = self._cur.execute("SELECT COALESCE(MAX(tid), 0) + 1 FROM tables").fetchone()
         tid = int(row[0])
