@@ -12,7 +12,7 @@ import orjson
 
 from atoll.engine import capacity
 from atoll.engine.items import apply_projection, delete_row, plan_indexes, projection_of, put_row
-from atoll.engine.replica import ItemOp
+from atoll.engine.outbox import ItemOp
 from atoll.engine.tabledef import EncodedKey, TableDef
 from atoll.errors import ValidationError
 from atoll.model.values import check_item, check_item_size

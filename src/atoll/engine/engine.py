@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from atoll.clock import HybridClock
-from atoll.engine import batch, items, reads, replica, tables, tags, transactions, ttl
+from atoll.engine import batch, items, outbox, reads, tables, tags, transactions, ttl
 from atoll.engine.catalog import Catalog
 from atoll.engine.tabledef import TableDef
 from atoll.storage import SqliteStorage, WriteTxn
@@ -116,7 +116,7 @@ class Engine:
             txn.update_table(table.name, orjson.dumps(updated.to_json()))
             for iid in dropped_iids:
                 txn.index_drop(table.tid, iid)
-            replica.log_table_op(self, txn, hlc, "update", table.name, updated)
+            outbox.log_table_op(self, txn, hlc, "update", table.name, updated)
             self.catalog.committed_update(updated)
 
         await self.storage.write(job)
@@ -130,15 +130,15 @@ class Engine:
         return self.catalog.table(table_name)
 
     def log_item_changes(self, txn: WriteTxn, hlc: int, table: TableDef,
-                         ops: list[replica.ItemOp]) -> None:
+                         ops: list[outbox.ItemOp]) -> None:
         """Log one change for item writes: (key, new item or None, old row)."""
-        replica.log_writes(self, txn, hlc, [replica.logged_write(txn, table, op) for op in ops])
+        outbox.log_writes(self, txn, hlc, [outbox.logged_write(txn, table, op) for op in ops])
 
     def log_multi_table_changes(self, txn: WriteTxn, hlc: int,
-                                groups: list[tuple[TableDef, list[replica.ItemOp]]]) -> None:
+                                groups: list[tuple[TableDef, list[outbox.ItemOp]]]) -> None:
         """One change for a transaction's item writes across tables, so replication
         applies the whole transaction atomically in every region."""
-        replica.log_writes(self, txn, hlc, [replica.logged_write(txn, table, op)
+        outbox.log_writes(self, txn, hlc, [outbox.logged_write(txn, table, op)
                                             for table, ops in groups for op in ops])
 
 

@@ -1,10 +1,6 @@
-"""The engine's side of replication: changes out (the outbox) and changes in (apply).
+"""The engine's side of replication in: applying peers' changes (the outbox is outbox.py).
 
 Theory of operation
-- Out: every local write job ends by logging ONE `Change` (atoll.replication.change) in
-  the same transaction as its item, index and table rows. Item writes carry `prev`, the
-  version they overwrote, so receivers can tell a clean overwrite from a concurrent one.
-  DDL is a `TableOp` whose definition is region-independent (no local storage ids).
 - In: `apply_job(engine, changes)` returns a write job that applies a peer's changes in
   order inside ONE storage transaction, exactly as the `ReplicaStore.apply` contract says:
   duplicates (seq <= cursor) are skipped, a gap stops the batch, the pure merge rule
@@ -27,21 +23,12 @@ import orjson
 
 from atoll.clock import hlc_physical_ms
 from atoll.engine import indexes
-from atoll.engine.tabledef import EncodedKey, TableDef
+from atoll.engine.outbox import definition_table, table_state
+from atoll.engine.tabledef import TableDef
 from atoll.errors import AtollError
 from atoll.model.keys import partition_hash
 from atoll.model.values import item_size
-from atoll.replication.change import (
-    Change,
-    ItemJson,
-    LoggedWrite,
-    Op,
-    TableOp,
-    Version,
-    encode_item_change,
-    encode_new_change,
-    item_json,
-)
+from atoll.replication.change import Change, Version, item_json
 from atoll.replication.errors import UnknownTable
 from atoll.replication.merge import Conflict, Stored, TableState, merge_change
 from atoll.storage import WriteTxn
@@ -50,60 +37,6 @@ if TYPE_CHECKING:
     from atoll.engine.engine import Engine
 
 log = logging.getLogger(__name__)
-
-ItemOp = tuple[EncodedKey, ItemJson | None, tuple[bytes, int, int, str] | None]
-"""(encoded key, the new item or None for a delete, the live row it replaces or None)."""
-
-
-def table_definition(table: TableDef) -> dict[str, Any]:
-    """The replicated form of a definition: without this node's storage id."""
-    definition = table.to_json()
-    definition.pop("tid", None)
-    return definition
-
-
-def definition_table(definition: dict[str, Any]) -> TableDef:
-    return TableDef.from_json(definition)
-
-
-# --- out: logging local changes --------------------------------------------------------
-
-def logged_write(txn: WriteTxn, table: TableDef, op: ItemOp) -> LoggedWrite:
-    (h, pk, sk), item, old = op
-    written = txn.prev_of(table.tid, h, pk, sk)  # what the row write recorded
-    prev = written if written is not None else (old[2], old[3]) if old is not None else None
-    return LoggedWrite(table.name, pk, sk, item, prev)
-
-
-def log_writes(engine: Engine, txn: WriteTxn, hlc: int, writes: list[LoggedWrite]) -> None:
-    txn.log_change(hlc, encode_item_change(engine.region, txn.next_seq, hlc, writes))
-
-
-def log_ops(engine: Engine, txn: WriteTxn, hlc: int, ops: list[Op]) -> None:
-    txn.log_change(hlc, encode_new_change(engine.region, txn.next_seq, hlc, ops))
-
-
-def log_table_op(engine: Engine, txn: WriteTxn, hlc: int, kind: str, name: str,
-                 table: TableDef | None) -> None:
-    """Log DDL and record the table's replicated state, in the DDL's transaction."""
-    version = Version(hlc, engine.region)
-    previous = table_state(txn, name)
-    created = version if kind == "create" or previous is None else previous.created
-    definition = table_definition(table) if table is not None else None
-    txn.set_table_state(name, tuple(created), tuple(version),  # type: ignore[arg-type]
-                        orjson.dumps(definition) if definition is not None else None)
-    log_ops(engine, txn, hlc, [TableOp(name, kind, definition)])
-
-
-def table_state(txn: WriteTxn, name: str) -> TableState | None:
-    row = txn.table_state_row(name)
-    if row is None:
-        return None
-    definition = orjson.loads(row[4]) if row[4] is not None else None
-    return TableState(Version(row[0], row[1]), Version(row[2], row[3]), definition)
-
-
-# --- in: applying peers' changes -------------------------------------------------------
 
 @dataclass
 class ApplyOutcome:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from atoll.engine import indexes, replica
+from atoll.engine import indexes, outbox
 from atoll.engine.tabledef import TableDef, apply_billing, parse_create_table
 from atoll.errors import ResourceInUse, ValidationError
 from atoll.storage import WriteTxn
@@ -36,7 +36,7 @@ async def create_table(engine: Engine, request: dict[str, Any]) -> dict[str, Any
         hlc = engine.clock.tick()
         tid = txn.create_table(table.name, orjson.dumps(table.to_json()))
         table.tid = tid
-        replica.log_table_op(engine, txn, hlc, "create", table.name, table)
+        outbox.log_table_op(engine, txn, hlc, "create", table.name, table)
         engine.catalog.committed_create(table)
         return tid
 
@@ -79,7 +79,7 @@ async def delete_table(engine: Engine, request: dict[str, Any]) -> dict[str, Any
         engine.catalog.ensure_live(table)
         hlc = engine.clock.tick()
         txn.drop_table(table.name, table.tid)
-        replica.log_table_op(engine, txn, hlc, "delete", table.name, None)
+        outbox.log_table_op(engine, txn, hlc, "delete", table.name, None)
         engine.catalog.committed_drop(table.tid)
 
     await engine.storage.write(job)

@@ -33,7 +33,7 @@ from atoll import expressions as ex
 from atoll.engine import capacity
 from atoll.engine.expr import RequestExpressions
 from atoll.engine.items import apply_projection, delete_row, plan_indexes, projection_of, put_row
-from atoll.engine.replica import ItemOp
+from atoll.engine.outbox import ItemOp
 from atoll.engine.tabledef import EncodedKey, TableDef
 from atoll.errors import (
     IdempotentParameterMismatch,

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from atoll.engine.items import delete_row
-from atoll.engine.replica import ItemOp
+from atoll.engine.outbox import ItemOp
 from atoll.engine.tabledef import EncodedKey, TableDef
 from atoll.errors import ValidationError
 from atoll.storage import WriteTxn
