@@ -99,6 +99,8 @@ def translate_select(select: n.Select, schema: TableSchema, statement: str,
     used = sort_terms | ({hash_term} if hash_term is not None else set())
     rest = [term for i, term in enumerate(terms) if i not in used]
     if mode != STATEMENT:
+        if hash_term is not None and not isinstance(terms[hash_term], n.Compare):
+            hash_values = None  # IN or OR: not the equality a single-item read needs
         return _single_item(select, schema, statement, mode, hash_values, sort, rest)
     forward = _check_order(select, hash_key, range_key, hash_values)
     if hash_values is None:
@@ -133,7 +135,7 @@ def translate_select(select: n.Select, schema: TableSchema, statement: str,
             request["KeyConditionExpression"] = _key_condition(
                 expressions, hash_key, value, range_key, sort)
             if filter_terms:
-                request["FilterExpression"] = expressions.condition(n.And(0, 0, tuple(filter_terms)))
+                request["FilterExpression"] = expressions.condition(_all_of(filter_terms))
             if forward is not None:
                 request["ScanIndexForward"] = forward
         if heads:
@@ -342,8 +344,13 @@ def _residual(terms: list[n.Node], statement: str) -> Residual | None:
     if not terms:
         return None
     expressions = Expressions(statement)
-    text = expressions.condition(n.And(0, 0, tuple(terms)))
+    text = expressions.condition(_all_of(terms))
     return Residual(text, dict(expressions.names), dict(expressions.values))
+
+
+def _all_of(terms: list[n.Node]) -> n.Node:
+    """One condition for AND terms (a single term as itself)."""
+    return terms[0] if len(terms) == 1 else n.And(0, 0, tuple(terms))
 
 
 def _projection_heads(projection: tuple[n.Path, ...] | None,
@@ -433,7 +440,7 @@ def _update(update: n.Update, schema: TableSchema, statement: str) -> WritePlan:
                                "UpdateExpression": expressions.update(update.actions)}
     condition = f"attribute_exists({expressions.name(schema.hash_key)})"
     if rest:
-        condition += f" AND ({expressions.condition(n.And(0, 0, tuple(rest)))})"
+        condition += f" AND ({expressions.condition(_all_of(rest))})"
     request["ConditionExpression"] = condition
     if update.returning is not None:
         request["ReturnValues"] = update.returning
@@ -452,7 +459,7 @@ def _delete(delete: n.Delete, schema: TableSchema, statement: str) -> WritePlan:
     expressions = Expressions(statement)
     request: dict[str, Any] = {"TableName": delete.source.table, "Key": key}
     if rest:
-        request["ConditionExpression"] = expressions.condition(n.And(0, 0, tuple(rest)))
+        request["ConditionExpression"] = expressions.condition(_all_of(rest))
     if delete.returning is not None:
         request["ReturnValues"] = "ALL_OLD"
     return WritePlan("DELETE", delete.source.table, "DeleteItem", expressions.attach(request),
@@ -472,7 +479,7 @@ def _exists(exists: n.Exists, schema: TableSchema, statement: str) -> WritePlan:
         raise ValidationError("EXISTS() must contain a single item read with additional condition")
     expressions = Expressions(statement)
     condition = (f"attribute_exists({expressions.name(schema.hash_key)}) AND "
-                 f"({expressions.condition(n.And(0, 0, tuple(rest)))})")
+                 f"({expressions.condition(_all_of(rest))})")
     request = expressions.attach({"TableName": select.source.table, "Key": key,
                                   "ConditionExpression": condition})
     return WritePlan("EXISTS", select.source.table, "ConditionCheck", request)
