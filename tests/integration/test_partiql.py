@@ -361,6 +361,24 @@ def test_a_page_stops_at_one_megabyte(ddb: Any, table_name: str) -> None:
     assert pages == 2
 
 
+def test_a_page_of_several_partitions_stops_near_one_megabyte(ddb: Any, table_name: str) -> None:
+    """One read per partition key value, each up to 1 MB: the page starts no further read
+    once it holds 1 MB."""
+    t = music(ddb, table_name)
+    blob = "x" * 100_000
+    for p in range(5):
+        for n in range(3):
+            ddb.put_item(TableName=t, Item={"Artist": {"S": f"p{p}"}, "SongTitle": {"S": str(n)},
+                                            "blob": {"S": blob}})
+    statement = f"SELECT * FROM {t} WHERE Artist IN ['p0', 'p1', 'p2', 'p3', 'p4']"
+    first = run(ddb, statement)
+    assert len(first["Items"]) == 12 and "NextToken" in first
+    assert "LastEvaluatedKey" not in first  # the next page starts the next partition afresh
+    second = run(ddb, statement, NextToken=first["NextToken"])
+    assert [i["Artist"]["S"] for i in second["Items"]] == ["p4"] * 3
+    assert "NextToken" not in second
+
+
 def test_a_next_token_belongs_to_its_statement(ddb: Any, table_name: str) -> None:
     t = music(ddb, table_name)
     for s in range(3):

@@ -16,7 +16,9 @@ cached schema lacks describes the table again at once.
 What DynamoDB answers (developer guide, "PartiQL ... statements for DynamoDB", API
 reference ExecuteStatement / BatchExecuteStatement / ExecuteTransaction):
 - SELECT: `Items` (and `NextToken` + `LastEvaluatedKey` when a page stops early); writes:
-  `Items: []`, or the RETURNING item.
+  `Items: []`, or the RETURNING item. A page stops where a read stops (Limit items read,
+  or the engine's 1 MB page); a SELECT of several reads also starts none once its page
+  holds PAGE_BYTES.
 - INSERT of an existing key: DuplicateItemException (in a transaction, the cancellation
   reason DuplicateItem); UPDATE of a missing item or a false WHERE condition:
   ConditionalCheckFailedException.
@@ -51,6 +53,9 @@ if TYPE_CHECKING:
     from atoll.engine.engine import Engine
 
 SCHEMA_TTL_S = 1.0
+# A SELECT of several reads (one per partition key value) starts no further read once its
+# page holds this much; each read is itself bounded by the engine's 1 MB page.
+PAGE_BYTES = 1024 * 1024
 SCHEMA_CACHE_MAX = 1024  # entries; the cache is emptied when it reaches this
 DUPLICATE = "Duplicate primary key exists in table"
 MIXED_BATCH = "Read and write requests together in the same batch is not supported."
@@ -143,6 +148,7 @@ async def _run_select(engine: Engine, plan: partiql.SelectPlan, request: dict[st
             raise ValidationError(paging.INVALID)
     remaining: int | None = request.get("Limit")
     items: list[Any] = []
+    page_bytes = 0
     consumed: list[dict[str, Any]] = []
     answer: dict[str, Any] = {}
     for position in range(first, len(plan.reads)):
@@ -158,7 +164,8 @@ async def _run_select(engine: Engine, plan: partiql.SelectPlan, request: dict[st
         else:
             found = result["Items"]
             scanned = result["ScannedCount"]
-        items.extend(_finish(plan, found))
+        finished = _finish(plan, found)
+        items.extend(finished)
         last_key = result.get("LastEvaluatedKey")
         if last_key is not None:
             answer["NextToken"] = paging.encode(digest, position, last_key)
@@ -166,9 +173,11 @@ async def _run_select(engine: Engine, plan: partiql.SelectPlan, request: dict[st
             break
         if remaining is not None:
             remaining -= scanned
-            if remaining <= 0:
-                if position + 1 < len(plan.reads):
-                    answer["NextToken"] = paging.encode(digest, position + 1, None)
+        if position + 1 < len(plan.reads):
+            if finished:
+                page_bytes += len(orjson.dumps(finished))
+            if (remaining is not None and remaining <= 0) or page_bytes >= PAGE_BYTES:
+                answer["NextToken"] = paging.encode(digest, position + 1, None)
                 break
     answer["Items"] = items
     if consumed:
