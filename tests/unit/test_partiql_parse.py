@@ -144,3 +144,21 @@ def test_positions_count_lines_and_columns_from_one() -> None:
     text = "SELECT *\nFROM t\nWHERE EXISTS(a)"
     token = next(t for t in tokenize(text) if t.text == "EXISTS")
     assert position(text, token.offset, token.length) == "3:7:6"
+
+
+def test_the_partiql_package_is_pure() -> None:
+    """STYLE.md: a pure package imports no asyncio, sqlite3, socket, time or random."""
+    import ast
+    from pathlib import Path
+
+    forbidden = {"asyncio", "sqlite3", "socket", "time", "random"}
+    package = Path(p.__file__).parent
+    imported: set[str] = set()
+    for module in package.glob("*.py"):
+        for node in ast.walk(ast.parse(module.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module.split(".")[0])
+    assert "orjson" in imported  # the walk sees imports
+    assert imported & forbidden == set()
