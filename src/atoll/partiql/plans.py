@@ -10,12 +10,15 @@ SELECT. The WHERE clause's top-level AND terms are sorted into
   `<=` together become one BETWEEN);
 - everything else.
 Without a partition key condition the statement is a Scan with the whole WHERE as its
-filter: DynamoDB runs such a statement as a full table scan rather than refusing it.
+filter: DynamoDB runs such a statement as a full table scan rather than refusing it (its
+only refusal is an IAM policy denying `dynamodb:PartiQLSelect` when
+`dynamodb:FullTableScan` is true, which Atoll's keys and roles do not model).
 With one, each partition key value is one read: a GetItem when the read names the full
 primary key of the table, else a Query (KeyConditionExpression from the key conditions,
 FilterExpression from the terms on other attributes). Terms a read cannot push down (a
 GetItem has no filter; a Query's filter may not name its key attributes, e.g. `sk <> 1`)
-become the plan's `residual`, a condition the shell evaluates on each item read. A
+become the plan's `residual`, a condition the shell evaluates on each item read (a
+Limit still counts the items read, as DynamoDB's does). A
 projection asks the engine for the projected top-level attributes (and those the residual
 needs); the shell then picks the paths (`results.reshape`).
 
@@ -25,8 +28,9 @@ must hold an equality on every key attribute, the other terms become its
 ConditionExpression, and `attribute_exists(<partition key>)` is added because DynamoDB's
 UPDATE of a missing item fails with ConditionalCheckFailedException instead of creating
 it. DELETE is a DeleteItem keyed the same way, its other terms its ConditionExpression.
-EXISTS(SELECT ...) is a TransactWriteItems ConditionCheck: the item must exist and the
-other terms hold.
+A DELETE with other terms on an item that does not exist fails its condition, as the
+DeleteItem it stands for does. EXISTS(SELECT ...) is a TransactWriteItems ConditionCheck:
+the item must exist and the other terms hold.
 """
 
 from __future__ import annotations

@@ -9,6 +9,9 @@ holds a dot, is fine) and every literal or parameter a `:vK` placeholder. Litera
 attribute values here too (`values_of`): `[..]` a list, `{'k': v}` a map, `<<..>>` a
 string or number set.
 
+`x IS [NOT] MISSING` is attribute_not_exists / attribute_exists; `x IS NULL`, `IS STRING`
+... test the attribute's type (attribute_type), so a missing attribute IS NOT NULL.
+
 What has no DynamoDB expression (arithmetic in a condition, a function DynamoDB's PartiQL
 does not have) is refused with DynamoDB's message.
 """
