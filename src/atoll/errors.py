@@ -47,6 +47,10 @@ class ConditionalCheckFailed(AtollError):
         self.item = item
 
 
+class DuplicateItem(AtollError):
+    """A PartiQL INSERT found an item with the same primary key (DuplicateItemException)."""
+
+
 class TransactionCanceled(AtollError):
     """One or more actions of a transaction failed; `reasons` has one entry per action."""
 

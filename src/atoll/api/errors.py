@@ -24,6 +24,7 @@ ERROR_SHAPES: dict[type[e.AtollError], tuple[int, str]] = {
     e.ResourceNotFound: (400, _DYNAMO + "ResourceNotFoundException"),
     e.ResourceInUse: (400, _DYNAMO + "ResourceInUseException"),
     e.ConditionalCheckFailed: (400, _DYNAMO + "ConditionalCheckFailedException"),
+    e.DuplicateItem: (400, _DYNAMO + "DuplicateItemException"),
     e.TransactionCanceled: (400, _DYNAMO + "TransactionCanceledException"),
     e.TransactionConflict: (400, _DYNAMO + "TransactionConflictException"),
     e.IdempotentParameterMismatch: (400, _DYNAMO + "IdempotentParameterMismatchException"),

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from atoll.clock import HybridClock
-from atoll.engine import batch, items, outbox, reads, tables, tags, transactions, ttl
+from atoll.engine import batch, items, outbox, partiql_ops, reads, tables, tags, transactions, ttl
 from atoll.engine.catalog import Catalog
 from atoll.engine.tabledef import TableDef
 from atoll.storage import SqliteStorage, WriteTxn
@@ -49,6 +49,9 @@ HANDLERS: dict[str, Handler] = {
     "ListTagsOfResource": tags.list_tags_of_resource,
     "DescribeLimits": tags.describe_limits,
     "DescribeEndpoints": tags.describe_endpoints,
+    "ExecuteStatement": partiql_ops.execute_statement,
+    "BatchExecuteStatement": partiql_ops.batch_execute_statement,
+    "ExecuteTransaction": partiql_ops.execute_transaction,
 }
 
 
