@@ -1,0 +1,419 @@
+"""Laws of the per-item causal state (issues 26 and 28, DESIGN.md decision 5).
+
+Every state below is *reachable*: made by random PutItems, DeleteItems and UpdateItems
+(evaluated by the real expression evaluator) in random regions whose clocks are skewed by
+up to an hour, with random exchanges of state between them (tests/itemstate_world.py).
+"""
+
+from __future__ import annotations
+
+import random
+from decimal import Decimal
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from atoll.replication.itemstate import (
+    ATTRIBUTE,
+    REPLACED,
+    Dot,
+    ItemState,
+    decode_state,
+    empty_state,
+    encode_state,
+    join,
+    join_full,
+    losses,
+    materialize,
+)
+from atoll.replication.itemstate.state import referenced_dots
+from tests.itemstate_world import (
+    KEY,
+    KEY_NAMES,
+    MEMBERS,
+    REGIONS,
+    World,
+    canonical_item,
+    regions,
+    skews,
+    steps,
+    update_values,
+)
+
+laws = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+plans = st.lists(steps, min_size=8, max_size=40)
+
+
+def encoded(state: ItemState) -> bytes:
+    return encode_state(state, materialize(state, KEY), KEY_NAMES)
+
+
+def fold(states: list[ItemState]) -> ItemState:
+    result = empty_state()
+    for state in states:
+        result = join(result, state)
+    return result
+
+
+def three(world: World, rnd: random.Random) -> tuple[ItemState, ItemState, ItemState]:
+    pool = world.produced or [empty_state()]
+    return rnd.choice(pool), rnd.choice(pool), rnd.choice(pool)
+
+
+# ---- the semilattice ------------------------------------------------------------------
+
+@laws
+@given(skews, plans, st.randoms(use_true_random=False))
+def test_join_is_commutative_associative_idempotent(skew: dict[str, int], plan: list[Any],
+                                                    rnd: random.Random) -> None:
+    world = World(skew).run(plan)
+    for _ in range(5):
+        a, b, c = three(world, rnd)
+        assert encoded(join(a, b)) == encoded(join(b, a))
+        assert encoded(join(join(a, b), c)) == encoded(join(a, join(b, c)))
+        assert join(a, a) == a
+        assert join(join(a, b), b) == join(a, b)
+
+
+@laws
+@given(skews, plans, st.randoms(use_true_random=False))
+def test_the_dominating_shortcut_equals_the_full_join(skew: dict[str, int], plan: list[Any],
+                                                      rnd: random.Random) -> None:
+    world = World(skew).run(plan)
+    for _ in range(5):
+        a, b, _c = three(world, rnd)
+        assert join(a, b) == join_full(a, b)
+
+
+@laws
+@given(skews, plans, st.randoms(use_true_random=False))
+def test_any_permutation_with_duplicates_gives_the_same_state_and_item(
+        skew: dict[str, int], plan: list[Any], rnd: random.Random) -> None:
+    world = World(skew).run(plan)
+    states = list(world.produced)
+    reference = fold(states)
+    shuffled = states + rnd.choices(states, k=len(states) // 2) if states else []
+    rnd.shuffle(shuffled)
+    result = fold(shuffled)
+    assert encoded(result) == encoded(reference)
+    assert materialize(result, KEY) == materialize(reference, KEY)
+
+
+@laws
+@given(skews, plans)
+def test_regions_that_exchanged_everything_hold_identical_bytes(skew: dict[str, int],
+                                                                plan: list[Any]) -> None:
+    world = World(skew).run(plan)
+    world.sync_all()
+    states = [region.state for region in world.regions.values() if region.state is not None]
+    assert len({encoded(state) for state in states}) <= 1
+    assert len({repr(region.item) for region in world.regions.values()}) == 1
+
+
+# ---- causality: a write that observed a version supersedes it -------------------------
+
+def entries(state: ItemState) -> set[tuple[Any, ...]]:
+    """Every dotted entry of a state, identified by what it is and its dot."""
+    out: set[tuple[Any, ...]] = {("gen", r, h) for r, (h, _e) in state.gens.items()}
+    out |= {("mark", r, h) for r, h in state.marks.items()}
+    for name, attr in state.attrs.items():
+        out |= {("reg", name, r, h) for r, (h, _v) in attr.regs.items()}
+        for member, holders in attr.sets.items():
+            out |= {("set", name, member, r, h) for r, h in holders.items()}
+    return out
+
+
+@laws
+@given(skews, plans)
+def test_what_a_write_replaced_is_gone_from_every_state_that_saw_the_write(
+        skew: dict[str, int], plan: list[Any]) -> None:
+    """Whatever the clocks: an entry a write removed (it observed and replaced it) is in
+    no state whose context holds that write, in any region, in any join order."""
+    world = World(skew).run(plan)
+    world.sync_all()
+    finals = [r.state for r in world.regions.values() if r.state is not None]
+    for write in world.writes:
+        removed = entries(write.before or empty_state()) - entries(write.after)
+        if not removed:
+            continue
+        for state in world.produced + finals:
+            if write.dot.hlc <= state.ctx.get(write.dot.region, 0):
+                assert not removed & entries(state), (write.dot, removed & entries(state))
+
+
+@laws
+@given(skews, plans, regions, st.sampled_from(("put", "delete", "update")), update_values())
+def test_a_write_that_saw_everything_wins_everywhere_whatever_the_clocks(
+        skew: dict[str, int], plan: list[Any], writer: str, kind: str,
+        values: dict[str, Any]) -> None:
+    world = World(skew).run(plan)
+    for src in REGIONS:
+        world.sync(writer, src)
+    world.step(("wait", 1500))
+    if kind == "put":
+        world.put(writer, {**KEY, "x": {"S": "last"}})
+    elif kind == "delete":
+        world.delete(writer)
+    else:
+        world.update(writer, "SET x = :v", {":v": {"S": "last"}})
+    expected = world.regions[writer].item
+    world.sync_all()
+    for region in world.regions.values():
+        assert region.item == expected
+        if kind == "update":
+            assert region.item is not None and region.item["x"] == {"S": "last"}
+
+
+# ---- attribute-level merge ------------------------------------------------------------
+
+def marks(world: World) -> dict[str, int]:
+    return {region: len(found) for region, found in world.conflicts.items()}
+
+
+def since(world: World, mark: dict[str, int], region: str) -> list[Any]:
+    return world.conflicts[region][mark[region]:]
+
+
+@laws
+@given(skews, plans, st.sampled_from(({"S": "xa"}, {"N": "1"})),
+       st.sampled_from(({"S": "yb"}, {"BOOL": False})))
+def test_concurrent_writes_to_different_attributes_both_survive(
+        skew: dict[str, int], plan: list[Any], x: dict[str, Any], y: dict[str, Any]) -> None:
+    world = World(skew).run(plan)
+    world.sync_all()
+    mark = marks(world)
+    world.update("a", "SET x = :v", {":v": x})
+    world.update("b", "SET y = :w", {":w": y})
+    world.sync_all()
+    for region in world.regions.values():
+        assert region.item is not None and region.item["x"] == x and region.item["y"] == y
+        assert since(world, mark, region.name) == []
+
+
+@laws
+@given(skews, plans, st.lists(regions, min_size=2, max_size=3, unique=True))
+def test_concurrent_writes_of_one_attribute_keep_the_greatest_hlc_region(
+        skew: dict[str, int], plan: list[Any], writers: list[str]) -> None:
+    world = World(skew).run(plan)
+    world.sync_all()
+    mark = marks(world)
+    dots: dict[Dot, str] = {}
+    for writer in writers:
+        world.update(writer, "SET x = :v", {":v": {"S": writer}})
+        dots[world.writes[-1].dot] = writer
+    world.sync_all()
+    best = max(dots)
+    for region in world.regions.values():
+        assert region.item is not None and region.item["x"] == {"S": dots[best]}
+        lost = since(world, mark, region.name)
+        assert sorted(c.loser for c in lost) == sorted(d for d in dots if d != best)
+        for c in lost:  # the winner is the one that hid the loser when it was detected
+            assert c.kind == ATTRIBUTE and c.attribute == "x" and c.winner in dots
+            assert c.winner > c.loser and c.winner_value == {"S": dots[c.winner]}
+            assert c.loser_value == {"S": dots[c.loser]}
+
+
+@laws
+@given(skews, plans, regions, regions, st.booleans())
+def test_a_put_replaces_older_concurrent_updates_and_newer_ones_apply_on_top(
+        skew: dict[str, int], plan: list[Any], putter: str, updater: str,
+        update_first: bool) -> None:
+    world = World(skew).run(plan)
+    world.sync_all()
+    mark = marks(world)
+    dots = {}
+    for what in ("u", "p") if update_first else ("p", "u"):
+        if what == "u":
+            world.update(updater, "SET y = :w", {":w": {"S": "upd"}})
+        else:
+            world.put(putter, {**KEY, "x": {"S": "put"}})
+        dots[what] = world.writes[-1].dot
+    world.sync_all()
+    concurrent = putter != updater
+    y_survives = dots["u"] > dots["p"] if concurrent else not update_first
+    for region in world.regions.values():
+        item = region.item
+        assert item is not None and item["x"] == {"S": "put"}
+        assert (item.get("y") == {"S": "upd"}) == y_survives and len(item) == 2 + y_survives
+        expected = [] if y_survives or not concurrent else [(REPLACED, "y", dots["u"])]
+        assert [(c.kind, c.attribute, c.loser)
+                for c in since(world, mark, region.name)] == expected
+
+
+# ---- counters and sets against reference models ---------------------------------------
+
+counter_steps = st.one_of(
+    st.tuples(st.just("inc"), regions, st.sampled_from(("1", "2", "-1", "0.5", "7"))),
+    st.tuples(st.just("reset"), regions, st.sampled_from(("set0", "remove", "put", "delete"))),
+    st.tuples(st.just("sync"), regions, regions),
+    st.tuples(st.just("wait"), st.sampled_from((1, 1500))),
+)
+
+
+@laws
+@given(skews, st.lists(counter_steps, max_size=50))
+def test_a_counter_is_the_sum_of_the_increments_no_reset_observed(
+        skew: dict[str, int], plan: list[Any]) -> None:
+    """Increments (ADD n :d) and resets (SET n = 0, REMOVE n, a put with n = 0, a delete),
+    from any region, exchanged in any way: after every region saw everything, n is the
+    sum of the increments that no reset observed, in every region."""
+    world = World(skew)
+    observed: dict[str, set[int]] = {r: set() for r in REGIONS}
+    amounts: dict[int, Decimal] = {}
+    reset_saw: set[int] = set()
+    for step in plan:
+        if step[0] == "inc":
+            ident = len(amounts)
+            if world.update(step[1], "ADD n :d", {":d": {"N": step[2]}}):
+                amounts[ident] = Decimal(step[2])
+                observed[step[1]].add(ident)
+        elif step[0] == "reset":
+            region, how = step[1], step[2]
+            if how == "set0":
+                world.update(region, "SET n = :num", {":num": {"N": "0"}})
+            elif how == "remove":
+                world.update(region, "REMOVE n", {})
+            elif how == "put":
+                world.put(region, {**KEY, "n": {"N": "0"}})
+            else:
+                world.delete(region)
+            reset_saw |= observed[region]
+        else:
+            if step[0] == "sync":
+                observed[step[1]] |= observed[step[2]]
+            world.step(step)
+    world.sync_all()
+    expected = sum((amounts[i] for i in amounts if i not in reset_saw), Decimal(0))
+    for region in world.regions.values():
+        shown = (region.item or {}).get("n")
+        assert Decimal(shown["N"] if shown else "0") == expected
+
+
+set_steps = st.one_of(
+    st.tuples(st.just("add"), regions, st.lists(st.sampled_from(MEMBERS), min_size=1,
+                                                 max_size=2, unique=True)),
+    st.tuples(st.just("del"), regions, st.lists(st.sampled_from(MEMBERS), min_size=1,
+                                                 max_size=2, unique=True)),
+    st.tuples(st.just("sync"), regions, regions),
+    st.tuples(st.just("wait"), st.sampled_from((1, 1500))),
+)
+
+
+@laws
+@given(skews, st.lists(set_steps, max_size=50))
+def test_sets_are_add_wins(skew: dict[str, int], plan: list[Any]) -> None:
+    """A member is in the set iff some ADD of it was observed by no DELETE of it."""
+    world = World(skew)
+    observed: dict[str, set[int]] = {r: set() for r in REGIONS}
+    adds: dict[int, str] = {}
+    deleted: set[int] = set()
+    for step in plan:
+        if step[0] in ("add", "del"):
+            region, members = step[1], step[2]
+            text = "ADD s :ss" if step[0] == "add" else "DELETE s :ss"
+            world.update(region, text, {":ss": {"SS": members}})
+            if step[0] == "add":
+                for member in members:
+                    adds[len(adds)] = member
+                    observed[region].add(len(adds) - 1)
+            else:
+                deleted |= {i for i in observed[region] if adds[i] in members}
+        else:
+            if step[0] == "sync":
+                observed[step[1]] |= observed[step[2]]
+            world.step(step)
+    world.sync_all()
+    expected = sorted({adds[i] for i in adds if i not in deleted})
+    for region in world.regions.values():
+        shown = (region.item or {}).get("s")
+        assert (shown["SS"] if shown else []) == expected
+
+
+# ---- conflicts: only what was really lost ---------------------------------------------
+
+@laws
+@given(skews, plans)
+def test_sequential_writers_never_conflict(skew: dict[str, int], plan: list[Any]) -> None:
+    """Each writer first receives every other region's state: every write observes every
+    earlier one, whatever the clocks, and nothing is ever reported or hidden."""
+    world = World(skew)
+    for step in plan:
+        if step[0] in ("put", "delete", "update"):
+            for src in REGIONS:
+                world.sync(step[1], src)
+        world.step(step)
+    world.sync_all()
+    assert not any(world.conflicts.values())
+    assert all(not losses(state, KEY) for state in world.produced)
+
+
+@laws
+@given(skews, plans)
+def test_every_loss_a_region_holds_was_reported_there(skew: dict[str, int],
+                                                      plan: list[Any]) -> None:
+    world = World(skew).run(plan)
+    world.sync_all()
+    for region in world.regions.values():
+        reported = {(c.kind, c.attribute, c.loser, c.loser_region)
+                    for c in world.conflicts[region.name]}
+        for loss in losses(region.state or empty_state(), KEY).values():
+            assert (loss.kind, loss.attribute, loss.loser, loss.loser_region) in reported
+
+
+@laws
+@given(skews, plans)
+def test_local_writes_never_hide_anything(skew: dict[str, int], plan: list[Any]) -> None:
+    world = World(skew).run(plan)
+    for write in world.writes:
+        before = set(losses(write.before or empty_state(), KEY))
+        assert set(losses(write.after, KEY)) <= before
+
+
+# ---- the opt-out, bounds, encoding ----------------------------------------------------
+
+@laws
+@given(skews, plans)
+def test_whole_item_opt_out_converges_to_one_writes_image(skew: dict[str, int],
+                                                          plan: list[Any]) -> None:
+    world = World(skew, opt_out=True).run(plan)
+    images = {w.dot: (materialize(w.after, KEY) if w.after.gens[w.dot.region][1] else None)
+              for w in world.writes}
+    world.sync_all()
+    state = world.regions["a"].state
+    if state is None:
+        return
+    winner = max(Dot(h, r) for r, (h, _e) in state.gens.items())
+    for region in world.regions.values():
+        assert region.item == images[winner]
+
+
+@laws
+@given(skews, plans)
+def test_state_stays_bounded(skew: dict[str, int], plan: list[Any]) -> None:
+    world = World(skew).run(plan)
+    for state in world.produced:
+        assert set(state.gens) <= set(state.ctx) and set(state.marks) <= set(state.ctx)
+        assert set(state.ops) <= referenced_dots(state.attrs, state.marks)
+        for attr in state.attrs.values():
+            assert not attr.empty()
+            assert set(attr.regs) <= set(state.ctx) and set(attr.ctrs) <= set(state.ctx)
+            for holders in attr.sets.values():
+                assert holders and set(holders) <= set(state.ctx)
+            for p, n, fp, fn in attr.ctrs.values():
+                assert fp <= p and fn <= n
+
+
+@laws
+@given(skews, plans)
+def test_every_reachable_state_round_trips_through_canonical_bytes(
+        skew: dict[str, int], plan: list[Any]) -> None:
+    world = World(skew).run(plan)
+    for state in world.produced:
+        item = materialize(state, KEY)
+        data = encode_state(state, item, KEY_NAMES)
+        decoded = decode_state(data, item, KEY_NAMES)
+        assert decoded == state
+        assert decode_state(data, item, KEY_NAMES, canonical=False) == state
+        assert encode_state(decoded, item, KEY_NAMES) == data
+        assert canonical_item(item) == item
