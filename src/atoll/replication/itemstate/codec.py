@@ -350,13 +350,17 @@ def _figure(text: Any) -> Decimal:
 
 
 def _checked_value(value: Any) -> Any:
-    """A stored attribute value: a valid, normalised DynamoDB value."""
+    """A stored attribute value: a valid DynamoDB value, already normalised (a value
+    normalisation would change — a non-canonical or impossible number — is refused)."""
     if type(value) is not dict or len(value) != 1 or value_kind(value) not in ALL_TYPES:
         raise BadChange("an attribute value in the item state is malformed")
+    before = orjson.dumps(value)
     try:
         check_value(value)
     except AtollError as error:
         raise BadChange(f"an attribute value in the item state is invalid: {error}") from None
+    if orjson.dumps(value) != before:
+        raise BadChange("an attribute value in the item state is not normalised")
     return value
 
 

@@ -28,7 +28,6 @@ from atoll.replication.errors import BadChange
 from atoll.replication.itemstate.state import (
     AttrState,
     Counter,
-    Dot,
     ElementKey,
     ItemState,
     prune_ops,
