@@ -24,7 +24,8 @@ The whole-item opt-out (a table that wants DynamoDB global tables' exact rule) w
 every UpdateItem as a `put` of its new image: still causal, but whole-item.
 
 Modules: `state` (the types and invariants), `local` (put, delete, update, fold_region,
-migrate, row_form), `join`, `view` (materialize, numbers), `conflicts`, `codec` (bytes).
+migrate, row_form), `join`, `view` (materialize, numbers), `conflicts`, `codec` (bytes),
+`row` (the stored form beside a row's item, and the write path's fast entry points).
 """
 
 from atoll.replication.itemstate.codec import (
@@ -52,6 +53,14 @@ from atoll.replication.itemstate.local import (
     row_form,
     update,
 )
+from atoll.replication.itemstate.row import (
+    Stored,
+    delete_stored,
+    load,
+    put_stored,
+    store,
+    update_stored,
+)
 from atoll.replication.itemstate.state import (
     AttrState,
     Dot,
@@ -64,8 +73,9 @@ from atoll.replication.itemstate.view import dynamodb_number, materialize
 
 __all__ = [
     "ATTRIBUTE", "COUNTER", "ITEM", "MAX_REGIONS", "MAX_STATE_BYTES", "REPLACED",
-    "AttrState", "Conflict", "Dot", "ItemState", "decode_state", "delete", "dynamodb_number",
-    "empty_state", "encode_state", "fold_region", "greatest_gen", "join", "join_conflicts",
-    "join_full", "latest_dot", "losses", "materialize", "migrate", "put", "row_form",
-    "update", "verify_item",
+    "AttrState", "Conflict", "Dot", "ItemState", "Stored", "decode_state", "delete",
+    "delete_stored", "dynamodb_number", "empty_state", "encode_state", "fold_region",
+    "greatest_gen", "join", "join_conflicts", "join_full", "latest_dot", "load", "losses",
+    "materialize", "migrate", "put", "put_stored", "row_form", "store", "update",
+    "update_stored", "verify_item",
 ]

@@ -136,10 +136,11 @@ def admitted(state: ItemState, gstar: Dot | None, hlc: int, region: str) -> bool
     concurrent with g* was replaced by it. (A region's own later writes are newer.)"""
     if gstar is None:
         return True
-    dot = Dot(hlc, region)
-    if dot >= gstar:
+    if hlc > gstar.hlc or (hlc == gstar.hlc and region >= gstar.region):
         return True
-    seen = state.ops.get(dot)
+    if not state.ops:
+        return False
+    seen = state.ops.get(Dot(hlc, region))
     return seen is not None and seen.get(gstar.region, 0) >= gstar.hlc
 
 
@@ -271,4 +272,25 @@ def counter_text(value: Decimal) -> str:
     """Exact canonical text of a non-negative counter sum (plain notation)."""
     if not value:
         return "0"
+    text = plain_text(value)
+    if text:
+        return text
     return format(value.normalize(COUNTER_CONTEXT), "f")
+
+
+def plain_text(value: Decimal) -> str:
+    """The canonical text of a non-zero `value` when str() already writes it in plain
+    notation with at most 38 digits (then it is inside DynamoDB's range too: str() uses
+    plain notation only for exponents <= 0 and magnitudes >= 1E-6); else ""."""
+    text = str(value)
+    if "E" in text:
+        return ""
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+        if len(text) > 40:
+            return ""
+    elif len(text) > 39:
+        return ""
+    if len(text) - (text[0] == "-") - ("." in text) > 38:
+        return ""
+    return text

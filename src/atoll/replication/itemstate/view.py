@@ -38,6 +38,7 @@ from atoll.replication.itemstate.state import (
     counter_delta,
     counter_live,
     greatest_gen,
+    plain_text,
     sorted_members,
 )
 
@@ -57,6 +58,9 @@ def dynamodb_number(value: Decimal) -> str:
     the module docstring (exact and canonical whenever `value` is representable)."""
     if not value:
         return "0"
+    text = plain_text(value)
+    if text:
+        return text
     exact = value.normalize(COUNTER_CONTEXT)
     adjusted = exact.adjusted()
     if (len(exact.as_tuple().digits) <= _MAX_DIGITS
