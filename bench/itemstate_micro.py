@@ -141,7 +141,6 @@ def receiver_rows() -> list[tuple[str, float]]:
     rows.append(("apply a sequential change (decode, join)", per_op_us(sequential, 20_000)))
     a, b, c = concurrent_states()
     ab = join(a, b)
-    ab_item = materialize(ab, KEY)
     c_item = materialize(c, KEY)
     c_data = encode_state(c, c_item, KEY_NAMES)
 
