@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from atoll import expressions as ex
 from atoll.errors import ValidationError
 from atoll.expressions.attrwrites import attribute_writes
+from atoll.model.numbers import normalize_number
 from atoll.model.values import check_item
 from atoll.replication.itemstate import (
     ATTRIBUTE,
@@ -40,7 +41,9 @@ from atoll.replication.itemstate import (
     update,
     update_stored,
 )
-from atoll.replication.itemstate.state import referenced_dots
+from atoll.replication.itemstate.fastpath import update_fast
+from atoll.replication.itemstate.state import COUNTER_CONTEXT, referenced_dots
+from atoll.replication.itemstate.view import ROUND_38, dynamodb_number, in_range
 from tests.itemstate_world import (
     KEY,
     KEY_NAMES,
@@ -465,3 +468,95 @@ def test_the_stored_form_and_its_fast_paths_equal_the_plain_functions(
     up_state, up_shown = update(state, shown, writes, dot, KEY)
     assert update_stored(old, shown, writes, dot, KEY) == (
         store(up_state, up_shown, KEY_NAMES), up_shown)
+
+
+writer_steps = st.one_of(
+    st.tuples(st.just("update"), st.just("a"), st.sampled_from(UPDATES), update_values()),
+    st.tuples(st.just("update"), st.just("a"), st.sampled_from(UPDATES), update_values()),
+    st.tuples(st.just("update"), st.just("a"), st.sampled_from(UPDATES), update_values()),
+    st.tuples(st.just("put"), st.just("a"), put_items),
+    st.tuples(st.just("delete"), st.just("a")),
+    steps,  # sometimes another region writes, or states are exchanged
+)
+
+
+@laws
+@given(skews, st.lists(writer_steps, min_size=5, max_size=40))
+def test_the_update_fast_path_is_byte_identical_to_the_general_path(
+        skew: dict[str, int], plan: list[Any]) -> None:
+    """Region a mostly updates its own item: before each of its updates, the stored
+    form's update (fast path when it applies) equals the general path's, byte for byte."""
+    world = World(skew)
+    for step in plan:
+        if step[0] == "update" and step[1] == "a":
+            region = world.regions["a"]
+            state, shown = region.state, region.item
+            old = None if state is None else store(state, shown, KEY_NAMES)
+            parsed = ex.parse_update(step[2])
+            used = {k: v for k, v in step[3].items() if k in parsed.values_used}
+            try:
+                new, _ = ex.apply_update(parsed, dict(shown or KEY), {}, used,
+                                         item_exists=shown is not None)
+                check_item(new)
+            except ValidationError:
+                continue
+            writes = attribute_writes(parsed, {}, used, shown, new)
+            dot = Dot(region.clock.tick(), "a")
+            general_state, general_shown = update(state, shown, writes, dot, KEY)
+            general = store(general_state, general_shown, KEY_NAMES)
+            fast = update_fast(None if old is None else old.data,
+                               Dot(0, "") if old is None else old.version,
+                               None if old is None else old.prev, shown, writes, dot, KEY)
+            if fast is not None:
+                assert fast == (general.data, general.version, general_shown)
+            assert update_stored(old, shown, writes, dot, KEY) == (general, general_shown)
+            region.state, region.item = general_state, general_shown
+            world.produced.append(general_state)
+        else:
+            world.step(step)
+
+
+def test_a_single_writer_update_takes_the_fast_path() -> None:
+    world = World({"a": 0, "b": 0, "c": 0})
+    world.put("a", {**KEY, "x": {"S": "v"}, "n": {"N": "1"}, "s": {"SS": ["e"]}})
+    for text, values in (("SET x = :v", {":v": {"S": "w"}}), ("ADD n :d", {":d": {"N": "2"}}),
+                         ("ADD s :ss", {":ss": {"SS": ["f"]}}), ("REMOVE x", {}),
+                         ("SET y = :v, n = n - :d", {":v": {"S": "y"}, ":d": {"N": "1"}})):
+        region = world.regions["a"]
+        assert region.state is not None
+        old = store(region.state, region.item, KEY_NAMES)
+        parsed = ex.parse_update(text)
+        new, _ = ex.apply_update(parsed, dict(region.item or KEY), {}, values)
+        check_item(new)
+        writes = attribute_writes(parsed, {}, values, region.item, new)
+        dot = Dot(region.clock.tick(), "a")
+        fast = update_fast(old.data, old.version, old.prev, region.item, writes, dot, KEY)
+        assert fast is not None, text
+        region.state, region.item = update(region.state, region.item, writes, dot, KEY)
+        assert fast == (encode_state(region.state, region.item, KEY_NAMES),
+                        max(Dot(h, r) for r, h in region.state.ctx.items()), region.item)
+
+
+decimals = st.builds(lambda digits, exponent, negative: Decimal(
+    ("-" if negative else "") + str(digits) + f"E{exponent}"),
+    st.integers(0, 10 ** 45), st.integers(-180, 140), st.booleans())
+
+
+@laws
+@given(decimals)
+def test_counter_sums_show_as_valid_dynamodb_numbers(value: Decimal) -> None:
+    """Exact and canonical whenever DynamoDB can hold the sum; otherwise rounded half-even
+    to 38 digits, clamped to the largest magnitude, or 0 below the smallest."""
+    shown = dynamodb_number(value)
+    assert normalize_number(shown) == shown  # always a valid, canonical DynamoDB number
+    exact = COUNTER_CONTEXT.create_decimal(value)
+    if in_range(exact):
+        assert shown == ("0" if not exact else format(exact.normalize(COUNTER_CONTEXT), "f"))
+        return
+    rounded = ROUND_38.plus(exact)
+    if abs(rounded) >= Decimal("1E+126"):
+        assert shown == ("-" if exact < 0 else "") + "9" * 38 + "0" * 88
+    elif abs(rounded) < Decimal("1E-130"):
+        assert shown == "0"
+    else:
+        assert Decimal(shown) == rounded

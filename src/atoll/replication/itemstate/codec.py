@@ -5,7 +5,7 @@ row's item bytes; the item of a change's write), so its encoding leaves out what
 item already says:
   - *base form*: the attributes written by one write and untouched since — a put's
     attributes, typically — are not listed at all. The base dot is the dot that the most
-    attributes are eligible for (ties: the greater dot); an attribute is eligible when
+    attributes are eligible for (ties: the older dot); an attribute is eligible when
     its whole state is one entry of that dot holding exactly the item's value (for a
     set: exactly the item's members, each with that single dot) and no counter.
   - *elided values*: a listed value entry equal to the item's value of the attribute
@@ -44,6 +44,7 @@ from typing import Any, Final
 import orjson
 
 from atoll.errors import AtollError
+from atoll.invariant import invariant
 from atoll.model.values import ALL_TYPES, check_value
 from atoll.replication.errors import BadChange
 from atoll.replication.itemstate.state import (
@@ -119,8 +120,21 @@ def _base(state: ItemState, shown: Item, key_names: Collection[str]
                 names.append(name)
     if not eligible:
         return None, set()
-    best = max(eligible, key=lambda dot: (len(eligible[dot]), dot))
+    best = best_base(eligible)
     return best, set(eligible[best])
+
+
+def best_base(eligible: dict[Dot, list[str]]) -> Dot:
+    """The dot the most attributes are eligible for; of equals, the older (so a base
+    stays put while single attributes are rewritten one by one)."""
+    best: Dot | None = None
+    best_count = 0
+    for dot, names in eligible.items():
+        count = len(names)
+        if best is None or count > best_count or (count == best_count and dot < best):
+            best, best_count = dot, count
+    invariant(best is not None, "a base is chosen among eligible dots")
+    return best  # type: ignore[return-value]
 
 
 def _eligible_dot(attr: AttrState, value: Any) -> Dot | None:

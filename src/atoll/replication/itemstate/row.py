@@ -12,7 +12,9 @@ Theory of operation: a row keeps its visible item's bytes and, beside them, a `S
 PutItem and DeleteItem replace everything but the context and the counters' floors, so
 `put_stored`/`delete_stored` never rebuild the old state: they read its context (and
 counter figures, if any) and write the new one directly. `update_stored` loads the state
-(a trusted decode: these are this node's own bytes), applies the writes and stores it.
+(a trusted decode: these are this node's own bytes), applies the writes and stores it,
+unless its common case — a region updating its own item — edits the stored bytes
+directly (fastpath.py).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import orjson
 from atoll.invariant import invariant
 from atoll.model.writes import AttributeWrite
 from atoll.replication.itemstate.codec import counter_from_figures, decode_state, encode_state
+from atoll.replication.itemstate.fastpath import update_fast
 from atoll.replication.itemstate.local import migrate, put, row_form, update
 from atoll.replication.itemstate.state import (
     SET_TYPES,
@@ -92,7 +95,14 @@ def delete_stored(old: Stored | None, dot: Dot) -> Stored:
 def update_stored(old: Stored | None, old_item: Item | None,
                   writes: Sequence[AttributeWrite], dot: Dot, key: Item
                   ) -> tuple[Stored, Item]:
-    """UpdateItem at `dot` over a row in stored form `old` whose item is `old_item`."""
+    """UpdateItem at `dot` over a row in stored form `old` whose item is `old_item`:
+    the common case edits the stored bytes (fastpath.py), anything else goes through
+    the state."""
+    fast = update_fast(None if old is None else old.data,
+                       Dot(0, "") if old is None else old.version,
+                       None if old is None else old.prev, old_item, writes, dot, key)
+    if fast is not None:
+        return Stored(fast[0], fast[1], None), fast[2]
     key_names = key.keys()
     state = None if old is None else load(old, old_item, key_names)
     new_state, shown = update(state, old_item, writes, dot, key)

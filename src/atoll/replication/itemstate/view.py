@@ -47,7 +47,7 @@ Item = dict[str, Any]
 _MAX_DIGITS: Final = 38
 _MAX_ADJUSTED: Final = 125
 _MIN_ADJUSTED: Final = -130
-_ROUND_38: Final = decimal.Context(prec=_MAX_DIGITS, rounding=decimal.ROUND_HALF_EVEN,
+ROUND_38: Final = decimal.Context(prec=_MAX_DIGITS, rounding=decimal.ROUND_HALF_EVEN,
                                    Emax=999_999, Emin=-999_999,
                                    traps=[decimal.InvalidOperation])
 _LARGEST: Final = Decimal("9.9999999999999999999999999999999999999E+125")
@@ -66,13 +66,13 @@ def dynamodb_number(value: Decimal) -> str:
     if (len(exact.as_tuple().digits) <= _MAX_DIGITS
             and _MIN_ADJUSTED <= adjusted <= _MAX_ADJUSTED):
         return format(exact, "f")
-    rounded = _ROUND_38.plus(exact)
+    rounded = ROUND_38.plus(exact)
     adjusted = rounded.adjusted()
     if adjusted > _MAX_ADJUSTED:
         rounded = _LARGEST.copy_sign(exact)
     elif adjusted < _MIN_ADJUSTED:
         return "0"
-    return format(rounded.normalize(_ROUND_38), "f")
+    return format(rounded.normalize(ROUND_38), "f")
 
 
 def in_range(value: Decimal) -> bool:

@@ -1,0 +1,340 @@
+"""The write path's common case on the stored bytes: a region updating its own item.
+
+Theory of operation: most UpdateItems are made in the region that made the item's last
+whole-item write (or on an item no put made), by one region at a time. Then the new
+state differs from the old only in the context and in the written attributes: the
+writer observed no other region's whole-item write, so no op is recorded, and no other
+attribute's entries change. `update_fast` makes exactly that edit on the stored JSON
+document (codec.py), without building the state: SET/REMOVE replace the attribute's
+document, INCREMENT rewrites the writer's counter figures, ADD/DELETE of members edit
+the member map; then the base dot is chosen again and the document is dumped.
+
+It answers None — the caller takes the general path (load, `update`, store) — whenever
+the case is not that one: another region's gen or an op or a marker is held, a counter
+sum is clamped, members are hidden or of another type, the update leaves no entry of its
+own, ... A property test holds both paths byte-identical on reachable states.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from atoll.invariant import invariant
+from atoll.model.writes import (
+    ADD_ELEMENTS,
+    DELETE_ELEMENTS,
+    INCREMENT,
+    REMOVE,
+    SET,
+    AttributeWrite,
+)
+from atoll.replication.itemstate.codec import best_base
+from atoll.replication.itemstate.state import (
+    COUNTER_CONTEXT,
+    SET_TYPES,
+    ZERO,
+    Dot,
+    canonical_set,
+    counter_text,
+    element_key,
+    sorted_members,
+    value_kind,
+)
+from atoll.replication.itemstate.view import dynamodb_number
+
+Item = dict[str, Any]
+Doc = dict[str, Any]
+
+
+class _Old:
+    """The parsed old document: context, gens, listed attributes, base dot, g*."""
+
+    __slots__ = ("ctx", "gens", "attrs", "base", "gstar")
+
+    def __init__(self, ctx: dict[str, int], gens: list[Any], attrs: Doc, base: Dot | None,
+                 gstar: Dot | None) -> None:
+        self.ctx = ctx
+        self.gens = gens
+        self.attrs = attrs
+        self.base = base
+        self.gstar = gstar
+
+
+def update_fast(data: bytes | None, version: Dot, prev: Dot | None, old_item: Item | None,
+                writes: Sequence[AttributeWrite], dot: Dot, key: Item
+                ) -> tuple[bytes, Dot, Item] | None:
+    """`update_stored` for the common case on a row's stored form (`data`, `version`,
+    `prev`; `data` None: no row): the new state bytes, the greatest dot they have seen
+    and the visible item; or None (see the module docstring)."""
+    parsed = _parse(data, version, prev, old_item, dot.region)
+    if parsed is None:
+        return None
+    invariant(dot.hlc > parsed.ctx.get(dot.region, 0),
+              "a local write's dot must be newer than every dot of its own region")
+    old_shown: Item = old_item if old_item is not None else {}
+    shown: Item = dict(old_item) if old_item is not None else dict(key)
+    attrs = dict(parsed.attrs)
+    own = False  # the update leaves an entry or a contribution of its own
+    names: set[str] = set()
+    for write in writes:
+        name = write.name
+        if name in key or name in names:
+            return None  # a key attribute, or a second write of one attribute
+        names.add(name)
+        doc = _written(parsed, attrs.get(name), old_shown.get(name), write, dot)
+        if doc is None:
+            return None
+        attr_doc, value = doc
+        if attr_doc:
+            attrs[name] = attr_doc
+            own = own or write.kind != DELETE_ELEMENTS
+        else:
+            attrs.pop(name, None)
+        if value is None:
+            shown.pop(name, None)
+        else:
+            shown[name] = value
+    if not own:
+        return None  # the general path adds an existence marker
+    ctx = dict(parsed.ctx)
+    ctx[dot.region] = dot.hlc
+    out: Doc = {"c": ctx}
+    if parsed.gens:
+        out["g"] = parsed.gens
+    base = _layout(attrs, shown, key, parsed.base)
+    if attrs:
+        out["a"] = attrs
+    if base is not None and base != parsed.gstar:
+        out["b"] = [base.hlc, base.region]
+    latest = max(Dot(hlc, region) for region, hlc in ctx.items())
+    return orjson.dumps(out, option=orjson.OPT_SORT_KEYS), latest, shown
+
+
+def _parse(data: bytes | None, version: Dot, prev: Dot | None, old_item: Item | None,
+           region: str) -> _Old | None:
+    if data is None:
+        return _Old({}, [], {}, None, None)
+    if not data:  # row form: one whole-item write with its own entries
+        if version.region != region:
+            return None
+        ctx = {version.region: version.hlc}
+        if prev is not None and prev.hlc > ctx.get(prev.region, 0):
+            ctx[prev.region] = prev.hlc
+        gens = [[version.hlc, version.region, 0 if old_item is None else 1]]
+        return _Old(ctx, gens, {}, version if old_item is not None else None, version)
+    doc = orjson.loads(data)
+    if "o" in doc or "x" in doc:
+        return None
+    gens = doc.get("g", [])
+    gstar: Dot | None = None
+    if gens:
+        if len(gens) > 1 or gens[0][1] != region:
+            return None
+        gstar = Dot(gens[0][0], gens[0][1])
+    raw_base = doc.get("b")
+    base = Dot(raw_base[0], raw_base[1]) if raw_base is not None else gstar
+    return _Old(doc["c"], gens, doc.get("a", {}), base, gstar)
+
+
+def _written(old: _Old, attr: Doc | None, value: Any, write: AttributeWrite,
+             dot: Dot) -> tuple[Doc, Any] | None:
+    """The attribute's new document and visible value, or None (the general path)."""
+    kind = write.kind
+    if kind == SET or kind == REMOVE:
+        return _assigned(attr, write.value if kind == SET else None, dot)
+    if kind == INCREMENT:
+        return _incremented(old, attr, value, write, dot)
+    if kind == ADD_ELEMENTS or kind == DELETE_ELEMENTS:
+        return _members_edited(old, attr, value, write, dot)
+    return None
+
+
+def _assigned(attr: Doc | None, value: Any, dot: Dot) -> tuple[Doc, Any]:
+    doc: Doc
+    shown = value
+    if value is not None and value_kind(value) in SET_TYPES:
+        kind = value_kind(value)
+        doc = {"s": {kind: {element_key(kind, m): [[dot.hlc, dot.region]]
+                            for m in value[kind]}}}
+        shown = canonical_set(value)
+    else:
+        doc = {"r": [[dot.hlc, dot.region]]}  # the value is the item's: elided
+    if attr is not None and "n" in attr:
+        doc["n"] = {region: _raised(figures) for region, figures in attr["n"].items()}
+    return doc, shown
+
+
+def _raised(figures: list[str]) -> list[str]:
+    p = figures[0]
+    n = figures[1] if len(figures) > 1 else "0"
+    return _trimmed([p, n, p, n])
+
+
+def _trimmed(figures: list[str]) -> list[str]:
+    while figures and figures[-1] == "0":
+        figures.pop()
+    return figures
+
+
+def _admitted(hlc: int, region: str, gstar: Dot | None) -> bool:
+    """Admission with no ops held (the fast path's case)."""
+    return gstar is None or hlc > gstar.hlc or (hlc == gstar.hlc and region >= gstar.region)
+
+
+def _incremented(old: _Old, attr: Doc | None, value: Any, write: AttributeWrite,
+                 dot: Dot) -> tuple[Doc, Any] | None:
+    operand = write.operand
+    if operand is None or "N" not in operand:
+        return None
+    delta = COUNTER_CONTEXT.create_decimal(operand["N"])
+    if not delta:
+        return None
+    regs: list[list[Any]]
+    figures: dict[str, list[str]]
+    if attr is None:
+        if value is not None:  # base form: the base write's value
+            if old.base is None:
+                return None
+            regs = [[old.base.hlc, old.base.region, value]]
+        else:
+            regs = []
+        figures = {}
+    else:
+        if "s" in attr:
+            return None
+        regs = [entry if len(entry) == 3 else [entry[0], entry[1], value]
+                for entry in attr.get("r", ())]
+        figures = dict(attr.get("n", {}))
+    best: list[Any] | None = None
+    for entry in regs:
+        if _admitted(entry[0], entry[1], old.gstar) and (
+                best is None or (entry[0], entry[1]) > (best[0], best[1])):
+            best = entry
+    total = ZERO
+    if best is not None and best[2] is not None:
+        if "N" not in best[2]:
+            return None
+        total = COUNTER_CONTEXT.create_decimal(best[2]["N"])
+    mine = figures.get(dot.region, ["0"])
+    padded = mine + ["0"] * (4 - len(mine))
+    p, n = (COUNTER_CONTEXT.create_decimal(padded[0]),
+            COUNTER_CONTEXT.create_decimal(padded[1]))
+    if delta > 0:
+        p = COUNTER_CONTEXT.add(p, delta)
+    else:
+        n = COUNTER_CONTEXT.subtract(n, delta)
+    figures[dot.region] = _trimmed([counter_text(p), counter_text(n), padded[2], padded[3]])
+    for region_figures in figures.values():
+        total = COUNTER_CONTEXT.add(total, _net(region_figures))
+    shown = {"N": dynamodb_number(total)}
+    if shown != write.value:
+        return None  # a clamped sum: the general path resets the counter
+    doc: Doc = {"n": figures}
+    if regs:
+        doc["r"] = [[h, r] if v == shown else [h, r, v] for h, r, v in regs]
+    return doc, shown
+
+
+def _net(figures: list[str]) -> Decimal:
+    """(p - fp) - (n - fn) of a region's stored figures."""
+    values = [COUNTER_CONTEXT.create_decimal(text) for text in figures]
+    while len(values) < 4:
+        values.append(ZERO)
+    return COUNTER_CONTEXT.subtract(COUNTER_CONTEXT.subtract(values[0], values[2]),
+                                    COUNTER_CONTEXT.subtract(values[1], values[3]))
+
+
+def _members_edited(old: _Old, attr: Doc | None, value: Any, write: AttributeWrite,
+                    dot: Dot) -> tuple[Doc, Any] | None:
+    operand = write.operand
+    if operand is None or value_kind(operand) not in SET_TYPES:
+        return None
+    kind = value_kind(operand)
+    members: dict[str, list[list[Any]]]
+    if attr is None:
+        if value is not None:  # base form: the item's members, each with the base dot
+            if old.base is None or value_kind(value) != kind:
+                return None
+            members = {m: [[old.base.hlc, old.base.region]] for m in value[kind]}
+        else:
+            members = {}
+    else:
+        if "r" in attr or "n" in attr or set(attr.get("s", {})) != {kind}:
+            return None
+        members = dict(attr["s"][kind])
+        for holders in members.values():
+            for hlc, region in holders:
+                if not _admitted(hlc, region, old.gstar):
+                    return None  # hidden members: the general path drops them
+    for member in operand[kind]:
+        key = element_key(kind, member)
+        if write.kind == ADD_ELEMENTS:
+            members[key] = [[dot.hlc, dot.region]]
+        else:
+            members.pop(key, None)
+    if not members:
+        return {}, None
+    return {"s": {kind: members}}, {kind: sorted_members(kind, list(members))}
+
+
+def _layout(attrs: Doc, shown: Item, key: Item, old_base: Dot | None) -> Dot | None:
+    """Choose the base dot again (codec.py's rule) and move attributes between the
+    listed and the base form accordingly; return the base dot."""
+    eligible: dict[Dot, list[str]] = {}
+    in_base = [name for name in shown if name not in attrs and name not in key]
+    if in_base:
+        invariant(old_base is not None, "attributes in base form have a base dot")
+        eligible[old_base] = list(in_base)  # type: ignore[index]
+    for name, doc in attrs.items():
+        found = _eligible(doc, shown.get(name))
+        if found is not None:
+            eligible.setdefault(found, []).append(name)
+    if not eligible:
+        return None
+    best = best_base(eligible)
+    if best != old_base:
+        for name in in_base:  # leave the base form: listed with the old base dot
+            attrs[name] = _listed(shown[name], old_base)  # type: ignore[arg-type]
+    for name in eligible[best]:
+        attrs.pop(name, None)
+    return best
+
+
+def _eligible(doc: Doc, value: Any) -> Dot | None:
+    """The dot an attribute's document could be in base form for (see codec.py)."""
+    if value is None or len(doc) != 1:
+        return None
+    regs = doc.get("r")
+    if regs is not None:
+        if len(regs) == 1 and len(regs[0]) == 2:
+            return Dot(regs[0][0], regs[0][1])
+        return None
+    sets = doc.get("s")
+    kind = value_kind(value)
+    if sets is None or len(sets) != 1 or kind not in sets:
+        return None
+    members = sets[kind]
+    if len(members) != len(value[kind]):
+        return None
+    found: Dot | None = None
+    for member in value[kind]:
+        holders = members.get(member)
+        if holders is None or len(holders) != 1:
+            return None
+        holder = Dot(holders[0][0], holders[0][1])
+        if found is None:
+            found = holder
+        elif holder != found:
+            return None
+    return found
+
+
+def _listed(value: Any, dot: Dot) -> Doc:
+    kind = value_kind(value)
+    if kind in SET_TYPES:
+        return {"s": {kind: {m: [[dot.hlc, dot.region]] for m in value[kind]}}}
+    return {"r": [[dot.hlc, dot.region]]}
