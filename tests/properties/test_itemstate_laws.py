@@ -11,6 +11,7 @@ import random
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -19,17 +20,21 @@ from atoll.errors import ValidationError
 from atoll.expressions.attrwrites import attribute_writes
 from atoll.model.numbers import normalize_number
 from atoll.model.values import check_item
+from atoll.model.writes import INCREMENT, AttributeWrite
+from atoll.replication.errors import BadChange
 from atoll.replication.itemstate import (
     ATTRIBUTE,
     REPLACED,
     Dot,
     ItemState,
+    apply_stored,
     decode_state,
     delete,
     delete_stored,
     empty_state,
     encode_state,
     join,
+    join_conflicts,
     join_full,
     load,
     losses,
@@ -560,3 +565,36 @@ def test_counter_sums_show_as_valid_dynamodb_numbers(value: Decimal) -> None:
         assert shown == "0"
     else:
         assert Decimal(shown) == rounded
+
+
+@laws
+@given(skews, plans, regions, regions)
+def test_applying_a_stored_change_equals_the_join(skew: dict[str, int], plan: list[Any],
+                                                  dst: str, src: str) -> None:
+    """The receiver's entry point stores exactly the join (its bytes, or the incoming
+    bytes as they came when they dominate) and reports the join's conflicts."""
+    world = World(skew).run(plan)
+    mine, theirs = world.regions[dst], world.regions[src]
+    if theirs.state is None:
+        return
+    local = None if mine.state is None else store(mine.state, mine.item, KEY_NAMES)
+    incoming = store(theirs.state, theirs.item, KEY_NAMES)
+    stored, item, conflicts = apply_stored(local, mine.item, incoming, theirs.item, KEY)
+    before = mine.state if mine.state is not None else empty_state()
+    joined = join(before, theirs.state)
+    assert item == materialize(joined, KEY)
+    assert stored == store(joined, item, KEY_NAMES)
+    assert conflicts == join_conflicts(before, joined, KEY)
+    if stored.data:
+        assert decode_state(stored.data, item, KEY_NAMES) == joined
+
+
+def test_an_item_that_contradicts_its_dominating_state_is_refused() -> None:
+    """The item supplies the values a state elides, so only what the state spells out
+    (here a counter's figures) can contradict it."""
+    state, item = update(None, None, [AttributeWrite(INCREMENT, "n", {"N": "3"}, {"N": "3"})],
+                         Dot(5, "a"), KEY)
+    incoming = store(state, item, KEY_NAMES)
+    assert apply_stored(None, None, incoming, item, KEY)[1] == item
+    with pytest.raises(BadChange):
+        apply_stored(None, None, incoming, {**KEY, "n": {"N": "4"}}, KEY)

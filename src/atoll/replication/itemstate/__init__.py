@@ -55,6 +55,7 @@ from atoll.replication.itemstate.local import (
 )
 from atoll.replication.itemstate.row import (
     Stored,
+    apply_stored,
     delete_stored,
     load,
     put_stored,
@@ -73,7 +74,8 @@ from atoll.replication.itemstate.view import dynamodb_number, materialize
 
 __all__ = [
     "ATTRIBUTE", "COUNTER", "ITEM", "MAX_REGIONS", "MAX_STATE_BYTES", "REPLACED",
-    "AttrState", "Conflict", "Dot", "ItemState", "Stored", "decode_state", "delete",
+    "AttrState", "Conflict", "Dot", "ItemState", "Stored", "apply_stored", "decode_state",
+    "delete",
     "delete_stored", "dynamodb_number", "empty_state", "encode_state", "fold_region",
     "greatest_gen", "join", "join_conflicts", "join_full", "latest_dot", "load", "losses",
     "materialize", "migrate", "put", "put_stored", "row_form", "store", "update",

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from atoll.replication.itemstate.state import (
+    AttrState,
     Dot,
     ItemState,
     admitted,
@@ -94,6 +95,8 @@ def losses(state: ItemState, key: Item) -> dict[LossKey, Conflict]:
             out[(ITEM, "", dot.hlc, dot.region, "")] = Conflict(
                 ITEM, "", gstar, shown, dot, dot.region, _gen_image(state, dot, key))
     for name, attr in state.attrs.items():
+        if _one_shown_value(state, gstar, attr):
+            continue  # the usual shape: nothing lost
         view = resolve_attribute(state, gstar, attr)
         winner = view.set_best if view.source == "set" else view.reg_best
         for region, (hlc, value) in attr.regs.items():
@@ -117,6 +120,15 @@ def losses(state: ItemState, key: Item) -> dict[LossKey, Conflict]:
                         COUNTER, name, winner, view.value, None, region,
                         {"N": shown_net if net >= 0 else "-" + shown_net})
     return out
+
+
+def _one_shown_value(state: ItemState, gstar: Dot | None, attr: AttrState) -> bool:
+    """The attribute holds one admitted value entry and nothing else."""
+    if attr.sets or attr.ctrs or len(attr.regs) != 1:
+        return False
+    for region, (hlc, _value) in attr.regs.items():
+        return admitted(state, gstar, hlc, region)
+    return False
 
 
 def _counted(view: AttrView) -> bool:

@@ -26,8 +26,15 @@ import orjson
 
 from atoll.invariant import invariant
 from atoll.model.writes import AttributeWrite
-from atoll.replication.itemstate.codec import counter_from_figures, decode_state, encode_state
+from atoll.replication.itemstate.codec import (
+    counter_from_figures,
+    decode_state,
+    encode_state,
+    verify_item,
+)
+from atoll.replication.itemstate.conflicts import Conflict, join_conflicts
 from atoll.replication.itemstate.fastpath import update_fast
+from atoll.replication.itemstate.join import join
 from atoll.replication.itemstate.local import migrate, put, row_form, update
 from atoll.replication.itemstate.state import (
     SET_TYPES,
@@ -36,9 +43,11 @@ from atoll.replication.itemstate.state import (
     Dot,
     ItemState,
     canonical_set,
+    empty_state,
     latest_dot,
     raise_floors,
 )
+from atoll.replication.itemstate.view import materialize
 
 Item = dict[str, Any]
 
@@ -107,6 +116,33 @@ def update_stored(old: Stored | None, old_item: Item | None,
     state = None if old is None else load(old, old_item, key_names)
     new_state, shown = update(state, old_item, writes, dot, key)
     return store(new_state, shown, key_names), shown
+
+
+def apply_stored(local: Stored | None, local_item: Item | None, incoming: Stored,
+                 incoming_item: Item | None, key: Item
+                 ) -> tuple[Stored, Item | None, list[Conflict]]:
+    """A receiver's apply of a replicated write: the writer's state (`incoming`, in
+    stored form, with its visible item) joined into this row's (`local`, None: no row).
+    Returns the row's new stored form and item, and the conflicts the join revealed
+    here. The incoming state is decoded strictly (BadChange if malformed) and must show
+    `incoming_item` (which supplies the values the state elides, so what can disagree is
+    what the state spells out: counters, listed values, existence); when it dominates,
+    its bytes and item are stored as they came."""
+    key_names = key.keys()
+    if incoming.data:
+        theirs = decode_state(incoming.data, incoming_item, key_names)
+        incoming = Stored(incoming.data, latest_dot(theirs), None)
+    else:
+        theirs = migrate(incoming_item, incoming.version, incoming.prev, key_names)
+    mine = empty_state() if local is None else load(local, local_item, key_names)
+    joined = join(mine, theirs)
+    if joined is mine and local is not None:
+        return local, local_item, []
+    if joined is theirs:
+        verify_item(theirs, incoming_item, key)
+        return incoming, incoming_item, join_conflicts(mine, theirs, key)
+    shown = materialize(joined, key)
+    return store(joined, shown, key_names), shown, join_conflicts(mine, joined, key)
 
 
 def _context_and_counters(old: Stored | None
