@@ -20,7 +20,7 @@ from atoll.model.writes import INCREMENT
 from atoll.replication.itemstate import Dot, ItemState, materialize, put, update
 from tests.itemstate_world import KEY, KEY_NAMES, World, canonical_item, skews, steps
 
-fuzz = settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
+fuzz = settings(max_examples=250, deadline=None, suppress_health_check=list(HealthCheck))
 
 NUMBERS = ("0", "1", "-2.5", "12345678901234567890", "1E+3", "-0.001")
 scalar_values = st.one_of(

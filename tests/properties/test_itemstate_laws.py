@@ -64,7 +64,7 @@ from tests.itemstate_world import (
     update_values,
 )
 
-laws = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+laws = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 plans = st.lists(steps, min_size=8, max_size=40)
 
 

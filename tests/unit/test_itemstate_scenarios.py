@@ -396,3 +396,27 @@ def test_decimal_figures_stay_exact() -> None:
         state, item = update(state, item, [AttributeWrite(INCREMENT, "n", {"N": str(total)},
                                                           {"N": "0.1"})], Dot(hlc, "a"), KEY)
     assert item["n"] == {"N": "1.1"}
+
+
+def test_the_item_state_modules_are_pure() -> None:
+    """STYLE.md: a pure package imports no asyncio, sqlite3, socket, time or random."""
+    import ast
+    from pathlib import Path
+
+    import atoll.expressions.attrwrites
+    import atoll.model.writes
+    import atoll.replication.itemstate
+
+    forbidden = {"asyncio", "sqlite3", "socket", "time", "random"}
+    modules = [*Path(atoll.replication.itemstate.__file__).parent.glob("*.py"),
+               Path(atoll.expressions.attrwrites.__file__).parent / "attrwrites.py",
+               Path(atoll.model.writes.__file__).parent / "writes.py"]
+    imported: set[str] = set()
+    for module in modules:
+        for node in ast.walk(ast.parse(module.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module.split(".")[0])
+    assert {"orjson", "decimal"} <= imported  # the walk sees imports
+    assert imported & forbidden == set()
