@@ -27,9 +27,9 @@ from atoll.antientropy import (
     serve,
 )
 from atoll.antientropy.hashing import level_hashes
-from atoll.antientropy.verdict import agree
 from atoll.antientropy.messages import listed_of
 from atoll.antientropy.store import KeyPos
+from atoll.antientropy.verdict import agree
 from atoll.replication.change import Version
 
 TABLE = "t"
@@ -107,7 +107,7 @@ def naive_differences(stores: dict[str, MemoryTreeStore]) -> set[tuple[KeyPos, s
 def test_a_session_finds_exactly_the_disagreeing_keys(tables, page_keys, skew, sub_bits, deep):
     stores = {}
     for index, rows in enumerate(tables):
-        store = new_store("r%d" % index)
+        store = new_store(f"r{index}")
         for pk, (hlc, item) in rows.items():
             # skew: a third of the keys share one partition key (one bucket), so buckets
             # outgrow a page and are compared through sub-bucket hashes
