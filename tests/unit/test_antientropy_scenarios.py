@@ -346,6 +346,21 @@ def test_row_deleted_behind_atolls_back_is_found_and_restored():
     assert cluster.identical()
 
 
+def test_version_bytes_changed_behind_atolls_back():
+    cluster = Cluster(("a", "b", "c"))
+    seeded(cluster)
+    store = cluster.stores["a"]
+    bucket = next(b for b, rows in store.tables[TABLE].rows.items() if (b"k004", b"") in rows)
+    store.tables[TABLE].rows[bucket][(b"k004", b"")].version = b"garbage"
+    first = cluster.verify(deep=True)
+    assert {d.reason for d in first.differences} == {"a's version bytes do not decode"}
+    assert "unreadable" in first.differences[0].a_state
+    second = cluster.verify(repair=True)
+    assert [(e.region, e.replaced, e.outcome) for e in second.repairs] == [
+        ("a", "(unreadable version)", "applied")]
+    assert cluster.identical()
+
+
 def test_region_restored_from_an_old_snapshot():
     cluster = Cluster()
     seeded(cluster)

@@ -38,6 +38,7 @@ from atoll.antientropy.verdict import (
     VerdictBook,
     agree,
     describe_state,
+    describe_version,
     judge_key,
     judge_table,
     pair_cut,
@@ -129,8 +130,8 @@ class Judge:
         if created is None:
             return "table absent"
         if dropped is None:
-            return f"table created {self.scheme.describe(created)}"
-        return f"table deleted {self.scheme.describe(dropped)}"
+            return f"table created {describe_version(created, self.scheme)}"
+        return f"table deleted {describe_version(dropped, self.scheme)}"
 
     # --- judging -----------------------------------------------------------------------
     def judge(self) -> list[KeyRepair]:
@@ -216,8 +217,8 @@ class Judge:
             seen = self._states_seen.get((region, (entry.pk, entry.sk)))
             self.report.repairs.append(RepairLogEntry(
                 now_ms, region, self.table, entry.pk, entry.sk,
-                self.scheme.describe(entry.version), item.source,
-                None if seen is None else self.scheme.describe(seen.version), item.reason,
+                describe_version(entry.version, self.scheme), item.source,
+                None if seen is None else describe_version(seen.version, self.scheme), item.reason,
                 item.concurrent, outcome))
 
     def finish(self, now_ms: int, remote: frozenset[str]) -> None:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from atoll.antientropy.hashing import DEFAULT_BUCKET_BITS, bucket_of, item_leaf
 from atoll.antientropy.repair import repair_applies
 from atoll.antientropy.store import APPLIED, Entry, KeyPos, RepairLogEntry, RepairRecord
+from atoll.antientropy.verdict import describe_version
 from atoll.antientropy.versions import HLC_SCHEME, VersionScheme
 from atoll.invariant import invariant
 from atoll.replication.cursors import ZERO, Cursor
@@ -228,9 +229,10 @@ class MemoryTreeStore:
             else repair_applies(record, current, self.scheme)
         if outcome == APPLIED:
             self.write(record.table, record.pk, record.sk, record.version, record.item)
+        replaced = None if current is None else describe_version(current.version, self.scheme)
         entry = RepairLogEntry(now_ms, self._region, record.table, record.pk, record.sk,
-                               self.scheme.describe(record.version), record.source,
-                               None if current is None else self.scheme.describe(current.version),
+                               describe_version(record.version, self.scheme), record.source,
+                               replaced,
                                record.reason, record.concurrent, outcome)
         self.repair_log.append(entry)
         return entry

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from atoll.antientropy.hashing import leaf_hash
 from atoll.antientropy.messages import Listed
 from atoll.antientropy.store import ALREADY, APPLIED, SKIPPED, Entry, RepairRecord
-from atoll.antientropy.verdict import agree
+from atoll.antientropy.verdict import agree, readable
 from atoll.antientropy.versions import VersionScheme
 
 
@@ -56,9 +56,10 @@ class Unrepairable:
 def choose_winner(states: Mapping[str, Listed | None], scheme: VersionScheme,
                   damaged: frozenset[str] = frozenset()) -> tuple[str, Listed] | str:
     """(source region, winning state) over `states`, or why no winner can be chosen."""
-    present = sorted((region, s) for region, s in states.items() if s is not None)
+    present = sorted((region, s) for region, s in states.items()
+                     if s is not None and readable(s.version, scheme))
     if not present:
-        return "no region holds the key"
+        return "no region holds a readable version of the key"
     top = present[0][1].version
     for _, state in present[1:]:
         if state.version != top and scheme.supersedes(state.version, top):
@@ -117,6 +118,7 @@ def plan_key(table: str, pk: bytes, sk: bytes, states: Mapping[str, Listed | Non
             continue
         replaces = 0 if state is None else _leaf(table, state)
         conflict = (state is not None and state.version != winner.version
+                    and readable(state.version, scheme)
                     and scheme.concurrent(winner.version, state.version))
         planned.append((region, replaces, _reason(state, winner), conflict))
     if not planned:
@@ -157,13 +159,12 @@ def repair_applies(record: RepairRecord, current: Entry | None, scheme: VersionS
     current_leaf = 0 if current is None else current.leaf(table)
     if current_leaf == winner_leaf and (current is None or current.intact):
         return ALREADY
+    newer = (current is not None and current.intact and readable(current.version, scheme)
+             and scheme.supersedes(record.version, current.version))
     if record.item is None and (current is None or current.item is None):
-        if current is not None and scheme.supersedes(record.version, current.version):
-            return APPLIED  # a newer tombstone: harmless, keeps the newest delete's version
-        return ALREADY  # no item either way
+        # No item either way; a newer tombstone is still written: it keeps the newest
+        # delete's version.
+        return APPLIED if newer else ALREADY
     if current_leaf == record.replaces:
         return APPLIED  # the row is still what verify saw and judged
-    if current is not None and current.intact and scheme.supersedes(record.version,
-                                                                     current.version):
-        return APPLIED
-    return SKIPPED
+    return APPLIED if newer else SKIPPED

@@ -61,7 +61,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from atoll.antientropy.messages import Listed
-from atoll.antientropy.versions import VersionScheme
+from atoll.antientropy.versions import BadVersion, VersionScheme
 from atoll.replication.cursors import ZERO, Cursor
 
 Cut = dict[str, Cursor]
@@ -111,13 +111,27 @@ def state_digest(state: Listed | None) -> bytes:
     return b"".join((state.version, b"\x00", state.content, b"\x01" if state.intact else b"\x00"))
 
 
+def readable(version: bytes, scheme: VersionScheme) -> bool:
+    """Whether `version` decodes under the scheme (a version column changed behind
+    Atoll's back may not): an unreadable version is never above the cut, never a winner."""
+    try:
+        scheme.stamps(version)
+    except BadVersion:
+        return False
+    return True
+
+
+def describe_version(version: bytes, scheme: VersionScheme) -> str:
+    return scheme.describe(version) if readable(version, scheme) else "(unreadable version)"
+
+
 def describe_state(state: Listed | None, scheme: VersionScheme) -> str:
     if state is None:
         return "absent"
     if state.content is None:
-        return f"tombstone {scheme.describe(state.version)}"
+        return f"tombstone {describe_version(state.version, scheme)}"
     damaged = "" if state.intact else " (fails its checksum)"
-    return f"item {scheme.describe(state.version)} {state.content.hex()[:12]}{damaged}"
+    return f"item {describe_version(state.version, scheme)} {state.content.hex()[:12]}{damaged}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +146,8 @@ def judge_key(a_region: str, a: Listed | None, b_region: str, b: Listed | None,
     for region, state in ((a_region, a), (b_region, b)):
         if state is None:
             continue
+        if not readable(state.version, scheme):
+            return Judgement("below", f"{region}'s version bytes do not decode")
         above = stamp_above(scheme.stamps(state.version), cut)
         if above is not None:
             origin, hlc = above
@@ -157,9 +173,11 @@ def _below_reason(a_region: str, a: Listed | None, b_region: str, b: Listed | No
 def judge_table(a_versions: Sequence[bytes], b_versions: Sequence[bytes],
                 cut: Mapping[str, Cursor], scheme: VersionScheme) -> Judgement:
     for version in (*a_versions, *b_versions):
+        if not readable(version, scheme):
+            return Judgement("below", "a table version does not decode")
         above = stamp_above(scheme.stamps(version), cut)
         if above is not None:
-            return Judgement("transient", f"table change {scheme.describe(version)} is above "
+            return Judgement("transient", f"table change {describe_version(version, scheme)} is above "
                              "the cut")
     return Judgement("below", "the table's creation or deletion differs below the cut")
 
