@@ -196,6 +196,12 @@ def _replace(**changes: object) -> Callable[[SignedRequest], SignedRequest]:
     return lambda r: dataclasses.replace(r, **changes)
 
 
+def _next_second(request: SignedRequest) -> str:
+    """The request's X-Amz-Date with its seconds changed (same day)."""
+    stamp = header(request, "X-Amz-Date")
+    return f"{stamp[:-3]}{(int(stamp[-3:-1]) + 1) % 60:02d}Z"
+
+
 def _flip(index: int) -> Callable[[SignedRequest], SignedRequest]:
     def change(request: SignedRequest) -> SignedRequest:
         signature = auth_parts(request)["Signature"]
@@ -213,9 +219,7 @@ MUTATIONS: dict[str, Callable[[SignedRequest], SignedRequest]] = {
     "target": lambda r: with_header(r, "X-Amz-Target", "DynamoDB_20120810.DeleteItem"),
     "host": lambda r: with_header(r, "Host", "127.0.0.1:8001"),
     "content-type": lambda r: with_header(r, "Content-Type", "application/json"),
-    "x-amz-date-second": lambda r: with_header(
-        r, "X-Amz-Date", header(r, "X-Amz-Date")[:-3] + "%02dZ" % (
-            (int(header(r, "X-Amz-Date")[-3:-1]) + 1) % 60)),
+    "x-amz-date-second": lambda r: with_header(r, "X-Amz-Date", _next_second(r)),
     "target-removed": lambda r: with_header(r, "X-Amz-Target", None),
     "host-removed": lambda r: with_header(r, "Host", None),
     "content-type-removed": lambda r: with_header(r, "Content-Type", None),

@@ -151,8 +151,8 @@ def request_tables(operation: str, body: Mapping[str, Any]) -> tuple[str, ...]:
     found: list[str] = []
     if operation in ("BatchGetItem", "BatchWriteItem"):
         items = body.get("RequestItems")
-        if isinstance(items, Mapping):
-            found.extend(k for k in items if isinstance(k, str))
+        for name in items if isinstance(items, Mapping) else ():
+            _add(found, name)
     elif operation in ("TransactGetItems", "TransactWriteItems"):
         actions = body.get("TransactItems")
         for action in actions if isinstance(actions, list) else ():
