@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import copy
 import dataclasses
 import hashlib
 import logging
@@ -76,7 +77,9 @@ def test_secrets_never_show_in_repr_str_format_or_logs(caplog: pytest.LogCapture
         orjson.dumps(key.secret)  # a secret is never serialised by accident
 
 
-def test_secret_equality() -> None:
+def test_secret_equality_and_copies() -> None:
+    secret = Secret("a")
+    assert copy.copy(secret) is secret and copy.deepcopy(secret) is secret
     assert Secret("a") == Secret("a")
     assert Secret("a") != Secret("b")
     assert Secret("a") != "a"
@@ -91,7 +94,7 @@ def test_secret_equality() -> None:
     ({"secret": Secret("")}, "needs a secret"),
     ({"session_token": Secret("t")}, "a session key has both"),
     ({"created_ms": -1}, "created_ms"),
-    ({"created_ms": True}, "created_ms"),
+    ({"revoked_ms": -5}, "revoked_ms"),
 ])
 def test_invalid_records_are_refused(change: dict[str, object], problem: str) -> None:
     key = create_key(ROLE_READ_WRITE, now_ms=1)

@@ -169,6 +169,20 @@ def test_botocore_signed_variants_verify(case: dict[str, object]) -> None:
     assert verify(request) is KEY
 
 
+@pytest.mark.parametrize("layout", [
+    "AWS4-HMAC-SHA256 Credential={c},SignedHeaders={h},Signature={s}",
+    "AWS4-HMAC-SHA256 Credential={c} ,  SignedHeaders={h},\tSignature={s}",
+    "AWS4-HMAC-SHA256 Signature={s}, Credential={c}, SignedHeaders={h}",
+    "  AWS4-HMAC-SHA256 Credential={c}, SignedHeaders={h}, Signature={s}  ",
+])
+def test_authorization_layouts_parse_alike(layout: str) -> None:
+    """The one-step parse of the usual layout and the general parse agree."""
+    request = sign()
+    parts = auth_parts(request)
+    raw = layout.format(c=parts["Credential"], h=parts["SignedHeaders"], s=parts["Signature"])
+    assert verify(with_header(request, "Authorization", raw)) is KEY
+
+
 def test_session_key_with_its_token_verifies() -> None:
     request = sign(SESSION)
     assert "x-amz-security-token" in auth_parts(request)["SignedHeaders"]

@@ -94,6 +94,12 @@ class Secret:
     def __hash__(self) -> int:
         return hash(self._value)
 
+    def __copy__(self) -> Secret:
+        return self  # immutable; and copying must not need the value spelled out
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Secret:
+        return self
+
 
 @dataclass(frozen=True, slots=True)
 class AccessKey:
