@@ -8,7 +8,8 @@ sqlite/     SqliteStorage: one WAL database file per node (what the node runs)
 memory/     MemoryStorage: pure Python, same semantics, nothing on disk
 """
 
+from atoll.storage.memory import MemoryStorage
 from atoll.storage.protocol import CorruptionDetected, Storage, WriteTxn
 from atoll.storage.sqlite import SqliteStorage
 
-__all__ = ["CorruptionDetected", "SqliteStorage", "Storage", "WriteTxn"]
+__all__ = ["CorruptionDetected", "MemoryStorage", "SqliteStorage", "Storage", "WriteTxn"]
