@@ -221,8 +221,8 @@ class Storage(Protocol):
     """One node's database: construct, `write_sync` if need be, `start`, then serve."""
 
     commit_listeners: list[Callable[[], None]]
-    """Called on the event-loop thread after each batch is answered (committed, durable,
-    results handed to the futures), e.g. to wake replication long polls."""
+    """Called on the event-loop thread as each batch is answered (committed and durable,
+    or failed), before its futures resolve: e.g. to wake replication long polls."""
 
     # --- lifecycle -----------------------------------------------------------------------
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -368,6 +368,7 @@ class Storage(Protocol):
     # --- figures -------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         """Figures for /_atoll/status (JSON-ready): at least `writes_committed` and
-        `write_batches_committed` (since start) and `write_path` (the stage times of
-        recent batches, atoll.storage.writepath); a backend may add its own."""
+        `write_batches_committed` (since the storage was opened) and `write_path` (the
+        stage times of recent batches, atoll.storage.writepath); a backend may add its
+        own."""
         ...

@@ -15,9 +15,9 @@ Theory of operation
   tail (with no checkpoint at all, wrk PutItem's p99 is ~7 ms instead of ~33). Its length
   follows the frames left for it (REWIND_REST_FRAMES, CATCH_UP_PASSES), and how often it
   comes follows REWIND_FRAMES. Measured (wrk PutItem, 32 connections, 20 s, medians of 3
-  interleaved rounds): rewinds at 8,000 frames with 4 catch-up passes down to 200 frames,
-  p99 37 ms; 20 passes down to 50 frames, p99 24 ms; that and rewinds at 16,000, 32,000
-  or 64,000 frames, p99 9-14, 10 and 8 ms, at about the same throughput.
+  interleaved rounds): with 20 catch-up passes down to 50 frames, rewinds at 16,000,
+  32,000 or 64,000 frames give p99 9-14, 10 and 8 ms at about the same throughput; 4
+  passes down to 200 frames, or rewinds every 8,000 frames, give p99 24-37 ms.
 - `summary()` gives /_atoll/status the WAL's frames at the last checkpoint, the rewinds
   so far and the percentiles of the writer's pauses before the last REWINDS_KEPT.
 """
@@ -50,7 +50,7 @@ class Checkpointer:
         self.path = path
         self.durable = durable
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._worker: threading.Thread | None = None
         # The WAL, for /_atoll/status: the frames it held at the last checkpoint, and the
         # writer's pauses before the last rewinds (ns).
         self.wal_frames = 0
@@ -60,14 +60,14 @@ class Checkpointer:
     def start(self, want_rewind: Callable[[], None]) -> None:
         """Start the thread; it calls `want_rewind()` (on its own thread) when the WAL
         is ready to start over, for the writer to `rewind` between two batches."""
-        self._thread = threading.Thread(target=self._run, args=(want_rewind,),
+        self._worker = threading.Thread(target=self._run, args=(want_rewind,),
                                         name="atoll-checkpointer", daemon=True)
-        self._thread.start()
+        self._worker.start()
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
+        if self._worker is not None:
+            self._worker.join()
 
     def _run(self, want_rewind: Callable[[], None]) -> None:
         conn = connect(self.path, self.durable)

@@ -64,7 +64,7 @@ class Durability:
         self.fdatasync: Callable[[int], None] = os.fdatasync  # tests wrap it to delay or fail
         self.error: OSError | None = None  # an fdatasync failed: nothing is durable
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+        self._worker: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiters: collections.deque[tuple[int, asyncio.Future[None]]] = \
             collections.deque()
@@ -74,9 +74,9 @@ class Durability:
         """Start the syncer: it calls `synced(batches)` on the loop once a batch handed
         over is durable, or `failed(batches)` once it never will be."""
         self._loop = loop
-        self._thread = threading.Thread(target=self._run, args=(synced, failed),
+        self._worker = threading.Thread(target=self._run, args=(synced, failed),
                                          name="atoll-syncer", daemon=True)
-        self._thread.start()
+        self._worker.start()
 
     def hand_over(self, ran: Any) -> None:
         """A committed batch (writer or event-loop thread), in commit order."""
@@ -84,9 +84,9 @@ class Durability:
 
     def stop(self) -> None:
         """Make durable and answer every batch handed over, then end the thread."""
-        if self._thread is not None:
+        if self._worker is not None:
             self._queue.put(_STOP)  # behind every batch waiting for its fdatasync
-            self._thread.join()
+            self._worker.join()
 
     def close(self) -> None:
         if self.wal_fd >= 0:
