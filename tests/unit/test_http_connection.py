@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from atoll.http.limits import ConnectionLimits
 from atoll.http.server import HttpServer
 
 
@@ -75,7 +76,7 @@ def _get(path: str) -> Any:
 def _serve(**timeouts: float) -> Iterator[int]:
     """A real HttpServer on a loopback port, its loop on a thread; yields the port."""
     loop = asyncio.new_event_loop()
-    server = HttpServer(_api, _get, **timeouts)
+    server = HttpServer(_api, _get, limits=ConnectionLimits(**timeouts))
     started = threading.Event()
     holder: dict[str, Any] = {}
 
