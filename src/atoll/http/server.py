@@ -206,6 +206,7 @@ class Connection(asyncio.Protocol):
         self.parser = httptools.HttpRequestParser(self)
         self.current = _Request()
         self.body_size = 0
+        self.body_counted = 0  # of it, counted in the table's budget for bodies arriving
         self.queue: collections.deque[_Request] = collections.deque()
         self.busy = False
         self.paused = False
@@ -216,11 +217,14 @@ class Connection(asyncio.Protocol):
         self.upgrading: _Request | None = None  # asked to upgrade: its body read here
         self.body_left = 0  # bytes of that body still to come
         # the head of the request being received: between its first byte and its end
+        limits = self.limits
         self.in_head = False
-        self.heads_begun = 0  # requests begun on this connection
-        self.head_bytes = 0  # its request line and complete header fields, in bytes
-        self.head_read_bytes = 0  # bytes of reads that continued it after its first read
-        self.header_fields = 0
+        self.head_left = 0  # of its budget (on_header: bytes, plus FIELD cost per field)
+        self.head_read_bytes = 0  # of reads that continued it; -1 in the read it began
+        self.max_head_bytes = limits.max_head_bytes
+        self.header_field_cost = limits.max_head_bytes // limits.max_header_fields
+        self.max_request_line_bytes = limits.max_request_line_bytes
+        self.progressed = self.table.open.move_to_end  # ConnectionTable.progressed, inlined
         self.discarding = False  # refused: what still arrives is dropped (lingering)
         self.discarded_bytes = 0
         self.linger: asyncio.TimerHandle | None = None
@@ -261,21 +265,36 @@ class Connection(asyncio.Protocol):
         if self.upgrading is not None:
             self._read_upgrade_body(data)
             return
-        heads_begun = self.heads_begun
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
             self._ignore_upgrade(data[upgrade.args[0]:])
+            return
         except httptools.HttpParserError:
             if not self.discarding:  # (a callback refused the request: already answered)
                 self._refuse(400, b"malformed HTTP request")
             return
-        if self.in_head and self.heads_begun == heads_begun:
-            # The whole read continued a head begun in an earlier one (the parser keeps a
-            # header it has not seen the end of): bounded here, not only when it ends.
-            self.head_read_bytes += len(data)
-            if self.head_read_bytes > self.limits.max_head_bytes:
-                self._refuse_head(431, b"Request header fields too large")
+        if self.begun is not None:  # the read ended inside a request (rare: not per request)
+            self._partial_request(len(data))
+
+    def _partial_request(self, read_bytes: int) -> None:
+        """Bound what a request spread over reads makes this process hold: its head (the
+        parser buffers a field it has not seen the end of) and, with every connection's
+        together, the bodies still arriving."""
+        if self.in_head:
+            if self.head_read_bytes < 0:  # it began in this read (its callbacks counted it)
+                self.head_read_bytes = 0
+            else:  # the whole read continued it
+                self.head_read_bytes += read_bytes
+                if self.head_read_bytes > self.max_head_bytes:
+                    self._refuse_head(431, b"Request header fields too large")
+        elif self.body_size > self.body_counted:
+            table = self.table
+            table.buffered_body_bytes += self.body_size - self.body_counted
+            self.body_counted = self.body_size
+            if table.buffered_body_bytes > self.limits.max_buffered_body_bytes:
+                table.refused_request("busy")
+                self._refuse(503, b"Too many request bodies are arriving at once; retry later")
 
     def _discard(self, data: bytes) -> None:
         """Lingering after a refusal: drop what arrives, within a bound."""
@@ -329,22 +348,22 @@ class Connection(asyncio.Protocol):
         self.body_size = 0
         self.begun = self.server.now
         self.in_head = True
-        self.heads_begun += 1
-        self.head_bytes = self.head_read_bytes = self.header_fields = 0
+        self.head_left = self.max_head_bytes
+        self.head_read_bytes = -1
 
     def on_url(self, url: bytes) -> None:
-        self.current.url += url
-        self.head_bytes += len(url)
-        if self.head_bytes > self.limits.max_request_line_bytes:
+        url = self.current.url + url
+        self.current.url = url
+        if len(url) > self.max_request_line_bytes:
             self._refuse_head(414, b"Request line too long")
             raise httptools.HttpParserError("request line too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         size = len(name)
-        self.header_fields += 1
-        self.head_bytes += size + len(value) + 4  # ": " and CRLF
-        limits = self.limits
-        if self.header_fields > limits.max_header_fields or self.head_bytes > limits.max_head_bytes:
+        # One budget bounds both the head's bytes and its fields: each field costs its
+        # bytes plus max_head_bytes / max_header_fields, so neither limit can be passed.
+        self.head_left -= size + len(value) + self.header_field_cost
+        if self.head_left < 0:
             self._refuse_head(431, b"Request header fields too large")
             raise httptools.HttpParserError("request head too large")
         if size == 12 and name.lower() == b"x-amz-target":
@@ -362,25 +381,19 @@ class Connection(asyncio.Protocol):
         self.in_head = False
 
     def on_body(self, body: bytes) -> None:
-        size = len(body)
-        self.body_size += size
-        table = self.table
-        table.buffered_body_bytes += size
+        self.body_size += len(body)
         if self.body_size > MAX_BODY_BYTES:
-            table.refused_request("body")
+            self.table.refused_request("body")
             self._refuse(413, _TOO_LARGE)
             raise httptools.HttpParserError("body too large")
-        if table.buffered_body_bytes > self.limits.max_buffered_body_bytes:
-            table.refused_request("busy")
-            self._refuse(503, b"Too many request bodies are arriving at once; retry later")
-            raise httptools.HttpParserError("request bodies over budget")
         self.current.body.append(body)
 
     def on_message_complete(self) -> None:
         request = self.current
         request.method = self.parser.get_method()
         request.keep_alive = self.parser.should_keep_alive()
-        self._release_body()
+        if self.body_counted:
+            self._release_body()
         if self.parser.should_upgrade():  # its body, if any, is still to come
             self.upgrading = request
             return
@@ -390,9 +403,8 @@ class Connection(asyncio.Protocol):
     def _release_body(self) -> None:
         """The body received stops counting against the listener's budget for bodies
         still arriving (it is complete, refused, or its connection is gone)."""
-        if self.body_size:
-            self.table.buffered_body_bytes -= self.body_size
-            self.body_size = 0
+        self.table.buffered_body_bytes -= self.body_counted
+        self.body_counted = 0
 
     def _refuse_head(self, status: int, message: bytes) -> None:
         limits = self.limits
@@ -549,7 +561,7 @@ class Connection(asyncio.Protocol):
         server.request_times.add(request.began, now_ns())
         self.last_active = server.now
         if keep_alive:
-            self.table.progressed(self)  # last to be evicted
+            self.progressed(self)  # the last to be evicted
         elif request.refusal is not None:
             self._linger()
         else:
