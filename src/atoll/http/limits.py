@@ -157,23 +157,28 @@ def release_free_memory() -> bool:
 
 
 class PressureLog:
-    """Counts pressure events by kind and hands them back at most once per interval, so
-    the caller logs one line per kind with its count. Time is an argument (seconds on
-    any monotonic clock)."""
+    """Counts pressure events by kind and hands each kind back at most once per
+    interval, so the caller logs one line per kind with its count: the first event of a
+    kind is reported at the next look, later ones gather until its interval has passed.
+    Time is an argument (seconds on any monotonic clock)."""
 
     def __init__(self, interval_s: float) -> None:
         self.interval_s = interval_s
         self.counts: dict[str, int] = {}
-        self.last_s = -math.inf
+        self.reported_s: dict[str, float] = {}  # when each kind was last reported
 
     def note(self, kind: str, count: int = 1) -> None:
         self.counts[kind] = self.counts.get(kind, 0) + count
 
     def due(self, now_s: float) -> list[tuple[str, int]]:
-        """The counts gathered since the last report, if one is due (else nothing)."""
-        if not self.counts or now_s - self.last_s < self.interval_s:
+        """The kinds whose interval has passed, with their counts since last reported."""
+        if not self.counts:
             return []
-        report = sorted(self.counts.items())
-        self.counts.clear()
-        self.last_s = now_s
+        report = []
+        for kind, count in sorted(self.counts.items()):
+            if now_s - self.reported_s.get(kind, -math.inf) >= self.interval_s:
+                report.append((kind, count))
+                self.reported_s[kind] = now_s
+        for kind, _count in report:
+            del self.counts[kind]
         return report

@@ -219,12 +219,13 @@ class Connection(asyncio.Protocol):
         # the head of the request being received: between its first byte and its end
         limits = self.limits
         self.in_head = False
-        self.head_left = 0  # of its budget (on_header: bytes, plus FIELD cost per field)
+        self.head_left = 0  # of its byte budget (on_header says what a field costs)
         self.head_read_bytes = 0  # of reads that continued it; -1 in the read it began
         self.max_head_bytes = limits.max_head_bytes
         self.header_field_cost = limits.max_head_bytes // limits.max_header_fields
         self.max_request_line_bytes = limits.max_request_line_bytes
-        self.progressed = self.table.open.move_to_end  # ConnectionTable.progressed, inlined
+        # called with the connection once per answer: it becomes the last to be evicted
+        self.progressed = self.table.open.move_to_end
         self.discarding = False  # refused: what still arrives is dropped (lingering)
         self.discarded_bytes = 0
         self.linger: asyncio.TimerHandle | None = None
@@ -361,8 +362,13 @@ class Connection(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         size = len(name)
         # One budget bounds both the head's bytes and its fields: each field costs its
-        # bytes plus max_head_bytes / max_header_fields, so neither limit can be passed.
-        self.head_left -= size + len(value) + self.header_field_cost
+        # bytes, and at least max_head_bytes / max_header_fields, so neither limit can
+        # be passed (a head of fields that are each that short or shorter may have all
+        # max_header_fields of them).
+        cost = size + len(value) + 4  # ": " and CRLF
+        if cost < self.header_field_cost:
+            cost = self.header_field_cost
+        self.head_left -= cost
         if self.head_left < 0:
             self._refuse_head(431, b"Request header fields too large")
             raise httptools.HttpParserError("request head too large")
