@@ -9,14 +9,22 @@ Theory of operation
   future's done callback (`_advance`), still without a Task. Only a handler that yields
   something other than a future (`asyncio.sleep(0)`) gets a Task to finish it.
   (Measured to matter for GetItem and PutItem throughput.)
-- Bounds: a body over MAX_BODY_BYTES is refused with 413 and the connection closed; a
-  connection with more than MAX_PIPELINED requests queued stops being read until it
-  drains. A request still incomplete REQUEST_TIMEOUT_S after its first byte is answered
-  408 and its connection closed, and a connection idle for IDLE_TIMEOUT_S (nothing
-  received, nothing being answered) is closed: slow or vanished clients cannot hold
-  connections (and descriptors) forever. One sweep every few seconds checks them
-  against a clock it reads then, so the timeouts are that coarse, and requests pay
-  nothing for them.
+- Limits (`limits.py` says why and how much): at most `max_connections` open; at the cap
+  a new connection is admitted by closing the one that made progress longest ago. The
+  open connections are kept in an OrderedDict in the order they last made progress (an
+  answer sent, or accepted): one `move_to_end` per answer, so the oldest are at its head
+  and admission looks at a bounded few of them. A request's line and head are bounded
+  (414, 431), its body too (413); these refusals are answered in order behind what the
+  connection already sent, then the connection lingers — reading and dropping what the
+  client is still sending, for a bounded time and number of bytes — so the client reads
+  the answer rather than a reset. A connection with more than MAX_PIPELINED requests
+  queued stops being read until it drains.
+- Timeouts: a request still incomplete `request_timeout_s` after its first byte is
+  answered 408 and its connection closed; a connection idle for `idle_timeout_s`
+  (nothing received, nothing being answered) is closed. Both are shorter under
+  connection pressure. One sweep every second or so checks them against a clock it reads
+  then, re-judges the pressure and logs what pressure did since the last report (once
+  per interval per kind, with counts): requests pay nothing for them.
 - `GET /health` answers probes; everything else that is not a POST is refused.
 - POSTs go to the DynamoDB API, except: on a listener with a `post` router (the peer
   port) every POST is routed by path, and on the client port POSTs to `/_atoll/...`
@@ -38,6 +46,8 @@ from typing import Any
 import httptools
 import orjson
 
+from atoll.http.connections import ConnectionTable
+from atoll.http.limits import ConnectionLimits
 from atoll.http.timing import RequestTimes, now_ns
 
 log = logging.getLogger(__name__)
@@ -45,14 +55,19 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 16 * 1024 * 1024
 _TOO_LARGE = b"Request payload size exceeds the limit of %d bytes" % MAX_BODY_BYTES
 MAX_PIPELINED = 64
-REQUEST_TIMEOUT_S = 60.0
-IDLE_TIMEOUT_S = 300.0
-MAX_SWEEP_INTERVAL_S = 5.0
-
+MAX_SWEEP_INTERVAL_S = 1.0
 _REASONS = {200: b"OK", 400: b"Bad Request", 404: b"Not Found", 405: b"Method Not Allowed",
-            408: b"Request Timeout", 413: b"Request Entity Too Large",
-            500: b"Internal Server Error",
+            408: b"Request Timeout", 413: b"Request Entity Too Large", 414: b"URI Too Long",
+            431: b"Request Header Fields Too Large", 500: b"Internal Server Error",
             503: b"Service Unavailable"}
+_ERROR_TYPES = {
+    408: "com.amazon.coral.service#RequestTimeoutException",
+    413: "com.amazon.coral.service#RequestEntityTooLargeException",
+    414: "com.amazon.coral.service#RequestURITooLongException",
+    431: "com.amazon.coral.service#RequestHeaderFieldsTooLargeException",
+    500: "com.amazonaws.dynamodb.v20120810#InternalServerError",
+    503: "com.amazon.coral.service#ServiceUnavailableException",
+}
 
 ApiHandler = Callable[[str | None, bytes], Coroutine[Any, Any, tuple[int, bytes]]]
 PostHandler = Callable[[str, dict[str, str], bytes, str],
@@ -90,7 +105,7 @@ class _Clock:
 
 class _Request:
     __slots__ = ("method", "url", "target", "body", "keep_alive", "atoll_headers",
-                 "content_length", "chunked", "began")
+                 "content_length", "chunked", "began", "refusal")
 
     def __init__(self) -> None:
         self.began = now_ns()  # its first bytes were parsed (see RequestTimes)
@@ -102,6 +117,11 @@ class _Request:
         self.keep_alive = True
         self.content_length = b""  # read only if the request asks to upgrade
         self.chunked = False
+        self.refusal: tuple[int, bytes] | None = None  # answered so, then the connection lingers
+
+
+# What a closed connection keeps as its parser (httptools parsers cannot be released).
+_DETACHED_PARSER = httptools.HttpRequestParser(object())
 
 
 class ListenError(Exception):
@@ -119,12 +139,11 @@ async def listen(protocol: Callable[[], asyncio.Protocol], host: str, port: int,
 
 
 class HttpServer:
-    """Shared state of all connections: handlers, counters, shutdown."""
+    """Shared state of all connections: handlers, the connection table, shutdown."""
 
     def __init__(self, api: ApiHandler, get: GetHandler, post: PostHandler | None = None,
                  admin_post: PostHandler | None = None, *,
-                 request_timeout_s: float = REQUEST_TIMEOUT_S,
-                 idle_timeout_s: float = IDLE_TIMEOUT_S) -> None:
+                 limits: ConnectionLimits | None = None) -> None:
         self.api = api
         self.get = get
         self.post = post  # when set, POSTs are routed by path (the peer listener)
@@ -132,13 +151,13 @@ class HttpServer:
         self.request_ids = _RequestIds()
         self.request_times = RequestTimes()
         self.clock = _Clock()
-        self.connections: set[Connection] = set()
+        self.table = ConnectionTable(limits or ConnectionLimits(), MAX_BODY_BYTES)
         self.in_flight = 0
         self.closing = False
-        self.request_timeout_s = request_timeout_s
-        self.idle_timeout_s = idle_timeout_s
-        self.sweep_interval_s = min(MAX_SWEEP_INTERVAL_S, request_timeout_s / 4,
-                                    idle_timeout_s / 4)
+        limits = self.table.limits
+        self.sweep_interval_s = min(MAX_SWEEP_INTERVAL_S, limits.request_timeout_s / 4,
+                                    limits.pressure_request_timeout_s / 4,
+                                    limits.idle_timeout_s / 4, limits.pressure_idle_timeout_s / 4)
         self.now = time.monotonic()  # as of the last sweep: what connections stamp
         self._sweeping = False
 
@@ -149,14 +168,24 @@ class HttpServer:
         return Connection(self)
 
     def _sweep(self) -> None:
-        """Close connections whose request stalled or that sat idle too long."""
+        """Judge the pressure, close connections whose request stalled or that sat idle
+        too long, log what pressure did (at most once per interval per kind) and hand
+        memory back after a flood."""
         self.now = time.monotonic()
-        for connection in list(self.connections):
+        table = self.table
+        table.judge_pressure()
+        for connection in list(table.open):
             connection.check_timeouts(self.now)
-        if self.connections or not self.closing:
+        table.report(self.now)
+        table.release_after_flood()
+        if table.open or not self.closing:
             asyncio.get_running_loop().call_later(self.sweep_interval_s, self._sweep)
         else:
             self._sweeping = False
+
+    def connection_stats(self) -> dict[str, Any]:
+        """Counters for /_atoll/status: connections open and what the limits did."""
+        return self.table.stats()
 
     async def drain(self, timeout_s: float) -> None:
         """Stop taking requests; wait (bounded) for in-flight ones to be answered."""
@@ -164,35 +193,64 @@ class HttpServer:
         deadline = time.monotonic() + timeout_s
         while self.in_flight and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
-        for connection in list(self.connections):
+        for connection in list(self.table.open):
             connection.close_when_idle()
 
 
 class Connection(asyncio.Protocol):
     def __init__(self, server: HttpServer) -> None:
         self.server = server
+        self.table = server.table
+        self.limits = server.table.limits
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
         self.current = _Request()
         self.body_size = 0
+        self.body_counted = 0  # of it, counted in the table's budget for bodies arriving
         self.queue: collections.deque[_Request] = collections.deque()
         self.busy = False
         self.paused = False
-        self.closed = False
+        self.closed = False  # nothing more is written (closing, or lingering)
         self.eof = False  # the client half-closed: answer what it sent, then close
         self.last_active = server.now  # when it last sent bytes or got an answer
         self.begun: float | None = None  # when the request being received began
         self.upgrading: _Request | None = None  # asked to upgrade: its body read here
         self.body_left = 0  # bytes of that body still to come
+        # the head of the request being received: between its first byte and its end
+        limits = self.limits
+        self.in_head = False
+        self.head_left = 0  # of its byte budget (on_header says what a field costs)
+        self.head_read_bytes = 0  # of reads that continued it; -1 in the read it began
+        self.max_head_bytes = limits.max_head_bytes
+        self.header_field_cost = limits.max_head_bytes // limits.max_header_fields
+        self.max_request_line_bytes = limits.max_request_line_bytes
+        # called with the connection once per answer: it becomes the last to be evicted
+        self.progressed = self.table.open.move_to_end
+        self.discarding = False  # refused: what still arrives is dropped (lingering)
+        self.discarded_bytes = 0
+        self.linger: asyncio.TimerHandle | None = None
 
     # --- asyncio.Protocol --------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        self.server.connections.add(self)
+        if not self.table.admit(self):
+            self.closed = True
+            transport.abort()  # type: ignore[attr-defined]
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        self.server.connections.discard(self)
+        self.table.discard(self)
+        if self.linger is not None:
+            self.linger.cancel()
+            self.linger = None
+        self._release_body()
+        # Let go of what the connection buffered now: the parser refers back to this
+        # connection, a cycle the garbage collector reaches only rarely (node.py raises
+        # its thresholds), holding a partial request's head and body until then.
+        self.parser = _DETACHED_PARSER
+        self.current = _Request()
+        self.queue.clear()
+        self.upgrading = None
 
     def eof_received(self) -> bool:
         """The client sent all it will (a half-close, as `nc -N` does): keep the socket
@@ -201,6 +259,9 @@ class Connection(asyncio.Protocol):
         return self.busy or bool(self.queue)
 
     def data_received(self, data: bytes) -> None:
+        if self.discarding:
+            self._discard(data)
+            return
         self.last_active = self.server.now
         if self.upgrading is not None:
             self._read_upgrade_body(data)
@@ -209,8 +270,44 @@ class Connection(asyncio.Protocol):
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
             self._ignore_upgrade(data[upgrade.args[0]:])
+            return
         except httptools.HttpParserError:
-            self._fail(400, b"malformed HTTP request")
+            if not self.discarding:  # (a callback refused the request: already answered)
+                self._refuse(400, b"malformed HTTP request")
+            return
+        if self.begun is not None:  # the read ended inside a request (rare: not per request)
+            self._partial_request(len(data))
+
+    def _partial_request(self, read_bytes: int) -> None:
+        """Bound what a request spread over reads makes this process hold: its head (the
+        parser buffers a field it has not seen the end of) and, with every connection's
+        together, the bodies still arriving."""
+        if self.in_head:
+            if self.head_read_bytes < 0:  # it began in this read (its callbacks counted it)
+                self.head_read_bytes = 0
+            else:  # the whole read continued it
+                self.head_read_bytes += read_bytes
+                if self.head_read_bytes > self.max_head_bytes:
+                    self._refuse_head(431, b"Request header fields too large")
+        elif self.body_size > self.body_counted:
+            table = self.table
+            table.buffered_body_bytes += self.body_size - self.body_counted
+            self.body_counted = self.body_size
+            if table.buffered_body_bytes > self.limits.max_buffered_body_bytes:
+                table.refused_request("busy")
+                self._refuse(503, b"Too many request bodies are arriving at once; retry later")
+
+    def _discard(self, data: bytes) -> None:
+        """Lingering after a refusal: drop what arrives, within a bound."""
+        self.discarded_bytes += len(data)
+        if self.discarded_bytes > self.limits.linger_max_bytes and self.transport:
+            self.transport.abort()
+
+    def evict(self) -> None:
+        """Closed to admit another connection (ConnectionTable.admit)."""
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
 
     def _ignore_upgrade(self, rest: bytes) -> None:
         """A request asked to switch protocols (`Connection: Upgrade` with `Upgrade: h2c`,
@@ -220,11 +317,12 @@ class Connection(asyncio.Protocol):
         parser takes the rest of the stream."""
         request, self.upgrading = self.upgrading, None
         if request is None or request.method == b"CONNECT" or request.chunked:
-            self._fail(400, b"upgrade not supported")
+            self._refuse(400, b"upgrade not supported")
             return
         length = int(request.content_length or b"0")  # the parser rejected a malformed one
         if length > MAX_BODY_BYTES:
-            self._fail(413, _TOO_LARGE)
+            self.table.refused_request("body")
+            self._refuse(413, _TOO_LARGE)
             return
         self.upgrading, self.body_left = request, length
         self.parser = httptools.HttpRequestParser(self)
@@ -250,12 +348,30 @@ class Connection(asyncio.Protocol):
         self.current = _Request()
         self.body_size = 0
         self.begun = self.server.now
+        self.in_head = True
+        self.head_left = self.max_head_bytes
+        self.head_read_bytes = -1
 
     def on_url(self, url: bytes) -> None:
-        self.current.url += url
+        url = self.current.url + url
+        self.current.url = url
+        if len(url) > self.max_request_line_bytes:
+            self._refuse_head(414, b"Request line too long")
+            raise httptools.HttpParserError("request line too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         size = len(name)
+        # One budget bounds both the head's bytes and its fields: each field costs its
+        # bytes, and at least max_head_bytes / max_header_fields, so neither limit can
+        # be passed (a head of fields that are each that short or shorter may have all
+        # max_header_fields of them).
+        cost = size + len(value) + 4  # ": " and CRLF
+        if cost < self.header_field_cost:
+            cost = self.header_field_cost
+        self.head_left -= cost
+        if self.head_left < 0:
+            self._refuse_head(431, b"Request header fields too large")
+            raise httptools.HttpParserError("request head too large")
         if size == 12 and name.lower() == b"x-amz-target":
             self.current.target = value.decode("latin-1")
         elif size == 14 and name.lower() == b"content-length":
@@ -267,10 +383,14 @@ class Connection(asyncio.Protocol):
                 self.current.atoll_headers = {}
             self.current.atoll_headers[name.decode("latin-1").lower()] = value.decode("latin-1")
 
+    def on_headers_complete(self) -> None:
+        self.in_head = False
+
     def on_body(self, body: bytes) -> None:
         self.body_size += len(body)
         if self.body_size > MAX_BODY_BYTES:
-            self._fail(413, _TOO_LARGE)
+            self.table.refused_request("body")
+            self._refuse(413, _TOO_LARGE)
             raise httptools.HttpParserError("body too large")
         self.current.body.append(body)
 
@@ -278,11 +398,46 @@ class Connection(asyncio.Protocol):
         request = self.current
         request.method = self.parser.get_method()
         request.keep_alive = self.parser.should_keep_alive()
+        if self.body_counted:
+            self._release_body()
         if self.parser.should_upgrade():  # its body, if any, is still to come
             self.upgrading = request
             return
         self.begun = None
         self._accept(request)
+
+    def _release_body(self) -> None:
+        """The body received stops counting against the listener's budget for bodies
+        still arriving (it is complete, refused, or its connection is gone)."""
+        self.table.buffered_body_bytes -= self.body_counted
+        self.body_counted = 0
+
+    def _refuse_head(self, status: int, message: bytes) -> None:
+        limits = self.limits
+        self.table.refused_request("head")
+        self._refuse(status, message + b" (limits: request line %d bytes, head %d bytes, "
+                     b"%d header fields)" % (limits.max_request_line_bytes,
+                                             limits.max_head_bytes, limits.max_header_fields))
+
+    def _refuse(self, status: int, message: bytes) -> None:
+        """Refuse the request being received: stop parsing, drop whatever else arrives,
+        and answer `status` after the answers to earlier requests (then linger)."""
+        if self.discarding or self.closed:
+            return
+        self.discarding = True
+        self.in_head = False
+        self.begun = None
+        self._release_body()
+        self.current = _Request()
+        request = _Request()
+        request.keep_alive = False
+        request.refusal = (status, _error_body(status, message))
+        if self.paused and self.transport is not None:  # keep reading, to drop it
+            self.paused = False
+            self.transport.resume_reading()
+        self.queue.append(request)
+        if not self.busy:
+            self._next()
 
     def _accept(self, request: _Request) -> None:
         """Queue a request received in full; answer it now unless answers are pending."""
@@ -300,7 +455,9 @@ class Connection(asyncio.Protocol):
             if self.paused and len(self.queue) <= MAX_PIPELINED // 2 and self.transport:
                 self.paused = False
                 self.transport.resume_reading()
-            if request.method == b"POST":
+            if request.refusal is not None:
+                self._respond(request, *request.refusal)  # and linger: nothing follows it
+            elif request.method == b"POST":
                 body = b"".join(request.body)
                 if self.server.closing:
                     self._respond(request, 503, orjson.dumps(
@@ -409,9 +566,26 @@ class Connection(asyncio.Protocol):
         self.transport.write(head + body)
         server.request_times.add(request.began, now_ns())
         self.last_active = server.now
-        if not keep_alive:
+        if keep_alive:
+            self.progressed(self)  # the last to be evicted
+        elif request.refusal is not None:
+            self._linger()
+        else:
             self.transport.close()
             self.closed = True
+
+    def _linger(self) -> None:
+        """After a refusal: send nothing more (FIN after the answer), keep reading and
+        dropping what the client still sends, and close once it closes, after
+        `linger_s`, or past `linger_max_bytes` — so the client reads the answer."""
+        transport = self.transport
+        assert transport is not None
+        self.closed = True
+        self.discarding = True
+        if transport.can_write_eof():
+            transport.write_eof()
+        self.linger = asyncio.get_running_loop().call_later(
+            self.limits.linger_s, transport.abort)
 
     def _task_failed(self, task: asyncio.Future[Any]) -> bool:
         """If a handler's task was cancelled or raised, answer so; True if it did."""
@@ -430,16 +604,11 @@ class Connection(asyncio.Protocol):
         self._fail(500, b"Internal server error")
 
     def _fail(self, status: int, message: bytes) -> None:
+        """Answer `status` and close at once (a timeout, a handler that failed)."""
         if self.transport is not None and not self.closed:
-            type_name = ("com.amazon.coral.service#RequestEntityTooLargeException" if status == 413
-                         else "com.amazon.coral.service#RequestTimeoutException" if status == 408
-                         else "com.amazonaws.dynamodb.v20120810#InternalServerError"
-                         if status == 500
-                         else "com.amazon.coral.service#SerializationException")
-            body = orjson.dumps({"__type": type_name, "message": message.decode()})
             request = _Request()
             request.keep_alive = False
-            self._respond(request, status, body)
+            self._respond(request, status, _error_body(status, message))
 
     def close_when_idle(self) -> None:
         if not self.busy and not self.queue and self.transport is not None:
@@ -448,15 +617,27 @@ class Connection(asyncio.Protocol):
     def check_timeouts(self, now: float) -> None:
         if self.closed or self.transport is None:
             return
+        table = self.table
         if self.begun is not None:
             # (while earlier requests are answered, reading may be paused: not the
             # client's fault, and a 408 now would overtake their answers)
-            if (not self.busy and not self.queue
-                    and now - self.begun > self.server.request_timeout_s):
+            allowed_s = table.request_timeout_s
+            if table.under_pressure:  # a large body still moving is not a stalled one
+                allowed_s += self.body_size / self.limits.min_body_rate_bytes_per_s
+            if not self.busy and not self.queue and now - self.begun > allowed_s:
+                table.timed_out()
                 self._fail(408, b"The request was not received in full within %d seconds"
-                           % self.server.request_timeout_s)
-        elif now - self.last_active > self.server.idle_timeout_s:
+                           % allowed_s)
+        elif now - self.last_active > table.idle_timeout_s:
+            if not self.busy and not self.queue:
+                table.closed_idle()
             self.close_when_idle()
+
+
+def _error_body(status: int, message: bytes) -> bytes:
+    """DynamoDB's error shape for an answer the HTTP layer gives itself."""
+    type_name = _ERROR_TYPES.get(status, "com.amazon.coral.service#SerializationException")
+    return orjson.dumps({"__type": type_name, "message": message.decode()})
 
 
 async def _resume(coro: Coroutine[Any, Any, Any], yielded: Any) -> Any:

@@ -26,6 +26,7 @@ from atoll.engine import Engine
 from atoll.engine.engine import wall_clock_ms
 from atoll.errors import ServiceUnavailable, ValidationError
 from atoll.http import server as _http
+from atoll.http.limits import ConnectionLimits, raise_open_file_limit, split_connections
 from atoll.http.server import HttpServer, ListenError, listen
 from atoll.node.replicator import Replicator
 from atoll.node.topology import (
@@ -44,6 +45,7 @@ COMPILED = not (_http.__file__ or "").endswith(".py")
 log = logging.getLogger(__name__)
 
 SHUTDOWN_DRAIN_S = 10.0
+LOW_OPEN_FILES = 4096  # below this the open-file limit, not the machine, caps connections
 
 
 @dataclass
@@ -59,6 +61,7 @@ class NodeConfig:
     # (a fault-injecting proxy sits at the advertised one: `atoll drill`)
     peer_listen: tuple[str, int] | None = None
     clock_offset_ms: int = 0  # added to the wall clock (clock-skew drills)
+    max_connections: int | None = None  # client port; None: derived from the open-file limit
 
 
 def _database_path(config: NodeConfig) -> tuple[str, str | None]:
@@ -76,6 +79,15 @@ def _database_path(config: NodeConfig) -> tuple[str, str | None]:
 class Node:
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
+        # Each connection is a descriptor: as many as the hard limit allows, then caps
+        # below it that leave room for the database, peers and outgoing connections.
+        before, files, hard = raise_open_file_limit()
+        client_cap, peer_cap = split_connections(files, config.max_connections,
+                                                 peers=config.cluster is not None)
+        log.log(logging.WARNING if files < LOW_OPEN_FILES else logging.INFO,
+                "open files: soft limit %d, raised to %d (hard limit %d); at most %d client "
+                "connections%s", before, files, hard, client_cap,
+                f" and {peer_cap} peer connections" if peer_cap else "")
         path, self._tmp_dir = _database_path(config)
         self.storage = SqliteStorage(path, durable=not config.in_memory, region=config.region)
         offset = config.clock_offset_ms
@@ -84,7 +96,8 @@ class Node:
         self.engine.ttl_interval_s = config.ttl_interval_s
         self.engine.endpoint_address = f"{config.host}:{config.port}"
         self.api = Api(self.engine)
-        self.http = HttpServer(self.api.handle, self._get, admin_post=self._admin_post)
+        self.http = HttpServer(self.api.handle, self._get, admin_post=self._admin_post,
+                               limits=ConnectionLimits(max_connections=client_cap))
         self.replicator: Replicator | None = None
         self.peer_http: HttpServer | None = None
         self.topology: TopologyKeeper | None = None
@@ -93,7 +106,8 @@ class Node:
             topology = self._start_topology(config.cluster, os.path.dirname(path))
             self.replicator = Replicator(self.engine, topology, config.region)
             self.engine.replica_regions = topology.region_ids()
-            self.peer_http = HttpServer(self.api.handle, self._get, self._peer_post)
+            self.peer_http = HttpServer(self.api.handle, self._get, self._peer_post,
+                                        limits=ConnectionLimits(max_connections=peer_cap))
         self._stopping = asyncio.Event()
 
     def _start_topology(self, configured: ClusterConfig, directory: str) -> ClusterConfig:
@@ -199,7 +213,10 @@ class Node:
             "write_batches_committed": self.storage.batches_committed,
             "write_path": {**self.storage.write_path.summary(), "wal": self.storage.wal_summary()},
             "requests_ms": self.http.request_times.summary(),
+            "connections": self.http.connection_stats(),
         }
+        if self.peer_http is not None:
+            status["peer_connections"] = self.peer_http.connection_stats()
         if self.replicator is not None:
             status["replication"] = self.replicator.status()
         if self.topology is not None:
