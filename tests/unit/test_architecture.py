@@ -1,15 +1,18 @@
-"""The architecture, checked: the import rules of DESIGN.md and STYLE.md, read from the
-source with `ast` (nothing is imported, so a rule holds whether or not a module compiles).
+"""The architecture, checked: the import rules of DESIGN.md and STYLE.md and the size
+limits, read from the source with `ast` (nothing is imported, so a rule holds whether or
+not a module is compiled).
 
 Every import counts wherever it appears: at module level, inside a function, and under
 `if TYPE_CHECKING:` (a cycle that only the type checker sees still ties the modules
-together: neither can be understood, moved or tested alone). An import of `a.b.c` is an
-edge to module `a.b.c`; `from a.b import x` is an edge to `a.b.x` when that is a module,
-else to `a.b` (the package that defines or re-exports `x`). The implicit import of a
-parent package's `__init__` is not an edge: it is how Python finds a submodule, not a
+together: neither can be read, moved or tested alone). An import of `a.b.c` is an edge
+to module `a.b.c`; `from a.b import x` is an edge to `a.b.x` when that is a module, else
+to `a.b` (the package that defines or re-exports `x`). The implicit import of a parent
+package's `__init__` is not an edge: it is how Python finds a submodule, not a
 dependency the code chose.
 
-Each test lists every offender, so one run shows all that is left to fix.
+Each rule lists every offender, so one run shows all that is left to fix. The last
+tests run the same rules over small packages written for the purpose, so the checker
+itself is seen to fail.
 """
 
 from __future__ import annotations
@@ -17,18 +20,17 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import cache
+from functools import cached_property
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[2] / "src"
-ROOT = SRC / "atoll"
 
 PURE_PACKAGES = ("atoll.model", "atoll.expressions", "atoll.replication", "atoll.clock",
                  "atoll.topology")
 IMPURE_MODULES = ("asyncio", "sqlite3", "socket", "time", "random")
 CLIENT_MAY_NOT_IMPORT = ("atoll.node", "atoll.api", "atoll.engine", "atoll.storage")
-# The storage protocol's names (DESIGN.md decision 2): the engine programs against these
-# and never against an implementation. protocol.py, where it exists, adds what it defines.
+# The storage protocol's names (DESIGN.md decision 2): the engine programs against these,
+# never against an implementation. storage/protocol.py, where it exists, adds its names.
 STORAGE_PROTOCOL_NAMES = frozenset({"Storage", "WriteTxn"})
 MAX_MODULE_LINES = 600
 MAX_FUNCTION_LINES = 70
@@ -45,217 +47,251 @@ class Import:
         return f"{self.importer}:{self.line}"
 
 
-def _module_name(path: Path) -> str:
-    parts = list(path.relative_to(SRC).with_suffix("").parts)
-    if parts[-1] == "__init__":
-        parts.pop()
-    return ".".join(parts)
-
-
-@cache
-def _modules() -> dict[str, Path]:
-    return {_module_name(path): path for path in sorted(ROOT.rglob("*.py"))}
-
-
-@cache
-def _tree(module: str) -> ast.Module:
-    path = _modules()[module]
-    return ast.parse(path.read_text(), str(path))
-
-
-def _absolute(module: str, node: ast.ImportFrom) -> str:
-    """The module a `from ... import` names, with relative imports resolved."""
-    if not node.level:
-        return node.module or ""
-    is_package = _modules()[module].name == "__init__.py"
-    base = module.split(".")
-    base = base[:len(base) - node.level + (1 if is_package else 0)]
-    return ".".join(base + ([node.module] if node.module else []))
-
-
-def _imports_of(module: str) -> Iterator[Import]:
-    modules = _modules()
-    for node in ast.walk(_tree(module)):
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                yield Import(module, alias.name, (), node.lineno)
-        elif isinstance(node, ast.ImportFrom):
-            source = _absolute(module, node)
-            names = tuple(alias.name for alias in node.names)
-            submodules = [n for n in names if f"{source}.{n}" in modules]
-            for name in submodules:
-                yield Import(module, f"{source}.{name}", (), node.lineno)
-            rest = tuple(n for n in names if n not in submodules)
-            if rest:
-                yield Import(module, source, rest, node.lineno)
-
-
-@cache
-def _all_imports() -> tuple[Import, ...]:
-    return tuple(i for module in _modules() for i in _imports_of(module))
-
-
-def _within(module: str, package: str) -> bool:
+def within(module: str, package: str) -> bool:
     return module == package or module.startswith(package + ".")
 
 
-def _cycles() -> list[list[str]]:
-    """The strongly connected components of more than one module (Tarjan), and modules
-    that import themselves."""
-    graph: dict[str, set[str]] = {m: set() for m in _modules()}
-    for imp in _all_imports():
-        if imp.target in graph:
-            graph[imp.importer].add(imp.target)
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    components: list[list[str]] = []
+class SourceTree:
+    """The modules of one package under a source directory, and their imports."""
 
-    def visit(start: str) -> None:  # iterative: no recursion limit on deep graphs
-        work = [(start, iter(sorted(graph[start])))]
-        index[start] = low[start] = len(index)
-        stack.append(start)
-        on_stack.add(start)
-        while work:
-            node, successors = work[-1]
-            advanced = False
-            for succ in successors:
-                if succ not in index:
-                    index[succ] = low[succ] = len(index)
-                    stack.append(succ)
-                    on_stack.add(succ)
-                    work.append((succ, iter(sorted(graph[succ]))))
-                    advanced = True
-                    break
-                if succ in on_stack:
-                    low[node] = min(low[node], index[succ])
-            if advanced:
+    def __init__(self, src: Path, package: str) -> None:
+        self.src = src
+        self.modules: dict[str, Path] = {
+            self._name(path): path for path in sorted((src / package).rglob("*.py"))}
+        self.trees = {m: ast.parse(p.read_text(), str(p)) for m, p in self.modules.items()}
+
+    def _name(self, path: Path) -> str:
+        parts = list(path.relative_to(self.src).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        return ".".join(parts)
+
+    def _absolute(self, module: str, node: ast.ImportFrom) -> str:
+        """The module a `from ... import` names, relative imports resolved."""
+        if not node.level:
+            return node.module or ""
+        base = module.split(".")
+        if self.modules[module].name != "__init__.py":
+            base.pop()  # relative to the module's package
+        base = base[:len(base) - node.level + 1]
+        return ".".join(base + ([node.module] if node.module else []))
+
+    def _imports_of(self, module: str) -> Iterator[Import]:
+        for node in ast.walk(self.trees[module]):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    yield Import(module, alias.name, (), node.lineno)
+            elif isinstance(node, ast.ImportFrom):
+                source = self._absolute(module, node)
+                names = tuple(alias.name for alias in node.names)
+                submodules = [n for n in names if f"{source}.{n}" in self.modules]
+                for name in submodules:
+                    yield Import(module, f"{source}.{name}", (), node.lineno)
+                rest = tuple(n for n in names if n not in submodules)
+                if rest:
+                    yield Import(module, source, rest, node.lineno)
+
+    @cached_property
+    def imports(self) -> tuple[Import, ...]:
+        return tuple(i for module in self.modules for i in self._imports_of(module))
+
+    # --- cycles --------------------------------------------------------------------------
+    def cycles(self) -> list[list[str]]:
+        """Strongly connected components of more than one module (and self-imports)."""
+        graph: dict[str, set[str]] = {m: set() for m in self.modules}
+        for imp in self.imports:
+            if imp.target in graph:
+                graph[imp.importer].add(imp.target)
+        reaches = {m: self._reachable(graph, m) for m in graph}
+        components: list[list[str]] = []
+        placed: set[str] = set()
+        for module in sorted(graph):
+            if module in placed or module not in reaches[module]:
                 continue
-            work.pop()
-            if work:
-                low[work[-1][0]] = min(low[work[-1][0]], low[node])
-            if low[node] == index[node]:
-                component = []
-                while True:
-                    member = stack.pop()
-                    on_stack.discard(member)
-                    component.append(member)
-                    if member == node:
-                        break
-                if len(component) > 1 or node in graph[node]:
-                    components.append(sorted(component))
+            component = sorted(m for m in reaches[module] if module in reaches[m])
+            placed.update(component)
+            components.append(component)
+        return components
 
-    for module in sorted(graph):
-        if module not in index:
-            visit(module)
-    return sorted(components)
+    @staticmethod
+    def _reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+        seen: set[str] = set()
+        todo = list(graph[start])
+        while todo:
+            node = todo.pop()
+            if node not in seen:
+                seen.add(node)
+                todo.extend(graph[node])
+        return seen
+
+    def loop_through(self, component: list[str]) -> str:
+        """The shortest import loop through a component's first module: where to cut."""
+        members = set(component)
+        start = component[0]
+        paths: list[tuple[str, list[Import]]] = [(start, [])]
+        seen = {start}
+        while paths:
+            node, path = paths.pop(0)
+            for imp in self.imports:
+                if imp.importer != node or imp.target not in members:
+                    continue
+                if imp.target == start:
+                    return " -> ".join(i.where() for i in [*path, imp]) + f" -> {start}"
+                if imp.target not in seen:
+                    seen.add(imp.target)
+                    paths.append((imp.target, [*path, imp]))
+        return start
+
+    # --- the rules -----------------------------------------------------------------------
+    def cycle_offenders(self) -> list[str]:
+        return [f"{len(c)} modules: {', '.join(c)}\n    e.g. {self.loop_through(c)}"
+                for c in self.cycles()]
+
+    def impure_offenders(self, pure: tuple[str, ...]) -> list[str]:
+        return [f"{imp.where()} imports {imp.target}" for imp in self.imports
+                if any(within(imp.importer, p) for p in pure)
+                and any(within(imp.target, m) for m in IMPURE_MODULES)]
+
+    def storage_offenders(self, engine: str, storage: str,
+                          allowed: frozenset[str]) -> list[str]:
+        offenders = []
+        for imp in self.imports:
+            if not within(imp.importer, engine) or not within(imp.target, storage):
+                continue
+            if imp.target == f"{storage}.protocol":
+                continue
+            if imp.target == storage and imp.names and set(imp.names) <= allowed:
+                continue
+            what = f"{imp.target} ({', '.join(imp.names)})" if imp.names else imp.target
+            offenders.append(f"{imp.where()} imports {what}")
+        return offenders
+
+    def forbidden_offenders(self, importer: str, forbidden: tuple[str, ...]) -> list[str]:
+        return [f"{imp.where()} imports {imp.target}" for imp in self.imports
+                if within(imp.importer, importer)
+                and any(within(imp.target, p) for p in forbidden)]
+
+    def long_modules(self, limit: int) -> list[str]:
+        return [f"{path.relative_to(self.src)}: {lines} lines"
+                for path in self.modules.values()
+                if (lines := len(path.read_text().splitlines())) > limit]
+
+    def long_functions(self, limit: int) -> list[str]:
+        offenders = []
+        for module, tree in self.trees.items():
+            for node in ast.walk(tree):
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                    lines = (node.end_lineno or node.lineno) - node.lineno + 1
+                    if lines > limit:
+                        offenders.append(f"{self.modules[module].relative_to(self.src)}:"
+                                         f"{node.lineno} {node.name}: {lines} lines")
+        return offenders
 
 
-def _cycle_path(component: list[str]) -> str:
-    """One import loop through a component's first module, to show where to cut."""
-    members = set(component)
-    edges: dict[str, list[Import]] = {}
-    for imp in _all_imports():
-        if imp.importer in members and imp.target in members:
-            edges.setdefault(imp.importer, []).append(imp)
-    start = component[0]
-    paths: list[tuple[str, list[Import]]] = [(start, [])]
-    seen = {start}
-    while paths:  # breadth first: the shortest loop back to `start`
-        node, path = paths.pop(0)
-        for imp in edges.get(node, ()):
-            if imp.target == start:
-                return " -> ".join(f"{i.where()}" for i in [*path, imp]) + f" -> {start}"
-            if imp.target not in seen:
-                seen.add(imp.target)
-                paths.append((imp.target, [*path, imp]))
-    return start
-
-
-def test_no_import_cycles() -> None:
-    offenders = [f"{len(c)} modules: {', '.join(c)}\n    e.g. {_cycle_path(c)}"
-                 for c in _cycles()]
-    assert not offenders, "import cycles:\n  " + "\n  ".join(offenders)
-
-
-def test_pure_packages_do_no_io_and_take_time_and_randomness_as_arguments() -> None:
-    offenders = [f"{imp.where()} imports {imp.target}" for imp in _all_imports()
-                 if any(_within(imp.importer, p) for p in PURE_PACKAGES)
-                 and any(_within(imp.target, m) for m in IMPURE_MODULES)]
-    assert not offenders, "pure packages importing I/O, time or randomness:\n  " + \
-        "\n  ".join(offenders)
-
-
-def _storage_protocol_names() -> frozenset[str]:
-    protocol = ROOT / "storage" / "protocol.py"
+def storage_protocol_names(src: Path) -> frozenset[str]:
+    protocol = src / "atoll" / "storage" / "protocol.py"
     if not protocol.exists():
         return STORAGE_PROTOCOL_NAMES
-    defined = {node.name for node in ast.parse(protocol.read_text()).body
-               if isinstance(node, ast.ClassDef)}
-    defined |= {target.id for node in ast.parse(protocol.read_text()).body
-                if isinstance(node, ast.Assign | ast.AnnAssign)
-                for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
-                if isinstance(target, ast.Name)}
+    defined: set[str] = set()
+    for node in ast.parse(protocol.read_text()).body:
+        if isinstance(node, ast.ClassDef):
+            defined.add(node.name)
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            defined.update(t.id for t in targets if isinstance(t, ast.Name))
     return STORAGE_PROTOCOL_NAMES | defined
 
 
+ATOLL = SourceTree(SRC, "atoll")
+
+
+def _report(title: str, offenders: list[str]) -> str:
+    return f"{title}:\n  " + "\n  ".join(offenders)
+
+
+# --- the rules, over src/atoll ----------------------------------------------------------
+
+def test_no_import_cycles() -> None:
+    offenders = ATOLL.cycle_offenders()
+    assert not offenders, _report("import cycles", offenders)
+
+
+def test_pure_packages_do_no_io_and_take_time_and_randomness_as_arguments() -> None:
+    offenders = ATOLL.impure_offenders(PURE_PACKAGES)
+    assert not offenders, _report("pure packages importing I/O, time or randomness", offenders)
+
+
 def test_the_engine_uses_the_storage_protocol_not_an_implementation() -> None:
-    allowed = _storage_protocol_names()
-    offenders = []
-    for imp in _all_imports():
-        if not _within(imp.importer, "atoll.engine") or not _within(imp.target, "atoll.storage"):
-            continue
-        if imp.target == "atoll.storage.protocol":
-            continue
-        if imp.target == "atoll.storage" and imp.names and set(imp.names) <= allowed:
-            continue
-        what = f"{imp.target} ({', '.join(imp.names)})" if imp.names else imp.target
-        offenders.append(f"{imp.where()} imports {what}")
-    assert not offenders, "the engine importing a storage implementation:\n  " + \
-        "\n  ".join(offenders)
+    offenders = ATOLL.storage_offenders("atoll.engine", "atoll.storage",
+                                        storage_protocol_names(SRC))
+    assert not offenders, _report("the engine importing a storage implementation", offenders)
 
 
 def test_the_client_library_stands_alone() -> None:
-    offenders = [f"{imp.where()} imports {imp.target}" for imp in _all_imports()
-                 if _within(imp.importer, "atoll.client")
-                 and any(_within(imp.target, p) for p in CLIENT_MAY_NOT_IMPORT)]
-    assert not offenders, "client/ importing the server side:\n  " + "\n  ".join(offenders)
+    offenders = ATOLL.forbidden_offenders("atoll.client", CLIENT_MAY_NOT_IMPORT)
+    assert not offenders, _report("client/ importing the server side", offenders)
 
 
 def test_modules_are_at_most_600_lines() -> None:
-    offenders = [f"{path.relative_to(SRC)}: {lines} lines"
-                 for path in _modules().values()
-                 if (lines := len(path.read_text().splitlines())) > MAX_MODULE_LINES]
-    assert not offenders, f"modules over {MAX_MODULE_LINES} lines:\n  " + "\n  ".join(offenders)
+    offenders = ATOLL.long_modules(MAX_MODULE_LINES)
+    assert not offenders, _report(f"modules over {MAX_MODULE_LINES} lines", offenders)
 
 
 def test_functions_are_at_most_70_lines() -> None:
-    offenders = []
-    for module, path in _modules().items():
-        for node in ast.walk(_tree(module)):
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-                lines = (node.end_lineno or node.lineno) - node.lineno + 1
-                if lines > MAX_FUNCTION_LINES:
-                    offenders.append(f"{path.relative_to(SRC)}:{node.lineno} "
-                                     f"{node.name}: {lines} lines")
-    assert not offenders, f"functions over {MAX_FUNCTION_LINES} lines:\n  " + \
-        "\n  ".join(offenders)
+    offenders = ATOLL.long_functions(MAX_FUNCTION_LINES)
+    assert not offenders, _report(f"functions over {MAX_FUNCTION_LINES} lines", offenders)
 
 
-# --- the checker itself: each rule must be able to fail ---------------------------------
+# --- the checker itself, over packages written to break each rule -----------------------
 
-def test_the_import_walk_sees_function_level_and_type_checking_imports() -> None:
-    edges = {(i.importer, i.target) for i in _all_imports()}
-    # atoll.cli.main imports its subcommands inside functions? Use a known one instead:
-    # every module whose source has an indented import contributes that edge.
-    indented = 0
-    for module in _modules():
-        for node in ast.walk(_tree(module)):
-            if isinstance(node, ast.ImportFrom) and node.col_offset > 0 and node.module \
-                    and node.module.startswith("atoll."):
-                indented += 1
-                source = _absolute(module, node)
-                assert any(e[0] == module and _within(e[1], source) for e in edges), \
-                    (module, source)
-    assert indented > 0
+def _package(tmp_path: Path, files: dict[str, str]) -> SourceTree:
+    for name, text in files.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return SourceTree(tmp_path, "pkg")
+
+
+def test_a_cycle_only_the_type_checker_sees_is_a_cycle(tmp_path: Path) -> None:
+    tree = _package(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/a.py": "from pkg.b import thing\n",
+        "pkg/b.py": ("from typing import TYPE_CHECKING\n"
+                     "if TYPE_CHECKING:\n    from pkg.c import Other\nthing = 1\n"),
+        "pkg/c.py": "def f():\n    from . import a\n    return a\n",
+        "pkg/d.py": "import pkg.a\n",  # reaches the cycle without being part of it
+    })
+    assert tree.cycles() == [["pkg.a", "pkg.b", "pkg.c"]]
+    assert tree.loop_through(["pkg.a", "pkg.b", "pkg.c"]) == \
+        "pkg.a:1 -> pkg.b:3 -> pkg.c:2 -> pkg.a"
+
+
+def test_each_import_rule_finds_every_offender(tmp_path: Path) -> None:
+    tree = _package(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/pure/__init__.py": "import time\n",
+        "pkg/pure/rules.py": "def f():\n    from random import random\n    return random()\n",
+        "pkg/storage/__init__.py": "from pkg.storage.impl import Impl, WriteTxn\n",
+        "pkg/storage/impl.py": "class Impl: ...\nclass WriteTxn: ...\n",
+        "pkg/storage/protocol.py": "class Storage: ...\n",
+        "pkg/engine/__init__.py": ("from pkg.storage import WriteTxn\n"
+                                   "from pkg.storage.protocol import Storage\n"
+                                   "from ..storage import Impl\n"),
+        "pkg/engine/core.py": "import pkg.storage.impl\n",
+        "pkg/client/__init__.py": "def f():\n    import pkg.engine.core\n",
+    })
+    assert tree.impure_offenders(("pkg.pure",)) == [
+        "pkg.pure:1 imports time", "pkg.pure.rules:2 imports random"]
+    assert sorted(tree.storage_offenders("pkg.engine", "pkg.storage", STORAGE_PROTOCOL_NAMES)) == [
+        "pkg.engine.core:1 imports pkg.storage.impl", "pkg.engine:3 imports pkg.storage (Impl)"]
+    assert tree.forbidden_offenders("pkg.client", ("pkg.engine",)) == [
+        "pkg.client:2 imports pkg.engine.core"]
+
+
+def test_sizes_are_counted_in_lines(tmp_path: Path) -> None:
+    body = "".join(f"    x{n} = {n}\n" for n in range(70))
+    tree = _package(tmp_path, {"pkg/__init__.py": "",
+                               "pkg/long.py": f"def f():\n{body}\n\ndef g():\n    pass\n"})
+    assert tree.long_functions(70) == ["pkg/long.py:1 f: 71 lines"]
+    assert tree.long_modules(74) == ["pkg/long.py: 75 lines"]
+    assert tree.long_modules(75) == []
