@@ -18,6 +18,10 @@ itself is seen to fail.
 from __future__ import annotations
 
 import ast
+import importlib.metadata
+import re
+import sys
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
@@ -171,6 +175,16 @@ class SourceTree:
                 if within(imp.importer, importer)
                 and any(within(imp.target, p) for p in forbidden)]
 
+    def third_party(self, own: str) -> dict[str, list[str]]:
+        """Top-level modules imported from outside the standard library and `own`, with
+        where (absolute imports only: a relative one stays inside the package)."""
+        found: dict[str, list[str]] = {}
+        for imp in self.imports:
+            top = imp.target.split(".")[0]
+            if top and top != own and top not in sys.stdlib_module_names:
+                found.setdefault(top, []).append(imp.where())
+        return found
+
     def long_modules(self, limit: int) -> list[str]:
         return [f"{path.relative_to(self.src)}: {lines} lines"
                 for path in self.modules.values()
@@ -230,6 +244,28 @@ def test_the_engine_uses_the_storage_protocol_not_an_implementation() -> None:
 def test_the_client_library_stands_alone() -> None:
     offenders = ATOLL.forbidden_offenders("atoll.client", CLIENT_MAY_NOT_IMPORT)
     assert not offenders, _report("client/ importing the server side", offenders)
+
+
+def _declared_dependencies() -> set[str]:
+    project = tomllib.loads((SRC.parent / "pyproject.toml").read_text())["project"]
+    return {_normalized(re.split(r"[\s<>=!~;\[]", d, maxsplit=1)[0])
+            for d in project["dependencies"]}
+
+
+def _normalized(distribution: str) -> str:
+    return re.sub(r"[-_.]+", "-", distribution).lower()
+
+
+def test_every_third_party_import_is_a_declared_dependency() -> None:
+    declared = _declared_dependencies()
+    distributions = importlib.metadata.packages_distributions()
+    offenders = []
+    for module, where in sorted(ATOLL.third_party("atoll").items()):
+        names = {_normalized(d) for d in distributions.get(module, [module])}
+        if not names & declared:
+            offenders.append(f"{module} (from {', '.join(sorted(names))}), imported at "
+                             f"{', '.join(where[:3])}")
+    assert not offenders, _report("imports pyproject.toml does not declare", offenders)
 
 
 def test_modules_are_at_most_600_lines() -> None:
