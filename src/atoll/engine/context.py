@@ -12,8 +12,8 @@ Settings are given at construction and never change. What does change with the c
 (the regions of its topology) is read through a provider the node supplies; a new index
 asks for its backfill through a callback, because the node owns background tasks.
 
-The storage is named here once (`Storage`): every other engine module reaches it as
-`ctx.storage` and writes through `WriteTxn`.
+The storage is the `Storage` protocol (atoll.storage.protocol): every engine module
+reaches it as `ctx.storage` and writes through `WriteTxn`, never an implementation.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from atoll.clock import HybridClock
 from atoll.engine.catalog import Catalog
-from atoll.storage import SqliteStorage as Storage
+from atoll.storage import Storage
 
 DEFAULT_TTL_INTERVAL_S = 30.0
 
