@@ -23,11 +23,12 @@ import orjson
 from atoll import __version__
 from atoll.api.dispatch import Api
 from atoll.engine import Engine
-from atoll.engine.engine import wall_clock_ms
+from atoll.engine.context import DEFAULT_TTL_INTERVAL_S, EngineSettings, wall_clock_ms
 from atoll.errors import ServiceUnavailable, ValidationError
 from atoll.http import server as _http
 from atoll.http.limits import ConnectionLimits, raise_open_file_limit, split_connections
 from atoll.http.server import HttpServer, ListenError, listen
+from atoll.node.background import BackgroundWork
 from atoll.node.replicator import Replicator
 from atoll.node.topology import (
     TOPOLOGY_PATH,
@@ -55,7 +56,7 @@ class NodeConfig:
     data_dir: str = "./data"
     in_memory: bool = False
     region: str = "local"
-    ttl_interval_s: float = 30.0
+    ttl_interval_s: float = DEFAULT_TTL_INTERVAL_S
     cluster: ClusterConfig | None = None
     # where the peer listener binds when it differs from the advertised peer endpoint
     # (a fault-injecting proxy sits at the advertised one: `atoll drill`)
@@ -91,10 +92,13 @@ class Node:
         path, self._tmp_dir = _database_path(config)
         self.storage = SqliteStorage(path, durable=not config.in_memory, region=config.region)
         offset = config.clock_offset_ms
-        self.engine = Engine(self.storage, region=config.region, **(
+        self.background = BackgroundWork()
+        settings = EngineSettings(ttl_interval_s=config.ttl_interval_s,
+                                  endpoint_address=f"{config.host}:{config.port}",
+                                  replica_regions=self._replica_regions,
+                                  start_backfill=self.background.backfill)
+        self.engine = Engine(self.storage, region=config.region, settings=settings, **(
             {"now_ms": lambda: wall_clock_ms() + offset} if offset else {}))
-        self.engine.ttl_interval_s = config.ttl_interval_s
-        self.engine.endpoint_address = f"{config.host}:{config.port}"
         self.api = Api(self.engine)
         self.http = HttpServer(self.api.handle, self._get, admin_post=self._admin_post,
                                limits=ConnectionLimits(max_connections=client_cap))
@@ -105,7 +109,6 @@ class Node:
         if config.cluster is not None:
             topology = self._start_topology(config.cluster, os.path.dirname(path))
             self.replicator = Replicator(self.engine, topology, config.region)
-            self.engine.replica_regions = topology.region_ids()
             self.peer_http = HttpServer(self.api.handle, self._get, self._peer_post,
                                         limits=ConnectionLimits(max_connections=peer_cap))
         self._stopping = asyncio.Event()
@@ -131,10 +134,13 @@ class Node:
                                        self._topology_changed)
         return topology
 
+    def _replica_regions(self) -> tuple[str, ...]:
+        """Every region of the current topology (DescribeTable's Replicas); () alone."""
+        return self.topology.current.region_ids() if self.topology is not None else ()
+
     def _topology_changed(self, previous: ClusterConfig, topology: ClusterConfig) -> None:
         if self.replicator is not None:
             self.replicator.set_topology(topology)
-        self.engine.replica_regions = topology.region_ids()
         region = self.config.region
         if not topology.has_region(region):
             log.warning("this node's region %s is not in topology generation %d", region,
@@ -231,7 +237,7 @@ class Node:
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         self.storage.start(loop)
-        self.engine.start_background()
+        self.background.start(self.engine.context)
         server = peer_server = None
         try:
             server = await listen(self.http.protocol, self.config.host, self.config.port,
@@ -275,7 +281,7 @@ class Node:
 
     async def _release(self) -> None:
         """Stop background work and close the storage (and drop an in-memory node's files)."""
-        await self.engine.stop_background()
+        await self.background.stop()
         self.storage.close()
         if self._tmp_dir:
             shutil.rmtree(self._tmp_dir, ignore_errors=True)
