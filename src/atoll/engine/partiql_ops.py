@@ -10,9 +10,8 @@ replicated exactly as the request it stands for; an ExecuteTransaction of writes
 TransactWriteItems, so it is atomic, one changelog record, and idempotent under its
 ClientRequestToken.
 
-Schemas come from DescribeTable and are reused for SCHEMA_TTL_S (a DescribeTable counts
-index items, too much to repeat for every statement); a SELECT naming an index the
-cached schema lacks describes the table again at once.
+A statement's table schema (key and index keys) is read from the catalog's request view,
+the definitions the translated requests are then validated against.
 
 What DynamoDB answers (developer guide, "PartiQL ... statements for DynamoDB", API
 reference ExecuteStatement / BatchExecuteStatement / ExecuteTransaction):
@@ -32,14 +31,13 @@ reference ExecuteStatement / BatchExecuteStatement / ExecuteTransaction):
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 
 from atoll import partiql
-from atoll.engine import items, reads, tables, transactions
+from atoll.engine import items, reads, transactions
 from atoll.engine.context import EngineContext
 from atoll.errors import (
     AtollError,
@@ -53,11 +51,9 @@ from atoll.errors import (
 )
 from atoll.partiql import paging
 
-SCHEMA_TTL_S = 1.0
 # A SELECT of several reads (one per partition key value) starts no further read once its
 # page holds this much; each read is itself bounded by the engine's 1 MB page.
 PAGE_BYTES = 1024 * 1024
-SCHEMA_CACHE_MAX = 1024  # entries; the cache is emptied when it reaches this
 DUPLICATE = "Duplicate primary key exists in table"
 MIXED_BATCH = "Read and write requests together in the same batch is not supported."
 MIXED_TRANSACTION = ("ExecuteTransaction API does not support both read and write operations "
@@ -78,7 +74,6 @@ _BATCH_ERRORS = tuple(cls for cls, _code in _BATCH_CODES)
 
 # The operations statements translate into, by name (a plan names its operation).
 _HANDLERS: dict[str, Callable[[EngineContext, dict[str, Any]], Awaitable[Any]]] = {
-    "DescribeTable": tables.describe_table,
     "GetItem": items.get_item, "PutItem": items.put_item,
     "UpdateItem": items.update_item, "DeleteItem": items.delete_item,
     "Query": reads.query, "Scan": reads.scan,
@@ -86,28 +81,19 @@ _HANDLERS: dict[str, Callable[[EngineContext, dict[str, Any]], Awaitable[Any]]] 
     "TransactWriteItems": transactions.transact_write_items,
 }
 
-# (id of the engine's context, table name) -> (when described, monotonic s; schema)
-_schemas: dict[tuple[int, str], tuple[float, partiql.TableSchema]] = {}
-
-
 async def _handle(ctx: EngineContext, operation: str, request: dict[str, Any]) -> Any:
     return await _HANDLERS[operation](ctx, request)
 
 
 async def _schema(ctx: EngineContext, table: str, index: str | None = None
                   ) -> partiql.TableSchema:
-    key = (id(ctx), table)
-    now_s = time.monotonic()
-    cached = _schemas.get(key)
-    if (cached is not None and now_s - cached[0] < SCHEMA_TTL_S
-            and (index is None or index in cached[1].indexes)):
-        return cached[1]
-    described = await _handle(ctx, "DescribeTable", {"TableName": table})
-    schema = partiql.TableSchema.from_description(described["Table"])
-    if len(_schemas) >= SCHEMA_CACHE_MAX:
-        _schemas.clear()
-    _schemas[key] = (now_s, schema)
-    return schema
+    """What the translator needs of `table`, from the catalog's request view (the same
+    definition the translated requests are validated against)."""
+    definition = ctx.catalog.table(table)
+    indexes = {i.name: partiql.IndexSchema(i.name, i.kind, i.hash_key, i.range_key,
+                                           i.projection) for i in definition.indexes}
+    return partiql.TableSchema(definition.name, definition.hash_key, definition.range_key,
+                               dict(definition.attribute_types), indexes)
 
 
 def _plain(result: Any) -> dict[str, Any]:
