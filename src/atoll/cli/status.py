@@ -98,6 +98,16 @@ def _bytes(n: int | None) -> str:
     return f"{n} B"
 
 
+def _count(n: int) -> str:
+    """At most 7 characters: 99,999 exactly, then 123.4k, 12.3M, 1.2G."""
+    if n < 100_000:
+        return f"{n:,}"
+    for unit, size in (("k", 1e3), ("M", 1e6), ("G", 1e9), ("T", 1e12)):
+        if n < size * 1000 or unit == "T":
+            return f"{n / size:.1f}{unit}"
+    return str(n)
+
+
 def _worst_lag(region: Mapping[str, Any], up: set[str]) -> tuple[str, str]:
     """(worst lag in seconds, records behind in all) over the origins that are up."""
     lags = [lag for origin, lag in region["lag"].items() if origin in up]
@@ -106,16 +116,20 @@ def _worst_lag(region: Mapping[str, Any], up: set[str]) -> tuple[str, str]:
     if not lags:
         return "-", "-"
     return (f"{max(lag['seconds'] for lag in lags):.1f}",
-            f"{sum(int(lag['records']) for lag in lags):,}")
+            _count(sum(int(lag["records"]) for lag in lags)))
 
 
 def status_table(view: Mapping[str, Any]) -> Table:
     """One row per region; every cell known or "unknown" (never None)."""
     table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
-    for column, justify in (("region", "left"), ("health", "left"), ("lag s", "right"),
-                            ("behind", "right"), ("conflicts", "right"),
-                            ("requests", "right"), ("disk free", "right")):
-        table.add_column(column, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    # every column but the region's keeps its width ("unknown", "LAGGING", counts of at
+    # most 7 characters); a long region id folds onto a second line instead
+    table.add_column("region", overflow="fold")
+    for column, justify in (("health", "left"), ("lag s", "right"), ("behind", "right"),
+                            ("conflicts", "right"), ("requests", "right"),
+                            ("disk free", "right")):
+        table.add_column(column, justify=justify, no_wrap=True,  # type: ignore[arg-type]
+                         min_width=max(len(column), 7))
     up = {r["id"] for r in view["regions"] if r["health"] != DOWN}
     for region in view["regions"]:
         f = region["figures"]
@@ -128,8 +142,9 @@ def status_table(view: Mapping[str, Any]) -> Table:
         replication = f.get("replication") or {}
         conflicts = replication.get("conflicts_total")
         table.add_row(region["id"], health, lag_s, behind,
-                      "unknown" if conflicts is None else f"{conflicts:,}",
-                      f"{f['requests_total']:,}", _bytes((f.get("disk") or {}).get("free_bytes")))
+                      "unknown" if conflicts is None else _count(conflicts),
+                      _count(f["requests_total"]),
+                      _bytes((f.get("disk") or {}).get("free_bytes")))
     return table
 
 

@@ -14,18 +14,17 @@ has seen (a few index seeks) and then reads the last few rows.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import orjson
 
 from atoll.engine.catalog import Catalog
 from atoll.model.keys import decode_key_value
 
-if TYPE_CHECKING:
-    from atoll.node.node import Node
-
 MAX_GALLOP_STEPS = 64  # 2**64 ids: bounds the search for the newest id
+MAX_WIDENINGS = 8  # the window for the newest rows grows to at most 256 times their count
+ConflictRows = list[tuple[int, int, str, bytes]]  # (id, detected ms, table, record JSON)
 
 
 def readable_key(catalog: Catalog, table: str, pk_hex: str, sk_hex: str
@@ -66,12 +65,13 @@ class RecentConflicts:
     def __init__(self) -> None:
         self.highest_id = 0  # the highest conflict id seen so far
 
-    def latest(self, node: Node, count: int) -> list[dict[str, Any]]:
-        """Up to `count` newest entries, newest first."""
-        storage = node.storage
+    def latest(self, read: Callable[[int, int], ConflictRows], catalog: Catalog, count: int
+               ) -> list[dict[str, Any]]:
+        """Up to `count` newest entries, newest first. `read(after_id, limit)` is the
+        storage's conflict log read: rows with ids above `after_id`, in id order."""
         step = 1
         for _ in range(MAX_GALLOP_STEPS):  # find an id past the end, doubling the stride
-            probe = storage.conflicts(self.highest_id + step - 1, 1)
+            probe = read(self.highest_id + step - 1, 1)
             if not probe:
                 break
             self.highest_id = probe[0][0]
@@ -80,10 +80,18 @@ class RecentConflicts:
         low, high = self.highest_id, self.highest_id + step
         while high - low > 1:
             middle = (low + high) // 2
-            probe = storage.conflicts(middle - 1, 1)
+            probe = read(middle - 1, 1)
             if probe:
                 low = self.highest_id = probe[0][0]
             else:
                 high = middle
-        rows = storage.conflicts(max(0, self.highest_id - count), count)
-        return conflict_entries(reversed(rows), node.engine.catalog)
+        # the last `count` ids, widening the window where ids have gaps (a rolled-back
+        # transaction leaves one); a window of `span` ids holds at most `span` rows
+        span = count
+        for _ in range(MAX_WIDENINGS):
+            after = max(0, self.highest_id - span)
+            rows = read(after, span)
+            if len(rows) >= count or after == 0:
+                break
+            span *= 2
+        return conflict_entries(reversed(rows[-count:]), catalog)

@@ -103,7 +103,8 @@ def region_figures(node: Node, conflicts: RecentConflicts, auth: AuthFigures | N
                          "peer_endpoints": list(r.peer_endpoints)} for r in topology.regions],
             **{k: status["topology"][k] for k in ("accepted_total", "refused_total")}},
         "replication": None,
-        "conflicts": conflicts.latest(node, RECENT_CONFLICTS),
+        "conflicts": conflicts.latest(node.storage.conflicts, node.engine.catalog,
+                                      RECENT_CONFLICTS),
         "auth": None if auth is None else {"failures": dict(auth.auth_failures())},
         "verify": None if verify is None else {
             peer: dict(result) for peer, result in verify.verify_results().items()},
