@@ -26,12 +26,14 @@ from prometheus_client.core import (
     Metric,
     StateSetMetricFamily,
 )
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.process_collector import ProcessCollector
 
 from atoll.replication.lag import STATES
 
-CONTENT_TYPE = CONTENT_TYPE_LATEST.encode()
+# the classic text format, which every Prometheus reads (and prometheus_client serves when
+# a scraper does not ask for another)
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4.encode()
 _QUANTILES = (("p50", "0.5"), ("p90", "0.9"), ("p99", "0.99"), ("max", "1"))
 
 
