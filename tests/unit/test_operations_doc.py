@@ -39,7 +39,7 @@ def figures() -> dict[str, Any]:
                           "retention_forced": False}},
         "conflicts": [],
         "auth": {"failures": {"bad_signature": 2}},
-        "verify": {"b": {"finished_unix_s": 1.0, "verdict": "identical",
+        "verify": {"b": {"finished_unix_s": 1.0, "verdict": "match",
                          "divergent_items": 0, "repaired_items": 0}},
     }
 

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 # loaded machine) counts as silent: see atoll.replication.lag.
 LAG_GRACE_S = PULL_WAIT_MS / 1000 + 1.0
 RECENT_CONFLICTS = 10
+VERIFY_VERDICTS = ("match", "transient", "diverged", "incomplete")
 
 
 class AuthFigures(Protocol):
@@ -48,8 +49,8 @@ class VerifyFigures(Protocol):
 
     def verify_results(self) -> Mapping[str, Mapping[str, Any]]:
         """Per peer region, the last finished comparison: {"finished_unix_s": float,
-        "verdict": "identical" | "transient" | "diverged", "divergent_items": int,
-        "repaired_items": int}."""
+        "verdict": one of VERIFY_VERDICTS (atoll.antientropy.results.Status, lower
+        case), "divergent_items": int, "repaired_items": int}."""
 
 
 def disk_figures(directory: str, database: str | None) -> dict[str, int | None]:

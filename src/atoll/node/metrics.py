@@ -29,6 +29,7 @@ from prometheus_client.core import (
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.process_collector import ProcessCollector
 
+from atoll.node.figures import VERIFY_VERDICTS
 from atoll.replication.lag import STATES
 
 # the classic text format, which every Prometheus reads (and prometheus_client serves when
@@ -224,8 +225,7 @@ def _verify(v: dict[str, Any]) -> Iterator[Metric]:
     for peer, result in sorted(v.items()):
         finished.add_metric([peer], result["finished_unix_s"])
         divergent.add_metric([peer], result["divergent_items"])
-        verdict.add_metric([peer], {s: s == result["verdict"]
-                                    for s in ("identical", "transient", "diverged")})
+        verdict.add_metric([peer], {s: s == result["verdict"] for s in VERIFY_VERDICTS})
     yield from (finished, divergent, verdict)
 
 
