@@ -1,7 +1,9 @@
 """Api: one DynamoDB JSON 1.0 request in, (status, body) out.
 
-Order of checks, as DynamoDB answers them: the target names a known operation
-(UnknownOperationException), the body is a JSON object (SerializationException), the
+Order of checks, as DynamoDB answers them: the target names a known operation of
+DynamoDB (`DynamoDB_20120810.<Op>`) or of DynamoDB Streams (`DynamoDBStreams_20120810.<Op>`,
+on the same endpoint and signed for the same service, "dynamodb", as boto3's
+`dynamodbstreams` client does) (UnknownOperationException), the body is a JSON object (SerializationException), the
 request fits the operation's shape (ValidationException), then the engine's semantics.
 """
 
@@ -13,13 +15,14 @@ from typing import Any
 import orjson
 
 from atoll.api.errors import error_response, internal_error_response
-from atoll.api.shapes import operation_names, validate_request
-from atoll.engine.engine import HANDLERS, Engine
+from atoll.api.shapes import DYNAMODB, STREAMS, operation_names, validate_request
+from atoll.engine.engine import HANDLERS, STREAM_HANDLERS, Engine, Handler
 from atoll.errors import AtollError, SerializationError, UnknownOperation
 
 log = logging.getLogger(__name__)
 
 TARGET_PREFIX = "DynamoDB_20120810."
+STREAMS_TARGET_PREFIX = "DynamoDBStreams_20120810."  # DynamoDB Streams, same endpoint
 MAX_BODY_BYTES = 16 * 1024 * 1024
 
 
@@ -34,10 +37,10 @@ class Api:
     async def handle(self, target: str | None, body: bytes) -> tuple[int, bytes]:
         self.requests_total += 1
         try:
-            operation = self._operation(target)
+            service, operation, handler = self._operation(target)
             request = self._decode(body)
-            validate_request(operation, request)
-            result = await HANDLERS[operation](self._context, request)
+            validate_request(operation, request, service)
+            result = await handler(self._context, request)
             answer = 200, result if type(result) is bytes else orjson.dumps(result)
         except AtollError as error:
             self.errors_total += 1
@@ -59,15 +62,21 @@ class Api:
         return answer
 
     @staticmethod
-    def _operation(target: str | None) -> str:
-        if not target or not target.startswith(TARGET_PREFIX):
+    def _operation(target: str | None) -> tuple[str, str, Handler]:
+        """(service, operation, handler) that X-Amz-Target names."""
+        if target and target.startswith(TARGET_PREFIX):
+            service, operation, handlers = DYNAMODB, target[len(TARGET_PREFIX):], HANDLERS
+        elif target and target.startswith(STREAMS_TARGET_PREFIX):
+            service, handlers = STREAMS, STREAM_HANDLERS
+            operation = target[len(STREAMS_TARGET_PREFIX):]
+        else:
             raise UnknownOperation(f"Unknown operation: {target}")
-        operation = target[len(TARGET_PREFIX):]
-        if operation not in HANDLERS:
-            if operation in operation_names():
+        handler = handlers.get(operation)
+        if handler is None:
+            if operation in operation_names(service):
                 raise UnknownOperation(f"The operation {operation} is not supported by Atoll yet")
             raise UnknownOperation(f"Unknown operation: {operation}")
-        return operation
+        return service, operation, handler
 
     @staticmethod
     def _decode(body: bytes) -> dict[str, Any]:

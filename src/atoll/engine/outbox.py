@@ -5,7 +5,8 @@ in the same transaction as its item, index and table rows, so there is no acknow
 write that replication can miss (DESIGN.md decision 2). Item writes carry `prev`, the
 version they overwrote, so receivers can tell a clean overwrite from a concurrent one.
 DDL is a `TableOp` whose definition is region-independent (no local storage ids), and
-records the table name's replicated state in the same transaction.
+records the table name's replicated state in the same transaction. Item writes to a
+table whose stream is enabled also leave their stream records (engine/streams.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from atoll.engine import streams
 from atoll.engine.context import EngineContext
 from atoll.engine.tabledef import EncodedKey, TableDef
 from atoll.replication.change import (
@@ -36,6 +38,7 @@ def table_definition(table: TableDef) -> dict[str, Any]:
     """The replicated form of a definition: without this node's storage id."""
     definition = table.to_json()
     definition.pop("tid", None)
+    definition.pop("stream_sid", None)
     return definition
 
 
@@ -55,9 +58,13 @@ def log_writes(ctx: EngineContext, txn: WriteTxn, hlc: int, writes: list[LoggedW
 
 
 def log_item_changes(ctx: EngineContext, txn: WriteTxn, hlc: int, table: TableDef,
-                     ops: list[ItemOp]) -> None:
-    """Log one change for item writes: (key, new item or None, old row)."""
+                     ops: list[ItemOp], by_ttl: bool = False) -> None:
+    """Log one change for item writes: (key, new item or None, old row); `by_ttl`: the
+    TTL sweeper's deletions (their stream records name the service)."""
     log_writes(ctx, txn, hlc, [logged_write(txn, table, op) for op in ops])
+    current = ctx.catalog.current(table)
+    if current.stream_sid:
+        streams.capture_local(ctx, txn, current, ops, by_ttl)
 
 
 def log_multi_table_changes(ctx: EngineContext, txn: WriteTxn, hlc: int,
@@ -66,6 +73,10 @@ def log_multi_table_changes(ctx: EngineContext, txn: WriteTxn, hlc: int,
     applies the whole transaction atomically in every region."""
     log_writes(ctx, txn, hlc, [logged_write(txn, table, op)
                                for table, ops in groups for op in ops])
+    for table, ops in groups:
+        current = ctx.catalog.current(table)
+        if current.stream_sid:
+            streams.capture_local(ctx, txn, current, ops)
 
 
 def log_ops(ctx: EngineContext, txn: WriteTxn, hlc: int, ops: list[Op]) -> None:

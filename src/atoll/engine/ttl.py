@@ -165,7 +165,7 @@ async def _delete_expired(ctx: EngineContext, table: TableDef, keys: list[Encode
             delete_row(ctx, txn, current, key, old, hlc)
             logged.append((key, None, old))
         if logged:
-            outbox.log_item_changes(ctx, txn, hlc, current, logged)
+            outbox.log_item_changes(ctx, txn, hlc, current, logged, by_ttl=True)
         return len(logged)
 
     return int(await ctx.storage.write(job))

@@ -14,9 +14,9 @@ iterators.py  opaque shard iterators that expire after 15 minutes
 
 from atoll.streams.iterators import ITERATOR_TTL_MS, ShardIterator, decode_iterator
 from atoll.streams.records import BY_TTL, Materialized, Renderer, stream_record
-from atoll.streams.shards import RETENTION_MS, SHARD_ROLL_MS, Shard
+from atoll.streams.shards import RETENTION_MS, SHARD_ROLL_MS, Shard, Stream
 from atoll.streams.spec import VIEW_TYPES, stream_arn
 
 __all__ = ["BY_TTL", "ITERATOR_TTL_MS", "RETENTION_MS", "SHARD_ROLL_MS", "VIEW_TYPES",
-           "Materialized", "Renderer", "Shard", "ShardIterator", "decode_iterator",
+           "Materialized", "Renderer", "Shard", "ShardIterator", "Stream", "decode_iterator",
            "stream_arn", "stream_record"]

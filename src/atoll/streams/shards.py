@@ -31,11 +31,32 @@ from typing import Any, NamedTuple
 
 from atoll.errors import TrimmedDataAccess, ValidationError
 from atoll.streams.records import sequence_number
+from atoll.streams.spec import stream_arn
 
 RETENTION_MS = 24 * 3600 * 1000
 SHARD_ROLL_MS = 4 * 3600 * 1000
 
 _SHARD_ID_RE = re.compile(r"shardId-(\d{20})-([0-9a-f]{8})\Z")
+
+
+class Stream(NamedTuple):
+    """One stream as the storage keeps it."""
+
+    sid: int
+    table_name: str
+    label: str
+    view_type: str
+    key_schema: bytes  # KeySchema JSON of its table
+    created_ms: int
+    disabled_ms: int | None  # None while enabled
+    trimmed_pos: int  # its records at or below this position are gone
+
+    def arn(self, region: str) -> str:
+        return stream_arn(region, self.table_name, self.label)
+
+    def visible(self, now_ms: int) -> bool:
+        """Enabled, or disabled less than 24 hours ago."""
+        return self.disabled_ms is None or self.disabled_ms >= now_ms - RETENTION_MS
 
 
 class Shard(NamedTuple):
@@ -93,14 +114,15 @@ def start_position(iterator_type: str, shard: Shard, trimmed_pos: int, last_pos:
                    sequence: int | None) -> int:
     """The first position an iterator of this type reads in `shard`, given the stream's
     trim point and its newest record's position. Raises TrimmedDataAccess for a position
-    already trimmed and ValidationError for a sequence number outside the shard."""
+    already trimmed and ValidationError for a sequence number outside the shard (or
+    beyond the stream's newest record)."""
     if iterator_type == "TRIM_HORIZON":
         return max(shard.first_pos, trimmed_pos + 1)
     if iterator_type == "LATEST":
         if shard.end_pos is not None:
             return shard.end_pos + 1
         return max(shard.first_pos, last_pos + 1)
-    if sequence is None or not shard.holds(sequence):
+    if sequence is None or not shard.holds(sequence) or sequence > last_pos:
         raise ValidationError(f"Invalid SequenceNumber for shard {shard.shard_id}")
     pos = sequence if iterator_type == "AT_SEQUENCE_NUMBER" else sequence + 1
     if pos <= trimmed_pos:
