@@ -5,8 +5,7 @@ in the same transaction as its item, index and table rows, so there is no acknow
 write that replication can miss (DESIGN.md decision 2). Item writes carry `prev`, the
 version they overwrote, so receivers can tell a clean overwrite from a concurrent one.
 DDL is a `TableOp` whose definition is region-independent (no local storage ids), and
-records the table name's replicated state in the same transaction. Item writes to a
-table whose stream is enabled also leave their stream records (engine/streams.py).
+records the table name's replicated state in the same transaction.
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ from typing import Any
 
 import orjson
 
-from atoll.engine import streams
 from atoll.engine.context import EngineContext
 from atoll.engine.tabledef import EncodedKey, TableDef
 from atoll.replication.change import (
@@ -58,13 +56,9 @@ def log_writes(ctx: EngineContext, txn: WriteTxn, hlc: int, writes: list[LoggedW
 
 
 def log_item_changes(ctx: EngineContext, txn: WriteTxn, hlc: int, table: TableDef,
-                     ops: list[ItemOp], by_ttl: bool = False) -> None:
-    """Log one change for item writes: (key, new item or None, old row); `by_ttl`: the
-    TTL sweeper's deletions (their stream records name the service)."""
+                     ops: list[ItemOp]) -> None:
+    """Log one change for item writes: (key, new item or None, old row)."""
     log_writes(ctx, txn, hlc, [logged_write(txn, table, op) for op in ops])
-    current = ctx.catalog.current(table)
-    if current.stream_sid:
-        streams.capture_local(ctx, txn, current, ops, by_ttl)
 
 
 def log_multi_table_changes(ctx: EngineContext, txn: WriteTxn, hlc: int,
@@ -73,10 +67,6 @@ def log_multi_table_changes(ctx: EngineContext, txn: WriteTxn, hlc: int,
     applies the whole transaction atomically in every region."""
     log_writes(ctx, txn, hlc, [logged_write(txn, table, op)
                                for table, ops in groups for op in ops])
-    for table, ops in groups:
-        current = ctx.catalog.current(table)
-        if current.stream_sid:
-            streams.capture_local(ctx, txn, current, ops)
 
 
 def log_ops(ctx: EngineContext, txn: WriteTxn, hlc: int, ops: list[Op]) -> None:

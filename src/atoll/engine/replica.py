@@ -216,7 +216,8 @@ def _apply_item(engine: Engine, txn: WriteTxn, table: TableDef, pk: bytes, sk: b
             return
         txn.delete(table.tid, h, pk, sk, version.hlc, version.origin, old[1], prev)
         indexes.apply(txn, current, key, old[0], None)
-        streams.capture(txn, current, (old[0], old[1]), None, version.origin, engine.now_ms())
+        streams.capture(txn, current, pk, sk, (old[0], old[1]), None, version.origin,
+                        engine.now_ms())
         return
     item_bytes = item_json(stored.item)
     size = item_size(stored.item)
@@ -232,7 +233,7 @@ def _apply_item(engine: Engine, txn: WriteTxn, table: TableDef, pk: bytes, sk: b
     if current.indexes:
         indexes.apply(txn, current, key, old[0] if old is not None else None, plan)
     # the one point where this region stores a peer's item: its stream record, if any
-    streams.capture(txn, current, (old[0], old[1]) if old is not None else None,
+    streams.capture(txn, current, pk, sk, (old[0], old[1]) if old is not None else None,
                     (item_bytes, size), version.origin, engine.now_ms())
 
 

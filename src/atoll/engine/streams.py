@@ -2,10 +2,10 @@
 with table definitions.
 
 Theory of operation
-- Capture. Every item write this region stores — a local write (the outbox logs it) or
-  a peer's change applied here (the replica's one point of storing an item) — passes
-  the item as it was before and as it is after, *as this region stores them*, to
-  `capture`, in the write's own transaction. If the table's stream is enabled,
+- Capture. Every item write this region stores — a local write (items.put_row and
+  delete_row, which every API write goes through) or a peer's change applied here (the
+  replica's one point of storing an item) — passes the item as it was before and as it
+  is after, *as this region stores them*, to `capture`, in the write's own transaction. If the table's stream is enabled,
   `atoll.streams.records.stream_record` makes the record (or none, for a write that
   changed nothing) and the storage appends it at the region's next position. So a
   stream holds exactly the changes applied here, each once (apply is exactly-once, and
@@ -29,7 +29,6 @@ Theory of operation
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -37,37 +36,34 @@ import orjson
 from atoll.engine.context import EngineContext
 from atoll.engine.tabledef import EncodedKey, TableDef
 from atoll.storage import WriteTxn
-from atoll.streams.records import BY_TTL, Materialized, stream_record
+from atoll.streams.records import BY_TTL, Materialized, key_json, stream_record
 from atoll.streams.spec import check_update, new_label, wanted_view_type
 
-LocalWrite = tuple[EncodedKey, bytes | None, tuple[bytes, int, int, str] | None]
-"""(key, the new item's JSON or None for a delete, the row it replaced or None) — the
-outbox's ItemOp."""
 
-
-def capture(txn: WriteTxn, table: TableDef, old: Materialized | None,
+def capture(txn: WriteTxn, table: TableDef, pk: bytes, sk: bytes, old: Materialized | None,
             new: Materialized | None, origin: str, now_ms: int, flags: int = 0) -> None:
     """Record one item write of `table` (its definition as of this transaction) in its
-    stream, if it has one enabled; `old` and `new` are the stored items before and after
-    (a new size below 0: not known, computed from the item)."""
+    stream, if it has one enabled: the item at key (pk, sk) as stored before (`old`) and
+    after (`new`), each (item JSON, size) or None."""
     view_type = table.stream_view_type
     if view_type is None or not table.stream_sid:
         return
-    made = stream_record(view_type, table.key_names(), old, new)
+    parts = [(table.hash_key, table.hash_type, pk)]
+    if table.range_key is not None:
+        parts.append((table.range_key, table.range_type or "S", sk))
+    made = stream_record(view_type, table.key_names(), key_json(parts), old, new)
     if made is not None:
         txn.stream_append(table.stream_sid, now_ms, made[0] | flags, origin, made[1])
 
 
-def capture_local(ctx: EngineContext, txn: WriteTxn, table: TableDef,
-                  writes: Sequence[LocalWrite], by_ttl: bool = False) -> None:
-    """Record a local write job's item writes to one table (current definition)."""
-    if not table.stream_sid:
-        return
-    now_ms = ctx.now_ms()
-    flags = BY_TTL if by_ttl else 0
-    for _key, new_item, old in writes:
-        capture(txn, table, (old[0], old[1]) if old is not None else None,
-                (new_item, -1) if new_item is not None else None, ctx.region, now_ms, flags)
+def capture_local(ctx: EngineContext, txn: WriteTxn, table: TableDef, key: EncodedKey,
+                  old: tuple[bytes, int, int, str] | None, new: Materialized | None,
+                  by_ttl: bool = False) -> None:
+    """Record a local item write (items.put_row and delete_row, the engine's one point of
+    storing a local item): `old` the row it replaced, `new` what it stored."""
+    if table.stream_sid:
+        capture(txn, table, key[1], key[2], (old[0], old[1]) if old is not None else None,
+                new, ctx.region, ctx.now_ms(), BY_TTL if by_ttl else 0)
 
 
 def update_specification(table: TableDef, updated: TableDef, spec: dict[str, Any],

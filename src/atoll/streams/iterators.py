@@ -41,7 +41,7 @@ class ShardIterator(NamedTuple):
 
     def at(self, pos: int, issued_ms: int) -> ShardIterator:
         """The same shard, read from `pos`, issued at `issued_ms` (a NextShardIterator)."""
-        return self._replace(pos=pos, issued_ms=issued_ms)
+        return ShardIterator(self.arn, self.sid, self.shard, pos, issued_ms)
 
 
 def decode_iterator(text: str, now_ms: int) -> ShardIterator:
