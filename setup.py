@@ -38,7 +38,7 @@ from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
 COMPILED_PACKAGES = ("api", "clock", "engine", "expressions", "http", "model", "node",
-                     "replication", "storage", "topology")
+                     "replication", "storage", "streams", "topology")
 INTERPRETED = {"replication/memory_store.py", "storage/writepath.py",
                "node/clusterview.py", "node/conflictlog.py", "node/console.py",
                "node/figures.py", "node/metrics.py", "node/operator.py"}

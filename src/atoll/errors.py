@@ -75,6 +75,14 @@ class ItemCollectionSizeLimitExceeded(AtollError):
     """An item collection in a table with an LSI exceeds 10 GB."""
 
 
+class ExpiredIterator(AtollError):
+    """A stream's shard iterator is older than 15 minutes (ExpiredIteratorException)."""
+
+
+class TrimmedDataAccess(AtollError):
+    """A stream read asked for records already trimmed (TrimmedDataAccessException)."""
+
+
 class ServiceUnavailable(AtollError):
     """The node is shutting down or cannot serve right now (HTTP 503)."""
 

@@ -30,6 +30,8 @@ ERROR_SHAPES: dict[type[e.AtollError], tuple[int, str]] = {
     e.IdempotentParameterMismatch: (400, _DYNAMO + "IdempotentParameterMismatchException"),
     e.LimitExceeded: (400, _DYNAMO + "LimitExceededException"),
     e.ItemCollectionSizeLimitExceeded: (400, _DYNAMO + "ItemCollectionSizeLimitExceededException"),
+    e.ExpiredIterator: (400, _DYNAMO + "ExpiredIteratorException"),
+    e.TrimmedDataAccess: (400, _DYNAMO + "TrimmedDataAccessException"),
     e.ServiceUnavailable: (503, _CORAL_SERVICE + "ServiceUnavailableException"),
     e.InternalError: (500, _DYNAMO + "InternalServerError"),
 }

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from atoll import expressions as ex
-from atoll.engine import capacity, indexes, outbox
+from atoll.engine import capacity, indexes, outbox, streams
 from atoll.engine.context import EngineContext
 from atoll.engine.expr import RequestExpressions
 from atoll.engine.tabledef import EncodedKey, TableDef
@@ -71,9 +71,12 @@ def put_row(ctx: EngineContext, txn: WriteTxn, table: TableDef, key: EncodedKey,
             item_bytes: ItemJson, size: int, old: tuple[bytes, int, int, str] | None,
             plan: indexes.Plan | None, hlc: int) -> dict[str, float]:
     """Write an item row and its index rows (`plan` from `indexes.plan`, computed before
-    anything was written); returns the index write units."""
+    anything was written), and its stream record if the table has a stream; returns the
+    index write units. `table` is the definition as of this transaction."""
     txn.put(table.tid, key[0], key[1], key[2], item_bytes, size, hlc, ctx.region,
             old[1] if old is not None else None, _prev(txn, table, key, old))
+    if table.stream_sid:
+        streams.capture_local(ctx, txn, table, key, old, (item_bytes, size))
     if plan is None:
         return {}
     return indexes.apply(txn, table, key, old[0] if old is not None else None, plan)
@@ -88,14 +91,18 @@ def _prev(txn: WriteTxn, table: TableDef, key: EncodedKey,
 
 
 def delete_row(ctx: EngineContext, txn: WriteTxn, table: TableDef, key: EncodedKey,
-               old: tuple[bytes, int, int, str] | None, hlc: int) -> dict[str, float]:
-    """Delete an item row (or record the delete of an absent one) and its index rows."""
+               old: tuple[bytes, int, int, str] | None, hlc: int,
+               by_ttl: bool = False) -> dict[str, float]:
+    """Delete an item row (or record the delete of an absent one) and its index rows,
+    and leave its stream record (`by_ttl`: the TTL sweeper's, which names the service)."""
     if old is None:
         txn.delete_absent(table.tid, key[0], key[1], key[2], hlc, ctx.region,
                           _prev(txn, table, key, None))
         return {}
     txn.delete(table.tid, key[0], key[1], key[2], hlc, ctx.region, old[1],
                _prev(txn, table, key, old))
+    if table.stream_sid:
+        streams.capture_local(ctx, txn, table, key, old, None, by_ttl)
     return indexes.apply(txn, table, key, old[0], None) if table.indexes else {}
 
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from atoll.clock import hlc_physical_ms
-from atoll.engine import indexes
+from atoll.engine import indexes, streams
 from atoll.engine.outbox import definition_table, table_state
 from atoll.engine.tabledef import TableDef
 from atoll.errors import AtollError
@@ -205,7 +205,9 @@ def _apply_table_state(engine: Engine, txn: WriteTxn, name: str, state: TableSta
     txn.set_table_state(name, tuple(state.created), tuple(state.version),  # type: ignore[arg-type]
                         orjson.dumps(definition) if definition is not None else None)
     existing = _local_table(txn, name)
+    now_ms = engine.now_ms()
     if existing is not None and (definition is None or _created_differs(existing, definition)):
+        streams.reconcile(txn, existing, None, now_ms)
         txn.drop_table(name, existing.tid)
         engine.catalog.committed_drop(existing.tid)
         outcome.table_events.append(("drop", name, None))
@@ -213,6 +215,7 @@ def _apply_table_state(engine: Engine, txn: WriteTxn, name: str, state: TableSta
     if definition is None:
         return
     table = definition_table(definition)
+    streams.reconcile(txn, existing, table, now_ms)
     if existing is None:
         table.tid = txn.create_table(name, orjson.dumps(table.to_json()))
         engine.catalog.committed_create(table)
@@ -243,6 +246,8 @@ def _apply_item(engine: Engine, txn: WriteTxn, table: TableDef, pk: bytes, sk: b
             return
         txn.delete(table.tid, h, pk, sk, version.hlc, version.origin, old[1], prev)
         indexes.apply(txn, current, key, old[0], None)
+        streams.capture(txn, current, pk, sk, (old[0], old[1]), None, version.origin,
+                        engine.now_ms())
         return
     item_bytes = item_json(stored.item)
     size = item_size(stored.item)
@@ -257,6 +262,9 @@ def _apply_item(engine: Engine, txn: WriteTxn, table: TableDef, pk: bytes, sk: b
             old[1] if old is not None else None, prev)
     if current.indexes:
         indexes.apply(txn, current, key, old[0] if old is not None else None, plan)
+    # the one point where this region stores a peer's item: its stream record, if any
+    streams.capture(txn, current, pk, sk, (old[0], old[1]) if old is not None else None,
+                    (item_bytes, size), version.origin, engine.now_ms())
 
 
 def conflict_record(conflict: Conflict) -> bytes:

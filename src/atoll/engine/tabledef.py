@@ -11,6 +11,7 @@ from atoll.engine.indexdef import GSI, LSI, IndexDef, parse_indexes
 from atoll.errors import ResourceNotFound, ValidationError
 from atoll.model.keys import encode_key_value, partition_hash
 from atoll.model.values import check_value
+from atoll.streams.spec import label_at, stream_arn, wanted_view_type
 
 _TABLE_NAME_RE = re.compile(r"[a-zA-Z0-9_.-]+")
 _ARN_RE = re.compile(r"arn:[^:]*:dynamodb:[^:]*:[^:]*:table/([^/]+)\Z")
@@ -57,6 +58,9 @@ class TableDef:
     next_iid: int = 1  # storage id of the next index created
     ttl_attribute: str | None = None  # TimeToLive attribute when TTL is enabled
     tags: dict[str, str] = field(default_factory=dict)
+    stream_view_type: str | None = None  # the enabled stream's view type; None: no stream
+    stream_label: str | None = None  # the latest stream's label (kept once it is disabled)
+    stream_sid: int = 0  # this region's storage id of the enabled stream (not replicated)
 
     @property
     def hash_type(self) -> str:
@@ -176,6 +180,12 @@ class TableDef:
                 summary["LastUpdateToPayPerRequestDateTime"] = (
                     self.billing_changed_at or self.created_at)
             description["BillingModeSummary"] = summary
+        if self.stream_view_type is not None:
+            description["StreamSpecification"] = {"StreamEnabled": True,
+                                                  "StreamViewType": self.stream_view_type}
+        if self.stream_label is not None:
+            description["LatestStreamLabel"] = self.stream_label
+            description["LatestStreamArn"] = stream_arn(region, self.name, self.stream_label)
         stats = index_stats or {}
         for kind, member in ((GSI, "GlobalSecondaryIndexes"), (LSI, "LocalSecondaryIndexes")):
             described = [i.describe(self.arn(region), self.billing_mode,
@@ -230,6 +240,11 @@ def parse_create_table(request: dict[str, Any], now_s: float) -> TableDef:
             "not exactly match number of attributes defined in AttributeDefinitions")
     check_index_attributes(table)
     table.deletion_protection = bool(request.get("DeletionProtectionEnabled", False))
+    spec = request.get("StreamSpecification")
+    if spec is not None:
+        table.stream_view_type = wanted_view_type(spec)
+        if table.stream_view_type is not None:
+            table.stream_label = label_at(int(round(now_s * 1000)))
     return table
 
 

@@ -23,12 +23,13 @@ import orjson
 from atoll import __version__
 from atoll.api.dispatch import Api
 from atoll.engine import Engine
-from atoll.engine.context import DEFAULT_TTL_INTERVAL_S, EngineSettings, wall_clock_ms
+from atoll.engine.context import DEFAULT_TTL_INTERVAL_S, EngineSettings
 from atoll.errors import ServiceUnavailable, ValidationError
 from atoll.http import server as _http
 from atoll.http.limits import ConnectionLimits, raise_open_file_limit, split_connections
 from atoll.http.server import HttpServer, ListenError, listen
 from atoll.node.background import BackgroundWork
+from atoll.node.clock import CLOCK_PATH, OffsetClock
 from atoll.node.conflictlog import conflict_entries
 from atoll.node.operator import OPERATOR_PATHS, OperatorEndpoints
 from atoll.node.replicator import Replicator
@@ -64,6 +65,7 @@ class NodeConfig:
     # (a fault-injecting proxy sits at the advertised one: `atoll drill`)
     peer_listen: tuple[str, int] | None = None
     clock_offset_ms: int = 0  # added to the wall clock (clock-skew drills)
+    settable_clock: bool = False  # tests: POST /_atoll/clock moves the clock forward
     max_connections: int | None = None  # client port; None: derived from the open-file limit
 
 
@@ -93,14 +95,14 @@ class Node:
                 f" and {peer_cap} peer connections" if peer_cap else "")
         path, self._tmp_dir = _database_path(config)
         self.storage = SqliteStorage(path, durable=not config.in_memory, region=config.region)
-        offset = config.clock_offset_ms
+        self.clock = OffsetClock(config.clock_offset_ms)
         self.background = BackgroundWork()
         settings = EngineSettings(ttl_interval_s=config.ttl_interval_s,
                                   endpoint_address=f"{config.host}:{config.port}",
                                   replica_regions=self._replica_regions,
                                   start_backfill=self.background.backfill)
-        self.engine = Engine(self.storage, region=config.region, settings=settings, **(
-            {"now_ms": lambda: wall_clock_ms() + offset} if offset else {}))
+        self.engine = Engine(self.storage, region=config.region, now_ms=self.clock,
+                             settings=settings)
         self.api = Api(self.engine)
         self.http = HttpServer(self.api.handle, self._get, admin_post=self._admin_post,
                                limits=ConnectionLimits(max_connections=client_cap))
@@ -157,6 +159,8 @@ class Node:
     async def _admin_post(self, path: str, headers: dict[str, str], body: bytes,
                           query: str) -> tuple[int, bytes]:
         """POSTs to /_atoll/... on either listener."""
+        if path == CLOCK_PATH and self.config.settable_clock:
+            return self.clock.handle_post(body)
         if path != TOPOLOGY_PATH:
             return 404, b'{"message":"not found"}'
         if self.topology is None:
