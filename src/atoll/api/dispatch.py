@@ -33,6 +33,7 @@ class Api:
 
     async def handle(self, target: str | None, body: bytes) -> tuple[int, bytes]:
         self.requests_total += 1
+        operation = ""
         try:
             operation = self._operation(target)
             request = self._decode(body)
@@ -41,7 +42,7 @@ class Api:
             answer = 200, result if type(result) is bytes else orjson.dumps(result)
         except AtollError as error:
             self.errors_total += 1
-            answer = error_response(error)
+            answer = error_response(error, operation)
         except Exception:
             self.errors_total += 1
             log.exception("internal error handling %s", target)

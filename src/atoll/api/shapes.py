@@ -242,8 +242,17 @@ def validator_for(operation: str) -> Check:
     return _compile(input_shape, {})
 
 
+# Operations that refuse a request without a ResourceArn before checking it against the
+# model, with their own message (dynalite's validations/tagResource.js and
+# untagResource.js, whose tests were recorded against DynamoDB: an empty body is
+# "Invalid TableArn").
+_ARN_FIRST = frozenset({"TagResource", "UntagResource"})
+
+
 def validate_request(operation: str, request: Any) -> None:
     """Raise ValidationError (or SerializationError) if `request` breaks the model."""
+    if operation in _ARN_FIRST and type(request) is dict and request.get("ResourceArn") is None:
+        raise ValidationError("Invalid TableArn")
     errors: list[str] = []
     validator_for(operation)(request, "", errors)
     if errors:

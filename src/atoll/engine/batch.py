@@ -33,7 +33,7 @@ async def batch_get_item(ctx: EngineContext, request: dict[str, Any]) -> dict[st
     plans = []
     for name, spec in request_items.items():
         table = ctx.catalog.table(name)
-        expressions, attributes = projection_of(spec)
+        expressions, attributes = projection_of(spec, table)
         keys = spec["Keys"]
         encoded = [table.encode_key(k) for k in keys]
         if len(set(encoded)) != len(encoded):

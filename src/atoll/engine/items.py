@@ -16,9 +16,9 @@ from atoll.engine import capacity, indexes, outbox
 from atoll.engine.context import EngineContext
 from atoll.engine.expr import RequestExpressions
 from atoll.engine.tabledef import EncodedKey, TableDef
-from atoll.errors import ConditionalCheckFailed, ValidationError
+from atoll.errors import ConditionalCheckFailed, KeyTooLong, ValidationError
 from atoll.expressions import legacy
-from atoll.model.values import check_item, check_item_size
+from atoll.model.values import MAX_ITEM_SIZE_BYTES, check_item, check_item_size
 from atoll.replication.change import ItemJson, item_json
 from atoll.storage import WriteTxn
 
@@ -30,9 +30,11 @@ _LEGACY_WRITE = ("Expected", "ConditionalOperator")
 _LEGACY_UPDATE = ("AttributeUpdates", "Expected", "ConditionalOperator")
 
 
-def projection_of(request: dict[str, Any]) -> tuple[RequestExpressions, list[str] | None]:
+def projection_of(request: dict[str, Any], table: TableDef
+                  ) -> tuple[RequestExpressions, list[str] | None]:
     """The request's ProjectionExpression context and legacy AttributesToGet, if any."""
     expressions = RequestExpressions(request, _READ_EXPRESSIONS)
+    expressions.check_scalar_keys(table, _READ_EXPRESSIONS)
     attributes = request.get("AttributesToGet")
     if attributes is not None and request.get("ProjectionExpression") is not None:
         raise ValidationError(
@@ -104,6 +106,29 @@ def plan_indexes(table: TableDef, item: dict[str, Any], item_bytes: bytes,
     return indexes.plan(table, item, item_bytes, size) if table.indexes else None
 
 
+# What an update that breaks a limit says, in UpdateItem and as a transaction's
+# cancellation reason (the ValidationError messages the API Reference lists under
+# TransactionCanceledException; dynalite's "update item is too big" test).
+_UPDATE_TOO_LARGE = "Item size to update has exceeded the maximum allowed size"
+_INDEX_KEY_TOO_LONG = ("The update expression attempted to update the secondary index key "
+                       "beyond allowed size limits")
+
+
+def check_updated_size(size: int) -> None:
+    if size > MAX_ITEM_SIZE_BYTES:
+        raise ValidationError(_UPDATE_TOO_LARGE)
+
+
+def plan_updated_indexes(table: TableDef, item: dict[str, Any], item_bytes: bytes,
+                         size: int) -> indexes.Plan | None:
+    """`plan_indexes` for an item an update made: a secondary index key it made too long
+    is refused in the update's own words."""
+    try:
+        return plan_indexes(table, item, item_bytes, size)
+    except KeyTooLong:
+        raise ValidationError(_INDEX_KEY_TOO_LONG) from None
+
+
 def _write_item(ctx: EngineContext, txn: WriteTxn, table: TableDef, key: EncodedKey,
                 item: dict[str, Any], item_bytes: ItemJson, size: int,
                 old: tuple[bytes, int, int, str] | None,
@@ -164,7 +189,7 @@ async def get_item(ctx: EngineContext, request: dict[str, Any]) -> Any:
     expressions: RequestExpressions | None
     attributes: list[str] | None
     if "ProjectionExpression" in request or "AttributesToGet" in request:
-        expressions, attributes = projection_of(request)
+        expressions, attributes = projection_of(request, table)
     else:
         expressions = attributes = None  # the hot path: no expressions at all
         if "ExpressionAttributeNames" in request:
@@ -246,14 +271,20 @@ async def update_item(ctx: EngineContext, request: dict[str, Any]) -> Any:
         if touched is not None:
             raise ValidationError("One or more parameter values were invalid: Cannot update "
                                   f"attribute {touched}. This attribute is part of the key")
+        expressions.check_scalar_keys(table, ("UpdateExpression",), table_keys=False)
     has_condition = "ConditionExpression" in expressions.parsed
+    # Taking attributes away from an item that does not exist leaves it absent (DynamoDB
+    # creates no item from an update that only has REMOVE/DELETE actions).
+    only_removes = update is not None and ex.update_only_removes(update)
 
-    def job(txn: WriteTxn) -> tuple[dict[str, Any] | None, dict[str, Any], list[Any], Any]:
+    def job(txn: WriteTxn) -> tuple[dict[str, Any] | None, dict[str, Any] | None, list[Any], Any]:
         ctx.catalog.ensure_live(table)
         old = txn.get(table.tid, *key)
         old_item = _old_item(old)
         if has_condition and not expressions.condition_holds("ConditionExpression", old_item):
             raise _condition_failed(request, old_item)
+        if old_item is None and only_removes:
+            return None, None, [], (0, 0, {})
         base = old_item if old_item is not None else dict(key_item)
         paths: list[Any] = []
         new_item = base
@@ -262,8 +293,11 @@ async def update_item(ctx: EngineContext, request: dict[str, Any]) -> Any:
                                               item_exists=old_item is not None,
                                               resolved=expressions.update_paths())
         size = check_item(new_item)
-        check_item_size(size)
-        units = _write_item(ctx, txn, table, key, new_item, item_json(new_item), size, old)
+        check_updated_size(size)
+        new_bytes = item_json(new_item)
+        current = ctx.catalog.current(table)
+        planned = (current, plan_updated_indexes(current, new_item, new_bytes, size))
+        units = _write_item(ctx, txn, table, key, new_item, new_bytes, size, old, planned)
         return old_item, new_item, paths, (old[1] if old else 0, size, units)
 
     old_item, new_item, paths, sizes = await ctx.storage.write(job, inline=True)
@@ -278,9 +312,10 @@ async def update_item(ctx: EngineContext, request: dict[str, Any]) -> Any:
 
 
 def _update_result(return_values: str, old_item: dict[str, Any] | None,
-                   new_item: dict[str, Any], paths: list[Any]) -> dict[str, Any]:
+                   new_item: dict[str, Any] | None, paths: list[Any]) -> dict[str, Any]:
+    """The Attributes an UpdateItem answers with; none when the item is (still) absent."""
     if return_values == "ALL_NEW":
-        return {"Attributes": new_item}
+        return {"Attributes": new_item} if new_item is not None else {}
     if return_values == "ALL_OLD":
         return {"Attributes": old_item} if old_item else {}
     if return_values == "UPDATED_NEW":
