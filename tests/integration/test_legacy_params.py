@@ -419,8 +419,10 @@ def test_expected_validation(ddb: Any, tables: None, expected: dict[str, Any],
 
 
 # The rows that are plain {ComparisonOperator, AttributeValueList} conditions apply to
-# filters too.
-FILTER_ERRORS = [c for c in CONDITION_ERRORS
+# filters too; a Query or Scan words a refused value without the single-item writes'
+# "1 validation error detected: " envelope (paritysuite, valueLayers.test.ts).
+FILTER_ERRORS = [(c[0], c[1], c[2].removeprefix("1 validation error detected: "))
+                 for c in CONDITION_ERRORS
                  if all(set(spec) == {"ComparisonOperator", "AttributeValueList"}
                         for spec in c[1].values())]
 

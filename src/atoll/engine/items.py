@@ -18,7 +18,7 @@ from atoll.engine.expr import RequestExpressions
 from atoll.engine.tabledef import EncodedKey, TableDef
 from atoll.errors import ConditionalCheckFailed, KeyTooLong, ValidationError
 from atoll.expressions import legacy
-from atoll.model.values import MAX_ITEM_SIZE_BYTES, check_item, check_item_size
+from atoll.model.values import MAX_ITEM_SIZE_BYTES, check_item, check_item_size, check_value
 from atoll.replication.change import ItemJson, item_json
 from atoll.storage import WriteTxn
 
@@ -44,6 +44,19 @@ def projection_of(request: dict[str, Any], table: TableDef
     if attributes is not None:
         legacy.check_attributes_to_get(attributes)
     return expressions, attributes
+
+
+def check_key_values(key: Any) -> None:
+    """Check a request's key values as values (a malformed number, a bad set), before the
+    table is looked up: DynamoDB refuses a malformed value, a value nested too deep or a
+    malformed expression of a request about a table that does not exist with that error,
+    not with ResourceNotFoundException (paritysuite conformance suite,
+    tests/tier3/validation-ordering/deepRequests.test.ts: "each answer comes before the
+    table is looked up"; dynalite's assertType tests, SerializationException for an
+    absent table)."""
+    if type(key) is dict:
+        for value in key.values():
+            check_value(value)
 
 
 def apply_projection(item: dict[str, Any], expressions: RequestExpressions,
@@ -164,13 +177,15 @@ def _write_capacity(request: dict[str, Any], table: TableDef, old_size: int, new
 
 
 async def put_item(ctx: EngineContext, request: dict[str, Any]) -> Any:
-    table = ctx.catalog.table(request["TableName"])
+    # The request's own values and expressions are checked before the table is looked up,
+    # as DynamoDB does (see `check_key_values`).
     return_values = _check_return_values(request, ("NONE", "ALL_OLD"), "PutItem")
     item = request["Item"]
     size = check_item(item)
+    expressions = RequestExpressions(request, _WRITE_EXPRESSIONS, _LEGACY_WRITE)
+    table = ctx.catalog.table(request["TableName"])
     check_item_size(size)
     key = table.encode_item_key(item)
-    expressions = RequestExpressions(request, _WRITE_EXPRESSIONS, _LEGACY_WRITE)
     item_bytes = item_json(item)
     planned = (table, plan_indexes(table, item, item_bytes, size))  # bad index keys: here
 
@@ -211,11 +226,12 @@ async def get_item(ctx: EngineContext, request: dict[str, Any]) -> Any:
 
 
 async def delete_item(ctx: EngineContext, request: dict[str, Any]) -> Any:
-    table = ctx.catalog.table(request["TableName"])
     return_values = _check_return_values(request, ("NONE", "ALL_OLD"), "DeleteItem")
     key_item = request["Key"]
-    key = table.encode_key(key_item)
+    check_key_values(key_item)
     expressions = RequestExpressions(request, _WRITE_EXPRESSIONS, _LEGACY_WRITE)
+    table = ctx.catalog.table(request["TableName"])
+    key = table.encode_key(key_item)
 
     def job(txn: WriteTxn) -> tuple[tuple[bytes, int, int, str] | None, dict[str, float]]:
         old = _checked_old_row(ctx, txn, table, key, request, expressions)
@@ -260,11 +276,12 @@ _UPDATE_RETURN_VALUES = ("NONE", "ALL_OLD", "UPDATED_OLD", "ALL_NEW", "UPDATED_N
 
 
 async def update_item(ctx: EngineContext, request: dict[str, Any]) -> Any:
-    table = ctx.catalog.table(request["TableName"])
     return_values = _check_return_values(request, _UPDATE_RETURN_VALUES, "UpdateItem")
     key_item = request["Key"]
-    key = table.encode_key(key_item)
+    check_key_values(key_item)
     expressions = RequestExpressions(request, _UPDATE_EXPRESSIONS, _LEGACY_UPDATE)
+    table = ctx.catalog.table(request["TableName"])
+    key = table.encode_key(key_item)
     update = expressions.get("UpdateExpression")
     if update is not None:
         touched = ex.update_touches(update, expressions.names, set(table.key_names()))

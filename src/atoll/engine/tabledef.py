@@ -80,9 +80,13 @@ class TableDef:
 
     # --- keys --------------------------------------------------------------------------
     def encode_key(self, key: dict[str, Any]) -> EncodedKey:
-        """Encode a request's Key map (exactly the key attributes, right types)."""
+        """Encode a request's Key map (exactly the key attributes, right types). Its values
+        are checked as values first: a malformed number is refused as such, whatever the
+        schema (paritysuite conformance suite, error-messages/valueLayers.test.ts)."""
         if type(key) is not dict:
             raise KeySchemaMismatch("The provided key element does not match the schema")
+        for value in key.values():
+            check_value(value)
         expected = 2 if self.range_key else 1
         if len(key) != expected:
             raise KeySchemaMismatch("The provided key element does not match the schema")
@@ -113,8 +117,6 @@ class TableDef:
                 raise KeySchemaMismatch("One or more parameter values were invalid: Type "
                                         f"mismatch for key {name} expected: {kind} actual: {actual}")
             raise KeySchemaMismatch("The provided key element does not match the schema")
-        if not in_item:
-            check_value(value)  # a request's key is not validated elsewhere: "abc" as N
         if value[kind] == "":
             raise ValidationError(
                 "One or more parameter values are not valid. The AttributeValue for a key "
