@@ -29,6 +29,8 @@ from atoll.http import server as _http
 from atoll.http.limits import ConnectionLimits, raise_open_file_limit, split_connections
 from atoll.http.server import HttpServer, ListenError, listen
 from atoll.node.background import BackgroundWork
+from atoll.node.conflictlog import conflict_entries
+from atoll.node.operator import OPERATOR_PATHS, OperatorEndpoints
 from atoll.node.replicator import Replicator
 from atoll.node.topology import (
     TOPOLOGY_PATH,
@@ -111,6 +113,8 @@ class Node:
             self.replicator = Replicator(self.engine, topology, config.region)
             self.peer_http = HttpServer(self.api.handle, self._get, self._peer_post,
                                         limits=ConnectionLimits(max_connections=peer_cap))
+        # /metrics, /console and the console's JSON (atoll.node.operator)
+        self.operator = OperatorEndpoints(self)
         self._stopping = asyncio.Event()
 
     def _start_topology(self, configured: ClusterConfig, directory: str) -> ClusterConfig:
@@ -176,6 +180,8 @@ class Node:
     def _get(self, path: str, host: str
              ) -> tuple[int, bytes, bytes] | Awaitable[tuple[int, bytes, bytes]]:
         """GETs on either listener; answered once what they read is durable."""
+        if path in OPERATOR_PATHS:
+            return self.operator.get(path)
         answer = self._get_now(path, host)
         waiter = self.storage.settle()
         return answer if waiter is None else self._settled_get(waiter, answer)
@@ -233,9 +239,9 @@ class Node:
         return status
 
     def conflicts(self, after_id: int = 0, limit: int = 1000) -> dict[str, Any]:
-        rows = self.storage.conflicts(after_id, limit)
-        return {"region": self.config.region, "conflicts": [
-            {"id": i, "detected_ms": t, "table": n, **orjson.loads(r)} for i, t, n, r in rows]}
+        rows = self.storage.conflicts(after_id, limit)  # keys decoded (atoll.node.conflictlog)
+        return {"region": self.config.region,
+                "conflicts": conflict_entries(rows, self.engine.catalog)}
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -276,6 +282,7 @@ class Node:
             if self.replicator is not None:
                 await self.replicator.stop()
             await self.http.drain(SHUTDOWN_DRAIN_S)
+            self.operator.close()
             await server.wait_closed()
             if self.peer_http is not None:
                 await self.peer_http.drain(1.0)
