@@ -193,14 +193,14 @@ class RequestExpressions:
         against DynamoDB; alternator's test_gsi_wrong_type_attribute_update_nested).
         `table_keys=False` checks only secondary index keys (an update of a table key
         attribute has its own error)."""
+        present = [self.parsed[p] for p in params if p in self.parsed]
+        if not present:
+            return  # the usual read: no projection, no filter
         keys = set(table.key_names()) if table_keys else set()
         index_keys = {k for i in table.indexes for k in i.key_names()} - set(table.key_names())
         if not keys and not index_keys:
             return
-        for param in params:
-            parsed = self.parsed.get(param)
-            if parsed is None:
-                continue
+        for parsed in present:
             for path in ex.document_paths(parsed, self.names):
                 if len(path) < 2 or path[0] not in keys and path[0] not in index_keys:
                     continue
