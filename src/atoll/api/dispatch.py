@@ -57,7 +57,7 @@ class Api:
         except AtollError as error:
             self.errors_total += 1
             failed = type(error)
-            answer = error_response(error)
+            answer = error_response(error, operation)
         except Exception:
             self.errors_total += 1
             log.exception("internal error handling %s", target)

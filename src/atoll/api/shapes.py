@@ -247,9 +247,18 @@ def validator_for(operation: str, service: str = DYNAMODB) -> Check:
     return _compile(input_shape, {})
 
 
+# Operations that refuse a request without a ResourceArn before checking it against the
+# model, with their own message (dynalite's validations/tagResource.js and
+# untagResource.js, whose tests were recorded against DynamoDB: an empty body is
+# "Invalid TableArn").
+_ARN_FIRST = frozenset({"TagResource", "UntagResource"})
+
+
 def validate_request(operation: str, request: Any, service: str = DYNAMODB) -> None:
     """Raise ValidationError (or SerializationError) if `request` breaks the model of
     `service` (DynamoDB's, or DynamoDB Streams')."""
+    if operation in _ARN_FIRST and type(request) is dict and request.get("ResourceArn") is None:
+        raise ValidationError("Invalid TableArn")
     errors: list[str] = []
     validator_for(operation, service)(request, "", errors)
     if errors:
