@@ -9,7 +9,7 @@ STAMP := $(VENV)/.stamp-installed$(if $(filter 1,$(ATOLL_PURE_PYTHON)),-pure)
 # a stale extension would shadow the edited .py. ATOLL_PURE_PYTHON=1 builds no extension.
 SOURCES := $(shell find src -name '*.py') setup.py pyproject.toml
 
-.PHONY: run test lint bench setup clean serve
+.PHONY: run test lint bench setup clean serve pg-server
 
 $(DEPS): requirements.lock
 	$(PY) -m venv $(VENV)
@@ -28,8 +28,19 @@ setup: $(STAMP)
 run: $(STAMP)
 	$(BIN)/atoll cluster --data-dir ./data
 
-test: $(STAMP)
+test: $(STAMP) pg-server
 	$(BIN)/python -m pytest -q tests
+
+# A real PostgreSQL server for the PostgreSQL storage's tests and bench (tests/pg.py runs
+# throwaway servers from its binaries): Debian's package, installed when missing.
+pg-server:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; \
+	  else \
+	    echo "PostgreSQL's server is not installed: apt-get install postgresql (as root)" >&2; \
+	    exit 1; \
+	  fi; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
