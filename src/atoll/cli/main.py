@@ -7,6 +7,7 @@ import logging
 import click
 
 from atoll import __version__
+from atoll.cli.certs import certs
 from atoll.cli.cluster import cluster
 from atoll.cli.drill import drill
 from atoll.cli.proxy import proxy
@@ -32,6 +33,7 @@ cli.add_command(conflicts)
 cli.add_command(topology)
 cli.add_command(proxy)
 cli.add_command(drill)
+cli.add_command(certs)
 
 
 def main() -> None:
