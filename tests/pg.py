@@ -229,23 +229,47 @@ def running_server(root: Path | None = None) -> Iterator[PostgresServer]:
         server.close()
 
 
+_shared: PostgresServer | None = None
+
+
+def shared_server() -> PostgresServer:
+    """The test session's server, started on first use (the `pg_server` fixture stops
+    it at the end of the session)."""
+    global _shared
+    if _shared is None or not _shared.running:
+        _shared = PostgresServer().start()
+    return _shared
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PostgresServer]:
     """One PostgreSQL server for the test session (stopped and removed at its end)."""
-    with running_server() as server:
+    global _shared
+    server = shared_server()
+    try:
         yield server
+    finally:
+        server.close()
+        _shared = None
+
+
+def fresh_schema_dsn(server: PostgresServer, name: str | None = None) -> str:
+    """A DSN whose tables live in a new, empty schema of `server` (made if need be; a
+    schema is much faster to make than a database: no file copies)."""
+    name = name or f"t{next(_schemas)}_{os.getpid()}"
+    with psycopg.connect(server.dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {name}")
+    return schema_dsn(server.dsn, name)
 
 
 @pytest.fixture
 def pg_dsn(pg_server: PostgresServer) -> Iterator[str]:
-    """A DSN whose tables live in a fresh, empty schema of the session's server (dropped
-    afterwards): a schema is much faster to make than a database (no file copies)."""
-    name = f"t{next(_schemas)}_{os.getpid()}"
-    with psycopg.connect(pg_server.dsn, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {name}")
+    """A DSN of a fresh, empty schema on the session's server (dropped afterwards)."""
+    dsn = fresh_schema_dsn(pg_server)
     try:
-        yield schema_dsn(pg_server.dsn, name)
+        yield dsn
     finally:
+        name = dsn.rsplit("%3D", 1)[1]
         with psycopg.connect(pg_server.dsn, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
 
