@@ -19,6 +19,9 @@ from atoll.topology.config import load_cluster_config
 @click.option("--data-dir", default="./data", show_default=True,
               type=click.Path(file_okay=False), help="Directory of the SQLite database.")
 @click.option("--in-memory", is_flag=True, help="Keep data in memory only (lost at exit).")
+@click.option("--storage", "storage_url", default=None, metavar="postgresql://...",
+              help="Keep the region's data in this PostgreSQL database instead of SQLite "
+              "(any number of nodes of one region may share it; see docs/postgresql.md).")
 @click.option("--region", default=None, help="This node's region id [default: local].")
 @click.option("--config", "config_path", default=None, type=click.Path(dir_okay=False, exists=True),
               help="Cluster config (TOML): run as one region of a multi-region cluster.")
@@ -31,8 +34,11 @@ from atoll.topology.config import load_cluster_config
               help="Add this to the wall clock (clock-skew drills).")
 def serve(host: str | None, port: int | None, data_dir: str, in_memory: bool, region: str | None,
           config_path: str | None, ttl_interval: float, peer_listen: str | None,
-          clock_offset_ms: int) -> None:
+          clock_offset_ms: int, storage_url: str | None) -> None:
     """Serve the DynamoDB API over HTTP on HOST:PORT."""
+    if storage_url is not None and (in_memory or not storage_url.startswith(
+            ("postgresql://", "postgres://"))):
+        raise click.UsageError("--storage takes a postgresql:// URL (and excludes --in-memory)")
     cluster = None
     if config_path is not None:
         if region is None:
@@ -48,7 +54,8 @@ def serve(host: str | None, port: int | None, data_dir: str, in_memory: bool, re
         run_node(NodeConfig(host=host or "127.0.0.1", port=8000 if port is None else port,
                             data_dir=data_dir, in_memory=in_memory, region=region or "local",
                             cluster=cluster, ttl_interval_s=ttl_interval,
-                            peer_listen=_host_port(peer_listen), clock_offset_ms=clock_offset_ms))
+                            peer_listen=_host_port(peer_listen), clock_offset_ms=clock_offset_ms,
+                            storage_url=storage_url))
     except ValidationError as exc:  # e.g. the data directory belongs to another cluster
         raise click.ClickException(exc.message) from None
     except ListenError as exc:

@@ -20,7 +20,7 @@ from atoll.clock import HybridClock
 from atoll.engine import batch, items, outbox, partiql_ops, reads, tables, tags, transactions, ttl
 from atoll.engine.catalog import Catalog
 from atoll.engine.tabledef import TableDef
-from atoll.storage import SqliteStorage, WriteTxn
+from atoll.storage import Storage, WriteTxn
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def wall_clock_ms() -> int:
 
 
 class Engine:
-    def __init__(self, storage: SqliteStorage, region: str = "local",
+    def __init__(self, storage: Storage, region: str = "local",
                  now_ms: Callable[[], int] = wall_clock_ms) -> None:
         self.storage = storage
         self.region = region

@@ -34,7 +34,7 @@ from atoll.node.topology import (
     TopologyKeeper,
     topology_file_path,
 )
-from atoll.storage import SqliteStorage
+from atoll.storage import SqliteStorage, Storage
 from atoll.topology.config import ClusterConfig
 from atoll.topology.update import start_topology
 
@@ -59,6 +59,9 @@ class NodeConfig:
     # (a fault-injecting proxy sits at the advertised one: `atoll drill`)
     peer_listen: tuple[str, int] | None = None
     clock_offset_ms: int = 0  # added to the wall clock (clock-skew drills)
+    # postgresql://...: the region's storage is in PostgreSQL, shared with the region's
+    # other nodes (storage/postgres); None: a SQLite file under data_dir
+    storage_url: str | None = None
 
 
 def _database_path(config: NodeConfig) -> tuple[str, str | None]:
@@ -76,8 +79,16 @@ def _database_path(config: NodeConfig) -> tuple[str, str | None]:
 class Node:
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
-        path, self._tmp_dir = _database_path(config)
-        self.storage = SqliteStorage(path, durable=not config.in_memory, region=config.region)
+        self.storage: Storage
+        if config.storage_url:
+            from atoll.storage.postgres import PostgresStorage
+            os.makedirs(config.data_dir, exist_ok=True)  # the topology file lives there
+            path, self._tmp_dir = os.path.join(config.data_dir, "postgresql"), None
+            self.storage = PostgresStorage(config.storage_url, region=config.region)
+        else:
+            path, self._tmp_dir = _database_path(config)
+            self.storage = SqliteStorage(path, durable=not config.in_memory,
+                                         region=config.region)
         offset = config.clock_offset_ms
         self.engine = Engine(self.storage, region=config.region, **(
             {"now_ms": lambda: wall_clock_ms() + offset} if offset else {}))
@@ -195,9 +206,7 @@ class Node:
             "region": self.config.region, "version": __version__, "compiled": COMPILED,
             "tables": len(self.engine.catalog),
             "requests_total": self.api.requests_total, "errors_total": self.api.errors_total,
-            "writes_committed": self.storage.jobs_committed,
-            "write_batches_committed": self.storage.batches_committed,
-            "write_path": {**self.storage.write_path.summary(), "wal": self.storage.wal_summary()},
+            **self.storage.status(),
             "requests_ms": self.http.request_times.summary(),
         }
         if self.replicator is not None:
@@ -234,11 +243,11 @@ class Node:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopping.set)
         where = f"http://{self.config.host}:{self.config.port}"
+        stored = ("in memory" if self.config.in_memory else _storage_name(self.storage))
         log.info("atoll %s serving region %s on %s (%s)", __version__, self.config.region, where,
-                 "in memory" if self.config.in_memory else self.storage.path)
+                 stored)
         _tune_gc()
-        print(f"atoll: serving {where} (region {self.config.region}, "
-              f"{'in memory' if self.config.in_memory else self.storage.path})", flush=True)
+        print(f"atoll: serving {where} (region {self.config.region}, {stored})", flush=True)
         try:
             await self._stopping.wait()
         finally:
@@ -262,6 +271,13 @@ class Node:
         self.storage.close()
         if self._tmp_dir:
             shutil.rmtree(self._tmp_dir, ignore_errors=True)
+
+
+def _storage_name(storage: Storage) -> str:
+    """Where the data is, for the log: the SQLite file, or PostgreSQL's host and database."""
+    if isinstance(storage, SqliteStorage):
+        return storage.path
+    return f"PostgreSQL {getattr(storage, 'where', '')}"
 
 
 def _tune_gc() -> None:

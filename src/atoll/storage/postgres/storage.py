@@ -121,6 +121,12 @@ class PostgresStorage(PostgresReads):
         self._wanted_leases: set[str] = set()
         self._held_until: dict[str, float] = {}  # lease -> monotonic deadline (watcher)
 
+    @property
+    def where(self) -> str:
+        """The server and database, for logs (no password)."""
+        info = self._writer.info if self._writer is not None else None
+        return f"{info.host}:{info.port}/{info.dbname}" if info is not None else "?"
+
     # --- lifecycle -----------------------------------------------------------------------
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         invariant(self._writer_thread is None, "storage started twice")
