@@ -40,7 +40,7 @@ def append(conn: psycopg.Connection[Any], bodies: list[bytes]) -> list[int]:
     """One batch in the open transaction: lock the head, number and insert the records,
     advance the head. Returns their sequences (the caller commits or rolls back)."""
     cur = conn.cursor()
-    head = lock_head(cur, ORIGIN)
+    head = lock_head(cur, ORIGIN).seq
     seqs = list(range(head + 1, head + 1 + len(bodies)))
     for seq, body in zip(seqs, bodies):
         cur.execute("INSERT INTO changelog (origin, origin_seq, hlc, body, crc)"

@@ -105,6 +105,10 @@ class Node:
             self.replicator = Replicator(self.engine, topology, config.region)
             self.engine.replica_regions = topology.region_ids()
             self.peer_http = HttpServer(self.api.handle, self._get, self._peer_post)
+        self.shared: Any = None  # SharedRegion: other nodes share this region's storage
+        if config.storage_url:
+            from atoll.node.shared_region import SharedRegion
+            self.shared = SharedRegion(self, self.storage)  # type: ignore[arg-type]
         self._stopping = asyncio.Event()
 
     def _start_topology(self, configured: ClusterConfig, directory: str) -> ClusterConfig:
@@ -213,6 +217,8 @@ class Node:
             status["replication"] = self.replicator.status()
         if self.topology is not None:
             status["topology"] = self.topology.status()
+        if self.shared is not None:
+            status["region_nodes"] = self.shared.status()
         return status
 
     def conflicts(self, after_id: int = 0, limit: int = 1000) -> dict[str, Any]:
@@ -223,7 +229,8 @@ class Node:
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         self.storage.start(loop)
-        self.engine.start_background()
+        if self.shared is None:  # else whichever node holds the lease runs it
+            self.engine.start_background()
         server = peer_server = None
         try:
             server = await listen(self.http.protocol, self.config.host, self.config.port,
@@ -238,8 +245,11 @@ class Node:
             await self._release()
             raise
         if self.replicator is not None and self.topology is not None:
-            self.replicator.start()
+            if self.shared is None:
+                self.replicator.start()
             self.topology.start()
+        if self.shared is not None:
+            self.shared.start()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopping.set)
         where = f"http://{self.config.host}:{self.config.port}"
@@ -256,6 +266,8 @@ class Node:
                 peer_server.close()
             if self.topology is not None:
                 await self.topology.stop()
+            if self.shared is not None:
+                await self.shared.stop()
             if self.replicator is not None:
                 await self.replicator.stop()
             await self.http.drain(SHUTDOWN_DRAIN_S)

@@ -59,8 +59,9 @@ from __future__ import annotations
 from typing import Any
 
 # One statement each; `cur` is a psycopg cursor inside the batch's transaction.
-LOCK = "SELECT seq FROM log_heads WHERE origin = %s FOR UPDATE"
-ADVANCE = "UPDATE log_heads SET seq = %s WHERE origin = %s"
+LOCK = "SELECT seq, hlc, remote_hlc, catalog FROM log_heads WHERE origin = %s FOR UPDATE"
+ADVANCE = ("UPDATE log_heads SET seq = %s, hlc = GREATEST(hlc, %s),"
+           " remote_hlc = GREATEST(remote_hlc, %s), catalog = catalog + %s WHERE origin = %s")
 # The head starts after anything this origin already has here: its own records (a
 # database written before the head row existed) or its cursor (a region rebuilt from a
 # peer's snapshot adopts its own cursor). Inserted once; a racing node's row wins.
@@ -77,15 +78,31 @@ def init_head(cur: Any, origin: str) -> None:
     cur.execute(INIT, (origin, origin, origin))
 
 
-def lock_head(cur: Any, origin: str) -> int:
-    """Lock the origin's head row until this transaction ends; its last sequence."""
+class Head:
+    """The region's head as a batch found it under the lock: its last sequence, the
+    highest hlc of its own changes and of peers' changes applied here, and the catalog
+    version (bumped by every batch that changed a table definition)."""
+
+    __slots__ = ("seq", "hlc", "remote_hlc", "catalog")
+
+    def __init__(self, seq: int, hlc: int = 0, remote_hlc: int = 0, catalog: int = 0) -> None:
+        self.seq = seq
+        self.hlc = hlc
+        self.remote_hlc = remote_hlc
+        self.catalog = catalog
+
+
+def lock_head(cur: Any, origin: str) -> Head:
+    """Lock the origin's head row until this transaction ends; what it holds."""
     row = cur.execute(LOCK, (origin,)).fetchone()
     if row is None:  # a database whose head row was removed by hand: recreate, retry
         init_head(cur, origin)
         row = cur.execute(LOCK, (origin,)).fetchone()
-    return int(row[0])
+    return Head(int(row[0]), int(row[1]), int(row[2]), int(row[3]))
 
 
-def advance_head(cur: Any, origin: str, seq: int) -> None:
-    """Record `seq` as the origin's last sequence (under the lock `lock_head` took)."""
-    cur.execute(ADVANCE, (seq, origin))
+def advance_head(cur: Any, origin: str, seq: int, hlc: int = 0, remote_hlc: int = 0,
+                 catalog_changed: bool = False) -> None:
+    """Record `seq` as the origin's last sequence (under the lock `lock_head` took), and
+    raise its hlcs and catalog version."""
+    cur.execute(ADVANCE, (seq, hlc, remote_hlc, 1 if catalog_changed else 0, origin))

@@ -17,7 +17,9 @@ items       (tid, h, pk, sk): h is the partition key's 32-bit hash (bigint, as a
 tombstones  (tid, h, pk, sk): the version of each key's last delete.
 changelog   (origin, origin_seq): every change applied here. No surrogate row id.
 log_heads   (origin): the last origin_seq taken by this region's own changes, the row
-            whose lock orders them (see loghead.py). One row per region that writes.
+            whose lock orders them (see loghead.py), with what every node of the region
+            must know before writing: the highest hlc of the region's own changes and of
+            peers' changes applied here, and the catalog's version. One row per region.
 cursors     (origin): the last change applied per origin, with the changes it covers.
 table_states, tables, conflicts (id assigned under the write lock: MAX(id) + 1),
 index_items (tid, iid, h, pk, sk, base_pk, base_sk), txn_tokens (token), meta (key).
@@ -79,7 +81,10 @@ STATEMENTS = (
     )""",
     """CREATE TABLE IF NOT EXISTS log_heads (
         origin text PRIMARY KEY,
-        seq bigint NOT NULL
+        seq bigint NOT NULL,
+        hlc bigint NOT NULL DEFAULT 0,
+        remote_hlc bigint NOT NULL DEFAULT 0,
+        catalog bigint NOT NULL DEFAULT 0
     )""",
     """CREATE TABLE IF NOT EXISTS cursors (
         origin text PRIMARY KEY,

@@ -56,6 +56,7 @@ from atoll.storage.postgres.connection import (
     connect,
     init_schema,
 )
+from atoll.storage.postgres.loghead import Head
 from atoll.storage.postgres.reads import PostgresReads, _first_line
 from atoll.storage.postgres.txn import PostgresTxn
 from atoll.storage.protocol import Storage, WriteTxn
@@ -113,6 +114,12 @@ class PostgresStorage(PostgresReads):
         self._shut = False
         self._queued = 0  # event-loop thread: accepted, not yet answered
         self.commit_listeners: list[Callable[[], None]] = []
+        # Event-loop thread: another node changed a table definition (watcher).
+        self.catalog_listeners: list[Callable[[], None]] = []
+        # Writer thread, at the start of every batch, under the region's write lock, with
+        # the head as the batch found it: what a node must learn from its siblings before
+        # its jobs run (node/shared_region.py: the clock, the catalog).
+        self.batch_hook: Callable[[PostgresTxn, Head], None] | None = None
         self.write_path = WritePath()
         self.batches_committed = 0
         self.jobs_committed = 0
@@ -281,7 +288,9 @@ class PostgresStorage(PostgresReads):
         culprit: Job | None = None
         try:
             with conn.pipeline() as pipeline:
-                txn.begin(pipeline)
+                head = txn.begin(pipeline)
+                if self.batch_hook is not None:
+                    self.batch_hook(txn, head)
                 for job in running:
                     writes_before = txn.writes
                     try:
@@ -365,22 +374,27 @@ class PostgresStorage(PostgresReads):
 
     def lease_holders(self) -> list[tuple[str, str, int]]:
         """(lease, holder, ms left) of every lease of the region."""
-        return leases.holders(self._conn())
+        return [(str(n), str(h), int(ms)) for n, h, ms in self._all(leases.HOLDERS)]
 
     def _run_watcher(self) -> None:
         conn: psycopg.Connection | None = None
         seen: list[Any] | None = None
+        catalog: int | None = None
         renewed_at = 0.0
         while not self._stop_watching.wait(WATCH_INTERVAL_S):
             try:
                 if conn is None or conn.closed:
                     conn = connect(self.dsn, autocommit=True, name=f"{self._name}-watch")
                 heads = conn.execute(
-                    "SELECT 'h', origin, seq FROM log_heads UNION ALL"
-                    " SELECT 'c', origin, seq FROM cursors ORDER BY 1, 2").fetchall()
+                    "SELECT 'h', origin, seq, catalog FROM log_heads UNION ALL"
+                    " SELECT 'c', origin, seq, 0 FROM cursors ORDER BY 1, 2").fetchall()
                 if seen is not None and heads != seen:
                     self._ask(self._moved)
                 seen = heads
+                versions = sum(int(row[3]) for row in heads)
+                if catalog is not None and versions != catalog:
+                    self._ask(self._catalog_moved)
+                catalog = versions
                 if self._wanted_leases and time.monotonic() - renewed_at >= \
                         leases.RENEW_INTERVAL_S:
                     renewed_at = time.monotonic()
@@ -405,6 +419,11 @@ class PostgresStorage(PostgresReads):
     def _moved(self) -> None:
         """Event-loop thread: some node committed changes; wake whoever waits for them."""
         for listener in self.commit_listeners:
+            listener()
+
+    def _catalog_moved(self) -> None:
+        """Event-loop thread: some node changed a table definition."""
+        for listener in self.catalog_listeners:
             listener()
 
     # --- figures -------------------------------------------------------------------------

@@ -76,22 +76,28 @@ class PostgresTxn:
         self._pipeline: psycopg.Pipeline | None = None
         self._read = conn.cursor()  # statements whose answer is fetched
         self._write = conn.cursor()  # statements only queued
-        self.head = 0  # the region's last changelog sequence when the batch began
+        self.head = loghead.Head(0)  # the region's head as the batch found it
         self.next_seq = 1
+        self._logged_hlc = 0  # the highest hlc of this batch's own changes
+        self._remote_hlc = 0  # ... and of the peers' changes it appended
+        self._catalog_changed = False
         self.writes = 0  # mutating statements in the open transaction
         self.sync_each_job = False  # storage.py's replay that finds a failing job
         self.prevs: dict[Key, RowVersion | None] = {}
         self._stats: dict[int, list[int]] = {}
 
     # --- the batch's frame (storage.py) ---------------------------------------------------
-    def begin(self, pipeline: psycopg.Pipeline) -> None:
+    def begin(self, pipeline: psycopg.Pipeline) -> loghead.Head:
         """Lock the region's head (the write lock) and number from it."""
         self._pipeline = pipeline
         self.head = loghead.lock_head(self._read, self.region)
-        self.next_seq = self.head + 1
+        self.next_seq = self.head.seq + 1
         self.writes = 0
+        self._logged_hlc = self._remote_hlc = 0
+        self._catalog_changed = False
         self.prevs.clear()
         self._stats.clear()
+        return self.head
 
     def finish(self) -> None:
         """Queue the batch's statistics and the head's advance (before COMMIT)."""
@@ -100,8 +106,16 @@ class PostgresTxn:
                 "UPDATE tables SET item_count = item_count + %s, size_bytes = size_bytes + %s"
                 " WHERE tid = %s", (items, size, tid))
         self._stats.clear()
-        if self.next_seq - 1 != self.head:
-            loghead.advance_head(self._write, self.region, self.next_seq - 1)
+        head = self.head
+        if (self.next_seq - 1 != head.seq or self._logged_hlc > head.hlc
+                or self._remote_hlc > head.remote_hlc or self._catalog_changed):
+            loghead.advance_head(self._write, self.region, self.next_seq - 1,
+                                 self._logged_hlc, self._remote_hlc, self._catalog_changed)
+
+    def load_tables(self) -> list[tuple[str, int, bytes]]:
+        """(name, tid, definition) of every live table, as of this transaction."""
+        return [(str(n), int(t), d) for n, t, d in self._read.execute(
+            "SELECT name, tid, definition FROM tables ORDER BY name").fetchall()]
 
     def sync(self) -> None:
         """Send everything queued and wait for its answers (raising a queued failure)."""
@@ -218,6 +232,7 @@ class PostgresTxn:
     def forget(self) -> None:
         """Drop the batch's bookkeeping (after a rollback)."""
         self.writes = 0
+        self._catalog_changed = False
         self.prevs.clear()
         self._stats.clear()
         self._pipeline = None
@@ -289,12 +304,14 @@ class PostgresTxn:
             "INSERT INTO changelog (origin, origin_seq, hlc, body, crc) VALUES (%s,%s,%s,%s,%s)",
             (self.region, seq, hlc, body, zlib.crc32(body)))
         self.next_seq = seq + 1
+        self._logged_hlc = max(self._logged_hlc, hlc)
         return seq
 
     def append_remote_changes(self, changes: list[tuple[str, int, int, bytes]]) -> None:
         if not changes:
             return
         self.writes += 1
+        self._remote_hlc = max(self._remote_hlc, max(change[2] for change in changes))
         self._write.executemany(
             "INSERT INTO changelog (origin, origin_seq, hlc, body, crc) VALUES (%s,%s,%s,%s,%s)"
             " ON CONFLICT (origin, origin_seq) DO NOTHING",
@@ -360,17 +377,20 @@ class PostgresTxn:
         row = self._one("SELECT COALESCE(MAX(tid), 0) + 1 FROM tables", ())
         tid = int(row[0])
         self.writes += 1
+        self._catalog_changed = True
         self._write.execute("INSERT INTO tables (name, tid, definition) VALUES (%s, %s, %s)",
                             (name, tid, definition))
         return tid
 
     def update_table(self, name: str, definition: bytes) -> None:
         self.writes += 1
+        self._catalog_changed = True
         self._write.execute("UPDATE tables SET definition = %s WHERE name = %s",
                             (definition, name))
 
     def drop_table(self, name: str, tid: int) -> None:
         self.writes += 1
+        self._catalog_changed = True
         self._write.execute("DELETE FROM tables WHERE name = %s", (name,))
         self._write.execute("DELETE FROM items WHERE tid = %s", (tid,))
         self._write.execute("DELETE FROM tombstones WHERE tid = %s", (tid,))
