@@ -26,6 +26,8 @@ MAX_BODY_BYTES = 16 * 1024 * 1024
 class Api:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._context = engine.context
+        self._storage = engine.storage
         self.requests_total = 0
         self.errors_total = 0
 
@@ -35,7 +37,7 @@ class Api:
             operation = self._operation(target)
             request = self._decode(body)
             validate_request(operation, request)
-            result = await HANDLERS[operation](self.engine, request)
+            result = await HANDLERS[operation](self._context, request)
             answer = 200, result if type(result) is bytes else orjson.dumps(result)
         except AtollError as error:
             self.errors_total += 1
@@ -46,7 +48,7 @@ class Api:
             return internal_error_response()
         # What was read (errors too: a failed condition can carry the item it read) may
         # include commits not yet durable: answer once they are.
-        waiter = self.engine.storage.settle()
+        waiter = self._storage.settle()
         if waiter is not None:
             try:
                 await waiter

@@ -32,9 +32,12 @@ from atoll.topology.config import load_cluster_config
               "endpoint (when a proxy sits at the advertised address).")
 @click.option("--clock-offset-ms", default=0, type=int, hidden=True,
               help="Add this to the wall clock (clock-skew drills).")
+@click.option("--max-connections", default=None, type=click.IntRange(1),
+              help="Client connections held open at most; at the cap the one idle longest "
+              "is closed to admit a new one [default: from the open-file limit].")
 def serve(host: str | None, port: int | None, data_dir: str, in_memory: bool, region: str | None,
           config_path: str | None, ttl_interval: float, peer_listen: str | None,
-          clock_offset_ms: int, storage_url: str | None) -> None:
+          clock_offset_ms: int, max_connections: int | None, storage_url: str | None) -> None:
     """Serve the DynamoDB API over HTTP on HOST:PORT."""
     if storage_url is not None and (in_memory or not storage_url.startswith(
             ("postgresql://", "postgres://"))):
@@ -55,7 +58,7 @@ def serve(host: str | None, port: int | None, data_dir: str, in_memory: bool, re
                             data_dir=data_dir, in_memory=in_memory, region=region or "local",
                             cluster=cluster, ttl_interval_s=ttl_interval,
                             peer_listen=_host_port(peer_listen), clock_offset_ms=clock_offset_ms,
-                            storage_url=storage_url))
+                            max_connections=max_connections, storage_url=storage_url))
     except ValidationError as exc:  # e.g. the data directory belongs to another cluster
         raise click.ClickException(exc.message) from None
     except ListenError as exc:

@@ -23,10 +23,12 @@ import orjson
 from atoll import __version__
 from atoll.api.dispatch import Api
 from atoll.engine import Engine
-from atoll.engine.engine import wall_clock_ms
+from atoll.engine.context import DEFAULT_TTL_INTERVAL_S, EngineSettings, wall_clock_ms
 from atoll.errors import ServiceUnavailable, ValidationError
 from atoll.http import server as _http
+from atoll.http.limits import ConnectionLimits, raise_open_file_limit, split_connections
 from atoll.http.server import HttpServer, ListenError, listen
+from atoll.node.background import BackgroundWork
 from atoll.node.replicator import Replicator
 from atoll.node.topology import (
     TOPOLOGY_PATH,
@@ -44,6 +46,7 @@ COMPILED = not (_http.__file__ or "").endswith(".py")
 log = logging.getLogger(__name__)
 
 SHUTDOWN_DRAIN_S = 10.0
+LOW_OPEN_FILES = 4096  # below this the open-file limit, not the machine, caps connections
 
 
 @dataclass
@@ -53,12 +56,13 @@ class NodeConfig:
     data_dir: str = "./data"
     in_memory: bool = False
     region: str = "local"
-    ttl_interval_s: float = 30.0
+    ttl_interval_s: float = DEFAULT_TTL_INTERVAL_S
     cluster: ClusterConfig | None = None
     # where the peer listener binds when it differs from the advertised peer endpoint
     # (a fault-injecting proxy sits at the advertised one: `atoll drill`)
     peer_listen: tuple[str, int] | None = None
     clock_offset_ms: int = 0  # added to the wall clock (clock-skew drills)
+    max_connections: int | None = None  # client port; None: derived from the open-file limit
     # postgresql://...: the region's storage is in PostgreSQL, shared with the region's
     # other nodes (storage/postgres); None: a SQLite file under data_dir
     storage_url: str | None = None
@@ -79,6 +83,15 @@ def _database_path(config: NodeConfig) -> tuple[str, str | None]:
 class Node:
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
+        # Each connection is a descriptor: as many as the hard limit allows, then caps
+        # below it that leave room for the database, peers and outgoing connections.
+        before, files, hard = raise_open_file_limit()
+        client_cap, peer_cap = split_connections(files, config.max_connections,
+                                                 peers=config.cluster is not None)
+        log.log(logging.WARNING if files < LOW_OPEN_FILES else logging.INFO,
+                "open files: soft limit %d, raised to %d (hard limit %d); at most %d client "
+                "connections%s", before, files, hard, client_cap,
+                f" and {peer_cap} peer connections" if peer_cap else "")
         self.storage: Storage
         if config.storage_url:
             from atoll.storage.postgres import PostgresStorage
@@ -90,12 +103,16 @@ class Node:
             self.storage = SqliteStorage(path, durable=not config.in_memory,
                                          region=config.region)
         offset = config.clock_offset_ms
-        self.engine = Engine(self.storage, region=config.region, **(
+        self.background = BackgroundWork()
+        settings = EngineSettings(ttl_interval_s=config.ttl_interval_s,
+                                  endpoint_address=f"{config.host}:{config.port}",
+                                  replica_regions=self._replica_regions,
+                                  start_backfill=self.background.backfill)
+        self.engine = Engine(self.storage, region=config.region, settings=settings, **(
             {"now_ms": lambda: wall_clock_ms() + offset} if offset else {}))
-        self.engine.ttl_interval_s = config.ttl_interval_s
-        self.engine.endpoint_address = f"{config.host}:{config.port}"
         self.api = Api(self.engine)
-        self.http = HttpServer(self.api.handle, self._get, admin_post=self._admin_post)
+        self.http = HttpServer(self.api.handle, self._get, admin_post=self._admin_post,
+                               limits=ConnectionLimits(max_connections=client_cap))
         self.replicator: Replicator | None = None
         self.peer_http: HttpServer | None = None
         self.topology: TopologyKeeper | None = None
@@ -103,8 +120,8 @@ class Node:
         if config.cluster is not None:
             topology = self._start_topology(config.cluster, os.path.dirname(path))
             self.replicator = Replicator(self.engine, topology, config.region)
-            self.engine.replica_regions = topology.region_ids()
-            self.peer_http = HttpServer(self.api.handle, self._get, self._peer_post)
+            self.peer_http = HttpServer(self.api.handle, self._get, self._peer_post,
+                                        limits=ConnectionLimits(max_connections=peer_cap))
         self.shared: Any = None  # SharedRegion: other nodes share this region's storage
         if config.storage_url:
             from atoll.node.shared_region import SharedRegion
@@ -132,10 +149,13 @@ class Node:
                                        self._topology_changed)
         return topology
 
+    def _replica_regions(self) -> tuple[str, ...]:
+        """Every region of the current topology (DescribeTable's Replicas); () alone."""
+        return self.topology.current.region_ids() if self.topology is not None else ()
+
     def _topology_changed(self, previous: ClusterConfig, topology: ClusterConfig) -> None:
         if self.replicator is not None:
             self.replicator.set_topology(topology)
-        self.engine.replica_regions = topology.region_ids()
         region = self.config.region
         if not topology.has_region(region):
             log.warning("this node's region %s is not in topology generation %d", region,
@@ -212,7 +232,10 @@ class Node:
             "requests_total": self.api.requests_total, "errors_total": self.api.errors_total,
             **self.storage.status(),
             "requests_ms": self.http.request_times.summary(),
+            "connections": self.http.connection_stats(),
         }
+        if self.peer_http is not None:
+            status["peer_connections"] = self.peer_http.connection_stats()
         if self.replicator is not None:
             status["replication"] = self.replicator.status()
         if self.topology is not None:
@@ -230,7 +253,7 @@ class Node:
         loop = asyncio.get_running_loop()
         self.storage.start(loop)
         if self.shared is None:  # else whichever node holds the lease runs it
-            self.engine.start_background()
+            self.background.start(self.engine.context)
         server = peer_server = None
         try:
             server = await listen(self.http.protocol, self.config.host, self.config.port,
@@ -279,7 +302,7 @@ class Node:
 
     async def _release(self) -> None:
         """Stop background work and close the storage (and drop an in-memory node's files)."""
-        await self.engine.stop_background()
+        await self.background.stop()
         self.storage.close()
         if self._tmp_dir:
             shutil.rmtree(self._tmp_dir, ignore_errors=True)

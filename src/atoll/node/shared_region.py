@@ -17,11 +17,13 @@ table catalog, its background work — so each must learn from the others:
 - The catalog's request view (what requests are validated against): refreshed on the
   event loop when the storage's watcher sees the catalog version move (within about
   its poll interval, 50 ms).
-- Background work: the TTL sweeper and index backfills ("background") and pulling
-  peers' changes with retention purges ("replication") each run on the one node
-  holding the lease of that name (leases.py). A node starts them when it takes the
+- Background work: the TTL sweeper and index backfills ("background", node/background.py)
+  and pulling peers' changes with retention purges ("replication") each run on the one
+  node holding the lease of that name (leases.py). A node starts them when it takes the
   lease and stops them when it loses it; another node takes an expired lease within
-  seconds of its holder's death. Serving peers' pulls needs no lease: any node does.
+  seconds of its holder's death. An index added through a node without the lease is
+  built by the holder once its catalog refresh sees it CREATING. Serving peers' pulls
+  needs no lease: any node does.
 """
 
 from __future__ import annotations
@@ -105,6 +107,19 @@ class SharedRegion:
             if name not in names:
                 catalog.publish_drop(name)
                 self._published.pop(name, None)
+        if self._running[BACKGROUND]:
+            self._resume_backfills()
+
+    def _resume_backfills(self) -> None:
+        """On the node running background work: build the indexes another node's
+        UpdateTable added (that node starts no backfill: it does not hold the lease)."""
+        background = self.node.background
+        running = set(background.running())
+        for table in self.node.engine.catalog.tables():
+            for index in table.indexes:
+                if index.status == "CREATING" and \
+                        f"backfill {table.name}.{index.name}" not in running:
+                    background.backfill(table.name, index.name)
 
     def start(self) -> None:
         """Ask for the leases and run what they allow (after storage.start)."""
@@ -138,9 +153,9 @@ class SharedRegion:
         engine = self.node.engine
         if job == BACKGROUND:
             if run:
-                engine.start_background()
+                self.node.background.start(engine.context)
             else:
-                await engine.stop_background()
+                await self.node.background.stop()
             return
         replicator = self.node.replicator
         if run:
