@@ -9,7 +9,9 @@ workload x1.02 and GetItem no gain (their time was in C already).
 Left interpreted:
 - the CLI, the failover client, the drill and the simulator (not on the request path);
 - `replication/memory_store.py` (the simulator's store; mypyc cannot compile it);
-- `storage/writepath.py` (a few calls per batch; its tests spy on it).
+- `storage/writepath.py` (a few calls per batch; its tests spy on it);
+- `storage/postgres/` and `node/shared_region.py` (their time is spent waiting on
+  PostgreSQL's round trips, and they call into psycopg, a package mypyc does not know).
 
 `ATOLL_PURE_PYTHON=1` builds nothing, and the same source runs interpreted.
 """
@@ -23,14 +25,16 @@ from setuptools import setup
 
 COMPILED_PACKAGES = ("api", "clock", "engine", "expressions", "http", "model", "node",
                      "replication", "storage", "topology")
-INTERPRETED = {"replication/memory_store.py", "storage/writepath.py"}
+INTERPRETED = {"replication/memory_store.py", "storage/writepath.py", "node/shared_region.py"}
+INTERPRETED_PACKAGES = ("storage/postgres/",)
 
 
 def compiled_modules() -> list[str]:
     root = Path("src/atoll")
     return sorted(str(path) for package in COMPILED_PACKAGES
                   for path in (root / package).rglob("*.py")
-                  if path.relative_to(root).as_posix() not in INTERPRETED)
+                  if path.relative_to(root).as_posix() not in INTERPRETED
+                  and not path.relative_to(root).as_posix().startswith(INTERPRETED_PACKAGES))
 
 
 def extensions() -> list:

@@ -84,6 +84,10 @@ class PostgresTxn:
         self.writes = 0  # mutating statements in the open transaction
         self.sync_each_job = False  # storage.py's replay that finds a failing job
         self.prevs: dict[Key, RowVersion | None] = {}
+        # Tombstone versions of keys this transaction read or wrote: a put reads the live
+        # row and then the tombstone; both come in one round trip (`get`), the second
+        # from here. No other writer changes tombstones while the batch holds the lock.
+        self._tombs: dict[Key, RowVersion | None] = {}
         self._stats: dict[int, list[int]] = {}
 
     # --- the batch's frame (storage.py) ---------------------------------------------------
@@ -96,6 +100,7 @@ class PostgresTxn:
         self._logged_hlc = self._remote_hlc = 0
         self._catalog_changed = False
         self.prevs.clear()
+        self._tombs.clear()
         self._stats.clear()
         return self.head
 
@@ -147,12 +152,8 @@ class PostgresTxn:
 
     # --- items ---------------------------------------------------------------------------
     def get(self, tid: int, h: int, pk: bytes, sk: bytes) -> tuple[bytes, int, int, str] | None:
-        row = self._one("SELECT item, size, hlc, origin, crc FROM items" + _KEY, (tid, h, pk, sk))
-        if row is None:
-            return None
-        if zlib.crc32(row[0]) != row[4]:
-            raise CorruptionDetected("Stored item failed its checksum")
-        return row[0], int(row[1]), int(row[2]), row[3]
+        live, _dead = self.versions(tid, h, pk, sk)
+        return None if live is None else live[:4]  # type: ignore[return-value]
 
     def put(self, tid: int, h: int, pk: bytes, sk: bytes, item: bytes, size: int,
             hlc: int, origin: str, old_size: int | None,
@@ -182,6 +183,7 @@ class PostgresTxn:
     def _tombstone(self, tid: int, h: int, pk: bytes, sk: bytes, hlc: int, origin: str,
                    prev: RowVersion | None) -> None:
         self.prevs[(tid, h, pk, sk)] = prev
+        self._tombs[(tid, h, pk, sk)] = (hlc, origin)
         self._keyed(_TOMBSTONE_UPSERT, (tid, h, pk, sk, hlc, origin,
                                         *(prev if prev is not None else (None, None))),
                     len(pk) + len(sk))
@@ -203,11 +205,17 @@ class PostgresTxn:
                 live = (item, int(size), int(hlc), origin, prev)
             else:
                 dead = (int(hlc), origin, prev)
+        self._tombs[(tid, h, pk, sk)] = None if dead is None else (dead[0], dead[1])
         return live, dead
 
     def tombstone_version(self, tid: int, h: int, pk: bytes, sk: bytes) -> RowVersion | None:
-        row = self._one("SELECT hlc, origin FROM tombstones" + _KEY, (tid, h, pk, sk))
-        return (int(row[0]), str(row[1])) if row is not None else None
+        key = (tid, h, pk, sk)
+        if key in self._tombs:
+            return self._tombs[key]
+        row = self._one("SELECT hlc, origin FROM tombstones" + _KEY, key)
+        found = (int(row[0]), str(row[1])) if row is not None else None
+        self._tombs[key] = found
+        return found
 
     def scan_chunk(self, tid: int, after: tuple[int, bytes, bytes] | None, limit: int
                    ) -> list[tuple[int, bytes, bytes, bytes, int]]:
@@ -234,6 +242,7 @@ class PostgresTxn:
         self.writes = 0
         self._catalog_changed = False
         self.prevs.clear()
+        self._tombs.clear()
         self._stats.clear()
         self._pipeline = None
 
@@ -337,6 +346,7 @@ class PostgresTxn:
 
     def purge_tombstones(self, below_hlc: int, limit: int) -> int:
         self.writes += 1
+        self._tombs.clear()
         return self._counted(
             "DELETE FROM tombstones WHERE (tid, h, pk, sk) IN (SELECT tid, h, pk, sk FROM"
             " tombstones WHERE hlc < %s LIMIT %s)", (below_hlc, limit))
@@ -391,6 +401,7 @@ class PostgresTxn:
     def drop_table(self, name: str, tid: int) -> None:
         self.writes += 1
         self._catalog_changed = True
+        self._tombs.clear()
         self._write.execute("DELETE FROM tables WHERE name = %s", (name,))
         self._write.execute("DELETE FROM items WHERE tid = %s", (tid,))
         self._write.execute("DELETE FROM tombstones WHERE tid = %s", (tid,))
