@@ -51,7 +51,8 @@ def test_a_postgresql_region_and_a_sqlite_region_converge_through_node_and_datab
             RegionConfig("pg", [f"http://127.0.0.1:{p}" for p in pg_clients],
                          [f"http://127.0.0.1:{p}" for p in pg_peers])))
         config_path = tmp_path / "cluster.toml"
-        config_path.write_text(config.to_toml())
+        # the PostgreSQL region's nodes find their storage in the config ([storage])
+        config_path.write_text(config.to_toml() + f'\n[storage]\npg = "{pg.dsn}"\n')
         sql = ServerProcess(data_dir=tmp_path / "sql", extra=[
             "--config", str(config_path), "--region", "sql"])
         sql.port = config.region("sql").client_address[1]
@@ -59,7 +60,7 @@ def test_a_postgresql_region_and_a_sqlite_region_converge_through_node_and_datab
         pgs = []
         for n in range(PG_NODES):
             node = ServerProcess(data_dir=tmp_path / f"pg{n}", extra=[
-                "--config", str(config_path), "--region", "pg", "--storage", pg.dsn,
+                "--config", str(config_path), "--region", "pg",
                 "--peer-listen", f"127.0.0.1:{pg_peers[n]}"])
             node.port = pg_clients[n]
             node.args[node.args.index("--port") + 1] = str(node.port)

@@ -15,14 +15,13 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.pg import pg_dsn, pg_server  # noqa: F401  (fixtures)
+from tests.pg import PostgresServer, fresh_schema_dsn, pg_server  # noqa: F401  (fixture)
 from tests.support import ServerProcess, client, create_table
 
 NODES = 3
@@ -30,10 +29,19 @@ DEADLINE_S = 60.0
 LAGGING_CLOCK_MS = -3000  # the first node's clock runs 3 s behind the others'
 
 
-@pytest.fixture
-def region(pg_dsn: str, tmp_path: Path) -> Iterator[list[ServerProcess]]:  # noqa: F811
-    nodes = [ServerProcess(data_dir=tmp_path / f"node{n}", extra=[
-        "--storage", pg_dsn, "--clock-offset-ms", str(LAGGING_CLOCK_MS if n == 0 else 0)])
+@pytest.fixture(scope="module")
+def region_dsn(pg_server: PostgresServer) -> str:  # noqa: F811
+    return fresh_schema_dsn(pg_server)
+
+
+@pytest.fixture(scope="module")
+def region(region_dsn: str, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[list[ServerProcess]]:
+    """One region of three nodes for the whole module (each test uses its own tables;
+    the last one kills a node)."""
+    root = tmp_path_factory.mktemp("region")
+    nodes = [ServerProcess(data_dir=root / f"node{n}", extra=[
+        "--storage", region_dsn, "--clock-offset-ms", str(LAGGING_CLOCK_MS if n == 0 else 0)])
         for n in range(NODES)]
     try:
         for node in nodes:
@@ -173,7 +181,7 @@ def test_transfers_between_accounts_through_every_node_keep_the_total(
 
 
 def test_the_regions_writes_are_ordered_by_commit_whichever_node_stamps_them(
-        region: list[ServerProcess], pg_dsn: str) -> None:  # noqa: F811
+        region: list[ServerProcess], region_dsn: str) -> None:
     """Each write through the next node, one of them with a clock 3 s behind: the item is
     the last acknowledged write, and the region's changelog stamps increase with its
     sequence (a later write can never lose last-writer-wins to an earlier one in another
@@ -184,7 +192,7 @@ def test_the_regions_writes_are_ordered_by_commit_whichever_node_stamps_them(
                                     Item={"pk": {"S": "x"}, "n": {"N": str(n)}})
     for ddb in clients:
         assert ddb.get_item(TableName="ordered", Key={"pk": {"S": "x"}})["Item"]["n"]["N"] == "29"
-    with psycopg.connect(pg_dsn) as conn:
+    with psycopg.connect(region_dsn) as conn:
         rows = conn.execute("SELECT origin_seq, hlc FROM changelog WHERE origin = 'local'"
                             " ORDER BY origin_seq").fetchall()
     assert [seq for seq, _ in rows] == list(range(1, len(rows) + 1))

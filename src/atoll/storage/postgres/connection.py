@@ -5,8 +5,9 @@ docs/postgresql.md say why not asyncpg): the storage calls it from the event-loo
 thread (reads) and the writer thread (batches), never from a coroutine.
 
 Timeouts bound every wait on the database, so a stuck or unreachable server turns into
-503 answers instead of a hung node: connecting (CONNECT_TIMEOUT_S), a statement
-(STATEMENT_TIMEOUT_MS), waiting for a row lock another node holds (LOCK_TIMEOUT_MS),
+503 answers instead of a hung node: connecting (CONNECT_TIMEOUT_S), a read statement
+(STATEMENT_TIMEOUT_MS; writes have none: dropping a large table is one long DELETE),
+waiting for a row lock another node holds (LOCK_TIMEOUT_MS),
 and a session left idle inside a transaction (IDLE_IN_TRANSACTION_MS: a node that
 stops in the middle of a batch releases the region's write lock after that long; one
 that dies releases it at once, as its connection closes). TCP keepalives find a peer
@@ -50,12 +51,13 @@ _RETRY_CODES = ("40001", "40P01", "55P03")  # serialization, deadlock, lock not 
 
 
 def connect(dsn: str, *, autocommit: bool, name: str) -> psycopg.Connection:
-    """A connection with the session settings above; `name` shows in pg_stat_activity."""
+    """A connection with the session settings above; `name` shows in pg_stat_activity.
+    Autocommit connections read; the other one writes (no statement timeout)."""
     conn = psycopg.connect(
         dsn, autocommit=autocommit, connect_timeout=CONNECT_TIMEOUT_S,
         prepare_threshold=PREPARE_THRESHOLD, application_name=name,
         keepalives=1, keepalives_idle=5, keepalives_interval=2, keepalives_count=3)
-    conn.execute(f"SET statement_timeout = {STATEMENT_TIMEOUT_MS}")
+    conn.execute(f"SET statement_timeout = {STATEMENT_TIMEOUT_MS if autocommit else 0}")
     conn.execute(f"SET lock_timeout = {LOCK_TIMEOUT_MS}")
     conn.execute(f"SET idle_in_transaction_session_timeout = {IDLE_IN_TRANSACTION_MS}")
     if not autocommit:
