@@ -138,7 +138,7 @@ async def test_a_bug_in_the_batch_path_fails_writes_instead_of_hanging(
     seen: list[tuple[int, str]] = []
     with _started(tmp_path) as storage:
         # a bug: table statistics that are not a pair, found when the batch flushes them
-        storage._txn._stats[1] = None  # type: ignore[assignment]
+        storage._runner.txn._stats[1] = None  # type: ignore[assignment]
         with caplog.at_level(logging.CRITICAL):
             with pytest.raises(ServiceUnavailable, match="storage writer failed"):
                 await asyncio.wait_for(storage.write(_logging_job(1, seen), inline=True), 5)
@@ -153,7 +153,7 @@ async def test_a_storage_fault_before_commit_fails_that_batch_only(tmp_path: Pat
     with _started(tmp_path) as storage:
         # SQLite fails the statement that flushes the table statistics, after the jobs ran
         storage._writer.execute("ALTER TABLE tables RENAME TO tables_away")
-        storage._txn._stats[1] = [1, 10]
+        storage._runner.txn._stats[1] = [1, 10]
         failed = [storage.write(_logging_job(n, seen), inline=True) for n in range(3)]
         results = await asyncio.wait_for(asyncio.gather(*failed, return_exceptions=True), 5)
         assert all(isinstance(r, ServiceUnavailable) and "durable" in str(r) for r in results)

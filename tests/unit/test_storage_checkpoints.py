@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from atoll.storage import SqliteStorage, WriteTxn
-from atoll.storage import sqlite as storage_module
+from atoll.storage.sqlite import checkpoints, connection
 from tests.support import assert_database_intact, in_a_loop
 
 WRITES = 3000
@@ -44,10 +44,10 @@ def _wal_salt(path: str) -> bytes:
 @in_a_loop
 async def test_steady_writes_rewind_the_wal_and_lose_nothing(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(storage_module, "REWIND_FRAMES", REWIND_FRAMES)
-    monkeypatch.setattr(storage_module, "CHECKPOINT_INTERVAL_S", 0.005)
+    monkeypatch.setattr(checkpoints, "REWIND_FRAMES", REWIND_FRAMES)
+    monkeypatch.setattr(checkpoints, "CHECKPOINT_INTERVAL_S", 0.005)
     # a COMMIT never checkpoints: only rewinds can bound the WAL here
-    monkeypatch.setattr(storage_module, "BACKSTOP_CHECKPOINT_PAGES", 1_000_000)
+    monkeypatch.setattr(connection, "BACKSTOP_CHECKPOINT_PAGES", 1_000_000)
     path = str(tmp_path / "checkpoints.db")
     storage = SqliteStorage(path, durable=True)
     storage.start(asyncio.get_running_loop())

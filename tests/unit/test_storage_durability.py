@@ -78,8 +78,8 @@ async def _until(condition: Callable[[], bool]) -> None:
 async def test_a_write_is_answered_only_after_an_fdatasync_that_covers_it(
         tmp_path: Path) -> None:
     async with _storage(tmp_path) as storage:
-        held = HeldSync(storage.fdatasync)
-        storage.fdatasync = held
+        held = HeldSync(storage.durability.fdatasync)
+        storage.durability.fdatasync = held
         first = storage.write(_log_job(1), inline=True)
         await held.wait_entered()  # committed, and its fdatasync is under way
         assert storage.batches_committed == 1
@@ -116,8 +116,8 @@ async def test_an_answer_that_read_an_undurable_write_waits_until_it_is_durable(
             KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
             AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}]))
         assert status == 200
-        held = HeldSync(storage.fdatasync)
-        storage.fdatasync = held
+        held = HeldSync(storage.durability.fdatasync)
+        storage.durability.fdatasync = held
         put = asyncio.ensure_future(api.handle(*_request(
             "PutItem", TableName="items", Item={"pk": {"S": "k"}, "v": {"S": "new"}})))
         await held.wait_entered()
@@ -147,7 +147,7 @@ async def test_a_failed_fdatasync_fails_unanswered_writes_and_refuses_new_ones(
         def failing(fd: int) -> None:
             raise OSError(errno.EIO, "Input/output error")
 
-        storage.fdatasync = failing
+        storage.durability.fdatasync = failing
         with caplog.at_level(logging.CRITICAL):
             with pytest.raises(ServiceUnavailable, match="could not be made durable"):
                 await asyncio.wait_for(storage.write(_log_job(2), inline=True), TIMEOUT_S)

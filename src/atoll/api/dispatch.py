@@ -3,69 +3,96 @@
 Order of checks, as DynamoDB answers them: the target names a known operation
 (UnknownOperationException), the body is a JSON object (SerializationException), the
 request fits the operation's shape (ValidationException), then the engine's semantics.
+A target is DynamoDB's (`DynamoDB_20120810.<Op>`) or DynamoDB Streams'
+(`DynamoDBStreams_20120810.<Op>`): both are served on the same endpoint, signed for the
+same service ("dynamodb"), as boto3's `dynamodbstreams` client sends them.
+
+Every answer is counted in `stats` (atoll.api.stats) by operation and outcome, with its
+time from here to the answer; `clock_ns` is the clock that times it.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
 from atoll.api.errors import error_response, internal_error_response
-from atoll.api.shapes import operation_names, validate_request
-from atoll.engine.engine import HANDLERS, Engine
+from atoll.api.shapes import DYNAMODB, STREAMS, operation_names, validate_request
+from atoll.api.stats import UNKNOWN_OPERATION, RequestStats
+from atoll.engine.engine import HANDLERS, STREAM_HANDLERS, Engine, Handler
 from atoll.errors import AtollError, SerializationError, UnknownOperation
+from atoll.storage.writepath import now_ns
 
 log = logging.getLogger(__name__)
 
 TARGET_PREFIX = "DynamoDB_20120810."
+STREAMS_TARGET_PREFIX = "DynamoDBStreams_20120810."  # DynamoDB Streams, same endpoint
 MAX_BODY_BYTES = 16 * 1024 * 1024
 
 
 class Api:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, clock_ns: Callable[[], int] = now_ns) -> None:
         self.engine = engine
+        self._context = engine.context
+        self._storage = engine.storage
         self.requests_total = 0
         self.errors_total = 0
+        self.stats = RequestStats(sorted(HANDLERS) + sorted(STREAM_HANDLERS))
+        self.clock_ns = clock_ns
 
     async def handle(self, target: str | None, body: bytes) -> tuple[int, bytes]:
         self.requests_total += 1
+        began = self.clock_ns()
+        operation = UNKNOWN_OPERATION
+        failed: type[AtollError] | None = None
         try:
-            operation = self._operation(target)
+            service, operation, handler = self._operation(target)
             request = self._decode(body)
-            validate_request(operation, request)
-            result = await HANDLERS[operation](self.engine, request)
+            validate_request(operation, request, service)
+            result = await handler(self._context, request)
             answer = 200, result if type(result) is bytes else orjson.dumps(result)
         except AtollError as error:
             self.errors_total += 1
-            answer = error_response(error)
+            failed = type(error)
+            answer = error_response(error, operation)
         except Exception:
             self.errors_total += 1
             log.exception("internal error handling %s", target)
+            self.stats.record_internal_error(operation, self.clock_ns() - began)
             return internal_error_response()
         # What was read (errors too: a failed condition can carry the item it read) may
         # include commits not yet durable: answer once they are.
-        waiter = self.engine.storage.settle()
+        waiter = self._storage.settle()
         if waiter is not None:
             try:
                 await waiter
             except AtollError as failure:  # durability lost: that is the answer, then
                 if answer[0] == 200:
                     self.errors_total += 1
+                self.stats.record(operation, type(failure), self.clock_ns() - began)
                 return error_response(failure)
+        self.stats.record(operation, failed, self.clock_ns() - began)
         return answer
 
     @staticmethod
-    def _operation(target: str | None) -> str:
-        if not target or not target.startswith(TARGET_PREFIX):
+    def _operation(target: str | None) -> tuple[str, str, Handler]:
+        """(service, operation, handler) that X-Amz-Target names."""
+        if target and target.startswith(TARGET_PREFIX):
+            service, operation, handlers = DYNAMODB, target[len(TARGET_PREFIX):], HANDLERS
+        elif target and target.startswith(STREAMS_TARGET_PREFIX):
+            service, handlers = STREAMS, STREAM_HANDLERS
+            operation = target[len(STREAMS_TARGET_PREFIX):]
+        else:
             raise UnknownOperation(f"Unknown operation: {target}")
-        operation = target[len(TARGET_PREFIX):]
-        if operation not in HANDLERS:
-            if operation in operation_names():
+        handler = handlers.get(operation)
+        if handler is None:
+            if operation in operation_names(service):
                 raise UnknownOperation(f"The operation {operation} is not supported by Atoll yet")
             raise UnknownOperation(f"Unknown operation: {operation}")
-        return operation
+        return service, operation, handler
 
     @staticmethod
     def _decode(body: bytes) -> dict[str, Any]:

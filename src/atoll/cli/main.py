@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import logging
-
 import click
 
 from atoll import __version__
+from atoll.cli.certs import certs
 from atoll.cli.cluster import cluster
 from atoll.cli.drill import drill
 from atoll.cli.proxy import proxy
 from atoll.cli.serve import serve
 from atoll.cli.status import conflicts, status
+from atoll.cli.streams import streams
+from atoll.cli.terminal import configure_logging
 from atoll.cli.topology import topology
 
 
@@ -21,8 +22,7 @@ from atoll.cli.topology import topology
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
 def cli(log_level: str) -> None:
     """Atoll: a DynamoDB-compatible database that runs active-active across regions."""
-    logging.basicConfig(level=log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(log_level)  # through rich on a terminal: progress bars stay whole
 
 
 cli.add_command(serve)
@@ -32,6 +32,8 @@ cli.add_command(conflicts)
 cli.add_command(topology)
 cli.add_command(proxy)
 cli.add_command(drill)
+cli.add_command(certs)
+cli.add_command(streams)
 
 
 def main() -> None:

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import re
-import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from atoll.engine.indexdef import GSI, LSI, IndexDef, parse_indexes
-from atoll.errors import ResourceNotFound, ValidationError
-from atoll.model.keys import encode_key_value, partition_hash
+from atoll.errors import KeySchemaMismatch, ResourceNotFound, ValidationError
+from atoll.model.keys import check_key_size, encode_key_value, partition_hash
 from atoll.model.values import check_value
+from atoll.streams.spec import label_at, stream_arn, wanted_view_type
 
 _TABLE_NAME_RE = re.compile(r"[a-zA-Z0-9_.-]+")
 _ARN_RE = re.compile(r"arn:[^:]*:dynamodb:[^:]*:[^:]*:table/([^/]+)\Z")
 
 EncodedKey = tuple[int, bytes, bytes]  # (hash, pk bytes, sk bytes)
+MAX_TAGS = 50
 
 
 def table_name_of(value: str) -> str:
@@ -45,10 +46,10 @@ class TableDef:
     hash_key: str
     range_key: str | None
     attribute_types: dict[str, str]
+    created_at: float  # epoch seconds, by the engine's clock (CreationDateTime)
     billing_mode: str = "PROVISIONED"
     read_capacity: int = 0
     write_capacity: int = 0
-    created_at: float = field(default_factory=time.time)
     table_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     deletion_protection: bool = False
     billing_changed_at: float | None = None
@@ -57,6 +58,9 @@ class TableDef:
     next_iid: int = 1  # storage id of the next index created
     ttl_attribute: str | None = None  # TimeToLive attribute when TTL is enabled
     tags: dict[str, str] = field(default_factory=dict)
+    stream_view_type: str | None = None  # the enabled stream's view type; None: no stream
+    stream_label: str | None = None  # the latest stream's label (kept once it is disabled)
+    stream_sid: int = 0  # this region's storage id of the enabled stream (not replicated)
 
     @property
     def hash_type(self) -> str:
@@ -80,12 +84,16 @@ class TableDef:
 
     # --- keys --------------------------------------------------------------------------
     def encode_key(self, key: dict[str, Any]) -> EncodedKey:
-        """Encode a request's Key map (exactly the key attributes, right types)."""
+        """Encode a request's Key map (exactly the key attributes, right types). Its values
+        are checked as values first: a malformed number is refused as such, whatever the
+        schema (paritysuite conformance suite, error-messages/valueLayers.test.ts)."""
         if type(key) is not dict:
-            raise ValidationError("The provided key element does not match the schema")
+            raise KeySchemaMismatch("The provided key element does not match the schema")
+        for value in key.values():
+            check_value(value)
         expected = 2 if self.range_key else 1
         if len(key) != expected:
-            raise ValidationError("The provided key element does not match the schema")
+            raise KeySchemaMismatch("The provided key element does not match the schema")
         pk = self._key_part(key, self.hash_key, self.hash_type, in_item=False)
         sk = b""
         if self.range_key:
@@ -106,20 +114,21 @@ class TableDef:
             if in_item:
                 raise ValidationError(
                     f"One or more parameter values were invalid: Missing the key {name} in the item")
-            raise ValidationError("The provided key element does not match the schema")
+            raise KeySchemaMismatch("The provided key element does not match the schema")
         if type(value) is not dict or len(value) != 1 or kind not in value:
             if in_item:
                 actual = next(iter(value), "?") if type(value) is dict else "?"
-                raise ValidationError("One or more parameter values were invalid: Type mismatch "
-                                      f"for key {name} expected: {kind} actual: {actual}")
-            raise ValidationError("The provided key element does not match the schema")
-        if not in_item:
-            check_value(value)  # a request's key is not validated elsewhere: "abc" as N
+                raise KeySchemaMismatch("One or more parameter values were invalid: Type "
+                                        f"mismatch for key {name} expected: {kind} actual: {actual}")
+            raise KeySchemaMismatch("The provided key element does not match the schema")
         if value[kind] == "":
             raise ValidationError(
                 "One or more parameter values are not valid. The AttributeValue for a key "
-                f"attribute cannot contain an empty string value. Key: {name}")
-        return encode_key_value(value, kind)
+                f"attribute cannot contain an empty {'binary' if kind == 'B' else 'string'} "
+                f"value. Key: {name}")
+        encoded = encode_key_value(value, kind)
+        check_key_size(encoded, kind, partition=name == self.hash_key)
+        return encoded
 
     def key_of(self, item: dict[str, Any]) -> dict[str, Any]:
         """The key attributes of a stored item."""
@@ -176,6 +185,12 @@ class TableDef:
                 summary["LastUpdateToPayPerRequestDateTime"] = (
                     self.billing_changed_at or self.created_at)
             description["BillingModeSummary"] = summary
+        if self.stream_view_type is not None:
+            description["StreamSpecification"] = {"StreamEnabled": True,
+                                                  "StreamViewType": self.stream_view_type}
+        if self.stream_label is not None:
+            description["LatestStreamLabel"] = self.stream_label
+            description["LatestStreamArn"] = stream_arn(region, self.name, self.stream_label)
         stats = index_stats or {}
         for kind, member in ((GSI, "GlobalSecondaryIndexes"), (LSI, "LocalSecondaryIndexes")):
             described = [i.describe(self.arn(region), self.billing_mode,
@@ -186,8 +201,9 @@ class TableDef:
         return description
 
 
-def parse_create_table(request: dict[str, Any]) -> TableDef:
-    """Validate a CreateTable request (after shape validation) into a TableDef."""
+def parse_create_table(request: dict[str, Any], now_s: float) -> TableDef:
+    """Validate a CreateTable request (after shape validation) into a TableDef created
+    at `now_s`."""
     name = table_name_of(request["TableName"])
     # botocore's current model marks these optional (for other ways of creating tables);
     # a plain CreateTable needs both, so say so instead of failing on a missing member.
@@ -214,11 +230,11 @@ def parse_create_table(request: dict[str, Any]) -> TableDef:
             "One or more parameter values were invalid: Some index key attributes are not "
             f"defined in AttributeDefinitions. Keys: [{', '.join(key_names)}], "
             f"AttributeDefinitions: [{', '.join(types)}]")
-    table = TableDef(name=name, hash_key=hash_key, range_key=range_key, attribute_types=types)
-    apply_billing(table, request, creating=True)
+    table = TableDef(name=name, hash_key=hash_key, range_key=range_key, attribute_types=types,
+                     created_at=now_s)
+    apply_billing(table, request, creating=True, now_s=now_s)
     table.indexes = parse_indexes(request, hash_key, range_key, table.billing_mode)
     table.next_iid = len(table.indexes) + 1
-    from atoll.engine.tags import MAX_TAGS, tags_of
     table.tags = tags_of(request)
     if len(table.tags) > MAX_TAGS:
         raise ValidationError("One or more parameter values were invalid: The number of tags "
@@ -229,7 +245,43 @@ def parse_create_table(request: dict[str, Any]) -> TableDef:
             "not exactly match number of attributes defined in AttributeDefinitions")
     check_index_attributes(table)
     table.deletion_protection = bool(request.get("DeletionProtectionEnabled", False))
+    spec = request.get("StreamSpecification")
+    if spec is not None:
+        table.stream_view_type = wanted_view_type(spec)
+        if table.stream_view_type is not None:
+            table.stream_label = label_at(int(round(now_s * 1000)))
     return table
+
+
+# "Tagging restrictions in DynamoDB": letters, white space, numbers and + - = . _ : /
+_TAG_TEXT_RE = re.compile(r"[\w\s+\-=.:/]*")
+_TAG_PATTERN = r"[\p{L}\p{Z}\p{N}_.:/=+\-]*"
+
+
+def tags_of(request: dict[str, Any]) -> dict[str, str]:
+    """The Tags list of a CreateTable or TagResource request, validated: characters as
+    the Developer Guide's "Tagging restrictions in DynamoDB" allows them (refused, like
+    the lengths the service model bounds, as request-validation constraints), no key in
+    the reserved aws: namespace."""
+    tags: dict[str, str] = {}
+    errors: list[str] = []
+    for position, tag in enumerate(request.get("Tags") or (), 1):
+        for member in ("Key", "Value"):
+            text = tag[member]
+            if not _TAG_TEXT_RE.fullmatch(text):
+                errors.append(f"Value '{text}' at 'tags.{position}.member.{member.lower()}' "
+                              "failed to satisfy constraint: Member must satisfy regular "
+                              f"expression pattern: {_TAG_PATTERN}")
+    if errors:
+        noun = "error" if len(errors) == 1 else "errors"
+        raise ValidationError(f"{len(errors)} validation {noun} detected: " + "; ".join(errors))
+    for tag in request.get("Tags") or ():
+        key = tag["Key"]
+        if key.startswith("aws:"):
+            raise ValidationError("One or more parameter values were invalid: Tag keys "
+                                  "starting with 'aws:' are reserved for system use")
+        tags[key] = tag["Value"]
+    return tags
 
 
 def check_index_attributes(table: TableDef) -> None:
@@ -274,7 +326,9 @@ def _parse_key_schema(key_schema: list[dict[str, str]]) -> tuple[str, str | None
     return key_schema[0]["AttributeName"], None
 
 
-def apply_billing(table: TableDef, request: dict[str, Any], creating: bool) -> None:
+def apply_billing(table: TableDef, request: dict[str, Any], creating: bool, now_s: float) -> None:
+    """BillingMode and ProvisionedThroughput of a CreateTable/UpdateTable into `table`;
+    a change of mode is dated `now_s`."""
     mode = request.get("BillingMode") or (table.billing_mode if not creating else "PROVISIONED")
     throughput = request.get("ProvisionedThroughput")
     if mode == "PAY_PER_REQUEST":
@@ -283,7 +337,7 @@ def apply_billing(table: TableDef, request: dict[str, Any], creating: bool) -> N
                 "One or more parameter values were invalid: Neither ReadCapacityUnits nor "
                 "WriteCapacityUnits can be specified when BillingMode is PAY_PER_REQUEST")
         if table.billing_mode != "PAY_PER_REQUEST" and not creating:
-            table.billing_changed_at = time.time()
+            table.billing_changed_at = now_s
         table.billing_mode = mode
         table.read_capacity = table.write_capacity = 0
         return
@@ -294,7 +348,7 @@ def apply_billing(table: TableDef, request: dict[str, Any], creating: bool) -> N
                 "WriteCapacityUnits must both be specified when BillingMode is PROVISIONED")
         return
     if table.billing_mode != mode and not creating:
-        table.billing_changed_at = time.time()
+        table.billing_changed_at = now_s
     table.billing_mode = mode
     table.read_capacity = int(throughput["ReadCapacityUnits"])
     table.write_capacity = int(throughput["WriteCapacityUnits"])

@@ -1,0 +1,317 @@
+"""SqliteReads: every read, on the reader connection and the event-loop thread only.
+
+A read sees the last committed batch (WAL: never the batch the writer holds open), which
+may not be durable yet: each read notes the commits it may have seen (`_read`,
+`_read_key`), so that answers built from it wait for them (durability.py). A row whose
+CRC32 does not match its bytes raises CorruptionDetected instead of being served.
+
+`get_item` answers from the item cache (cache.py) when it can. A row read from the file
+is cached only while no write is between COMMIT and its answer: the file then equals what
+callers were told, so a later cache hit can never go backwards.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import zlib
+from collections.abc import Iterator
+from typing import Any
+
+from atoll.storage.protocol import (
+    CorruptionDetected,
+    ItemRow,
+    ShardRow,
+    StreamRecordRow,
+    StreamRow,
+)
+from atoll.storage.sqlite.cache import ItemCache
+from atoll.storage.sqlite.connection import connect
+from atoll.storage.sqlite.durability import WriteState
+
+
+class SqliteReads:
+    """The reads of SqliteStorage (which adds the write path)."""
+
+    def __init__(self, path: str, durable: bool, region: str, state: WriteState) -> None:
+        self.path = path
+        self.durable = durable
+        self.region = region
+        self._state = state
+        self._reader = connect(path, durable)
+        self._reader_cursor = self._reader.cursor()  # for key lookups: see `_read_key`
+        self._cache = ItemCache()
+
+    def _read(self, sql: str, args: Any = ()) -> sqlite3.Cursor:
+        """Run a statement on the reader connection, noting the commits it may see (the
+        statement's snapshot is taken by its first step, inside execute)."""
+        cursor = self._reader.execute(sql, args)
+        state = self._state
+        state.read = state.taken
+        return cursor
+
+    def _read_key(self, sql: str, args: Any) -> Any:
+        """The row (or None) of a statement that matches at most one, such as a lookup by
+        primary key, on a cursor kept for them (txn.py says why): fetching the row steps
+        the statement to its end, which resets it, so no read stays open. Marks as _read."""
+        row = self._reader_cursor.execute(sql, args).fetchone()
+        state = self._state
+        state.read = state.taken
+        return row
+
+    # --- items ---------------------------------------------------------------------------
+    def get_item(self, tid: int, h: int, pk: bytes, sk: bytes) -> ItemRow | None:
+        key = (tid, h, pk, sk)
+        cached = self._cache.entries.get(key)
+        if cached is not None:
+            return cached
+        row = self._read_key(
+            "SELECT item, size, crc FROM items WHERE tid=? AND h=? AND pk=? AND sk=?", key)
+        if row is None:
+            return None
+        if zlib.crc32(row[0]) != row[2]:
+            raise CorruptionDetected("Stored item failed its checksum")
+        found = (row[0], row[1])
+        if self._state.queued == 0:
+            # no write is between COMMIT and delivery: the file equals what callers were
+            # told, so the row may be cached (else a later cache hit could go backwards)
+            self._cache.put(key, found)
+        return found
+
+    def query_items(self, tid: int, h: int, pk: bytes, lower: tuple[bytes, bool] | None,
+                    upper: tuple[bytes, bool] | None, forward: bool
+                    ) -> Iterator[tuple[bytes, bytes, int]]:
+        """(sk, item, size) of one partition's items within the sort-key bounds, in order."""
+        sql = ["SELECT sk, item, size, crc FROM items WHERE tid=? AND h=? AND pk=?"]
+        args: list[Any] = [tid, h, pk]
+        _sort_key_bounds(sql, args, lower, upper)
+        sql.append("ORDER BY sk" if forward else "ORDER BY sk DESC")
+        for sk, item, size, crc in self._read(" ".join(sql), args):
+            if zlib.crc32(item) != crc:
+                raise CorruptionDetected("Stored item failed its checksum")
+            yield sk, item, size
+
+    def scan_items(self, tid: int, after: tuple[int, bytes, bytes] | None, h_end: int | None,
+                   h_start: int = 0) -> Iterator[tuple[int, bytes, bytes, bytes, int]]:
+        """(h, pk, sk, item, size) in scan order, after a key, with h in [h_start, h_end)."""
+        if after is None:
+            sql = "SELECT h, pk, sk, item, size, crc FROM items WHERE tid=? AND h >= ?"
+            args: list[Any] = [tid, h_start]
+        else:
+            sql = ("SELECT h, pk, sk, item, size, crc FROM items WHERE tid=? AND (h, pk, sk) > (?,?,?)")
+            args = [tid, *after]
+        if h_end is not None:
+            sql += " AND h < ?"
+            args.append(h_end)
+        sql += " ORDER BY h, pk, sk"
+        for h, pk, sk, item, size, crc in self._read(sql, args):
+            if zlib.crc32(item) != crc:
+                raise CorruptionDetected("Stored item failed its checksum")
+            yield h, pk, sk, item, size
+
+    def get_items_snapshot(self, keys: list[tuple[int, int, bytes, bytes]]
+                           ) -> list[ItemRow | None]:
+        """Several items read from one snapshot (TransactGetItems): a read transaction
+        pins the database state of its first read for every later one."""
+        conn = self._reader
+        conn.execute("BEGIN")
+        try:
+            return [self.get_item(*key) for key in keys]
+        finally:
+            conn.execute("COMMIT")
+
+    def query_index(self, tid: int, iid: int, h: int, pk: bytes, lower: tuple[bytes, bool] | None,
+                    upper: tuple[bytes, bool] | None, forward: bool,
+                    start: tuple[bytes, bytes, bytes] | None
+                    ) -> Iterator[tuple[bytes, bytes, bytes, bytes, int]]:
+        """(sk, base_pk, base_sk, item, size) of one index partition within the bounds, in
+        index order, strictly after (before, backwards) `start` = (sk, base_pk, base_sk)."""
+        sql = ["SELECT sk, base_pk, base_sk, item, size, crc FROM index_items"
+               " WHERE tid=? AND iid=? AND h=? AND pk=?"]
+        args: list[Any] = [tid, iid, h, pk]
+        _sort_key_bounds(sql, args, lower, upper)
+        if start is not None:
+            sql.append("AND (sk, base_pk, base_sk) > (?,?,?)" if forward
+                       else "AND (sk, base_pk, base_sk) < (?,?,?)")
+            args.extend(start)
+        sql.append("ORDER BY sk, base_pk, base_sk" if forward
+                   else "ORDER BY sk DESC, base_pk DESC, base_sk DESC")
+        for sk, base_pk, base_sk, item, size, crc in self._read(" ".join(sql), args):
+            if zlib.crc32(item) != crc:
+                raise CorruptionDetected("Stored index item failed its checksum")
+            yield sk, base_pk, base_sk, item, size
+
+    def scan_index(self, tid: int, iid: int, after: tuple[int, bytes, bytes, bytes, bytes] | None,
+                   h_end: int | None, h_start: int = 0
+                   ) -> Iterator[tuple[int, bytes, bytes, bytes, bytes, bytes, int]]:
+        """(h, pk, sk, base_pk, base_sk, item, size) of an index in scan order."""
+        cols = "SELECT h, pk, sk, base_pk, base_sk, item, size, crc FROM index_items"
+        if after is None:
+            sql = cols + " WHERE tid=? AND iid=? AND h >= ?"
+            args: list[Any] = [tid, iid, h_start]
+        else:
+            sql = cols + " WHERE tid=? AND iid=? AND (h, pk, sk, base_pk, base_sk) > (?,?,?,?,?)"
+            args = [tid, iid, *after]
+        if h_end is not None:
+            sql += " AND h < ?"
+            args.append(h_end)
+        sql += " ORDER BY h, pk, sk, base_pk, base_sk"
+        for h, pk, sk, base_pk, base_sk, item, size, crc in self._read(sql, args):
+            if zlib.crc32(item) != crc:
+                raise CorruptionDetected("Stored index item failed its checksum")
+            yield h, pk, sk, base_pk, base_sk, item, size
+
+    def collection_size(self, tid: int, h: int, pk: bytes) -> int:
+        """Bytes of one item collection: the items of a partition key and their rows in
+        local secondary indexes (which share the partition key's hash)."""
+        row = self._read(
+            "SELECT (SELECT COALESCE(SUM(size), 0) FROM items WHERE tid=? AND h=? AND pk=?)"
+            " + (SELECT COALESCE(SUM(size), 0) FROM index_items"
+            " WHERE tid=? AND h=? AND pk=? AND base_pk=pk)",
+            (tid, h, pk, tid, h, pk)).fetchone()
+        return int(row[0])
+
+    def index_stats(self, tid: int, iid: int) -> tuple[int, int]:
+        """(item count, size in bytes) of one index: counted, as DynamoDB's figures are
+        only approximate and this is asked for rarely (DescribeTable)."""
+        row = self._read(
+            "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM index_items WHERE tid=? AND iid=?",
+            (tid, iid)).fetchone()
+        return int(row[0]), int(row[1])
+
+    # --- changelog, cursors, conflicts ---------------------------------------------------
+    def last_local_hlc(self) -> int:
+        row = self._read(
+            "SELECT MAX(hlc) FROM changelog WHERE origin=?", (self.region,)).fetchone()
+        return int(row[0] or 0)
+
+    def cursors(self) -> dict[str, int]:
+        """Per origin, the highest contiguous sequence applied here (this node's own
+        origin included: its last local change)."""
+        return {origin: seq for origin, (seq, _hlc) in self.cursor_vector().items()}
+
+    def cursor_vector(self) -> dict[str, tuple[int, int]]:
+        """Per origin, (seq, hlc) of the last change applied here."""
+        result = {str(o): (int(s), int(h))
+                  for o, s, h in self._read("SELECT origin, seq, hlc FROM cursors")}
+        row = self._read(
+            "SELECT origin_seq, hlc FROM changelog WHERE origin=? ORDER BY origin_seq DESC "
+            "LIMIT 1", (self.region,)).fetchone()
+        if row is not None and (int(row[0]), int(row[1])) > result.get(self.region, (0, 0)):
+            result[self.region] = (int(row[0]), int(row[1]))
+        return result
+
+    def snapshot_rows(self, tid: int, after: tuple[int, bytes, bytes] | None, limit: int,
+                      tombstones: bool) -> list[tuple[int, bytes, bytes, int, str, bytes | None]]:
+        """(h, pk, sk, hlc, origin, item or None) of live items or tombstones, in key order,
+        after a key: one page of a snapshot for a region being rebuilt."""
+        table = "tombstones" if tombstones else "items"
+        column = "NULL" if tombstones else "item"
+        sql = f"SELECT h, pk, sk, hlc, origin, {column} FROM {table} WHERE tid=?"  # noqa: S608
+        args: list[Any] = [tid]
+        if after is not None:
+            sql += " AND (h, pk, sk) > (?,?,?)"
+            args += list(after)
+        sql += " ORDER BY h, pk, sk LIMIT ?"
+        args.append(limit)
+        return [(int(h), pk, sk, int(hlc), str(o), item)
+                for h, pk, sk, hlc, o, item in self._read(sql, args)]
+
+    def log_start(self) -> dict[str, int]:
+        """Per origin, the highest seq no longer in the changelog (purged)."""
+        # one index seek per origin (a GROUP BY over the changelog would scan all of it,
+        # and this runs on every pull)
+        result = {}
+        for origin in self.cursor_vector():
+            row = self._read(
+                "SELECT MIN(origin_seq) FROM changelog WHERE origin=?", (origin,)).fetchone()
+            if row[0] is not None:
+                result[origin] = int(row[0]) - 1
+        return result
+
+    def changelog_count(self) -> int:
+        return int(self._read("SELECT COUNT(*) FROM changelog").fetchone()[0])
+
+    def changes_since(self, origin: str, after_seq: int, limit: int
+                      ) -> list[tuple[int, int, bytes]]:
+        """(origin_seq, hlc, body) of `origin`'s changes after `after_seq`, in order."""
+        rows = []
+        for seq, hlc, body, crc in self._read(
+                "SELECT origin_seq, hlc, body, crc FROM changelog WHERE origin=? AND origin_seq>?"
+                " ORDER BY origin_seq LIMIT ?", (origin, after_seq, limit)):
+            if zlib.crc32(body) != crc:
+                raise CorruptionDetected(f"changelog record {origin}/{seq} failed its checksum")
+            rows.append((int(seq), int(hlc), body))
+        return rows
+
+    def conflicts(self, after_id: int = 0, limit: int = 100) -> list[tuple[int, int, str, bytes]]:
+        return [(int(i), int(t), str(n), r) for i, t, n, r in self._read(
+            "SELECT id, detected_ms, table_name, record FROM conflicts WHERE id>? ORDER BY id "
+            "LIMIT ?", (after_id, limit))]
+
+    # --- streams -------------------------------------------------------------------------
+    def streams(self) -> list[StreamRow]:
+        return [(int(sid), str(name), str(label), str(view), schema, int(created),
+                 None if disabled is None else int(disabled), int(trimmed))
+                for sid, name, label, view, schema, created, disabled, trimmed in self._read(
+                    "SELECT sid, table_name, label, view_type, key_schema, created_ms,"
+                    " disabled_ms, trimmed_pos FROM streams ORDER BY sid")]
+
+    def stream_shards(self, sid: int) -> list[ShardRow]:
+        return [(int(n), int(first), None if end is None else int(end), int(created),
+                 None if closed is None else int(closed))
+                for n, first, end, created, closed in self._read(
+                    "SELECT shard, first_pos, end_pos, created_ms, closed_ms FROM stream_shards"
+                    " WHERE sid=? ORDER BY shard", (sid,))]
+
+    def stream_records(self, sid: int, from_pos: int, limit: int) -> list[StreamRecordRow]:
+        rows: list[StreamRecordRow] = []
+        for pos, created, kind, origin, record, crc in self._read(
+                "SELECT pos, created_ms, kind, origin, record, crc FROM stream_records"
+                " WHERE sid=? AND pos>=? ORDER BY pos LIMIT ?", (sid, from_pos, limit)):
+            if zlib.crc32(record) != crc:
+                raise CorruptionDetected(f"stream record {sid}/{pos} failed its checksum")
+            rows.append((pos, created, kind, origin, record))
+        return rows
+
+    def stream_last_pos(self, sid: int) -> int:
+        row = self._read(
+            "SELECT COALESCE((SELECT MAX(pos) FROM stream_records WHERE sid=?),"
+            " (SELECT trimmed_pos FROM streams WHERE sid=?), 0)", (sid, sid)).fetchone()
+        return int(row[0])
+
+    # --- catalog -------------------------------------------------------------------------
+    def table_state_row(self, name: str) -> tuple[int, str, int, str, bytes | None] | None:
+        return self._read(
+            "SELECT created_hlc, created_origin, version_hlc, version_origin, definition"
+            " FROM table_states WHERE name=?", (name,)).fetchone()
+
+    def load_table_states(self) -> list[tuple[str, int, str, int, str, bytes | None]]:
+        return list(self._read(
+            "SELECT name, created_hlc, created_origin, version_hlc, version_origin, definition"
+            " FROM table_states"))
+
+    def load_tables(self) -> list[tuple[str, int, bytes]]:
+        return list(self._read("SELECT name, tid, definition FROM tables ORDER BY name"))
+
+    def table_stats(self, tid: int) -> tuple[int, int]:
+        row = self._read(
+            "SELECT item_count, size_bytes FROM tables WHERE tid=?", (tid,)).fetchone()
+        return (int(row[0]), int(row[1])) if row else (0, 0)
+
+    def integrity_check(self) -> str:
+        return str(self._read("PRAGMA integrity_check").fetchone()[0])
+
+    def file_size_bytes(self) -> int:
+        return os.path.getsize(self.path) if os.path.exists(self.path) else 0
+
+
+def _sort_key_bounds(sql: list[str], args: list[Any], lower: tuple[bytes, bool] | None,
+                     upper: tuple[bytes, bool] | None) -> None:
+    """Add a range on `sk` to a query: each bound is (encoded key, inclusive)."""
+    if lower is not None:
+        sql.append("AND sk >= ?" if lower[1] else "AND sk > ?")
+        args.append(lower[0])
+    if upper is not None:
+        sql.append("AND sk <= ?" if upper[1] else "AND sk < ?")
+        args.append(upper[0])
