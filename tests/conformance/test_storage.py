@@ -474,6 +474,38 @@ async def test_deletes_leave_versioned_tombstones_until_purged(backend: Backend,
 
 
 @in_a_loop
+async def test_item_states_are_kept_beside_items_and_tombstones_across_a_restart(
+        backend: Backend, tmp_path: Path) -> None:
+    storage = backend.open(tmp_path, "a")
+    async with started(storage):
+        tid = await write(storage, create("t"))
+        key, other, gone = (3, b"k", b""), (3, b"o", b""), (4, b"g", b"")
+
+        def job(txn: WriteTxn) -> Any:
+            seen = [txn.item_state(tid, *key)]
+            txn.put(tid, *key, b"{}", 2, 10, "a", None, None, b'{"c":{"a":10}}')
+            seen.append(txn.item_state(tid, *key))
+            txn.delete(tid, *key, 20, "b", 2, (10, "a"), b'{"c":{"a":10,"b":20}}')
+            seen.append(txn.item_state(tid, *key))
+            txn.put(tid, *key, b"[]", 2, 30, "a", None, (20, "b"))  # the row form
+            seen.append(txn.item_state(tid, *key))
+            txn.put(tid, *other, b"{}", 2, 5, "c", None, None, b"s")
+            txn.delete_absent(tid, *gone, 7, "c", None, b"t")
+            return seen
+
+        assert await write(storage, job) == [
+            None, (b'{"c":{"a":10}}', (10, "a"), None),
+            (b'{"c":{"a":10,"b":20}}', (20, "b"), (10, "a")),
+            (b"", (30, "a"), (20, "b"))]
+    async with started(backend.reopen(storage, tmp_path, "a")) as reopened:
+        def read(txn: WriteTxn) -> Any:
+            return [txn.item_state(tid, *k) for k in (key, other, gone)]
+
+        assert await write(reopened, read) == [
+            (b"", (30, "a"), (20, "b")), (b"s", (5, "c"), None), (b"t", (7, "c"), None)]
+
+
+@in_a_loop
 async def test_a_transaction_reads_its_own_writes(backend: Backend, tmp_path: Path) -> None:
     keys = _keys(random.Random(5), 40)
     async with started(backend.open(tmp_path, "a")) as storage:

@@ -57,6 +57,8 @@ from atoll.errors import InternalError
 
 ItemRow = tuple[bytes, int]  # (item JSON, size in bytes)
 RowVersion = tuple[int, str]  # (hlc, origin)
+StoredState = tuple[bytes, RowVersion, RowVersion | None]
+"""(causal state, version, prev) of a key's newest row; state b"" is the row form."""
 SortKeyBound = tuple[bytes, bool]  # (encoded sort key, inclusive)
 ScanKey = tuple[int, bytes, bytes]  # (h, pk, sk) inside one table
 IndexScanKey = tuple[int, bytes, bytes, bytes, bytes]  # (h, pk, sk, base_pk, base_sk)
@@ -92,22 +94,31 @@ class WriteTxn(Protocol):
 
     def put(self, tid: int, h: int, pk: bytes, sk: bytes, item: bytes, size: int,
             hlc: int, origin: str, old_size: int | None,
-            prev: RowVersion | None = None) -> None:
+            prev: RowVersion | None = None, state: bytes = b"") -> None:
         """Write the live item at version (hlc, origin), replacing any; `prev` is the
-        version it overwrote. A tombstone of the key stays. The table's statistics move
+        version it overwrote, `state` the item's causal state in the stored form
+        atoll.replication.itemstate defines (b"": the row form, which the version and
+        `prev` rebuild). A tombstone of the key stays. The table's statistics move
         by one item and `size` if `old_size` is None (the key had no live item), else by
         `size - old_size`: the caller says what it replaced."""
         ...
 
     def delete(self, tid: int, h: int, pk: bytes, sk: bytes, hlc: int, origin: str,
-               old_size: int, prev: RowVersion | None = None) -> None:
-        """Remove the live item and record a tombstone at (hlc, origin) with `prev`,
-        replacing any earlier tombstone; statistics move by -1 item and -old_size."""
+               old_size: int, prev: RowVersion | None = None, state: bytes = b"") -> None:
+        """Remove the live item and record a tombstone at (hlc, origin) with `prev` and
+        `state`, replacing any earlier tombstone; statistics move by -1 item and
+        -old_size."""
         ...
 
     def delete_absent(self, tid: int, h: int, pk: bytes, sk: bytes, hlc: int, origin: str,
-                      prev: RowVersion | None = None) -> None:
+                      prev: RowVersion | None = None, state: bytes = b"") -> None:
         """Record the tombstone of a key with no live item here (it may live elsewhere)."""
+        ...
+
+    def item_state(self, tid: int, h: int, pk: bytes, sk: bytes) -> StoredState | None:
+        """(state, version, prev) of the key's newest version — its live item's, else its
+        tombstone's — or None if it has neither (a live item is always newer than the
+        key's tombstone: every write of it has seen the delete)."""
         ...
 
     def prev_of(self, tid: int, h: int, pk: bytes, sk: bytes) -> RowVersion | None:

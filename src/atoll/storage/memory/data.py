@@ -9,8 +9,9 @@ from __future__ import annotations
 from atoll.storage.memory.rows import SortedRows
 from atoll.storage.protocol import IndexScanKey, RowVersion, ScanKey, TableStateRow
 
-ItemRecord = tuple[bytes, int, int, str, RowVersion | None]  # item, size, hlc, origin, prev
-Tombstone = tuple[int, str, RowVersion | None]  # hlc, origin, prev
+# item, size, hlc, origin, prev, state (b"": the row form)
+ItemRecord = tuple[bytes, int, int, str, RowVersion | None, bytes]
+Tombstone = tuple[int, str, RowVersion | None, bytes]  # hlc, origin, prev, state
 IndexEntry = tuple[bytes, int]  # item, size
 TableRecord = tuple[int, bytes, int, int]  # tid, definition, item count, size in bytes
 ChangeRecord = tuple[int, bytes, int]  # hlc, body, the order in which it was applied here

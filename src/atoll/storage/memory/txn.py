@@ -14,7 +14,7 @@ from typing import Any
 from atoll.invariant import invariant
 from atoll.storage.memory.data import ItemRecord, MemoryData, Tombstone
 from atoll.storage.memory.rows import SortedRows
-from atoll.storage.protocol import IndexRow, RowVersion, ScanKey, TableStateRow
+from atoll.storage.protocol import IndexRow, RowVersion, ScanKey, StoredState, TableStateRow
 
 # undo log length, next_seq, conflicts, applied, highest stream position and stream id
 Savepoint = tuple[int, int, int, int, int, int]
@@ -83,37 +83,48 @@ class MemoryTxn:
 
     def put(self, tid: int, h: int, pk: bytes, sk: bytes, item: bytes, size: int,
             hlc: int, origin: str, old_size: int | None,
-            prev: RowVersion | None = None) -> None:
+            prev: RowVersion | None = None, state: bytes = b"") -> None:
         self._set(self._prevs, (tid, h, pk, sk), (prev,))
-        self._set(self._rows(tid), (h, pk, sk), (item, size, hlc, origin, prev))
+        self._set(self._rows(tid), (h, pk, sk), (item, size, hlc, origin, prev, state))
         if old_size is None:
             self._count(tid, 1, size)
         else:
             self._count(tid, 0, size - old_size)
 
     def delete(self, tid: int, h: int, pk: bytes, sk: bytes, hlc: int, origin: str,
-               old_size: int, prev: RowVersion | None = None) -> None:
+               old_size: int, prev: RowVersion | None = None, state: bytes = b"") -> None:
         rows = self.data.items.get(tid)
         if rows is not None:
             self._pop(rows, (h, pk, sk))
-        self.delete_absent(tid, h, pk, sk, hlc, origin, prev)
+        self.delete_absent(tid, h, pk, sk, hlc, origin, prev, state)
         self._count(tid, -1, -old_size)
 
     def delete_absent(self, tid: int, h: int, pk: bytes, sk: bytes, hlc: int, origin: str,
-                      prev: RowVersion | None = None) -> None:
+                      prev: RowVersion | None = None, state: bytes = b"") -> None:
         self._set(self._prevs, (tid, h, pk, sk), (prev,))
-        self._set(self._tombstones(tid), (h, pk, sk), (hlc, origin, prev))
+        self._set(self._tombstones(tid), (h, pk, sk), (hlc, origin, prev, state))
+
+    def item_state(self, tid: int, h: int, pk: bytes, sk: bytes) -> StoredState | None:
+        rows = self.data.items.get(tid)
+        row = rows.get((h, pk, sk)) if rows is not None else None
+        if row is not None:
+            return row[5], (row[2], row[3]), row[4]
+        tombstones = self.data.tombstones.get(tid)
+        tomb = tombstones.get((h, pk, sk)) if tombstones is not None else None
+        return (tomb[3], (tomb[0], tomb[1]), tomb[2]) if tomb is not None else None
 
     def prev_of(self, tid: int, h: int, pk: bytes, sk: bytes) -> RowVersion | None:
         written = self._prevs.get((tid, h, pk, sk))
         return written[0] if written is not None else None
 
     def versions(self, tid: int, h: int, pk: bytes, sk: bytes
-                 ) -> tuple[ItemRecord | None, Tombstone | None]:
+                 ) -> tuple[tuple[bytes, int, int, str, RowVersion | None] | None,
+                            tuple[int, str, RowVersion | None] | None]:
         rows = self.data.items.get(tid)
         tombstones = self.data.tombstones.get(tid)
-        return (rows.get((h, pk, sk)) if rows is not None else None,
-                tombstones.get((h, pk, sk)) if tombstones is not None else None)
+        row = rows.get((h, pk, sk)) if rows is not None else None
+        tomb = tombstones.get((h, pk, sk)) if tombstones is not None else None
+        return (row[:5] if row is not None else None, tomb[:3] if tomb is not None else None)
 
     def tombstone_version(self, tid: int, h: int, pk: bytes, sk: bytes) -> RowVersion | None:
         tombstones = self.data.tombstones.get(tid)

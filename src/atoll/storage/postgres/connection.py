@@ -31,7 +31,7 @@ from psycopg import errors as pgerrors
 
 from atoll.errors import InternalError
 from atoll.storage.postgres.loghead import init_head
-from atoll.storage.postgres.schema import SCHEMA_VERSION, STATEMENTS
+from atoll.storage.postgres.schema import MIGRATES_FROM, SCHEMA_VERSION, STATEMENTS
 
 CONNECT_TIMEOUT_S = 2
 STATEMENT_TIMEOUT_MS = 30_000
@@ -92,6 +92,9 @@ def init_schema(conn: psycopg.Connection, region: str) -> None:
                 if row is None:
                     conn.execute("INSERT INTO meta (key, value) VALUES ('schema_version', %s)"
                                  " ON CONFLICT (key) DO NOTHING", (str(SCHEMA_VERSION),))
+                elif int(row[0]) in MIGRATES_FROM:
+                    conn.execute("UPDATE meta SET value = %s WHERE key = 'schema_version'",
+                                 (str(SCHEMA_VERSION),))
                 elif int(row[0]) != SCHEMA_VERSION:
                     raise InternalError(f"PostgreSQL schema version {row[0]}, expected "
                                         f"{SCHEMA_VERSION}")

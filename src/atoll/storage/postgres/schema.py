@@ -30,7 +30,8 @@ after compressing it if that helps): a key of more than KEY_BYTES_LIMIT bytes in
 is checked with the write that stores it (WriteTxn) so that the error belongs to it.
 """
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+MIGRATES_FROM = (1,)  # versions the STATEMENTS bring up to SCHEMA_VERSION
 
 KEY_BYTES_LIMIT = 2_600
 
@@ -124,6 +125,10 @@ STATEMENTS = (
         created_ms bigint NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS txn_tokens_by_age ON txn_tokens (created_ms)",
+    # Version 1 had no `state` columns (the item's causal state, NULL: the row form that
+    # hlc/origin/prev rebuild): adding them is its whole migration.
+    "ALTER TABLE items ADD COLUMN IF NOT EXISTS state bytea",
+    "ALTER TABLE tombstones ADD COLUMN IF NOT EXISTS state bytea",
     "CREATE INDEX IF NOT EXISTS tombstones_by_hlc ON tombstones (hlc)",
     """CREATE TABLE IF NOT EXISTS leases (
         name text PRIMARY KEY,

@@ -36,19 +36,19 @@ from atoll.errors import ValidationError
 from atoll.storage.postgres import loghead
 from atoll.storage.postgres.connection import JOB, classify
 from atoll.storage.postgres.schema import KEY_BYTES_LIMIT
-from atoll.storage.protocol import CorruptionDetected, IndexRow, RowVersion
+from atoll.storage.protocol import CorruptionDetected, IndexRow, RowVersion, StoredState
 
 _ITEM_UPSERT = (
-    "INSERT INTO items (tid, h, pk, sk, item, size, hlc, origin, crc, prev_hlc, prev_origin)"
-    " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (tid, h, pk, sk) DO UPDATE SET"
-    " item = EXCLUDED.item, size = EXCLUDED.size, hlc = EXCLUDED.hlc,"
+    "INSERT INTO items (tid, h, pk, sk, item, size, hlc, origin, crc, prev_hlc, prev_origin,"
+    " state) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (tid, h, pk, sk)"
+    " DO UPDATE SET item = EXCLUDED.item, size = EXCLUDED.size, hlc = EXCLUDED.hlc,"
     " origin = EXCLUDED.origin, crc = EXCLUDED.crc, prev_hlc = EXCLUDED.prev_hlc,"
-    " prev_origin = EXCLUDED.prev_origin")
+    " prev_origin = EXCLUDED.prev_origin, state = EXCLUDED.state")
 _TOMBSTONE_UPSERT = (
-    "INSERT INTO tombstones (tid, h, pk, sk, hlc, origin, prev_hlc, prev_origin)"
-    " VALUES (%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (tid, h, pk, sk) DO UPDATE SET"
+    "INSERT INTO tombstones (tid, h, pk, sk, hlc, origin, prev_hlc, prev_origin, state)"
+    " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (tid, h, pk, sk) DO UPDATE SET"
     " hlc = EXCLUDED.hlc, origin = EXCLUDED.origin, prev_hlc = EXCLUDED.prev_hlc,"
-    " prev_origin = EXCLUDED.prev_origin")
+    " prev_origin = EXCLUDED.prev_origin, state = EXCLUDED.state")
 _INDEX_UPSERT = (
     "INSERT INTO index_items (tid, iid, h, pk, sk, base_pk, base_sk, item, size, crc)"
     " VALUES {} ON CONFLICT (tid, iid, h, pk, sk, base_pk, base_sk) DO UPDATE SET"
@@ -60,6 +60,12 @@ _VERSIONS = (
     "SELECT 0, item, size, hlc, origin, crc, prev_hlc, prev_origin FROM items"
     " WHERE tid = %s AND h = %s AND pk = %s AND sk = %s"
     " UNION ALL SELECT 1, NULL, NULL, hlc, origin, NULL, prev_hlc, prev_origin FROM tombstones"
+    " WHERE tid = %s AND h = %s AND pk = %s AND sk = %s")
+# The causal state of a key's live row (kind 0) and of its tombstone (kind 1).
+_STATES = (
+    "SELECT 0, state, hlc, origin, prev_hlc, prev_origin FROM items"
+    " WHERE tid = %s AND h = %s AND pk = %s AND sk = %s"
+    " UNION ALL SELECT 1, state, hlc, origin, prev_hlc, prev_origin FROM tombstones"
     " WHERE tid = %s AND h = %s AND pk = %s AND sk = %s")
 _KEY = " WHERE tid = %s AND h = %s AND pk = %s AND sk = %s"
 
@@ -157,11 +163,12 @@ class PostgresTxn:
 
     def put(self, tid: int, h: int, pk: bytes, sk: bytes, item: bytes, size: int,
             hlc: int, origin: str, old_size: int | None,
-            prev: RowVersion | None = None) -> None:
+            prev: RowVersion | None = None, state: bytes = b"") -> None:
         self.writes += 1
         self.prevs[(tid, h, pk, sk)] = prev
         self._keyed(_ITEM_UPSERT, (tid, h, pk, sk, item, size, hlc, origin, zlib.crc32(item),
-                                   *(prev if prev is not None else (None, None))),
+                                   *(prev if prev is not None else (None, None)),
+                                   state or None),
                     len(pk) + len(sk))
         if old_size is None:
             self._count(tid, 1, size)
@@ -169,23 +176,32 @@ class PostgresTxn:
             self._count(tid, 0, size - old_size)
 
     def delete(self, tid: int, h: int, pk: bytes, sk: bytes, hlc: int, origin: str,
-               old_size: int, prev: RowVersion | None = None) -> None:
+               old_size: int, prev: RowVersion | None = None, state: bytes = b"") -> None:
         self.writes += 1
         self._write.execute("DELETE FROM items" + _KEY, (tid, h, pk, sk))
-        self._tombstone(tid, h, pk, sk, hlc, origin, prev)
+        self._tombstone(tid, h, pk, sk, hlc, origin, prev, state)
         self._count(tid, -1, -old_size)
 
     def delete_absent(self, tid: int, h: int, pk: bytes, sk: bytes, hlc: int, origin: str,
-                      prev: RowVersion | None = None) -> None:
+                      prev: RowVersion | None = None, state: bytes = b"") -> None:
         self.writes += 1
-        self._tombstone(tid, h, pk, sk, hlc, origin, prev)
+        self._tombstone(tid, h, pk, sk, hlc, origin, prev, state)
+
+    def item_state(self, tid: int, h: int, pk: bytes, sk: bytes) -> StoredState | None:
+        found: dict[int, StoredState] = {}
+        for kind, state, hlc, origin, prev_hlc, prev_origin in self._read.execute(
+                _STATES, (tid, h, pk, sk, tid, h, pk, sk)).fetchall():
+            prev = (int(prev_hlc), prev_origin) if prev_hlc is not None else None
+            found[kind] = (bytes(state) if state is not None else b"", (int(hlc), origin), prev)
+        return found.get(0) or found.get(1)
 
     def _tombstone(self, tid: int, h: int, pk: bytes, sk: bytes, hlc: int, origin: str,
-                   prev: RowVersion | None) -> None:
+                   prev: RowVersion | None, state: bytes) -> None:
         self.prevs[(tid, h, pk, sk)] = prev
         self._tombs[(tid, h, pk, sk)] = (hlc, origin)
         self._keyed(_TOMBSTONE_UPSERT, (tid, h, pk, sk, hlc, origin,
-                                        *(prev if prev is not None else (None, None))),
+                                        *(prev if prev is not None else (None, None)),
+                                        state or None),
                     len(pk) + len(sk))
 
     def prev_of(self, tid: int, h: int, pk: bytes, sk: bytes) -> RowVersion | None:

@@ -3,10 +3,11 @@
 items       one row per live item: (tid, h, pk, sk) is the primary key, where h is the
             partition key's 32-bit hash, so a Scan walks hash order (as DynamoDB does)
             and a Query is a range scan inside one (tid, h, pk).
-            Each row also keeps `prev`, the version its write overwrote, so a late
-            arrival of that older write is known not to be a conflict.
+            Each row also keeps `prev`, the version its write overwrote, and `state`,
+            the item's causal state (atoll.replication.itemstate's stored form; NULL
+            is the row form, which hlc/origin/prev rebuild: one whole-item write).
 tombstones  the version of every deleted item, so replication can order a delete
-            against a late put (DESIGN.md decision 6).
+            against a late put (DESIGN.md decision 6), with its `state` likewise.
 changelog   every change this node applied, its own and its peers', indexed by
             (origin, origin_seq): the outbox replication reads (decision 2).
 cursors     per origin, the highest contiguous origin_seq applied here.
@@ -27,7 +28,14 @@ streams, stream_shards, stream_records
             given by SqliteTxn (streams.py says how they are never reused).
 """
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+# Version 1 files had no `state` columns: every row of theirs is in row form, so adding
+# the columns (NULL) is their whole migration (`connection.init_schema`).
+MIGRATIONS = {
+    1: ("ALTER TABLE items ADD COLUMN state BLOB",
+        "ALTER TABLE tombstones ADD COLUMN state BLOB"),
+}
 
 STATEMENTS = (
     """CREATE TABLE IF NOT EXISTS meta (
@@ -53,6 +61,7 @@ STATEMENTS = (
         crc INTEGER NOT NULL,
         prev_hlc INTEGER,
         prev_origin TEXT,
+        state BLOB,
         PRIMARY KEY (tid, h, pk, sk)
     ) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS tombstones (
@@ -64,6 +73,7 @@ STATEMENTS = (
         origin TEXT NOT NULL,
         prev_hlc INTEGER,
         prev_origin TEXT,
+        state BLOB,
         PRIMARY KEY (tid, h, pk, sk)
     ) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS changelog (

@@ -66,8 +66,9 @@ class SqliteTxn(SqliteStreamWrites):
 
     def put(self, tid: int, h: int, pk: bytes, sk: bytes, item: bytes, size: int,
             hlc: int, origin: str, old_size: int | None,
-            prev: tuple[int, str] | None = None) -> None:
-        """Write an item at version (hlc, origin); `prev` is the version it overwrote."""
+            prev: tuple[int, str] | None = None, state: bytes = b"") -> None:
+        """Write an item at version (hlc, origin); `prev` is the version it overwrote,
+        `state` the item's stored causal state (b"": the row form, stored as NULL)."""
         # A tombstone left behind by an earlier delete of this key stays: its version is
         # older than the new item's, and replication compares against the newest of both.
         self.writes += 1
@@ -75,41 +76,59 @@ class SqliteTxn(SqliteStreamWrites):
         self.item_changes.append(((tid, h, pk, sk), (item, size)))
         self._cur.execute(
             "INSERT OR REPLACE INTO items (tid, h, pk, sk, item, size, hlc, origin, crc,"
-            " prev_hlc, prev_origin) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            " prev_hlc, prev_origin, state) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             (tid, h, pk, sk, item, size, hlc, origin, zlib.crc32(item),
-             *(prev if prev is not None else (None, None))))
+             *(prev if prev is not None else (None, None)), state or None))
         if old_size is None:
             self._count(tid, 1, size)
         else:
             self._count(tid, 0, size - old_size)
 
     def delete(self, tid: int, h: int, pk: bytes, sk: bytes, hlc: int, origin: str,
-               old_size: int, prev: tuple[int, str] | None = None) -> None:
+               old_size: int, prev: tuple[int, str] | None = None,
+               state: bytes = b"") -> None:
         self.writes += 1
         self.item_changes.append(((tid, h, pk, sk), None))
         self._cur.execute("DELETE FROM items WHERE tid=? AND h=? AND pk=? AND sk=?",
                           (tid, h, pk, sk))
-        self._tombstone(tid, h, pk, sk, hlc, origin, prev)
+        self._tombstone(tid, h, pk, sk, hlc, origin, prev, state)
         self._count(tid, -1, -old_size)
 
     def delete_absent(self, tid: int, h: int, pk: bytes, sk: bytes, hlc: int, origin: str,
-                      prev: tuple[int, str] | None = None) -> None:
+                      prev: tuple[int, str] | None = None, state: bytes = b"") -> None:
         """Record a delete of an item that does not exist here (it may exist elsewhere)."""
         self.writes += 1
-        self._tombstone(tid, h, pk, sk, hlc, origin, prev)
+        self._tombstone(tid, h, pk, sk, hlc, origin, prev, state)
 
     def _tombstone(self, tid: int, h: int, pk: bytes, sk: bytes, hlc: int, origin: str,
-                   prev: tuple[int, str] | None) -> None:
+                   prev: tuple[int, str] | None, state: bytes) -> None:
         self.prevs[(tid, h, pk, sk)] = prev
         self.tombstone_tids.add(tid)  # before the insert: a rolled-back add stays harmless
         self._cur.execute(
             "INSERT OR REPLACE INTO tombstones (tid, h, pk, sk, hlc, origin, prev_hlc,"
-            " prev_origin) VALUES (?,?,?,?,?,?,?,?)",
-            (tid, h, pk, sk, hlc, origin, *(prev if prev is not None else (None, None))))
+            " prev_origin, state) VALUES (?,?,?,?,?,?,?,?,?)",
+            (tid, h, pk, sk, hlc, origin, *(prev if prev is not None else (None, None)),
+             state or None))
 
     def prev_of(self, tid: int, h: int, pk: bytes, sk: bytes) -> tuple[int, str] | None:
         """The `prev` this transaction just wrote for a key (for its changelog record)."""
         return self.prevs.get((tid, h, pk, sk))
+
+    def item_state(self, tid: int, h: int, pk: bytes, sk: bytes
+                   ) -> tuple[bytes, tuple[int, str], tuple[int, str] | None] | None:
+        """(state, version, prev) of the key's newest version: its live item's, else its
+        tombstone's; None if it has neither."""
+        row = self._cur.execute(
+            "SELECT state, hlc, origin, prev_hlc, prev_origin FROM items"
+            " WHERE tid=? AND h=? AND pk=? AND sk=?", (tid, h, pk, sk)).fetchone()
+        if row is None and tid in self.tombstone_tids:
+            row = self._cur.execute(
+                "SELECT state, hlc, origin, prev_hlc, prev_origin FROM tombstones"
+                " WHERE tid=? AND h=? AND pk=? AND sk=?", (tid, h, pk, sk)).fetchone()
+        if row is None:
+            return None
+        return (row[0] or b"", (row[1], row[2]),
+                (row[3], row[4]) if row[3] is not None else None)
 
     def versions(self, tid: int, h: int, pk: bytes, sk: bytes
                  ) -> tuple[tuple[bytes, int, int, str, tuple[int, str] | None] | None,
