@@ -83,7 +83,12 @@ def mutate(**changes: object) -> dict[str, object]:
 
 
 @pytest.mark.parametrize("doc, why", [
-    (mutate(v=2), "unknown format version"),
+    (mutate(v=3), "unknown format version"),
+    (mutate(v=2), "a version 2 item op without its state field"),
+    (mutate(v="2"), "format version not an integer"),
+    (mutate(ops=[{**GOOD["ops"][0], "x": None}]), "a version 1 item op with a state field"),
+    (mutate(v=2, ops=[{**GOOD["ops"][0], "x": []}]), "state not an object"),
+    (mutate(v=2, ops=[{**GOOD["ops"][0], "x": {}}]), "empty state"),
     (mutate(s=0), "seq starts at 1"),
     (mutate(s=True), "seq is a bool"),
     (mutate(h=-1), "negative hlc"),
@@ -114,6 +119,29 @@ def test_malformed_records_are_refused(doc: object, why: str) -> None:
 
 def test_the_good_document_decodes() -> None:
     assert decode_change(frame_of(GOOD)).seq == 1
+
+
+def test_a_version_1_change_decodes_as_row_form_writes_and_re_encodes_to_its_bytes() -> None:
+    """An older region's changes keep applying during a rolling upgrade: each item
+    write is the row form (one whole-item write at the change's version over `p`), and
+    passing the change on keeps its version-1 bytes."""
+    frame = frame_of(GOOD)
+    change = decode_change(frame)
+    assert change.format == 1
+    assert change.ops == (ItemWrite("t", b"k", b"", {"pk": {"S": "k"}}, None, b""),)
+    assert encode_change(change) == frame
+    verify_change(change)
+
+
+def test_a_state_travels_embedded_as_canonical_json_and_decodes_to_the_same_bytes() -> None:
+    state = b'{"c":{"a":5,"b":3},"g":[[5,"a",1]]}'
+    change = Change.create("a", 1, 5, [ItemWrite("t", b"k", b"", {"pk": {"S": "k"}},
+                                                 Version(3, "b"), state)])
+    frame = encode_change(change)
+    assert b',"x":' + state + b"}" in frame
+    decoded = decode_change(frame)
+    assert decoded == change and decoded.format == 2
+    assert decoded.ops[0].state == state  # type: ignore[union-attr]
 
 
 def test_non_canonical_body_is_refused() -> None:
@@ -160,7 +188,10 @@ _writes = st.lists(st.tuples(
     _names,  # table
     st.binary(min_size=1, max_size=8), st.binary(max_size=8),
     st.one_of(st.none(), st.dictionaries(_names, _values, min_size=1, max_size=4)),
-    st.one_of(st.none(), st.tuples(st.integers(1, 2**62), _names))),
+    st.one_of(st.none(), st.tuples(st.integers(1, 2**62), _names)),
+    st.one_of(st.just(b""), st.builds(
+        lambda ctx: orjson.dumps({"c": ctx}, option=orjson.OPT_SORT_KEYS),
+        st.dictionaries(_names.filter(bool), st.integers(1, 2**62), min_size=1, max_size=3)))),
     min_size=1, max_size=5, unique_by=lambda w: (w[0], w[1], w[2]))
 
 
@@ -170,10 +201,11 @@ def test_the_assembled_item_change_is_the_canonical_encoding(
         origin: str, seq: int, hlc: int, writes: list[Any]) -> None:
     """The write path's `encode_item_change` (pieces + the stored item JSON) produces the
     very bytes the general encoder does: peers accept it and decode the same change."""
-    logged = [LoggedWrite(table, pk, sk, item_json(item) if item is not None else None, prev)
-              for table, pk, sk, item, prev in writes]
-    ops = [ItemWrite(table, pk, sk, item, Version(*prev) if prev is not None else None)
-           for table, pk, sk, item, prev in writes]
+    logged = [LoggedWrite(table, pk, sk, item_json(item) if item is not None else None, prev,
+                          state)
+              for table, pk, sk, item, prev, state in writes]
+    ops = [ItemWrite(table, pk, sk, item, Version(*prev) if prev is not None else None, state)
+           for table, pk, sk, item, prev, state in writes]
     frame = encode_item_change(origin, seq, hlc, logged)
     assert frame == encode_new_change(origin, seq, hlc, ops)
     assert decode_change(frame) == Change.create(origin, seq, hlc, ops)

@@ -11,9 +11,20 @@ Encoding (the wire and changelog form, `encode_change`):
 
     frame = crc32(body) as 4 bytes big-endian || body
     body  = orjson, keys sorted, no whitespace, of
-            {"v": 1, "o": origin, "s": seq, "h": hlc, "ops": [op, ...]}
-    op    = {"w": table, "pk": hex, "sk": hex, "i": item | null, "p": [hlc, origin] | null}
+            {"v": 2, "o": origin, "s": seq, "h": hlc, "ops": [op, ...]}
+    op    = {"w": table, "pk": hex, "sk": hex, "i": item | null, "p": [hlc, origin] | null,
+             "x": state | null}
           | {"t": table, "k": "create" | "update" | "delete", "d": definition | null}
+
+An item write carries the writer's whole causal state of the item (`x`, the canonical
+document atoll.replication.itemstate's codec writes, embedded as JSON) and the item that
+state shows (`i`, null: a tombstone); `x` null is the row form: one whole-item write at
+the change's version over `p` (DESIGN.md decision 3 and the item state design). Version 1
+bodies (no `x`, an older node's) still decode, as row-form writes, so a rolling upgrade
+keeps applying an older region's changes; a decoded change keeps its format version so
+it re-encodes to the bytes it came in. A version-1 node refuses a version-2 change
+(BadChange "unknown change format version 2") and holds that origin's log until it is
+upgraded: upgrade every region before its writes must reach the others.
 
 `decode_change` refuses (raises `BadChange`) a frame whose checksum does not match, whose
 body is not valid JSON of that shape, or whose body is not byte-identical to the canonical
@@ -32,7 +43,8 @@ import orjson
 from atoll.model.numbers import is_canonical
 from atoll.replication.errors import BadChange
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 TABLE_OP_KINDS = ("create", "update", "delete")
 MAX_OPS_PER_CHANGE = 1000  # TransactWriteItems allows 100; BatchWrite 25: a generous bound
 _VALUE_TYPES = frozenset(("S", "N", "B", "SS", "NS", "BS", "M", "L", "NULL", "BOOL"))
@@ -66,20 +78,24 @@ class LoggedWrite(NamedTuple):
     sk: bytes
     item: ItemJson | None  # None: a delete
     prev: tuple[int, str] | None
+    state: bytes = b""  # the item's causal state (b"": the row form)
 
 
 @dataclass(frozen=True, slots=True)
 class ItemWrite:
     """A put or a full new image (`item`), or a delete (`item is None`, a tombstone).
 
-    `prev` is the version the origin overwrote (None if it saw no version of the key),
-    so a receiver can tell a clean overwrite from a concurrent one."""
+    `prev` is the version the origin overwrote (None if it saw no version of the key).
+    `state` is the writer's causal state of the item after the write, whose visible
+    item is `item` (b"": the row form — one whole-item write at the change's version
+    over `prev`)."""
 
     table: str
     pk: bytes
     sk: bytes
     item: dict[str, Any] | None
     prev: Version | None = None
+    state: bytes = b""
 
     @property
     def key(self) -> ItemKey:
@@ -105,6 +121,7 @@ class Change:
     hlc: int
     ops: tuple[Op, ...]
     checksum: int
+    format: int = FORMAT_VERSION  # the body's format version (1: an older node's)
 
     @property
     def version(self) -> Version:
@@ -123,7 +140,7 @@ class Change:
 
 
 def encode_change(change: Change) -> bytes:
-    body = _body(change.origin, change.seq, change.hlc, change.ops)
+    body = _body(change.origin, change.seq, change.hlc, change.ops, change.format)
     crc = zlib.crc32(body)
     if crc != change.checksum:
         raise BadChange(f"change {change.origin}/{change.seq}: checksum does not match its "
@@ -153,7 +170,8 @@ def encode_item_change(origin: str, seq: int, hlc: int, writes: Sequence[LoggedW
                   b"null" if write.item is None else write.item,
                   b',"p":', b"null" if prev is None else dumps((prev[0], prev[1])),
                   b',"pk":"', write.pk.hex().encode(), b'","sk":"', write.sk.hex().encode(),
-                  b'","w":', dumps(write.table), b"}")
+                  b'","w":', dumps(write.table), b',"x":',
+                  write.state if write.state else b"null", b"}")
     parts += (b'],"s":', str(seq).encode(), b',"v":', str(FORMAT_VERSION).encode(), b"}")
     body = b"".join(parts)
     return zlib.crc32(body).to_bytes(_CHECKSUM_BYTES, "big") + body
@@ -183,24 +201,32 @@ def decode_change(frame: bytes) -> Change:
 def verify_change(change: Change) -> None:
     """Raise BadChange unless `change` is well formed and matches its checksum."""
     _check_shape(change.origin, change.seq, change.hlc, change.ops)
-    if zlib.crc32(_body(change.origin, change.seq, change.hlc, change.ops)) != change.checksum:
+    body = _body(change.origin, change.seq, change.hlc, change.ops, change.format)
+    if zlib.crc32(body) != change.checksum:
         raise BadChange(f"change {change.origin}/{change.seq}: checksum mismatch")
 
 
 # --- encoding --------------------------------------------------------------------------
 
-def _body(origin: str, seq: int, hlc: int, ops: tuple[Op, ...]) -> bytes:
-    doc = {"v": FORMAT_VERSION, "o": origin, "s": seq, "h": hlc, "ops": [_op_doc(op) for op in ops]}
+def _body(origin: str, seq: int, hlc: int, ops: tuple[Op, ...],
+          version: int = FORMAT_VERSION) -> bytes:
+    doc = {"v": version, "o": origin, "s": seq, "h": hlc,
+           "ops": [_op_doc(op, version) for op in ops]}
     try:
         return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
     except TypeError as error:
         raise BadChange(f"change cannot be encoded: {error}") from None
 
 
-def _op_doc(op: Op) -> dict[str, Any]:
+def _op_doc(op: Op, version: int) -> dict[str, Any]:
     if isinstance(op, ItemWrite):
         prev = None if op.prev is None else [op.prev.hlc, op.prev.origin]
-        return {"w": op.table, "pk": op.pk.hex(), "sk": op.sk.hex(), "i": op.item, "p": prev}
+        doc = {"w": op.table, "pk": op.pk.hex(), "sk": op.sk.hex(), "i": op.item, "p": prev}
+        if version >= 2:
+            doc["x"] = orjson.Fragment(op.state) if op.state else None
+        elif op.state:
+            raise BadChange("a version 1 change cannot carry an item state")
+        return doc
     if isinstance(op, TableOp):
         return {"t": op.table, "k": op.kind, "d": op.definition}
     raise BadChange(f"not a change op: {type(op).__name__}")
@@ -209,7 +235,8 @@ def _op_doc(op: Op) -> dict[str, Any]:
 # --- decoding and validation -----------------------------------------------------------
 
 _CHANGE_FIELDS = frozenset(("v", "o", "s", "h", "ops"))
-_ITEM_OP_FIELDS = frozenset(("w", "pk", "sk", "i", "p"))
+_ITEM_OP_FIELDS_V1 = frozenset(("w", "pk", "sk", "i", "p"))
+_ITEM_OP_FIELDS = frozenset(("w", "pk", "sk", "i", "p", "x"))
 _TABLE_OP_FIELDS = frozenset(("t", "k", "d"))
 
 
@@ -217,26 +244,29 @@ def _from_doc(doc: Any, crc: int) -> Change:
     """The change a parsed body describes, each op checked as it is built."""
     if type(doc) is not dict or doc.keys() != _CHANGE_FIELDS:
         raise BadChange("change body has the wrong fields")
-    if doc["v"] != FORMAT_VERSION:
-        raise BadChange(f"unknown change format version {doc['v']!r}")
+    version = doc["v"]
+    if type(version) is not int or version not in READABLE_VERSIONS:
+        raise BadChange(f"unknown change format version {version!r}")
     raw_ops = doc["ops"]
     if type(raw_ops) is not list:
         raise BadChange("change ops is not a list")
     origin, seq, hlc = doc["o"], doc["s"], doc["h"]
     _check_header(origin, seq, hlc, len(raw_ops))
-    ops = tuple(_op_from_doc(raw) for raw in raw_ops)
+    item_fields = _ITEM_OP_FIELDS if version >= 2 else _ITEM_OP_FIELDS_V1
+    ops = tuple(_op_from_doc(raw, item_fields) for raw in raw_ops)
     _check_op_set(ops)
-    return Change(origin, seq, hlc, ops, crc)
+    return Change(origin, seq, hlc, ops, crc, version)
 
 
-def _op_from_doc(raw: Any) -> Op:
+def _op_from_doc(raw: Any, item_fields: frozenset[str]) -> Op:
     if type(raw) is not dict:
         raise BadChange("change op has the wrong fields")
     keys = raw.keys()
     op: Op
     try:
-        if keys == _ITEM_OP_FIELDS:
-            op = ItemWrite(raw["w"], _hex(raw["pk"]), _hex(raw["sk"]), raw["i"], _prev(raw["p"]))
+        if keys == item_fields:
+            op = ItemWrite(raw["w"], _hex(raw["pk"]), _hex(raw["sk"]), raw["i"], _prev(raw["p"]),
+                           _state(raw.get("x")))
         elif keys == _TABLE_OP_FIELDS:
             op = TableOp(raw["t"], raw["k"], raw["d"])
         else:
@@ -257,6 +287,16 @@ def _hex(text: Any) -> bytes:
     if value.hex() != text:  # upper case or spaces: not the form `_op_doc` writes
         raise BadChange("key part is not in canonical hex")
     return value
+
+
+def _state(raw: Any) -> bytes:
+    """An op's embedded state document as bytes (its shape is checked where it is
+    decoded: atoll.replication.itemstate's codec, strictly, by the receiver)."""
+    if raw is None:
+        return b""
+    if type(raw) is not dict or not raw:
+        raise BadChange("item state is not a JSON object")
+    return orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)
 
 
 def _prev(raw: Any) -> Version | None:
@@ -312,6 +352,8 @@ def _check_op(op: Op, items: bool = True) -> None:
         raise BadChange("item key parts are malformed")
     if op.prev is not None and not isinstance(op.prev, Version):
         raise BadChange("prev version is malformed")
+    if not isinstance(op.state, bytes):
+        raise BadChange("item state is not bytes")
     if items and op.item is not None:
         _check_item(op.item)
 
