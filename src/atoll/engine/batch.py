@@ -10,7 +10,7 @@ from typing import Any, cast
 
 import orjson
 
-from atoll.engine import capacity, outbox
+from atoll.engine import capacity, causal, outbox
 from atoll.engine.context import EngineContext
 from atoll.engine.items import (
     apply_projection,
@@ -25,6 +25,7 @@ from atoll.engine.tabledef import EncodedKey, TableDef
 from atoll.errors import ValidationError
 from atoll.model.values import check_item, check_item_size
 from atoll.replication.change import ItemJson, item_json
+from atoll.replication.itemstate import Dot
 from atoll.storage import WriteTxn
 
 MAX_BATCH_GET_KEYS = 100
@@ -109,14 +110,20 @@ async def batch_write_item(ctx: EngineContext, request: dict[str, Any]) -> dict[
             current = ctx.catalog.current(table)
             hlc = ctx.clock.tick()
             logged: list[ItemOp] = []
-            for (key, _item, item_bytes, size), plan in zip(ops, table_plans):
+            dot = Dot(hlc, ctx.region)
+            for (key, item, item_bytes, size), plan in zip(ops, table_plans):
                 old = txn.get(table.tid, *key)
                 if item_bytes is not None:
-                    units = put_row(ctx, txn, current, key, item_bytes, size, old, plan, hlc)
-                    logged.append((key, item_bytes, old))
+                    stored, shown = causal.put(txn, current, key, item, dot)
+                    if shown is not item:  # top-level sets in canonical order
+                        item_bytes = item_json(shown)
+                        plan = plan_indexes(current, shown, item_bytes, size)
+                    units = put_row(ctx, txn, current, key, item_bytes, size, old, plan, stored)
+                    logged.append((key, item_bytes, old, stored.data))
                 else:
-                    units = delete_row(ctx, txn, current, key, old, hlc)
-                    logged.append((key, None, old))
+                    stored = causal.delete(txn, current, key, dot)
+                    units = delete_row(ctx, txn, current, key, old, stored)
+                    logged.append((key, None, old, stored.data))
                 meter.add(table, capacity.write_units(max(size, old[1] if old else 0)), units)
             outbox.log_item_changes(ctx, txn, hlc, table, logged)
         return meter

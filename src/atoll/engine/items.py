@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from atoll import expressions as ex
-from atoll.engine import capacity, indexes, outbox, streams
+from atoll.engine import capacity, causal, indexes, outbox, streams
 from atoll.engine.context import EngineContext
 from atoll.engine.expr import RequestExpressions
 from atoll.engine.tabledef import EncodedKey, TableDef
@@ -20,6 +20,7 @@ from atoll.errors import ConditionalCheckFailed, KeyTooLong, ValidationError
 from atoll.expressions import legacy
 from atoll.model.values import MAX_ITEM_SIZE_BYTES, check_item, check_item_size, check_value
 from atoll.replication.change import ItemJson, item_json
+from atoll.replication.itemstate import Dot, Stored
 from atoll.storage import WriteTxn
 
 _WRITE_EXPRESSIONS = ("ConditionExpression",)
@@ -84,12 +85,16 @@ def _condition_failed(request: dict[str, Any], old: dict[str, Any] | None) -> Co
 
 def put_row(ctx: EngineContext, txn: WriteTxn, table: TableDef, key: EncodedKey,
             item_bytes: ItemJson, size: int, old: tuple[bytes, int, int, str] | None,
-            plan: indexes.Plan | None, hlc: int) -> dict[str, float]:
-    """Write an item row and its index rows (`plan` from `indexes.plan`, computed before
-    anything was written), and its stream record if the table has a stream; returns the
-    index write units. `table` is the definition as of this transaction."""
-    txn.put(table.tid, key[0], key[1], key[2], item_bytes, size, hlc, ctx.region,
-            old[1] if old is not None else None, _prev(txn, table, key, old))
+            plan: indexes.Plan | None, stored: Stored) -> dict[str, float]:
+    """Write an item row with its causal state (`stored`, from engine/causal.py; the
+    item is the one that state shows) and its index rows (`plan` from `indexes.plan`,
+    computed before anything was written), and its stream record if the table has a
+    stream; returns the index write units. `table` is the definition as of this
+    transaction."""
+    version, prev = stored.version, stored.prev
+    txn.put(table.tid, key[0], key[1], key[2], item_bytes, size, version.hlc, version.region,
+            old[1] if old is not None else None,
+            (prev.hlc, prev.region) if prev is not None else None, stored.data)
     if table.stream_sid:
         streams.capture_local(ctx, txn, table, key, old, (item_bytes, size))
     if plan is None:
@@ -97,25 +102,20 @@ def put_row(ctx: EngineContext, txn: WriteTxn, table: TableDef, key: EncodedKey,
     return indexes.apply(txn, table, key, old[0] if old is not None else None, plan)
 
 
-def _prev(txn: WriteTxn, table: TableDef, key: EncodedKey,
-          old: tuple[bytes, int, int, str] | None) -> tuple[int, str] | None:
-    """The version a local write overwrites: the live item's, else its tombstone's."""
-    if old is not None:
-        return old[2], old[3]
-    return txn.tombstone_version(table.tid, key[0], key[1], key[2])
-
-
 def delete_row(ctx: EngineContext, txn: WriteTxn, table: TableDef, key: EncodedKey,
-               old: tuple[bytes, int, int, str] | None, hlc: int,
+               old: tuple[bytes, int, int, str] | None, stored: Stored,
                by_ttl: bool = False) -> dict[str, float]:
-    """Delete an item row (or record the delete of an absent one) and its index rows,
-    and leave its stream record (`by_ttl`: the TTL sweeper's, which names the service)."""
+    """Delete an item row (or record the delete of an absent one) with the tombstone's
+    causal state `stored` and its index rows, and leave its stream record (`by_ttl`:
+    the TTL sweeper's, which names the service)."""
+    version = stored.version
+    prev = (stored.prev.hlc, stored.prev.region) if stored.prev is not None else None
     if old is None:
-        txn.delete_absent(table.tid, key[0], key[1], key[2], hlc, ctx.region,
-                          _prev(txn, table, key, None))
+        txn.delete_absent(table.tid, key[0], key[1], key[2], version.hlc, version.region,
+                          prev, stored.data)
         return {}
-    txn.delete(table.tid, key[0], key[1], key[2], hlc, ctx.region, old[1],
-               _prev(txn, table, key, old))
+    txn.delete(table.tid, key[0], key[1], key[2], version.hlc, version.region, old[1], prev,
+               stored.data)
     if table.stream_sid:
         streams.capture_local(ctx, txn, table, key, old, None, by_ttl)
     return indexes.apply(txn, table, key, old[0], None) if table.indexes else {}
@@ -152,8 +152,10 @@ def plan_updated_indexes(table: TableDef, item: dict[str, Any], item_bytes: byte
 def _write_item(ctx: EngineContext, txn: WriteTxn, table: TableDef, key: EncodedKey,
                 item: dict[str, Any], item_bytes: ItemJson, size: int,
                 old: tuple[bytes, int, int, str] | None,
-                planned: tuple[TableDef, indexes.Plan | None] | None = None) -> dict[str, float]:
-    """`planned`: index rows computed before the job against a definition; reused when
+                planned: tuple[TableDef, indexes.Plan | None] | None,
+                state: tuple[int, Stored]) -> dict[str, float]:
+    """Write the item (the one `state` = (hlc, stored state) shows) and log its change.
+    `planned`: index rows computed before the job against a definition; reused when
     that is still the current one (work done before the job overlaps the batch in
     flight instead of lengthening the next one)."""
     current = ctx.catalog.current(table)
@@ -161,18 +163,19 @@ def _write_item(ctx: EngineContext, txn: WriteTxn, table: TableDef, key: Encoded
         plan = planned[1]
     else:  # may reject: nothing written yet
         plan = plan_indexes(current, item, item_bytes, size)
-    hlc = ctx.clock.tick()
-    units = put_row(ctx, txn, current, key, item_bytes, size, old, plan, hlc)
-    outbox.log_item_changes(ctx, txn, hlc, table, [(key, item_bytes, old)])
+    hlc, stored = state
+    units = put_row(ctx, txn, current, key, item_bytes, size, old, plan, stored)
+    outbox.log_item_changes(ctx, txn, hlc, table, [(key, item_bytes, old, stored.data)])
     return units
 
 
 def _delete_item(ctx: EngineContext, txn: WriteTxn, table: TableDef, key: EncodedKey,
-                 key_item: dict[str, Any], old: tuple[bytes, int, int, str] | None
-                 ) -> dict[str, float]:
+                 old: tuple[bytes, int, int, str] | None) -> dict[str, float]:
     hlc = ctx.clock.tick()
-    units = delete_row(ctx, txn, ctx.catalog.current(table), key, old, hlc)
-    outbox.log_item_changes(ctx, txn, hlc, table, [(key, None, old)])
+    current = ctx.catalog.current(table)
+    stored = causal.delete(txn, current, key, Dot(hlc, ctx.region))
+    units = delete_row(ctx, txn, current, key, old, stored)
+    outbox.log_item_changes(ctx, txn, hlc, table, [(key, None, old, stored.data)])
     return units
 
 
@@ -198,7 +201,15 @@ async def put_item(ctx: EngineContext, request: dict[str, Any]) -> Any:
 
     def job(txn: WriteTxn) -> tuple[tuple[bytes, int, int, str] | None, dict[str, float]]:
         old = _checked_old_row(ctx, txn, table, key, request, expressions)
-        units = _write_item(ctx, txn, table, key, item, item_bytes, size, old, planned)
+        hlc = ctx.clock.tick()
+        stored, shown = causal.put(txn, ctx.catalog.current(table), key, item,
+                                   Dot(hlc, ctx.region))
+        if shown is item:
+            units = _write_item(ctx, txn, table, key, item, item_bytes, size, old, planned,
+                                (hlc, stored))
+        else:  # top-level sets in canonical order: the bytes and index rows of that item
+            units = _write_item(ctx, txn, table, key, shown, item_json(shown), size, old,
+                                None, (hlc, stored))
         return old, units
 
     old, units = await ctx.storage.write(job, inline=True)
@@ -242,7 +253,7 @@ async def delete_item(ctx: EngineContext, request: dict[str, Any]) -> Any:
 
     def job(txn: WriteTxn) -> tuple[tuple[bytes, int, int, str] | None, dict[str, float]]:
         old = _checked_old_row(ctx, txn, table, key, request, expressions)
-        units = _delete_item(ctx, txn, table, key, key_item, old)
+        units = _delete_item(ctx, txn, table, key, old)
         return old, units
 
     old, units = await ctx.storage.write(job, inline=True)
@@ -318,10 +329,15 @@ async def update_item(ctx: EngineContext, request: dict[str, Any]) -> Any:
                                               resolved=expressions.update_paths())
         size = check_item(new_item)
         check_updated_size(size)
-        new_bytes = item_json(new_item)
         current = ctx.catalog.current(table)
+        hlc = ctx.clock.tick()
+        stored, new_item = causal.update(txn, current, key, old_item, new_item, update,
+                                         expressions.names, expressions.values,
+                                         Dot(hlc, ctx.region), expressions.update_paths())
+        new_bytes = item_json(new_item)
         planned = (current, plan_updated_indexes(current, new_item, new_bytes, size))
-        units = _write_item(ctx, txn, table, key, new_item, new_bytes, size, old, planned)
+        units = _write_item(ctx, txn, table, key, new_item, new_bytes, size, old, planned,
+                            (hlc, stored))
         return old_item, new_item, paths, (old[1] if old else 0, size, units)
 
     old_item, new_item, paths, sizes = await ctx.storage.write(job, inline=True)

@@ -2,8 +2,10 @@
 
 Theory of operation: a write job ends by logging one `Change` (atoll.replication.change)
 in the same transaction as its item, index and table rows, so there is no acknowledged
-write that replication can miss (DESIGN.md decision 2). Item writes carry `prev`, the
-version they overwrote, so receivers can tell a clean overwrite from a concurrent one.
+write that replication can miss (DESIGN.md decision 2). Item writes carry the item's new
+causal state as the row stored it (engine/causal.py): the state's bytes, or in the row
+form nothing but the `prev` the row recorded, which with the change's version rebuilds
+it; receivers join that state into theirs.
 DDL is a `TableOp` whose definition is region-independent (no local storage ids), and
 records the table name's replicated state in the same transaction.
 """
@@ -28,8 +30,9 @@ from atoll.replication.change import (
 from atoll.replication.merge import TableState
 from atoll.storage import WriteTxn
 
-ItemOp = tuple[EncodedKey, ItemJson | None, tuple[bytes, int, int, str] | None]
-"""(encoded key, the new item or None for a delete, the live row it replaces or None)."""
+ItemOp = tuple[EncodedKey, ItemJson | None, tuple[bytes, int, int, str] | None, bytes]
+"""(encoded key, the new item or None for a delete, the live row it replaces or None,
+the item's new causal state as stored: b"" for the row form)."""
 
 
 def table_definition(table: TableDef) -> dict[str, Any]:
@@ -45,10 +48,10 @@ def definition_table(definition: dict[str, Any]) -> TableDef:
 
 
 def logged_write(txn: WriteTxn, table: TableDef, op: ItemOp) -> LoggedWrite:
-    (h, pk, sk), item, old = op
-    written = txn.prev_of(table.tid, h, pk, sk)  # what the row write recorded
-    prev = written if written is not None else (old[2], old[3]) if old is not None else None
-    return LoggedWrite(table.name, pk, sk, item, prev)
+    (h, pk, sk), item, _old, state = op
+    # what the row write recorded: in the row form, the prev that (with the change's
+    # version) rebuilds the state a receiver joins
+    return LoggedWrite(table.name, pk, sk, item, txn.prev_of(table.tid, h, pk, sk), state)
 
 
 def log_writes(ctx: EngineContext, txn: WriteTxn, hlc: int, writes: list[LoggedWrite]) -> None:

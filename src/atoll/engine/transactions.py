@@ -30,7 +30,7 @@ from typing import Any
 import orjson
 
 from atoll import expressions as ex
-from atoll.engine import capacity, outbox
+from atoll.engine import capacity, causal, outbox
 from atoll.engine.context import EngineContext
 from atoll.engine.expr import RequestExpressions
 from atoll.engine.items import (
@@ -53,6 +53,7 @@ from atoll.errors import (
 )
 from atoll.model.values import check_item, check_item_size
 from atoll.replication.change import ItemJson, item_json
+from atoll.replication.itemstate import Dot, Stored
 from atoll.storage import WriteTxn
 
 MAX_ACTIONS = 100
@@ -215,7 +216,7 @@ def _write(ctx: EngineContext, txn: WriteTxn, actions: list[_Action],
     timestamp and log them as ONE change; returns the meter, doubled for transactions."""
     hlc = ctx.clock.tick()
     groups: dict[str, tuple[TableDef, list[ItemOp]]] = {}
-    for action, (old, _new_item, new_bytes, size, plan) in zip(actions, writes):
+    for action, (old, new_item, new_bytes, size, plan) in zip(actions, writes):
         current = ctx.catalog.current(action.table)
         units: dict[str, float] = {}
         change: ItemOp
@@ -224,17 +225,36 @@ def _write(ctx: EngineContext, txn: WriteTxn, actions: list[_Action],
             meter.add(action.table, capacity.write_units(old[1] if old else 0))
             continue
         if new_bytes is not None:
-            units = put_row(ctx, txn, current, action.key, new_bytes, size, old, plan, hlc)
-            change = (action.key, new_bytes, old)
+            stored, shown = _new_state(ctx, txn, current, action, old, new_item, hlc)
+            if shown is not new_item:  # top-level sets in canonical order
+                new_bytes = item_json(shown)
+                plan = plan_updated_indexes(current, shown, new_bytes, size)
+            units = put_row(ctx, txn, current, action.key, new_bytes, size, old, plan, stored)
+            change = (action.key, new_bytes, old, stored.data)
         else:
-            units = delete_row(ctx, txn, current, action.key, old, hlc)
-            change = (action.key, None, old)
+            stored = causal.delete(txn, current, action.key, Dot(hlc, ctx.region))
+            units = delete_row(ctx, txn, current, action.key, old, stored)
+            change = (action.key, None, old, stored.data)
         meter.add(action.table, capacity.write_units(max(size, old[1] if old else 0)), units)
         groups.setdefault(action.table.name, (action.table, []))[1].append(change)
     if groups:
         outbox.log_multi_table_changes(ctx, txn, hlc, list(groups.values()))
     meter.scale(capacity.TRANSACTION_FACTOR)
     return meter
+
+
+def _new_state(ctx: EngineContext, txn: WriteTxn, current: TableDef, action: _Action,
+               old: tuple[bytes, int, int, str] | None, new_item: dict[str, Any], hlc: int
+               ) -> tuple[Stored, dict[str, Any]]:
+    """A Put's or an Update's new causal state and visible item (engine/causal.py)."""
+    dot = Dot(hlc, ctx.region)
+    if action.kind == "Put":
+        return causal.put(txn, current, action.key, new_item, dot)
+    expressions = action.expressions
+    return causal.update(txn, current, action.key,
+                         orjson.loads(old[0]) if old is not None else None, new_item,
+                         expressions.get("UpdateExpression"), expressions.names,
+                         expressions.values, dot)
 
 
 def _check(ctx: EngineContext, txn: WriteTxn, action: _Action

@@ -27,12 +27,13 @@ from typing import Any
 
 import orjson
 
-from atoll.engine import ddl, outbox, transactions
+from atoll.engine import causal, ddl, outbox, transactions
 from atoll.engine.context import EngineContext
 from atoll.engine.items import delete_row
 from atoll.engine.outbox import ItemOp
 from atoll.engine.tabledef import EncodedKey, TableDef
 from atoll.errors import ValidationError
+from atoll.replication.itemstate import Dot
 from atoll.storage import WriteTxn
 
 log = logging.getLogger(__name__)
@@ -162,8 +163,9 @@ async def _delete_expired(ctx: EngineContext, table: TableDef, keys: list[Encode
             item = orjson.loads(old[0])
             if not expired(item, attribute, now_s):
                 continue
-            delete_row(ctx, txn, current, key, old, hlc, by_ttl=True)
-            logged.append((key, None, old))
+            stored = causal.delete(txn, current, key, Dot(hlc, ctx.region))
+            delete_row(ctx, txn, current, key, old, stored, by_ttl=True)
+            logged.append((key, None, old, stored.data))
         if logged:
             outbox.log_item_changes(ctx, txn, hlc, current, logged)
         return len(logged)

@@ -221,7 +221,8 @@ def _body(origin: str, seq: int, hlc: int, ops: tuple[Op, ...],
 def _op_doc(op: Op, version: int) -> dict[str, Any]:
     if isinstance(op, ItemWrite):
         prev = None if op.prev is None else [op.prev.hlc, op.prev.origin]
-        doc = {"w": op.table, "pk": op.pk.hex(), "sk": op.sk.hex(), "i": op.item, "p": prev}
+        doc: dict[str, Any] = {"w": op.table, "pk": op.pk.hex(), "sk": op.sk.hex(),
+                               "i": op.item, "p": prev}
         if version >= 2:
             doc["x"] = orjson.Fragment(op.state) if op.state else None
         elif op.state:
