@@ -54,11 +54,16 @@ def test_local_write_assigns_dense_seqs_and_fills_prev(make) -> None:
     second = store.local_write(11, [put(1)])
     third = store.local_write(12, [put(2)])
     assert [first.seq, second.seq, third.seq] == [1, 2, 3]
+    # Each write carries its item state in the row form: its own version over `prev`,
+    # the one other region's write it observed (a's own earlier write is implied).
     assert second.ops[0].prev is None  # type: ignore[union-attr]
-    assert third.ops[0].prev == Version(11, "a")  # type: ignore[union-attr]
+    assert third.ops[0].prev is None and third.ops[0].state == b""  # type: ignore[union-attr]
     assert store.cursors() == {"a": Cursor(3, 12)}
     assert store.changes_since({}, 10) == [first, second, third]
     assert store.changes_since({"a": Cursor(2, 11)}, 10) == [third]
+    store.apply([remote("b", 1, 13, put(3))])
+    fourth = store.local_write(14, [put(4)])
+    assert fourth.ops[0].prev == Version(13, "b")  # type: ignore[union-attr]
 
 
 def test_local_write_refusals_change_nothing(make) -> None:

@@ -4,8 +4,9 @@ Theory of operation
 - In: `apply_job(engine, changes)` returns a write job that applies a peer's changes in
   order inside ONE storage transaction, exactly as the `ReplicaStore.apply` contract says:
   duplicates (seq <= cursor) are skipped, a gap stops the batch, the pure merge rule
-  (`replication.merge.merge_change`) decides every op, and the effects — table states,
-  item rows with their index rows, tombstones, conflicts — are written together with the
+  (`replication.merge.merge_change`: each item's incoming causal state joined into the
+  stored one) decides every op, and the effects — table states, item rows with their
+  states and index rows, tombstones, conflicts — are written together with the
   change itself (kept in the changelog, so it can be passed on) and the origin's cursor.
   A change into a table this region has not seen yet is held: the batch stops before it
   and its origin's cursor stays, to be retried when the creation arrives.
@@ -186,17 +187,18 @@ class _Row:
 
 
 def _read_row(txn: WriteTxn, table: TableDef | None, key: tuple[str, bytes, bytes]) -> _Row:
+    """The key's live row and its newest stored version with its causal state (the live
+    item's, else the tombstone's)."""
     if table is None:
         return _Row(None, None)
-    live, dead = txn.versions(table.tid, partition_hash(key[1]), key[1], key[2])
-    row = live[:4] if live is not None else None
-    if live is not None and (dead is None or (live[2], live[3]) > (dead[0], dead[1])):
-        prev = Version(*live[4]) if live[4] is not None else None
-        return _Row(row, Stored(Version(live[2], live[3]), orjson.loads(live[0]), prev))  # type: ignore[arg-type]
-    if dead is not None:
-        prev = Version(*dead[2]) if dead[2] is not None else None
-        return _Row(row, Stored(Version(dead[0], dead[1]), None, prev))
-    return _Row(row, None)
+    h = partition_hash(key[1])
+    live = txn.get(table.tid, h, key[1], key[2])
+    found = txn.item_state(table.tid, h, key[1], key[2])
+    if found is None:
+        return _Row(live, None)
+    state, version, prev = found
+    return _Row(live, Stored(Version(*version), orjson.loads(live[0]) if live is not None else None,
+                             Version(*prev) if prev is not None else None, state))
 
 
 def _apply_table_state(engine: Engine, txn: WriteTxn, name: str, state: TableState,
@@ -242,9 +244,11 @@ def _apply_item(engine: Engine, txn: WriteTxn, table: TableDef, pk: bytes, sk: b
     prev = (stored.prev.hlc, stored.prev.origin) if stored.prev is not None else None
     if stored.item is None:
         if old is None:
-            txn.delete_absent(table.tid, h, pk, sk, version.hlc, version.origin, prev)
+            txn.delete_absent(table.tid, h, pk, sk, version.hlc, version.origin, prev,
+                              stored.state)
             return
-        txn.delete(table.tid, h, pk, sk, version.hlc, version.origin, old[1], prev)
+        txn.delete(table.tid, h, pk, sk, version.hlc, version.origin, old[1], prev,
+                   stored.state)
         indexes.apply(txn, current, key, old[0], None)
         streams.capture(txn, current, pk, sk, (old[0], old[1]), None, version.origin,
                         engine.now_ms())
@@ -259,7 +263,7 @@ def _apply_item(engine: Engine, txn: WriteTxn, table: TableDef, pk: bytes, sk: b
             log.warning("replicated item in %s does not fit its indexes here: %s",
                         table.name, exc.message)
     txn.put(table.tid, h, pk, sk, item_bytes, size, version.hlc, version.origin,
-            old[1] if old is not None else None, prev)
+            old[1] if old is not None else None, prev, stored.state)
     if current.indexes:
         indexes.apply(txn, current, key, old[0] if old is not None else None, plan)
     # the one point where this region stores a peer's item: its stream record, if any
@@ -270,6 +274,7 @@ def _apply_item(engine: Engine, txn: WriteTxn, table: TableDef, pk: bytes, sk: b
 def conflict_record(conflict: Conflict) -> bytes:
     return orjson.dumps({
         "table": conflict.table, "pk": conflict.pk.hex(), "sk": conflict.sk.hex(),
+        "kind": conflict.kind, "attribute": conflict.attribute,
         "winner": {"hlc": conflict.winner.hlc, "origin": conflict.winner.origin,
                    "item": conflict.winner_item},
         "loser": {"hlc": conflict.loser.hlc, "origin": conflict.loser.origin,

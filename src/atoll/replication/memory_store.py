@@ -14,10 +14,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from atoll.invariant import invariant
+from atoll.replication import itemstate
 from atoll.replication.change import Change, ItemKey, ItemWrite, Op, Version
 from atoll.replication.cursors import ZERO, Cursor, Cursors, advance
 from atoll.replication.errors import OutOfOrder, UnknownTable
-from atoll.replication.merge import Conflict, Stored, TableState, merge_change
+from atoll.replication.itemstate import Dot
+from atoll.replication.merge import Conflict, Stored, TableState, key_item, merge_change
 from atoll.replication.store import ApplyResult, RetentionPlan, Snapshot
 
 _MISSING = object()
@@ -111,8 +113,8 @@ class MemoryStore:
                 state = self.tables.get(op.table)
                 if state is None or not state.live:
                     raise UnknownTable(op.table)
-                stored = self.items.get(op.key)
-                op = dataclasses.replace(op, prev=None if stored is None else stored.version)
+                op = local_item_write(self.items.get(op.key), op, hlc, self._region,
+                                      state.definition or {})
             filled.append(op)
         change = Change.create(self._region, own.seq + 1, hlc, filled)
         self._atomically(lambda: self._apply_one(change))
@@ -198,3 +200,22 @@ class _ListBox:
 
     def __init__(self, items: list[Conflict]) -> None:
         self.items = items
+
+
+def local_item_write(stored: Stored | None, op: ItemWrite, hlc: int, region: str,
+                     definition: dict[str, Any]) -> ItemWrite:
+    """A local whole-item write (a put of `op.item`, or a delete) made through the item's
+    causal state (atoll.replication.itemstate), as the engine's writes are: the op with
+    the new state and, in the row form, the `prev` that rebuilds it."""
+    key = key_item(definition, op.pk, op.sk)
+    old = None if stored is None else itemstate.Stored(
+        stored.state, Dot(stored.version.hlc, stored.version.origin),
+        None if stored.prev is None else Dot(stored.prev.hlc, stored.prev.origin))
+    dot = Dot(hlc, region)
+    item = op.item
+    if item is None:
+        new = itemstate.delete_stored(old, dot)
+    else:
+        new, item = itemstate.put_stored(old, item, key.keys(), dot)
+    prev = None if new.prev is None else Version(new.prev.hlc, new.prev.region)
+    return dataclasses.replace(op, item=item, prev=prev, state=new.data)

@@ -1,14 +1,24 @@
-"""The merge rule: last writer wins per item, by version (hlc, origin).
+"""The merge rule: each item's causal state is joined (atoll.replication.itemstate).
 
-Theory of operation: every stored item — live or a tombstone — keeps the version of the
-write that produced it and the version that write overwrote (`prev`). An incoming write
-is applied iff its version is greater than the stored one; this is a max over a total
-order, so applying any set of writes in any order, with duplicates, ends in the same
-state (idempotent, commutative, associative: tests/properties/test_merge_laws.py).
-Tombstones keep their version, so a late, older put cannot resurrect a deleted item.
+Theory of operation: every stored item — live or a tombstone — keeps its causal state
+beside it (`Stored.state`; b"" is the row form: one whole-item write at `version` over
+`prev`). An item write in a change carries the writer's whole state of the item after
+the write (the row form: the change's version over the op's `prev`), and applying it
+JOINS that state into the stored one (`itemstate.apply_stored`): a write that has seen
+a version supersedes it whatever the clocks, concurrent writes to different attributes
+both survive, concurrent increments all count, set members merge add-wins, and only
+truly concurrent writes of one attribute (or a whole-item write and a concurrent older
+attribute write) are decided by (hlc, region). The join is commutative, associative and
+idempotent, so any order of any set of changes, with duplicates, ends in the same state
+and the same visible item in every region (tests/properties/test_merge_laws.py and
+test_itemstate_laws.py). Conflicts are only what the join really lost (itemstate's
+conflicts.py): causally ordered writes never produce one. Tombstones keep their state,
+so a late write the delete observed cannot resurrect the item.
 
-Conflicts: a write that loses without having been seen by the winner is a *concurrent*
-write and is recorded (DESIGN.md decision 5):
+`decide` is the previous whole-item rule (last writer wins by version, with `prev` to
+tell a clean overwrite from a concurrent one), kept for comparing row versions where no
+state is at hand (antientropy's version checks):
+a write that loses without having been seen by the winner is a *concurrent* write:
   - the incoming write wins but its `prev` is not the stored version: the stored one lost;
   - the incoming write loses and the stored write's `prev` is not the incoming version:
     the incoming one lost.
@@ -29,30 +39,41 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from atoll.model.keys import decode_key_value
+from atoll.replication import itemstate
 from atoll.replication.change import Change, ItemKey, ItemWrite, TableOp, Version
-from atoll.replication.errors import UnknownTable
+from atoll.replication.errors import BadChange, UnknownTable
+from atoll.replication.itemstate import Dot
 
 
 @dataclass(frozen=True, slots=True)
 class Stored:
-    """The newest version of one key in a store; `item is None` is a tombstone."""
+    """The newest version of one key in a store; `item is None` is a tombstone.
+    `state`: the item's causal state as stored (b"": the row form `version`/`prev`
+    rebuild); `version` is then the greatest write the state has seen."""
 
     version: Version
     item: dict[str, Any] | None
     prev: Version | None = None
+    state: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
 class Conflict:
-    """A concurrent write that lost last-writer-wins, with both sides (decision 5)."""
+    """A concurrent write that lost, with both sides (decision 5). `kind` and
+    `attribute` as in itemstate's Conflict: "item" (a whole-item write lost; the items
+    are whole items), else the attribute's values ("replaced", "attribute") or hidden
+    increments ("counter"). A side with no single write has version (0, region)."""
 
     table: str
     pk: bytes
     sk: bytes
     winner: Version
-    winner_item: dict[str, Any] | None
+    winner_item: Any
     loser: Version
-    loser_item: dict[str, Any] | None
+    loser_item: Any
+    kind: str = "item"
+    attribute: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,11 +166,66 @@ def merge_change(change: Change, stored_of: Callable[[ItemKey], Stored | None],
         if not table.live:
             effects.ignored_writes += 1
             continue
-        decision = decide(stored_of(op.key), op, version)
-        if decision.conflict is not None:
-            effects.conflicts.append(decision.conflict)
-        if decision.apply:
-            effects.items[op.key] = Stored(version, op.item, op.prev)
+        local = stored_of(op.key)
+        joined, conflicts = join_write(local, op, version, table.definition or {})
+        effects.conflicts.extend(conflicts)
+        if joined is None:
+            effects.ignored_writes += 1  # nothing new here (a duplicate, or superseded)
         else:
-            effects.ignored_writes += 1
+            effects.items[op.key] = joined
     return effects
+
+
+def join_write(local: Stored | None, op: ItemWrite, version: Version,
+               definition: dict[str, Any]) -> tuple[Stored | None, list[Conflict]]:
+    """The stored item after joining the state `op` carries (written at `version`) into
+    `local` (None: no row), or None when that changes nothing; and the conflicts the
+    join revealed. `definition`: the table's, for its key attributes."""
+    key = key_item(definition, op.pk, op.sk)
+    incoming = itemstate.Stored(op.state, Dot(version.hlc, version.origin),
+                                None if op.prev is None else Dot(op.prev.hlc, op.prev.origin))
+    mine = None if local is None else itemstate.Stored(
+        local.state, Dot(local.version.hlc, local.version.origin),
+        None if local.prev is None else Dot(local.prev.hlc, local.prev.origin))
+    new, item, losses = itemstate.apply_stored(mine, None if local is None else local.item,
+                                               incoming, op.item, key)
+    conflicts = [_conflict(op, loss) for loss in losses]
+    if mine is not None and new is mine:
+        return None, conflicts
+    prev = None if new.prev is None else Version(new.prev.hlc, new.prev.region)
+    return Stored(Version(new.version.hlc, new.version.region), item, prev, new.data), conflicts
+
+
+def key_item(definition: dict[str, Any], pk: bytes, sk: bytes) -> dict[str, Any]:
+    """The key attributes of an item, decoded from its encoded key with the table's key
+    schema: the engine's definition form (hash_key/hash_type/range_key/range_type) or
+    DynamoDB's (KeySchema/AttributeDefinitions). A definition with neither (a bare test
+    table) gives no key attributes: its items' states then hold them as attributes,
+    alike in every region."""
+    names: list[tuple[str, str]] = []
+    if "hash_key" in definition:
+        names.append((definition["hash_key"], definition.get("hash_type") or "S"))
+        if definition.get("range_key"):
+            names.append((definition["range_key"], definition.get("range_type") or "S"))
+    elif "KeySchema" in definition:
+        types = {a["AttributeName"]: a["AttributeType"]
+                 for a in definition.get("AttributeDefinitions") or ()}
+        names = [(k["AttributeName"], types.get(k["AttributeName"], "S"))
+                 for k in sorted(definition["KeySchema"], key=lambda k: k["KeyType"] != "HASH")]
+    key: dict[str, Any] = {}
+    try:
+        for (name, kind), part in zip(names, (pk, sk)):
+            key[name] = decode_key_value(part, kind)
+    except ValueError as error:
+        raise BadChange(f"item key does not decode under its table's key schema: {error}"
+                        ) from None
+    return key
+
+
+def _conflict(op: ItemWrite, loss: itemstate.Conflict) -> Conflict:
+    winner = Version(0, "") if loss.winner is None else Version(loss.winner.hlc,
+                                                                 loss.winner.region)
+    loser = Version(0, loss.loser_region) if loss.loser is None else Version(
+        loss.loser.hlc, loss.loser.region)
+    return Conflict(op.table, op.pk, op.sk, winner, loss.winner_value, loser, loss.loser_value,
+                    loss.kind, loss.attribute)

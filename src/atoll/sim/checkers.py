@@ -7,9 +7,10 @@ reuse them on any cluster that exposes `MemoryStore`-like stores.
 
   converged          every region holds the same cursors and byte-identical contents
   acknowledged       every acknowledged write is present, or superseded by a later
-                     write to the same item that knew it (its `prev`, or a delete whose
-                     tombstone every region had applied and then purged) or that a
-                     conflict log records (the loser), or its table was deleted
+                     write to the same item that knew it (the item's causal state saw
+                     it and no longer holds it, or a delete whose tombstone every region
+                     had applied and then purged), or hidden by a concurrent write that
+                     a conflict log records (the loser), or its table was deleted
   cursors_gapless    no cursor past a gap: each region's changelog holds exactly the
                      records after its purge point up to its cursor, the ones the
                      origin made
@@ -21,8 +22,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from atoll.replication import itemstate
 from atoll.replication.change import Change, ItemKey, ItemWrite, Version, encode_change
+from atoll.replication.itemstate import Dot
 from atoll.replication.memory_store import MemoryStore
+from atoll.replication.merge import key_item
 from atoll.replication.protocol import plan_batch
 from atoll.replication.store import digest_snapshot
 
@@ -45,22 +49,14 @@ def converged(stores: Mapping[str, MemoryStore]) -> list[str]:
 
 def acknowledged(stores: Mapping[str, MemoryStore], acked: Sequence[Change]) -> list[str]:
     store = stores[sorted(stores)[0]]
-    knew: set[tuple[ItemKey, Version]] = set()
-    for change in acked:
-        for op in change.ops:
-            if isinstance(op, ItemWrite) and op.prev is not None:
-                knew.add((op.key, op.prev))
     lost_in_conflict = {((c.table, c.pk, c.sk), c.loser)
                         for s in stores.values() for c in s.conflicts()}
-    # A delete whose tombstone was purged had reached every region: whatever came later
-    # knew it, even though its `prev` (read after the purge) cannot say so.
-    knew.update(entry for s in stores.values() for entry in s.purged_tombstones)
     problems = []
     for change in acked:
         for op in change.ops:
             if not isinstance(op, ItemWrite):
                 continue
-            why = _missing(store, op, change.version, knew, lost_in_conflict)
+            why = _missing(store, op, change.version, lost_in_conflict)
             if why:
                 problems.append(f"acknowledged write {change.origin}/{change.seq} to "
                                 f"{op.key}: {why}")
@@ -68,23 +64,38 @@ def acknowledged(stores: Mapping[str, MemoryStore], acked: Sequence[Change]) -> 
 
 
 def _missing(store: MemoryStore, op: ItemWrite, version: Version,
-             knew: set[tuple[ItemKey, Version]],
              lost_in_conflict: set[tuple[ItemKey, Version]]) -> str:
+    """Why an acknowledged whole-item write is not accounted for in the final state
+    ("" if it is): it shows (its gen is the greatest, with its item), or a write that
+    observed it removed it (its dot is in the state's context, its gen is gone), or it
+    is hidden by a concurrent write and a conflict log records it."""
     table = store.table_state(op.table)
     if table is None:
         return "its table is unknown"
     if not table.live:
         return ""  # superseded by DeleteTable
     final = store.stored(op.key)
-    if final is not None and final.version == version:
+    # A delete whose tombstone retention purged had reached every region, after every
+    # write it observed: the item's state began afresh (or there is no row at all).
+    purged = any(key == op.key for key, _version in store.purged_tombstones)
+    if final is None:
+        return "" if op.item is None or purged else "lost: the item has no row"
+    key = key_item(table.definition or {}, op.pk, op.sk)
+    state = itemstate.load(itemstate.Stored(
+        final.state, Dot(final.version.hlc, final.version.origin),
+        None if final.prev is None else Dot(final.prev.hlc, final.prev.origin)),
+        final.item, key.keys())
+    dot = Dot(version.hlc, version.origin)
+    if dot.hlc > state.ctx.get(dot.region, 0):
+        return "" if purged else f"lost: the item's state never saw it (context {state.ctx})"
+    gen = state.gens.get(dot.region)
+    if gen is None or gen[0] != dot.hlc:
+        return ""  # removed by a later write that observed it
+    if itemstate.greatest_gen(state) == dot:
         return "" if final.item == op.item else "present with other contents"
-    if final is not None and final.version < version:
-        return f"lost: the item is at an older version {final.version}"
-    if final is None and op.item is None:
-        return ""  # a delete whose tombstone retention purged
-    if (op.key, version) in knew or (op.key, version) in lost_in_conflict:
+    if (op.key, version) in lost_in_conflict:
         return ""
-    return "superseded by a write that neither knew it nor logged a conflict"
+    return "hidden by a concurrent write without a logged conflict"
 
 
 def cursors_gapless(stores: Mapping[str, MemoryStore], acked: Sequence[Change]) -> list[str]:
