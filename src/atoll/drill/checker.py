@@ -12,9 +12,11 @@ write's — unless
   old region's write, or a skewed clock's).
 An acknowledged write that satisfies none of these is lost, and is named.
 
-Counters (ADD 1, one thread per counter item): the final value must lie between the
-acknowledged increments minus those recorded as conflict losers, and the acknowledged plus
-the unknown ones. Reads must return a value that some request wrote (or nothing).
+Counters (ADD 1, one thread per counter item): every acknowledged increment counts in
+every region (concurrent increments merge, none is ever a conflict loser), so the final
+value lies between the acknowledged increments and those plus the ones whose outcome
+the client could not know (an error); with none unknown it is exactly the acknowledged
+count. Reads must return a value that some request wrote (or nothing).
 """
 
 from __future__ import annotations
@@ -148,14 +150,13 @@ def _wrote(op: Operation) -> bool:
 
 def _check_counter(key: tuple[str, str], ops: list[Operation], finals: Finals,
                    recorded: int, result: CheckResult) -> None:
-    """`recorded`: conflict-log records (all regions) of this counter's losing versions;
-    each region that saw a concurrent increment lose records it, so this over-counts
-    what was lost, never under-counts: the lower bound stays sound."""
+    """Exact up to the unknown increments; `recorded` (conflict-log records naming this
+    counter, which should be none) is reported beside a problem, never allowed for."""
     acked = sum(1 for o in ops if o.ok)
     unknown = sum(1 for o in ops if o.unknown)
     result.counters_checked += 1
     for region, final in finals.items():
         value = int(final.get(key) or 0)
-        if not acked - recorded <= value <= acked + unknown:
+        if not acked <= value <= acked + unknown:
             result.counter_problems.append(CounterProblem(
                 region, key[0], key[1], value, acked, unknown, recorded))

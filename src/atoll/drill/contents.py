@@ -69,12 +69,22 @@ def read_back(cluster: Cluster, tables: tuple[str, ...]
                 if row["table"] not in tables:
                     continue  # the cluster's other tables (a running cluster)
                 conflicts += 1
-                loser = row.get("loser", {}).get("item") or {}
-                winner = row.get("winner", {}).get("item") or {}
-                pk = (loser or winner).get("pk", {}).get("S")
-                value = (loser.get("v", {}).get("S") if "c" not in loser
-                         else int(loser["c"]["N"]))
-                losers.append((row["table"], pk, value))
+                losers.append(_loser(row))
             if len(rows) < CONFLICTS_PAGE:
                 break
     return finals, losers, conflicts
+
+
+def _loser(row: dict[str, Any]) -> Loser:
+    """(table, key, the losing `v` or counter number) of a conflict record: a whole
+    item's ("item" records), or the attribute's own value ("attribute"/"replaced"
+    records name the attribute and hold its value)."""
+    loser = row.get("loser", {}).get("item") or {}
+    key = row.get("key") or {}
+    pk = key.get("pk", {}).get("S") if isinstance(key, dict) else None
+    attribute = row.get("attribute") or ""
+    if attribute:
+        loser = {attribute: loser} if isinstance(loser, dict) else {}
+    value: Any = (loser.get("v", {}).get("S") if "c" not in loser
+                  else int(loser["c"].get("N", 0)))
+    return row["table"], pk, value
