@@ -147,3 +147,32 @@ def test_a_causally_later_write_wins_over_a_region_an_hour_ahead(tmp_path: Path)
             assert _conflicts(cluster, region) == []
     finally:
         cluster.close()
+
+
+@pytest.mark.slow
+def test_a_table_tagged_for_the_whole_item_rule_keeps_one_concurrent_update(
+        cluster: DrillCluster) -> None:
+    ddbs = _clients(cluster)
+    ddbs[EAST].create_table(
+        TableName="whole", KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST", Tags=[{"Key": "atoll:merge", "Value": "item"}])
+    assert wait_until(lambda: "whole" in ddbs[WEST].list_tables()["TableNames"], 20)
+    with pytest.raises(ddbs[EAST].exceptions.ClientError, match="atoll:merge"):
+        ddbs[EAST].tag_resource(ResourceArn=ddbs[EAST].describe_table(
+            TableName="whole")["Table"]["TableArn"],
+            Tags=[{"Key": "atoll:merge", "Value": "sometimes"}])
+    ddbs[EAST].put_item(TableName="whole", Item={"pk": {"S": "k"}, "n": {"N": "1"}})
+    _replicated(ddbs, "whole", "k", {"pk": {"S": "k"}, "n": {"N": "1"}})
+    _partition(cluster)
+    _update(ddbs[EAST], "whole", "k", "SET a = :v ADD n :one",
+            {":v": {"S": "east"}, ":one": {"N": "1"}})
+    _update(ddbs[WEST], "whole", "k", "SET b = :v ADD n :one",  # later: the whole-item winner
+            {":v": {"S": "west"}, ":one": {"N": "1"}})
+    _heal(cluster)
+    assert _converged(ddbs, "whole", "k") == {"pk": {"S": "k"}, "n": {"N": "2"},
+                                              "b": {"S": "west"}}
+    for region in (EAST, WEST):  # east's whole item lost, and says so
+        records = _conflicts(cluster, region)
+        assert [(r["kind"], r["loser"]["item"]) for r in records] == [
+            ("item", {"pk": {"S": "k"}, "n": {"N": "2"}, "a": {"S": "east"}})], records

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from atoll.engine.tabledef import EncodedKey, TableDef
+from atoll.engine.tabledef import MERGE_TAG, EncodedKey, TableDef
 from atoll.expressions.attrwrites import attribute_writes
 from atoll.expressions.paths import Path
 from atoll.expressions.update import Update
@@ -39,10 +39,7 @@ from atoll.storage import WriteTxn
 
 Item = dict[str, Any]
 
-MERGE_TAG: Final = "atoll:merge"
-WHOLE_ITEM: Final = "item"
-ATTRIBUTE_LEVEL: Final = "attribute"
-MERGE_RULES: Final = (ATTRIBUTE_LEVEL, WHOLE_ITEM)
+WHOLE_ITEM: Final = "item"  # the value of the tag MERGE_TAG that opts a table out
 
 
 def whole_item(table: TableDef) -> bool:

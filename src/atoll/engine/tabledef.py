@@ -258,11 +258,17 @@ _TAG_TEXT_RE = re.compile(r"[\w\s+\-=.:/]*")
 _TAG_PATTERN = r"[\p{L}\p{Z}\p{N}_.:/=+\-]*"
 
 
+# The merge rule of a table's items across regions (engine/causal.py): attribute-level
+# (the default) or, tagged `atoll:merge = item`, DynamoDB global tables' whole-item rule.
+MERGE_TAG = "atoll:merge"
+MERGE_RULES = ("attribute", "item")
+
+
 def tags_of(request: dict[str, Any]) -> dict[str, str]:
     """The Tags list of a CreateTable or TagResource request, validated: characters as
     the Developer Guide's "Tagging restrictions in DynamoDB" allows them (refused, like
     the lengths the service model bounds, as request-validation constraints), no key in
-    the reserved aws: namespace."""
+    the reserved aws: namespace, and atoll:merge naming a merge rule."""
     tags: dict[str, str] = {}
     errors: list[str] = []
     for position, tag in enumerate(request.get("Tags") or (), 1):
@@ -280,6 +286,9 @@ def tags_of(request: dict[str, Any]) -> dict[str, str]:
         if key.startswith("aws:"):
             raise ValidationError("One or more parameter values were invalid: Tag keys "
                                   "starting with 'aws:' are reserved for system use")
+        if key == MERGE_TAG and tag["Value"] not in MERGE_RULES:
+            raise ValidationError(f"One or more parameter values were invalid: Tag {MERGE_TAG} "
+                                  f"must be one of: {', '.join(MERGE_RULES)}")
         tags[key] = tag["Value"]
     return tags
 
