@@ -81,7 +81,7 @@ def _loser(row: dict[str, Any]) -> Loser:
     records name the attribute and hold its value)."""
     loser = row.get("loser", {}).get("item") or {}
     key = row.get("key") or {}
-    pk = key.get("pk", {}).get("S") if isinstance(key, dict) else None
+    pk = str(key.get("pk", {}).get("S", "")) if isinstance(key, dict) else ""
     attribute = row.get("attribute") or ""
     if attribute:
         loser = {attribute: loser} if isinstance(loser, dict) else {}
