@@ -21,7 +21,8 @@ KEYS = (b"k0", b"k1", b"k2")
 @st.composite
 def histories(draw: st.DrawFn) -> list[Change]:
     """Per origin, a dense sequence of changes on a few keys of table t (created by a/1),
-    with distinct, per-origin increasing timestamps (ties broken by origin name)."""
+    with distinct, per-origin increasing timestamps (ties broken by origin name), each
+    item write a whole-item write in the row form over an arbitrary `prev`."""
     changes = [Change.create("a", 1, 1, [TableOp("t", "create", {"k": 1})])]
     for origin in ORIGINS:
         seq = 1 if origin == "a" else 0
@@ -34,8 +35,13 @@ def histories(draw: st.DrawFn) -> list[Change]:
             for key in keys:
                 value = draw(st.one_of(st.none(), st.integers(0, 3)))
                 item = None if value is None else {"pk": {"S": key.decode()}, "v": {"N": str(value)}}
+                # what the writer had seen: any other region's version, or an earlier
+                # one of its own (a write never saw its own region's later writes; a
+                # write's state is the row form over it: DESIGN.md decision 3)
                 prev = draw(st.one_of(st.none(), st.builds(Version, st.integers(1, 20),
                                                            st.sampled_from(ORIGINS))))
+                if prev is not None and prev.origin == origin and prev.hlc >= hlc:
+                    prev = None
                 ops.append(ItemWrite("t", key, b"", item, prev))
             changes.append(Change.create(origin, seq, hlc, ops))
     return changes

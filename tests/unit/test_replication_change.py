@@ -105,6 +105,8 @@ def mutate(**changes: object) -> dict[str, object]:
     (mutate(ops=[{**GOOD["ops"][0], "i": {"pk": {"Q": "k"}}}]), "unknown attribute type"),
     (mutate(ops=[{**GOOD["ops"][0], "i": {}}]), "empty item"),
     (mutate(ops=[{**GOOD["ops"][0], "p": [1]}]), "malformed prev"),
+    (mutate(ops=[{**GOOD["ops"][0], "p": [1, "a"]}]), "prev: its own region's same version"),
+    (mutate(h=5, ops=[{**GOOD["ops"][0], "p": [6, "a"]}]), "prev: its own later version"),
     (mutate(ops=[GOOD["ops"][0], GOOD["ops"][0]]), "same item twice"),
     (mutate(ops=[{"t": "t", "k": "drop", "d": None}]), "unknown table op"),
     (mutate(ops=[{"t": "t", "k": "create", "d": None}]), "create without definition"),

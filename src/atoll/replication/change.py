@@ -256,6 +256,7 @@ def _from_doc(doc: Any, crc: int) -> Change:
     item_fields = _ITEM_OP_FIELDS if version >= 2 else _ITEM_OP_FIELDS_V1
     ops = tuple(_op_from_doc(raw, item_fields) for raw in raw_ops)
     _check_op_set(ops)
+    _check_prevs(origin, hlc, ops)
     return Change(origin, seq, hlc, ops, crc, version)
 
 
@@ -315,6 +316,7 @@ def _check_shape(origin: Any, seq: Any, hlc: Any, ops: tuple[Op, ...], *,
     for op in ops:
         _check_op(op, items)
     _check_op_set(ops)
+    _check_prevs(origin, hlc, ops)
 
 
 def _check_header(origin: Any, seq: Any, hlc: Any, op_count: int) -> None:
@@ -326,6 +328,15 @@ def _check_header(origin: Any, seq: Any, hlc: Any, op_count: int) -> None:
         raise BadChange("change hlc must be a positive integer")
     if not op_count or op_count > MAX_OPS_PER_CHANGE:
         raise BadChange(f"a change has 1..{MAX_OPS_PER_CHANGE} ops, not {op_count}")
+
+
+def _check_prevs(origin: str, hlc: int, ops: tuple[Op, ...]) -> None:
+    """A write saw only earlier versions of its own region: a `prev` of the change's own
+    origin at or after its timestamp describes no state a region can hold."""
+    for op in ops:
+        prev = op.prev if isinstance(op, ItemWrite) else None
+        if prev is not None and prev.origin == origin and prev.hlc >= hlc:
+            raise BadChange("an item write's prev is a later version of its own region")
 
 
 def _check_op_set(ops: tuple[Op, ...]) -> None:
