@@ -15,7 +15,7 @@ import sqlite3
 import zlib
 from typing import Any
 
-from atoll.storage.protocol import CorruptionDetected, ItemRow
+from atoll.storage.protocol import CorruptionDetected, ItemRow, StoredState
 from atoll.storage.sqlite.streams import SqliteStreamWrites, first_stream_pos
 
 _INDEX_INSERT = ("INSERT OR REPLACE INTO index_items (tid, iid, h, pk, sk, base_pk, base_sk,"
@@ -40,6 +40,9 @@ class SqliteTxn(SqliteStreamWrites):
         self.tombstone_tids: set[int] = {
             int(row[0]) for row in self._cur.execute("SELECT DISTINCT tid FROM tombstones")}
         self.prevs: dict[tuple[int, int, bytes, bytes], tuple[int, str] | None] = {}
+        # the causal state of live items this transaction read or wrote: a write job
+        # reads a key's item (`get`) and then its state (`item_state`), one SELECT
+        self.states: dict[tuple[int, int, bytes, bytes], StoredState] = {}
         # what this transaction did to live items, for the read cache once it commits
         self.item_changes: list[tuple[tuple[int, int, bytes, bytes], ItemRow | None]] = []
         self.dropped_tids: set[int] = set()
@@ -49,6 +52,7 @@ class SqliteTxn(SqliteStreamWrites):
         """Forget the per-transaction bookkeeping (after COMMIT or ROLLBACK)."""
         self.writes = 0
         self.prevs.clear()
+        self.states.clear()
         self.item_changes = []
         self.dropped_tids = set()
 
@@ -56,12 +60,14 @@ class SqliteTxn(SqliteStreamWrites):
     def get(self, tid: int, h: int, pk: bytes, sk: bytes) -> tuple[bytes, int, int, str] | None:
         """(item bytes, size, hlc, origin) of the live item, or None."""
         row = self._cur.execute(
-            "SELECT item, size, hlc, origin, crc FROM items WHERE tid=? AND h=? AND pk=? AND sk=?",
-            (tid, h, pk, sk)).fetchone()
+            "SELECT item, size, hlc, origin, crc, state, prev_hlc, prev_origin FROM items"
+            " WHERE tid=? AND h=? AND pk=? AND sk=?", (tid, h, pk, sk)).fetchone()
         if row is None:
             return None
         if zlib.crc32(row[0]) != row[4]:
             raise CorruptionDetected("Stored item failed its checksum")
+        self.states[(tid, h, pk, sk)] = (row[5] or b"", (row[2], row[3]),
+                                         (row[6], row[7]) if row[6] is not None else None)
         return row[0], row[1], row[2], row[3]
 
     def put(self, tid: int, h: int, pk: bytes, sk: bytes, item: bytes, size: int,
@@ -73,6 +79,7 @@ class SqliteTxn(SqliteStreamWrites):
         # older than the new item's, and replication compares against the newest of both.
         self.writes += 1
         self.prevs[(tid, h, pk, sk)] = prev
+        self.states[(tid, h, pk, sk)] = (state, (hlc, origin), prev)
         self.item_changes.append(((tid, h, pk, sk), (item, size)))
         self._cur.execute(
             "INSERT OR REPLACE INTO items (tid, h, pk, sk, item, size, hlc, origin, crc,"
@@ -103,6 +110,7 @@ class SqliteTxn(SqliteStreamWrites):
     def _tombstone(self, tid: int, h: int, pk: bytes, sk: bytes, hlc: int, origin: str,
                    prev: tuple[int, str] | None, state: bytes) -> None:
         self.prevs[(tid, h, pk, sk)] = prev
+        self.states.pop((tid, h, pk, sk), None)  # the key has no live item now
         self.tombstone_tids.add(tid)  # before the insert: a rolled-back add stays harmless
         self._cur.execute(
             "INSERT OR REPLACE INTO tombstones (tid, h, pk, sk, hlc, origin, prev_hlc,"
@@ -118,6 +126,9 @@ class SqliteTxn(SqliteStreamWrites):
                    ) -> tuple[bytes, tuple[int, str], tuple[int, str] | None] | None:
         """(state, version, prev) of the key's newest version: its live item's, else its
         tombstone's; None if it has neither."""
+        known = self.states.get((tid, h, pk, sk))
+        if known is not None:
+            return known
         row = self._cur.execute(
             "SELECT state, hlc, origin, prev_hlc, prev_origin FROM items"
             " WHERE tid=? AND h=? AND pk=? AND sk=?", (tid, h, pk, sk)).fetchone()
@@ -346,6 +357,7 @@ class SqliteTxn(SqliteStreamWrites):
 
     def drop_table(self, name: str, tid: int) -> None:
         self.dropped_tids.add(tid)
+        self.states.clear()
         self.writes += 1
         self._cur.execute("DELETE FROM tables WHERE name=?", (name,))
         self._cur.execute("DELETE FROM items WHERE tid=?", (tid,))
