@@ -7,9 +7,9 @@ UpdateItem ADD throughput, and the bytes it adds to an item, against the build w
 Two `atoll serve` processes, one at a time under load, each on durable SQLite in its own
 temporary directory: `causal` runs this checkout; `whole-item` runs the same Python on
 the sources of git ref REF (default `main`: the build whose rows keep no state), exported
-with `git archive` into a temporary directory and put first on PYTHONPATH. Both run
-interpreted or both compiled only if the checkout and the export agree; run it with
-ATOLL_PURE_PYTHON builds on both sides (this script does not compile the export).
+with `git archive` into a temporary directory and put first on PYTHONPATH (or --without-src DIR). The export is
+interpreted; to compare compiled builds, build both with mypyc in place and pass
+--without-src and --with-src (this script compiles nothing).
 
 wrk drives each workload against each server in alternating order, round by round, so
 drift on a shared machine hits both alike: bench/lua/put.lua (PutItem, fresh keys),
@@ -137,11 +137,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--without", default="main", help="git ref of the build without state")
+    parser.add_argument("--without-src", default=None, metavar="DIR",
+                        help="run the build without state from this src directory (a "
+                             "compiled one, say) instead of exporting --without")
+    parser.add_argument("--with-src", default=None, metavar="DIR",
+                        help="run the causal build from this src directory instead of "
+                             "this checkout")
     parser.add_argument("--in-memory", action="store_true", help="no fsync (tmpfs)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="atoll-itemstate-bench-") as root:
         base = Path(root)
-        src = _export(args.without, base)
+        src = Path(args.without_src) if args.without_src else _export(args.without, base)
+        srcs = {"whole-item": src,
+                "causal": Path(args.with_src) if args.with_src else None}
         procs: dict[str, subprocess.Popen[bytes]] = {}
         urls: dict[str, str] = {}
         try:
@@ -149,14 +157,14 @@ def main(argv: list[str] | None = None) -> int:
                 data = base / build
                 data.mkdir()
                 port = _free_port()
-                procs[build] = _start(str(data), port, args.in_memory,
-                                      src if build == "whole-item" else None)
+                procs[build] = _start(str(data), port, args.in_memory, srcs[build])
                 urls[build] = f"http://127.0.0.1:{port}"
                 client = Client(urls[build])
                 _create(client, "bench", stream=False)
                 _load(client, "bench", [f"item-{n:06d}" for n in range(PRELOAD_KEYS)])
             print(f"atoll, {'in memory' if args.in_memory else 'durable SQLite'}; whole-item "
-                  f"= {args.without}", flush=True)
+                  f"= {args.without_src or args.without}, causal = "
+                  f"{args.with_src or 'this checkout'}", flush=True)
             passed = rounds(urls, {b: p.pid for b, p in procs.items()}, args)
             if not args.in_memory:
                 sizes(next((base / "causal").glob("*.db")))
