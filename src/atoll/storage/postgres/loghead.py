@@ -31,6 +31,8 @@ commits; the lock is held until the COMMIT (or ROLLBACK) ends. So:
 - Peers' records (other origins, appended by replication) are written by batches that
   hold this region's head lock too, each batch appending an origin's next contiguous
   run: they also become visible in number order.
+- Stream positions (streams.py) are numbered the same way: the head row also keeps the
+  last position taken by any stream of the region.
 
 What was rejected, and why.
 - A sequence (nextval, SERIAL, IDENTITY): numbers are handed out before commit, so a
