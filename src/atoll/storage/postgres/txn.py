@@ -23,6 +23,8 @@ Theory of operation
   read that finds a mismatch raises CorruptionDetected.
 - There is no item cache (other nodes write the same rows), so unlike SQLite's the
   transaction does not keep what it did to live items.
+- The stream writes live in the base class (streams.py), with how stream positions
+  follow commit order across the region's nodes: the head row keeps the last one.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from atoll.errors import ValidationError
 from atoll.storage.postgres import loghead
 from atoll.storage.postgres.connection import JOB, classify
 from atoll.storage.postgres.schema import KEY_BYTES_LIMIT
+from atoll.storage.postgres.streams import PostgresStreamWrites
 from atoll.storage.protocol import CorruptionDetected, IndexRow, RowVersion
 
 _ITEM_UPSERT = (
@@ -66,22 +69,18 @@ _KEY = " WHERE tid = %s AND h = %s AND pk = %s AND sk = %s"
 Key = tuple[int, int, bytes, bytes]
 
 
-class PostgresTxn:
+class PostgresTxn(PostgresStreamWrites):
     """The writer connection's open transaction (used only by the thread running the
     batch); `begin` before the jobs, `finish` after them, then storage.py commits."""
 
     def __init__(self, conn: psycopg.Connection, region: str) -> None:
-        self.conn = conn
+        super().__init__(conn)
         self.region = region
-        self._pipeline: psycopg.Pipeline | None = None
-        self._read = conn.cursor()  # statements whose answer is fetched
-        self._write = conn.cursor()  # statements only queued
         self.head = loghead.Head(0)  # the region's head as the batch found it
         self.next_seq = 1
         self._logged_hlc = 0  # the highest hlc of this batch's own changes
         self._remote_hlc = 0  # ... and of the peers' changes it appended
         self._catalog_changed = False
-        self.writes = 0  # mutating statements in the open transaction
         self.sync_each_job = False  # storage.py's replay that finds a failing job
         self.prevs: dict[Key, RowVersion | None] = {}
         # Tombstone versions of keys this transaction read or wrote: a put reads the live
@@ -96,6 +95,7 @@ class PostgresTxn:
         self._pipeline = pipeline
         self.head = loghead.lock_head(self._read, self.region)
         self.next_seq = self.head.seq + 1
+        self.next_stream_pos = self.head.stream_pos + 1
         self.writes = 0
         self._logged_hlc = self._remote_hlc = 0
         self._catalog_changed = False
@@ -113,22 +113,16 @@ class PostgresTxn:
         self._stats.clear()
         head = self.head
         if (self.next_seq - 1 != head.seq or self._logged_hlc > head.hlc
-                or self._remote_hlc > head.remote_hlc or self._catalog_changed):
+                or self._remote_hlc > head.remote_hlc or self._catalog_changed
+                or self.next_stream_pos - 1 != head.stream_pos):
             loghead.advance_head(self._write, self.region, self.next_seq - 1,
-                                 self._logged_hlc, self._remote_hlc, self._catalog_changed)
+                                 self._logged_hlc, self._remote_hlc, self._catalog_changed,
+                                 self.next_stream_pos - 1)
 
     def load_tables(self) -> list[tuple[str, int, bytes]]:
         """(name, tid, definition) of every live table, as of this transaction."""
         return [(str(n), int(t), d) for n, t, d in self._read.execute(
             "SELECT name, tid, definition FROM tables ORDER BY name").fetchall()]
-
-    def sync(self) -> None:
-        """Send everything queued and wait for its answers (raising a queued failure)."""
-        if self._pipeline is not None:
-            self._pipeline.sync()
-
-    def _one(self, sql: str, args: Any) -> Any:
-        return self._read.execute(sql, args).fetchone()
 
     def _keyed(self, sql: str, args: tuple[Any, ...], key_bytes: int) -> None:
         """Queue a write; one whose key may not fit the b-tree runs alone under a
@@ -297,13 +291,6 @@ class PostgresTxn:
         if removed:
             self.writes += 1
         return removed
-
-    def _counted(self, sql: str, args: Any) -> int:
-        """Run a statement now and return how many rows it changed."""
-        cur = self.conn.cursor()
-        cur.execute(sql, args)
-        self.sync()
-        return max(0, cur.rowcount)
 
     # --- changelog, cursors, conflicts ---------------------------------------------------
     def log_change(self, hlc: int, body: bytes) -> int:
