@@ -32,9 +32,12 @@ from atoll.topology.config import load_cluster_config
 @click.option("--max-connections", default=None, type=click.IntRange(1),
               help="Client connections held open at most; at the cap the one idle longest "
               "is closed to admit a new one [default: from the open-file limit].")
+@click.option("--fault-drop-every", default=0, type=click.IntRange(0), hidden=True,
+              envvar="ATOLL_FAULT_DROP_EVERY",
+              help="A deliberate defect: drop every Nth replicated item write (drill tests).")
 def serve(host: str | None, port: int | None, data_dir: str, in_memory: bool, region: str | None,
           config_path: str | None, ttl_interval: float, peer_listen: str | None,
-          clock_offset_ms: int, max_connections: int | None) -> None:
+          clock_offset_ms: int, max_connections: int | None, fault_drop_every: int) -> None:
     """Serve the DynamoDB API over HTTP on HOST:PORT."""
     cluster = None
     if config_path is not None:
@@ -52,7 +55,7 @@ def serve(host: str | None, port: int | None, data_dir: str, in_memory: bool, re
                             data_dir=data_dir, in_memory=in_memory, region=region or "local",
                             cluster=cluster, ttl_interval_s=ttl_interval,
                             peer_listen=_host_port(peer_listen), clock_offset_ms=clock_offset_ms,
-                            max_connections=max_connections))
+                            max_connections=max_connections, fault_drop_every=fault_drop_every))
     except ValidationError as exc:  # e.g. the data directory belongs to another cluster
         raise click.ClickException(exc.message) from None
     except ListenError as exc:

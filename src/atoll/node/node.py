@@ -65,6 +65,7 @@ class NodeConfig:
     peer_listen: tuple[str, int] | None = None
     clock_offset_ms: int = 0  # added to the wall clock (clock-skew drills)
     max_connections: int | None = None  # client port; None: derived from the open-file limit
+    fault_drop_every: int = 0  # a deliberate replication defect (atoll.replication.faults)
 
 
 def _database_path(config: NodeConfig) -> tuple[str, str | None]:
@@ -110,7 +111,8 @@ class Node:
         self.peer_address: tuple[str, int] | None = None
         if config.cluster is not None:
             topology = self._start_topology(config.cluster, os.path.dirname(path))
-            self.replicator = Replicator(self.engine, topology, config.region)
+            self.replicator = Replicator(self.engine.context, topology, config.region,
+                                         fault_drop_every=config.fault_drop_every)
             self.peer_http = HttpServer(self.api.handle, self._get, self._peer_post,
                                         limits=ConnectionLimits(max_connections=peer_cap))
         # /metrics, /console and the console's JSON (atoll.node.operator)
