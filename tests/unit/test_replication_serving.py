@@ -22,6 +22,8 @@ from atoll.replication.store import RetentionPlan, digest_snapshot, snapshot
 CONFIG = ReplicationConfig(max_batch_changes=4, snapshot_page_rows=2)
 REGIONS = ("a", "b", "c")
 CLOCK = HybridClock(lambda: 0)
+HELD: dict[str, Cursor] = {}  # what the server held when a Pull arrived (only read for
+# the puller's own origin and for origins it has no record of)
 
 
 def change(origin: str, seq: int, key: str = "k") -> Change:
@@ -44,22 +46,22 @@ def seqs(batch: Batch) -> list[tuple[str, int]]:
 
 def test_records_after_the_cursor_or_ahead_for_the_origins_asked() -> None:
     store = store_with(*(change("a", s) for s in range(1, 4)), change("c", 1), change("c", 2))
-    batch = answer_pull(Pull(1, {"a": Cursor(1, 10)}, 10), "x", REGIONS, store, 0, CONFIG)
+    batch = answer_pull(Pull(1, {"a": Cursor(1, 10)}, 10), "x", REGIONS, store, {}, CONFIG)
     assert seqs(batch) == [("a", 2), ("a", 3), ("c", 1), ("c", 2)] and batch.has_more  # 4 at most
     only_c = answer_pull(Pull(2, {}, 10, origins=("c",), ahead={"c": 1}), "x", REGIONS,
-                         store, 0, CONFIG)
+                         store, {}, CONFIG)
     assert seqs(only_c) == [("c", 2)] and not only_c.has_more and only_c.log_start == {}
 
 
 def test_a_puller_below_the_purged_log_is_behind() -> None:
     store = store_with(*(change("a", s) for s in range(1, 6)))
     store.write(Purge(RetentionPlan({"a": 3}, 0), 100))
-    behind = answer_pull(Pull(1, {"a": Cursor(2, 20)}, 10), "c", REGIONS, store, 0, CONFIG)
+    behind = answer_pull(Pull(1, {"a": Cursor(2, 20)}, 10), "c", REGIONS, store, HELD, CONFIG)
     assert behind.log_start == {"a": 3}
-    caught_up = answer_pull(Pull(1, {"a": Cursor(3, 30)}, 10), "c", REGIONS, store, 0, CONFIG)
+    caught_up = answer_pull(Pull(1, {"a": Cursor(3, 30)}, 10), "c", REGIONS, store, HELD, CONFIG)
     assert caught_up.log_start == {} and seqs(caught_up) == [("a", 4), ("a", 5)]
     # a region never needs its own changes back: the origin itself is never "behind"
-    assert answer_pull(Pull(1, {"a": Cursor(2, 20)}, 10), "a", REGIONS, store, 0,
+    assert answer_pull(Pull(1, {"a": Cursor(2, 20)}, 10), "a", REGIONS, store, HELD,
                        CONFIG).log_start == {}
 
 
@@ -68,25 +70,37 @@ def test_a_hole_left_by_adopted_cursors_cannot_be_crossed() -> None:
     store.write(AdoptCursors("b", (("a", Cursor(9, 90)),), CLOCK))
     store.write(ApplyChanges(((change("a", 10), encode_change(change("a", 10))),), "b", CLOCK,
                              lambda: 0))
-    first = answer_pull(Pull(1, {"a": Cursor(1, 10)}, 10), "c", REGIONS, store, 0, CONFIG)
+    first = answer_pull(Pull(1, {"a": Cursor(1, 10)}, 10), "c", REGIONS, store, HELD, CONFIG)
     assert seqs(first) == [("a", 2)] and first.log_start == {}  # up to the hole
-    second = answer_pull(Pull(2, {"a": Cursor(2, 20)}, 10), "c", REGIONS, store, 0, CONFIG)
+    second = answer_pull(Pull(2, {"a": Cursor(2, 20)}, 10), "c", REGIONS, store, HELD, CONFIG)
     assert seqs(second) == [] and second.log_start == {"a": 9}
+
+
+def test_a_cursor_adopted_with_no_record_after_it_cannot_be_served_across() -> None:
+    store = store_with(change("a", 1), change("c", 1))
+    store.write(AdoptCursors("b", (("c", Cursor(7, 70)),), CLOCK))
+    behind = answer_pull(Pull(1, {"a": Cursor(1, 10), "c": Cursor(1, 11)}, 10), "a", REGIONS,
+                         store, store.cursors(), CONFIG)
+    assert seqs(behind) == [] and behind.log_start == {"c": 7}
+    level = answer_pull(Pull(1, {"a": Cursor(1, 10), "c": Cursor(7, 70)}, 10), "a", REGIONS,
+                        store, store.cursors(), CONFIG)
+    assert level.log_start == {}
 
 
 def test_a_puller_that_lost_its_own_data_is_behind_on_its_own_origin() -> None:
     store = store_with(change("a", 1), change("c", 1), change("c", 2))
-    lost = answer_pull(Pull(1, {}, 10), "c", REGIONS, store, 2, CONFIG)
+    held = store.cursors()  # b holds c/1..2
+    lost = answer_pull(Pull(1, {}, 10), "c", REGIONS, store, held, CONFIG)
     assert lost.log_start == {"c": 2}
     # a non-empty claim older than what the server pulled meanwhile is not a loss
-    racing = answer_pull(Pull(1, {"c": Cursor(1, 11)}, 10), "c", REGIONS, store, 2, CONFIG)
+    racing = answer_pull(Pull(1, {"c": Cursor(1, 11)}, 10), "c", REGIONS, store, held, CONFIG)
     assert racing.log_start == {}
 
 
 def test_only_an_empty_answer_is_held_and_never_beyond_the_maximum() -> None:
     store = store_with(change("a", 1))
     pull = Pull(1, {"a": Cursor(1, 10)}, 10, wait_ms=9000)
-    empty = answer_pull(pull, "c", REGIONS, store, 0, CONFIG)
+    empty = answer_pull(pull, "c", REGIONS, store, HELD, CONFIG)
     assert hold_ms(pull, empty, CONFIG) == CONFIG.max_pull_wait_ms
     assert hold_ms(Pull(1, {}, 10, wait_ms=50), Batch(1, (b"x",), False), CONFIG) == 0
 
@@ -113,9 +127,9 @@ def test_a_rebuild_copies_tables_rows_and_tombstones_then_adopts_cursors() -> No
     assert digest_snapshot(snapshot(target)) == digest_snapshot(snapshot(source))
     assert target.contents()[("t", b"k3", b"")].item is None
     assert target.cursors() == source.cursors()
-    # the log continues after the adopted cursors: c's starts there; a's has a hole
-    # after a/1 that serving will not cross
-    assert target.log_start() == {"c": 2}
+    # the log continues after the adopted cursors: it holds no record of c, and of a
+    # only a/1, before a hole that serving will not cross
+    assert target.records_since("c", 0, 10) == []
     assert [seq for seq, _ in target.records_since("a", 0, 10)] == [1]
 
 

@@ -119,12 +119,7 @@ class SqliteReplicaStore:
                 for name, ch, co, vh, vo, d in self.storage.load_table_states()}
 
     def log_start(self) -> dict[str, int]:
-        held = self.storage.log_start()  # per origin with records: the first seq - 1
-        starts = {o: s for o, s in held.items() if s > 0}
-        for origin, (seq, _hlc) in self.storage.cursor_vector().items():
-            if origin not in held and seq > 0:
-                starts[origin] = seq  # no record held: a cursor adopted from a snapshot
-        return starts
+        return {o: s for o, s in self.storage.log_start().items() if s > 0}
 
     def records_since(self, origin: str, after_seq: int, limit: int) -> list[tuple[int, bytes]]:
         return [(seq, body) for seq, _hlc, body in

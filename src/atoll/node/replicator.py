@@ -45,7 +45,6 @@ from atoll.invariant import invariant
 from atoll.replication.apply import ApplyOutcome
 from atoll.replication.config import ReplicationConfig
 from atoll.replication.core import ReplicationCore
-from atoll.replication.cursors import ZERO
 from atoll.replication.errors import BadMessage, NotAPeer
 from atoll.replication.faults import DropItemWrites
 from atoll.replication.protocol import encode_message
@@ -172,7 +171,7 @@ class Replicator:
         except BadMessage as exc:
             log.warning("refused a malformed pull from %s: %s", puller, exc)
             return 400, _message(f"malformed pull: {exc}")
-        held = self.store.cursors().get(puller, ZERO).seq  # on arrival, before any wait
+        held = self.store.cursors()  # on arrival, before any wait
         batch = self.core.answer_pull(pull, puller, self.store, held)
         wait_ms = hold_ms(pull, batch, self.config)
         if wait_ms and not self._stopping:

@@ -121,10 +121,9 @@ class ReplicationCore:
         self.stats.pulls_served += 1
         return message
 
-    def answer_pull(self, pull: Pull, puller: str, store: ReplicaStore,
-                    held_of_puller: int) -> Batch:
-        """See `serving.answer_pull`; `held_of_puller` is read when the Pull arrived."""
-        return answer_pull(pull, puller, self.regions, store, held_of_puller, self.config)
+    def answer_pull(self, pull: Pull, puller: str, store: ReplicaStore, held: Cursors) -> Batch:
+        """See `serving.answer_pull`; `held`: the store's cursors when the Pull arrived."""
+        return answer_pull(pull, puller, self.regions, store, held, self.config)
 
     # --- rebuilding ----------------------------------------------------------------------
     def start_rebuild(self, peer: str, behind: Mapping[str, int]) -> Rebuild:

@@ -63,13 +63,7 @@ class MemoryStore:
         return dict(self.tables)
 
     def log_start(self) -> dict[str, int]:
-        result = {}
-        for origin, cursor in self._cursors.items():
-            log = self._log.get(origin)
-            start = log[0][0] - 1 if log else cursor.seq  # no record: adopted from a snapshot
-            if start > 0:
-                result[origin] = start
-        return result
+        return {origin: log[0][0] - 1 for origin, log in self._log.items() if log and log[0][0] > 1}
 
     def records_since(self, origin: str, after_seq: int, limit: int) -> list[tuple[int, bytes]]:
         log = self._log.get(origin, [])

@@ -140,9 +140,8 @@ class ReplicaStore(Protocol):
         ...
 
     def log_start(self) -> dict[str, int]:
-        """Per origin, the seq the retained changelog starts after: the first record's
-        seq - 1, or the cursor if no record is held (a cursor adopted from a snapshot).
-        Origins whose log starts at 1 are absent."""
+        """Per origin whose oldest held record is not its first change: that record's
+        seq - 1 (records were purged up to there)."""
         ...
 
     def records_since(self, origin: str, after_seq: int, limit: int) -> list[tuple[int, bytes]]:

@@ -76,7 +76,7 @@ class _HeldPoll:
     src: str
     ref: tuple[int, int]
     pull: Pull
-    held_of_puller: int
+    held: dict[str, Cursor]
     deadline_ms: int
     commits: int
 
@@ -244,7 +244,7 @@ class SimRegion:
             self.record.count("refused_pulls")
             self._send(src, REFUSED, envelope.ref, b"", now_ms)
             return
-        held = self.committed().get(src, ZERO).seq  # on arrival, before any wait
+        held = self.committed()  # on arrival, before any wait
         batch = self.core.answer_pull(pull, src, self.store, held)
         wait_ms = hold_ms(pull, batch, self.config)
         if wait_ms and len(self.held_polls) < MAX_HELD_POLLS:
@@ -259,7 +259,7 @@ class SimRegion:
             if poll.commits == self.commits and now_ms < poll.deadline_ms:
                 still.append(poll)
                 continue
-            batch = self.core.answer_pull(poll.pull, poll.src, self.store, poll.held_of_puller)
+            batch = self.core.answer_pull(poll.pull, poll.src, self.store, poll.held)
             self._send(poll.src, BATCH, poll.ref, encode_message(batch), now_ms)
         self.held_polls = still
 
