@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from atoll.clock import HybridClock
-from atoll.engine.replica_store import SqliteReplicaStore, context_for
+from atoll.engine.replica_store import EngineReplicaStore, context_for
 from atoll.replication.apply import (
     AdoptCursors,
     ApplyChanges,
@@ -63,7 +63,7 @@ class Stores:
             old.close()
         storage = SqliteStorage(str(self.root / f"{region}.db"), durable=False, region=region)
         self.storages[region] = storage
-        return SqliteReplicaStore(context_for(storage, region, lambda: NOW_MS), wrap=wrap)
+        return EngineReplicaStore(context_for(storage, region, lambda: NOW_MS), wrap=wrap)
 
     def close(self) -> None:
         for storage in self.storages.values():

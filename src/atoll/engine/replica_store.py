@@ -1,38 +1,40 @@
-"""`SqliteReplicaStore`: the replication store over the engine's SQLite storage.
+"""`EngineReplicaStore`: the replication store over the engine's storage.
 
 Theory of operation: reads of committed state go to the storage's reader (the event-loop
 thread in the node); every change runs as a replication job (atoll.replication.apply)
-inside a storage write job, on a `SqliteStoreTxn` (engine/replica_txn.py). `submit`
-queues it into the storage's group commit and resolves once it is durable — that is how
-the node's replicator applies a batch: one storage write job per batch, so catching up
-costs one transaction per thousand changes. `write` runs it synchronously on a storage
-that was never started (`SqliteStorage.write_sync`): the simulator and the conformance
-suite drive the very same jobs that way. After a job committed, the table definitions
-it created, changed or dropped become visible to requests (the catalog's request view).
+inside a storage write job, on an `EngineStoreTxn` (engine/replica_txn.py): item rows
+with their index rows, the catalog, tombstones, the changelog and cursors. `submit`
+queues a job into the storage's group commit and resolves once it is durable — that is
+how the node's replicator applies a batch: one storage write job per batch, so catching
+up costs one transaction per thousand changes. `write` runs it synchronously on a
+storage that was never started (`Storage.write_sync`): the simulator and the conformance
+suite drive the very same jobs that way, over a real `SqliteStorage`. After a job
+committed, the table definitions it created, changed or dropped become visible to
+requests (the catalog's request view).
 
-The store needs only a narrow context (`ReplicaContext`): the catalog, the storage, the
-clock, the region and the wall clock. The node passes its engine; the simulator builds
-one with `context_for`.
+The store works through the engine's narrow `EngineContext` (catalog, storage, clock,
+region, now_ms) and the `Storage` protocol only: the node passes its engine's context;
+the simulator builds one with `context_for`.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import orjson
 
 from atoll.clock import HybridClock
 from atoll.engine.catalog import Catalog
-from atoll.engine.replica_txn import SqliteStoreTxn, TableEvent, conflict_from_record
+from atoll.engine.context import EngineContext, EngineSettings
+from atoll.engine.replica_txn import EngineStoreTxn, TableEvent, conflict_from_record
 from atoll.engine.tabledef import TableDef
 from atoll.replication.change import ItemJson, ItemKey, Version
 from atoll.replication.cursors import Cursor
 from atoll.replication.merge import Conflict, Stored, TableState
 from atoll.replication.store import RowKey, SnapshotRow, StoreTxn
-from atoll.storage import WriteTxn
+from atoll.storage import Storage, WriteTxn
 
 R = TypeVar("R")
 CONTENTS_PAGE_ROWS = 1000
@@ -40,62 +42,20 @@ MAX_CONTENTS_PAGES = 100_000
 CONFLICTS_PAGE = 1000
 
 
-class ReplicaStorage(Protocol):
-    """The storage calls this store makes (SqliteStorage implements them)."""
-
-    def cursor_vector(self) -> dict[str, tuple[int, int]]: ...
-    def log_start(self) -> dict[str, int]: ...
-    def changes_since(self, origin: str, after_seq: int, limit: int
-                      ) -> list[tuple[int, int, bytes]]: ...
-    def table_state_row(self, name: str) -> tuple[int, str, int, str, bytes | None] | None: ...
-    def load_table_states(self) -> list[tuple[str, int, str, int, str, bytes | None]]: ...
-    def load_tables(self) -> list[tuple[str, int, bytes]]: ...
-    def snapshot_rows(self, tid: int, after: tuple[int, bytes, bytes] | None, limit: int,
-                      tombstones: bool) -> list[tuple[int, bytes, bytes, int, str, bytes | None]]: ...
-    def conflicts(self, after_id: int = 0, limit: int = 100
-                  ) -> list[tuple[int, int, str, bytes]]: ...
-    def write(self, fn: Callable[[WriteTxn], Any], *, inline: bool = False
-              ) -> asyncio.Future[Any]: ...
-    def write_sync(self, fn: Callable[[WriteTxn], Any]) -> Any: ...
-
-
-class ReplicaContext(Protocol):
-    """What the store needs of the engine (an `Engine` is one)."""
-
-    @property
-    def catalog(self) -> Catalog: ...
-    @property
-    def storage(self) -> ReplicaStorage: ...
-    @property
-    def clock(self) -> HybridClock: ...
-    @property
-    def region(self) -> str: ...
-    def now_ms(self) -> int: ...
-
-
-@dataclass(slots=True)
-class StoreContext:
-    """A `ReplicaContext` without an engine (the simulator's, the conformance suite's)."""
-
-    catalog: Catalog
-    storage: ReplicaStorage
-    clock: HybridClock
-    region: str
-    now_ms: Callable[[], int]
-
-
-def context_for(storage: ReplicaStorage, region: str, now_ms: Callable[[], int]) -> StoreContext:
-    """A context over `storage` whose catalog holds the tables stored in it."""
+def context_for(storage: Storage, region: str, now_ms: Callable[[], int]) -> EngineContext:
+    """An engine context over `storage` (its catalog holds the tables stored in it), for
+    a replication store without an engine (the simulator's, the conformance suite's)."""
     tables = []
     for _name, tid, definition in storage.load_tables():
         table = TableDef.from_json(orjson.loads(definition))
         table.tid = tid
         tables.append(table)
-    return StoreContext(Catalog(tables), storage, HybridClock(now_ms), region, now_ms)
+    return EngineContext(Catalog(tables), storage, HybridClock(now_ms), region, now_ms,
+                         EngineSettings())
 
 
-class SqliteReplicaStore:
-    def __init__(self, context: ReplicaContext,
+class EngineReplicaStore:
+    def __init__(self, context: EngineContext,
                  wrap: Callable[[StoreTxn], StoreTxn] | None = None) -> None:
         """`wrap`: a test-only fault around every transaction (atoll.replication.faults)."""
         self.context = context
@@ -199,7 +159,7 @@ class SqliteReplicaStore:
         catalog, region, wrap = self.context.catalog, self.context.region, self.wrap
 
         def run(txn: WriteTxn) -> R:
-            store_txn = SqliteStoreTxn(txn, catalog, region)
+            store_txn = EngineStoreTxn(txn, catalog, region)
             result = job(store_txn if wrap is None else wrap(store_txn))
             events[:] = store_txn.events  # a replayed batch runs the job again: the last run
             return result

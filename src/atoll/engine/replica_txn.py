@@ -1,4 +1,4 @@
-"""`SqliteStoreTxn`: the replication store's transaction over the engine's SQLite rows.
+"""`EngineStoreTxn`: the replication store's transaction over the engine's rows.
 
 Theory of operation: replication's jobs (atoll.replication.apply) write through the
 `StoreTxn` primitives; this class implements them over one storage write transaction
@@ -51,7 +51,7 @@ class _Row:
     stored: Stored | None
 
 
-class SqliteStoreTxn:
+class EngineStoreTxn:
     def __init__(self, txn: WriteTxn, catalog: Catalog, region: str) -> None:
         self.txn = txn
         self.catalog = catalog

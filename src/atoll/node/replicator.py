@@ -34,17 +34,19 @@ import logging
 import statistics
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
-from atoll.engine.replica_store import SqliteReplicaStore
+from atoll.engine.context import EngineContext
+from atoll.engine.replica_store import EngineReplicaStore
 from atoll.errors import ServiceUnavailable
 from atoll.http.client import HttpClient, PeerHttpError
 from atoll.invariant import invariant
 from atoll.replication.apply import ApplyOutcome
 from atoll.replication.config import ReplicationConfig
 from atoll.replication.core import ReplicationCore
+from atoll.replication.cursors import Cursors
 from atoll.replication.errors import BadMessage, NotAPeer
 from atoll.replication.faults import DropItemWrites
 from atoll.replication.protocol import encode_message
@@ -54,11 +56,10 @@ from atoll.replication.serving import hold_ms
 from atoll.replication.snapshot import answer_snapshot
 from atoll.topology.config import ClusterConfig, RegionConfig
 
-if TYPE_CHECKING:
-    from atoll.engine import Engine
-
 log = logging.getLogger(__name__)
 
+DEFAULT_CONFIG = ReplicationConfig()
+PULL_WAIT_MS = DEFAULT_CONFIG.pull_wait_ms  # a node's long poll (operators' figures allow for it)
 LAG_WINDOW_S = 60.0
 MAX_LAG_SAMPLES = 20_000
 LAG_SUMMARY_TTL_S = 0.5
@@ -69,18 +70,18 @@ def _mono_ms() -> int:
 
 
 class Replicator:
-    def __init__(self, engine: Engine, cluster: ClusterConfig, region: str,
-                 config: ReplicationConfig | None = None, fault_drop_every: int = 0) -> None:
+    def __init__(self, context: EngineContext, cluster: ClusterConfig, region: str,
+                 config: ReplicationConfig = DEFAULT_CONFIG, fault_drop_every: int = 0) -> None:
         """`fault_drop_every`: a deliberate defect for drills (atoll.replication.faults)."""
-        self.engine = engine
-        self.storage = engine.storage
-        self.config = config or ReplicationConfig()
+        self.context = context
+        self.storage = context.storage
+        self.config = config
         self.fault = DropItemWrites(region, fault_drop_every) if fault_drop_every else None
-        self.store = SqliteReplicaStore(engine, wrap=self.fault)
+        self.store = EngineReplicaStore(context, wrap=self.fault)
         self.cluster = cluster
         self.region = region
         self.core = ReplicationCore(region, cluster.region_ids(), self.config,
-                                    engine.clock, engine.now_ms, _mono_ms())
+                                    context.clock, context.now_ms, _mono_ms())
         self._headers = {"X-Atoll-Cluster": cluster.cluster_id, "X-Atoll-Region": region}
         self.clients = {p.id: HttpClient(p.peer_endpoints, self._headers)
                         for p in _peers(cluster, region)}
@@ -144,6 +145,11 @@ class Replicator:
                 self._start_pulling(peer.id)
             log.warning("replicating from %s (joined in topology generation %d)", peer.id,
                         cluster.generation)
+
+    @property
+    def acked(self) -> dict[str, Cursors]:
+        """Per peer, the cursors its last Pull carried (what it acknowledged holding)."""
+        return self.core.acked
 
     def _on_commit(self) -> None:
         event, self._changed = self._changed, asyncio.Event()
@@ -260,7 +266,7 @@ class Replicator:
             # a peer's clock runs ahead of ours by more than the skew bound: not followed
             log.warning("%d changes from %s stamped more than %d ms ahead of this region's "
                         "clock: their timestamps were not followed", outcome.clock_bounded,
-                        puller.peer, self.engine.clock.max_skew_ms)
+                        puller.peer, self.context.clock.max_skew_ms)
         now = time.monotonic()
         self.lag_samples.extend((now, lag) for lag in outcome.lag_ms)
 
@@ -338,7 +344,7 @@ class Replicator:
             "lag_ms": self._lag_summary[1],
             "conflicts_detected": sum(p.link.conflicts for p in self.core.pullers.values()),
             "rebuilds_from_snapshot": stats.rebuilds,
-            "clock_skew_bounded": self.engine.clock.bounded_count,
+            "clock_skew_bounded": self.context.clock.bounded_count,
             "changelog": {"log_start": self.storage.log_start(),
                           "purged_records": stats.purged_records,
                           "purged_tombstones": stats.purged_tombstones,

@@ -12,7 +12,7 @@ in `atoll.replication.apply`; a store only implements the primitives below.
 
 Implementations, both checked by tests/conformance/test_replica_store.py:
 - `atoll.replication.memory_store.MemoryStore` (dicts and an undo log), and
-- `atoll.engine.replica_store.SqliteReplicaStore` (the node's: item rows, index rows,
+- `atoll.engine.replica_store.EngineReplicaStore` (the node's: item rows, index rows,
   the engine's catalog, SQLite's changelog), whose jobs run as storage write jobs.
 `write(job)` runs a job synchronously; the node's SQLite store also submits jobs to its
 storage's group commit (`submit`), which is how the asyncio shell runs the same jobs.

@@ -4,7 +4,7 @@ Theory of operation: a `StoreKind` opens one store per region and reopens it aft
 simulated crash (the region's shell is thrown away; its data is not). Over SQLite each
 region is a real `SqliteStorage` file in a temporary directory (no fsync: the process
 does not really crash), never started: jobs run synchronously through `write_sync`, on
-the node's own `SqliteReplicaStore` and its engine-side transaction (item rows, index
+the node's own `EngineReplicaStore` and its engine-side transaction (item rows, index
 rows, the catalog), and a restart closes and reopens the file, recovering the catalog
 and the next local seq from it as a node does.
 """
@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from atoll.clock.hlc import HybridClock
-from atoll.engine.replica_store import SqliteReplicaStore, context_for
+from atoll.engine.replica_store import EngineReplicaStore, context_for
 from atoll.replication.memory_store import MemoryStore
 from atoll.replication.store import ReplicaStore, StoreTxn
 from atoll.storage import SqliteStorage
@@ -71,7 +71,7 @@ class SqliteStores:
                                 region=region)
         self.storages[region] = storage
         context = context_for(storage, region, now_ms)
-        store = SqliteReplicaStore(context, wrap=self.wrap(region) if self.wrap else None)
+        store = EngineReplicaStore(context, wrap=self.wrap(region) if self.wrap else None)
         return store, context.clock
 
     def close(self) -> None:
