@@ -11,6 +11,7 @@ from atoll.cli.drill import drill
 from atoll.cli.proxy import proxy
 from atoll.cli.serve import serve
 from atoll.cli.status import conflicts, status
+from atoll.cli.streams import streams
 from atoll.cli.terminal import configure_logging
 from atoll.cli.topology import topology
 
@@ -32,6 +33,7 @@ cli.add_command(topology)
 cli.add_command(proxy)
 cli.add_command(drill)
 cli.add_command(certs)
+cli.add_command(streams)
 
 
 def main() -> None:

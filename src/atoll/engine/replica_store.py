@@ -156,10 +156,10 @@ class EngineReplicaStore:
 
     def _storage_job(self, job: Callable[[StoreTxn], R],
                      events: list[TableEvent]) -> Callable[[WriteTxn], R]:
-        catalog, region, wrap = self.context.catalog, self.context.region, self.wrap
+        context, wrap = self.context, self.wrap
 
         def run(txn: WriteTxn) -> R:
-            store_txn = EngineStoreTxn(txn, catalog, region)
+            store_txn = EngineStoreTxn(txn, context.catalog, context.region, context.now_ms())
             result = job(store_txn if wrap is None else wrap(store_txn))
             events[:] = store_txn.events  # a replayed batch runs the job again: the last run
             return result

@@ -11,7 +11,12 @@ Theory of operation: replication's jobs (atoll.replication.apply) write through 
   same name (another `table_id`), is dropped with its items, tombstones and index rows.
   Catalog changes go to the commit view at once and, after the job committed, to the
   request view (`events`, published by the store);
-- the changelog and the cursors: this region's own origin continues `WriteTxn.next_seq`.
+- the changelog and the cursors: this region's own origin continues `WriteTxn.next_seq`;
+- streams (engine/streams.py): storing a peer's item, or a snapshot's, is one of the
+  engine's points of storing an item, so it captures the item's stream record in the
+  same transaction, with the item as this region stored it before and after; a table
+  state stored here reconciles the table's stream like a local DDL does. `now_ms` (the
+  job's wall clock) stamps both.
 
 Reads are cached for the job: a key's row read by `stored` is reused by the `write_item`
 that follows (one read per key and write, as replication batches need), and table
@@ -26,7 +31,7 @@ from typing import Any
 
 import orjson
 
-from atoll.engine import indexes
+from atoll.engine import indexes, streams
 from atoll.engine.catalog import Catalog
 from atoll.engine.outbox import definition_table, table_state
 from atoll.engine.tabledef import TableDef
@@ -52,10 +57,11 @@ class _Row:
 
 
 class EngineStoreTxn:
-    def __init__(self, txn: WriteTxn, catalog: Catalog, region: str) -> None:
+    def __init__(self, txn: WriteTxn, catalog: Catalog, region: str, now_ms: int) -> None:
         self.txn = txn
         self.catalog = catalog
         self.region = region
+        self.now_ms = now_ms
         self.events: list[TableEvent] = []
         self._tables: dict[str, TableDef | None] = {}
         self._states: dict[str, TableState | None] = {}
@@ -99,6 +105,7 @@ class EngineStoreTxn:
         self._states.pop(table, None)
         self._rows.clear()
         if existing is not None and (definition is None or _created_differs(existing, definition)):
+            streams.reconcile(self.txn, existing, None, self.now_ms)
             self.txn.drop_table(table, existing.tid)
             self.catalog.committed_drop(existing.tid)
             self.events.append(("drop", table, None))
@@ -106,6 +113,7 @@ class EngineStoreTxn:
         if definition is None:
             return
         live = definition_table(definition)
+        streams.reconcile(self.txn, existing, live, self.now_ms)
         if existing is None:
             live.tid = self.txn.create_table(table, orjson.dumps(live.to_json()))
             self.catalog.committed_create(live)
@@ -120,7 +128,8 @@ class EngineStoreTxn:
         row = self._rows.pop(key, None)
         table = self._local(key[0])
         if table is not None:
-            _write_item(self.txn, self.catalog.current(table), key[1], key[2], stored, row)
+            _write_item(self.txn, self.catalog.current(table), key[1], key[2], stored, row,
+                        self.now_ms)
 
     def record_conflict(self, conflict: Conflict, detected_ms: int) -> None:
         self.txn.record_conflict(detected_ms, conflict.table, conflict_record(conflict))
@@ -170,8 +179,8 @@ def _created_differs(existing: TableDef, definition: dict[str, Any]) -> bool:
 
 
 def _write_item(txn: WriteTxn, current: TableDef, pk: bytes, sk: bytes, stored: Stored,
-                row: _Row | None) -> None:
-    """The item row (or tombstone) of `stored`, with its index rows."""
+                row: _Row | None, now_ms: int) -> None:
+    """The item row (or tombstone) of `stored`, with its index rows and stream record."""
     h = partition_hash(pk)
     key = (h, pk, sk)
     old = row.live if row is not None else txn.get(current.tid, h, pk, sk)
@@ -183,6 +192,7 @@ def _write_item(txn: WriteTxn, current: TableDef, pk: bytes, sk: bytes, stored: 
             return
         txn.delete(current.tid, h, pk, sk, version.hlc, version.origin, old[1], prev)
         indexes.apply(txn, current, key, old[0], None)
+        streams.capture(txn, current, pk, sk, (old[0], old[1]), None, version.origin, now_ms)
         return
     item_bytes = item_json(stored.item)
     size = item_size(stored.item)
@@ -197,6 +207,8 @@ def _write_item(txn: WriteTxn, current: TableDef, pk: bytes, sk: bytes, stored: 
             old[1] if old is not None else None, prev)
     if current.indexes:
         indexes.apply(txn, current, key, old[0] if old is not None else None, plan)
+    streams.capture(txn, current, pk, sk, (old[0], old[1]) if old is not None else None,
+                    (item_bytes, size), version.origin, now_ms)
 
 
 def conflict_record(conflict: Conflict) -> bytes:

@@ -2,8 +2,8 @@
 
 Theory of operation: every decision is made by `atoll.replication.core.ReplicationCore`
 (the same state machines the simulator drives); this shell only moves bytes over HTTP,
-waits, and runs the core's jobs on the node's SQLite store (engine/replica_store.py),
-honouring the written order: a Pull is sent only once the cursors it carries are durable;
+waits, and runs the core's jobs on the node's store (engine/replica_store.py, over the
+node's storage: SQLite, or PostgreSQL shared by the region's nodes), honouring the written order: a Pull is sent only once the cursors it carries are durable;
 what a peer is sent was committed (and is answered once durable, see node.py); an apply
 job commits its changes and their cursors in one storage transaction.
 
@@ -20,6 +20,9 @@ job commits its changes and their cursors in one storage transaction.
   flight), REBUILD (one rebuild at a time: snapshot requests, each answer's jobs
   committed in order, then the adopted cursors), WAIT (sleep).
 - Retention: every interval, the core's purge job, if any.
+- A storage that cannot be read for a while (a shared PostgreSQL restarting:
+  ServiceUnavailable) pauses a puller for the longest backoff and skips a retention
+  pass; pulling then starts over from the committed cursors.
 - Following the topology (atoll.node.topology): `set_topology` stops the pull tasks of
   regions that left, starts tasks for regions that joined, and points the others at
   their current peer endpoints (a peer with several is tried in turn), without restart.
@@ -76,6 +79,7 @@ class Replicator:
         self.context = context
         self.storage = context.storage
         self.config = config
+        self.fault_drop_every = fault_drop_every
         self.fault = DropItemWrites(region, fault_drop_every) if fault_drop_every else None
         self.store = EngineReplicaStore(context, wrap=self.fault)
         self.cluster = cluster
@@ -118,6 +122,11 @@ class Replicator:
         await asyncio.gather(*tasks, return_exceptions=True)
         for client in self.clients.values():
             client.close()
+
+    def renewed(self) -> Replicator:
+        """A replicator like this one, not started (a stopped one cannot start again)."""
+        return Replicator(self.context, self.cluster, self.region, self.config,
+                          self.fault_drop_every)
 
     def set_topology(self, cluster: ClusterConfig) -> None:
         """Follow a new topology: loops for regions that left stop, loops for regions
@@ -216,7 +225,12 @@ class Replicator:
     async def _fetch(self, puller: Puller, now_ms: int) -> None:
         """One Pull to the peer; its answer or failure goes to the puller."""
         peer = puller.peer
-        pull = puller.pull(self.store.cursors(), self.core.origins_via(peer, now_ms), now_ms)
+        try:
+            committed = self.store.cursors()
+        except ServiceUnavailable as exc:  # a shared database restarting: pause, then again
+            puller.on_store_failure(now_ms, exc.message)
+            return
+        pull = puller.pull(committed, self.core.origins_via(peer, now_ms), now_ms)
         try:
             # the Pull acknowledges the cursors it carries: only once they are durable
             await self.storage.settled()
@@ -231,7 +245,12 @@ class Replicator:
             return
         was_connected = puller.link.connected
         refused = puller.link.refused_records
-        if not puller.on_answer(body, _mono_ms(), self.store.table_state):
+        try:
+            answered = puller.on_answer(body, _mono_ms(), self.store.table_state)
+        except ServiceUnavailable as exc:  # its plan reads table states: the answer is lost
+            puller.on_store_failure(_mono_ms(), exc.message)
+            return
+        if not answered:
             log.warning("replication from %s: %s", peer, puller.link.last_error)
         elif not was_connected:
             log.info("replicating from %s", peer)
@@ -305,7 +324,11 @@ class Replicator:
         was_forced = False
         while not self._stopping:
             await asyncio.sleep(self.config.retention_interval_ms / 1000)
-            job = self.core.retention_job(self.store.cursors())
+            try:
+                held = self.store.cursors()
+            except ServiceUnavailable:  # a shared database restarting: next pass
+                continue
+            job = self.core.retention_job(held)
             forced = self.core.stats.retention_forced
             if forced and not was_forced:
                 log.info("retention bound reached: a region that has not acknowledged "

@@ -35,6 +35,7 @@ from atoll.replication.merge import (
     Conflict,
     Stored,
     TableState,
+    agree,
     decide_snapshot_row,
     merge_change,
     snapshot_table_wins,
@@ -98,9 +99,7 @@ def apply_changes(txn: StoreTxn, changes: Sequence[tuple[Change, bytes]], region
         except UnknownTable as exc:
             outcome.held_for_table = exc.table
             break
-        if effects.conflicts:
-            outcome.conflicts.extend(effects.conflicts)
-        write_effects(txn, effects, now_ms)
+        outcome.conflicts.extend(write_effects(txn, effects, now_ms))
         logged.append((change, frame))
         cursors[origin] = change.seq
         reached_hlc[origin] = change.hlc
@@ -116,14 +115,16 @@ def apply_changes(txn: StoreTxn, changes: Sequence[tuple[Change, bytes]], region
 
 
 def write_effects(txn: StoreTxn, effects: ChangeEffects, now_ms: int) -> list[Conflict]:
-    """Write what `merge_change` decided; returns the conflicts it recorded."""
+    """Write what `merge_change` decided; returns the conflicts it recorded (not those
+    of two deletes, which agree)."""
     for name, state in effects.tables.items():
         txn.set_table_state(name, state)
     for key, stored in effects.items.items():
         txn.write_item(key, stored)
-    for conflict in effects.conflicts:
+    recorded = [conflict for conflict in effects.conflicts if not agree(conflict)]
+    for conflict in recorded:
         txn.record_conflict(conflict, now_ms)
-    return effects.conflicts
+    return recorded
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,8 +12,9 @@ write and is recorded (DESIGN.md decision 5):
   - the incoming write wins but its `prev` is not the stored version: the stored one lost;
   - the incoming write loses and the stored write's `prev` is not the incoming version:
     the incoming one lost.
-Two deletes of one item agree (the item is gone either way): nothing was lost, nothing
-is recorded.
+Two concurrent deletes of one item are a conflict by this rule, but they agree (the
+item is gone either way): nothing was lost, and the apply records nothing
+(`atoll.replication.apply.write_effects`, `agree`).
 A region that sees a causal chain out of order (A1, then B2 which overwrote A1, arrives
 after A3 which overwrote B2) may log a loss that was not concurrent: the conflict log
 can hold false positives, never false negatives — the loser's origin always sees it.
@@ -88,16 +89,20 @@ def decide(stored: Stored | None, write: ItemWrite, version: Version) -> ItemDec
         return ItemDecision(True)
     if version == stored.version:
         return ItemDecision(False)  # a duplicate delivery: already applied
-    both_deletes = write.item is None and stored.item is None
     if version > stored.version:
-        if write.prev == stored.version or both_deletes:
+        if write.prev == stored.version:
             return ItemDecision(True)
         return ItemDecision(True, Conflict(write.table, write.pk, write.sk, version, write.item,
                                            stored.version, stored.item))
-    if stored.prev == version or both_deletes:
+    if stored.prev == version:
         return ItemDecision(False)  # the stored write knowingly overwrote this one
     return ItemDecision(False, Conflict(write.table, write.pk, write.sk, stored.version,
                                         stored.item, version, write.item))
+
+
+def agree(conflict: Conflict) -> bool:
+    """Both sides of the conflict deleted the item: nothing was lost."""
+    return conflict.winner_item is None and conflict.loser_item is None
 
 
 def drops_items(old: TableState | None, new: TableState) -> bool:

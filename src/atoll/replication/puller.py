@@ -135,6 +135,15 @@ class Puller:
         self.wake_ms = now_ms + self.backoff_ms
         self.backoff_ms = min(self.backoff_ms * 2, self.config.backoff_max_ms)
 
+    def on_store_failure(self, now_ms: int, why: str) -> None:
+        """This region's store could not be read for the Pull or its plan (a shared
+        database restarting): the Pull in flight, if any, is forgotten and the next one,
+        from the committed cursors, waits the longest backoff. The link itself is fine."""
+        self.in_flight = None
+        self.link.errors += 1
+        self.link.last_error = f"storage: {why}"[:300]
+        self.wake_ms = now_ms + self.config.backoff_max_ms
+
     def on_answer(self, data: bytes, now_ms: int,
                   table_state: Callable[[str], TableState | None]) -> bool:
         """The answer to the Pull in flight: decoded and planned. False if it was refused
