@@ -41,7 +41,6 @@ from atoll.topology.config import load_cluster_config
               help="Client connections held open at most; at the cap the one idle longest "
               "is closed to admit a new one [default: from the open-file limit].")
 @click.option("--fault-drop-every", default=0, type=click.IntRange(0), hidden=True,
-              envvar="ATOLL_FAULT_DROP_EVERY",
               help="A deliberate defect: drop every Nth replicated item write (drill tests).")
 def serve(host: str | None, port: int | None, data_dir: str, in_memory: bool, region: str | None,
           config_path: str | None, ttl_interval: float, peer_listen: str | None,

@@ -3,8 +3,10 @@
 `DropItemWrites(region, every)` wraps a store's transactions (stores take it as `wrap`):
 every Nth replicated item write — a write of a version another region made, by an apply
 or a snapshot — is silently not written, while the change is logged and its cursor
-advanced as if it had been. A store never runs with it unless a test, `atoll drill` or
-the hidden `atoll serve --fault-drop-every N` asks for it.
+advanced as if it had been. A store never runs with it unless it is built with it: the
+simulator's and the conformance suite's stores by tests, a node's by its configuration
+(`NodeConfig.fault_drop_every`, the hidden `atoll serve --fault-drop-every N`, which
+the drill passes for `DrillOptions.fault_drop_every`).
 """
 
 from __future__ import annotations
