@@ -26,11 +26,14 @@ from atoll.replication.apply import (
     Purge,
 )
 from atoll.replication.change import Change, ItemWrite, Op, TableOp, Version, encode_change
+from atoll.replication.config import ReplicationConfig
 from atoll.replication.cursors import Cursor
 from atoll.replication.errors import UnknownTable
 from atoll.replication.faults import DropItemWrites
 from atoll.replication.memory_store import MemoryStore
 from atoll.replication.merge import Stored, TableState
+from atoll.replication.protocol import Batch, Pull, encode_message
+from atoll.replication.puller import DRAIN, SEND, SUBMIT, Puller
 from atoll.replication.store import (
     ReplicaStore,
     RetentionPlan,
@@ -175,6 +178,50 @@ def test_apply_stops_at_a_gap_keeping_what_came_before(stores: Stores) -> None:
     assert outcome.stopped_at_gap and not outcome.complete and outcome.applied == 2
     assert store.cursors() == {"a": Cursor(2, 11)} and seqs(store, "a") == [1, 2]
     assert ("t", b"j", b"") not in store.contents()  # nothing past the gap either
+
+
+def test_the_driver_never_applies_past_a_gap_and_asks_again_from_committed_cursors(
+        stores: Stores) -> None:
+    """The driver the node and the simulator run (`Puller`) over each store: the apply in
+    flight fails, so the batch fetched meanwhile (planned after it) starts past a gap;
+    its apply stops there, and the next Pull asks again from the committed cursors."""
+    store = stores.open("b")
+    log = [remote("a", 1, 10, CREATE)] + [
+        remote("a", seq, 10 + seq, put(seq, key=f"k{seq}".encode())) for seq in range(2, 8)]
+    apply(store, log[0])
+    p = Puller("a", "b", ReplicationConfig(), HybridClock(lambda: NOW_MS), lambda: NOW_MS, 0)
+
+    def answer(pull: Pull, first: int, last: int) -> bytes:  # the peer's records first..last
+        frames = tuple(encode_change(c) for c in log[first - 1:last])
+        return encode_message(Batch(pull.request_id, frames, False))
+
+    assert p.on_answer(answer(p.pull(store.cursors(), ["a"], 0), 2, 4), 1, store.table_state)
+    in_flight = p.take_apply()  # a/2..4
+    overlapped = p.pull(store.cursors(), ["a"], 2)  # fetched while it runs
+    assert overlapped.cursors == {"a": Cursor(1, 10)} and overlapped.ahead == {"a": 4}
+    p.on_answer(answer(overlapped, 5, 7), 3, store.table_state)
+    assert p.next_step(3).kind == DRAIN
+
+    def disk_full(txn: StoreTxn) -> None:
+        in_flight(txn)
+        raise RuntimeError("the disk is full")
+
+    with pytest.raises(RuntimeError):
+        store.write(disk_full)
+    p.on_applied(None, 4)
+    assert p.next_step(4).kind == SUBMIT  # a/5..7, planned after a/4, which never came
+    outcome = store.write(p.take_apply())
+    assert outcome.stopped_at_gap and outcome.applied == 0
+    assert store.cursors() == {"a": Cursor(1, 10)} and len(store.contents()) == 0
+    p.on_applied(outcome, 5)
+    wake = p.next_step(5).until_ms  # the backoff after the failed apply
+    assert p.next_step(wake).kind == SEND
+    again = p.pull(store.cursors(), ["a"], wake)
+    assert again.cursors == {"a": Cursor(1, 10)} and again.ahead == {}
+    p.on_answer(answer(again, 2, 7), wake + 1, store.table_state)
+    outcome = store.write(p.take_apply())
+    assert outcome.complete and outcome.applied == 6
+    assert store.cursors() == {"a": Cursor(7, 17)} and seqs(store, "a") == list(range(1, 8))
 
 
 def test_apply_holds_a_change_into_an_unknown_table(stores: Stores) -> None:

@@ -165,3 +165,17 @@ def test_a_table_op_change_reads_no_table() -> None:
     create = encode_change(Change.create("a", 1, 10, [TableOp("t", "create", {"name": "t"})]))
     p.on_answer(answer(pull, (create,)), 1, lambda name: None)
     assert [c.seq for c, _f in p.take_apply().changes] == [1]
+
+
+def test_an_unreadable_store_pauses_the_puller_and_starts_over_from_committed_cursors() -> None:
+    p = puller()
+    pull = p.pull({"a": Cursor(1, 10)}, ["a"], 0)
+    p.on_answer(answer(pull, records("a", 2, 3)), 1, table)
+    p.take_apply()  # in flight; the next Pull is planned past it ...
+    p.pull({"a": Cursor(1, 10)}, ["a"], 2)
+    p.on_store_failure(3, "the database is restarting")  # ... when the store cannot be read
+    assert (p.in_flight, p.link.errors, p.link.last_error) == (
+        None, 1, "storage: the database is restarting")
+    assert p.next_step(3) == (WAIT, 43)  # the longest backoff
+    p.on_applied(None, 4)  # the apply in flight failed too: its cursors are forgotten
+    assert p.pull({"a": Cursor(1, 10)}, ["a"], 43).ahead == {}
