@@ -35,7 +35,7 @@ def test_short_drill_keeps_every_acknowledged_write(scenario: str, tmp_path: Pat
 def test_the_drill_catches_a_replica_that_drops_changes(tmp_path: Path) -> None:
     result = run_scenario("slow-wan", DrillOptions(
         duration_s=6, rate=60, seed=7, root=tmp_path, converge_timeout_s=5,
-        env={"ATOLL_FAULT_DROP_EVERY": "10"}))
+        fault_drop_every=10))
     check = result["check"]
     assert not result["passed"]
     assert check["acknowledged_writes_lost"] > 0 and check["divergent_items"] > 0

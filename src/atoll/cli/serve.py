@@ -40,10 +40,12 @@ from atoll.topology.config import load_cluster_config
 @click.option("--max-connections", default=None, type=click.IntRange(1),
               help="Client connections held open at most; at the cap the one idle longest "
               "is closed to admit a new one [default: from the open-file limit].")
+@click.option("--fault-drop-every", default=0, type=click.IntRange(0), hidden=True,
+              help="A deliberate defect: drop every Nth replicated item write (drill tests).")
 def serve(host: str | None, port: int | None, data_dir: str, in_memory: bool, region: str | None,
           config_path: str | None, ttl_interval: float, peer_listen: str | None,
           clock_offset_ms: int, settable_clock: bool, max_connections: int | None,
-          storage_url: str | None) -> None:
+          storage_url: str | None, fault_drop_every: int) -> None:
     """Serve the DynamoDB API over HTTP on HOST:PORT."""
     cluster = None
     if config_path is not None:
@@ -66,7 +68,8 @@ def serve(host: str | None, port: int | None, data_dir: str, in_memory: bool, re
                             cluster=cluster, ttl_interval_s=ttl_interval,
                             peer_listen=_host_port(peer_listen), clock_offset_ms=clock_offset_ms,
                             settable_clock=settable_clock,
-                            max_connections=max_connections, storage_url=storage_url))
+                            max_connections=max_connections, storage_url=storage_url,
+                            fault_drop_every=fault_drop_every))
     except ValidationError as exc:  # e.g. the data directory belongs to another cluster
         raise click.ClickException(exc.message) from None
     except ListenError as exc:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,9 @@ class DrillOptions:
     rate: float = 500.0
     seed: int = 1
     root: Path = Path("drill-data")
-    env: dict[str, str] = field(default_factory=dict)  # for the nodes (defect injection)
+    # a deliberate defect in every node: each Nth replicated item write is dropped
+    # (atoll.replication.faults.DropItemWrites), to prove the checker catches it; 0: none
+    fault_drop_every: int = 0
     converge_timeout_s: float = 60.0
     config: ClusterConfig | None = None  # a running cluster instead of a fresh one
 
@@ -75,7 +77,7 @@ def run_scenario(scenario: str, options: DrillOptions,
         suffix = f"{int(time.time())}_{options.seed}"
         tables = (f"{TABLES[0]}_{suffix}", f"{TABLES[1]}_{suffix}")
     else:
-        cluster = DrillCluster(root, options.regions, options.seed, options.env)
+        cluster = DrillCluster(root, options.regions, options.seed, options.fault_drop_every)
     run = ScenarioRun(scenario, options, cluster, tables, root, progress)
     try:
         with run.dns.installed():

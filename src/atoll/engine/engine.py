@@ -74,7 +74,7 @@ class Engine:
     """One node's engine over its storage (not yet started: the node starts storage).
 
     `catalog`, `storage`, `clock`, `region` and `now_ms` are the context's, named here
-    too for the replication side (engine/replica.py, node/replicator.py)."""
+    too for the replication side (engine/replica_store.py, node/replicator.py)."""
 
     def __init__(self, storage: Storage, region: str = "local",
                  now_ms: Callable[[], int] = wall_clock_ms,

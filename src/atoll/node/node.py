@@ -67,6 +67,7 @@ class NodeConfig:
     clock_offset_ms: int = 0  # added to the wall clock (clock-skew drills)
     settable_clock: bool = False  # tests: POST /_atoll/clock moves the clock forward
     max_connections: int | None = None  # client port; None: derived from the open-file limit
+    fault_drop_every: int = 0  # a deliberate replication defect (atoll.replication.faults)
     # postgresql://...: the region's storage is in PostgreSQL, shared with the region's
     # other nodes (storage/postgres); None: a SQLite file under data_dir
     storage_url: str | None = None
@@ -123,7 +124,8 @@ class Node:
         self.peer_address: tuple[str, int] | None = None
         if config.cluster is not None:
             topology = self._start_topology(config.cluster, os.path.dirname(path))
-            self.replicator = Replicator(self.engine, topology, config.region)
+            self.replicator = Replicator(self.engine.context, topology, config.region,
+                                         fault_drop_every=config.fault_drop_every)
             self.peer_http = HttpServer(self.api.handle, self._get, self._peer_post,
                                         limits=ConnectionLimits(max_connections=peer_cap))
         # /metrics, /console and the console's JSON (atoll.node.operator)
