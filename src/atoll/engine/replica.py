@@ -9,6 +9,10 @@ Theory of operation
   change itself (kept in the changelog, so it can be passed on) and the origin's cursor.
   A change into a table this region has not seen yet is held: the batch stops before it
   and its origin's cursor stays, to be retried when the creation arrives.
+- Defence in depth (atoll.replication.admission): a duplicate whose (origin, seq) the
+  changelog holds for a *different* change is refused (skipped, reported in `refused`);
+  a change with an item filed under a row key its key attributes do not encode to is
+  refused and the batch stops before it (`stopped_at_refusal`): nothing of it is stored.
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ from atoll.engine.tabledef import TableDef
 from atoll.errors import AtollError
 from atoll.model.keys import partition_hash
 from atoll.model.values import item_size
-from atoll.replication.change import Change, Version, item_json
+from atoll.replication.admission import key_mismatch, reused_sequence
+from atoll.replication.change import Change, ItemWrite, Version, item_json
 from atoll.replication.errors import UnknownTable
 from atoll.replication.merge import Conflict, Stored, TableState, merge_change
 from atoll.storage import WriteTxn
@@ -45,6 +50,8 @@ class ApplyOutcome:
     conflicts: int = 0
     stopped_at_gap: bool = False
     held_for_table: str | None = None
+    refused: list[str] = field(default_factory=list)  # changes refused, and why
+    stopped_at_refusal: bool = False  # a refused change ended the batch
     lag_ms: list[int] = field(default_factory=list)
     table_events: list[tuple[str, str, TableDef | None]] = field(default_factory=list)
 
@@ -95,22 +102,40 @@ class _ApplyBatch:
         self.rows[key] = row
         return row.stored
 
-    def admit(self, change: Change) -> bool | None:
-        """True to apply `change`, False to skip it (a duplicate), None to stop (a gap)."""
+    def admit(self, change: Change, frame: bytes) -> bool | None:
+        """True to apply `change`, False to skip it (a duplicate), None to stop (a gap, or
+        an item filed under another key)."""
         outcome = self.outcome
         if change.origin == self.engine.region:
-            outcome.duplicates += 1
-            return False
+            return self._duplicate(change, frame)
         cursor = self.cursors.get(change.origin)
         if cursor is None:
             cursor = self.cursors[change.origin] = self.txn.cursor(change.origin)
         if change.seq <= cursor:
-            outcome.duplicates += 1
-            return False
+            return self._duplicate(change, frame)
         if change.seq > cursor + 1:
             outcome.stopped_at_gap = True
             return None
+        for op in change.ops:
+            table = self.local(op.table) if isinstance(op, ItemWrite) else None
+            if table is not None and isinstance(op, ItemWrite):
+                why = key_mismatch(op, table.hash_key, table.hash_type, table.range_key,
+                                   table.range_type)
+                if why is not None:
+                    outcome.refused.append(f"{change.origin}/{change.seq}: {why}")
+                    outcome.stopped_at_refusal = True
+                    return None
         return True
+
+    def _duplicate(self, change: Change, frame: bytes) -> bool:
+        """Skip a change at or below its cursor, refusing it if its (origin, seq) is
+        logged for a different change."""
+        why = reused_sequence(change, frame, self.txn.logged_frame(change.origin, change.seq))
+        if why is not None:
+            self.outcome.refused.append(f"{change.origin}/{change.seq}: {why}")
+        else:
+            self.outcome.duplicates += 1
+        return False
 
     def apply(self, change: Change, frame: bytes) -> bool:
         """Apply one admitted change; False when it waits for its table's creation."""
@@ -169,7 +194,7 @@ def apply_job(engine: Engine, changes: list[tuple[Change, bytes]]):  # type: ign
         bounded_before = engine.clock.bounded_count
         batch = _ApplyBatch(engine, txn)
         for change, frame in changes:
-            admitted = batch.admit(change)
+            admitted = batch.admit(change, frame)
             if admitted is None:
                 break
             if admitted and not batch.apply(change, frame):

@@ -76,6 +76,7 @@ MAX_SNAPSHOT_PAGES = 100_000
 # Small rounds: a purge is a write job, and a long one would hold back every write and
 # apply behind it (lag p99 went from ~100 ms to ~380 ms with 20,000-record rounds).
 PURGE_LIMIT = 2_000
+REFUSED_RETRY_S = 1.0  # an apply stopped at a refused change: the pause before asking again
 
 
 @dataclass
@@ -353,7 +354,7 @@ class Replicator:
                         known[name] = self._table_state(name)
                     return known[name]
 
-                plan = plan_batch(batch.records, wanted, table_state)
+                plan = plan_batch(batch.records, wanted, table_state, self._logged_frame)
                 if plan.refused:
                     state.refused += len(plan.refused)
                     log.error("refused %d records from %s: %s", len(plan.refused), peer,
@@ -380,7 +381,15 @@ class Replicator:
             outcome = await applying
         except Exception:
             return False  # logged by _on_applied
-        return not (outcome.stopped_at_gap or outcome.held_for_table)
+        if outcome.stopped_at_refusal:
+            await asyncio.sleep(REFUSED_RETRY_S)  # it comes again with the next pull
+        return not (outcome.stopped_at_gap or outcome.held_for_table
+                    or outcome.stopped_at_refusal)
+
+    def _logged_frame(self, origin: str, seq: int) -> bytes | None:
+        """The changelog's record of (origin, seq), if kept (admission checks)."""
+        rows = self.storage.changes_since(origin, seq - 1, 1)
+        return rows[0][2] if rows and rows[0][0] == seq else None
 
     def _on_applied(self, applying: asyncio.Future[Any], *, state: PeerState) -> None:
         """Bookkeeping as soon as an apply committed (even if no further pull follows)."""
@@ -391,6 +400,10 @@ class Replicator:
             log.error("applying changes from %s failed: %s", state.peer, error)
             return
         outcome = applying.result()
+        if outcome.refused:  # nothing of these was stored (atoll.replication.admission)
+            state.refused += len(outcome.refused)
+            log.error("refused %d changes from %s: %s", len(outcome.refused), state.peer,
+                      outcome.refused[:3])
         apply_table_events(self.engine, outcome)
         state.applied += outcome.applied
         self.conflicts_detected += outcome.conflicts

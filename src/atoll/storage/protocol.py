@@ -191,6 +191,10 @@ class WriteTxn(Protocol):
         """The origin's cursor sequence (0 if none)."""
         ...
 
+    def logged_frame(self, origin: str, seq: int) -> bytes | None:
+        """The changelog record of (origin, seq) as stored, or None if none is kept."""
+        ...
+
     def set_cursor(self, origin: str, seq: int, hlc: int) -> None:
         """Set the origin's cursor to (seq, hlc), whatever it was."""
         ...

@@ -275,6 +275,16 @@ class SqliteTxn(SqliteStreamWrites):
         row = self._cur.execute("SELECT seq FROM cursors WHERE origin=?", (origin,)).fetchone()
         return int(row[0]) if row else 0
 
+    def logged_frame(self, origin: str, seq: int) -> bytes | None:
+        row = self._cur.execute("SELECT body, crc FROM changelog WHERE origin=? AND origin_seq=?",
+                                (origin, seq)).fetchone()
+        if row is None:
+            return None
+        if zlib.crc32(row[0]) != row[1]:
+            raise self.integrity.found(CorruptionDetected(
+                f"changelog record {origin}/{seq} failed its checksum", "changelog record"))
+        return bytes(row[0])
+
     def set_cursor(self, origin: str, seq: int, hlc: int) -> None:
         self.writes += 1
         self._cur.execute("INSERT OR REPLACE INTO cursors (origin, seq, hlc) VALUES (?,?,?)",
