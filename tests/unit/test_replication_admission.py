@@ -16,7 +16,7 @@ import pytest
 
 from atoll.engine import Engine
 from atoll.engine.engine import HANDLERS
-from atoll.engine.replica import ApplyOutcome, apply_job
+from atoll.engine.replica import ApplyOutcome, apply_job, snapshot_rows_job
 from atoll.model.keys import encode_key_value
 from atoll.replication.admission import key_mismatch, reused_sequence
 from atoll.replication.change import Change, ItemWrite, encode_change
@@ -131,5 +131,12 @@ async def test_the_apply_job_stores_nothing_of_a_refused_change(tmp_path: Path) 
         assert not outcome.stopped_at_refusal
         assert [i["pk"]["S"] for i in await _scan(engine)] == ["fine"]
         assert storage.changes_since("b", 0, 10)[0][2] == good[1]
+
+        # a rebuild from a peer's snapshot checks its rows the same way
+        rows: list[tuple[bytes, bytes, int, str, dict[str, Any] | None]] = [
+            (b"snap", b"", 1 << 20, "b", {"pk": {"S": "snap"}}),
+            (b"misfiled", b"", 1 << 20, "b", {"pk": {"S": "other"}})]
+        assert await storage.write(snapshot_rows_job(engine, "tbl", rows)) == 1
+        assert sorted(i["pk"]["S"] for i in await _scan(engine)) == ["fine", "snap"]
     finally:
         storage.close()

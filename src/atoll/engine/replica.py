@@ -342,6 +342,12 @@ def snapshot_rows_job(engine: Engine, name: str,  # type: ignore[no-untyped-def]
             return 0
         written = 0
         for pk, sk, hlc, origin, item in rows:
+            why = None if item is None else key_mismatch(
+                ItemWrite(name, pk, sk, item), table.hash_key, table.hash_type,
+                table.range_key, table.range_type)
+            if why is not None:  # never stored (atoll.replication.admission)
+                log.error("refused a snapshot row: %s", why)
+                continue
             incoming = Stored(Version(hlc, origin), item)
             row = _read_row(txn, table, (name, pk, sk))
             if row.stored is None or incoming.version > row.stored.version:
