@@ -3,6 +3,9 @@ to stamp local writes while the clock is judged off. Time is always an argument.
 
 from __future__ import annotations
 
+import logging
+
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -10,6 +13,7 @@ from hypothesis import strategies as st
 from atoll.clock import HybridClock
 from atoll.clock.offset import WINDOW_MS, OffsetSample, PeerOffsets, sample_of
 from atoll.errors import ClockOffsetTooLarge, ServiceUnavailable
+from atoll.node.clockwatch import ClockWatch
 
 HOUR_MS = 3_600_000
 
@@ -145,3 +149,46 @@ def test_the_hlc_refuses_local_stamps_while_refusal_is_set_but_observes_remote_o
     assert remote > first + 10
     clock.refusal = None
     assert clock.tick() > remote
+
+
+def _watch() -> tuple[ClockWatch, HybridClock, list[int]]:
+    from atoll.topology.config import ClusterConfig, RegionConfig
+
+    cluster = ClusterConfig("c1", tuple(RegionConfig(r, f"http://127.0.0.1:{8000 + n}",
+                                                     f"http://127.0.0.1:{9000 + n}")
+                                        for n, r in enumerate(("a", "b", "c"))))
+    now = [5_000]
+    clock = HybridClock(lambda: now[0])
+    return ClockWatch("a", lambda: cluster, clock, lambda: now[0], 500), clock, now
+
+
+def test_the_time_probe_answers_members_of_the_cluster_only() -> None:
+    watch, _clock, now = _watch()
+    member = {"x-atoll-cluster": "c1", "x-atoll-region": "b"}
+    status, body = watch.serve(member, orjson.dumps({"t0": 123}))
+    assert status == 200 and orjson.loads(body) == {"t0": 123, "t1": now[0], "t2": now[0]}
+    assert watch.serve({"x-atoll-cluster": "other", "x-atoll-region": "b"}, b'{"t0":1}')[0] == 403
+    assert watch.serve({**member, "x-atoll-region": "zz"}, b'{"t0":1}')[0] == 403
+    assert watch.serve(member, b'{"t0":"soon"}')[0] == 400
+    assert watch.serve(member, b"not json")[0] == 400
+
+
+def test_refusal_starts_and_ends_with_the_judgement_and_is_logged_once_per_interval(
+        caplog: pytest.LogCaptureFixture) -> None:
+    watch, clock, _now = _watch()
+    off = _judged({"b": -HOUR_MS, "c": -HOUR_MS})
+    with caplog.at_level(logging.WARNING, logger="atoll.node.clockwatch"):
+        for _ in range(5):
+            watch._apply(off)
+        assert clock.refusal is not None and "differs from 2 of 2 peers" in clock.refusal
+        with pytest.raises(ClockOffsetTooLarge):
+            clock.tick()
+        status = watch.status()
+        assert status["refusing_writes"] and status["writes_refused"] == 1
+        assert status["peers"]["b"]["beyond_max"] and status["peers"]["b"]["offset_ms"] == -HOUR_MS
+        watch._apply(_judged({"b": 3, "c": -2}))
+    assert clock.refusal is None and not watch.status()["refusing_writes"]
+    clock.tick()
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 2  # one when refusal began, one when it ended: not one per round
+    assert messages[0].startswith("refusing writes") and "accepting writes again" in messages[1]
