@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -138,5 +139,12 @@ async def test_the_apply_job_stores_nothing_of_a_refused_change(tmp_path: Path) 
             (b"misfiled", b"", 1 << 20, "b", {"pk": {"S": "other"}})]
         assert await storage.write(snapshot_rows_job(engine, "tbl", rows)) == 1
         assert sorted(i["pk"]["S"] for i in await _scan(engine)) == ["fine", "snap"]
+
+        # a damaged changelog record is reported, not compared: the duplicate is skipped
+        with sqlite3.connect(tmp_path / "a.db") as db:
+            db.execute("UPDATE changelog SET crc=(crc+1)%4294967296 WHERE origin='b'")
+        outcome = await _apply(engine, [reused])
+        assert outcome.duplicates == 1 and outcome.refused == []
+        assert storage.integrity.detections == 1
     finally:
         storage.close()

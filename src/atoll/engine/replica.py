@@ -36,7 +36,7 @@ from atoll.replication.admission import key_mismatch, reused_sequence
 from atoll.replication.change import Change, ItemWrite, Version, item_json
 from atoll.replication.errors import UnknownTable
 from atoll.replication.merge import Conflict, Stored, TableState, merge_change
-from atoll.storage import WriteTxn
+from atoll.storage import CorruptionDetected, WriteTxn
 
 if TYPE_CHECKING:
     from atoll.engine.engine import Engine
@@ -130,7 +130,11 @@ class _ApplyBatch:
     def _duplicate(self, change: Change, frame: bytes) -> bool:
         """Skip a change at or below its cursor, refusing it if its (origin, seq) is
         logged for a different change."""
-        why = reused_sequence(change, frame, self.txn.logged_frame(change.origin, change.seq))
+        try:
+            logged = self.txn.logged_frame(change.origin, change.seq)
+        except CorruptionDetected:  # reported by the storage; nothing to compare with
+            logged = None
+        why = reused_sequence(change, frame, logged)
         if why is not None:
             self.outcome.refused.append(f"{change.origin}/{change.seq}: {why}")
         else:

@@ -53,6 +53,7 @@ from atoll.replication.errors import BadMessage
 from atoll.replication.merge import TableState
 from atoll.replication.protocol import Batch, Pull, decode_message, encode_message, plan_batch
 from atoll.replication.retention import plan_retention
+from atoll.storage import CorruptionDetected
 from atoll.topology.config import ClusterConfig, RegionConfig
 
 if TYPE_CHECKING:
@@ -387,8 +388,12 @@ class Replicator:
                     or outcome.stopped_at_refusal)
 
     def _logged_frame(self, origin: str, seq: int) -> bytes | None:
-        """The changelog's record of (origin, seq), if kept (admission checks)."""
-        rows = self.storage.changes_since(origin, seq - 1, 1)
+        """The changelog's record of (origin, seq), if kept and intact (admission
+        checks; a damaged record is reported by the storage, not compared)."""
+        try:
+            rows = self.storage.changes_since(origin, seq - 1, 1)
+        except CorruptionDetected:
+            return None
         return rows[0][2] if rows and rows[0][0] == seq else None
 
     def _on_applied(self, applying: asyncio.Future[Any], *, state: PeerState) -> None:
