@@ -118,5 +118,11 @@ class ServiceUnavailable(AtollError):
     """The node is shutting down or cannot serve right now (HTTP 503)."""
 
 
+class ClockOffsetTooLarge(ServiceUnavailable):
+    """This region's clock differs from most of its peers' by more than the configured
+    maximum: its writes are refused (retryable, HTTP 503) until the clock is corrected;
+    reads are served."""
+
+
 class InternalError(AtollError):
     """A bug: reported as InternalServerError (HTTP 500); never used for bad input."""

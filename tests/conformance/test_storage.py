@@ -512,6 +512,10 @@ async def test_the_changelog_keeps_each_origins_records_in_sequence(backend: Bac
         assert storage.changes_since("b", 4, 10) == [] and storage.changes_since("z", 0, 9) == []
         assert storage.cursors() == {"a": 3, "b": 4}
         assert await write(storage, lambda txn: (txn.cursor("b"), txn.cursor("z"))) == (4, 0)
+        # the record logged first under (origin, seq) is the one kept and read back
+        assert await write(storage, lambda txn: [
+            txn.logged_frame("b", 2), txn.logged_frame("a", 1), txn.logged_frame("b", 9),
+            txn.logged_frame("z", 1)]) == [b"b2", b"local 100", None, None]
         assert storage.log_start() == {"a": 0, "b": 0}
         assert await write(storage, lambda txn: txn.purge_changelog("b", 10, 2)) == 2
         assert storage.log_start() == {"a": 0, "b": 2}

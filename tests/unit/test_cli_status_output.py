@@ -22,6 +22,7 @@ from atoll.cli.status import (
     key_matches,
     key_text,
     parse_time_ms,
+    problem_lines,
     status,
     status_table,
 )
@@ -65,6 +66,27 @@ def test_the_status_table_fits_80_columns_and_says_unknown() -> None:
     assert "LAGGING" in text and "1.2M" in text and "75.4 GB" in text
     region_cells = [line.split()[0] for line in text.splitlines()[3:] if line.strip()]
     assert "".join(region_cells[:2]) == "us-east-1-long-name"  # folded onto two lines, whole
+
+
+def test_a_degraded_region_is_shown_degraded_with_each_reason() -> None:
+    degraded = region_figures("eu-west", {"us-east-1-long-name": live(), "ap-south": live()})
+    degraded["health"] = {"status": "degraded", "reasons": [
+        "1 stored row failed the checksum (not served)", "Writes are refused: clock"]}
+    view = cluster_view(REGIONS, {
+        "us-east-1-long-name": region_figures("us-east-1-long-name",
+                                              {"eu-west": live(), "ap-south": live()}),
+        "eu-west": degraded,
+        "ap-south": region_figures("ap-south", {"eu-west": live(),
+                                                "us-east-1-long-name": live()})})
+    assert not view["healthy"]
+    console = Console(width=80, record=True, color_system=None)
+    console.print(status_table(view))
+    eu_west = next(line for line in console.export_text().splitlines()
+                   if line.lstrip().startswith("eu-west"))
+    assert "DEGRADED" in eu_west
+    assert problem_lines(view) == [
+        "eu-west is DEGRADED: 1 stored row failed the checksum (not served)",
+        "eu-west is DEGRADED: Writes are refused: clock"]
 
 
 @pytest.fixture

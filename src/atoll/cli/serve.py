@@ -6,6 +6,7 @@ import tomllib
 
 import click
 
+from atoll.clock.offset import DEFAULT_MAX_OFFSET_MS
 from atoll.errors import ValidationError
 from atoll.http.server import ListenError
 from atoll.node.node import NodeConfig
@@ -35,6 +36,9 @@ from atoll.topology.config import load_cluster_config
               "endpoint (when a proxy sits at the advertised address).")
 @click.option("--clock-offset-ms", default=0, type=int, hidden=True,
               help="Add this to the wall clock (clock-skew drills).")
+@click.option("--max-clock-offset-ms", default=DEFAULT_MAX_OFFSET_MS, show_default=True,
+              type=click.IntRange(1), help="Refuse writes (a retryable 503) while this "
+              "region's clock differs from a majority of its peers' by more than this.")
 @click.option("--settable-clock", is_flag=True, hidden=True,
               help="Let POST /_atoll/clock move this node's clock forward (tests).")
 @click.option("--max-connections", default=None, type=click.IntRange(1),
@@ -44,8 +48,8 @@ from atoll.topology.config import load_cluster_config
               help="A deliberate defect: drop every Nth replicated item write (drill tests).")
 def serve(host: str | None, port: int | None, data_dir: str, in_memory: bool, region: str | None,
           config_path: str | None, ttl_interval: float, peer_listen: str | None,
-          clock_offset_ms: int, settable_clock: bool, max_connections: int | None,
-          storage_url: str | None, fault_drop_every: int) -> None:
+          clock_offset_ms: int, max_clock_offset_ms: int, settable_clock: bool,
+          max_connections: int | None, storage_url: str | None, fault_drop_every: int) -> None:
     """Serve the DynamoDB API over HTTP on HOST:PORT."""
     cluster = None
     if config_path is not None:
@@ -67,6 +71,7 @@ def serve(host: str | None, port: int | None, data_dir: str, in_memory: bool, re
                             data_dir=data_dir, in_memory=in_memory, region=region or "local",
                             cluster=cluster, ttl_interval_s=ttl_interval,
                             peer_listen=_host_port(peer_listen), clock_offset_ms=clock_offset_ms,
+                            max_clock_offset_ms=max_clock_offset_ms,
                             settable_clock=settable_clock,
                             max_connections=max_connections, storage_url=storage_url,
                             fault_drop_every=fault_drop_every))

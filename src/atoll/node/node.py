@@ -22,6 +22,7 @@ import orjson
 
 from atoll import __version__
 from atoll.api.dispatch import Api
+from atoll.clock.offset import DEFAULT_MAX_OFFSET_MS
 from atoll.engine import Engine
 from atoll.engine.context import DEFAULT_TTL_INTERVAL_S, EngineSettings
 from atoll.errors import ServiceUnavailable, ValidationError
@@ -30,7 +31,9 @@ from atoll.http.limits import ConnectionLimits, raise_open_file_limit, split_con
 from atoll.http.server import HttpServer, ListenError, listen
 from atoll.node.background import BackgroundWork
 from atoll.node.clock import CLOCK_PATH, OffsetClock
+from atoll.node.clockwatch import TIME_PATH, ClockWatch
 from atoll.node.conflictlog import conflict_entries
+from atoll.node.integrity import IntegrityWatch
 from atoll.node.operator import OPERATOR_PATHS, OperatorEndpoints
 from atoll.node.replicator import Replicator
 from atoll.node.topology import (
@@ -65,6 +68,8 @@ class NodeConfig:
     # (a fault-injecting proxy sits at the advertised one: `atoll drill`)
     peer_listen: tuple[str, int] | None = None
     clock_offset_ms: int = 0  # added to the wall clock (clock-skew drills)
+    # writes are refused while this region's clock differs from most peers' by more
+    max_clock_offset_ms: int = DEFAULT_MAX_OFFSET_MS
     settable_clock: bool = False  # tests: POST /_atoll/clock moves the clock forward
     max_connections: int | None = None  # client port; None: derived from the open-file limit
     fault_drop_every: int = 0  # a deliberate replication defect (atoll.replication.faults)
@@ -116,16 +121,22 @@ class Node:
         self.engine = Engine(self.storage, region=config.region, now_ms=self.clock,
                              settings=settings)
         self.api = Api(self.engine)
+        self.integrity = IntegrityWatch(config.region, self.storage.integrity,
+                                        self.engine.catalog)
         self.http = HttpServer(self.api.handle, self._get, admin_post=self._admin_post,
                                limits=ConnectionLimits(max_connections=client_cap))
         self.replicator: Replicator | None = None
         self.peer_http: HttpServer | None = None
         self.topology: TopologyKeeper | None = None
         self.peer_address: tuple[str, int] | None = None
+        self.clock_watch: ClockWatch | None = None
         if config.cluster is not None:
             topology = self._start_topology(config.cluster, os.path.dirname(path))
             self.replicator = Replicator(self.engine.context, topology, config.region,
                                          fault_drop_every=config.fault_drop_every)
+            self.clock_watch = ClockWatch(config.region, self._current_topology,
+                                          self.engine.clock, self.clock,
+                                          config.max_clock_offset_ms)
             self.peer_http = HttpServer(self.api.handle, self._get, self._peer_post,
                                         limits=ConnectionLimits(max_connections=peer_cap))
         # /metrics, /console and the console's JSON (atoll.node.operator)
@@ -156,6 +167,10 @@ class Node:
         self.topology = TopologyKeeper(self.config.region, topology, file,
                                        self._topology_changed)
         return topology
+
+    def _current_topology(self) -> ClusterConfig:
+        assert self.topology is not None
+        return self.topology.current
 
     def _replica_regions(self) -> tuple[str, ...]:
         """Every region of the current topology (DescribeTable's Replicas); () alone."""
@@ -190,6 +205,8 @@ class Node:
                          query: str) -> tuple[int, bytes]:
         if path == TOPOLOGY_PATH:
             return await self._admin_post(path, headers, body, query)
+        if path == TIME_PATH and self.clock_watch is not None:
+            return self.clock_watch.serve(headers, body)  # reads no storage: no settle
         assert self.replicator is not None
         answer = await self.replicator.handle_post(path, headers, body, query)
         try:  # what a peer is sent must be durable (it may acknowledge and purge it)
@@ -218,8 +235,11 @@ class Node:
 
     def _get_now(self, path: str, host: str) -> tuple[int, bytes, bytes]:
         if path == "/health":
-            body = orjson.dumps({"status": "ok", "region": self.config.region,
-                                 "version": __version__})
+            # 200 while the node serves (a degraded region still serves what it can);
+            # the detail says what is wrong
+            health = self.health()
+            body = orjson.dumps({"status": health["status"], "region": self.config.region,
+                                 "version": __version__, "detail": health["reasons"]})
             return 200, body, b"application/json"
         if path == "/":
             # as DynamoDB's endpoint answers a plain GET: "healthy: " and the host asked
@@ -255,9 +275,21 @@ class Node:
             status["replication"] = self.replicator.status()
         if self.topology is not None:
             status["topology"] = self.topology.status()
+        if self.clock_watch is not None:
+            status["clock"] = self.clock_watch.status()
         if self.shared is not None:
             status["region_nodes"] = self.shared.status()
+        status["integrity"] = self.integrity.status()
+        status["health"] = self.health()
         return status
+
+    def health(self) -> dict[str, Any]:
+        """"ok", or "degraded" with the reasons: rows failing their checksum, writes
+        refused because this region's clock is off."""
+        reasons = self.integrity.reasons()
+        if self.clock_watch is not None and self.engine.clock.refusal is not None:
+            reasons.append(self.engine.clock.refusal)
+        return {"status": "degraded" if reasons else "ok", "reasons": reasons}
 
     def conflicts(self, after_id: int = 0, limit: int = 1000) -> dict[str, Any]:
         rows = self.storage.conflicts(after_id, limit)  # keys decoded (atoll.node.conflictlog)
@@ -288,6 +320,8 @@ class Node:
             self.topology.start()
         if self.shared is not None:
             self.shared.start()
+        if self.clock_watch is not None:
+            self.clock_watch.start()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopping.set)
         where = f"http://{self.config.host}:{self.config.port}"
@@ -302,6 +336,8 @@ class Node:
             server.close()
             if peer_server is not None:
                 peer_server.close()
+            if self.clock_watch is not None:
+                await self.clock_watch.stop()
             if self.topology is not None:
                 await self.topology.stop()
             if self.shared is not None:

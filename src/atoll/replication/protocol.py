@@ -46,12 +46,16 @@ from typing import Any
 import orjson
 
 from atoll.invariant import invariant
+from atoll.replication.admission import reused_sequence
 from atoll.replication.change import Change, ItemWrite, TableOp, decode_change
 from atoll.replication.config import MAX_BATCH_CHANGES
 from atoll.replication.cursors import MAX_ORIGINS, Cursor, Cursors, cursor_of, from_wire, to_wire
 from atoll.replication.errors import BadChange, BadMessage
 from atoll.replication.merge import TableState
 
+# Duplicates compared with the changelog per batch (each is a read): beyond it they are
+# skipped unchecked, so a batch of a thousand relayed duplicates costs a bounded time.
+MAX_DUPLICATE_CHECKS = 100
 MAX_BATCH_BYTES = 16 * 1024 * 1024
 _U32 = 4
 
@@ -190,11 +194,15 @@ class BatchPlan:
 
 
 def plan_batch(records: Sequence[bytes], cursors: Cursors,
-               table_state: Callable[[str], TableState | None]) -> BatchPlan:
+               table_state: Callable[[str], TableState | None],
+               logged: Callable[[str, int], bytes | None] | None = None) -> BatchPlan:
     """Which records to apply, in which order: per origin, the run that continues the
     cursor; a change into a table neither stored nor created earlier in the run waits
-    (its creation may come from another origin later in this batch: hence the loop)."""
+    (its creation may come from another origin later in this batch: hence the loop).
+    `logged(origin, seq)`, when given, reads the changelog's record: a duplicate that
+    differs from it reused a sequence number and is refused (admission.reused_sequence)."""
     plan = BatchPlan()
+    checked = 0
     pending: dict[str, dict[int, Change]] = {}
     frames: dict[tuple[str, int], bytes] = {}  # decode_change checked they are canonical
     for record in records:
@@ -204,7 +212,14 @@ def plan_batch(records: Sequence[bytes], cursors: Cursors,
             plan.refused.append(str(error))
             continue
         if change.seq <= cursor_of(cursors, change.origin).seq:
-            plan.duplicates += 1
+            why = None
+            if logged is not None and checked < MAX_DUPLICATE_CHECKS:
+                checked += 1
+                why = reused_sequence(change, bytes(record), logged(change.origin, change.seq))
+            if why is not None:
+                plan.refused.append(why)
+            else:
+                plan.duplicates += 1
             continue
         same: Change = pending.setdefault(change.origin, {}).setdefault(change.seq, change)
         if same.checksum != change.checksum:

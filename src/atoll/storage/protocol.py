@@ -54,6 +54,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from atoll.errors import InternalError
+from atoll.storage.integrity import IntegrityFaults
 
 ItemRow = tuple[bytes, int]  # (item JSON, size in bytes)
 RowVersion = tuple[int, str]  # (hlc, origin)
@@ -75,7 +76,17 @@ StreamRecordRow = tuple[int, int, int, str, bytes]
 
 
 class CorruptionDetected(InternalError):
-    """A stored row does not match its checksum."""
+    """A stored row does not match its checksum. `kind` says what it is ("item", "index
+    item", "changelog record", "stream record"); `tid`, `pk` and `sk` where it is, when
+    it is a row of a table (encoded keys, as stored)."""
+
+    def __init__(self, message: str, kind: str = "item", tid: int | None = None,
+                 pk: bytes | None = None, sk: bytes | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.tid = tid
+        self.pk = pk
+        self.sk = sk
 
 
 class WriteTxn(Protocol):
@@ -180,6 +191,10 @@ class WriteTxn(Protocol):
         """The origin's cursor sequence (0 if none)."""
         ...
 
+    def logged_frame(self, origin: str, seq: int) -> bytes | None:
+        """The changelog record of (origin, seq) as stored, or None if none is kept."""
+        ...
+
     def set_cursor(self, origin: str, seq: int, hlc: int) -> None:
         """Set the origin's cursor to (seq, hlc), whatever it was."""
         ...
@@ -276,6 +291,10 @@ WriteJob = Callable[[WriteTxn], Any]
 
 class Storage(Protocol):
     """One node's database: construct, `write_sync` if need be, `start`, then serve."""
+
+    integrity: IntegrityFaults
+    """Where every checksum failure this storage finds is counted (and heard of by its
+    listeners) before CorruptionDetected is raised."""
 
     commit_listeners: list[Callable[[], None]]
     """Called on the event-loop thread as each batch is answered (committed and durable,

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from atoll.errors import ServiceUnavailable
 from atoll.invariant import invariant
+from atoll.storage.integrity import IntegrityFaults
 from atoll.storage.memory.data import MemoryData
 from atoll.storage.memory.reads import MemoryReads
 from atoll.storage.memory.txn import MemoryTxn
@@ -53,6 +54,7 @@ class MemoryStorage(MemoryReads):
     def __init__(self, region: str = "local", data: MemoryData | None = None) -> None:
         super().__init__(data if data is not None else MemoryData(), region)
         self._txn = MemoryTxn(self.data, region)
+        self.integrity = IntegrityFaults()  # rows here carry no checksums: stays empty
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: list[_Job] = []  # jobs waiting for a batch
         self._queued = 0  # jobs accepted and not yet answered

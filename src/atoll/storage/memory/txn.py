@@ -203,6 +203,11 @@ class MemoryTxn:
         cursor = self.data.cursors.get(origin)
         return cursor[0] if cursor is not None else 0
 
+    def logged_frame(self, origin: str, seq: int) -> bytes | None:
+        log = self.data.changelog.get(origin)
+        record = log.get(seq) if log is not None else None
+        return record[1] if record is not None else None
+
     def set_cursor(self, origin: str, seq: int, hlc: int) -> None:
         self._set(self.data.cursors, origin, (seq, hlc))
 

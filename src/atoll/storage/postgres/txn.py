@@ -317,6 +317,16 @@ class PostgresTxn(PostgresStreamWrites):
         row = self._one("SELECT seq FROM cursors WHERE origin = %s", (origin,))
         return int(row[0]) if row else 0
 
+    def logged_frame(self, origin: str, seq: int) -> bytes | None:
+        row = self._one("SELECT body, crc FROM changelog WHERE origin = %s AND origin_seq = %s",
+                        (origin, seq))
+        if row is None:
+            return None
+        if zlib.crc32(row[0]) != row[1]:
+            raise CorruptionDetected(f"changelog record {origin}/{seq} failed its checksum",
+                                     "changelog record")
+        return bytes(row[0])
+
     def set_cursor(self, origin: str, seq: int, hlc: int) -> None:
         self.writes += 1
         self._write.execute(

@@ -18,6 +18,7 @@ import zlib
 from collections.abc import Iterator
 from typing import Any
 
+from atoll.storage.integrity import IntegrityFaults
 from atoll.storage.protocol import (
     CorruptionDetected,
     ItemRow,
@@ -41,6 +42,7 @@ class SqliteReads:
         self._reader = connect(path, durable)
         self._reader_cursor = self._reader.cursor()  # for key lookups: see `_read_key`
         self._cache = ItemCache()
+        self.integrity = IntegrityFaults()  # every checksum failure is reported there
 
     def _read(self, sql: str, args: Any = ()) -> sqlite3.Cursor:
         """Run a statement on the reader connection, noting the commits it may see (the
@@ -70,7 +72,8 @@ class SqliteReads:
         if row is None:
             return None
         if zlib.crc32(row[0]) != row[2]:
-            raise CorruptionDetected("Stored item failed its checksum")
+            raise self.integrity.found(CorruptionDetected(
+                "Stored item failed its checksum", "item", tid, pk, sk))
         found = (row[0], row[1])
         if self._state.queued == 0:
             # no write is between COMMIT and delivery: the file equals what callers were
@@ -88,7 +91,8 @@ class SqliteReads:
         sql.append("ORDER BY sk" if forward else "ORDER BY sk DESC")
         for sk, item, size, crc in self._read(" ".join(sql), args):
             if zlib.crc32(item) != crc:
-                raise CorruptionDetected("Stored item failed its checksum")
+                raise self.integrity.found(CorruptionDetected(
+                    "Stored item failed its checksum", "item", tid, pk, sk))
             yield sk, item, size
 
     def scan_items(self, tid: int, after: tuple[int, bytes, bytes] | None, h_end: int | None,
@@ -106,7 +110,8 @@ class SqliteReads:
         sql += " ORDER BY h, pk, sk"
         for h, pk, sk, item, size, crc in self._read(sql, args):
             if zlib.crc32(item) != crc:
-                raise CorruptionDetected("Stored item failed its checksum")
+                raise self.integrity.found(CorruptionDetected(
+                    "Stored item failed its checksum", "item", tid, pk, sk))
             yield h, pk, sk, item, size
 
     def get_items_snapshot(self, keys: list[tuple[int, int, bytes, bytes]]
@@ -138,7 +143,9 @@ class SqliteReads:
                    else "ORDER BY sk DESC, base_pk DESC, base_sk DESC")
         for sk, base_pk, base_sk, item, size, crc in self._read(" ".join(sql), args):
             if zlib.crc32(item) != crc:
-                raise CorruptionDetected("Stored index item failed its checksum")
+                raise self.integrity.found(CorruptionDetected(
+                    "Stored index item failed its checksum", "index item", tid, base_pk,
+                    base_sk))
             yield sk, base_pk, base_sk, item, size
 
     def scan_index(self, tid: int, iid: int, after: tuple[int, bytes, bytes, bytes, bytes] | None,
@@ -158,7 +165,9 @@ class SqliteReads:
         sql += " ORDER BY h, pk, sk, base_pk, base_sk"
         for h, pk, sk, base_pk, base_sk, item, size, crc in self._read(sql, args):
             if zlib.crc32(item) != crc:
-                raise CorruptionDetected("Stored index item failed its checksum")
+                raise self.integrity.found(CorruptionDetected(
+                    "Stored index item failed its checksum", "index item", tid, base_pk,
+                    base_sk))
             yield h, pk, sk, base_pk, base_sk, item, size
 
     def collection_size(self, tid: int, h: int, pk: bytes) -> int:
@@ -240,7 +249,8 @@ class SqliteReads:
                 "SELECT origin_seq, hlc, body, crc FROM changelog WHERE origin=? AND origin_seq>?"
                 " ORDER BY origin_seq LIMIT ?", (origin, after_seq, limit)):
             if zlib.crc32(body) != crc:
-                raise CorruptionDetected(f"changelog record {origin}/{seq} failed its checksum")
+                raise self.integrity.found(CorruptionDetected(
+                    f"changelog record {origin}/{seq} failed its checksum", "changelog record"))
             rows.append((int(seq), int(hlc), body))
         return rows
 
@@ -270,7 +280,8 @@ class SqliteReads:
                 "SELECT pos, created_ms, kind, origin, record, crc FROM stream_records"
                 " WHERE sid=? AND pos>=? ORDER BY pos LIMIT ?", (sid, from_pos, limit)):
             if zlib.crc32(record) != crc:
-                raise CorruptionDetected(f"stream record {sid}/{pos} failed its checksum")
+                raise self.integrity.found(CorruptionDetected(
+                    f"stream record {sid}/{pos} failed its checksum", "stream record"))
             rows.append((pos, created, kind, origin, record))
         return rows
 

@@ -68,7 +68,8 @@ class SqliteStorage(SqliteReads):
         super().__init__(path, durable, region, state)
         self.durability = Durability(path, durable, state)
         self._runner = BatchRunner(
-            self._writer, SqliteTxn(self._writer, region, next_local_seq(self._writer, region)),
+            self._writer, SqliteTxn(self._writer, region, next_local_seq(self._writer, region),
+                                    self.integrity),
             state)
         self._checkpointer = Checkpointer(path, durable)
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
