@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import click
 
+from atoll.engine.tabledef import DEFAULT_ACCOUNT
 from atoll.errors import ValidationError
 from atoll.http.server import ListenError
 from atoll.node.node import NodeConfig
 from atoll.node.node import serve as run_node
 from atoll.topology.config import load_cluster_config
+
+
+def _check_account(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    if len(value) != 12 or not value.isdigit():
+        raise click.BadParameter(f"an AWS account id is 12 digits, got {value!r}")
+    return value
 
 
 @click.command()
@@ -29,9 +36,11 @@ from atoll.topology.config import load_cluster_config
               "endpoint (when a proxy sits at the advertised address).")
 @click.option("--clock-offset-ms", default=0, type=int, hidden=True,
               help="Add this to the wall clock (clock-skew drills).")
+@click.option("--account-id", default=DEFAULT_ACCOUNT, show_default=True,
+              callback=_check_account, help="The AWS account id in table and backup ARNs.")
 def serve(host: str | None, port: int | None, data_dir: str, in_memory: bool, region: str | None,
           config_path: str | None, ttl_interval: float, peer_listen: str | None,
-          clock_offset_ms: int) -> None:
+          clock_offset_ms: int, account_id: str) -> None:
     """Serve the DynamoDB API over HTTP on HOST:PORT."""
     cluster = None
     if config_path is not None:
@@ -48,7 +57,8 @@ def serve(host: str | None, port: int | None, data_dir: str, in_memory: bool, re
         run_node(NodeConfig(host=host or "127.0.0.1", port=8000 if port is None else port,
                             data_dir=data_dir, in_memory=in_memory, region=region or "local",
                             cluster=cluster, ttl_interval_s=ttl_interval,
-                            peer_listen=_host_port(peer_listen), clock_offset_ms=clock_offset_ms))
+                            peer_listen=_host_port(peer_listen), clock_offset_ms=clock_offset_ms,
+                            account_id=account_id))
     except ValidationError as exc:  # e.g. the data directory belongs to another cluster
         raise click.ClickException(exc.message) from None
     except ListenError as exc:

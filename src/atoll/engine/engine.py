@@ -17,9 +17,20 @@ from typing import Any
 import orjson
 
 from atoll.clock import HybridClock
-from atoll.engine import batch, items, outbox, partiql_ops, reads, tables, tags, transactions, ttl
+from atoll.engine import (
+    batch,
+    globaltables,
+    items,
+    outbox,
+    partiql_ops,
+    reads,
+    tables,
+    tags,
+    transactions,
+    ttl,
+)
 from atoll.engine.catalog import Catalog
-from atoll.engine.tabledef import TableDef
+from atoll.engine.tabledef import DEFAULT_ACCOUNT, TableDef
 from atoll.storage import SqliteStorage, WriteTxn
 
 log = logging.getLogger(__name__)
@@ -52,6 +63,8 @@ HANDLERS: dict[str, Handler] = {
     "ExecuteStatement": partiql_ops.execute_statement,
     "BatchExecuteStatement": partiql_ops.batch_execute_statement,
     "ExecuteTransaction": partiql_ops.execute_transaction,
+    "DescribeGlobalTable": globaltables.describe_global_table,
+    "ListGlobalTables": globaltables.list_global_tables,
 }
 
 
@@ -73,6 +86,7 @@ class Engine:
                                for _name, tid, definition in storage.load_tables())
         self.replica_regions: tuple[str, ...] = ()  # every region of the cluster, if any
         self.endpoint_address = "127.0.0.1:8000"  # DescribeEndpoints; the node sets it
+        self.account_id = DEFAULT_ACCOUNT  # the account id in ARNs; the node sets it
         self.ttl_interval_s = ttl.DEFAULT_INTERVAL_S
         self._background: set[asyncio.Task[Any]] = set()
         # (tid, iid) -> (when in s, ItemCount, IndexSizeBytes) of large indexes

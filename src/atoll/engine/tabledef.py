@@ -8,6 +8,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from atoll.engine import options
 from atoll.engine.indexdef import GSI, LSI, IndexDef, parse_indexes
 from atoll.errors import ResourceNotFound, ValidationError
 from atoll.model.keys import encode_key_value, partition_hash
@@ -17,6 +18,12 @@ _TABLE_NAME_RE = re.compile(r"[a-zA-Z0-9_.-]+")
 _ARN_RE = re.compile(r"arn:[^:]*:dynamodb:[^:]*:[^:]*:table/([^/]+)\Z")
 
 EncodedKey = tuple[int, bytes, bytes]  # (hash, pk bytes, sk bytes)
+
+DEFAULT_ACCOUNT = "000000000000"  # the account id in ARNs unless a node is told another
+
+
+def table_arn(region: str, account: str, name: str) -> str:
+    return f"arn:aws:dynamodb:{region}:{account}:table/{name}"
 
 
 def table_name_of(value: str) -> str:
@@ -57,6 +64,15 @@ class TableDef:
     next_iid: int = 1  # storage id of the next index created
     ttl_attribute: str | None = None  # TimeToLive attribute when TTL is enabled
     tags: dict[str, str] = field(default_factory=dict)
+    # options kept and described back (atoll.engine.options)
+    options: dict[str, Any] = field(default_factory=dict)
+    # RestoreSummary of a table made by a restore (atoll.engine.restore)
+    restore: dict[str, Any] | None = None
+
+    @property
+    def restoring(self) -> bool:
+        """A restore is still loading the table: it is CREATING, not yet usable."""
+        return self.restore is not None and bool(self.restore.get("RestoreInProgress"))
 
     @property
     def hash_type(self) -> str:
@@ -140,8 +156,8 @@ class TableDef:
     def copy(self) -> TableDef:
         return TableDef.from_json(self.to_json())
 
-    def arn(self, region: str) -> str:
-        return f"arn:aws:dynamodb:{region}:000000000000:table/{self.name}"
+    def arn(self, region: str, account: str = DEFAULT_ACCOUNT) -> str:
+        return table_arn(region, account, self.name)
 
     def key_schema(self) -> list[dict[str, str]]:
         schema = [{"AttributeName": self.hash_key, "KeyType": "HASH"}]
@@ -151,7 +167,11 @@ class TableDef:
 
     def describe(self, region: str, item_count: int, size_bytes: int,
                  status: str = "ACTIVE",
-                 index_stats: dict[str, tuple[int, int]] | None = None) -> dict[str, Any]:
+                 index_stats: dict[str, tuple[int, int]] | None = None,
+                 account: str = DEFAULT_ACCOUNT, global_table: bool = False) -> dict[str, Any]:
+        if status == "ACTIVE" and self.restoring:
+            status = "CREATING"
+        arn = self.arn(region, account)
         description: dict[str, Any] = {
             "AttributeDefinitions": [{"AttributeName": n, "AttributeType": t}
                                      for n, t in self.attribute_types.items()],
@@ -166,7 +186,7 @@ class TableDef:
             },
             "TableSizeBytes": size_bytes,
             "ItemCount": item_count,
-            "TableArn": self.arn(region),
+            "TableArn": arn,
             "TableId": self.table_id,
             "DeletionProtectionEnabled": self.deletion_protection,
         }
@@ -178,11 +198,13 @@ class TableDef:
             description["BillingModeSummary"] = summary
         stats = index_stats or {}
         for kind, member in ((GSI, "GlobalSecondaryIndexes"), (LSI, "LocalSecondaryIndexes")):
-            described = [i.describe(self.arn(region), self.billing_mode,
-                                    *stats.get(i.name, (0, 0)))
+            described = [i.describe(arn, self.billing_mode, *stats.get(i.name, (0, 0)))
                          for i in self.indexes if i.kind == kind]
             if described:
                 description[member] = described
+        options.describe(self.options, description, global_table)
+        if self.restore is not None:
+            description["RestoreSummary"] = dict(self.restore)
         return description
 
 
@@ -229,6 +251,7 @@ def parse_create_table(request: dict[str, Any]) -> TableDef:
             "not exactly match number of attributes defined in AttributeDefinitions")
     check_index_attributes(table)
     table.deletion_protection = bool(request.get("DeletionProtectionEnabled", False))
+    table.options = options.parse_create(request, table.billing_mode)
     return table
 
 

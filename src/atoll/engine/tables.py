@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from atoll.engine import indexes, outbox
+from atoll.engine import globaltables, indexes, options, outbox
 from atoll.engine.tabledef import TableDef, apply_billing, parse_create_table
 from atoll.errors import ResourceInUse, ValidationError
 from atoll.storage import WriteTxn
@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 def _describe(engine: Engine, table: TableDef, status: str = "ACTIVE") -> dict[str, Any]:
     count, size = engine.storage.table_stats(table.tid)
     index_stats = {i.name: indexes.index_stats(engine, table, i) for i in table.indexes}
-    description = table.describe(engine.region, count, size, status, index_stats)
+    description = table.describe(engine.region, count, size, status, index_stats,
+                                 engine.account_id, bool(engine.replica_regions))
     if engine.replica_regions:
         # as DynamoDB global tables (version 2019.11.21) report their replicas
         description["GlobalTableVersion"] = "2019.11.21"
@@ -52,7 +53,7 @@ async def create_table(engine: Engine, request: dict[str, Any]) -> dict[str, Any
 
 
 async def describe_table(engine: Engine, request: dict[str, Any]) -> dict[str, Any]:
-    table = engine.table(request["TableName"])
+    table = engine.catalog.table(request["TableName"], restoring_ok=True)
     return {"Table": _describe(engine, table)}
 
 
@@ -68,8 +69,15 @@ async def list_tables(engine: Engine, request: dict[str, Any]) -> dict[str, Any]
     return result
 
 
+def _not_restoring(table: TableDef) -> TableDef:
+    if table.restoring:
+        raise ResourceInUse("Attempt to change a resource which is still in use: Table is "
+                            f"being restored: {table.name}")
+    return table
+
+
 async def delete_table(engine: Engine, request: dict[str, Any]) -> dict[str, Any]:
-    table = engine.table(request["TableName"])
+    table = _not_restoring(engine.catalog.table(request["TableName"], restoring_ok=True))
     if table.deletion_protection:
         raise ValidationError("Resource cannot be deleted as it is currently protected against "
                               "deletion. Disable deletion protection first.")
@@ -88,21 +96,25 @@ async def delete_table(engine: Engine, request: dict[str, Any]) -> dict[str, Any
 
 
 async def update_table(engine: Engine, request: dict[str, Any]) -> dict[str, Any]:
-    table = engine.table(request["TableName"])
+    table = _not_restoring(engine.catalog.table(request["TableName"], restoring_ok=True))
     changes = [k for k in ("BillingMode", "ProvisionedThroughput", "DeletionProtectionEnabled",
                            "GlobalSecondaryIndexUpdates", "StreamSpecification",
-                           "SSESpecification", "ReplicaUpdates", "TableClass")
+                           "SSESpecification", "ReplicaUpdates", *options.UPDATE_MEMBERS,
+                           "VectorIndexUpdates", "GlobalTableWitnessUpdates")
                if request.get(k) is not None]
     if not changes:
         raise ValidationError(
             "At least one of ProvisionedThroughput, BillingMode, UpdateStreamEnabled, "
             "GlobalSecondaryIndexUpdates or SSESpecification or ReplicaUpdates is required")
+    globaltables.check_replica_updates(engine, table, request)
     async with engine.catalog.ddl_lock:
-        table = engine.table(request["TableName"])  # the latest definition
+        table = _not_restoring(engine.catalog.table(request["TableName"], restoring_ok=True))
         updated = table.copy()
         if (request.get("BillingMode") is not None
                 or request.get("ProvisionedThroughput") is not None):
             apply_billing(updated, request, creating=False)
+        updated.options = options.apply_update(updated.options, request, updated.billing_mode,
+                                               engine.now_ms() / 1000)
         if request.get("DeletionProtectionEnabled") is not None:
             updated.deletion_protection = bool(request["DeletionProtectionEnabled"])
         backfill: list[str] = []

@@ -24,6 +24,7 @@ from atoll import __version__
 from atoll.api.dispatch import Api
 from atoll.engine import Engine
 from atoll.engine.engine import wall_clock_ms
+from atoll.engine.tabledef import DEFAULT_ACCOUNT
 from atoll.errors import ServiceUnavailable, ValidationError
 from atoll.http import server as _http
 from atoll.http.server import HttpServer, ListenError, listen
@@ -59,6 +60,7 @@ class NodeConfig:
     # (a fault-injecting proxy sits at the advertised one: `atoll drill`)
     peer_listen: tuple[str, int] | None = None
     clock_offset_ms: int = 0  # added to the wall clock (clock-skew drills)
+    account_id: str = DEFAULT_ACCOUNT  # the account id in ARNs
 
 
 def _database_path(config: NodeConfig) -> tuple[str, str | None]:
@@ -83,6 +85,7 @@ class Node:
             {"now_ms": lambda: wall_clock_ms() + offset} if offset else {}))
         self.engine.ttl_interval_s = config.ttl_interval_s
         self.engine.endpoint_address = f"{config.host}:{config.port}"
+        self.engine.account_id = config.account_id
         self.api = Api(self.engine)
         self.http = HttpServer(self.api.handle, self._get, admin_post=self._admin_post)
         self.replicator: Replicator | None = None
