@@ -462,6 +462,71 @@ async def test_deletes_leave_versioned_tombstones_until_purged(backend: Backend,
 
 
 @in_a_loop
+async def test_a_table_snapshot_keeps_serving_the_state_it_was_opened_on(
+        backend: Backend, tmp_path: Path) -> None:
+    keys = _keys(random.Random(11), 60)
+    async with started(backend.open(tmp_path, "a")) as storage:
+        assert storage.snapshot_table("t") is None
+        tid = await write(storage, create("t"))
+        await write(storage, create("other"))
+
+        def fill(txn: WriteTxn) -> None:
+            for n, key in enumerate(keys):
+                put(txn, tid, key, b'{"n": %d}' % n, hlc=100 + n, origin="a")
+            txn.delete(tid, *keys[0], 300, "b", len(b'{"n": 0}'), (100, "a"))
+            txn.delete_absent(tid, 9, b"gone", b"", 301, "c")
+            put(txn, 2, (1, b"elsewhere", b""))
+            txn.set_table_state("t", (1, "a"), (2, "a"), b"state")
+            txn.log_change(400, b"change")
+            txn.set_cursor("b", 7, 250)
+
+        await write(storage, fill)
+        snapshot = storage.snapshot_table("t")
+        assert snapshot is not None
+        stats = storage.table_stats(tid)
+        live = sorted((k, b'{"n": %d}' % n, 100 + n) for n, k in enumerate(keys) if n)
+        try:
+            def later(txn: WriteTxn) -> None:  # after the snapshot: none of it shows
+                put(txn, tid, keys[1], b"[1]", hlc=500, origin="a")
+                txn.delete(tid, *keys[2], 501, "a", len(b'{"n": 2}'))
+                put(txn, tid, (0, b"new", b""), b"[2]", hlc=502, origin="a")
+                txn.update_table("t", b"changed")
+                txn.set_table_state("t", (1, "a"), (3, "a"), b"later")
+                txn.log_change(600, b"later")
+
+            await write(storage, later)
+            assert storage.get_item(tid, *keys[1]) == (b"[1]", 3)  # the storage moved on
+            assert (snapshot.tid, snapshot.definition) == (tid, b'{"name": "t"}')
+            assert snapshot.state == (1, "a", 2, "a", b"state")
+            assert snapshot.cursors == {"a": (1, 400), "b": (7, 250)}
+            assert (snapshot.item_count, snapshot.size_bytes) == stats
+            # paged from another thread, in key order, strictly after each page's last key
+            rows: list[Any] = []
+            after = None
+            for _page in range(len(keys)):
+                page = await asyncio.to_thread(snapshot.rows, after, 7, False)
+                if not page:
+                    break
+                rows += page
+                after = page[-1][:3]
+            assert [(row[:3], row[5], row[3]) for row in rows] == live
+            assert {row[4] for row in rows} == {"a"}
+            dead = snapshot.rows(None, 10, True)
+            assert sorted(dead) == sorted([(*keys[0], 300, "b", None),
+                                           (9, b"gone", b"", 301, "c", None)])
+            assert snapshot.rows(dead[0][:3], 10, True) == dead[1:]
+        finally:
+            snapshot.close()
+        snapshot.close()  # idempotent
+        with pytest.raises(ValueError):
+            snapshot.rows(None, 1, False)
+        fresh = storage.snapshot_table("t")
+        assert fresh is not None and fresh.definition == b"changed"
+        assert (0, b"new", b"", 502, "a", b"[2]") in fresh.rows(None, 100, False)
+        fresh.close()
+
+
+@in_a_loop
 async def test_a_transaction_reads_its_own_writes(backend: Backend, tmp_path: Path) -> None:
     keys = _keys(random.Random(5), 40)
     async with started(backend.open(tmp_path, "a")) as storage:

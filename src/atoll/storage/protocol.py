@@ -35,6 +35,13 @@ Theory of operation
   loop: an iterator left open across a yield may or may not see later commits.
 - A stored row that fails its integrity check raises CorruptionDetected instead of being
   served.
+- `snapshot_table(name)` pins one table as committed at that moment — its definition,
+  replicated state, statistics, the cursor vector, its items and tombstones — and lets a
+  reader page through it for as long as it needs (a backup of millions of items) while
+  writes go on. It is opened on the event-loop thread and noted like a read (answers
+  built from it wait for `settle()`); after that its `rows` and `close` may run on any
+  one thread at a time. Every snapshot is closed: it may hold back the backend's cleanup
+  (SQLite's WAL checkpoints cannot pass an open read transaction).
 - `WriteTxn` is the open transaction a job gets: its reads see the transaction's own
   writes and everything committed before it. It is used only inside the job, on the
   thread running the batch.
@@ -57,6 +64,10 @@ TableStateRow = tuple[int, str, int, str, bytes | None]
 """(created hlc, created origin, version hlc, version origin, definition or None)."""
 IndexRow = tuple[int, int, int, bytes, bytes, bytes, bytes, bytes, int]
 """(tid, iid, h, pk, sk, base_pk, base_sk, item, size) of one secondary index row."""
+
+
+SnapshotRow = tuple[int, bytes, bytes, int, str, bytes | None]
+"""(h, pk, sk, hlc, origin, item) of a live item, or of a tombstone (item None)."""
 
 
 class CorruptionDetected(InternalError):
@@ -213,6 +224,26 @@ class WriteTxn(Protocol):
         ...
 
 
+class TableSnapshot(Protocol):
+    """One live table as committed when the snapshot was opened (see the module doc)."""
+
+    tid: int
+    definition: bytes
+    state: TableStateRow | None  # the table name's replicated state
+    cursors: dict[str, tuple[int, int]]  # `Storage.cursor_vector()` at that moment
+    item_count: int  # `Storage.table_stats()` at that moment
+    size_bytes: int
+
+    def rows(self, after: ScanKey | None, limit: int, tombstones: bool) -> list[SnapshotRow]:
+        """Up to `limit` of the table's live items, or of its tombstones, in key order,
+        strictly after `after` (from the first if None)."""
+        ...
+
+    def close(self) -> None:
+        """Release what the snapshot holds; idempotent, and no `rows` may follow."""
+        ...
+
+
 WriteJob = Callable[[WriteTxn], Any]
 """A write job: runs inside the batch's transaction; its result goes to its caller."""
 
@@ -325,6 +356,10 @@ class Storage(Protocol):
     def load_table_states(self) -> list[tuple[str, int, str, int, str, bytes | None]]:
         """(name, *state) of every table name ever seen (live or deleted), in no
         particular order."""
+        ...
+
+    def snapshot_table(self, name: str) -> TableSnapshot | None:
+        """A snapshot of the live table `name` as committed now, or None if there is none."""
         ...
 
     # --- changelog and cursors -----------------------------------------------------------
