@@ -38,9 +38,19 @@ def _check_account(_ctx: click.Context, _param: click.Parameter, value: str) -> 
               help="Add this to the wall clock (clock-skew drills).")
 @click.option("--account-id", default=DEFAULT_ACCOUNT, show_default=True,
               callback=_check_account, help="The AWS account id in table and backup ARNs.")
+@click.option("--backup-dir", default=None, type=click.Path(file_okay=False),
+              help="Where table backups and point-in-time recovery data live "
+              "[default: DATA_DIR/backups].")
+@click.option("--pitr-window", "pitr_window_s", default=None, type=click.FloatRange(1),
+              help="Cap every table's point-in-time recovery window at this many seconds "
+              "[default: its RecoveryPeriodInDays, 35 days unless set].")
+@click.option("--pitr-snapshot-interval", "pitr_snapshot_interval_s", default=86_400.0,
+              show_default=True, type=click.FloatRange(0.1),
+              help="Seconds between the table snapshots point-in-time recovery replays from.")
 def serve(host: str | None, port: int | None, data_dir: str, in_memory: bool, region: str | None,
           config_path: str | None, ttl_interval: float, peer_listen: str | None,
-          clock_offset_ms: int, account_id: str) -> None:
+          clock_offset_ms: int, account_id: str, backup_dir: str | None,
+          pitr_window_s: float | None, pitr_snapshot_interval_s: float) -> None:
     """Serve the DynamoDB API over HTTP on HOST:PORT."""
     cluster = None
     if config_path is not None:
@@ -58,7 +68,9 @@ def serve(host: str | None, port: int | None, data_dir: str, in_memory: bool, re
                             data_dir=data_dir, in_memory=in_memory, region=region or "local",
                             cluster=cluster, ttl_interval_s=ttl_interval,
                             peer_listen=_host_port(peer_listen), clock_offset_ms=clock_offset_ms,
-                            account_id=account_id))
+                            account_id=account_id, backup_dir=backup_dir,
+                            pitr_window_s=pitr_window_s,
+                            pitr_snapshot_interval_s=pitr_snapshot_interval_s))
     except ValidationError as exc:  # e.g. the data directory belongs to another cluster
         raise click.ClickException(exc.message) from None
     except ListenError as exc:

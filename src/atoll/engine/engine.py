@@ -16,13 +16,16 @@ from typing import Any
 
 import orjson
 
+from atoll.backup.service import BackupService
 from atoll.clock import HybridClock
 from atoll.engine import (
+    backups,
     batch,
     globaltables,
     items,
     outbox,
     partiql_ops,
+    pitr,
     reads,
     tables,
     tags,
@@ -65,7 +68,16 @@ HANDLERS: dict[str, Handler] = {
     "ExecuteTransaction": partiql_ops.execute_transaction,
     "DescribeGlobalTable": globaltables.describe_global_table,
     "ListGlobalTables": globaltables.list_global_tables,
+    "CreateBackup": backups.create_backup,
+    "DescribeBackup": backups.describe_backup,
+    "ListBackups": backups.list_backups,
+    "DeleteBackup": backups.delete_backup,
+    "RestoreTableFromBackup": backups.restore_table_from_backup,
+    "UpdateContinuousBackups": pitr.update_continuous_backups,
+    "DescribeContinuousBackups": pitr.describe_continuous_backups,
+    "RestoreTableToPointInTime": pitr.restore_table_to_point_in_time,
 }
+HANDLERS["DeleteTable"] = backups.delete_table  # keeps a SYSTEM backup when PITR was on
 
 
 def wall_clock_ms() -> int:
@@ -87,6 +99,7 @@ class Engine:
         self.replica_regions: tuple[str, ...] = ()  # every region of the cluster, if any
         self.endpoint_address = "127.0.0.1:8000"  # DescribeEndpoints; the node sets it
         self.account_id = DEFAULT_ACCOUNT  # the account id in ARNs; the node sets it
+        self.backups: BackupService | None = None  # backups and PITR; the node sets it
         self.ttl_interval_s = ttl.DEFAULT_INTERVAL_S
         self._background: set[asyncio.Task[Any]] = set()
         # (tid, iid) -> (when in s, ItemCount, IndexSizeBytes) of large indexes

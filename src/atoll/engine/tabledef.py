@@ -66,8 +66,10 @@ class TableDef:
     tags: dict[str, str] = field(default_factory=dict)
     # options kept and described back (atoll.engine.options)
     options: dict[str, Any] = field(default_factory=dict)
-    # RestoreSummary of a table made by a restore (atoll.engine.restore)
+    # RestoreSummary of a table made by a restore, and (while it loads) where from and
+    # by which region (atoll.engine.restore)
     restore: dict[str, Any] | None = None
+    restore_source: dict[str, Any] | None = None
 
     @property
     def restoring(self) -> bool:

@@ -22,8 +22,10 @@ import orjson
 
 from atoll import __version__
 from atoll.api.dispatch import Api
+from atoll.backup.service import BackupService, default_directory
 from atoll.engine import Engine
 from atoll.engine.engine import wall_clock_ms
+from atoll.engine.pitr import resume_restores
 from atoll.engine.tabledef import DEFAULT_ACCOUNT
 from atoll.errors import ServiceUnavailable, ValidationError
 from atoll.http import server as _http
@@ -61,6 +63,9 @@ class NodeConfig:
     peer_listen: tuple[str, int] | None = None
     clock_offset_ms: int = 0  # added to the wall clock (clock-skew drills)
     account_id: str = DEFAULT_ACCOUNT  # the account id in ARNs
+    backup_dir: str | None = None  # backups and PITR [default: <data dir>/backups]
+    pitr_window_s: float | None = None  # caps every table's PITR window (tests: seconds)
+    pitr_snapshot_interval_s: float = 86_400.0  # between a PITR table's snapshots
 
 
 def _database_path(config: NodeConfig) -> tuple[str, str | None]:
@@ -86,6 +91,11 @@ class Node:
         self.engine.ttl_interval_s = config.ttl_interval_s
         self.engine.endpoint_address = f"{config.host}:{config.port}"
         self.engine.account_id = config.account_id
+        self.backups = BackupService(
+            config.backup_dir or default_directory(self._tmp_dir or config.data_dir),
+            self.storage, config.region, config.account_id, self.engine.now_ms,
+            self._table_id_of, config.pitr_window_s, config.pitr_snapshot_interval_s)
+        self.engine.backups = self.backups
         self.api = Api(self.engine)
         self.http = HttpServer(self.api.handle, self._get, admin_post=self._admin_post)
         self.replicator: Replicator | None = None
@@ -95,6 +105,7 @@ class Node:
         if config.cluster is not None:
             topology = self._start_topology(config.cluster, os.path.dirname(path))
             self.replicator = Replicator(self.engine, topology, config.region)
+            self.replicator.retention_holds = self.backups.pitr.holds
             self.engine.replica_regions = topology.region_ids()
             self.peer_http = HttpServer(self.api.handle, self._get, self._peer_post)
         self._stopping = asyncio.Event()
@@ -119,6 +130,10 @@ class Node:
         self.topology = TopologyKeeper(self.config.region, topology, file,
                                        self._topology_changed)
         return topology
+
+    def _table_id_of(self, name: str) -> str | None:
+        table = self.engine.catalog.get(name)
+        return table.table_id if table is not None and table.tid else None
 
     def _topology_changed(self, previous: ClusterConfig, topology: ClusterConfig) -> None:
         if self.replicator is not None:
@@ -207,6 +222,7 @@ class Node:
             status["replication"] = self.replicator.status()
         if self.topology is not None:
             status["topology"] = self.topology.status()
+        status["backups"] = self.backups.status()
         return status
 
     def conflicts(self, after_id: int = 0, limit: int = 1000) -> dict[str, Any]:
@@ -218,6 +234,8 @@ class Node:
         loop = asyncio.get_running_loop()
         self.storage.start(loop)
         self.engine.start_background()
+        self.backups.start()
+        resume_restores(self.engine, self.backups)
         server = peer_server = None
         try:
             server = await listen(self.http.protocol, self.config.host, self.config.port,
@@ -261,6 +279,7 @@ class Node:
 
     async def _release(self) -> None:
         """Stop background work and close the storage (and drop an in-memory node's files)."""
+        await self.backups.stop()
         await self.engine.stop_background()
         self.storage.close()
         if self._tmp_dir:
