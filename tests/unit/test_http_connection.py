@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from atoll.http.limits import ConnectionLimits
 from atoll.http.server import HttpServer
 
 
@@ -55,7 +56,12 @@ async def _api(target: str | None, body: bytes) -> tuple[int, bytes]:
     if target == "VerySlow":
         await asyncio.sleep(3 * IDLE_TIMEOUT_S)
         return 200, b'{"very slow":true}'
+    if target == "Stats":
+        return 200, json.dumps(SERVERS[-1].connection_stats()).encode()
     return 200, b'{"ok":true}'
+
+
+SERVERS: list[HttpServer] = []  # the one a test runs against is the last
 
 
 def _get(path: str) -> Any:
@@ -72,10 +78,11 @@ def _get(path: str) -> Any:
     return 200, b"healthy", b"text/plain"
 
 
-def _serve(**timeouts: float) -> Iterator[int]:
+def _serve(**timeouts: Any) -> Iterator[int]:
     """A real HttpServer on a loopback port, its loop on a thread; yields the port."""
     loop = asyncio.new_event_loop()
-    server = HttpServer(_api, _get, **timeouts)
+    server = HttpServer(_api, _get, limits=ConnectionLimits(**timeouts))
+    SERVERS.append(server)
     started = threading.Event()
     holder: dict[str, Any] = {}
 
@@ -276,3 +283,186 @@ def test_busy_and_slow_connections_are_not_cut(strict_port: int) -> None:
     assert connection.getresponse().read() == b'{"very slow":true}'
     connection.close()
     assert answers >= 10
+
+
+# --- limits ------------------------------------------------------------------------------
+# A request's line and head are bounded (414, 431); the answer comes after the answers to
+# earlier requests, and the connection lingers so the client reads it instead of a reset.
+# At the cap the connection that made progress longest ago is closed to admit a new one;
+# a connection being answered never is. Under pressure a stalled request gets 408 sooner.
+
+FINE = b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: Fine.Op\r\nContent-Length: 2\r\n\r\n{}"
+
+
+def _head_with(extra: bytes) -> bytes:
+    return b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: Fine.Op\r\n" + extra
+
+
+def _status(answer: bytes) -> int:
+    return int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/1.1 ") else 0
+
+
+@pytest.mark.parametrize("extra,status", [
+    # with Host, X-Amz-Target and Content-Length: 100 fields, then 101
+    (b"".join(b"X-F%d: v\r\n" % i for i in range(97)), 200),
+    (b"".join(b"X-F%d: v\r\n" % i for i in range(98)), 431),
+    (b"".join(b"X-Field-%d: %s\r\n" % (i, b"v" * 140) for i in range(97)), 200),
+    (b"".join(b"X-F%d: v\r\n" % i for i in range(10_000)), 431),
+    (b"X-Big: " + b"a" * 15_000 + b"\r\n", 200),
+    (b"X-Big: " + b"a" * 17_000 + b"\r\n", 431),
+    (b"X-Big: " + b"a" * (1 << 20) + b"\r\n", 431),
+])
+def test_a_head_over_its_limits_is_answered_431(port: int, extra: bytes, status: int) -> None:
+    received = _exchange(port, _head_with(extra) + b"Content-Length: 2\r\n\r\n{}")
+    assert _status(received) == status, received[:200]
+    if status == 431:
+        assert b"RequestHeaderFieldsTooLargeException" in received, received
+        assert b"Connection: close" in received, received
+
+
+def test_a_request_line_over_its_limit_is_answered_414(port: int) -> None:
+    ok = _exchange(port, b"GET /health?" + b"a" * 8000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert _status(ok) == 200, ok[:200]
+    long = _exchange(port, b"GET /health?" + b"a" * (1 << 20) + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert _status(long) == 414 and b"RequestURITooLongException" in long, long[:300]
+
+
+def test_a_header_trickled_over_many_reads_is_bounded_before_it_ends(port: int) -> None:
+    """The parser keeps a field it has not seen the end of: a header that never ends is
+    refused once the reads that continued it pass the head limit, not never."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(_head_with(b"X-Trickle: "))
+        for _ in range(40):  # 40 reads of 1 KB, 40 ms apart: past 16 KB after ~17
+            time.sleep(0.04)
+            try:
+                sock.sendall(b"a" * 1024)
+            except OSError:
+                break
+        received, _waited = _read_until_closed(sock)
+    assert _status(received) == 431, received[:200]
+
+
+def test_a_refusal_comes_after_the_answers_to_earlier_requests(port: int) -> None:
+    slow = b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: Slow\r\nContent-Length: 2\r\n\r\n{}"
+    big = _head_with(b"X-Big: " + b"a" * 40_000 + b"\r\nContent-Length: 2\r\n\r\n{}")
+    received = _exchange(port, slow + FINE + big + FINE)
+    assert received.count(b"HTTP/1.1 ") == 3, received[:600]  # nothing after the refusal
+    assert 0 <= received.find(b'{"slow":true}') < received.find(b'{"ok":true}') \
+        < received.find(b"HTTP/1.1 431 "), received[:600]
+
+
+def test_the_client_reads_the_refusal_while_it_is_still_sending(port: int) -> None:
+    """After refusing, the server half-closes and keeps reading and dropping: a client
+    that sends its whole request before reading (as SDKs do) gets the answer, not a
+    reset."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.request("POST", "/", body=b"{}" * (1 << 20),
+                       headers={"X-Amz-Target": "Fine.Op", "X-Big": "a" * (1 << 20)})
+    response = connection.getresponse()
+    assert response.status == 431
+    assert json.loads(response.read())["__type"].endswith("RequestHeaderFieldsTooLargeException")
+    connection.close()
+
+
+@pytest.fixture
+def capped_port() -> Iterator[int]:
+    """At most 4 connections; pressure from 3."""
+    yield from _serve(max_connections=4, pressure_fraction=0.75, log_interval_s=0.3)
+
+
+def _stats(port: int) -> dict[str, Any]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.request("POST", "/", body=b"{}", headers={"X-Amz-Target": "Stats"})
+    stats = json.loads(connection.getresponse().read())
+    connection.close()
+    return stats  # type: ignore[no-any-return]
+
+
+def _closed_by_server(sock: socket.socket, wait_s: float = 0.3) -> bool:
+    """Whether the server closed the connection (within `wait_s`: closes are immediate
+    here, and a slow machine only makes a false "not closed" less likely)."""
+    sock.settimeout(wait_s)
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def test_at_the_cap_the_longest_idle_connection_makes_room(capped_port: int) -> None:
+    worker = http.client.HTTPConnection("127.0.0.1", capped_port, timeout=10)
+
+    def work() -> None:
+        worker.request("POST", "/", body=b"{}", headers={"X-Amz-Target": "Fine.Op"})
+        assert worker.getresponse().read() == b'{"ok":true}'
+
+    work()
+    working = worker.sock
+    idle = [socket.create_connection(("127.0.0.1", capped_port), timeout=10) for _ in range(3)]
+    time.sleep(0.05)
+    work()  # the worker made progress after the idle ones connected
+    flood = [socket.create_connection(("127.0.0.1", capped_port), timeout=10) for _ in range(3)]
+    time.sleep(0.1)
+    work()
+    assert worker.sock is working  # the same connection, never closed
+    assert all(_closed_by_server(sock, 2.0) for sock in idle)  # the oldest idle went first
+    assert not any(_closed_by_server(sock) for sock in flood)
+    # Four newcomers: the three flood connections, then the worker (idle longest now)
+    newcomers = [socket.create_connection(("127.0.0.1", capped_port), timeout=10)
+                 for _ in range(4)]
+    assert all(_closed_by_server(sock, 2.0) for sock in flood + [working])
+    assert not any(_closed_by_server(sock) for sock in newcomers)
+    flood += newcomers
+    for sock in idle + flood:
+        sock.close()
+    worker.close()
+
+
+def test_a_connection_being_answered_is_never_closed_to_make_room(capped_port: int) -> None:
+    busy = []
+    for _ in range(4):  # every slot holds a request that takes longer than the test
+        sock = socket.create_connection(("127.0.0.1", capped_port), timeout=10)
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: VerySlow\r\n"
+                     b"Content-Length: 2\r\n\r\n{}")
+        busy.append(sock)
+    time.sleep(0.1)
+    newcomer = socket.create_connection(("127.0.0.1", capped_port), timeout=10)
+    assert _closed_by_server(newcomer, 2.0)  # refused: the others are all being answered
+    assert not any(_closed_by_server(sock) for sock in busy[:1])
+    for sock in busy + [newcomer]:
+        sock.close()
+
+
+def test_under_pressure_a_stalled_request_times_out_sooner() -> None:
+    for port in _serve(max_connections=8, pressure_fraction=0.5, request_timeout_s=30.0,
+                       pressure_request_timeout_s=0.3):
+        calm = socket.create_connection(("127.0.0.1", port), timeout=10)
+        calm.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Le")
+        assert not _closed_by_server(calm, 1.0)  # one connection, no pressure: 30 s
+        others = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(4)]
+        started = time.monotonic()
+        received, _waited = _read_until_closed(calm)
+        assert _status(received) == 408, received
+        assert time.monotonic() - started < 3.0
+        for sock in others + [calm]:
+            sock.close()
+
+
+def test_pressure_is_logged_with_counts_not_per_connection(
+        capped_port: int, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="atoll.http.server"):
+        flood = []
+        for _ in range(40):
+            flood.append(socket.create_connection(("127.0.0.1", capped_port), timeout=10))
+            time.sleep(0.01)
+        time.sleep(1.5)  # past the 0.3 s interval and a sweep
+        stats = _stats(capped_port)
+        for sock in flood:
+            sock.close()
+    lines = [r.getMessage() for r in caplog.records
+             if "connections closed to admit new ones" in r.getMessage()]
+    counts = [int(line.split()[0]) for line in lines]
+    assert stats["evicted_total"] >= 36, stats
+    assert sum(counts) >= 36 and len(lines) <= 6, lines  # ~0.5 s of flood: 1-3 reports
+    assert max(counts) > 1, lines

@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from atoll.errors import ValidationError
-from atoll.model.numbers import add, compare, normalize_number, subtract
+from atoll.model.numbers import add, compare, is_canonical, normalize_number, subtract
 
 CANONICAL = [
     ("0", "0"), ("-0", "0"), ("0.000", "0"), ("0e10", "0"), ("-0.0e-5", "0"),
@@ -30,6 +30,13 @@ CANONICAL = [
     ("0.12345678901234567890123456789012345678", "0.12345678901234567890123456789012345678"),
     ("1234567890123456789012345678901234567800000", "1234567890123456789012345678901234567800000"),
     ("-3.14159", "-3.14159"),
+    # zero takes the magnitude its text names, as DynamoDB's BigDecimal does: 0.0e126 is
+    # magnitude 125 (allowed), 0e126 is 126 (refused below)
+    ("0.0e126", "0"), ("0e125", "0"), ("0e-130", "0"),
+    ("0.1e126", "1" + "0" * 125),
+    ("1e0000000000000000000000000000005", "100000"),  # leading zeros of an exponent
+    ("1" + "0" * 200 + "e-200", "1"),
+    ("0." + "0" * 300 + "1e300", "0.1"),
 ]
 
 
@@ -63,6 +70,19 @@ REJECTED = [
     ("0x10", "cannot be converted to a numeric value"),
     ("1_000", "cannot be converted to a numeric value"),
     (".", "cannot be converted to a numeric value"),
+    # exponents beyond what a decimal context holds: never Infinity, never 0
+    ("1e999999999", "Number overflow"),
+    ("-1e999999999", "Number overflow"),
+    ("1E+999999999", "Number overflow"),
+    ("1e-999999999", "Number underflow"),
+    ("-1e-999999999", "Number underflow"),
+    ("1e" + "9" * 40, "Number overflow"),
+    ("1e-" + "9" * 40, "Number underflow"),
+    ("9" * 38 + "e" + "9" * 5000, "Number overflow"),  # longer than int() converts
+    ("0e126", "Number overflow"),
+    ("0e-131", "Number underflow"),
+    ("0e999999999", "Number overflow"),
+    ("1" * 39 + "e999999999", "more than 38 significant digits"),
 ]
 
 
@@ -92,14 +112,44 @@ def test_arithmetic_is_exact(a: str, b: str, total: str, difference: str) -> Non
     assert subtract(a, b) == difference
 
 
-@pytest.mark.parametrize("a,b,fragment", [
-    ("9E+125", "9E+125", "overflow"),
-    ("1" * 38, "0.1", "38 significant digits"),
+OVERFLOW = "Number overflow. Attempting to store a number with magnitude larger than supported range"
+UNDERFLOW = ("Number underflow. Attempting to store a number with magnitude smaller than "
+             "supported range")
+
+
+@pytest.mark.parametrize("a,b,message", [
+    ("9E+125", "9E+125", OVERFLOW),
+    ("-9E+125", "-9E+125", OVERFLOW),
+    # a result needing more than 38 digits: DynamoDB answers 1E+50 + 1 with its overflow
+    # message (ScyllaDB's test_update_expression_plus_imprecise, run against DynamoDB)
+    ("1" * 38, "0.1", OVERFLOW),
+    ("1E+50", "1", OVERFLOW),
+    ("1", "1E-130", OVERFLOW),
+    # stored before numbers were checked on their text: such an item cannot be updated
+    ("Infinity", "1", OVERFLOW),
+    ("-Infinity", "1", OVERFLOW),
+    ("NaN", "1", OVERFLOW),
 ])
-def test_arithmetic_respects_limits(a: str, b: str, fragment: str) -> None:
+def test_arithmetic_respects_limits(a: str, b: str, message: str) -> None:
     with pytest.raises(ValidationError) as caught:
         add(a, b)
-    assert fragment in caught.value.message
+    assert caught.value.message == message
+
+
+def test_a_difference_below_the_smallest_magnitude_underflows() -> None:
+    with pytest.raises(ValidationError) as caught:
+        subtract("0." + "0" * 129 + "10000000000000000000000000000000000001",
+                 "0." + "0" * 129 + "1")
+    assert caught.value.message == UNDERFLOW
+
+
+@pytest.mark.parametrize("text,canonical", [
+    ("1", True), ("-1.5", True), ("0", True), ("1" + "0" * 125, True),
+    ("1.0", False), ("1e2", False), ("-0", False), ("Infinity", False), ("NaN", False),
+    ("1" + "0" * 126, False), ("1" * 39, False), (1, False), (None, False),
+])
+def test_is_canonical(text: object, canonical: bool) -> None:
+    assert is_canonical(text) is canonical
 
 
 _WIDE = decimal.Context(prec=100)

@@ -36,6 +36,9 @@ def _check_account(_ctx: click.Context, _param: click.Parameter, value: str) -> 
               "endpoint (when a proxy sits at the advertised address).")
 @click.option("--clock-offset-ms", default=0, type=int, hidden=True,
               help="Add this to the wall clock (clock-skew drills).")
+@click.option("--max-connections", default=None, type=click.IntRange(1),
+              help="Client connections held open at most; at the cap the one idle longest "
+              "is closed to admit a new one [default: from the open-file limit].")
 @click.option("--account-id", default=DEFAULT_ACCOUNT, show_default=True,
               callback=_check_account, help="The AWS account id in table and backup ARNs.")
 @click.option("--backup-dir", default=None, type=click.Path(file_okay=False),
@@ -49,8 +52,9 @@ def _check_account(_ctx: click.Context, _param: click.Parameter, value: str) -> 
               help="Seconds between the table snapshots point-in-time recovery replays from.")
 def serve(host: str | None, port: int | None, data_dir: str, in_memory: bool, region: str | None,
           config_path: str | None, ttl_interval: float, peer_listen: str | None,
-          clock_offset_ms: int, account_id: str, backup_dir: str | None,
-          pitr_window_s: float | None, pitr_snapshot_interval_s: float) -> None:
+          clock_offset_ms: int, max_connections: int | None, account_id: str,
+          backup_dir: str | None, pitr_window_s: float | None,
+          pitr_snapshot_interval_s: float) -> None:
     """Serve the DynamoDB API over HTTP on HOST:PORT."""
     cluster = None
     if config_path is not None:
@@ -68,8 +72,8 @@ def serve(host: str | None, port: int | None, data_dir: str, in_memory: bool, re
                             data_dir=data_dir, in_memory=in_memory, region=region or "local",
                             cluster=cluster, ttl_interval_s=ttl_interval,
                             peer_listen=_host_port(peer_listen), clock_offset_ms=clock_offset_ms,
-                            account_id=account_id, backup_dir=backup_dir,
-                            pitr_window_s=pitr_window_s,
+                            max_connections=max_connections, account_id=account_id,
+                            backup_dir=backup_dir, pitr_window_s=pitr_window_s,
                             pitr_snapshot_interval_s=pitr_snapshot_interval_s))
     except ValidationError as exc:  # e.g. the data directory belongs to another cluster
         raise click.ClickException(exc.message) from None

@@ -1,29 +1,59 @@
 """DynamoDB numbers: exact decimals, 38 significant digits, magnitude 1E-130 .. <1E+126.
 
-Theory of operation: a number arrives as a string; `normalize_number` parses it with
-`decimal`, checks DynamoDB's limits and returns the canonical text DynamoDB answers with
-(plain notation, no exponent, no trailing fractional zeros, no leading `+`, `-0` is `0`).
-Everything stored is canonical, so equal numbers have equal text.
+Theory of operation: a number arrives as a string; `normalize_number` checks it against
+DynamoDB's limits and returns the canonical text DynamoDB answers with (plain notation,
+no exponent, no trailing fractional zeros, no leading `+`, `-0` is `0`). Everything
+stored is canonical, so equal numbers have equal text.
+
+The limits are judged on the text itself, before any `Decimal` exists: the count of
+significant digits and the adjusted exponent (the power of ten of the first significant
+digit) come from the digit strings and the exponent's digits. A decimal context has an
+exponent range of its own and quietly turns `1e999999999` into Infinity and
+`1e-999999999` into 0; judging the text first means no exponent, however long, reaches
+one. Zero takes the magnitude its text names, as DynamoDB (a Java BigDecimal) does:
+`0e126` overflows while `0.0e126` (magnitude 125) is zero.
+
+Arithmetic (`SET a = a + :v`, `ADD`) is exact: both operands are in range, so their
+sum has at most ~300 digits, within the working precision. A result that does not fit
+(more than 38 significant digits, or beyond 1E+126) is refused with DynamoDB's "Number
+overflow" message — DynamoDB answers 1E+50 + 1 with that message too, not with the
+38-digit one — and one below 1E-130 with "Number underflow".
 """
 
 from __future__ import annotations
 
 import decimal
 import re
+from collections.abc import Callable
 from decimal import Decimal
 
 from atoll.errors import ValidationError
+from atoll.invariant import InvariantViolation
 
 MAX_DIGITS = 38
 # |x| must be >= 1E-130 and < 1E+126: in `adjusted()` terms, -130 <= adjusted <= 125.
 MIN_ADJUSTED_EXPONENT = -130
 MAX_ADJUSTED_EXPONENT = 125
 
+OVERFLOW = "Number overflow. Attempting to store a number with magnitude larger than supported range"
+UNDERFLOW = "Number underflow. Attempting to store a number with magnitude smaller than supported range"
+TOO_PRECISE = "Attempting to store more than 38 significant digits in a Number"
+
 # DynamoDB's grammar: optional sign, digits with an optional point, optional exponent.
 _NUMBER_RE = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\Z", re.ASCII)
+# The same text cut into its parts (applied only to text `_NUMBER_RE` accepted).
+_PARTS_RE = re.compile(r"[+-]?(\d*)\.?(\d*)(?:[eE]([+-]?)(\d+))?\Z", re.ASCII)
+# An exponent with more digits than this is beyond every limit whatever the digits are
+# (a request body holds at most 16 MB of them); it is clamped, never converted whole.
+_EXPONENT_DIGITS = 18
 
-# Wide enough that parsing and arithmetic are exact; the 38-digit rule is checked apart.
+# Wide enough that parsing a valid number and formatting it are exact.
 _EXACT = decimal.Context(prec=200, Emax=999999, Emin=-999999, traps=[decimal.InvalidOperation])
+# Arithmetic on two in-range numbers needs at most 125 + 167 + 2 digits: exact at 400.
+# Any rounding (operands that were never valid) is trapped and refused, never stored.
+_ARITHMETIC = decimal.Context(prec=400, Emax=999999, Emin=-999999,
+                              traps=[decimal.InvalidOperation, decimal.Inexact,
+                                     decimal.Overflow, decimal.Underflow])
 
 
 def parse_number(text: object) -> Decimal:
@@ -31,26 +61,48 @@ def parse_number(text: object) -> Decimal:
     raise ValidationError with DynamoDB's message."""
     if type(text) is not str or not _NUMBER_RE.match(text):
         raise ValidationError(f"The parameter cannot be converted to a numeric value: {text}")
-    value = _EXACT.create_decimal(text)
-    check_limits(value)
-    return value
+    significant, adjusted = shape(text)
+    if significant > MAX_DIGITS:
+        raise ValidationError(TOO_PRECISE)
+    if adjusted > MAX_ADJUSTED_EXPONENT:
+        raise ValidationError(OVERFLOW)
+    if adjusted < MIN_ADJUSTED_EXPONENT:
+        raise ValidationError(UNDERFLOW)
+    return Decimal(text)  # exact: the exponent is within -167..125 here
+
+
+def shape(text: str) -> tuple[int, int]:
+    """(significant digits, adjusted exponent) of number text `_NUMBER_RE` accepted,
+    read from the text: `Decimal(text).adjusted()` without building the Decimal."""
+    parts = _PARTS_RE.match(text)
+    if parts is None:  # the accepting grammar is a subset of this one
+        raise InvariantViolation(f"number text outside the parts grammar: {text[:64]!r}")
+    whole, fraction, sign, exponent_digits = parts.groups()
+    exponent_digits = (exponent_digits or "0").lstrip("0")
+    if len(exponent_digits) > _EXPONENT_DIGITS:
+        exponent = 10 ** _EXPONENT_DIGITS
+    else:
+        exponent = int(exponent_digits or "0")
+    if sign == "-":
+        exponent = -exponent
+    digits = (whole + fraction).lstrip("0")
+    if not digits:  # zero: the magnitude its text names (see the module docstring)
+        return 0, exponent - len(fraction)
+    return len(digits.rstrip("0")), exponent + len(digits) - len(fraction) - 1
 
 
 def check_limits(value: Decimal) -> None:
+    """Refuse an arithmetic result DynamoDB cannot store (its messages for results)."""
+    if not value.is_finite():
+        raise ValidationError(OVERFLOW)
     if not value:
         return
-    value = value.normalize(_EXACT)
-    if len(value.as_tuple().digits) > MAX_DIGITS:
-        raise ValidationError("Attempting to store more than 38 significant digits in a Number")
     adjusted = value.adjusted()
-    if adjusted > MAX_ADJUSTED_EXPONENT:
-        raise ValidationError(
-            "Number overflow. Attempting to store a number with magnitude larger than supported range"
-        )
+    significant = len(value.normalize(_ARITHMETIC).as_tuple().digits)
+    if adjusted > MAX_ADJUSTED_EXPONENT or significant > MAX_DIGITS:
+        raise ValidationError(OVERFLOW)
     if adjusted < MIN_ADJUSTED_EXPONENT:
-        raise ValidationError(
-            "Number underflow. Attempting to store a number with magnitude smaller than supported range"
-        )
+        raise ValidationError(UNDERFLOW)
 
 
 def format_number(value: Decimal) -> str:
@@ -73,6 +125,17 @@ def normalize_number(text: object) -> str:
     return format_number(parse_number(text))
 
 
+def is_canonical(text: object) -> bool:
+    """Whether `text` is a valid number in the canonical form `normalize_number` gives:
+    what a stored item (or a peer's change) may hold."""
+    if type(text) is not str:
+        return False
+    try:
+        return normalize_number(text) == text
+    except ValidationError:
+        return False
+
+
 def to_decimal(text: str) -> Decimal:
     """A stored (already canonical) number as a Decimal."""
     return _EXACT.create_decimal(text)
@@ -80,13 +143,18 @@ def to_decimal(text: str) -> Decimal:
 
 def add(a: str, b: str) -> str:
     """a + b with DynamoDB's limits (used by SET a = a + :v and ADD)."""
-    result = _EXACT.add(to_decimal(a), to_decimal(b))
-    check_limits(result)
-    return format_number(result)
+    return _result(_ARITHMETIC.add, a, b)
 
 
 def subtract(a: str, b: str) -> str:
-    result = _EXACT.subtract(to_decimal(a), to_decimal(b))
+    return _result(_ARITHMETIC.subtract, a, b)
+
+
+def _result(operation: Callable[[Decimal, Decimal], Decimal], a: str, b: str) -> str:
+    try:
+        result = operation(to_decimal(a), to_decimal(b))
+    except (decimal.Inexact, decimal.Overflow, decimal.Underflow):
+        raise ValidationError(OVERFLOW) from None
     check_limits(result)
     return format_number(result)
 

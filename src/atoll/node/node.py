@@ -29,6 +29,7 @@ from atoll.engine.pitr import resume_restores
 from atoll.engine.tabledef import DEFAULT_ACCOUNT
 from atoll.errors import ServiceUnavailable, ValidationError
 from atoll.http import server as _http
+from atoll.http.limits import ConnectionLimits, raise_open_file_limit, split_connections
 from atoll.http.server import HttpServer, ListenError, listen
 from atoll.node.replicator import Replicator
 from atoll.node.topology import (
@@ -47,6 +48,7 @@ COMPILED = not (_http.__file__ or "").endswith(".py")
 log = logging.getLogger(__name__)
 
 SHUTDOWN_DRAIN_S = 10.0
+LOW_OPEN_FILES = 4096  # below this the open-file limit, not the machine, caps connections
 
 
 @dataclass
@@ -62,6 +64,7 @@ class NodeConfig:
     # (a fault-injecting proxy sits at the advertised one: `atoll drill`)
     peer_listen: tuple[str, int] | None = None
     clock_offset_ms: int = 0  # added to the wall clock (clock-skew drills)
+    max_connections: int | None = None  # client port; None: derived from the open-file limit
     account_id: str = DEFAULT_ACCOUNT  # the account id in ARNs
     backup_dir: str | None = None  # backups and PITR [default: <data dir>/backups]
     pitr_window_s: float | None = None  # caps every table's PITR window (tests: seconds)
@@ -83,6 +86,15 @@ def _database_path(config: NodeConfig) -> tuple[str, str | None]:
 class Node:
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
+        # Each connection is a descriptor: as many as the hard limit allows, then caps
+        # below it that leave room for the database, peers and outgoing connections.
+        before, files, hard = raise_open_file_limit()
+        client_cap, peer_cap = split_connections(files, config.max_connections,
+                                                 peers=config.cluster is not None)
+        log.log(logging.WARNING if files < LOW_OPEN_FILES else logging.INFO,
+                "open files: soft limit %d, raised to %d (hard limit %d); at most %d client "
+                "connections%s", before, files, hard, client_cap,
+                f" and {peer_cap} peer connections" if peer_cap else "")
         path, self._tmp_dir = _database_path(config)
         self.storage = SqliteStorage(path, durable=not config.in_memory, region=config.region)
         offset = config.clock_offset_ms
@@ -97,7 +109,8 @@ class Node:
             self._table_id_of, config.pitr_window_s, config.pitr_snapshot_interval_s)
         self.engine.backups = self.backups
         self.api = Api(self.engine)
-        self.http = HttpServer(self.api.handle, self._get, admin_post=self._admin_post)
+        self.http = HttpServer(self.api.handle, self._get, admin_post=self._admin_post,
+                               limits=ConnectionLimits(max_connections=client_cap))
         self.replicator: Replicator | None = None
         self.peer_http: HttpServer | None = None
         self.topology: TopologyKeeper | None = None
@@ -107,7 +120,8 @@ class Node:
             self.replicator = Replicator(self.engine, topology, config.region)
             self.replicator.retention_holds = self.backups.pitr.holds
             self.engine.replica_regions = topology.region_ids()
-            self.peer_http = HttpServer(self.api.handle, self._get, self._peer_post)
+            self.peer_http = HttpServer(self.api.handle, self._get, self._peer_post,
+                                        limits=ConnectionLimits(max_connections=peer_cap))
         self._stopping = asyncio.Event()
 
     def _start_topology(self, configured: ClusterConfig, directory: str) -> ClusterConfig:
@@ -217,7 +231,10 @@ class Node:
             "write_batches_committed": self.storage.batches_committed,
             "write_path": {**self.storage.write_path.summary(), "wal": self.storage.wal_summary()},
             "requests_ms": self.http.request_times.summary(),
+            "connections": self.http.connection_stats(),
         }
+        if self.peer_http is not None:
+            status["peer_connections"] = self.peer_http.connection_stats()
         if self.replicator is not None:
             status["replication"] = self.replicator.status()
         if self.topology is not None:

@@ -29,6 +29,7 @@ from typing import Any, NamedTuple, NewType
 
 import orjson
 
+from atoll.model.numbers import is_canonical
 from atoll.replication.errors import BadChange
 
 FORMAT_VERSION = 1
@@ -316,7 +317,10 @@ def _check_op(op: Op, items: bool = True) -> None:
 
 
 def _check_item(item: Any) -> None:
-    """Shallow shape check of DynamoDB wire JSON; the engine validated the values."""
+    """Shape check of DynamoDB wire JSON; the origin's engine validated the values, but
+    numbers are checked again: a number no region may store (Infinity, 1e999999999, 39
+    digits, a non-canonical text that would make equal items unequal bytes) is refused
+    here whatever sent it, never applied."""
     if type(item) is not dict or not item:
         raise BadChange("item is not a non-empty attribute map")
     for name, value in item.items():
@@ -324,3 +328,26 @@ def _check_item(item: Any) -> None:
             raise BadChange(f"attribute {name!r} is not a typed value")
         if not value.keys() <= _VALUE_TYPES:
             raise BadChange(f"attribute {name!r} has an unknown type")
+        _check_numbers(name, value)
+
+
+def _check_numbers(name: str, value: dict[str, Any]) -> None:
+    """Every N and NS member inside `value` (through maps and lists, iteratively: a
+    peer's nesting cannot exhaust the stack) is a canonical, storable number."""
+    pending: list[Any] = [value]
+    while pending:
+        node = pending.pop()
+        if type(node) is not dict or len(node) != 1:
+            raise BadChange(f"attribute {name!r} holds a malformed value")
+        ((kind, inner),) = node.items()
+        if kind == "N":
+            if not is_canonical(inner):
+                raise BadChange(f"attribute {name!r} holds a number no region may store: "
+                                f"{str(inner)[:64]!r}")
+        elif kind == "NS":
+            if type(inner) is not list or not all(is_canonical(m) for m in inner):
+                raise BadChange(f"attribute {name!r} holds a number set no region may store")
+        elif kind == "M" and type(inner) is dict:
+            pending.extend(inner.values())
+        elif kind == "L" and type(inner) is list:
+            pending.extend(inner)
