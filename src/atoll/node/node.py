@@ -13,7 +13,9 @@ import logging
 import os
 import shutil
 import signal
+import sqlite3
 import tempfile
+import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +41,7 @@ from atoll.node.topology import (
     topology_file_path,
 )
 from atoll.storage import SqliteStorage
+from atoll.storage.sqlite.filecopy import CopyRefused
 from atoll.topology.config import ClusterConfig
 from atoll.topology.update import start_topology
 
@@ -48,6 +51,7 @@ COMPILED = not (_http.__file__ or "").endswith(".py")
 log = logging.getLogger(__name__)
 
 SHUTDOWN_DRAIN_S = 10.0
+BACKUP_PATH = "/_atoll/backup"
 LOW_OPEN_FILES = 4096  # below this the open-file limit, not the machine, caps connections
 
 
@@ -165,6 +169,8 @@ class Node:
     async def _admin_post(self, path: str, headers: dict[str, str], body: bytes,
                           query: str) -> tuple[int, bytes]:
         """POSTs to /_atoll/... on either listener."""
+        if path == BACKUP_PATH:
+            return await self._copy_database(body)
         if path != TOPOLOGY_PATH:
             return 404, b'{"message":"not found"}'
         if self.topology is None:
@@ -172,6 +178,24 @@ class Node:
         source = (f"peer {headers['x-atoll-region']}" if "x-atoll-region" in headers
                   else "an operator")
         return await self.topology.handle_post(body, source)
+
+    async def _copy_database(self, body: bytes) -> tuple[int, bytes]:
+        """`atoll backup --endpoint`: a consistent copy of this node's whole database,
+        written by the node to the path the body names (SQLite's online backup API)."""
+        try:
+            request = orjson.loads(body)
+            path = request["path"]
+            if not isinstance(path, str) or not os.path.isabs(path):
+                raise ValueError("path must be an absolute file path")
+        except (ValueError, KeyError, TypeError) as exc:
+            return 400, orjson.dumps({"message": f"expected {{\"path\": \"/abs/file\"}}: {exc}"})
+        began = time.monotonic()
+        try:
+            size = await asyncio.to_thread(self.storage.copy_to, path)
+        except (OSError, CopyRefused, sqlite3.Error) as exc:
+            return 500, orjson.dumps({"message": f"the copy failed: {exc}"})
+        return 200, orjson.dumps({"path": path, "size_bytes": size, "region": self.config.region,
+                                  "seconds": round(time.monotonic() - began, 3)})
 
     async def _peer_post(self, path: str, headers: dict[str, str], body: bytes,
                          query: str) -> tuple[int, bytes]:
