@@ -114,6 +114,7 @@ async def test_a_job_that_fails_after_writing_leaves_nothing_and_its_batch_mates
             txn.record_conflict(100, "t", b"conflict")
             txn.create_table("other", b"{}")
             txn.set_table_state("other", (1, "a"), (1, "a"), b"{}")
+            txn.keep_changes("t", (b"first",))
             raise Failed("after writing")
 
         def last(txn: WriteTxn) -> int:
@@ -133,6 +134,9 @@ async def test_a_job_that_fails_after_writing_leaves_nothing_and_its_batch_mates
         assert storage.conflicts() == [] and storage.table_state_row("other") is None
         assert [name for name, _tid, _d in storage.load_tables()] == ["t"]
         assert storage.table_stats(tid) == (2, 4)
+        kept = storage.snapshot_changes()
+        assert kept.kept_tables == {}
+        kept.close()
         assert await write(storage, lambda txn: (txn.token_get("token"),
                                                  txn.tombstone_version(tid, 1, b"k1", b""))
                            ) == (None, None)
@@ -524,6 +528,69 @@ async def test_a_table_snapshot_keeps_serving_the_state_it_was_opened_on(
         assert fresh is not None and fresh.definition == b"changed"
         assert (0, b"new", b"", 502, "a", b"[2]") in fresh.rows(None, 100, False)
         fresh.close()
+
+
+@in_a_loop
+async def test_kept_tables_keep_their_records_past_the_purge(backend: Backend,
+                                                             tmp_path: Path) -> None:
+    markers = (b'"w":"t"', b'"t":"t"')
+    bodies = [b'{"w":"t","n":1}', b'{"w":"u","n":2}', b'{"t":"t","k":"update"}',
+              b'{"w":"u"},{"w":"t"}', b'{"w":"tt"}', b'{"w":"t","n":6}', b'{"w":"u","n":7}']
+    storage = backend.open(tmp_path, "a")
+    async with started(storage):
+        def log(txn: WriteTxn) -> None:
+            for n, body in enumerate(bodies):
+                txn.log_change(100 + n, body)
+            txn.append_remote_changes([("b", 1, 50, b'{"w":"t","from":"b"}'),
+                                       ("b", 2, 51, b'{"w":"u","from":"b"}')])
+            txn.set_cursor("b", 2, 51)
+
+        await write(storage, log)
+        await write(storage, lambda txn: txn.keep_changes("t", (b"placeholder",)))
+        await write(storage, lambda txn: txn.keep_changes("t", markers))  # replaces
+        before = storage.snapshot_changes()
+        assert await write(storage, lambda txn: txn.purge_changelog("a", 5, 100)) == 5
+        assert await write(storage, lambda txn: txn.purge_changelog("b", 9, 100)) == 1
+        try:  # opened before the purge: still the whole changelog
+            assert [seq for seq, _h, _b in before.changes("a", 0, 100)] == list(range(1, 8))
+            assert before.kept("t", "a", 0, 100) == []
+        finally:
+            before.close()
+        snapshot = storage.snapshot_changes()
+        await write(storage, lambda txn: txn.purge_changelog("a", 6, 100))  # not seen below
+        try:
+            assert snapshot.kept_tables == {"t": markers}
+            assert snapshot.cursors == {"a": (7, 106), "b": (2, 51)}
+            # the records naming t (once or with another table) moved to t's kept log
+            assert await asyncio.to_thread(snapshot.kept, "t", "a", 0, 100) == [
+                (1, 100, bodies[0]), (3, 102, bodies[2]), (4, 103, bodies[3])]
+            assert snapshot.kept("t", "a", 1, 1) == [(3, 102, bodies[2])]
+            assert snapshot.kept("t", "b", 0, 100) == [(1, 50, b'{"w":"t","from":"b"}')]
+            assert snapshot.kept("u", "a", 0, 100) == []
+            assert [seq for seq, _h, _b in snapshot.changes("a", 0, 100)] == [6, 7]
+            assert snapshot.changes("b", 0, 100) == [(2, 51, b'{"w":"u","from":"b"}')]
+        finally:
+            snapshot.close()
+        snapshot.close()
+        with pytest.raises(ValueError):
+            snapshot.changes("a", 0, 1)
+        assert [seq for seq, _h, _b in storage.changes_since("a", 0, 100)] == [7]
+        assert await write(storage, lambda txn: txn.purge_kept_changes("t", "a", 3, 100)) == 2
+    reopened = backend.reopen(storage, tmp_path, "a")  # kept logs outlive a restart
+    async with started(reopened):
+        after = reopened.snapshot_changes()
+        try:
+            assert [seq for seq, _h, _b in after.kept("t", "a", 0, 100)] == [4, 6]
+        finally:
+            after.close()
+        await write(reopened, lambda txn: txn.release_changes("t"))
+        await write(reopened, lambda txn: txn.log_change(200, b'{"w":"t","n":8}'))
+        await write(reopened, lambda txn: txn.purge_changelog("a", 8, 100))
+        released = reopened.snapshot_changes()
+        try:
+            assert released.kept_tables == {} and released.kept("t", "a", 0, 100) == []
+        finally:
+            released.close()
 
 
 @in_a_loop

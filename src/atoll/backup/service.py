@@ -57,7 +57,7 @@ class BackupService:
 
     # --- lifecycle ----------------------------------------------------------------------
     def start(self) -> None:
-        self.spawn(self.pitr.run(), "pitr archiver")
+        self.spawn(self.pitr.run(), "pitr")
         self.spawn(self._expire_loop(), "backup expiry")
 
     async def stop(self) -> None:
@@ -84,10 +84,7 @@ class BackupService:
         entries = self.store.entries()
         return {"directory": self.directory, "backups": len(entries),
                 "creating": sum(1 for e in entries if e.status == CREATING),
-                "pitr_tables": sorted(t.name for t in self.pitr.tables.values()),
-                "pitr_archived_records": self.pitr.archived_records,
-                "pitr_lost_records": self.pitr.lost_records,
-                "pitr_holds": self.pitr.holds()}
+                "pitr": self.pitr.status()}
 
     # --- on-demand backups ----------------------------------------------------------------
     def begin_backup(self, snapshot: TableSnapshot, table_name: str, backup_name: str,

@@ -49,13 +49,8 @@ async def update_continuous_backups(engine: Engine, request: dict[str, Any]) -> 
             raise ContinuousBackupsUnavailable(
                 f"Continuous backups cannot be enabled while table {table.name} is being "
                 "restored")
-        snapshot = engine.storage.snapshot_table(table.name)
-        if snapshot is None:
-            raise TableNotFound(f"Table not found: {table.name}")
-        service.pitr.enable(table.name, table.table_id,
-                            int(spec.get("RecoveryPeriodInDays") or DEFAULT_RECOVERY_DAYS),
-                            snapshot)
-        await engine.storage.settled()  # what the snapshot holds is durable
+        await service.pitr.enable(table.name, table.table_id,
+                                  int(spec.get("RecoveryPeriodInDays") or DEFAULT_RECOVERY_DAYS))
     else:
         if spec.get("RecoveryPeriodInDays") is not None:
             raise ValidationError("One or more parameter values were invalid: "
@@ -103,7 +98,7 @@ async def _start(engine: Engine, service: BackupService, source: TableDef, targe
                  resuming: TableDef | None = None) -> TableDef:
     """Replay the source to `until_ms`, create the target (unless resuming it) and load
     it in the background."""
-    pitr_table, header, snapshot, records = await service.pitr.restore_source(
+    pitr_table, header, snapshot, records, changes = service.pitr.restore_source(
         source.table_id, until_ms)
     try:
         stored = header.get("state")
@@ -124,11 +119,11 @@ async def _start(engine: Engine, service: BackupService, source: TableDef, targe
                  "until_ms": until_ms, "request": _overrides(request)})
             await restore.create(engine, table)
     except BaseException:
-        service.pitr.release(pitr_table)
+        service.pitr.release(pitr_table, changes)
         raise
     items = replayed.items
     service.spawn(restore.load(engine, table, lambda: iter(items),
-                               lambda: service.pitr.release(pitr_table)),
+                               lambda: service.pitr.release(pitr_table, changes)),
                   f"restore {table.name}")
     return table
 

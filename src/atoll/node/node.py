@@ -122,7 +122,6 @@ class Node:
         if config.cluster is not None:
             topology = self._start_topology(config.cluster, os.path.dirname(path))
             self.replicator = Replicator(self.engine, topology, config.region)
-            self.replicator.retention_holds = self.backups.pitr.holds
             self.engine.replica_regions = topology.region_ids()
             self.peer_http = HttpServer(self.api.handle, self._get, self._peer_post,
                                         limits=ConnectionLimits(max_connections=peer_cap))

@@ -30,7 +30,7 @@ import logging
 import statistics
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
@@ -121,9 +121,6 @@ class Replicator:
         self._tasks: list[asyncio.Task[Any]] = []
         self._stopping = False
         self.storage.commit_listeners.append(self._on_commit)
-        # per origin, the highest seq that other changelog consumers (point-in-time
-        # recovery) let the purge reach; the node sets it (atoll.replication.retention)
-        self.retention_holds: Callable[[], Mapping[str, int]] = _no_holds
 
     # --- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
@@ -475,7 +472,7 @@ class Replicator:
             await asyncio.sleep(RETENTION_INTERVAL_S)
             own = {o: Cursor(seq, hlc) for o, (seq, hlc) in self.storage.cursor_vector().items()}
             decision = plan_retention(self.region, self.cluster.region_ids(), self.acked, own,
-                                      self.engine.now_ms(), holds=self.retention_holds())
+                                      self.engine.now_ms())
             if decision.forced and not self.retention_forced:
                 log.info("retention bound reached: a region that has not acknowledged "
                             "will need anti-entropy to catch up")
@@ -534,10 +531,6 @@ def _peers(cluster: ClusterConfig, region: str) -> tuple[RegionConfig, ...]:
     """The regions to pull from: none once this region is no longer in the topology
     (the others refuse its pulls; it keeps serving its clients with what it has)."""
     return cluster.peers_of(region) if cluster.has_region(region) else ()
-
-
-def _no_holds() -> Mapping[str, int]:
-    return {}
 
 
 def _close_client(client: HttpClient, _task: asyncio.Task[Any]) -> None:

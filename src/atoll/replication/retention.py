@@ -13,11 +13,6 @@ still. So tombstones with hlc < min over origins of meet[O].hlc are safe to purg
 An origin that never wrote has hlc 0 and holds tombstones back: that is the price of
 not knowing its clock (a real node writes a heartbeat change now and then).
 
-Holds: other consumers of this region's changelog may keep records past the point every
-region acknowledged. Point-in-time recovery (atoll.backup.pitr) copies its tables'
-records out of the changelog and holds back the purge until they are copied: `holds`
-maps an origin to the highest seq that may go, and the purge stops there.
-
 The bounded maximum (DESIGN.md decision 6, issue 5 "with a bounded maximum"): at most
 `max_records_per_origin` records are kept per origin, and no tombstone older than
 `max_tombstone_age_ms`, even if some region never acknowledged them. A region that falls
@@ -47,13 +42,10 @@ class RetentionDecision:
 def plan_retention(region: str, regions: Iterable[str], acked: Mapping[str, Cursors],
                    own: Cursors, now_ms: int,
                    max_records_per_origin: int = DEFAULT_MAX_RECORDS_PER_ORIGIN,
-                   max_tombstone_age_ms: int = DEFAULT_MAX_TOMBSTONE_AGE_MS,
-                   holds: Mapping[str, int] | None = None) -> RetentionDecision:
+                   max_tombstone_age_ms: int = DEFAULT_MAX_TOMBSTONE_AGE_MS) -> RetentionDecision:
     """`region`: this region, whose cursors are `own`; `regions`: every region of the
     cluster (each is an origin); `acked`: per other region, the cursors it last
-    acknowledged (a region missing from it has acknowledged nothing); `holds`: per
-    origin, the highest seq other consumers of the changelog let go (see above; the
-    bounded maximum still overrides it)."""
+    acknowledged (a region missing from it has acknowledged nothing)."""
     regions = sorted(set(regions) | {region})
     vectors: list[Cursors] = [own]
     for other in regions:
@@ -64,8 +56,6 @@ def plan_retention(region: str, regions: Iterable[str], acked: Mapping[str, Curs
     purge_through = {}
     for origin in regions:
         through = safe[origin].seq
-        if holds and origin in holds:
-            through = min(through, holds[origin])
         bound = cursor_of(own, origin).seq - max_records_per_origin
         if bound > through:
             through, forced = bound, True

@@ -42,6 +42,14 @@ Theory of operation
   built from it wait for `settle()`); after that its `rows` and `close` may run on any
   one thread at a time. Every snapshot is closed: it may hold back the backend's cleanup
   (SQLite's WAL checkpoints cannot pass an open read transaction).
+- Kept changes: a table's changelog records can be kept past the changelog's purge
+  (point-in-time recovery needs them). `keep_changes(table, markers)` says how its
+  records are recognised — byte strings the storage looks for in a record's body, without
+  reading it — and from then on `purge_changelog` moves every record containing one of
+  them into that table's kept log instead of deleting it, in the same transaction. The
+  changelog itself stays gap-free below what it holds, as replication needs.
+  `snapshot_changes()` pins the changelog, the kept logs and the cursor vector together,
+  for reading from any one thread, like a table snapshot.
 - `WriteTxn` is the open transaction a job gets: its reads see the transaction's own
   writes and everything committed before it. It is used only inside the job, on the
   thread running the batch.
@@ -183,7 +191,23 @@ class WriteTxn(Protocol):
     def purge_changelog(self, origin: str, through_seq: int, limit: int) -> int:
         """Remove up to `limit` of the origin's records with origin_seq <= through_seq,
         lowest first, but never the origin's latest record (this region's next sequence
-        continues after its own); returns how many went."""
+        continues after its own); returns how many went. A record whose body contains a
+        marker of a table with kept changes moves to that table's kept log (to each such
+        table's) rather than going."""
+        ...
+
+    def keep_changes(self, table: str, markers: tuple[bytes, ...]) -> None:
+        """Keep `table`'s changelog records past the purge from now on: those whose body
+        contains one of `markers` (non-empty byte strings). Replaces earlier markers."""
+        ...
+
+    def release_changes(self, table: str) -> None:
+        """Stop keeping `table`'s records and delete its kept log."""
+        ...
+
+    def purge_kept_changes(self, table: str, origin: str, through_seq: int, limit: int) -> int:
+        """Remove up to `limit` of the origin's records with origin_seq <= through_seq
+        from `table`'s kept log, lowest first; returns how many went."""
         ...
 
     def purge_tombstones(self, below_hlc: int, limit: int) -> int:
@@ -241,6 +265,26 @@ class TableSnapshot(Protocol):
 
     def close(self) -> None:
         """Release what the snapshot holds; idempotent, and no `rows` may follow."""
+        ...
+
+
+class ChangesSnapshot(Protocol):
+    """The changelog and the kept logs as committed when the snapshot was opened."""
+
+    cursors: dict[str, tuple[int, int]]  # `Storage.cursor_vector()` at that moment
+    kept_tables: dict[str, tuple[bytes, ...]]  # table -> its markers, at that moment
+
+    def changes(self, origin: str, after_seq: int, limit: int) -> list[tuple[int, int, bytes]]:
+        """As `Storage.changes_since`: up to `limit` (origin_seq, hlc, body) by seq."""
+        ...
+
+    def kept(self, table: str, origin: str, after_seq: int, limit: int
+             ) -> list[tuple[int, int, bytes]]:
+        """The same from `table`'s kept log."""
+        ...
+
+    def close(self) -> None:
+        """Release what the snapshot holds; idempotent."""
         ...
 
 
@@ -360,6 +404,10 @@ class Storage(Protocol):
 
     def snapshot_table(self, name: str) -> TableSnapshot | None:
         """A snapshot of the live table `name` as committed now, or None if there is none."""
+        ...
+
+    def snapshot_changes(self) -> ChangesSnapshot:
+        """The changelog and the kept logs pinned as committed now (see the module doc)."""
         ...
 
     # --- changelog and cursors -----------------------------------------------------------

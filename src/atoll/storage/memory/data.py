@@ -31,6 +31,10 @@ class MemoryData:
         self.table_states: SortedRows[str, TableStateRow] = SortedRows()
         self.conflicts: list[Conflict] = []
         self.tokens: SortedRows[str, tuple[bytes, int]] = SortedRows()  # -> (hash, created ms)
+        self.kept_tables: SortedRows[str, tuple[bytes, ...]] = SortedRows()  # -> markers
+        # table -> (origin, origin_seq) -> (hlc, body): records the purge kept for it
+        self.kept: SortedRows[str, SortedRows[tuple[str, int], tuple[int, bytes]]] = \
+            SortedRows()
 
     def next_local_seq(self, region: str) -> int:
         """This region's next sequence: after its last change in the changelog, or (after

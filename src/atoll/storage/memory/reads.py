@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 from atoll.storage.memory.data import MemoryData
 from atoll.storage.memory.rows import Bound, successor
-from atoll.storage.memory.snapshots import MemoryTableSnapshot
+from atoll.storage.memory.snapshots import MemoryChangesSnapshot, MemoryTableSnapshot
 from atoll.storage.protocol import (
     IndexScanKey,
     ItemRow,
@@ -137,6 +137,18 @@ class MemoryReads:
 
     def load_table_states(self) -> list[tuple[str, int, str, int, str, bytes | None]]:
         return [(name, *state) for name, state in self.data.table_states.walk(None, None)]
+
+    def snapshot_changes(self) -> MemoryChangesSnapshot:
+        """Copies of the changelog and the kept logs as they are now (snapshots.py)."""
+        changelog = {origin: [(seq, (hlc, body)) for seq, (hlc, body, _applied)
+                              in log.walk(None, None)]
+                     for origin, log in self.data.changelog.walk(None, None)}
+        kept: dict[tuple[str, str], list[tuple[int, tuple[int, bytes]]]] = {}
+        for table, rows in self.data.kept.walk(None, None):
+            for (origin, seq), record in rows.walk(None, None):
+                kept.setdefault((table, origin), []).append((seq, record))
+        return MemoryChangesSnapshot(self.cursor_vector(),
+                                     dict(self.data.kept_tables.walk(None, None)), changelog, kept)
 
     # --- changelog and cursors -----------------------------------------------------------
     def last_local_hlc(self) -> int:

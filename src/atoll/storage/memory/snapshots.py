@@ -45,3 +45,38 @@ class MemoryTableSnapshot:
     def close(self) -> None:
         self._items = None
         self._tombstones = []
+
+
+class MemoryChangesSnapshot:
+    """Copies of the changelog and the kept logs (sorted (seq, (hlc, body)) lists per
+    origin, and per table and origin), taken in one turn of the event loop."""
+
+    def __init__(self, cursors: dict[str, tuple[int, int]],
+                 kept_tables: dict[str, tuple[bytes, ...]],
+                 changelog: dict[str, list[tuple[int, tuple[int, bytes]]]],
+                 kept: dict[tuple[str, str], list[tuple[int, tuple[int, bytes]]]]) -> None:
+        self.cursors = cursors
+        self.kept_tables = kept_tables
+        self._changelog: dict[str, list[tuple[int, tuple[int, bytes]]]] | None = changelog
+        self._kept = kept
+
+    @staticmethod
+    def _page(rows: list[tuple[int, tuple[int, bytes]]], after_seq: int, limit: int
+              ) -> list[tuple[int, int, bytes]]:
+        begin = bisect.bisect_right(rows, after_seq, key=lambda row: row[0])
+        return [(seq, hlc, body) for seq, (hlc, body) in rows[begin:begin + max(limit, 0)]]
+
+    def changes(self, origin: str, after_seq: int, limit: int) -> list[tuple[int, int, bytes]]:
+        if self._changelog is None:
+            raise ValueError("snapshot closed")
+        return self._page(self._changelog.get(origin, []), after_seq, limit)
+
+    def kept(self, table: str, origin: str, after_seq: int, limit: int
+             ) -> list[tuple[int, int, bytes]]:
+        if self._changelog is None:
+            raise ValueError("snapshot closed")
+        return self._page(self._kept.get((table, origin), []), after_seq, limit)
+
+    def close(self) -> None:
+        self._changelog = None
+        self._kept = {}

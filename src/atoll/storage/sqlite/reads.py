@@ -22,7 +22,12 @@ from atoll.storage.protocol import CorruptionDetected, ItemRow
 from atoll.storage.sqlite.cache import ItemCache
 from atoll.storage.sqlite.connection import connect
 from atoll.storage.sqlite.durability import WriteState
-from atoll.storage.sqlite.snapshots import SqliteTableSnapshot, open_table_snapshot
+from atoll.storage.sqlite.snapshots import (
+    SqliteChangesSnapshot,
+    SqliteTableSnapshot,
+    open_changes_snapshot,
+    open_table_snapshot,
+)
 
 
 class SqliteReads:
@@ -268,6 +273,13 @@ class SqliteReads:
         snapshot = open_table_snapshot(self.path, self.durable, self.region, name)
         state = self._state
         state.read = state.taken  # like a read: answers built from it wait for settle()
+        return snapshot
+
+    def snapshot_changes(self) -> SqliteChangesSnapshot:
+        """The changelog and kept logs pinned as committed now (snapshots.py)."""
+        snapshot = open_changes_snapshot(self.path, self.durable, self.region)
+        state = self._state
+        state.read = state.taken
         return snapshot
 
     def integrity_check(self) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 
 from atoll.storage.protocol import CorruptionDetected, ScanKey, SnapshotRow, TableStateRow
 from atoll.storage.sqlite.connection import connect
+from atoll.storage.sqlite.txn import decode_markers
 
 
 class SqliteTableSnapshot:
@@ -97,3 +98,53 @@ def _cursor_vector(conn: sqlite3.Connection, region: str) -> dict[str, tuple[int
     if row is not None and (int(row[0]), int(row[1])) > vector.get(region, (0, 0)):
         vector[region] = (int(row[0]), int(row[1]))
     return vector
+
+
+class SqliteChangesSnapshot:
+    """The changelog and the kept logs in one read transaction of their own connection."""
+
+    def __init__(self, conn: sqlite3.Connection, region: str) -> None:
+        self._conn: sqlite3.Connection | None = conn
+        conn.execute("BEGIN")
+        self.kept_tables = {str(name): tuple(decode_markers(markers)) for name, markers in
+                            conn.execute("SELECT name, markers FROM kept_tables")}
+        self.cursors = _cursor_vector(conn, region)
+
+    def _rows(self, sql: str, args: tuple[Any, ...], what: str) -> list[tuple[int, int, bytes]]:
+        conn = self._conn
+        if conn is None:
+            raise ValueError("snapshot closed")
+        rows = []
+        for seq, hlc, body, crc in conn.execute(sql, args):
+            if zlib.crc32(body) != crc:
+                raise CorruptionDetected(f"{what} record {seq} failed its checksum")
+            rows.append((int(seq), int(hlc), body))
+        return rows
+
+    def changes(self, origin: str, after_seq: int, limit: int) -> list[tuple[int, int, bytes]]:
+        return self._rows("SELECT origin_seq, hlc, body, crc FROM changelog WHERE origin=? AND "
+                          "origin_seq>? ORDER BY origin_seq LIMIT ?", (origin, after_seq, limit),
+                          f"changelog {origin}")
+
+    def kept(self, table: str, origin: str, after_seq: int, limit: int
+             ) -> list[tuple[int, int, bytes]]:
+        return self._rows("SELECT origin_seq, hlc, body, crc FROM kept_changes WHERE "
+                          "table_name=? AND origin=? AND origin_seq>? ORDER BY origin_seq "
+                          "LIMIT ?", (table, origin, after_seq, limit), f"kept {origin}")
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.execute("COMMIT")
+            finally:
+                conn.close()
+
+
+def open_changes_snapshot(path: str, durable: bool, region: str) -> SqliteChangesSnapshot:
+    conn = connect(path, durable)
+    try:
+        return SqliteChangesSnapshot(conn, region)
+    except BaseException:
+        conn.close()
+        raise
