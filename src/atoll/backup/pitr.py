@@ -422,8 +422,7 @@ def write_snapshot_file(snapshot: TableSnapshot, path: str, header: dict[str, An
             after = None
             while True:
                 page = snapshot.rows(after, SNAPSHOT_PAGE_ROWS, dead)
-                for row in page:
-                    writer.row(*row)
+                writer.rows(page)
                 if len(page) < SNAPSHOT_PAGE_ROWS:
                     break
                 after = page[-1][:3]
