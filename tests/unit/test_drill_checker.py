@@ -7,12 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 from atoll.drill.checker import check
+from atoll.drill.workload import Operation
 
 
-def op(kind: str, key: str, value: Any, t0: float, ok: bool = True, **extra: Any) -> dict[str, Any]:
-    return {"kind": kind, "table": "t", "key": key, "value": value, "t0": t0, "t1": t0 + 0.01,
-            "ok": ok, "unknown": not ok and kind not in ("get", "query"), "client": "failover",
-            "worker": "f0", **extra}
+def op(kind: str, key: str, value: Any, t0: float, ok: bool = True, **extra: Any) -> Operation:
+    return Operation(kind, "t", key, value, "failover", "f0", t0=t0, t1=t0 + 0.01, ok=ok,
+                     unknown=not ok and kind not in ("get", "query"), **extra)
 
 
 HISTORY = [op("put", "k", "a", 1.0), op("put", "k", "b", 2.0), op("delete", "j", None, 2.5),
@@ -35,7 +35,7 @@ def test_a_missing_acknowledged_write_is_named() -> None:
     state["r2"][("t", "k")] = "a"  # r2 never got the last write
     result = check(HISTORY, state, [])
     assert not result.passed
-    assert [(x["region"], x["key"], x["acknowledged_value"]) for x in result.lost] == [
+    assert [(x.region, x.key, x.acknowledged_value) for x in result.lost] == [
         ("r2", "k", "b")]
     assert len(result.divergent) == 1
 
@@ -57,7 +57,7 @@ def test_a_read_of_a_value_never_written_fails() -> None:
 
 def test_a_counter_that_lost_increments_without_a_conflict_fails() -> None:
     result = check(HISTORY, finals(n=1), [])
-    assert not result.passed and result.counter_problems[0]["acknowledged_increments"] == 2
+    assert not result.passed and result.counter_problems[0].acknowledged_increments == 2
     assert check(HISTORY, finals(n=1), [("t", "n", 1)]).passed
 
 

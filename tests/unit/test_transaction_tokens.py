@@ -33,26 +33,26 @@ async def _scenario(path: Path) -> list[str]:
     storage.start(asyncio.get_running_loop())
     counts = []
     try:
-        await HANDLERS["CreateTable"](engine, {
+        await HANDLERS["CreateTable"](engine.context, {
             "TableName": "tokens", "BillingMode": "PAY_PER_REQUEST",
             "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
             "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}]})
 
         async def count() -> str:
-            got = await HANDLERS["GetItem"](engine, {"TableName": "tokens",
+            got = await HANDLERS["GetItem"](engine.context, {"TableName": "tokens",
                                                      "Key": {"pk": {"S": "counter"}}})
             return got.decode() if isinstance(got, bytes) else orjson.dumps(got).decode()
 
-        await HANDLERS["TransactWriteItems"](engine, _increment("t1"))
+        await HANDLERS["TransactWriteItems"](engine.context, _increment("t1"))
         now[0] += IDEMPOTENCY_WINDOW_MS - 1
-        await HANDLERS["TransactWriteItems"](engine, _increment("t1"))  # replayed
+        await HANDLERS["TransactWriteItems"](engine.context, _increment("t1"))  # replayed
         counts.append(await count())
         with pytest.raises(IdempotentParameterMismatch):
             bad = _increment("t1")
             bad["TransactItems"][0]["Update"]["ExpressionAttributeValues"][":one"] = {"N": "2"}
-            await HANDLERS["TransactWriteItems"](engine, bad)
+            await HANDLERS["TransactWriteItems"](engine.context, bad)
         now[0] += 2
-        await HANDLERS["TransactWriteItems"](engine, _increment("t1"))  # window over: runs
+        await HANDLERS["TransactWriteItems"](engine.context, _increment("t1"))  # window over: runs
         counts.append(await count())
     finally:
         storage.close()

@@ -3,19 +3,25 @@
 Order of checks, as DynamoDB answers them: the target names a known operation
 (UnknownOperationException), the body is a JSON object (SerializationException), the
 request fits the operation's shape (ValidationException), then the engine's semantics.
+
+Every answer is counted in `stats` (atoll.api.stats) by operation and outcome, with its
+time from here to the answer; `clock_ns` is the clock that times it.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
 from atoll.api.errors import error_response, internal_error_response
 from atoll.api.shapes import operation_names, validate_request
+from atoll.api.stats import UNKNOWN_OPERATION, RequestStats
 from atoll.engine.engine import HANDLERS, Engine
 from atoll.errors import AtollError, SerializationError, UnknownOperation
+from atoll.storage.writepath import now_ns
 
 log = logging.getLogger(__name__)
 
@@ -24,36 +30,47 @@ MAX_BODY_BYTES = 16 * 1024 * 1024
 
 
 class Api:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, clock_ns: Callable[[], int] = now_ns) -> None:
         self.engine = engine
+        self._context = engine.context
+        self._storage = engine.storage
         self.requests_total = 0
         self.errors_total = 0
+        self.stats = RequestStats(sorted(HANDLERS))
+        self.clock_ns = clock_ns
 
     async def handle(self, target: str | None, body: bytes) -> tuple[int, bytes]:
         self.requests_total += 1
+        began = self.clock_ns()
+        operation = UNKNOWN_OPERATION
+        failed: type[AtollError] | None = None
         try:
             operation = self._operation(target)
             request = self._decode(body)
             validate_request(operation, request)
-            result = await HANDLERS[operation](self.engine, request)
+            result = await HANDLERS[operation](self._context, request)
             answer = 200, result if type(result) is bytes else orjson.dumps(result)
         except AtollError as error:
             self.errors_total += 1
+            failed = type(error)
             answer = error_response(error)
         except Exception:
             self.errors_total += 1
             log.exception("internal error handling %s", target)
+            self.stats.record_internal_error(operation, self.clock_ns() - began)
             return internal_error_response()
         # What was read (errors too: a failed condition can carry the item it read) may
         # include commits not yet durable: answer once they are.
-        waiter = self.engine.storage.settle()
+        waiter = self._storage.settle()
         if waiter is not None:
             try:
                 await waiter
             except AtollError as failure:  # durability lost: that is the answer, then
                 if answer[0] == 200:
                     self.errors_total += 1
+                self.stats.record(operation, type(failure), self.clock_ns() - began)
                 return error_response(failure)
+        self.stats.record(operation, failed, self.clock_ns() - began)
         return answer
 
     @staticmethod

@@ -328,9 +328,9 @@ class PointInTimeRecovery:
                        ) -> tuple[PitrTable, dict[str, Any], Callable[[], Iterator[SnapshotRow]],
                                   Callable[[], Iterator[ArchivedRecord]], ChangesSnapshot]:
         """What replay.replay needs to rebuild the table as of `until_ms`: the snapshot's
-        header and two re-openable streams, read through one pinned view of the changelog
-        and kept log (returned too: `release` closes it). The table's files are kept
-        until then."""
+        header and two re-openable streams, the second read through one pinned view of the
+        changelog and kept log (returned too, for the caller to close once replayed: it
+        holds back WAL checkpoints). The table's files are kept until `release`."""
         table = self.tables.get(table_id)
         if table is None:
             raise PointInTimeRecoveryUnavailable(
@@ -372,8 +372,8 @@ class PointInTimeRecovery:
 
         return table, header, snapshot, records, changes
 
-    def release(self, table: PitrTable, changes: ChangesSnapshot) -> None:
-        changes.close()
+    def release(self, table: PitrTable) -> None:
+        """A restore is done with the table's files."""
         table.pins = max(0, table.pins - 1)
 
     def status(self) -> dict[str, Any]:

@@ -6,8 +6,8 @@ T — physical part of its HLC <= T — that this region holds. A snapshot taken
 cursor vector V holds exactly the merge of the changes at or below V (every one of them
 stamped at or before its `covered_ms`, so it serves any T from there on). The changes
 to add are those above V and stamped at or before T. Merging is a join (idempotent,
-commutative, associative), so the archive's order, and records archived twice, do not
-change the answer.
+commutative, associative), so the order of the kept records, and records read twice,
+do not change the answer.
 
 Memory stays bounded by the keys the replayed changes touch, not by the table: the
 changes are read twice (once for the keys they touch, once to merge them) and the
@@ -66,7 +66,7 @@ def replay(table: str, state: TableState, cursors: dict[str, int], until_ms: int
            snapshot: Callable[[], Iterator[SnapshotRow]],
            records: Callable[[], Iterator[ArchivedRecord]]) -> ReplayedTable:
     """`table` as of `until_ms`: `state` and `snapshot` (live items and tombstones) as
-    the snapshot holds them, `records` the archive after it (see the module doc)."""
+    the snapshot holds them, `records` the changes after it (see the module doc)."""
     touched: set[ItemKey] = set()
     final = state
     for change in _relevant(records, table, cursors, until_ms):

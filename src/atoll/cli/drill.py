@@ -47,14 +47,16 @@ def drill(scenario: str, regions: int, duration: str, rate: float, seed: int,
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from atoll.cli.terminal import stderr_console
     from atoll.drill import report
-    from atoll.drill.runner import SCENARIOS, DrillOptions, Recorder, run_scenario
+    from atoll.drill.runner import SCENARIOS, DrillOptions, run_scenario
+    from atoll.drill.workload import Recorder
 
     root = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="atoll-drill-"))
     config = None
     scenarios = list(SCENARIOS) if scenario == "all" else [scenario]
     if config_path is not None:
-        from atoll.drill.runner import ExistingCluster
+        from atoll.drill.cluster import ExistingCluster
         from atoll.errors import ValidationError
         from atoll.topology.config import load_cluster_config
         try:
@@ -70,7 +72,7 @@ def drill(scenario: str, regions: int, duration: str, rate: float, seed: int,
     options = DrillOptions(regions=regions, duration_s=_seconds(duration), rate=rate,
                            seed=seed, root=root, config=config)
     results: list[dict[str, Any]] = []
-    console = Console(stderr=True)
+    console = stderr_console()  # the one log lines go through (atoll.cli.terminal)
     started = time.monotonic()
     for name in scenarios:
         console.print(f"[bold]drill {name}[/]: {regions} regions, {options.duration_s:.0f}s at "
@@ -85,7 +87,7 @@ def drill(scenario: str, regions: int, duration: str, rate: float, seed: int,
             def show(phase: str, elapsed: float, recorder: Recorder,
                      task: Any = task, progress: Progress = progress) -> None:
                 ops = recorder.ops
-                ok = sum(1 for o in ops if o["ok"])
+                ok = sum(1 for o in ops if o.ok)
                 progress.update(task, completed=min(elapsed, options.duration_s), phase=phase,
                                 counts=f"requests {len(ops):>6}  ok {ok:>6}  "
                                        f"errors {len(ops) - ok:>5}")

@@ -20,23 +20,53 @@ the unknown ones. Reads must return a value that some request wrote (or nothing)
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-# what an op record holds (dicts, so the record can be written as JSON)
-#   {"t0": sent, "t1": done, "kind": "put|update|delete|cput|add|get|query",
-#    "table": str, "key": str, "value": str|None, "ok": bool, "unknown": bool,
-#    "read": str|None (get), "client": "failover|naive", "region": str|None, "error": str}
+from atoll.drill.workload import WRITE_KINDS, Operation
 
-WRITE_KINDS = ("put", "update", "delete", "cput")
+Finals = dict[str, dict[tuple[str, str], Any]]  # region -> (table, key) -> `v` or number
+EXAMPLES = 20  # findings of each kind the summary names
+
+
+@dataclass
+class LostWrite:
+    """An acknowledged write a region does not hold (nor anything that may follow it)."""
+
+    region: str
+    table: str
+    key: str
+    acknowledged_value: Any
+    held: Any
+    kind: str
+    acknowledged_at: float
+    served_by: str | None
+
+
+@dataclass
+class Divergent:
+    table: str
+    key: str
+    values: dict[str, Any]  # region -> what it holds
+
+
+@dataclass
+class CounterProblem:
+    region: str
+    table: str
+    key: str
+    value: int
+    acknowledged_increments: int
+    unknown: int
+    recorded_conflicts: int
 
 
 @dataclass
 class CheckResult:
-    lost: list[dict[str, Any]] = field(default_factory=list)  # acknowledged writes missing
-    divergent: list[dict[str, Any]] = field(default_factory=list)  # keys that differ
-    phantom_reads: list[dict[str, Any]] = field(default_factory=list)
-    counter_problems: list[dict[str, Any]] = field(default_factory=list)
+    lost: list[LostWrite] = field(default_factory=list)  # acknowledged writes missing
+    divergent: list[Divergent] = field(default_factory=list)  # keys that differ
+    phantom_reads: list[Operation] = field(default_factory=list)
+    counter_problems: list[CounterProblem] = field(default_factory=list)
     superseded_by_conflict: int = 0
     acknowledged_writes: int = 0
     counters_checked: int = 0
@@ -53,12 +83,17 @@ class CheckResult:
                 "counter_problems": len(self.counter_problems),
                 "counters_checked": self.counters_checked,
                 "superseded_by_recorded_conflicts": self.superseded_by_conflict,
-                "lost_examples": self.lost[:20], "divergent_examples": self.divergent[:20],
-                "phantom_examples": self.phantom_reads[:20],
-                "counter_examples": self.counter_problems[:20]}
+                "lost_examples": _examples(self.lost),
+                "divergent_examples": _examples(self.divergent),
+                "phantom_examples": _examples(self.phantom_reads),
+                "counter_examples": _examples(self.counter_problems)}
 
 
-def check(ops: list[dict[str, Any]], finals: dict[str, dict[tuple[str, str], Any]],
+def _examples(findings: list[Any]) -> list[dict[str, Any]]:
+    return [asdict(finding) for finding in findings[:EXAMPLES]]
+
+
+def check(ops: list[Operation], finals: Finals,
           conflict_losers: list[tuple[str, str, Any]]) -> CheckResult:
     """`finals`: region -> {(table, key): value of `v` (or the counter's number)};
     `conflict_losers`: (table, key, value) of every loser in every region's conflict log
@@ -66,66 +101,61 @@ def check(ops: list[dict[str, Any]], finals: dict[str, dict[tuple[str, str], Any
     result = CheckResult()
     losers_per_key = Counter(loser[:2] for loser in conflict_losers)
     losers = set(conflict_losers)
-    by_key: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    by_key: dict[tuple[str, str], list[Operation]] = defaultdict(list)
     written: dict[tuple[str, str], set[Any]] = defaultdict(set)
     for op in ops:
-        if op["kind"] in WRITE_KINDS or op["kind"] == "add":
-            by_key[(op["table"], op["key"])].append(op)
-            if op["kind"] in WRITE_KINDS:
-                written[(op["table"], op["key"])].add(op["value"])
+        if op.kind in WRITE_KINDS or op.kind == "add":
+            by_key[(op.table, op.key)].append(op)
+            if op.kind in WRITE_KINDS:
+                written[(op.table, op.key)].add(op.value)
     # divergence: every region must hold the same value for every key
     keys = set().union(*(set(f) for f in finals.values())) if finals else set()
     for key in sorted(keys):
         values = {region: final.get(key) for region, final in finals.items()}
         if len({repr(v) for v in values.values()}) > 1:
-            result.divergent.append({"table": key[0], "key": key[1], "values": values})
+            result.divergent.append(Divergent(key[0], key[1], values))
     for key, key_ops in by_key.items():
-        key_ops.sort(key=lambda o: o["t0"])
-        if key_ops[0]["kind"] == "add":
+        key_ops.sort(key=lambda o: o.t0)
+        if key_ops[0].kind == "add":
             _check_counter(key, key_ops, finals, losers_per_key[key], result)
             continue
-        acked = [o for o in key_ops if o["ok"] and _wrote(o)]
+        acked = [o for o in key_ops if o.ok and _wrote(o)]
         result.acknowledged_writes += len(acked)
         if not acked:
             continue
         last = acked[-1]
-        later_values = {o["value"] for o in key_ops
-                        if o["t0"] >= last["t1"] and o["unknown"] and o["kind"] in WRITE_KINDS}
+        later_values = {o.value for o in key_ops
+                        if o.t0 >= last.t1 and o.unknown and o.kind in WRITE_KINDS}
         for region, final in finals.items():
             held = final.get(key)
-            if held == last["value"] or held in later_values:
+            if held == last.value or held in later_values:
                 continue
-            if (key[0], key[1], last["value"]) in losers:
+            if (key[0], key[1], last.value) in losers:
                 result.superseded_by_conflict += 1
                 continue
-            result.lost.append({"region": region, "table": key[0], "key": key[1],
-                                "acknowledged_value": last["value"], "held": held,
-                                "kind": last["kind"], "acknowledged_at": last["t1"],
-                                "served_by": last.get("region")})
+            result.lost.append(LostWrite(region, key[0], key[1], last.value, held, last.kind,
+                                         last.t1, last.region))
     for op in ops:
-        if op["kind"] == "get" and op["ok"] and op.get("read") is not None:
-            if op["read"] not in written[(op["table"], op["key"])]:
+        if op.kind == "get" and op.ok and op.read is not None:
+            if op.read not in written[(op.table, op.key)]:
                 result.phantom_reads.append(op)
     return result
 
 
-def _wrote(op: dict[str, Any]) -> bool:
-    return op["kind"] != "cput" or not op.get("condition_failed")
+def _wrote(op: Operation) -> bool:
+    return op.kind != "cput" or not op.condition_failed
 
 
-def _check_counter(key: tuple[str, str], ops: list[dict[str, Any]],
-                   finals: dict[str, dict[tuple[str, str], Any]], recorded: int,
-                   result: CheckResult) -> None:
+def _check_counter(key: tuple[str, str], ops: list[Operation], finals: Finals,
+                   recorded: int, result: CheckResult) -> None:
     """`recorded`: conflict-log records (all regions) of this counter's losing versions;
     each region that saw a concurrent increment lose records it, so this over-counts
     what was lost, never under-counts: the lower bound stays sound."""
-    acked = sum(1 for o in ops if o["ok"])
-    unknown = sum(1 for o in ops if o["unknown"])
+    acked = sum(1 for o in ops if o.ok)
+    unknown = sum(1 for o in ops if o.unknown)
     result.counters_checked += 1
     for region, final in finals.items():
         value = int(final.get(key) or 0)
         if not acked - recorded <= value <= acked + unknown:
-            result.counter_problems.append({
-                "region": region, "table": key[0], "key": key[1], "value": value,
-                "acknowledged_increments": acked, "unknown": unknown,
-                "recorded_conflicts": recorded})
+            result.counter_problems.append(CounterProblem(
+                region, key[0], key[1], value, acked, unknown, recorded))

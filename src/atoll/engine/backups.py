@@ -13,12 +13,13 @@ Deleting a table with point-in-time recovery on leaves a SYSTEM backup of it, ke
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
 from atoll.backup.service import BackupService
 from atoll.engine import outbox, restore, tables
+from atoll.engine.context import EngineContext
 from atoll.engine.indexdef import GSI, LSI
 from atoll.engine.tabledef import TableDef, table_name_of
 from atoll.errors import (
@@ -31,23 +32,20 @@ from atoll.errors import (
 )
 from atoll.storage.protocol import TableSnapshot
 
-if TYPE_CHECKING:
-    from atoll.engine.engine import Engine
-
 MAX_LIST_PAGE = 1000  # DynamoDB pages ListBackups at 1 MB; a summary is well under 1 KB
 
 
-def service_of(engine: Engine) -> BackupService:
-    service = engine.backups
+def service_of(ctx: EngineContext) -> BackupService:
+    service = ctx.settings.backups
     if service is None:
         raise ContinuousBackupsUnavailable("Backups are not available on this node")
     return service
 
 
-def source_table(engine: Engine, name: str) -> TableDef:
+def source_table(ctx: EngineContext, name: str) -> TableDef:
     """The live table a backup or restore reads (TableNotFoundException if none)."""
     try:
-        table = engine.catalog.table(name, restoring_ok=True)
+        table = ctx.catalog.table(name, restoring_ok=True)
     except ResourceNotFound:
         raise TableNotFound(f"Table not found: {table_name_of(name)}") from None
     if not table.tid:
@@ -55,11 +53,11 @@ def source_table(engine: Engine, name: str) -> TableDef:
     return table
 
 
-def _pinned(engine: Engine, table: TableDef) -> tuple[TableSnapshot, TableDef]:
+def _pinned(ctx: EngineContext, table: TableDef) -> tuple[TableSnapshot, TableDef]:
     """The table pinned now, and its definition as pinned."""
     if table.restoring:
         raise TableInUse(f"Table is being restored: {table.name}")
-    snapshot = engine.storage.snapshot_table(table.name)
+    snapshot = ctx.storage.snapshot_table(table.name)
     if snapshot is None:
         raise TableNotFound(f"Table not found: {table.name}")
     pinned = TableDef.from_json(orjson.loads(snapshot.definition))
@@ -67,10 +65,10 @@ def _pinned(engine: Engine, table: TableDef) -> tuple[TableSnapshot, TableDef]:
     return snapshot, pinned
 
 
-def source_details(engine: Engine, table: TableDef, snapshot: TableSnapshot) -> dict[str, Any]:
+def source_details(ctx: EngineContext, table: TableDef, snapshot: TableSnapshot) -> dict[str, Any]:
     details: dict[str, Any] = {
         "TableName": table.name, "TableId": table.table_id,
-        "TableArn": table.arn(engine.region, engine.account_id),
+        "TableArn": table.arn(ctx.region, ctx.settings.account_id),
         "TableSizeBytes": snapshot.size_bytes, "KeySchema": table.key_schema(),
         "TableCreationDateTime": table.created_at,
         "ProvisionedThroughput": {"ReadCapacityUnits": table.read_capacity,
@@ -99,35 +97,35 @@ def feature_details(table: TableDef) -> dict[str, Any]:
     return features
 
 
-def _begin(engine: Engine, service: BackupService, snapshot: TableSnapshot, table: TableDef,
+def _begin(ctx: EngineContext, service: BackupService, snapshot: TableSnapshot, table: TableDef,
            name: str, kind: str) -> dict[str, Any]:
     header = {"kind": "backup", "table": table.name, "table_id": table.table_id,
-              "table_arn": table.arn(engine.region, engine.account_id),
-              "definition": outbox.table_definition(table), "region": engine.region}
+              "table_arn": table.arn(ctx.region, ctx.settings.account_id),
+              "definition": outbox.table_definition(table), "region": ctx.region}
     entry = service.begin_backup(snapshot, table.name, name, kind,
-                                 source_details(engine, table, snapshot),
+                                 source_details(ctx, table, snapshot),
                                  feature_details(table), header)
     return dict(entry.details)
 
 
-async def create_backup(engine: Engine, request: dict[str, Any]) -> dict[str, Any]:
-    service = service_of(engine)
-    snapshot, table = _pinned(engine, source_table(engine, request["TableName"]))
+async def create_backup(ctx: EngineContext, request: dict[str, Any]) -> dict[str, Any]:
+    service = service_of(ctx)
+    snapshot, table = _pinned(ctx, source_table(ctx, request["TableName"]))
     try:
-        await engine.storage.settled()  # nothing a crash could undo goes into a backup
+        await ctx.storage.settled()  # nothing a crash could undo goes into a backup
     except BaseException:
         snapshot.close()
         raise
-    return {"BackupDetails": _begin(engine, service, snapshot, table, request["BackupName"],
+    return {"BackupDetails": _begin(ctx, service, snapshot, table, request["BackupName"],
                                     "USER")}
 
 
-async def describe_backup(engine: Engine, request: dict[str, Any]) -> dict[str, Any]:
-    return {"BackupDescription": service_of(engine).get(request["BackupArn"]).description()}
+async def describe_backup(ctx: EngineContext, request: dict[str, Any]) -> dict[str, Any]:
+    return {"BackupDescription": service_of(ctx).get(request["BackupArn"]).description()}
 
 
-async def list_backups(engine: Engine, request: dict[str, Any]) -> dict[str, Any]:
-    service = service_of(engine)
+async def list_backups(ctx: EngineContext, request: dict[str, Any]) -> dict[str, Any]:
+    service = service_of(ctx)
     kind = request.get("BackupType", "USER")
     table = table_name_of(request["TableName"]) if request.get("TableName") else None
     lower = request.get("TimeRangeLowerBound")
@@ -161,15 +159,15 @@ def _arn_ms(arn: str) -> int:
     return int(head)
 
 
-async def delete_backup(engine: Engine, request: dict[str, Any]) -> dict[str, Any]:
-    entry = await service_of(engine).delete(request["BackupArn"])
+async def delete_backup(ctx: EngineContext, request: dict[str, Any]) -> dict[str, Any]:
+    entry = await service_of(ctx).delete(request["BackupArn"])
     return {"BackupDescription": entry.description()}
 
 
-async def restore_table_from_backup(engine: Engine, request: dict[str, Any]) -> dict[str, Any]:
-    service = service_of(engine)
+async def restore_table_from_backup(ctx: EngineContext, request: dict[str, Any]) -> dict[str, Any]:
+    service = service_of(ctx)
     target = table_name_of(request["TargetTableName"])
-    if target in engine.catalog:
+    if target in ctx.catalog:
         raise TableAlreadyExists(f"Table already exists: {target}")
     entry, header = await service.open_for_restore(request["BackupArn"])
     try:
@@ -177,48 +175,48 @@ async def restore_table_from_backup(engine: Engine, request: dict[str, Any]) -> 
                    "RestoreDateTime": entry.details["BackupCreationDateTime"],
                    "RestoreInProgress": True}
         table = restore.restored_definition(
-            engine, outbox.definition_table(header["definition"]), target, request, summary,
-            {"region": engine.region, "backup_arn": entry.arn})
-        await restore.create(engine, table)
+            ctx, outbox.definition_table(header["definition"]), target, request, summary,
+            {"region": ctx.region, "backup_arn": entry.arn})
+        await restore.create(ctx, table)
     except BaseException:
         service.release(entry)
         raise
-    service.spawn(restore.load(engine, table, service.backup_items(entry),
+    service.spawn(restore.load(ctx, table, service.backup_items(entry),
                                lambda: service.release(entry)), f"restore {target}")
-    return {"TableDescription": tables._describe(engine, table)}
+    return {"TableDescription": tables._describe(ctx, table)}
 
 
-async def resume_restore(engine: Engine, service: BackupService, table: TableDef) -> None:
+async def resume_restore(ctx: EngineContext, service: BackupService, table: TableDef) -> None:
     """A restore from a backup that a restart cut short: load it again from the start."""
     source = table.restore_source or {}
     try:
         entry, _header = await service.open_for_restore(str(source.get("backup_arn")))
     except Exception as exc:
-        await restore.abandon(engine, table, f"its backup cannot be read: {exc}")
+        await restore.abandon(ctx, table, f"its backup cannot be read: {exc}")
         return
-    await restore.load(engine, table, service.backup_items(entry),
+    await restore.load(ctx, table, service.backup_items(entry),
                        lambda: service.release(entry))
 
 
 # --- DeleteTable: a SYSTEM backup of a table with point-in-time recovery ------------------
 
-async def delete_table(engine: Engine, request: dict[str, Any]) -> dict[str, Any]:
+async def delete_table(ctx: EngineContext, request: dict[str, Any]) -> dict[str, Any]:
     """DeleteTable; a table with PITR on is first pinned, and kept as a SYSTEM backup of
     the table as it was when the request came, once the drop committed."""
-    service = engine.backups
-    table = engine.catalog.get(table_name_of(request["TableName"]))
+    service = ctx.settings.backups
+    table = ctx.catalog.get(table_name_of(request["TableName"]))
     snapshot = None
     if service is not None and table is not None and table.tid \
             and service.pitr.enabled(table.table_id) is not None:
-        snapshot = engine.storage.snapshot_table(table.name)
+        snapshot = ctx.storage.snapshot_table(table.name)
     try:
-        answer = await tables.delete_table(engine, request)
+        answer = await tables.delete_table(ctx, request)
     except BaseException:
         if snapshot is not None:
             snapshot.close()
         raise
     if snapshot is not None and service is not None:
         pinned = TableDef.from_json(orjson.loads(snapshot.definition))
-        _begin(engine, service, snapshot, pinned, f"{pinned.name}$DeletedTableBackup",
+        _begin(ctx, service, snapshot, pinned, f"{pinned.name}$DeletedTableBackup",
                "SYSTEM")
     return answer

@@ -6,11 +6,12 @@ per table), so the whole batch is durable together; nothing is left unprocessed.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import orjson
 
-from atoll.engine import capacity
+from atoll.engine import capacity, outbox
+from atoll.engine.context import EngineContext
 from atoll.engine.items import apply_projection, delete_row, plan_indexes, projection_of, put_row
 from atoll.engine.outbox import ItemOp
 from atoll.engine.tabledef import EncodedKey, TableDef
@@ -19,22 +20,19 @@ from atoll.model.values import check_item, check_item_size
 from atoll.replication.change import ItemJson, item_json
 from atoll.storage import WriteTxn
 
-if TYPE_CHECKING:
-    from atoll.engine.engine import Engine
-
 MAX_BATCH_GET_KEYS = 100
 MAX_BATCH_WRITE_REQUESTS = 25
 MAX_BATCH_GET_RESPONSE_BYTES = 16 * 1024 * 1024
 
 
-async def batch_get_item(engine: Engine, request: dict[str, Any]) -> dict[str, Any]:
+async def batch_get_item(ctx: EngineContext, request: dict[str, Any]) -> dict[str, Any]:
     request_items: dict[str, Any] = request["RequestItems"]
     total = sum(len(spec.get("Keys") or ()) for spec in request_items.values())
     if total > MAX_BATCH_GET_KEYS:
         raise ValidationError("Too many items requested for the BatchGetItem call")
     plans = []
     for name, spec in request_items.items():
-        table = engine.table(name)
+        table = ctx.catalog.table(name)
         expressions, attributes = projection_of(spec)
         keys = spec["Keys"]
         encoded = [table.encode_key(k) for k in keys]
@@ -52,7 +50,7 @@ async def batch_get_item(engine: Engine, request: dict[str, Any]) -> dict[str, A
                 rest = unprocessed.setdefault(name, {k: v for k, v in spec.items() if k != "Keys"})
                 rest.setdefault("Keys", []).append(keys[index])
                 continue
-            row = engine.storage.get_item(table.tid, *key)
+            row = ctx.storage.get_item(table.tid, *key)
             meter.add(table, capacity.read_units(row[1] if row else 0,
                                                  bool(spec.get("ConsistentRead"))))
             if row is None:
@@ -66,7 +64,7 @@ async def batch_get_item(engine: Engine, request: dict[str, Any]) -> dict[str, A
     return capacity.attach(result, "ConsumedCapacity", meter.listed())
 
 
-async def batch_write_item(engine: Engine, request: dict[str, Any]) -> dict[str, Any]:
+async def batch_write_item(ctx: EngineContext, request: dict[str, Any]) -> dict[str, Any]:
     request_items: dict[str, Any] = request["RequestItems"]
     total = sum(len(v) for v in request_items.values())
     if total > MAX_BATCH_WRITE_REQUESTS:
@@ -76,7 +74,7 @@ async def batch_write_item(engine: Engine, request: dict[str, Any]) -> dict[str,
                               "greater than or equal to 1]")
     plans: list[tuple[TableDef, list[tuple[EncodedKey, dict[str, Any], ItemJson | None, int]]]] = []
     for name, writes in request_items.items():
-        table = engine.table(name)
+        table = ctx.catalog.table(name)
         ops = [_plan_write(table, w) for w in writes]
         if len({op[0] for op in ops}) != len(ops):
             raise ValidationError("Provided list of item keys contains duplicates")
@@ -95,31 +93,31 @@ async def batch_write_item(engine: Engine, request: dict[str, Any]) -> dict[str,
         # every index row is planned before any write; again if a definition changed
         index_plans = []
         for (table, ops), table_plans in zip(plans, planned):
-            engine.catalog.ensure_live(table)
-            current = engine.catalog.current(table)
+            ctx.catalog.ensure_live(table)
+            current = ctx.catalog.current(table)
             index_plans.append(table_plans if current is table else plan_table(current, ops))
         for (table, ops), table_plans in zip(plans, index_plans):
-            current = engine.catalog.current(table)
-            hlc = engine.clock.tick()
+            current = ctx.catalog.current(table)
+            hlc = ctx.clock.tick()
             logged: list[ItemOp] = []
             for (key, _item, item_bytes, size), plan in zip(ops, table_plans):
                 old = txn.get(table.tid, *key)
                 if item_bytes is not None:
-                    units = put_row(engine, txn, current, key, item_bytes, size, old, plan, hlc)
+                    units = put_row(ctx, txn, current, key, item_bytes, size, old, plan, hlc)
                     logged.append((key, item_bytes, old))
                 else:
-                    units = delete_row(engine, txn, current, key, old, hlc)
+                    units = delete_row(ctx, txn, current, key, old, hlc)
                     logged.append((key, None, old))
                 meter.add(table, capacity.write_units(max(size, old[1] if old else 0)), units)
-            engine.log_item_changes(txn, hlc, table, logged)
+            outbox.log_item_changes(ctx, txn, hlc, table, logged)
         return meter
 
-    meter = await engine.storage.write(job, inline=True)
+    meter = await ctx.storage.write(job, inline=True)
     result: dict[str, Any] = {"UnprocessedItems": {}}
     if "ReturnItemCollectionMetrics" in request:
         written = [(table, item) for table, ops in plans for _key, item, _bytes, _size in ops]
         result = capacity.attach(result, "ItemCollectionMetrics",
-                                 capacity.item_collection_metrics_by_table(engine, request,
+                                 capacity.item_collection_metrics_by_table(ctx, request,
                                                                            written))
     return capacity.attach(result, "ConsumedCapacity", meter.listed())
 

@@ -17,15 +17,13 @@ written partition key's items and LSI rows.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
+from atoll.engine.context import EngineContext
 from atoll.engine.tabledef import TableDef
 from atoll.model.keys import encode_key_value, partition_hash
-
-if TYPE_CHECKING:
-    from atoll.engine.engine import Engine
 
 READ_UNIT_BYTES = 4096
 WRITE_UNIT_BYTES = 1024
@@ -108,7 +106,7 @@ class Meter:
 GIGABYTE = 1 << 30
 
 
-def item_collection_metrics(engine: Engine, request: dict[str, Any], table: TableDef,
+def item_collection_metrics(ctx: EngineContext, request: dict[str, Any], table: TableDef,
                             key: dict[str, Any]) -> dict[str, Any] | None:
     """ItemCollectionMetrics for a write to `key` (only tables with an LSI have item
     collections; DynamoDB reports an estimate range in GB)."""
@@ -118,12 +116,12 @@ def item_collection_metrics(engine: Engine, request: dict[str, Any], table: Tabl
         return None
     value = key[table.hash_key]
     pk = encode_key_value(value, table.hash_type)
-    size_gb = engine.storage.collection_size(table.tid, partition_hash(pk), pk) / GIGABYTE
+    size_gb = ctx.storage.collection_size(table.tid, partition_hash(pk), pk) / GIGABYTE
     return {"ItemCollectionKey": {table.hash_key: value},
             "SizeEstimateRangeGB": [float(int(size_gb)), float(int(size_gb) + 1)]}
 
 
-def item_collection_metrics_by_table(engine: Engine, request: dict[str, Any],
+def item_collection_metrics_by_table(ctx: EngineContext, request: dict[str, Any],
                                      written: list[tuple[TableDef, dict[str, Any]]]
                                      ) -> dict[str, list[dict[str, Any]]] | None:
     """ItemCollectionMetrics of a multi-item write: per table, one entry per item
@@ -137,7 +135,7 @@ def item_collection_metrics_by_table(engine: Engine, request: dict[str, Any],
         if identity in seen:
             continue
         seen.add(identity)
-        metrics = item_collection_metrics(engine, request, table, key)
+        metrics = item_collection_metrics(ctx, request, table, key)
         if metrics is not None:
             result.setdefault(table.name, []).append(metrics)
     return result or None

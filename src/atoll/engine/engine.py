@@ -1,29 +1,25 @@
-"""Engine: owns the table catalog, the clock and the storage; dispatches operations.
+"""Engine: the operations DynamoDB requests name, over one `EngineContext`.
 
-Threading contract: every public coroutine runs on the event-loop thread. Write jobs
-(closures passed to `storage.write`) run one batch at a time, on the event-loop thread or
-the storage writer thread (see storage.sqlite); they may read the catalog's commit view
-and tick `self.clock`, which only write jobs touch after start (engine/catalog.py).
+`Engine` builds the context (clock restored from storage, catalog loaded from storage)
+and answers operations through `HANDLERS`: operation name -> handler(context, request).
+The handlers live in feature modules by concept; none of them sees `Engine`. Background
+work (the TTL sweeper, index backfills) is run by the node over `engine.context`
+(atoll.node.background).
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 
-from atoll.backup.service import BackupService
 from atoll.clock import HybridClock
 from atoll.engine import (
     backups,
     batch,
     globaltables,
     items,
-    outbox,
     partiql_ops,
     pitr,
     reads,
@@ -33,12 +29,10 @@ from atoll.engine import (
     ttl,
 )
 from atoll.engine.catalog import Catalog
-from atoll.engine.tabledef import DEFAULT_ACCOUNT, TableDef
-from atoll.storage import SqliteStorage, WriteTxn
+from atoll.engine.context import EngineContext, EngineSettings, Storage, wall_clock_ms
+from atoll.engine.tabledef import TableDef
 
-log = logging.getLogger(__name__)
-
-Handler = Callable[["Engine", dict[str, Any]], Awaitable[Any]]
+Handler = Callable[[EngineContext, dict[str, Any]], Awaitable[Any]]
 
 HANDLERS: dict[str, Handler] = {
     "CreateTable": tables.create_table,
@@ -80,96 +74,31 @@ HANDLERS: dict[str, Handler] = {
 HANDLERS["DeleteTable"] = backups.delete_table  # keeps a SYSTEM backup when PITR was on
 
 
-def wall_clock_ms() -> int:
-    return int(time.time() * 1000)
-
-
 class Engine:
-    def __init__(self, storage: SqliteStorage, region: str = "local",
-                 now_ms: Callable[[], int] = wall_clock_ms) -> None:
-        self.storage = storage
-        self.region = region
-        self.clock = HybridClock(now_ms)
+    """One node's engine over its storage (not yet started: the node starts storage).
+
+    `catalog`, `storage`, `clock`, `region` and `now_ms` are the context's, named here
+    too for the replication side (engine/replica.py, node/replicator.py)."""
+
+    def __init__(self, storage: Storage, region: str = "local",
+                 now_ms: Callable[[], int] = wall_clock_ms,
+                 settings: EngineSettings | None = None) -> None:
+        clock = HybridClock(now_ms)
         # never issue a stamp at or below one this region already used (a restart with a
         # clock that went back must not make new writes lose to old ones)
-        self.clock.restore(storage.last_local_hlc())
+        clock.restore(storage.last_local_hlc())
+        catalog = Catalog(_stored_table(tid, definition)
+                          for _name, tid, definition in storage.load_tables())
+        self.context = EngineContext(catalog, storage, clock, region, now_ms,
+                                     settings if settings is not None else EngineSettings())
+        self.catalog = catalog
+        self.storage = storage
+        self.clock = clock
+        self.region = region
         self.now_ms = now_ms
-        self.catalog = Catalog(_stored_table(tid, definition)
-                               for _name, tid, definition in storage.load_tables())
-        self.replica_regions: tuple[str, ...] = ()  # every region of the cluster, if any
-        self.endpoint_address = "127.0.0.1:8000"  # DescribeEndpoints; the node sets it
-        self.account_id = DEFAULT_ACCOUNT  # the account id in ARNs; the node sets it
-        self.backups: BackupService | None = None  # backups and PITR; the node sets it
-        self.ttl_interval_s = ttl.DEFAULT_INTERVAL_S
-        self._background: set[asyncio.Task[Any]] = set()
-        # (tid, iid) -> (when in s, ItemCount, IndexSizeBytes) of large indexes
-        self.index_stats_cache: dict[tuple[int, int], tuple[float, int, int]] = {}
-
-    # --- background work ---------------------------------------------------------------
-    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
-        """Run a background coroutine, keeping a reference and logging its failure."""
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self._background.add(task)
-
-        def done(t: asyncio.Task[Any]) -> None:
-            self._background.discard(t)
-            if not t.cancelled() and t.exception() is not None:
-                log.error("background task %s failed", name, exc_info=t.exception())
-        task.add_done_callback(done)
-        return task
-
-    def start_background(self) -> None:
-        """After storage.start: resume interrupted index backfills, start the TTL sweeper."""
-        from atoll.engine import indexes
-        for table in self.catalog.tables():
-            for index in table.indexes:
-                if index.status == "CREATING":
-                    self.spawn(indexes.backfill(self, table.name, index.name),
-                               f"backfill {table.name}.{index.name}")
-        self.spawn(ttl.sweeper(self), "ttl-sweeper")
-
-    async def stop_background(self) -> None:
-        tasks = list(self._background)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def replace_definition(self, table: TableDef, updated: TableDef,
-                                 dropped_iids: tuple[int, ...] = ()) -> TableDef:
-        """Persist a changed definition (and drop removed indexes' rows) in one job; the
-        caller holds `ddl_lock`."""
-        updated.tid = table.tid
-
-        def job(txn: WriteTxn) -> None:
-            self.catalog.ensure_live(table)
-            hlc = self.clock.tick()
-            txn.update_table(table.name, orjson.dumps(updated.to_json()))
-            for iid in dropped_iids:
-                txn.index_drop(table.tid, iid)
-            outbox.log_table_op(self, txn, hlc, "update", table.name, updated)
-            self.catalog.committed_update(updated)
-
-        await self.storage.write(job)
-        self.catalog.publish_update(table, updated)
-        return updated
 
     async def handle(self, operation: str, request: dict[str, Any]) -> Any:
-        return await HANDLERS[operation](self, request)
-
-    def table(self, table_name: str) -> TableDef:
-        return self.catalog.table(table_name)
-
-    def log_item_changes(self, txn: WriteTxn, hlc: int, table: TableDef,
-                         ops: list[outbox.ItemOp]) -> None:
-        """Log one change for item writes: (key, new item or None, old row)."""
-        outbox.log_writes(self, txn, hlc, [outbox.logged_write(txn, table, op) for op in ops])
-
-    def log_multi_table_changes(self, txn: WriteTxn, hlc: int,
-                                groups: list[tuple[TableDef, list[outbox.ItemOp]]]) -> None:
-        """One change for a transaction's item writes across tables, so replication
-        applies the whole transaction atomically in every region."""
-        outbox.log_writes(self, txn, hlc, [outbox.logged_write(txn, table, op)
-                                            for table, ops in groups for op in ops])
+        return await HANDLERS[operation](self.context, request)
 
 
 def _stored_table(tid: int, definition: bytes) -> TableDef:

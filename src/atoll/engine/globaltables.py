@@ -11,29 +11,27 @@ says so, never accepted and ignored.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from atoll.engine.context import EngineContext
 from atoll.engine.tabledef import TableDef
 from atoll.errors import GlobalTableNotFound, ValidationError
-
-if TYPE_CHECKING:
-    from atoll.engine.engine import Engine
 
 _INVALID = "One or more parameter values were invalid: "
 MAX_LIST_LIMIT = 100
 
 
-def regions_of(engine: Engine) -> tuple[str, ...]:
+def regions_of(ctx: EngineContext) -> tuple[str, ...]:
     """The regions every table lives in: the cluster's, or this node's alone."""
-    return engine.replica_regions or (engine.region,)
+    return ctx.settings.replica_regions() or (ctx.region,)
 
 
-def check_replica_updates(engine: Engine, table: TableDef, request: dict[str, Any]) -> None:
+def check_replica_updates(ctx: EngineContext, table: TableDef, request: dict[str, Any]) -> None:
     """Refuse any ReplicaUpdates entry, saying why for the first one."""
     updates = request.get("ReplicaUpdates")
     if updates is None:
         return
-    regions = regions_of(engine)
+    regions = regions_of(ctx)
     listed = ", ".join(regions)
     for entry in updates:
         actions = [a for a in ("Create", "Update", "Delete", "Disassociate")
@@ -65,33 +63,33 @@ def check_replica_updates(engine: Engine, table: TableDef, request: dict[str, An
             "are not supported")
 
 
-def _global_arn(engine: Engine, name: str) -> str:
-    return f"arn:aws:dynamodb::{engine.account_id}:global-table/{name}"
+def _global_arn(ctx: EngineContext, name: str) -> str:
+    return f"arn:aws:dynamodb::{ctx.settings.account_id}:global-table/{name}"
 
 
-async def describe_global_table(engine: Engine, request: dict[str, Any]) -> dict[str, Any]:
+async def describe_global_table(ctx: EngineContext, request: dict[str, Any]) -> dict[str, Any]:
     name = request["GlobalTableName"]
-    table = engine.catalog.get(name)
+    table = ctx.catalog.get(name)
     if table is None or not table.tid:
         raise GlobalTableNotFound(f"Global table not found: Global table with name: {name} "
                                   "does not exist")
     status = "CREATING" if table.restoring else "ACTIVE"
     return {"GlobalTableDescription": {
         "ReplicationGroup": [{"RegionName": region, "ReplicaStatus": status}
-                             for region in regions_of(engine)],
-        "GlobalTableArn": _global_arn(engine, name),
+                             for region in regions_of(ctx)],
+        "GlobalTableArn": _global_arn(ctx, name),
         "CreationDateTime": table.created_at,
         "GlobalTableStatus": status,
         "GlobalTableName": name,
     }}
 
 
-async def list_global_tables(engine: Engine, request: dict[str, Any]) -> dict[str, Any]:
+async def list_global_tables(ctx: EngineContext, request: dict[str, Any]) -> dict[str, Any]:
     limit = min(int(request.get("Limit", MAX_LIST_LIMIT)), MAX_LIST_LIMIT)
     start = request.get("ExclusiveStartGlobalTableName")
-    regions = regions_of(engine)
+    regions = regions_of(ctx)
     wanted = request.get("RegionName")
-    names = engine.catalog.names() if wanted is None or wanted in regions else []
+    names = ctx.catalog.names() if wanted is None or wanted in regions else []
     if start is not None:
         names = [n for n in names if n > start]
     group = [{"RegionName": region} for region in regions]

@@ -26,20 +26,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
-from atoll.engine import options
+from atoll.engine import ddl, options
+from atoll.engine.context import EngineContext
 from atoll.engine.indexdef import GSI, MAX_GSIS, IndexDef, check_index_set, parse_index
 from atoll.engine.tabledef import EncodedKey, TableDef, check_index_attributes, index_not_found
 from atoll.errors import LimitExceeded, ServiceUnavailable, ValidationError
 from atoll.model.keys import encode_key_value, partition_hash
 from atoll.model.values import item_size, number_size
 from atoll.storage import WriteTxn
-
-if TYPE_CHECKING:
-    from atoll.engine.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -170,16 +168,16 @@ EXACT_STATS_MAX_ITEMS = 100_000  # counting more than this on each describe bloc
 STATS_CACHE_S = 10.0
 
 
-def index_stats(engine: Engine, table: TableDef, index: IndexDef) -> tuple[int, int]:
+def index_stats(ctx: EngineContext, table: TableDef, index: IndexDef) -> tuple[int, int]:
     """(ItemCount, IndexSizeBytes): counted exactly for small indexes; a large index's
     figures are reused for STATS_CACHE_S (DynamoDB itself refreshes them every few hours)."""
-    cache = engine.index_stats_cache
+    cache = ctx.index_stats_cache
     key = (table.tid, index.iid)
-    now_s = engine.now_ms() / 1000
+    now_s = ctx.now_ms() / 1000
     cached = cache.get(key)
     if cached is not None and now_s - cached[0] < STATS_CACHE_S:
         return cached[1], cached[2]
-    count, size = engine.storage.index_stats(table.tid, index.iid)
+    count, size = ctx.storage.index_stats(table.tid, index.iid)
     if count > EXACT_STATS_MAX_ITEMS:
         cache[key] = (now_s, count, size)
     else:
@@ -255,9 +253,9 @@ def apply_gsi_updates(table: TableDef, updated: TableDef,
     return backfill, dropped
 
 
-async def backfill(engine: Engine, table_name: str, index_name: str) -> None:
+async def backfill(ctx: EngineContext, table_name: str, index_name: str) -> None:
     """Index every existing item, chunk by chunk, then turn the index ACTIVE."""
-    table = engine.catalog.get(table_name)
+    table = ctx.catalog.get(table_name)
     if table is None:
         return
     tid = table.tid
@@ -265,7 +263,7 @@ async def backfill(engine: Engine, table_name: str, index_name: str) -> None:
     indexed = 0
 
     def chunk(txn: WriteTxn) -> tuple[tuple[int, bytes, bytes] | None, int, bool]:
-        current = engine.catalog.current_by_tid(tid)
+        current = ctx.catalog.current_by_tid(tid)
         index = current.find_index(index_name) if current is not None else None
         if current is None or index is None or index.status != "CREATING":
             return None, 0, False  # the table or the index went away meanwhile
@@ -286,7 +284,7 @@ async def backfill(engine: Engine, table_name: str, index_name: str) -> None:
     backoff_s = BACKFILL_RETRY_MIN_S
     while True:
         try:
-            after, count, alive = await engine.storage.write(chunk)
+            after, count, alive = await ctx.storage.write(chunk)
         except ServiceUnavailable as exc:  # a storage fault (a full disk): retry the chunk
             log.warning("backfill of %s.%s paused: %s", table_name, index_name, exc)
             await asyncio.sleep(backoff_s)
@@ -300,8 +298,8 @@ async def backfill(engine: Engine, table_name: str, index_name: str) -> None:
             break
     log.info("backfilled %d items into %s.%s", indexed, table_name, index_name)
 
-    async with engine.catalog.ddl_lock:
-        current = engine.catalog.get(table_name)
+    async with ctx.catalog.ddl_lock:
+        current = ctx.catalog.get(table_name)
         if current is None or current.tid != tid:
             return
         index = current.find_index(index_name)
@@ -309,4 +307,4 @@ async def backfill(engine: Engine, table_name: str, index_name: str) -> None:
             return
         updated = current.copy()
         updated.index(index_name).status = "ACTIVE"
-        await engine.replace_definition(current, updated)
+        await ddl.replace_definition(ctx, current, updated)

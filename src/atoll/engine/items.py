@@ -7,12 +7,13 @@ condition, write the item, its tombstone bookkeeping and one changelog record.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
 from atoll import expressions as ex
-from atoll.engine import capacity, indexes
+from atoll.engine import capacity, indexes, outbox
+from atoll.engine.context import EngineContext
 from atoll.engine.expr import RequestExpressions
 from atoll.engine.tabledef import EncodedKey, TableDef
 from atoll.errors import ConditionalCheckFailed, ValidationError
@@ -20,9 +21,6 @@ from atoll.expressions import legacy
 from atoll.model.values import check_item, check_item_size
 from atoll.replication.change import ItemJson, item_json
 from atoll.storage import WriteTxn
-
-if TYPE_CHECKING:
-    from atoll.engine.engine import Engine
 
 _WRITE_EXPRESSIONS = ("ConditionExpression",)
 _UPDATE_EXPRESSIONS = ("UpdateExpression", "ConditionExpression")
@@ -69,12 +67,12 @@ def _condition_failed(request: dict[str, Any], old: dict[str, Any] | None) -> Co
     return ConditionalCheckFailed(item=old if wanted else None)
 
 
-def put_row(engine: Engine, txn: WriteTxn, table: TableDef, key: EncodedKey,
+def put_row(ctx: EngineContext, txn: WriteTxn, table: TableDef, key: EncodedKey,
             item_bytes: ItemJson, size: int, old: tuple[bytes, int, int, str] | None,
             plan: indexes.Plan | None, hlc: int) -> dict[str, float]:
     """Write an item row and its index rows (`plan` from `indexes.plan`, computed before
     anything was written); returns the index write units."""
-    txn.put(table.tid, key[0], key[1], key[2], item_bytes, size, hlc, engine.region,
+    txn.put(table.tid, key[0], key[1], key[2], item_bytes, size, hlc, ctx.region,
             old[1] if old is not None else None, _prev(txn, table, key, old))
     if plan is None:
         return {}
@@ -89,14 +87,14 @@ def _prev(txn: WriteTxn, table: TableDef, key: EncodedKey,
     return txn.tombstone_version(table.tid, key[0], key[1], key[2])
 
 
-def delete_row(engine: Engine, txn: WriteTxn, table: TableDef, key: EncodedKey,
+def delete_row(ctx: EngineContext, txn: WriteTxn, table: TableDef, key: EncodedKey,
                old: tuple[bytes, int, int, str] | None, hlc: int) -> dict[str, float]:
     """Delete an item row (or record the delete of an absent one) and its index rows."""
     if old is None:
-        txn.delete_absent(table.tid, key[0], key[1], key[2], hlc, engine.region,
+        txn.delete_absent(table.tid, key[0], key[1], key[2], hlc, ctx.region,
                           _prev(txn, table, key, None))
         return {}
-    txn.delete(table.tid, key[0], key[1], key[2], hlc, engine.region, old[1],
+    txn.delete(table.tid, key[0], key[1], key[2], hlc, ctx.region, old[1],
                _prev(txn, table, key, old))
     return indexes.apply(txn, table, key, old[0], None) if table.indexes else {}
 
@@ -106,30 +104,30 @@ def plan_indexes(table: TableDef, item: dict[str, Any], item_bytes: bytes,
     return indexes.plan(table, item, item_bytes, size) if table.indexes else None
 
 
-def _write_item(engine: Engine, txn: WriteTxn, table: TableDef, key: EncodedKey,
+def _write_item(ctx: EngineContext, txn: WriteTxn, table: TableDef, key: EncodedKey,
                 item: dict[str, Any], item_bytes: ItemJson, size: int,
                 old: tuple[bytes, int, int, str] | None,
                 planned: tuple[TableDef, indexes.Plan | None] | None = None) -> dict[str, float]:
     """`planned`: index rows computed before the job against a definition; reused when
     that is still the current one (work done before the job overlaps the batch in
     flight instead of lengthening the next one)."""
-    current = engine.catalog.current(table)
+    current = ctx.catalog.current(table)
     if planned is not None and planned[0] is current:
         plan = planned[1]
     else:  # may reject: nothing written yet
         plan = plan_indexes(current, item, item_bytes, size)
-    hlc = engine.clock.tick()
-    units = put_row(engine, txn, current, key, item_bytes, size, old, plan, hlc)
-    engine.log_item_changes(txn, hlc, table, [(key, item_bytes, old)])
+    hlc = ctx.clock.tick()
+    units = put_row(ctx, txn, current, key, item_bytes, size, old, plan, hlc)
+    outbox.log_item_changes(ctx, txn, hlc, table, [(key, item_bytes, old)])
     return units
 
 
-def _delete_item(engine: Engine, txn: WriteTxn, table: TableDef, key: EncodedKey,
+def _delete_item(ctx: EngineContext, txn: WriteTxn, table: TableDef, key: EncodedKey,
                  key_item: dict[str, Any], old: tuple[bytes, int, int, str] | None
                  ) -> dict[str, float]:
-    hlc = engine.clock.tick()
-    units = delete_row(engine, txn, engine.catalog.current(table), key, old, hlc)
-    engine.log_item_changes(txn, hlc, table, [(key, None, old)])
+    hlc = ctx.clock.tick()
+    units = delete_row(ctx, txn, ctx.catalog.current(table), key, old, hlc)
+    outbox.log_item_changes(ctx, txn, hlc, table, [(key, None, old)])
     return units
 
 
@@ -140,8 +138,8 @@ def _write_capacity(request: dict[str, Any], table: TableDef, old_size: int, new
     return meter.single()
 
 
-async def put_item(engine: Engine, request: dict[str, Any]) -> Any:
-    table = engine.table(request["TableName"])
+async def put_item(ctx: EngineContext, request: dict[str, Any]) -> Any:
+    table = ctx.catalog.table(request["TableName"])
     return_values = _check_return_values(request, ("NONE", "ALL_OLD"), "PutItem")
     item = request["Item"]
     size = check_item(item)
@@ -152,16 +150,16 @@ async def put_item(engine: Engine, request: dict[str, Any]) -> Any:
     planned = (table, plan_indexes(table, item, item_bytes, size))  # bad index keys: here
 
     def job(txn: WriteTxn) -> tuple[tuple[bytes, int, int, str] | None, dict[str, float]]:
-        old = _checked_old_row(engine, txn, table, key, request, expressions)
-        units = _write_item(engine, txn, table, key, item, item_bytes, size, old, planned)
+        old = _checked_old_row(ctx, txn, table, key, request, expressions)
+        units = _write_item(ctx, txn, table, key, item, item_bytes, size, old, planned)
         return old, units
 
-    old, units = await engine.storage.write(job, inline=True)
-    return _whole_item_result(engine, request, table, return_values, old, size, units, item)
+    old, units = await ctx.storage.write(job, inline=True)
+    return _whole_item_result(ctx, request, table, return_values, old, size, units, item)
 
 
-async def get_item(engine: Engine, request: dict[str, Any]) -> Any:
-    table = engine.table(request["TableName"])
+async def get_item(ctx: EngineContext, request: dict[str, Any]) -> Any:
+    table = ctx.catalog.table(request["TableName"])
     key = table.encode_key(request["Key"])
     expressions: RequestExpressions | None
     attributes: list[str] | None
@@ -171,7 +169,7 @@ async def get_item(engine: Engine, request: dict[str, Any]) -> Any:
         expressions = attributes = None  # the hot path: no expressions at all
         if "ExpressionAttributeNames" in request:
             RequestExpressions(request, _READ_EXPRESSIONS)  # raises the right error
-    row = engine.storage.get_item(table.tid, *key)
+    row = ctx.storage.get_item(table.tid, *key)
     result: Any
     if row is None:
         result = b"{}"
@@ -187,28 +185,28 @@ async def get_item(engine: Engine, request: dict[str, Any]) -> Any:
     return result
 
 
-async def delete_item(engine: Engine, request: dict[str, Any]) -> Any:
-    table = engine.table(request["TableName"])
+async def delete_item(ctx: EngineContext, request: dict[str, Any]) -> Any:
+    table = ctx.catalog.table(request["TableName"])
     return_values = _check_return_values(request, ("NONE", "ALL_OLD"), "DeleteItem")
     key_item = request["Key"]
     key = table.encode_key(key_item)
     expressions = RequestExpressions(request, _WRITE_EXPRESSIONS, _LEGACY_WRITE)
 
     def job(txn: WriteTxn) -> tuple[tuple[bytes, int, int, str] | None, dict[str, float]]:
-        old = _checked_old_row(engine, txn, table, key, request, expressions)
-        units = _delete_item(engine, txn, table, key, key_item, old)
+        old = _checked_old_row(ctx, txn, table, key, request, expressions)
+        units = _delete_item(ctx, txn, table, key, key_item, old)
         return old, units
 
-    old, units = await engine.storage.write(job, inline=True)
-    return _whole_item_result(engine, request, table, return_values, old, 0, units, key_item)
+    old, units = await ctx.storage.write(job, inline=True)
+    return _whole_item_result(ctx, request, table, return_values, old, 0, units, key_item)
 
 
-def _checked_old_row(engine: Engine, txn: WriteTxn, table: TableDef, key: EncodedKey,
+def _checked_old_row(ctx: EngineContext, txn: WriteTxn, table: TableDef, key: EncodedKey,
                      request: dict[str, Any], expressions: RequestExpressions
                      ) -> tuple[bytes, int, int, str] | None:
     """(In a write job) the live row a PutItem/DeleteItem replaces, once its
     ConditionExpression (if any) held for it."""
-    engine.catalog.ensure_live(table)
+    ctx.catalog.ensure_live(table)
     old = txn.get(table.tid, *key)
     if "ConditionExpression" in expressions.parsed:
         old_item = _old_item(old)
@@ -217,7 +215,7 @@ def _checked_old_row(engine: Engine, txn: WriteTxn, table: TableDef, key: Encode
     return old
 
 
-def _whole_item_result(engine: Engine, request: dict[str, Any], table: TableDef,
+def _whole_item_result(ctx: EngineContext, request: dict[str, Any], table: TableDef,
                        return_values: str, old: tuple[bytes, int, int, str] | None,
                        new_size: int, units: dict[str, float], key_item: dict[str, Any]) -> Any:
     """The answer to a PutItem/DeleteItem: ALL_OLD, consumed capacity, collection metrics."""
@@ -229,15 +227,15 @@ def _whole_item_result(engine: Engine, request: dict[str, Any], table: TableDef,
         result = capacity.attach(result, "ConsumedCapacity", consumed)
     if "ReturnItemCollectionMetrics" in request:
         result = capacity.attach(result, "ItemCollectionMetrics",
-                                 capacity.item_collection_metrics(engine, request, table, key_item))
+                                 capacity.item_collection_metrics(ctx, request, table, key_item))
     return result
 
 
 _UPDATE_RETURN_VALUES = ("NONE", "ALL_OLD", "UPDATED_OLD", "ALL_NEW", "UPDATED_NEW")
 
 
-async def update_item(engine: Engine, request: dict[str, Any]) -> Any:
-    table = engine.table(request["TableName"])
+async def update_item(ctx: EngineContext, request: dict[str, Any]) -> Any:
+    table = ctx.catalog.table(request["TableName"])
     return_values = _check_return_values(request, _UPDATE_RETURN_VALUES, "UpdateItem")
     key_item = request["Key"]
     key = table.encode_key(key_item)
@@ -251,7 +249,7 @@ async def update_item(engine: Engine, request: dict[str, Any]) -> Any:
     has_condition = "ConditionExpression" in expressions.parsed
 
     def job(txn: WriteTxn) -> tuple[dict[str, Any] | None, dict[str, Any], list[Any], Any]:
-        engine.catalog.ensure_live(table)
+        ctx.catalog.ensure_live(table)
         old = txn.get(table.tid, *key)
         old_item = _old_item(old)
         if has_condition and not expressions.condition_holds("ConditionExpression", old_item):
@@ -265,17 +263,17 @@ async def update_item(engine: Engine, request: dict[str, Any]) -> Any:
                                               resolved=expressions.update_paths())
         size = check_item(new_item)
         check_item_size(size)
-        units = _write_item(engine, txn, table, key, new_item, item_json(new_item), size, old)
+        units = _write_item(ctx, txn, table, key, new_item, item_json(new_item), size, old)
         return old_item, new_item, paths, (old[1] if old else 0, size, units)
 
-    old_item, new_item, paths, sizes = await engine.storage.write(job, inline=True)
+    old_item, new_item, paths, sizes = await ctx.storage.write(job, inline=True)
     result = _update_result(return_values, old_item, new_item, paths)
     if "ReturnConsumedCapacity" in request:
         result = capacity.attach(result, "ConsumedCapacity",
                                  _write_capacity(request, table, *sizes))
     if "ReturnItemCollectionMetrics" in request:
         result = capacity.attach(result, "ItemCollectionMetrics",
-                                 capacity.item_collection_metrics(engine, request, table, key_item))
+                                 capacity.item_collection_metrics(ctx, request, table, key_item))
     return result
 
 

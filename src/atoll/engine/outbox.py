@@ -10,10 +10,11 @@ records the table name's replicated state in the same transaction.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
+from atoll.engine.context import EngineContext
 from atoll.engine.tabledef import EncodedKey, TableDef
 from atoll.replication.change import (
     ItemJson,
@@ -26,9 +27,6 @@ from atoll.replication.change import (
 )
 from atoll.replication.merge import TableState
 from atoll.storage import WriteTxn
-
-if TYPE_CHECKING:
-    from atoll.engine.engine import Engine
 
 ItemOp = tuple[EncodedKey, ItemJson | None, tuple[bytes, int, int, str] | None]
 """(encoded key, the new item or None for a delete, the live row it replaces or None)."""
@@ -52,24 +50,38 @@ def logged_write(txn: WriteTxn, table: TableDef, op: ItemOp) -> LoggedWrite:
     return LoggedWrite(table.name, pk, sk, item, prev)
 
 
-def log_writes(engine: Engine, txn: WriteTxn, hlc: int, writes: list[LoggedWrite]) -> None:
-    txn.log_change(hlc, encode_item_change(engine.region, txn.next_seq, hlc, writes))
+def log_writes(ctx: EngineContext, txn: WriteTxn, hlc: int, writes: list[LoggedWrite]) -> None:
+    txn.log_change(hlc, encode_item_change(ctx.region, txn.next_seq, hlc, writes))
 
 
-def log_ops(engine: Engine, txn: WriteTxn, hlc: int, ops: list[Op]) -> None:
-    txn.log_change(hlc, encode_new_change(engine.region, txn.next_seq, hlc, ops))
+def log_item_changes(ctx: EngineContext, txn: WriteTxn, hlc: int, table: TableDef,
+                     ops: list[ItemOp]) -> None:
+    """Log one change for item writes: (key, new item or None, old row)."""
+    log_writes(ctx, txn, hlc, [logged_write(txn, table, op) for op in ops])
 
 
-def log_table_op(engine: Engine, txn: WriteTxn, hlc: int, kind: str, name: str,
+def log_multi_table_changes(ctx: EngineContext, txn: WriteTxn, hlc: int,
+                            groups: list[tuple[TableDef, list[ItemOp]]]) -> None:
+    """One change for a transaction's item writes across tables, so replication
+    applies the whole transaction atomically in every region."""
+    log_writes(ctx, txn, hlc, [logged_write(txn, table, op)
+                               for table, ops in groups for op in ops])
+
+
+def log_ops(ctx: EngineContext, txn: WriteTxn, hlc: int, ops: list[Op]) -> None:
+    txn.log_change(hlc, encode_new_change(ctx.region, txn.next_seq, hlc, ops))
+
+
+def log_table_op(ctx: EngineContext, txn: WriteTxn, hlc: int, kind: str, name: str,
                  table: TableDef | None) -> None:
     """Log DDL and record the table's replicated state, in the DDL's transaction."""
-    version = Version(hlc, engine.region)
+    version = Version(hlc, ctx.region)
     previous = table_state(txn, name)
     created = version if kind == "create" or previous is None else previous.created
     definition = table_definition(table) if table is not None else None
     txn.set_table_state(name, tuple(created), tuple(version),  # type: ignore[arg-type]
                         orjson.dumps(definition) if definition is not None else None)
-    log_ops(engine, txn, hlc, [TableOp(name, kind, definition)])
+    log_ops(ctx, txn, hlc, [TableOp(name, kind, definition)])
 
 
 def table_state(txn: WriteTxn, name: str) -> TableState | None:

@@ -4,14 +4,14 @@ DynamoDB requests it translates into.
 Theory of operation: the pure package `atoll.partiql` parses a statement and translates
 it, given the table's key schema, into GetItem/Query/Scan/PutItem/UpdateItem/DeleteItem
 requests or TransactGetItems/TransactWriteItems actions. This shell runs them through
-`engine.handle` and nothing else, so every statement is validated, executed, written
-(one storage transaction and one changelog record per request) and replicated exactly as
-the request it stands for; an ExecuteTransaction of writes is one TransactWriteItems, so
-it is atomic, one changelog record, and idempotent under its ClientRequestToken.
+those operations' own handlers and nothing else, so every statement is validated,
+executed, written (one storage transaction and one changelog record per request) and
+replicated exactly as the request it stands for; an ExecuteTransaction of writes is one
+TransactWriteItems, so it is atomic, one changelog record, and idempotent under its
+ClientRequestToken.
 
-Schemas come from DescribeTable and are reused for SCHEMA_TTL_S (a DescribeTable counts
-index items, too much to repeat for every statement); a SELECT naming an index the
-cached schema lacks describes the table again at once.
+A statement's table schema (key and index keys) is read from the catalog's request view,
+the definitions the translated requests are then validated against.
 
 What DynamoDB answers (developer guide, "PartiQL ... statements for DynamoDB", API
 reference ExecuteStatement / BatchExecuteStatement / ExecuteTransaction):
@@ -31,12 +31,14 @@ reference ExecuteStatement / BatchExecuteStatement / ExecuteTransaction):
 
 from __future__ import annotations
 
-import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import orjson
 
 from atoll import partiql
+from atoll.engine import items, reads, transactions
+from atoll.engine.context import EngineContext
 from atoll.errors import (
     AtollError,
     ConditionalCheckFailed,
@@ -49,14 +51,9 @@ from atoll.errors import (
 )
 from atoll.partiql import paging
 
-if TYPE_CHECKING:
-    from atoll.engine.engine import Engine
-
-SCHEMA_TTL_S = 1.0
 # A SELECT of several reads (one per partition key value) starts no further read once its
 # page holds this much; each read is itself bounded by the engine's 1 MB page.
 PAGE_BYTES = 1024 * 1024
-SCHEMA_CACHE_MAX = 1024  # entries; the cache is emptied when it reaches this
 DUPLICATE = "Duplicate primary key exists in table"
 MIXED_BATCH = "Read and write requests together in the same batch is not supported."
 MIXED_TRANSACTION = ("ExecuteTransaction API does not support both read and write operations "
@@ -75,23 +72,28 @@ _BATCH_CODES: tuple[tuple[type[AtollError], str], ...] = (
 )
 _BATCH_ERRORS = tuple(cls for cls, _code in _BATCH_CODES)
 
-# (id of the engine, table name) -> (when described, monotonic s; schema)
-_schemas: dict[tuple[int, str], tuple[float, partiql.TableSchema]] = {}
+# The operations statements translate into, by name (a plan names its operation).
+_HANDLERS: dict[str, Callable[[EngineContext, dict[str, Any]], Awaitable[Any]]] = {
+    "GetItem": items.get_item, "PutItem": items.put_item,
+    "UpdateItem": items.update_item, "DeleteItem": items.delete_item,
+    "Query": reads.query, "Scan": reads.scan,
+    "TransactGetItems": transactions.transact_get_items,
+    "TransactWriteItems": transactions.transact_write_items,
+}
+
+async def _handle(ctx: EngineContext, operation: str, request: dict[str, Any]) -> Any:
+    return await _HANDLERS[operation](ctx, request)
 
 
-async def _schema(engine: Engine, table: str, index: str | None = None) -> partiql.TableSchema:
-    key = (id(engine), table)
-    now_s = time.monotonic()
-    cached = _schemas.get(key)
-    if (cached is not None and now_s - cached[0] < SCHEMA_TTL_S
-            and (index is None or index in cached[1].indexes)):
-        return cached[1]
-    described = await engine.handle("DescribeTable", {"TableName": table})
-    schema = partiql.TableSchema.from_description(described["Table"])
-    if len(_schemas) >= SCHEMA_CACHE_MAX:
-        _schemas.clear()
-    _schemas[key] = (now_s, schema)
-    return schema
+async def _schema(ctx: EngineContext, table: str, index: str | None = None
+                  ) -> partiql.TableSchema:
+    """What the translator needs of `table`, from the catalog's request view (the same
+    definition the translated requests are validated against)."""
+    definition = ctx.catalog.table(table)
+    indexes = {i.name: partiql.IndexSchema(i.name, i.kind, i.hash_key, i.range_key,
+                                           i.projection) for i in definition.indexes}
+    return partiql.TableSchema(definition.name, definition.hash_key, definition.range_key,
+                               dict(definition.attribute_types), indexes)
 
 
 def _plain(result: Any) -> dict[str, Any]:
@@ -115,20 +117,20 @@ def _index_of(statement: partiql.Statement) -> str | None:
 
 # --- ExecuteStatement ----------------------------------------------------------------------
 
-async def execute_statement(engine: Engine, request: dict[str, Any]) -> Any:
+async def execute_statement(ctx: EngineContext, request: dict[str, Any]) -> Any:
     text: str = request["Statement"]
     parameters = request.get("Parameters")
     digest = paging.digest(text, parameters)
     statement = partiql.parse(text, parameters)
     if isinstance(statement, partiql.Exists):
         raise ValidationError(EXISTS_OUTSIDE)
-    schema = await _schema(engine, partiql.table_of(statement), _index_of(statement))
+    schema = await _schema(ctx, partiql.table_of(statement), _index_of(statement))
     if isinstance(statement, partiql.Select):
         plan = partiql.translate_select(statement, schema, text,
                                         consistent_read=bool(request.get("ConsistentRead")))
-        return await _run_select(engine, plan, request, digest)
+        return await _run_select(ctx, plan, request, digest)
     write = partiql.translate_write(statement, schema, text)
-    result = await _run_write(engine, write, request,
+    result = await _run_write(ctx, write, request,
                               request.get("ReturnValuesOnConditionCheckFailure"))
     answer: dict[str, Any] = {"Items": [result["Attributes"]] if result.get("Attributes") else []}
     if "ConsumedCapacity" in result:
@@ -136,7 +138,7 @@ async def execute_statement(engine: Engine, request: dict[str, Any]) -> Any:
     return answer
 
 
-async def _run_select(engine: Engine, plan: partiql.SelectPlan, request: dict[str, Any],
+async def _run_select(ctx: EngineContext, plan: partiql.SelectPlan, request: dict[str, Any],
                       digest: str) -> dict[str, Any]:
     """Run a SELECT's reads in order until one stops early or Limit items were read."""
     first = 0
@@ -155,7 +157,7 @@ async def _run_select(engine: Engine, plan: partiql.SelectPlan, request: dict[st
         operation, base = plan.reads[position]
         read = _read_request(base, request, operation, remaining,
                              start_key if position == first else None)
-        result = _plain(await engine.handle(operation, read))
+        result = _plain(await _handle(ctx, operation, read))
         if "ConsumedCapacity" in result:
             consumed.append(result["ConsumedCapacity"])
         if operation == "GetItem":
@@ -214,7 +216,7 @@ def _finish(plan: partiql.SelectPlan, found: list[Any]) -> list[Any]:
     return out
 
 
-async def _run_write(engine: Engine, plan: partiql.WritePlan, request: dict[str, Any],
+async def _run_write(ctx: EngineContext, plan: partiql.WritePlan, request: dict[str, Any],
                      on_failure: Any) -> dict[str, Any]:
     """Run one INSERT/UPDATE/DELETE; an INSERT's failed condition is a duplicate key."""
     write = dict(plan.request)
@@ -223,7 +225,7 @@ async def _run_write(engine: Engine, plan: partiql.WritePlan, request: dict[str,
     if on_failure is not None and plan.kind != "INSERT":
         write["ReturnValuesOnConditionCheckFailure"] = on_failure
     try:
-        return _plain(await engine.handle(plan.operation, write))
+        return _plain(await _handle(ctx, plan.operation, write))
     except ConditionalCheckFailed:
         if plan.kind == "INSERT":
             raise DuplicateItem(DUPLICATE) from None
@@ -260,7 +262,7 @@ def _capacity_by_table(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 # --- BatchExecuteStatement -----------------------------------------------------------------
 
-async def batch_execute_statement(engine: Engine, request: dict[str, Any]) -> Any:
+async def batch_execute_statement(ctx: EngineContext, request: dict[str, Any]) -> Any:
     entries: list[dict[str, Any]] = request["Statements"]
     parsed: list[partiql.Statement | AtollError] = []
     reads = writes = 0
@@ -285,20 +287,20 @@ async def batch_execute_statement(engine: Engine, request: dict[str, Any]) -> An
         if isinstance(outcome, AtollError):
             responses.append({"Error": _batch_error(outcome)})
             continue
-        responses.append(await _batch_one(engine, entry, outcome, request, consumed))
+        responses.append(await _batch_one(ctx, entry, outcome, request, consumed))
     answer: dict[str, Any] = {"Responses": responses}
     if "ReturnConsumedCapacity" in request and request["ReturnConsumedCapacity"] != "NONE":
         answer["ConsumedCapacity"] = _capacity_by_table(consumed)
     return answer
 
 
-async def _batch_one(engine: Engine, entry: dict[str, Any], statement: partiql.Statement,
+async def _batch_one(ctx: EngineContext, entry: dict[str, Any], statement: partiql.Statement,
                      request: dict[str, Any], consumed: list[dict[str, Any]]) -> dict[str, Any]:
     """One statement of a batch: its response, or its error (with the table once it ran)."""
     text: str = entry["Statement"]
     table = partiql.table_of(statement)
     try:
-        schema = await _schema(engine, table, _index_of(statement))
+        schema = await _schema(ctx, table, _index_of(statement))
         if isinstance(statement, partiql.Select):
             plan = partiql.translate_select(statement, schema, text, partiql.BATCH)
             operation, base = plan.reads[0]
@@ -312,13 +314,13 @@ async def _batch_one(engine: Engine, entry: dict[str, Any], statement: partiql.S
         if isinstance(statement, partiql.Select):
             read = _read_request(base, {**request, "ConsistentRead": entry.get("ConsistentRead")},
                                  operation, None, None)
-            result = _plain(await engine.handle(operation, read))
+            result = _plain(await _handle(ctx, operation, read))
             found = _finish(plan, [result["Item"]] if "Item" in result else [])
             response: dict[str, Any] = {"TableName": table}
             if found:
                 response["Item"] = found[0]
         else:
-            result = await _run_write(engine, write, request, None)
+            result = await _run_write(ctx, write, request, None)
             response = {"TableName": table}
             if result.get("Attributes"):
                 response["Item"] = result["Attributes"]
@@ -338,7 +340,7 @@ def _batch_error(error: AtollError) -> dict[str, Any]:
 
 # --- ExecuteTransaction --------------------------------------------------------------------
 
-async def execute_transaction(engine: Engine, request: dict[str, Any]) -> Any:
+async def execute_transaction(ctx: EngineContext, request: dict[str, Any]) -> Any:
     entries: list[dict[str, Any]] = request["TransactStatements"]
     statements: list[partiql.Statement] = []
     for position, entry in enumerate(entries):
@@ -353,8 +355,8 @@ async def execute_transaction(engine: Engine, request: dict[str, Any]) -> Any:
     if reads and reads != len(statements):
         raise ValidationError(MIXED_TRANSACTION)
     if reads:
-        return await _transact_reads(engine, entries, statements, request)
-    return await _transact_writes(engine, entries, statements, request)
+        return await _transact_reads(ctx, entries, statements, request)
+    return await _transact_writes(ctx, entries, statements, request)
 
 
 def _in_statement(position: int, error: ValidationError) -> ValidationError:
@@ -363,12 +365,12 @@ def _in_statement(position: int, error: ValidationError) -> ValidationError:
                            f"{error.message}")
 
 
-async def _transact_reads(engine: Engine, entries: list[dict[str, Any]],
+async def _transact_reads(ctx: EngineContext, entries: list[dict[str, Any]],
                           statements: list[partiql.Statement], request: dict[str, Any]) -> Any:
     plans: list[partiql.SelectPlan] = []
     for position, (entry, statement) in enumerate(zip(entries, statements)):
         assert isinstance(statement, partiql.Select)
-        schema = await _schema(engine, statement.source.table)
+        schema = await _schema(ctx, statement.source.table)
         try:
             plans.append(partiql.translate_select(statement, schema, entry["Statement"],
                                                   partiql.TRANSACTION))
@@ -377,7 +379,7 @@ async def _transact_reads(engine: Engine, entries: list[dict[str, Any]],
     transact: dict[str, Any] = {"TransactItems": [{"Get": plan.reads[0][1]} for plan in plans]}
     if "ReturnConsumedCapacity" in request:
         transact["ReturnConsumedCapacity"] = request["ReturnConsumedCapacity"]
-    result = _plain(await engine.handle("TransactGetItems", transact))
+    result = _plain(await _handle(ctx, "TransactGetItems", transact))
     responses: list[dict[str, Any]] = []
     for plan, got in zip(plans, result["Responses"]):
         found = _finish(plan, [got["Item"]] if "Item" in got else [])
@@ -388,11 +390,11 @@ async def _transact_reads(engine: Engine, entries: list[dict[str, Any]],
     return answer
 
 
-async def _transact_writes(engine: Engine, entries: list[dict[str, Any]],
+async def _transact_writes(ctx: EngineContext, entries: list[dict[str, Any]],
                            statements: list[partiql.Statement], request: dict[str, Any]) -> Any:
     plans: list[partiql.WritePlan] = []
     for position, (entry, statement) in enumerate(zip(entries, statements)):
-        schema = await _schema(engine, partiql.table_of(statement))
+        schema = await _schema(ctx, partiql.table_of(statement))
         try:
             plans.append(partiql.translate_write(statement, schema, entry["Statement"]))
         except ValidationError as error:
@@ -409,7 +411,7 @@ async def _transact_writes(engine: Engine, entries: list[dict[str, Any]],
         if member in request:
             transact[member] = request[member]
     try:
-        result = _plain(await engine.handle("TransactWriteItems", transact))
+        result = _plain(await _handle(ctx, "TransactWriteItems", transact))
     except TransactionCanceled as canceled:
         raise _duplicates_named(canceled, plans) from None
     answer: dict[str, Any] = {}

@@ -16,12 +16,13 @@ projection needs them.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
 from atoll import expressions as ex
 from atoll.engine import capacity
+from atoll.engine.context import EngineContext
 from atoll.engine.expr import RequestExpressions
 from atoll.engine.indexdef import GSI, LSI, IndexDef
 from atoll.engine.items import apply_projection
@@ -29,9 +30,6 @@ from atoll.engine.tabledef import TableDef
 from atoll.errors import ValidationError
 from atoll.expressions import legacy
 from atoll.model.keys import encode_key_value, partition_hash, prefix_successor
-
-if TYPE_CHECKING:
-    from atoll.engine.engine import Engine
 
 MAX_PAGE_BYTES = 1024 * 1024
 _HASH_SPACE = 1 << 32
@@ -208,8 +206,8 @@ def _fill(page: _Page, rows: Iterator[tuple[bytes, int]]) -> bool:
     return False
 
 
-async def query(engine: Engine, request: dict[str, Any]) -> dict[str, Any]:
-    table = engine.table(request["TableName"])
+async def query(ctx: EngineContext, request: dict[str, Any]) -> dict[str, Any]:
+    table = ctx.catalog.table(request["TableName"])
     legacy.check_mixing(request, _QUERY_MIXING, _QUERY_LEGACY)
     index = _check_index(table, request)
     if request.get("KeyConditionExpression") is None and request.get("KeyConditions") is None:
@@ -219,7 +217,7 @@ async def query(engine: Engine, request: dict[str, Any]) -> dict[str, Any]:
     expressions = RequestExpressions(request, _QUERY_EXPRESSIONS, _QUERY_LEGACY)
     _check_filter_keys(request, expressions, index.key_names() if index else table.key_names())
     if index is not None:
-        return _query_index(engine, request, table, index, expressions, select)
+        return _query_index(ctx, request, table, index, expressions, select)
     key_range = ex.resolve_key_condition(
         expressions.get("KeyConditionExpression"), expressions.names, expressions.values,
         table.hash_key, table.range_key, table.attribute_types)
@@ -241,7 +239,7 @@ async def query(engine: Engine, request: dict[str, Any]) -> dict[str, Any]:
         else:
             return _Page(request, expressions, select).result(table, False)
     page = _Page(request, expressions, select)
-    rows = _last_two(engine.storage.query_items(table.tid, h, pk, lower, upper, forward))
+    rows = _last_two(ctx.storage.query_items(table.tid, h, pk, lower, upper, forward))
     more = _fill(page, rows)
     return _with_capacity(page.result(table, more), page, request, table, None)
 
@@ -286,7 +284,7 @@ def _index_start(table: TableDef, index: IndexDef, start: dict[str, Any]
     return partition_hash(pk), pk, sk, base_pk, base_sk
 
 
-def _index_rows(engine: Engine, table: TableDef, index: IndexDef, page: _Page,
+def _index_rows(ctx: EngineContext, table: TableDef, index: IndexDef, page: _Page,
                 rows: Iterator[tuple[bytes, bytes, bytes, int]]
                 ) -> Iterator[tuple[bytes, int]]:
     """Index rows as (item, size); an LSI lacking asked-for attributes reads the base item."""
@@ -294,7 +292,7 @@ def _index_rows(engine: Engine, table: TableDef, index: IndexDef, page: _Page,
              and (page.decode or not page.count_only) and page.select != "ALL_PROJECTED_ATTRIBUTES")
     for base_pk, base_sk, item, size in rows:
         if fetch:
-            row = engine.storage.get_item(table.tid, partition_hash(base_pk), base_pk, base_sk)
+            row = ctx.storage.get_item(table.tid, partition_hash(base_pk), base_pk, base_sk)
             if row is None:
                 continue
             item, size = row
@@ -310,7 +308,7 @@ def _encode_partition(value: dict[str, Any], kind: str, name: str) -> bytes:
     return encode_key_value(value, kind)
 
 
-def _query_index(engine: Engine, request: dict[str, Any], table: TableDef, index: IndexDef,
+def _query_index(ctx: EngineContext, request: dict[str, Any], table: TableDef, index: IndexDef,
                  expressions: RequestExpressions, select: str) -> dict[str, Any]:
     key_range = ex.resolve_key_condition(
         expressions.get("KeyConditionExpression"), expressions.names, expressions.values,
@@ -328,9 +326,9 @@ def _query_index(engine: Engine, request: dict[str, Any], table: TableDef, index
                                   "does not match the query's partition key")
         after = (start_sk, base_pk, base_sk)
     page = _Page(request, expressions, select)
-    rows = _last_four(engine.storage.query_index(
+    rows = _last_four(ctx.storage.query_index(
         table.tid, index.iid, partition_hash(pk), pk, lower, upper, forward, after))
-    more = _fill(page, _index_rows(engine, table, index, page, rows))
+    more = _fill(page, _index_rows(ctx, table, index, page, rows))
     return _with_capacity(page.result(table, more, index), page, request, table, index)
 
 
@@ -341,8 +339,8 @@ def _start_key(table: TableDef, start: dict[str, Any]) -> tuple[int, bytes, byte
         raise ValidationError(f"The provided starting key is invalid: {exc.message}") from None
 
 
-async def scan(engine: Engine, request: dict[str, Any]) -> dict[str, Any]:
-    table = engine.table(request["TableName"])
+async def scan(ctx: EngineContext, request: dict[str, Any]) -> dict[str, Any]:
+    table = ctx.catalog.table(request["TableName"])
     legacy.check_mixing(request, _SCAN_EXPRESSIONS[::-1], _SCAN_LEGACY)
     index = _check_index(table, request)
     select = _select(request, index)
@@ -355,16 +353,16 @@ async def scan(engine: Engine, request: dict[str, Any]) -> dict[str, Any]:
             raise ValidationError("The provided starting key is invalid: it does not belong to "
                                   "the requested segment")
         page = _Page(request, expressions, select)
-        index_rows = _last_four(engine.storage.scan_index(table.tid, index.iid, after_index,
+        index_rows = _last_four(ctx.storage.scan_index(table.tid, index.iid, after_index,
                                                           h_end, h_start))
-        more = _fill(page, _index_rows(engine, table, index, page, index_rows))
+        more = _fill(page, _index_rows(ctx, table, index, page, index_rows))
         return _with_capacity(page.result(table, more, index), page, request, table, index)
     after = _start_key(table, start) if start is not None else None
     if after is not None and not h_start <= after[0] < (h_end or _HASH_SPACE):
         raise ValidationError("The provided starting key is invalid: it does not belong to the "
                               "requested segment")
     page = _Page(request, expressions, select)
-    rows = _last_two(engine.storage.scan_items(table.tid, after, h_end, h_start))
+    rows = _last_two(ctx.storage.scan_items(table.tid, after, h_end, h_start))
     more = _fill(page, rows)
     return _with_capacity(page.result(table, more), page, request, table, None)
 

@@ -1,4 +1,4 @@
-"""Restores: a new table made from a backup or a point in time, through the engine.
+"""Restores: a new table made from a backup or a point in time, through the ctx.
 
 Theory of operation: a restore creates an ordinary table — the same DDL job and
 changelog record as CreateTable, so it exists in every region — whose definition carries
@@ -25,11 +25,12 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
-from atoll.engine import options, outbox
+from atoll.engine import ddl, options, outbox
+from atoll.engine.context import EngineContext
 from atoll.engine.indexdef import GSI, LSI, IndexDef, check_index_set, parse_index
 from atoll.engine.items import plan_indexes, put_row
 from atoll.engine.tabledef import TableDef, apply_billing, check_index_attributes
@@ -37,9 +38,6 @@ from atoll.errors import TableAlreadyExists, ValidationError
 from atoll.model.values import item_size
 from atoll.replication.change import ItemJson
 from atoll.storage import WriteTxn
-
-if TYPE_CHECKING:
-    from atoll.engine.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +47,7 @@ _INVALID = "One or more parameter values were invalid: "
 Prepared = list[tuple[tuple[int, bytes, bytes], ItemJson, int, Any]]
 
 
-def restored_definition(engine: Engine, source: TableDef, target: str,
+def restored_definition(ctx: EngineContext, source: TableDef, target: str,
                         request: dict[str, Any], summary: dict[str, Any],
                         restore_source: dict[str, Any]) -> TableDef:
     """The new table's definition: `source`'s, renamed, with the request's overrides."""
@@ -59,7 +57,7 @@ def restored_definition(engine: Engine, source: TableDef, target: str,
     table.name = target
     table.tid = 0
     table.table_id = str(uuid.uuid4())
-    table.created_at = engine.now_ms() / 1000
+    table.created_at = ctx.now_ms() / 1000
     table.tags = {}
     table.ttl_attribute = None
     table.deletion_protection = False
@@ -70,7 +68,7 @@ def restored_definition(engine: Engine, source: TableDef, target: str,
                                "ProvisionedThroughput": request.get(
                                    "ProvisionedThroughputOverride")}
     if billing["BillingMode"] is not None or billing["ProvisionedThroughput"] is not None:
-        apply_billing(table, billing, creating=False)
+        apply_billing(table, billing, creating=False, now_s=ctx.now_ms() / 1000)
         table.billing_changed_at = None
     if table.billing_mode != "PAY_PER_REQUEST":
         table.options.pop("OnDemandThroughput", None)
@@ -117,24 +115,24 @@ def _override_indexes(table: TableDef, specs: list[dict[str, Any]], kind: str,
     table.indexes = [i for i in table.indexes if i.kind != kind] + kept
 
 
-async def create(engine: Engine, table: TableDef) -> None:
+async def create(ctx: EngineContext, table: TableDef) -> None:
     """Commit the new table's creation (CREATING until `finish`)."""
-    if table.name in engine.catalog:
+    if table.name in ctx.catalog:
         raise TableAlreadyExists(f"Table already exists: {table.name}")
 
     def job(txn: WriteTxn) -> int:
-        hlc = engine.clock.tick()
+        hlc = ctx.clock.tick()
         tid = txn.create_table(table.name, orjson.dumps(table.to_json()))
         table.tid = tid
-        outbox.log_table_op(engine, txn, hlc, "create", table.name, table)
-        engine.catalog.committed_create(table)
+        outbox.log_table_op(ctx, txn, hlc, "create", table.name, table)
+        ctx.catalog.committed_create(table)
         return tid
 
-    engine.catalog.reserve(table)
+    ctx.catalog.reserve(table)
     try:
-        table.tid = await engine.storage.write(job)
+        table.tid = await ctx.storage.write(job)
     except BaseException:
-        engine.catalog.release(table.name)
+        ctx.catalog.release(table.name)
         raise
 
 
@@ -160,7 +158,7 @@ def chunked(items: Iterator[bytes]) -> Iterator[list[bytes]]:
         yield chunk
 
 
-async def load(engine: Engine, table: TableDef, items: Callable[[], Iterator[bytes]],
+async def load(ctx: EngineContext, table: TableDef, items: Callable[[], Iterator[bytes]],
                done: Callable[[], None]) -> None:
     """Write every item `items()` yields into the restoring `table`, then finish it;
     delete the table if that fails. `done` runs at the end either way."""
@@ -171,62 +169,62 @@ async def load(engine: Engine, table: TableDef, items: Callable[[], Iterator[byt
             chunk = await asyncio.to_thread(next, chunks, None)
             if chunk is None:
                 break
-            current = engine.catalog.current(table)
+            current = ctx.catalog.current(table)
             prepared = await asyncio.to_thread(_prepare, current, chunk)
-            await engine.storage.write(_chunk_job(engine, table, current, prepared))
+            await ctx.storage.write(_chunk_job(ctx, table, current, prepared))
             written += len(prepared)
-        await finish(engine, table.name)
+        await finish(ctx, table.name)
         log.info("restore of %s finished: %d items", table.name, written)
     except asyncio.CancelledError:
         raise
     except Exception as exc:
         log.error("restore of %s failed after %d items", table.name, written, exc_info=True)
-        await abandon(engine, table, str(exc))
+        await abandon(ctx, table, str(exc))
     finally:
         done()
 
 
-def _chunk_job(engine: Engine, table: TableDef, planned: TableDef,
+def _chunk_job(ctx: EngineContext, table: TableDef, planned: TableDef,
                prepared: Prepared) -> Callable[[WriteTxn], None]:
     def job(txn: WriteTxn) -> None:
-        engine.catalog.ensure_live(table)
-        current = engine.catalog.current(table)
-        hlc = engine.clock.tick()
+        ctx.catalog.ensure_live(table)
+        current = ctx.catalog.current(table)
+        hlc = ctx.clock.tick()
         logged: list[outbox.ItemOp] = []
         for key, item_bytes, size, plan in prepared:
             if current is not planned:  # the definition changed meanwhile: plan again
                 plan = plan_indexes(current, orjson.loads(item_bytes), item_bytes, size)
             old = txn.get(table.tid, *key)
-            put_row(engine, txn, current, key, item_bytes, size, old, plan, hlc)
+            put_row(ctx, txn, current, key, item_bytes, size, old, plan, hlc)
             logged.append((key, item_bytes, old))
-        engine.log_item_changes(txn, hlc, table, logged)
+        outbox.log_item_changes(ctx, txn, hlc, table, logged)
     return job
 
 
-async def finish(engine: Engine, name: str) -> None:
+async def finish(ctx: EngineContext, name: str) -> None:
     """RestoreInProgress goes off: the table is ACTIVE in every region."""
-    async with engine.catalog.ddl_lock:
-        table = engine.catalog.table(name, restoring_ok=True)
+    async with ctx.catalog.ddl_lock:
+        table = ctx.catalog.table(name, restoring_ok=True)
         updated = table.copy()
         if updated.restore is not None:
             updated.restore = {**updated.restore, "RestoreInProgress": False}
         updated.restore_source = None
-        await engine.replace_definition(table, updated)
+        await ddl.replace_definition(ctx, table, updated)
 
 
-async def abandon(engine: Engine, table: TableDef, why: str) -> None:
+async def abandon(ctx: EngineContext, table: TableDef, why: str) -> None:
     """Delete an unfinished restore's table (`why` is logged)."""
     log.error("deleting the unfinished restore of %s: %s", table.name, why)
 
     def job(txn: WriteTxn) -> None:
-        engine.catalog.ensure_live(table)
-        hlc = engine.clock.tick()
+        ctx.catalog.ensure_live(table)
+        hlc = ctx.clock.tick()
         txn.drop_table(table.name, table.tid)
-        outbox.log_table_op(engine, txn, hlc, "delete", table.name, None)
-        engine.catalog.committed_drop(table.tid)
+        outbox.log_table_op(ctx, txn, hlc, "delete", table.name, None)
+        ctx.catalog.committed_drop(table.tid)
 
     try:
-        await engine.storage.write(job)
-        engine.catalog.publish_drop(table.name, engine.catalog.get(table.name))
+        await ctx.storage.write(job)
+        ctx.catalog.publish_drop(table.name, ctx.catalog.get(table.name))
     except Exception as exc:  # dropped meanwhile, or the storage failed
         log.error("could not delete the unfinished restore of %s: %s", table.name, exc)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -18,6 +17,7 @@ _TABLE_NAME_RE = re.compile(r"[a-zA-Z0-9_.-]+")
 _ARN_RE = re.compile(r"arn:[^:]*:dynamodb:[^:]*:[^:]*:table/([^/]+)\Z")
 
 EncodedKey = tuple[int, bytes, bytes]  # (hash, pk bytes, sk bytes)
+MAX_TAGS = 50
 
 DEFAULT_ACCOUNT = "000000000000"  # the account id in ARNs unless a node is told another
 
@@ -52,10 +52,10 @@ class TableDef:
     hash_key: str
     range_key: str | None
     attribute_types: dict[str, str]
+    created_at: float  # epoch seconds, by the engine's clock (CreationDateTime)
     billing_mode: str = "PROVISIONED"
     read_capacity: int = 0
     write_capacity: int = 0
-    created_at: float = field(default_factory=time.time)
     table_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     deletion_protection: bool = False
     billing_changed_at: float | None = None
@@ -210,8 +210,9 @@ class TableDef:
         return description
 
 
-def parse_create_table(request: dict[str, Any]) -> TableDef:
-    """Validate a CreateTable request (after shape validation) into a TableDef."""
+def parse_create_table(request: dict[str, Any], now_s: float) -> TableDef:
+    """Validate a CreateTable request (after shape validation) into a TableDef created
+    at `now_s`."""
     name = table_name_of(request["TableName"])
     # botocore's current model marks these optional (for other ways of creating tables);
     # a plain CreateTable needs both, so say so instead of failing on a missing member.
@@ -238,11 +239,11 @@ def parse_create_table(request: dict[str, Any]) -> TableDef:
             "One or more parameter values were invalid: Some index key attributes are not "
             f"defined in AttributeDefinitions. Keys: [{', '.join(key_names)}], "
             f"AttributeDefinitions: [{', '.join(types)}]")
-    table = TableDef(name=name, hash_key=hash_key, range_key=range_key, attribute_types=types)
-    apply_billing(table, request, creating=True)
+    table = TableDef(name=name, hash_key=hash_key, range_key=range_key, attribute_types=types,
+                     created_at=now_s)
+    apply_billing(table, request, creating=True, now_s=now_s)
     table.indexes = parse_indexes(request, hash_key, range_key, table.billing_mode)
     table.next_iid = len(table.indexes) + 1
-    from atoll.engine.tags import MAX_TAGS, tags_of
     table.tags = tags_of(request)
     if len(table.tags) > MAX_TAGS:
         raise ValidationError("One or more parameter values were invalid: The number of tags "
@@ -255,6 +256,18 @@ def parse_create_table(request: dict[str, Any]) -> TableDef:
     table.deletion_protection = bool(request.get("DeletionProtectionEnabled", False))
     table.options = options.parse_create(request, table.billing_mode)
     return table
+
+
+def tags_of(request: dict[str, Any]) -> dict[str, str]:
+    """The Tags list of a CreateTable or TagResource request, validated."""
+    tags: dict[str, str] = {}
+    for tag in request.get("Tags") or ():
+        key = tag["Key"]
+        if key.startswith("aws:"):
+            raise ValidationError("One or more parameter values were invalid: Tag keys "
+                                  "starting with 'aws:' are reserved for system use")
+        tags[key] = tag["Value"]
+    return tags
 
 
 def check_index_attributes(table: TableDef) -> None:
@@ -299,7 +312,9 @@ def _parse_key_schema(key_schema: list[dict[str, str]]) -> tuple[str, str | None
     return key_schema[0]["AttributeName"], None
 
 
-def apply_billing(table: TableDef, request: dict[str, Any], creating: bool) -> None:
+def apply_billing(table: TableDef, request: dict[str, Any], creating: bool, now_s: float) -> None:
+    """BillingMode and ProvisionedThroughput of a CreateTable/UpdateTable into `table`;
+    a change of mode is dated `now_s`."""
     mode = request.get("BillingMode") or (table.billing_mode if not creating else "PROVISIONED")
     throughput = request.get("ProvisionedThroughput")
     if mode == "PAY_PER_REQUEST":
@@ -308,7 +323,7 @@ def apply_billing(table: TableDef, request: dict[str, Any], creating: bool) -> N
                 "One or more parameter values were invalid: Neither ReadCapacityUnits nor "
                 "WriteCapacityUnits can be specified when BillingMode is PAY_PER_REQUEST")
         if table.billing_mode != "PAY_PER_REQUEST" and not creating:
-            table.billing_changed_at = time.time()
+            table.billing_changed_at = now_s
         table.billing_mode = mode
         table.read_capacity = table.write_capacity = 0
         return
@@ -319,7 +334,7 @@ def apply_billing(table: TableDef, request: dict[str, Any], creating: bool) -> N
                 "WriteCapacityUnits must both be specified when BillingMode is PROVISIONED")
         return
     if table.billing_mode != mode and not creating:
-        table.billing_changed_at = time.time()
+        table.billing_changed_at = now_s
     table.billing_mode = mode
     table.read_capacity = int(throughput["ReadCapacityUnits"])
     table.write_capacity = int(throughput["WriteCapacityUnits"])

@@ -2,65 +2,64 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
-from atoll.engine import globaltables, indexes, options, outbox
+from atoll.engine import ddl, globaltables, indexes, options, outbox
+from atoll.engine.context import EngineContext
 from atoll.engine.tabledef import TableDef, apply_billing, parse_create_table
 from atoll.errors import ResourceInUse, ValidationError
 from atoll.storage import WriteTxn
 
-if TYPE_CHECKING:
-    from atoll.engine.engine import Engine
 
-
-def _describe(engine: Engine, table: TableDef, status: str = "ACTIVE") -> dict[str, Any]:
-    count, size = engine.storage.table_stats(table.tid)
-    index_stats = {i.name: indexes.index_stats(engine, table, i) for i in table.indexes}
-    description = table.describe(engine.region, count, size, status, index_stats,
-                                 engine.account_id, bool(engine.replica_regions))
-    if engine.replica_regions:
+def _describe(ctx: EngineContext, table: TableDef, status: str = "ACTIVE") -> dict[str, Any]:
+    count, size = ctx.storage.table_stats(table.tid)
+    index_stats = {i.name: indexes.index_stats(ctx, table, i) for i in table.indexes}
+    replica_regions = ctx.settings.replica_regions()
+    description = table.describe(ctx.region, count, size, status, index_stats,
+                                 ctx.settings.account_id, bool(replica_regions))
+    if replica_regions:
         # as DynamoDB global tables (version 2019.11.21) report their replicas
         description["GlobalTableVersion"] = "2019.11.21"
         description["Replicas"] = [{"RegionName": region, "ReplicaStatus": status}
-                                   for region in engine.replica_regions]
+                                   for region in replica_regions]
     return description
 
 
-async def create_table(engine: Engine, request: dict[str, Any]) -> dict[str, Any]:
-    table = parse_create_table(request)
-    if table.name in engine.catalog:
+async def create_table(ctx: EngineContext, request: dict[str, Any]) -> dict[str, Any]:
+    table = parse_create_table(request, ctx.now_ms() / 1000)
+    if table.name in ctx.catalog:
         raise ResourceInUse(f"Table already exists: {table.name}")
 
     def job(txn: WriteTxn) -> int:
-        hlc = engine.clock.tick()
+        hlc = ctx.clock.tick()
         tid = txn.create_table(table.name, orjson.dumps(table.to_json()))
         table.tid = tid
-        outbox.log_table_op(engine, txn, hlc, "create", table.name, table)
-        engine.catalog.committed_create(table)
+        outbox.log_table_op(ctx, txn, hlc, "create", table.name, table)
+        ctx.catalog.committed_create(table)
         return tid
 
-    if table.name in engine.catalog:  # re-check: another create may have won meanwhile
+    if table.name in ctx.catalog:  # re-check: another create may have won meanwhile
         raise ResourceInUse(f"Table already exists: {table.name}")
-    engine.catalog.reserve(table)  # hold the name while the create commits
+    ctx.catalog.reserve(table)  # hold the name while the create commits
     try:
-        table.tid = await engine.storage.write(job)
+        table.tid = await ctx.storage.write(job)
     except BaseException:
-        engine.catalog.release(table.name)
+        ctx.catalog.release(table.name)
         raise
-    return {"TableDescription": _describe(engine, table)}
+    return {"TableDescription": _describe(ctx, table)}
 
 
-async def describe_table(engine: Engine, request: dict[str, Any]) -> dict[str, Any]:
-    table = engine.catalog.table(request["TableName"], restoring_ok=True)
-    return {"Table": _describe(engine, table)}
+async def describe_table(ctx: EngineContext, request: dict[str, Any]) -> dict[str, Any]:
+    table = ctx.catalog.table(request["TableName"], restoring_ok=True)
+    return {"Table": _describe(ctx, table)}
 
 
-async def list_tables(engine: Engine, request: dict[str, Any]) -> dict[str, Any]:
+async def list_tables(ctx: EngineContext, request: dict[str, Any]) -> dict[str, Any]:
     limit = request.get("Limit", 100)
     start = request.get("ExclusiveStartTableName")
-    names = engine.catalog.names()
+    names = ctx.catalog.names()
     if start is not None:
         names = [n for n in names if n > start]
     result: dict[str, Any] = {"TableNames": names[:limit]}
@@ -76,27 +75,27 @@ def _not_restoring(table: TableDef) -> TableDef:
     return table
 
 
-async def delete_table(engine: Engine, request: dict[str, Any]) -> dict[str, Any]:
-    table = _not_restoring(engine.catalog.table(request["TableName"], restoring_ok=True))
+async def delete_table(ctx: EngineContext, request: dict[str, Any]) -> dict[str, Any]:
+    table = _not_restoring(ctx.catalog.table(request["TableName"], restoring_ok=True))
     if table.deletion_protection:
         raise ValidationError("Resource cannot be deleted as it is currently protected against "
                               "deletion. Disable deletion protection first.")
-    description = _describe(engine, table, status="DELETING")
+    description = _describe(ctx, table, status="DELETING")
 
     def job(txn: WriteTxn) -> None:
-        engine.catalog.ensure_live(table)
-        hlc = engine.clock.tick()
+        ctx.catalog.ensure_live(table)
+        hlc = ctx.clock.tick()
         txn.drop_table(table.name, table.tid)
-        outbox.log_table_op(engine, txn, hlc, "delete", table.name, None)
-        engine.catalog.committed_drop(table.tid)
+        outbox.log_table_op(ctx, txn, hlc, "delete", table.name, None)
+        ctx.catalog.committed_drop(table.tid)
 
-    await engine.storage.write(job)
-    engine.catalog.publish_drop(table.name, table)
+    await ctx.storage.write(job)
+    ctx.catalog.publish_drop(table.name, table)
     return {"TableDescription": description}
 
 
-async def update_table(engine: Engine, request: dict[str, Any]) -> dict[str, Any]:
-    table = _not_restoring(engine.catalog.table(request["TableName"], restoring_ok=True))
+async def update_table(ctx: EngineContext, request: dict[str, Any]) -> dict[str, Any]:
+    table = _not_restoring(ctx.catalog.table(request["TableName"], restoring_ok=True))
     changes = [k for k in ("BillingMode", "ProvisionedThroughput", "DeletionProtectionEnabled",
                            "GlobalSecondaryIndexUpdates", "StreamSpecification",
                            "SSESpecification", "ReplicaUpdates", *options.UPDATE_MEMBERS,
@@ -106,23 +105,22 @@ async def update_table(engine: Engine, request: dict[str, Any]) -> dict[str, Any
         raise ValidationError(
             "At least one of ProvisionedThroughput, BillingMode, UpdateStreamEnabled, "
             "GlobalSecondaryIndexUpdates or SSESpecification or ReplicaUpdates is required")
-    globaltables.check_replica_updates(engine, table, request)
-    async with engine.catalog.ddl_lock:
-        table = _not_restoring(engine.catalog.table(request["TableName"], restoring_ok=True))
+    globaltables.check_replica_updates(ctx, table, request)
+    async with ctx.catalog.ddl_lock:
+        table = _not_restoring(ctx.catalog.table(request["TableName"], restoring_ok=True))
         updated = table.copy()
         if (request.get("BillingMode") is not None
                 or request.get("ProvisionedThroughput") is not None):
-            apply_billing(updated, request, creating=False)
+            apply_billing(updated, request, creating=False, now_s=ctx.now_ms() / 1000)
         updated.options = options.apply_update(updated.options, request, updated.billing_mode,
-                                               engine.now_ms() / 1000)
+                                               ctx.now_ms() / 1000)
         if request.get("DeletionProtectionEnabled") is not None:
             updated.deletion_protection = bool(request["DeletionProtectionEnabled"])
         backfill: list[str] = []
         dropped: list[int] = []
         if request.get("GlobalSecondaryIndexUpdates") is not None:
             backfill, dropped = indexes.apply_gsi_updates(table, updated, request)
-        updated = await engine.replace_definition(table, updated, tuple(dropped))
+        updated = await ddl.replace_definition(ctx, table, updated, tuple(dropped))
     for index_name in backfill:
-        engine.spawn(indexes.backfill(engine, updated.name, index_name),
-                     f"backfill {updated.name}.{index_name}")
-    return {"TableDescription": _describe(engine, updated)}
+        ctx.settings.start_backfill(updated.name, index_name)
+    return {"TableDescription": _describe(ctx, updated)}

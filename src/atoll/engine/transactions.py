@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
 from atoll import expressions as ex
-from atoll.engine import capacity
+from atoll.engine import capacity, outbox
+from atoll.engine.context import EngineContext
 from atoll.engine.expr import RequestExpressions
 from atoll.engine.items import apply_projection, delete_row, plan_indexes, projection_of, put_row
 from atoll.engine.outbox import ItemOp
@@ -43,9 +44,6 @@ from atoll.errors import (
 from atoll.model.values import check_item, check_item_size
 from atoll.replication.change import ItemJson, item_json
 from atoll.storage import WriteTxn
-
-if TYPE_CHECKING:
-    from atoll.engine.engine import Engine
 
 MAX_ACTIONS = 100
 MAX_TRANSACTION_BYTES = 4 * 1024 * 1024
@@ -74,13 +72,13 @@ class _Action:
     size: int = 0
 
 
-def _parse_action(engine: Engine, entry: dict[str, Any]) -> _Action:
+def _parse_action(ctx: EngineContext, entry: dict[str, Any]) -> _Action:
     kinds = [k for k in _ACTION_KINDS if entry.get(k) is not None]
     if len(kinds) != 1:
         raise ValidationError("TransactItems can only contain one of Check, Put, Update or Delete")
     kind = kinds[0]
     spec = entry[kind]
-    table = engine.table(spec["TableName"])
+    table = ctx.catalog.table(spec["TableName"])
     expressions = RequestExpressions(spec, _EXPRESSIONS[kind])
     on_failure = spec.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD"
     if kind == "Put":
@@ -114,7 +112,7 @@ def _canceled(reasons: list[dict[str, Any]]) -> TransactionCanceled:
                                f"specific reasons [{codes}]", reasons)
 
 
-async def transact_write_items(engine: Engine, request: dict[str, Any]) -> Any:
+async def transact_write_items(ctx: EngineContext, request: dict[str, Any]) -> Any:
     entries = request["TransactItems"]
     if len(entries) > MAX_ACTIONS:
         raise ValidationError("1 validation error detected: Value at 'transactItems' failed to "
@@ -122,20 +120,11 @@ async def transact_write_items(engine: Engine, request: dict[str, Any]) -> Any:
                               f"to {MAX_ACTIONS}")
     token = request.get("ClientRequestToken")
     request_hash = _request_hash(request) if token else b""
-    actions = [_parse_action(engine, entry) for entry in entries]
-    seen: set[tuple[int, EncodedKey]] = set()
-    for action in actions:
-        identity = (action.table.tid, action.key)
-        if identity in seen:
-            raise ValidationError("Transaction request cannot include multiple operations on "
-                                  "one item")
-        seen.add(identity)
-    if sum(a.size for a in actions) > MAX_TRANSACTION_BYTES:
-        raise ValidationError(_TOO_LARGE)
+    actions = _parse_actions(ctx, entries)
     mode = capacity.wanted(request)
 
     def job(txn: WriteTxn) -> Any:
-        now_ms = engine.now_ms()
+        now_ms = ctx.now_ms()
         if token:
             known = txn.token_get(token)
             if known is not None and now_ms - known[1] < IDEMPOTENCY_WINDOW_MS:
@@ -144,39 +133,19 @@ async def transact_write_items(engine: Engine, request: dict[str, Any]) -> Any:
                         "Request parameters do not match the parameters of an earlier request "
                         "with the same ClientRequestToken")
                 return _REPLAYED
-        olds = [_check(engine, txn, action) for action in actions]
+        olds = [_check(ctx, txn, action) for action in actions]
         reasons = [reason for _old, reason in olds]
         if any(r["Code"] != "None" for r in reasons):
             raise _canceled(reasons)
-        writes = _prepare(engine, actions, [old for old, _r in olds], reasons)
+        writes = _prepare(ctx, actions, [old for old, _r in olds], reasons)
         if sum(size for _old, _new, _bytes, size, _plan in writes) > MAX_TRANSACTION_BYTES:
             raise ValidationError(_TOO_LARGE)  # updates grew the items: still nothing written
-        meter = capacity.Meter(mode, "write")
-        hlc = engine.clock.tick()
-        groups: dict[str, tuple[TableDef, list[ItemOp]]] = {}
-        for action, (old, _new_item, new_bytes, size, plan) in zip(actions, writes):
-            current = engine.catalog.current(action.table)
-            units: dict[str, float] = {}
-            change: ItemOp
-            if action.kind == "ConditionCheck":
-                meter.add(action.table, capacity.write_units(old[1] if old else 0))
-                continue
-            if new_bytes is not None:
-                units = put_row(engine, txn, current, action.key, new_bytes, size, old, plan, hlc)
-                change = (action.key, new_bytes, old)
-            else:
-                units = delete_row(engine, txn, current, action.key, old, hlc)
-                change = (action.key, None, old)
-            meter.add(action.table, capacity.write_units(max(size, old[1] if old else 0)), units)
-            groups.setdefault(action.table.name, (action.table, []))[1].append(change)
+        meter = _write(ctx, txn, actions, writes, capacity.Meter(mode, "write"))
         if token:
             txn.token_put(token, request_hash, now_ms)
-        if groups:
-            engine.log_multi_table_changes(txn, hlc, list(groups.values()))
-        meter.scale(capacity.TRANSACTION_FACTOR)
         return meter
 
-    meter = await engine.storage.write(job, inline=True)
+    meter = await ctx.storage.write(job, inline=True)
     result: dict[str, Any] = {}
     if meter is _REPLAYED:
         if mode is not None:
@@ -191,15 +160,59 @@ async def transact_write_items(engine: Engine, request: dict[str, Any]) -> Any:
     if "ReturnItemCollectionMetrics" in request:
         written = [(a.table, a.key_item) for a in actions if a.kind != "ConditionCheck"]
         result = capacity.attach(result, "ItemCollectionMetrics",
-                                 capacity.item_collection_metrics_by_table(engine, request,
+                                 capacity.item_collection_metrics_by_table(ctx, request,
                                                                            written))
     return result
 
 
-def _check(engine: Engine, txn: WriteTxn, action: _Action
+def _parse_actions(ctx: EngineContext, entries: list[dict[str, Any]]) -> list[_Action]:
+    """Every action, checked before the job: shape, expressions, keys, sizes, no item
+    twice, the whole at most MAX_TRANSACTION_BYTES."""
+    actions = [_parse_action(ctx, entry) for entry in entries]
+    seen: set[tuple[int, EncodedKey]] = set()
+    for action in actions:
+        identity = (action.table.tid, action.key)
+        if identity in seen:
+            raise ValidationError("Transaction request cannot include multiple operations on "
+                                  "one item")
+        seen.add(identity)
+    if sum(a.size for a in actions) > MAX_TRANSACTION_BYTES:
+        raise ValidationError(_TOO_LARGE)
+    return actions
+
+
+def _write(ctx: EngineContext, txn: WriteTxn, actions: list[_Action],
+           writes: list[tuple[Any, Any, ItemJson | None, int, Any]],
+           meter: capacity.Meter) -> capacity.Meter:
+    """(In the job, every condition held) write every item and its index rows with one
+    timestamp and log them as ONE change; returns the meter, doubled for transactions."""
+    hlc = ctx.clock.tick()
+    groups: dict[str, tuple[TableDef, list[ItemOp]]] = {}
+    for action, (old, _new_item, new_bytes, size, plan) in zip(actions, writes):
+        current = ctx.catalog.current(action.table)
+        units: dict[str, float] = {}
+        change: ItemOp
+        if action.kind == "ConditionCheck":
+            meter.add(action.table, capacity.write_units(old[1] if old else 0))
+            continue
+        if new_bytes is not None:
+            units = put_row(ctx, txn, current, action.key, new_bytes, size, old, plan, hlc)
+            change = (action.key, new_bytes, old)
+        else:
+            units = delete_row(ctx, txn, current, action.key, old, hlc)
+            change = (action.key, None, old)
+        meter.add(action.table, capacity.write_units(max(size, old[1] if old else 0)), units)
+        groups.setdefault(action.table.name, (action.table, []))[1].append(change)
+    if groups:
+        outbox.log_multi_table_changes(ctx, txn, hlc, list(groups.values()))
+    meter.scale(capacity.TRANSACTION_FACTOR)
+    return meter
+
+
+def _check(ctx: EngineContext, txn: WriteTxn, action: _Action
            ) -> tuple[tuple[bytes, int, int, str] | None, dict[str, Any]]:
     """Read the action's item and evaluate its condition: (old row, cancellation reason)."""
-    engine.catalog.ensure_live(action.table)
+    ctx.catalog.ensure_live(action.table)
     old = txn.get(action.table.tid, *action.key)
     if "ConditionExpression" not in action.expressions.parsed:
         return old, {"Code": "None"}
@@ -213,7 +226,7 @@ def _check(engine: Engine, txn: WriteTxn, action: _Action
     return old, reason
 
 
-def _prepare(engine: Engine, actions: list[_Action],
+def _prepare(ctx: EngineContext, actions: list[_Action],
              olds: list[tuple[bytes, int, int, str] | None], reasons: list[dict[str, Any]]
              ) -> list[tuple[Any, Any, ItemJson | None, int, Any]]:
     """Each action's (old row, new item, new bytes, size, index plan), computed before
@@ -222,7 +235,7 @@ def _prepare(engine: Engine, actions: list[_Action],
     failed = False
     for position, (action, old) in enumerate(zip(actions, olds)):
         try:
-            prepared.append(_prepare_one(engine, action, old))
+            prepared.append(_prepare_one(ctx, action, old))
         except ValidationError as exc:
             reasons[position] = {"Code": "ValidationError", "Message": exc.message}
             prepared.append((old, None, None, 0, None))
@@ -232,9 +245,9 @@ def _prepare(engine: Engine, actions: list[_Action],
     return prepared
 
 
-def _prepare_one(engine: Engine, action: _Action, old: tuple[bytes, int, int, str] | None
+def _prepare_one(ctx: EngineContext, action: _Action, old: tuple[bytes, int, int, str] | None
                  ) -> tuple[Any, Any, ItemJson | None, int, Any]:
-    current = engine.catalog.current(action.table)
+    current = ctx.catalog.current(action.table)
     if action.kind in ("ConditionCheck", "Delete"):
         return old, None, None, 0, None
     if action.kind == "Put":
@@ -252,7 +265,7 @@ def _prepare_one(engine: Engine, action: _Action, old: tuple[bytes, int, int, st
     return old, new_item, new_bytes, size, plan_indexes(current, new_item, new_bytes, size)
 
 
-async def transact_get_items(engine: Engine, request: dict[str, Any]) -> dict[str, Any]:
+async def transact_get_items(ctx: EngineContext, request: dict[str, Any]) -> dict[str, Any]:
     entries = request["TransactItems"]
     plans = []
     seen: set[tuple[int, EncodedKey]] = set()
@@ -260,7 +273,7 @@ async def transact_get_items(engine: Engine, request: dict[str, Any]) -> dict[st
         spec = entry.get("Get")
         if spec is None:
             raise ValidationError("TransactItems can only contain Get actions")
-        table = engine.table(spec["TableName"])
+        table = ctx.catalog.table(spec["TableName"])
         key = table.encode_key(spec["Key"])
         if (table.tid, key) in seen:
             raise ValidationError("Transaction request cannot include multiple operations on "
@@ -268,7 +281,7 @@ async def transact_get_items(engine: Engine, request: dict[str, Any]) -> dict[st
         seen.add((table.tid, key))
         expressions, attributes = projection_of(spec)
         plans.append((table, key, expressions, attributes))
-    rows = engine.storage.get_items_snapshot([(t.tid, *k) for t, k, _e, _a in plans])
+    rows = ctx.storage.get_items_snapshot([(t.tid, *k) for t, k, _e, _a in plans])
     meter = capacity.Meter(capacity.wanted(request), "read")
     responses: list[Any] = []
     for (table, _key, expressions, attributes), row in zip(plans, rows):
@@ -283,3 +296,9 @@ async def transact_get_items(engine: Engine, request: dict[str, Any]) -> dict[st
             responses.append({"Item": orjson.Fragment(row[0])})
     result: dict[str, Any] = {"Responses": responses}
     return capacity.attach(result, "ConsumedCapacity", meter.listed())
+
+
+async def purge_expired_tokens(ctx: EngineContext, limit: int) -> int:
+    """Forget up to `limit` ClientRequestTokens older than the idempotency window."""
+    cutoff = ctx.now_ms() - IDEMPOTENCY_WINDOW_MS
+    return int(await ctx.storage.write(lambda txn: txn.tokens_purge(cutoff, limit)))

@@ -16,7 +16,7 @@ import signal
 import sqlite3
 import tempfile
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,13 +26,16 @@ from atoll import __version__
 from atoll.api.dispatch import Api
 from atoll.backup.service import BackupService, default_directory
 from atoll.engine import Engine
-from atoll.engine.engine import wall_clock_ms
+from atoll.engine.context import DEFAULT_TTL_INTERVAL_S, EngineSettings, wall_clock_ms
 from atoll.engine.pitr import resume_restores
 from atoll.engine.tabledef import DEFAULT_ACCOUNT
 from atoll.errors import ServiceUnavailable, ValidationError
 from atoll.http import server as _http
 from atoll.http.limits import ConnectionLimits, raise_open_file_limit, split_connections
 from atoll.http.server import HttpServer, ListenError, listen
+from atoll.node.background import BackgroundWork
+from atoll.node.conflictlog import conflict_entries
+from atoll.node.operator import OPERATOR_PATHS, OperatorEndpoints
 from atoll.node.replicator import Replicator
 from atoll.node.topology import (
     TOPOLOGY_PATH,
@@ -62,7 +65,7 @@ class NodeConfig:
     data_dir: str = "./data"
     in_memory: bool = False
     region: str = "local"
-    ttl_interval_s: float = 30.0
+    ttl_interval_s: float = DEFAULT_TTL_INTERVAL_S
     cluster: ClusterConfig | None = None
     # where the peer listener binds when it differs from the advertised peer endpoint
     # (a fault-injecting proxy sits at the advertised one: `atoll drill`)
@@ -102,16 +105,19 @@ class Node:
         path, self._tmp_dir = _database_path(config)
         self.storage = SqliteStorage(path, durable=not config.in_memory, region=config.region)
         offset = config.clock_offset_ms
-        self.engine = Engine(self.storage, region=config.region, **(
-            {"now_ms": lambda: wall_clock_ms() + offset} if offset else {}))
-        self.engine.ttl_interval_s = config.ttl_interval_s
-        self.engine.endpoint_address = f"{config.host}:{config.port}"
-        self.engine.account_id = config.account_id
+        self.background = BackgroundWork()
+        now_ms: Callable[[], int] = (lambda: wall_clock_ms() + offset) if offset else wall_clock_ms
         self.backups = BackupService(
             config.backup_dir or default_directory(self._tmp_dir or config.data_dir),
-            self.storage, config.region, config.account_id, self.engine.now_ms,
+            self.storage, config.region, config.account_id, now_ms,
             self._table_id_of, config.pitr_window_s, config.pitr_snapshot_interval_s)
-        self.engine.backups = self.backups
+        settings = EngineSettings(ttl_interval_s=config.ttl_interval_s,
+                                  endpoint_address=f"{config.host}:{config.port}",
+                                  replica_regions=self._replica_regions,
+                                  start_backfill=self.background.backfill,
+                                  account_id=config.account_id, backups=self.backups)
+        self.engine = Engine(self.storage, region=config.region, settings=settings,
+                             now_ms=now_ms)
         self.api = Api(self.engine)
         self.http = HttpServer(self.api.handle, self._get, admin_post=self._admin_post,
                                limits=ConnectionLimits(max_connections=client_cap))
@@ -122,9 +128,10 @@ class Node:
         if config.cluster is not None:
             topology = self._start_topology(config.cluster, os.path.dirname(path))
             self.replicator = Replicator(self.engine, topology, config.region)
-            self.engine.replica_regions = topology.region_ids()
             self.peer_http = HttpServer(self.api.handle, self._get, self._peer_post,
                                         limits=ConnectionLimits(max_connections=peer_cap))
+        # /metrics, /console and the console's JSON (atoll.node.operator)
+        self.operator = OperatorEndpoints(self)
         self._stopping = asyncio.Event()
 
     def _start_topology(self, configured: ClusterConfig, directory: str) -> ClusterConfig:
@@ -152,10 +159,13 @@ class Node:
         table = self.engine.catalog.get(name)
         return table.table_id if table is not None and table.tid else None
 
+    def _replica_regions(self) -> tuple[str, ...]:
+        """Every region of the current topology (DescribeTable's Replicas); () alone."""
+        return self.topology.current.region_ids() if self.topology is not None else ()
+
     def _topology_changed(self, previous: ClusterConfig, topology: ClusterConfig) -> None:
         if self.replicator is not None:
             self.replicator.set_topology(topology)
-        self.engine.replica_regions = topology.region_ids()
         region = self.config.region
         if not topology.has_region(region):
             log.warning("this node's region %s is not in topology generation %d", region,
@@ -210,6 +220,8 @@ class Node:
 
     def _get(self, path: str) -> tuple[int, bytes, bytes] | Awaitable[tuple[int, bytes, bytes]]:
         """GETs on either listener; answered once what they read is durable."""
+        if path in OPERATOR_PATHS:
+            return self.operator.get(path)
         answer = self._get_now(path)
         waiter = self.storage.settle()
         return answer if waiter is None else self._settled_get(waiter, answer)
@@ -266,16 +278,16 @@ class Node:
         return status
 
     def conflicts(self, after_id: int = 0, limit: int = 1000) -> dict[str, Any]:
-        rows = self.storage.conflicts(after_id, limit)
-        return {"region": self.config.region, "conflicts": [
-            {"id": i, "detected_ms": t, "table": n, **orjson.loads(r)} for i, t, n, r in rows]}
+        rows = self.storage.conflicts(after_id, limit)  # keys decoded (atoll.node.conflictlog)
+        return {"region": self.config.region,
+                "conflicts": conflict_entries(rows, self.engine.catalog)}
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         self.storage.start(loop)
-        self.engine.start_background()
+        self.background.start(self.engine.context)
         self.backups.start()
-        resume_restores(self.engine, self.backups)
+        resume_restores(self.engine.context, self.backups)
         server = peer_server = None
         try:
             server = await listen(self.http.protocol, self.config.host, self.config.port,
@@ -311,6 +323,7 @@ class Node:
             if self.replicator is not None:
                 await self.replicator.stop()
             await self.http.drain(SHUTDOWN_DRAIN_S)
+            self.operator.close()
             await server.wait_closed()
             if self.peer_http is not None:
                 await self.peer_http.drain(1.0)
@@ -320,7 +333,7 @@ class Node:
     async def _release(self) -> None:
         """Stop background work and close the storage (and drop an in-memory node's files)."""
         await self.backups.stop()
-        await self.engine.stop_background()
+        await self.background.stop()
         self.storage.close()
         if self._tmp_dir:
             shutil.rmtree(self._tmp_dir, ignore_errors=True)

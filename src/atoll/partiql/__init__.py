@@ -2,7 +2,7 @@
 
 Theory of operation: `parse` turns a statement (with its `?` bound to the request's
 Parameters) into a tree (`nodes`); `translate_select` / `translate_write` turn the tree,
-given the table's key schema (`TableSchema`, from DescribeTable), into plans: the GetItem,
+given the table's key schema (`TableSchema`, from the catalog), into plans: the GetItem,
 Query, Scan, PutItem, UpdateItem, DeleteItem or ConditionCheck requests that do what the
 statement says (`plans` documents the rules). The engine shell
 (`atoll.engine.partiql_ops`) runs those requests through the ordinary handlers, so a
