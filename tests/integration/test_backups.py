@@ -303,6 +303,29 @@ def test_restore_overrides_and_errors(ddb: Any) -> None:
     assert _code(caught) == "TableNotFoundException"
 
 
+def test_a_restored_table_has_no_stream_until_one_is_enabled(ddb: Any) -> None:
+    """Stream settings are not restored (DynamoDB: "you must manually set up ... stream
+    settings" on the restored table); the source keeps its stream."""
+    create_table(ddb, "streamed")
+    ddb.update_table(TableName="streamed", StreamSpecification={
+        "StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
+    ddb.put_item(TableName="streamed", Item={"pk": {"S": "a"}})
+    arn = ddb.create_backup(TableName="streamed", BackupName="withstream")["BackupDetails"][
+        "BackupArn"]
+    _available(ddb, arn)
+    ddb.restore_table_from_backup(TargetTableName="streamed-copy", BackupArn=arn)
+    table = _restored(ddb, "streamed-copy")
+    assert "StreamSpecification" not in table and "LatestStreamArn" not in table
+    assert ddb.describe_table(TableName="streamed")["Table"]["StreamSpecification"] == {
+        "StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+    ddb.update_table(TableName="streamed-copy", StreamSpecification={
+        "StreamEnabled": True, "StreamViewType": "KEYS_ONLY"})
+    copy = ddb.describe_table(TableName="streamed-copy")["Table"]
+    assert copy["StreamSpecification"]["StreamViewType"] == "KEYS_ONLY"
+    assert copy["LatestStreamArn"] != ddb.describe_table(TableName="streamed")["Table"][
+        "LatestStreamArn"]
+
+
 def test_backups_survive_a_restart_and_restore_afterwards(tmp_path: Path) -> None:
     node = ServerProcess(data_dir=tmp_path).start()
     try:

@@ -10,6 +10,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.pg import PostgresServer, fresh_schema_dsn, pg_server  # noqa: F401  (fixture)
 from tests.support import (
     ATOLL,
     REPO,
@@ -107,6 +111,37 @@ def test_restore_refuses_what_is_not_an_intact_atoll_database(tmp_path: Path) ->
                      str(tmp_path / "target"), ok=False)
         assert done.returncode != 0 and "refusing the backup" in done.stderr, done.stderr
     assert not list((tmp_path / "target").glob("atoll-*.db"))
+
+
+def test_a_node_on_postgresql_refuses_backups_and_says_why(
+        tmp_path: Path, pg_server: PostgresServer) -> None:  # noqa: F811
+    """Table backups and PITR keep files on one node's disk, which a region whose nodes
+    share PostgreSQL does not have; the whole-node copy is SQLite's. Both are refused
+    with what to do instead, not accepted and lost."""
+    node = ServerProcess(data_dir=tmp_path / "node",
+                         extra=["--storage", fresh_schema_dsn(pg_server)]).start()
+    try:
+        ddb = client(node.url)
+        create_table(ddb, "kept")
+        calls = (lambda: ddb.create_backup(TableName="kept", BackupName="nightly"),
+                 lambda: ddb.list_backups(),
+                 lambda: ddb.describe_continuous_backups(TableName="kept"),
+                 lambda: ddb.update_continuous_backups(
+                     TableName="kept",
+                     PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}))
+        for call in calls:
+            with pytest.raises(ClientError) as caught:
+                call()
+            error = caught.value.response["Error"]
+            assert error["Code"] == "ContinuousBackupsUnavailableException", error
+            assert "PostgreSQL's own tools" in error["Message"]
+        done = atoll("backup", "--endpoint", node.url, "--out", str(tmp_path / "copy.db"),
+                     ok=False)
+        assert done.returncode != 0 and "PostgreSQL's own tools" in done.stderr, done.stderr
+        assert not (tmp_path / "copy.db").exists()
+        ddb.delete_table(TableName="kept")  # DeleteTable has no PITR to keep a backup for
+    finally:
+        node.stop()
 
 
 def _converged(clients: dict[str, Any], table: str) -> bool:

@@ -16,6 +16,7 @@ import botocore.session
 import pytest
 from botocore.exceptions import ClientError
 
+from tests.integration.streamcheck import streams_client
 from tests.support import ServerProcess, client
 
 Check = Callable[[dict[str, Any], Any, str], None]
@@ -147,7 +148,8 @@ CREATE_CASES: dict[str, list[tuple[dict[str, Any], Any]]] = {
     "StreamSpecification": [
         ({"StreamSpecification": {"StreamEnabled": False}}, lacks("StreamSpecification")),
         ({"StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"}},
-         (REFUSED, "Streams"))],
+         has("StreamSpecification", {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"})),
+        ({"StreamSpecification": {"StreamEnabled": True}}, (REFUSED, "ViewType is required"))],
     "SSESpecification": [
         ({"SSESpecification": {"Enabled": False}}, lacks("SSEDescription")),
         ({"SSESpecification": {"Enabled": True, "SSEType": "KMS"}}, (REFUSED, "KMS")),
@@ -293,7 +295,7 @@ UPDATE_CASES: dict[str, list[tuple[dict[str, Any], dict[str, Any], Any]]] = {
                                                       lacks("GlobalSecondaryIndexes"))],
     "StreamSpecification": [({}, {"StreamSpecification": {"StreamEnabled": True,
                                                           "StreamViewType": "KEYS_ONLY"}},
-                             (REFUSED, "Streams"))],
+                             has("StreamSpecification.StreamViewType", "KEYS_ONLY"))],
     "SSESpecification": [
         ({}, {"SSESpecification": {"Enabled": True, "SSEType": "KMS"}}, (REFUSED, "KMS")),
         ({}, {"SSESpecification": {"Enabled": False}}, lacks("SSEDescription"))],
@@ -373,11 +375,21 @@ def test_table_class_update_records_when(ddb: Any) -> None:
 
 def test_arns_carry_the_region_and_the_configured_account(ddb: Any) -> None:
     name = _name()
-    _create(ddb, name, _gsi())
+    _create(ddb, name, {**_gsi(), "StreamSpecification": {"StreamEnabled": True,
+                                                         "StreamViewType": "KEYS_ONLY"}})
     table = ddb.describe_table(TableName=name)["Table"]
     assert table["TableArn"] == f"arn:aws:dynamodb:us-west:123456789012:table/{name}"
     assert table["GlobalSecondaryIndexes"][0]["IndexArn"] == \
         f"arn:aws:dynamodb:us-west:123456789012:table/{name}/index/byG"
+    stream_arn = table["LatestStreamArn"]
+    assert stream_arn == \
+        f"arn:aws:dynamodb:us-west:123456789012:table/{name}/stream/{table['LatestStreamLabel']}"
+    streams = streams_client(ddb.meta.endpoint_url)
+    assert streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["StreamArn"] == \
+        stream_arn
+    assert {"StreamArn": stream_arn, "TableName": name,
+            "StreamLabel": table["LatestStreamLabel"]} in \
+        streams.list_streams(TableName=name)["Streams"]
     # the ARN names the table in other calls
     assert ddb.describe_table(TableName=table["TableArn"])["Table"]["TableName"] == name
 

@@ -13,6 +13,7 @@ from atoll.cli.proxy import proxy
 from atoll.cli.restore import restore
 from atoll.cli.serve import serve
 from atoll.cli.status import conflicts, status
+from atoll.cli.streams import streams
 from atoll.cli.terminal import configure_logging
 from atoll.cli.topology import topology
 
@@ -36,6 +37,7 @@ cli.add_command(drill)
 cli.add_command(certs)
 cli.add_command(backup)
 cli.add_command(restore)
+cli.add_command(streams)
 
 
 def main() -> None:

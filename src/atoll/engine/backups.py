@@ -38,7 +38,9 @@ MAX_LIST_PAGE = 1000  # DynamoDB pages ListBackups at 1 MB; a summary is well un
 def service_of(ctx: EngineContext) -> BackupService:
     service = ctx.settings.backups
     if service is None:
-        raise ContinuousBackupsUnavailable("Backups are not available on this node")
+        raise ContinuousBackupsUnavailable(
+            "Backups and point in time recovery are not available on this node (a region "
+            "stored in PostgreSQL is backed up with PostgreSQL's own tools)")
     return service
 
 

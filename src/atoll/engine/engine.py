@@ -1,7 +1,8 @@
 """Engine: the operations DynamoDB requests name, over one `EngineContext`.
 
 `Engine` builds the context (clock restored from storage, catalog loaded from storage)
-and answers operations through `HANDLERS`: operation name -> handler(context, request).
+and answers operations through `HANDLERS`: operation name -> handler(context, request),
+and the Streams service's through `STREAM_HANDLERS`.
 The handlers live in feature modules by concept; none of them sees `Engine`. Background
 work (the TTL sweeper, index backfills) is run by the node over `engine.context`
 (atoll.node.background).
@@ -23,6 +24,7 @@ from atoll.engine import (
     partiql_ops,
     pitr,
     reads,
+    stream_reads,
     tables,
     tags,
     transactions,
@@ -72,6 +74,14 @@ HANDLERS: dict[str, Handler] = {
     "RestoreTableToPointInTime": pitr.restore_table_to_point_in_time,
 }
 HANDLERS["DeleteTable"] = backups.delete_table  # keeps a SYSTEM backup when PITR was on
+
+# The DynamoDB Streams service (X-Amz-Target DynamoDBStreams_20120810.<Op>), same endpoint.
+STREAM_HANDLERS: dict[str, Handler] = {
+    "ListStreams": stream_reads.list_streams,
+    "DescribeStream": stream_reads.describe_stream,
+    "GetShardIterator": stream_reads.get_shard_iterator,
+    "GetRecords": stream_reads.get_records,
+}
 
 
 class Engine:

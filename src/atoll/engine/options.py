@@ -17,9 +17,9 @@ Kept (in `TableDef.options`, a JSON-ready dict that replicates with the definiti
   does; described on every table of a cluster.
 - SSESpecification without a KMS key (Enabled false or absent): DynamoDB's default,
   which DescribeTable does not describe; so neither does Atoll.
-- StreamSpecification with StreamEnabled false: no stream, nothing to describe.
-Refused: SSE with AWS KMS (Atoll does not encrypt data at rest), streams (not built),
-resource policies (Atoll's own keys and roles decide access), vector indexes, creating a
+StreamSpecification is not an option here: streams are built (atoll.engine.streams,
+validated and described by the table definition).
+Refused: SSE with AWS KMS (Atoll does not encrypt data at rest), resource policies (Atoll's own keys and roles decide access), vector indexes, creating a
 table from a global table source, settings modes other than ENABLED, strong
 multi-region consistency, witnesses, and any ReplicaUpdates entry (globaltables.py):
 every Atoll table lives in every region of its cluster.
@@ -64,12 +64,6 @@ def check_sse(spec: dict[str, Any] | None, member: str = "SSESpecification") -> 
         raise ValidationError(
             _INVALID + f"Atoll does not encrypt table data at rest with AWS KMS keys: {member} "
             "may only have Enabled set to false (or be omitted)")
-
-
-def check_stream(spec: dict[str, Any] | None) -> None:
-    if spec is not None and spec.get("StreamEnabled"):
-        raise ValidationError(_INVALID + "Atoll does not provide DynamoDB Streams yet: "
-                              "StreamSpecification.StreamEnabled must be false")
 
 
 def _check_settings_mode(request: dict[str, Any]) -> str | None:
@@ -131,7 +125,6 @@ def parse_create(request: dict[str, Any], billing_mode: str) -> dict[str, Any]:
     """The options a CreateTable keeps; ValidationError for one Atoll refuses."""
     refuse_unsupported(request)
     check_sse(request.get("SSESpecification"))
-    check_stream(request.get("StreamSpecification"))
     options: dict[str, Any] = {}
     if request.get("TableClass") is not None:
         options["TableClass"] = request["TableClass"]
@@ -156,7 +149,6 @@ def apply_update(options: dict[str, Any], request: dict[str, Any], billing_mode:
     """The options after an UpdateTable (on the billing mode it leaves the table in)."""
     refuse_unsupported(request)
     check_sse(request.get("SSESpecification"))
-    check_stream(request.get("StreamSpecification"))
     updated = dict(options)
     table_class = request.get("TableClass")
     if table_class is not None and table_class != options.get("TableClass", "STANDARD"):

@@ -11,8 +11,8 @@ Last, a definition rewrite turns RestoreInProgress off everywhere. Reading the s
 
 What a restore carries over follows DynamoDB: keys, attribute definitions, indexes (all
 or the ones the overrides keep), billing mode and capacity (or their overrides), table
-class and throughput settings. Tags, TTL, deletion protection and point-in-time recovery
-are the new table's own business, so they start unset.
+class and throughput settings. Tags, TTL, stream settings, deletion protection and
+point-in-time recovery are the new table's own business, so they start unset.
 
 A restore cut short by a restart is resumed by the region that ran it
 (`restore_source` says how), from its first item: writing an item again is harmless.
@@ -29,7 +29,7 @@ from typing import Any
 
 import orjson
 
-from atoll.engine import ddl, options, outbox
+from atoll.engine import ddl, options, outbox, streams
 from atoll.engine.context import EngineContext
 from atoll.engine.indexdef import GSI, LSI, IndexDef, check_index_set, parse_index
 from atoll.engine.items import plan_indexes, put_row
@@ -60,6 +60,8 @@ def restored_definition(ctx: EngineContext, source: TableDef, target: str,
     table.created_at = ctx.now_ms() / 1000
     table.tags = {}
     table.ttl_attribute = None
+    table.stream_view_type = table.stream_label = None
+    table.stream_sid = 0
     table.deletion_protection = False
     table.billing_changed_at = None
     for index in table.indexes:
@@ -122,6 +124,7 @@ async def create(ctx: EngineContext, table: TableDef) -> None:
 
     def job(txn: WriteTxn) -> int:
         hlc = ctx.clock.tick()
+        streams.reconcile(txn, None, table, ctx.now_ms())
         tid = txn.create_table(table.name, orjson.dumps(table.to_json()))
         table.tid = tid
         outbox.log_table_op(ctx, txn, hlc, "create", table.name, table)
@@ -219,6 +222,7 @@ async def abandon(ctx: EngineContext, table: TableDef, why: str) -> None:
     def job(txn: WriteTxn) -> None:
         ctx.catalog.ensure_live(table)
         hlc = ctx.clock.tick()
+        streams.reconcile(txn, ctx.catalog.current(table), None, ctx.now_ms())
         txn.drop_table(table.name, table.tid)
         outbox.log_table_op(ctx, txn, hlc, "delete", table.name, None)
         ctx.catalog.committed_drop(table.tid)

@@ -16,7 +16,7 @@ import signal
 import sqlite3
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +26,7 @@ from atoll import __version__
 from atoll.api.dispatch import Api
 from atoll.backup.service import BackupService, default_directory
 from atoll.engine import Engine
-from atoll.engine.context import DEFAULT_TTL_INTERVAL_S, EngineSettings, wall_clock_ms
+from atoll.engine.context import DEFAULT_TTL_INTERVAL_S, EngineSettings
 from atoll.engine.pitr import resume_restores
 from atoll.engine.tabledef import DEFAULT_ACCOUNT
 from atoll.errors import ServiceUnavailable, ValidationError
@@ -34,6 +34,7 @@ from atoll.http import server as _http
 from atoll.http.limits import ConnectionLimits, raise_open_file_limit, split_connections
 from atoll.http.server import HttpServer, ListenError, listen
 from atoll.node.background import BackgroundWork
+from atoll.node.clock import CLOCK_PATH, OffsetClock
 from atoll.node.conflictlog import conflict_entries
 from atoll.node.operator import OPERATOR_PATHS, OperatorEndpoints
 from atoll.node.replicator import Replicator
@@ -43,7 +44,7 @@ from atoll.node.topology import (
     TopologyKeeper,
     topology_file_path,
 )
-from atoll.storage import SqliteStorage
+from atoll.storage import SqliteStorage, Storage
 from atoll.storage.sqlite.filecopy import CopyRefused
 from atoll.topology.config import ClusterConfig
 from atoll.topology.update import start_topology
@@ -71,7 +72,11 @@ class NodeConfig:
     # (a fault-injecting proxy sits at the advertised one: `atoll drill`)
     peer_listen: tuple[str, int] | None = None
     clock_offset_ms: int = 0  # added to the wall clock (clock-skew drills)
+    settable_clock: bool = False  # tests: POST /_atoll/clock moves the clock forward
     max_connections: int | None = None  # client port; None: derived from the open-file limit
+    # postgresql://...: the region's storage is in PostgreSQL, shared with the region's
+    # other nodes (storage/postgres); None: a SQLite file under data_dir
+    storage_url: str | None = None
     account_id: str = DEFAULT_ACCOUNT  # the account id in ARNs
     backup_dir: str | None = None  # backups and PITR [default: <data dir>/backups]
     pitr_window_s: float | None = None  # caps every table's PITR window (tests: seconds)
@@ -102,22 +107,31 @@ class Node:
                 "open files: soft limit %d, raised to %d (hard limit %d); at most %d client "
                 "connections%s", before, files, hard, client_cap,
                 f" and {peer_cap} peer connections" if peer_cap else "")
-        path, self._tmp_dir = _database_path(config)
-        self.storage = SqliteStorage(path, durable=not config.in_memory, region=config.region)
-        offset = config.clock_offset_ms
+        self.storage: Storage
+        if config.storage_url:
+            from atoll.storage.postgres import PostgresStorage
+            os.makedirs(config.data_dir, exist_ok=True)  # the topology file lives there
+            path, self._tmp_dir = os.path.join(config.data_dir, "postgresql"), None
+            self.storage = PostgresStorage(config.storage_url, region=config.region)
+        else:
+            path, self._tmp_dir = _database_path(config)
+            self.storage = SqliteStorage(path, durable=not config.in_memory,
+                                         region=config.region)
+        self.clock = OffsetClock(config.clock_offset_ms)
         self.background = BackgroundWork()
-        now_ms: Callable[[], int] = (lambda: wall_clock_ms() + offset) if offset else wall_clock_ms
-        self.backups = BackupService(
+        # Table backups and PITR keep files on the node's disk: a region whose nodes share
+        # PostgreSQL has no one node's disk to keep them on, so they are not offered there.
+        self.backups = None if config.storage_url else BackupService(
             config.backup_dir or default_directory(self._tmp_dir or config.data_dir),
-            self.storage, config.region, config.account_id, now_ms,
+            self.storage, config.region, config.account_id, self.clock,
             self._table_id_of, config.pitr_window_s, config.pitr_snapshot_interval_s)
         settings = EngineSettings(ttl_interval_s=config.ttl_interval_s,
                                   endpoint_address=f"{config.host}:{config.port}",
                                   replica_regions=self._replica_regions,
                                   start_backfill=self.background.backfill,
                                   account_id=config.account_id, backups=self.backups)
-        self.engine = Engine(self.storage, region=config.region, settings=settings,
-                             now_ms=now_ms)
+        self.engine = Engine(self.storage, region=config.region, now_ms=self.clock,
+                             settings=settings)
         self.api = Api(self.engine)
         self.http = HttpServer(self.api.handle, self._get, admin_post=self._admin_post,
                                limits=ConnectionLimits(max_connections=client_cap))
@@ -132,6 +146,10 @@ class Node:
                                         limits=ConnectionLimits(max_connections=peer_cap))
         # /metrics, /console and the console's JSON (atoll.node.operator)
         self.operator = OperatorEndpoints(self)
+        self.shared: Any = None  # SharedRegion: other nodes share this region's storage
+        if config.storage_url:
+            from atoll.node.shared_region import SharedRegion
+            self.shared = SharedRegion(self, self.storage)  # type: ignore[arg-type]
         self._stopping = asyncio.Event()
 
     def _start_topology(self, configured: ClusterConfig, directory: str) -> ClusterConfig:
@@ -180,6 +198,8 @@ class Node:
         """POSTs to /_atoll/... on either listener."""
         if path == BACKUP_PATH:
             return await self._copy_database(body)
+        if path == CLOCK_PATH and self.config.settable_clock:
+            return self.clock.handle_post(body)
         if path != TOPOLOGY_PATH:
             return 404, b'{"message":"not found"}'
         if self.topology is None:
@@ -198,9 +218,13 @@ class Node:
                 raise ValueError("path must be an absolute file path")
         except (ValueError, KeyError, TypeError) as exc:
             return 400, orjson.dumps({"message": f"expected {{\"path\": \"/abs/file\"}}: {exc}"})
+        storage = self.storage
+        if not isinstance(storage, SqliteStorage):
+            return 400, orjson.dumps({"message": "this node's region is stored in PostgreSQL: "
+                                      "back it up with PostgreSQL's own tools"})
         began = time.monotonic()
         try:
-            size = await asyncio.to_thread(self.storage.copy_to, path)
+            size = await asyncio.to_thread(storage.copy_to, path)
         except (OSError, CopyRefused, sqlite3.Error) as exc:
             return 500, orjson.dumps({"message": f"the copy failed: {exc}"})
         return 200, orjson.dumps({"path": path, "size_bytes": size, "region": self.config.region,
@@ -218,11 +242,12 @@ class Node:
             return 503, orjson.dumps({"message": exc.message})
         return answer
 
-    def _get(self, path: str) -> tuple[int, bytes, bytes] | Awaitable[tuple[int, bytes, bytes]]:
+    def _get(self, path: str, host: str
+             ) -> tuple[int, bytes, bytes] | Awaitable[tuple[int, bytes, bytes]]:
         """GETs on either listener; answered once what they read is durable."""
         if path in OPERATOR_PATHS:
             return self.operator.get(path)
-        answer = self._get_now(path)
+        answer = self._get_now(path, host)
         waiter = self.storage.settle()
         return answer if waiter is None else self._settled_get(waiter, answer)
 
@@ -235,13 +260,15 @@ class Node:
             return 503, orjson.dumps({"message": exc.message}), b"application/json"
         return answer
 
-    def _get_now(self, path: str) -> tuple[int, bytes, bytes]:
+    def _get_now(self, path: str, host: str) -> tuple[int, bytes, bytes]:
         if path == "/health":
             body = orjson.dumps({"status": "ok", "region": self.config.region,
                                  "version": __version__})
             return 200, body, b"application/json"
         if path == "/":
-            return 200, f"healthy: atoll {self.config.region}".encode(), b"text/plain"
+            # as DynamoDB's endpoint answers a plain GET: "healthy: " and the host asked
+            # for (alternator's test_health.py, run against DynamoDB too)
+            return 200, f"healthy: {host or self.config.region}".encode(), b"text/plain"
         if path == "/_atoll/status":
             return 200, orjson.dumps(self.status()), b"application/json"
         if path.startswith("/_atoll/conflicts"):
@@ -262,9 +289,7 @@ class Node:
             "region": self.config.region, "version": __version__, "compiled": COMPILED,
             "tables": len(self.engine.catalog),
             "requests_total": self.api.requests_total, "errors_total": self.api.errors_total,
-            "writes_committed": self.storage.jobs_committed,
-            "write_batches_committed": self.storage.batches_committed,
-            "write_path": {**self.storage.write_path.summary(), "wal": self.storage.wal_summary()},
+            **self.storage.status(),
             "requests_ms": self.http.request_times.summary(),
             "connections": self.http.connection_stats(),
         }
@@ -274,7 +299,10 @@ class Node:
             status["replication"] = self.replicator.status()
         if self.topology is not None:
             status["topology"] = self.topology.status()
-        status["backups"] = self.backups.status()
+        if self.backups is not None:
+            status["backups"] = self.backups.status()
+        if self.shared is not None:
+            status["region_nodes"] = self.shared.status()
         return status
 
     def conflicts(self, after_id: int = 0, limit: int = 1000) -> dict[str, Any]:
@@ -285,9 +313,11 @@ class Node:
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         self.storage.start(loop)
-        self.background.start(self.engine.context)
-        self.backups.start()
-        resume_restores(self.engine.context, self.backups)
+        if self.shared is None:  # else whichever node holds the lease runs it
+            self.background.start(self.engine.context)
+        if self.backups is not None:
+            self.backups.start()
+            resume_restores(self.engine.context, self.backups)
         server = peer_server = None
         try:
             server = await listen(self.http.protocol, self.config.host, self.config.port,
@@ -302,16 +332,19 @@ class Node:
             await self._release()
             raise
         if self.replicator is not None and self.topology is not None:
-            self.replicator.start()
+            if self.shared is None:
+                self.replicator.start()
             self.topology.start()
+        if self.shared is not None:
+            self.shared.start()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopping.set)
         where = f"http://{self.config.host}:{self.config.port}"
+        stored = ("in memory" if self.config.in_memory else _storage_name(self.storage))
         log.info("atoll %s serving region %s on %s (%s)", __version__, self.config.region, where,
-                 "in memory" if self.config.in_memory else self.storage.path)
+                 stored)
         _tune_gc()
-        print(f"atoll: serving {where} (region {self.config.region}, "
-              f"{'in memory' if self.config.in_memory else self.storage.path})", flush=True)
+        print(f"atoll: serving {where} (region {self.config.region}, {stored})", flush=True)
         try:
             await self._stopping.wait()
         finally:
@@ -320,6 +353,8 @@ class Node:
                 peer_server.close()
             if self.topology is not None:
                 await self.topology.stop()
+            if self.shared is not None:
+                await self.shared.stop()
             if self.replicator is not None:
                 await self.replicator.stop()
             await self.http.drain(SHUTDOWN_DRAIN_S)
@@ -332,11 +367,19 @@ class Node:
 
     async def _release(self) -> None:
         """Stop background work and close the storage (and drop an in-memory node's files)."""
-        await self.backups.stop()
+        if self.backups is not None:
+            await self.backups.stop()
         await self.background.stop()
         self.storage.close()
         if self._tmp_dir:
             shutil.rmtree(self._tmp_dir, ignore_errors=True)
+
+
+def _storage_name(storage: Storage) -> str:
+    """Where the data is, for the log: the SQLite file, or PostgreSQL's host and database."""
+    if isinstance(storage, SqliteStorage):
+        return storage.path
+    return f"PostgreSQL {getattr(storage, 'where', '')}"
 
 
 def _tune_gc() -> None:

@@ -23,6 +23,11 @@ txn_tokens  ClientRequestTokens of committed TransactWriteItems with the request
 kept_tables the tables whose changelog records are kept past the purge, with the byte
             strings that mark their records (point-in-time recovery).
 kept_changes per such table, the records the purge moved there instead of deleting.
+streams, stream_shards, stream_records
+            DynamoDB Streams (atoll.streams): each stream (sid never reused:
+            AUTOINCREMENT), its shards as ranges of positions, and its records keyed by
+            (sid, pos), so a GetRecords is one range of the primary key. Positions are
+            given by SqliteTxn (streams.py says how they are never reused).
 """
 
 SCHEMA_VERSION = 1
@@ -130,5 +135,35 @@ STATEMENTS = (
         body BLOB NOT NULL,
         crc INTEGER NOT NULL,
         PRIMARY KEY (table_name, origin, origin_seq)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS streams (
+        sid INTEGER PRIMARY KEY AUTOINCREMENT,
+        table_name TEXT NOT NULL,
+        label TEXT NOT NULL,
+        view_type TEXT NOT NULL,
+        key_schema BLOB NOT NULL,
+        created_ms INTEGER NOT NULL,
+        disabled_ms INTEGER,
+        trimmed_pos INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (table_name, label)
+    )""",
+    """CREATE TABLE IF NOT EXISTS stream_shards (
+        sid INTEGER NOT NULL,
+        shard INTEGER NOT NULL,
+        first_pos INTEGER NOT NULL,
+        end_pos INTEGER,
+        created_ms INTEGER NOT NULL,
+        closed_ms INTEGER,
+        PRIMARY KEY (sid, shard)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS stream_records (
+        sid INTEGER NOT NULL,
+        pos INTEGER NOT NULL,
+        created_ms INTEGER NOT NULL,
+        kind INTEGER NOT NULL,
+        origin TEXT NOT NULL,
+        record BLOB NOT NULL,
+        crc INTEGER NOT NULL,
+        PRIMARY KEY (sid, pos)
     ) WITHOUT ROWID""",
 )
