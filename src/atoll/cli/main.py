@@ -5,10 +5,12 @@ from __future__ import annotations
 import click
 
 from atoll import __version__
+from atoll.cli.backup import backup
 from atoll.cli.certs import certs
 from atoll.cli.cluster import cluster
 from atoll.cli.drill import drill
 from atoll.cli.proxy import proxy
+from atoll.cli.restore import restore
 from atoll.cli.serve import serve
 from atoll.cli.status import conflicts, status
 from atoll.cli.streams import streams
@@ -33,6 +35,8 @@ cli.add_command(topology)
 cli.add_command(proxy)
 cli.add_command(drill)
 cli.add_command(certs)
+cli.add_command(backup)
+cli.add_command(restore)
 cli.add_command(streams)
 
 

@@ -13,7 +13,9 @@ import logging
 import os
 import shutil
 import signal
+import sqlite3
 import tempfile
+import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
@@ -22,9 +24,12 @@ import orjson
 
 from atoll import __version__
 from atoll.api.dispatch import Api
+from atoll.backup.service import BackupService, default_directory
 from atoll.clock.offset import DEFAULT_MAX_OFFSET_MS
 from atoll.engine import Engine
 from atoll.engine.context import DEFAULT_TTL_INTERVAL_S, EngineSettings
+from atoll.engine.pitr import resume_restores
+from atoll.engine.tabledef import DEFAULT_ACCOUNT
 from atoll.errors import ServiceUnavailable, ValidationError
 from atoll.http import server as _http
 from atoll.http.limits import ConnectionLimits, raise_open_file_limit, split_connections
@@ -43,6 +48,7 @@ from atoll.node.topology import (
     topology_file_path,
 )
 from atoll.storage import SqliteStorage, Storage
+from atoll.storage.sqlite.filecopy import CopyRefused
 from atoll.topology.config import ClusterConfig
 from atoll.topology.update import start_topology
 
@@ -52,6 +58,7 @@ COMPILED = not (_http.__file__ or "").endswith(".py")
 log = logging.getLogger(__name__)
 
 SHUTDOWN_DRAIN_S = 10.0
+BACKUP_PATH = "/_atoll/backup"
 LOW_OPEN_FILES = 4096  # below this the open-file limit, not the machine, caps connections
 
 
@@ -76,6 +83,10 @@ class NodeConfig:
     # postgresql://...: the region's storage is in PostgreSQL, shared with the region's
     # other nodes (storage/postgres); None: a SQLite file under data_dir
     storage_url: str | None = None
+    account_id: str = DEFAULT_ACCOUNT  # the account id in ARNs
+    backup_dir: str | None = None  # backups and PITR [default: <data dir>/backups]
+    pitr_window_s: float | None = None  # caps every table's PITR window (tests: seconds)
+    pitr_snapshot_interval_s: float = 86_400.0  # between a PITR table's snapshots
 
 
 def _database_path(config: NodeConfig) -> tuple[str, str | None]:
@@ -114,10 +125,17 @@ class Node:
                                          region=config.region)
         self.clock = OffsetClock(config.clock_offset_ms)
         self.background = BackgroundWork()
+        # Table backups and PITR keep files on the node's disk: a region whose nodes share
+        # PostgreSQL has no one node's disk to keep them on, so they are not offered there.
+        self.backups = None if config.storage_url else BackupService(
+            config.backup_dir or default_directory(self._tmp_dir or config.data_dir),
+            self.storage, config.region, config.account_id, self.clock,
+            self._table_id_of, config.pitr_window_s, config.pitr_snapshot_interval_s)
         settings = EngineSettings(ttl_interval_s=config.ttl_interval_s,
                                   endpoint_address=f"{config.host}:{config.port}",
                                   replica_regions=self._replica_regions,
-                                  start_backfill=self.background.backfill)
+                                  start_backfill=self.background.backfill,
+                                  account_id=config.account_id, backups=self.backups)
         self.engine = Engine(self.storage, region=config.region, now_ms=self.clock,
                              settings=settings)
         self.api = Api(self.engine)
@@ -171,6 +189,9 @@ class Node:
     def _current_topology(self) -> ClusterConfig:
         assert self.topology is not None
         return self.topology.current
+    def _table_id_of(self, name: str) -> str | None:
+        table = self.engine.catalog.get(name)
+        return table.table_id if table is not None and table.tid else None
 
     def _replica_regions(self) -> tuple[str, ...]:
         """Every region of the current topology (DescribeTable's Replicas); () alone."""
@@ -191,6 +212,8 @@ class Node:
     async def _admin_post(self, path: str, headers: dict[str, str], body: bytes,
                           query: str) -> tuple[int, bytes]:
         """POSTs to /_atoll/... on either listener."""
+        if path == BACKUP_PATH:
+            return await self._copy_database(body)
         if path == CLOCK_PATH and self.config.settable_clock:
             return self.clock.handle_post(body)
         if path != TOPOLOGY_PATH:
@@ -200,6 +223,28 @@ class Node:
         source = (f"peer {headers['x-atoll-region']}" if "x-atoll-region" in headers
                   else "an operator")
         return await self.topology.handle_post(body, source)
+
+    async def _copy_database(self, body: bytes) -> tuple[int, bytes]:
+        """`atoll backup --endpoint`: a consistent copy of this node's whole database,
+        written by the node to the path the body names (SQLite's online backup API)."""
+        try:
+            request = orjson.loads(body)
+            path = request["path"]
+            if not isinstance(path, str) or not os.path.isabs(path):
+                raise ValueError("path must be an absolute file path")
+        except (ValueError, KeyError, TypeError) as exc:
+            return 400, orjson.dumps({"message": f"expected {{\"path\": \"/abs/file\"}}: {exc}"})
+        storage = self.storage
+        if not isinstance(storage, SqliteStorage):
+            return 400, orjson.dumps({"message": "this node's region is stored in PostgreSQL: "
+                                      "back it up with PostgreSQL's own tools"})
+        began = time.monotonic()
+        try:
+            size = await asyncio.to_thread(storage.copy_to, path)
+        except (OSError, CopyRefused, sqlite3.Error) as exc:
+            return 500, orjson.dumps({"message": f"the copy failed: {exc}"})
+        return 200, orjson.dumps({"path": path, "size_bytes": size, "region": self.config.region,
+                                  "seconds": round(time.monotonic() - began, 3)})
 
     async def _peer_post(self, path: str, headers: dict[str, str], body: bytes,
                          query: str) -> tuple[int, bytes]:
@@ -277,6 +322,8 @@ class Node:
             status["topology"] = self.topology.status()
         if self.clock_watch is not None:
             status["clock"] = self.clock_watch.status()
+        if self.backups is not None:
+            status["backups"] = self.backups.status()
         if self.shared is not None:
             status["region_nodes"] = self.shared.status()
         status["integrity"] = self.integrity.status()
@@ -301,6 +348,9 @@ class Node:
         self.storage.start(loop)
         if self.shared is None:  # else whichever node holds the lease runs it
             self.background.start(self.engine.context)
+        if self.backups is not None:
+            self.backups.start()
+            resume_restores(self.engine.context, self.backups)
         server = peer_server = None
         try:
             server = await listen(self.http.protocol, self.config.host, self.config.port,
@@ -354,6 +404,8 @@ class Node:
 
     async def _release(self) -> None:
         """Stop background work and close the storage (and drop an in-memory node's files)."""
+        if self.backups is not None:
+            await self.backups.stop()
         await self.background.stop()
         self.storage.close()
         if self._tmp_dir:

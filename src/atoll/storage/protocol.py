@@ -42,6 +42,21 @@ Theory of operation
   items do.
 - A stored row that fails its integrity check raises CorruptionDetected instead of being
   served.
+- `snapshot_table(name)` pins one table as committed at that moment — its definition,
+  replicated state, statistics, the cursor vector, its items and tombstones — and lets a
+  reader page through it for as long as it needs (a backup of millions of items) while
+  writes go on. It is opened on the event-loop thread and noted like a read (answers
+  built from it wait for `settle()`); after that its `rows` and `close` may run on any
+  one thread at a time. Every snapshot is closed: it may hold back the backend's cleanup
+  (SQLite's WAL checkpoints cannot pass an open read transaction).
+- Kept changes: a table's changelog records can be kept past the changelog's purge
+  (point-in-time recovery needs them). `keep_changes(table, markers)` says how its
+  records are recognised — byte strings the storage looks for in a record's body, without
+  reading it — and from then on `purge_changelog` moves every record containing one of
+  them into that table's kept log instead of deleting it, in the same transaction. The
+  changelog itself stays gap-free below what it holds, as replication needs.
+  `snapshot_changes()` pins the changelog, the kept logs and the cursor vector together,
+  for reading from any one thread, like a table snapshot.
 - `WriteTxn` is the open transaction a job gets: its reads see the transaction's own
   writes and everything committed before it. It is used only inside the job, on the
   thread running the batch.
@@ -73,6 +88,10 @@ ShardRow = tuple[int, int, int | None, int, int | None]
 or None while open)."""
 StreamRecordRow = tuple[int, int, int, str, bytes]
 """(position, created ms, kind, origin region, record) of one stream record."""
+
+
+SnapshotRow = tuple[int, bytes, bytes, int, str, bytes | None]
+"""(h, pk, sk, hlc, origin, item) of a live item, or of a tombstone (item None)."""
 
 
 class CorruptionDetected(InternalError):
@@ -202,7 +221,23 @@ class WriteTxn(Protocol):
     def purge_changelog(self, origin: str, through_seq: int, limit: int) -> int:
         """Remove up to `limit` of the origin's records with origin_seq <= through_seq,
         lowest first, but never the origin's latest record (this region's next sequence
-        continues after its own); returns how many went."""
+        continues after its own); returns how many went. A record whose body contains a
+        marker of a table with kept changes moves to that table's kept log (to each such
+        table's) rather than going."""
+        ...
+
+    def keep_changes(self, table: str, markers: tuple[bytes, ...]) -> None:
+        """Keep `table`'s changelog records past the purge from now on: those whose body
+        contains one of `markers` (non-empty byte strings). Replaces earlier markers."""
+        ...
+
+    def release_changes(self, table: str) -> None:
+        """Stop keeping `table`'s records and delete its kept log."""
+        ...
+
+    def purge_kept_changes(self, table: str, origin: str, through_seq: int, limit: int) -> int:
+        """Remove up to `limit` of the origin's records with origin_seq <= through_seq
+        from `table`'s kept log, lowest first; returns how many went."""
         ...
 
     def purge_tombstones(self, below_hlc: int, limit: int) -> int:
@@ -282,6 +317,46 @@ class WriteTxn(Protocol):
     def drop_table(self, name: str, tid: int) -> None:
         """Remove a live table with its items, tombstones and index rows (its table
         state, changelog records and conflicts stay)."""
+        ...
+
+
+class TableSnapshot(Protocol):
+    """One live table as committed when the snapshot was opened (see the module doc)."""
+
+    tid: int
+    definition: bytes
+    state: TableStateRow | None  # the table name's replicated state
+    cursors: dict[str, tuple[int, int]]  # `Storage.cursor_vector()` at that moment
+    item_count: int  # `Storage.table_stats()` at that moment
+    size_bytes: int
+
+    def rows(self, after: ScanKey | None, limit: int, tombstones: bool) -> list[SnapshotRow]:
+        """Up to `limit` of the table's live items, or of its tombstones, in key order,
+        strictly after `after` (from the first if None)."""
+        ...
+
+    def close(self) -> None:
+        """Release what the snapshot holds; idempotent, and no `rows` may follow."""
+        ...
+
+
+class ChangesSnapshot(Protocol):
+    """The changelog and the kept logs as committed when the snapshot was opened."""
+
+    cursors: dict[str, tuple[int, int]]  # `Storage.cursor_vector()` at that moment
+    kept_tables: dict[str, tuple[bytes, ...]]  # table -> its markers, at that moment
+
+    def changes(self, origin: str, after_seq: int, limit: int) -> list[tuple[int, int, bytes]]:
+        """As `Storage.changes_since`: up to `limit` (origin_seq, hlc, body) by seq."""
+        ...
+
+    def kept(self, table: str, origin: str, after_seq: int, limit: int
+             ) -> list[tuple[int, int, bytes]]:
+        """The same from `table`'s kept log."""
+        ...
+
+    def close(self) -> None:
+        """Release what the snapshot holds; idempotent."""
         ...
 
 
@@ -401,6 +476,14 @@ class Storage(Protocol):
     def load_table_states(self) -> list[tuple[str, int, str, int, str, bytes | None]]:
         """(name, *state) of every table name ever seen (live or deleted), in no
         particular order."""
+        ...
+
+    def snapshot_table(self, name: str) -> TableSnapshot | None:
+        """A snapshot of the live table `name` as committed now, or None if there is none."""
+        ...
+
+    def snapshot_changes(self) -> ChangesSnapshot:
+        """The changelog and the kept logs pinned as committed now (see the module doc)."""
         ...
 
     # --- changelog and cursors -----------------------------------------------------------

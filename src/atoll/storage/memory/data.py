@@ -35,6 +35,10 @@ class MemoryData:
         self.table_states: SortedRows[str, TableStateRow] = SortedRows()
         self.conflicts: list[Conflict] = []
         self.tokens: SortedRows[str, tuple[bytes, int]] = SortedRows()  # -> (hash, created ms)
+        self.kept_tables: SortedRows[str, tuple[bytes, ...]] = SortedRows()  # -> markers
+        # table -> (origin, origin_seq) -> (hlc, body): records the purge kept for it
+        self.kept: SortedRows[str, SortedRows[tuple[str, int], tuple[int, bytes]]] = \
+            SortedRows()
         self.streams: SortedRows[int, StreamEntry] = SortedRows()
         self.stream_ids: SortedRows[tuple[str, str], int] = SortedRows()  # (name, label) -> sid
         self.stream_shards: SortedRows[tuple[int, int], ShardEntry] = SortedRows()

@@ -216,10 +216,37 @@ class MemoryTxn:
         if log is None or limit <= 0:
             return 0
         latest = log.keys[-1]
-        doomed = [seq for seq, _record in log.first(limit, None, (min(through_seq, latest - 1),
-                                                                   True))]
-        for seq in doomed:
+        doomed = log.first(limit, None, (min(through_seq, latest - 1), True))
+        kept = list(self.data.kept_tables.walk(None, None))
+        for seq, (hlc, body, _applied) in doomed:
+            for table, markers in kept:
+                if any(marker in body for marker in markers):
+                    self._set(self._kept_log(table), (origin, seq), (hlc, body))
             self._pop(log, seq)
+        return len(doomed)
+
+    def _kept_log(self, table: str) -> SortedRows[tuple[str, int], tuple[int, bytes]]:
+        rows = self.data.kept.get(table)
+        if rows is None:
+            rows = SortedRows()
+            self._set(self.data.kept, table, rows)
+        return rows
+
+    def keep_changes(self, table: str, markers: tuple[bytes, ...]) -> None:
+        invariant(bool(markers) and all(markers), "a kept table needs non-empty markers")
+        self._set(self.data.kept_tables, table, tuple(markers))
+
+    def release_changes(self, table: str) -> None:
+        self._pop(self.data.kept_tables, table)
+        self._pop(self.data.kept, table)
+
+    def purge_kept_changes(self, table: str, origin: str, through_seq: int, limit: int) -> int:
+        rows = self.data.kept.get(table)
+        if rows is None or limit <= 0:
+            return 0
+        doomed = rows.first(limit, ((origin,), True), ((origin, through_seq), True))
+        for key, _record in doomed:
+            self._pop(rows, key)
         return len(doomed)
 
     def purge_tombstones(self, below_hlc: int, limit: int) -> int:

@@ -32,6 +32,12 @@ import psycopg
 from atoll.errors import ServiceUnavailable
 from atoll.invariant import invariant
 from atoll.storage.postgres.connection import UNAVAILABLE, classify, connect
+from atoll.storage.postgres.snapshots import (
+    PostgresChangesSnapshot,
+    PostgresTableSnapshot,
+    open_changes_snapshot,
+    open_table_snapshot,
+)
 from atoll.storage.protocol import (
     CorruptionDetected,
     ItemRow,
@@ -300,6 +306,14 @@ class PostgresReads:
                 raise CorruptionDetected(f"changelog record {origin}/{seq} failed its checksum")
             rows.append((int(seq), int(hlc), body))
         return rows
+
+    def snapshot_table(self, name: str) -> PostgresTableSnapshot | None:
+        """One table pinned as committed now, on a connection of its own (snapshots.py)."""
+        return open_table_snapshot(self.dsn, self.region, name)
+
+    def snapshot_changes(self) -> PostgresChangesSnapshot:
+        """The changelog and kept logs pinned as committed now (snapshots.py)."""
+        return open_changes_snapshot(self.dsn, self.region)
 
     def snapshot_rows(self, tid: int, after: tuple[int, bytes, bytes] | None, limit: int,
                       tombstones: bool) -> list[tuple[int, bytes, bytes, int, str, bytes | None]]:

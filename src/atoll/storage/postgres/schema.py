@@ -29,6 +29,10 @@ streams     (sid): DynamoDB Streams (atoll.streams), one row per stream, (table_
             label) unique; sid given under the write lock, never reused (streams.py).
 stream_shards  (sid, shard): each shard as a range of positions.
 stream_records (sid, pos): a stream's records, so a GetRecords is one range of the key.
+kept_tables (name): the tables whose changelog records are kept past the purge, with the
+            byte strings that mark their records (point-in-time recovery).
+kept_changes (table_name, origin, origin_seq): per such table, the records the purge
+            moved there instead of deleting.
 
 PostgreSQL's b-tree limits an index entry to about 2,700 bytes (a third of a page,
 after compressing it if that helps): a key of more than KEY_BYTES_LIMIT bytes in all
@@ -165,6 +169,19 @@ STATEMENTS = (
         record bytea NOT NULL,
         crc bigint NOT NULL,
         PRIMARY KEY (sid, pos)
+    )""",
+    """CREATE TABLE IF NOT EXISTS kept_tables (
+        name text PRIMARY KEY,
+        markers bytea NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS kept_changes (
+        table_name text NOT NULL,
+        origin text NOT NULL,
+        origin_seq bigint NOT NULL,
+        hlc bigint NOT NULL,
+        body bytea NOT NULL,
+        crc bigint NOT NULL,
+        PRIMARY KEY (table_name, origin, origin_seq)
     )""",
 )
 

@@ -32,9 +32,11 @@ from __future__ import annotations
 import zlib
 from typing import Any
 
+import orjson
 import psycopg
 
 from atoll.errors import ValidationError
+from atoll.invariant import invariant
 from atoll.storage.postgres import loghead
 from atoll.storage.postgres.connection import JOB, classify
 from atoll.storage.postgres.schema import KEY_BYTES_LIMIT
@@ -334,12 +336,47 @@ class PostgresTxn(PostgresStreamWrites):
             " DO UPDATE SET seq = EXCLUDED.seq, hlc = EXCLUDED.hlc", (origin, seq, hlc))
 
     def purge_changelog(self, origin: str, through_seq: int, limit: int) -> int:
+        """Delete up to `limit` of `origin`'s records with seq <= through_seq (never the
+        origin's latest); those of tables with kept changes are copied to their kept logs
+        first, matched by their markers in SQL (the records never leave the server)."""
+        self.writes += 1
+        doomed = ("SELECT origin_seq FROM changelog WHERE origin = %s AND origin_seq <= %s"
+                  " AND origin_seq < (SELECT MAX(origin_seq) FROM changelog WHERE origin = %s)"
+                  " ORDER BY origin_seq LIMIT %s")
+        args = (origin, through_seq, origin, limit)
+        for name, markers in self._read.execute("SELECT name, markers FROM kept_tables"
+                                                 ).fetchall():
+            found = decode_markers(markers)
+            matches = " OR ".join(["position(%s in body) > 0"] * len(found))
+            self._write.execute(
+                "INSERT INTO kept_changes (table_name, origin, origin_seq, hlc, body, crc)"
+                " SELECT %s, origin, origin_seq, hlc, body, crc FROM changelog WHERE origin ="
+                f" %s AND origin_seq IN ({doomed}) AND ({matches})"  # noqa: S608
+                " ON CONFLICT (table_name, origin, origin_seq) DO NOTHING",
+                (name, origin, *args, *found))
+        return self._counted(
+            f"DELETE FROM changelog WHERE origin = %s AND origin_seq IN ({doomed})",  # noqa: S608
+            (origin, *args))
+
+    def keep_changes(self, table: str, markers: tuple[bytes, ...]) -> None:
+        invariant(bool(markers) and all(markers), "a kept table needs non-empty markers")
+        self.writes += 1
+        self._write.execute(
+            "INSERT INTO kept_tables (name, markers) VALUES (%s, %s) ON CONFLICT (name)"
+            " DO UPDATE SET markers = EXCLUDED.markers", (table, encode_markers(markers)))
+
+    def release_changes(self, table: str) -> None:
+        self.writes += 1
+        self._write.execute("DELETE FROM kept_tables WHERE name = %s", (table,))
+        self._write.execute("DELETE FROM kept_changes WHERE table_name = %s", (table,))
+
+    def purge_kept_changes(self, table: str, origin: str, through_seq: int, limit: int) -> int:
         self.writes += 1
         return self._counted(
-            "DELETE FROM changelog WHERE origin = %s AND origin_seq IN (SELECT origin_seq"
-            " FROM changelog WHERE origin = %s AND origin_seq <= %s AND origin_seq <"
-            " (SELECT MAX(origin_seq) FROM changelog WHERE origin = %s)"
-            " ORDER BY origin_seq LIMIT %s)", (origin, origin, through_seq, origin, limit))
+            "DELETE FROM kept_changes WHERE table_name = %s AND origin = %s AND origin_seq IN"
+            " (SELECT origin_seq FROM kept_changes WHERE table_name = %s AND origin = %s AND"
+            " origin_seq <= %s ORDER BY origin_seq LIMIT %s)",
+            (table, origin, table, origin, through_seq, limit))
 
     def purge_tombstones(self, below_hlc: int, limit: int) -> int:
         self.writes += 1
@@ -404,3 +441,12 @@ class PostgresTxn(PostgresStreamWrites):
         self._write.execute("DELETE FROM tombstones WHERE tid = %s", (tid,))
         self._write.execute("DELETE FROM index_items WHERE tid = %s", (tid,))
         self._stats.pop(tid, None)
+
+
+def encode_markers(markers: tuple[bytes, ...]) -> bytes:
+    """A kept table's markers as stored (a JSON list of hex, as on SQLite)."""
+    return orjson.dumps([m.hex() for m in markers])
+
+
+def decode_markers(stored: bytes) -> list[bytes]:
+    return [bytes.fromhex(m) for m in orjson.loads(stored)]

@@ -29,6 +29,12 @@ from atoll.storage.protocol import (
 from atoll.storage.sqlite.cache import ItemCache
 from atoll.storage.sqlite.connection import connect
 from atoll.storage.sqlite.durability import WriteState
+from atoll.storage.sqlite.snapshots import (
+    SqliteChangesSnapshot,
+    SqliteTableSnapshot,
+    open_changes_snapshot,
+    open_table_snapshot,
+)
 
 
 class SqliteReads:
@@ -309,6 +315,20 @@ class SqliteReads:
         row = self._read(
             "SELECT item_count, size_bytes FROM tables WHERE tid=?", (tid,)).fetchone()
         return (int(row[0]), int(row[1])) if row else (0, 0)
+
+    def snapshot_table(self, name: str) -> SqliteTableSnapshot | None:
+        """One table pinned as committed now, on a connection of its own (snapshots.py)."""
+        snapshot = open_table_snapshot(self.path, self.durable, self.region, name)
+        state = self._state
+        state.read = state.taken  # like a read: answers built from it wait for settle()
+        return snapshot
+
+    def snapshot_changes(self) -> SqliteChangesSnapshot:
+        """The changelog and kept logs pinned as committed now (snapshots.py)."""
+        snapshot = open_changes_snapshot(self.path, self.durable, self.region)
+        state = self._state
+        state.read = state.taken
+        return snapshot
 
     def integrity_check(self) -> str:
         return str(self._read("PRAGMA integrity_check").fetchone()[0])

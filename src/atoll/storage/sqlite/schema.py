@@ -20,6 +20,9 @@ index_items one row per item in a secondary index: (tid, iid, h, pk, sk) is the 
             and the narrow index costs ~20% less per write (measured).
 txn_tokens  ClientRequestTokens of committed TransactWriteItems with the request's hash,
             so a retry within the idempotency window is answered without re-running.
+kept_tables the tables whose changelog records are kept past the purge, with the byte
+            strings that mark their records (point-in-time recovery).
+kept_changes per such table, the records the purge moved there instead of deleting.
 streams, stream_shards, stream_records
             DynamoDB Streams (atoll.streams): each stream (sid never reused:
             AUTOINCREMENT), its shards as ranges of positions, and its records keyed by
@@ -120,6 +123,19 @@ STATEMENTS = (
         created_ms INTEGER NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS txn_tokens_by_age ON txn_tokens (created_ms)",
+    """CREATE TABLE IF NOT EXISTS kept_tables (
+        name TEXT PRIMARY KEY,
+        markers BLOB NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS kept_changes (
+        table_name TEXT NOT NULL,
+        origin TEXT NOT NULL,
+        origin_seq INTEGER NOT NULL,
+        hlc INTEGER NOT NULL,
+        body BLOB NOT NULL,
+        crc INTEGER NOT NULL,
+        PRIMARY KEY (table_name, origin, origin_seq)
+    ) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS streams (
         sid INTEGER PRIMARY KEY AUTOINCREMENT,
         table_name TEXT NOT NULL,

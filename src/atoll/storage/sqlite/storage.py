@@ -47,6 +47,7 @@ from atoll.storage.sqlite.batches import MAX_BATCH_JOBS, BatchRunner, Changes, J
 from atoll.storage.sqlite.checkpoints import Checkpointer
 from atoll.storage.sqlite.connection import connect, init_schema, next_local_seq
 from atoll.storage.sqlite.durability import Durability, WriteState
+from atoll.storage.sqlite.filecopy import copy_database
 from atoll.storage.sqlite.reads import SqliteReads
 from atoll.storage.sqlite.txn import SqliteTxn
 from atoll.storage.writepath import BatchTimes, WritePath, now_ns
@@ -134,6 +135,11 @@ class SqliteStorage(SqliteReads):
         the WAL, so that the batch after it starts the WAL over (see checkpoints.py)."""
         self._rewind_wanted = True
         self._schedule_start()
+
+    def copy_to(self, path: str) -> int:
+        """A consistent copy of the whole database at `path` while writes go on (blocking:
+        run it off the event loop); its size in bytes (filecopy.py)."""
+        return copy_database(self.path, path)
 
     # --- figures -------------------------------------------------------------------------
     @property

@@ -15,6 +15,9 @@ import sqlite3
 import zlib
 from typing import Any
 
+import orjson
+
+from atoll.invariant import invariant
 from atoll.storage.integrity import IntegrityFaults
 from atoll.storage.protocol import CorruptionDetected, ItemRow
 from atoll.storage.sqlite.streams import SqliteStreamWrites, first_stream_pos
@@ -292,12 +295,42 @@ class SqliteTxn(SqliteStreamWrites):
 
     def purge_changelog(self, origin: str, through_seq: int, limit: int) -> int:
         """Delete up to `limit` of `origin`'s records with seq <= through_seq (never the
-        origin's latest record: this node's own next sequence is derived from it)."""
+        origin's latest record: this node's own next sequence is derived from it); those
+        of tables with kept changes move to their kept logs first (matched in SQL, so the
+        records are never read into Python)."""
+        self.writes += 1
+        doomed = ("SELECT seq FROM changelog WHERE origin=? AND origin_seq<=? AND origin_seq < "
+                  "(SELECT MAX(origin_seq) FROM changelog WHERE origin=?) "
+                  "ORDER BY origin_seq LIMIT ?")
+        args = (origin, through_seq, origin, limit)
+        for name, markers in self._cur.execute("SELECT name, markers FROM kept_tables"
+                                               ).fetchall():
+            found = decode_markers(markers)
+            self._cur.execute(
+                "INSERT OR IGNORE INTO kept_changes (table_name, origin, origin_seq, hlc, body,"
+                " crc) SELECT ?, origin, origin_seq, hlc, body, crc FROM changelog WHERE seq IN"
+                f" ({doomed}) AND ({' OR '.join(['instr(body, ?) > 0'] * len(found))})",
+                (name, *args, *found))
+        cursor = self._cur.execute(f"DELETE FROM changelog WHERE seq IN ({doomed})", args)
+        return cursor.rowcount
+
+    def keep_changes(self, table: str, markers: tuple[bytes, ...]) -> None:
+        invariant(bool(markers) and all(markers), "a kept table needs non-empty markers")
+        self.writes += 1
+        self._cur.execute("INSERT OR REPLACE INTO kept_tables (name, markers) VALUES (?,?)",
+                          (table, orjson.dumps([m.hex() for m in markers])))
+
+    def release_changes(self, table: str) -> None:
+        self.writes += 1
+        self._cur.execute("DELETE FROM kept_tables WHERE name=?", (table,))
+        self._cur.execute("DELETE FROM kept_changes WHERE table_name=?", (table,))
+
+    def purge_kept_changes(self, table: str, origin: str, through_seq: int, limit: int) -> int:
         self.writes += 1
         cursor = self._cur.execute(
-            "DELETE FROM changelog WHERE seq IN (SELECT seq FROM changelog WHERE origin=? AND "
-            "origin_seq<=? AND origin_seq < (SELECT MAX(origin_seq) FROM changelog WHERE "
-            "origin=?) ORDER BY origin_seq LIMIT ?)", (origin, through_seq, origin, limit))
+            "DELETE FROM kept_changes WHERE (table_name, origin, origin_seq) IN (SELECT "
+            "table_name, origin, origin_seq FROM kept_changes WHERE table_name=? AND origin=? "
+            "AND origin_seq<=? ORDER BY origin_seq LIMIT ?)", (table, origin, through_seq, limit))
         return cursor.rowcount
 
     def purge_tombstones(self, below_hlc: int, limit: int) -> int:
@@ -348,3 +381,8 @@ class SqliteTxn(SqliteStreamWrites):
         self._cur.execute("DELETE FROM tombstones WHERE tid=?", (tid,))
         self._cur.execute("DELETE FROM index_items WHERE tid=?", (tid,))
         self._stats.pop(tid, None)
+
+
+def decode_markers(stored: bytes) -> list[bytes]:
+    """A kept table's markers as `keep_changes` stored them (a JSON list of hex)."""
+    return [bytes.fromhex(m) for m in orjson.loads(stored)]
