@@ -38,13 +38,41 @@ Theory of operation
 - `WriteTxn` is the open transaction a job gets: its reads see the transaction's own
   writes and everything committed before it. It is used only inside the job, on the
   thread running the batch.
+
+Hash trees (DESIGN.md decision 7; atoll.antientropy.store states the rule)
+- Per table, a backend keeps TREE_BUCKETS 128-bit bucket hashes. A key's *tree row* is
+  its newest state: the live item if there is one and no tombstone of a greater (hlc,
+  origin), else the tombstone, else nothing. Its leaf is `antientropy.item_leaf(table
+  name, pk, sk, version, item)` with version `tree_version(hlc, origin)` and the item's
+  stored bytes (None for a tombstone); a key without a tree row has no leaf. A key's
+  bucket is `h >> (32 - TREE_BUCKET_BITS)` (h is the partition key's hash, so this is
+  `antientropy.bucket_of(pk)`). A bucket's hash is the XOR of its keys' leaves.
+- Every write that changes a key's tree row — put, delete, delete_absent,
+  purge_tombstones, a repair — XORs `old leaf ^ new leaf` into the key's bucket in the
+  same transaction, the old leaf computed from the row's stored bytes as they are
+  (whatever their checksum says), so the tree stays the XOR of the rows exactly as
+  Atoll wrote them: a row changed behind Atoll's back makes its bucket disagree with its
+  rows, which a scrub (`TreeAccess.bucket_snapshot` then `WriteTxn.tree_correct`) finds.
+  `drop_table` removes the table's tree with its rows; `create_table` starts an empty,
+  complete tree. The version carries no `prev`: a region rebuilt from a snapshot holds
+  none, and the content of a version does not depend on it.
+- A tree is *built* through bucket `tree_built(tid)`: buckets below it hold the XOR of
+  their rows. A backend keeping no tree for a table (data written before trees
+  existed, or with trees switched off) reports 0 and `tree_build` builds it a chunk at
+  a time while writes go on (each chunk replaces its buckets' hashes with the XOR of
+  their rows in the chunk's transaction; deltas written to buckets not built yet are
+  overwritten then). Verify uses a table's tree only once it is complete.
+- A storage constructed with `trees=False` keeps no trees at all (no upkeep, every
+  table reported unbuilt): for measuring what the upkeep costs.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
+
+import orjson
 
 from atoll.errors import InternalError
 
@@ -61,6 +89,29 @@ IndexRow = tuple[int, int, int, bytes, bytes, bytes, bytes, bytes, int]
 
 class CorruptionDetected(InternalError):
     """A stored row does not match its checksum."""
+
+
+TREE_BUCKET_BITS = 16
+TREE_BUCKETS = 1 << TREE_BUCKET_BITS
+
+
+class TreeRow(NamedTuple):
+    """A key's tree row (see "Hash trees" above): `item` is the live item's stored bytes,
+    None for a tombstone; `intact` says whether those bytes pass the row's checksum."""
+
+    h: int
+    pk: bytes
+    sk: bytes
+    hlc: int
+    origin: str
+    item: bytes | None
+    intact: bool = True
+
+
+def tree_version(hlc: int, origin: str) -> bytes:
+    """A tree row's canonical version bytes: orjson [hlc, origin, null], as
+    `atoll.antientropy.encode_hlc_version(Version(hlc, origin), None)` writes them."""
+    return orjson.dumps([hlc, origin, None])
 
 
 class WriteTxn(Protocol):
@@ -172,16 +223,39 @@ class WriteTxn(Protocol):
     def purge_changelog(self, origin: str, through_seq: int, limit: int) -> int:
         """Remove up to `limit` of the origin's records with origin_seq <= through_seq,
         lowest first, but never the origin's latest record (this region's next sequence
-        continues after its own); returns how many went."""
+        continues after its own); returns how many went. The origin's purge point (see
+        `Storage.purge_points`) moves to the newest record removed."""
         ...
 
     def purge_tombstones(self, below_hlc: int, limit: int) -> int:
         """Remove up to `limit` tombstones (of any table) with hlc < below_hlc (which
-        ones, when more qualify, is the backend's choice); returns how many went."""
+        ones, when more qualify, is the backend's choice); returns how many went. A
+        tombstone that was its key's tree row takes its leaf out of the tree."""
         ...
 
     def record_conflict(self, detected_ms: int, table_name: str, record: bytes) -> None:
         """Append a record to the conflict log; it takes the next number."""
+        ...
+
+    # --- hash trees (see "Hash trees" above) ---------------------------------------------
+    def tree_row(self, tid: int, h: int, pk: bytes, sk: bytes) -> TreeRow | None:
+        """The key's tree row as of this transaction, checksum failures included (never
+        raises CorruptionDetected: a repair must read what it replaces)."""
+        ...
+
+    def tree_build(self, tid: int, buckets: int) -> int:
+        """Build the next `buckets` buckets of a table's tree from its rows (after those
+        already built); returns how far it is built now (TREE_BUCKETS: complete). A
+        table without a tree or a storage keeping none answers 0 and builds nothing."""
+        ...
+
+    def tree_correct(self, tid: int, bucket: int, delta: int) -> None:
+        """XOR `delta` into a bucket's hash: a scrub found its rows changed behind
+        Atoll's back (a bucket of a table without a built tree is left alone)."""
+        ...
+
+    def record_repair(self, repaired_ms: int, table_name: str, record: bytes) -> None:
+        """Append a record to the repair log (numbered from 1 like the conflict log)."""
         ...
 
     # --- catalog -------------------------------------------------------------------------
@@ -365,10 +439,96 @@ class Storage(Protocol):
         above `after_id`, by id."""
         ...
 
+    def repairs(self, after_id: int = 0, limit: int = 100
+                ) -> list[tuple[int, int, str, bytes]]:
+        """Up to `limit` repair records (id, repaired ms, table name, record) with id
+        above `after_id`, by id."""
+        ...
+
+    def purge_points(self) -> dict[str, tuple[int, int]]:
+        """Per origin, (origin_seq, hlc) of the newest changelog record purged here (kept
+        across restarts); origins never purged are absent."""
+        ...
+
+    # --- hash trees ------------------------------------------------------------------------
+    def tree_access(self) -> TreeAccess:
+        """A `TreeAccess` for verify, with its own connection where the backend has
+        connections; `close` it when done."""
+        ...
+
     # --- figures -------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         """Figures for /_atoll/status (JSON-ready): at least `writes_committed` and
         `write_batches_committed` (since the storage was opened) and `write_path` (the
         stage times of recent batches, atoll.storage.writepath); a backend may add its
         own."""
+        ...
+
+
+class TreeAccess(Protocol):
+    """What verify reads of one storage, and how it writes: the answering side of a
+    verify session (atoll.engine.treestore) runs on it.
+
+    `threaded`: True if the access may be used from a thread other than the event
+    loop's (one thread at a time; SQLite, PostgreSQL: a connection of its own), False if
+    only on the loop thread (memory). Reads see committed state; `bucket_snapshot` reads
+    its hash and rows in one snapshot. `write_now` runs a write job to its durable end
+    and returns its result (or raises its error): from a thread other than the loop's
+    when `threaded`, else on the loop thread between batches."""
+
+    threaded: bool
+
+    def cursor_vector(self) -> dict[str, tuple[int, int]]:
+        """`Storage.cursor_vector`, read here."""
+        ...
+
+    def purge_points(self) -> dict[str, tuple[int, int]]:
+        """`Storage.purge_points`, read here."""
+        ...
+
+    def table_state_row(self, name: str) -> TableStateRow | None:
+        """`Storage.table_state_row`, read here."""
+        ...
+
+    def table_tid(self, name: str) -> int | None:
+        """The tid of the live table `name`, or None."""
+        ...
+
+    def tree_built(self, tid: int) -> int:
+        """How far the table's tree is built (TREE_BUCKETS: complete; 0: none)."""
+        ...
+
+    def key_count(self, tid: int) -> int:
+        """Live items and tombstones of a table (an estimate is fine)."""
+        ...
+
+    def bucket_hashes(self, tid: int, first: int, count: int) -> list[int]:
+        """The stored hashes of buckets first..first+count-1 (0 where none is stored)."""
+        ...
+
+    def bucket_rows(self, tid: int, bucket: int, after: ScanKey | None, limit: int
+                    ) -> list[TreeRow]:
+        """Up to `limit` tree rows of a bucket in (h, pk, sk) order, strictly after
+        `after` (from the bucket's first if None)."""
+        ...
+
+    def bucket_snapshot(self, tid: int, bucket: int) -> tuple[int, list[TreeRow]]:
+        """The stored hash of a bucket and all its tree rows, in one snapshot."""
+        ...
+
+    def tree_rows(self, tid: int, keys: list[ScanKey]) -> list[TreeRow | None]:
+        """The tree row of each key (None where it has none)."""
+        ...
+
+    def write_now(self, fn: WriteJob) -> Any:
+        """Run a write job and wait until it is durable (see the class doc)."""
+        ...
+
+    async def settled(self) -> None:
+        """On the loop thread: wait until every commit the reads here may have seen is
+        durable (an answer built from them leaves the node only then)."""
+        ...
+
+    def close(self) -> None:
+        """Release the access (its connection)."""
         ...

@@ -31,6 +31,12 @@ class MemoryData:
         self.table_states: SortedRows[str, TableStateRow] = SortedRows()
         self.conflicts: list[Conflict] = []
         self.tokens: SortedRows[str, tuple[bytes, int]] = SortedRows()  # -> (hash, created ms)
+        # hash trees (storage/protocol.py, "Hash trees"): (tid, bucket) -> hash, nonzero
+        # buckets only; tid -> how far the table's tree is built
+        self.trees: SortedRows[tuple[int, int], int] = SortedRows()
+        self.tree_built: SortedRows[int, int] = SortedRows()
+        self.purge_points: SortedRows[str, tuple[int, int]] = SortedRows()  # -> (seq, hlc)
+        self.repairs: list[Conflict] = []  # id, repaired ms, table name, record
 
     def next_local_seq(self, region: str) -> int:
         """This region's next sequence: after its last change in the changelog, or (after

@@ -243,6 +243,15 @@ class SqliteReads:
             "SELECT id, detected_ms, table_name, record FROM conflicts WHERE id>? ORDER BY id "
             "LIMIT ?", (after_id, limit))]
 
+    def repairs(self, after_id: int = 0, limit: int = 100) -> list[tuple[int, int, str, bytes]]:
+        return [(int(i), int(t), str(n), r) for i, t, n, r in self._read(
+            "SELECT id, repaired_ms, table_name, record FROM repairs WHERE id>? ORDER BY id "
+            "LIMIT ?", (after_id, limit))]
+
+    def purge_points(self) -> dict[str, tuple[int, int]]:
+        return {str(o): (int(s), int(h))
+                for o, s, h in self._read("SELECT origin, seq, hlc FROM purge_points")}
+
     # --- catalog -------------------------------------------------------------------------
     def table_state_row(self, name: str) -> tuple[int, str, int, str, bytes | None] | None:
         return self._read(

@@ -20,6 +20,13 @@ index_items one row per item in a secondary index: (tid, iid, h, pk, sk) is the 
             and the narrow index costs ~20% less per write (measured).
 txn_tokens  ClientRequestTokens of committed TransactWriteItems with the request's hash,
             so a retry within the idempotency window is answered without re-running.
+tree_buckets  per table and bucket, the XOR of its keys' leaf hashes (storage/protocol.py,
+            "Hash trees"), as two signed 64-bit halves XORed in place by the write path;
+            a bucket without a row hashes to 0.
+tree_progress per table, how far its tree is built (65,536: complete; no row: none).
+purge_points  per origin, the newest changelog record purged here (seq, hlc): verify
+            judges a peer's missing changes against it (atoll.antientropy.verdict).
+repairs     what verify repaired here, readable like the conflict log.
 """
 
 SCHEMA_VERSION = 1
@@ -115,4 +122,26 @@ STATEMENTS = (
         created_ms INTEGER NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS txn_tokens_by_age ON txn_tokens (created_ms)",
+    """CREATE TABLE IF NOT EXISTS tree_buckets (
+        tid INTEGER NOT NULL,
+        bucket INTEGER NOT NULL,
+        high INTEGER NOT NULL,
+        low INTEGER NOT NULL,
+        PRIMARY KEY (tid, bucket)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS tree_progress (
+        tid INTEGER PRIMARY KEY,
+        built INTEGER NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS purge_points (
+        origin TEXT PRIMARY KEY,
+        seq INTEGER NOT NULL,
+        hlc INTEGER NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS repairs (
+        id INTEGER PRIMARY KEY,
+        repaired_ms INTEGER NOT NULL,
+        table_name TEXT NOT NULL,
+        record BLOB NOT NULL
+    )""",
 )

@@ -42,12 +42,13 @@ from typing import TYPE_CHECKING, Any
 
 from atoll.errors import ServiceUnavailable
 from atoll.invariant import invariant
-from atoll.storage.protocol import Storage, WriteTxn
+from atoll.storage.protocol import Storage, TreeAccess, WriteTxn
 from atoll.storage.sqlite.batches import MAX_BATCH_JOBS, BatchRunner, Changes, Job, Ran
 from atoll.storage.sqlite.checkpoints import Checkpointer
 from atoll.storage.sqlite.connection import connect, init_schema, next_local_seq
 from atoll.storage.sqlite.durability import Durability, WriteState
 from atoll.storage.sqlite.reads import SqliteReads
+from atoll.storage.sqlite.trees import SqliteTreeAccess
 from atoll.storage.sqlite.txn import SqliteTxn
 from atoll.storage.writepath import BatchTimes, WritePath, now_ns
 
@@ -61,15 +62,17 @@ _REWIND = object()
 class SqliteStorage(SqliteReads):
     """One node's database file. Construct, then `start(loop)` before writing."""
 
-    def __init__(self, path: str, *, durable: bool = True, region: str = "local") -> None:
+    def __init__(self, path: str, *, durable: bool = True, region: str = "local",
+                 trees: bool = True) -> None:
         self._writer = connect(path, durable)
         init_schema(self._writer, path)
         state = WriteState()
         super().__init__(path, durable, region, state)
         self.durability = Durability(path, durable, state)
+        self.trees = trees  # hash trees kept (storage/protocol.py, "Hash trees")
         self._runner = BatchRunner(
-            self._writer, SqliteTxn(self._writer, region, next_local_seq(self._writer, region)),
-            state)
+            self._writer, SqliteTxn(self._writer, region, next_local_seq(self._writer, region),
+                                    trees), state)
         self._checkpointer = Checkpointer(path, durable)
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -330,6 +333,11 @@ class SqliteStorage(SqliteReads):
                 job.future.set_exception(job.error)
             else:
                 job.future.set_result(job.result)
+
+    def tree_access(self) -> TreeAccess:
+        """Verify's access, on a connection of its own (trees.py); on the loop thread."""
+        return SqliteTreeAccess(self.path, self.durable, self._state, self.region, self.write,
+                                self.settled)
 
     def settle(self) -> asyncio.Future[None] | None:
         """None if every commit that a read may have seen is durable; else a future that

@@ -7,6 +7,8 @@ writing poisons its batch), the `prev` versions it wrote, what it did to live it
 the read cache, once committed) and the table statistics to add at the end of the batch.
 Every item and index row, and every changelog record, carries a CRC32 of its bytes; a read
 that finds a mismatch raises CorruptionDetected instead of serving corrupt data.
+Each write that changes a key's tree row keeps the table's hash tree (trees.py), unless
+the storage was opened with `trees=False`.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ import sqlite3
 import zlib
 from typing import Any
 
-from atoll.storage.protocol import CorruptionDetected, ItemRow
+from atoll.storage.protocol import CorruptionDetected, ItemRow, TreeRow
+from atoll.storage.sqlite.trees import TreeUpkeep, key_rows
+from atoll.storage.trees import newest
 
 _INDEX_INSERT = ("INSERT OR REPLACE INTO index_items (tid, iid, h, pk, sk, base_pk, base_sk,"
                  " item, size, crc) VALUES ")
@@ -24,7 +28,8 @@ _INDEX_INSERT = ("INSERT OR REPLACE INTO index_items (tid, iid, h, pk, sk, base_
 class SqliteTxn:
     """The writer thread's view of the open transaction (never used elsewhere)."""
 
-    def __init__(self, conn: sqlite3.Connection, region: str, next_seq: int) -> None:
+    def __init__(self, conn: sqlite3.Connection, region: str, next_seq: int,
+                 trees: bool = True) -> None:
         self.conn = conn
         # One cursor for every statement: conn.execute makes (and frees) a cursor a call.
         # A put's lookup, insert and changelog append took 12.5 us that way and 11.7-12.0
@@ -44,6 +49,7 @@ class SqliteTxn:
         self.item_changes: list[tuple[tuple[int, int, bytes, bytes], ItemRow | None]] = []
         self.dropped_tids: set[int] = set()
         self._stats: dict[int, list[int]] = {}
+        self.tree: TreeUpkeep | None = TreeUpkeep(self._cur) if trees else None
 
     def reset(self) -> None:
         """Forget the per-transaction bookkeeping (after COMMIT or ROLLBACK)."""
@@ -51,6 +57,15 @@ class SqliteTxn:
         self.prevs.clear()
         self.item_changes = []
         self.dropped_tids = set()
+        if self.tree is not None:
+            self.tree.forget()
+
+    def _tree_before(self, tid: int, h: int, pk: bytes, sk: bytes
+                     ) -> tuple[tuple[int, str, bytes, bool] | None, tuple[int, str] | None]:
+        """The key's rows as stored, for the tree (nothing without trees)."""
+        if self.tree is None:
+            return None, None
+        return self.tree.rows(tid, h, pk, sk, tid in self.tombstone_tids)
 
     # --- items -------------------------------------------------------------------------
     def get(self, tid: int, h: int, pk: bytes, sk: bytes) -> tuple[bytes, int, int, str] | None:
@@ -70,6 +85,7 @@ class SqliteTxn:
         """Write an item at version (hlc, origin); `prev` is the version it overwrote."""
         # A tombstone left behind by an earlier delete of this key stays: its version is
         # older than the new item's, and replication compares against the newest of both.
+        live, dead = self._tree_before(tid, h, pk, sk)
         self.writes += 1
         self.prevs[(tid, h, pk, sk)] = prev
         self.item_changes.append(((tid, h, pk, sk), (item, size)))
@@ -82,21 +98,32 @@ class SqliteTxn:
             self._count(tid, 1, size)
         else:
             self._count(tid, 0, size - old_size)
+        if self.tree is not None:
+            self.tree.change(tid, newest(h, pk, sk, live, dead),
+                             newest(h, pk, sk, (hlc, origin, item, True), dead))
 
     def delete(self, tid: int, h: int, pk: bytes, sk: bytes, hlc: int, origin: str,
                old_size: int, prev: tuple[int, str] | None = None) -> None:
+        live, dead = self._tree_before(tid, h, pk, sk)
         self.writes += 1
         self.item_changes.append(((tid, h, pk, sk), None))
         self._cur.execute("DELETE FROM items WHERE tid=? AND h=? AND pk=? AND sk=?",
                           (tid, h, pk, sk))
         self._tombstone(tid, h, pk, sk, hlc, origin, prev)
         self._count(tid, -1, -old_size)
+        if self.tree is not None:
+            self.tree.change(tid, newest(h, pk, sk, live, dead),
+                             newest(h, pk, sk, None, (hlc, origin)))
 
     def delete_absent(self, tid: int, h: int, pk: bytes, sk: bytes, hlc: int, origin: str,
                       prev: tuple[int, str] | None = None) -> None:
         """Record a delete of an item that does not exist here (it may exist elsewhere)."""
+        live, dead = self._tree_before(tid, h, pk, sk)
         self.writes += 1
         self._tombstone(tid, h, pk, sk, hlc, origin, prev)
+        if self.tree is not None:
+            self.tree.change(tid, newest(h, pk, sk, live, dead),
+                             newest(h, pk, sk, live, (hlc, origin)))
 
     def _tombstone(self, tid: int, h: int, pk: bytes, sk: bytes, hlc: int, origin: str,
                    prev: tuple[int, str] | None) -> None:
@@ -277,26 +304,65 @@ class SqliteTxn:
 
     def purge_changelog(self, origin: str, through_seq: int, limit: int) -> int:
         """Delete up to `limit` of `origin`'s records with seq <= through_seq (never the
-        origin's latest record: this node's own next sequence is derived from it)."""
+        origin's latest record: this node's own next sequence is derived from it), and
+        move the origin's purge point to the newest of them."""
         self.writes += 1
-        cursor = self._cur.execute(
+        purged = self._cur.execute(
             "DELETE FROM changelog WHERE seq IN (SELECT seq FROM changelog WHERE origin=? AND "
             "origin_seq<=? AND origin_seq < (SELECT MAX(origin_seq) FROM changelog WHERE "
-            "origin=?) ORDER BY origin_seq LIMIT ?)", (origin, through_seq, origin, limit))
-        return cursor.rowcount
+            "origin=?) ORDER BY origin_seq LIMIT ?) RETURNING origin_seq, hlc",
+            (origin, through_seq, origin, limit)).fetchall()
+        if purged:
+            seq, hlc = max((int(s), int(h)) for s, h in purged)
+            self._cur.execute(
+                "INSERT INTO purge_points (origin, seq, hlc) VALUES (?,?,?) ON CONFLICT (origin)"
+                " DO UPDATE SET seq=excluded.seq, hlc=excluded.hlc WHERE excluded.seq > seq",
+                (origin, seq, hlc))
+        return len(purged)
 
     def purge_tombstones(self, below_hlc: int, limit: int) -> int:
         self.writes += 1
-        cursor = self._cur.execute(
+        purged = self._cur.execute(
             "DELETE FROM tombstones WHERE (tid, h, pk, sk) IN (SELECT tid, h, pk, sk FROM "
-            "tombstones WHERE hlc < ? LIMIT ?)", (below_hlc, limit))
-        return cursor.rowcount
+            "tombstones WHERE hlc < ? LIMIT ?) RETURNING tid, h, pk, sk, hlc, origin",
+            (below_hlc, limit)).fetchall()
+        if self.tree is not None:
+            self.tree.purged((int(t), int(h), pk, sk, int(hlc), str(o))
+                             for t, h, pk, sk, hlc, o in purged)
+        return len(purged)
 
     def record_conflict(self, detected_ms: int, table_name: str, record: bytes) -> None:
         self.writes += 1
         self._cur.execute(
             "INSERT INTO conflicts (detected_ms, table_name, record) VALUES (?,?,?)",
             (detected_ms, table_name, record))
+
+    # --- hash trees --------------------------------------------------------------------
+    def tree_row(self, tid: int, h: int, pk: bytes, sk: bytes) -> TreeRow | None:
+        live, dead = key_rows(self._cur, tid, h, pk, sk, True)
+        return newest(h, pk, sk, live, dead)
+
+    def tree_build(self, tid: int, buckets: int) -> int:
+        if self.tree is None:
+            return 0
+        self.writes += 1
+        return self.tree.build(tid, buckets)
+
+    def tree_correct(self, tid: int, bucket: int, delta: int) -> None:
+        if self.tree is not None:
+            self.writes += 1
+            self.tree.correct(tid, bucket, delta)
+
+    def flush_trees(self) -> None:
+        """Write the batch's bucket deltas (at the end of the batch, before COMMIT)."""
+        if self.tree is not None:
+            self.tree.flush()
+
+    def record_repair(self, repaired_ms: int, table_name: str, record: bytes) -> None:
+        self.writes += 1
+        self._cur.execute(
+            "INSERT INTO repairs (repaired_ms, table_name, record) VALUES (?,?,?)",
+            (repaired_ms, table_name, record))
 
     # --- catalog -----------------------------------------------------------------------
     def table_row(self, name: str) -> tuple[int, bytes] | None:
@@ -319,6 +385,8 @@ class SqliteTxn:
         self.writes += 1
         self._cur.execute("INSERT INTO tables (name, tid, definition) VALUES (?,?,?)",
                           (name, tid, definition))
+        if self.tree is not None:
+            self.tree.created(tid)
         return tid
 
     def update_table(self, name: str, definition: bytes) -> None:
@@ -333,3 +401,8 @@ class SqliteTxn:
         self._cur.execute("DELETE FROM tombstones WHERE tid=?", (tid,))
         self._cur.execute("DELETE FROM index_items WHERE tid=?", (tid,))
         self._stats.pop(tid, None)
+        # the tree goes with the rows (kept or not: a reused tid must not find one)
+        self._cur.execute("DELETE FROM tree_buckets WHERE tid=?", (tid,))
+        self._cur.execute("DELETE FROM tree_progress WHERE tid=?", (tid,))
+        if self.tree is not None:
+            self.tree.dropped(tid)

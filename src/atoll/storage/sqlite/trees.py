@@ -1,0 +1,307 @@
+"""Hash trees in SQLite: the write path's upkeep, and verify's access on its own connection.
+
+Theory of operation (storage/protocol.py, "Hash trees", says what is kept)
+- `TreeUpkeep` runs inside the batch's transaction, for SqliteTxn: before a write it
+  reads the key's rows as stored (raw bytes, checksum noted, never refused), and after
+  it adds old leaf ^ new leaf to the batch's `TreeDeltas`. `flush` writes every touched
+  bucket once, in one statement per batch, XORing in place: a put costs one more
+  primary-key read, two leaves and a share of that statement (measured in
+  bench/verify_live.py). A rolled-back batch forgets its deltas with its rows.
+- Building a table's tree (`build`) and a scrub's correction (`correct`) first write
+  the deltas pending in this transaction, so an absolute hash written after them is
+  not XORed twice.
+- `SqliteTreeAccess` is verify's reader: a connection of its own, used by one thread at
+  a time (verify serves off the event loop). Each read notes the highest commit it may
+  have seen; `settled` makes the answers built from them wait until that commit is
+  durable, as every answer that leaves the node does. `write_now` hands a job to the
+  storage on the loop thread and waits for it to be durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import zlib
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from atoll.invariant import invariant
+from atoll.storage.protocol import (
+    TREE_BUCKETS,
+    ScanKey,
+    TableStateRow,
+    TreeAccess,
+    TreeRow,
+    WriteJob,
+)
+from atoll.storage.sqlite.connection import connect
+from atoll.storage.sqlite.durability import WriteState
+from atoll.storage.trees import (
+    BUCKET_SHIFT,
+    Dead,
+    Live,
+    TreeDeltas,
+    bucket_h_range,
+    join,
+    newest,
+    row_leaf,
+    split,
+)
+
+WRITE_TIMEOUT_S = 120.0
+
+_XOR_IN = ("INSERT INTO tree_buckets (tid, bucket, high, low) VALUES (?,?,?,?)"
+           " ON CONFLICT (tid, bucket) DO UPDATE SET"
+           " high = (high | excluded.high) & ~(high & excluded.high),"
+           " low = (low | excluded.low) & ~(low & excluded.low)")
+_LIVE_ROW = "SELECT hlc, origin, item, crc FROM items WHERE tid=? AND h=? AND pk=? AND sk=?"
+_DEAD_ROW = "SELECT hlc, origin FROM tombstones WHERE tid=? AND h=? AND pk=? AND sk=?"
+
+
+def _live(row: Any) -> Live | None:
+    if row is None:
+        return None
+    return int(row[0]), str(row[1]), row[2], zlib.crc32(row[2]) == row[3]
+
+
+def _dead(row: Any) -> Dead | None:
+    return None if row is None else (int(row[0]), str(row[1]))
+
+
+def key_rows(cur: sqlite3.Cursor, tid: int, h: int, pk: bytes, sk: bytes, tombstones: bool
+             ) -> tuple[Live | None, Dead | None]:
+    """A key's live item and tombstone as stored (the tombstone looked up only if asked)."""
+    key = (tid, h, pk, sk)
+    live = _live(cur.execute(_LIVE_ROW, key).fetchone())
+    dead = _dead(cur.execute(_DEAD_ROW, key).fetchone()) if tombstones else None
+    return live, dead
+
+
+def bucket_rows(cur: sqlite3.Cursor, tid: int, low_h: int, high_h: int,
+                after: ScanKey | None, limit: int | None) -> list[TreeRow]:
+    """The tree rows with h in [low_h, high_h] in key order, after `after`, at most
+    `limit` (None: all): live items and tombstones merged key by key."""
+    where = "tid=? AND h BETWEEN ? AND ?"
+    args: list[Any] = [tid, low_h, high_h]
+    if after is not None:
+        where += " AND (h, pk, sk) > (?,?,?)"
+        args += list(after)
+    tail = " ORDER BY h, pk, sk" + ("" if limit is None else f" LIMIT {int(limit)}")
+    live = {(int(h), pk, sk): (int(hlc), str(o), item, zlib.crc32(item) == crc)
+            for h, pk, sk, hlc, o, item, crc in cur.execute(
+                "SELECT h, pk, sk, hlc, origin, item, crc FROM items WHERE " + where + tail,
+                args)}
+    dead = {(int(h), pk, sk): (int(hlc), str(o)) for h, pk, sk, hlc, o in cur.execute(
+        "SELECT h, pk, sk, hlc, origin FROM tombstones WHERE " + where + tail, args)}
+    rows = []
+    for key in sorted(live.keys() | dead.keys()):
+        row = newest(key[0], key[1], key[2], live.get(key), dead.get(key))
+        if row is not None:
+            rows.append(row)
+    return rows if limit is None else rows[:limit]
+
+
+class TreeUpkeep:
+    """The tree side of SqliteTxn (the writer thread's transaction)."""
+
+    def __init__(self, cur: sqlite3.Cursor) -> None:
+        self._cur = cur
+        self.deltas = TreeDeltas()
+        self._names: dict[int, str | None] = {}  # tid -> table name, for this batch
+
+    def name(self, tid: int) -> str | None:
+        if tid not in self._names:
+            row = self._cur.execute("SELECT name FROM tables WHERE tid=?", (tid,)).fetchone()
+            self._names[tid] = None if row is None else str(row[0])
+        return self._names[tid]
+
+    def rows(self, tid: int, h: int, pk: bytes, sk: bytes, tombstones: bool
+             ) -> tuple[Live | None, Dead | None]:
+        """The key's live item and tombstone as stored (tombstone looked up only if the
+        table may hold one)."""
+        return key_rows(self._cur, tid, h, pk, sk, tombstones)
+
+    def change(self, tid: int, old: TreeRow | None, new: TreeRow | None) -> None:
+        if old == new:
+            return
+        name = self.name(tid)
+        if name is not None:  # a write into a dropped table keeps no tree
+            row = old if old is not None else new
+            assert row is not None
+            self.deltas.add(tid, row.h, row_leaf(name, old) ^ row_leaf(name, new))
+
+    def flush(self) -> None:
+        """Write the pending deltas: one XOR in place per touched bucket."""
+        if self.deltas:
+            self._cur.executemany(_XOR_IN, [(tid, bucket, *split(delta))
+                                            for tid, bucket, delta in self.deltas.take()])
+
+    def forget(self) -> None:
+        self.deltas.clear()
+        self._names.clear()
+
+    def created(self, tid: int) -> None:
+        self._names.pop(tid, None)
+        self.deltas.drop_table(tid)
+        self._cur.execute("DELETE FROM tree_buckets WHERE tid=?", (tid,))
+        self._cur.execute("INSERT OR REPLACE INTO tree_progress (tid, built) VALUES (?,?)",
+                          (tid, TREE_BUCKETS))
+
+    def dropped(self, tid: int) -> None:
+        """The table's rows and tree rows are gone: so are its pending deltas."""
+        self._names.pop(tid, None)
+        self.deltas.drop_table(tid)
+
+    def purged(self, tombstones: Iterable[tuple[int, int, bytes, bytes, int, str]]) -> None:
+        """Tombstones (tid, h, pk, sk, hlc, origin) just deleted: out of the tree where
+        they were their key's tree row."""
+        for tid, h, pk, sk, hlc, origin in tombstones:
+            live, _ = key_rows(self._cur, tid, h, pk, sk, False)
+            self.change(tid, newest(h, pk, sk, live, (hlc, origin)), newest(h, pk, sk, live, None))
+
+    def build(self, tid: int, buckets: int) -> int:
+        """Build the next `buckets` buckets of the table's tree (see the protocol)."""
+        invariant(buckets > 0, "a build step covers at least one bucket")
+        row = self._cur.execute("SELECT built FROM tree_progress WHERE tid=?", (tid,)).fetchone()
+        built = 0 if row is None else int(row[0])
+        name = self.name(tid)
+        if built >= TREE_BUCKETS or name is None:
+            return built if name is not None else 0
+        self.flush()
+        last = min(built + buckets, TREE_BUCKETS)
+        hashes = [0] * (last - built)
+        for tree_row in bucket_rows(self._cur, tid, built << BUCKET_SHIFT,
+                                    (last << BUCKET_SHIFT) - 1, None, None):
+            hashes[(tree_row.h >> BUCKET_SHIFT) - built] ^= row_leaf(name, tree_row)
+        self._cur.execute("DELETE FROM tree_buckets WHERE tid=? AND bucket>=? AND bucket<?",
+                          (tid, built, last))
+        self._cur.executemany(
+            "INSERT INTO tree_buckets (tid, bucket, high, low) VALUES (?,?,?,?)",
+            [(tid, built + i, *split(value)) for i, value in enumerate(hashes) if value])
+        self._cur.execute("INSERT OR REPLACE INTO tree_progress (tid, built) VALUES (?,?)",
+                          (tid, last))
+        return last
+
+    def correct(self, tid: int, bucket: int, delta: int) -> None:
+        row = self._cur.execute("SELECT built FROM tree_progress WHERE tid=?", (tid,)).fetchone()
+        if row is None or bucket >= int(row[0]) or not delta:
+            return
+        self.flush()
+        self._cur.execute(_XOR_IN, (tid, bucket, *split(delta)))
+
+
+class SqliteTreeAccess:
+    """Verify's access to one SQLite storage (see the module doc)."""
+
+    threaded = True
+
+    def __init__(self, path: str, durable: bool, state: WriteState, region: str,
+                 submit: Callable[[WriteJob], Awaitable[Any]],
+                 settle: Callable[[], Awaitable[None]]) -> None:
+        self._conn = connect(path, durable)
+        self._cur = self._conn.cursor()
+        self._state = state
+        self._region = region
+        self._submit = submit  # Storage.write, called on the loop thread
+        self._settle = settle  # Storage.settled
+        self._loop = asyncio.get_running_loop()
+        self._seen = 0  # the highest commit a read here may have seen
+
+    def _read(self, sql: str, args: Any = ()) -> sqlite3.Cursor:
+        cursor = self._cur.execute(sql, args)
+        self._seen = max(self._seen, self._state.taken)  # after the statement's first step
+        return cursor
+
+    async def settled(self) -> None:
+        """On the loop thread: wait until every commit read here is durable."""
+        state = self._state
+        state.read = max(state.read, self._seen)
+        await self._settle()
+
+    def cursor_vector(self) -> dict[str, tuple[int, int]]:
+        result = {str(o): (int(s), int(h))
+                  for o, s, h in self._read("SELECT origin, seq, hlc FROM cursors")}
+        row = self._read("SELECT origin_seq, hlc FROM changelog WHERE origin=? ORDER BY "
+                         "origin_seq DESC LIMIT 1", (self._region,)).fetchone()
+        if row is not None and (int(row[0]), int(row[1])) > result.get(self._region, (0, 0)):
+            result[self._region] = (int(row[0]), int(row[1]))
+        return result
+
+    def purge_points(self) -> dict[str, tuple[int, int]]:
+        return {str(o): (int(s), int(h))
+                for o, s, h in self._read("SELECT origin, seq, hlc FROM purge_points")}
+
+    def table_state_row(self, name: str) -> TableStateRow | None:
+        row = self._read("SELECT created_hlc, created_origin, version_hlc, version_origin,"
+                         " definition FROM table_states WHERE name=?", (name,)).fetchone()
+        return None if row is None else (int(row[0]), str(row[1]), int(row[2]), str(row[3]),
+                                         row[4])
+
+    def table_tid(self, name: str) -> int | None:
+        row = self._read("SELECT tid FROM tables WHERE name=?", (name,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def tree_built(self, tid: int) -> int:
+        row = self._read("SELECT built FROM tree_progress WHERE tid=?", (tid,)).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def key_count(self, tid: int) -> int:
+        row = self._read("SELECT item_count FROM tables WHERE tid=?", (tid,)).fetchone()
+        dead = self._read("SELECT COUNT(*) FROM tombstones WHERE tid=?", (tid,)).fetchone()
+        return (0 if row is None else int(row[0])) + int(dead[0])
+
+    def bucket_hashes(self, tid: int, first: int, count: int) -> list[int]:
+        hashes = [0] * count
+        for bucket, high, low in self._read(
+                "SELECT bucket, high, low FROM tree_buckets WHERE tid=? AND bucket>=? AND "
+                "bucket<?", (tid, first, first + count)):
+            hashes[int(bucket) - first] = join(int(high), int(low))
+        return hashes
+
+    def bucket_rows(self, tid: int, bucket: int, after: ScanKey | None, limit: int
+                    ) -> list[TreeRow]:
+        low_h, high_h = bucket_h_range(bucket)
+        rows = bucket_rows(self._cur, tid, low_h, high_h, after, limit)
+        self._seen = max(self._seen, self._state.taken)
+        return rows
+
+    def bucket_snapshot(self, tid: int, bucket: int) -> tuple[int, list[TreeRow]]:
+        self._cur.execute("BEGIN")
+        try:
+            stored = self.bucket_hashes(tid, bucket, 1)[0]
+            low_h, high_h = bucket_h_range(bucket)
+            rows = bucket_rows(self._cur, tid, low_h, high_h, None, None)
+        finally:
+            self._cur.execute("COMMIT")
+        return stored, rows
+
+    def tree_rows(self, tid: int, keys: list[ScanKey]) -> list[TreeRow | None]:
+        found = []
+        for h, pk, sk in keys:
+            live = _live(self._read(_LIVE_ROW, (tid, h, pk, sk)).fetchone())
+            dead = _dead(self._read(_DEAD_ROW, (tid, h, pk, sk)).fetchone())
+            found.append(newest(h, pk, sk, live, dead))
+        return found
+
+    def write_now(self, fn: WriteJob) -> Any:
+        invariant(_not_on(self._loop), "write_now on the event-loop thread would wait for itself")
+        return asyncio.run_coroutine_threadsafe(self._write(fn), self._loop).result(
+            WRITE_TIMEOUT_S)
+
+    async def _write(self, fn: WriteJob) -> Any:
+        return await self._submit(fn)
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def _not_on(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is not loop
+    except RuntimeError:
+        return True
+
+
+if TYPE_CHECKING:
+    def _implements(access: SqliteTreeAccess) -> TreeAccess:
+        return access
