@@ -175,7 +175,7 @@ async def test_a_put_over_a_newer_tombstone_leaves_the_tombstone_as_the_tree_row
         model.tables["t"] = {k: (20, "b", None)}
         await assert_tree(storage, tid, "t", model)
         row = await write(storage, lambda txn: txn.tree_row(tid, *k))
-        assert row == TreeRow(*k, 20, "b", None, True)
+        assert row == TreeRow(*k, 20, "b", None, True, 0)
         await write(storage, lambda txn: put(txn, tid, k, b'{"new":{"S":"y"}}', 30, "a"))
         model.tables["t"] = {k: (30, "a", b'{"new":{"S":"y"}}')}
         await assert_tree(storage, tid, "t", model)
@@ -259,7 +259,7 @@ async def test_a_table_written_without_trees_gets_its_tree_built_in_chunks_under
 
 
 @in_a_loop
-async def test_a_correction_xors_one_bucket_and_the_snapshot_shows_hash_and_rows(
+async def test_a_correction_xors_one_bucket_and_snapshots_show_hashes_and_rows(
         backend: TreeBackend, tmp_path: Path) -> None:
     model = Model()
     async with started(backend.open(tmp_path, "a", True)) as storage:
@@ -270,10 +270,11 @@ async def test_a_correction_xors_one_bucket_and_the_snapshot_shows_hash_and_rows
         model.tables["t"] = {k1: (10, "a", b'{"a":{"S":"1"}}'), k2: (11, "b", None)}
         access = storage.tree_access()
         bucket = bucket_of(k1[1])
-        stored, rows = access.bucket_snapshot(tid, bucket)
-        assert stored == model.buckets("t")[bucket] != 0
-        assert TreeRow(*k1, 10, "a", b'{"a":{"S":"1"}}', True) in rows
-        assert all(r.h >> 16 == bucket for r in rows)
+        snapshots = access.bucket_snapshots(tid, bucket - 1, 3)
+        assert [stored for stored, _rows in snapshots] == model.buckets("t")[bucket - 1:bucket + 2]
+        stored, rows = snapshots[1]
+        assert stored != 0 and TreeRow(*k1, 10, "a", b'{"a":{"S":"1"}}', True, 15) in rows
+        assert all(r.h >> 16 == bucket - 1 + n for n, (_s, rs) in enumerate(snapshots) for r in rs)
         await write_now(access, lambda txn: txn.tree_correct(tid, bucket, 0xABC))
         assert access.bucket_hashes(tid, bucket, 1) == [stored ^ 0xABC]
         await write_now(access, lambda txn: txn.tree_correct(tid, bucket, 0xABC))

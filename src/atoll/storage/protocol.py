@@ -52,7 +52,7 @@ Hash trees (DESIGN.md decision 7; atoll.antientropy.store states the rule)
   same transaction, the old leaf computed from the row's stored bytes as they are
   (whatever their checksum says), so the tree stays the XOR of the rows exactly as
   Atoll wrote them: a row changed behind Atoll's back makes its bucket disagree with its
-  rows, which a scrub (`TreeAccess.bucket_snapshot` then `WriteTxn.tree_correct`) finds.
+  rows, which a scrub (`TreeAccess.bucket_snapshots`, `WriteTxn.tree_correct`) finds.
   `drop_table` removes the table's tree with its rows; `create_table` starts an empty,
   complete tree. The version carries no `prev`: a region rebuilt from a snapshot holds
   none, and the content of a version does not depend on it.
@@ -97,7 +97,8 @@ TREE_BUCKETS = 1 << TREE_BUCKET_BITS
 
 class TreeRow(NamedTuple):
     """A key's tree row (see "Hash trees" above): `item` is the live item's stored bytes,
-    None for a tombstone; `intact` says whether those bytes pass the row's checksum."""
+    None for a tombstone; `intact` says whether those bytes pass the row's checksum;
+    `size` is the live item's stored size (0 for a tombstone)."""
 
     h: int
     pk: bytes
@@ -106,6 +107,7 @@ class TreeRow(NamedTuple):
     origin: str
     item: bytes | None
     intact: bool = True
+    size: int = 0
 
 
 def tree_version(hlc: int, origin: str) -> bytes:
@@ -471,8 +473,8 @@ class TreeAccess(Protocol):
 
     `threaded`: True if the access may be used from a thread other than the event
     loop's (one thread at a time; SQLite, PostgreSQL: a connection of its own), False if
-    only on the loop thread (memory). Reads see committed state; `bucket_snapshot` reads
-    its hash and rows in one snapshot. `write_now` runs a write job to its durable end
+    only on the loop thread (memory). Reads see committed state; `bucket_snapshots` reads
+    hashes and rows in one snapshot. `write_now` runs a write job to its durable end
     and returns its result (or raises its error): from a thread other than the loop's
     when `threaded`, else on the loop thread between batches."""
 
@@ -512,8 +514,10 @@ class TreeAccess(Protocol):
         `after` (from the bucket's first if None)."""
         ...
 
-    def bucket_snapshot(self, tid: int, bucket: int) -> tuple[int, list[TreeRow]]:
-        """The stored hash of a bucket and all its tree rows, in one snapshot."""
+    def bucket_snapshots(self, tid: int, first: int, count: int
+                         ) -> list[tuple[int, list[TreeRow]]]:
+        """For buckets first..first+count-1, each one's stored hash and all its tree
+        rows, every bucket read in one snapshot."""
         ...
 
     def tree_rows(self, tid: int, keys: list[ScanKey]) -> list[TreeRow | None]:

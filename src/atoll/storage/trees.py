@@ -23,7 +23,7 @@ _HALF = 1 << 64
 _SIGN = 1 << 63
 _LOW = _HALF - 1
 
-Live = tuple[int, str, bytes, bool]  # (hlc, origin, item bytes, intact)
+Live = tuple[int, str, bytes, bool, int]  # (hlc, origin, item bytes, intact, size)
 Dead = tuple[int, str]  # (hlc, origin) of a tombstone
 
 
@@ -40,7 +40,7 @@ def newest(h: int, pk: bytes, sk: bytes, live: Live | None, dead: Dead | None
            ) -> TreeRow | None:
     """The key's tree row: the live item unless a tombstone has a greater version."""
     if live is not None and (dead is None or (live[0], live[1]) > (dead[0], dead[1])):
-        return TreeRow(h, pk, sk, live[0], live[1], live[2], live[3])
+        return TreeRow(h, pk, sk, live[0], live[1], live[2], live[3], live[4])
     if dead is not None:
         return TreeRow(h, pk, sk, dead[0], dead[1], None, True)
     return None

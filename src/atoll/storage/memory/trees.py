@@ -72,12 +72,11 @@ class MemoryTreeAccess:
                 found.append(row)
         return found
 
-    def bucket_snapshot(self, tid: int, bucket: int) -> tuple[int, list[TreeRow]]:
-        stored = self.bucket_hashes(tid, bucket, 1)[0]
-        rows = self._data.items.get(tid)
-        dead = self._data.tombstones.get(tid)
-        total = (0 if rows is None else len(rows)) + (0 if dead is None else len(dead))
-        return stored, self.bucket_rows(tid, bucket, None, total)
+    def bucket_snapshots(self, tid: int, first: int, count: int
+                         ) -> list[tuple[int, list[TreeRow]]]:
+        total = self.key_count(tid)
+        return [(self.bucket_hashes(tid, bucket, 1)[0], self.bucket_rows(tid, bucket, None, total))
+                for bucket in range(first, first + count)]
 
     def tree_rows(self, tid: int, keys: list[ScanKey]) -> list[TreeRow | None]:
         return [tree_row_of(self._data, tid, key) for key in keys]

@@ -36,7 +36,7 @@ def tree_row_of(data: MemoryData, tid: int, key: ScanKey) -> TreeRow | None:
     live = rows.get(key) if rows is not None else None
     dead = tombstones.get(key) if tombstones is not None else None
     return newest(key[0], key[1], key[2],
-                  None if live is None else (live[2], live[3], live[0], True),
+                  None if live is None else (live[2], live[3], live[0], True, live[1]),
                   None if dead is None else (dead[0], dead[1]))
 
 

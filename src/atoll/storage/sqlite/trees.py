@@ -54,14 +54,15 @@ _XOR_IN = ("INSERT INTO tree_buckets (tid, bucket, high, low) VALUES (?,?,?,?)"
            " ON CONFLICT (tid, bucket) DO UPDATE SET"
            " high = (high | excluded.high) & ~(high & excluded.high),"
            " low = (low | excluded.low) & ~(low & excluded.low)")
-_LIVE_ROW = "SELECT hlc, origin, item, crc FROM items WHERE tid=? AND h=? AND pk=? AND sk=?"
+_LIVE_ROW = ("SELECT hlc, origin, item, crc, size FROM items WHERE tid=? AND h=? AND pk=?"
+             " AND sk=?")
 _DEAD_ROW = "SELECT hlc, origin FROM tombstones WHERE tid=? AND h=? AND pk=? AND sk=?"
 
 
 def _live(row: Any) -> Live | None:
     if row is None:
         return None
-    return int(row[0]), str(row[1]), row[2], zlib.crc32(row[2]) == row[3]
+    return int(row[0]), str(row[1]), row[2], zlib.crc32(row[2]) == row[3], int(row[4])
 
 
 def _dead(row: Any) -> Dead | None:
@@ -87,10 +88,10 @@ def bucket_rows(cur: sqlite3.Cursor, tid: int, low_h: int, high_h: int,
         where += " AND (h, pk, sk) > (?,?,?)"
         args += list(after)
     tail = " ORDER BY h, pk, sk" + ("" if limit is None else f" LIMIT {int(limit)}")
-    live = {(int(h), pk, sk): (int(hlc), str(o), item, zlib.crc32(item) == crc)
-            for h, pk, sk, hlc, o, item, crc in cur.execute(
-                "SELECT h, pk, sk, hlc, origin, item, crc FROM items WHERE " + where + tail,
-                args)}
+    live = {(int(h), pk, sk): (int(hlc), str(o), item, zlib.crc32(item) == crc, int(size))
+            for h, pk, sk, hlc, o, item, crc, size in cur.execute(
+                "SELECT h, pk, sk, hlc, origin, item, crc, size FROM items WHERE " + where
+                + tail, args)}
     dead = {(int(h), pk, sk): (int(hlc), str(o)) for h, pk, sk, hlc, o in cur.execute(
         "SELECT h, pk, sk, hlc, origin FROM tombstones WHERE " + where + tail, args)}
     rows = []
@@ -265,15 +266,19 @@ class SqliteTreeAccess:
         self._seen = max(self._seen, self._state.taken)
         return rows
 
-    def bucket_snapshot(self, tid: int, bucket: int) -> tuple[int, list[TreeRow]]:
-        self._cur.execute("BEGIN")
+    def bucket_snapshots(self, tid: int, first: int, count: int
+                         ) -> list[tuple[int, list[TreeRow]]]:
+        self._cur.execute("BEGIN")  # one read transaction: one snapshot
         try:
-            stored = self.bucket_hashes(tid, bucket, 1)[0]
-            low_h, high_h = bucket_h_range(bucket)
-            rows = bucket_rows(self._cur, tid, low_h, high_h, None, None)
+            hashes = self.bucket_hashes(tid, first, count)
+            rows = bucket_rows(self._cur, tid, bucket_h_range(first)[0],
+                               bucket_h_range(first + count - 1)[1], None, None)
         finally:
             self._cur.execute("COMMIT")
-        return stored, rows
+        grouped: list[list[TreeRow]] = [[] for _ in range(count)]
+        for row in rows:
+            grouped[(row.h >> BUCKET_SHIFT) - first].append(row)
+        return list(zip(hashes, grouped, strict=True))
 
     def tree_rows(self, tid: int, keys: list[ScanKey]) -> list[TreeRow | None]:
         found = []

@@ -61,7 +61,7 @@ class SqliteTxn:
             self.tree.forget()
 
     def _tree_before(self, tid: int, h: int, pk: bytes, sk: bytes
-                     ) -> tuple[tuple[int, str, bytes, bool] | None, tuple[int, str] | None]:
+                     ) -> tuple[tuple[int, str, bytes, bool, int] | None, tuple[int, str] | None]:
         """The key's rows as stored, for the tree (nothing without trees)."""
         if self.tree is None:
             return None, None
@@ -100,7 +100,7 @@ class SqliteTxn:
             self._count(tid, 0, size - old_size)
         if self.tree is not None:
             self.tree.change(tid, newest(h, pk, sk, live, dead),
-                             newest(h, pk, sk, (hlc, origin, item, True), dead))
+                             newest(h, pk, sk, (hlc, origin, item, True, size), dead))
 
     def delete(self, tid: int, h: int, pk: bytes, sk: bytes, hlc: int, origin: str,
                old_size: int, prev: tuple[int, str] | None = None) -> None:
