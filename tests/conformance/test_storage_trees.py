@@ -25,6 +25,7 @@ from atoll.model.keys import encode_key_value, partition_hash
 from atoll.replication.change import Version
 from atoll.storage import MemoryStorage, SqliteStorage, Storage, WriteTxn
 from atoll.storage.protocol import TREE_BUCKETS, TreeAccess, TreeRow, tree_version
+from atoll.storage.sqlite.trees import FOLD_AT
 from tests.support import in_a_loop
 
 TIMEOUT_S = 30
@@ -160,6 +161,50 @@ async def test_the_tree_is_the_xor_of_the_rows_after_puts_deletes_and_purges(
                     del states[k]
         await assert_tree(storage, t1, "t1", model)
         await assert_tree(storage, t2, "t2", model)
+
+
+@in_a_loop
+async def test_the_tree_stays_the_xor_of_the_rows_past_the_delta_log_and_a_restart(
+        backend: TreeBackend, tmp_path: Path) -> None:
+    """More writes than SQLite logs before it folds deltas into its buckets (FOLD_AT):
+    the hashes read are the rows' whether a delta is folded or still logged, and after a
+    restart with deltas still logged."""
+    model, rng = Model(), random.Random(11)
+    storage = backend.open(tmp_path, "a", True)
+    async with started(storage):
+        tid = await write(storage, lambda txn: txn.create_table("t", b"{}"))
+        hlc = await random_writes(storage, tid, "t", model, rng, FOLD_AT + 1500, 1000)
+        await assert_tree(storage, tid, "t", model)
+        hlc = await random_writes(storage, tid, "t", model, rng, 300, hlc)
+    storage = backend.reopen(storage, tmp_path, "a", True)
+    async with started(storage):
+        await assert_tree(storage, tid, "t", model)
+        await random_writes(storage, tid, "t", model, rng, FOLD_AT, hlc)
+        await assert_tree(storage, tid, "t", model)
+
+
+@in_a_loop
+async def test_a_write_that_does_not_read_its_key_first_still_replaces_the_keys_leaf(
+        backend: TreeBackend, tmp_path: Path) -> None:
+    """A write takes the key's old row from the job's own read only if nothing was
+    written since, in the same transaction; a later transaction reads it again."""
+    k, other = key(1), key(2)
+    async with started(backend.open(tmp_path, "a", True)) as storage:
+        tid = await write(storage, lambda txn: txn.create_table("t", b"{}"))
+        await write(storage, lambda txn: put(txn, tid, k, b'{"a":{"S":"1"}}', 10))
+        await write(storage, lambda txn: txn.put(tid, *k, b'{"a":{"S":"2"}}', 15, 11, "a", 15,
+                                                 (10, "a")))
+
+        def read_then_write_elsewhere_then_here(txn: WriteTxn) -> None:
+            assert txn.get(tid, *k) is not None
+            put(txn, tid, other, b'{"b":{"S":"1"}}', 12)
+            txn.put(tid, *k, b'{"a":{"S":"3"}}', 15, 13, "a", 15, (11, "a"))
+
+        await write(storage, read_then_write_elsewhere_then_here)
+        model = Model()
+        model.tables["t"] = {k: (13, "a", b'{"a":{"S":"3"}}'),
+                             other: (12, "a", b'{"b":{"S":"1"}}')}
+        await assert_tree(storage, tid, "t", model)
 
 
 @in_a_loop

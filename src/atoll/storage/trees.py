@@ -76,6 +76,11 @@ class TreeDeltas:
             key = (tid, h >> BUCKET_SHIFT)
             self.deltas[key] = self.deltas.get(key, 0) ^ delta
 
+    def add_bucket(self, tid: int, bucket: int, delta: int) -> None:
+        if delta:
+            key = (tid, bucket)
+            self.deltas[key] = self.deltas.get(key, 0) ^ delta
+
     def drop_table(self, tid: int) -> None:
         for key in [key for key in self.deltas if key[0] == tid]:
             del self.deltas[key]

@@ -21,8 +21,11 @@ index_items one row per item in a secondary index: (tid, iid, h, pk, sk) is the 
 txn_tokens  ClientRequestTokens of committed TransactWriteItems with the request's hash,
             so a retry within the idempotency window is answered without re-running.
 tree_buckets  per table and bucket, the XOR of its keys' leaf hashes (storage/protocol.py,
-            "Hash trees"), as two signed 64-bit halves XORed in place by the write path;
-            a bucket without a row hashes to 0.
+            "Hash trees") as two signed 64-bit halves, except for the deltas still in
+            tree_deltas; a bucket without a row hashes to 0.
+tree_deltas the write path's bucket deltas, one row per batch (appended: a write
+            touches no page of tree_buckets), folded into tree_buckets in the background
+            (sqlite/trees.py says why); readers XOR the ones not folded yet.
 tree_progress per table, how far its tree is built (65,536: complete; no row: none).
 purge_points  per origin, the newest changelog record purged here (seq, hlc): verify
             judges a peer's missing changes against it (atoll.antientropy.verdict).
@@ -129,6 +132,10 @@ STATEMENTS = (
         low INTEGER NOT NULL,
         PRIMARY KEY (tid, bucket)
     ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS tree_deltas (
+        seq INTEGER PRIMARY KEY,
+        deltas BLOB NOT NULL
+    )""",
     """CREATE TABLE IF NOT EXISTS tree_progress (
         tid INTEGER PRIMARY KEY,
         built INTEGER NOT NULL

@@ -2,14 +2,23 @@
 
 Theory of operation (storage/protocol.py, "Hash trees", says what is kept)
 - `TreeUpkeep` runs inside the batch's transaction, for SqliteTxn: before a write it
-  reads the key's rows as stored (raw bytes, checksum noted, never refused), and after
-  it adds old leaf ^ new leaf to the batch's `TreeDeltas`. `flush` writes every touched
-  bucket once, in one statement per batch, XORing in place: a put costs one more
-  primary-key read, two leaves and a share of that statement (measured in
-  bench/verify_live.py). A rolled-back batch forgets its deltas with its rows.
-- Building a table's tree (`build`) and a scrub's correction (`correct`) first write
-  the deltas pending in this transaction, so an absolute hash written after them is
-  not XORed twice.
+  takes the key's rows as stored (raw bytes, checksum noted, never refused; SqliteTxn
+  reuses what the job's own read of the key just found), and after it adds old leaf ^
+  new leaf to the batch's `TreeDeltas`. A rolled-back batch forgets its deltas with its
+  rows.
+- Deltas are logged, then folded. `flush` appends the batch's deltas to `tree_deltas`
+  as one row (one statement, one page appended at the end of a table) instead of
+  XORing each touched bucket of `tree_buckets` in place: bucket writes land on random
+  pages of a 65,536-row table per tree, and rewriting those pages (and their WAL
+  frames) in every batch is what made the write path pay for the trees. Once FOLD_AT
+  deltas are logged the storage runs a fold job of its own behind the queued writes
+  (`fold`: about FOLD_LIMIT deltas merged per bucket, written once each in bucket
+  order, their log rows deleted). A bucket's hash is its `tree_buckets` row XOR the
+  deltas of it still logged; `SqliteTreeAccess.bucket_hashes` reads both in one
+  snapshot. The cost left on the write path is printed by bench/trees.py.
+- Building a table's tree (`build`) folds the whole log first, and a scrub's
+  correction (`correct`) is a delta like any other, so an absolute hash written by a
+  build is never XORed with a delta logged before it.
 - `SqliteTreeAccess` is verify's reader: a connection of its own, used by one thread at
   a time (verify serves off the event loop). Each read notes the highest commit it may
   have seen; `settled` makes the answers built from them wait until that commit is
@@ -21,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import struct
 import zlib
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -50,6 +60,11 @@ from atoll.storage.trees import (
 
 WRITE_TIMEOUT_S = 120.0
 
+DELTA_BYTES = 24  # a logged delta: tid u32, bucket u32, hash 16 bytes
+FOLD_AT = 4096  # deltas logged before the storage folds them into tree_buckets
+FOLD_LIMIT = 2048  # deltas one fold job takes (about 15 ms of the writer)
+_DELTA = struct.Struct(">II16s")
+
 _XOR_IN = ("INSERT INTO tree_buckets (tid, bucket, high, low) VALUES (?,?,?,?)"
            " ON CONFLICT (tid, bucket) DO UPDATE SET"
            " high = (high | excluded.high) & ~(high & excluded.high),"
@@ -57,6 +72,16 @@ _XOR_IN = ("INSERT INTO tree_buckets (tid, bucket, high, low) VALUES (?,?,?,?)"
 _LIVE_ROW = ("SELECT hlc, origin, item, crc, size FROM items WHERE tid=? AND h=? AND pk=?"
              " AND sk=?")
 _DEAD_ROW = "SELECT hlc, origin FROM tombstones WHERE tid=? AND h=? AND pk=? AND sk=?"
+
+
+def pack(deltas: list[tuple[int, int, int]]) -> bytes:
+    return b"".join(_DELTA.pack(tid, bucket, delta.to_bytes(16, "big"))
+                    for tid, bucket, delta in deltas)
+
+
+def unpack(blob: bytes) -> list[tuple[int, int, int]]:
+    return [(tid, bucket, int.from_bytes(delta, "big"))
+            for tid, bucket, delta in _DELTA.iter_unpack(blob)]
 
 
 def _live(row: Any) -> Live | None:
@@ -109,18 +134,16 @@ class TreeUpkeep:
         self._cur = cur
         self.deltas = TreeDeltas()
         self._names: dict[int, str | None] = {}  # tid -> table name, for this batch
+        # delta records in the log, not folded yet (approximate between batches)
+        self.pending = int(cur.execute(
+            "SELECT COALESCE(SUM(length(deltas)), 0) FROM tree_deltas").fetchone()[0]
+        ) // DELTA_BYTES
 
     def name(self, tid: int) -> str | None:
         if tid not in self._names:
             row = self._cur.execute("SELECT name FROM tables WHERE tid=?", (tid,)).fetchone()
             self._names[tid] = None if row is None else str(row[0])
         return self._names[tid]
-
-    def rows(self, tid: int, h: int, pk: bytes, sk: bytes, tombstones: bool
-             ) -> tuple[Live | None, Dead | None]:
-        """The key's live item and tombstone as stored (tombstone looked up only if the
-        table may hold one)."""
-        return key_rows(self._cur, tid, h, pk, sk, tombstones)
 
     def change(self, tid: int, old: TreeRow | None, new: TreeRow | None) -> None:
         if old == new:
@@ -132,10 +155,40 @@ class TreeUpkeep:
             self.deltas.add(tid, row.h, row_leaf(name, old) ^ row_leaf(name, new))
 
     def flush(self) -> None:
-        """Write the pending deltas: one XOR in place per touched bucket."""
+        """Append the transaction's deltas to the log: one row, one statement."""
         if self.deltas:
-            self._cur.executemany(_XOR_IN, [(tid, bucket, *split(delta))
-                                            for tid, bucket, delta in self.deltas.take()])
+            taken = self.deltas.take()
+            self._cur.execute("INSERT INTO tree_deltas (deltas) VALUES (?)", (pack(taken),))
+            self.pending += len(taken)
+
+    def fold(self, limit: int) -> int:
+        """XOR the oldest logged deltas (about `limit`) into tree_buckets, in bucket order
+        (each page of the tree written once), and drop them from the log; returns how
+        many were folded."""
+        invariant(limit > 0, "a fold covers at least one delta")
+        self.flush()
+        folded, last = 0, None
+        merged = TreeDeltas()
+        for seq, blob in self._cur.execute(  # a record holds one delta at least
+                "SELECT seq, deltas FROM tree_deltas ORDER BY seq LIMIT ?", (limit,)).fetchall():
+            if folded >= limit:
+                break
+            for tid, bucket, delta in unpack(blob):
+                merged.add_bucket(tid, bucket, delta)
+                folded += 1
+            last = seq
+        if last is None:
+            self.pending = 0
+            return 0
+        self._cur.executemany(_XOR_IN, [(tid, bucket, *split(delta))
+                                        for tid, bucket, delta in merged.take()])
+        self._cur.execute("DELETE FROM tree_deltas WHERE seq <= ?", (last,))
+        self.pending = max(0, self.pending - folded)
+        return folded
+
+    def fold_all(self) -> None:
+        while self.fold(FOLD_LIMIT):
+            pass
 
     def forget(self) -> None:
         self.deltas.clear()
@@ -144,14 +197,15 @@ class TreeUpkeep:
     def created(self, tid: int) -> None:
         self._names.pop(tid, None)
         self.deltas.drop_table(tid)
-        self._cur.execute("DELETE FROM tree_buckets WHERE tid=?", (tid,))
         self._cur.execute("INSERT OR REPLACE INTO tree_progress (tid, built) VALUES (?,?)",
                           (tid, TREE_BUCKETS))
 
     def dropped(self, tid: int) -> None:
-        """The table's rows and tree rows are gone: so are its pending deltas."""
+        """Before the table's tree rows go: its deltas go too (a reused tid must find
+        nothing of the old tree)."""
         self._names.pop(tid, None)
         self.deltas.drop_table(tid)
+        self.fold_all()
 
     def purged(self, tombstones: Iterable[tuple[int, int, bytes, bytes, int, str]]) -> None:
         """Tombstones (tid, h, pk, sk, hlc, origin) just deleted: out of the tree where
@@ -168,7 +222,7 @@ class TreeUpkeep:
         name = self.name(tid)
         if built >= TREE_BUCKETS or name is None:
             return built if name is not None else 0
-        self.flush()
+        self.fold_all()  # no logged delta may land on the hashes written below
         last = min(built + buckets, TREE_BUCKETS)
         hashes = [0] * (last - built)
         for tree_row in bucket_rows(self._cur, tid, built << BUCKET_SHIFT,
@@ -187,8 +241,24 @@ class TreeUpkeep:
         row = self._cur.execute("SELECT built FROM tree_progress WHERE tid=?", (tid,)).fetchone()
         if row is None or bucket >= int(row[0]) or not delta:
             return
-        self.flush()
-        self._cur.execute(_XOR_IN, (tid, bucket, *split(delta)))
+        self.deltas.add_bucket(tid, bucket, delta)
+
+
+def clear_trees(cur: sqlite3.Cursor) -> None:
+    """Every tree forgotten (a storage opened with trees=False: its writes will not keep
+    them, so none may claim to be complete afterwards)."""
+    for table in ("tree_buckets", "tree_progress", "tree_deltas"):
+        cur.execute(f"DELETE FROM {table}")  # noqa: S608
+
+
+def pending_deltas(cur: sqlite3.Cursor, tid: int, first: int, count: int) -> dict[int, int]:
+    """bucket -> XOR of the logged deltas not folded yet, for buckets first..first+count-1."""
+    found: dict[int, int] = {}
+    for (blob,) in cur.execute("SELECT deltas FROM tree_deltas"):
+        for delta_tid, bucket, delta in unpack(blob):
+            if delta_tid == tid and first <= bucket < first + count:
+                found[bucket] = found.get(bucket, 0) ^ delta
+    return found
 
 
 class SqliteTreeAccess:
@@ -252,11 +322,20 @@ class SqliteTreeAccess:
         return (0 if row is None else int(row[0])) + int(dead[0])
 
     def bucket_hashes(self, tid: int, first: int, count: int) -> list[int]:
-        hashes = [0] * count
-        for bucket, high, low in self._read(
-                "SELECT bucket, high, low FROM tree_buckets WHERE tid=? AND bucket>=? AND "
-                "bucket<?", (tid, first, first + count)):
-            hashes[int(bucket) - first] = join(int(high), int(low))
+        in_transaction = self._conn.in_transaction
+        if not in_transaction:
+            self._cur.execute("BEGIN")  # the folded hashes and the log from one snapshot
+        try:
+            hashes = [0] * count
+            for bucket, high, low in self._read(
+                    "SELECT bucket, high, low FROM tree_buckets WHERE tid=? AND bucket>=? AND "
+                    "bucket<?", (tid, first, first + count)).fetchall():
+                hashes[int(bucket) - first] = join(int(high), int(low))
+            for bucket, delta in pending_deltas(self._cur, tid, first, count).items():
+                hashes[bucket - first] ^= delta
+        finally:
+            if not in_transaction:
+                self._cur.execute("COMMIT")
         return hashes
 
     def bucket_rows(self, tid: int, bucket: int, after: ScanKey | None, limit: int

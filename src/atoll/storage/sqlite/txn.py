@@ -18,7 +18,7 @@ import zlib
 from typing import Any
 
 from atoll.storage.protocol import CorruptionDetected, ItemRow, TreeRow
-from atoll.storage.sqlite.trees import TreeUpkeep, key_rows
+from atoll.storage.sqlite.trees import TreeUpkeep, clear_trees, key_rows
 from atoll.storage.trees import newest
 
 _INDEX_INSERT = ("INSERT OR REPLACE INTO index_items (tid, iid, h, pk, sk, base_pk, base_sk,"
@@ -49,7 +49,16 @@ class SqliteTxn:
         self.item_changes: list[tuple[tuple[int, int, bytes, bytes], ItemRow | None]] = []
         self.dropped_tids: set[int] = set()
         self._stats: dict[int, list[int]] = {}
+        if not trees:
+            clear_trees(self._cur)  # writes from here on keep none: none may claim to
         self.tree: TreeUpkeep | None = TreeUpkeep(self._cur) if trees else None
+        # The rows the last read found, if no write came since (the tree's old row: a
+        # write nearly always follows its own read of the key, so it need not read twice)
+        self._seen_key: tuple[int, int, bytes, bytes] | None = None
+        self._seen_writes = -1
+        self._seen_live: tuple[int, str, bytes, bool, int] | None = None
+        self._seen_dead: tuple[int, str] | None = None
+        self._seen_dead_known = False
 
     def reset(self) -> None:
         """Forget the per-transaction bookkeeping (after COMMIT or ROLLBACK)."""
@@ -57,15 +66,31 @@ class SqliteTxn:
         self.prevs.clear()
         self.item_changes = []
         self.dropped_tids = set()
+        self._seen_key = None  # what a read found holds only inside its transaction
         if self.tree is not None:
             self.tree.forget()
 
     def _tree_before(self, tid: int, h: int, pk: bytes, sk: bytes
                      ) -> tuple[tuple[int, str, bytes, bool, int] | None, tuple[int, str] | None]:
-        """The key's rows as stored, for the tree (nothing without trees)."""
+        """The key's rows as stored, for the tree (nothing without trees): from what the
+        job's own read just found, when no write came between."""
         if self.tree is None:
             return None, None
-        return self.tree.rows(tid, h, pk, sk, tid in self.tombstone_tids)
+        tombstones = tid in self.tombstone_tids
+        if self._seen_key == (tid, h, pk, sk) and self._seen_writes == self.writes:
+            if not tombstones:
+                return self._seen_live, None
+            if self._seen_dead_known:
+                return self._seen_live, self._seen_dead
+            return self._seen_live, key_rows(self._cur, tid, h, pk, sk, True)[1]
+        return key_rows(self._cur, tid, h, pk, sk, tombstones)
+
+    def _saw(self, key: tuple[int, int, bytes, bytes], live: Any) -> None:
+        """Remember a read of the key's live row (item, size, hlc, origin, crc, ...)."""
+        self._seen_key, self._seen_writes = key, self.writes
+        self._seen_live = None if live is None else (
+            int(live[2]), str(live[3]), live[0], zlib.crc32(live[0]) == live[4], int(live[1]))
+        self._seen_dead, self._seen_dead_known = None, False
 
     # --- items -------------------------------------------------------------------------
     def get(self, tid: int, h: int, pk: bytes, sk: bytes) -> tuple[bytes, int, int, str] | None:
@@ -73,6 +98,8 @@ class SqliteTxn:
         row = self._cur.execute(
             "SELECT item, size, hlc, origin, crc FROM items WHERE tid=? AND h=? AND pk=? AND sk=?",
             (tid, h, pk, sk)).fetchone()
+        if self.tree is not None:
+            self._saw((tid, h, pk, sk), row)
         if row is None:
             return None
         if zlib.crc32(row[0]) != row[4]:
@@ -152,6 +179,10 @@ class SqliteTxn:
             "SELECT hlc, origin, prev_hlc, prev_origin FROM tombstones"
             " WHERE tid=? AND h=? AND pk=? AND sk=?", (tid, h, pk, sk)).fetchone(
         ) if tid in self.tombstone_tids else None
+        if self.tree is not None:
+            self._saw((tid, h, pk, sk), row)
+            self._seen_dead = None if tomb is None else (int(tomb[0]), str(tomb[1]))
+            self._seen_dead_known = True
         live = None if row is None else (
             row[0], row[1], row[2], row[3], (row[5], row[6]) if row[5] is not None else None)
         dead = None if tomb is None else (
@@ -272,7 +303,10 @@ class SqliteTxn:
         row = self._cur.execute(
             "SELECT hlc, origin FROM tombstones WHERE tid=? AND h=? AND pk=? AND sk=?",
             (tid, h, pk, sk)).fetchone()
-        return (int(row[0]), str(row[1])) if row is not None else None
+        found = (int(row[0]), str(row[1])) if row is not None else None
+        if self._seen_key == (tid, h, pk, sk) and self._seen_writes == self.writes:
+            self._seen_dead, self._seen_dead_known = found, True
+        return found
 
     def set_table_state(self, name: str, created: tuple[int, str], version: tuple[int, str],
                         definition: bytes | None) -> None:
@@ -354,9 +388,20 @@ class SqliteTxn:
             self.tree.correct(tid, bucket, delta)
 
     def flush_trees(self) -> None:
-        """Write the batch's bucket deltas (at the end of the batch, before COMMIT)."""
+        """Log the batch's bucket deltas (at the end of the batch, before COMMIT)."""
         if self.tree is not None:
             self.tree.flush()
+
+    def tree_fold(self, limit: int) -> int:
+        """Fold about `limit` logged deltas into the trees (trees.py); returns how many."""
+        if self.tree is None:
+            return 0
+        self.writes += 1
+        return self.tree.fold(limit)
+
+    @property
+    def tree_pending(self) -> int:
+        return 0 if self.tree is None else self.tree.pending
 
     def record_repair(self, repaired_ms: int, table_name: str, record: bytes) -> None:
         self.writes += 1
@@ -401,8 +446,8 @@ class SqliteTxn:
         self._cur.execute("DELETE FROM tombstones WHERE tid=?", (tid,))
         self._cur.execute("DELETE FROM index_items WHERE tid=?", (tid,))
         self._stats.pop(tid, None)
-        # the tree goes with the rows (kept or not: a reused tid must not find one)
-        self._cur.execute("DELETE FROM tree_buckets WHERE tid=?", (tid,))
-        self._cur.execute("DELETE FROM tree_progress WHERE tid=?", (tid,))
+        # the tree goes with the rows (a reused tid must find nothing of it)
         if self.tree is not None:
             self.tree.dropped(tid)
+        self._cur.execute("DELETE FROM tree_buckets WHERE tid=?", (tid,))
+        self._cur.execute("DELETE FROM tree_progress WHERE tid=?", (tid,))
