@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from atoll.antientropy.settings import BadSettings, VerifySettings, verify_settings
 from atoll.errors import ValidationError
 from atoll.http.server import ListenError
 from atoll.node.node import NodeConfig
@@ -32,19 +33,25 @@ from atoll.topology.config import load_cluster_config
 @click.option("--max-connections", default=None, type=click.IntRange(1),
               help="Client connections held open at most; at the cap the one idle longest "
               "is closed to admit a new one [default: from the open-file limit].")
+@click.option("--no-trees", is_flag=True, hidden=True,
+              help="Keep no hash trees (and verify nothing): to measure what they cost.")
 def serve(host: str | None, port: int | None, data_dir: str, in_memory: bool, region: str | None,
           config_path: str | None, ttl_interval: float, peer_listen: str | None,
-          clock_offset_ms: int, max_connections: int | None) -> None:
+          clock_offset_ms: int, max_connections: int | None, no_trees: bool) -> None:
     """Serve the DynamoDB API over HTTP on HOST:PORT."""
     cluster = None
+    verify = VerifySettings()
     if config_path is not None:
         if region is None:
             raise click.UsageError("--config needs --region to say which region this node is")
         try:
             cluster = load_cluster_config(config_path)
             client_host, client_port = cluster.region(region).client_address
+            verify = verify_settings(cluster.options)
         except ValidationError as exc:
             raise click.UsageError(exc.message) from None
+        except BadSettings as exc:
+            raise click.UsageError(f"{config_path}: {exc}") from None
         host = host or client_host
         port = port if port is not None else client_port
     try:
@@ -52,7 +59,8 @@ def serve(host: str | None, port: int | None, data_dir: str, in_memory: bool, re
                             data_dir=data_dir, in_memory=in_memory, region=region or "local",
                             cluster=cluster, ttl_interval_s=ttl_interval,
                             peer_listen=_host_port(peer_listen), clock_offset_ms=clock_offset_ms,
-                            max_connections=max_connections))
+                            max_connections=max_connections, verify=verify,
+                            trees=not no_trees))
     except ValidationError as exc:  # e.g. the data directory belongs to another cluster
         raise click.ClickException(exc.message) from None
     except ListenError as exc:

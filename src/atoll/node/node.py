@@ -15,12 +15,13 @@ import shutil
 import signal
 import tempfile
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from atoll import __version__
+from atoll.antientropy.settings import VerifySettings
 from atoll.api.dispatch import Api
 from atoll.engine import Engine
 from atoll.engine.context import DEFAULT_TTL_INTERVAL_S, EngineSettings, wall_clock_ms
@@ -38,6 +39,8 @@ from atoll.node.topology import (
     TopologyKeeper,
     topology_file_path,
 )
+from atoll.node.verifier import Verifier
+from atoll.node.verifylink import VERIFY_PATH
 from atoll.storage import SqliteStorage
 from atoll.topology.config import ClusterConfig
 from atoll.topology.update import start_topology
@@ -49,6 +52,7 @@ log = logging.getLogger(__name__)
 
 SHUTDOWN_DRAIN_S = 10.0
 LOW_OPEN_FILES = 4096  # below this the open-file limit, not the machine, caps connections
+VERIFY_RUNS_PATH = "/_atoll/verify/runs"  # POST: start `atoll verify`; GET <path>/<id>: see it
 
 
 @dataclass
@@ -65,6 +69,8 @@ class NodeConfig:
     peer_listen: tuple[str, int] | None = None
     clock_offset_ms: int = 0  # added to the wall clock (clock-skew drills)
     max_connections: int | None = None  # client port; None: derived from the open-file limit
+    verify: VerifySettings = field(default_factory=VerifySettings)  # cluster.toml [verify]
+    trees: bool = True  # keep hash trees (off only to measure what they cost)
 
 
 def _database_path(config: NodeConfig) -> tuple[str, str | None]:
@@ -92,7 +98,8 @@ class Node:
                 "connections%s", before, files, hard, client_cap,
                 f" and {peer_cap} peer connections" if peer_cap else "")
         path, self._tmp_dir = _database_path(config)
-        self.storage = SqliteStorage(path, durable=not config.in_memory, region=config.region)
+        self.storage = SqliteStorage(path, durable=not config.in_memory, region=config.region,
+                                     trees=config.trees)
         offset = config.clock_offset_ms
         self.background = BackgroundWork()
         settings = EngineSettings(ttl_interval_s=config.ttl_interval_s,
@@ -113,8 +120,13 @@ class Node:
             self.replicator = Replicator(self.engine, topology, config.region)
             self.peer_http = HttpServer(self.api.handle, self._get, self._peer_post,
                                         limits=ConnectionLimits(max_connections=peer_cap))
+        # regions prove they hold the same data (atoll.node.verifier)
+        self.verifier = Verifier(self.engine, config.region, config.verify,
+                                 lambda: None if self.topology is None else self.topology.current,
+                                 enabled=config.trees)
         # /metrics, /console and the console's JSON (atoll.node.operator)
         self.operator = OperatorEndpoints(self)
+        self.operator.attach_verify(self.verifier)
         self._stopping = asyncio.Event()
 
     def _start_topology(self, configured: ClusterConfig, directory: str) -> ClusterConfig:
@@ -157,6 +169,8 @@ class Node:
     async def _admin_post(self, path: str, headers: dict[str, str], body: bytes,
                           query: str) -> tuple[int, bytes]:
         """POSTs to /_atoll/... on either listener."""
+        if path == VERIFY_RUNS_PATH:
+            return self.verifier.start_run(body)
         if path != TOPOLOGY_PATH:
             return 404, b'{"message":"not found"}'
         if self.topology is None:
@@ -169,6 +183,8 @@ class Node:
                          query: str) -> tuple[int, bytes]:
         if path == TOPOLOGY_PATH:
             return await self._admin_post(path, headers, body, query)
+        if path == VERIFY_PATH:
+            return await self.verifier.handle_peer(headers, body)
         assert self.replicator is not None
         answer = await self.replicator.handle_post(path, headers, body, query)
         try:  # what a peer is sent must be durable (it may acknowledge and purge it)
@@ -210,6 +226,18 @@ class Node:
                 return 400, b'{"message":"expected /_atoll/conflicts/after/<id>"}', \
                     b"application/json"
             return 200, orjson.dumps(self.conflicts(int(after or 0))), b"application/json"
+        if path.startswith(VERIFY_RUNS_PATH + "/"):
+            run_id = path.removeprefix(VERIFY_RUNS_PATH + "/")
+            if not run_id.isdigit():
+                return 400, b'{"message":"expected /_atoll/verify/runs/<id>"}', b"application/json"
+            return (*self.verifier.run_view(int(run_id)), b"application/json")
+        if path.startswith("/_atoll/repairs"):
+            # /_atoll/repairs[/after/<id>]: 1000 records at a time, oldest first
+            after = path.removeprefix("/_atoll/repairs").removeprefix("/after/").strip("/")
+            if after and not after.isdigit():
+                return 400, b'{"message":"expected /_atoll/repairs/after/<id>"}', \
+                    b"application/json"
+            return 200, orjson.dumps(self.verifier.repairs(int(after or 0))), b"application/json"
         if path == TOPOLOGY_PATH:
             if self.topology is None:
                 return 404, b'{"message":"this node is not part of a cluster"}', b"application/json"
@@ -233,6 +261,7 @@ class Node:
             status["replication"] = self.replicator.status()
         if self.topology is not None:
             status["topology"] = self.topology.status()
+        status["verify"] = self.verifier.status()
         return status
 
     def conflicts(self, after_id: int = 0, limit: int = 1000) -> dict[str, Any]:
@@ -260,6 +289,7 @@ class Node:
         if self.replicator is not None and self.topology is not None:
             self.replicator.start()
             self.topology.start()
+        self.verifier.start()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopping.set)
         where = f"http://{self.config.host}:{self.config.port}"
@@ -278,6 +308,7 @@ class Node:
                 await self.topology.stop()
             if self.replicator is not None:
                 await self.replicator.stop()
+            await self.verifier.stop()
             await self.http.drain(SHUTDOWN_DRAIN_S)
             self.operator.close()
             await server.wait_closed()
