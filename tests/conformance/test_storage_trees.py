@@ -24,8 +24,8 @@ from atoll.antientropy.hashing import bucket_of
 from atoll.model.keys import encode_key_value, partition_hash
 from atoll.replication.change import Version
 from atoll.storage import MemoryStorage, SqliteStorage, Storage, WriteTxn
-from atoll.storage.protocol import TREE_BUCKETS, TreeAccess, TreeRow, tree_version
 from atoll.storage.sqlite.trees import FOLD_AT
+from atoll.storage.treeprotocol import TREE_BUCKETS, TreeAccess, TreeRow, tree_version
 from tests.support import in_a_loop
 
 TIMEOUT_S = 30

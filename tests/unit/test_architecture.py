@@ -30,7 +30,7 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[2] / "src"
 
 PURE_PACKAGES = ("atoll.model", "atoll.expressions", "atoll.replication", "atoll.clock",
-                 "atoll.topology", "atoll.partiql")
+                 "atoll.topology", "atoll.partiql", "atoll.streams")
 IMPURE_MODULES = ("asyncio", "sqlite3", "socket", "time", "random")
 CLIENT_MAY_NOT_IMPORT = ("atoll.node", "atoll.api", "atoll.engine", "atoll.storage")
 # The storage protocol's names (DESIGN.md decision 2): the engine programs against these,
@@ -162,8 +162,8 @@ class SourceTree:
         for imp in self.imports:
             if not within(imp.importer, engine) or not within(imp.target, storage):
                 continue
-            if imp.target == f"{storage}.protocol":
-                continue
+            if imp.target in (f"{storage}.protocol", f"{storage}.treeprotocol"):
+                continue  # the protocols (treeprotocol: those of a storage keeping trees)
             if imp.target == storage and imp.names and set(imp.names) <= allowed:
                 continue
             what = f"{imp.target} ({', '.join(imp.names)})" if imp.names else imp.target

@@ -41,7 +41,7 @@ from atoll.engine.treestore import StorageTreeStore, TreeNotReady
 from atoll.errors import InternalError
 from atoll.model.keys import encode_key_value, partition_hash
 from atoll.storage import SqliteStorage
-from atoll.storage.protocol import TREE_BUCKETS
+from atoll.storage.treeprotocol import TREE_BUCKETS
 from tests.support import in_a_loop
 
 TABLE = "orders"

@@ -64,7 +64,7 @@ async def _api(target: str | None, body: bytes) -> tuple[int, bytes]:
 SERVERS: list[HttpServer] = []  # the one a test runs against is the last
 
 
-def _get(path: str) -> Any:
+def _get(path: str, host: str) -> Any:
     if path == "/slow":
         async def slow() -> tuple[int, bytes, bytes]:
             await asyncio.sleep(0.05)

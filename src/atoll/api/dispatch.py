@@ -3,6 +3,9 @@
 Order of checks, as DynamoDB answers them: the target names a known operation
 (UnknownOperationException), the body is a JSON object (SerializationException), the
 request fits the operation's shape (ValidationException), then the engine's semantics.
+A target is DynamoDB's (`DynamoDB_20120810.<Op>`) or DynamoDB Streams'
+(`DynamoDBStreams_20120810.<Op>`): both are served on the same endpoint, signed for the
+same service ("dynamodb"), as boto3's `dynamodbstreams` client sends them.
 
 Every answer is counted in `stats` (atoll.api.stats) by operation and outcome, with its
 time from here to the answer; `clock_ns` is the clock that times it.
@@ -17,15 +20,16 @@ from typing import Any
 import orjson
 
 from atoll.api.errors import error_response, internal_error_response
-from atoll.api.shapes import operation_names, validate_request
+from atoll.api.shapes import DYNAMODB, STREAMS, operation_names, validate_request
 from atoll.api.stats import UNKNOWN_OPERATION, RequestStats
-from atoll.engine.engine import HANDLERS, Engine
+from atoll.engine.engine import HANDLERS, STREAM_HANDLERS, Engine, Handler
 from atoll.errors import AtollError, SerializationError, UnknownOperation
 from atoll.storage.writepath import now_ns
 
 log = logging.getLogger(__name__)
 
 TARGET_PREFIX = "DynamoDB_20120810."
+STREAMS_TARGET_PREFIX = "DynamoDBStreams_20120810."  # DynamoDB Streams, same endpoint
 MAX_BODY_BYTES = 16 * 1024 * 1024
 
 
@@ -36,7 +40,7 @@ class Api:
         self._storage = engine.storage
         self.requests_total = 0
         self.errors_total = 0
-        self.stats = RequestStats(sorted(HANDLERS))
+        self.stats = RequestStats(sorted(HANDLERS) + sorted(STREAM_HANDLERS))
         self.clock_ns = clock_ns
 
     async def handle(self, target: str | None, body: bytes) -> tuple[int, bytes]:
@@ -45,15 +49,15 @@ class Api:
         operation = UNKNOWN_OPERATION
         failed: type[AtollError] | None = None
         try:
-            operation = self._operation(target)
+            service, operation, handler = self._operation(target)
             request = self._decode(body)
-            validate_request(operation, request)
-            result = await HANDLERS[operation](self._context, request)
+            validate_request(operation, request, service)
+            result = await handler(self._context, request)
             answer = 200, result if type(result) is bytes else orjson.dumps(result)
         except AtollError as error:
             self.errors_total += 1
             failed = type(error)
-            answer = error_response(error)
+            answer = error_response(error, operation)
         except Exception:
             self.errors_total += 1
             log.exception("internal error handling %s", target)
@@ -74,15 +78,21 @@ class Api:
         return answer
 
     @staticmethod
-    def _operation(target: str | None) -> str:
-        if not target or not target.startswith(TARGET_PREFIX):
+    def _operation(target: str | None) -> tuple[str, str, Handler]:
+        """(service, operation, handler) that X-Amz-Target names."""
+        if target and target.startswith(TARGET_PREFIX):
+            service, operation, handlers = DYNAMODB, target[len(TARGET_PREFIX):], HANDLERS
+        elif target and target.startswith(STREAMS_TARGET_PREFIX):
+            service, handlers = STREAMS, STREAM_HANDLERS
+            operation = target[len(STREAMS_TARGET_PREFIX):]
+        else:
             raise UnknownOperation(f"Unknown operation: {target}")
-        operation = target[len(TARGET_PREFIX):]
-        if operation not in HANDLERS:
-            if operation in operation_names():
+        handler = handlers.get(operation)
+        if handler is None:
+            if operation in operation_names(service):
                 raise UnknownOperation(f"The operation {operation} is not supported by Atoll yet")
             raise UnknownOperation(f"Unknown operation: {operation}")
-        return operation
+        return service, operation, handler
 
     @staticmethod
     def _decode(body: bytes) -> dict[str, Any]:

@@ -121,7 +121,7 @@ class Proxy:
         pool.give_back(client)
         return result
 
-    def get(self, path: str) -> tuple[int, bytes, bytes]:
+    def get(self, path: str, host: str = "") -> tuple[int, bytes, bytes]:
         if path == "/health":
             return 200, b'{"status":"ok"}', b"application/json"
         if path == "/_atoll/proxy/metrics":

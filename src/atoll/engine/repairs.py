@@ -34,7 +34,7 @@ from atoll.errors import AtollError
 from atoll.model.keys import partition_hash
 from atoll.model.values import item_size
 from atoll.storage import WriteTxn
-from atoll.storage.protocol import TreeRow, WriteJob, tree_version
+from atoll.storage.treeprotocol import TreeRow, TreeWriteJob, TreeWriteTxn, tree_version
 
 REFUSED_NO_TABLE = "refused: no such table"
 REFUSED_VERSION = "refused: unreadable version"
@@ -46,10 +46,10 @@ def row_entry(row: TreeRow) -> Entry:
     return Entry(row.pk, row.sk, tree_version(row.hlc, row.origin), row.item, row.intact)
 
 
-def repair_job(ctx: EngineContext, record: RepairRecord, now_ms: int) -> WriteJob:
+def repair_job(ctx: EngineContext, record: RepairRecord, now_ms: int) -> TreeWriteJob:
     """The write job applying `record` here and logging it; its result is the log entry."""
 
-    def job(txn: WriteTxn) -> RepairLogEntry:
+    def job(txn: TreeWriteTxn) -> RepairLogEntry:
         found = txn.table_row(record.table)
         table = None if found is None else ctx.catalog.current_by_tid(found[0])
         h = partition_hash(record.pk)

@@ -29,12 +29,12 @@ from atoll.antientropy.store import KeyPos
 from atoll.engine.repairs import row_entry
 from atoll.model.keys import partition_hash
 from atoll.replication.cursors import Cursor
-from atoll.storage.protocol import (
+from atoll.storage.treeprotocol import (
     TREE_BUCKET_BITS,
     TREE_BUCKETS,
     TreeAccess,
     TreeRow,
-    WriteJob,
+    TreeWriteJob,
     tree_version,
 )
 
@@ -48,7 +48,7 @@ class TreeNotReady(Exception):
 
 class StorageTreeStore:
     def __init__(self, access: TreeAccess, region: str,
-                 repair_job: Callable[[RepairRecord, int], WriteJob]) -> None:
+                 repair_job: Callable[[RepairRecord, int], TreeWriteJob]) -> None:
         self.access = access
         self._region = region
         self._repair_job = repair_job

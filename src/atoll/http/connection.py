@@ -208,6 +208,8 @@ class Connection(asyncio.Protocol):
             self.current.target = value.decode("latin-1")
         elif size == 14 and name.lower() == b"content-length":
             self.current.content_length = value
+        elif size == 4 and name.lower() == b"host":
+            self.current.host = value.decode("latin-1")
         elif size == 17 and name.lower() == b"transfer-encoding":
             self.current.chunked = True
         elif name[:8].lower() == b"x-atoll-":
@@ -361,7 +363,7 @@ class Connection(asyncio.Protocol):
         if request.method not in (b"GET", b"HEAD"):
             self._respond(request, 405, b'{"message":"method not allowed"}', b"application/json")
             return True
-        result = self.server.get(path)
+        result = self.server.get(path, request.host)
         if isinstance(result, tuple):
             status, body, content_type = result
             self._respond(request, status, body, content_type)

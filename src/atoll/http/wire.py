@@ -38,7 +38,9 @@ ERROR_TYPES = {
 ApiHandler = Callable[[str | None, bytes], Coroutine[Any, Any, tuple[int, bytes]]]
 PostHandler = Callable[[str, dict[str, str], bytes, str],
                        Coroutine[Any, Any, tuple[int, bytes]]]
-GetHandler = Callable[[str], Awaitable[tuple[int, bytes, bytes]] | tuple[int, bytes, bytes]]
+# (path, Host header) -> (status, body, content type), now or later
+GetHandler = Callable[[str, str],
+                      Awaitable[tuple[int, bytes, bytes]] | tuple[int, bytes, bytes]]
 
 
 class RequestIds:
@@ -70,7 +72,7 @@ class HeaderClock:
 
 
 class Request:
-    __slots__ = ("method", "url", "target", "body", "keep_alive", "atoll_headers",
+    __slots__ = ("method", "url", "target", "host", "body", "keep_alive", "atoll_headers",
                  "content_length", "chunked", "began", "refusal")
 
     def __init__(self) -> None:
@@ -78,6 +80,7 @@ class Request:
         self.method = b""
         self.url = b""
         self.target: str | None = None
+        self.host = ""  # the Host header (what a GET of / echoes)
         self.atoll_headers: dict[str, str] | None = None  # x-atoll-* (peer requests)
         self.body: list[bytes] = []
         self.keep_alive = True

@@ -24,12 +24,13 @@ from atoll import __version__
 from atoll.antientropy.settings import VerifySettings
 from atoll.api.dispatch import Api
 from atoll.engine import Engine
-from atoll.engine.context import DEFAULT_TTL_INTERVAL_S, EngineSettings, wall_clock_ms
+from atoll.engine.context import DEFAULT_TTL_INTERVAL_S, EngineSettings
 from atoll.errors import ServiceUnavailable, ValidationError
 from atoll.http import server as _http
 from atoll.http.limits import ConnectionLimits, raise_open_file_limit, split_connections
 from atoll.http.server import HttpServer, ListenError, listen
 from atoll.node.background import BackgroundWork
+from atoll.node.clock import CLOCK_PATH, OffsetClock
 from atoll.node.conflictlog import conflict_entries
 from atoll.node.operator import OPERATOR_PATHS, OperatorEndpoints
 from atoll.node.replicator import Replicator
@@ -41,7 +42,7 @@ from atoll.node.topology import (
 )
 from atoll.node.verifier import Verifier
 from atoll.node.verifylink import VERIFY_PATH
-from atoll.storage import SqliteStorage
+from atoll.storage import SqliteStorage, Storage
 from atoll.topology.config import ClusterConfig
 from atoll.topology.update import start_topology
 
@@ -68,7 +69,11 @@ class NodeConfig:
     # (a fault-injecting proxy sits at the advertised one: `atoll drill`)
     peer_listen: tuple[str, int] | None = None
     clock_offset_ms: int = 0  # added to the wall clock (clock-skew drills)
+    settable_clock: bool = False  # tests: POST /_atoll/clock moves the clock forward
     max_connections: int | None = None  # client port; None: derived from the open-file limit
+    # postgresql://...: the region's storage is in PostgreSQL, shared with the region's
+    # other nodes (storage/postgres); None: a SQLite file under data_dir
+    storage_url: str | None = None
     verify: VerifySettings = field(default_factory=VerifySettings)  # cluster.toml [verify]
     trees: bool = True  # keep hash trees (off only to measure what they cost)
 
@@ -97,17 +102,24 @@ class Node:
                 "open files: soft limit %d, raised to %d (hard limit %d); at most %d client "
                 "connections%s", before, files, hard, client_cap,
                 f" and {peer_cap} peer connections" if peer_cap else "")
-        path, self._tmp_dir = _database_path(config)
-        self.storage = SqliteStorage(path, durable=not config.in_memory, region=config.region,
-                                     trees=config.trees)
-        offset = config.clock_offset_ms
+        self.storage: Storage
+        if config.storage_url:
+            from atoll.storage.postgres import PostgresStorage
+            os.makedirs(config.data_dir, exist_ok=True)  # the topology file lives there
+            path, self._tmp_dir = os.path.join(config.data_dir, "postgresql"), None
+            self.storage = PostgresStorage(config.storage_url, region=config.region)
+        else:
+            path, self._tmp_dir = _database_path(config)
+            self.storage = SqliteStorage(path, durable=not config.in_memory,
+                                         region=config.region, trees=config.trees)
+        self.clock = OffsetClock(config.clock_offset_ms)
         self.background = BackgroundWork()
         settings = EngineSettings(ttl_interval_s=config.ttl_interval_s,
                                   endpoint_address=f"{config.host}:{config.port}",
                                   replica_regions=self._replica_regions,
                                   start_backfill=self.background.backfill)
-        self.engine = Engine(self.storage, region=config.region, settings=settings, **(
-            {"now_ms": lambda: wall_clock_ms() + offset} if offset else {}))
+        self.engine = Engine(self.storage, region=config.region, now_ms=self.clock,
+                             settings=settings)
         self.api = Api(self.engine)
         self.http = HttpServer(self.api.handle, self._get, admin_post=self._admin_post,
                                limits=ConnectionLimits(max_connections=client_cap))
@@ -123,10 +135,16 @@ class Node:
         # regions prove they hold the same data (atoll.node.verifier)
         self.verifier = Verifier(self.engine, config.region, config.verify,
                                  lambda: None if self.topology is None else self.topology.current,
-                                 enabled=config.trees)
+                                 trees=self.storage if isinstance(self.storage, SqliteStorage)
+                                 and config.trees else None)
         # /metrics, /console and the console's JSON (atoll.node.operator)
         self.operator = OperatorEndpoints(self)
-        self.operator.attach_verify(self.verifier)
+        if config.cluster is not None and self.verifier.enabled:
+            self.operator.attach_verify(self.verifier)  # peers to compare with
+        self.shared: Any = None  # SharedRegion: other nodes share this region's storage
+        if config.storage_url:
+            from atoll.node.shared_region import SharedRegion
+            self.shared = SharedRegion(self, self.storage)  # type: ignore[arg-type]
         self._stopping = asyncio.Event()
 
     def _start_topology(self, configured: ClusterConfig, directory: str) -> ClusterConfig:
@@ -171,6 +189,8 @@ class Node:
         """POSTs to /_atoll/... on either listener."""
         if path == VERIFY_RUNS_PATH:
             return self.verifier.start_run(body)
+        if path == CLOCK_PATH and self.config.settable_clock:
+            return self.clock.handle_post(body)
         if path != TOPOLOGY_PATH:
             return 404, b'{"message":"not found"}'
         if self.topology is None:
@@ -193,11 +213,12 @@ class Node:
             return 503, orjson.dumps({"message": exc.message})
         return answer
 
-    def _get(self, path: str) -> tuple[int, bytes, bytes] | Awaitable[tuple[int, bytes, bytes]]:
+    def _get(self, path: str, host: str
+             ) -> tuple[int, bytes, bytes] | Awaitable[tuple[int, bytes, bytes]]:
         """GETs on either listener; answered once what they read is durable."""
         if path in OPERATOR_PATHS:
             return self.operator.get(path)
-        answer = self._get_now(path)
+        answer = self._get_now(path, host)
         waiter = self.storage.settle()
         return answer if waiter is None else self._settled_get(waiter, answer)
 
@@ -210,13 +231,15 @@ class Node:
             return 503, orjson.dumps({"message": exc.message}), b"application/json"
         return answer
 
-    def _get_now(self, path: str) -> tuple[int, bytes, bytes]:
+    def _get_now(self, path: str, host: str) -> tuple[int, bytes, bytes]:
         if path == "/health":
             body = orjson.dumps({"status": "ok", "region": self.config.region,
                                  "version": __version__})
             return 200, body, b"application/json"
         if path == "/":
-            return 200, f"healthy: atoll {self.config.region}".encode(), b"text/plain"
+            # as DynamoDB's endpoint answers a plain GET: "healthy: " and the host asked
+            # for (alternator's test_health.py, run against DynamoDB too)
+            return 200, f"healthy: {host or self.config.region}".encode(), b"text/plain"
         if path == "/_atoll/status":
             return 200, orjson.dumps(self.status()), b"application/json"
         if path.startswith("/_atoll/conflicts"):
@@ -249,9 +272,7 @@ class Node:
             "region": self.config.region, "version": __version__, "compiled": COMPILED,
             "tables": len(self.engine.catalog),
             "requests_total": self.api.requests_total, "errors_total": self.api.errors_total,
-            "writes_committed": self.storage.jobs_committed,
-            "write_batches_committed": self.storage.batches_committed,
-            "write_path": {**self.storage.write_path.summary(), "wal": self.storage.wal_summary()},
+            **self.storage.status(),
             "requests_ms": self.http.request_times.summary(),
             "connections": self.http.connection_stats(),
         }
@@ -262,6 +283,8 @@ class Node:
         if self.topology is not None:
             status["topology"] = self.topology.status()
         status["verify"] = self.verifier.status()
+        if self.shared is not None:
+            status["region_nodes"] = self.shared.status()
         return status
 
     def conflicts(self, after_id: int = 0, limit: int = 1000) -> dict[str, Any]:
@@ -272,7 +295,8 @@ class Node:
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         self.storage.start(loop)
-        self.background.start(self.engine.context)
+        if self.shared is None:  # else whichever node holds the lease runs it
+            self.background.start(self.engine.context)
         server = peer_server = None
         try:
             server = await listen(self.http.protocol, self.config.host, self.config.port,
@@ -287,17 +311,20 @@ class Node:
             await self._release()
             raise
         if self.replicator is not None and self.topology is not None:
-            self.replicator.start()
+            if self.shared is None:
+                self.replicator.start()
             self.topology.start()
         self.verifier.start()
+        if self.shared is not None:
+            self.shared.start()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopping.set)
         where = f"http://{self.config.host}:{self.config.port}"
+        stored = ("in memory" if self.config.in_memory else _storage_name(self.storage))
         log.info("atoll %s serving region %s on %s (%s)", __version__, self.config.region, where,
-                 "in memory" if self.config.in_memory else self.storage.path)
+                 stored)
         _tune_gc()
-        print(f"atoll: serving {where} (region {self.config.region}, "
-              f"{'in memory' if self.config.in_memory else self.storage.path})", flush=True)
+        print(f"atoll: serving {where} (region {self.config.region}, {stored})", flush=True)
         try:
             await self._stopping.wait()
         finally:
@@ -306,6 +333,8 @@ class Node:
                 peer_server.close()
             if self.topology is not None:
                 await self.topology.stop()
+            if self.shared is not None:
+                await self.shared.stop()
             if self.replicator is not None:
                 await self.replicator.stop()
             await self.verifier.stop()
@@ -323,6 +352,13 @@ class Node:
         self.storage.close()
         if self._tmp_dir:
             shutil.rmtree(self._tmp_dir, ignore_errors=True)
+
+
+def _storage_name(storage: Storage) -> str:
+    """Where the data is, for the log: the SQLite file, or PostgreSQL's host and database."""
+    if isinstance(storage, SqliteStorage):
+        return storage.path
+    return f"PostgreSQL {getattr(storage, 'where', '')}"
 
 
 def _tune_gc() -> None:

@@ -34,7 +34,8 @@ from atoll.antientropy.serve import MAX_SCRUB_BUCKETS, answer
 from atoll.engine.context import EngineContext
 from atoll.engine.treestore import StorageTreeStore, TreeNotReady
 from atoll.errors import ServiceUnavailable
-from atoll.storage.protocol import TREE_BUCKET_BITS, TREE_BUCKETS, TreeAccess, WriteJob
+from atoll.storage.protocol import WriteJob
+from atoll.storage.treeprotocol import TREE_BUCKET_BITS, TREE_BUCKETS, TreeAccess, tree_job
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ def _progress(access: TreeAccess, tid: int) -> tuple[int, int]:
 
 
 def _build_step(tid: int, buckets: int) -> WriteJob:
-    return lambda txn: txn.tree_build(tid, buckets)
+    return tree_job(lambda txn: txn.tree_build(tid, buckets))
 
 
 class TreeWork:

@@ -53,6 +53,7 @@ from atoll.node.verifyruns import (
     parse_run_request,
     session_config,
 )
+from atoll.storage.treeprotocol import TreeStorage
 from atoll.topology.config import ClusterConfig
 
 if TYPE_CHECKING:
@@ -85,12 +86,13 @@ class PairOutcome:
 
 class Verifier:
     def __init__(self, engine: Engine, region: str, settings: VerifySettings,
-                 topology: Callable[[], ClusterConfig | None], enabled: bool = True) -> None:
+                 topology: Callable[[], ClusterConfig | None], trees: TreeStorage | None) -> None:
         self.engine = engine
         self.region = region
         self.settings = settings
         self._topology = topology  # the node's current topology (None: not in a cluster)
-        self.enabled = enabled  # the storage keeps trees
+        self.trees = trees  # the node's storage, if it keeps hash trees (else no verify)
+        self.enabled = trees is not None
         self.book = VerdictBook()
         self.results: dict[tuple[str, str], PairOutcome] = {}
         self.runs = Runs()
@@ -104,10 +106,10 @@ class Verifier:
     # --- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
         """On the loop, once the storage started."""
-        if not self.enabled:
+        if self.trees is None:
             return
         ctx = self.engine.context
-        store = StorageTreeStore(ctx.storage.tree_access(), self.region,
+        store = StorageTreeStore(self.trees.tree_access(), self.region,
                                  lambda record, at_ms: repair_job(ctx, record, at_ms))
         self.local = LocalAnswers(store)
         self.work = TreeWork(ctx, store, self.local.call, self.settings.scrub_rows_per_s)
@@ -271,8 +273,8 @@ class Verifier:
     # --- what is shown -----------------------------------------------------------------
     def repairs(self, after_id: int) -> dict[str, Any]:
         entries = []
-        for repair_id, repaired_ms, table, record in self.engine.storage.repairs(
-                after_id, MAX_REPAIR_PAGE):
+        for repair_id, repaired_ms, table, record in (
+                [] if self.trees is None else self.trees.repairs(after_id, MAX_REPAIR_PAGE)):
             entry: dict[str, Any] = {"id": repair_id, "repaired_ms": repaired_ms,
                                      **orjson.loads(record)}
             entry["key"] = readable_key(self.engine.catalog, table, str(entry.get("pk", "")),

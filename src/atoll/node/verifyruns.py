@@ -40,7 +40,7 @@ from atoll.antientropy.results import combine_passes
 from atoll.engine.catalog import Catalog
 from atoll.node.conflictlog import readable_key
 from atoll.node.verifylink import Transport, now_ms, run_session
-from atoll.storage.protocol import TREE_BUCKETS
+from atoll.storage.treeprotocol import TREE_BUCKETS
 
 MAX_RUNS = 8
 MAX_LISTED_DIFFERENCES = 1000

@@ -33,46 +33,27 @@ Theory of operation
   sent) waits for `settle()` first, so nothing a crash could undo leaves the node. A read
   returning an iterator is consumed, or closed, before the caller yields to the event
   loop: an iterator left open across a yield may or may not see later commits.
+- Streams (DynamoDB Streams, atoll.streams): per stream (a table name and a label, with a
+  storage id `sid` never reused), its shards (ranges of positions, one open at a time)
+  and its records. A record takes the region's next *position*: positions are shared by
+  every stream of the region, increase in commit order and are never reused, not even
+  after the records holding them were trimmed or their stream dropped. Each stream has
+  a trim point: its records at or below it are gone. Records carry a checksum like
+  items do.
 - A stored row that fails its integrity check raises CorruptionDetected instead of being
   served.
 - `WriteTxn` is the open transaction a job gets: its reads see the transaction's own
   writes and everything committed before it. It is used only inside the job, on the
   thread running the batch.
 
-Hash trees (DESIGN.md decision 7; atoll.antientropy.store states the rule)
-- Per table, a backend keeps TREE_BUCKETS 128-bit bucket hashes. A key's *tree row* is
-  its newest state: the live item if there is one and no tombstone of a greater (hlc,
-  origin), else the tombstone, else nothing. Its leaf is `antientropy.item_leaf(table
-  name, pk, sk, version, item)` with version `tree_version(hlc, origin)` and the item's
-  stored bytes (None for a tombstone); a key without a tree row has no leaf. A key's
-  bucket is `h >> (32 - TREE_BUCKET_BITS)` (h is the partition key's hash, so this is
-  `antientropy.bucket_of(pk)`). A bucket's hash is the XOR of its keys' leaves.
-- Every write that changes a key's tree row — put, delete, delete_absent,
-  purge_tombstones, a repair — XORs `old leaf ^ new leaf` into the key's bucket in the
-  same transaction, the old leaf computed from the row's stored bytes as they are
-  (whatever their checksum says), so the tree stays the XOR of the rows exactly as
-  Atoll wrote them: a row changed behind Atoll's back makes its bucket disagree with its
-  rows, which a scrub (`TreeAccess.bucket_snapshots`, `WriteTxn.tree_correct`) finds.
-  `drop_table` removes the table's tree with its rows; `create_table` starts an empty,
-  complete tree. The version carries no `prev`: a region rebuilt from a snapshot holds
-  none, and the content of a version does not depend on it.
-- A tree is *built* through bucket `tree_built(tid)`: buckets below it hold the XOR of
-  their rows. A backend keeping no tree for a table (data written before trees
-  existed, or with trees switched off) reports 0 and `tree_build` builds it a chunk at
-  a time while writes go on (each chunk replaces its buckets' hashes with the XOR of
-  their rows in the chunk's transaction; deltas written to buckets not built yet are
-  overwritten then). Verify uses a table's tree only once it is complete.
-- A storage constructed with `trees=False` keeps no trees at all (no upkeep, every
-  table reported unbuilt): for measuring what the upkeep costs.
+Hash trees: atoll.storage.treeprotocol (the protocols of a storage that keeps them).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator
-from typing import Any, NamedTuple, Protocol
-
-import orjson
+from typing import Any, Protocol
 
 from atoll.errors import InternalError
 
@@ -85,35 +66,18 @@ TableStateRow = tuple[int, str, int, str, bytes | None]
 """(created hlc, created origin, version hlc, version origin, definition or None)."""
 IndexRow = tuple[int, int, int, bytes, bytes, bytes, bytes, bytes, int]
 """(tid, iid, h, pk, sk, base_pk, base_sk, item, size) of one secondary index row."""
+StreamRow = tuple[int, str, str, str, bytes, int, int | None, int]
+"""(sid, table name, label, view type, key schema JSON, created ms, disabled ms or None
+while enabled, trim point)."""
+ShardRow = tuple[int, int, int | None, int, int | None]
+"""(shard number, first position, end position or None while open, created ms, closed ms
+or None while open)."""
+StreamRecordRow = tuple[int, int, int, str, bytes]
+"""(position, created ms, kind, origin region, record) of one stream record."""
 
 
 class CorruptionDetected(InternalError):
     """A stored row does not match its checksum."""
-
-
-TREE_BUCKET_BITS = 16
-TREE_BUCKETS = 1 << TREE_BUCKET_BITS
-
-
-class TreeRow(NamedTuple):
-    """A key's tree row (see "Hash trees" above): `item` is the live item's stored bytes,
-    None for a tombstone; `intact` says whether those bytes pass the row's checksum;
-    `size` is the live item's stored size (0 for a tombstone)."""
-
-    h: int
-    pk: bytes
-    sk: bytes
-    hlc: int
-    origin: str
-    item: bytes | None
-    intact: bool = True
-    size: int = 0
-
-
-def tree_version(hlc: int, origin: str) -> bytes:
-    """A tree row's canonical version bytes: orjson [hlc, origin, null], as
-    `atoll.antientropy.encode_hlc_version(Version(hlc, origin), None)` writes them."""
-    return orjson.dumps([hlc, origin, None])
 
 
 class WriteTxn(Protocol):
@@ -239,25 +203,46 @@ class WriteTxn(Protocol):
         """Append a record to the conflict log; it takes the next number."""
         ...
 
-    # --- hash trees (see "Hash trees" above) ---------------------------------------------
-    def tree_row(self, tid: int, h: int, pk: bytes, sk: bytes) -> TreeRow | None:
-        """The key's tree row as of this transaction, checksum failures included (never
-        raises CorruptionDetected: a repair must read what it replaces)."""
+    # --- streams -------------------------------------------------------------------------
+    def stream_open(self, table_name: str, label: str, view_type: str, key_schema: bytes,
+                    now_ms: int) -> int:
+        """Enable the stream (table_name, label) and return its sid: a new stream, with
+        shard 1 open from the next position and created at `now_ms`; or the existing
+        one enabled again (no longer disabled), with a new shard after its last opened
+        at the next position unless one is open already."""
         ...
 
-    def tree_build(self, tid: int, buckets: int) -> int:
-        """Build the next `buckets` buckets of a table's tree from its rows (after those
-        already built); returns how far it is built now (TREE_BUCKETS: complete). A
-        table without a tree or a storage keeping none answers 0 and builds nothing."""
+    def stream_close(self, sid: int, now_ms: int) -> None:
+        """Disable a stream at `now_ms`; its open shard, if any, closes at `now_ms` and
+        ends at the last position taken so far."""
         ...
 
-    def tree_correct(self, tid: int, bucket: int, delta: int) -> None:
-        """XOR `delta` into a bucket's hash: a scrub found its rows changed behind
-        Atoll's back (a bucket of a table without a built tree is left alone)."""
+    def stream_append(self, sid: int, created_ms: int, kind: int, origin: str,
+                      record: bytes) -> int:
+        """Store a record of a stream at the region's next position; returns it."""
         ...
 
-    def record_repair(self, repaired_ms: int, table_name: str, record: bytes) -> None:
-        """Append a record to the repair log (numbered from 1 like the conflict log)."""
+    def stream_roll(self, sid: int, now_ms: int, opened_before_ms: int) -> bool:
+        """If the stream's open shard was created before `opened_before_ms` and holds a
+        record: close it (at `now_ms`, ending at the last position taken) and open the
+        next shard from the next position, created at max(now_ms, its parent's creation
+        + 1); True if it did."""
+        ...
+
+    def stream_trim(self, sid: int, created_before_ms: int, limit: int) -> int:
+        """Remove the stream's oldest records created before `created_before_ms`, up to
+        `limit` of them and stopping at the first one that is not; the trim point rises
+        to the last position removed. Returns how many went."""
+        ...
+
+    def stream_forget_shards(self, sid: int, closed_before_ms: int) -> int:
+        """Remove the stream's shards closed before `closed_before_ms` with any record
+        left in them (the trim point rises to their end); returns how many went."""
+        ...
+
+    def stream_drop(self, sid: int, disabled_before_ms: int) -> bool:
+        """Remove a stream disabled before `disabled_before_ms`, its shards and records;
+        False, and nothing removed, if it is enabled or was disabled since."""
         ...
 
     # --- catalog -------------------------------------------------------------------------
@@ -441,21 +426,23 @@ class Storage(Protocol):
         above `after_id`, by id."""
         ...
 
-    def repairs(self, after_id: int = 0, limit: int = 100
-                ) -> list[tuple[int, int, str, bytes]]:
-        """Up to `limit` repair records (id, repaired ms, table name, record) with id
-        above `after_id`, by id."""
+    # --- streams -------------------------------------------------------------------------
+    def streams(self) -> list[StreamRow]:
+        """Every stream (enabled or disabled, of live or dropped tables), by sid."""
         ...
 
-    def purge_points(self) -> dict[str, tuple[int, int]]:
-        """Per origin, (origin_seq, hlc) of the newest changelog record purged here (kept
-        across restarts); origins never purged are absent."""
+    def stream_shards(self, sid: int) -> list[ShardRow]:
+        """A stream's shards, by number (none if the stream does not exist)."""
         ...
 
-    # --- hash trees ------------------------------------------------------------------------
-    def tree_access(self) -> TreeAccess:
-        """A `TreeAccess` for verify, with its own connection where the backend has
-        connections; `close` it when done."""
+    def stream_records(self, sid: int, from_pos: int, limit: int) -> list[StreamRecordRow]:
+        """Up to `limit` of a stream's records at or after position `from_pos`, in
+        position order."""
+        ...
+
+    def stream_last_pos(self, sid: int) -> int:
+        """The position of the stream's newest record, or its trim point if it has none
+        (0 for an unknown stream)."""
         ...
 
     # --- figures -------------------------------------------------------------------------
@@ -464,75 +451,4 @@ class Storage(Protocol):
         `write_batches_committed` (since the storage was opened) and `write_path` (the
         stage times of recent batches, atoll.storage.writepath); a backend may add its
         own."""
-        ...
-
-
-class TreeAccess(Protocol):
-    """What verify reads of one storage, and how it writes: the answering side of a
-    verify session (atoll.engine.treestore) runs on it.
-
-    `threaded`: True if the access may be used from a thread other than the event
-    loop's (one thread at a time; SQLite, PostgreSQL: a connection of its own), False if
-    only on the loop thread (memory). Reads see committed state; `bucket_snapshots` reads
-    hashes and rows in one snapshot. `write_now` runs a write job to its durable end
-    and returns its result (or raises its error): from a thread other than the loop's
-    when `threaded`, else on the loop thread between batches."""
-
-    threaded: bool
-
-    def cursor_vector(self) -> dict[str, tuple[int, int]]:
-        """`Storage.cursor_vector`, read here."""
-        ...
-
-    def purge_points(self) -> dict[str, tuple[int, int]]:
-        """`Storage.purge_points`, read here."""
-        ...
-
-    def table_state_row(self, name: str) -> TableStateRow | None:
-        """`Storage.table_state_row`, read here."""
-        ...
-
-    def table_tid(self, name: str) -> int | None:
-        """The tid of the live table `name`, or None."""
-        ...
-
-    def tree_built(self, tid: int) -> int:
-        """How far the table's tree is built (TREE_BUCKETS: complete; 0: none)."""
-        ...
-
-    def key_count(self, tid: int) -> int:
-        """Live items and tombstones of a table (an estimate is fine)."""
-        ...
-
-    def bucket_hashes(self, tid: int, first: int, count: int) -> list[int]:
-        """The stored hashes of buckets first..first+count-1 (0 where none is stored)."""
-        ...
-
-    def bucket_rows(self, tid: int, bucket: int, after: ScanKey | None, limit: int
-                    ) -> list[TreeRow]:
-        """Up to `limit` tree rows of a bucket in (h, pk, sk) order, strictly after
-        `after` (from the bucket's first if None)."""
-        ...
-
-    def bucket_snapshots(self, tid: int, first: int, count: int
-                         ) -> list[tuple[int, list[TreeRow]]]:
-        """For buckets first..first+count-1, each one's stored hash and all its tree
-        rows, every bucket read in one snapshot."""
-        ...
-
-    def tree_rows(self, tid: int, keys: list[ScanKey]) -> list[TreeRow | None]:
-        """The tree row of each key (None where it has none)."""
-        ...
-
-    def write_now(self, fn: WriteJob) -> Any:
-        """Run a write job and wait until it is durable (see the class doc)."""
-        ...
-
-    async def settled(self) -> None:
-        """On the loop thread: wait until every commit the reads here may have seen is
-        durable (an answer built from them leaves the node only then)."""
-        ...
-
-    def close(self) -> None:
-        """Release the access (its connection)."""
         ...

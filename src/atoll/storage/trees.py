@@ -1,4 +1,4 @@
-"""Hash-tree upkeep that every backend does the same way (protocol.py, "Hash trees").
+"""Hash-tree upkeep that every backend does the same way (treeprotocol.py).
 
 Theory of operation: a backend's write path asks `newest` which row of a key is its tree
 row, `row_leaf` for that row's leaf, and adds `old ^ new` to a `TreeDeltas` — one per
@@ -16,7 +16,7 @@ agree by construction: tests/conformance/test_storage_trees.py checks it).
 from __future__ import annotations
 
 from atoll.antientropy.hashing import item_leaf
-from atoll.storage.protocol import TREE_BUCKET_BITS, TreeRow, tree_version
+from atoll.storage.treeprotocol import TREE_BUCKET_BITS, TreeRow, tree_version
 
 BUCKET_SHIFT = 32 - TREE_BUCKET_BITS
 _HALF = 1 << 64

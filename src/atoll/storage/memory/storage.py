@@ -29,7 +29,8 @@ from atoll.storage.memory.data import MemoryData
 from atoll.storage.memory.reads import MemoryReads
 from atoll.storage.memory.trees import MemoryTreeAccess
 from atoll.storage.memory.txn import MemoryTxn
-from atoll.storage.protocol import Storage, TreeAccess, WriteTxn
+from atoll.storage.protocol import Storage, WriteTxn
+from atoll.storage.treeprotocol import TreeAccess
 from atoll.storage.writepath import BatchTimes, WritePath, now_ns
 
 MAX_BATCH_JOBS = 512
@@ -54,7 +55,7 @@ class MemoryStorage(MemoryReads):
     def __init__(self, region: str = "local", data: MemoryData | None = None,
                  trees: bool = True) -> None:
         super().__init__(data if data is not None else MemoryData(), region)
-        self.trees = trees  # hash trees kept (storage/protocol.py, "Hash trees")
+        self.trees = trees  # hash trees kept (storage/treeprotocol.py)
         self._txn = MemoryTxn(self.data, region, trees)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: list[_Job] = []  # jobs waiting for a batch

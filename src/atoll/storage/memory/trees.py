@@ -14,7 +14,8 @@ from atoll.storage.memory.data import MemoryData
 from atoll.storage.memory.reads import MemoryReads
 from atoll.storage.memory.rows import Bound
 from atoll.storage.memory.txn import tree_row_of
-from atoll.storage.protocol import ScanKey, TableStateRow, TreeAccess, TreeRow, WriteJob
+from atoll.storage.protocol import ScanKey, TableStateRow, WriteJob
+from atoll.storage.treeprotocol import TreeAccess, TreeRow, TreeWriteJob, tree_job
 from atoll.storage.trees import bucket_h_range
 
 
@@ -81,8 +82,8 @@ class MemoryTreeAccess:
     def tree_rows(self, tid: int, keys: list[ScanKey]) -> list[TreeRow | None]:
         return [tree_row_of(self._data, tid, key) for key in keys]
 
-    def write_now(self, fn: WriteJob) -> Any:
-        return self._run_now(fn)
+    def write_now(self, fn: TreeWriteJob) -> Any:
+        return self._run_now(tree_job(fn))
 
     def close(self) -> None:
         return None

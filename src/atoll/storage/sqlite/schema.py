@@ -20,8 +20,8 @@ index_items one row per item in a secondary index: (tid, iid, h, pk, sk) is the 
             and the narrow index costs ~20% less per write (measured).
 txn_tokens  ClientRequestTokens of committed TransactWriteItems with the request's hash,
             so a retry within the idempotency window is answered without re-running.
-tree_buckets  per table and bucket, the XOR of its keys' leaf hashes (storage/protocol.py,
-            "Hash trees") as two signed 64-bit halves, except for the deltas still in
+tree_buckets  per table and bucket, the XOR of its keys' leaf hashes
+            (storage/treeprotocol.py) as two signed 64-bit halves, except for the deltas still in
             tree_deltas; a bucket without a row hashes to 0.
 tree_deltas the write path's bucket deltas, one row per batch (appended: a write
             touches no page of tree_buckets), folded into tree_buckets in the background
@@ -30,6 +30,11 @@ tree_progress per table, how far its tree is built (65,536: complete; no row: no
 purge_points  per origin, the newest changelog record purged here (seq, hlc): verify
             judges a peer's missing changes against it (atoll.antientropy.verdict).
 repairs     what verify repaired here, readable like the conflict log.
+streams, stream_shards, stream_records
+            DynamoDB Streams (atoll.streams): each stream (sid never reused:
+            AUTOINCREMENT), its shards as ranges of positions, and its records keyed by
+            (sid, pos), so a GetRecords is one range of the primary key. Positions are
+            given by SqliteTxn (streams.py says how they are never reused).
 """
 
 SCHEMA_VERSION = 1
@@ -151,4 +156,34 @@ STATEMENTS = (
         table_name TEXT NOT NULL,
         record BLOB NOT NULL
     )""",
+    """CREATE TABLE IF NOT EXISTS streams (
+        sid INTEGER PRIMARY KEY AUTOINCREMENT,
+        table_name TEXT NOT NULL,
+        label TEXT NOT NULL,
+        view_type TEXT NOT NULL,
+        key_schema BLOB NOT NULL,
+        created_ms INTEGER NOT NULL,
+        disabled_ms INTEGER,
+        trimmed_pos INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (table_name, label)
+    )""",
+    """CREATE TABLE IF NOT EXISTS stream_shards (
+        sid INTEGER NOT NULL,
+        shard INTEGER NOT NULL,
+        first_pos INTEGER NOT NULL,
+        end_pos INTEGER,
+        created_ms INTEGER NOT NULL,
+        closed_ms INTEGER,
+        PRIMARY KEY (sid, shard)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS stream_records (
+        sid INTEGER NOT NULL,
+        pos INTEGER NOT NULL,
+        created_ms INTEGER NOT NULL,
+        kind INTEGER NOT NULL,
+        origin TEXT NOT NULL,
+        record BLOB NOT NULL,
+        crc INTEGER NOT NULL,
+        PRIMARY KEY (sid, pos)
+    ) WITHOUT ROWID""",
 )

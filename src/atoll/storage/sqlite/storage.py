@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from atoll.errors import ServiceUnavailable
 from atoll.invariant import invariant
-from atoll.storage.protocol import Storage, TreeAccess, WriteTxn
+from atoll.storage.protocol import Storage, WriteTxn
 from atoll.storage.sqlite.batches import MAX_BATCH_JOBS, BatchRunner, Changes, Job, Ran
 from atoll.storage.sqlite.checkpoints import Checkpointer
 from atoll.storage.sqlite.connection import connect, init_schema, next_local_seq
@@ -50,6 +50,7 @@ from atoll.storage.sqlite.durability import Durability, WriteState
 from atoll.storage.sqlite.reads import SqliteReads
 from atoll.storage.sqlite.trees import FOLD_AT, FOLD_LIMIT, SqliteTreeAccess
 from atoll.storage.sqlite.txn import SqliteTxn
+from atoll.storage.treeprotocol import TreeAccess
 from atoll.storage.writepath import BatchTimes, WritePath, now_ns
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ class SqliteStorage(SqliteReads):
         state = WriteState()
         super().__init__(path, durable, region, state)
         self.durability = Durability(path, durable, state)
-        self.trees = trees  # hash trees kept (storage/protocol.py, "Hash trees")
+        self.trees = trees  # hash trees kept (storage/treeprotocol.py)
         self._runner = BatchRunner(
             self._writer, SqliteTxn(self._writer, region, next_local_seq(self._writer, region),
                                     trees), state)

@@ -1,6 +1,6 @@
 """Hash trees in SQLite: the write path's upkeep, and verify's access on its own connection.
 
-Theory of operation (storage/protocol.py, "Hash trees", says what is kept)
+Theory of operation (storage/treeprotocol.py, says what is kept)
 - `TreeUpkeep` runs inside the batch's transaction, for SqliteTxn: before a write it
   takes the key's rows as stored (raw bytes, checksum noted, never refused; SqliteTxn
   reuses what the job's own read of the key just found), and after it adds old leaf ^
@@ -36,16 +36,10 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from atoll.invariant import invariant
-from atoll.storage.protocol import (
-    TREE_BUCKETS,
-    ScanKey,
-    TableStateRow,
-    TreeAccess,
-    TreeRow,
-    WriteJob,
-)
+from atoll.storage.protocol import ScanKey, TableStateRow, WriteJob
 from atoll.storage.sqlite.connection import connect
 from atoll.storage.sqlite.durability import WriteState
+from atoll.storage.treeprotocol import TREE_BUCKETS, TreeAccess, TreeRow, TreeWriteJob, tree_job
 from atoll.storage.trees import (
     BUCKET_SHIFT,
     Dead,
@@ -367,13 +361,13 @@ class SqliteTreeAccess:
             found.append(newest(h, pk, sk, live, dead))
         return found
 
-    def write_now(self, fn: WriteJob) -> Any:
+    def write_now(self, fn: TreeWriteJob) -> Any:
         invariant(_not_on(self._loop), "write_now on the event-loop thread would wait for itself")
         return asyncio.run_coroutine_threadsafe(self._write(fn), self._loop).result(
             WRITE_TIMEOUT_S)
 
-    async def _write(self, fn: WriteJob) -> Any:
-        return await self._submit(fn)
+    async def _write(self, fn: TreeWriteJob) -> Any:
+        return await self._submit(tree_job(fn))
 
     def close(self) -> None:
         self._conn.close()
