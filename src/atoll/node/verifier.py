@@ -14,6 +14,8 @@ Theory of operation (DESIGN.md decision 7; the pure core is atoll.antientropy)
   (`verify_results`). Sessions run one after another: a node compares at most one table
   with one peer at a time.
 - Runs for `atoll verify` (verifyruns.py): started on this node, over every region.
+- A node outside a cluster keeps its trees with every write and nothing more: with no
+  peer to compare with, it neither builds missing trees nor scrubs.
 - Soft state only: results, the verdict book, scrub evidence. A restart loses them and
   costs one more pass, never a wrong verdict.
 """
@@ -113,8 +115,10 @@ class Verifier:
                                  lambda record, at_ms: repair_job(ctx, record, at_ms))
         self.local = LocalAnswers(store)
         self.work = TreeWork(ctx, store, self.local.call, self.settings.scrub_rows_per_s)
+        if self._topology() is None:
+            return  # no peer to compare with: the writes keep the trees, nothing more
         self._spawn(self._tree_work(), "verify: trees")
-        if self.settings.background and self._topology() is not None:
+        if self.settings.background:
             self._spawn(self._background(), "verify: background")
 
     def _spawn(self, coroutine: Any, name: str) -> None:
