@@ -213,10 +213,10 @@ def test_steady_writes_never_make_verify_cry_diverged(cluster: ClusterProcesses)
             thread.join(10)
     elapsed = time.monotonic() - started
     rate = sum(t.written for t in loads) / elapsed
-    # 1,000 writes a second offered; what a loaded 2-core machine reaches is less, but
-    # writes were in flight while verify compared: some verdicts say TRANSIENT
+    # 1,000 writes a second offered; a loaded 2-core machine reaches less (503/s at a
+    # load average of 21). Whether a verify sees writes in flight (TRANSIENT) or every
+    # region already holding them (MATCH) depends on timing: both are right, DIVERGED not.
     assert rate > 300, (rate, statuses)
-    assert any(s.startswith("TRANSIENT") for run in statuses for s in run), statuses
     assert wait_until(lambda: converged(cluster), 30, 0.5)
     code, view = verify_json(cluster)
     assert code == 0 and all(p["status"] == "MATCH" for p in view["tables"][0]["pairs"])
