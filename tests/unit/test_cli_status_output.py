@@ -25,6 +25,7 @@ from atoll.cli.status import (
     problem_lines,
     status,
     status_table,
+    verify_lines,
 )
 from atoll.node.clusterview import cluster_view
 from atoll.topology.config import ClusterConfig, RegionConfig
@@ -205,3 +206,22 @@ def test_key_text_matching_and_times() -> None:
     assert parse_time_ms("10m", 3600.0) == 3_000_000
     with pytest.raises(click.BadParameter):
         parse_time_ms("yesterday", 0)
+
+
+def test_status_says_each_regions_latest_verify_with_each_peer() -> None:
+    figures = region_figures("eu-west", {"us-east": live()})
+    figures["verify"] = {
+        "us-east": {"finished_unix_s": 1000.0, "verdict": "match", "divergent_items": 0,
+                    "repaired_items": 0, "tables": {"orders": {"verdict": "match"}}},
+        "ap-south": {"finished_unix_s": 990.0, "verdict": "diverged", "divergent_items": 2,
+                     "repaired_items": 0, "tables": {"orders": {"verdict": "match"},
+                                                     "users": {"verdict": "diverged"}}}}
+    quiet = region_figures("us-east", {"eu-west": live()})
+    quiet["verify"] = {}
+    view = cluster_view(REGIONS[:2] + [{"id": "us-east", "client_endpoints": ["x"],
+                                         "peer_endpoints": ["y"]}],
+                        {"us-east-1-long-name": region_figures("us-east-1-long-name", {}),
+                         "eu-west": figures, "us-east": quiet})
+    assert verify_lines(view, 1012.4) == [
+        "verify eu-west: ap-south DIVERGED 2 in users 22 s ago, us-east MATCH 12 s ago",
+        "verify us-east: no comparison finished yet"]

@@ -10,12 +10,14 @@ from atoll.cli.certs import certs
 from atoll.cli.cluster import cluster
 from atoll.cli.drill import drill
 from atoll.cli.proxy import proxy
+from atoll.cli.repairs import repairs
 from atoll.cli.restore import restore
 from atoll.cli.serve import serve
 from atoll.cli.status import conflicts, status
 from atoll.cli.streams import streams
 from atoll.cli.terminal import configure_logging
 from atoll.cli.topology import topology
+from atoll.cli.verify import verify
 
 
 @click.group()
@@ -31,6 +33,8 @@ cli.add_command(serve)
 cli.add_command(cluster)
 cli.add_command(status)
 cli.add_command(conflicts)
+cli.add_command(verify)
+cli.add_command(repairs)
 cli.add_command(topology)
 cli.add_command(proxy)
 cli.add_command(drill)

@@ -6,6 +6,7 @@ import tomllib
 
 import click
 
+from atoll.antientropy.settings import BadSettings, VerifySettings, verify_settings
 from atoll.clock.offset import DEFAULT_MAX_OFFSET_MS
 from atoll.engine.tabledef import DEFAULT_ACCOUNT
 from atoll.errors import ValidationError
@@ -64,22 +65,28 @@ def _check_account(_ctx: click.Context, _param: click.Parameter, value: str) -> 
 @click.option("--pitr-snapshot-interval", "pitr_snapshot_interval_s", default=86_400.0,
               show_default=True, type=click.FloatRange(0.1),
               help="Seconds between the table snapshots point-in-time recovery replays from.")
+@click.option("--no-trees", is_flag=True, hidden=True,
+              help="Keep no hash trees (and verify nothing): to measure what they cost.")
 def serve(host: str | None, port: int | None, data_dir: str, in_memory: bool, region: str | None,
           config_path: str | None, ttl_interval: float, peer_listen: str | None,
           clock_offset_ms: int, max_clock_offset_ms: int, settable_clock: bool,
           max_connections: int | None, storage_url: str | None, fault_drop_every: int,
           account_id: str, backup_dir: str | None, pitr_window_s: float | None,
-          pitr_snapshot_interval_s: float) -> None:
+          pitr_snapshot_interval_s: float, no_trees: bool) -> None:
     """Serve the DynamoDB API over HTTP on HOST:PORT."""
     cluster = None
+    verify = VerifySettings()
     if config_path is not None:
         if region is None:
             raise click.UsageError("--config needs --region to say which region this node is")
         try:
             cluster = load_cluster_config(config_path)
             client_host, client_port = cluster.region(region).client_address
+            verify = verify_settings(cluster.options)
         except ValidationError as exc:
             raise click.UsageError(exc.message) from None
+        except BadSettings as exc:
+            raise click.UsageError(f"{config_path}: {exc}") from None
         host = host or client_host
         port = port if port is not None else client_port
         storage_url = storage_url or _configured_storage(config_path, region)
@@ -97,7 +104,8 @@ def serve(host: str | None, port: int | None, data_dir: str, in_memory: bool, re
                             fault_drop_every=fault_drop_every,
                             account_id=account_id, backup_dir=backup_dir,
                             pitr_window_s=pitr_window_s,
-                            pitr_snapshot_interval_s=pitr_snapshot_interval_s))
+                            pitr_snapshot_interval_s=pitr_snapshot_interval_s,
+                            verify=verify, trees=not no_trees))
     except ValidationError as exc:  # e.g. the data directory belongs to another cluster
         raise click.ClickException(exc.message) from None
     except ListenError as exc:

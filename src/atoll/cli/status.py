@@ -175,6 +175,30 @@ def problem_lines(view: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def verify_lines(view: Mapping[str, Any], now_s: float) -> list[str]:
+    """Per region, its nodes' latest background verify with each peer: the verdict and
+    how long ago (atoll.node.verifier); the tables behind a verdict other than MATCH."""
+    lines = []
+    for region in view["regions"]:
+        figures = region["figures"]
+        results = None if figures is None else figures.get("verify")
+        if results is None:
+            continue
+        parts = []
+        for peer, result in sorted(results.items()):
+            verdict = str(result["verdict"]).upper()
+            if result.get("divergent_items"):
+                verdict += f" {int(result['divergent_items']):,}"
+            tables = [t for t, r in sorted((result.get("tables") or {}).items())
+                      if r.get("verdict") != "match"]
+            where = f" in {', '.join(tables)}" if tables and verdict != "MATCH" else ""
+            parts.append(f"{peer} {verdict}{where} "
+                         f"{max(0.0, now_s - float(result['finished_unix_s'])):.0f} s ago")
+        lines.append(f"verify {region['id']}: " + (", ".join(parts) if parts
+                                                    else "no comparison finished yet"))
+    return lines
+
+
 @click.command()
 @click.option("--config", "config_path", default="./data/cluster.toml", show_default=True,
               type=click.Path(dir_okay=False))
@@ -188,7 +212,7 @@ def problem_lines(view: Mapping[str, Any]) -> list[str]:
 @click.option("--json", "as_json", is_flag=True, help="Print the whole view as JSON.")
 def status(config_path: str, max_lag_s: float, max_lag_records: int | None, timeout_s: float,
            as_json: bool) -> None:
-    """Regions, health, replication lag and conflicts of a running cluster.
+    """Regions, health, replication lag, conflicts and verify results of a running cluster.
 
     Exit status: 0 when every region is up and within the lag limits, 1 when a region is
     down, degraded or lagging."""
@@ -205,7 +229,7 @@ def status(config_path: str, max_lag_s: float, max_lag_records: int | None, time
                       f"topology generation {view['generation'] or 'unknown'}, "
                       f"max lag {max_lag_s:g} s", highlight=False)
         console.print(status_table(view))
-        for line in problem_lines(view):
+        for line in problem_lines(view) + verify_lines(view, time.time()):
             console.print(line, highlight=False, markup=False)
         verdict = ("all regions up" if view["healthy"] else
                    ", ".join(p for p in (f"{down} down" if down else "",

@@ -17,12 +17,13 @@ import sqlite3
 import tempfile
 import time
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from atoll import __version__
+from atoll.antientropy.settings import VerifySettings
 from atoll.api.dispatch import Api
 from atoll.backup.service import BackupService, default_directory
 from atoll.clock.offset import DEFAULT_MAX_OFFSET_MS
@@ -47,6 +48,8 @@ from atoll.node.topology import (
     TopologyKeeper,
     topology_file_path,
 )
+from atoll.node.verifier import Verifier
+from atoll.node.verifylink import VERIFY_PATH
 from atoll.storage import SqliteStorage, Storage
 from atoll.storage.sqlite.filecopy import CopyRefused
 from atoll.topology.config import ClusterConfig
@@ -60,6 +63,7 @@ log = logging.getLogger(__name__)
 SHUTDOWN_DRAIN_S = 10.0
 BACKUP_PATH = "/_atoll/backup"
 LOW_OPEN_FILES = 4096  # below this the open-file limit, not the machine, caps connections
+VERIFY_RUNS_PATH = "/_atoll/verify/runs"  # POST: start `atoll verify`; GET <path>/<id>: see it
 
 
 @dataclass
@@ -87,6 +91,8 @@ class NodeConfig:
     backup_dir: str | None = None  # backups and PITR [default: <data dir>/backups]
     pitr_window_s: float | None = None  # caps every table's PITR window (tests: seconds)
     pitr_snapshot_interval_s: float = 86_400.0  # between a PITR table's snapshots
+    verify: VerifySettings = field(default_factory=VerifySettings)  # cluster.toml [verify]
+    trees: bool = True  # keep hash trees (off only to measure what they cost)
 
 
 def _database_path(config: NodeConfig) -> tuple[str, str | None]:
@@ -122,7 +128,7 @@ class Node:
         else:
             path, self._tmp_dir = _database_path(config)
             self.storage = SqliteStorage(path, durable=not config.in_memory,
-                                         region=config.region)
+                                         region=config.region, trees=config.trees)
         self.clock = OffsetClock(config.clock_offset_ms)
         self.background = BackgroundWork()
         # Table backups and PITR keep files on the node's disk: a region whose nodes share
@@ -157,8 +163,15 @@ class Node:
                                           config.max_clock_offset_ms)
             self.peer_http = HttpServer(self.api.handle, self._get, self._peer_post,
                                         limits=ConnectionLimits(max_connections=peer_cap))
+        # regions prove they hold the same data (atoll.node.verifier)
+        self.verifier = Verifier(self.engine, config.region, config.verify,
+                                 lambda: None if self.topology is None else self.topology.current,
+                                 trees=self.storage if isinstance(self.storage, SqliteStorage)
+                                 and config.trees else None)
         # /metrics, /console and the console's JSON (atoll.node.operator)
         self.operator = OperatorEndpoints(self)
+        if config.cluster is not None and self.verifier.enabled:
+            self.operator.attach_verify(self.verifier)  # peers to compare with
         self.shared: Any = None  # SharedRegion: other nodes share this region's storage
         if config.storage_url:
             from atoll.node.shared_region import SharedRegion
@@ -214,6 +227,8 @@ class Node:
         """POSTs to /_atoll/... on either listener."""
         if path == BACKUP_PATH:
             return await self._copy_database(body)
+        if path == VERIFY_RUNS_PATH:
+            return self.verifier.start_run(body)
         if path == CLOCK_PATH and self.config.settable_clock:
             return self.clock.handle_post(body)
         if path != TOPOLOGY_PATH:
@@ -252,6 +267,8 @@ class Node:
             return await self._admin_post(path, headers, body, query)
         if path == TIME_PATH and self.clock_watch is not None:
             return self.clock_watch.serve(headers, body)  # reads no storage: no settle
+        if path == VERIFY_PATH:
+            return await self.verifier.handle_peer(headers, body)
         assert self.replicator is not None
         answer = await self.replicator.handle_post(path, headers, body, query)
         try:  # what a peer is sent must be durable (it may acknowledge and purge it)
@@ -299,6 +316,18 @@ class Node:
                 return 400, b'{"message":"expected /_atoll/conflicts/after/<id>"}', \
                     b"application/json"
             return 200, orjson.dumps(self.conflicts(int(after or 0))), b"application/json"
+        if path.startswith(VERIFY_RUNS_PATH + "/"):
+            run_id = path.removeprefix(VERIFY_RUNS_PATH + "/")
+            if not run_id.isdigit():
+                return 400, b'{"message":"expected /_atoll/verify/runs/<id>"}', b"application/json"
+            return (*self.verifier.run_view(int(run_id)), b"application/json")
+        if path.startswith("/_atoll/repairs"):
+            # /_atoll/repairs[/after/<id>]: 1000 records at a time, oldest first
+            after = path.removeprefix("/_atoll/repairs").removeprefix("/after/").strip("/")
+            if after and not after.isdigit():
+                return 400, b'{"message":"expected /_atoll/repairs/after/<id>"}', \
+                    b"application/json"
+            return 200, orjson.dumps(self.verifier.repairs(int(after or 0))), b"application/json"
         if path == TOPOLOGY_PATH:
             if self.topology is None:
                 return 404, b'{"message":"this node is not part of a cluster"}', b"application/json"
@@ -324,6 +353,7 @@ class Node:
             status["clock"] = self.clock_watch.status()
         if self.backups is not None:
             status["backups"] = self.backups.status()
+        status["verify"] = self.verifier.status()
         if self.shared is not None:
             status["region_nodes"] = self.shared.status()
         status["integrity"] = self.integrity.status()
@@ -368,6 +398,7 @@ class Node:
             if self.shared is None:
                 self.replicator.start()
             self.topology.start()
+        self.verifier.start()
         if self.shared is not None:
             self.shared.start()
         if self.clock_watch is not None:
@@ -394,6 +425,7 @@ class Node:
                 await self.shared.stop()
             if self.replicator is not None:
                 await self.replicator.stop()
+            await self.verifier.stop()
             await self.http.drain(SHUTDOWN_DRAIN_S)
             self.operator.close()
             await server.wait_closed()

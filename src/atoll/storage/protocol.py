@@ -60,6 +60,8 @@ Theory of operation
 - `WriteTxn` is the open transaction a job gets: its reads see the transaction's own
   writes and everything committed before it. It is used only inside the job, on the
   thread running the batch.
+
+Hash trees: atoll.storage.treeprotocol (the protocols of a storage that keeps them).
 """
 
 from __future__ import annotations
@@ -221,7 +223,8 @@ class WriteTxn(Protocol):
     def purge_changelog(self, origin: str, through_seq: int, limit: int) -> int:
         """Remove up to `limit` of the origin's records with origin_seq <= through_seq,
         lowest first, but never the origin's latest record (this region's next sequence
-        continues after its own); returns how many went. A record whose body contains a
+        continues after its own); returns how many went. The origin's purge point (see
+        `Storage.purge_points`) moves to the newest record removed. A record whose body contains a
         marker of a table with kept changes moves to that table's kept log (to each such
         table's) rather than going."""
         ...
@@ -242,7 +245,8 @@ class WriteTxn(Protocol):
 
     def purge_tombstones(self, below_hlc: int, limit: int) -> int:
         """Remove up to `limit` tombstones (of any table) with hlc < below_hlc (which
-        ones, when more qualify, is the backend's choice); returns how many went."""
+        ones, when more qualify, is the backend's choice); returns how many went. A
+        tombstone that was its key's tree row takes its leaf out of the tree."""
         ...
 
     def record_conflict(self, detected_ms: int, table_name: str, record: bytes) -> None:

@@ -225,6 +225,14 @@ class MemoryReads:
         begin = max(after_id, 0)
         return records[begin:begin + max(limit, 0)]
 
+    def repairs(self, after_id: int = 0, limit: int = 100) -> list[tuple[int, int, str, bytes]]:
+        records = self.data.repairs  # numbered 1, 2, 3... in order
+        begin = max(after_id, 0)
+        return records[begin:begin + max(limit, 0)]
+
+    def purge_points(self) -> dict[str, tuple[int, int]]:
+        return dict(self.data.purge_points.walk(None, None))
+
 
 def _scan_low(after: tuple[int, bytes, bytes] | IndexScanKey | None, h_start: int) -> Bound:
     """A Scan starts strictly after its last key, else at its segment's first hash."""

@@ -265,6 +265,15 @@ class SqliteReads:
             "SELECT id, detected_ms, table_name, record FROM conflicts WHERE id>? ORDER BY id "
             "LIMIT ?", (after_id, limit))]
 
+    def repairs(self, after_id: int = 0, limit: int = 100) -> list[tuple[int, int, str, bytes]]:
+        return [(int(i), int(t), str(n), r) for i, t, n, r in self._read(
+            "SELECT id, repaired_ms, table_name, record FROM repairs WHERE id>? ORDER BY id "
+            "LIMIT ?", (after_id, limit))]
+
+    def purge_points(self) -> dict[str, tuple[int, int]]:
+        return {str(o): (int(s), int(h))
+                for o, s, h in self._read("SELECT origin, seq, hlc FROM purge_points")}
+
     # --- streams -------------------------------------------------------------------------
     def streams(self) -> list[StreamRow]:
         return [(int(sid), str(name), str(label), str(view), schema, int(created),
