@@ -47,8 +47,10 @@ def _healthy(url: str) -> bool:
 @click.option("--base-port", default=8000, show_default=True, help="First region's client port.")
 @click.option("--peer-base-port", default=9000, show_default=True,
               help="First region's peer (replication) port.")
+@click.option("--account-id", default=None,
+              help="The AWS account id in ARNs [default: 000000000000].")
 def cluster(regions: str, count: int | None, data_dir: str, host: str, base_port: int,
-            peer_base_port: int) -> None:
+            peer_base_port: int, account_id: str | None) -> None:
     """Run a local multi-region cluster until Ctrl-C."""
     names = [r.strip() for r in regions.split(",") if r.strip()]
     if count is not None:
@@ -76,7 +78,8 @@ def cluster(regions: str, count: int | None, data_dir: str, host: str, base_port
         log = open(root / f"{region.id}.log", "ab")
         processes[region.id] = subprocess.Popen(
             [sys.executable, "-m", "atoll", "serve", "--config", str(config_path),
-             "--region", region.id, "--data-dir", str(region_dir)],
+             "--region", region.id, "--data-dir", str(region_dir),
+             *(["--account-id", account_id] if account_id else [])],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + START_TIMEOUT_S
     pending = {r.id: r.client_endpoint for r in config.regions}

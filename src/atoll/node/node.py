@@ -13,24 +13,33 @@ import logging
 import os
 import shutil
 import signal
+import sqlite3
 import tempfile
+import time
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from atoll import __version__
+from atoll.antientropy.settings import VerifySettings
 from atoll.api.dispatch import Api
+from atoll.backup.service import BackupService, default_directory
+from atoll.clock.offset import DEFAULT_MAX_OFFSET_MS
 from atoll.engine import Engine
 from atoll.engine.context import DEFAULT_TTL_INTERVAL_S, EngineSettings
+from atoll.engine.pitr import resume_restores
+from atoll.engine.tabledef import DEFAULT_ACCOUNT
 from atoll.errors import ServiceUnavailable, ValidationError
 from atoll.http import server as _http
 from atoll.http.limits import ConnectionLimits, raise_open_file_limit, split_connections
 from atoll.http.server import HttpServer, ListenError, listen
 from atoll.node.background import BackgroundWork
 from atoll.node.clock import CLOCK_PATH, OffsetClock
+from atoll.node.clockwatch import TIME_PATH, ClockWatch
 from atoll.node.conflictlog import conflict_entries
+from atoll.node.integrity import IntegrityWatch
 from atoll.node.operator import OPERATOR_PATHS, OperatorEndpoints
 from atoll.node.replicator import Replicator
 from atoll.node.topology import (
@@ -39,7 +48,10 @@ from atoll.node.topology import (
     TopologyKeeper,
     topology_file_path,
 )
+from atoll.node.verifier import Verifier
+from atoll.node.verifylink import VERIFY_PATH
 from atoll.storage import SqliteStorage, Storage
+from atoll.storage.sqlite.filecopy import CopyRefused
 from atoll.topology.config import ClusterConfig
 from atoll.topology.update import start_topology
 
@@ -49,7 +61,9 @@ COMPILED = not (_http.__file__ or "").endswith(".py")
 log = logging.getLogger(__name__)
 
 SHUTDOWN_DRAIN_S = 10.0
+BACKUP_PATH = "/_atoll/backup"
 LOW_OPEN_FILES = 4096  # below this the open-file limit, not the machine, caps connections
+VERIFY_RUNS_PATH = "/_atoll/verify/runs"  # POST: start `atoll verify`; GET <path>/<id>: see it
 
 
 @dataclass
@@ -65,11 +79,20 @@ class NodeConfig:
     # (a fault-injecting proxy sits at the advertised one: `atoll drill`)
     peer_listen: tuple[str, int] | None = None
     clock_offset_ms: int = 0  # added to the wall clock (clock-skew drills)
+    # writes are refused while this region's clock differs from most peers' by more
+    max_clock_offset_ms: int = DEFAULT_MAX_OFFSET_MS
     settable_clock: bool = False  # tests: POST /_atoll/clock moves the clock forward
     max_connections: int | None = None  # client port; None: derived from the open-file limit
+    fault_drop_every: int = 0  # a deliberate replication defect (atoll.replication.faults)
     # postgresql://...: the region's storage is in PostgreSQL, shared with the region's
     # other nodes (storage/postgres); None: a SQLite file under data_dir
     storage_url: str | None = None
+    account_id: str = DEFAULT_ACCOUNT  # the account id in ARNs
+    backup_dir: str | None = None  # backups and PITR [default: <data dir>/backups]
+    pitr_window_s: float | None = None  # caps every table's PITR window (tests: seconds)
+    pitr_snapshot_interval_s: float = 86_400.0  # between a PITR table's snapshots
+    verify: VerifySettings = field(default_factory=VerifySettings)  # cluster.toml [verify]
+    trees: bool = True  # keep hash trees (off only to measure what they cost)
 
 
 def _database_path(config: NodeConfig) -> tuple[str, str | None]:
@@ -105,29 +128,50 @@ class Node:
         else:
             path, self._tmp_dir = _database_path(config)
             self.storage = SqliteStorage(path, durable=not config.in_memory,
-                                         region=config.region)
+                                         region=config.region, trees=config.trees)
         self.clock = OffsetClock(config.clock_offset_ms)
         self.background = BackgroundWork()
+        # Table backups and PITR keep files on the node's disk: a region whose nodes share
+        # PostgreSQL has no one node's disk to keep them on, so they are not offered there.
+        self.backups = None if config.storage_url else BackupService(
+            config.backup_dir or default_directory(self._tmp_dir or config.data_dir),
+            self.storage, config.region, config.account_id, self.clock,
+            self._table_id_of, config.pitr_window_s, config.pitr_snapshot_interval_s)
         settings = EngineSettings(ttl_interval_s=config.ttl_interval_s,
                                   endpoint_address=f"{config.host}:{config.port}",
                                   replica_regions=self._replica_regions,
-                                  start_backfill=self.background.backfill)
+                                  start_backfill=self.background.backfill,
+                                  account_id=config.account_id, backups=self.backups)
         self.engine = Engine(self.storage, region=config.region, now_ms=self.clock,
                              settings=settings)
         self.api = Api(self.engine)
+        self.integrity = IntegrityWatch(config.region, self.storage.integrity,
+                                        self.engine.catalog)
         self.http = HttpServer(self.api.handle, self._get, admin_post=self._admin_post,
                                limits=ConnectionLimits(max_connections=client_cap))
         self.replicator: Replicator | None = None
         self.peer_http: HttpServer | None = None
         self.topology: TopologyKeeper | None = None
         self.peer_address: tuple[str, int] | None = None
+        self.clock_watch: ClockWatch | None = None
         if config.cluster is not None:
             topology = self._start_topology(config.cluster, os.path.dirname(path))
-            self.replicator = Replicator(self.engine, topology, config.region)
+            self.replicator = Replicator(self.engine.context, topology, config.region,
+                                         fault_drop_every=config.fault_drop_every)
+            self.clock_watch = ClockWatch(config.region, self._current_topology,
+                                          self.engine.clock, self.clock,
+                                          config.max_clock_offset_ms)
             self.peer_http = HttpServer(self.api.handle, self._get, self._peer_post,
                                         limits=ConnectionLimits(max_connections=peer_cap))
+        # regions prove they hold the same data (atoll.node.verifier)
+        self.verifier = Verifier(self.engine, config.region, config.verify,
+                                 lambda: None if self.topology is None else self.topology.current,
+                                 trees=self.storage if isinstance(self.storage, SqliteStorage)
+                                 and config.trees else None)
         # /metrics, /console and the console's JSON (atoll.node.operator)
         self.operator = OperatorEndpoints(self)
+        if config.cluster is not None and self.verifier.enabled:
+            self.operator.attach_verify(self.verifier)  # peers to compare with
         self.shared: Any = None  # SharedRegion: other nodes share this region's storage
         if config.storage_url:
             from atoll.node.shared_region import SharedRegion
@@ -155,6 +199,13 @@ class Node:
                                        self._topology_changed)
         return topology
 
+    def _current_topology(self) -> ClusterConfig:
+        assert self.topology is not None
+        return self.topology.current
+    def _table_id_of(self, name: str) -> str | None:
+        table = self.engine.catalog.get(name)
+        return table.table_id if table is not None and table.tid else None
+
     def _replica_regions(self) -> tuple[str, ...]:
         """Every region of the current topology (DescribeTable's Replicas); () alone."""
         return self.topology.current.region_ids() if self.topology is not None else ()
@@ -174,6 +225,10 @@ class Node:
     async def _admin_post(self, path: str, headers: dict[str, str], body: bytes,
                           query: str) -> tuple[int, bytes]:
         """POSTs to /_atoll/... on either listener."""
+        if path == BACKUP_PATH:
+            return await self._copy_database(body)
+        if path == VERIFY_RUNS_PATH:
+            return self.verifier.start_run(body)
         if path == CLOCK_PATH and self.config.settable_clock:
             return self.clock.handle_post(body)
         if path != TOPOLOGY_PATH:
@@ -184,10 +239,36 @@ class Node:
                   else "an operator")
         return await self.topology.handle_post(body, source)
 
+    async def _copy_database(self, body: bytes) -> tuple[int, bytes]:
+        """`atoll backup --endpoint`: a consistent copy of this node's whole database,
+        written by the node to the path the body names (SQLite's online backup API)."""
+        try:
+            request = orjson.loads(body)
+            path = request["path"]
+            if not isinstance(path, str) or not os.path.isabs(path):
+                raise ValueError("path must be an absolute file path")
+        except (ValueError, KeyError, TypeError) as exc:
+            return 400, orjson.dumps({"message": f"expected {{\"path\": \"/abs/file\"}}: {exc}"})
+        storage = self.storage
+        if not isinstance(storage, SqliteStorage):
+            return 400, orjson.dumps({"message": "this node's region is stored in PostgreSQL: "
+                                      "back it up with PostgreSQL's own tools"})
+        began = time.monotonic()
+        try:
+            size = await asyncio.to_thread(storage.copy_to, path)
+        except (OSError, CopyRefused, sqlite3.Error) as exc:
+            return 500, orjson.dumps({"message": f"the copy failed: {exc}"})
+        return 200, orjson.dumps({"path": path, "size_bytes": size, "region": self.config.region,
+                                  "seconds": round(time.monotonic() - began, 3)})
+
     async def _peer_post(self, path: str, headers: dict[str, str], body: bytes,
                          query: str) -> tuple[int, bytes]:
         if path == TOPOLOGY_PATH:
             return await self._admin_post(path, headers, body, query)
+        if path == TIME_PATH and self.clock_watch is not None:
+            return self.clock_watch.serve(headers, body)  # reads no storage: no settle
+        if path == VERIFY_PATH:
+            return await self.verifier.handle_peer(headers, body)
         assert self.replicator is not None
         answer = await self.replicator.handle_post(path, headers, body, query)
         try:  # what a peer is sent must be durable (it may acknowledge and purge it)
@@ -216,8 +297,11 @@ class Node:
 
     def _get_now(self, path: str, host: str) -> tuple[int, bytes, bytes]:
         if path == "/health":
-            body = orjson.dumps({"status": "ok", "region": self.config.region,
-                                 "version": __version__})
+            # 200 while the node serves (a degraded region still serves what it can);
+            # the detail says what is wrong
+            health = self.health()
+            body = orjson.dumps({"status": health["status"], "region": self.config.region,
+                                 "version": __version__, "detail": health["reasons"]})
             return 200, body, b"application/json"
         if path == "/":
             # as DynamoDB's endpoint answers a plain GET: "healthy: " and the host asked
@@ -232,6 +316,18 @@ class Node:
                 return 400, b'{"message":"expected /_atoll/conflicts/after/<id>"}', \
                     b"application/json"
             return 200, orjson.dumps(self.conflicts(int(after or 0))), b"application/json"
+        if path.startswith(VERIFY_RUNS_PATH + "/"):
+            run_id = path.removeprefix(VERIFY_RUNS_PATH + "/")
+            if not run_id.isdigit():
+                return 400, b'{"message":"expected /_atoll/verify/runs/<id>"}', b"application/json"
+            return (*self.verifier.run_view(int(run_id)), b"application/json")
+        if path.startswith("/_atoll/repairs"):
+            # /_atoll/repairs[/after/<id>]: 1000 records at a time, oldest first
+            after = path.removeprefix("/_atoll/repairs").removeprefix("/after/").strip("/")
+            if after and not after.isdigit():
+                return 400, b'{"message":"expected /_atoll/repairs/after/<id>"}', \
+                    b"application/json"
+            return 200, orjson.dumps(self.verifier.repairs(int(after or 0))), b"application/json"
         if path == TOPOLOGY_PATH:
             if self.topology is None:
                 return 404, b'{"message":"this node is not part of a cluster"}', b"application/json"
@@ -253,9 +349,24 @@ class Node:
             status["replication"] = self.replicator.status()
         if self.topology is not None:
             status["topology"] = self.topology.status()
+        if self.clock_watch is not None:
+            status["clock"] = self.clock_watch.status()
+        if self.backups is not None:
+            status["backups"] = self.backups.status()
+        status["verify"] = self.verifier.status()
         if self.shared is not None:
             status["region_nodes"] = self.shared.status()
+        status["integrity"] = self.integrity.status()
+        status["health"] = self.health()
         return status
+
+    def health(self) -> dict[str, Any]:
+        """"ok", or "degraded" with the reasons: rows failing their checksum, writes
+        refused because this region's clock is off."""
+        reasons = self.integrity.reasons()
+        if self.clock_watch is not None and self.engine.clock.refusal is not None:
+            reasons.append(self.engine.clock.refusal)
+        return {"status": "degraded" if reasons else "ok", "reasons": reasons}
 
     def conflicts(self, after_id: int = 0, limit: int = 1000) -> dict[str, Any]:
         rows = self.storage.conflicts(after_id, limit)  # keys decoded (atoll.node.conflictlog)
@@ -267,6 +378,9 @@ class Node:
         self.storage.start(loop)
         if self.shared is None:  # else whichever node holds the lease runs it
             self.background.start(self.engine.context)
+        if self.backups is not None:
+            self.backups.start()
+            resume_restores(self.engine.context, self.backups)
         server = peer_server = None
         try:
             server = await listen(self.http.protocol, self.config.host, self.config.port,
@@ -284,8 +398,11 @@ class Node:
             if self.shared is None:
                 self.replicator.start()
             self.topology.start()
+        self.verifier.start()
         if self.shared is not None:
             self.shared.start()
+        if self.clock_watch is not None:
+            self.clock_watch.start()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopping.set)
         where = f"http://{self.config.host}:{self.config.port}"
@@ -300,12 +417,15 @@ class Node:
             server.close()
             if peer_server is not None:
                 peer_server.close()
+            if self.clock_watch is not None:
+                await self.clock_watch.stop()
             if self.topology is not None:
                 await self.topology.stop()
             if self.shared is not None:
                 await self.shared.stop()
             if self.replicator is not None:
                 await self.replicator.stop()
+            await self.verifier.stop()
             await self.http.drain(SHUTDOWN_DRAIN_S)
             self.operator.close()
             await server.wait_closed()
@@ -316,6 +436,8 @@ class Node:
 
     async def _release(self) -> None:
         """Stop background work and close the storage (and drop an in-memory node's files)."""
+        if self.backups is not None:
+            await self.backups.stop()
         await self.background.stop()
         self.storage.close()
         if self._tmp_dir:

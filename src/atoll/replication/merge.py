@@ -15,13 +15,16 @@ test_itemstate_laws.py). Conflicts are only what the join really lost (itemstate
 conflicts.py): causally ordered writes never produce one. Tombstones keep their state,
 so a late write the delete observed cannot resurrect the item.
 
-`decide` is the previous whole-item rule (last writer wins by version, with `prev` to
-tell a clean overwrite from a concurrent one), kept for comparing row versions where no
-state is at hand (antientropy's version checks):
+`decide` is the whole-item rule by versions alone (last writer wins by version, with
+`prev` to tell a clean overwrite from a concurrent one), for comparing row versions where
+no state is at hand (antientropy's version checks):
 a write that loses without having been seen by the winner is a *concurrent* write:
   - the incoming write wins but its `prev` is not the stored version: the stored one lost;
   - the incoming write loses and the stored write's `prev` is not the incoming version:
     the incoming one lost.
+Two concurrent deletes of one item are a conflict by this rule, but they agree (the
+item is gone either way): nothing was lost, and the apply records nothing
+(`atoll.replication.apply.write_effects`, `agree`).
 A region that sees a causal chain out of order (A1, then B2 which overwrote A1, arrives
 after A3 which overwrote B2) may log a loss that was not concurrent: the conflict log
 can hold false positives, never false negatives — the loser's origin always sees it.
@@ -31,10 +34,17 @@ changes the definition of a live table if newer; a delete is final for that tabl
 concurrent update never resurrects it) and drops its items. Writes into a deleted table
 are dropped. Writes or DDL into a table this region has never seen raise UnknownTable:
 the creation has not arrived yet, so the change is held (its origin's cursor waits).
+A create that wins over a live table of another creation replaces it: the items of the
+old incarnation go (`drops_items`).
+
+Snapshots (a region rebuilt from a peer's state, `atoll.replication.rebuild`): each row
+carries its causal state and joins into the local one exactly as an applied write does
+(`join_write`); a table state replaces the local one only if its version is newer.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -112,6 +122,22 @@ def decide(stored: Stored | None, write: ItemWrite, version: Version) -> ItemDec
                                         stored.item, version, write.item))
 
 
+def agree(conflict: Conflict) -> bool:
+    """Both sides of the conflict deleted the item: nothing was lost."""
+    return conflict.winner_item is None and conflict.loser_item is None
+
+
+def drops_items(old: TableState | None, new: TableState) -> bool:
+    """Whether a table going from `old` to `new` loses its items and tombstones: it was
+    live and is now deleted, or another creation of the same name replaced it."""
+    return old is not None and old.live and (not new.live or new.created != old.created)
+
+
+def snapshot_table_wins(local: TableState | None, incoming: TableState) -> bool:
+    """Whether a snapshot's table state replaces the local one."""
+    return local is None or incoming.version > local.version
+
+
 def decide_table(state: TableState | None, op: TableOp, version: Version) -> TableState | None:
     """The table's new state after `op`, or None when `op` changes nothing.
     Raises UnknownTable for an update or delete of a table never seen here."""
@@ -136,11 +162,10 @@ def decide_table(state: TableState | None, op: TableOp, version: Version) -> Tab
 
 @dataclass(slots=True)
 class ChangeEffects:
-    """What one change does to a store: written as one unit, in this order —
-    tables, then items (dropped tables lose their items), then conflicts."""
+    """What one change does to a store: written as one unit, in this order — tables
+    (a table op is a change of its own), items, conflicts."""
 
     tables: dict[str, TableState] = field(default_factory=dict)
-    dropped_tables: list[str] = field(default_factory=list)
     items: dict[ItemKey, Stored] = field(default_factory=dict)
     conflicts: list[Conflict] = field(default_factory=list)
     ignored_writes: int = 0  # writes into deleted tables, or older than the stored version
@@ -157,8 +182,6 @@ def merge_change(change: Change, stored_of: Callable[[ItemKey], Stored | None],
             state = decide_table(table_of(op.table), op, version)
             if state is not None:
                 effects.tables[op.table] = state
-                if not state.live:
-                    effects.dropped_tables.append(op.table)
             continue
         table = table_of(op.table)
         if table is None:
@@ -194,6 +217,27 @@ def join_write(local: Stored | None, op: ItemWrite, version: Version,
         return None, conflicts
     prev = None if new.prev is None else Version(new.prev.hlc, new.prev.region)
     return Stored(Version(new.version.hlc, new.version.region), item, prev, new.data), conflicts
+
+
+def local_item_write(stored: Stored | None, op: ItemWrite, version: Version,
+                     definition: dict[str, Any]) -> ItemWrite:
+    """A local whole-item write (a put of `op.item`, or a delete) at `version`, made
+    through the item's causal state as the engine's writes are (engine/causal.py): it
+    removes everything of the item the stored state holds and records its own dot, so
+    it supersedes what it saw in every region whatever the clocks. Returns the op with
+    the new state and, in the row form, the `prev` that rebuilds it."""
+    key = key_item(definition, op.pk, op.sk)
+    old = None if stored is None else itemstate.Stored(
+        stored.state, Dot(stored.version.hlc, stored.version.origin),
+        None if stored.prev is None else Dot(stored.prev.hlc, stored.prev.origin))
+    dot = Dot(version.hlc, version.origin)
+    item = op.item
+    if item is None:
+        new = itemstate.delete_stored(old, dot)
+    else:
+        new, item = itemstate.put_stored(old, item, key.keys(), dot)
+    prev = None if new.prev is None else Version(new.prev.hlc, new.prev.region)
+    return dataclasses.replace(op, item=item, prev=prev, state=new.data)
 
 
 def key_item(definition: dict[str, Any], pk: bytes, sk: bytes) -> dict[str, Any]:

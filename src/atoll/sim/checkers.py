@@ -1,19 +1,23 @@
 """Checkers: what must hold after the faults heal and the cluster goes quiet.
 
-Theory of operation: each checker takes the regions' stores (and the acknowledged
-changes from the workload) and returns a list of human-readable violations (empty =
-pass). They do not know how the run went, so the simulator, live tests and drills can
-reuse them on any cluster that exposes `MemoryStore`-like stores.
+Theory of operation: each checker takes the regions' stores (any `ReplicaStore`: the
+memory store or the node's SQLite store), the acknowledged changes from the workload and
+what the run recorded, and returns a list of human-readable violations (empty = pass).
+They do not know how the run went, so the simulator, live tests and drills can reuse them
+on any cluster whose stores they can read.
 
   converged          every region holds the same cursors and byte-identical contents
   acknowledged       every acknowledged write is present, or superseded by a later
                      write to the same item that knew it (the item's causal state saw
-                     it and no longer holds it, or a delete whose tombstone every region
-                     had applied and then purged), or hidden by a concurrent write that
-                     a conflict log records (the loser), or its table was deleted
-  cursors_gapless    no cursor past a gap: each region's changelog holds exactly the
-                     records after its purge point up to its cursor, the ones the
-                     origin made
+                     it and no longer holds it), or hidden by a concurrent write that a
+                     conflict log records (the loser), or its table was deleted. A
+                     delete that every region had applied (below a tombstone horizon
+                     some purge used) may have lost its tombstone: what came after it
+                     began the item's state afresh
+  states_converged   every region holds the same causal state for every item
+  cursors_gapless    no cursor past a gap: each region's changelog holds every record
+                     from its start up to its cursor, the ones the origin made, except
+                     the records a snapshot rebuild bridged (below a cursor it adopted)
   matches_reference  the contents equal the result of applying every acknowledged
                      change, in causal order, to one fresh store (the merge laws, end to end)
 """
@@ -21,34 +25,54 @@ reuse them on any cluster that exposes `MemoryStore`-like stores.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
+from atoll.clock.hlc import HybridClock
 from atoll.replication import itemstate
+from atoll.replication.apply import ApplyChanges
 from atoll.replication.change import Change, ItemKey, ItemWrite, Version, encode_change
 from atoll.replication.itemstate import Dot
 from atoll.replication.memory_store import MemoryStore
-from atoll.replication.merge import key_item
+from atoll.replication.merge import Stored, key_item
 from atoll.replication.protocol import plan_batch
-from atoll.replication.store import digest_snapshot
+from atoll.replication.store import (
+    ReplicaStore,
+    Snapshot,
+    StoreTxn,
+    digest_snapshot,
+    snapshot,
+)
 
 MAX_REPORTED = 10  # violations listed per checker
+MAX_LOG_RECORDS = 1_000_000
 
 
-def converged(stores: Mapping[str, MemoryStore]) -> list[str]:
+def converged(stores: Mapping[str, ReplicaStore]) -> list[str]:
     names = sorted(stores)
     first = stores[names[0]]
+    first_snapshot = snapshot(first)
     problems = []
     for name in names[1:]:
         if stores[name].cursors() != first.cursors():
             problems.append(f"cursors differ: {names[0]}={first.cursors()} "
                             f"{name}={stores[name].cursors()}")
-        if digest_snapshot(stores[name].snapshot()) != digest_snapshot(first.snapshot()):
+        other = snapshot(stores[name])
+        if digest_snapshot(other) != digest_snapshot(first_snapshot):
             problems.append(f"contents differ between {names[0]} and {name}: "
-                            f"{_diff(first, stores[name])}")
+                            f"{_diff(first_snapshot, other)}")
     return problems[:MAX_REPORTED]
 
 
-def acknowledged(stores: Mapping[str, MemoryStore], acked: Sequence[Change]) -> list[str]:
+def acknowledged(stores: Mapping[str, ReplicaStore], acked: Sequence[Change],
+                 tombstone_horizon_hlc: int = 0) -> list[str]:
     store = stores[sorted(stores)[0]]
+    tables = store.table_states()
+    keys = sorted({op.key for change in acked for op in change.ops
+                   if isinstance(op, ItemWrite)})
+    finals = stored_items(store, keys)
+    # deletes every region had applied: a purge may have dropped their tombstones
+    purged = {op.key for change in acked if change.hlc < tombstone_horizon_hlc
+              for op in change.ops if isinstance(op, ItemWrite) and op.item is None}
     lost_in_conflict = {((c.table, c.pk, c.sk), c.loser)
                         for s in stores.values() for c in s.conflicts()}
     problems = []
@@ -56,80 +80,174 @@ def acknowledged(stores: Mapping[str, MemoryStore], acked: Sequence[Change]) -> 
         for op in change.ops:
             if not isinstance(op, ItemWrite):
                 continue
-            why = _missing(store, op, change.version, lost_in_conflict)
+            table = tables.get(op.table)
+            if table is None:
+                why = "its table is unknown"
+            elif not table.live:
+                continue  # superseded by DeleteTable
+            elif op.item is None and change.hlc < tombstone_horizon_hlc:
+                continue  # a delete every region had applied (its tombstone may be gone)
+            else:
+                why = _missing(finals.get(op.key), op, change.version, table.definition or {},
+                               op.key in purged, lost_in_conflict)
             if why:
                 problems.append(f"acknowledged write {change.origin}/{change.seq} to "
                                 f"{op.key}: {why}")
     return problems[:MAX_REPORTED]
 
 
-def _missing(store: MemoryStore, op: ItemWrite, version: Version,
-             lost_in_conflict: set[tuple[ItemKey, Version]]) -> str:
-    """Why an acknowledged whole-item write is not accounted for in the final state
-    ("" if it is): it shows (its gen is the greatest, with its item), or a write that
-    observed it removed it (its dot is in the state's context, its gen is gone), or it
-    is hidden by a concurrent write and a conflict log records it."""
-    table = store.table_state(op.table)
-    if table is None:
-        return "its table is unknown"
-    if not table.live:
-        return ""  # superseded by DeleteTable
-    final = store.stored(op.key)
-    # A delete whose tombstone retention purged had reached every region, after every
-    # write it observed: the item's state began afresh (or there is no row at all).
-    purged = any(key == op.key for key, _version in store.purged_tombstones)
-    if final is None:
-        return "" if op.item is None or purged else "lost: the item has no row"
-    key = key_item(table.definition or {}, op.pk, op.sk)
-    state = itemstate.load(itemstate.Stored(
+def stored_items(store: ReplicaStore, keys: Sequence[ItemKey]) -> dict[ItemKey, Stored]:
+    """The stored version of each key with its causal state (None-free: keys without a
+    row are left out), read in one store transaction that writes nothing."""
+    def read(txn: StoreTxn) -> dict[ItemKey, Stored]:
+        found = {key: txn.stored(key) for key in keys}
+        return {key: stored for key, stored in found.items() if stored is not None}
+    return store.write(read)
+
+
+def item_state(final: Stored, definition: dict[str, Any], pk: bytes,
+               sk: bytes) -> itemstate.ItemState:
+    """The causal state a stored item holds (its row form rebuilt if need be)."""
+    key = key_item(definition, pk, sk)
+    return itemstate.load(itemstate.Stored(
         final.state, Dot(final.version.hlc, final.version.origin),
         None if final.prev is None else Dot(final.prev.hlc, final.prev.origin)),
         final.item, key.keys())
+
+
+def _missing(final: Stored | None, op: ItemWrite, version: Version,
+             definition: dict[str, Any], purged: bool,
+             lost_in_conflict: set[tuple[ItemKey, Version]]) -> str:
+    """Why an acknowledged write is not accounted for in the final state ("" if it is):
+    it shows (its gen is the greatest, with its item), or a write that observed it
+    removed it (its dot is in the state's context, its gen is gone), or it is hidden by
+    a concurrent write and a conflict log records it."""
+    if final is None:
+        return "" if op.item is None or purged else "lost: the item has no row"
+    state = item_state(final, definition, op.pk, op.sk)
     dot = Dot(version.hlc, version.origin)
     if dot.hlc > state.ctx.get(dot.region, 0):
         return "" if purged else f"lost: the item's state never saw it (context {state.ctx})"
     gen = state.gens.get(dot.region)
     if gen is None or gen[0] != dot.hlc:
-        return ""  # removed by a later write that observed it
+        return ""  # removed by a later write that observed it (or an update's entries)
     if itemstate.greatest_gen(state) == dot:
         return "" if final.item == op.item else "present with other contents"
+    if op.item is None and final.item is None:
+        return ""  # a delete hidden by a concurrent delete: both say "gone" (they agree)
     if (op.key, version) in lost_in_conflict:
         return ""
     return "hidden by a concurrent write without a logged conflict"
 
 
-def cursors_gapless(stores: Mapping[str, MemoryStore], acked: Sequence[Change]) -> list[str]:
-    made = {(c.origin, c.seq): c for c in acked}
+def states_converged(stores: Mapping[str, ReplicaStore],
+                     tombstone_horizon_hlc: int = 0) -> list[str]:
+    """Every region holds the same causal state of every item (not only the same
+    visible item): the join converged, counters' contributions and hidden entries too.
+
+    One difference is allowed, the trace of a purge: a delete below the tombstone
+    horizon had reached every region, and a region that purged its tombstone writes the
+    item afresh (its context no longer names the delete), while a region that had not
+    purged yet joins that write into its tombstone and keeps the delete's dot. Both
+    show the same item (every later write is newer than the delete); states are
+    compared without their dots below the horizon (the contents checks compare the
+    items exactly)."""
+    names = sorted(stores)
+    tables = stores[names[0]].table_states()
+    keys = sorted({key for store in stores.values() for key in store.contents()})
+    finals = {name: stored_items(stores[name], keys) for name in names}
     problems = []
-    for name, store in sorted(stores.items()):
-        starts = store.log_start()
-        for origin, cursor in store.cursors().items():
-            origin_change = made.get((origin, cursor.seq))
-            if origin_change is None or origin_change.hlc != cursor.hlc:
-                problems.append(f"{name}: cursor {origin}={cursor} is no change {origin} made")
-            start = starts.get(origin, 0)
-            held = store.logged_seqs(origin)
-            if held != list(range(start + 1, cursor.seq + 1)):
-                problems.append(f"{name}: log of {origin} is not {start + 1}..{cursor.seq}")
+    for key in keys:
+        table = tables.get(key[0])
+        if table is None or not table.live:
+            continue
+        definition = table.definition or {}
+        present = {name: finals[name][key] for name in names if key in finals[name]}
+        if len(present) < len(names) and all(f.item is None for f in present.values()):
+            # a tombstone: regions purge theirs independently, below a horizon they
+            # share, so some may hold it and some not (the contents check covers it)
+            pass
+        elif len(present) < len(names):
+            problems.append(f"item {key}: held by {sorted(present)} only")
+            continue
+        states = {name: _unpurged(item_state(final, definition, key[1], key[2]),
+                                  tombstone_horizon_hlc)
+                  for name, final in present.items()}
+        first = next(iter(states.values()), None)
+        if any(state != first for state in states.values()):
+            problems.append(f"item {key}: states differ: "
+                            + "; ".join(f"{name}={state!r}" for name, state in states.items()))
     return problems[:MAX_REPORTED]
 
 
-def matches_reference(stores: Mapping[str, MemoryStore], acked: Sequence[Change]) -> list[str]:
+def _unpurged(state: itemstate.ItemState, horizon_hlc: int) -> itemstate.ItemState:
+    """`state` without what a purge below `horizon_hlc` may have made a region forget:
+    its dots below the horizon (context entries, whole-item writes, values, set dots)."""
+    if not horizon_hlc:
+        return state
+    attrs = {name: itemstate.AttrState(
+        {r: reg for r, reg in attr.regs.items() if reg[0] >= horizon_hlc},
+        {e: {r: h for r, h in dots.items() if h >= horizon_hlc}
+         for e, dots in attr.sets.items()}, attr.ctrs)
+        for name, attr in state.attrs.items()}
+    return itemstate.ItemState(
+        {region: hlc for region, hlc in state.ctx.items() if hlc >= horizon_hlc},
+        {region: gen for region, gen in state.gens.items() if gen[0] >= horizon_hlc},
+        attrs, {dot: ctx for dot, ctx in state.ops.items() if dot.hlc >= horizon_hlc},
+        {region: hlc for region, hlc in state.marks.items() if hlc >= horizon_hlc})
+
+
+def cursors_gapless(stores: Mapping[str, ReplicaStore], acked: Sequence[Change],
+                    adopted: Mapping[str, Mapping[str, set[int]]]) -> list[str]:
+    made = {(c.origin, c.seq): c for c in acked}
+    problems = []
+    for name, store in sorted(stores.items()):
+        for origin, cursor in sorted(store.cursors().items()):
+            origin_change = made.get((origin, cursor.seq))
+            if origin_change is None or origin_change.hlc != cursor.hlc:
+                problems.append(f"{name}: cursor {origin}={cursor} is no change {origin} made")
+            held = [seq for seq, _frame in store.records_since(origin, 0, MAX_LOG_RECORDS)]
+            bridged = adopted.get(name, {}).get(origin, set())
+            if held and held[-1] > cursor.seq:
+                problems.append(f"{name}: log of {origin} holds {held[-1]} past its cursor")
+            for after, before in _holes([*held, cursor.seq + 1]):
+                if before - 1 not in bridged:
+                    problems.append(f"{name}: log of {origin} misses {after + 1}..{before - 1}"
+                                    f" below its cursor {cursor.seq}")
+            if not held and cursor.seq and cursor.seq not in bridged:
+                problems.append(f"{name}: log of {origin} is empty below cursor {cursor.seq}")
+    return problems[:MAX_REPORTED]
+
+
+def _holes(seqs: Sequence[int]) -> list[tuple[int, int]]:
+    return [(a, b) for a, b in zip(seqs, seqs[1:]) if b != a + 1]
+
+
+def matches_reference(stores: Mapping[str, ReplicaStore], acked: Sequence[Change]) -> list[str]:
     reference = MemoryStore("reference")
+    clock = HybridClock(lambda: 0)
     records = [encode_change(c) for c in acked]
     for _ in range(len(records) + 1):  # each pass applies at least one change, or stops
         plan = plan_batch(records, reference.cursors(), reference.table_state)
         if not plan.accepted:
             break
-        reference.apply(plan.accepted)
-    want = digest_snapshot(reference.snapshot())
-    return [f"{name} differs from the reference: {_diff(reference, store)}"
-            for name, store in sorted(stores.items())
-            if digest_snapshot(store.snapshot()) != want][:MAX_REPORTED]
+        reference.write(ApplyChanges(tuple(zip(plan.accepted, plan.frames, strict=True)),
+                                     "reference", clock, lambda: 0))
+    want = snapshot(reference)
+    problems = []
+    for name, store in sorted(stores.items()):
+        got = snapshot(store)
+        if digest_snapshot(got) != digest_snapshot(want):
+            problems.append(f"{name} differs from the reference: {_diff(want, got)}")
+    return problems[:MAX_REPORTED]
 
 
-def _diff(a: MemoryStore, b: MemoryStore) -> str:
-    sa, sb = a.snapshot(), b.snapshot()
-    tables = sorted(set(sa.tables) ^ set(sb.tables))
-    keys = sorted(k for k in set(sa.items) | set(sb.items) if sa.items.get(k) != sb.items.get(k))
+def _diff(a: Snapshot, b: Snapshot) -> str:
+    tables = sorted(set(a.tables) ^ set(b.tables))
+    keys = sorted(k for k in set(a.items) | set(b.items)
+                  if _seen(a.items.get(k)) != _seen(b.items.get(k)))
     return f"tables {tables}, items {keys[:3]}{'...' if len(keys) > 3 else ''}"
+
+
+def _seen(stored: Stored | None) -> tuple[Version, object] | None:
+    return None if stored is None else (stored.version, stored.item)
