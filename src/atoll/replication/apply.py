@@ -32,10 +32,12 @@ from atoll.replication.errors import UnknownTable
 from atoll.replication.merge import (
     ChangeEffects,
     Conflict,
+    ItemUpdate,
     Stored,
     TableState,
     agree,
     join_write,
+    local_item_update,
     local_item_write,
     merge_change,
     snapshot_table_wins,
@@ -129,27 +131,29 @@ def write_effects(txn: StoreTxn, effects: ChangeEffects, now_ms: int) -> list[Co
 
 @dataclass(frozen=True, slots=True)
 class LocalWrite:
-    """Commit a client's write as this region's next change: every `ItemWrite` is made
-    through its item's stored causal state (`merge.local_item_write`: it supersedes what
-    this region holds of the item, whatever the clocks), then the change merges like any
-    change. Raises UnknownTable (nothing written) if an item write names a table that is
+    """Commit a client's write as this region's next change: every `ItemWrite` (and
+    `ItemUpdate`) is made through its item's stored causal state (`merge.local_item_write`:
+    it supersedes what this region holds of the item, whatever the clocks), then the
+    change merges like any change. Raises UnknownTable (nothing written) if an item write names a table that is
     not live here. Returns the change as logged."""
 
     region: str
     clock: HybridClock
-    ops: tuple[Op, ...]
+    ops: tuple[Op | ItemUpdate, ...]
     now_ms: Callable[[], int]
 
     def __call__(self, txn: StoreTxn) -> Change:
         hlc = self.clock.tick()
         filled: list[Op] = []
         for op in self.ops:
-            if isinstance(op, ItemWrite):
+            if isinstance(op, (ItemWrite, ItemUpdate)):
                 state = txn.table_state(op.table)
                 if state is None or not state.live:
                     raise UnknownTable(op.table)
-                op = local_item_write(txn.stored(op.key), op, Version(hlc, self.region),
-                                      state.definition or {})
+                version, definition = Version(hlc, self.region), state.definition or {}
+                op = (local_item_write(txn.stored(op.key), op, version, definition)
+                      if isinstance(op, ItemWrite) else
+                      local_item_update(txn.stored(op.key), op, version, definition))
             filled.append(op)
         change = Change.create(self.region, txn.cursor_seq(self.region) + 1, hlc, filled)
         write_effects(txn, merge_change(change, txn.stored, txn.table_state), self.now_ms())

@@ -47,9 +47,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from atoll.model.keys import decode_key_value
+from atoll.model.writes import ADD_ELEMENTS, INCREMENT, AttributeWrite
 from atoll.replication import itemstate
 from atoll.replication.change import Change, ItemKey, ItemWrite, TableOp, Version
 from atoll.replication.errors import BadChange, UnknownTable
@@ -238,6 +240,55 @@ def local_item_write(stored: Stored | None, op: ItemWrite, version: Version,
         new, item = itemstate.put_stored(old, item, key.keys(), dot)
     prev = None if new.prev is None else Version(new.prev.hlc, new.prev.region)
     return dataclasses.replace(op, item=item, prev=prev, state=new.data)
+
+
+@dataclass(frozen=True, slots=True)
+class ItemUpdate:
+    """A local UpdateItem of one top-level attribute, as the simulator's clients make it
+    (the node's go through engine/causal.py): a number increment (`kind` INCREMENT,
+    `operand` {"N": delta}), or set members added or deleted (ADD_ELEMENTS or
+    DELETE_ELEMENTS, `operand` a set). Not replicated itself: `local_item_update` turns
+    it into the ItemWrite that carries the item's new state."""
+
+    table: str
+    pk: bytes
+    sk: bytes
+    kind: str
+    name: str
+    operand: dict[str, Any]
+
+    @property
+    def key(self) -> ItemKey:
+        return (self.table, self.pk, self.sk)
+
+
+def local_item_update(stored: Stored | None, update: ItemUpdate, version: Version,
+                      definition: dict[str, Any]) -> ItemWrite:
+    """`update` at `version` through the item's causal state (itemstate.update_stored):
+    the ItemWrite with the new state and the item it shows."""
+    key = key_item(definition, update.pk, update.sk)
+    old = None if stored is None else itemstate.Stored(
+        stored.state, Dot(stored.version.hlc, stored.version.origin),
+        None if stored.prev is None else Dot(stored.prev.hlc, stored.prev.origin))
+    old_item = None if stored is None else stored.item
+    current = None if old_item is None else old_item.get(update.name)
+    value = _updated_value(current, update)
+    write = AttributeWrite(update.kind, update.name, value, update.operand)
+    new, item = itemstate.update_stored(old, old_item, [write], Dot(version.hlc, version.origin),
+                                        key)
+    prev = None if new.prev is None else Version(new.prev.hlc, new.prev.region)
+    return ItemWrite(update.table, update.pk, update.sk, item, prev, new.data)
+
+
+def _updated_value(current: Any, update: ItemUpdate) -> Any:
+    """The attribute's new whole value as DynamoDB's evaluator computes it."""
+    if update.kind == INCREMENT:
+        base = Decimal(current["N"]) if isinstance(current, dict) and "N" in current else 0
+        return {"N": itemstate.dynamodb_number(base + Decimal(update.operand["N"]))}
+    (kind, members), = update.operand.items()
+    held = set(current[kind]) if isinstance(current, dict) and kind in current else set()
+    after = held | set(members) if update.kind == ADD_ELEMENTS else held - set(members)
+    return {kind: sorted(after)} if after else None
 
 
 def key_item(definition: dict[str, Any], pk: bytes, sk: bytes) -> dict[str, Any]:

@@ -15,6 +15,11 @@ on any cluster whose stores they can read.
                      some purge used) may have lost its tombstone: what came after it
                      began the item's state afresh
   states_converged   every region holds the same causal state for every item
+  counters_and_sets  every counter holds exactly the sum of the acknowledged increments
+                     that no acknowledged reset (a put or delete of its item) observed;
+                     every set holds exactly the members with an acknowledged ADD that
+                     no reset nor DELETE of the member observed (and that a concurrent,
+                     newer put does not hide)
   cursors_gapless    no cursor past a gap: each region's changelog holds every record
                      from its start up to its cursor, the ones the origin made, except
                      the records a snapshot rebuild bridged (below a cursor it adopted)
@@ -28,12 +33,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from atoll.clock.hlc import HybridClock
+from atoll.model.writes import ADD_ELEMENTS, DELETE_ELEMENTS, INCREMENT
 from atoll.replication import itemstate
 from atoll.replication.apply import ApplyChanges
 from atoll.replication.change import Change, ItemKey, ItemWrite, Version, encode_change
 from atoll.replication.itemstate import Dot
 from atoll.replication.memory_store import MemoryStore
-from atoll.replication.merge import Stored, key_item
+from atoll.replication.merge import ItemUpdate, Stored, key_item
 from atoll.replication.protocol import plan_batch
 from atoll.replication.store import (
     ReplicaStore,
@@ -64,7 +70,10 @@ def converged(stores: Mapping[str, ReplicaStore]) -> list[str]:
 
 
 def acknowledged(stores: Mapping[str, ReplicaStore], acked: Sequence[Change],
-                 tombstone_horizon_hlc: int = 0) -> list[str]:
+                 tombstone_horizon_hlc: int = 0, apart: frozenset[str] = frozenset()
+                 ) -> list[str]:
+    """`apart`: attributes that attribute-level updates write beside whole items (a
+    shown put is judged without them; counters_and_sets judges them)."""
     store = stores[sorted(stores)[0]]
     tables = store.table_states()
     keys = sorted({op.key for change in acked for op in change.ops
@@ -89,6 +98,7 @@ def acknowledged(stores: Mapping[str, ReplicaStore], acked: Sequence[Change],
                 continue  # a delete every region had applied (its tombstone may be gone)
             else:
                 why = _missing(finals.get(op.key), op, change.version, table.definition or {},
+                               apart,
                                op.key in purged, lost_in_conflict)
             if why:
                 problems.append(f"acknowledged write {change.origin}/{change.seq} to "
@@ -116,7 +126,7 @@ def item_state(final: Stored, definition: dict[str, Any], pk: bytes,
 
 
 def _missing(final: Stored | None, op: ItemWrite, version: Version,
-             definition: dict[str, Any], purged: bool,
+             definition: dict[str, Any], apart: frozenset[str], purged: bool,
              lost_in_conflict: set[tuple[ItemKey, Version]]) -> str:
     """Why an acknowledged write is not accounted for in the final state ("" if it is):
     it shows (its gen is the greatest, with its item), or a write that observed it
@@ -132,7 +142,12 @@ def _missing(final: Stored | None, op: ItemWrite, version: Version,
     if gen is None or gen[0] != dot.hlc:
         return ""  # removed by a later write that observed it (or an update's entries)
     if itemstate.greatest_gen(state) == dot:
-        return "" if final.item == op.item else "present with other contents"
+        shown = None if final.item is None else {
+            name: value for name, value in final.item.items() if name not in apart}
+        if op.item is None and shown is not None and set(shown) <= set(
+                key_item(definition, op.pk, op.sk)):
+            return ""  # a delete, and the item is back by concurrent updates apart alone
+        return "" if shown == op.item else "present with other contents"
     if op.item is None and final.item is None:
         return ""  # a delete hidden by a concurrent delete: both say "gone" (they agree)
     if (op.key, version) in lost_in_conflict:
@@ -178,6 +193,77 @@ def states_converged(stores: Mapping[str, ReplicaStore],
             problems.append(f"item {key}: states differ: "
                             + "; ".join(f"{name}={state!r}" for name, state in states.items()))
     return problems[:MAX_REPORTED]
+
+
+def counters_and_sets(stores: Mapping[str, ReplicaStore], acked: Sequence[Change],
+                      updates: Sequence[tuple[Change, ItemUpdate]]) -> list[str]:
+    """The exact due of every counter (`c`) and set (`s`) the workload updated, from the
+    acknowledged writes' causal contexts alone, against every region's item."""
+    tables = stores[sorted(stores)[0]].table_states()
+    by_change = {(change.origin, change.seq): update for change, update in updates}
+    writes: dict[ItemKey, list[tuple[Dot, dict[str, int], ItemUpdate | None]]] = {}
+    for change in acked:
+        update = by_change.get((change.origin, change.seq))
+        for op in change.ops:
+            table = tables.get(op.table)
+            if isinstance(op, ItemWrite) and table is not None and table.live:
+                ctx = _write_context(op, change.version, table.definition or {})
+                writes.setdefault(op.key, []).append(
+                    (Dot(change.hlc, change.origin), ctx, update))
+    keys = sorted(key for key, made in writes.items() if any(u for _d, _c, u in made))
+    problems = []
+    for name, store in sorted(stores.items()):
+        finals = stored_items(store, keys)
+        for key in keys:
+            final = finals.get(key)
+            definition = tables[key[0]].definition or {}
+            state = None if final is None else item_state(final, definition, key[1], key[2])
+            gstar = None if state is None else itemstate.greatest_gen(state)
+            item = {} if final is None or final.item is None else final.item
+            due = (_counter_due(writes[key]), _set_due(writes[key], gstar))
+            if (item.get("c"), item.get("s")) != due:
+                problems.append(f"{name}: item {key} holds c={item.get('c')} s={item.get('s')}"
+                                f", due c={due[0]} s={due[1]}")
+    return problems[:MAX_REPORTED]
+
+
+def _write_context(op: ItemWrite, version: Version, definition: dict[str, Any]
+                   ) -> dict[str, int]:
+    """The causal context of the state an item write carried (what its writer had seen)."""
+    key_names = key_item(definition, op.pk, op.sk).keys()
+    return itemstate.load(itemstate.Stored(
+        op.state, Dot(version.hlc, version.origin),
+        None if op.prev is None else Dot(op.prev.hlc, op.prev.origin)),
+        op.item, key_names).ctx
+
+
+def _observed(dot: Dot, ctx: Mapping[str, int]) -> bool:
+    return dot.hlc <= ctx.get(dot.region, 0)
+
+
+def _counter_due(made: Sequence[tuple[Dot, dict[str, int], ItemUpdate | None]]) -> Any:
+    resets = [ctx for _dot, ctx, update in made if update is None]
+    live = [int(u.operand["N"]) for dot, _ctx, u in made
+            if u is not None and u.kind == INCREMENT
+            and not any(_observed(dot, ctx) for ctx in resets)]
+    return {"N": str(sum(live))} if live else None
+
+
+def _set_due(made: Sequence[tuple[Dot, dict[str, int], ItemUpdate | None]],
+             gstar: Dot | None) -> Any:
+    members: set[str] = set()
+    for dot, ctx, update in made:
+        if update is None or update.kind != ADD_ELEMENTS:
+            continue
+        admitted = (gstar is None or dot == gstar or _observed(gstar, ctx)
+                    or (dot.hlc, dot.region) > (gstar.hlc, gstar.region))
+        for member in update.operand["SS"]:
+            removed = any(_observed(dot, other_ctx) for other_dot, other_ctx, other in made
+                          if other_dot != dot and (other is None or (
+                              other.kind == DELETE_ELEMENTS and member in other.operand["SS"])))
+            if admitted and not removed:
+                members.add(member)
+    return {"SS": sorted(members)} if members else None
 
 
 def _unpurged(state: itemstate.ItemState, horizon_hlc: int) -> itemstate.ItemState:

@@ -4,7 +4,7 @@ Theory of operation: `RandomFaults.step` picks one fault and applies it to a
 `FaultTarget` (the simulator here; a live cluster or `atoll drill` can implement the same
 verbs): a full partition into two sides, a partial one (one pair cut, both still reach
 the rest), healing, a crash, a restart, a clock jump (sometimes beyond the HLC's skew
-bound), a full disk (every write fails until it is freed), or a purge of a region's
+bound, up to an hour either way), a full disk (every write fails until it is freed), or a purge of a region's
 changelog regardless of what the others acknowledged (as the bounded maximum does), so
 that regions behind it must be rebuilt from a snapshot. Link faults (loss, duplication,
 corruption, delay) are the network's.
@@ -29,7 +29,9 @@ class FaultTarget(Protocol):
     def purge_log(self, region: str) -> None: ...
 
 
-SKEWS_MS = (-2000, -100, 0, 150, 7000)  # 7000 is beyond the default 5000 ms bound
+# a region's clock jumps to one of these offsets: 7000 is beyond the default 5000 ms skew
+# bound, the hour and the ten minutes far beyond it (a clock set wrong, and a jump)
+SKEWS_MS = (-3_600_000, -2000, -100, 0, 150, 7000, 600_000, 3_600_000)
 
 
 class RandomFaults:

@@ -34,6 +34,7 @@ from atoll.replication.config import ReplicationConfig
 from atoll.replication.core import ReplicationCore
 from atoll.replication.cursors import ZERO, Cursor
 from atoll.replication.errors import BadMessage, NotAPeer
+from atoll.replication.merge import ItemUpdate
 from atoll.replication.protocol import Pull, encode_message
 from atoll.replication.puller import REBUILD, SEND, SUBMIT, WAIT, Puller
 from atoll.replication.rebuild import Rebuild
@@ -132,7 +133,7 @@ class SimRegion:
         return dict(self._committed)
 
     # --- client writes ---------------------------------------------------------------------
-    def local_write(self, ops: Sequence[Op]) -> Change | None:
+    def local_write(self, ops: Sequence[Op | ItemUpdate]) -> Change | None:
         """A client's write, committed now; None if the disk refused it (not acknowledged)."""
         if self.disk_full:
             return None

@@ -30,7 +30,7 @@ from atoll.sim.faults import RandomFaults
 from atoll.sim.network import LinkFaults, SimNetwork
 from atoll.sim.region import Record, SimRegion
 from atoll.sim.stores import StoreKind, store_kind
-from atoll.sim.workload import RandomWorkload
+from atoll.sim.workload import UPDATED_APART, RandomWorkload
 
 REGION_NAMES = ("us-east", "eu-west", "ap-south", "sa-east", "af-south")
 CONVERGE_CHECK_EVERY_STEPS = 10
@@ -204,7 +204,9 @@ class Simulation:
             f"not caught up {self.config.heal_steps_max} steps after healing"]
         for check in (checkers.converged(self.stores),
                       checkers.states_converged(self.stores, self.record.tombstone_horizon_hlc),
-                      checkers.acknowledged(self.stores, acked, self.record.tombstone_horizon_hlc),
+                      checkers.counters_and_sets(self.stores, acked, self.workload.updates),
+                      checkers.acknowledged(self.stores, acked, self.record.tombstone_horizon_hlc,
+                                            UPDATED_APART),
                       checkers.cursors_gapless(self.stores, acked, self.record.adopted),
                       checkers.matches_reference(self.stores, acked)):
             problems.extend(check)

@@ -2,8 +2,12 @@
 
 Theory of operation: `RandomWorkload.step` picks a live region and does one thing there —
 a put, an update (a full new image built from what that region reads), a delete, a
-multi-item transaction, or rarely a CreateTable/DeleteTable — over a small key space,
-so that regions write the same items concurrently and conflicts happen. Tables are real
+counter increment (`c`), set members added to or deleted from `s`, a multi-item
+transaction, or rarely a CreateTable/DeleteTable — over a small key space, so that
+regions write the same items concurrently and conflicts happen. Puts and full-image
+updates never carry `c` or `s`: they reset them (an increment or member they observed is
+gone), so the checkers can tell each counter's and set's exact due from the
+acknowledged updates alone (`updates`). Tables are real
 engine definitions (some with a global secondary index, which items fill or leave
 sparse), so the SQLite store maintains index rows as a node does. Every change a region
 committed is acknowledged, and kept in `acked` for the checkers; a write the region's
@@ -17,11 +21,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from atoll.model.writes import ADD_ELEMENTS, DELETE_ELEMENTS, INCREMENT
 from atoll.replication.change import Change, ItemWrite, Op, TableOp
+from atoll.replication.merge import ItemUpdate
 from atoll.replication.store import ReplicaStore, snapshot
 
 FIRST_TABLE = "t0"
 MAX_TABLES = 4  # live and dead tables together: new names are never reused
+UPDATED_APART = frozenset(("c", "s"))  # the counter and the set, which puts never carry
 
 
 class Client(Protocol):
@@ -30,7 +37,7 @@ class Client(Protocol):
     name: str
     store: ReplicaStore
 
-    def local_write(self, ops: list[Op]) -> Change | None: ...
+    def local_write(self, ops: list[Op | ItemUpdate]) -> Change | None: ...
 
 
 @dataclass(slots=True)
@@ -38,6 +45,7 @@ class RandomWorkload:
     rng: random.Random
     keys: int = 6
     acked: list[Change] = field(default_factory=list)
+    updates: list[tuple[Change, ItemUpdate]] = field(default_factory=list)  # acked ones
     tables_made: int = 0
     counter: int = 0
 
@@ -57,7 +65,7 @@ class RandomWorkload:
         if roll < 0.01 and self.tables_made < MAX_TABLES:
             table = f"t{self.tables_made}"
             self.tables_made += 1
-            ops: list[Op] = [TableOp(table, "create", self._definition(table))]
+            ops: list[Op | ItemUpdate] = [TableOp(table, "create", self._definition(table))]
         elif roll < 0.015 and len(live) > 1:
             ops = [TableOp(rng.choice(live[1:]), "delete")]
         elif not live:
@@ -66,12 +74,29 @@ class RandomWorkload:
             table = rng.choice(live)
             keys = rng.sample(range(self.keys), k=rng.randint(2, 3))
             ops = [self._item_op(name, contents.items, table, key) for key in keys]
+        elif roll < 0.4:
+            update = self._update(rng.choice(live), rng.randrange(self.keys))
+            change = self._write(region, [update])
+            if change is None:
+                return f"{name}: update refused"
+            self.updates.append((change, update))
+            return f"{name}: wrote {change.origin}/{change.seq} ({update.kind} {update.name})"
         else:
             ops = [self._item_op(name, contents.items, rng.choice(live), rng.randrange(self.keys))]
         change = self._write(region, ops)
         if change is None:
             return f"{name}: write refused ({len(ops)} ops)"
         return f"{name}: wrote {change.origin}/{change.seq} ({len(ops)} ops)"
+
+    def _update(self, table: str, key_no: int) -> ItemUpdate:
+        """An increment of `c` (by -1, 1 or 2), or members of `s` added or deleted."""
+        pk = f"k{key_no}".encode()
+        if self.rng.random() < 0.6:
+            delta = self.rng.choice((-1, 1, 2))
+            return ItemUpdate(table, pk, b"", INCREMENT, "c", {"N": str(delta)})
+        members = sorted(self.rng.sample(("m0", "m1", "m2", "m3"), k=self.rng.randint(1, 2)))
+        kind = ADD_ELEMENTS if self.rng.random() < 0.65 else DELETE_ELEMENTS
+        return ItemUpdate(table, pk, b"", kind, "s", {"SS": members})
 
     def _item_op(self, region: str, items: Mapping[Any, Any], table: str,
                  key_no: int) -> ItemWrite:
@@ -86,11 +111,12 @@ class RandomWorkload:
             item["g"] = {"S": f"g{self.counter % 3}"}  # in the index (others: sparse)
         stored = items.get((table, pk, b""))
         if roll < 0.5 and stored is not None and stored.item is not None:
-            item = {**stored.item, "v": {"N": str(self.counter)}, "by": {"S": region},
-                    "n": {"N": str(len(stored.item))}}  # an update: a new full image
+            kept = {k: v for k, v in stored.item.items() if k not in UPDATED_APART}
+            item = {**kept, "v": {"N": str(self.counter)}, "by": {"S": region},
+                    "n": {"N": str(len(kept))}}  # an update: a new full image
         return ItemWrite(table, pk, b"", item)
 
-    def _write(self, region: Client, ops: list[Op]) -> Change | None:
+    def _write(self, region: Client, ops: list[Op | ItemUpdate]) -> Change | None:
         change = region.local_write(ops)  # ops name only tables live in that region
         if change is not None:
             self.acked.append(change)
