@@ -1,0 +1,145 @@
+"""Concurrent increments from every region all count (issue 28's live acceptance).
+
+Three real regions (peer links through the drill's fault proxies), 10 client threads per
+region, each doing 300 `ADD c :1` on the same item of its own region (boto3, retries
+off), while one region is SIGKILLed and restarted in the middle, or cut off from the
+others and healed. Afterwards every region's counter is exactly the number of
+acknowledged increments. An increment whose request failed before it reached the node
+(connection refused: the region was down) did nothing; one whose answer was lost when
+the node died has an unknown outcome, so with a SIGKILL the counter lies between the
+acknowledged increments and those plus the unknown ones (the test prints both).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError
+
+from atoll.drill.cluster import DrillCluster
+from tests.support import client, create_table, wait_until
+
+THREADS_PER_REGION = 10
+ADDS_PER_THREAD = 300
+CONVERGE_TIMEOUT_S = 60.0
+RUN_TIMEOUT_S = 240.0
+KEY = {"pk": {"S": "counter"}}
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[DrillCluster]:
+    cluster = DrillCluster(tmp_path, 3, seed=3)
+    try:
+        cluster.start_all()
+        ddb = client(cluster.url(cluster.ids[0]))
+        create_table(ddb, "counters")
+        assert wait_until(lambda: all("counters" in client(cluster.url(r)).list_tables()[
+            "TableNames"] for r in cluster.ids), 20)
+        yield cluster
+    finally:
+        cluster.close()
+
+
+class Tally:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.acked = self.unknown = self.refused = self.attempts = 0
+
+    def add(self, field: str) -> None:
+        with self.lock:
+            setattr(self, field, getattr(self, field) + 1)
+            self.attempts += 1
+
+
+def _adder(url: str, tally: Tally) -> None:
+    ddb = client(url, connect_timeout=1, read_timeout=10)
+    for _ in range(ADDS_PER_THREAD):
+        try:
+            ddb.update_item(TableName="counters", Key=KEY, UpdateExpression="ADD c :one",
+                            ExpressionAttributeValues={":one": {"N": "1"}})
+        except EndpointConnectionError:  # never reached a node: nothing was done
+            tally.add("refused")
+            time.sleep(0.05)
+        except ClientError as exc:  # the node answered no (a 5xx): nothing was done
+            assert exc.response["ResponseMetadata"]["HTTPStatusCode"] >= 500, exc
+            tally.add("refused")
+            time.sleep(0.05)
+        except Exception:  # sent, and the answer lost (the node died): unknown
+            tally.add("unknown")
+            time.sleep(0.05)
+        else:
+            tally.add("acked")
+
+
+def _run(cluster: DrillCluster, fault: Callable[[], None], heal: Callable[[], None]) -> Tally:
+    """All adders at once; `fault` once a third of the attempts are made, `heal` at two
+    thirds."""
+    tally = Tally()
+    threads = [threading.Thread(target=_adder, args=(cluster.url(region), tally), daemon=True)
+               for region in cluster.ids for _ in range(THREADS_PER_REGION)]
+    for thread in threads:
+        thread.start()
+    total = len(threads) * ADDS_PER_THREAD
+    assert wait_until(lambda: tally.attempts >= total // 3, RUN_TIMEOUT_S)
+    fault()
+    assert wait_until(lambda: tally.attempts >= 2 * total // 3, RUN_TIMEOUT_S)
+    heal()
+    for thread in threads:
+        thread.join(RUN_TIMEOUT_S)
+        assert not thread.is_alive()
+    assert tally.attempts == total
+    return tally
+
+
+def _counters(cluster: DrillCluster) -> dict[str, Any]:
+    values = {}
+    for region in cluster.ids:
+        item = client(cluster.url(region)).get_item(TableName="counters", Key=KEY,
+                                                      ConsistentRead=True).get("Item") or {}
+        values[region] = int(item["c"]["N"]) if "c" in item else None
+    return values
+
+
+def _settled(cluster: DrillCluster, tally: Tally) -> int:
+    """The counter once every region shows the same value; it must be what was acked
+    (plus at most the unknown outcomes)."""
+    assert wait_until(lambda: len(set(_counters(cluster).values())) == 1
+                      and None not in _counters(cluster).values(), CONVERGE_TIMEOUT_S), \
+        _counters(cluster)
+    value = next(iter(_counters(cluster).values()))
+    print(f"counter {value}: acknowledged {tally.acked}, unknown {tally.unknown}, "
+          f"refused {tally.refused}")
+    assert tally.acked <= value <= tally.acked + tally.unknown
+    return value
+
+
+def test_every_acknowledged_increment_counts_across_a_sigkill_and_restart(
+        cluster: DrillCluster) -> None:
+    victim = cluster.ids[1]
+    tally = _run(cluster, lambda: cluster.kill(victim), lambda: cluster.start(victim))
+    _settled(cluster, tally)
+    assert tally.refused > 0  # the region was really down for a while
+
+
+def test_every_acknowledged_increment_counts_across_a_partition(cluster: DrillCluster) -> None:
+    cut = cluster.ids[2]
+
+    def partition() -> None:
+        cluster.rules.partition(cut, [r for r in cluster.ids if r != cut])
+        cluster.network.apply()
+
+    def heal() -> None:
+        cluster.rules.clear()
+        cluster.network.apply()
+
+    tally = _run(cluster, partition, heal)
+    assert tally.unknown == tally.refused == 0  # every region took every write
+    assert _settled(cluster, tally) == tally.acked == len(cluster.ids) * (
+        THREADS_PER_REGION * ADDS_PER_THREAD)
