@@ -481,6 +481,12 @@ async def test_deletes_leave_versioned_tombstones_until_purged(backend: Backend,
         assert await write(storage, lambda txn: txn.purge_tombstones(18, 10)) == 1
         assert await write(storage, lambda txn: txn.purge_tombstones(100, 0)) == 0
         assert [row[:3] for row in storage.snapshot_rows(tid, None, 10, True)] == [key]
+        # a tombstone whose state holds more than its delete (counter floors, say) stays
+        kept = (3, b"n", b"")
+        await write(storage, lambda txn: txn.delete_absent(tid, *kept, 6, "c", None,
+                                                            b'{"c":{"c":6}}'))
+        assert await write(storage, lambda txn: txn.purge_tombstones(100, 10)) == 1
+        assert [row[:3] for row in storage.snapshot_rows(tid, None, 10, True)] == [kept]
 
 
 @in_a_loop

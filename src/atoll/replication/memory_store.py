@@ -195,7 +195,8 @@ class _MemoryTxn:
         return count
 
     def purge_tombstones(self, below_hlc: int, limit: int) -> int:
-        dead = [key for key, s in self.s.tombstones.items() if s.version.hlc < below_hlc][:limit]
+        dead = [key for key, s in self.s.tombstones.items()
+                if s.version.hlc < below_hlc and not s.state][:limit]
         for key in dead:
             self.s._set(self.s.tombstones, key, _MISSING)
         return len(dead)

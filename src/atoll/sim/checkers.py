@@ -212,12 +212,16 @@ def counters_and_sets(stores: Mapping[str, ReplicaStore], acked: Sequence[Change
                     (Dot(change.hlc, change.origin), ctx, update))
     keys = sorted(key for key, made in writes.items() if any(u for _d, _c, u in made))
     problems = []
-    for name, store in sorted(stores.items()):
-        finals = stored_items(store, keys)
+    held = {name: stored_items(store, keys) for name, store in stores.items()}
+    for name in sorted(stores):
         for key in keys:
-            final = finals.get(key)
+            final = held[name].get(key)
             definition = tables[key[0]].definition or {}
-            state = None if final is None else item_state(final, definition, key[1], key[2])
+            # the greatest whole-item write, from a region that still holds the row (a
+            # region may have purged the tombstone of a delete that hid an older member)
+            witness = final or next((h[key] for h in held.values() if key in h), None)
+            state = None if witness is None else item_state(witness, definition, key[1],
+                                                            key[2])
             gstar = None if state is None else itemstate.greatest_gen(state)
             item = {} if final is None or final.item is None else final.item
             due = (_counter_due(writes[key]), _set_due(writes[key], gstar))
@@ -271,11 +275,15 @@ def _unpurged(state: itemstate.ItemState, horizon_hlc: int) -> itemstate.ItemSta
     its dots below the horizon (context entries, whole-item writes, values, set dots)."""
     if not horizon_hlc:
         return state
-    attrs = {name: itemstate.AttrState(
-        {r: reg for r, reg in attr.regs.items() if reg[0] >= horizon_hlc},
-        {e: {r: h for r, h in dots.items() if h >= horizon_hlc}
-         for e, dots in attr.sets.items()}, attr.ctrs)
-        for name, attr in state.attrs.items()}
+    attrs = {}
+    for name, attr in state.attrs.items():
+        sets = {e: {r: h for r, h in dots.items() if h >= horizon_hlc}
+                for e, dots in attr.sets.items()}
+        kept = itemstate.AttrState(
+            {r: reg for r, reg in attr.regs.items() if reg[0] >= horizon_hlc},
+            {e: dots for e, dots in sets.items() if dots}, attr.ctrs)
+        if not kept.empty():
+            attrs[name] = kept
     return itemstate.ItemState(
         {region: hlc for region, hlc in state.ctx.items() if hlc >= horizon_hlc},
         {region: gen for region, gen in state.gens.items() if gen[0] >= horizon_hlc},

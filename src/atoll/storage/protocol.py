@@ -260,7 +260,12 @@ class WriteTxn(Protocol):
     def purge_tombstones(self, below_hlc: int, limit: int) -> int:
         """Remove up to `limit` tombstones (of any table) with hlc < below_hlc (which
         ones, when more qualify, is the backend's choice); returns how many went. A
-        tombstone that was its key's tree row takes its leaf out of the tree."""
+        tombstone that was its key's tree row takes its leaf out of the tree.
+        Only tombstones in the row form (no state stored) go: a tombstone whose causal
+        state holds more (counter contributions and their floors, entries a concurrent
+        delete hid) stays, because a region that forgot it would restart its own
+        counter contribution from zero and the max-join elsewhere would swallow its next
+        increments."""
         ...
 
     def record_conflict(self, detected_ms: int, table_name: str, record: bytes) -> None:

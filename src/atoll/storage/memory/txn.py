@@ -358,7 +358,7 @@ class MemoryTxn:
             for key, tomb in tombstones.walk(None, None):
                 if len(doomed) >= limit:
                     break
-                if tomb[0] < below_hlc:
+                if tomb[0] < below_hlc and not tomb[3]:
                     doomed.append((tid, tombstones, key))
         for tid, tombstones, key in doomed:
             old = self._tree_before(tid, key)

@@ -399,7 +399,7 @@ class PostgresTxn(PostgresStreamWrites):
         self._tombs.clear()
         return self._counted(
             "DELETE FROM tombstones WHERE (tid, h, pk, sk) IN (SELECT tid, h, pk, sk FROM"
-            " tombstones WHERE hlc < %s LIMIT %s)", (below_hlc, limit))
+            " tombstones WHERE hlc < %s AND state IS NULL LIMIT %s)", (below_hlc, limit))
 
     def record_conflict(self, detected_ms: int, table_name: str, record: bytes) -> None:
         # numbered under the region's write lock: no other writer can take the same id

@@ -436,7 +436,8 @@ class SqliteTxn(SqliteStreamWrites):
         self.writes += 1
         purged = self._cur.execute(
             "DELETE FROM tombstones WHERE (tid, h, pk, sk) IN (SELECT tid, h, pk, sk FROM "
-            "tombstones WHERE hlc < ? LIMIT ?) RETURNING tid, h, pk, sk, hlc, origin",
+            "tombstones WHERE hlc < ? AND state IS NULL LIMIT ?)"
+            " RETURNING tid, h, pk, sk, hlc, origin",
             (below_hlc, limit)).fetchall()
         if self.tree is not None:
             self.tree.purged((int(t), int(h), pk, sk, int(hlc), str(o))
