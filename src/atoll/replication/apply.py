@@ -132,10 +132,11 @@ def write_effects(txn: StoreTxn, effects: ChangeEffects, now_ms: int) -> list[Co
 @dataclass(frozen=True, slots=True)
 class LocalWrite:
     """Commit a client's write as this region's next change: every `ItemWrite` (and
-    `ItemUpdate`) is made through its item's stored causal state (`merge.local_item_write`:
-    it supersedes what this region holds of the item, whatever the clocks), then the
-    change merges like any change. Raises UnknownTable (nothing written) if an item write names a table that is
-    not live here. Returns the change as logged."""
+    `ItemUpdate`) is made through its item's stored causal state (`merge.local_item_write`,
+    `local_item_update`: it supersedes what this region holds of the item, whatever the
+    clocks), then the change merges like any change. Raises UnknownTable (nothing
+    written) if an item write names a table that is not live here. Returns the change as
+    logged."""
 
     region: str
     clock: HybridClock
