@@ -170,7 +170,8 @@ def _read_row(txn: WriteTxn, table: TableDef | None, key: ItemKey) -> _Row:
     if found is None:
         return _Row(live, None)
     state, version, prev = found
-    return _Row(live, Stored(Version(*version), orjson.loads(live[0]) if live is not None else None,
+    item = orjson.loads(live[0]) if live is not None else None
+    return _Row(live, Stored(Version(*version), item,
                              Version(*prev) if prev is not None else None, state))
 
 

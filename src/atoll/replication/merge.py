@@ -283,7 +283,8 @@ def local_item_update(stored: Stored | None, update: ItemUpdate, version: Versio
 def _updated_value(current: Any, update: ItemUpdate) -> Any:
     """The attribute's new whole value as DynamoDB's evaluator computes it."""
     if update.kind == INCREMENT:
-        base = Decimal(current["N"]) if isinstance(current, dict) and "N" in current else Decimal(0)
+        number = isinstance(current, dict) and "N" in current
+        base = Decimal(current["N"]) if number else Decimal(0)
         return {"N": itemstate.dynamodb_number(base + Decimal(update.operand["N"]))}
     kind, members = next(iter(update.operand.items()))
     held = set(current[kind]) if isinstance(current, dict) and kind in current else set()
