@@ -46,7 +46,7 @@ ALLOW_WRITES = ["--max-clock-offset-ms", str(10 * 3_600_000)]
 REPLICATED_S = 20.0
 JUDGED_WITHIN_S = 15.0  # clock probes every 0.5 s; a loaded machine needs a few rounds
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # a busy machine: minutes
 
 
 def _libfaketime() -> str:

@@ -30,7 +30,7 @@ CONVERGE_TIMEOUT_S = 60.0
 RUN_TIMEOUT_S = 240.0
 KEY = {"pk": {"S": "counter"}}
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # a busy machine: minutes
 
 
 @pytest.fixture
