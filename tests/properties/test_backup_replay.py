@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 
 from atoll.backup.replay import replay
 from atoll.clock.hlc import hlc_physical_ms, make_hlc
-from atoll.model.keys import partition_hash
+from atoll.model.keys import encode_key_value, partition_hash
+from atoll.model.writes import INCREMENT
 from atoll.replication.change import (
     Change,
     ItemKey,
@@ -29,7 +30,14 @@ from atoll.replication.change import (
     encode_change,
     item_json,
 )
-from atoll.replication.merge import Stored, TableState, merge_change
+from atoll.replication.merge import (
+    ItemUpdate,
+    Stored,
+    TableState,
+    local_item_update,
+    local_item_write,
+    merge_change,
+)
 
 TABLE = "t"
 OTHER = "other"
@@ -147,3 +155,38 @@ def test_a_definition_change_before_the_point_is_the_restored_definition() -> No
     assert replay(TABLE, state, {}, 2_999, lambda: iter(()), records).definition == DEFINITION
     assert replay(TABLE, state, {}, 3_000, lambda: iter(()), records).definition == {
         "name": TABLE, "v": 2}
+
+
+
+def test_writes_replay_onto_a_number_keyed_table_in_the_engines_form() -> None:
+    """The engine's tables keep key types in attribute_types: the replay decodes a number
+    sort key as a number, so each write's state (a whole-item put in the row form, an
+    ADD with its state spelled out) shows the item it carries — decoded as a string the
+    key differed and the write was refused as damaged. A snapshot row without a state
+    stands for a whole-item write of its version."""
+    definition = {"name": TABLE, "hash_key": "pk", "range_key": "sk",
+                  "attribute_types": {"pk": "S", "sk": "N"}}
+    sk = encode_key_value({"N": "7"}, "N")
+    first = {"pk": {"S": "k"}, "sk": {"N": "7"}, "v": {"N": "1"}}
+    second = {"pk": {"S": "k"}, "sk": {"N": "7"}, "v": {"S": "two"}}
+    at_first, at_second, at_third = (Version(make_hlc(ms), "a") for ms in (1_000, 2_000, 3_000))
+    put = local_item_write(Stored(at_first, first), ItemWrite(TABLE, b"k", sk, second),
+                           at_second, definition)
+    put_stored = Stored(at_second, put.item, put.prev, put.state)
+    add = local_item_update(put_stored, ItemUpdate(TABLE, b"k", sk, INCREMENT, "n",
+                                                   {"N": "5"}), at_third, definition)
+    assert add.state  # an increment carries the item's state
+    changes = [Change.create("a", seq, at.hlc, [write])
+               for seq, at, write in ((2, at_second, put), (3, at_third, add))]
+    state = TableState(Version(1, "a"), Version(1, "a"), definition)
+    rows = [(partition_hash(b"k"), b"k", sk, at_first.hlc, "a", item_json(first))]
+
+    def records() -> Iterator[Any]:
+        return iter([(c.origin, c.seq, c.hlc, encode_change(c)) for c in changes])
+
+    def at(until_ms: int) -> list[bytes]:
+        return list(replay(TABLE, state, {"a": 1}, until_ms, lambda: iter(rows), records).items)
+
+    assert at(1_500) == [item_json(first)]
+    assert at(2_500) == [item_json(second)]
+    assert at(3_500) == [item_json({**second, "n": {"N": "5"}})]

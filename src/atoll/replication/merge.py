@@ -294,15 +294,19 @@ def _updated_value(current: Any, update: ItemUpdate) -> Any:
 
 def key_item(definition: dict[str, Any], pk: bytes, sk: bytes) -> dict[str, Any]:
     """The key attributes of an item, decoded from its encoded key with the table's key
-    schema: the engine's definition form (hash_key/hash_type/range_key/range_type) or
-    DynamoDB's (KeySchema/AttributeDefinitions). A definition with neither (a bare test
-    table) gives no key attributes: its items' states then hold them as attributes,
-    alike in every region."""
+    schema: the engine's definition form (hash_key/range_key, their types in
+    attribute_types or hash_type/range_type) or DynamoDB's (KeySchema/
+    AttributeDefinitions). A definition with neither (a bare test table) gives no key
+    attributes: its items' states then hold them as attributes, alike in every region.
+    A key decoded under the wrong type would not match the writer's item, so the types
+    are read wherever the definition keeps them."""
     names: list[tuple[str, str]] = []
     if "hash_key" in definition:
-        names.append((definition["hash_key"], definition.get("hash_type") or "S"))
-        if definition.get("range_key"):
-            names.append((definition["range_key"], definition.get("range_type") or "S"))
+        types = definition.get("attribute_types") or {}
+        for name_field, type_field in (("hash_key", "hash_type"), ("range_key", "range_type")):
+            name = definition.get(name_field)
+            if name:
+                names.append((name, definition.get(type_field) or types.get(name) or "S"))
     elif "KeySchema" in definition:
         types = {a["AttributeName"]: a["AttributeType"]
                  for a in definition.get("AttributeDefinitions") or ()}
