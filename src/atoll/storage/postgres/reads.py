@@ -32,12 +32,7 @@ import psycopg
 from atoll.errors import ServiceUnavailable
 from atoll.invariant import invariant
 from atoll.storage.postgres.connection import UNAVAILABLE, classify, connect
-from atoll.storage.postgres.snapshots import (
-    PostgresChangesSnapshot,
-    PostgresTableSnapshot,
-    open_changes_snapshot,
-    open_table_snapshot,
-)
+from atoll.storage.postgres.snapshots import open_changes_snapshot, open_table_snapshot
 from atoll.storage.protocol import (
     CorruptionDetected,
     ItemRow,
@@ -46,6 +41,7 @@ from atoll.storage.protocol import (
     StreamRow,
     TableStateRow,
 )
+from atoll.storage.sqlsnapshots import SqlChangesSnapshot, SqlTableSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -307,11 +303,11 @@ class PostgresReads:
             rows.append((int(seq), int(hlc), body))
         return rows
 
-    def snapshot_table(self, name: str) -> PostgresTableSnapshot | None:
+    def snapshot_table(self, name: str) -> SqlTableSnapshot | None:
         """One table pinned as committed now, on a connection of its own (snapshots.py)."""
         return open_table_snapshot(self.dsn, self.region, name)
 
-    def snapshot_changes(self) -> PostgresChangesSnapshot:
+    def snapshot_changes(self) -> SqlChangesSnapshot:
         """The changelog and kept logs pinned as committed now (snapshots.py)."""
         return open_changes_snapshot(self.dsn, self.region)
 

@@ -29,12 +29,8 @@ from atoll.storage.protocol import (
 from atoll.storage.sqlite.cache import ItemCache
 from atoll.storage.sqlite.connection import connect
 from atoll.storage.sqlite.durability import WriteState
-from atoll.storage.sqlite.snapshots import (
-    SqliteChangesSnapshot,
-    SqliteTableSnapshot,
-    open_changes_snapshot,
-    open_table_snapshot,
-)
+from atoll.storage.sqlite.snapshots import open_changes_snapshot, open_table_snapshot
+from atoll.storage.sqlsnapshots import SqlChangesSnapshot, SqlTableSnapshot
 
 
 class SqliteReads:
@@ -325,14 +321,14 @@ class SqliteReads:
             "SELECT item_count, size_bytes FROM tables WHERE tid=?", (tid,)).fetchone()
         return (int(row[0]), int(row[1])) if row else (0, 0)
 
-    def snapshot_table(self, name: str) -> SqliteTableSnapshot | None:
+    def snapshot_table(self, name: str) -> SqlTableSnapshot | None:
         """One table pinned as committed now, on a connection of its own (snapshots.py)."""
         snapshot = open_table_snapshot(self.path, self.durable, self.region, name)
         state = self._state
         state.read = state.taken  # like a read: answers built from it wait for settle()
         return snapshot
 
-    def snapshot_changes(self) -> SqliteChangesSnapshot:
+    def snapshot_changes(self) -> SqlChangesSnapshot:
         """The changelog and kept logs pinned as committed now (snapshots.py)."""
         snapshot = open_changes_snapshot(self.path, self.durable, self.region)
         state = self._state
