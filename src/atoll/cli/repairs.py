@@ -14,26 +14,8 @@ from typing import Any
 
 import click
 
-from atoll.cli.status import TIMEOUT_S, _config, _fetch, iso_ms
+from atoll.cli.status import TIMEOUT_S, _config, iso_ms, read_log
 from atoll.cli.verify import key_text
-
-MAX_PAGES = 1000
-
-
-def read_repairs(endpoint: str, timeout_s: float) -> list[dict[str, Any]] | str:
-    """A region's whole repair log, or why it could not be read."""
-    entries: list[dict[str, Any]] = []
-    after = 0
-    for _ in range(MAX_PAGES):
-        page = _fetch(f"{endpoint}/_atoll/repairs/after/{after}", timeout_s)
-        if isinstance(page, str):
-            return page
-        batch = page.get("repairs") or []
-        entries.extend(batch)
-        if len(batch) < 1000:
-            break
-        after = batch[-1]["id"]
-    return entries
 
 
 @click.command()
@@ -52,7 +34,7 @@ def repairs(config_path: str, region: str | None, table_name: str | None, as_jso
     for entry in config.regions:
         if region is not None and entry.id != region:
             continue
-        log = read_repairs(entry.client_endpoint, timeout_s)
+        log = read_log(entry.client_endpoint, "repairs", timeout_s)
         if isinstance(log, str):
             click.echo(f"{entry.id}: repair log not read: {log}", err=True)
             continue

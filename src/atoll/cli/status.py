@@ -46,7 +46,8 @@ from atoll.node.clusterview import (
 from atoll.topology.config import ClusterConfig, load_cluster_config
 
 TIMEOUT_S = 2.0
-MAX_CONFLICT_PAGES = 1000  # 1,000,000 records per region at most
+LOG_PAGE = 1000  # entries a region answers per page of its conflict or repair log
+MAX_LOG_PAGES = 1000  # 1,000,000 records per region and log at most
 WIDTH = 80
 
 
@@ -299,17 +300,18 @@ def key_matches(conflict: Mapping[str, Any], wanted: tuple[str, ...]) -> bool:
     return True
 
 
-def read_conflicts(endpoint: str, timeout_s: float) -> list[dict[str, Any]] | str:
-    """A region's whole conflict log (pages of 1,000), or why it could not be read."""
+def read_log(endpoint: str, log: str, timeout_s: float) -> list[dict[str, Any]] | str:
+    """A region's whole `log` (conflicts, repairs: `/_atoll/<log>/after/<id>`, pages of
+    LOG_PAGE entries, MAX_LOG_PAGES at most), or why it could not be read."""
     entries: list[dict[str, Any]] = []
     after = 0
-    for _ in range(MAX_CONFLICT_PAGES):
-        page = _fetch(f"{endpoint}/_atoll/conflicts/after/{after}", timeout_s)
+    for _ in range(MAX_LOG_PAGES):
+        page = _fetch(f"{endpoint}/_atoll/{log}/after/{after}", timeout_s)
         if isinstance(page, str):
             return page
-        batch = page.get("conflicts") or []
+        batch = page.get(log) or []
         entries.extend(batch)
-        if len(batch) < 1000:
+        if len(batch) < LOG_PAGE:
             break
         after = batch[-1]["id"]
     return entries
@@ -348,7 +350,7 @@ def conflicts(config_path: str, region: str | None, table_name: str | None,
     for entry in config.regions:
         if region is not None and entry.id != region:
             continue
-        found = read_conflicts(entry.client_endpoint, timeout_s)
+        found = read_log(entry.client_endpoint, "conflicts", timeout_s)
         if isinstance(found, str):
             click.echo(f"{entry.id}: conflict log not read: {found}", err=True)
             continue
