@@ -121,22 +121,7 @@ async def create(ctx: EngineContext, table: TableDef) -> None:
     """Commit the new table's creation (CREATING until `finish`)."""
     if table.name in ctx.catalog:
         raise TableAlreadyExists(f"Table already exists: {table.name}")
-
-    def job(txn: WriteTxn) -> int:
-        hlc = ctx.clock.tick()
-        streams.reconcile(txn, None, table, ctx.now_ms())
-        tid = txn.create_table(table.name, orjson.dumps(table.to_json()))
-        table.tid = tid
-        outbox.log_table_op(ctx, txn, hlc, "create", table.name, table)
-        ctx.catalog.committed_create(table)
-        return tid
-
-    ctx.catalog.reserve(table)
-    try:
-        table.tid = await ctx.storage.write(job)
-    except BaseException:
-        ctx.catalog.release(table.name)
-        raise
+    await ddl.create(ctx, table)
 
 
 def _prepare(table: TableDef, items: list[bytes]) -> Prepared:

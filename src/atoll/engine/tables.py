@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from atoll.engine import ddl, globaltables, indexes, options, outbox, streams
 from atoll.engine.context import EngineContext
 from atoll.engine.tabledef import TableDef, apply_billing, parse_create_table
@@ -32,24 +30,9 @@ async def create_table(ctx: EngineContext, request: dict[str, Any]) -> dict[str,
     if table.name in ctx.catalog:
         raise ResourceInUse(f"Table already exists: {table.name}")
 
-    def job(txn: WriteTxn) -> int:
-        hlc = ctx.clock.tick()
-        streams.reconcile(txn, None, table, ctx.now_ms())
-        tid = txn.create_table(table.name, orjson.dumps(table.to_json()))
-        table.tid = tid
-        outbox.log_table_op(ctx, txn, hlc, "create", table.name, table)
-        ctx.catalog.committed_create(table)
-        return tid
-
-    if table.name in ctx.catalog:  # re-check: another create may have won meanwhile
-        raise ResourceInUse(f"Table already exists: {table.name}")
-    ctx.catalog.reserve(table)  # hold the name while the create commits
     ctx.catalog.begin_ddl(table.name)
     try:
-        table.tid = await ctx.storage.write(job)
-    except BaseException:
-        ctx.catalog.release(table.name)
-        raise
+        await ddl.create(ctx, table)
     finally:
         ctx.catalog.end_ddl(table.name)
     return {"TableDescription": _describe(ctx, table)}
