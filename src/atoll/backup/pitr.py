@@ -42,9 +42,9 @@ from typing import Any
 import orjson
 
 from atoll.backup.format import BackupReader, BackupWriter
-from atoll.backup.store import fsync_directory, write_atomically
 from atoll.clock.hlc import hlc_physical_ms
 from atoll.errors import InvalidRestoreTime, PointInTimeRecoveryUnavailable, TableNotFound
+from atoll.files import fsync_directory, write_atomically
 from atoll.storage.protocol import (
     ChangesSnapshot,
     SnapshotRow,
