@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 import random
@@ -13,16 +14,20 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
 
+if TYPE_CHECKING:
+    from atoll.storage import Storage, WriteTxn
+
 REPO = Path(__file__).resolve().parent.parent
 ATOLL = [sys.executable, "-m", "atoll"]
 START_TIMEOUT_S = 20.0
+STORAGE_WRITE_TIMEOUT_S = 30  # a storage write job that takes longer has hung
 
 
 def in_a_loop(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
@@ -31,6 +36,21 @@ def in_a_loop(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., N
     def run(*args: Any, **kwargs: Any) -> None:
         asyncio.run(test(*args, **kwargs))
     return run
+
+
+@contextlib.asynccontextmanager
+async def started(storage: Storage) -> AsyncIterator[Storage]:
+    """`storage` started on the running loop, closed on the way out."""
+    storage.start(asyncio.get_running_loop())
+    try:
+        yield storage
+    finally:
+        storage.close()
+
+
+async def write(storage: Storage, fn: Callable[[WriteTxn], Any], inline: bool = False) -> Any:
+    """Run the write job `fn` and wait for its result (bounded: a hung write fails)."""
+    return await asyncio.wait_for(storage.write(fn, inline=inline), STORAGE_WRITE_TIMEOUT_S)
 
 
 def assert_database_intact(path: Path) -> None:

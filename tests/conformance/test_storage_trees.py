@@ -10,9 +10,8 @@ TREE_BACKENDS (how to open a storage with trees kept or not, and reopen its data
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from atoll.replication.change import Version
 from atoll.storage import MemoryStorage, SqliteStorage, Storage, WriteTxn
 from atoll.storage.sqlite.trees import FOLD_AT
 from atoll.storage.treeprotocol import TREE_BUCKETS, TreeAccess, TreeRow, tree_version
-from tests.support import in_a_loop
+from tests.support import in_a_loop, started, write
 
 TIMEOUT_S = 30
 Key = tuple[int, bytes, bytes]
@@ -54,19 +53,6 @@ TREE_BACKENDS: dict[str, TreeBackend] = {
 @pytest.fixture(params=sorted(TREE_BACKENDS))
 def backend(request: pytest.FixtureRequest) -> TreeBackend:
     return TREE_BACKENDS[request.param]
-
-
-@contextlib.asynccontextmanager
-async def started(storage: Storage) -> AsyncIterator[Storage]:
-    storage.start(asyncio.get_running_loop())
-    try:
-        yield storage
-    finally:
-        storage.close()
-
-
-async def write(storage: Storage, fn: Callable[[WriteTxn], Any]) -> Any:
-    return await asyncio.wait_for(storage.write(fn), TIMEOUT_S)
 
 
 async def write_now(access: TreeAccess, fn: Callable[[WriteTxn], Any]) -> Any:
