@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import os
 import random
 import signal
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 
 REPO = Path(__file__).resolve().parent.parent
 ATOLL = [sys.executable, "-m", "atoll"]
+AWS = str(Path(sys.executable).parent / "aws")  # the AWS CLI installed beside this Python
 START_TIMEOUT_S = 20.0
 STORAGE_WRITE_TIMEOUT_S = 30  # a storage write job that takes longer has hung
 
@@ -261,6 +263,17 @@ def scan_all(ddb: Any, table: str) -> dict[str, Any]:
         if "LastEvaluatedKey" not in page:
             return items
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def aws_cli(url: str, *args: str) -> Any:
+    """`aws dynamodb ARGS` against the node at `url` (test credentials), its JSON answer;
+    the command must succeed within a minute."""
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+           "AWS_DEFAULT_REGION": "us-east-1", "AWS_PAGER": ""}
+    out = subprocess.run([AWS, "dynamodb", *args, "--endpoint-url", url, "--output", "json"],
+                         env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout) if out.stdout.strip() else None
 
 
 def wait_until(predicate: Any, timeout_s: float, interval_s: float = 0.1) -> bool:

@@ -4,40 +4,28 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-AWS = str(Path(sys.executable).parent / "aws")
-
-
-def _aws(url: str, *args: str) -> Any:
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-           "AWS_DEFAULT_REGION": "us-east-1", "AWS_PAGER": ""}
-    out = subprocess.run([AWS, "dynamodb", *args, "--endpoint-url", url, "--output", "json"],
-                         env=env, capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout) if out.stdout.strip() else None
+from tests.support import aws_cli
 
 
 def test_aws_cli_round_trip(server: Any) -> None:
     url = server.url
-    _aws(url, "create-table", "--table-name", "cli_music",
-         "--attribute-definitions", "AttributeName=Artist,AttributeType=S",
-         "AttributeName=Song,AttributeType=S",
-         "--key-schema", "AttributeName=Artist,KeyType=HASH", "AttributeName=Song,KeyType=RANGE",
-         "--billing-mode", "PAY_PER_REQUEST")
-    _aws(url, "wait", "table-exists", "--table-name", "cli_music")
-    _aws(url, "put-item", "--table-name", "cli_music", "--item",
-         '{"Artist": {"S": "Arvo"}, "Song": {"S": "Spiegel"}, "Year": {"N": "1978"}}')
-    got = _aws(url, "get-item", "--table-name", "cli_music", "--key",
-               '{"Artist": {"S": "Arvo"}, "Song": {"S": "Spiegel"}}')
+    aws_cli(url, "create-table", "--table-name", "cli_music",
+            "--attribute-definitions", "AttributeName=Artist,AttributeType=S",
+            "AttributeName=Song,AttributeType=S",
+            "--key-schema", "AttributeName=Artist,KeyType=HASH", "AttributeName=Song,KeyType=RANGE",
+            "--billing-mode", "PAY_PER_REQUEST")
+    aws_cli(url, "wait", "table-exists", "--table-name", "cli_music")
+    aws_cli(url, "put-item", "--table-name", "cli_music", "--item",
+            '{"Artist": {"S": "Arvo"}, "Song": {"S": "Spiegel"}, "Year": {"N": "1978"}}')
+    got = aws_cli(url, "get-item", "--table-name", "cli_music", "--key",
+                  '{"Artist": {"S": "Arvo"}, "Song": {"S": "Spiegel"}}')
     assert got["Item"]["Year"] == {"N": "1978"}
-    listed = _aws(url, "list-tables")
+    listed = aws_cli(url, "list-tables")
     assert "cli_music" in listed["TableNames"]
-    scanned = _aws(url, "scan", "--table-name", "cli_music")
+    scanned = aws_cli(url, "scan", "--table-name", "cli_music")
     assert scanned["Count"] == 1
 
 
