@@ -23,6 +23,9 @@ import boto3
 from botocore.config import Config
 
 if TYPE_CHECKING:
+    import pytest
+    from botocore.exceptions import ClientError
+
     from atoll.storage import Storage, WriteTxn
 
 REPO = Path(__file__).resolve().parent.parent
@@ -149,6 +152,12 @@ class ServerProcess:
         self.proc.kill()
         self.proc.wait(timeout=10)
 
+    def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
@@ -263,6 +272,11 @@ def scan_all(ddb: Any, table: str) -> dict[str, Any]:
         if "LastEvaluatedKey" not in page:
             return items
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def error_code(caught: pytest.ExceptionInfo[ClientError]) -> str:
+    """The DynamoDB error code (`__type` without its prefix) of a refused boto3 call."""
+    return str(caught.value.response["Error"]["Code"])
 
 
 def aws_cli(url: str, *args: str) -> Any:
