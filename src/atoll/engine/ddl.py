@@ -1,11 +1,14 @@
-"""Committing table definitions: a new table (CreateTable, a restore) and a rewritten one
-(UpdateTable, TTL, tags, a finished backfill).
+"""Committing table definitions: a new table (CreateTable, a restore), a dropped one
+(DeleteTable, an abandoned restore) and a rewritten one (UpdateTable, TTL, tags, a
+finished backfill).
 
 Theory of operation. A new table: the caller has checked its name is free; `create`
 reserves the name in the catalog's request view (so a second create fails at once)
 before its job commits, and gives the reservation up if the job fails. The job opens the
 table's stream if it has one, stores the definition, logs the DDL in the outbox (so the
-table exists in every region) and moves the commit view.
+table exists in every region) and moves the commit view. A dropped table: one job checks
+the table is still live, closes its stream, drops its rows, logs the delete and moves the
+commit view; the caller publishes the drop to the request view.
 
 A rewritten definition: the caller holds the catalog's `ddl_lock`, so definitions change
 one at a time, and passes the definition it read and the one it wants. One write job
@@ -43,6 +46,20 @@ async def create(ctx: EngineContext, table: TableDef) -> None:
     except BaseException:
         ctx.catalog.release(table.name)
         raise
+
+
+async def drop(ctx: EngineContext, table: TableDef) -> None:
+    """Commit the drop of the live `table` (ResourceNotFound if it is no longer live)."""
+
+    def job(txn: WriteTxn) -> None:
+        ctx.catalog.ensure_live(table)
+        hlc = ctx.clock.tick()
+        streams.reconcile(txn, ctx.catalog.current(table), None, ctx.now_ms())
+        txn.drop_table(table.name, table.tid)
+        outbox.log_table_op(ctx, txn, hlc, "delete", table.name, None)
+        ctx.catalog.committed_drop(table.tid)
+
+    await ctx.storage.write(job)
 
 
 async def replace_definition(ctx: EngineContext, table: TableDef, updated: TableDef,

@@ -29,7 +29,7 @@ from typing import Any
 
 import orjson
 
-from atoll.engine import ddl, options, outbox, streams
+from atoll.engine import ddl, options, outbox
 from atoll.engine.context import EngineContext
 from atoll.engine.indexdef import GSI, LSI, IndexDef, check_index_set, parse_index
 from atoll.engine.items import plan_indexes, put_row
@@ -204,16 +204,8 @@ async def abandon(ctx: EngineContext, table: TableDef, why: str) -> None:
     """Delete an unfinished restore's table (`why` is logged)."""
     log.error("deleting the unfinished restore of %s: %s", table.name, why)
 
-    def job(txn: WriteTxn) -> None:
-        ctx.catalog.ensure_live(table)
-        hlc = ctx.clock.tick()
-        streams.reconcile(txn, ctx.catalog.current(table), None, ctx.now_ms())
-        txn.drop_table(table.name, table.tid)
-        outbox.log_table_op(ctx, txn, hlc, "delete", table.name, None)
-        ctx.catalog.committed_drop(table.tid)
-
     try:
-        await ctx.storage.write(job)
+        await ddl.drop(ctx, table)
         ctx.catalog.publish_drop(table.name, ctx.catalog.get(table.name))
     except Exception as exc:  # dropped meanwhile, or the storage failed
         log.error("could not delete the unfinished restore of %s: %s", table.name, exc)

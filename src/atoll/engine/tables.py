@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from atoll.engine import ddl, globaltables, indexes, options, outbox, streams
+from atoll.engine import ddl, globaltables, indexes, options, streams
 from atoll.engine.context import EngineContext
 from atoll.engine.tabledef import TableDef, apply_billing, parse_create_table
 from atoll.errors import ResourceInUse, ValidationError
-from atoll.storage import WriteTxn
 
 
 def _describe(ctx: EngineContext, table: TableDef, status: str = "ACTIVE") -> dict[str, Any]:
@@ -78,17 +77,9 @@ async def delete_table(ctx: EngineContext, request: dict[str, Any]) -> dict[str,
     for member in _NOT_IN_DELETE_ANSWER:
         description.pop(member, None)
 
-    def job(txn: WriteTxn) -> None:
-        ctx.catalog.ensure_live(table)
-        hlc = ctx.clock.tick()
-        streams.reconcile(txn, ctx.catalog.current(table), None, ctx.now_ms())
-        txn.drop_table(table.name, table.tid)
-        outbox.log_table_op(ctx, txn, hlc, "delete", table.name, None)
-        ctx.catalog.committed_drop(table.tid)
-
     ctx.catalog.begin_ddl(table.name)
     try:
-        await ctx.storage.write(job)
+        await ddl.drop(ctx, table)
         ctx.catalog.publish_drop(table.name, table)
     finally:
         ctx.catalog.end_ddl(table.name)
