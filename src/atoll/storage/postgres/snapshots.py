@@ -13,8 +13,8 @@ atoll.storage.sqlsnapshots, shared with SQLite.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import psycopg
 
@@ -24,6 +24,8 @@ from atoll.storage.postgres.txn import decode_markers
 from atoll.storage.sqlsnapshots import SqlChangesSnapshot, SqlTableSnapshot, pin_table
 
 SNAPSHOT_IDLE_MS = 600_000
+
+T = TypeVar("T")
 
 
 def _open(dsn: str, name: str) -> psycopg.Connection:
@@ -64,20 +66,23 @@ class PostgresReader:
         _close(self._conn)
 
 
-def open_table_snapshot(dsn: str, region: str, name: str) -> SqlTableSnapshot | None:
-    """Pin the table `name` (None if it is not live): every read below is one snapshot."""
-    conn = _open(dsn, f"atoll-{region}-snapshot")
+def _pinned(dsn: str, name: str, pin: Callable[[PostgresReader], T]) -> T:
+    """`pin` run on a new snapshot connection; the connection is closed if `pin` fails
+    (on success the snapshot `pin` returns owns it)."""
+    conn = _open(dsn, name)
     try:
-        return pin_table(PostgresReader(conn), region, name)
+        return pin(PostgresReader(conn))
     except BaseException:
         _close(conn)
         raise
+
+
+def open_table_snapshot(dsn: str, region: str, name: str) -> SqlTableSnapshot | None:
+    """Pin the table `name` (None if it is not live): every read below is one snapshot."""
+    return _pinned(dsn, f"atoll-{region}-snapshot",
+                   lambda reader: pin_table(reader, region, name))
 
 
 def open_changes_snapshot(dsn: str, region: str) -> SqlChangesSnapshot:
-    conn = _open(dsn, f"atoll-{region}-changes")
-    try:
-        return SqlChangesSnapshot(PostgresReader(conn), region, decode_markers)
-    except BaseException:
-        _close(conn)
-        raise
+    return _pinned(dsn, f"atoll-{region}-changes",
+                   lambda reader: SqlChangesSnapshot(reader, region, decode_markers))

@@ -15,12 +15,14 @@ atoll.storage.sqlsnapshots, shared with PostgreSQL.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from atoll.storage.sqlite.connection import connect
 from atoll.storage.sqlite.txn import decode_markers
 from atoll.storage.sqlsnapshots import SqlChangesSnapshot, SqlTableSnapshot, pin_table
+
+T = TypeVar("T")
 
 
 class SqliteReader:
@@ -39,23 +41,24 @@ class SqliteReader:
             self._conn.close()
 
 
+def _pinned(path: str, durable: bool, pin: Callable[[SqliteReader], T]) -> T:
+    """`pin` run on a new connection inside its read transaction; the connection is
+    closed if `pin` fails (on success the snapshot `pin` returns owns it)."""
+    conn = connect(path, durable)
+    try:
+        conn.execute("BEGIN")
+        return pin(SqliteReader(conn))
+    except BaseException:
+        conn.close()
+        raise
+
+
 def open_table_snapshot(path: str, durable: bool, region: str, name: str
                         ) -> SqlTableSnapshot | None:
     """Pin the table `name` (None if it is not live): every read below is one snapshot."""
-    conn = connect(path, durable)
-    try:
-        conn.execute("BEGIN")
-        return pin_table(SqliteReader(conn), region, name)
-    except BaseException:
-        conn.close()
-        raise
+    return _pinned(path, durable, lambda reader: pin_table(reader, region, name))
 
 
 def open_changes_snapshot(path: str, durable: bool, region: str) -> SqlChangesSnapshot:
-    conn = connect(path, durable)
-    try:
-        conn.execute("BEGIN")
-        return SqlChangesSnapshot(SqliteReader(conn), region, decode_markers)
-    except BaseException:
-        conn.close()
-        raise
+    return _pinned(path, durable,
+                   lambda reader: SqlChangesSnapshot(reader, region, decode_markers))
