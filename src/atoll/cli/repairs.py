@@ -10,11 +10,10 @@ skipped: the row had moved on to a version as new).
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import click
 
-from atoll.cli.status import TIMEOUT_S, _config, iso_ms, read_log
+from atoll.cli.status import TIMEOUT_S, _config, iso_ms, region_logs
 from atoll.cli.verify import key_text
 
 
@@ -30,15 +29,8 @@ def repairs(config_path: str, region: str | None, table_name: str | None, as_jso
             timeout_s: float) -> None:
     """The repair log: keys verify repaired, oldest first."""
     config = _config(config_path)
-    found: list[dict[str, Any]] = []
-    for entry in config.regions:
-        if region is not None and entry.id != region:
-            continue
-        log = read_log(entry.client_endpoint, "repairs", timeout_s)
-        if isinstance(log, str):
-            click.echo(f"{entry.id}: repair log not read: {log}", err=True)
-            continue
-        found += [r for r in log if table_name is None or r["table"] == table_name]
+    found = [r for log in region_logs(config, region, "repairs", timeout_s).values()
+             for r in log if table_name is None or r["table"] == table_name]
     found.sort(key=lambda r: r["repaired_ms"])
     for r in found:
         if as_json:

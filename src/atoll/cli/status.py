@@ -317,6 +317,22 @@ def read_log(endpoint: str, log: str, timeout_s: float) -> list[dict[str, Any]] 
     return entries
 
 
+def region_logs(config: ClusterConfig, region: str | None, log: str, timeout_s: float
+                ) -> dict[str, list[dict[str, Any]]]:
+    """Per region (every one, or only `region`), its whole `log` (conflicts, repairs); a
+    region whose log could not be read is named on stderr, with why, and left out."""
+    logs: dict[str, list[dict[str, Any]]] = {}
+    for entry in config.regions:
+        if region is not None and entry.id != region:
+            continue
+        found = read_log(entry.client_endpoint, log, timeout_s)
+        if isinstance(found, str):
+            click.echo(f"{entry.id}: {log.removesuffix('s')} log not read: {found}", err=True)
+            continue
+        logs[entry.id] = found
+    return logs
+
+
 @click.command()
 @click.option("--config", "config_path", default="./data/cluster.toml", show_default=True,
               type=click.Path(dir_okay=False))
@@ -346,15 +362,8 @@ def conflicts(config_path: str, region: str | None, table_name: str | None,
                 and (until_ms is None or c["detected_ms"] < until_ms)
                 and key_matches(c, keys))
 
-    logs: dict[str, list[dict[str, Any]]] = {}
-    for entry in config.regions:
-        if region is not None and entry.id != region:
-            continue
-        found = read_log(entry.client_endpoint, "conflicts", timeout_s)
-        if isinstance(found, str):
-            click.echo(f"{entry.id}: conflict log not read: {found}", err=True)
-            continue
-        logs[entry.id] = [c for c in found if wanted(c)]
+    logs = {rid: [c for c in found if wanted(c)] for rid, found
+            in region_logs(config, region, "conflicts", timeout_s).items()}
     if as_json:
         for rid, found in logs.items():
             for c in found:
