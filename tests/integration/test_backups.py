@@ -12,14 +12,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.support import (
-    ServerProcess,
-    client,
-    create_table,
-    error_code,
-    scan_all,
-    wait_until,
-)
+from tests.support import ServerProcess, client, create_table, error_code, scan_all, wait_until
 
 
 @pytest.fixture(scope="module")

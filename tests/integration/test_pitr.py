@@ -13,14 +13,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.support import (
-    ServerProcess,
-    client,
-    create_table,
-    error_code,
-    scan_all,
-    wait_until,
-)
+from tests.support import ServerProcess, client, create_table, error_code, scan_all, wait_until
 
 SNAPSHOT_EVERY = ["--pitr-snapshot-interval", "1.5"]
 
