@@ -29,7 +29,11 @@ from atoll.storage import WriteTxn
 
 
 async def create(ctx: EngineContext, table: TableDef) -> None:
-    """Commit the new `table`'s creation; `table.tid` is its storage id once it returns."""
+    """Commit the new `table`'s creation; `table.tid` is its storage id once it returns.
+
+    The name is marked in flight (`Catalog.begin_ddl`) until the outcome is published, so a
+    catalog refresh on a shared region leaves it alone, for CreateTable and restores alike.
+    """
 
     def job(txn: WriteTxn) -> int:
         hlc = ctx.clock.tick()
@@ -40,12 +44,15 @@ async def create(ctx: EngineContext, table: TableDef) -> None:
         ctx.catalog.committed_create(table)
         return tid
 
+    ctx.catalog.begin_ddl(table.name)
     ctx.catalog.reserve(table)  # hold the name while the create commits
     try:
         table.tid = await ctx.storage.write(job)
     except BaseException:
         ctx.catalog.release(table.name)
         raise
+    finally:
+        ctx.catalog.end_ddl(table.name)
 
 
 async def drop(ctx: EngineContext, table: TableDef) -> None:

@@ -29,11 +29,7 @@ async def create_table(ctx: EngineContext, request: dict[str, Any]) -> dict[str,
     if table.name in ctx.catalog:
         raise ResourceInUse(f"Table already exists: {table.name}")
 
-    ctx.catalog.begin_ddl(table.name)
-    try:
-        await ddl.create(ctx, table)
-    finally:
-        ctx.catalog.end_ddl(table.name)
+    await ddl.create(ctx, table)
     return {"TableDescription": _describe(ctx, table)}
 
 
