@@ -215,6 +215,8 @@ class SimRegion:
         if self.core.pullers.get(puller.peer) is puller:
             fresh = puller.on_applied(outcome, now_ms)
             self.record.count("refusals_logged", len(fresh))  # what the node would log
+            for refusal in outcome.refusals if outcome is not None else ():
+                self.record.count("refused_" + refusal.kind.replace(" ", "_"))
 
     def _on_pull_answer(self, src: str, envelope: Envelope, now_ms: int) -> None:
         puller = self.core.pullers.get(src)
