@@ -2,8 +2,9 @@
 attributes do not encode to, and a change reusing an (origin, seq) already logged for
 another change, are refused and never stored — the pure checks
 (atoll.replication.admission), the planner setting duplicates aside as replays, the one
-apply driver (atoll.replication.apply) over the memory store and over the node's SQLite
-store, and the puller's answer to a refusal (backoff, each refusal reported once)."""
+apply driver (atoll.replication.apply) over the memory store and over the node's store on
+SQLite and on PostgreSQL, and the puller's answer to a refusal (backoff, each refusal
+reported once)."""
 
 from __future__ import annotations
 
@@ -33,7 +34,9 @@ from atoll.replication.memory_store import MemoryStore
 from atoll.replication.protocol import Batch, encode_message, plan_batch
 from atoll.replication.puller import SEND, SUBMIT, WAIT, Puller
 from atoll.replication.store import ReplicaStore, StoreTxn
-from atoll.storage import SqliteStorage
+from atoll.storage import SqliteStorage, Storage
+from atoll.storage.postgres import PostgresStorage
+from tests.pg import pg_dsn, pg_server  # noqa: F401  (fixtures)
 
 
 def write(item: dict[str, Any] | None, pk: bytes, sk: bytes = b"") -> ItemWrite:
@@ -104,15 +107,19 @@ SORTED = {**DEFINITION, "name": "srt", "hash_key": "h", "range_key": "r",
 NOW_MS = 1_000_000
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ReplicaStore]:
-    """Region "a" holding tables `tbl` and `srt`, created by origin "c" (its c/1, c/2)."""
+    """Region "a" holding tables `tbl` and `srt`, created by origin "c" (its c/1, c/2):
+    the memory store, and the node's store over SQLite and over PostgreSQL."""
     opened: ReplicaStore
-    storage = None
+    storage: Storage | None = None
     if request.param == "memory":
         opened = MemoryStore("a")
     else:
-        storage = SqliteStorage(str(tmp_path / "a.db"), durable=False, region="a")
+        if request.param == "sqlite":
+            storage = SqliteStorage(str(tmp_path / "a.db"), durable=False, region="a")
+        else:
+            storage = PostgresStorage(request.getfixturevalue("pg_dsn"), region="a")
         opened = EngineReplicaStore(context_for(storage, "a", lambda: NOW_MS))
     outcome = apply(opened, [made("c", 1, [TableOp("tbl", "create", DEFINITION)]),
                              made("c", 2, [TableOp("srt", "create", SORTED)])])
