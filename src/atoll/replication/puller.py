@@ -27,7 +27,10 @@ left its origin's cursor before it; the next Pull, from the committed cursors, b
 again, after a backoff doubling from `backoff_min_ms` to `backoff_max_ms` (reset by the
 next apply that completes), so a change refused for good costs one pull and one apply
 per `backoff_max_ms`, not a hot loop. `on_applied` returns the refusals this link has not
-seen before, for the shell to log once each; the link counts them all.
+seen before, for the shell to log once each; the link counts them all. The duplicates a
+batch brings (`plan_batch`'s replays) ride in the apply job to be compared with the
+changelog there, so a batch of nothing but duplicates still makes a job, one that only
+reads (duplicates come when peers relay what another already delivered).
 
 Bounds: one Pull and one apply in flight, one planned apply waiting; between failed
 pulls a backoff doubling from `backoff_min_ms` to `backoff_max_ms`; after a batch that
