@@ -19,6 +19,10 @@ job commits its changes and their cursors in one storage transaction.
   puller from the future's callback, as soon as it commits), DRAIN (await the apply in
   flight), REBUILD (one rebuild at a time: snapshot requests, each answer's jobs
   committed in order, then the adopted cursors), WAIT (sleep).
+- Refused changes (atoll.replication.admission): each is logged once per link, with its
+  origin, sequence, table and key, and counted in `/_atoll/status` (`refused_changes`,
+  `last_refusal`, `refusing` per peer) and `/metrics`; the puller backs off before asking
+  again.
 - Retention: every interval, the core's purge job, if any.
 - A storage that cannot be read for a while (a shared PostgreSQL restarting:
   ServiceUnavailable) pauses a puller for the longest backoff and skips a retention
@@ -280,7 +284,8 @@ class Replicator:
             puller.on_applied(None, _mono_ms())
             return
         outcome = applying.result()
-        puller.on_applied(outcome, _mono_ms())
+        for refusal in puller.on_applied(outcome, _mono_ms()):  # nothing of it was stored
+            log.error("from %s: %s", puller.peer, refusal.describe())
         if outcome.clock_bounded:
             # a peer's clock runs ahead of ours by more than the skew bound: not followed
             log.warning("%d changes from %s stamped more than %d ms ahead of this region's "
@@ -362,6 +367,8 @@ class Replicator:
                     "last_ok_s_ago": round((now_ms - link.last_ok_ms) / 1000, 3),
                     "errors": link.errors, "last_error": link.last_error,
                     "applied": link.applied, "refused": link.refused_records,
+                    "refused_changes": link.refused_changes,
+                    "last_refusal": link.last_refusal, "refusing": link.refusing,
                     "pulls": link.pulls}
                 for p, link in ((p, puller.link) for p, puller in self.core.pullers.items())},
             "lag_ms": self._lag_summary[1],

@@ -66,6 +66,9 @@ class _DroppingTxn:
     def log_changes(self, records: list[tuple[Change, bytes]]) -> None:
         self.txn.log_changes(records)
 
+    def logged_frame(self, origin: str, seq: int) -> bytes | None:
+        return self.txn.logged_frame(origin, seq)
+
     def set_cursor(self, origin: str, cursor: Cursor) -> None:
         self.txn.set_cursor(origin, cursor)
 

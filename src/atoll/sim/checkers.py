@@ -18,11 +18,15 @@ on any cluster whose stores they can read.
                      the records a snapshot rebuild bridged (below a cursor it adopted)
   matches_reference  the contents equal the result of applying every acknowledged
                      change, in causal order, to one fresh store (the merge laws, end to end)
+  forgeries_refused  nothing of a forged change (atoll.sim.forgery) is stored: no item
+                     and no changelog record carries the forgeries' mark
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+
+import orjson
 
 from atoll.clock.hlc import HybridClock
 from atoll.replication.apply import ApplyChanges
@@ -31,6 +35,7 @@ from atoll.replication.memory_store import MemoryStore
 from atoll.replication.merge import Stored
 from atoll.replication.protocol import plan_batch
 from atoll.replication.store import ReplicaStore, Snapshot, digest_snapshot, snapshot
+from atoll.sim.forgery import FORGED_ATTRIBUTE
 
 MAX_REPORTED = 10  # violations listed per checker
 MAX_LOG_RECORDS = 1_000_000
@@ -153,6 +158,20 @@ def matches_reference(stores: Mapping[str, ReplicaStore], acked: Sequence[Change
         got = snapshot(store)
         if digest_snapshot(got) != digest_snapshot(want):
             problems.append(f"{name} differs from the reference: {_diff(want, got)}")
+    return problems[:MAX_REPORTED]
+
+
+def forgeries_refused(stores: Mapping[str, ReplicaStore]) -> list[str]:
+    mark = orjson.dumps(FORGED_ATTRIBUTE)
+    problems = []
+    for name, store in sorted(stores.items()):
+        for key, stored in sorted(store.contents().items()):
+            if stored.item is not None and FORGED_ATTRIBUTE in stored.item:
+                problems.append(f"{name}: a forged item is stored under {key}")
+        for origin in sorted(store.cursors()):
+            for seq, frame in store.records_since(origin, 0, MAX_LOG_RECORDS):
+                if mark in frame:
+                    problems.append(f"{name}: its log holds a forged change {origin}/{seq}")
     return problems[:MAX_REPORTED]
 
 

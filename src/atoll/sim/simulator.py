@@ -18,6 +18,7 @@ The trace is the list of events (writes, faults, deliveries); its hash identifie
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import random
 import traceback
@@ -30,7 +31,7 @@ from atoll.sim.faults import RandomFaults
 from atoll.sim.network import LinkFaults, SimNetwork
 from atoll.sim.region import Record, SimRegion
 from atoll.sim.stores import StoreKind, store_kind
-from atoll.sim.workload import RandomWorkload
+from atoll.sim.workload import FIRST_TABLE, RandomWorkload
 
 REGION_NAMES = ("us-east", "eu-west", "ap-south", "sa-east", "af-south")
 CONVERGE_CHECK_EVERY_STEPS = 10
@@ -53,11 +54,13 @@ class SimConfig:
     fault_p: float = 0.02
     heal_steps_max: int = 4000  # a bound on the healing phase: not converged by then = bug
     replication: ReplicationConfig = SIM_REPLICATION
+    forge_p: float = 0.0  # per Batch sent: a forged record in it (until the healing)
 
     def replay_command(self) -> str:
         steps = "" if self.steps == DEFAULT_STEPS else f" --steps {self.steps}"
+        forge = f" --forge-p {self.forge_p}" if self.forge_p else ""
         return (f"python -m atoll.sim --seed {self.seed} --regions {self.regions} "
-                f"--store {self.store}{steps}")
+                f"--store {self.store}{steps}{forge}")
 
 
 @dataclass(slots=True)
@@ -90,8 +93,10 @@ class Simulation:
         self.rng = random.Random(root.getrandbits(64))
         self.trace: list[str] = []
         self.regions = REGION_NAMES[:config.regions]
-        self.network = SimNetwork(random.Random(root.getrandbits(64)), _link_faults(root),
-                                  self.trace)
+        network_rng = random.Random(root.getrandbits(64))  # drawn first: a seed's run stays
+        link_faults = dataclasses.replace(_link_faults(root), forge_p=config.forge_p,
+                                          forge_table=FIRST_TABLE)
+        self.network = SimNetwork(network_rng, link_faults, self.trace)
         self.workload = RandomWorkload(random.Random(root.getrandbits(64)))
         self.faults = RandomFaults(random.Random(root.getrandbits(64)))
         self.now_ms = START_MS
@@ -205,7 +210,8 @@ class Simulation:
         for check in (checkers.converged(self.stores),
                       checkers.acknowledged(self.stores, acked, self.record.tombstone_horizon_hlc),
                       checkers.cursors_gapless(self.stores, acked, self.record.adopted),
-                      checkers.matches_reference(self.stores, acked)):
+                      checkers.matches_reference(self.stores, acked),
+                      checkers.forgeries_refused(self.stores)):
             problems.extend(check)
         for region in self.regions:
             self._event(f"final {region} {sorted(self.stores[region].cursors().items())}")
