@@ -210,6 +210,19 @@ class MemoryTreeStore:
         rows = self._bucket_rows(table, bucket)
         return stored, [self._entry(k[0], k[1], r) for k, r in sorted(rows.items())]
 
+    def bucket_snapshots(self, table: str, first: int, count: int
+                         ) -> Mapping[int, tuple[int, Sequence[Entry]]]:
+        state = self.tables.get(table)
+        if state is None:
+            return {}
+        found: dict[int, tuple[int, Sequence[Entry]]] = {}
+        for bucket in range(first, first + count):
+            stored, rows = self.bucket_snapshot(table, bucket)
+            listed = list(rows)
+            if stored or listed:
+                found[bucket] = (stored, listed)
+        return found
+
     def _bucket_rows(self, table: str, bucket: int) -> dict[KeyPos, _Row]:
         state = self.tables.get(table)
         return {} if state is None else state.rows.get(bucket, {})

@@ -105,8 +105,9 @@ def _scrub(request: Scrub, store: TreeStore) -> Response:
     rows = 0
     damaged: list[tuple[int, int, int]] = []
     corrupt: list[KeyPos] = []
-    for bucket in range(request.first, request.first + request.count):
-        stored, entries = store.bucket_snapshot(request.table, bucket)
+    snapshots = store.bucket_snapshots(request.table, request.first, request.count)
+    for bucket in sorted(snapshots):  # the others are empty: nothing to rebuild
+        stored, entries = snapshots[bucket]
         result = scrub_bucket(request.table, bucket, stored, entries)
         rows += result.rows
         corrupt.extend(result.corrupt[:MAX_LISTED_CORRUPT - len(corrupt)])

@@ -32,7 +32,7 @@ verify; until then `bucket_hashes` must not claim an empty tree.
 Reads: `cursors` must be read before any row a session reads afterwards (serve reads
 them in the opening request): the verdict's argument depends on it (verdict.py).
 `bucket_snapshot` returns the stored hash and the bucket's rows from ONE consistent
-snapshot. `correct_bucket` and `apply_repair` are write transactions of their own.
+snapshot (`bucket_snapshots` the same for a run of buckets). `correct_bucket` and `apply_repair` are write transactions of their own.
 """
 
 from __future__ import annotations
@@ -139,6 +139,14 @@ class TreeStore(Protocol):
     def bucket_snapshot(self, table: str, bucket: int) -> tuple[int, Iterable[Entry]]:
         """The stored hash of `bucket` and all its rows, from one snapshot (the caller
         consumes the rows at once)."""
+        ...
+
+    def bucket_snapshots(self, table: str, first: int, count: int
+                         ) -> Mapping[int, tuple[int, Sequence[Entry]]]:
+        """For buckets first..first+count-1 (count <= 4096), bucket -> its stored hash
+        and all its rows, each bucket from one snapshot; buckets with neither a hash nor
+        a row may be left out (the scrub's read: one call instead of one per bucket,
+        most of which are empty in a small table)."""
         ...
 
     def correct_bucket(self, table: str, bucket: int, delta: int) -> None:

@@ -1,5 +1,5 @@
 """`python -m atoll.sim --seed N [--regions K] [--steps S] [--store memory|sqlite]
-[--runs R] [--trace]`: replay one seeded run (or R runs from N), as the test suite runs
+[--runs R] [--trace] [--verify | --verify-faults]`: replay one seeded run (or R runs from N), as the test suite runs
 them; a failure prints the command that replays it."""
 
 from __future__ import annotations
@@ -22,12 +22,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="the regions' store: in memory, or the node's SQLite store")
     parser.add_argument("--runs", type=int, default=1, help="seeds seed..seed+runs-1")
     parser.add_argument("--trace", action="store_true", help="print every trace event")
+    parser.add_argument("--verify", action="store_true",
+                        help="run verify sessions during the run and after it (SQLite store)")
+    parser.add_argument("--verify-faults", action="store_true",
+                        help="and faults only verify finds, verified and repaired at the end")
     args = parser.parse_args(argv)
     failed = 0
     started = time.perf_counter()
     for seed in range(args.seed, args.seed + args.runs):
         regions = args.regions if args.regions is not None else 3 + seed % 3
-        result = run(SimConfig(seed=seed, regions=regions, steps=args.steps, store=args.store))
+        result = run(SimConfig(seed=seed, regions=regions, steps=args.steps, store=args.store,
+                               verify=args.verify, verify_faults=args.verify_faults))
         if args.trace:
             print("\n".join(result.trace))
         status = "ok" if result.ok else "FAILED"

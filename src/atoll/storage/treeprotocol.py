@@ -169,9 +169,10 @@ class TreeAccess(Protocol):
         ...
 
     def bucket_snapshots(self, tid: int, first: int, count: int
-                         ) -> list[tuple[int, list[TreeRow]]]:
+                         ) -> dict[int, tuple[int, list[TreeRow]]]:
         """For buckets first..first+count-1, each one's stored hash and all its tree
-        rows, every bucket read in one snapshot."""
+        rows, every bucket read in one snapshot; buckets with neither a hash nor a row
+        are left out (most of them, in a table of few keys)."""
         ...
 
     def tree_rows(self, tid: int, keys: list[ScanKey]) -> list[TreeRow | None]:
