@@ -24,8 +24,10 @@ from atoll.antientropy.hashing import bucket_of
 from atoll.model.keys import encode_key_value, partition_hash
 from atoll.replication.change import Version
 from atoll.storage import MemoryStorage, SqliteStorage, Storage, WriteTxn
+from atoll.storage.postgres import PostgresStorage
 from atoll.storage.sqlite.trees import FOLD_AT
 from atoll.storage.treeprotocol import TREE_BUCKETS, TreeAccess, TreeRow, tree_version
+from tests.pg import fresh_schema_dsn, pg_server, shared_server  # noqa: F401  (fixture)
 from tests.support import in_a_loop
 
 TIMEOUT_S = 30
@@ -43,16 +45,28 @@ def _sqlite(path: Path, region: str, trees: bool) -> SqliteStorage:
     return SqliteStorage(str(path / "trees.db"), durable=False, region=region, trees=trees)
 
 
+def _postgres(path: Path, region: str, trees: bool) -> PostgresStorage:
+    """A schema of the session's PostgreSQL server per test directory: reopening the
+    same directory's storage finds the same data."""
+    schema = "t_" + "".join(c if c.isalnum() else "_" for c in path.name.lower())[-40:]
+    return PostgresStorage(fresh_schema_dsn(shared_server(), schema), region=region,
+                           trees=trees)
+
+
 TREE_BACKENDS: dict[str, TreeBackend] = {
     "sqlite": TreeBackend(_sqlite, lambda _old, path, region, trees: _sqlite(path, region, trees)),
     "memory": TreeBackend(lambda _path, region, trees: MemoryStorage(region, trees=trees),
                           lambda old, _path, region, trees: MemoryStorage(region, data=old.data,
                                                                           trees=trees)),
+    "postgresql": TreeBackend(_postgres, lambda _old, path, region, trees: _postgres(
+        path, region, trees)),
 }
 
 
 @pytest.fixture(params=sorted(TREE_BACKENDS))
 def backend(request: pytest.FixtureRequest) -> TreeBackend:
+    if request.param == "postgresql":
+        request.getfixturevalue("pg_server")  # started once, stopped after the session
     return TREE_BACKENDS[request.param]
 
 

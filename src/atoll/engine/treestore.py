@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from atoll.antientropy import Entry, RepairLogEntry, RepairRecord
-from atoll.antientropy.store import KeyPos
+from atoll.antientropy.store import DamageRecord, KeyPos
 from atoll.engine.repairs import row_entry
 from atoll.model.keys import partition_hash
 from atoll.replication.cursors import Cursor
@@ -57,6 +57,7 @@ class StorageTreeStore:
         # prefetched bucket snapshots: (table, bucket) -> (hash, rows), and when read
         self._snapshots: dict[tuple[str, int], tuple[int, list[TreeRow]]] = {}
         self._snapshots_read_s = 0.0
+        self.damage = DamageRecord()  # what scrubs served here corrected (soft evidence)
 
     @property
     def region(self) -> str:
@@ -134,6 +135,10 @@ class StorageTreeStore:
         tid = self._tid(table)
         if tid is not None:
             self.access.write_now(lambda txn: txn.tree_correct(tid, bucket, delta))
+            self.damage.note(table, bucket, int(time.monotonic() * 1000))
+
+    def damaged(self, table: str) -> Iterable[int]:
+        return self.damage.buckets(table, int(time.monotonic() * 1000))
 
     def fetch(self, table: str, keys: Sequence[KeyPos]) -> Sequence[Entry | None]:
         tid = self._tid(table)

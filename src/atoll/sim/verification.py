@@ -15,8 +15,9 @@ Theory of operation
   DIVERGED key (verdict.py argues why lag cannot produce one).
 - After the run healed (`after_heal`), a run with verify faults does to some regions
   what replication cannot see: a region drops one applied change (its cursor moves, the
-  row does not), a stored row's bytes flip (its checksum no longer passes), a live row
-  is deleted, and a region's data — items, tombstones, index rows and trees — is
+  row does not), a stored row's bytes flip (its checksum no longer passes), a row's
+  value is edited with its checksum recomputed (it reads as valid), a live row is
+  deleted, and a region's data — items, tombstones, index rows and trees — is
   restored from a copy taken before the last writes, its replication state (cursors,
   changelog) kept. The file is changed while its region is down, as an operator or a
   disk would. Then, with the cluster quiet: a deep pass (the scrub finds the rows
@@ -44,6 +45,7 @@ import heapq
 import os
 import random
 import sqlite3
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -75,7 +77,7 @@ MAX_SESSION_MS = 30_000  # a session still running after this long fails the run
 MAX_MID_RUN_SESSIONS = 64
 LATE_PUTS = 8
 SETTLE_STEPS_MAX = 2000
-FAULTS = ("drop", "flip", "delete", "restore")
+FAULTS = ("drop", "flip", "edit", "delete", "restore")
 MAX_REPORTED = 10
 
 Key = tuple[str, bytes, bytes]  # (table name, pk, sk)
@@ -292,7 +294,7 @@ class SimVerifier:
         for _ in range(LATE_PUTS):
             self._late_put(rng.choice(regions))
         problems = self._settle("the late puts")
-        for fault in ("restore", "flip", "delete"):
+        for fault in ("restore", "flip", "edit", "delete"):
             region = targets[fault]
             cluster.crash(region)
             path = cluster.storage(region).path
@@ -426,8 +428,9 @@ def _edit(path: str, work: Callable[[sqlite3.Connection], Key | None]) -> Key | 
 
 
 def damage_row(path: str, fault: str, rng: random.Random) -> Key | None:
-    """Flip one bit of a live row's stored bytes (its checksum left as it was), or
-    delete a live row (its index rows and its table's counters left as they were)."""
+    """Flip one bit of a live row's stored bytes (its checksum left as it was), edit
+    its value with the checksum recomputed (it reads as valid), or delete a live row
+    (its index rows and its table's counters left as they were)."""
 
     def work(conn: sqlite3.Connection) -> Key | None:
         rows = conn.execute("SELECT tid, h, name, pk, sk, item FROM items JOIN tables "
@@ -441,6 +444,10 @@ def damage_row(path: str, fault: str, rng: random.Random) -> Key | None:
             raw[rng.randrange(len(raw))] ^= 1 << rng.randrange(8)
             conn.execute("UPDATE items SET item=? WHERE tid=? AND h=? AND pk=? AND sk=?",
                          (bytes(raw), *where))
+        elif fault == "edit":
+            edited = bytes(item).replace(b'"v":{"N":"', b'"v":{"N":"-', 1)
+            conn.execute("UPDATE items SET item=?, crc=? WHERE tid=? AND h=? AND pk=? AND sk=?",
+                         (edited, zlib.crc32(edited), *where))
         else:
             conn.execute("DELETE FROM items WHERE tid=? AND h=? AND pk=? AND sk=?", where)
         return (str(name), bytes(pk), bytes(sk))

@@ -97,3 +97,20 @@ class TreeDeltas:
 
     def __bool__(self) -> bool:
         return bool(self.deltas)
+
+
+def group_snapshots(first: int, hashes: list[int], rows: list[TreeRow]
+                    ) -> dict[int, tuple[int, list[TreeRow]]]:
+    """`TreeAccess.bucket_snapshots`' answer from the hashes of buckets first.. and the
+    rows of those buckets in (h, pk, sk) order: only buckets with a hash or a row."""
+    found: dict[int, tuple[int, list[TreeRow]]] = {}
+    for row in rows:
+        bucket = row.h >> BUCKET_SHIFT
+        held = found.get(bucket)
+        if held is None:
+            found[bucket] = (hashes[bucket - first], [row])
+        else:
+            held[1].append(row)
+    for index in [i for i, value in enumerate(hashes) if value]:
+        found.setdefault(first + index, (hashes[index], []))
+    return found

@@ -48,6 +48,7 @@ from atoll.storage.trees import (
     Live,
     TreeDeltas,
     bucket_h_range,
+    group_snapshots,
     join,
     newest,
     row_leaf,
@@ -254,23 +255,6 @@ def pending_deltas(cur: sqlite3.Cursor, tid: int, first: int, count: int) -> dic
         for delta_tid, bucket, delta in unpack(blob):
             if delta_tid == tid and first <= bucket < first + count:
                 found[bucket] = found.get(bucket, 0) ^ delta
-    return found
-
-
-def group_snapshots(first: int, hashes: list[int], rows: list[TreeRow]
-                    ) -> dict[int, tuple[int, list[TreeRow]]]:
-    """`TreeAccess.bucket_snapshots`' answer from the hashes of buckets first.. and the
-    rows of those buckets in (h, pk, sk) order: only buckets with a hash or a row."""
-    found: dict[int, tuple[int, list[TreeRow]]] = {}
-    for row in rows:
-        bucket = row.h >> BUCKET_SHIFT
-        held = found.get(bucket)
-        if held is None:
-            found[bucket] = (hashes[bucket - first], [row])
-        else:
-            held[1].append(row)
-    for index in [i for i, value in enumerate(hashes) if value]:
-        found.setdefault(first + index, (hashes[index], []))
     return found
 
 
