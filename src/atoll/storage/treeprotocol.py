@@ -27,8 +27,7 @@ Theory of operation
 - A storage constructed with `trees=False` keeps no trees at all (no upkeep, every
   table reported unbuilt): for measuring what the upkeep costs.
 - `TreeWriteTxn` and `TreeStorage` are `WriteTxn` and `Storage` with the tree methods:
-  SQLite and memory keep trees; a backend that does not (PostgreSQL) is a plain
-  `Storage`, and a node on it runs no verify.
+  SQLite, PostgreSQL and memory keep trees.
 """
 
 from __future__ import annotations
@@ -100,8 +99,8 @@ def tree_job(fn: TreeWriteJob) -> WriteJob:
 
 
 class TreeStorage(Storage, Protocol):
-    """A storage that keeps hash trees (see the module doc): SQLite and memory. A
-    node on another storage (PostgreSQL) runs no verify: its region answers a peer's
+    """A storage that keeps hash trees (see the module doc): SQLite, PostgreSQL and
+    memory. A node started with trees off runs no verify: its region answers a peer's
     verify session with an error, which the session reports INCOMPLETE."""
 
     def repairs(self, after_id: int = 0, limit: int = 100
