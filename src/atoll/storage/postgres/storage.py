@@ -370,7 +370,7 @@ class PostgresStorage(PostgresReads):
                 self._writer = connect(self.dsn, autocommit=False, name=f"{self._name}-writes")
             except psycopg.Error as exc:
                 raise _Unavailable(_first_line(exc)) from None
-            self._txn = PostgresTxn(self._writer, self.region)
+            self._txn = PostgresTxn(self._writer, self.region, self.trees)
         return self._writer
 
     def _drop_writer(self) -> None:

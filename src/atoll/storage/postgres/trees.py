@@ -51,6 +51,7 @@ from atoll.storage.trees import (
     newest,
     row_leaf,
     split,
+    state_leaf,
 )
 
 WRITE_TIMEOUT_S = 60.0
@@ -138,14 +139,13 @@ class TreeUpkeep:
     def change(self, key: Key, old: KeyState, new: KeyState) -> None:
         """The key's rows went from `old` to `new`: its leaf change into its bucket."""
         self.rows[key] = new
-        tid, h, pk, sk = key
-        before = newest(h, pk, sk, old[0], old[1])
-        after = newest(h, pk, sk, new[0], new[1])
-        if before == after:
+        if old == new:
             return
+        tid, h, pk, sk = key
         name = self.name(tid)
         if name is not None:  # a write into a dropped table keeps no tree
-            self.deltas.add(tid, h, row_leaf(name, before) ^ row_leaf(name, after))
+            self.deltas.add(tid, h, state_leaf(name, pk, sk, old[0], old[1])
+                            ^ state_leaf(name, pk, sk, new[0], new[1]))
 
     def name(self, tid: int) -> str | None:
         if tid not in self._names:

@@ -53,6 +53,7 @@ from atoll.storage.trees import (
     newest,
     row_leaf,
     split,
+    state_leaf,
 )
 
 WRITE_TIMEOUT_S = 120.0
@@ -150,6 +151,17 @@ class TreeUpkeep:
             row = old if old is not None else new
             assert row is not None
             self.deltas.add(tid, row.h, row_leaf(name, old) ^ row_leaf(name, new))
+
+    def change_states(self, tid: int, h: int, pk: bytes, sk: bytes, old_live: Live | None,
+                      old_dead: Dead | None, new_live: Live | None, new_dead: Dead | None
+                      ) -> None:
+        """`change` from the key's rows before and after (no tree rows built)."""
+        if old_live == new_live and old_dead == new_dead:
+            return
+        name = self.name(tid)
+        if name is not None:  # a write into a dropped table keeps no tree
+            self.deltas.add(tid, h, state_leaf(name, pk, sk, old_live, old_dead)
+                            ^ state_leaf(name, pk, sk, new_live, new_dead))
 
     def flush(self) -> None:
         """Append the transaction's deltas to the log: one row, one statement."""
