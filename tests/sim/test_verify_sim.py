@@ -112,3 +112,28 @@ def test_differing_keys_treats_tombstones_as_no_item() -> None:
 def test_verify_needs_the_sqlite_store(store: str) -> None:
     with pytest.raises(ValueError, match="sqlite"):
         SimConfig(seed=1, store=store, verify=True)
+
+
+def test_a_region_past_a_peers_purged_log_is_told_apart() -> None:
+    """Seed 2019: a peer's log was purged (the purge-log fault, as the bounded maximum
+    does) past what another region had applied, which then rebuilt from a snapshot;
+    verify judged a key DIVERGED between them while that ran, as verdict.py designs for a
+    region past the retention bound. The run counts it apart and passes."""
+    result = run(SimConfig(seed=2019, regions=3, store="sqlite", verify=True))
+    assert result.ok, result.problems
+    assert result.summary["verify_diverged_past_retention"] == 1
+
+
+def test_past_retention_compares_cursors_with_the_other_sides_purge_points() -> None:
+    from atoll.antientropy.messages import Opened
+    from atoll.replication.cursors import Cursor
+    from atoll.sim.verification import _Running
+
+    running = _Running(None, 0, False)  # type: ignore[arg-type]
+    running.opened["a"] = Opened(1, "a", b"c", None, {"x": Cursor(5, 50)}, {}, 0, ())
+    running.opened["b"] = Opened(1, "b", b"c", None, {"x": Cursor(9, 90)},
+                                 {"x": Cursor(5, 50)}, 0, ())
+    assert not running.past_retention("a", "b")  # a applied all that b purged
+    running.opened["b"] = Opened(1, "b", b"c", None, {"x": Cursor(9, 90)},
+                                 {"x": Cursor(7, 70)}, 0, ())
+    assert running.past_retention("a", "b") and running.past_retention("b", "a")

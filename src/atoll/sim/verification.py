@@ -12,7 +12,12 @@ Theory of operation
   moment's state, while writes, applies, purges and rebuilds go on between the answers;
   a region that crashed before its request arrived fails the session (INCOMPLETE). Every
   verdict such a session reaches is kept: a run without verify faults must never show a
-  DIVERGED key (verdict.py argues why lag cannot produce one).
+  DIVERGED key (verdict.py argues why lag cannot produce one) — except between a region
+  and a peer that purged changes the region had not applied yet (the simulator's
+  purge-log fault, the node's bounded maximum): verdict.py judges those DIVERGED by
+  design (the region can no longer get them from that log; it rebuilds from a
+  snapshot meanwhile). The session's Open answers say which pairs are in that state;
+  such verdicts are counted apart (`verify_diverged_past_retention`), not failures.
 - After the run healed (`after_heal`), a run with verify faults does to some regions
   what replication cannot see: a region drops one applied change (its cursor moves, the
   row does not), a stored row's bytes flip (its checksum no longer passes), a row's
@@ -60,11 +65,15 @@ from atoll.antientropy import (
     drive,
     serve,
 )
+from atoll.antientropy.messages import Opened
 from atoll.antientropy.store import KeyPos
+from atoll.antientropy.wire import decode_response
 from atoll.engine.repairs import repair_job
 from atoll.engine.replica_store import EngineReplicaStore
 from atoll.engine.treestore import StorageTreeStore
 from atoll.replication.change import Change, ItemWrite, Op
+from atoll.replication.cursors import ZERO
+from atoll.replication.errors import BadMessage
 from atoll.replication.faults import DropItemWrites
 from atoll.replication.store import ReplicaStore
 from atoll.storage import SqliteStorage
@@ -106,6 +115,15 @@ class _Running:
     session: Session
     started_ms: int
     deep: bool
+    opened: dict[str, Opened] = field(default_factory=dict)
+
+    def past_retention(self, a: str, b: str) -> bool:
+        """Whether one side's cursor for some origin is below the other side's purge
+        point for it (verdict.py: such a pair's differences are DIVERGED by design)."""
+        sides = (self.opened.get(a), self.opened.get(b))
+        return any(behind is not None and ahead is not None and any(
+            behind.cursors.get(origin, ZERO) < purged for origin, purged in ahead.purged.items())
+            for behind, ahead in (sides, sides[::-1]))
 
 
 @dataclass(slots=True)
@@ -117,6 +135,7 @@ class VerifyLog:
     incomplete: int = 0
     transient_keys: int = 0
     diverged: list[str] = field(default_factory=list)  # mid-run DIVERGED verdicts
+    diverged_past_retention: int = 0  # DIVERGED between a region and a peer past its log
     problems: list[str] = field(default_factory=list)
     faulted: dict[str, list[Key]] = field(default_factory=dict)
     repairs: int = 0
@@ -125,6 +144,7 @@ class VerifyLog:
         return {"verify_sessions": self.sessions, "verify_deep": self.deep_sessions,
                 "verify_incomplete": self.incomplete,
                 "verify_transient_keys": self.transient_keys,
+                "verify_diverged_past_retention": self.diverged_past_retention,
                 "verify_repairs": self.repairs}
 
 
@@ -209,6 +229,12 @@ class SimVerifier:
             return
         session = running.session
         if is_answer:
+            try:
+                response = decode_response(data)
+            except BadMessage:
+                response = None
+            if isinstance(response, Opened):
+                running.opened[region] = response
             self._send(session.receive(region, data, now_ms), now_ms)
         elif region not in self.cluster.up():
             session.fail(region, "down", now_ms)
@@ -233,7 +259,10 @@ class SimVerifier:
                 f"buckets unlike their rows {damaged} or corrupt rows {report.corrupt[:3]}: "
                 "the trees were not kept with every write")
         for difference in report.differences:
-            if difference.kind == DIVERGED_KIND:
+            if difference.kind == DIVERGED_KIND and running.past_retention(difference.a,
+                                                                            difference.b):
+                self.log.diverged_past_retention += 1
+            elif difference.kind == DIVERGED_KIND:
                 self.log.diverged.append(
                     f"mid-run session {running.session.sid} judged {difference.table} "
                     f"{_key_text(difference.key)} DIVERGED between {difference.a} "
