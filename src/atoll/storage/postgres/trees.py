@@ -229,19 +229,29 @@ class PostgresTreeAccess:
 
     def __init__(self, dsn: str, region: str, name: str,
                  submit: Callable[[WriteJob], Awaitable[Any]]) -> None:
-        self._conn = connect(dsn, autocommit=True, name=f"{name}-verify")
-        self._cur = self._conn.cursor()
+        self._dsn = dsn
+        self._name = f"{name}-verify"
+        self._conn = connect(dsn, autocommit=True, name=self._name)
         self._region = region
         self._submit = submit  # Storage.write, called on the loop thread
         self._loop = asyncio.get_running_loop()
+
+    @property
+    def _cur(self) -> psycopg.Cursor[Any]:
+        """A cursor of the access's connection, made again if the server dropped it (the
+        request that found it broken failed; the next one reconnects)."""
+        if self._conn.closed or self._conn.broken:
+            self._conn = connect(self._dsn, autocommit=True, name=self._name)
+        return self._conn.cursor()
 
     async def settled(self) -> None:
         return None  # what a read here sees is durable already
 
     def cursor_vector(self) -> dict[str, tuple[int, int]]:
-        result = {str(o): (int(s), int(h)) for o, s, h in self._cur.execute(
+        cur = self._cur
+        result = {str(o): (int(s), int(h)) for o, s, h in cur.execute(
             "SELECT origin, seq, hlc FROM cursors").fetchall()}
-        row = self._cur.execute(
+        row = cur.execute(
             "SELECT origin_seq, hlc FROM changelog WHERE origin = %s ORDER BY origin_seq DESC"
             " LIMIT 1", (self._region,)).fetchone()
         if row is not None and (int(row[0]), int(row[1])) > result.get(self._region, (0, 0)):
@@ -269,14 +279,20 @@ class PostgresTreeAccess:
         return 0 if row is None else int(row[0])
 
     def key_count(self, tid: int) -> int:
-        row = self._cur.execute("SELECT item_count FROM tables WHERE tid = %s", (tid,)).fetchone()
-        dead = self._cur.execute("SELECT COUNT(*) FROM tombstones WHERE tid = %s",
+        cur = self._cur
+        row = cur.execute("SELECT item_count FROM tables WHERE tid = %s", (tid,)).fetchone()
+        dead = cur.execute("SELECT COUNT(*) FROM tombstones WHERE tid = %s",
                                  (tid,)).fetchone()
         return (0 if row is None else int(row[0])) + (0 if dead is None else int(dead[0]))
 
     def bucket_hashes(self, tid: int, first: int, count: int) -> list[int]:
+        return self._bucket_hashes(self._cur, tid, first, count)
+
+    @staticmethod
+    def _bucket_hashes(cur: psycopg.Cursor[Any], tid: int, first: int, count: int
+                       ) -> list[int]:
         hashes = [0] * count
-        for bucket, high, low in self._cur.execute(
+        for bucket, high, low in cur.execute(
                 "SELECT bucket, high, low FROM tree_buckets WHERE tid = %s AND bucket >= %s"
                 " AND bucket < %s", (tid, first, first + count)).fetchall():
             hashes[int(bucket) - first] = join(int(high), int(low))
@@ -289,19 +305,21 @@ class PostgresTreeAccess:
 
     def bucket_snapshots(self, tid: int, first: int, count: int
                          ) -> dict[int, tuple[int, list[TreeRow]]]:
-        self._cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")  # one snapshot
+        cur = self._cur
+        cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")  # one snapshot
         try:
-            hashes = self.bucket_hashes(tid, first, count)
-            rows = bucket_rows(self._cur, tid, bucket_h_range(first)[0],
+            hashes = self._bucket_hashes(cur, tid, first, count)
+            rows = bucket_rows(cur, tid, bucket_h_range(first)[0],
                                bucket_h_range(first + count - 1)[1], None, None)
         finally:
-            self._cur.execute("COMMIT")
+            cur.execute("COMMIT")
         return group_snapshots(first, hashes, rows)
 
     def tree_rows(self, tid: int, keys: list[ScanKey]) -> list[TreeRow | None]:
         found = []
+        cur = self._cur
         for h, pk, sk in keys:
-            live, dead = key_rows(self._cur, (tid, h, pk, sk))
+            live, dead = key_rows(cur, (tid, h, pk, sk))
             found.append(newest(h, pk, sk, live, dead))
         return found
 
