@@ -166,8 +166,7 @@ class Node:
             self.peer_http = HttpServer(self.api.handle, self._get, self._peer_post,
                                         limits=ConnectionLimits(max_connections=peer_cap))
         # regions prove they hold the same data (atoll.node.verifier)
-        # both SQLite and PostgreSQL keep hash trees (storage/treeprotocol.py)
-        trees = cast(TreeStorage, self.storage) if config.trees else None
+        trees = cast(TreeStorage, self.storage) if config.trees else None  # SQLite or PG
         self.verifier = Verifier(self.engine, config.region, config.verify,
                                  lambda: None if self.topology is None else self.topology.current,
                                  trees=trees)
