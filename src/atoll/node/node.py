@@ -18,7 +18,7 @@ import tempfile
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -52,6 +52,7 @@ from atoll.node.verifier import Verifier
 from atoll.node.verifylink import VERIFY_PATH
 from atoll.storage import SqliteStorage, Storage
 from atoll.storage.sqlite.filecopy import CopyRefused
+from atoll.storage.treeprotocol import TreeStorage
 from atoll.topology.config import ClusterConfig
 from atoll.topology.update import start_topology
 
@@ -124,7 +125,8 @@ class Node:
             from atoll.storage.postgres import PostgresStorage
             os.makedirs(config.data_dir, exist_ok=True)  # the topology file lives there
             path, self._tmp_dir = os.path.join(config.data_dir, "postgresql"), None
-            self.storage = PostgresStorage(config.storage_url, region=config.region)
+            self.storage = PostgresStorage(config.storage_url, region=config.region,
+                                           trees=config.trees)
         else:
             path, self._tmp_dir = _database_path(config)
             self.storage = SqliteStorage(path, durable=not config.in_memory,
@@ -164,10 +166,10 @@ class Node:
             self.peer_http = HttpServer(self.api.handle, self._get, self._peer_post,
                                         limits=ConnectionLimits(max_connections=peer_cap))
         # regions prove they hold the same data (atoll.node.verifier)
+        trees = cast(TreeStorage, self.storage) if config.trees else None  # SQLite or PG
         self.verifier = Verifier(self.engine, config.region, config.verify,
                                  lambda: None if self.topology is None else self.topology.current,
-                                 trees=self.storage if isinstance(self.storage, SqliteStorage)
-                                 and config.trees else None)
+                                 trees=trees)
         # /metrics, /console and the console's JSON (atoll.node.operator)
         self.operator = OperatorEndpoints(self)
         if config.cluster is not None and self.verifier.enabled:

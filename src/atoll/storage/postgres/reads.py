@@ -277,6 +277,15 @@ class PostgresReads:
             result[self.region] = (int(row[0]), int(row[1]))
         return result
 
+    def purge_points(self) -> dict[str, tuple[int, int]]:
+        return {str(o): (int(s), int(h))
+                for o, s, h in self._all("SELECT origin, seq, hlc FROM purge_points")}
+
+    def repairs(self, after_id: int = 0, limit: int = 100) -> list[tuple[int, int, str, bytes]]:
+        return [(int(i), int(t), str(n), bytes(r)) for i, t, n, r in self._all(
+            "SELECT id, repaired_ms, table_name, record FROM repairs WHERE id > %s ORDER BY id"
+            " LIMIT %s", (after_id, limit))]
+
     def cursors(self) -> dict[str, int]:
         return {origin: seq for origin, (seq, _hlc) in self.cursor_vector().items()}
 
