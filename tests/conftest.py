@@ -29,6 +29,19 @@ def pytest_sessionstart(session: pytest.Session) -> None:
                     returncode=4)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`make test` runs the suite on two pytest-xdist workers (`--dist loadgroup`). The
+    integration tests that do not use the session's `server` start servers, clusters or
+    PostgreSQL of their own and time what they do; they form group "live", which runs on
+    one worker, one test after another, as it would without xdist: two clusters racing
+    for two cores would make their timeouts a matter of luck. Every other test (unit,
+    property, simulation, conformance, and the API tests against each worker's session
+    servers) is shared out between both workers."""
+    for item in items:
+        if item.nodeid.startswith("tests/integration/") and "server" not in item.fixturenames:
+            item.add_marker(pytest.mark.xdist_group("live"))
+
+
 # The API tests run against a node on each storage: SQLite (a file per node) and
 # PostgreSQL (a throwaway server, tests/pg.py). ATOLL_TEST_STORAGES narrows the list.
 STORAGES = tuple(os.environ.get("ATOLL_TEST_STORAGES", "sqlite,postgresql").split(","))
