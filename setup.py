@@ -7,21 +7,24 @@ interleaved rounds against the interpreted build (README "Performance"): wrk Put
 x1.17, UpdateItem x1.49, the mixed workload x1.02 and GetItem no gain (their time was
 in C already).
 
-Compiled: what a data-plane request runs through, as profiled under GetItem, PutItem
-and Query load (`REQUEST_PATH`): the HTTP server, the API, values and keys, the
-expression language, the clock, the engine's item, read, batch, transaction, index and
-stream-capture modules, the SQLite and in-memory storages, and replication's per-change
-path (encoding, merge, apply, the pull protocol) that replication's throughput rests on.
+Compiled: what a data-plane request runs through, as profiled under GetItem, PutItem,
+UpdateItem, BatchWriteItem and Query load (`REQUEST_PATH`): the HTTP server, the API,
+values and keys, the expression language, the clocks (the HLC, and the node's wall clock
+every write reads), the engine's item, read, batch, transaction, index and stream-capture
+modules, the SQLite and in-memory storages, and replication's per-change path (encoding,
+merge, apply, the pull protocol) that replication's throughput rests on. Those requests
+also call three modules that run interpreted: verify's hashing (`antientropy/`, the hash
+trees' upkeep on every write), `invariant` and the write path's stage timer.
 Everything else runs interpreted: the rest of the engine (DDL, backups, PITR, PartiQL,
-tags, TTL, repairs), the node's shell and operator endpoints, replication's state
-machines, topology, the CLI, the failover client, the drill, the simulator, verify,
-PostgreSQL's storage. Compiling those made `make setup` minutes longer for code that
-runs per batch, per poll or per command, not per request.
+tags, TTL, repairs, the Streams API), the node's shell and operator endpoints,
+replication's state machines, topology, the write path's stage timer (its tests spy on
+it), the CLI, the failover client, the drill, the simulator, verify, PostgreSQL's
+storage: code that runs per batch, per poll or per command, not per request, whose C
+would add about half again to every `make setup`.
 
 The build is one mypyc group (one shared library, so calls between compiled modules stay
-native) written as one C file per module (`multi_file`), and the C files are compiled in
-parallel, one job per core (`ParallelBuildExt`): a single 800,000-line C file took one
-core several minutes.
+native) written as one C file per module (`multi_file`), so that the C compiles on every
+core (`ParallelBuildExt`): as one file it would be one compiler process on one core.
 
 The same source runs interpreted, so the build falls back to pure Python — with a
 warning, and all or nothing (the compiled modules share one library) — when
@@ -47,9 +50,12 @@ from typing import Any
 from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
-# Paths under src/atoll: a package's every module ("http/"), or one module.
+# Paths under src/atoll: a package's every module ("api/"), or one module. A module added
+# to a package listed by module runs interpreted until it is listed here.
 REQUEST_PATH = (
-    "api/", "clock/", "expressions/", "http/", "model/", "streams/",
+    "api/", "clock/", "expressions/", "model/", "streams/",
+    "http/__init__.py", "http/client.py", "http/connection.py", "http/connections.py",
+    "http/limits.py", "http/server.py", "http/timing.py", "http/wire.py",
     "storage/__init__.py", "storage/integrity.py", "storage/protocol.py",
     "storage/treeprotocol.py", "storage/trees.py", "storage/memory/",
     "storage/sqlite/batches.py", "storage/sqlite/cache.py", "storage/sqlite/connection.py",
@@ -64,10 +70,8 @@ REQUEST_PATH = (
     "replication/__init__.py", "replication/admission.py", "replication/apply.py",
     "replication/change.py", "replication/cursors.py", "replication/merge.py",
     "replication/protocol.py", "replication/serving.py", "replication/store.py",
+    "node/clock.py",
 )
-# Left interpreted although under a path above: the write path's stage timer (a few calls
-# per batch; its tests spy on it).
-INTERPRETED = {"storage/writepath.py"}
 
 
 def _warn(message: str) -> None:
@@ -82,8 +86,7 @@ def compiled_modules() -> list[str]:
         for path in paths:
             if not path.is_file():
                 raise SystemExit(f"setup.py: REQUEST_PATH names {entry!r}: no {path}")
-            if path.relative_to(root).as_posix() not in INTERPRETED:
-                modules.add(str(path))
+            modules.add(str(path))
     return sorted(modules)
 
 
