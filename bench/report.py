@@ -15,6 +15,11 @@ from typing import Any
 from bench.wrk import WrkResult
 
 REFERENCE = ("atoll", "atoll-mem")   # the first one present is "Atoll" in the ratios
+FLOOR = "floor-sqlite"
+# Atoll's ops/s as a fraction of the floor's on the same workload (issue 33): at least
+# the floor on key lookups, near it where each answer reads a range or many keys.
+FLOOR_TARGETS = (("get", "GetItem", 1.0), ("query", "Query", 0.8), ("scan", "Scan", 0.7),
+                 ("batchget", "BatchGetItem", 0.7))
 P99_TARGET_MS = 20.0
 
 
@@ -104,6 +109,10 @@ def targets(results: Results, ceiling: str | None) -> list[Target]:
                       ceiling or "fixed-httptools", 0.2))
     out.append(_check("UpdateItem (3 clauses + condition) ≥ 70% of PutItem", results, "update",
                       ref, ref, 0.7, b_op="put"))
+    for op, title, factor in FLOOR_TARGETS:
+        if op in results:
+            out.append(_check(f"{title} ≥ {factor:.0%} of the floor (minimal SQLite server)",
+                              results, op, ref, FLOOR, factor))
     for op, per_op in results.items():
         s = per_op.get(ref)
         name = f"{op} p99 < {P99_TARGET_MS:g} ms"
@@ -113,6 +122,16 @@ def targets(results: Results, ceiling: str | None) -> list[Target]:
             verdict = "PASS" if s.p99_ms < P99_TARGET_MS and not s.errors else "MISS"
             out.append(Target(name, verdict, f"p99 {s.p99_ms:.1f} ms"
                               + (f"; {s.errors} errors" if s.errors else "")))
+    return out
+
+
+def floor_fractions(results: Results) -> dict[str, float]:
+    """Per workload, Atoll's ops/s as a fraction of the floor's (both must have run)."""
+    out = {}
+    for op in results:
+        r = ratio(results, op, FLOOR)
+        if r is not None:
+            out[op] = r
     return out
 
 
@@ -153,6 +172,10 @@ def print_report(results: Results, labels: dict[str, str], titles: dict[str, str
                           style=style)
         table.add_section()
     console.print(table)
+    fractions = floor_fractions(results)
+    if fractions:
+        console.print(f"{ref} as a fraction of the floor ({FLOOR}, same run): " + ", ".join(
+            f"{op} {f:.0%}" for op, f in fractions.items()))
 
     mem = Table(title="Systems, and the peak RSS of each server's process tree (VmHWM)")
     mem.add_column("system")
@@ -182,6 +205,7 @@ def to_json(results: Results, labels: dict[str, str], rss_kib: dict[str, int],
         "results": {op: {name: {**asdict(s), "atoll_ratio": ratio(results, op, name)}
                          for name, s in per_op.items()} for op, per_op in results.items()},
         "targets": [asdict(t) for t in found],
+        "floor_fractions": floor_fractions(results),
     }
 
 

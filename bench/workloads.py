@@ -4,7 +4,9 @@ Every system gets the same table (`bench`: hash key `pk` S, range key `sk` S) an
 same preloaded data, then the same wrk Lua scripts:
 
 - `KEYS` items `item-000000`.. with sk "0" (GetItem, UpdateItem, the reads of mixed);
-- `QUERY_ITEMS` items in partition "query" with sk `s-000000`.. (Query pages).
+- `QUERY_ITEMS` items in partition "query" with sk `s-000000`.. (Query pages);
+- Scan pages (Limit 100 after a random preloaded key) and BatchGetItem (100 preloaded
+  keys) read both.
 PutItem, BatchWriteItem and the writes of mixed use fresh keys (`put-<run>-<thread>-<n>`).
 """
 
@@ -52,6 +54,8 @@ WORKLOADS: dict[str, Workload] = {w.name: w for w in [
     Workload("batch", "BatchWriteItem (25 items)", "batch.lua", items_per_request=25,
              ceiling=True),
     Workload("mixed", "Mixed 80% get / 20% put", "mixed.lua"),
+    Workload("scan", "Scan (pages of 100 items)", "scan.lua", items_per_request=100),
+    Workload("batchget", "BatchGetItem (100 keys)", "batchget.lua", items_per_request=100),
 ]}
 
 
