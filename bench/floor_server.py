@@ -12,7 +12,8 @@ waits for an fsync) and per request runs the statements the workload needs:
   BatchGetItem     one key lookup per key
   PutItem          one insert (INSERT OR REPLACE), committed
   BatchWriteItem   one insert per item, one commit
-  UpdateItem       one key lookup, then the row written back, committed
+  UpdateItem       one key lookup, then the row written back, committed (not in the
+                   default run: it evaluates no expression, so it is no floor for one)
 
 It has no DynamoDB semantics: no validation, no expressions (Query reads `:pk` and
 `:from` from ExpressionAttributeValues, as the bench's query.lua sends them), no
