@@ -10,7 +10,8 @@ the base item (DynamoDB's "fetch from the table").
 A page stops at `Limit` items *read* (before the filter, as DynamoDB counts) or once
 1 MB of item data has been read; either way LastEvaluatedKey is the last item read.
 Items travel as their stored JSON bytes and are decoded only when a filter or a
-projection needs them.
+projection needs them; a page of undecoded items is answered as JSON bytes joined from
+them (the storage checked each row's CRC32 as it read it).
 """
 
 from __future__ import annotations
@@ -135,41 +136,38 @@ class _Page:
         self.decode = self.filter is not None or select == "SPECIFIC_ATTRIBUTES"
         self.count_only = select == "COUNT"
         self.select = select
-        self.items: list[Any] = []
+        self.items: list[Any] = []  # decoded pages: the items answered
+        self.raw: list[bytes] = []  # the others: the stored items answered, as they are
         self.count = 0
         self.scanned = 0
         self.bytes_read = 0
         self.last_item: bytes | None = None
 
     def add(self, item_bytes: bytes, size: int) -> bool:
-        """Offer one item read from storage; False when the page is full (before it)."""
+        """Offer one item read from storage to a page that filters or projects (it is
+        decoded); False when the page is full (before it)."""
         if self.scanned and self.bytes_read + size > MAX_PAGE_BYTES:
             return False
         self.scanned += 1
         self.bytes_read += size
         self.last_item = item_bytes
-        if self.decode:
-            item = orjson.loads(item_bytes)
-            if self.filter is not None and not ex.evaluate_condition(
-                    self.filter, item, self.expressions.names, self.expressions.values):
-                return self.limit is None or self.scanned < self.limit
-            self.count += 1
-            if not self.count_only:
-                self.items.append(apply_projection(item, self.expressions, self.attributes))
-        else:
-            self.count += 1
-            if not self.count_only:
-                self.items.append(orjson.Fragment(item_bytes))
+        item = orjson.loads(item_bytes)
+        if self.filter is not None and not ex.evaluate_condition(
+                self.filter, item, self.expressions.names, self.expressions.values):
+            return self.limit is None or self.scanned < self.limit
+        self.count += 1
+        if not self.count_only:
+            self.items.append(apply_projection(item, self.expressions, self.attributes))
         return self.limit is None or self.scanned < self.limit
 
     def take(self, rows: Iterator[tuple[Any, ...]]) -> bool:
         """`add` of every row, for a page that neither filters nor projects (the hot path of
-        Query and Scan): each item goes into the answer as the bytes it was stored as (a
-        Fragment orjson copies into the answer), in one loop with no call per row. The rows'
-        checksums were verified by the storage as it read them."""
+        Query and Scan): each item is kept as the bytes it was stored as, for `result` to
+        join into the answer, in one loop with no call per row. The storage verified each
+        row's checksum as it read it, before handing it on."""
         limit = self.limit if self.limit is not None else -1
         keep = not self.count_only
-        items = self.items
+        raw = self.raw
         scanned = self.scanned
         bytes_read = self.bytes_read
         more = False
@@ -183,7 +181,7 @@ class _Page:
             bytes_read += size
             self.last_item = item
             if keep:
-                items.append(orjson.Fragment(item))
+                raw.append(item)
             if scanned == limit:
                 more = True
                 break
@@ -192,19 +190,30 @@ class _Page:
         self.bytes_read = bytes_read
         return more
 
-    def result(self, table: TableDef, more: bool, index: IndexDef | None = None
-               ) -> dict[str, Any]:
+    def result(self, table: TableDef, more: bool, index: IndexDef | None = None) -> Any:
+        """The page's answer: a dict of the decoded items if it filtered or projected,
+        else JSON bytes joined from the stored items (as GetItem answers)."""
+        last_key: dict[str, Any] | None = None
+        if more and self.last_item is not None:
+            last = orjson.loads(self.last_item)
+            last_key = table.key_of(last)
+            if index is not None:
+                last_key.update({name: last[name] for name in index.key_names()})
+        if not self.decode:
+            parts = [b'{"Count":' if self.count_only
+                     else b'{"Items":[' + b",".join(self.raw) + b'],"Count":',
+                     str(self.count).encode(), b',"ScannedCount":', str(self.scanned).encode()]
+            if last_key is not None:
+                parts += [b',"LastEvaluatedKey":', orjson.dumps(last_key)]
+            parts.append(b"}")
+            return b"".join(parts)
         result: dict[str, Any] = {}
         if not self.count_only:
             result["Items"] = self.items
         result["Count"] = self.count
         result["ScannedCount"] = self.scanned
-        if more and self.last_item is not None:
-            last = orjson.loads(self.last_item)
-            key = table.key_of(last)
-            if index is not None:
-                key.update({name: last[name] for name in index.key_names()})
-            result["LastEvaluatedKey"] = key
+        if last_key is not None:
+            result["LastEvaluatedKey"] = last_key
         return result
 
     def consumed(self, request: dict[str, Any], table: TableDef,
@@ -229,7 +238,7 @@ def _fill(page: _Page, rows: Iterator[tuple[Any, ...]]) -> bool:
     return False
 
 
-async def query(ctx: EngineContext, request: dict[str, Any]) -> dict[str, Any]:
+async def query(ctx: EngineContext, request: dict[str, Any]) -> Any:
     table = ctx.catalog.table(request["TableName"])
     legacy.check_mixing(request, _QUERY_MIXING, _QUERY_LEGACY)
     index = _check_index(table, request)
@@ -280,8 +289,8 @@ def _check_filter_keys(request: dict[str, Any], expressions: RequestExpressions,
                                   f"Primary key attribute: {name}")
 
 
-def _with_capacity(result: dict[str, Any], page: _Page, request: dict[str, Any],
-                   table: TableDef, index: IndexDef | None) -> dict[str, Any]:
+def _with_capacity(result: Any, page: _Page, request: dict[str, Any],
+                   table: TableDef, index: IndexDef | None) -> Any:
     if "ReturnConsumedCapacity" in request:
         return capacity.attach(result, "ConsumedCapacity", page.consumed(request, table, index))
     return result
@@ -318,7 +327,7 @@ def _encode_partition(value: dict[str, Any], kind: str, name: str) -> bytes:
 
 
 def _query_index(ctx: EngineContext, request: dict[str, Any], table: TableDef, index: IndexDef,
-                 expressions: RequestExpressions, select: str) -> dict[str, Any]:
+                 expressions: RequestExpressions, select: str) -> Any:
     key_range = ex.resolve_key_condition(
         expressions.get("KeyConditionExpression"), expressions.names, expressions.values,
         index.hash_key, index.range_key, table.attribute_types)
@@ -340,7 +349,7 @@ def _query_index(ctx: EngineContext, request: dict[str, Any], table: TableDef, i
     return _with_capacity(page.result(table, more, index), page, request, table, index)
 
 
-async def scan(ctx: EngineContext, request: dict[str, Any]) -> dict[str, Any]:
+async def scan(ctx: EngineContext, request: dict[str, Any]) -> Any:
     table = ctx.catalog.table(request["TableName"])
     legacy.check_mixing(request, _SCAN_EXPRESSIONS[::-1], _SCAN_LEGACY)
     index = _check_index(table, request)
