@@ -5,7 +5,8 @@ so no fsync) and the floor's statements (bench/floor_server.py's FloorStore) on 
 own SQLite files, the same preload as the bench (5,000 items and a 1,000-item query
 partition, all of them also in a GSI on (t, n)), then each read operation's requests in
 turn for `--seconds`, alternating Atoll and the floor for `--rounds` rounds. Prints the
-median µs per request of each and Atoll ÷ floor in requests per second. With `--profile
+median µs of CPU time per request of each (the process's CPU time, so that waiting for
+a core on a shared machine does not count) and Atoll ÷ floor in requests per CPU second. With `--profile
 OP` it runs only Atoll on that operation under cProfile and prints the top functions by
 own time instead (what the performance log records before and after a change).
 
@@ -132,17 +133,19 @@ def floor_store(path: str) -> FloorStore:
 
 
 def _run_for(seconds: float, step: Callable[[int], None]) -> float:
-    """Call step(n) for n = 0, 1, ... for about `seconds`; µs per call."""
+    """Call step(n) for n = 0, 1, ... for about `seconds` of wall-clock time; µs of this
+    process's CPU time per call (on a shared machine, time spent waiting for a core is
+    not the code's: CPU time is the steadier figure)."""
     n = 0
     deadline = time.perf_counter() + seconds
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     while True:
         for _ in range(64):
             step(n)
             n += 1
         if time.perf_counter() >= deadline:
             break
-    return (time.perf_counter() - t0) * 1e6 / n
+    return (time.process_time() - t0) * 1e6 / n
 
 
 def atoll_step(api: Api, op: str, encoded: list[bytes]) -> Callable[[int], None]:
