@@ -10,6 +10,7 @@ table and the targets; write bench/results/<timestamp>.json. See bench/README.md
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import signal
@@ -166,8 +167,12 @@ def measure(systems: list[System], ops: list[str], args: argparse.Namespace, run
                     continue
                 env = wrk_env(f"{run_id}{op}{rnd}")
                 try:
+                    cpu_before = system.cpu_seconds()
                     res = run_wrk(system.url + "/", workload.script, duration_s=args.duration,
                                   connections=args.connections, threads=args.threads, env=env)
+                    cpu_after = system.cpu_seconds()
+                    if cpu_before is not None and cpu_after is not None:
+                        res = dataclasses.replace(res, server_cpu_s=cpu_after - cpu_before)
                     if system.kind == "atoll":
                         summary = write_path(system)
                         note = report.write_path_line(summary)

@@ -199,6 +199,12 @@ class System(ABC):
             self.rss_peak_kib = max(self.rss_peak_kib, total)
         return self.rss_peak_kib
 
+    def cpu_seconds(self) -> float | None:
+        """CPU seconds used so far by the server's process tree (None if not ours)."""
+        if self.process is None or self.process.poll() is not None:
+            return None
+        return cpu_seconds(_descendants(self.process.pid))
+
     def settle(self) -> float:
         """Wait (bounded) until the server is idle; returns the seconds waited."""
         if self.process is None or self.process.poll() is not None:

@@ -35,10 +35,14 @@ class Summary:
     requests: int
     rounds: int
     error_samples: tuple[str, ...]
+    # the server's CPU time per 2xx response (µs), median over the rounds that measured it:
+    # steadier than ops/s on a shared machine, where a run may wait for a core
+    cpu_us_per_op: float | None = None
 
     @staticmethod
     def of(results: list[WrkResult], items_per_request: int = 1) -> Summary:
         ops = statistics.median(r.ok_per_s for r in results)
+        cpu = [c for c in (r.cpu_us_per_op for r in results) if c is not None]
         samples: list[str] = []
         for r in results:
             samples.extend(s for s in r.error_samples if s not in samples)
@@ -51,6 +55,7 @@ class Summary:
             requests=sum(r.requests for r in results),
             rounds=len(results),
             error_samples=tuple(samples[:3]),
+            cpu_us_per_op=statistics.median(cpu) if cpu else None,
         )
 
 
@@ -135,6 +140,18 @@ def floor_fractions(results: Results) -> dict[str, float]:
     return out
 
 
+def floor_cpu_fractions(results: Results) -> dict[str, float]:
+    """Per workload, the floor's server CPU per request over Atoll's: the fraction of the
+    floor Atoll would reach if both had a core to themselves."""
+    ref = reference_system(results)
+    out = {}
+    for op, per_op in results.items():
+        a, f = per_op.get(ref or ""), per_op.get(FLOOR)
+        if a is not None and f is not None and a.cpu_us_per_op and f.cpu_us_per_op:
+            out[op] = f.cpu_us_per_op / a.cpu_us_per_op
+    return out
+
+
 def best_ceiling(results: Results, ceilings: list[str]) -> str | None:
     """The faster fixed-response server on GetItem: the practical ceiling."""
     get = results.get("get", {})
@@ -157,7 +174,8 @@ def print_report(results: Results, labels: dict[str, str], titles: dict[str, str
     ref = reference_system(results)
     table = Table(title="Throughput (median of rounds) and latency", show_lines=False)
     for col, justify in [("workload", "left"), ("system", "left"), ("ops/s", "right"),
-                         ("p50 ms", "right"), ("p99 ms", "right"), ("errors", "right"),
+                         ("p50 ms", "right"), ("p99 ms", "right"),
+                         ("server CPU µs/op", "right"), ("errors", "right"),
                          (f"{ref or 'Atoll'} ÷ system", "right")]:
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     for op, per_op in results.items():
@@ -167,8 +185,9 @@ def print_report(results: Results, labels: dict[str, str], titles: dict[str, str
             ops = _fmt_ops(s.ops_per_s) + (f" ({_fmt_ops(s.items_per_s)} items)"
                                            if s.items_per_s != s.ops_per_s else "")
             style = "bold" if name == ref else ("dim" if name.startswith("fixed-") else None)
+            cpu = f"{s.cpu_us_per_op:,.0f}" if s.cpu_us_per_op is not None else ""
             table.add_row(titles[op] if i == 0 else "", name, ops, f"{s.p50_ms:.2f}",
-                          f"{s.p99_ms:.2f}", errors, f"{r:.2f}×" if r is not None else "",
+                          f"{s.p99_ms:.2f}", cpu, errors, f"{r:.2f}×" if r is not None else "",
                           style=style)
         table.add_section()
     console.print(table)
@@ -176,6 +195,10 @@ def print_report(results: Results, labels: dict[str, str], titles: dict[str, str
     if fractions:
         console.print(f"{ref} as a fraction of the floor ({FLOOR}, same run): " + ", ".join(
             f"{op} {f:.0%}" for op, f in fractions.items()))
+    by_cpu = floor_cpu_fractions(results)
+    if by_cpu:
+        console.print(f"  by server CPU per request (floor's ÷ {ref}'s): " + ", ".join(
+            f"{op} {f:.0%}" for op, f in by_cpu.items()))
 
     mem = Table(title="Systems, and the peak RSS of each server's process tree (VmHWM)")
     mem.add_column("system")
@@ -206,6 +229,7 @@ def to_json(results: Results, labels: dict[str, str], rss_kib: dict[str, int],
                          for name, s in per_op.items()} for op, per_op in results.items()},
         "targets": [asdict(t) for t in found],
         "floor_fractions": floor_fractions(results),
+        "floor_cpu_fractions": floor_cpu_fractions(results),
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -9,8 +10,14 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root holds bench/
 
-from bench.report import Summary, floor_fractions, targets, write_path_line  # noqa: E402
-from bench.wrk import WrkError, parse_output  # noqa: E402
+from bench.report import (  # noqa: E402
+    Summary,
+    floor_cpu_fractions,
+    floor_fractions,
+    targets,
+    write_path_line,
+)
+from bench.wrk import WrkError, WrkResult, parse_output  # noqa: E402
 
 WRK_STDOUT = """\
 Running 3s test @ http://127.0.0.1:4567/
@@ -97,6 +104,19 @@ def test_atoll_is_read_as_a_fraction_of_the_floor() -> None:
     assert verdicts["Query ≥ 80% of the floor (minimal SQLite server)"] == "MISS"
     assert verdicts["Scan ≥ 70% of the floor (minimal SQLite server)"] == "PASS"
     assert not any(name.startswith("BatchGetItem") for name in verdicts)  # not run
+
+
+def test_server_cpu_per_request_is_a_median_and_read_against_the_floor() -> None:
+    def run(cpu_s: float | None) -> WrkResult:   # 23,200 ok responses
+        return dataclasses.replace(parse_output(WRK_STDOUT), server_cpu_s=cpu_s)
+
+    atoll = Summary.of([run(2.32), run(4.64), run(None), run(0.232)])
+    assert atoll.cpu_us_per_op == 100.0   # median of 10, 100 and 200 µs; None not counted
+    floor = Summary.of([run(1.16)])
+    assert floor.cpu_us_per_op == 50.0
+    assert Summary.of([run(None)]).cpu_us_per_op is None
+    results = {"query": {"atoll": atoll, "floor-sqlite": floor}}
+    assert floor_cpu_fractions(results) == {"query": 0.5}
 
 
 def test_write_path_line_gives_each_stage_median_in_order() -> None:
