@@ -138,34 +138,40 @@ class PostgresReads:
         return [found.get(key) for key in keys]
 
     def _pages(self, sql: str, args: list[Any], after_sql: str, order: str,
-               key_of: Callable[[Any], tuple[Any, ...]]) -> Iterator[Any]:
+               key_of: Callable[[Any], tuple[Any, ...]], most: int | None = None
+               ) -> Iterator[Any]:
         """Rows of `sql` in `order`, a page at a time; each next page adds `after_sql`
-        (a row comparison taking the last row's key) to start after the last row."""
-        limit = PAGE_FIRST
+        (a row comparison taking the last row's key) to start after the last row. With
+        `most`, at most that many rows in all."""
+        limit = PAGE_FIRST if most is None else min(PAGE_FIRST, most)
         rows = self._all(f"{sql} {order} LIMIT %s", [*args, limit])
+        left = most
         while True:
             yield from rows
-            if len(rows) < limit:
+            if left is not None:
+                left -= len(rows)
+            if len(rows) < limit or left == 0:
                 return
-            limit = min(limit * 4, PAGE_MAX)
+            limit = min(limit * 4, PAGE_MAX, PAGE_MAX if left is None else left)
             rows = self._all(f"{sql} {after_sql} {order} LIMIT %s",
                              [*args, *key_of(rows[-1]), limit])
 
     def query_items(self, tid: int, h: int, pk: bytes, lower: tuple[bytes, bool] | None,
-                    upper: tuple[bytes, bool] | None, forward: bool
+                    upper: tuple[bytes, bool] | None, forward: bool, limit: int | None = None
                     ) -> Iterator[tuple[bytes, bytes, int]]:
         sql = ["SELECT sk, item, size, crc FROM items WHERE tid = %s AND h = %s AND pk = %s"]
         args: list[Any] = [tid, h, pk]
         _sort_key_bounds(sql, args, lower, upper)
         for sk, item, size, crc in self._pages(
                 " ".join(sql), args, "AND sk > %s" if forward else "AND sk < %s",
-                "ORDER BY sk" if forward else "ORDER BY sk DESC", lambda row: (row[0],)):
+                "ORDER BY sk" if forward else "ORDER BY sk DESC", lambda row: (row[0],), limit):
             if zlib.crc32(item) != crc:
                 raise CorruptionDetected("Stored item failed its checksum")
             yield sk, item, int(size)
 
     def scan_items(self, tid: int, after: tuple[int, bytes, bytes] | None, h_end: int | None,
-                   h_start: int = 0) -> Iterator[tuple[int, bytes, bytes, bytes, int]]:
+                   h_start: int = 0, limit: int | None = None
+                   ) -> Iterator[tuple[int, bytes, bytes, bytes, int]]:
         sql = "SELECT h, pk, sk, item, size, crc FROM items WHERE tid = %s"
         args: list[Any] = [tid]
         if after is None:
@@ -179,7 +185,7 @@ class PostgresReads:
             args.append(h_end)
         for h, pk, sk, item, size, crc in self._pages(
                 sql, args, "AND (h, pk, sk) > (%s, %s, %s)", "ORDER BY h, pk, sk",
-                lambda row: (row[0], row[1], row[2])):
+                lambda row: (row[0], row[1], row[2]), limit):
             if zlib.crc32(item) != crc:
                 raise CorruptionDetected("Stored item failed its checksum")
             yield int(h), pk, sk, item, int(size)
@@ -194,7 +200,7 @@ class PostgresReads:
     # --- secondary indexes ---------------------------------------------------------------
     def query_index(self, tid: int, iid: int, h: int, pk: bytes, lower: tuple[bytes, bool] | None,
                     upper: tuple[bytes, bool] | None, forward: bool,
-                    start: tuple[bytes, bytes, bytes] | None
+                    start: tuple[bytes, bytes, bytes] | None, limit: int | None = None
                     ) -> Iterator[tuple[bytes, bytes, bytes, bytes, int]]:
         sql = ["SELECT sk, base_pk, base_sk, item, size, crc FROM index_items"
                " WHERE tid = %s AND iid = %s AND h = %s AND pk = %s"]
@@ -208,13 +214,14 @@ class PostgresReads:
         order = ("ORDER BY sk, base_pk, base_sk" if forward
                  else "ORDER BY sk DESC, base_pk DESC, base_sk DESC")
         for sk, base_pk, base_sk, item, size, crc in self._pages(
-                " ".join(sql), args, after, order, lambda row: (row[0], row[1], row[2])):
+                " ".join(sql), args, after, order, lambda row: (row[0], row[1], row[2]),
+                limit):
             if zlib.crc32(item) != crc:
                 raise CorruptionDetected("Stored index item failed its checksum")
             yield sk, base_pk, base_sk, item, int(size)
 
     def scan_index(self, tid: int, iid: int, after: tuple[int, bytes, bytes, bytes, bytes] | None,
-                   h_end: int | None, h_start: int = 0
+                   h_end: int | None, h_start: int = 0, limit: int | None = None
                    ) -> Iterator[tuple[int, bytes, bytes, bytes, bytes, bytes, int]]:
         sql = ("SELECT h, pk, sk, base_pk, base_sk, item, size, crc FROM index_items"
                " WHERE tid = %s AND iid = %s")
@@ -230,7 +237,7 @@ class PostgresReads:
             args.append(h_end)
         for h, pk, sk, base_pk, base_sk, item, size, crc in self._pages(
                 sql, args, "AND (h, pk, sk, base_pk, base_sk) > (%s, %s, %s, %s, %s)",
-                "ORDER BY h, pk, sk, base_pk, base_sk", lambda row: tuple(row[:5])):
+                "ORDER BY h, pk, sk, base_pk, base_sk", lambda row: tuple(row[:5]), limit):
             if zlib.crc32(item) != crc:
                 raise CorruptionDetected("Stored index item failed its checksum")
             yield int(h), pk, sk, base_pk, base_sk, item, int(size)
