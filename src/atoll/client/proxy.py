@@ -29,6 +29,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from atoll.client.routing import FAILOVER_BUDGET_S, Failover, Outcome, Router
 from atoll.http.client import HttpClient, PeerHttpError
 from atoll.http.server import HttpServer, ListenError, listen
+from atoll.http.wire import Request
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ class Proxy:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_RouterCollector(router))
 
-    async def forward(self, target: str | None, body: bytes) -> tuple[int, bytes]:
+    async def forward(self, target: str | None, body: bytes, head: Request) -> tuple[int, bytes]:
         trip = self.router.failover((target or "").rpartition(".")[2], body, self.budget_s)
         last: tuple[int, bytes] = (503, _UNAVAILABLE)
         for region, endpoint in trip:
@@ -121,7 +122,7 @@ class Proxy:
         pool.give_back(client)
         return result
 
-    def get(self, path: str) -> tuple[int, bytes, bytes]:
+    def get(self, head: Request, path: str) -> tuple[int, bytes, bytes]:
         if path == "/health":
             return 200, b'{"status":"ok"}', b"application/json"
         if path == "/_atoll/proxy/metrics":

@@ -9,26 +9,52 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import ipaddress
 import logging
 import os
 import shutil
 import signal
+import ssl
 import tempfile
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
 
 from atoll import __version__
+from atoll.api.access import OFF, AccessControl, RefusalLog
 from atoll.api.dispatch import Api
+from atoll.auth.certs import ClusterFiles, read_data_key
+from atoll.auth.errors import AuthError
+from atoll.auth.keys import AccessKey
+from atoll.auth.permissions import Access
+from atoll.auth.sigv4 import SigV4Verifier
+from atoll.auth.tls import client_port_context
 from atoll.engine import Engine
 from atoll.engine.context import DEFAULT_TTL_INTERVAL_S, EngineSettings, wall_clock_ms
 from atoll.errors import ServiceUnavailable, ValidationError
 from atoll.http import server as _http
 from atoll.http.limits import ConnectionLimits, raise_open_file_limit, split_connections
 from atoll.http.server import HttpServer, ListenError, listen
+from atoll.http.wire import Request
+from atoll.node.admin import (
+    CONFLICTS,
+    CREATE_KEY,
+    KEYS_PATH,
+    LIST_KEYS,
+    PAGES,
+    REVOKE_KEY,
+    TOPOLOGY_WRITE,
+    Gate,
+    KeyActions,
+    PostRoute,
+    conflicts_for,
+)
 from atoll.node.background import BackgroundWork
+from atoll.node.keys import KeyStore, read_data_key_or_make
+from atoll.node.peers import PeerRefusal, PeerTls, caller, client_factory
 from atoll.node.replicator import Replicator
 from atoll.node.topology import (
     TOPOLOGY_PATH,
@@ -47,6 +73,7 @@ log = logging.getLogger(__name__)
 
 SHUTDOWN_DRAIN_S = 10.0
 LOW_OPEN_FILES = 4096  # below this the open-file limit, not the machine, caps connections
+JSON = b"application/json"
 
 
 @dataclass
@@ -63,6 +90,44 @@ class NodeConfig:
     peer_listen: tuple[str, int] | None = None
     clock_offset_ms: int = 0  # added to the wall clock (clock-skew drills)
     max_connections: int | None = None  # client port; None: derived from the open-file limit
+    auth: str = OFF  # off | warn | required (api/access.py)
+    # `atoll certs` directory: the cluster data key (sealing key secrets) and, in a
+    # cluster, the CA and this region's certificate for mutual TLS between regions
+    certs_dir: str | None = None
+    tls_cert: str | None = None  # HTTPS on the client port: certificate and key files
+    tls_key: str | None = None
+    # make an admin key at start-up and write it here (unless the file exists)
+    admin_credentials: str | None = None
+    insecure: bool = False  # allow listening beyond loopback without authentication
+    peer_source: str | None = None  # local address of outgoing peer connections (drills)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def exposure_problems(config: NodeConfig, peer_tls: bool) -> list[str]:
+    """Why this node must not start as configured (DESIGN.md decision 11): a port beyond
+    loopback that nothing authenticates, unless the operator said --insecure."""
+    if config.insecure:
+        return []
+    problems = []
+    if config.auth == OFF and not is_loopback(config.host):
+        problems.append(f"the client port listens on {config.host}, beyond loopback, with "
+                        "--auth off: anyone who reaches it could read and write every table. "
+                        "Use --auth required (or warn), or say --insecure")
+    peer_host = (config.peer_listen[0] if config.peer_listen else None) or (
+        config.cluster.region(config.region).peer_address[0]
+        if config.cluster is not None and config.cluster.has_region(config.region) else None)
+    if peer_host is not None and not peer_tls and not is_loopback(peer_host):
+        problems.append(f"the peer port listens on {peer_host}, beyond loopback, without "
+                        "mutual TLS: give --certs (atoll certs), or say --insecure")
+    return problems
 
 
 def _database_path(config: NodeConfig) -> tuple[str, str | None]:
@@ -99,7 +164,14 @@ class Node:
                                   start_backfill=self.background.backfill)
         self.engine = Engine(self.storage, region=config.region, settings=settings, **(
             {"now_ms": lambda: wall_clock_ms() + offset} if offset else {}))
-        self.api = Api(self.engine)
+        try:
+            self._set_up_security(config)
+        except (ValueError, OSError) as exc:
+            self.storage.close()
+            raise ValidationError(str(exc)) from None
+        self.api = Api(self.engine, self.access)
+        self.gate = Gate(self.access)
+        self.key_actions = KeyActions(self.keys)
         self.http = HttpServer(self.api.handle, self._get, admin_post=self._admin_post,
                                limits=ConnectionLimits(max_connections=client_cap))
         self.replicator: Replicator | None = None
@@ -108,10 +180,45 @@ class Node:
         self.peer_address: tuple[str, int] | None = None
         if config.cluster is not None:
             topology = self._start_topology(config.cluster, os.path.dirname(path))
-            self.replicator = Replicator(self.engine, topology, config.region)
-            self.peer_http = HttpServer(self.api.handle, self._get, self._peer_post,
+            self.replicator = Replicator(self.engine, topology, config.region,
+                                         client_factory(self.peer_tls, config.peer_source))
+            self.peer_http = HttpServer(self.api.handle, self._peer_get, self._peer_post,
                                         limits=ConnectionLimits(max_connections=peer_cap))
+        self.peer_refusals = RefusalLog()
         self._stopping = asyncio.Event()
+
+    def _set_up_security(self, config: NodeConfig) -> None:
+        """The data key, the key store, the access control, the TLS contexts; refuses
+        (ValueError) a configuration that would expose an unauthenticated port."""
+        cluster = config.cluster
+        files = ClusterFiles(Path(config.certs_dir)) if config.certs_dir else None
+        self.peer_tls: PeerTls | None = None
+        if files is not None and cluster is not None:
+            self.peer_tls = PeerTls.load(files, config.region, cluster.cluster_id)
+        problems = exposure_problems(config, self.peer_tls is not None)
+        if problems:
+            raise ValueError("refusing to start: " + "; ".join(problems))
+        data_key: bytes | None = None
+        if files is not None:
+            data_key = read_data_key(files.data_key)
+        elif config.auth != OFF or config.admin_credentials:
+            if cluster is not None:
+                raise ValueError("a cluster node with --auth needs --certs (the directory "
+                                 "`atoll certs init` made: every region shares its data key)")
+            data_key = read_data_key_or_make(Path(self._data_root()) / "data.key")
+        self.keys = KeyStore(self.engine, data_key)
+        verifier = SigV4Verifier(self.keys.lookup) if config.auth != OFF else None
+        self.access = AccessControl(config.auth, verifier, config.region)
+        self.client_tls: ssl.SSLContext | None = None
+        if config.tls_cert or config.tls_key:
+            if not (config.tls_cert and config.tls_key):
+                raise ValueError("HTTPS on the client port needs both --tls-cert and --tls-key")
+            self.client_tls = client_port_context(Path(config.tls_cert), Path(config.tls_key))
+
+    def _data_root(self) -> str:
+        """Where a standalone node keeps its own data key: its data directory (a
+        temporary one in memory)."""
+        return self._tmp_dir or self.config.data_dir
 
     def _start_topology(self, configured: ClusterConfig, directory: str) -> ClusterConfig:
         """The newer of the stored topology and the config file's; stored, durable."""
@@ -131,7 +238,8 @@ class Node:
         self.peer_address = (self.config.peer_listen
                              or own.region(self.config.region).peer_address)
         self.topology = TopologyKeeper(self.config.region, topology, file,
-                                       self._topology_changed)
+                                       self._topology_changed,
+                                       client_factory(self.peer_tls, self.config.peer_source))
         return topology
 
     def _replica_regions(self) -> tuple[str, ...]:
@@ -150,34 +258,55 @@ class Node:
             log.warning("this region's peer endpoints changed; this node keeps listening on "
                         "%s:%d until it restarts", *(self.peer_address or ("?", 0)))
 
-    async def _admin_post(self, path: str, headers: dict[str, str], body: bytes,
+    # --- the client port: DynamoDB requests go to the api; the node's pages here ----------
+    async def _admin_post(self, request: Request, path: str, body: bytes,
                           query: str) -> tuple[int, bytes]:
-        """POSTs to /_atoll/... on either listener."""
-        if path != TOPOLOGY_PATH:
-            return 404, b'{"message":"not found"}'
-        if self.topology is None:
-            return 404, b'{"message":"this node is not part of a cluster"}'
-        source = (f"peer {headers['x-atoll-region']}" if "x-atoll-region" in headers
-                  else "an operator")
-        return await self.topology.handle_post(body, source)
-
-    async def _peer_post(self, path: str, headers: dict[str, str], body: bytes,
-                         query: str) -> tuple[int, bytes]:
+        """POSTs to /_atoll/... on the client port (node/admin.py: who may do what)."""
         if path == TOPOLOGY_PATH:
-            return await self._admin_post(path, headers, body, query)
-        assert self.replicator is not None
-        answer = await self.replicator.handle_post(path, headers, body, query)
-        try:  # what a peer is sent must be durable (it may acknowledge and purge it)
-            await self.storage.settled()
-        except ServiceUnavailable as exc:
-            return 503, orjson.dumps({"message": exc.message})
-        return answer
+            key, refusal = self.gate.check(request, body, TOPOLOGY_WRITE, "POST " + path)
+            if refusal is not None:
+                return refusal
+            if self.topology is None:
+                return 404, b'{"message":"this node is not part of a cluster"}'
+            who = f"an operator (key {key.key_id})" if key is not None else "an operator"
+            return await self.topology.handle_post(body, who)
+        if path == KEYS_PATH:
+            return await self._key_action(request, body, CREATE_KEY, self.key_actions.create)
+        if path == KEYS_PATH + "/revoke":
+            return await self._key_action(request, body, REVOKE_KEY, self.key_actions.revoke)
+        return 404, b'{"message":"not found"}'
 
-    def _get(self, path: str) -> tuple[int, bytes, bytes] | Awaitable[tuple[int, bytes, bytes]]:
-        """GETs on either listener; answered once what they read is durable."""
-        answer = self._get_now(path)
+    async def _key_action(self, request: Request, body: bytes, needs: Access,
+                          action: PostRoute) -> tuple[int, bytes]:
+        _key, refusal = self.gate.check(request, body, needs, needs.operation)
+        if refusal is not None:
+            return refusal
+        if self.keys.data_key is None:
+            return 400, b'{"message":"this node has no cluster data key (--certs)"}'
+        return await action(body)
+
+    def _get(self, request: Request, path: str
+             ) -> tuple[int, bytes, bytes] | Awaitable[tuple[int, bytes, bytes]]:
+        """GETs on the client port; answered once what they read is durable."""
+        if path in ("/health", "/"):
+            return 200, b'{"status":"ok"}', JSON  # liveness only: reveals nothing else
+        needs = PAGES.get(path) or (CONFLICTS if path.startswith("/_atoll/conflicts") else None)
+        if needs is None:
+            return 404, b'{"message":"not found"}', JSON
+        key, refusal = self.gate.check(request, b"", needs, "GET " + path)
+        if refusal is not None:
+            return refusal[0], refusal[1], JSON
+        if needs is LIST_KEYS:
+            return self._json_get(self.key_actions.list())
+        answer = self._get_now(path, key)
         waiter = self.storage.settle()
         return answer if waiter is None else self._settled_get(waiter, answer)
+
+    @staticmethod
+    async def _json_get(coro: Coroutine[Any, Any, tuple[int, bytes]]
+                        ) -> tuple[int, bytes, bytes]:
+        status, body = await coro
+        return status, body, JSON
 
     @staticmethod
     async def _settled_get(waiter: asyncio.Future[None], answer: tuple[int, bytes, bytes]
@@ -185,30 +314,66 @@ class Node:
         try:
             await waiter
         except ServiceUnavailable as exc:
-            return 503, orjson.dumps({"message": exc.message}), b"application/json"
+            return 503, orjson.dumps({"message": exc.message}), JSON
         return answer
 
-    def _get_now(self, path: str) -> tuple[int, bytes, bytes]:
-        if path == "/health":
-            body = orjson.dumps({"status": "ok", "region": self.config.region,
-                                 "version": __version__})
-            return 200, body, b"application/json"
-        if path == "/":
-            return 200, f"healthy: atoll {self.config.region}".encode(), b"text/plain"
+    def _get_now(self, path: str, key: AccessKey | None) -> tuple[int, bytes, bytes]:
         if path == "/_atoll/status":
-            return 200, orjson.dumps(self.status()), b"application/json"
+            return 200, orjson.dumps(self.status()), JSON
         if path.startswith("/_atoll/conflicts"):
             # /_atoll/conflicts[/after/<id>]: 1000 records at a time, oldest first
             after = path.removeprefix("/_atoll/conflicts").removeprefix("/after/").strip("/")
             if after and not after.isdigit():
-                return 400, b'{"message":"expected /_atoll/conflicts/after/<id>"}', \
-                    b"application/json"
-            return 200, orjson.dumps(self.conflicts(int(after or 0))), b"application/json"
+                return 400, b'{"message":"expected /_atoll/conflicts/after/<id>"}', JSON
+            found = self.conflicts(int(after or 0))
+            found["conflicts"] = conflicts_for(key, found["conflicts"])
+            return 200, orjson.dumps(found), JSON
+        if self.topology is None:
+            return 404, b'{"message":"this node is not part of a cluster"}', JSON
+        return self.topology.handle_get()
+
+    # --- the peer port: other regions only (atoll.node.peers) ----------------------------
+    def _caller(self, request: Request) -> str:
+        """The region a peer request comes from (PeerRefusal if it is not a peer)."""
+        assert self.topology is not None
+        claimed = (request.atoll_headers or {}).get("x-atoll-region")
+        return caller(self.peer_tls, request.peer, claimed, self.topology.current,
+                      self.config.region)
+
+    def _refused_peer(self, request: Request, refusal: PeerRefusal) -> tuple[int, bytes]:
+        self.peer_refusals.record(AuthError(str(refusal), "peer"), "a peer request "
+                                  + request.url[:100].decode("latin-1"), served=False)
+        return 403, orjson.dumps({"message": f"not a peer of this region: {refusal}"})
+
+    async def _peer_post(self, request: Request, path: str, body: bytes,
+                         query: str) -> tuple[int, bytes]:
+        try:
+            region = self._caller(request)
+        except PeerRefusal as refusal:
+            return self._refused_peer(request, refusal)
         if path == TOPOLOGY_PATH:
-            if self.topology is None:
-                return 404, b'{"message":"this node is not part of a cluster"}', b"application/json"
-            return self.topology.handle_get()
-        return 404, b'{"message":"not found"}', b"application/json"
+            assert self.topology is not None
+            return await self.topology.handle_post(body, f"peer {region}")
+        assert self.replicator is not None
+        headers = {"x-atoll-cluster": self.replicator.cluster.cluster_id,
+                   "x-atoll-region": region}  # who it is, as its certificate says
+        answer = await self.replicator.handle_post(path, headers, body, query)
+        try:  # what a peer is sent must be durable (it may acknowledge and purge it)
+            await self.storage.settled()
+        except ServiceUnavailable as exc:
+            return 503, orjson.dumps({"message": exc.message})
+        return answer
+
+    def _peer_get(self, request: Request, path: str) -> tuple[int, bytes, bytes]:
+        if path == "/health":
+            return 200, b'{"status":"ok"}', JSON
+        if path != TOPOLOGY_PATH or self.topology is None:
+            return 404, b'{"message":"not found"}', JSON
+        try:
+            self._caller(request)
+        except PeerRefusal as refusal:
+            return (*self._refused_peer(request, refusal), JSON)
+        return self.topology.handle_get()
 
     def status(self) -> dict[str, Any]:
         status: dict[str, Any] = {
@@ -220,7 +385,11 @@ class Node:
             "write_path": {**self.storage.write_path.summary(), "wal": self.storage.wal_summary()},
             "requests_ms": self.http.request_times.summary(),
             "connections": self.http.connection_stats(),
+            "auth": self.access.status(),
         }
+        if self.config.cluster is not None:
+            status["peer_auth"] = {"mutual_tls": self.peer_tls is not None,
+                                   **self.peer_refusals.summary()}
         if self.peer_http is not None:
             status["peer_connections"] = self.peer_http.connection_stats()
         if self.replicator is not None:
@@ -237,15 +406,20 @@ class Node:
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         self.storage.start(loop)
-        self.background.start(self.engine.context)
         server = peer_server = None
         try:
+            await self.keys.start()  # every node has the keys table before it serves
+            if self.config.admin_credentials:
+                cluster_id = self.config.cluster.cluster_id if self.config.cluster else "local"
+                await self.keys.bootstrap_admin(Path(self.config.admin_credentials), cluster_id)
+            self.background.start(self.engine.context)
             server = await listen(self.http.protocol, self.config.host, self.config.port,
-                                  backlog=1024)
+                                  backlog=1024, tls=self.client_tls)
             if self.replicator is not None and self.peer_http is not None:
                 assert self.peer_address is not None and self.topology is not None
-                peer_server = await listen(self.peer_http.protocol, *self.peer_address,
-                                           backlog=256, what=" (peers)")
+                peer_server = await listen(
+                    self.peer_http.protocol, *self.peer_address, backlog=256, what=" (peers)",
+                    tls=self.peer_tls.server if self.peer_tls is not None else None)
         except ListenError:
             if server is not None:
                 server.close()
@@ -256,12 +430,14 @@ class Node:
             self.topology.start()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopping.set)
-        where = f"http://{self.config.host}:{self.config.port}"
+        scheme = "https" if self.client_tls is not None else "http"
+        where = f"{scheme}://{self.config.host}:{self.config.port}"
         log.info("atoll %s serving region %s on %s (%s)", __version__, self.config.region, where,
                  "in memory" if self.config.in_memory else self.storage.path)
         _tune_gc()
         print(f"atoll: serving {where} (region {self.config.region}, "
-              f"{'in memory' if self.config.in_memory else self.storage.path})", flush=True)
+              f"{'in memory' if self.config.in_memory else self.storage.path}; "
+              f"{self._security_summary()})", flush=True)
         try:
             await self._stopping.wait()
         finally:
@@ -278,6 +454,16 @@ class Node:
                 await self.peer_http.drain(1.0)
             await self._release()
             print("atoll: stopped cleanly", flush=True)
+
+    def _security_summary(self) -> str:
+        auth = {"off": "auth off: requests are not checked (any credentials work)",
+                "warn": "auth warn: unsigned or refused requests are served and counted",
+                "required": "auth required: requests must be signed with a key"}[
+                    self.config.auth]
+        if self.config.cluster is not None:
+            auth += ("; peers: mutual TLS" if self.peer_tls is not None
+                     else "; peers: plain HTTP, not authenticated")
+        return auth
 
     async def _release(self) -> None:
         """Stop background work and close the storage (and drop an in-memory node's files)."""

@@ -30,7 +30,7 @@ import logging
 import statistics
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
@@ -93,15 +93,28 @@ class PeerState:
         return now_mono - self.last_ok_mono > DIRECT_STALE_S
 
 
+PeerClientFactory = Callable[[str, Sequence[str], dict[str, str]], HttpClient]
+"""(peer region, its peer endpoints, headers) -> a client that talks only to that region
+(atoll.node.peers: mutual TLS, the server's certificate must name the region)."""
+
+
+def plain_peer_client(region: str, endpoints: Sequence[str], headers: dict[str, str]
+                      ) -> HttpClient:
+    return HttpClient(endpoints, headers)
+
+
 class Replicator:
-    def __init__(self, engine: Engine, cluster: ClusterConfig, region: str) -> None:
+    def __init__(self, engine: Engine, cluster: ClusterConfig, region: str,
+                 peer_client: PeerClientFactory = plain_peer_client) -> None:
         self.engine = engine
         self.storage = engine.storage
         self.cluster = cluster
         self.region = region
         self.peers = _peers(cluster, region)
         self._headers = {"X-Atoll-Cluster": cluster.cluster_id, "X-Atoll-Region": region}
-        self.clients = {p.id: HttpClient(p.peer_endpoints, self._headers) for p in self.peers}
+        self._peer_client = peer_client
+        self.clients = {p.id: peer_client(p.id, p.peer_endpoints, self._headers)
+                        for p in self.peers}
         # A peer counts as reachable until it has failed for DIRECT_STALE_S: at start-up,
         # asking every peer for every origin would fetch each change twice.
         started = time.monotonic()
@@ -170,7 +183,7 @@ class Replicator:
             if peer_id in self.clients:
                 self.clients[peer_id].set_endpoints(peer.peer_endpoints)
                 continue
-            self.clients[peer_id] = HttpClient(peer.peer_endpoints, self._headers)
+            self.clients[peer_id] = self._peer_client(peer_id, peer.peer_endpoints, self._headers)
             self.state[peer_id] = PeerState(peer_id, last_ok_mono=time.monotonic())
             if self._started and not self._stopping:
                 self._start_pulling(peer_id)
