@@ -10,6 +10,7 @@ from atoll import __version__
 from atoll.cli.certs import certs
 from atoll.cli.cluster import cluster
 from atoll.cli.drill import drill
+from atoll.cli.keys import keys
 from atoll.cli.proxy import proxy
 from atoll.cli.serve import serve
 from atoll.cli.status import conflicts, status
@@ -34,6 +35,7 @@ cli.add_command(topology)
 cli.add_command(proxy)
 cli.add_command(drill)
 cli.add_command(certs)
+cli.add_command(keys)
 
 
 def main() -> None:
