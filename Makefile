@@ -9,7 +9,16 @@ STAMP := $(VENV)/.stamp-installed$(if $(filter 1,$(ATOLL_PURE_PYTHON)),-pure)
 # a stale extension would shadow the edited .py. ATOLL_PURE_PYTHON=1 builds no extension.
 SOURCES := $(shell find src -name '*.py') setup.py pyproject.toml
 
-.PHONY: run test lint bench setup clean serve
+# `make run PORT=8100 DATA=/var/tmp/atoll`: the first region's client port (the others
+# follow), the data directory; peer ports start at PEER_PORT (PORT + 1000 unless given).
+PORT ?= 8000
+DATA ?= ./data
+PEER_PORT ?= $(shell expr $(PORT) + 1000)
+# Tests need Chromium (the console test) and iproute2 (the three-namespace test):
+# installed from Debian's packages when missing (root on Debian, as in CI).
+SYSTEM_TOOLS := chromium:chromium ip:iproute2
+
+.PHONY: run test lint bench setup clean serve system-tools chromium
 
 $(DEPS): requirements.lock
 	$(PY) -m venv $(VENV)
@@ -26,10 +35,25 @@ $(STAMP): $(DEPS) $(SOURCES)
 setup: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/atoll cluster --data-dir ./data
+	$(BIN)/atoll cluster --data-dir $(DATA) --base-port $(PORT) --peer-base-port $(PEER_PORT)
 
-test: $(STAMP)
+test: $(STAMP) system-tools
 	$(BIN)/python -m pytest -q tests
+
+# Installs what is missing; if it cannot (not root, not Debian) it says so and the tests
+# that need the tool fail with the reason.
+system-tools:
+	@missing=""; for pair in $(SYSTEM_TOOLS); do \
+	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing (apt-get)"; \
+	  { DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null && \
+	      DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null; }; } || \
+	  echo "could not install$$missing: the tests that need them will fail and say why"; \
+	fi
+
+chromium: system-tools
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
@@ -39,5 +63,5 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) data .pytest_cache .hypothesis build
+	rm -rf $(VENV) data .pytest_cache .hypothesis build test-artifacts
 	find src -name '*.so' -delete

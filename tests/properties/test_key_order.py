@@ -13,7 +13,7 @@ from decimal import Decimal
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from atoll.model.keys import encode_key_value, encode_number, prefix_successor
+from atoll.model.keys import decode_key_value, encode_key_value, encode_number, prefix_successor
 from atoll.model.numbers import normalize_number
 
 
@@ -120,3 +120,34 @@ def test_prefix_successor_bounds_every_extension(prefix: bytes, suffix: bytes) -
         assert extended < successor
         assert not successor.startswith(prefix)
         assert prefix < successor
+
+
+# --- decoding: the conflict log shows stored keys as the values the user wrote ---------
+
+@given(dynamo_numbers())
+@example("0")
+@example("-0.12")
+@example("-1E-130")
+@example("9.9999999999999999999999999999999999999E+125")
+def test_a_number_key_decodes_to_its_canonical_text(text: str) -> None:
+    assert decode_key_value(encode_number(text), "N") == {"N": normalize_number(text)}
+
+
+@given(st.text(min_size=1, max_size=50))
+def test_a_string_key_decodes_to_itself(text: str) -> None:
+    assert decode_key_value(encode_key_value({"S": text}, "S"), "S") == {"S": text}
+
+
+@given(st.binary(min_size=1, max_size=50))
+def test_a_binary_key_decodes_to_its_base64(data: bytes) -> None:
+    value = {"B": base64.b64encode(data).decode()}
+    assert decode_key_value(encode_key_value(value, "B"), "B") == value
+
+
+def test_bytes_that_are_no_encoding_are_refused() -> None:
+    import pytest
+
+    for data, kind in ((b"\x07abc", "N"), (b"\x01\x40\x00\x01", "N"), (b"", "N"),
+                       (b"\xff\xfe", "S"), (b"x", "BOOL")):
+        with pytest.raises(ValueError):
+            decode_key_value(data, kind)

@@ -153,6 +153,10 @@ class AccessControl:
         if not served:
             raise error
 
+    def auth_failures(self) -> Mapping[str, int]:
+        """Requests refused (or, in warn mode, that would have been) by reason."""
+        return self.refusals.by_reason
+
     def status(self) -> dict[str, Any]:
         return {"mode": self.mode, **self.refusals.summary(),
                 "signing_keys_cached": self.verifier.cached_signing_keys

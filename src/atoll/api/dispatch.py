@@ -5,11 +5,15 @@ errors, api/access.py; before anything of the request is interpreted), the targe
 a known operation (UnknownOperationException), the body is a JSON object
 (SerializationException), the key may make this request (AccessDeniedException), the
 request fits the operation's shape (ValidationException), then the engine's semantics.
+
+Every answer is counted in `stats` (atoll.api.stats) by operation and outcome, with its
+time from here to the answer; `clock_ns` is the clock that times it.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import orjson
@@ -17,8 +21,10 @@ import orjson
 from atoll.api.access import OFF, REQUIRED, AccessControl, check_not_internal, visible_tables
 from atoll.api.errors import error_response, internal_error_response
 from atoll.api.shapes import operation_names, validate_request
+from atoll.api.stats import UNKNOWN_OPERATION, RequestStats
 from atoll.engine.engine import HANDLERS, Engine
 from atoll.errors import AtollError, InternalError, SerializationError, UnknownOperation
+from atoll.storage.writepath import now_ns
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +41,8 @@ class RequestHead(Protocol):
 
 
 class Api:
-    def __init__(self, engine: Engine, access: AccessControl | None = None) -> None:
+    def __init__(self, engine: Engine, clock_ns: Callable[[], int] = now_ns,
+                 access: AccessControl | None = None) -> None:
         self.engine = engine
         self._context = engine.context
         self._storage = engine.storage
@@ -43,10 +50,15 @@ class Api:
                                                                       engine.region)
         self.requests_total = 0
         self.errors_total = 0
+        self.stats = RequestStats(sorted(HANDLERS))
+        self.clock_ns = clock_ns
 
     async def handle(self, target: str | None, body: bytes,
                      head: RequestHead | None = None) -> tuple[int, bytes]:
         self.requests_total += 1
+        began = self.clock_ns()
+        operation = UNKNOWN_OPERATION
+        failed: type[AtollError] | None = None
         try:
             access = self.access
             key = None
@@ -68,10 +80,12 @@ class Api:
             answer = 200, result if type(result) is bytes else orjson.dumps(result)
         except AtollError as error:
             self.errors_total += 1
+            failed = type(error)
             answer = error_response(error)
         except Exception:
             self.errors_total += 1
             log.exception("internal error handling %s", target)
+            self.stats.record_internal_error(operation, self.clock_ns() - began)
             return internal_error_response()
         # What was read (errors too: a failed condition can carry the item it read) may
         # include commits not yet durable: answer once they are.
@@ -82,7 +96,9 @@ class Api:
             except AtollError as failure:  # durability lost: that is the answer, then
                 if answer[0] == 200:
                     self.errors_total += 1
+                self.stats.record(operation, type(failure), self.clock_ns() - began)
                 return error_response(failure)
+        self.stats.record(operation, failed, self.clock_ns() - began)
         return answer
 
     @staticmethod

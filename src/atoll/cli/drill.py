@@ -47,6 +47,7 @@ def drill(scenario: str, regions: int, duration: str, rate: float, seed: int,
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from atoll.cli.terminal import stderr_console
     from atoll.drill import report
     from atoll.drill.runner import SCENARIOS, DrillOptions, run_scenario
     from atoll.drill.workload import Recorder
@@ -71,7 +72,7 @@ def drill(scenario: str, regions: int, duration: str, rate: float, seed: int,
     options = DrillOptions(regions=regions, duration_s=_seconds(duration), rate=rate,
                            seed=seed, root=root, config=config)
     results: list[dict[str, Any]] = []
-    console = Console(stderr=True)
+    console = stderr_console()  # the one log lines go through (atoll.cli.terminal)
     started = time.monotonic()
     for name in scenarios:
         console.print(f"[bold]drill {name}[/]: {regions} regions, {options.duration_s:.0f}s at "

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 import click
 
 from atoll import __version__
@@ -14,6 +12,7 @@ from atoll.cli.keys import keys
 from atoll.cli.proxy import proxy
 from atoll.cli.serve import serve
 from atoll.cli.status import conflicts, status
+from atoll.cli.terminal import configure_logging
 from atoll.cli.topology import topology
 
 
@@ -23,8 +22,7 @@ from atoll.cli.topology import topology
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
 def cli(log_level: str) -> None:
     """Atoll: a DynamoDB-compatible database that runs active-active across regions."""
-    logging.basicConfig(level=log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(log_level)  # through rich on a terminal: progress bars stay whole
 
 
 cli.add_command(serve)

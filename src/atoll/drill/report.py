@@ -1,6 +1,8 @@
-"""The drill's report: a terminal summary, `drill.json`, and `drill.html` — a
-self-contained timeline chart (inline SVG: successes and errors per second per region,
-the fault window shaded), one panel per scenario."""
+"""The drill's report: a terminal summary, `drill.json`, and `drill.html` — one
+self-contained page (no script, nothing fetched) that fits the window: per scenario, what
+happened in words, a table of its figures with what each one means, and a timeline chart
+(inline SVG: successes and errors per second per region, the fault window shaded, the
+replication lag on its own scale), scaled to the page's width."""
 
 from __future__ import annotations
 
@@ -85,12 +87,121 @@ def write(report_dir: Path, results: list[dict[str, Any]]) -> tuple[Path, Path]:
         (report_dir / f"drill-{result['scenario']}.svg").write_text(_chart(result))
     panels = "\n".join(_panel(r) for r in results)
     summary = "\n".join(html.escape(line) for r in results for line in summary_lines(r))
-    page.write_text(f"""<!doctype html><html><head><meta charset="utf-8">
-<title>atoll drill</title><style>body{{font-family:sans-serif;margin:20px}}
-pre{{background:#f6f6f6;padding:8px}} .legend span{{margin-right:14px}}</style></head>
-<body><h1>atoll drill</h1><pre>{summary}</pre>{panels}</body></html>
+    passed = all(r["passed"] for r in results)
+    verdict = (f"All {len(results)} scenario(s) passed: no acknowledged write was lost and "
+               "every region ended with the same data." if passed else
+               "At least one scenario FAILED: its section names the writes or items at fault.")
+    page.write_text(f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>atoll drill</title><style>{_STYLE}</style></head>
+<body><main><h1>atoll drill</h1>
+<p class="{'pass' if passed else 'fail'}">{html.escape(verdict)}</p>
+<p>Each scenario starts a fresh cluster, runs a recorded workload through failover
+clients, injects the fault at a quarter of the run and heals it at 60%, then checks every
+acknowledged write against every region. {_READING}</p>
+{panels}
+<details><summary>The same figures as the terminal printed them</summary>
+<pre>{summary}</pre></details></main></body></html>
 """)
     return data, page
+
+
+_STYLE = """body{font:15px/1.5 system-ui,sans-serif;margin:0;color:#1d2939;background:#fff}
+main{max-width:980px;margin:0 auto;padding:16px 20px}
+h2{margin-top:34px;border-bottom:1px solid #d0d5dd;padding-bottom:4px}
+svg{width:100%;height:auto;display:block}
+table{border-collapse:collapse;width:100%;margin:10px 0}
+th,td{border:1px solid #d0d5dd;padding:4px 8px;text-align:left;vertical-align:top}
+td.v{white-space:nowrap;font-variant-numeric:tabular-nums;font-weight:600}
+.pass{color:#1a7f37;font-weight:600}.fail{color:#c62828;font-weight:600}
+pre{white-space:pre-wrap;overflow-wrap:anywhere;background:#f6f7f9;padding:8px;font-size:13px}
+.legend span{margin-right:14px}"""
+
+_READING = ("The chart of each scenario shows requests answered per second, stacked by the "
+            "region that answered them, errors in red on top, the fault window shaded and the "
+            "replication lag (orange, its own scale).")
+
+
+def _number(value: Any, unit: str = "", digits: int = 2) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}{unit}"
+    return f"{value:,}{unit}"
+
+
+def figures_explained(result: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(figure, value, what it means) rows for one scenario."""
+    check = result["check"]
+    failover = result["clients"].get("failover", {})
+    lag = result["replication_lag_ms"]
+    moved = result.get("failover_time_s")
+    rows = [
+        ("availability", f"{failover.get('availability_pct', 0)}% "
+         f"({_number(failover.get('succeeded', 0))} of {_number(failover.get('attempted', 0))})",
+         "Requests through the failover clients that got an answer. Reads and safe writes "
+         "should all succeed; at most the writes in flight when a region dies may fail."),
+        ("longest gap", _number(failover.get("longest_gap_s"), " s"),
+         "The longest time any client went without a successful answer: what an "
+         "application would notice."),
+        ("failover time", "not needed" if moved is None else _number(moved, " s", 3),
+         "From the fault until the clients' requests were answered by another region "
+         "(not needed when the preferred region kept answering)."),
+        ("replication lag before the fault", f"p50 {_number(lag.get('p50'), ' ms', 0)}, "
+         f"p99 {_number(lag.get('p99'), ' ms', 0)}",
+         "From a write's commit in one region to its apply in another, in normal running."),
+        ("worst replication lag", _number(lag.get("max"), " ms", 0),
+         "The same over the whole run: changes held back by the fault arrive this late."),
+        ("caught up after the heal", _number(result.get("caught_up_after_heal_s"), " s", 1),
+         "Until every change made before the heal was in every region."),
+        ("identical after the workload", _number(result.get("converge_after_stop_s"), " s", 3),
+         "Until all regions held the same data once the clients stopped."),
+        ("acknowledged writes", _number(check["acknowledged_writes"]),
+         "Writes the clients were told had succeeded; each is looked for in every region."),
+        ("lost", _number(check["acknowledged_writes_lost"]),
+         "Acknowledged writes missing from some region and not overwritten by a later or "
+         "recorded concurrent write. Must be 0."),
+        ("divergent items", _number(check["divergent_items"]),
+         "Items whose value differs between regions at the end. Must be 0."),
+        ("phantom reads", _number(check["phantom_reads"]),
+         "Reads that returned a value nobody wrote. Must be 0."),
+        ("counter problems", f"{_number(check['counter_problems'])} of "
+         f"{_number(check['counters_checked'])}",
+         "Counters whose final value differs from their acknowledged increments."),
+        ("conflicts recorded", _number(result.get("conflicts_recorded", 0)),
+         "Concurrent writes to one item that lost last-writer-wins; each is in the "
+         "conflict log (atoll conflicts)."),
+    ]
+    naive = result["clients"].get("naive")
+    if naive:
+        rows.insert(2, ("naive client", f"{naive['availability_pct']}% ok, longest gap "
+                        f"{_number(naive['longest_gap_s'], ' s')}",
+                        "A plain boto3 client that uses the region's DNS name, for comparison."))
+    return rows
+
+
+def story(result: dict[str, Any]) -> str:
+    """What happened in one scenario, in a few sentences."""
+    start, end = result["fault_window_s"]
+    failover = result["clients"].get("failover", {})
+    check = result["check"]
+    moved = result.get("failover_time_s")
+    victim = result.get("victim")
+    parts = [f"The fault ({result['scenario']}{f' on {victim}' if victim else ''}) lasted "
+             f"from {start:.1f} s to {end:.1f} s of a {result.get('duration_s', 0):.0f} s run "
+             f"across {result['regions']} regions."]
+    parts.append(f"The failover clients made {failover.get('attempted', 0):,} requests and "
+                 f"{failover.get('succeeded', 0):,} succeeded; the longest wait for a "
+                 f"successful answer was {failover.get('longest_gap_s', 0):.2f} s.")
+    parts.append("They never needed another region." if moved is None else
+                 f"They were answered by another region {moved:.2f} s after the fault.")
+    lost = check["acknowledged_writes_lost"]
+    parts.append(f"Of {check['acknowledged_writes']:,} acknowledged writes, "
+                 + ("none was lost" if not lost else f"{lost:,} were LOST")
+                 + (", and every region ended with the same data." if not
+                    check["divergent_items"] else
+                    f"; {check['divergent_items']:,} items DIFFER between regions."))
+    return " ".join(parts)
 
 
 def _panel(result: dict[str, Any]) -> str:
@@ -98,13 +209,15 @@ def _panel(result: dict[str, Any]) -> str:
     legend = "".join(f'<span style="color:{_COLOURS[i % len(_COLOURS)]}">&#9632; {html.escape(r)}'
                      "</span>" for i, r in enumerate(regions))
     legend += f'<span style="color:{_ERROR_COLOUR}">&#9632; errors</span>'
-    lag = result["replication_lag_ms"]
-    return (f"<h2>{html.escape(result['scenario'])} — "
-            f"{'PASS' if result['passed'] else 'FAIL'}</h2>"
-            f"<p>requests per second by the region that answered; replication lag p50 "
-            f"{lag['p50']} ms / p99 {lag['p99']} ms; converged "
-            f"{result['converge_after_stop_s']} s after the workload stopped</p>"
-            f"<div class='legend'>{legend}</div>{_chart(result)}")
+    rows = "".join(f"<tr><th>{html.escape(name)}</th><td class='v'>{html.escape(value)}</td>"
+                   f"<td>{html.escape(meaning)}</td></tr>"
+                   for name, value, meaning in figures_explained(result))
+    verdict = "PASS" if result["passed"] else "FAIL"
+    return (f"<h2>{html.escape(result['scenario'])} — <span class="
+            f"'{verdict.lower()}'>{verdict}</span></h2><p>{html.escape(story(result))}</p>"
+            f"<div class='legend'>{legend}</div>{_chart(result)}"
+            f"<table><tr><th>figure</th><th>value</th><th>what it means</th></tr>{rows}"
+            f"</table>")
 
 
 def _chart(result: dict[str, Any]) -> str:
@@ -118,7 +231,8 @@ def _chart(result: dict[str, Any]) -> str:
     seconds = max(len(timeline), 1)
     x = lambda s: left + (width - left - 10) * s / seconds  # noqa: E731
     y = lambda v: height - bottom - (height - bottom - 10) * v / peak  # noqa: E731
-    parts = [f'<svg width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">',
+    parts = [f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+             'xmlns="http://www.w3.org/2000/svg">',
              f'<rect width="{width}" height="{height}" fill="white"/>']
     start, end = result["fault_window_s"]
     parts.append(f'<rect x="{x(start):.1f}" y="10" width="{x(end) - x(start):.1f}" '

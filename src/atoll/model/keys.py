@@ -10,6 +10,9 @@ from the primary-key index:
 Each key part is a whole column, so no terminators are needed between parts; within a
 negative number a final 0x0A byte makes a shorter digit string sort after its longer
 extensions (-0.12 > -0.123).
+
+`decode_key_value` inverts the encoding, for showing stored keys (the conflict log) as
+the attribute values the user wrote: numbers come back in canonical text.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from decimal import Decimal
 from typing import Any
 
 from atoll.invariant import invariant
-from atoll.model.numbers import to_decimal
+from atoll.model.numbers import format_number, to_decimal
 
 _EXACT = decimal.Context(prec=100, Emax=999999, Emin=-999999)  # wider than any key
 _NEGATIVE = 0x01
@@ -57,6 +60,38 @@ def encode_key_value(value: dict[str, Any], kind: str) -> bytes:
     if kind == "N":
         return encode_number(value["N"])
     return base64.b64decode(value["B"])
+
+
+def decode_number(data: bytes) -> str:
+    """The canonical text of an encoded number (ValueError if `data` is not one)."""
+    if data == bytes((_ZERO,)):
+        return "0"
+    if len(data) < 4 or data[0] not in (_NEGATIVE, _POSITIVE):
+        raise ValueError(f"not an encoded number: {data.hex()}")
+    biased = int.from_bytes(data[1:3], "big")
+    if data[0] == _POSITIVE:
+        digits, e = tuple(data[3:]), biased - _EXPONENT_BIAS
+    else:
+        if data[-1] != _NEGATIVE_END:
+            raise ValueError(f"not an encoded number: {data.hex()}")
+        digits, e = tuple(9 - d for d in data[3:-1]), _EXPONENT_BIAS - biased
+    if not digits or not all(0 <= d <= 9 for d in digits):
+        raise ValueError(f"not an encoded number: {data.hex()}")
+    # value = 0.d1d2..dn * 10**e
+    value = Decimal((1 if data[0] == _NEGATIVE else 0, digits, e - len(digits)))
+    return format_number(value)
+
+
+def decode_key_value(data: bytes, kind: str) -> dict[str, Any]:
+    """The attribute value (DynamoDB JSON) whose encoding under type `kind` is `data`;
+    ValueError if it is not a valid encoding (UnicodeDecodeError is one)."""
+    if kind == "S":
+        return {"S": data.decode()}
+    if kind == "N":
+        return {"N": decode_number(data)}
+    if kind == "B":
+        return {"B": base64.b64encode(data).decode()}
+    raise ValueError(f"not a key type: {kind!r}")
 
 
 def partition_hash(pk: bytes) -> int:

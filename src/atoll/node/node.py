@@ -46,6 +46,7 @@ from atoll.node.admin import (
     LIST_KEYS,
     PAGES,
     REVOKE_KEY,
+    STATUS,
     TOPOLOGY_WRITE,
     Gate,
     KeyActions,
@@ -53,7 +54,9 @@ from atoll.node.admin import (
     conflicts_for,
 )
 from atoll.node.background import BackgroundWork
+from atoll.node.conflictlog import conflict_entries
 from atoll.node.keys import KeyStore, read_data_key_or_make
+from atoll.node.operator import OPERATOR_PATHS, OperatorEndpoints
 from atoll.node.peers import PeerRefusal, PeerTls, caller, client_factory
 from atoll.node.replicator import Replicator
 from atoll.node.topology import (
@@ -169,7 +172,7 @@ class Node:
         except (ValueError, OSError) as exc:
             self.storage.close()
             raise ValidationError(str(exc)) from None
-        self.api = Api(self.engine, self.access)
+        self.api = Api(self.engine, access=self.access)
         self.gate = Gate(self.access)
         self.key_actions = KeyActions(self.keys)
         self.http = HttpServer(self.api.handle, self._get, admin_post=self._admin_post,
@@ -185,6 +188,9 @@ class Node:
             self.peer_http = HttpServer(self.api.handle, self._peer_get, self._peer_post,
                                         limits=ConnectionLimits(max_connections=peer_cap))
         self.peer_refusals = RefusalLog()
+        # /metrics, /console and the console's JSON (atoll.node.operator)
+        self.operator = OperatorEndpoints(self)
+        self.operator.attach_auth(self.access)
         self._stopping = asyncio.Event()
 
     def _set_up_security(self, config: NodeConfig) -> None:
@@ -290,6 +296,13 @@ class Node:
         """GETs on the client port; answered once what they read is durable."""
         if path in ("/health", "/"):
             return 200, b'{"status":"ok"}', JSON  # liveness only: reveals nothing else
+        if path == "/console":  # the page itself holds no data: it signs what it fetches
+            return self.operator.get(path)
+        if path in OPERATOR_PATHS:
+            _key, refusal = self.gate.check(request, b"", STATUS, "GET " + path)
+            if refusal is not None:
+                return refusal[0], refusal[1], JSON
+            return self.operator.get(path)
         needs = PAGES.get(path) or (CONFLICTS if path.startswith("/_atoll/conflicts") else None)
         if needs is None:
             return 404, b'{"message":"not found"}', JSON
@@ -399,9 +412,9 @@ class Node:
         return status
 
     def conflicts(self, after_id: int = 0, limit: int = 1000) -> dict[str, Any]:
-        rows = self.storage.conflicts(after_id, limit)
-        return {"region": self.config.region, "conflicts": [
-            {"id": i, "detected_ms": t, "table": n, **orjson.loads(r)} for i, t, n, r in rows]}
+        rows = self.storage.conflicts(after_id, limit)  # keys decoded (atoll.node.conflictlog)
+        return {"region": self.config.region,
+                "conflicts": conflict_entries(rows, self.engine.catalog)}
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -449,6 +462,7 @@ class Node:
             if self.replicator is not None:
                 await self.replicator.stop()
             await self.http.drain(SHUTDOWN_DRAIN_S)
+            self.operator.close()
             await server.wait_closed()
             if self.peer_http is not None:
                 await self.peer_http.drain(1.0)
