@@ -10,11 +10,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tests.support import credentials_for, sign
+
 AWS = str(Path(sys.executable).parent / "aws")
 
 
 def _aws(url: str, *args: str) -> Any:
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+    key_id, secret = credentials_for(url)
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": key_id, "AWS_SECRET_ACCESS_KEY": secret,
            "AWS_DEFAULT_REGION": "us-east-1", "AWS_PAGER": ""}
     out = subprocess.run([AWS, "dynamodb", *args, "--endpoint-url", url, "--output", "json"],
                          env=env, capture_output=True, text=True, timeout=60)
@@ -46,8 +49,17 @@ def test_readme_boto3_snippet(server: Any) -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     snippet = readme.split("```python\n", 1)[1].split("```", 1)[0]
     snippet = snippet.replace("http://127.0.0.1:8000", server.url)
+    snippet = snippet.replace('"data/credentials"', repr(str(server.credentials_path)))
+    assert str(server.credentials_path) in snippet
     namespace: dict[str, Any] = {}
-    exec(compile(snippet, "README.md", "exec"), namespace)  # noqa: S102 - our own README
+    before = os.environ.get("AWS_SHARED_CREDENTIALS_FILE")
+    try:
+        exec(compile(snippet, "README.md", "exec"), namespace)  # noqa: S102 - our own README
+    finally:  # the snippet points the SDK at the file: not for the tests that follow
+        if before is None:
+            os.environ.pop("AWS_SHARED_CREDENTIALS_FILE", None)
+        else:
+            os.environ["AWS_SHARED_CREDENTIALS_FILE"] = before
 
 
 def test_a_client_asking_for_h2c_is_served_in_http_1_1(server: Any, ddb: Any,
@@ -60,11 +72,11 @@ def test_a_client_asking_for_h2c_is_served_in_http_1_1(server: Any, ddb: Any,
                        "Item": {"pk": {"S": "h2c"}, "n": {"N": "7"}}}).encode()
     try:
         for _attempt in range(2):  # the same connection, twice: it stays HTTP/1.1
-            connection.request("POST", "/", body=body, headers={
+            connection.request("POST", "/", body=body, headers=sign(server.url + "/", "POST", body, {
                 "Content-Type": "application/x-amz-json-1.0",
                 "X-Amz-Target": "DynamoDB_20120810.PutItem",
                 "Connection": "Upgrade, HTTP2-Settings", "Upgrade": "h2c",
-                "HTTP2-Settings": "AAMAAABkAAQCAAAAAAIAAAAA"})
+                "HTTP2-Settings": "AAMAAABkAAQCAAAAAAIAAAAA"}))
             response = connection.getresponse()
             assert (response.status, response.read()) == (200, b"{}")
     finally:

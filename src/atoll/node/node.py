@@ -190,7 +190,8 @@ class Node:
         self.peer_refusals = RefusalLog()
         # /metrics, /console and the console's JSON (atoll.node.operator)
         self.operator = OperatorEndpoints(self)
-        self.operator.attach_auth(self.access)
+        if self.access.enabled:  # (auth off: the console says "not available")
+            self.operator.attach_auth(self.access)
         self._stopping = asyncio.Event()
 
     def _set_up_security(self, config: NodeConfig) -> None:
