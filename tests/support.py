@@ -39,6 +39,9 @@ SIGNING_REGION = "us-east-1"
 # url of a running server -> the admin key it made at start-up (key id, secret)
 CREDENTIALS: dict[str, tuple[str, str]] = {}
 ANONYMOUS = ("test", "test")  # what a node with auth off is sent (any key works there)
+# peer endpoint of a test cluster's region -> TLS as another region of that cluster (a
+# region's own certificate is refused by its own node), for tests that call peer ports
+PEER_TLS: dict[str, ssl.SSLContext] = {}
 
 
 def read_credentials(path: Path) -> tuple[str, str]:
@@ -261,6 +264,10 @@ class ClusterProcesses:
             for r in regions))
         root.mkdir(parents=True, exist_ok=True)
         self.certs = make_certs(root / "certs", self.config.cluster_id, regions)
+        for region in self.config.regions:
+            other = next((r for r in regions if r != region.id), None)
+            if other is not None:
+                PEER_TLS[region.peer_endpoint] = self.peer_context(other)
         self.config_path = root / "cluster.toml"
         self.config_path.write_text(self.config.to_toml())
         self.credentials_path = root / "credentials"
@@ -281,6 +288,15 @@ class ClusterProcesses:
             node.start()
         self.wait_for_key(self.nodes)
         return self
+
+    def peer_context(self, region: str) -> ssl.SSLContext:
+        """TLS for calling peer ports as `region` (its certificate, the cluster CA)."""
+        from atoll.auth.certs import ClusterFiles
+        from atoll.auth.tls import peer_client_context
+
+        files = ClusterFiles(self.certs)
+        return peer_client_context(files.region_cert(region), files.region_key(region),
+                                   files.ca_cert)
 
     def wait_for_key(self, nodes: dict[str, ServerProcess], timeout_s: float = 20.0) -> None:
         """Until every node in `nodes` knows the admin key (made by the first region)."""
@@ -340,22 +356,23 @@ def node_json(url: str, path: str, credentials: tuple[str, str] | None = None) -
 
     request = urllib.request.Request(url + path, headers=sign(url + path, "GET",
                                                               credentials=credentials))
-    with urllib.request.urlopen(request, timeout=5) as response:
+    with urllib.request.urlopen(request, timeout=5, context=PEER_TLS.get(url)) as response:
         return json.loads(response.read())
 
 
 def node_post(url: str, path: str, body: Any, credentials: tuple[str, str] | None = None
               ) -> tuple[int, Any]:
-    """POST JSON to a node's /_atoll/... action, signed; (status, decoded answer)."""
+    """POST JSON (or bytes as they are) to a node's /_atoll/... action, signed (over TLS
+    as a region of its cluster, for a peer endpoint); (status, decoded answer)."""
     import json
     import urllib.error
 
-    data = json.dumps(body).encode()
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
     headers = sign(url + path, "POST", data, {"Content-Type": "application/json"},
                    credentials=credentials)
     request = urllib.request.Request(url + path, data=data, method="POST", headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=10, context=PEER_TLS.get(url)) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read() or b"{}")

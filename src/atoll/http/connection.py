@@ -91,7 +91,10 @@ class Connection(asyncio.Protocol):
         """The client sent all it will (a half-close, as `nc -N` does): keep the socket
         open for the answers still being worked on; `_next` closes it when idle."""
         self.eof = True
-        return self.busy or bool(self.queue)
+        # (over TLS a half-close cannot keep the socket open: asyncio closes it)
+        return (self.busy or bool(self.queue)) and self.peer is None \
+            and self.transport is not None \
+            and self.transport.get_extra_info("sslcontext") is None
 
     def data_received(self, data: bytes) -> None:
         if self.discarding:
