@@ -47,13 +47,15 @@ def resolve_credentials(profile: str | None = None, credentials_file: str | Path
     return found  # type: ignore[no-any-return]
 
 
-def sign(credentials: Credentials | ReadOnlyCredentials | None, method: str, url: str,
+def sign(credentials: Credentials | ReadOnlyCredentials | Any, method: str, url: str,
          body: bytes = b"", headers: dict[str, str] | None = None,
          region: str = SIGNING_REGION) -> dict[str, str]:
     """The headers to send: `headers` plus SigV4's (unchanged without credentials)."""
     request = AWSRequest(method=method, url=url, data=body, headers=dict(headers or {}))
     if credentials is not None:
-        SigV4Auth(credentials, SERVICE, region).add_auth(request)
+        frozen = getattr(credentials, "get_frozen_credentials", None)  # refreshable ones
+        SigV4Auth(frozen() if frozen is not None else credentials, SERVICE,
+                  region).add_auth(request)
     return {k: (v.decode() if isinstance(v, bytes) else str(v))
             for k, v in request.headers.items()}
 
