@@ -152,10 +152,16 @@ class HttpClient:
             self.close()
             await self._connect()
         assert self._reader is not None and self._writer is not None
-        head = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}",
-                "Content-Type: application/json", f"Content-Length: {len(body)}"]
+        extra = headers or {}
+        default_port = 443 if self.tls is not None else 80
+        host = self.host if self.port == default_port else f"{self.host}:{self.port}"
+        if ":" in self.host:  # an IPv6 address
+            host = f"[{self.host}]" if self.port == default_port else f"[{self.host}]:{self.port}"
+        head = [f"{method} {path} HTTP/1.1", f"Host: {host}", f"Content-Length: {len(body)}"]
+        if not any(k.lower() == "content-type" for k in extra):
+            head.append("Content-Type: application/json")
         head += [f"{k}: {v}" for k, v in self.headers.items()]
-        head += [f"{k}: {v}" for k, v in (headers or {}).items()]
+        head += [f"{k}: {v}" for k, v in extra.items()]
         self._sent = True
         self._writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
         await self._writer.drain()
