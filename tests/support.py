@@ -275,7 +275,8 @@ class ClusterProcesses:
         for index, region in enumerate(self.config.regions):
             node = ServerProcess(data_dir=root / region.id, bootstrap=False, extra=[
                 "--config", str(self.config_path), "--region", region.id,
-                "--certs", str(self.certs), *(extra or [])])
+                "--certs", str(self.certs), "--peer-source", f"127.0.0.{10 + index}",
+                *(extra or [])])
             if index == 0:  # the admin key; the other regions receive it by replication
                 node.args += ["--admin-credentials", str(self.credentials_path)]
             node.credentials_path = self.credentials_path

@@ -129,6 +129,8 @@ def cluster(regions: str, count: int | None, data_dir: str, host: str, base_port
                      "--tls-key", str(files.region_key(region.id))]
         if index == 0 and auth_mode != OFF:  # the key reaches the others by replication
             args += ["--admin-credentials", str(credentials)]
+        if host == "127.0.0.1":  # an address of its own for peer calls: `atoll drill
+            args += ["--peer-source", f"127.0.0.{10 + index}"]  # --config` tells them apart
         log = open(root / f"{region.id}.log", "ab")
         processes[region.id] = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
                                                 start_new_session=True)

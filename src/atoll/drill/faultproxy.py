@@ -5,7 +5,9 @@ which region is calling from the connection's source address: each region's node
 its peer connections from an address of its own on loopback (`atoll serve
 --peer-source 127.0.0.N`, given to `add` as `source`), since over TLS nothing of the
 request can be read in between. Over plain HTTP, a connection from an address it does
-not know is named by the `X-Atoll-Region` header of its first request head. Then it
+not know is named by the `X-Atoll-Region` header of its first request head; over TLS
+from an address it does not know, the caller is unknown and gets the worst fault of any
+link into the callee. Then it
 pipes bytes both ways, applying the rules of that directed link (caller -> callee):
 
 - cut: new connections are closed at once and open ones are closed when the cut starts
@@ -27,6 +29,8 @@ import threading
 from dataclasses import dataclass
 
 _CALLER = re.compile(rb"\r\nx-atoll-region:\s*([^\r\n]+)", re.IGNORECASE)
+_TLS_HANDSHAKE = 0x16  # the first byte of a TLS record carrying a ClientHello
+UNKNOWN = "?"
 MAX_HEAD_BYTES = 64 * 1024
 CHUNK = 64 * 1024
 
@@ -57,7 +61,18 @@ class FaultRules:
             self._links.clear()
 
     def of(self, caller: str, callee: str) -> LinkFault:
+        """The fault of the link caller -> callee. A caller the proxy could not tell
+        (UNKNOWN: TLS, and no source address known for it) gets the worst fault of any
+        link into `callee`: a partition then cuts more links than it names, never fewer."""
         with self._lock:
+            if caller == UNKNOWN:
+                faults = [f for (_c, to), f in self._links.items() if to in (callee, "*")]
+                if faults:
+                    return LinkFault(cut=any(f.cut for f in faults),
+                                     latency_ms=max(f.latency_ms for f in faults),
+                                     jitter_ms=max(f.jitter_ms for f in faults),
+                                     loss=max(f.loss for f in faults))
+                return LinkFault()
             for key in ((caller, callee), (caller, "*"), ("*", callee), ("*", "*")):
                 if key in self._links:
                     return self._links[key]
@@ -98,9 +113,11 @@ class FaultProxy:
                     writer.close()
                     return
                 head += data
+                if head[0] == _TLS_HANDSHAKE:  # TLS: the client waits for our hello
+                    caller = UNKNOWN
             if caller is None:
                 match = _CALLER.search(head)
-                caller = match.group(1).strip().decode("latin-1") if match else "?"
+                caller = match.group(1).strip().decode("latin-1") if match else UNKNOWN
             if self.rules.of(caller, self.callee).cut:
                 self.dropped += 1
                 writer.close()

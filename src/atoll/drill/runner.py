@@ -56,6 +56,7 @@ class DrillOptions:
     env: dict[str, str] = field(default_factory=dict)  # for the nodes (defect injection)
     converge_timeout_s: float = 60.0
     config: ClusterConfig | None = None  # a running cluster instead of a fresh one
+    credentials: tuple[str, str] | None = None  # an admin key of that running cluster
 
 
 def run_scenario(scenario: str, options: DrillOptions,
@@ -71,7 +72,7 @@ def run_scenario(scenario: str, options: DrillOptions,
         if scenario not in ExistingCluster.SCENARIOS:
             raise ValueError(f"{scenario} restarts region processes: it needs a cluster the "
                              "drill starts itself (leave out --config)")
-        cluster = ExistingCluster(options.config, options.seed)
+        cluster = ExistingCluster(options.config, options.seed, options.credentials)
         suffix = f"{int(time.time())}_{options.seed}"
         tables = (f"{TABLES[0]}_{suffix}", f"{TABLES[1]}_{suffix}")
     else:
@@ -115,13 +116,14 @@ class ScenarioRun:
         self.events.append(figures.Event(round(time.monotonic() - self.t_start, 3), what))
 
     def create_tables(self) -> None:
-        setup = plain_client(self.cluster.url(self.victim))
+        credentials = self.cluster.credentials
+        setup = plain_client(self.cluster.url(self.victim), credentials)
         for table in self.tables:
             setup.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
                                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
                                AttributeDefinitions=[{"AttributeName": "pk",
                                                       "AttributeType": "S"}])
-        wait_for(lambda: all(set(self.tables) <= set(plain_client(self.cluster.url(r))
+        wait_for(lambda: all(set(self.tables) <= set(plain_client(self.cluster.url(r), credentials)
                                                       .list_tables()["TableNames"])
                              for r in self.cluster.ids), TABLES_READY_S)
 
@@ -135,16 +137,20 @@ class ScenarioRun:
         naive = self.scenario == "dns-empty"
         per_thread = max(1.0, self.options.rate / (FAILOVER_THREADS + (1 if naive else 0)))
         seed = self.options.seed * 100
+        key_id, secret = self.cluster.credentials or ("drill", "drill")
+        keys = {"aws_access_key_id": key_id, "aws_secret_access_key": secret}
         workers = [Worker(f"f{i}", "failover",
                           lambda p=preferences[i % 2]: atoll.client.boto3_client(  # type: ignore[misc]
-                              seeds, p, cache),
+                              seeds, p, cache, **keys),  # type: ignore[arg-type]
                           per_thread, seed + i, self.recorder, self.stop,
                           router_of=lambda c: c.atoll_router, tables=self.tables)
                    for i in range(FAILOVER_THREADS)]
         if naive:
             port = self.cluster.client_address(self.victim)[1]
             by_name = f"http://{SimulatedDns.name(self.victim)}:{port}"
-            workers.append(Worker("naive0", "naive", lambda: plain_client(by_name), per_thread,
+            workers.append(Worker("naive0", "naive",
+                                  lambda: plain_client(by_name, self.cluster.credentials),
+                                  per_thread,
                                   seed + 99, self.recorder, self.stop, tables=self.tables))
         return workers
 

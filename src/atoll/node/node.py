@@ -215,7 +215,8 @@ class Node:
             data_key = read_data_key_or_make(Path(self._data_root()) / "data.key")
         self.keys = KeyStore(self.engine, data_key)
         verifier = SigV4Verifier(self.keys.lookup) if config.auth != OFF else None
-        self.access = AccessControl(config.auth, verifier, config.region)
+        # the node's clock (a skewed node refuses what is outside its own 5-minute window)
+        self.access = AccessControl(config.auth, verifier, config.region, self.engine.now_ms)
         self.client_tls: ssl.SSLContext | None = None
         if config.tls_cert or config.tls_key:
             if not (config.tls_cert and config.tls_key):
@@ -403,6 +404,7 @@ class Node:
         }
         if self.config.cluster is not None:
             status["peer_auth"] = {"mutual_tls": self.peer_tls is not None,
+                                   "source_address": self.config.peer_source,
                                    **self.peer_refusals.summary()}
         if self.peer_http is not None:
             status["peer_connections"] = self.peer_http.connection_stats()
