@@ -18,7 +18,7 @@ PEER_PORT ?= $(shell expr $(PORT) + 1000)
 # installed from Debian's packages when missing (root on Debian, as in CI).
 SYSTEM_TOOLS := chromium:chromium ip:iproute2
 
-.PHONY: run test lint bench setup clean serve system-tools chromium
+.PHONY: run test lint bench setup clean serve system-tools chromium pg-server
 
 $(DEPS): requirements.lock
 	$(PY) -m venv $(VENV)
@@ -37,7 +37,7 @@ setup: $(STAMP)
 run: $(STAMP)
 	$(BIN)/atoll cluster --data-dir $(DATA) --base-port $(PORT) --peer-base-port $(PEER_PORT)
 
-test: $(STAMP) system-tools
+test: $(STAMP) system-tools pg-server
 	$(BIN)/python -m pytest -q tests
 
 # Installs what is missing; if it cannot (not root, not Debian) it says so and the tests
@@ -54,6 +54,17 @@ system-tools:
 	fi
 
 chromium: system-tools
+
+# A real PostgreSQL server for the PostgreSQL storage's tests and bench (tests/pg.py runs
+# throwaway servers from its binaries): Debian's package, installed when missing.
+pg-server:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; \
+	  else \
+	    echo "PostgreSQL's server is not installed: apt-get install postgresql (as root)" >&2; \
+	    exit 1; \
+	  fi; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -13,6 +13,8 @@ Left interpreted:
 - `storage/writepath.py` (a few calls per batch; its tests spy on it);
 - the operator endpoints of `node/` (metrics, console, figures, conflict log, cluster
   view: read at scrape or poll time, never per request).
+- `storage/postgres/` and `node/shared_region.py` (their time is spent waiting on
+  PostgreSQL's round trips, and they call into psycopg, a package mypyc does not know).
 
 The same source runs interpreted, so the build falls back to pure Python — with a
 warning, and all or nothing (the compiled modules share one library) — when
@@ -38,10 +40,12 @@ from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
 COMPILED_PACKAGES = ("api", "clock", "engine", "expressions", "http", "model", "node",
-                     "replication", "storage", "topology")
+                     "replication", "storage", "streams", "topology")
 INTERPRETED = {"replication/memory_store.py", "storage/writepath.py",
                "node/clusterview.py", "node/conflictlog.py", "node/console.py",
-               "node/figures.py", "node/metrics.py", "node/operator.py"}
+               "node/figures.py", "node/metrics.py", "node/operator.py",
+               "node/shared_region.py"}
+INTERPRETED_PACKAGES = ("storage/postgres/",)
 
 
 def _warn(message: str) -> None:
@@ -52,7 +56,8 @@ def compiled_modules() -> list[str]:
     root = Path("src/atoll")
     return sorted(str(path) for package in COMPILED_PACKAGES
                   for path in (root / package).rglob("*.py")
-                  if path.relative_to(root).as_posix() not in INTERPRETED)
+                  if path.relative_to(root).as_posix() not in INTERPRETED
+                  and not path.relative_to(root).as_posix().startswith(INTERPRETED_PACKAGES))
 
 
 def missing_toolchain() -> str | None:

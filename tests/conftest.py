@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.pg import fresh_schema_dsn, pg_server  # noqa: F401  (fixture)
 from tests.support import ServerProcess, client, create_table, resource
 
 _names = itertools.count()
@@ -27,9 +29,18 @@ def pytest_sessionstart(session: pytest.Session) -> None:
                     returncode=4)
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    process = ServerProcess(data_dir=tmp_path_factory.mktemp("atoll-data")).start()
+# The API tests run against a node on each storage: SQLite (a file per node) and
+# PostgreSQL (a throwaway server, tests/pg.py). ATOLL_TEST_STORAGES narrows the list.
+STORAGES = tuple(os.environ.get("ATOLL_TEST_STORAGES", "sqlite,postgresql").split(","))
+
+
+@pytest.fixture(scope="session", params=STORAGES)
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[ServerProcess]:
+    extra = []
+    if request.param == "postgresql":
+        extra = ["--storage", fresh_schema_dsn(request.getfixturevalue("pg_server"), "api")]
+    process = ServerProcess(data_dir=tmp_path_factory.mktemp("atoll-data"), extra=extra).start()
     yield process
     process.stop()
 

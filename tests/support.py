@@ -148,6 +148,9 @@ class ServerProcess:
         self.log_path = tmp / f"atoll-test-{self.port}.log"
         self.scheme = "https" if "--tls-cert" in self.args else "http"
         self.ca_file: str | None = None  # trusted for https (set by the caller)
+        self.storage_url = (self.args[self.args.index("--storage") + 1]
+                            if "--storage" in self.args else None)
+        self.storage = "sqlite" if self.storage_url is None else "postgresql"
 
     @property
     def url(self) -> str:
@@ -200,6 +203,39 @@ class ServerProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+class NodeDatabase:
+    """A node's own database, for tests that look beneath the API: its SQLite file, or
+    its PostgreSQL schema. Statements use `?` placeholders either way."""
+
+    def __init__(self, server: ServerProcess, region: str = "local") -> None:
+        self.postgres = server.storage_url is not None
+        if server.storage_url is not None:
+            import psycopg
+            self._conn: Any = psycopg.connect(server.storage_url, autocommit=True)
+        else:
+            assert server.data_dir is not None
+            self._conn = sqlite3.connect(server.data_dir / f"atoll-{region}.db", timeout=10,
+                                         isolation_level=None)
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("%", "%%").replace("?", "%s") if self.postgres else sql
+
+    def one(self, sql: str, args: tuple[Any, ...] = ()) -> Any:
+        return self._conn.execute(self._sql(sql), args).fetchone()
+
+    def run(self, sql: str, args: tuple[Any, ...] = ()) -> None:
+        self._conn.execute(self._sql(sql), args)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> NodeDatabase:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
 
 def client(url: str, credentials: tuple[str, str] | None = None, **config: Any) -> Any:

@@ -22,6 +22,37 @@ class ValidationError(AtollError):
     """The request is malformed or breaks a DynamoDB rule (ValidationException)."""
 
 
+class InvalidValue(ValidationError):
+    """An attribute value DynamoDB refuses: a malformed or out-of-range number, a set with
+    a duplicate member, nesting too deep, an empty or ambiguous value.
+
+    DynamoDB words these two ways, depending on which of its validation layers the
+    operation runs (the api layer picks): `message` is the current layer's wording,
+    `older` the older layer's. `key` names the ExpressionAttributeValues entry the value
+    came from, if it came from one; `reason` is what a transaction's cancellation
+    reason says when its write would store such a value."""
+
+    def __init__(self, message: str, older: str | None = None, key: str | None = None,
+                 reason: str | None = None) -> None:
+        super().__init__(message)
+        self.older = older if older is not None else message
+        self.key = key
+        self.reason = reason if reason is not None else message
+
+    def for_key(self, key: str) -> InvalidValue:
+        """The same refusal, of the value of ExpressionAttributeValues entry `key`."""
+        return InvalidValue(self.message, self.older, key, self.reason)
+
+
+class KeyTooLong(ValidationError):
+    """A key value over DynamoDB's key size limits (2,048 bytes partition, 1,024 sort)."""
+
+
+class KeySchemaMismatch(ValidationError):
+    """A key attribute of the wrong type, or a key without the schema's attributes.
+    Inside a transaction this cancels the action instead of refusing the request."""
+
+
 class SerializationError(AtollError):
     """The body could not be deserialised into the operation's shape."""
 
@@ -73,6 +104,14 @@ class LimitExceeded(AtollError):
 
 class ItemCollectionSizeLimitExceeded(AtollError):
     """An item collection in a table with an LSI exceeds 10 GB."""
+
+
+class ExpiredIterator(AtollError):
+    """A stream's shard iterator is older than 15 minutes (ExpiredIteratorException)."""
+
+
+class TrimmedDataAccess(AtollError):
+    """A stream read asked for records already trimmed (TrimmedDataAccessException)."""
 
 
 class ServiceUnavailable(AtollError):

@@ -22,6 +22,8 @@ import pytest
 from atoll.errors import ServiceUnavailable
 from atoll.invariant import InvariantViolation
 from atoll.storage import MemoryStorage, SqliteStorage, Storage, WriteTxn
+from atoll.storage.postgres import PostgresStorage
+from tests.pg import fresh_schema_dsn, pg_server, shared_server  # noqa: F401  (fixture)
 from tests.support import in_a_loop
 
 TIMEOUT_S = 20
@@ -37,15 +39,25 @@ def _sqlite(path: Path, region: str) -> SqliteStorage:
     return SqliteStorage(str(path / "conformance.db"), durable=True, region=region)
 
 
+def _postgres(path: Path, region: str) -> PostgresStorage:
+    """A schema of the session's PostgreSQL server per test directory: reopening the
+    same directory's storage finds the same data."""
+    schema = "c_" + "".join(c if c.isalnum() else "_" for c in path.name.lower())[-40:]
+    return PostgresStorage(fresh_schema_dsn(shared_server(), schema), region=region)
+
+
 BACKENDS: dict[str, Backend] = {
     "sqlite": Backend(_sqlite, lambda _old, path, region: _sqlite(path, region)),
     "memory": Backend(lambda _path, region: MemoryStorage(region),
                       lambda old, _path, region: MemoryStorage(region, data=old.data)),
+    "postgresql": Backend(_postgres, lambda _old, path, region: _postgres(path, region)),
 }
 
 
 @pytest.fixture(params=sorted(BACKENDS))
 def backend(request: pytest.FixtureRequest) -> Backend:
+    if request.param == "postgresql":
+        request.getfixturevalue("pg_server")  # started once, stopped after the session
     return BACKENDS[request.param]
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -25,7 +24,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.support import ClusterProcesses, create_table, wait_until
+from tests.support import ClusterProcesses, NodeDatabase, create_table, wait_until
 
 AWS = str(Path(sys.executable).parent / "aws")
 
@@ -58,11 +57,8 @@ def music(ddb: Any, name: str) -> str:
 
 
 def changelog_records(server: Any) -> int:
-    check = sqlite3.connect(f"file:{server.data_dir / 'atoll-local.db'}?mode=ro", uri=True)
-    try:
-        return int(check.execute("SELECT COUNT(*) FROM changelog").fetchone()[0])
-    finally:
-        check.close()
+    with NodeDatabase(server) as database:
+        return int(database.one("SELECT COUNT(*) FROM changelog")[0])
 
 
 KEY = "Artist='Acme Band' AND SongTitle='PartiQL Rocks'"

@@ -12,7 +12,6 @@ LastEvaluatedKey as ExclusiveStartKey until it is absent); Select=COUNT; "Parall
 from __future__ import annotations
 
 import base64
-import sqlite3
 from decimal import Decimal
 from typing import Any
 
@@ -20,7 +19,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.integration.wire import expect_error, put_all
-from tests.support import create_table
+from tests.support import NodeDatabase, create_table
 
 PK = {"S": "part"}
 
@@ -421,12 +420,11 @@ def test_a_page_reads_only_the_rows_it_returns(server: Any, ddb: Any, range_tabl
     """The last stored row fails its checksum: a Query or Scan page of 5 items never reads
     it, while a Query that reaches it refuses to return it."""
     put_all(ddb, range_table, [{"pk": {"S": "lazy"}, "sk": {"N": str(n)}} for n in range(40)])
-    db = sqlite3.connect(server.data_dir / "atoll-local.db", timeout=10)
-    (tid,) = db.execute("SELECT tid FROM tables WHERE name=?", (range_table,)).fetchone()
+    db = NodeDatabase(server)
+    (tid,) = db.one("SELECT tid FROM tables WHERE name=?", (range_table,))
     corrupt = ("UPDATE items SET crc=(crc+1)%4294967296 WHERE tid=? "
-               "AND sk=(SELECT MAX(sk) FROM items WHERE tid=?)")
-    with db:
-        db.execute(corrupt, (tid, tid))
+               "AND sk=(SELECT sk FROM items WHERE tid=? ORDER BY sk DESC LIMIT 1)")
+    db.run(corrupt, (tid, tid))
     try:
         key = {":p": {"S": "lazy"}}
         page = ddb.query(TableName=range_table, KeyConditionExpression="pk = :p",
@@ -438,6 +436,5 @@ def test_a_page_reads_only_the_rows_it_returns(server: Any, ddb: Any, range_tabl
                       ExpressionAttributeValues=key)
         assert failed.value.response["Error"]["Code"] == "InternalServerError"
     finally:
-        with db:
-            db.execute(corrupt.replace("crc+1", "crc+4294967295"), (tid, tid))
+        db.run(corrupt.replace("crc+1", "crc+4294967295"), (tid, tid))
         db.close()

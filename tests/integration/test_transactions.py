@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 
 from tests.integration.indexcheck import check_indexes, scan_all
 from tests.integration.wire import expect_error
-from tests.support import client, create_table
+from tests.support import NodeDatabase, client, create_table
 
 
 def _key(pk: str) -> dict[str, Any]:
@@ -256,17 +256,11 @@ def test_concurrent_transactions_never_leave_a_partial_result(server: Any, ddb: 
 def test_a_transaction_is_one_changelog_record(server: Any, ddb: Any, hash_table: str) -> None:
     """One storage transaction and ONE changelog record for the whole transaction, across
     tables, so replication applies it atomically."""
-    import sqlite3
-
     other = create_table(ddb, hash_table + "_other")
-    database = server.data_dir / "atoll-local.db"
 
     def records() -> int:
-        check = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
-        try:
-            return int(check.execute("SELECT COUNT(*) FROM changelog").fetchone()[0])
-        finally:
-            check.close()
+        with NodeDatabase(server) as database:
+            return int(database.one("SELECT COUNT(*) FROM changelog")[0])
 
     before = records()
     ddb.transact_write_items(TransactItems=[

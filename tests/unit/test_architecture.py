@@ -30,7 +30,7 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[2] / "src"
 
 PURE_PACKAGES = ("atoll.model", "atoll.expressions", "atoll.replication", "atoll.clock",
-                 "atoll.topology", "atoll.partiql")
+                 "atoll.topology", "atoll.partiql", "atoll.streams")
 IMPURE_MODULES = ("asyncio", "sqlite3", "socket", "time", "random")
 CLIENT_MAY_NOT_IMPORT = ("atoll.node", "atoll.api", "atoll.engine", "atoll.storage")
 # The storage protocol's names (DESIGN.md decision 2): the engine programs against these,

@@ -201,3 +201,13 @@ def visible_tables(key: AccessKey | None, names: list[str],
     if len(names) > limit:
         result["LastEvaluatedTableName"] = names[limit - 1]
     return result
+
+
+def visible_streams(key: AccessKey, result: Any) -> Any:
+    """ListStreams' answer for a key limited to some tables: the streams of those only
+    (a page may then hold fewer than its Limit; LastEvaluatedStreamArn still pages)."""
+    if not isinstance(result, dict) or not isinstance(result.get("Streams"), list):
+        return result
+    streams = [s for s in result["Streams"]
+               if isinstance(s, Mapping) and key.may_see(str(s.get("TableName", "")))]
+    return {**result, "Streams": streams}

@@ -5,6 +5,9 @@ errors, api/access.py; before anything of the request is interpreted), the targe
 a known operation (UnknownOperationException), the body is a JSON object
 (SerializationException), the key may make this request (AccessDeniedException), the
 request fits the operation's shape (ValidationException), then the engine's semantics.
+A target is DynamoDB's (`DynamoDB_20120810.<Op>`) or DynamoDB Streams'
+(`DynamoDBStreams_20120810.<Op>`): both are served on the same endpoint, signed for the
+same service ("dynamodb"), as boto3's `dynamodbstreams` client sends them.
 
 Every answer is counted in `stats` (atoll.api.stats) by operation and outcome, with its
 time from here to the answer; `clock_ns` is the clock that times it.
@@ -18,17 +21,25 @@ from typing import Any, Protocol
 
 import orjson
 
-from atoll.api.access import OFF, REQUIRED, AccessControl, check_not_internal, visible_tables
+from atoll.api.access import (
+    OFF,
+    REQUIRED,
+    AccessControl,
+    check_not_internal,
+    visible_streams,
+    visible_tables,
+)
 from atoll.api.errors import error_response, internal_error_response
-from atoll.api.shapes import operation_names, validate_request
+from atoll.api.shapes import DYNAMODB, STREAMS, operation_names, validate_request
 from atoll.api.stats import UNKNOWN_OPERATION, RequestStats
-from atoll.engine.engine import HANDLERS, Engine
+from atoll.engine.engine import HANDLERS, STREAM_HANDLERS, Engine, Handler
 from atoll.errors import AtollError, InternalError, SerializationError, UnknownOperation
 from atoll.storage.writepath import now_ns
 
 log = logging.getLogger(__name__)
 
 TARGET_PREFIX = "DynamoDB_20120810."
+STREAMS_TARGET_PREFIX = "DynamoDBStreams_20120810."  # DynamoDB Streams, same endpoint
 MAX_BODY_BYTES = 16 * 1024 * 1024
 
 
@@ -50,7 +61,7 @@ class Api:
                                                                       engine.region)
         self.requests_total = 0
         self.errors_total = 0
-        self.stats = RequestStats(sorted(HANDLERS))
+        self.stats = RequestStats(sorted(HANDLERS) + sorted(STREAM_HANDLERS))
         self.clock_ns = clock_ns
 
     async def handle(self, target: str | None, body: bytes,
@@ -67,21 +78,24 @@ class Api:
                     raise InternalError("a signed request needs its head")
                 key = access.authenticate(head.method, head.url, head.headers, body,
                                           target or "a request with no target")
-            operation = self._operation(target)
+            service, operation, handler = self._operation(target)
             request = self._decode(body)
             access.authorize(key, operation, request)
             check_not_internal(operation, request)
-            validate_request(operation, request)
+            validate_request(operation, request, service)
             if operation == "ListTables" and key is not None and key.tables is not None \
                     and access.mode == REQUIRED:  # (warn: served as if unlimited)
                 result: Any = visible_tables(key, self.engine.catalog.names(), request)
             else:
-                result = await HANDLERS[operation](self._context, request)
+                result = await handler(self._context, request)
+                if operation == "ListStreams" and key is not None and key.tables is not None \
+                        and access.mode == REQUIRED:  # only the streams of its tables
+                    result = visible_streams(key, result)
             answer = 200, result if type(result) is bytes else orjson.dumps(result)
         except AtollError as error:
             self.errors_total += 1
             failed = type(error)
-            answer = error_response(error)
+            answer = error_response(error, operation)
         except Exception:
             self.errors_total += 1
             log.exception("internal error handling %s", target)
@@ -102,15 +116,21 @@ class Api:
         return answer
 
     @staticmethod
-    def _operation(target: str | None) -> str:
-        if not target or not target.startswith(TARGET_PREFIX):
+    def _operation(target: str | None) -> tuple[str, str, Handler]:
+        """(service, operation, handler) that X-Amz-Target names."""
+        if target and target.startswith(TARGET_PREFIX):
+            service, operation, handlers = DYNAMODB, target[len(TARGET_PREFIX):], HANDLERS
+        elif target and target.startswith(STREAMS_TARGET_PREFIX):
+            service, handlers = STREAMS, STREAM_HANDLERS
+            operation = target[len(STREAMS_TARGET_PREFIX):]
+        else:
             raise UnknownOperation(f"Unknown operation: {target}")
-        operation = target[len(TARGET_PREFIX):]
-        if operation not in HANDLERS:
-            if operation in operation_names():
+        handler = handlers.get(operation)
+        if handler is None:
+            if operation in operation_names(service):
                 raise UnknownOperation(f"The operation {operation} is not supported by Atoll yet")
             raise UnknownOperation(f"Unknown operation: {operation}")
-        return operation
+        return service, operation, handler
 
     @staticmethod
     def _decode(body: bytes) -> dict[str, Any]:

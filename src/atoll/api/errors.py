@@ -31,6 +31,8 @@ ERROR_SHAPES: dict[type[e.AtollError], tuple[int, str]] = {
     e.IdempotentParameterMismatch: (400, _DYNAMO + "IdempotentParameterMismatchException"),
     e.LimitExceeded: (400, _DYNAMO + "LimitExceededException"),
     e.ItemCollectionSizeLimitExceeded: (400, _DYNAMO + "ItemCollectionSizeLimitExceededException"),
+    e.ExpiredIterator: (400, _DYNAMO + "ExpiredIteratorException"),
+    e.TrimmedDataAccess: (400, _DYNAMO + "TrimmedDataAccessException"),
     e.ServiceUnavailable: (503, _CORAL_SERVICE + "ServiceUnavailableException"),
     e.InternalError: (500, _DYNAMO + "InternalServerError"),
     # authentication and authorization (atoll.auth.errors says when each is raised)
@@ -43,14 +45,41 @@ ERROR_SHAPES: dict[type[e.AtollError], tuple[int, str]] = {
 }
 
 
-def error_response(error: e.AtollError) -> tuple[int, bytes]:
+# Which of DynamoDB's two validation layers words an operation's refusal of an attribute
+# value (captured in four regions in the paritysuite conformance suite,
+# tests/tier3/error-messages/valueLayers.test.ts): the current one, inside the
+# "1 validation error detected: " envelope for the single-item writes and bare for the
+# single-item and query reads, with no wrapper around an ExpressionAttributeValues entry;
+# every other operation the older one, bare, with such an entry inside
+# "ExpressionAttributeValues contains invalid value: ... for key :v".
+_VALUES_ENVELOPED = frozenset({"PutItem", "UpdateItem", "DeleteItem"})
+_VALUES_CURRENT = frozenset({"GetItem", "BatchGetItem", "Query"})
+
+
+def value_message(error: e.InvalidValue, operation: str) -> str:
+    """How `operation` words its refusal of an attribute value."""
+    if operation in _VALUES_ENVELOPED:
+        return "1 validation error detected: " + error.message
+    if operation in _VALUES_CURRENT:
+        return error.message
+    if error.key is not None:
+        return f"ExpressionAttributeValues contains invalid value: {error.older} for key {error.key}"
+    return error.older
+
+
+def error_response(error: e.AtollError, operation: str = "") -> tuple[int, bytes]:
+    """`operation`: the DynamoDB operation that failed (some refusals are worded per
+    operation)."""
     status, type_name = (500, _DYNAMO + "InternalServerError")
     for cls in type(error).__mro__:
         shape = ERROR_SHAPES.get(cls)  # type: ignore[arg-type]
         if shape is not None:
             status, type_name = shape
             break
-    body: dict[str, Any] = {"__type": type_name, "message": error.message}
+    message = error.message
+    if isinstance(error, e.InvalidValue):
+        message = value_message(error, operation)
+    body: dict[str, Any] = {"__type": type_name, "message": message}
     if isinstance(error, e.ConditionalCheckFailed) and error.item is not None:
         body["Item"] = error.item
     if isinstance(error, e.TransactionCanceled):

@@ -1,7 +1,8 @@
 """Request validation against botocore's copy of DynamoDB's service model.
 
 Theory of operation: botocore ships the DynamoDB service model (every operation's input
-shape with its required members, lengths, ranges, enums and patterns). Rather than
+shape with its required members, lengths, ranges, enums and patterns), and DynamoDB
+Streams' (`dynamodbstreams`). Rather than
 retype those constraints, `validator_for(operation)` compiles the input shape once into a
 tree of small checking closures. Running one collects DynamoDB-style constraint
 messages ("Value null at 'tableName' failed to satisfy constraint: Member must not be
@@ -26,14 +27,18 @@ Check = Callable[[Any, str, list[str]], None]
 MAX_REPORTED_ERRORS = 10  # DynamoDB lists a bounded number of violations
 
 
-@functools.cache
-def service_model() -> Any:
-    return botocore.session.get_session().get_service_model("dynamodb")
+DYNAMODB = "dynamodb"
+STREAMS = "dynamodbstreams"  # DynamoDB Streams: its own model, served on the same endpoint
 
 
 @functools.cache
-def operation_names() -> frozenset[str]:
-    return frozenset(service_model().operation_names)
+def service_model(service: str = DYNAMODB) -> Any:
+    return botocore.session.get_session().get_service_model(service)
+
+
+@functools.cache
+def operation_names(service: str = DYNAMODB) -> frozenset[str]:
+    return frozenset(service_model(service).operation_names)
 
 
 def _camel(name: str) -> str:
@@ -233,19 +238,29 @@ def _number(shape: Any) -> Check:
 
 
 @functools.cache
-def validator_for(operation: str) -> Check:
-    if operation not in operation_names():
+def validator_for(operation: str, service: str = DYNAMODB) -> Check:
+    if operation not in operation_names(service):
         raise UnknownOperation(f"Unknown operation: {operation}")
-    input_shape = service_model().operation_model(operation).input_shape
+    input_shape = service_model(service).operation_model(operation).input_shape
     if input_shape is None:
         return _ignore
     return _compile(input_shape, {})
 
 
-def validate_request(operation: str, request: Any) -> None:
-    """Raise ValidationError (or SerializationError) if `request` breaks the model."""
+# Operations that refuse a request without a ResourceArn before checking it against the
+# model, with their own message (dynalite's validations/tagResource.js and
+# untagResource.js, whose tests were recorded against DynamoDB: an empty body is
+# "Invalid TableArn").
+_ARN_FIRST = frozenset({"TagResource", "UntagResource"})
+
+
+def validate_request(operation: str, request: Any, service: str = DYNAMODB) -> None:
+    """Raise ValidationError (or SerializationError) if `request` breaks the model of
+    `service` (DynamoDB's, or DynamoDB Streams')."""
+    if operation in _ARN_FIRST and type(request) is dict and request.get("ResourceArn") is None:
+        raise ValidationError("Invalid TableArn")
     errors: list[str] = []
-    validator_for(operation)(request, "", errors)
+    validator_for(operation, service)(request, "", errors)
     if errors:
         shown = errors[:MAX_REPORTED_ERRORS]
         count = len(errors)

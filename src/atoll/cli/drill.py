@@ -14,6 +14,20 @@ from atoll.cli.keys import connection_options
 from atoll.client.signing import resolve_credentials
 
 
+def _admin_key(config_path: str, profile: str | None, credentials_file: str | None
+               ) -> tuple[str, str] | None:
+    """The running cluster's admin key: --profile/--credentials, else the file `atoll
+    cluster` writes beside its config (profile `atoll`), else the SDKs' usual places."""
+    beside = Path(config_path).parent / "credentials"
+    if profile is None and credentials_file is None and beside.exists():
+        profile, credentials_file = "atoll", str(beside)
+    found = resolve_credentials(profile, credentials_file)
+    if found is None:
+        return None
+    frozen = found.get_frozen_credentials()
+    return frozen.access_key, frozen.secret_key
+
+
 def _seconds(text: str) -> float:
     value = text.strip().lower().removesuffix("s")
     try:
@@ -74,15 +88,8 @@ def drill(scenario: str, regions: int, duration: str, rate: float, seed: int,
             raise click.UsageError(f"{scenario} restarts region processes: with --config only "
                                    f"{', '.join(ExistingCluster.SCENARIOS)} can run")
         regions = len(config.regions)
-    credentials = None
-    if config is not None:  # a running cluster: its admin key (a fresh one makes its own)
-        beside = Path(config_path).parent / "credentials"  # `atoll cluster` writes it there
-        if profile is None and credentials_file is None and beside.exists():
-            profile, credentials_file = "atoll", str(beside)
-        found = resolve_credentials(profile, credentials_file)
-        if found is not None:
-            frozen = found.get_frozen_credentials()
-            credentials = (frozen.access_key, frozen.secret_key)
+    credentials = (_admin_key(config_path, profile, credentials_file)
+                   if config_path is not None else None)  # a fresh cluster makes its own
     options = DrillOptions(regions=regions, duration_s=_seconds(duration), rate=rate,
                            seed=seed, root=root, config=config, credentials=credentials)
     results: list[dict[str, Any]] = []

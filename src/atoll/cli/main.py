@@ -12,6 +12,7 @@ from atoll.cli.keys import keys
 from atoll.cli.proxy import proxy
 from atoll.cli.serve import serve
 from atoll.cli.status import conflicts, status
+from atoll.cli.streams import streams
 from atoll.cli.terminal import configure_logging
 from atoll.cli.topology import topology
 
@@ -34,6 +35,7 @@ cli.add_command(proxy)
 cli.add_command(drill)
 cli.add_command(certs)
 cli.add_command(keys)
+cli.add_command(streams)
 
 
 def main() -> None:

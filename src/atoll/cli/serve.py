@@ -11,6 +11,8 @@ port listens beyond loopback without `--certs`, refuses to start unless `--insec
 
 from __future__ import annotations
 
+import tomllib
+
 import click
 
 from atoll.api.access import MODES, OFF, REQUIRED
@@ -29,6 +31,10 @@ from atoll.topology.config import load_cluster_config
 @click.option("--data-dir", default="./data", show_default=True,
               type=click.Path(file_okay=False), help="Directory of the SQLite database.")
 @click.option("--in-memory", is_flag=True, help="Keep data in memory only (lost at exit).")
+@click.option("--storage", "storage_url", default=None, metavar="postgresql://...",
+              help="Keep the region's data in this PostgreSQL database instead of SQLite "
+              "(any number of nodes of one region may share it; see docs/postgresql.md). "
+              "With --config, the config's [storage] table may name it per region.")
 @click.option("--region", default=None, help="This node's region id [default: local].")
 @click.option("--config", "config_path", default=None, type=click.Path(dir_okay=False, exists=True),
               help="Cluster config (TOML): run as one region of a multi-region cluster.")
@@ -39,6 +45,8 @@ from atoll.topology.config import load_cluster_config
               "endpoint (when a proxy sits at the advertised address).")
 @click.option("--clock-offset-ms", default=0, type=int, hidden=True,
               help="Add this to the wall clock (clock-skew drills).")
+@click.option("--settable-clock", is_flag=True, hidden=True,
+              help="Let POST /_atoll/clock move this node's clock forward (tests).")
 @click.option("--max-connections", default=None, type=click.IntRange(1),
               help="Client connections held open at most; at the cap the one idle longest "
               "is closed to admit a new one [default: from the open-file limit].")
@@ -62,7 +70,8 @@ from atoll.topology.config import load_cluster_config
               help="Local address for connections to peers (drills tell regions apart by it).")
 def serve(host: str | None, port: int | None, data_dir: str, in_memory: bool, region: str | None,
           config_path: str | None, ttl_interval: float, peer_listen: str | None,
-          clock_offset_ms: int, max_connections: int | None, auth_mode: str | None,
+          clock_offset_ms: int, settable_clock: bool, max_connections: int | None,
+          storage_url: str | None, auth_mode: str | None,
           certs_dir: str | None, tls_cert: str | None, tls_key: str | None,
           admin_credentials: str | None, insecure: bool, peer_source: str | None) -> None:
     """Serve the DynamoDB API over HTTP(S) on HOST:PORT."""
@@ -77,6 +86,10 @@ def serve(host: str | None, port: int | None, data_dir: str, in_memory: bool, re
             raise click.UsageError(exc.message) from None
         host = host or client_host
         port = port if port is not None else client_port
+        storage_url = storage_url or _configured_storage(config_path, region)
+    if storage_url is not None and (in_memory or not storage_url.startswith(
+            ("postgresql://", "postgres://"))):
+        raise click.UsageError("--storage takes a postgresql:// URL (and excludes --in-memory)")
     host = host or "127.0.0.1"
     if auth_mode is None:
         auth_mode = OFF if cluster is None and is_loopback(host) else REQUIRED
@@ -85,14 +98,26 @@ def serve(host: str | None, port: int | None, data_dir: str, in_memory: bool, re
                             data_dir=data_dir, in_memory=in_memory, region=region or "local",
                             cluster=cluster, ttl_interval_s=ttl_interval,
                             peer_listen=_host_port(peer_listen), clock_offset_ms=clock_offset_ms,
-                            max_connections=max_connections, auth=auth_mode,
-                            certs_dir=certs_dir, tls_cert=tls_cert, tls_key=tls_key,
-                            admin_credentials=admin_credentials, insecure=insecure,
-                            peer_source=peer_source))
+                            settable_clock=settable_clock,
+                            max_connections=max_connections, storage_url=storage_url,
+                            auth=auth_mode, certs_dir=certs_dir, tls_cert=tls_cert,
+                            tls_key=tls_key, admin_credentials=admin_credentials,
+                            insecure=insecure, peer_source=peer_source))
     except ValidationError as exc:  # e.g. the data directory belongs to another cluster
         raise click.ClickException(exc.message) from None
     except ListenError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _configured_storage(config_path: str, region: str) -> str | None:
+    """The region's storage URL from the cluster config's [storage] table (region id =
+    "postgresql://..."): read by the region's own nodes only, never part of the
+    replicated topology (a URL may carry credentials)."""
+    with open(config_path, "rb") as f:
+        value = tomllib.load(f).get("storage", {}).get(region)
+    if value is not None and not isinstance(value, str):
+        raise click.UsageError(f"[storage] {region} must be a postgresql:// URL string")
+    return value
 
 
 def _host_port(value: str | None) -> tuple[str, int] | None:

@@ -7,7 +7,9 @@ catalog, storage, clock, region, now_ms, settings):
 - operations: tables, items, reads (Query/Scan), batch, transactions, ttl, tags (and the
   account answers); with capacity (consumed capacity) and expr (a request's expressions);
 - indexes (index rows written with their items, backfill); outbox (every local write
-  logs one change); replica (applying peers' changes).
+  logs one change); replica (applying peers' changes);
+- streams (stream records captured with their writes, streams kept in step with
+  definitions), stream_reads (the Streams API), stream_upkeep (retention, rollover).
 engine.py maps operation names to handlers and builds the context (`Engine`).
 
 Reads run on the caller's (event-loop) thread; every write is a job the storage runs

@@ -12,7 +12,14 @@ import orjson
 
 from atoll.engine import capacity, outbox
 from atoll.engine.context import EngineContext
-from atoll.engine.items import apply_projection, delete_row, plan_indexes, projection_of, put_row
+from atoll.engine.items import (
+    apply_projection,
+    check_key_values,
+    delete_row,
+    plan_indexes,
+    projection_of,
+    put_row,
+)
 from atoll.engine.outbox import ItemOp
 from atoll.engine.tabledef import EncodedKey, TableDef
 from atoll.errors import ValidationError
@@ -33,7 +40,7 @@ async def batch_get_item(ctx: EngineContext, request: dict[str, Any]) -> dict[st
     plans = []
     for name, spec in request_items.items():
         table = ctx.catalog.table(name)
-        expressions, attributes = projection_of(spec)
+        expressions, attributes = projection_of(spec, table)
         keys = spec["Keys"]
         encoded = [table.encode_key(k) for k in keys]
         if len(set(encoded)) != len(encoded):
@@ -72,10 +79,12 @@ async def batch_write_item(ctx: EngineContext, request: dict[str, Any]) -> dict[
                               "satisfy constraint: Map value must satisfy constraint: [Member must "
                               "have length less than or equal to 25, Member must have length "
                               "greater than or equal to 1]")
+    # every write's values first, before any table is looked up (see items.check_key_values)
+    checked = [(name, [_checked_write(w) for w in writes]) for name, writes in request_items.items()]
     plans: list[tuple[TableDef, list[tuple[EncodedKey, dict[str, Any], ItemJson | None, int]]]] = []
-    for name, writes in request_items.items():
+    for name, writes in checked:
         table = ctx.catalog.table(name)
-        ops = [_plan_write(table, w) for w in writes]
+        ops = [_plan_write(table, w, size) for w, size in writes]
         if len({op[0] for op in ops}) != len(ops):
             raise ValidationError("Provided list of item keys contains duplicates")
         plans.append((table, ops))
@@ -122,8 +131,8 @@ async def batch_write_item(ctx: EngineContext, request: dict[str, Any]) -> dict[
     return capacity.attach(result, "ConsumedCapacity", meter.listed())
 
 
-def _plan_write(table: TableDef, write: dict[str, Any]
-                ) -> tuple[EncodedKey, dict[str, Any], ItemJson | None, int]:
+def _checked_write(write: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """A WriteRequest checked as values: (the request, its item's size or 0)."""
     put = write.get("PutRequest")
     delete = write.get("DeleteRequest")
     if (put is None) == (delete is None):
@@ -133,9 +142,18 @@ def _plan_write(table: TableDef, write: dict[str, Any]
                               "1 validation error detected: WriteRequest must contain exactly one "
                               "of PutRequest or DeleteRequest")
     if put is not None:
+        return write, check_item(put["Item"])
+    check_key_values(cast(dict[str, Any], delete)["Key"])
+    return write, 0
+
+
+def _plan_write(table: TableDef, write: dict[str, Any], size: int
+                ) -> tuple[EncodedKey, dict[str, Any], ItemJson | None, int]:
+    """A checked WriteRequest against its table: its key and the item to write."""
+    put = write.get("PutRequest")
+    if put is not None:
         item = put["Item"]
-        size = check_item(item)
         check_item_size(size)
         return table.encode_item_key(item), item, item_json(item), size
-    key = cast(dict[str, Any], delete)["Key"]  # exactly one of the two, checked above
+    key = write["DeleteRequest"]["Key"]
     return table.encode_key(key), key, None, 0

@@ -1,7 +1,8 @@
 """Engine: the operations DynamoDB requests name, over one `EngineContext`.
 
 `Engine` builds the context (clock restored from storage, catalog loaded from storage)
-and answers operations through `HANDLERS`: operation name -> handler(context, request).
+and answers operations through `HANDLERS`: operation name -> handler(context, request),
+and the Streams service's through `STREAM_HANDLERS`.
 The handlers live in feature modules by concept; none of them sees `Engine`. Background
 work (the TTL sweeper, index backfills) is run by the node over `engine.context`
 (atoll.node.background).
@@ -15,7 +16,17 @@ from typing import Any
 import orjson
 
 from atoll.clock import HybridClock
-from atoll.engine import batch, items, partiql_ops, reads, tables, tags, transactions, ttl
+from atoll.engine import (
+    batch,
+    items,
+    partiql_ops,
+    reads,
+    stream_reads,
+    tables,
+    tags,
+    transactions,
+    ttl,
+)
 from atoll.engine.catalog import Catalog
 from atoll.engine.context import EngineContext, EngineSettings, Storage, wall_clock_ms
 from atoll.engine.tabledef import TableDef
@@ -48,6 +59,14 @@ HANDLERS: dict[str, Handler] = {
     "ExecuteStatement": partiql_ops.execute_statement,
     "BatchExecuteStatement": partiql_ops.batch_execute_statement,
     "ExecuteTransaction": partiql_ops.execute_transaction,
+}
+
+# The DynamoDB Streams service (X-Amz-Target DynamoDBStreams_20120810.<Op>), same endpoint.
+STREAM_HANDLERS: dict[str, Handler] = {
+    "ListStreams": stream_reads.list_streams,
+    "DescribeStream": stream_reads.describe_stream,
+    "GetShardIterator": stream_reads.get_shard_iterator,
+    "GetRecords": stream_reads.get_records,
 }
 
 

@@ -16,7 +16,8 @@ import functools
 from typing import Any
 
 from atoll import expressions as ex
-from atoll.errors import ValidationError
+from atoll.engine.tabledef import TableDef
+from atoll.errors import InvalidValue, ValidationError
 from atoll.expressions import legacy as lg
 from atoll.model.values import check_value
 
@@ -95,10 +96,9 @@ class RequestExpressions:
         for name, value in self.values.items():
             try:
                 check_value(value)
-            except ValidationError as exc:
-                raise ValidationError(
-                    f"ExpressionAttributeValues contains invalid value: {exc.message} for key {name}"
-                ) from None
+            except InvalidValue as exc:
+                # worded per operation by the api layer: some name the key, some do not
+                raise exc.for_key(name) from None
         self._check_names_and_values()
         # Checks that depend on the values (operand types, BETWEEN order, overlapping
         # paths once #names are known) fail the request even if nothing is evaluated.
@@ -184,6 +184,29 @@ class RequestExpressions:
             return True
         return ex.evaluate_condition(condition, item, self.names, self.values,
                                      validated=param in self.validated)
+
+    def check_scalar_keys(self, table: TableDef, params: tuple[str, ...],
+                          table_keys: bool = True) -> None:
+        """Refuse a path into a key attribute (`pk.a`, `gsi_key[0]`) in the expressions
+        `params`: key attributes are scalars, and DynamoDB rejects such a path outright
+        rather than finding nothing there (dynalite's db.validateKeyPaths, recorded
+        against DynamoDB; alternator's test_gsi_wrong_type_attribute_update_nested).
+        `table_keys=False` checks only secondary index keys (an update of a table key
+        attribute has its own error)."""
+        present = [self.parsed[p] for p in params if p in self.parsed]
+        if not present:
+            return  # the usual read: no projection, no filter
+        keys = set(table.key_names()) if table_keys else set()
+        index_keys = {k for i in table.indexes for k in i.key_names()} - set(table.key_names())
+        if not keys and not index_keys:
+            return
+        for parsed in present:
+            for path in ex.document_paths(parsed, self.names):
+                if len(path) < 2 or path[0] not in keys and path[0] not in index_keys:
+                    continue
+                which = "Key" if path[0] in keys else "IndexKey"
+                raise ValidationError("Key attributes must be scalars; list random access '[]' "
+                                      f"and map lookup '.' are not allowed: {which}: {path[0]}")
 
     def project(self, item: dict[str, Any]) -> dict[str, Any]:
         projection = self.parsed.get("ProjectionExpression")

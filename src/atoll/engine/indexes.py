@@ -35,7 +35,7 @@ from atoll.engine.context import EngineContext
 from atoll.engine.indexdef import GSI, MAX_GSIS, IndexDef, check_index_set, parse_index
 from atoll.engine.tabledef import EncodedKey, TableDef, check_index_attributes, index_not_found
 from atoll.errors import LimitExceeded, ServiceUnavailable, ValidationError
-from atoll.model.keys import encode_key_value, partition_hash
+from atoll.model.keys import check_key_size, encode_key_value, partition_hash
 from atoll.model.values import item_size, number_size
 from atoll.storage import WriteTxn
 
@@ -71,7 +71,14 @@ def _key_part(index: IndexDef, item: dict[str, Any], name: str, kind: str,
                               "for a key attribute cannot contain an empty "
                               f"{'string' if kind == 'S' else 'binary'} value. "
                               f"IndexName: {index.name}, IndexKey: {name}")
-    return encode_key_value(value, kind)
+    encoded = encode_key_value(value, kind)
+    try:
+        check_key_size(encoded, kind, partition=name == index.hash_key)
+    except ValidationError:
+        if not strict:
+            return None
+        raise
+    return encoded
 
 
 def index_key(table: TableDef, index: IndexDef, item: dict[str, Any],

@@ -12,13 +12,13 @@ from typing import Any
 import orjson
 
 from atoll import expressions as ex
-from atoll.engine import capacity, indexes, outbox
+from atoll.engine import capacity, indexes, outbox, streams
 from atoll.engine.context import EngineContext
 from atoll.engine.expr import RequestExpressions
 from atoll.engine.tabledef import EncodedKey, TableDef
-from atoll.errors import ConditionalCheckFailed, ValidationError
+from atoll.errors import ConditionalCheckFailed, KeyTooLong, ValidationError
 from atoll.expressions import legacy
-from atoll.model.values import check_item, check_item_size
+from atoll.model.values import MAX_ITEM_SIZE_BYTES, check_item, check_item_size, check_value
 from atoll.replication.change import ItemJson, item_json
 from atoll.storage import WriteTxn
 
@@ -30,9 +30,11 @@ _LEGACY_WRITE = ("Expected", "ConditionalOperator")
 _LEGACY_UPDATE = ("AttributeUpdates", "Expected", "ConditionalOperator")
 
 
-def projection_of(request: dict[str, Any]) -> tuple[RequestExpressions, list[str] | None]:
+def projection_of(request: dict[str, Any], table: TableDef
+                  ) -> tuple[RequestExpressions, list[str] | None]:
     """The request's ProjectionExpression context and legacy AttributesToGet, if any."""
     expressions = RequestExpressions(request, _READ_EXPRESSIONS)
+    expressions.check_scalar_keys(table, _READ_EXPRESSIONS)
     attributes = request.get("AttributesToGet")
     if attributes is not None and request.get("ProjectionExpression") is not None:
         raise ValidationError(
@@ -42,6 +44,19 @@ def projection_of(request: dict[str, Any]) -> tuple[RequestExpressions, list[str
     if attributes is not None:
         legacy.check_attributes_to_get(attributes)
     return expressions, attributes
+
+
+def check_key_values(key: Any) -> None:
+    """Check a request's key values as values (a malformed number, a bad set), before the
+    table is looked up: DynamoDB refuses a malformed value, a value nested too deep or a
+    malformed expression of a request about a table that does not exist with that error,
+    not with ResourceNotFoundException (paritysuite conformance suite,
+    tests/tier3/validation-ordering/deepRequests.test.ts: "each answer comes before the
+    table is looked up"; dynalite's assertType tests, SerializationException for an
+    absent table)."""
+    if type(key) is dict:
+        for value in key.values():
+            check_value(value)
 
 
 def apply_projection(item: dict[str, Any], expressions: RequestExpressions,
@@ -71,9 +86,12 @@ def put_row(ctx: EngineContext, txn: WriteTxn, table: TableDef, key: EncodedKey,
             item_bytes: ItemJson, size: int, old: tuple[bytes, int, int, str] | None,
             plan: indexes.Plan | None, hlc: int) -> dict[str, float]:
     """Write an item row and its index rows (`plan` from `indexes.plan`, computed before
-    anything was written); returns the index write units."""
+    anything was written), and its stream record if the table has a stream; returns the
+    index write units. `table` is the definition as of this transaction."""
     txn.put(table.tid, key[0], key[1], key[2], item_bytes, size, hlc, ctx.region,
             old[1] if old is not None else None, _prev(txn, table, key, old))
+    if table.stream_sid:
+        streams.capture_local(ctx, txn, table, key, old, (item_bytes, size))
     if plan is None:
         return {}
     return indexes.apply(txn, table, key, old[0] if old is not None else None, plan)
@@ -88,20 +106,47 @@ def _prev(txn: WriteTxn, table: TableDef, key: EncodedKey,
 
 
 def delete_row(ctx: EngineContext, txn: WriteTxn, table: TableDef, key: EncodedKey,
-               old: tuple[bytes, int, int, str] | None, hlc: int) -> dict[str, float]:
-    """Delete an item row (or record the delete of an absent one) and its index rows."""
+               old: tuple[bytes, int, int, str] | None, hlc: int,
+               by_ttl: bool = False) -> dict[str, float]:
+    """Delete an item row (or record the delete of an absent one) and its index rows,
+    and leave its stream record (`by_ttl`: the TTL sweeper's, which names the service)."""
     if old is None:
         txn.delete_absent(table.tid, key[0], key[1], key[2], hlc, ctx.region,
                           _prev(txn, table, key, None))
         return {}
     txn.delete(table.tid, key[0], key[1], key[2], hlc, ctx.region, old[1],
                _prev(txn, table, key, old))
+    if table.stream_sid:
+        streams.capture_local(ctx, txn, table, key, old, None, by_ttl)
     return indexes.apply(txn, table, key, old[0], None) if table.indexes else {}
 
 
 def plan_indexes(table: TableDef, item: dict[str, Any], item_bytes: bytes,
                  size: int) -> indexes.Plan | None:
     return indexes.plan(table, item, item_bytes, size) if table.indexes else None
+
+
+# What an update that breaks a limit says, in UpdateItem and as a transaction's
+# cancellation reason (the ValidationError messages the API Reference lists under
+# TransactionCanceledException; dynalite's "update item is too big" test).
+_UPDATE_TOO_LARGE = "Item size to update has exceeded the maximum allowed size"
+_INDEX_KEY_TOO_LONG = ("The update expression attempted to update the secondary index key "
+                       "beyond allowed size limits")
+
+
+def check_updated_size(size: int) -> None:
+    if size > MAX_ITEM_SIZE_BYTES:
+        raise ValidationError(_UPDATE_TOO_LARGE)
+
+
+def plan_updated_indexes(table: TableDef, item: dict[str, Any], item_bytes: bytes,
+                         size: int) -> indexes.Plan | None:
+    """`plan_indexes` for an item an update made: a secondary index key it made too long
+    is refused in the update's own words."""
+    try:
+        return plan_indexes(table, item, item_bytes, size)
+    except KeyTooLong:
+        raise ValidationError(_INDEX_KEY_TOO_LONG) from None
 
 
 def _write_item(ctx: EngineContext, txn: WriteTxn, table: TableDef, key: EncodedKey,
@@ -139,13 +184,15 @@ def _write_capacity(request: dict[str, Any], table: TableDef, old_size: int, new
 
 
 async def put_item(ctx: EngineContext, request: dict[str, Any]) -> Any:
-    table = ctx.catalog.table(request["TableName"])
+    # The request's own values and expressions are checked before the table is looked up,
+    # as DynamoDB does (see `check_key_values`).
     return_values = _check_return_values(request, ("NONE", "ALL_OLD"), "PutItem")
     item = request["Item"]
     size = check_item(item)
+    expressions = RequestExpressions(request, _WRITE_EXPRESSIONS, _LEGACY_WRITE)
+    table = ctx.catalog.table(request["TableName"])
     check_item_size(size)
     key = table.encode_item_key(item)
-    expressions = RequestExpressions(request, _WRITE_EXPRESSIONS, _LEGACY_WRITE)
     item_bytes = item_json(item)
     planned = (table, plan_indexes(table, item, item_bytes, size))  # bad index keys: here
 
@@ -164,7 +211,7 @@ async def get_item(ctx: EngineContext, request: dict[str, Any]) -> Any:
     expressions: RequestExpressions | None
     attributes: list[str] | None
     if "ProjectionExpression" in request or "AttributesToGet" in request:
-        expressions, attributes = projection_of(request)
+        expressions, attributes = projection_of(request, table)
     else:
         expressions = attributes = None  # the hot path: no expressions at all
         if "ExpressionAttributeNames" in request:
@@ -186,11 +233,12 @@ async def get_item(ctx: EngineContext, request: dict[str, Any]) -> Any:
 
 
 async def delete_item(ctx: EngineContext, request: dict[str, Any]) -> Any:
-    table = ctx.catalog.table(request["TableName"])
     return_values = _check_return_values(request, ("NONE", "ALL_OLD"), "DeleteItem")
     key_item = request["Key"]
-    key = table.encode_key(key_item)
+    check_key_values(key_item)
     expressions = RequestExpressions(request, _WRITE_EXPRESSIONS, _LEGACY_WRITE)
+    table = ctx.catalog.table(request["TableName"])
+    key = table.encode_key(key_item)
 
     def job(txn: WriteTxn) -> tuple[tuple[bytes, int, int, str] | None, dict[str, float]]:
         old = _checked_old_row(ctx, txn, table, key, request, expressions)
@@ -235,25 +283,32 @@ _UPDATE_RETURN_VALUES = ("NONE", "ALL_OLD", "UPDATED_OLD", "ALL_NEW", "UPDATED_N
 
 
 async def update_item(ctx: EngineContext, request: dict[str, Any]) -> Any:
-    table = ctx.catalog.table(request["TableName"])
     return_values = _check_return_values(request, _UPDATE_RETURN_VALUES, "UpdateItem")
     key_item = request["Key"]
-    key = table.encode_key(key_item)
+    check_key_values(key_item)
     expressions = RequestExpressions(request, _UPDATE_EXPRESSIONS, _LEGACY_UPDATE)
+    table = ctx.catalog.table(request["TableName"])
+    key = table.encode_key(key_item)
     update = expressions.get("UpdateExpression")
     if update is not None:
         touched = ex.update_touches(update, expressions.names, set(table.key_names()))
         if touched is not None:
             raise ValidationError("One or more parameter values were invalid: Cannot update "
                                   f"attribute {touched}. This attribute is part of the key")
+        expressions.check_scalar_keys(table, ("UpdateExpression",), table_keys=False)
     has_condition = "ConditionExpression" in expressions.parsed
+    # Taking attributes away from an item that does not exist leaves it absent (DynamoDB
+    # creates no item from an update that only has REMOVE/DELETE actions).
+    only_removes = update is not None and ex.update_only_removes(update)
 
-    def job(txn: WriteTxn) -> tuple[dict[str, Any] | None, dict[str, Any], list[Any], Any]:
+    def job(txn: WriteTxn) -> tuple[dict[str, Any] | None, dict[str, Any] | None, list[Any], Any]:
         ctx.catalog.ensure_live(table)
         old = txn.get(table.tid, *key)
         old_item = _old_item(old)
         if has_condition and not expressions.condition_holds("ConditionExpression", old_item):
             raise _condition_failed(request, old_item)
+        if old_item is None and only_removes:
+            return None, None, [], (0, 0, {})
         base = old_item if old_item is not None else dict(key_item)
         paths: list[Any] = []
         new_item = base
@@ -262,8 +317,11 @@ async def update_item(ctx: EngineContext, request: dict[str, Any]) -> Any:
                                               item_exists=old_item is not None,
                                               resolved=expressions.update_paths())
         size = check_item(new_item)
-        check_item_size(size)
-        units = _write_item(ctx, txn, table, key, new_item, item_json(new_item), size, old)
+        check_updated_size(size)
+        new_bytes = item_json(new_item)
+        current = ctx.catalog.current(table)
+        planned = (current, plan_updated_indexes(current, new_item, new_bytes, size))
+        units = _write_item(ctx, txn, table, key, new_item, new_bytes, size, old, planned)
         return old_item, new_item, paths, (old[1] if old else 0, size, units)
 
     old_item, new_item, paths, sizes = await ctx.storage.write(job, inline=True)
@@ -278,9 +336,10 @@ async def update_item(ctx: EngineContext, request: dict[str, Any]) -> Any:
 
 
 def _update_result(return_values: str, old_item: dict[str, Any] | None,
-                   new_item: dict[str, Any], paths: list[Any]) -> dict[str, Any]:
+                   new_item: dict[str, Any] | None, paths: list[Any]) -> dict[str, Any]:
+    """The Attributes an UpdateItem answers with; none when the item is (still) absent."""
     if return_values == "ALL_NEW":
-        return {"Attributes": new_item}
+        return {"Attributes": new_item} if new_item is not None else {}
     if return_values == "ALL_OLD":
         return {"Attributes": old_item} if old_item else {}
     if return_values == "UPDATED_NEW":

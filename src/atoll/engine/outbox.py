@@ -36,6 +36,7 @@ def table_definition(table: TableDef) -> dict[str, Any]:
     """The replicated form of a definition: without this node's storage id."""
     definition = table.to_json()
     definition.pop("tid", None)
+    definition.pop("stream_sid", None)
     return definition
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from atoll import expressions as ex
-from atoll.engine import capacity
+from atoll.engine import capacity, startkey
 from atoll.engine.context import EngineContext
 from atoll.engine.expr import RequestExpressions
 from atoll.engine.indexdef import GSI, LSI, IndexDef
@@ -55,28 +55,36 @@ def _check_index(table: TableDef, request: dict[str, Any]) -> IndexDef | None:
     return index
 
 
-def _select(request: dict[str, Any], index: IndexDef | None = None) -> str:
+def _select(request: dict[str, Any], index: IndexDef | None, operation: str) -> str:
+    """The Select of a Query or Scan, checked against its projection and index.
+
+    The messages are DynamoDB's, recorded against it in moto's aws_verified suite
+    (tests/test_dynamodb/test_dynamodb_select.py): a Query reports them inside the
+    "1 validation error detected: " envelope, a Scan bare."""
     select = request.get("Select")
-    has_projection = (request.get("ProjectionExpression") is not None
-                      or request.get("AttributesToGet") is not None)
+    prefix = "1 validation error detected: " if operation == "Query" else ""
+    projection = ("ProjectionExpression" if request.get("ProjectionExpression") is not None
+                  else "AttributesToGet" if request.get("AttributesToGet") is not None else None)
+    if select is None:
+        if projection is not None:
+            return "SPECIFIC_ATTRIBUTES"
+        return "ALL_ATTRIBUTES" if index is None else "ALL_PROJECTED_ATTRIBUTES"
+    if select == "ALL_PROJECTED_ATTRIBUTES" and request.get("IndexName") is None:
+        raise ValidationError(f"{prefix}ALL_PROJECTED_ATTRIBUTES can be used only when Querying "
+                              "using an IndexName")
+    if select != "SPECIFIC_ATTRIBUTES" and projection is not None:
+        wanted = "only the Count" if select == "COUNT" else select
+        raise ValidationError(f"{prefix}Cannot specify the {projection} when choosing to get "
+                              f"{wanted}")
+    if select == "SPECIFIC_ATTRIBUTES" and projection is None:
+        raise ValidationError(f"{prefix}Must specify the AttributesToGet or ProjectionExpression "
+                              "when choosing to get SPECIFIC_ATTRIBUTES")
     if (select == "ALL_ATTRIBUTES" and index is not None and index.kind == GSI
             and index.projection != "ALL"):
         raise ValidationError(
             "One or more parameter values were invalid: Select type ALL_ATTRIBUTES is not "
             f"supported for global secondary index {index.name} because its projection type "
             "is not ALL")
-    if select is None:
-        if has_projection:
-            return "SPECIFIC_ATTRIBUTES"
-        return "ALL_ATTRIBUTES" if index is None else "ALL_PROJECTED_ATTRIBUTES"
-    if select == "SPECIFIC_ATTRIBUTES" and not has_projection:
-        raise ValidationError("1 validation error detected: SPECIFIC_ATTRIBUTES requires a "
-                              "ProjectionExpression or AttributesToGet")
-    if select in ("ALL_ATTRIBUTES", "COUNT") and has_projection:
-        raise ValidationError(f"Cannot specify the ProjectionExpression when choosing to get {select}")
-    if select == "ALL_PROJECTED_ATTRIBUTES" and request.get("IndexName") is None:
-        raise ValidationError("ALL_PROJECTED_ATTRIBUTES can be used only when Querying using an "
-                              "IndexName")
     return select
 
 
@@ -213,9 +221,11 @@ async def query(ctx: EngineContext, request: dict[str, Any]) -> dict[str, Any]:
     if request.get("KeyConditionExpression") is None and request.get("KeyConditions") is None:
         raise ValidationError("Either the KeyConditions or KeyConditionExpression parameter must "
                               "be specified in the request.")
-    select = _select(request, index)
+    select = _select(request, index, "Query")
     expressions = RequestExpressions(request, _QUERY_EXPRESSIONS, _QUERY_LEGACY)
+    expressions.check_scalar_keys(table, ("ProjectionExpression",))
     _check_filter_keys(request, expressions, index.key_names() if index else table.key_names())
+    expressions.check_scalar_keys(table, ("FilterExpression",))
     if index is not None:
         return _query_index(ctx, request, table, index, expressions, select)
     key_range = ex.resolve_key_condition(
@@ -227,17 +237,14 @@ async def query(ctx: EngineContext, request: dict[str, Any]) -> dict[str, Any]:
     forward = request.get("ScanIndexForward", True)
     start = request.get("ExclusiveStartKey")
     if start is not None:
-        start_h, start_pk, start_sk = _start_key(table, start)
-        if start_pk != pk:
-            raise ValidationError("The provided starting key is invalid: The provided key element "
-                                  "does not match the query's partition key")
-        if table.range_key is not None:
-            if forward:
-                lower = _tighter_lower(lower, (start_sk, False))
-            else:
-                upper = _tighter_upper(upper, (start_sk, False))
-        else:
+        after = startkey.decode(table, None, start, scan=False)
+        startkey.check_query(after, pk, key_range.op is not None, lower, upper)
+        if table.range_key is None:  # the partition's one item was the last page
             return _Page(request, expressions, select).result(table, False)
+        if forward:
+            lower = _tighter_lower(lower, (after.sk, False))
+        else:
+            upper = _tighter_upper(upper, (after.sk, False))
     page = _Page(request, expressions, select)
     rows = _last_two(ctx.storage.query_items(table.tid, h, pk, lower, upper, forward))
     more = _fill(page, rows)
@@ -265,25 +272,6 @@ def _with_capacity(result: dict[str, Any], page: _Page, request: dict[str, Any],
     return result
 
 
-def _index_start(table: TableDef, index: IndexDef, start: dict[str, Any]
-                 ) -> tuple[int, bytes, bytes, bytes, bytes]:
-    """(h, pk, sk, base_pk, base_sk) of an index ExclusiveStartKey (table + index keys)."""
-    names = set(table.key_names()) | set(index.key_names())
-    if type(start) is not dict or set(start) != names:
-        raise ValidationError("The provided starting key is invalid: The provided key element "
-                              "does not match the schema")
-    _h, base_pk, base_sk = _start_key(table, {n: start[n] for n in table.key_names()})
-    types = table.attribute_types
-    try:
-        pk = encode_key_value(start[index.hash_key], types[index.hash_key])
-        sk = (encode_key_value(start[index.range_key], types[index.range_key])
-              if index.range_key else b"")
-    except (KeyError, TypeError, ValueError):
-        raise ValidationError("The provided starting key is invalid: The provided key element "
-                              "does not match the schema") from None
-    return partition_hash(pk), pk, sk, base_pk, base_sk
-
-
 def _index_rows(ctx: EngineContext, table: TableDef, index: IndexDef, page: _Page,
                 rows: Iterator[tuple[bytes, bytes, bytes, int]]
                 ) -> Iterator[tuple[bytes, int]]:
@@ -304,7 +292,8 @@ def _encode_partition(value: dict[str, Any], kind: str, name: str) -> bytes:
     if value.get(kind) == "":
         raise ValidationError(
             "One or more parameter values are not valid. The AttributeValue for a key "
-            f"attribute cannot contain an empty string value. Key: {name}")
+            f"attribute cannot contain an empty {'binary' if kind == 'B' else 'string'} value. "
+            f"Key: {name}")
     return encode_key_value(value, kind)
 
 
@@ -320,11 +309,9 @@ def _query_index(ctx: EngineContext, request: dict[str, Any], table: TableDef, i
     start = request.get("ExclusiveStartKey")
     after = None
     if start is not None:
-        start_h, start_pk, start_sk, base_pk, base_sk = _index_start(table, index, start)
-        if start_pk != pk:
-            raise ValidationError("The provided starting key is invalid: The provided key element "
-                                  "does not match the query's partition key")
-        after = (start_sk, base_pk, base_sk)
+        decoded = startkey.decode(table, index, start, scan=False)
+        startkey.check_query(decoded, pk, key_range.op is not None, lower, upper)
+        after = (decoded.read_sk, decoded.pk, decoded.sk)
     page = _Page(request, expressions, select)
     rows = _last_four(ctx.storage.query_index(
         table.tid, index.iid, partition_hash(pk), pk, lower, upper, forward, after))
@@ -332,35 +319,30 @@ def _query_index(ctx: EngineContext, request: dict[str, Any], table: TableDef, i
     return _with_capacity(page.result(table, more, index), page, request, table, index)
 
 
-def _start_key(table: TableDef, start: dict[str, Any]) -> tuple[int, bytes, bytes]:
-    try:
-        return table.encode_key(start)
-    except ValidationError as exc:
-        raise ValidationError(f"The provided starting key is invalid: {exc.message}") from None
-
-
 async def scan(ctx: EngineContext, request: dict[str, Any]) -> dict[str, Any]:
     table = ctx.catalog.table(request["TableName"])
     legacy.check_mixing(request, _SCAN_EXPRESSIONS[::-1], _SCAN_LEGACY)
     index = _check_index(table, request)
-    select = _select(request, index)
+    select = _select(request, index, "Scan")
     expressions = RequestExpressions(request, _SCAN_EXPRESSIONS, _SCAN_LEGACY)
+    expressions.check_scalar_keys(table, ("ProjectionExpression", "FilterExpression"))
     h_start, h_end = _segment_range(request)
     start = request.get("ExclusiveStartKey")
+    decoded = startkey.decode(table, index, start, scan=True) if start is not None else None
+    if decoded is not None and "Segment" in request:
+        startkey.check_segment(decoded, h_start, h_end or _HASH_SPACE, request["Segment"],
+                               request["TotalSegments"])
     if index is not None:
-        after_index = _index_start(table, index, start) if start is not None else None
-        if after_index is not None and not h_start <= after_index[0] < (h_end or _HASH_SPACE):
-            raise ValidationError("The provided starting key is invalid: it does not belong to "
-                                  "the requested segment")
+        after_index = None
+        if decoded is not None:
+            after_index = (partition_hash(decoded.read_pk), decoded.read_pk, decoded.read_sk,
+                           decoded.pk, decoded.sk)
         page = _Page(request, expressions, select)
         index_rows = _last_four(ctx.storage.scan_index(table.tid, index.iid, after_index,
                                                           h_end, h_start))
         more = _fill(page, _index_rows(ctx, table, index, page, index_rows))
         return _with_capacity(page.result(table, more, index), page, request, table, index)
-    after = _start_key(table, start) if start is not None else None
-    if after is not None and not h_start <= after[0] < (h_end or _HASH_SPACE):
-        raise ValidationError("The provided starting key is invalid: it does not belong to the "
-                              "requested segment")
+    after = (decoded.h, decoded.pk, decoded.sk) if decoded is not None else None
     page = _Page(request, expressions, select)
     rows = _last_two(ctx.storage.scan_items(table.tid, after, h_end, h_start))
     more = _fill(page, rows)

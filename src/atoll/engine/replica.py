@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from atoll.clock import hlc_physical_ms
-from atoll.engine import indexes
+from atoll.engine import indexes, streams
 from atoll.engine.outbox import definition_table, table_state
 from atoll.engine.tabledef import TableDef
 from atoll.errors import AtollError
@@ -65,86 +65,116 @@ _DROP_EVERY = int(os.environ.get("ATOLL_FAULT_DROP_EVERY") or 0)
 _applied_item_writes = itertools.count(1)
 
 
-def apply_job(engine: Engine, changes: list[tuple[Change, bytes]]):  # type: ignore[no-untyped-def]
-    """A write job applying `changes` (decoded, checksum-verified, with their frames)."""
+class _ApplyBatch:
+    """One write job's state: definitions, states and rows read once, cursors moved, changes kept."""
 
-    def job(txn: WriteTxn) -> ApplyOutcome:
-        outcome = ApplyOutcome()
-        now_ms = engine.now_ms()
-        tables: dict[str, TableDef | None] = {}
-        states: dict[str, TableState | None] = {}
-        rows: dict[tuple[str, bytes, bytes], _Row] = {}  # read once per key and change
-        cursors: dict[str, int] = {}
-        cursor_hlc: dict[str, int] = {}
-        logged: list[tuple[str, int, int, bytes]] = []  # changelog records, written at the end
-        bounded_before = engine.clock.bounded_count
+    def __init__(self, engine: Engine, txn: WriteTxn) -> None:
+        self.engine = engine
+        self.txn = txn
+        self.outcome = ApplyOutcome()
+        self.now_ms = engine.now_ms()
+        self.tables: dict[str, TableDef | None] = {}
+        self.states: dict[str, TableState | None] = {}
+        self.rows: dict[tuple[str, bytes, bytes], _Row] = {}  # read once per key and change
+        self.cursors: dict[str, int] = {}
+        self.cursor_hlc: dict[str, int] = {}
+        self.logged: list[tuple[str, int, int, bytes]] = []  # changelog records, written at the end
 
-        def local(name: str) -> TableDef | None:
-            if name not in tables:
-                tables[name] = _local_table(txn, name)
-            return tables[name]
+    def local(self, name: str) -> TableDef | None:
+        if name not in self.tables:
+            self.tables[name] = _local_table(self.txn, name)
+        return self.tables[name]
 
-        def state_of(name: str) -> TableState | None:
-            if name not in states:
-                states[name] = table_state(txn, name)
-            return states[name]
+    def state_of(self, name: str) -> TableState | None:
+        if name not in self.states:
+            self.states[name] = table_state(self.txn, name)
+        return self.states[name]
 
-        def stored_of(key: tuple[str, bytes, bytes]) -> Stored | None:
-            row = _read_row(txn, local(key[0]), key)
-            rows[key] = row
-            return row.stored
+    def stored_of(self, key: tuple[str, bytes, bytes]) -> Stored | None:
+        row = _read_row(self.txn, self.local(key[0]), key)
+        self.rows[key] = row
+        return row.stored
 
-        for change, frame in changes:
-            if change.origin == engine.region:
-                outcome.duplicates += 1
-                continue
-            cursor = cursors.get(change.origin)
-            if cursor is None:
-                cursor = cursors[change.origin] = txn.cursor(change.origin)
-            if change.seq <= cursor:
-                outcome.duplicates += 1
-                continue
-            if change.seq > cursor + 1:
-                outcome.stopped_at_gap = True
-                break
-            rows.clear()
-            try:
-                effects = merge_change(change, stored_of, state_of)
-            except UnknownTable as exc:
-                outcome.held_for_table = exc.table
-                break
-            for name, state in effects.tables.items():
-                _apply_table_state(engine, txn, name, state, outcome)
-                tables.pop(name, None)
-                states.pop(name, None)
-            for key, stored in effects.items.items():
-                table = local(key[0])
-                if _DROP_EVERY and next(_applied_item_writes) % _DROP_EVERY == 0:
-                    continue  # the injected defect (see _DROP_EVERY)
-                if table is not None:
-                    _apply_item(engine, txn, table, key[1], key[2], stored, rows.get(key))
-            for conflict in effects.conflicts:
-                if conflict.winner_item is None and conflict.loser_item is None:
-                    continue  # two deletes of one item agree: nothing was lost
-                txn.record_conflict(now_ms, conflict.table, conflict_record(conflict))
-                outcome.conflicts += 1
-            logged.append((change.origin, change.seq, change.hlc, frame))
-            cursors[change.origin] = change.seq
-            cursor_hlc[change.origin] = change.hlc
-            engine.clock.observe(change.hlc)
-            outcome.applied += 1
-            outcome.lag_ms.append(max(0, now_ms - hlc_physical_ms(change.hlc)))
+    def admit(self, change: Change) -> bool | None:
+        """True to apply `change`, False to skip it (a duplicate), None to stop (a gap)."""
+        outcome = self.outcome
+        if change.origin == self.engine.region:
+            outcome.duplicates += 1
+            return False
+        cursor = self.cursors.get(change.origin)
+        if cursor is None:
+            cursor = self.cursors[change.origin] = self.txn.cursor(change.origin)
+        if change.seq <= cursor:
+            outcome.duplicates += 1
+            return False
+        if change.seq > cursor + 1:
+            outcome.stopped_at_gap = True
+            return None
+        return True
+
+    def apply(self, change: Change, frame: bytes) -> bool:
+        """Apply one admitted change; False when it waits for its table's creation."""
+        engine, txn, outcome = self.engine, self.txn, self.outcome
+        self.rows.clear()
+        try:
+            effects = merge_change(change, self.stored_of, self.state_of)
+        except UnknownTable as exc:
+            outcome.held_for_table = exc.table
+            return False
+        for name, state in effects.tables.items():
+            _apply_table_state(engine, txn, name, state, outcome)
+            self.tables.pop(name, None)
+            self.states.pop(name, None)
+        for key, stored in effects.items.items():
+            table = self.local(key[0])
+            if _DROP_EVERY and next(_applied_item_writes) % _DROP_EVERY == 0:
+                continue  # the injected defect (see _DROP_EVERY)
+            if table is not None:
+                _apply_item(engine, txn, table, key[1], key[2], stored, self.rows.get(key))
+        self._record_conflicts(effects.conflicts)
+        self.logged.append((change.origin, change.seq, change.hlc, frame))
+        self.cursors[change.origin] = change.seq
+        self.cursor_hlc[change.origin] = change.hlc
+        engine.clock.observe(change.hlc)
+        outcome.applied += 1
+        outcome.lag_ms.append(max(0, self.now_ms - hlc_physical_ms(change.hlc)))
+        return True
+
+    def _record_conflicts(self, conflicts: list[Conflict]) -> None:
+        for conflict in conflicts:
+            if conflict.winner_item is None and conflict.loser_item is None:
+                continue  # two deletes of one item agree: nothing was lost
+            self.txn.record_conflict(self.now_ms, conflict.table, conflict_record(conflict))
+            self.outcome.conflicts += 1
+
+    def finish(self, bounded_before: int) -> ApplyOutcome:
+        engine = self.engine
         if engine.clock.bounded_count > bounded_before:
             # a peer's clock runs ahead of ours by more than the skew bound: not followed
             log.warning("%d changes stamped more than %d ms ahead of this region's clock "
                         "(origins %s): their timestamps were not followed",
                         engine.clock.bounded_count - bounded_before, engine.clock.max_skew_ms,
-                        sorted(cursor_hlc))
-        txn.append_remote_changes(logged)
-        for origin, hlc in cursor_hlc.items():
+                        sorted(self.cursor_hlc))
+        self.txn.append_remote_changes(self.logged)
+        for origin, hlc in self.cursor_hlc.items():
             # in the same transaction as the changes it covers
-            txn.set_cursor(origin, cursors[origin], hlc)
-        return outcome
+            self.txn.set_cursor(origin, self.cursors[origin], hlc)
+        return self.outcome
+
+
+def apply_job(engine: Engine, changes: list[tuple[Change, bytes]]):  # type: ignore[no-untyped-def]
+    """A write job applying `changes` (decoded, checksum-verified, with their frames)."""
+
+    def job(txn: WriteTxn) -> ApplyOutcome:
+        bounded_before = engine.clock.bounded_count
+        batch = _ApplyBatch(engine, txn)
+        for change, frame in changes:
+            admitted = batch.admit(change)
+            if admitted is None:
+                break
+            if admitted and not batch.apply(change, frame):
+                break
+        return batch.finish(bounded_before)
 
     return job
 
@@ -175,7 +205,9 @@ def _apply_table_state(engine: Engine, txn: WriteTxn, name: str, state: TableSta
     txn.set_table_state(name, tuple(state.created), tuple(state.version),  # type: ignore[arg-type]
                         orjson.dumps(definition) if definition is not None else None)
     existing = _local_table(txn, name)
+    now_ms = engine.now_ms()
     if existing is not None and (definition is None or _created_differs(existing, definition)):
+        streams.reconcile(txn, existing, None, now_ms)
         txn.drop_table(name, existing.tid)
         engine.catalog.committed_drop(existing.tid)
         outcome.table_events.append(("drop", name, None))
@@ -183,6 +215,7 @@ def _apply_table_state(engine: Engine, txn: WriteTxn, name: str, state: TableSta
     if definition is None:
         return
     table = definition_table(definition)
+    streams.reconcile(txn, existing, table, now_ms)
     if existing is None:
         table.tid = txn.create_table(name, orjson.dumps(table.to_json()))
         engine.catalog.committed_create(table)
@@ -213,6 +246,8 @@ def _apply_item(engine: Engine, txn: WriteTxn, table: TableDef, pk: bytes, sk: b
             return
         txn.delete(table.tid, h, pk, sk, version.hlc, version.origin, old[1], prev)
         indexes.apply(txn, current, key, old[0], None)
+        streams.capture(txn, current, pk, sk, (old[0], old[1]), None, version.origin,
+                        engine.now_ms())
         return
     item_bytes = item_json(stored.item)
     size = item_size(stored.item)
@@ -227,6 +262,9 @@ def _apply_item(engine: Engine, txn: WriteTxn, table: TableDef, pk: bytes, sk: b
             old[1] if old is not None else None, prev)
     if current.indexes:
         indexes.apply(txn, current, key, old[0] if old is not None else None, plan)
+    # the one point where this region stores a peer's item: its stream record, if any
+    streams.capture(txn, current, pk, sk, (old[0], old[1]) if old is not None else None,
+                    (item_bytes, size), version.origin, engine.now_ms())
 
 
 def conflict_record(conflict: Conflict) -> bytes:

@@ -8,9 +8,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from atoll.engine.indexdef import GSI, LSI, IndexDef, parse_indexes
-from atoll.errors import ResourceNotFound, ValidationError
-from atoll.model.keys import encode_key_value, partition_hash
+from atoll.errors import KeySchemaMismatch, ResourceNotFound, ValidationError
+from atoll.model.keys import check_key_size, encode_key_value, partition_hash
 from atoll.model.values import check_value
+from atoll.streams.spec import label_at, stream_arn, wanted_view_type
 
 _TABLE_NAME_RE = re.compile(r"[a-zA-Z0-9_.-]+")
 _ARN_RE = re.compile(r"arn:[^:]*:dynamodb:[^:]*:[^:]*:table/([^/]+)\Z")
@@ -57,6 +58,9 @@ class TableDef:
     next_iid: int = 1  # storage id of the next index created
     ttl_attribute: str | None = None  # TimeToLive attribute when TTL is enabled
     tags: dict[str, str] = field(default_factory=dict)
+    stream_view_type: str | None = None  # the enabled stream's view type; None: no stream
+    stream_label: str | None = None  # the latest stream's label (kept once it is disabled)
+    stream_sid: int = 0  # this region's storage id of the enabled stream (not replicated)
 
     @property
     def hash_type(self) -> str:
@@ -80,12 +84,16 @@ class TableDef:
 
     # --- keys --------------------------------------------------------------------------
     def encode_key(self, key: dict[str, Any]) -> EncodedKey:
-        """Encode a request's Key map (exactly the key attributes, right types)."""
+        """Encode a request's Key map (exactly the key attributes, right types). Its values
+        are checked as values first: a malformed number is refused as such, whatever the
+        schema (paritysuite conformance suite, error-messages/valueLayers.test.ts)."""
         if type(key) is not dict:
-            raise ValidationError("The provided key element does not match the schema")
+            raise KeySchemaMismatch("The provided key element does not match the schema")
+        for value in key.values():
+            check_value(value)
         expected = 2 if self.range_key else 1
         if len(key) != expected:
-            raise ValidationError("The provided key element does not match the schema")
+            raise KeySchemaMismatch("The provided key element does not match the schema")
         pk = self._key_part(key, self.hash_key, self.hash_type, in_item=False)
         sk = b""
         if self.range_key:
@@ -106,20 +114,21 @@ class TableDef:
             if in_item:
                 raise ValidationError(
                     f"One or more parameter values were invalid: Missing the key {name} in the item")
-            raise ValidationError("The provided key element does not match the schema")
+            raise KeySchemaMismatch("The provided key element does not match the schema")
         if type(value) is not dict or len(value) != 1 or kind not in value:
             if in_item:
                 actual = next(iter(value), "?") if type(value) is dict else "?"
-                raise ValidationError("One or more parameter values were invalid: Type mismatch "
-                                      f"for key {name} expected: {kind} actual: {actual}")
-            raise ValidationError("The provided key element does not match the schema")
-        if not in_item:
-            check_value(value)  # a request's key is not validated elsewhere: "abc" as N
+                raise KeySchemaMismatch("One or more parameter values were invalid: Type "
+                                        f"mismatch for key {name} expected: {kind} actual: {actual}")
+            raise KeySchemaMismatch("The provided key element does not match the schema")
         if value[kind] == "":
             raise ValidationError(
                 "One or more parameter values are not valid. The AttributeValue for a key "
-                f"attribute cannot contain an empty string value. Key: {name}")
-        return encode_key_value(value, kind)
+                f"attribute cannot contain an empty {'binary' if kind == 'B' else 'string'} "
+                f"value. Key: {name}")
+        encoded = encode_key_value(value, kind)
+        check_key_size(encoded, kind, partition=name == self.hash_key)
+        return encoded
 
     def key_of(self, item: dict[str, Any]) -> dict[str, Any]:
         """The key attributes of a stored item."""
@@ -176,6 +185,12 @@ class TableDef:
                 summary["LastUpdateToPayPerRequestDateTime"] = (
                     self.billing_changed_at or self.created_at)
             description["BillingModeSummary"] = summary
+        if self.stream_view_type is not None:
+            description["StreamSpecification"] = {"StreamEnabled": True,
+                                                  "StreamViewType": self.stream_view_type}
+        if self.stream_label is not None:
+            description["LatestStreamLabel"] = self.stream_label
+            description["LatestStreamArn"] = stream_arn(region, self.name, self.stream_label)
         stats = index_stats or {}
         for kind, member in ((GSI, "GlobalSecondaryIndexes"), (LSI, "LocalSecondaryIndexes")):
             described = [i.describe(self.arn(region), self.billing_mode,
@@ -230,12 +245,36 @@ def parse_create_table(request: dict[str, Any], now_s: float) -> TableDef:
             "not exactly match number of attributes defined in AttributeDefinitions")
     check_index_attributes(table)
     table.deletion_protection = bool(request.get("DeletionProtectionEnabled", False))
+    spec = request.get("StreamSpecification")
+    if spec is not None:
+        table.stream_view_type = wanted_view_type(spec)
+        if table.stream_view_type is not None:
+            table.stream_label = label_at(int(round(now_s * 1000)))
     return table
 
 
+# "Tagging restrictions in DynamoDB": letters, white space, numbers and + - = . _ : /
+_TAG_TEXT_RE = re.compile(r"[\w\s+\-=.:/]*")
+_TAG_PATTERN = r"[\p{L}\p{Z}\p{N}_.:/=+\-]*"
+
+
 def tags_of(request: dict[str, Any]) -> dict[str, str]:
-    """The Tags list of a CreateTable or TagResource request, validated."""
+    """The Tags list of a CreateTable or TagResource request, validated: characters as
+    the Developer Guide's "Tagging restrictions in DynamoDB" allows them (refused, like
+    the lengths the service model bounds, as request-validation constraints), no key in
+    the reserved aws: namespace."""
     tags: dict[str, str] = {}
+    errors: list[str] = []
+    for position, tag in enumerate(request.get("Tags") or (), 1):
+        for member in ("Key", "Value"):
+            text = tag[member]
+            if not _TAG_TEXT_RE.fullmatch(text):
+                errors.append(f"Value '{text}' at 'tags.{position}.member.{member.lower()}' "
+                              "failed to satisfy constraint: Member must satisfy regular "
+                              f"expression pattern: {_TAG_PATTERN}")
+    if errors:
+        noun = "error" if len(errors) == 1 else "errors"
+        raise ValidationError(f"{len(errors)} validation {noun} detected: " + "; ".join(errors))
     for tag in request.get("Tags") or ():
         key = tag["Key"]
         if key.startswith("aws:"):

@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-from atoll.engine import ddl, indexes, outbox
+from atoll.engine import ddl, indexes, outbox, streams
 from atoll.engine.context import EngineContext
 from atoll.engine.tabledef import TableDef, apply_billing, parse_create_table
 from atoll.errors import ResourceInUse, ValidationError
@@ -33,6 +33,7 @@ async def create_table(ctx: EngineContext, request: dict[str, Any]) -> dict[str,
 
     def job(txn: WriteTxn) -> int:
         hlc = ctx.clock.tick()
+        streams.reconcile(txn, None, table, ctx.now_ms())
         tid = txn.create_table(table.name, orjson.dumps(table.to_json()))
         table.tid = tid
         outbox.log_table_op(ctx, txn, hlc, "create", table.name, table)
@@ -67,16 +68,26 @@ async def list_tables(ctx: EngineContext, request: dict[str, Any]) -> dict[str, 
     return result
 
 
+# DeleteTable's TableDescription leaves out the table's schema and its indexes, which
+# DescribeTable gives (alternator's test_delete_table_description and
+# test_delete_table_description_with_si, which pass against DynamoDB; scylladb#14132).
+_NOT_IN_DELETE_ANSWER = ("AttributeDefinitions", "KeySchema", "CreationDateTime",
+                         "GlobalSecondaryIndexes", "LocalSecondaryIndexes")
+
+
 async def delete_table(ctx: EngineContext, request: dict[str, Any]) -> dict[str, Any]:
     table = ctx.catalog.table(request["TableName"])
     if table.deletion_protection:
         raise ValidationError("Resource cannot be deleted as it is currently protected against "
                               "deletion. Disable deletion protection first.")
     description = _describe(ctx, table, status="DELETING")
+    for member in _NOT_IN_DELETE_ANSWER:
+        description.pop(member, None)
 
     def job(txn: WriteTxn) -> None:
         ctx.catalog.ensure_live(table)
         hlc = ctx.clock.tick()
+        streams.reconcile(txn, ctx.catalog.current(table), None, ctx.now_ms())
         txn.drop_table(table.name, table.tid)
         outbox.log_table_op(ctx, txn, hlc, "delete", table.name, None)
         ctx.catalog.committed_drop(table.tid)
@@ -104,6 +115,9 @@ async def update_table(ctx: EngineContext, request: dict[str, Any]) -> dict[str,
             apply_billing(updated, request, creating=False, now_s=ctx.now_ms() / 1000)
         if request.get("DeletionProtectionEnabled") is not None:
             updated.deletion_protection = bool(request["DeletionProtectionEnabled"])
+        if request.get("StreamSpecification") is not None:
+            streams.update_specification(table, updated, request["StreamSpecification"],
+                                         ctx.now_ms())
         backfill: list[str] = []
         dropped: list[int] = []
         if request.get("GlobalSecondaryIndexUpdates") is not None:

@@ -33,11 +33,21 @@ from atoll import expressions as ex
 from atoll.engine import capacity, outbox
 from atoll.engine.context import EngineContext
 from atoll.engine.expr import RequestExpressions
-from atoll.engine.items import apply_projection, delete_row, plan_indexes, projection_of, put_row
+from atoll.engine.items import (
+    apply_projection,
+    check_updated_size,
+    delete_row,
+    plan_indexes,
+    plan_updated_indexes,
+    projection_of,
+    put_row,
+)
 from atoll.engine.outbox import ItemOp
 from atoll.engine.tabledef import EncodedKey, TableDef
 from atoll.errors import (
     IdempotentParameterMismatch,
+    InvalidValue,
+    KeySchemaMismatch,
     TransactionCanceled,
     ValidationError,
 )
@@ -96,6 +106,7 @@ def _parse_action(ctx: EngineContext, entry: dict[str, Any]) -> _Action:
         if touched is not None:
             raise ValidationError("One or more parameter values were invalid: Cannot update "
                                   f"attribute {touched}. This attribute is part of the key")
+        expressions.check_scalar_keys(table, ("UpdateExpression",), table_keys=False)
     return _Action(kind, table, key, key_item, expressions, on_failure)
 
 
@@ -167,8 +178,24 @@ async def transact_write_items(ctx: EngineContext, request: dict[str, Any]) -> A
 
 def _parse_actions(ctx: EngineContext, entries: list[dict[str, Any]]) -> list[_Action]:
     """Every action, checked before the job: shape, expressions, keys, sizes, no item
-    twice, the whole at most MAX_TRANSACTION_BYTES."""
-    actions = [_parse_action(ctx, entry) for entry in entries]
+    twice, the whole at most MAX_TRANSACTION_BYTES.
+
+    A key of the wrong type cancels the transaction instead of refusing the request: its
+    action's reason is a ValidationError with the message a single write would give
+    (captured against DynamoDB in the paritysuite conformance suite,
+    tests/tier3/error-messages/transactWriteItems.test.ts); every other refusal here is
+    the request's."""
+    actions: list[_Action] = []
+    reasons: list[dict[str, Any]] = [{"Code": "None"} for _entry in entries]
+    mismatched = False
+    for position, entry in enumerate(entries):
+        try:
+            actions.append(_parse_action(ctx, entry))
+        except KeySchemaMismatch as exc:
+            reasons[position] = {"Code": "ValidationError", "Message": exc.message}
+            mismatched = True
+    if mismatched:
+        raise _canceled(reasons)
     seen: set[tuple[int, EncodedKey]] = set()
     for action in actions:
         identity = (action.table.tid, action.key)
@@ -192,7 +219,8 @@ def _write(ctx: EngineContext, txn: WriteTxn, actions: list[_Action],
         current = ctx.catalog.current(action.table)
         units: dict[str, float] = {}
         change: ItemOp
-        if action.kind == "ConditionCheck":
+        if action.kind == "ConditionCheck" or (action.kind == "Update" and new_bytes is None):
+            # (an Update with new_bytes None only took attributes away from an absent item)
             meter.add(action.table, capacity.write_units(old[1] if old else 0))
             continue
         if new_bytes is not None:
@@ -237,7 +265,8 @@ def _prepare(ctx: EngineContext, actions: list[_Action],
         try:
             prepared.append(_prepare_one(ctx, action, old))
         except ValidationError as exc:
-            reasons[position] = {"Code": "ValidationError", "Message": exc.message}
+            message = exc.reason if isinstance(exc, InvalidValue) else exc.message
+            reasons[position] = {"Code": "ValidationError", "Message": message}
             prepared.append((old, None, None, 0, None))
             failed = True
     if failed:
@@ -255,14 +284,17 @@ def _prepare_one(ctx: EngineContext, action: _Action, old: tuple[bytes, int, int
         plan = plan_indexes(current, action.item, action.item_bytes, action.size)
         return old, action.item, action.item_bytes, action.size, plan
     old_item = orjson.loads(old[0]) if old is not None else None
+    update = action.expressions.get("UpdateExpression")
+    if old_item is None and ex.update_only_removes(update):
+        return old, None, None, 0, None  # nothing to take away: the item stays absent
     base = old_item if old_item is not None else dict(action.key_item)
     names, values = action.expressions.names, action.expressions.values
-    new_item, _paths = ex.apply_update(action.expressions.get("UpdateExpression"), base, names,
-                                       values, item_exists=old_item is not None)
+    new_item, _paths = ex.apply_update(update, base, names, values,
+                                       item_exists=old_item is not None)
     size = check_item(new_item)
-    check_item_size(size)
+    check_updated_size(size)
     new_bytes = item_json(new_item)
-    return old, new_item, new_bytes, size, plan_indexes(current, new_item, new_bytes, size)
+    return old, new_item, new_bytes, size, plan_updated_indexes(current, new_item, new_bytes, size)
 
 
 async def transact_get_items(ctx: EngineContext, request: dict[str, Any]) -> dict[str, Any]:
@@ -279,7 +311,7 @@ async def transact_get_items(ctx: EngineContext, request: dict[str, Any]) -> dic
             raise ValidationError("Transaction request cannot include multiple operations on "
                                   "one item")
         seen.add((table.tid, key))
-        expressions, attributes = projection_of(spec)
+        expressions, attributes = projection_of(spec, table)
         plans.append((table, key, expressions, attributes))
     rows = ctx.storage.get_items_snapshot([(t.tid, *k) for t, k, _e, _a in plans])
     meter = capacity.Meter(capacity.wanted(request), "read")

@@ -162,7 +162,7 @@ async def _delete_expired(ctx: EngineContext, table: TableDef, keys: list[Encode
             item = orjson.loads(old[0])
             if not expired(item, attribute, now_s):
                 continue
-            delete_row(ctx, txn, current, key, old, hlc)
+            delete_row(ctx, txn, current, key, old, hlc, by_ttl=True)
             logged.append((key, None, old))
         if logged:
             outbox.log_item_changes(ctx, txn, hlc, current, logged)

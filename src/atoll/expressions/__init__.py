@@ -31,9 +31,9 @@ from atoll.expressions.update import Update
 
 __all__ = [
     "Condition", "KeyCondition", "KeyRange", "Path", "Projection", "Update",
-    "apply_update", "evaluate_condition", "parse_condition", "parse_key_condition",
+    "apply_update", "document_paths", "evaluate_condition", "parse_condition", "parse_key_condition",
     "parse_projection", "parse_update", "path_heads", "project", "project_paths",
-    "resolve_key_condition", "update_touches", "validate",
+    "resolve_key_condition", "update_only_removes", "update_touches", "validate",
 ]
 
 _CACHE_SIZE = 2048
@@ -106,6 +106,17 @@ def path_heads(cond: Condition, names: dict[str, str]) -> set[str]:
     return _nodes.path_heads(cond.root, names)
 
 
+def document_paths(parsed: Any, names: dict[str, str]) -> list[Path]:
+    """The resolved document paths a condition or projection reads, or an update writes."""
+    if isinstance(parsed, Condition):
+        return _nodes.document_paths(parsed.root, names)
+    if isinstance(parsed, Projection):
+        return parsed.resolved(names)
+    if isinstance(parsed, Update):
+        return _update.resolved_paths(parsed, names)
+    return []
+
+
 def apply_update(update: Update, item: dict[str, Any], names: dict[str, str],
                  values: dict[str, Any], *, item_exists: bool = True,
                  resolved: list[Path] | None = None) -> tuple[dict[str, Any], list[Path]]:
@@ -119,6 +130,11 @@ def apply_update(update: Update, item: dict[str, Any], names: dict[str, str],
 
 def update_touches(update: Update, names: dict[str, str], attr_names: set[str]) -> str | None:
     return _update.touches(update, names, attr_names)
+
+
+def update_only_removes(update: Update) -> bool:
+    """Every action of `update` is a REMOVE or a DELETE (see `update.only_removes`)."""
+    return _update.only_removes(update)
 
 
 def project(item: dict[str, Any], projection: Projection, names: dict[str, str]) -> dict[str, Any]:

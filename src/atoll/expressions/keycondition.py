@@ -4,7 +4,8 @@ Theory of operation: the text is parsed by the condition parser (same tokens, sa
 messages, same caching); `resolve` then checks the tree against the table's key schema
 and reduces it to a `KeyRange`: the partition key value and at most one sort-key
 condition (`=`, `<`, `<=`, `>`, `>=`, `BETWEEN`, `begins_with`), which the engine turns
-into an index range scan.
+into an index range scan. A comparison may name the key on either side (`:v = pk`,
+`:v < sk`): with the value on the left the operator is mirrored (`:v < sk` is `sk > :v`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ class KeyRange(NamedTuple):
 Leaf = tuple[str, str, tuple[str, ...]]  # (key name, operator, value placeholders)
 
 _MAX_PLANS = 64  # per parsed expression: distinct ExpressionAttributeNames maps seen
+# The operator that keeps a comparison's meaning when its operands swap sides.
+_MIRRORED = {"=": "=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 
 
 class KeyCondition:
@@ -110,6 +113,8 @@ def _leaf(node: n.Condition, names: dict[str, str]) -> Leaf:
     if isinstance(node, n.Compare):
         if node.op == "<>":
             raise ValidationError(_NOT_SUPPORTED)
+        if isinstance(node.left, n.ValueOperand) and isinstance(node.right, n.PathOperand):
+            return _key_name(node.right, names), _MIRRORED[node.op], (_literal(node.left),)
         return _key_name(node.left, names), node.op, (_literal(node.right),)
     if isinstance(node, n.Between):
         return (_key_name(node.operand, names), "BETWEEN",

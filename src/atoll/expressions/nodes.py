@@ -246,15 +246,19 @@ class Function(Condition):
 
 def path_heads(root: Condition, names: Names) -> set[str]:
     """The top-level attribute names a condition reads (a Query's filter may not read
-    its key attributes). Iterative, like evaluation: deep trees need no deep recursion."""
-    heads: set[str] = set()
+    its key attributes)."""
+    return {str(path[0]) for path in document_paths(root, names) if type(path[0]) is str}
+
+
+def document_paths(root: Condition, names: Names) -> list[paths.Path]:
+    """Every document path a condition reads, resolved. Iterative, like evaluation: deep
+    trees need no deep recursion."""
+    found: list[paths.Path] = []
     stack: list[Any] = [root]
     while stack:
         node = stack.pop()
         if isinstance(node, PathOperand):
-            head = paths.resolve(node.path, names)[0]
-            if type(head) is str:
-                heads.add(head)
+            found.append(paths.resolve(node.path, names))
         elif isinstance(node, (And, Or)):
             stack.extend(node.parts)
         elif isinstance(node, Not):
@@ -269,4 +273,4 @@ def path_heads(root: Condition, names: Names) -> set[str]:
             stack.extend(node.args)
         elif isinstance(node, SizeOperand):
             stack.append(node.operand)
-    return heads
+    return found

@@ -49,6 +49,7 @@ CONDITION_KEYWORDS = frozenset({"AND", "OR", "NOT", "BETWEEN", "IN"})
 BOOLEAN_FUNCTIONS = {"attribute_exists": 1, "attribute_not_exists": 1, "attribute_type": 2,
                      "begins_with": 2, "contains": 2}
 COMPARISON_OPS = frozenset({"=", "<>", "<", "<=", ">", ">="})
+ORDERING_OPS = frozenset({"<", "<=", ">", ">="})
 
 Check = Callable[[dict[str, str], dict[str, Any]], None]
 
@@ -265,6 +266,8 @@ class ConditionParser(Parser):
             left, right = self.check_operands(left, right)
             node: n.Condition = n.Compare(token.text, left, right)
             self.check_distinct(token.text, left, right)
+            if token.text in ORDERING_OPS and self.kind != "KeyConditionExpression":
+                self.checks.append(_ordered_operands_check(self.kind, token.text, left, right))
             return node
         if self.at_keyword("BETWEEN"):
             self.pos += 1
@@ -384,6 +387,22 @@ def _between_check(kind: str, low: Any, high: Any) -> Check:
                 f"Invalid {kind}: The BETWEEN operator requires upper bound to be greater than or "
                 f"equal to lower bound; lower bound operand: {v.show(x)}, upper bound operand: "
                 f"{v.show(y)}")
+    return check
+
+
+def _ordered_operands_check(kind: str, op: str, left: Any, right: Any) -> Check:
+    """`<`, `<=`, `>`, `>=` order strings, numbers and binaries only: a value of another
+    type is refused outright, not compared as false. DynamoDB's message names the
+    operator and the value's type ("Invalid FilterExpression: Incorrect operand type for
+    operator or function; operator or function: <=, operand type: BOOL", quoted from
+    DynamoDB in the Trino DynamoDB connector's source)."""
+    def check(names: dict[str, str], values: dict[str, Any]) -> None:
+        for operand in (left, right):
+            value = _literal(operand, values)
+            if value is not None and v.type_of(value) not in ("S", "N", "B"):
+                raise ValidationError(
+                    f"Invalid {kind}: Incorrect operand type for operator or function; operator "
+                    f"or function: {op}, operand type: {v.type_of(value)}")
     return check
 
 

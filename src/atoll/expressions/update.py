@@ -265,6 +265,12 @@ def touches(update: Update, names: dict[str, str], attr_names: set[str]) -> str 
     return None
 
 
+def only_removes(update: Update) -> bool:
+    """Whether every action takes something away (REMOVE, or DELETE from a set): such an
+    update of an item that does not exist leaves it absent instead of creating it."""
+    return bool(update.actions) and all(a.verb in ("REMOVE", "DELETE") for a in update.actions)
+
+
 def apply(update: Update, item: dict[str, Any], names: dict[str, str], values: dict[str, Any],
           item_exists: bool = True, resolved: list[Path] | None = None
           ) -> tuple[dict[str, Any], list[Path]]:

@@ -216,6 +216,8 @@ class Connection(asyncio.Protocol):
             self.current.target = value.decode("latin-1")
         elif size == 14 and name.lower() == b"content-length":
             self.current.content_length = value
+        elif size == 4 and name.lower() == b"host":
+            self.current.host = value.decode("latin-1")
         elif size == 17 and name.lower() == b"transfer-encoding":
             self.current.chunked = True
         elif name[:8].lower() == b"x-atoll-":

@@ -71,7 +71,7 @@ class Request:
     computed over them. `peer` is the verified TLS certificate of the connection's
     client (`getpeercert()`), None on plain HTTP or without a client certificate."""
 
-    __slots__ = ("method", "url", "target", "body", "keep_alive", "atoll_headers",
+    __slots__ = ("method", "url", "target", "host", "body", "keep_alive", "atoll_headers",
                  "content_length", "chunked", "began", "refusal", "headers", "peer")
 
     def __init__(self) -> None:
@@ -79,6 +79,7 @@ class Request:
         self.method = b""
         self.url = b""
         self.target: str | None = None
+        self.host = ""  # the Host header (what a GET of / echoes)
         self.headers: list[tuple[bytes, bytes]] = []
         self.peer: dict[str, Any] | None = None
         self.atoll_headers: dict[str, str] | None = None  # x-atoll-* (peer requests)

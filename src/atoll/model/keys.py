@@ -11,6 +11,11 @@ Each key part is a whole column, so no terminators are needed between parts; wit
 negative number a final 0x0A byte makes a shorter digit string sort after its longer
 extensions (-0.12 > -0.123).
 
+Key values have DynamoDB's size limits ("Service, account, and table quotas": a
+partition key value at most 2,048 bytes, a sort key value at most 1,024), on the table's
+keys and on secondary index keys alike; `check_key_size` applies them to the encoded
+value, which for S and B is exactly the UTF-8 text or the raw bytes that are counted.
+
 `decode_key_value` inverts the encoding, for showing stored keys (the conflict log) as
 the attribute values the user wrote: numbers come back in canonical text.
 """
@@ -23,8 +28,17 @@ import zlib
 from decimal import Decimal
 from typing import Any
 
+from atoll.errors import KeyTooLong
 from atoll.invariant import invariant
 from atoll.model.numbers import format_number, to_decimal
+
+MAX_PARTITION_KEY_BYTES = 2048
+MAX_SORT_KEY_BYTES = 1024
+# DynamoDB's messages, as it words them (no space before the size in the first).
+_HASH_KEY_TOO_LONG = ("One or more parameter values were invalid: Size of hashkey has exceeded "
+                      f"the maximum size limit of{MAX_PARTITION_KEY_BYTES} bytes")
+_RANGE_KEY_TOO_LONG = ("One or more parameter values were invalid: Aggregated size of all range "
+                       f"keys has exceeded the size limit of {MAX_SORT_KEY_BYTES} bytes")
 
 _EXACT = decimal.Context(prec=100, Emax=999999, Emin=-999999)  # wider than any key
 _NEGATIVE = 0x01
@@ -60,6 +74,17 @@ def encode_key_value(value: dict[str, Any], kind: str) -> bytes:
     if kind == "N":
         return encode_number(value["N"])
     return base64.b64decode(value["B"])
+
+
+def check_key_size(encoded: bytes, kind: str, partition: bool) -> None:
+    """Refuse a key value over DynamoDB's limit (numbers, at most 38 digits, never are)."""
+    if kind == "N":
+        return
+    if partition:
+        if len(encoded) > MAX_PARTITION_KEY_BYTES:
+            raise KeyTooLong(_HASH_KEY_TOO_LONG)
+    elif len(encoded) > MAX_SORT_KEY_BYTES:
+        raise KeyTooLong(_RANGE_KEY_TOO_LONG)
 
 
 def decode_number(data: bytes) -> str:

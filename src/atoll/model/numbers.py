@@ -27,7 +27,7 @@ import re
 from collections.abc import Callable
 from decimal import Decimal
 
-from atoll.errors import ValidationError
+from atoll.errors import InvalidValue, ValidationError
 from atoll.invariant import InvariantViolation
 
 MAX_DIGITS = 38
@@ -38,6 +38,7 @@ MAX_ADJUSTED_EXPONENT = 125
 OVERFLOW = "Number overflow. Attempting to store a number with magnitude larger than supported range"
 UNDERFLOW = "Number underflow. Attempting to store a number with magnitude smaller than supported range"
 TOO_PRECISE = "Attempting to store more than 38 significant digits in a Number"
+NOT_NUMERIC = "The parameter cannot be converted to a numeric value"
 
 # DynamoDB's grammar: optional sign, digits with an optional point, optional exponent.
 _NUMBER_RE = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\Z", re.ASCII)
@@ -58,16 +59,17 @@ _ARITHMETIC = decimal.Context(prec=400, Emax=999999, Emin=-999999,
 
 def parse_number(text: object) -> Decimal:
     """Parse and check a number (any JSON value a request holds where a number belongs);
-    raise ValidationError with DynamoDB's message."""
+    raise InvalidValue with DynamoDB's message."""
     if type(text) is not str or not _NUMBER_RE.match(text):
-        raise ValidationError(f"The parameter cannot be converted to a numeric value: {text}")
+        # DynamoDB's older validation drops the colon after nothing (an empty string)
+        raise InvalidValue(f"{NOT_NUMERIC}: {text}", NOT_NUMERIC if text == "" else None)
     significant, adjusted = shape(text)
     if significant > MAX_DIGITS:
-        raise ValidationError(TOO_PRECISE)
+        raise InvalidValue(TOO_PRECISE)
     if adjusted > MAX_ADJUSTED_EXPONENT:
-        raise ValidationError(OVERFLOW)
+        raise InvalidValue(OVERFLOW)
     if adjusted < MIN_ADJUSTED_EXPONENT:
-        raise ValidationError(UNDERFLOW)
+        raise InvalidValue(UNDERFLOW)
     return Decimal(text)  # exact: the exponent is within -167..125 here
 
 

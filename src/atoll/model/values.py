@@ -12,14 +12,20 @@ import base64
 import binascii
 from typing import Any
 
-from atoll.errors import SerializationError, ValidationError
+from atoll.errors import InvalidValue, SerializationError, ValidationError
 from atoll.model.numbers import normalize_number
 
 AttributeValue = dict[str, Any]
 Item = dict[str, AttributeValue]
 
 MAX_ITEM_SIZE_BYTES = 400 * 1024
+# "Nested attribute depth: 32" — the attribute itself is level 1, so a value may sit at
+# most 31 containers deep (captured against DynamoDB in the paritysuite conformance suite,
+# tests/tier3/limits/nestingDepth.test.ts: 31 nested maps are stored, 32 refused).
 MAX_NESTING_DEPTH = 32
+NESTING_TOO_DEEP = ("Nesting Levels have exceeded supported limits: Attributes in the item have "
+                    "nested levels beyond supported limit")
+NESTING_REASON = "Nesting Levels have exceeded supported limits"  # a transaction's reason
 # DynamoDB's size rules: List/Map have 3 bytes of overhead plus one per element.
 _CONTAINER_OVERHEAD_BYTES = 3
 _ELEMENT_OVERHEAD_BYTES = 1
@@ -51,7 +57,7 @@ def check_value(value: Any, depth: int = 0) -> int:
     if type(value) is not dict:
         raise SerializationError("Unexpected value type in payload; AttributeValue must be an object")
     if len(value) != 1:
-        raise ValidationError(_EMPTY if not value else _MANY)
+        raise InvalidValue(_EMPTY if not value else _MANY)
     ((kind, inner),) = value.items()
     if kind == "S":
         if type(inner) is not str:
@@ -72,13 +78,14 @@ def check_value(value: Any, depth: int = 0) -> int:
         return 1
     if kind == "NULL":
         if inner is not True:
-            raise ValidationError("One or more parameter values were invalid: "
-                                  "Null attribute value types must have the value of true")
+            raise InvalidValue("One or more parameter values were invalid: "
+                               "Null attribute value types must have the value of true")
         return 1
     if kind == "M":
         if type(inner) is not dict:
             raise SerializationError("Unexpected value type in payload; M must be an object")
-        _check_depth(depth)
+        if inner:
+            _check_depth(depth + 1)
         size = _CONTAINER_OVERHEAD_BYTES
         for name, element in inner.items():
             size += len(name.encode()) + check_value(element, depth + 1) + _ELEMENT_OVERHEAD_BYTES
@@ -86,7 +93,8 @@ def check_value(value: Any, depth: int = 0) -> int:
     if kind == "L":
         if type(inner) is not list:
             raise SerializationError("Unexpected value type in payload; L must be an array")
-        _check_depth(depth)
+        if inner:
+            _check_depth(depth + 1)
         size = _CONTAINER_OVERHEAD_BYTES
         for element in inner:
             size += check_value(element, depth + 1) + _ELEMENT_OVERHEAD_BYTES
@@ -94,13 +102,14 @@ def check_value(value: Any, depth: int = 0) -> int:
     if kind in ("SS", "NS", "BS"):
         return _check_set(value, kind, inner)
     if kind in ("s", "n", "b", "m", "l", "ss", "ns", "bs", "bool", "null"):
-        raise ValidationError(_EMPTY)
+        raise InvalidValue(_EMPTY)
     raise SerializationError(f"Unknown AttributeValue type: {kind}")
 
 
 def _check_depth(depth: int) -> None:
+    """`depth` of the values inside a container: 0 is the attribute itself."""
     if depth >= MAX_NESTING_DEPTH:
-        raise ValidationError("Nesting Levels have exceeded supported limits")
+        raise InvalidValue(NESTING_TOO_DEEP, reason=NESTING_REASON)
 
 
 _SET_NAMES = {"SS": "string set", "NS": "number set", "BS": "binary set"}
@@ -110,7 +119,7 @@ def _check_set(value: AttributeValue, kind: str, members: Any) -> int:
     if type(members) is not list:
         raise SerializationError(f"Unexpected value type in payload; {kind} must be an array")
     if not members:
-        raise ValidationError(
+        raise InvalidValue(
             f"One or more parameter values were invalid: An {_SET_NAMES[kind]}  may not be empty")
     size = 0
     if kind == "SS":
@@ -127,13 +136,36 @@ def _check_set(value: AttributeValue, kind: str, members: Any) -> int:
         canonical = members
         size = sum(len(decode_binary(m)) for m in members)
     if len(set(canonical)) != len(canonical):
-        raise ValidationError("One or more parameter values were invalid: "
-                              f"Input collection {_show_list(members)} contains duplicates.")
+        raise _duplicates(kind, members, canonical)
     return size
 
 
-def _show_list(members: list[Any]) -> str:
-    return "[" + ", ".join(str(m) for m in members) + "]"
+_INVALID = "One or more parameter values were invalid: "
+
+
+def _duplicates(kind: str, members: list[Any], canonical: list[Any]) -> InvalidValue:
+    """DynamoDB's refusal of a set with a repeated member, in both of its wordings
+    (captured in the paritysuite conformance suite, error-messages/valueLayers.test.ts):
+    the older one lists the members as sent; the current one quotes them and lists them
+    as its set saw them: in byte order up to the first repeat, then the repeat, then the
+    rest as sent. Neither names the members of a number set."""
+    if kind == "NS":
+        return InvalidValue(f"{_INVALID}Input collection contains duplicates.",
+                            "Input collection contains duplicates")
+    suffix = "of type BS contains duplicates." if kind == "BS" else " contains duplicates."
+    older = "[" + ", ".join(str(m) for m in members) + "]"
+    sort_key = (lambda m: base64.b64decode(m)) if kind == "BS" else (lambda m: m.encode())
+    seen: list[Any] = []
+    shown: list[Any] = list(members)
+    for position, member in enumerate(canonical):
+        if member in seen:
+            shown = sorted(seen, key=sort_key) + [member] + list(members[position + 1:])
+            break
+        seen.append(member)
+    separator = "," if kind == "BS" else ", "
+    current = "[" + separator.join(f'"{m}"' for m in shown) + "]"
+    return InvalidValue(f"{_INVALID}Input collection {current}{suffix}",
+                        f"{_INVALID}Input collection {older}{suffix}")
 
 
 def check_item(item: Any) -> int:

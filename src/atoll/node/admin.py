@@ -7,7 +7,7 @@ DynamoDB requests; refusals get DynamoDB's error shapes):
 
 | path                        | method | needs                                        |
 |-----------------------------|--------|----------------------------------------------|
-| /health, /                  | GET    | nothing: liveness only, nothing else          |
+| /health, /                  | GET    | nothing: liveness only (/ echoes the Host)   |
 | /_atoll/status              | GET    | any key                                      |
 | /_atoll/conflicts[/after/N] | GET    | any key; only tables the key may read shown  |
 | /_atoll/topology            | GET    | any key                                      |
@@ -15,6 +15,7 @@ DynamoDB requests; refusals get DynamoDB's error shapes):
 | /_atoll/keys                | GET    | admin (atoll:ListKeys)                       |
 | /_atoll/keys                | POST   | admin (atoll:CreateKey)                      |
 | /_atoll/keys/revoke         | POST   | admin (atoll:RevokeKey)                      |
+| /_atoll/clock               | POST   | admin (atoll:SetClock; `--settable-clock`)   |
 
 The peer port answers other regions (node.py, atoll.node.peers), never these.
 """
@@ -56,6 +57,7 @@ TOPOLOGY_WRITE = Access(ATOLL_UPDATE_TOPOLOGY, ADMIN, (), False)
 LIST_KEYS = Access(ATOLL_LIST_KEYS, ADMIN, (), False)
 CREATE_KEY = Access(ATOLL_CREATE_KEY, ADMIN, (), False)
 REVOKE_KEY = Access(ATOLL_REVOKE_KEY, ADMIN, (), False)
+SET_CLOCK = Access("atoll:SetClock", ADMIN, (), False)  # `serve --settable-clock` (tests)
 
 Answer = tuple[int, bytes]
 KEYS_PATH = "/_atoll/keys"

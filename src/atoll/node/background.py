@@ -1,11 +1,12 @@
-"""The node's background work over the engine: the TTL sweeper and index backfills.
+"""The node's background work over the engine: the TTL sweeper, index backfills and
+stream upkeep (retention, shard rollover).
 
 Theory of operation: the engine's features say what background work is (a TTL round,
 a backfill of one index: engine/ttl.py, engine/indexes.py); the node decides when it
 runs and owns the tasks. `start` (after the storage started) resumes every backfill a
-restart interrupted (indexes still CREATING) and starts the sweeper; `backfill` is
-the engine's `start_backfill` setting, called once an UpdateTable that adds a GSI
-committed; `stop` cancels every task and waits for them. A task that fails is logged
+restart interrupted (indexes still CREATING) and starts the sweeper and the streams'
+upkeep; `backfill` is the engine's `start_backfill` setting, called once an UpdateTable
+that adds a GSI committed; `stop` cancels every task and waits for them. A task that fails is logged
 with its name and forgotten; the rest keep running.
 """
 
@@ -16,7 +17,7 @@ import logging
 from collections.abc import Coroutine
 from typing import Any
 
-from atoll.engine import indexes, ttl
+from atoll.engine import indexes, stream_upkeep, ttl
 from atoll.engine.context import EngineContext
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ class BackgroundWork:
                 if index.status == "CREATING":
                     self.backfill(table.name, index.name)
         self._spawn(ttl.sweeper(ctx), "ttl-sweeper")
+        self._spawn(stream_upkeep.upkeep_loop(ctx), "stream-upkeep")
 
     def backfill(self, table_name: str, index_name: str) -> None:
         """Build a new index (UpdateTable's job committed it CREATING)."""

@@ -46,6 +46,7 @@ from atoll.node.admin import (
     LIST_KEYS,
     PAGES,
     REVOKE_KEY,
+    SET_CLOCK,
     STATUS,
     TOPOLOGY_WRITE,
     Gate,
@@ -54,6 +55,7 @@ from atoll.node.admin import (
     conflicts_for,
 )
 from atoll.node.background import BackgroundWork
+from atoll.node.clock import CLOCK_PATH, OffsetClock
 from atoll.node.conflictlog import conflict_entries
 from atoll.node.keys import KeyStore, read_data_key_or_make
 from atoll.node.operator import OPERATOR_PATHS, OperatorEndpoints
@@ -65,7 +67,7 @@ from atoll.node.topology import (
     TopologyKeeper,
     topology_file_path,
 )
-from atoll.storage import SqliteStorage
+from atoll.storage import SqliteStorage, Storage
 from atoll.topology.config import ClusterConfig
 from atoll.topology.update import start_topology
 
@@ -92,7 +94,11 @@ class NodeConfig:
     # (a fault-injecting proxy sits at the advertised one: `atoll drill`)
     peer_listen: tuple[str, int] | None = None
     clock_offset_ms: int = 0  # added to the wall clock (clock-skew drills)
+    settable_clock: bool = False  # tests: POST /_atoll/clock moves the clock forward
     max_connections: int | None = None  # client port; None: derived from the open-file limit
+    # postgresql://...: the region's storage is in PostgreSQL, shared with the region's
+    # other nodes (storage/postgres); None: a SQLite file under data_dir
+    storage_url: str | None = None
     auth: str = OFF  # off | warn | required (api/access.py)
     # `atoll certs` directory: the cluster data key (sealing key secrets) and, in a
     # cluster, the CA and this region's certificate for mutual TLS between regions
@@ -157,16 +163,24 @@ class Node:
                 "open files: soft limit %d, raised to %d (hard limit %d); at most %d client "
                 "connections%s", before, files, hard, client_cap,
                 f" and {peer_cap} peer connections" if peer_cap else "")
-        path, self._tmp_dir = _database_path(config)
-        self.storage = SqliteStorage(path, durable=not config.in_memory, region=config.region)
-        offset = config.clock_offset_ms
+        self.storage: Storage
+        if config.storage_url:
+            from atoll.storage.postgres import PostgresStorage
+            os.makedirs(config.data_dir, exist_ok=True)  # the topology file lives there
+            path, self._tmp_dir = os.path.join(config.data_dir, "postgresql"), None
+            self.storage = PostgresStorage(config.storage_url, region=config.region)
+        else:
+            path, self._tmp_dir = _database_path(config)
+            self.storage = SqliteStorage(path, durable=not config.in_memory,
+                                         region=config.region)
+        self.clock = OffsetClock(config.clock_offset_ms)
         self.background = BackgroundWork()
         settings = EngineSettings(ttl_interval_s=config.ttl_interval_s,
                                   endpoint_address=f"{config.host}:{config.port}",
                                   replica_regions=self._replica_regions,
                                   start_backfill=self.background.backfill)
-        self.engine = Engine(self.storage, region=config.region, settings=settings, **(
-            {"now_ms": lambda: wall_clock_ms() + offset} if offset else {}))
+        self.engine = Engine(self.storage, region=config.region, now_ms=self.clock,
+                             settings=settings)
         try:
             self._set_up_security(config)
         except (ValueError, OSError) as exc:
@@ -192,6 +206,10 @@ class Node:
         self.operator = OperatorEndpoints(self)
         if self.access.enabled:  # (auth off: the console says "not available")
             self.operator.attach_auth(self.access)
+        self.shared: Any = None  # SharedRegion: other nodes share this region's storage
+        if config.storage_url:
+            from atoll.node.shared_region import SharedRegion
+            self.shared = SharedRegion(self, self.storage)  # type: ignore[arg-type]
         self._stopping = asyncio.Event()
 
     def _set_up_security(self, config: NodeConfig) -> None:
@@ -215,8 +233,13 @@ class Node:
             data_key = read_data_key_or_make(Path(self._data_root()) / "data.key")
         self.keys = KeyStore(self.engine, data_key)
         verifier = SigV4Verifier(self.keys.lookup) if config.auth != OFF else None
-        # the node's clock (a skewed node refuses what is outside its own 5-minute window)
-        self.access = AccessControl(config.auth, verifier, config.region, self.engine.now_ms)
+        # Signatures carry the clients' wall-clock time: the 5-minute window is checked
+        # against this node's wall clock with its start-up offset (a skewed node refuses
+        # what is outside its own window), not with what `--settable-clock` adds later (a
+        # test that moves time for expiry still signs its calls with the real time).
+        offset_ms = config.clock_offset_ms
+        self.access = AccessControl(config.auth, verifier, config.region,
+                                    lambda: wall_clock_ms() + offset_ms)
         self.client_tls: ssl.SSLContext | None = None
         if config.tls_cert or config.tls_key:
             if not (config.tls_cert and config.tls_key):
@@ -282,6 +305,9 @@ class Node:
             return await self._key_action(request, body, CREATE_KEY, self.key_actions.create)
         if path == KEYS_PATH + "/revoke":
             return await self._key_action(request, body, REVOKE_KEY, self.key_actions.revoke)
+        if path == CLOCK_PATH and self.config.settable_clock:  # (tests; hidden flag)
+            _key, refusal = self.gate.check(request, body, SET_CLOCK, "POST " + path)
+            return refusal if refusal is not None else self.clock.handle_post(body)
         return 404, b'{"message":"not found"}'
 
     async def _key_action(self, request: Request, body: bytes, needs: Access,
@@ -296,8 +322,12 @@ class Node:
     def _get(self, request: Request, path: str
              ) -> tuple[int, bytes, bytes] | Awaitable[tuple[int, bytes, bytes]]:
         """GETs on the client port; answered once what they read is durable."""
-        if path in ("/health", "/"):
+        if path == "/health":
             return 200, b'{"status":"ok"}', JSON  # liveness only: reveals nothing else
+        if path == "/":
+            # as DynamoDB's endpoint answers a plain GET: "healthy: " and the host asked
+            # for (alternator's test_health.py, run against DynamoDB too)
+            return 200, f"healthy: {request.host or self.config.region}".encode(), b"text/plain"
         if path == "/console":  # the page itself holds no data: it signs what it fetches
             return self.operator.get(path)
         if path in OPERATOR_PATHS:
@@ -395,9 +425,7 @@ class Node:
             "region": self.config.region, "version": __version__, "compiled": COMPILED,
             "tables": len(self.engine.catalog),
             "requests_total": self.api.requests_total, "errors_total": self.api.errors_total,
-            "writes_committed": self.storage.jobs_committed,
-            "write_batches_committed": self.storage.batches_committed,
-            "write_path": {**self.storage.write_path.summary(), "wal": self.storage.wal_summary()},
+            **self.storage.status(),
             "requests_ms": self.http.request_times.summary(),
             "connections": self.http.connection_stats(),
             "auth": self.access.status(),
@@ -412,6 +440,8 @@ class Node:
             status["replication"] = self.replicator.status()
         if self.topology is not None:
             status["topology"] = self.topology.status()
+        if self.shared is not None:
+            status["region_nodes"] = self.shared.status()
         return status
 
     def conflicts(self, after_id: int = 0, limit: int = 1000) -> dict[str, Any]:
@@ -428,7 +458,8 @@ class Node:
             if self.config.admin_credentials:
                 cluster_id = self.config.cluster.cluster_id if self.config.cluster else "local"
                 await self.keys.bootstrap_admin(Path(self.config.admin_credentials), cluster_id)
-            self.background.start(self.engine.context)
+            if self.shared is None:  # else whichever node holds the lease runs it
+                self.background.start(self.engine.context)
             server = await listen(self.http.protocol, self.config.host, self.config.port,
                                   backlog=1024, tls=self.client_tls)
             if self.replicator is not None and self.peer_http is not None:
@@ -442,17 +473,20 @@ class Node:
             await self._release()
             raise
         if self.replicator is not None and self.topology is not None:
-            self.replicator.start()
+            if self.shared is None:
+                self.replicator.start()
             self.topology.start()
+        if self.shared is not None:
+            self.shared.start()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopping.set)
         scheme = "https" if self.client_tls is not None else "http"
         where = f"{scheme}://{self.config.host}:{self.config.port}"
+        stored = ("in memory" if self.config.in_memory else _storage_name(self.storage))
         log.info("atoll %s serving region %s on %s (%s)", __version__, self.config.region, where,
-                 "in memory" if self.config.in_memory else self.storage.path)
+                 stored)
         _tune_gc()
-        print(f"atoll: serving {where} (region {self.config.region}, "
-              f"{'in memory' if self.config.in_memory else self.storage.path}; "
+        print(f"atoll: serving {where} (region {self.config.region}, {stored}; "
               f"{self._security_summary()})", flush=True)
         try:
             await self._stopping.wait()
@@ -462,6 +496,8 @@ class Node:
                 peer_server.close()
             if self.topology is not None:
                 await self.topology.stop()
+            if self.shared is not None:
+                await self.shared.stop()
             if self.replicator is not None:
                 await self.replicator.stop()
             await self.http.drain(SHUTDOWN_DRAIN_S)
@@ -488,6 +524,13 @@ class Node:
         self.storage.close()
         if self._tmp_dir:
             shutil.rmtree(self._tmp_dir, ignore_errors=True)
+
+
+def _storage_name(storage: Storage) -> str:
+    """Where the data is, for the log: the SQLite file, or PostgreSQL's host and database."""
+    if isinstance(storage, SqliteStorage):
+        return storage.path
+    return f"PostgreSQL {getattr(storage, 'where', '')}"
 
 
 def _tune_gc() -> None:

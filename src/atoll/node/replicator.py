@@ -303,6 +303,20 @@ class Replicator:
                          if p.id != peer and self.state[p.id].stale(now)]
 
     async def _pull_loop(self, peer: str) -> None:
+        """`_pull` from the peer; a storage that cannot be read for a while (its shared
+        database restarting: ServiceUnavailable) pauses it, then it starts over from the
+        committed cursors."""
+        while not self._stopping:
+            try:
+                await self._pull(peer)
+            except ServiceUnavailable as exc:
+                state = self.state.get(peer)
+                if state is not None:
+                    state.errors += 1
+                    state.last_error = f"storage: {exc.message}"
+                await asyncio.sleep(BACKOFF_MAX_S)
+
+    async def _pull(self, peer: str) -> None:
         """Fetch, plan, apply — with the next fetch overlapping the current apply (at most
         one apply in flight per peer; the storage applies jobs in submission order)."""
         client = self.clients[peer]
@@ -483,7 +497,11 @@ class Replicator:
         """Purge changelog records and tombstones every region holds (bounded per round)."""
         while not self._stopping:
             await asyncio.sleep(RETENTION_INTERVAL_S)
-            own = {o: Cursor(seq, hlc) for o, (seq, hlc) in self.storage.cursor_vector().items()}
+            try:
+                vector = self.storage.cursor_vector()
+            except ServiceUnavailable:  # a shared database restarting: next round
+                continue
+            own = {o: Cursor(seq, hlc) for o, (seq, hlc) in vector.items()}
             decision = plan_retention(self.region, self.cluster.region_ids(), self.acked, own,
                                       self.engine.now_ms())
             if decision.forced and not self.retention_forced:

@@ -33,6 +33,13 @@ Theory of operation
   sent) waits for `settle()` first, so nothing a crash could undo leaves the node. A read
   returning an iterator is consumed, or closed, before the caller yields to the event
   loop: an iterator left open across a yield may or may not see later commits.
+- Streams (DynamoDB Streams, atoll.streams): per stream (a table name and a label, with a
+  storage id `sid` never reused), its shards (ranges of positions, one open at a time)
+  and its records. A record takes the region's next *position*: positions are shared by
+  every stream of the region, increase in commit order and are never reused, not even
+  after the records holding them were trimmed or their stream dropped. Each stream has
+  a trim point: its records at or below it are gone. Records carry a checksum like
+  items do.
 - A stored row that fails its integrity check raises CorruptionDetected instead of being
   served.
 - `WriteTxn` is the open transaction a job gets: its reads see the transaction's own
@@ -57,6 +64,14 @@ TableStateRow = tuple[int, str, int, str, bytes | None]
 """(created hlc, created origin, version hlc, version origin, definition or None)."""
 IndexRow = tuple[int, int, int, bytes, bytes, bytes, bytes, bytes, int]
 """(tid, iid, h, pk, sk, base_pk, base_sk, item, size) of one secondary index row."""
+StreamRow = tuple[int, str, str, str, bytes, int, int | None, int]
+"""(sid, table name, label, view type, key schema JSON, created ms, disabled ms or None
+while enabled, trim point)."""
+ShardRow = tuple[int, int, int | None, int, int | None]
+"""(shard number, first position, end position or None while open, created ms, closed ms
+or None while open)."""
+StreamRecordRow = tuple[int, int, int, str, bytes]
+"""(position, created ms, kind, origin region, record) of one stream record."""
 
 
 class CorruptionDetected(InternalError):
@@ -182,6 +197,48 @@ class WriteTxn(Protocol):
 
     def record_conflict(self, detected_ms: int, table_name: str, record: bytes) -> None:
         """Append a record to the conflict log; it takes the next number."""
+        ...
+
+    # --- streams -------------------------------------------------------------------------
+    def stream_open(self, table_name: str, label: str, view_type: str, key_schema: bytes,
+                    now_ms: int) -> int:
+        """Enable the stream (table_name, label) and return its sid: a new stream, with
+        shard 1 open from the next position and created at `now_ms`; or the existing
+        one enabled again (no longer disabled), with a new shard after its last opened
+        at the next position unless one is open already."""
+        ...
+
+    def stream_close(self, sid: int, now_ms: int) -> None:
+        """Disable a stream at `now_ms`; its open shard, if any, closes at `now_ms` and
+        ends at the last position taken so far."""
+        ...
+
+    def stream_append(self, sid: int, created_ms: int, kind: int, origin: str,
+                      record: bytes) -> int:
+        """Store a record of a stream at the region's next position; returns it."""
+        ...
+
+    def stream_roll(self, sid: int, now_ms: int, opened_before_ms: int) -> bool:
+        """If the stream's open shard was created before `opened_before_ms` and holds a
+        record: close it (at `now_ms`, ending at the last position taken) and open the
+        next shard from the next position, created at max(now_ms, its parent's creation
+        + 1); True if it did."""
+        ...
+
+    def stream_trim(self, sid: int, created_before_ms: int, limit: int) -> int:
+        """Remove the stream's oldest records created before `created_before_ms`, up to
+        `limit` of them and stopping at the first one that is not; the trim point rises
+        to the last position removed. Returns how many went."""
+        ...
+
+    def stream_forget_shards(self, sid: int, closed_before_ms: int) -> int:
+        """Remove the stream's shards closed before `closed_before_ms` with any record
+        left in them (the trim point rises to their end); returns how many went."""
+        ...
+
+    def stream_drop(self, sid: int, disabled_before_ms: int) -> bool:
+        """Remove a stream disabled before `disabled_before_ms`, its shards and records;
+        False, and nothing removed, if it is enabled or was disabled since."""
         ...
 
     # --- catalog -------------------------------------------------------------------------
@@ -363,6 +420,25 @@ class Storage(Protocol):
                   ) -> list[tuple[int, int, str, bytes]]:
         """Up to `limit` conflict records (id, detected ms, table name, record) with id
         above `after_id`, by id."""
+        ...
+
+    # --- streams -------------------------------------------------------------------------
+    def streams(self) -> list[StreamRow]:
+        """Every stream (enabled or disabled, of live or dropped tables), by sid."""
+        ...
+
+    def stream_shards(self, sid: int) -> list[ShardRow]:
+        """A stream's shards, by number (none if the stream does not exist)."""
+        ...
+
+    def stream_records(self, sid: int, from_pos: int, limit: int) -> list[StreamRecordRow]:
+        """Up to `limit` of a stream's records at or after position `from_pos`, in
+        position order."""
+        ...
+
+    def stream_last_pos(self, sid: int) -> int:
+        """The position of the stream's newest record, or its trim point if it has none
+        (0 for an unknown stream)."""
         ...
 
     # --- figures -------------------------------------------------------------------------

@@ -15,6 +15,10 @@ IndexEntry = tuple[bytes, int]  # item, size
 TableRecord = tuple[int, bytes, int, int]  # tid, definition, item count, size in bytes
 ChangeRecord = tuple[int, bytes, int]  # hlc, body, the order in which it was applied here
 Conflict = tuple[int, int, str, bytes]  # id, detected ms, table name, record
+# sid -> table name, label, view type, key schema, created ms, disabled ms, trim point
+StreamEntry = tuple[str, str, str, bytes, int, int | None, int]
+ShardEntry = tuple[int, int | None, int, int | None]  # first pos, end pos, created, closed
+StreamRecord = tuple[int, int, str, bytes]  # created ms, kind, origin, record
 
 
 class MemoryData:
@@ -31,6 +35,12 @@ class MemoryData:
         self.table_states: SortedRows[str, TableStateRow] = SortedRows()
         self.conflicts: list[Conflict] = []
         self.tokens: SortedRows[str, tuple[bytes, int]] = SortedRows()  # -> (hash, created ms)
+        self.streams: SortedRows[int, StreamEntry] = SortedRows()
+        self.stream_ids: SortedRows[tuple[str, str], int] = SortedRows()  # (name, label) -> sid
+        self.stream_shards: SortedRows[tuple[int, int], ShardEntry] = SortedRows()
+        self.stream_records: SortedRows[tuple[int, int], StreamRecord] = SortedRows()
+        self.stream_pos = 0  # the highest stream position taken so far
+        self.stream_sid = 0  # the highest stream id taken so far
 
     def next_local_seq(self, region: str) -> int:
         """This region's next sequence: after its last change in the changelog, or (after

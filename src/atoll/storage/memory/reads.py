@@ -16,7 +16,10 @@ from atoll.storage.protocol import (
     IndexScanKey,
     ItemRow,
     ScanKey,
+    ShardRow,
     SortKeyBound,
+    StreamRecordRow,
+    StreamRow,
     TableStateRow,
 )
 
@@ -170,6 +173,25 @@ class MemoryReads:
         live = self.data.items.get(tid)
         return [] if live is None else [
             (key[0], key[1], key[2], row[2], row[3], row[0]) for key, row in live.first(limit, low)]
+
+    # --- streams -------------------------------------------------------------------------
+    def streams(self) -> list[StreamRow]:
+        return [(sid, *entry) for sid, entry in self.data.streams.walk(None, None)]
+
+    def stream_shards(self, sid: int) -> list[ShardRow]:
+        return [(key[1], *shard) for key, shard
+                in self.data.stream_shards.walk(((sid,), True), ((sid + 1,), False))]
+
+    def stream_records(self, sid: int, from_pos: int, limit: int) -> list[StreamRecordRow]:
+        return [(key[1], *record) for key, record in self.data.stream_records.first(
+            limit, ((sid, from_pos), True), ((sid + 1,), False))]
+
+    def stream_last_pos(self, sid: int) -> int:
+        for key, _record in self.data.stream_records.walk(((sid,), True), ((sid + 1,), False),
+                                                          True):
+            return key[1]
+        entry = self.data.streams.get(sid)
+        return entry[6] if entry is not None else 0
 
     def conflicts(self, after_id: int = 0, limit: int = 100
                   ) -> list[tuple[int, int, str, bytes]]:

@@ -16,7 +16,8 @@ from atoll.storage.memory.data import ItemRecord, MemoryData, Tombstone
 from atoll.storage.memory.rows import SortedRows
 from atoll.storage.protocol import IndexRow, RowVersion, ScanKey, TableStateRow
 
-Savepoint = tuple[int, int, int, int]  # undo log length, next_seq, conflicts, applied
+# undo log length, next_seq, conflicts, applied, highest stream position and stream id
+Savepoint = tuple[int, int, int, int, int, int]
 
 
 class MemoryTxn:
@@ -41,11 +42,14 @@ class MemoryTxn:
 
     def savepoint(self) -> Savepoint:
         data = self.data
-        return len(self._undo), self.next_seq, len(data.conflicts), data.applied
+        return (len(self._undo), self.next_seq, len(data.conflicts), data.applied,
+                data.stream_pos, data.stream_sid)
 
     def roll_back(self, savepoint: Savepoint) -> None:
         """Undo every change made since `savepoint`, newest first."""
-        mark, self.next_seq, conflicts, self.data.applied = savepoint
+        data = self.data
+        mark, self.next_seq, conflicts, data.applied, data.stream_pos, data.stream_sid = \
+            savepoint
         del self.data.conflicts[conflicts:]
         undo = self._undo
         while len(undo) > mark:
@@ -230,6 +234,117 @@ class MemoryTxn:
         conflicts = self.data.conflicts
         conflicts.append((conflicts[-1][0] + 1 if conflicts else 1, detected_ms, table_name,
                           record))
+
+    # --- streams -------------------------------------------------------------------------
+    def stream_open(self, table_name: str, label: str, view_type: str, key_schema: bytes,
+                    now_ms: int) -> int:
+        data = self.data
+        sid = data.stream_ids.get((table_name, label))
+        if sid is None:
+            data.stream_sid += 1
+            sid = data.stream_sid
+            self._set(data.stream_ids, (table_name, label), sid)
+            self._set(data.streams, sid,
+                      (table_name, label, view_type, key_schema, now_ms, None, 0))
+            self._open_shard(sid, 1, now_ms)
+            return sid
+        entry = data.streams.rows[sid]
+        self._set(data.streams, sid, (*entry[:5], None, entry[6]))
+        last = self._last_shard(sid)
+        if last is None:
+            self._open_shard(sid, 1, now_ms)
+        elif last[1][1] is not None:
+            self._open_shard(sid, last[0] + 1, max(now_ms, last[1][2] + 1))
+        return sid
+
+    def _last_shard(self, sid: int) -> tuple[int, tuple[int, int | None, int, int | None]] | None:
+        shards = self.data.stream_shards.walk(((sid,), True), ((sid + 1,), False), True)
+        for key, shard in shards:
+            return key[1], shard
+        return None
+
+    def _open_shard(self, sid: int, number: int, created_ms: int) -> None:
+        self._set(self.data.stream_shards, (sid, number),
+                  (self.data.stream_pos + 1, None, created_ms, None))
+
+    def _close_shard(self, sid: int, number: int, now_ms: int) -> None:
+        shards = self.data.stream_shards
+        first, _end, created, _closed = shards.rows[(sid, number)]
+        self._set(shards, (sid, number), (first, self.data.stream_pos, created, now_ms))
+
+    def stream_close(self, sid: int, now_ms: int) -> None:
+        data = self.data
+        entry = data.streams.get(sid)
+        if entry is None:
+            return
+        self._set(data.streams, sid, (*entry[:5], now_ms, entry[6]))
+        last = self._last_shard(sid)
+        if last is not None and last[1][1] is None:
+            self._close_shard(sid, last[0], now_ms)
+
+    def stream_append(self, sid: int, created_ms: int, kind: int, origin: str,
+                      record: bytes) -> int:
+        data = self.data
+        data.stream_pos += 1
+        self._set(data.stream_records, (sid, data.stream_pos), (created_ms, kind, origin, record))
+        return data.stream_pos
+
+    def stream_roll(self, sid: int, now_ms: int, opened_before_ms: int) -> bool:
+        last = self._last_shard(sid)
+        if last is None or last[1][1] is not None or last[1][2] >= opened_before_ms:
+            return False
+        number, (first, _end, created, _closed) = last
+        if not self.data.stream_records.first(1, ((sid, first), True), ((sid + 1,), False)):
+            return False
+        self._close_shard(sid, number, now_ms)
+        self._open_shard(sid, number + 1, max(now_ms, created + 1))
+        return True
+
+    def stream_trim(self, sid: int, created_before_ms: int, limit: int) -> int:
+        data = self.data
+        entry = data.streams.get(sid)
+        if entry is None or limit <= 0:
+            return 0
+        doomed = []
+        for key, record in data.stream_records.first(limit, ((sid, entry[6]), False),
+                                                     ((sid + 1,), False)):
+            if record[0] >= created_before_ms:
+                break
+            doomed.append(key)
+        self._forget_through(sid, doomed[-1][1] if doomed else 0)
+        return len(doomed)
+
+    def _forget_through(self, sid: int, pos: int) -> None:
+        """Remove the stream's records at or below `pos`; its trim point rises to it."""
+        data = self.data
+        entry = data.streams.rows[sid]
+        if pos <= entry[6]:
+            return
+        for key in [k for k, _r in data.stream_records.walk(((sid,), True), ((sid, pos), True))]:
+            self._pop(data.stream_records, key)
+        self._set(data.streams, sid, (*entry[:6], pos))
+
+    def stream_forget_shards(self, sid: int, closed_before_ms: int) -> int:
+        shards = self.data.stream_shards
+        doomed = [(key, shard) for key, shard in shards.walk(((sid,), True), ((sid + 1,), False))
+                  if shard[1] is not None and shard[3] is not None and shard[3] < closed_before_ms]
+        for key, _shard in doomed:
+            self._pop(shards, key)
+        if doomed:
+            self._forget_through(sid, max(shard[1] or 0 for _key, shard in doomed))
+        return len(doomed)
+
+    def stream_drop(self, sid: int, disabled_before_ms: int) -> bool:
+        data = self.data
+        entry = data.streams.get(sid)
+        if entry is None or entry[5] is None or entry[5] >= disabled_before_ms:
+            return False
+        for rows in (data.stream_records, data.stream_shards):
+            for key in [k for k, _v in rows.walk(((sid,), True), ((sid + 1,), False))]:
+                self._pop(rows, key)
+        self._pop(data.stream_ids, (entry[0], entry[1]))
+        self._pop(data.streams, sid)
+        return True
 
     # --- catalog -------------------------------------------------------------------------
     def table_row(self, name: str) -> tuple[int, bytes] | None:

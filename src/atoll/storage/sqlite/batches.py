@@ -65,6 +65,7 @@ class BatchRunner:
         self.txn = txn
         self.state = state
         self._seq_before = 0  # the open transaction's first changelog sequence
+        self._pos_before = 0  # and its first stream position
         self.batches_committed = 0
         self.jobs_committed = 0
 
@@ -88,6 +89,7 @@ class BatchRunner:
         conn = self.conn
         txn = self.txn
         self._seq_before = txn.next_seq
+        self._pos_before = txn.next_stream_pos
         try:
             conn.execute("BEGIN IMMEDIATE")
             for job in batch:
@@ -126,6 +128,7 @@ class BatchRunner:
             self.conn.execute("ROLLBACK")
         self.txn.forget_stats()
         self.txn.next_seq = self._seq_before
+        self.txn.next_stream_pos = self._pos_before
         self.txn.reset()
 
     def _fail(self, batch: list[Job], exc: sqlite3.Error) -> None:

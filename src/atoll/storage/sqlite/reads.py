@@ -18,7 +18,13 @@ import zlib
 from collections.abc import Iterator
 from typing import Any
 
-from atoll.storage.protocol import CorruptionDetected, ItemRow
+from atoll.storage.protocol import (
+    CorruptionDetected,
+    ItemRow,
+    ShardRow,
+    StreamRecordRow,
+    StreamRow,
+)
 from atoll.storage.sqlite.cache import ItemCache
 from atoll.storage.sqlite.connection import connect
 from atoll.storage.sqlite.durability import WriteState
@@ -242,6 +248,37 @@ class SqliteReads:
         return [(int(i), int(t), str(n), r) for i, t, n, r in self._read(
             "SELECT id, detected_ms, table_name, record FROM conflicts WHERE id>? ORDER BY id "
             "LIMIT ?", (after_id, limit))]
+
+    # --- streams -------------------------------------------------------------------------
+    def streams(self) -> list[StreamRow]:
+        return [(int(sid), str(name), str(label), str(view), schema, int(created),
+                 None if disabled is None else int(disabled), int(trimmed))
+                for sid, name, label, view, schema, created, disabled, trimmed in self._read(
+                    "SELECT sid, table_name, label, view_type, key_schema, created_ms,"
+                    " disabled_ms, trimmed_pos FROM streams ORDER BY sid")]
+
+    def stream_shards(self, sid: int) -> list[ShardRow]:
+        return [(int(n), int(first), None if end is None else int(end), int(created),
+                 None if closed is None else int(closed))
+                for n, first, end, created, closed in self._read(
+                    "SELECT shard, first_pos, end_pos, created_ms, closed_ms FROM stream_shards"
+                    " WHERE sid=? ORDER BY shard", (sid,))]
+
+    def stream_records(self, sid: int, from_pos: int, limit: int) -> list[StreamRecordRow]:
+        rows: list[StreamRecordRow] = []
+        for pos, created, kind, origin, record, crc in self._read(
+                "SELECT pos, created_ms, kind, origin, record, crc FROM stream_records"
+                " WHERE sid=? AND pos>=? ORDER BY pos LIMIT ?", (sid, from_pos, limit)):
+            if zlib.crc32(record) != crc:
+                raise CorruptionDetected(f"stream record {sid}/{pos} failed its checksum")
+            rows.append((pos, created, kind, origin, record))
+        return rows
+
+    def stream_last_pos(self, sid: int) -> int:
+        row = self._read(
+            "SELECT COALESCE((SELECT MAX(pos) FROM stream_records WHERE sid=?),"
+            " (SELECT trimmed_pos FROM streams WHERE sid=?), 0)", (sid, sid)).fetchone()
+        return int(row[0])
 
     # --- catalog -------------------------------------------------------------------------
     def table_state_row(self, name: str) -> tuple[int, str, int, str, bytes | None] | None:

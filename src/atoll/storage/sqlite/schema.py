@@ -20,6 +20,11 @@ index_items one row per item in a secondary index: (tid, iid, h, pk, sk) is the 
             and the narrow index costs ~20% less per write (measured).
 txn_tokens  ClientRequestTokens of committed TransactWriteItems with the request's hash,
             so a retry within the idempotency window is answered without re-running.
+streams, stream_shards, stream_records
+            DynamoDB Streams (atoll.streams): each stream (sid never reused:
+            AUTOINCREMENT), its shards as ranges of positions, and its records keyed by
+            (sid, pos), so a GetRecords is one range of the primary key. Positions are
+            given by SqliteTxn (streams.py says how they are never reused).
 """
 
 SCHEMA_VERSION = 1
@@ -115,4 +120,34 @@ STATEMENTS = (
         created_ms INTEGER NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS txn_tokens_by_age ON txn_tokens (created_ms)",
+    """CREATE TABLE IF NOT EXISTS streams (
+        sid INTEGER PRIMARY KEY AUTOINCREMENT,
+        table_name TEXT NOT NULL,
+        label TEXT NOT NULL,
+        view_type TEXT NOT NULL,
+        key_schema BLOB NOT NULL,
+        created_ms INTEGER NOT NULL,
+        disabled_ms INTEGER,
+        trimmed_pos INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (table_name, label)
+    )""",
+    """CREATE TABLE IF NOT EXISTS stream_shards (
+        sid INTEGER NOT NULL,
+        shard INTEGER NOT NULL,
+        first_pos INTEGER NOT NULL,
+        end_pos INTEGER,
+        created_ms INTEGER NOT NULL,
+        closed_ms INTEGER,
+        PRIMARY KEY (sid, shard)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS stream_records (
+        sid INTEGER NOT NULL,
+        pos INTEGER NOT NULL,
+        created_ms INTEGER NOT NULL,
+        kind INTEGER NOT NULL,
+        origin TEXT NOT NULL,
+        record BLOB NOT NULL,
+        crc INTEGER NOT NULL,
+        PRIMARY KEY (sid, pos)
+    ) WITHOUT ROWID""",
 )

@@ -16,21 +16,22 @@ import zlib
 from typing import Any
 
 from atoll.storage.protocol import CorruptionDetected, ItemRow
+from atoll.storage.sqlite.streams import SqliteStreamWrites, first_stream_pos
 
 _INDEX_INSERT = ("INSERT OR REPLACE INTO index_items (tid, iid, h, pk, sk, base_pk, base_sk,"
                  " item, size, crc) VALUES ")
 
 
-class SqliteTxn:
+class SqliteTxn(SqliteStreamWrites):
     """The writer thread's view of the open transaction (never used elsewhere)."""
 
     def __init__(self, conn: sqlite3.Connection, region: str, next_seq: int) -> None:
-        self.conn = conn
         # One cursor for every statement: conn.execute makes (and frees) a cursor a call.
         # A put's lookup, insert and changelog append took 12.5 us that way and 11.7-12.0
         # on one cursor (compiled; medians of 7 loops of 5,000, in memory). A one-row
         # statement is reset by its fetchone; the next execute resets any other.
-        self._cur = conn.cursor()
+        super().__init__(conn.cursor(), first_stream_pos(conn))
+        self.conn = conn
         self.region = region
         self.next_seq = next_seq
         # Tables that may hold tombstones (a superset: never shrunk by purges). A write to
@@ -38,7 +39,6 @@ class SqliteTxn:
         # never saw a delete.
         self.tombstone_tids: set[int] = {
             int(row[0]) for row in self._cur.execute("SELECT DISTINCT tid FROM tombstones")}
-        self.writes = 0  # mutating statements in the open transaction
         self.prevs: dict[tuple[int, int, bytes, bytes], tuple[int, str] | None] = {}
         # what this transaction did to live items, for the read cache once it commits
         self.item_changes: list[tuple[tuple[int, int, bytes, bytes], ItemRow | None]] = []

@@ -1,0 +1,219 @@
+"""DynamoDB Streams: what a stream costs PutItem, and how fast a consumer reads a backlog.
+
+    .venv/bin/python -m bench.streams [--seconds 5] [--rounds 3] [--connections 32]
+                                      [--backlog 100000] [--in-memory]
+
+Starts one `atoll serve` (durable SQLite in a temporary directory, as deployed).
+
+1. PutItem: wrk against two tables with the same key schema, `plain` (no stream) and
+   `streamed` (NEW_AND_OLD_IMAGES), alternating A/B over several rounds so drift hits
+   both alike, with two scripts: bench/lua/put.lua (fresh keys: each record an INSERT
+   with its new image) and bench/lua/put_over.lua (PutItem over 5,000 preloaded keys:
+   each record a MODIFY with both images). Prints ops/s and p99 per round, the medians
+   and the ratio streamed/plain (target: within 10%, a ratio of at least 0.90).
+2. GetRecords: a backlog of --backlog records (BatchWriteItem of ~200-byte items into a
+   NEW_AND_OLD_IMAGES table), then one consumer reads it all from TRIM_HORIZON with Limit
+   1000, following NextShardIterator: records/s with a raw HTTP client that parses each
+   answer with orjson (the server's rate; target at least 50,000 records/s), and with
+   boto3's `dynamodbstreams` client (what an application runs; botocore's parsing of
+   every record is part of that figure). Each line also gives the records per second of
+   the server's own CPU time (from /proc): on a shared machine wall-clock rates follow
+   the load, this one much less.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import boto3
+import orjson
+
+from bench.gsi_put import _free_port, _start
+from bench.workloads import AUTH, Client, item
+from bench.wrk import WrkResult, run_wrk
+
+PUT_TARGET_RATIO = 0.90
+READ_TARGET_PER_S = 50_000
+PRELOAD_KEYS = 5_000
+BATCH = 25
+WRITERS = 4
+MAX_PAGES = 100_000  # the consumer's loop bound
+TABLES = ("plain", "streamed")
+SCRIPTS = (("put.lua", "PutItem, fresh keys (INSERT)"),
+           ("put_over.lua", "PutItem over existing items (MODIFY, both images)"))
+
+
+def _create(client: Client, name: str, stream: bool) -> None:
+    request: dict[str, Any] = {
+        "TableName": name, "BillingMode": "PAY_PER_REQUEST",
+        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"},
+                      {"AttributeName": "sk", "KeyType": "RANGE"}],
+        "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"},
+                                 {"AttributeName": "sk", "AttributeType": "S"}]}
+    if stream:
+        request["StreamSpecification"] = {"StreamEnabled": True,
+                                          "StreamViewType": "NEW_AND_OLD_IMAGES"}
+    client.call("CreateTable", request)
+
+
+def _load(client: Client, table: str, keys: list[str]) -> None:
+    batches = [keys[i:i + BATCH] for i in range(0, len(keys), BATCH)]
+
+    def write(batch: list[str]) -> None:
+        pending = [{"PutRequest": {"Item": item(k, "0", n)}} for n, k in enumerate(batch)]
+        for _ in range(20):
+            out = client.call("BatchWriteItem", {"RequestItems": {table: pending}})
+            pending = out.get("UnprocessedItems", {}).get(table, [])
+            if not pending:
+                return
+        raise RuntimeError("BatchWriteItem left items unprocessed")
+
+    with ThreadPoolExecutor(WRITERS) as pool:
+        for _ in pool.map(write, batches):
+            pass
+
+
+def _line(label: str, round_no: int, result: WrkResult) -> str:
+    return (f"  round {round_no}  {label:9s} {result.ok_per_s:9.0f} ops/s   "
+            f"p99 {result.latency_p99_ms:6.2f} ms   errors {result.errors}")
+
+
+def put_rounds(url: str, args: argparse.Namespace) -> bool:
+    passed = True
+    for script, title in SCRIPTS:
+        print(f"{title}: {args.connections} connections, {args.seconds} s x {args.rounds} "
+              "rounds", flush=True)
+        rates: dict[str, list[float]] = {t: [] for t in TABLES}
+        p99s: dict[str, list[float]] = {t: [] for t in TABLES}
+        for round_no in range(1, args.rounds + 1):
+            for table in TABLES if round_no % 2 else TABLES[::-1]:
+                result = run_wrk(url, script, duration_s=args.seconds,
+                                 connections=args.connections, threads=2,
+                                 env={"BENCH_TABLE": table, "BENCH_KEYS": str(PRELOAD_KEYS),
+                                      "BENCH_RUN": f"{script}{table}{round_no}"})
+                rates[table].append(result.ok_per_s)
+                p99s[table].append(result.latency_p99_ms)
+                print(_line(table, round_no, result), flush=True)
+        plain, streamed = (statistics.median(rates[t]) for t in TABLES)
+        ratio = streamed / plain if plain else 0.0
+        verdict = "PASS" if ratio >= PUT_TARGET_RATIO else "MISS"
+        passed = passed and verdict == "PASS"
+        print(f"  median: no stream {plain:.0f} ops/s (p99 {statistics.median(p99s['plain']):.2f}"
+              f" ms), NEW_AND_OLD_IMAGES {streamed:.0f} ops/s (p99 "
+              f"{statistics.median(p99s['streamed']):.2f} ms)")
+        print(f"  ratio streamed / plain: {ratio:.2f} (target >= {PUT_TARGET_RATIO:.2f}): "
+              f"{verdict}", flush=True)
+    return passed
+
+
+class StreamsClient:
+    """The Streams API over one keep-alive connection, answers parsed with orjson."""
+
+    def __init__(self, port: int) -> None:
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+
+    def call(self, op: str, body: dict[str, Any]) -> dict[str, Any]:
+        self.conn.request("POST", "/", body=orjson.dumps(body), headers={
+            "Content-Type": "application/x-amz-json-1.0", "Authorization": AUTH,
+            "X-Amz-Target": f"DynamoDBStreams_20120810.{op}", "X-Amz-Date": "20260101T000000Z"})
+        response = self.conn.getresponse()
+        payload = response.read()
+        if response.status != 200:
+            raise RuntimeError(f"{op}: HTTP {response.status}: {payload[:300]!r}")
+        return dict(orjson.loads(payload))
+
+
+def _drain(call: Any, arn: str, shard: str) -> int:
+    iterator = call("GetShardIterator", {"StreamArn": arn, "ShardId": shard,
+                                         "ShardIteratorType": "TRIM_HORIZON"})["ShardIterator"]
+    count = 0
+    for _ in range(MAX_PAGES):
+        page = call("GetRecords", {"ShardIterator": iterator, "Limit": 1000})
+        count += len(page["Records"])
+        if not page["Records"] or "NextShardIterator" not in page:
+            return count
+        iterator = page["NextShardIterator"]
+    raise RuntimeError("the consumer did not reach the end")
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process used so far (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def read_backlog(url: str, port: int, backlog: int, pid: int) -> bool:
+    client = Client(url)
+    _create(client, "backlog", stream=True)
+    started = time.perf_counter()
+    _load(client, "backlog", [f"b-{n:08d}" for n in range(backlog)])
+    print(f"GetRecords: backlog of {backlog} records written in "
+          f"{time.perf_counter() - started:.1f} s", flush=True)
+    raw = StreamsClient(port)
+    arn = client.call("DescribeTable", {"TableName": "backlog"})["Table"]["LatestStreamArn"]
+    (shard,) = raw.call("DescribeStream", {"StreamArn": arn})["StreamDescription"]["Shards"]
+    boto = boto3.client("dynamodbstreams", endpoint_url=url, region_name="us-east-1",
+                        aws_access_key_id="bench", aws_secret_access_key="bench")
+    consumers = (("raw HTTP + orjson", raw.call),
+                 ("boto3 dynamodbstreams", lambda op, body: getattr(boto, _snake(op))(**body)))
+    passed = True
+    for label, call in consumers:
+        started, cpu_before = time.perf_counter(), cpu_s(pid)
+        count = _drain(call, arn, shard["ShardId"])
+        elapsed, server_cpu = time.perf_counter() - started, cpu_s(pid) - cpu_before
+        if count != backlog:
+            raise RuntimeError(f"{label} read {count} records, expected {backlog}")
+        rate = count / elapsed
+        verdict = "PASS" if rate >= READ_TARGET_PER_S else "MISS"
+        if label.startswith("raw"):
+            passed = verdict == "PASS"
+        print(f"  {label:22s} {rate:9.0f} records/s ({count} in {elapsed:.2f} s; "
+              f"{count / max(server_cpu, 1e-3):.0f} per server CPU-second)"
+              + (f"   target >= {READ_TARGET_PER_S}: {verdict}" if label.startswith("raw")
+                 else ""), flush=True)
+    return passed
+
+
+def _snake(name: str) -> str:
+    return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--backlog", type=int, default=100_000)
+    parser.add_argument("--in-memory", action="store_true", help="no fsync (tmpfs)")
+    parser.add_argument("--skip-puts", action="store_true", help="only the GetRecords part")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="atoll-streams-bench-") as data_dir:
+        port = _free_port()
+        proc: subprocess.Popen[bytes] = _start(data_dir, port, args.in_memory)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            client = Client(url)
+            for table in TABLES:
+                _create(client, table, stream=table == "streamed")
+                _load(client, table, [f"item-{n:06d}" for n in range(PRELOAD_KEYS)])
+            print(f"atoll, {'in memory' if args.in_memory else 'durable SQLite'}", flush=True)
+            puts = True if args.skip_puts else put_rounds(url, args)
+            reads = read_backlog(url, port, args.backlog, proc.pid)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    return 0 if puts and reads else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""Connections to PostgreSQL, the schema set-up, and what each driver error means.
+
+Every connection is psycopg 3's synchronous `Connection` (bench/pg_drivers.py and
+docs/postgresql.md say why not asyncpg): the storage calls it from the event-loop
+thread (reads) and the writer thread (batches), never from a coroutine.
+
+Timeouts bound every wait on the database, so a stuck or unreachable server turns into
+503 answers instead of a hung node: connecting (CONNECT_TIMEOUT_S), a read statement
+(STATEMENT_TIMEOUT_MS; writes have none: dropping a large table is one long DELETE),
+waiting for a row lock another node holds (LOCK_TIMEOUT_MS),
+and a session left idle inside a transaction (IDLE_IN_TRANSACTION_MS: a node that
+stops in the middle of a batch releases the region's write lock after that long; one
+that dies releases it at once, as its connection closes). TCP keepalives find a peer
+that vanished without closing the connection.
+
+Errors fall in three kinds (`classify`):
+- UNAVAILABLE: the server or the connection is gone (psycopg.OperationalError, an
+  admin shutdown, a server starting up or in recovery). The batch fails with
+  ServiceUnavailable (503, retryable); the connection is dropped and made again for the
+  next batch or read.
+- RETRY: the engine chose this transaction as a victim (serialization failure,
+  deadlock, lock timeout): the whole batch is replayed, a bounded number of times.
+- JOB: anything else (a constraint or limit): the statement of one job failed; the
+  batch is replayed to find which (storage.py).
+"""
+
+from __future__ import annotations
+
+import psycopg
+from psycopg import errors as pgerrors
+
+from atoll.errors import InternalError
+from atoll.storage.postgres.loghead import init_head
+from atoll.storage.postgres.schema import SCHEMA_VERSION, STATEMENTS
+
+CONNECT_TIMEOUT_S = 2
+STATEMENT_TIMEOUT_MS = 30_000
+LOCK_TIMEOUT_MS = 15_000
+IDLE_IN_TRANSACTION_MS = 10_000
+# psycopg prepares a statement on the server once it ran this many times on a connection.
+PREPARE_THRESHOLD = 2
+
+UNAVAILABLE = "unavailable"
+RETRY = "retry"
+JOB = "job"
+
+# SQLSTATE classes/codes: 08 connection exception, 57P admin shutdown / crash shutdown /
+# cannot connect now, 53 insufficient resources (too many connections, disk full).
+_UNAVAILABLE_PREFIXES = ("08", "57P", "53")
+_RETRY_CODES = ("40001", "40P01", "55P03")  # serialization, deadlock, lock not available
+
+
+def connect(dsn: str, *, autocommit: bool, name: str) -> psycopg.Connection:
+    """A connection with the session settings above; `name` shows in pg_stat_activity.
+    Autocommit connections read; the other one writes (no statement timeout)."""
+    conn = psycopg.connect(
+        dsn, autocommit=autocommit, connect_timeout=CONNECT_TIMEOUT_S,
+        prepare_threshold=PREPARE_THRESHOLD, application_name=name,
+        keepalives=1, keepalives_idle=5, keepalives_interval=2, keepalives_count=3)
+    conn.execute(f"SET statement_timeout = {STATEMENT_TIMEOUT_MS if autocommit else 0}")
+    conn.execute(f"SET lock_timeout = {LOCK_TIMEOUT_MS}")
+    conn.execute(f"SET idle_in_transaction_session_timeout = {IDLE_IN_TRANSACTION_MS}")
+    if not autocommit:
+        conn.commit()
+    return conn
+
+
+def classify(exc: BaseException) -> str:
+    """UNAVAILABLE, RETRY or JOB (see the module doc)."""
+    code = getattr(exc, "sqlstate", None) or ""
+    if code in _RETRY_CODES:
+        return RETRY
+    if code.startswith(_UNAVAILABLE_PREFIXES):
+        return UNAVAILABLE
+    if isinstance(exc, pgerrors.QueryCanceled):  # statement_timeout: the server is stuck
+        return UNAVAILABLE
+    if not code and isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)):
+        return UNAVAILABLE  # the connection broke (no SQLSTATE: it never got an answer)
+    return JOB
+
+
+def init_schema(conn: psycopg.Connection, region: str) -> None:
+    """Create the tables if need be (nodes of one region may race: the loser retries),
+    check the schema version, and create this region's changelog head."""
+    for attempt in range(3):
+        try:
+            with conn.transaction():
+                for statement in STATEMENTS:
+                    conn.execute(statement)
+                row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'"
+                                   ).fetchone()
+                if row is None:
+                    conn.execute("INSERT INTO meta (key, value) VALUES ('schema_version', %s)"
+                                 " ON CONFLICT (key) DO NOTHING", (str(SCHEMA_VERSION),))
+                elif int(row[0]) != SCHEMA_VERSION:
+                    raise InternalError(f"PostgreSQL schema version {row[0]}, expected "
+                                        f"{SCHEMA_VERSION}")
+                init_head(conn.cursor(), region)
+            break
+        except (pgerrors.UniqueViolation, pgerrors.SerializationFailure):
+            # two nodes created the same table at once: the second sees it now
+            if attempt == 2:
+                raise
+    if not conn.autocommit:
+        conn.commit()

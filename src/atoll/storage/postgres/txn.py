@@ -1,0 +1,409 @@
+"""PostgresTxn: a batch's open transaction on the writer connection, as its jobs see it.
+
+Theory of operation
+- The connection is in pipeline mode for the whole batch: a statement whose answer the
+  job needs (a lookup) is sent with everything queued before it and waited for; one
+  whose answer nobody reads (an upsert, a changelog append) is only queued and goes with
+  the next lookup or the COMMIT. A put costs one round trip (its lookup) instead of
+  three. The price: a failing queued statement raises later, in whichever job syncs
+  next. So storage.py replays a batch that failed that way one job at a time, syncing
+  after each, to find the job it belongs to (rare: nothing in the schema can refuse a
+  well-formed row but a key too large for the b-tree, handled below).
+- The batch begins by locking this region's changelog head (loghead.py): the region's
+  write lock. Every batch of every node of the region takes it first, so batches run
+  one at a time across the nodes, each seeing everything committed before it (READ
+  COMMITTED: every statement reads the latest committed state, and no other writer is
+  active). Conditional writes and transactions are therefore checked and applied
+  atomically with respect to every node, as on SQLite; locking the head before any item
+  row also means two batches never wait for each other in opposite orders.
+- A key of more than KEY_BYTES_LIMIT bytes may not fit PostgreSQL's b-tree (2,704 bytes
+  an entry after compression): its row is written inside a SAVEPOINT and synced at once,
+  so a refusal is this job's ValidationError and the transaction goes on.
+- Every item and index row, and every changelog record, carries a CRC32 of its bytes; a
+  read that finds a mismatch raises CorruptionDetected.
+- There is no item cache (other nodes write the same rows), so unlike SQLite's the
+  transaction does not keep what it did to live items.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+import psycopg
+
+from atoll.errors import ValidationError
+from atoll.storage.postgres import loghead
+from atoll.storage.postgres.connection import JOB, classify
+from atoll.storage.postgres.schema import KEY_BYTES_LIMIT
+from atoll.storage.protocol import CorruptionDetected, IndexRow, RowVersion
+
+_ITEM_UPSERT = (
+    "INSERT INTO items (tid, h, pk, sk, item, size, hlc, origin, crc, prev_hlc, prev_origin)"
+    " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (tid, h, pk, sk) DO UPDATE SET"
+    " item = EXCLUDED.item, size = EXCLUDED.size, hlc = EXCLUDED.hlc,"
+    " origin = EXCLUDED.origin, crc = EXCLUDED.crc, prev_hlc = EXCLUDED.prev_hlc,"
+    " prev_origin = EXCLUDED.prev_origin")
+_TOMBSTONE_UPSERT = (
+    "INSERT INTO tombstones (tid, h, pk, sk, hlc, origin, prev_hlc, prev_origin)"
+    " VALUES (%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (tid, h, pk, sk) DO UPDATE SET"
+    " hlc = EXCLUDED.hlc, origin = EXCLUDED.origin, prev_hlc = EXCLUDED.prev_hlc,"
+    " prev_origin = EXCLUDED.prev_origin")
+_INDEX_UPSERT = (
+    "INSERT INTO index_items (tid, iid, h, pk, sk, base_pk, base_sk, item, size, crc)"
+    " VALUES {} ON CONFLICT (tid, iid, h, pk, sk, base_pk, base_sk) DO UPDATE SET"
+    " item = EXCLUDED.item, size = EXCLUDED.size, crc = EXCLUDED.crc")
+_INDEX_VALUES = "(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
+# The live row and the tombstone of a key in one round trip: kind 0 is the item, 1 the
+# tombstone.
+_VERSIONS = (
+    "SELECT 0, item, size, hlc, origin, crc, prev_hlc, prev_origin FROM items"
+    " WHERE tid = %s AND h = %s AND pk = %s AND sk = %s"
+    " UNION ALL SELECT 1, NULL, NULL, hlc, origin, NULL, prev_hlc, prev_origin FROM tombstones"
+    " WHERE tid = %s AND h = %s AND pk = %s AND sk = %s")
+_KEY = " WHERE tid = %s AND h = %s AND pk = %s AND sk = %s"
+
+Key = tuple[int, int, bytes, bytes]
+
+
+class PostgresTxn:
+    """The writer connection's open transaction (used only by the thread running the
+    batch); `begin` before the jobs, `finish` after them, then storage.py commits."""
+
+    def __init__(self, conn: psycopg.Connection, region: str) -> None:
+        self.conn = conn
+        self.region = region
+        self._pipeline: psycopg.Pipeline | None = None
+        self._read = conn.cursor()  # statements whose answer is fetched
+        self._write = conn.cursor()  # statements only queued
+        self.head = loghead.Head(0)  # the region's head as the batch found it
+        self.next_seq = 1
+        self._logged_hlc = 0  # the highest hlc of this batch's own changes
+        self._remote_hlc = 0  # ... and of the peers' changes it appended
+        self._catalog_changed = False
+        self.writes = 0  # mutating statements in the open transaction
+        self.sync_each_job = False  # storage.py's replay that finds a failing job
+        self.prevs: dict[Key, RowVersion | None] = {}
+        # Tombstone versions of keys this transaction read or wrote: a put reads the live
+        # row and then the tombstone; both come in one round trip (`get`), the second
+        # from here. No other writer changes tombstones while the batch holds the lock.
+        self._tombs: dict[Key, RowVersion | None] = {}
+        self._stats: dict[int, list[int]] = {}
+
+    # --- the batch's frame (storage.py) ---------------------------------------------------
+    def begin(self, pipeline: psycopg.Pipeline) -> loghead.Head:
+        """Lock the region's head (the write lock) and number from it."""
+        self._pipeline = pipeline
+        self.head = loghead.lock_head(self._read, self.region)
+        self.next_seq = self.head.seq + 1
+        self.writes = 0
+        self._logged_hlc = self._remote_hlc = 0
+        self._catalog_changed = False
+        self.prevs.clear()
+        self._tombs.clear()
+        self._stats.clear()
+        return self.head
+
+    def finish(self) -> None:
+        """Queue the batch's statistics and the head's advance (before COMMIT)."""
+        for tid, (items, size) in self._stats.items():
+            self._write.execute(
+                "UPDATE tables SET item_count = item_count + %s, size_bytes = size_bytes + %s"
+                " WHERE tid = %s", (items, size, tid))
+        self._stats.clear()
+        head = self.head
+        if (self.next_seq - 1 != head.seq or self._logged_hlc > head.hlc
+                or self._remote_hlc > head.remote_hlc or self._catalog_changed):
+            loghead.advance_head(self._write, self.region, self.next_seq - 1,
+                                 self._logged_hlc, self._remote_hlc, self._catalog_changed)
+
+    def load_tables(self) -> list[tuple[str, int, bytes]]:
+        """(name, tid, definition) of every live table, as of this transaction."""
+        return [(str(n), int(t), d) for n, t, d in self._read.execute(
+            "SELECT name, tid, definition FROM tables ORDER BY name").fetchall()]
+
+    def sync(self) -> None:
+        """Send everything queued and wait for its answers (raising a queued failure)."""
+        if self._pipeline is not None:
+            self._pipeline.sync()
+
+    def _one(self, sql: str, args: Any) -> Any:
+        return self._read.execute(sql, args).fetchone()
+
+    def _keyed(self, sql: str, args: tuple[Any, ...], key_bytes: int) -> None:
+        """Queue a write; one whose key may not fit the b-tree runs alone under a
+        SAVEPOINT, so that its refusal is this job's error (see the module doc)."""
+        if key_bytes <= KEY_BYTES_LIMIT:
+            self._write.execute(sql, args)
+            return
+        self._write.execute("SAVEPOINT big_key")
+        try:
+            self._write.execute(sql, args)
+            self.sync()
+        except psycopg.Error as exc:
+            if classify(exc) != JOB:
+                raise
+            self._write.execute("ROLLBACK TO SAVEPOINT big_key")
+            self.sync()
+            raise ValidationError(
+                "One or more parameter values were invalid: the key is too large for this "
+                f"region's PostgreSQL storage ({key_bytes} bytes of key)") from None
+        self._write.execute("RELEASE SAVEPOINT big_key")
+
+    # --- items ---------------------------------------------------------------------------
+    def get(self, tid: int, h: int, pk: bytes, sk: bytes) -> tuple[bytes, int, int, str] | None:
+        live, _dead = self.versions(tid, h, pk, sk)
+        return None if live is None else live[:4]  # type: ignore[return-value]
+
+    def put(self, tid: int, h: int, pk: bytes, sk: bytes, item: bytes, size: int,
+            hlc: int, origin: str, old_size: int | None,
+            prev: RowVersion | None = None) -> None:
+        self.writes += 1
+        self.prevs[(tid, h, pk, sk)] = prev
+        self._keyed(_ITEM_UPSERT, (tid, h, pk, sk, item, size, hlc, origin, zlib.crc32(item),
+                                   *(prev if prev is not None else (None, None))),
+                    len(pk) + len(sk))
+        if old_size is None:
+            self._count(tid, 1, size)
+        else:
+            self._count(tid, 0, size - old_size)
+
+    def delete(self, tid: int, h: int, pk: bytes, sk: bytes, hlc: int, origin: str,
+               old_size: int, prev: RowVersion | None = None) -> None:
+        self.writes += 1
+        self._write.execute("DELETE FROM items" + _KEY, (tid, h, pk, sk))
+        self._tombstone(tid, h, pk, sk, hlc, origin, prev)
+        self._count(tid, -1, -old_size)
+
+    def delete_absent(self, tid: int, h: int, pk: bytes, sk: bytes, hlc: int, origin: str,
+                      prev: RowVersion | None = None) -> None:
+        self.writes += 1
+        self._tombstone(tid, h, pk, sk, hlc, origin, prev)
+
+    def _tombstone(self, tid: int, h: int, pk: bytes, sk: bytes, hlc: int, origin: str,
+                   prev: RowVersion | None) -> None:
+        self.prevs[(tid, h, pk, sk)] = prev
+        self._tombs[(tid, h, pk, sk)] = (hlc, origin)
+        self._keyed(_TOMBSTONE_UPSERT, (tid, h, pk, sk, hlc, origin,
+                                        *(prev if prev is not None else (None, None))),
+                    len(pk) + len(sk))
+
+    def prev_of(self, tid: int, h: int, pk: bytes, sk: bytes) -> RowVersion | None:
+        return self.prevs.get((tid, h, pk, sk))
+
+    def versions(self, tid: int, h: int, pk: bytes, sk: bytes
+                 ) -> tuple[tuple[bytes, int, int, str, RowVersion | None] | None,
+                            tuple[int, str, RowVersion | None] | None]:
+        live: tuple[bytes, int, int, str, RowVersion | None] | None = None
+        dead: tuple[int, str, RowVersion | None] | None = None
+        for kind, item, size, hlc, origin, crc, prev_hlc, prev_origin in self._read.execute(
+                _VERSIONS, (tid, h, pk, sk, tid, h, pk, sk)).fetchall():
+            prev = (int(prev_hlc), prev_origin) if prev_hlc is not None else None
+            if kind == 0:
+                if zlib.crc32(item) != crc:
+                    raise CorruptionDetected("Stored item failed its checksum")
+                live = (item, int(size), int(hlc), origin, prev)
+            else:
+                dead = (int(hlc), origin, prev)
+        self._tombs[(tid, h, pk, sk)] = None if dead is None else (dead[0], dead[1])
+        return live, dead
+
+    def tombstone_version(self, tid: int, h: int, pk: bytes, sk: bytes) -> RowVersion | None:
+        key = (tid, h, pk, sk)
+        if key in self._tombs:
+            return self._tombs[key]
+        row = self._one("SELECT hlc, origin FROM tombstones" + _KEY, key)
+        found = (int(row[0]), str(row[1])) if row is not None else None
+        self._tombs[key] = found
+        return found
+
+    def scan_chunk(self, tid: int, after: tuple[int, bytes, bytes] | None, limit: int
+                   ) -> list[tuple[int, bytes, bytes, bytes, int]]:
+        if after is None:
+            rows = self._read.execute(
+                "SELECT h, pk, sk, item, size FROM items WHERE tid = %s ORDER BY h, pk, sk"
+                " LIMIT %s", (tid, limit)).fetchall()
+        else:
+            rows = self._read.execute(
+                "SELECT h, pk, sk, item, size FROM items WHERE tid = %s AND (h, pk, sk) >"
+                " (%s, %s, %s) ORDER BY h, pk, sk LIMIT %s", (tid, *after, limit)).fetchall()
+        return [(int(h), pk, sk, item, int(size)) for h, pk, sk, item, size in rows]
+
+    def _count(self, tid: int, items: int, size: int) -> None:
+        stats = self._stats.get(tid)
+        if stats is None:
+            self._stats[tid] = [items, size]
+        else:
+            stats[0] += items
+            stats[1] += size
+
+    def forget(self) -> None:
+        """Drop the batch's bookkeeping (after a rollback)."""
+        self.writes = 0
+        self._catalog_changed = False
+        self.prevs.clear()
+        self._tombs.clear()
+        self._stats.clear()
+        self._pipeline = None
+
+    # --- secondary indexes ---------------------------------------------------------------
+    def index_put(self, tid: int, iid: int, h: int, pk: bytes, sk: bytes, base_pk: bytes,
+                  base_sk: bytes, item: bytes, size: int) -> None:
+        self.index_put_many([(tid, iid, h, pk, sk, base_pk, base_sk, item, size)])
+
+    def index_put_many(self, rows: list[IndexRow]) -> None:
+        self.writes += 1
+        unique: dict[tuple[Any, ...], IndexRow] = {row[:7]: row for row in rows}  # last wins
+        params: list[Any] = []
+        key_bytes = 0
+        for row in unique.values():
+            params.extend(row)
+            params.append(zlib.crc32(row[7]))
+            key_bytes = max(key_bytes, len(row[3]) + len(row[4]) + len(row[5]) + len(row[6]))
+        # one statement for all of an item's index rows (ON CONFLICT cannot meet one key
+        # twice in a statement: hence the dict above)
+        self._keyed(_INDEX_UPSERT.format(",".join([_INDEX_VALUES] * len(unique))),
+                    tuple(params), key_bytes)
+
+    def index_delete(self, tid: int, iid: int, h: int, pk: bytes, sk: bytes, base_pk: bytes,
+                     base_sk: bytes) -> None:
+        self.writes += 1
+        self._write.execute(
+            "DELETE FROM index_items WHERE tid = %s AND iid = %s AND h = %s AND pk = %s"
+            " AND sk = %s AND base_pk = %s AND base_sk = %s",
+            (tid, iid, h, pk, sk, base_pk, base_sk))
+
+    def index_drop(self, tid: int, iid: int) -> None:
+        self.writes += 1
+        self._write.execute("DELETE FROM index_items WHERE tid = %s AND iid = %s", (tid, iid))
+
+    # --- transaction tokens --------------------------------------------------------------
+    def token_get(self, token: str) -> tuple[bytes, int] | None:
+        row = self._one("SELECT request_hash, created_ms FROM txn_tokens WHERE token = %s",
+                        (token,))
+        return (row[0], int(row[1])) if row is not None else None
+
+    def token_put(self, token: str, request_hash: bytes, created_ms: int) -> None:
+        self.writes += 1
+        self._write.execute(
+            "INSERT INTO txn_tokens (token, request_hash, created_ms) VALUES (%s, %s, %s)"
+            " ON CONFLICT (token) DO UPDATE SET request_hash = EXCLUDED.request_hash,"
+            " created_ms = EXCLUDED.created_ms", (token, request_hash, created_ms))
+
+    def tokens_purge(self, older_than_ms: int, limit: int) -> int:
+        removed = self._counted(
+            "DELETE FROM txn_tokens WHERE token IN (SELECT token FROM txn_tokens"
+            " WHERE created_ms < %s LIMIT %s)", (older_than_ms, limit))
+        if removed:
+            self.writes += 1
+        return removed
+
+    def _counted(self, sql: str, args: Any) -> int:
+        """Run a statement now and return how many rows it changed."""
+        cur = self.conn.cursor()
+        cur.execute(sql, args)
+        self.sync()
+        return max(0, cur.rowcount)
+
+    # --- changelog, cursors, conflicts ---------------------------------------------------
+    def log_change(self, hlc: int, body: bytes) -> int:
+        seq = self.next_seq
+        self.writes += 1
+        self._write.execute(
+            "INSERT INTO changelog (origin, origin_seq, hlc, body, crc) VALUES (%s,%s,%s,%s,%s)",
+            (self.region, seq, hlc, body, zlib.crc32(body)))
+        self.next_seq = seq + 1
+        self._logged_hlc = max(self._logged_hlc, hlc)
+        return seq
+
+    def append_remote_changes(self, changes: list[tuple[str, int, int, bytes]]) -> None:
+        if not changes:
+            return
+        self.writes += 1
+        self._remote_hlc = max(self._remote_hlc, max(change[2] for change in changes))
+        self._write.executemany(
+            "INSERT INTO changelog (origin, origin_seq, hlc, body, crc) VALUES (%s,%s,%s,%s,%s)"
+            " ON CONFLICT (origin, origin_seq) DO NOTHING",
+            [(origin, seq, hlc, body, zlib.crc32(body)) for origin, seq, hlc, body in changes])
+
+    def cursor(self, origin: str) -> int:
+        row = self._one("SELECT seq FROM cursors WHERE origin = %s", (origin,))
+        return int(row[0]) if row else 0
+
+    def set_cursor(self, origin: str, seq: int, hlc: int) -> None:
+        self.writes += 1
+        self._write.execute(
+            "INSERT INTO cursors (origin, seq, hlc) VALUES (%s, %s, %s) ON CONFLICT (origin)"
+            " DO UPDATE SET seq = EXCLUDED.seq, hlc = EXCLUDED.hlc", (origin, seq, hlc))
+
+    def purge_changelog(self, origin: str, through_seq: int, limit: int) -> int:
+        self.writes += 1
+        return self._counted(
+            "DELETE FROM changelog WHERE origin = %s AND origin_seq IN (SELECT origin_seq"
+            " FROM changelog WHERE origin = %s AND origin_seq <= %s AND origin_seq <"
+            " (SELECT MAX(origin_seq) FROM changelog WHERE origin = %s)"
+            " ORDER BY origin_seq LIMIT %s)", (origin, origin, through_seq, origin, limit))
+
+    def purge_tombstones(self, below_hlc: int, limit: int) -> int:
+        self.writes += 1
+        self._tombs.clear()
+        return self._counted(
+            "DELETE FROM tombstones WHERE (tid, h, pk, sk) IN (SELECT tid, h, pk, sk FROM"
+            " tombstones WHERE hlc < %s LIMIT %s)", (below_hlc, limit))
+
+    def record_conflict(self, detected_ms: int, table_name: str, record: bytes) -> None:
+        # numbered under the region's write lock: no other writer can take the same id
+        self.writes += 1
+        self._write.execute(
+            "INSERT INTO conflicts (id, detected_ms, table_name, record)"
+            " SELECT COALESCE(MAX(id), 0) + 1, %s, %s, %s FROM conflicts",
+            (detected_ms, table_name, record))
+
+    # --- catalog -------------------------------------------------------------------------
+    def table_row(self, name: str) -> tuple[int, bytes] | None:
+        row = self._one("SELECT tid, definition FROM tables WHERE name = %s", (name,))
+        return (int(row[0]), row[1]) if row is not None else None
+
+    def table_state_row(self, name: str) -> tuple[int, str, int, str, bytes | None] | None:
+        row = self._one(
+            "SELECT created_hlc, created_origin, version_hlc, version_origin, definition"
+            " FROM table_states WHERE name = %s", (name,))
+        if row is None:
+            return None
+        return int(row[0]), row[1], int(row[2]), row[3], row[4]
+
+    def set_table_state(self, name: str, created: RowVersion, version: RowVersion,
+                        definition: bytes | None) -> None:
+        self.writes += 1
+        self._write.execute(
+            "INSERT INTO table_states (name, created_hlc, created_origin, version_hlc,"
+            " version_origin, definition) VALUES (%s,%s,%s,%s,%s,%s) ON CONFLICT (name) DO"
+            " UPDATE SET created_hlc = EXCLUDED.created_hlc, created_origin ="
+            " EXCLUDED.created_origin, version_hlc = EXCLUDED.version_hlc, version_origin ="
+            " EXCLUDED.version_origin, definition = EXCLUDED.definition",
+            (name, created[0], created[1], version[0], version[1], definition))
+
+    def create_table(self, name: str, definition: bytes) -> int:
+        row = self._one("SELECT COALESCE(MAX(tid), 0) + 1 FROM tables", ())
+        tid = int(row[0])
+        self.writes += 1
+        self._catalog_changed = True
+        self._write.execute("INSERT INTO tables (name, tid, definition) VALUES (%s, %s, %s)",
+                            (name, tid, definition))
+        return tid
+
+    def update_table(self, name: str, definition: bytes) -> None:
+        self.writes += 1
+        self._catalog_changed = True
+        self._write.execute("UPDATE tables SET definition = %s WHERE name = %s",
+                            (definition, name))
+
+    def drop_table(self, name: str, tid: int) -> None:
+        self.writes += 1
+        self._catalog_changed = True
+        self._tombs.clear()
+        self._write.execute("DELETE FROM tables WHERE name = %s", (name,))
+        self._write.execute("DELETE FROM items WHERE tid = %s", (tid,))
+        self._write.execute("DELETE FROM tombstones WHERE tid = %s", (tid,))
+        self._write.execute("DELETE FROM index_items WHERE tid = %s", (tid,))
+        self._stats.pop(tid, None)
