@@ -11,6 +11,8 @@ Left interpreted:
 - the CLI, the failover client, the drill and the simulator (not on the request path);
 - `replication/memory_store.py` (the simulator's store; mypyc cannot compile it);
 - `storage/writepath.py` (a few calls per batch; its tests spy on it);
+- `http/tlsaccept.py` (subclasses the event loop's SSL protocols; runs once per accepted
+  peer connection, never per request);
 - the operator endpoints of `node/` (metrics, console, figures, conflict log, cluster
   view: read at scrape or poll time, never per request).
 - `storage/postgres/` and `node/shared_region.py` (their time is spent waiting on
@@ -41,7 +43,7 @@ from setuptools.command.build_ext import build_ext
 
 COMPILED_PACKAGES = ("api", "clock", "engine", "expressions", "http", "model", "node",
                      "replication", "storage", "streams", "topology")
-INTERPRETED = {"replication/memory_store.py", "storage/writepath.py",
+INTERPRETED = {"replication/memory_store.py", "storage/writepath.py", "http/tlsaccept.py",
                "node/clusterview.py", "node/conflictlog.py", "node/console.py",
                "node/figures.py", "node/metrics.py", "node/operator.py",
                "node/shared_region.py"}

@@ -45,6 +45,7 @@ from typing import Any
 
 from atoll.http.connection import Connection
 from atoll.http.limits import ConnectionLimits
+from atoll.http.tlsaccept import Refused, TlsListener
 from atoll.http.wire import (
     MAX_BODY_BYTES,
     ApiHandler,
@@ -67,14 +68,20 @@ class ListenError(Exception):
 
 
 async def listen(protocol: Callable[[], asyncio.Protocol], host: str, port: int, backlog: int,
-                 what: str = "", tls: ssl.SSLContext | None = None) -> asyncio.AbstractServer:
+                 what: str = "", tls: ssl.SSLContext | None = None,
+                 refused: Refused | None = None) -> asyncio.AbstractServer:
     """A listening server on host:port (TLS with `tls`), or ListenError saying why not in
     one line. A TLS handshake must finish within TLS_HANDSHAKE_TIMEOUT_S: a client that
-    opens connections and never completes one holds no socket for long."""
+    opens connections and never completes one holds no socket for long. With `refused`,
+    every failed handshake is reported to it (atoll.http.tlsaccept)."""
     try:
         if tls is None:
             return await asyncio.get_running_loop().create_server(
                 protocol, host, port, backlog=backlog, reuse_address=True)
+        if refused is not None:
+            return await asyncio.get_running_loop().create_server(
+                TlsListener(protocol, tls, TLS_HANDSHAKE_TIMEOUT_S, refused), host, port,
+                backlog=backlog, reuse_address=True)
         return await asyncio.get_running_loop().create_server(
             protocol, host, port, backlog=backlog, reuse_address=True, ssl=tls,
             ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT_S)

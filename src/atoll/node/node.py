@@ -390,6 +390,13 @@ class Node:
                                   + request.url[:100].decode("latin-1"), served=False)
         return 403, orjson.dumps({"message": f"not a peer of this region: {refusal}"})
 
+    def _refused_handshake(self, address: str, reason: str) -> None:
+        """A connection to the peer port that did not complete mutual TLS (no client
+        certificate, another CA's, plain HTTP): counted and logged like a refused
+        request (bounded: one line per interval)."""
+        self.peer_refusals.record(AuthError(f"{address}: {reason}", "peer-handshake"),
+                                  f"a peer connection from {address}", served=False)
+
     async def _peer_post(self, request: Request, path: str, body: bytes,
                          query: str) -> tuple[int, bytes]:
         try:
@@ -466,7 +473,8 @@ class Node:
                 assert self.peer_address is not None and self.topology is not None
                 peer_server = await listen(
                     self.peer_http.protocol, *self.peer_address, backlog=256, what=" (peers)",
-                    tls=self.peer_tls.server if self.peer_tls is not None else None)
+                    tls=self.peer_tls.server if self.peer_tls is not None else None,
+                    refused=self._refused_handshake)
         except ListenError:
             if server is not None:
                 server.close()

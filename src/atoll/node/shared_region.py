@@ -166,7 +166,8 @@ class SharedRegion:
         await replicator.stop()
         with contextlib.suppress(ValueError):
             self.storage.commit_listeners.remove(replicator._on_commit)
-        self.node.replicator = type(replicator)(engine, replicator.cluster, replicator.region)
+        self.node.replicator = type(replicator)(engine, replicator.cluster, replicator.region,
+                                                replicator._peer_client)  # its TLS too
 
     def status(self) -> dict[str, Any]:
         return {"running": sorted(job for job, on in self._running.items() if on),

@@ -1,0 +1,399 @@
+"""The attacker's view of a live 3-region cluster with auth required and mutual TLS
+between regions: every port, every way in that does not hold a key or a certificate of
+the cluster. Each attempt is refused with the documented error (DynamoDB's types and
+messages on the client port; a failed handshake or a 403 on the peer port), logged and
+counted, and nothing stored changes. Then what a key may do: roles, table lists,
+revocation in every region; and the SDKs over HTTPS with a created key."""
+
+from __future__ import annotations
+
+import datetime
+import http.client
+import json
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import botocore.exceptions
+import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.config import Config
+from botocore.credentials import Credentials
+
+from atoll.auth.certs import ClusterFiles
+from tests.support import (
+    ClusterProcesses,
+    ServerProcess,
+    client,
+    create_table,
+    make_certs,
+    node_json,
+    node_post,
+    wait_until,
+)
+
+REGIONS = ("us-east", "eu-west", "ap-south")
+TABLE = "accounts"
+OTHER = "ledger"
+TARGET = "DynamoDB_20120810."
+AWS = str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "aws")
+REPLICATION_S = 10.0
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterProcesses]:
+    processes = ClusterProcesses(tmp_path_factory.mktemp("auth")).start()
+    try:
+        admin = client(processes.url("us-east"))
+        for name in (TABLE, OTHER):
+            create_table(admin, name)
+        admin.put_item(TableName=TABLE, Item={"pk": {"S": "alice"}, "balance": {"N": "100"}})
+        assert wait_until(lambda: all(
+            "Item" in client(processes.url(r)).get_item(TableName=TABLE,
+                                                        Key={"pk": {"S": "alice"}})
+            for r in REGIONS), REPLICATION_S)
+        yield processes
+    finally:
+        processes.stop()
+
+
+def new_key(url: str, role: str, tables: list[str] | None = None) -> tuple[str, str]:
+    body: dict[str, Any] = {"role": role}
+    if tables is not None:
+        body["tables"] = tables
+    status, answer = node_post(url, "/_atoll/keys", body)
+    assert status == 200, answer
+    return answer["key_id"], answer["secret_access_key"]
+
+
+def works_everywhere(cluster: ClusterProcesses, key: tuple[str, str]) -> bool:
+    try:
+        for region in REGIONS:
+            client(cluster.url(region), key).describe_limits()
+    except botocore.exceptions.ClientError:
+        return False
+    return True
+
+
+def signed(url: str, target: str, body: bytes, key: tuple[str, str],
+           when: datetime.datetime | None = None) -> dict[str, str]:
+    """SigV4 headers as botocore makes them, at `when` (now unless given)."""
+    request = AWSRequest(method="POST", url=url + "/", data=body, headers={
+        "Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": TARGET + target})
+    auth = SigV4Auth(Credentials(*key), "dynamodb", "us-east-1")
+    if when is None:
+        auth.add_auth(request)
+    else:  # botocore's add_auth with the clock set back
+        request.context["timestamp"] = when.strftime("%Y%m%dT%H%M%SZ")
+        auth._modify_request_before_signing(request)
+        signature = auth.signature(auth.string_to_sign(request, auth.canonical_request(request)),
+                                   request)
+        auth._inject_signature_to_request(request, signature)
+    return {k: v.decode() if isinstance(v, bytes) else str(v) for k, v in request.headers.items()}
+
+
+def post(url: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
+    host, port = url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        connection.request("POST", "/", body=body, headers=headers)
+        response = connection.getresponse()
+        return response.status, json.loads(response.read() or b"{}")
+    finally:
+        connection.close()
+
+
+def error_type(answer: dict[str, Any]) -> str:
+    return str(answer.get("__type", "")).rsplit("#", 1)[-1]
+
+
+def balances(cluster: ClusterProcesses) -> list[Any]:
+    return [client(cluster.url(r)).scan(TableName=TABLE, ConsistentRead=True)["Items"]
+            for r in REGIONS]
+
+
+def test_forged_requests_on_the_client_port_are_refused_logged_and_change_nothing(
+        cluster: ClusterProcesses) -> None:
+    url = cluster.url("us-east")
+    admin = cluster.nodes["us-east"].credentials
+    revoked = new_key(url, "read-write")
+    assert node_post(url, "/_atoll/keys/revoke", {"key_id": revoked[0]})[0] == 200
+    before = balances(cluster)
+    refused_before = node_json(url, "/_atoll/status")["auth"]["refused_total"]
+    body = json.dumps({"TableName": TABLE, "Item": {"pk": {"S": "alice"},
+                                                    "balance": {"N": "1000000"}}}).encode()
+    unsigned = {"Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": TARGET + "PutItem"}
+    ten_minutes_ago = datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=10)
+    attempts = {
+        "unsigned": (unsigned, "MissingAuthenticationTokenException",
+                     "Request is missing Authentication Token"),
+        "wrong secret": (signed(url, "PutItem", body, (admin[0], "not-the-secret")),
+                         "InvalidSignatureException", "The request signature we calculated "
+                         "does not match the signature you provided"),
+        "expired": (signed(url, "PutItem", body, admin, ten_minutes_ago),
+                    "InvalidSignatureException", "Signature expired: "),
+        "unknown key": (signed(url, "PutItem", body, ("AKATUNKNOWNKEY000000", "x" * 40)),
+                        "UnrecognizedClientException",
+                        "The security token included in the request is invalid."),
+        "revoked key": (signed(url, "PutItem", body, revoked), "UnrecognizedClientException",
+                        "The security token included in the request is invalid."),
+        "body changed after signing": (signed(url, "PutItem", body.replace(b"1000000", b"1"),
+                                              admin), "InvalidSignatureException",
+                                       "The request signature we calculated"),
+    }
+    for what, (headers, kind, message) in attempts.items():
+        status, answer = post(url, headers, body)
+        assert status == 400, (what, answer)
+        assert error_type(answer) == kind, (what, answer)
+        assert answer["message"].startswith(message), (what, answer)
+    time.sleep(1.0)  # anything that slipped through would have replicated by now
+    assert balances(cluster) == before
+    auth = node_json(url, "/_atoll/status")["auth"]
+    assert auth["refused_total"] - refused_before >= len(attempts)
+    for reason in ("missing", "signature", "expired", "unknown-key", "revoked-key"):
+        assert auth["by_reason"].get(reason, 0) >= 1, auth
+    log = cluster.nodes["us-east"].log()
+    # an unknown id is not echoed (it may be a secret pasted in the wrong field)
+    assert "refused DynamoDB_20120810.PutItem: unknown-key, key -" in log
+    assert f"revoked-key, key {revoked[0]}" in log
+    assert admin[1] not in log and revoked[1] not in log  # never a secret
+
+
+def test_roles_and_table_lists(cluster: ClusterProcesses) -> None:
+    url = cluster.url("eu-west")
+    reader = client(url, new_key(url, "read-only"))
+    limited = client(url, new_key(url, "read-write", [TABLE]))
+    writer = client(url, new_key(url, "read-write"))
+    key = {"pk": {"S": "alice"}}
+    assert "Item" in reader.get_item(TableName=TABLE, Key=key)
+    with pytest.raises(botocore.exceptions.ClientError) as denied:
+        reader.put_item(TableName=TABLE, Item={"pk": {"S": "mallory"}})
+    assert denied.value.response["Error"]["Code"] == "AccessDeniedException"
+    assert denied.value.response["Error"]["Message"].endswith(
+        "is not authorized to perform: dynamodb:PutItem on resource: arn:aws:dynamodb:eu-west:"
+        f"000000000000:table/{TABLE} because no identity-based policy allows the "
+        "dynamodb:PutItem action")
+    assert "Item" in limited.get_item(TableName=TABLE, Key=key)
+    with pytest.raises(botocore.exceptions.ClientError) as denied:
+        limited.get_item(TableName=OTHER, Key=key)
+    assert denied.value.response["Error"]["Code"] == "AccessDeniedException"
+    assert limited.list_tables()["TableNames"] == [TABLE]
+    with pytest.raises(botocore.exceptions.ClientError) as denied:  # DDL: admin keys only
+        writer.delete_table(TableName=OTHER)
+    assert denied.value.response["Error"]["Code"] == "AccessDeniedException"
+    assert "mallory" not in json.dumps(client(url).scan(TableName=TABLE)["Items"])
+    assert OTHER in client(url).list_tables()["TableNames"]
+
+
+def test_a_revoked_key_is_refused_in_every_region_within_a_second(
+        cluster: ClusterProcesses) -> None:
+    key = new_key(cluster.url("us-east"), "read-only")
+    assert wait_until(lambda: works_everywhere(cluster, key), REPLICATION_S)
+    status, _ = node_post(cluster.url("ap-south"), "/_atoll/keys/revoke", {"key_id": key[0]})
+    revoked_at = time.monotonic()
+    assert status == 200
+    refused_after: dict[str, float] = {}
+    while len(refused_after) < len(REGIONS) and time.monotonic() - revoked_at < 5:
+        for region in REGIONS:
+            if region in refused_after:
+                continue
+            try:
+                client(cluster.url(region), key).describe_limits()
+            except botocore.exceptions.ClientError as exc:
+                assert exc.response["Error"]["Code"] == "UnrecognizedClientException"
+                refused_after[region] = time.monotonic() - revoked_at
+        time.sleep(0.01)
+    assert set(refused_after) == set(REGIONS), refused_after
+    assert max(refused_after.values()) < 1.0, refused_after
+
+
+def _peer_address(cluster: ClusterProcesses, region: str) -> tuple[str, int]:
+    return cluster.config.region(region).peer_address
+
+
+def _handshake_refused(address: tuple[str, int], context: ssl.SSLContext | None) -> None:
+    """The connection ends without an HTTP answer: the TLS handshake fails, or (plain
+    HTTP) only a TLS alert or nothing comes back."""
+    request = (b"POST /_atoll/replication/pull HTTP/1.1\r\nHost: x\r\nX-Atoll-Region: eu-west"
+               b"\r\nContent-Length: 2\r\n\r\n{}")
+    with socket.create_connection(address, timeout=10) as raw:
+        if context is None:
+            raw.sendall(request)
+            answer = b""
+            try:
+                while chunk := raw.recv(4096):
+                    answer += chunk
+            except ConnectionError:
+                pass
+            assert not answer.startswith(b"HTTP/"), answer[:200]
+            return
+        with pytest.raises((ssl.SSLError, ConnectionError)):
+            with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+                tls.sendall(request)
+                if not tls.recv(4096):  # TLS 1.3: the refusal arrives after the handshake
+                    raise ConnectionResetError("closed without an answer")
+
+
+def test_strangers_on_the_peer_port_are_refused_and_logged(
+        cluster: ClusterProcesses, tmp_path: Path) -> None:
+    files = ClusterFiles(cluster.certs)
+    address = _peer_address(cluster, "us-east")
+    before = node_json(cluster.url("us-east"), "/_atoll/status")["peer_auth"]
+    no_certificate = ssl.create_default_context(cafile=files.ca_cert)
+    # a region certificate with the same names, of another CA (trusting ours, so that
+    # only the server's check can refuse)
+    other = ClusterFiles(make_certs(tmp_path / "other", "atoll-test", ("eu-west",)))
+    other_ca = ssl.create_default_context(cafile=files.ca_cert)
+    other_ca.load_cert_chain(other.region_cert("eu-west"), other.region_key("eu-west"))
+    for context in (None, no_certificate, other_ca):
+        _handshake_refused(address, context)
+    assert wait_until(lambda: node_json(cluster.url("us-east"), "/_atoll/status")["peer_auth"]
+                      ["by_reason"].get("peer-handshake", 0)
+                      >= before["by_reason"].get("peer-handshake", 0) + 3, 5)
+    assert "refused a peer connection from 127.0.0.1:" in cluster.nodes["us-east"].log()
+    # the cluster still replicates over the same port
+    client(cluster.url("eu-west")).put_item(TableName=OTHER, Item={"pk": {"S": "after"}})
+    assert wait_until(lambda: "Item" in client(cluster.url("us-east")).get_item(
+        TableName=OTHER, Key={"pk": {"S": "after"}}), REPLICATION_S)
+
+
+def test_a_certificate_of_the_cluster_for_a_region_outside_the_topology_is_refused(
+        cluster: ClusterProcesses, tmp_path: Path) -> None:
+    shutil.copytree(cluster.certs, tmp_path / "certs")
+    # the cluster's CA, a region it does not have
+    copy = ClusterFiles(make_certs(tmp_path / "certs", "atoll-test", ("mars",)))
+    context = ssl.create_default_context(cafile=copy.ca_cert)
+    context.load_cert_chain(copy.region_cert("mars"), copy.region_key("mars"))
+    host, port = _peer_address(cluster, "us-east")
+    plan = _forged_plan(cluster)
+    connection = http.client.HTTPSConnection(host, port, context=context, timeout=10)
+    try:
+        connection.request("POST", "/_atoll/topology", body=json.dumps(plan).encode(),
+                           headers={"Content-Type": "application/json"})
+        response = connection.getresponse()
+        assert response.status == 403
+        assert b"not in topology" in response.read()
+    finally:
+        connection.close()
+    _topology_unchanged(cluster, plan["generation"] - 1)
+
+
+def _forged_plan(cluster: ClusterProcesses) -> dict[str, Any]:
+    """us-east's peer endpoint pointed at a stranger, one generation up."""
+    current = node_json(cluster.url("us-east"), "/_atoll/topology")
+    plan = json.loads(json.dumps(current))
+    plan["generation"] = current["generation"] + 1
+    for region in plan["regions"]:
+        if region["id"] == "us-east":
+            region["peer_endpoints"] = ["https://127.0.0.1:9"]
+    return plan
+
+
+def _topology_unchanged(cluster: ClusterProcesses, generation: int) -> None:
+    time.sleep(0.5)
+    for region in REGIONS:
+        topology = node_json(cluster.url(region), "/_atoll/topology")
+        assert topology["generation"] == generation
+        us_east = next(r for r in topology["regions"] if r["id"] == "us-east")
+        assert us_east["peer_endpoints"] != ["https://127.0.0.1:9"]
+
+
+def test_forged_topologies_are_refused_without_the_admin_role(
+        cluster: ClusterProcesses) -> None:
+    url = cluster.url("us-east")
+    plan = _forged_plan(cluster)
+    body = json.dumps(plan).encode()
+    writer = new_key(url, "read-write")
+    status, answer = node_post(url, "/_atoll/topology", body, credentials=writer)
+    assert status == 400 and error_type(answer) == "AccessDeniedException", answer
+    assert "atoll:UpdateTopology" in answer["message"]
+    connection = http.client.HTTPConnection("127.0.0.1", cluster.nodes["us-east"].port)
+    connection.request("POST", "/_atoll/topology", body=body,
+                       headers={"Content-Type": "application/json"})
+    response = connection.getresponse()
+    assert response.status == 400
+    assert error_type(json.loads(response.read())) == "MissingAuthenticationTokenException"
+    connection.close()
+    _topology_unchanged(cluster, plan["generation"] - 1)
+
+
+def test_status_and_conflicts_need_a_key_and_health_reveals_nothing(
+        cluster: ClusterProcesses) -> None:
+    url = cluster.url("ap-south")
+    host, port = url.removeprefix("http://").split(":")
+    for path in ("/_atoll/status", "/_atoll/conflicts", "/_atoll/topology", "/_atoll/keys",
+                 "/metrics"):
+        connection = http.client.HTTPConnection(host, int(port), timeout=10)
+        connection.request("GET", path)
+        response = connection.getresponse()
+        answer = json.loads(response.read())
+        connection.close()
+        assert response.status == 400, (path, answer)
+        assert error_type(answer) == "MissingAuthenticationTokenException", (path, answer)
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    connection.request("GET", "/health")
+    assert json.loads(connection.getresponse().read()) == {"status": "ok"}
+    connection.close()
+    reader = new_key(url, "read-only")
+    status, answer = node_post(url, "/_atoll/keys", {"role": "admin"}, credentials=reader)
+    assert status == 400 and error_type(answer) == "AccessDeniedException"
+
+
+def test_sdks_work_unchanged_over_https_with_a_created_key(tmp_path: Path) -> None:
+    certs = ClusterFiles(make_certs(tmp_path / "certs", "atoll-https", ("local",)))
+    node = ServerProcess(in_memory=True, extra=["--tls-cert", str(certs.region_cert("local")),
+                                                "--tls-key", str(certs.region_key("local"))])
+    node.ca_file = str(certs.ca_cert)
+    node.start()
+    try:
+        assert node.url.startswith("https://")
+        admin = boto3.client("dynamodb", endpoint_url=node.url, region_name="us-east-1",
+                             aws_access_key_id=node.credentials[0],
+                             aws_secret_access_key=node.credentials[1],
+                             verify=node.ca_file, config=Config(retries={"max_attempts": 1}))
+        create_table(admin, "secure")
+        status, answer = _https_post(node, "/_atoll/keys", {"role": "read-write"})
+        assert status == 200, answer
+        key = answer["key_id"], answer["secret_access_key"]
+        app = boto3.client("dynamodb", endpoint_url=node.url, region_name="us-east-1",
+                           aws_access_key_id=key[0], aws_secret_access_key=key[1],
+                           verify=node.ca_file)
+        app.put_item(TableName="secure", Item={"pk": {"S": "boto3"}})
+        env = {**os.environ, "AWS_ACCESS_KEY_ID": key[0], "AWS_SECRET_ACCESS_KEY": key[1],
+               "AWS_DEFAULT_REGION": "us-east-1", "AWS_PAGER": "", "AWS_CA_BUNDLE": node.ca_file}
+        done = subprocess.run([AWS, "dynamodb", "get-item", "--table-name", "secure", "--key",
+                               '{"pk": {"S": "boto3"}}', "--endpoint-url", node.url,
+                               "--output", "json"], env=env, capture_output=True, text=True,
+                              timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["Item"]["pk"] == {"S": "boto3"}
+        with pytest.raises(botocore.exceptions.SSLError):  # the CA is not trusted by default
+            boto3.client("dynamodb", endpoint_url=node.url, region_name="us-east-1",
+                         aws_access_key_id=key[0], aws_secret_access_key=key[1],
+                         config=Config(retries={"max_attempts": 1})).list_tables()
+    finally:
+        node.stop()
+
+
+def _https_post(node: ServerProcess, path: str, body: Any) -> tuple[int, Any]:
+    data = json.dumps(body).encode()
+    request = AWSRequest(method="POST", url=node.url + path, data=data,
+                         headers={"Content-Type": "application/json"})
+    SigV4Auth(Credentials(*node.credentials), "dynamodb", "us-east-1").add_auth(request)
+    host, port = node.url.removeprefix("https://").split(":")
+    connection = http.client.HTTPSConnection(host, int(port), timeout=10, context=(
+        ssl.create_default_context(cafile=node.ca_file)))
+    try:
+        connection.request("POST", path, body=data, headers=dict(request.headers.items()))
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        connection.close()
