@@ -15,6 +15,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +31,7 @@ from botocore.credentials import Credentials
 
 from atoll.auth.certs import ClusterFiles
 from tests.support import (
+    REPO,
     ClusterProcesses,
     ServerProcess,
     client,
@@ -397,3 +399,29 @@ def _https_post(node: ServerProcess, path: str, body: Any) -> tuple[int, Any]:
         return response.status, json.loads(response.read())
     finally:
         connection.close()
+
+
+def test_generations_have_a_ceiling_and_the_admin_can_always_recover_the_plan(
+        cluster: ClusterProcesses, tmp_path: Path) -> None:
+    """A plan far ahead (2^63-1, or more than 10^6 above the current generation) is
+    refused even when signed by an admin; a plan the operator regrets (here: written at
+    current + 1000 by a leaked admin key) is replaced by `atoll topology set --next`."""
+    url = cluster.url("us-east")
+    current = node_json(url, "/_atoll/topology")
+    for generation in (2**63 - 1, current["generation"] + 1_000_001):
+        status, answer = node_post(url, "/_atoll/topology", {**current, "generation": generation})
+        assert status == 400, answer
+        assert node_json(url, "/_atoll/topology")["generation"] == current["generation"]
+    regretted = current["generation"] + 1000
+    status, answer = node_post(url, "/_atoll/topology", {**current, "generation": regretted})
+    assert status == 200 and answer["accepted"], answer
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps(current))
+    done = subprocess.run(
+        [sys.executable, "-m", "atoll", "topology", "set", "--endpoint", cluster.url("eu-west"),
+         "--file", str(plan), "--next", "--credentials", str(cluster.credentials_path),
+         "--profile", "atoll"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert f"accepted: generation {regretted + 1}" in done.stdout
+    assert wait_until(lambda: all(node_json(cluster.url(r), "/_atoll/topology")["generation"]
+                                  == regretted + 1 for r in REGIONS), REPLICATION_S)
