@@ -82,6 +82,7 @@ def test_proxy_on_a_port_in_use_says_so(tmp_path: Path) -> None:
             port = taken.getsockname()[1]
             result = _run("proxy", "--seed", cluster.url("us-east"), "--listen",
                           f"127.0.0.1:{port}", "--cache", str(tmp_path / "cache"),
+                          "--credentials", str(cluster.credentials_path), "--profile", "atoll",
                           cwd=tmp_path)
     finally:
         cluster.stop()

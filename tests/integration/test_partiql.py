@@ -24,7 +24,13 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.support import ClusterProcesses, NodeDatabase, create_table, wait_until
+from tests.support import (
+    ClusterProcesses,
+    NodeDatabase,
+    create_table,
+    credentials_for,
+    wait_until,
+)
 
 AWS = str(Path(sys.executable).parent / "aws")
 
@@ -672,7 +678,8 @@ def test_client_request_token_makes_a_transaction_run_once(ddb: Any, table_name:
 # --- the AWS CLI -----------------------------------------------------------------------
 
 def _aws(url: str, *args: str) -> Any:
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+    key_id, secret = credentials_for(url)
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": key_id, "AWS_SECRET_ACCESS_KEY": secret,
            "AWS_DEFAULT_REGION": "us-east-1", "AWS_PAGER": ""}
     out = subprocess.run([AWS, "dynamodb", *args, "--endpoint-url", url, "--output", "json"],
                          env=env, capture_output=True, text=True, timeout=60)

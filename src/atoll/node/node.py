@@ -57,6 +57,7 @@ from atoll.node.admin import (
 from atoll.node.background import BackgroundWork
 from atoll.node.clock import CLOCK_PATH, OffsetClock
 from atoll.node.conflictlog import conflict_entries
+from atoll.node.console import REGION_PATH
 from atoll.node.keys import KeyStore, read_data_key_or_make
 from atoll.node.operator import OPERATOR_PATHS, OperatorEndpoints
 from atoll.node.peers import PeerRefusal, PeerTls, caller, client_factory
@@ -206,6 +207,10 @@ class Node:
         self.operator = OperatorEndpoints(self)
         if self.access.enabled:  # (auth off: the console says "not available")
             self.operator.attach_auth(self.access)
+        if self.peer_tls is not None and config.cluster is not None:
+            self.operator.attach_peer_link(
+                client_factory(self.peer_tls, config.peer_source),
+                {"X-Atoll-Cluster": config.cluster.cluster_id, "X-Atoll-Region": config.region})
         self.shared: Any = None  # SharedRegion: other nodes share this region's storage
         if config.storage_url:
             from atoll.node.shared_region import SharedRegion
@@ -416,15 +421,20 @@ class Node:
             return 503, orjson.dumps({"message": exc.message})
         return answer
 
-    def _peer_get(self, request: Request, path: str) -> tuple[int, bytes, bytes]:
+    def _peer_get(self, request: Request, path: str
+                  ) -> tuple[int, bytes, bytes] | Awaitable[tuple[int, bytes, bytes]]:
+        """GETs on the peer port: the topology, and this region's console figures (the
+        other regions' consoles ask over the peer link), to peers only."""
         if path == "/health":
             return 200, b'{"status":"ok"}', JSON
-        if path != TOPOLOGY_PATH or self.topology is None:
+        if path not in (TOPOLOGY_PATH, REGION_PATH) or self.topology is None:
             return 404, b'{"message":"not found"}', JSON
         try:
             self._caller(request)
         except PeerRefusal as refusal:
             return (*self._refused_peer(request, refusal), JSON)
+        if path == REGION_PATH:
+            return self.operator.get(path)
         return self.topology.handle_get()
 
     def status(self) -> dict[str, Any]:
