@@ -14,9 +14,9 @@
 The cluster runs as deployed: `--auth required` (every request signed with the admin
 key the first region makes) and mutual TLS between regions (a CA and region
 certificates made for the run). `--plain` runs it with both off instead, for the side
-by side figure. With auth on, the catch-up writes are BatchWriteItems of 25 fresh
-items, each signed (wrk sends one fixed request, and fresh keys cannot be signed
-beforehand); with `--plain`, wrk as before.
+by side figure. With auth on, the catch-up writes are PutItems of fresh items from 8
+threads, each signed (wrk sends one fixed request, and fresh keys cannot be signed
+beforehand); with `--plain`, wrk as before. Either way one changelog record per item.
 Every loop is bounded in count and time.
 """
 
@@ -246,7 +246,7 @@ def measure_catch_up(cluster: Cluster, missed: int) -> dict[str, Any]:
             subprocess.run([wrk, "-t2", "-c32", "-d5s", "-s", str(LUA_PUT), cluster.url(writer)],
                            check=True, capture_output=True)
         else:
-            _signed_batches(cluster.url(writer), cluster.key, rounds, missed - (seq - start_seq))
+            _signed_puts(cluster.url(writer), cluster.key, rounds, missed - (seq - start_seq))
         rounds += 1
         seq = _get(status_url, cluster.key)["replication"]["cursors"][writer]
     records = seq - start_seq
@@ -280,26 +280,34 @@ def measure_catch_up(cluster: Cluster, missed: int) -> dict[str, Any]:
                     "records_per_s_applying counts from its first applied batch"}
 
 
-def _signed_batches(url: str, key: Key, round_: int, wanted: int) -> None:
-    """`wanted` fresh ~200-byte items (at most 20,000 a call) as signed BatchWriteItems
-    from 8 threads."""
+def _signed_puts(url: str, key: Key, round_: int, wanted: int) -> None:
+    """`wanted` fresh ~200-byte items (at most 20,000 a call), one signed PutItem each (one
+    changelog record each, as wrk's puts make) from 8 threads with a connection each."""
+    import http.client
     from concurrent.futures import ThreadPoolExecutor
 
     count = min(wanted, 20_000)
-    batches = [range(start, min(start + 25, count)) for start in range(0, count, 25)]
+    threads = 8
+    host, port = url.removeprefix("http://").split(":")
 
-    def write(numbers: range) -> None:
-        pending = [{"PutRequest": {"Item": {"pk": {"S": f"missed-{round_}-{n}"},
-                                            "v": {"S": "x" * 150}}}} for n in numbers]
-        for _ in range(20):
-            out = _post(url, "BatchWriteItem", {"RequestItems": {"bench": pending}}, key)
-            pending = out.get("UnprocessedItems", {}).get("bench", [])
-            if not pending:
-                return
-        raise RuntimeError("BatchWriteItem left items unprocessed")
+    def write(first: int) -> None:
+        conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        try:
+            for n in range(first, count, threads):
+                body = json.dumps({"TableName": "bench", "Item": {
+                    "pk": {"S": f"missed-{round_}-{n}"}, "v": {"S": "x" * 150}}}).encode()
+                conn.request("POST", "/", body, _signed(key, "POST", url + "/", body, {
+                    "X-Amz-Target": "DynamoDB_20120810.PutItem",
+                    "Content-Type": "application/x-amz-json-1.0"}))
+                response = conn.getresponse()
+                response.read()
+                if response.status != 200:
+                    raise RuntimeError(f"PutItem answered {response.status}")
+        finally:
+            conn.close()
 
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(write, batches))
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(write, range(threads)))
 
 
 def run(rate: int, duration_s: float, missed: int, secure: bool = True) -> dict[str, Any]:
