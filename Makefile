@@ -16,7 +16,7 @@ DATA ?= ./data
 PEER_PORT ?= $(shell expr $(PORT) + 1000)
 # Tests need Chromium (the console test) and iproute2 (the three-namespace test):
 # installed from Debian's packages when missing (root on Debian, as in CI).
-SYSTEM_TOOLS := chromium:chromium ip:iproute2
+SYSTEM_TOOLS := chromium:chromium ip:iproute2 faketime:faketime
 
 .PHONY: run test lint bench setup clean serve system-tools chromium pg-server
 

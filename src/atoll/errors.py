@@ -106,6 +106,49 @@ class ItemCollectionSizeLimitExceeded(AtollError):
     """An item collection in a table with an LSI exceeds 10 GB."""
 
 
+class TableNotFound(AtollError):
+    """A backup or restore names a source table that does not exist (TableNotFoundException)."""
+
+
+class TableAlreadyExists(AtollError):
+    """A restore's target table exists already (TableAlreadyExistsException)."""
+
+
+class TableInUse(AtollError):
+    """A restore's target table is being created or deleted (TableInUseException)."""
+
+
+class BackupNotFound(AtollError):
+    """No backup has the given ARN (BackupNotFoundException)."""
+
+
+class BackupInUse(AtollError):
+    """The backup is being created, deleted or restored (BackupInUseException)."""
+
+
+class BackupCorrupted(ValidationError):
+    """A backup file failed verification (a record's checksum, the whole file's hash, its
+    structure): it is refused, never restored from."""
+
+
+class ContinuousBackupsUnavailable(AtollError):
+    """Backups cannot be taken or configured for this table now
+    (ContinuousBackupsUnavailableException)."""
+
+
+class PointInTimeRecoveryUnavailable(AtollError):
+    """Point-in-time recovery is not enabled for the source table
+    (PointInTimeRecoveryUnavailableException)."""
+
+
+class InvalidRestoreTime(AtollError):
+    """The restore time lies outside the restorable window (InvalidRestoreTimeException)."""
+
+
+class GlobalTableNotFound(AtollError):
+    """No global table has the given name (GlobalTableNotFoundException)."""
+
+
 class ExpiredIterator(AtollError):
     """A stream's shard iterator is older than 15 minutes (ExpiredIteratorException)."""
 
@@ -116,6 +159,12 @@ class TrimmedDataAccess(AtollError):
 
 class ServiceUnavailable(AtollError):
     """The node is shutting down or cannot serve right now (HTTP 503)."""
+
+
+class ClockOffsetTooLarge(ServiceUnavailable):
+    """This region's clock differs from most of its peers' by more than the configured
+    maximum: its writes are refused (retryable, HTTP 503) until the clock is corrected;
+    reads are served."""
 
 
 class InternalError(AtollError):

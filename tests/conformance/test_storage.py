@@ -126,6 +126,7 @@ async def test_a_job_that_fails_after_writing_leaves_nothing_and_its_batch_mates
             txn.record_conflict(100, "t", b"conflict")
             txn.create_table("other", b"{}")
             txn.set_table_state("other", (1, "a"), (1, "a"), b"{}")
+            txn.keep_changes("t", (b"first",))
             raise Failed("after writing")
 
         def last(txn: WriteTxn) -> int:
@@ -145,6 +146,9 @@ async def test_a_job_that_fails_after_writing_leaves_nothing_and_its_batch_mates
         assert storage.conflicts() == [] and storage.table_state_row("other") is None
         assert [name for name, _tid, _d in storage.load_tables()] == ["t"]
         assert storage.table_stats(tid) == (2, 4)
+        kept = storage.snapshot_changes()
+        assert kept.kept_tables == {}
+        kept.close()
         assert await write(storage, lambda txn: (txn.token_get("token"),
                                                  txn.tombstone_version(tid, 1, b"k1", b""))
                            ) == (None, None)
@@ -474,6 +478,134 @@ async def test_deletes_leave_versioned_tombstones_until_purged(backend: Backend,
 
 
 @in_a_loop
+async def test_a_table_snapshot_keeps_serving_the_state_it_was_opened_on(
+        backend: Backend, tmp_path: Path) -> None:
+    keys = _keys(random.Random(11), 60)
+    async with started(backend.open(tmp_path, "a")) as storage:
+        assert storage.snapshot_table("t") is None
+        tid = await write(storage, create("t"))
+        await write(storage, create("other"))
+
+        def fill(txn: WriteTxn) -> None:
+            for n, key in enumerate(keys):
+                put(txn, tid, key, b'{"n": %d}' % n, hlc=100 + n, origin="a")
+            txn.delete(tid, *keys[0], 300, "b", len(b'{"n": 0}'), (100, "a"))
+            txn.delete_absent(tid, 9, b"gone", b"", 301, "c")
+            put(txn, 2, (1, b"elsewhere", b""))
+            txn.set_table_state("t", (1, "a"), (2, "a"), b"state")
+            txn.log_change(400, b"change")
+            txn.set_cursor("b", 7, 250)
+
+        await write(storage, fill)
+        snapshot = storage.snapshot_table("t")
+        assert snapshot is not None
+        stats = storage.table_stats(tid)
+        live = sorted((k, b'{"n": %d}' % n, 100 + n) for n, k in enumerate(keys) if n)
+        try:
+            def later(txn: WriteTxn) -> None:  # after the snapshot: none of it shows
+                put(txn, tid, keys[1], b"[1]", hlc=500, origin="a")
+                txn.delete(tid, *keys[2], 501, "a", len(b'{"n": 2}'))
+                put(txn, tid, (0, b"new", b""), b"[2]", hlc=502, origin="a")
+                txn.update_table("t", b"changed")
+                txn.set_table_state("t", (1, "a"), (3, "a"), b"later")
+                txn.log_change(600, b"later")
+
+            await write(storage, later)
+            assert storage.get_item(tid, *keys[1]) == (b"[1]", 3)  # the storage moved on
+            assert (snapshot.tid, snapshot.definition) == (tid, b'{"name": "t"}')
+            assert snapshot.state == (1, "a", 2, "a", b"state")
+            assert snapshot.cursors == {"a": (1, 400), "b": (7, 250)}
+            assert (snapshot.item_count, snapshot.size_bytes) == stats
+            # paged from another thread, in key order, strictly after each page's last key
+            rows: list[Any] = []
+            after = None
+            for _page in range(len(keys)):
+                page = await asyncio.to_thread(snapshot.rows, after, 7, False)
+                if not page:
+                    break
+                rows += page
+                after = page[-1][:3]
+            assert [(row[:3], row[5], row[3]) for row in rows] == live
+            assert {row[4] for row in rows} == {"a"}
+            dead = snapshot.rows(None, 10, True)
+            assert sorted(dead) == sorted([(*keys[0], 300, "b", None),
+                                           (9, b"gone", b"", 301, "c", None)])
+            assert snapshot.rows(dead[0][:3], 10, True) == dead[1:]
+        finally:
+            snapshot.close()
+        snapshot.close()  # idempotent
+        with pytest.raises(ValueError):
+            snapshot.rows(None, 1, False)
+        fresh = storage.snapshot_table("t")
+        assert fresh is not None and fresh.definition == b"changed"
+        assert (0, b"new", b"", 502, "a", b"[2]") in fresh.rows(None, 100, False)
+        fresh.close()
+
+
+@in_a_loop
+async def test_kept_tables_keep_their_records_past_the_purge(backend: Backend,
+                                                             tmp_path: Path) -> None:
+    markers = (b'"w":"t"', b'"t":"t"')
+    bodies = [b'{"w":"t","n":1}', b'{"w":"u","n":2}', b'{"t":"t","k":"update"}',
+              b'{"w":"u"},{"w":"t"}', b'{"w":"tt"}', b'{"w":"t","n":6}', b'{"w":"u","n":7}']
+    storage = backend.open(tmp_path, "a")
+    async with started(storage):
+        def log(txn: WriteTxn) -> None:
+            for n, body in enumerate(bodies):
+                txn.log_change(100 + n, body)
+            txn.append_remote_changes([("b", 1, 50, b'{"w":"t","from":"b"}'),
+                                       ("b", 2, 51, b'{"w":"u","from":"b"}')])
+            txn.set_cursor("b", 2, 51)
+
+        await write(storage, log)
+        await write(storage, lambda txn: txn.keep_changes("t", (b"placeholder",)))
+        await write(storage, lambda txn: txn.keep_changes("t", markers))  # replaces
+        before = storage.snapshot_changes()
+        assert await write(storage, lambda txn: txn.purge_changelog("a", 5, 100)) == 5
+        assert await write(storage, lambda txn: txn.purge_changelog("b", 9, 100)) == 1
+        try:  # opened before the purge: still the whole changelog
+            assert [seq for seq, _h, _b in before.changes("a", 0, 100)] == list(range(1, 8))
+            assert before.kept("t", "a", 0, 100) == []
+        finally:
+            before.close()
+        snapshot = storage.snapshot_changes()
+        await write(storage, lambda txn: txn.purge_changelog("a", 6, 100))  # not seen below
+        try:
+            assert snapshot.kept_tables == {"t": markers}
+            assert snapshot.cursors == {"a": (7, 106), "b": (2, 51)}
+            # the records naming t (once or with another table) moved to t's kept log
+            assert await asyncio.to_thread(snapshot.kept, "t", "a", 0, 100) == [
+                (1, 100, bodies[0]), (3, 102, bodies[2]), (4, 103, bodies[3])]
+            assert snapshot.kept("t", "a", 1, 1) == [(3, 102, bodies[2])]
+            assert snapshot.kept("t", "b", 0, 100) == [(1, 50, b'{"w":"t","from":"b"}')]
+            assert snapshot.kept("u", "a", 0, 100) == []
+            assert [seq for seq, _h, _b in snapshot.changes("a", 0, 100)] == [6, 7]
+            assert snapshot.changes("b", 0, 100) == [(2, 51, b'{"w":"u","from":"b"}')]
+        finally:
+            snapshot.close()
+        snapshot.close()
+        with pytest.raises(ValueError):
+            snapshot.changes("a", 0, 1)
+        assert [seq for seq, _h, _b in storage.changes_since("a", 0, 100)] == [7]
+        assert await write(storage, lambda txn: txn.purge_kept_changes("t", "a", 3, 100)) == 2
+    reopened = backend.reopen(storage, tmp_path, "a")  # kept logs outlive a restart
+    async with started(reopened):
+        after = reopened.snapshot_changes()
+        try:
+            assert [seq for seq, _h, _b in after.kept("t", "a", 0, 100)] == [4, 6]
+        finally:
+            after.close()
+        await write(reopened, lambda txn: txn.release_changes("t"))
+        await write(reopened, lambda txn: txn.log_change(200, b'{"w":"t","n":8}'))
+        await write(reopened, lambda txn: txn.purge_changelog("a", 8, 100))
+        released = reopened.snapshot_changes()
+        try:
+            assert released.kept_tables == {} and released.kept("t", "a", 0, 100) == []
+        finally:
+            released.close()
+
+
+@in_a_loop
 async def test_a_transaction_reads_its_own_writes(backend: Backend, tmp_path: Path) -> None:
     keys = _keys(random.Random(5), 40)
     async with started(backend.open(tmp_path, "a")) as storage:
@@ -512,6 +644,10 @@ async def test_the_changelog_keeps_each_origins_records_in_sequence(backend: Bac
         assert storage.changes_since("b", 4, 10) == [] and storage.changes_since("z", 0, 9) == []
         assert storage.cursors() == {"a": 3, "b": 4}
         assert await write(storage, lambda txn: (txn.cursor("b"), txn.cursor("z"))) == (4, 0)
+        # the record logged first under (origin, seq) is the one kept and read back
+        assert await write(storage, lambda txn: [
+            txn.logged_frame("b", 2), txn.logged_frame("a", 1), txn.logged_frame("b", 9),
+            txn.logged_frame("z", 1)]) == [b"b2", b"local 100", None, None]
         assert storage.log_start() == {"a": 0, "b": 0}
         assert await write(storage, lambda txn: txn.purge_changelog("b", 10, 2)) == 2
         assert storage.log_start() == {"a": 0, "b": 2}

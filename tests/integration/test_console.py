@@ -48,9 +48,13 @@ def test_console_shows_every_region_and_a_killed_one_down_within_2_s(tmp_path: P
         for expected in ("topology generation 1", "Replication lag", "Recent conflicts",
                          cluster.config.region("ap-south").client_endpoint):
             assert expected in page_text
-        # what is not built yet says so
+        # the nodes' background verify, each region against each peer (first round after
+        # 5 s); what is not built yet says so
+        assert browser.wait_for("document.getElementById('verify').textContent"
+                                ".includes('us-east vs eu-west: ')", 30), \
+            browser.evaluate("document.getElementById('verify').textContent")
         assert browser.evaluate("document.querySelector('#verify [data-available]')"
-                                ".dataset.available") == "false"
+                                ".dataset.available") == "true"
         assert browser.evaluate("document.getElementById('login').hidden") is True
         assert "us-east: " in browser.evaluate("document.getElementById('auth').textContent")
         up = browser.screenshot(ARTIFACTS / "console-up.png")

@@ -29,16 +29,22 @@ def test_short_drill_keeps_every_acknowledged_write(scenario: str, tmp_path: Pat
         assert failover["longest_gap_s"] <= 2.0
     if scenario == "dns-empty":  # the naive client, by name, did fail
         assert result["clients"]["naive"]["succeeded"] < result["clients"]["naive"]["attempted"]
+    verified = result["verify"]  # every region pair, every drill table, by hash trees
+    assert verified["passed"] and verified["exit_code"] == 0, verified
+    assert len(verified["pairs"]) == 2 * 3 and {p["summary"] for p in verified["pairs"]} == {
+        "MATCH"}
     assert result["passed"]
 
 
 def test_the_drill_catches_a_replica_that_drops_changes(tmp_path: Path) -> None:
     result = run_scenario("slow-wan", DrillOptions(
         duration_s=6, rate=60, seed=7, root=tmp_path, converge_timeout_s=5,
-        env={"ATOLL_FAULT_DROP_EVERY": "10"}))
+        fault_drop_every=10))
     check = result["check"]
     assert not result["passed"]
     assert check["acknowledged_writes_lost"] > 0 and check["divergent_items"] > 0
+    # verify finds the dropped changes too: below the stable cut, seen twice, DIVERGED
+    assert result["verify"]["exit_code"] == 1 and result["verify"]["diverged_keys"] > 0
     lost = check["lost_examples"][0]
     assert {"region", "table", "key", "acknowledged_value"} <= set(lost)
 

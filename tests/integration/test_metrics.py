@@ -192,11 +192,19 @@ def test_metrics_of_a_live_cluster_and_lag_while_a_region_is_cut_off(tmp_path: P
         assert value(m, "atoll_build_info", region="us-east", version="0.1.0",
                      compiled=next(dict(k[1])["compiled"] for k in m["atoll_build_info"])) == 1
         assert value(m, "process_resident_memory_bytes") > 0
-        # what is not built yet has no families (the console says "not available");
         # refused requests are counted by reason (here: the signed status polls made
         # before the admin key had reached every region)
-        assert not any(name.startswith("atoll_verify_") for name in m)
         assert any(name.startswith("atoll_auth_") for name in m)
+        # the nodes' background verify: each peer's latest verdict (first round after 5 s)
+        verdicts: dict[str, Any] = {}
+
+        def verified() -> bool:
+            verdicts.update(scrape(cluster.url("us-east")))
+            return {dict(k[1]).get("peer") for k in verdicts.get("atoll_verify_verdict", {})
+                    } >= {"eu-west", "ap-south"}
+
+        assert wait_until(verified, 30, 0.5), sorted(verdicts)
+        assert value(verdicts, "atoll_verify_divergent_items", peer="eu-west") == 0
 
         # ap-south's changes cannot leave it: its peers' pulls from it are cut, while it
         # keeps pulling (so its pulls keep telling the others how far it has written)

@@ -4,8 +4,9 @@ Real processes, a real server (tests/pg.py), boto3 through every node at once:
 conditional writes and transactions stay correct under concurrency between nodes, the
 region's own writes are ordered by commit (a write through one node is newer than the
 one acknowledged before it through another), tables created or deleted through one node
-are seen by the others, each background job runs on exactly one node, and its lease
-moves when that node is SIGKILLed.
+are seen by the others, a table's stream holds every write through every node once, in
+commit order, each background job runs on exactly one node, and its lease moves when
+that node is SIGKILLed.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import psycopg
 import pytest
 from botocore.exceptions import ClientError
 
+from tests.integration.streamcheck import event, read_stream, streams_client
 from tests.pg import PostgresServer, fresh_schema_dsn, pg_server  # noqa: F401  (fixture)
 from tests.support import ServerProcess, client, create_table, node_json
 
@@ -217,6 +219,38 @@ def test_tables_changed_through_one_node_are_seen_by_the_others(
     shared_table(region, "shortlived")  # created again: empty, on every node
     for ddb in clients:
         assert ddb.scan(TableName="shortlived")["Items"] == []
+
+
+def test_a_stream_holds_every_write_through_every_node_once_in_commit_order(
+        region: list[ServerProcess]) -> None:
+    """Three clients write their own key through their own node at once (a put, then
+    updates), then writes go through the next node in turn: every node's GetRecords
+    shows the same records, one per write, sequence numbers increasing; each key's
+    records are its writes in order, and the writes made in turn are in their order."""
+    clients = shared_table(region, "streamed", StreamSpecification={
+        "StreamEnabled": True, "StreamViewType": "NEW_IMAGE"})
+    arn = clients[0].describe_table(TableName="streamed")["Table"]["LatestStreamArn"]
+
+    def writer(n: int) -> None:
+        for i in range(12):
+            clients[n].put_item(TableName="streamed",
+                                Item={"pk": {"S": f"own{n}"}, "i": {"N": str(i)}})
+
+    run_threads([lambda n=n: writer(n) for n in range(NODES)])
+    for i in range(15):
+        clients[i % NODES].put_item(TableName="streamed",
+                                    Item={"pk": {"S": "turns"}, "i": {"N": str(i)}})
+    seen = [read_stream(streams_client(node.url), arn) for node in region]
+    assert seen[0] == seen[1] == seen[2]
+    numbers = [int(r["dynamodb"]["SequenceNumber"]) for r in seen[0]]
+    assert numbers == sorted(set(numbers))
+    per_key: dict[str, list[tuple[str, int]]] = {}
+    for record in seen[0]:
+        name, keys, _old, new = event(record)
+        per_key.setdefault(keys["pk"], []).append((name, int(new["i"])))
+    expected = {f"own{n}": 12 for n in range(NODES)} | {"turns": 15}
+    assert per_key == {key: [("INSERT" if i == 0 else "MODIFY", i) for i in range(count)]
+                       for key, count in expected.items()}
 
 
 def test_each_background_job_runs_on_one_node_and_moves_when_it_dies(

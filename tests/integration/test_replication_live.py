@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from atoll.replication.protocol import checksummed
 from tests.support import (
     ClusterProcesses,
     client,
@@ -137,12 +138,17 @@ def test_peer_requests_from_outside_the_cluster_are_refused(tmp_path: Path) -> N
             urllib.request.urlopen(request, timeout=5, context=member)
         assert malformed.value.code == 400
         # malformed snapshot requests from a member are 400s, not 500s (a fuzzer found a
-        # JSON array answered 503 with no log, and a negative limit read every row)
+        # JSON array answered 503 with no log, and a negative limit read every row): each
+        # well framed (its checksum right), so its shape is what is refused
         create_table(client(cluster.url("us-east")), "snap")
-        for body in (b"[]", b'{"table": "snap", "limit": -1}',
-                     b'{"table": "snap", "after": [1180591620717411303424, "00", "00"]}',
-                     b'{"table": "snap", "after": [{}, "00", "00"]}', b'{"table": ["snap"]}'):
-            request = urllib.request.Request(peer + "/_atoll/snapshot", data=body, method="POST",
+        rows = b'{"part": "rows", "tombstones": false, '
+        for body in (b"[]", rows + b'"table": "snap", "after": null, "limit": -1}',
+                     rows + b'"table": "snap", "limit": 5,'
+                            b' "after": [1180591620717411303424, "00", "00"]}',
+                     rows + b'"table": "snap", "limit": 5, "after": [{}, "00", "00"]}',
+                     rows + b'"table": ["snap"], "after": null, "limit": 5}', b"junk"):
+            framed = checksummed(body) if body != b"junk" else body
+            request = urllib.request.Request(peer + "/_atoll/snapshot", data=framed, method="POST",
                                              headers={"X-Atoll-Cluster": "atoll-test",
                                                       "X-Atoll-Region": "eu-west"})
             with pytest.raises(urllib.error.HTTPError) as malformed:

@@ -1,6 +1,8 @@
 """DynamoDB Streams over time: iterator expiry, 24-hour retention, shard rollover, disabled
 streams, TTL deletions and restarts, on live servers whose clock the test moves
 (`atoll serve --settable-clock`, POST /_atoll/clock): no test waits for time to pass.
+Each runs on a node of each storage (tests/conftest.py STORAGES): SQLite, and PostgreSQL,
+where the upkeep (trims, rollovers, drops) runs on the node holding the region's lease.
 
 Cited behaviour (botocore's `dynamodbstreams` model text and the Developer Guide):
 - "A shard iterator expires 15 minutes after it is returned to the requester"
@@ -25,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import STORAGES
 from tests.integration.streamcheck import (
     advance_clock,
     all_shards,
@@ -35,6 +38,7 @@ from tests.integration.streamcheck import (
     streams_client,
 )
 from tests.integration.wire import expect_error
+from tests.pg import fresh_schema_dsn
 from tests.support import ServerProcess, client, create_table
 
 MINUTE_MS = 60_000
@@ -43,9 +47,19 @@ TABLE = "timed"
 POLL_BOUND_S = 15.0
 
 
+@pytest.fixture(params=STORAGES)
+def storage(request: pytest.FixtureRequest) -> list[str]:
+    """The node's storage arguments: none (SQLite), or a new schema of the session's
+    PostgreSQL server."""
+    if request.param == "postgresql":
+        return ["--storage", fresh_schema_dsn(request.getfixturevalue("pg_server"))]
+    return []
+
+
 @pytest.fixture
-def node() -> Iterator[ServerProcess]:
-    process = ServerProcess(in_memory=True, extra=["--settable-clock"]).start()
+def node(storage: list[str]) -> Iterator[ServerProcess]:
+    process = ServerProcess(in_memory=not storage, extra=["--settable-clock", *storage])
+    process.start()
     yield process
     process.stop()
 
@@ -170,8 +184,9 @@ def test_a_disabled_stream_is_readable_for_24_hours(node: ServerProcess) -> None
     assert ddb.describe_table(TableName=TABLE)["Table"]["LatestStreamArn"] == arn
 
 
-def test_ttl_deletions_carry_the_service_identity() -> None:
-    node = ServerProcess(in_memory=True, extra=["--settable-clock", "--ttl-interval", "0.1"])
+def test_ttl_deletions_carry_the_service_identity(storage: list[str]) -> None:
+    node = ServerProcess(in_memory=not storage,
+                         extra=["--settable-clock", "--ttl-interval", "0.1", *storage])
     node.start()
     try:
         ddb, streams = client(node.url), streams_client(node.url)
@@ -199,8 +214,9 @@ def test_ttl_deletions_carry_the_service_identity() -> None:
         node.stop()
 
 
-def test_a_stream_continues_across_a_crash_and_restart(tmp_path: Path) -> None:
-    node = ServerProcess(data_dir=tmp_path).start()
+def test_a_stream_continues_across_a_crash_and_restart(tmp_path: Path, storage: list[str]
+                                                       ) -> None:
+    node = ServerProcess(data_dir=tmp_path, extra=storage).start()
     try:
         ddb, streams = client(node.url), streams_client(node.url)
         _table(ddb, "NEW_IMAGE")

@@ -335,6 +335,30 @@ def test_row_edited_with_its_checksum_recomputed_loses_to_the_undamaged_copies()
     assert cluster.stores["a"].row(TABLE, b"k021").item == item(21)
 
 
+def test_damage_found_by_a_scrub_outside_the_session_decides_the_winner():
+    """A node scrubs its own rows continuously; what it found is evidence for the
+    sessions it runs later (Session(damage=...)), as a session's own scrub would be."""
+    cluster = Cluster(("a", "b"))
+    seeded(cluster)
+    cluster.stores["a"].edit_row(TABLE, b"k021", b"", b'{"n":{"N":"forged"}}')
+    scrub = cluster.verify(regions=("a", "b"), deep=True, book=VerdictBook())  # a's own scrub
+    assert scrub.damaged_buckets["a"] == 1
+    damaged = {b for b in range(SHAPE.buckets)
+               if any(pk == b"k021" for pk, _ in cluster.stores["a"].tables[TABLE].rows.get(b, {}))}
+    for damage, repaired in (({}, []), ({"a": damaged}, [("a", "b", "content")])):
+        book = VerdictBook()
+        for repair in (False, True):
+            session = Session(TABLE, ("a", "b"), next(cluster.sids), next(cluster.clock), book,
+                              config=SessionConfig(shape=SHAPE, repair=repair), damage=damage)
+            report = drive(session, lambda r, d: serve(d, cluster.stores[r],
+                                                         next(cluster.clock)),
+                           lambda: next(cluster.clock))
+        assert [(e.region, e.source, e.reason) for e in report.repairs] == repaired
+        if not repaired:  # two regions, one version, two contents, no evidence: no guess
+            assert report.unrepairable and "different contents" in report.unrepairable[0][1]
+    assert cluster.stores["a"].row(TABLE, b"k021").item == item(21)
+
+
 def test_row_deleted_behind_atolls_back_is_found_and_restored():
     cluster = Cluster()
     seeded(cluster)

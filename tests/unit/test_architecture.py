@@ -162,8 +162,8 @@ class SourceTree:
         for imp in self.imports:
             if not within(imp.importer, engine) or not within(imp.target, storage):
                 continue
-            if imp.target == f"{storage}.protocol":
-                continue
+            if imp.target in (f"{storage}.protocol", f"{storage}.treeprotocol"):
+                continue  # the protocols (treeprotocol: those of a storage keeping trees)
             if imp.target == storage and imp.names and set(imp.names) <= allowed:
                 continue
             what = f"{imp.target} ({', '.join(imp.names)})" if imp.names else imp.target

@@ -22,8 +22,10 @@ from atoll.cli.status import (
     key_matches,
     key_text,
     parse_time_ms,
+    problem_lines,
     status,
     status_table,
+    verify_lines,
 )
 from atoll.node.clusterview import cluster_view
 from atoll.topology.config import ClusterConfig, RegionConfig
@@ -65,6 +67,27 @@ def test_the_status_table_fits_80_columns_and_says_unknown() -> None:
     assert "LAGGING" in text and "1.2M" in text and "75.4 GB" in text
     region_cells = [line.split()[0] for line in text.splitlines()[3:] if line.strip()]
     assert "".join(region_cells[:2]) == "us-east-1-long-name"  # folded onto two lines, whole
+
+
+def test_a_degraded_region_is_shown_degraded_with_each_reason() -> None:
+    degraded = region_figures("eu-west", {"us-east-1-long-name": live(), "ap-south": live()})
+    degraded["health"] = {"status": "degraded", "reasons": [
+        "1 stored row failed the checksum (not served)", "Writes are refused: clock"]}
+    view = cluster_view(REGIONS, {
+        "us-east-1-long-name": region_figures("us-east-1-long-name",
+                                              {"eu-west": live(), "ap-south": live()}),
+        "eu-west": degraded,
+        "ap-south": region_figures("ap-south", {"eu-west": live(),
+                                                "us-east-1-long-name": live()})})
+    assert not view["healthy"]
+    console = Console(width=80, record=True, color_system=None)
+    console.print(status_table(view))
+    eu_west = next(line for line in console.export_text().splitlines()
+                   if line.lstrip().startswith("eu-west"))
+    assert "DEGRADED" in eu_west
+    assert problem_lines(view) == [
+        "eu-west is DEGRADED: 1 stored row failed the checksum (not served)",
+        "eu-west is DEGRADED: Writes are refused: clock"]
 
 
 @pytest.fixture
@@ -183,3 +206,22 @@ def test_key_text_matching_and_times() -> None:
     assert parse_time_ms("10m", 3600.0) == 3_000_000
     with pytest.raises(click.BadParameter):
         parse_time_ms("yesterday", 0)
+
+
+def test_status_says_each_regions_latest_verify_with_each_peer() -> None:
+    figures = region_figures("eu-west", {"us-east": live()})
+    figures["verify"] = {
+        "us-east": {"finished_unix_s": 1000.0, "verdict": "match", "divergent_items": 0,
+                    "repaired_items": 0, "tables": {"orders": {"verdict": "match"}}},
+        "ap-south": {"finished_unix_s": 990.0, "verdict": "diverged", "divergent_items": 2,
+                     "repaired_items": 0, "tables": {"orders": {"verdict": "match"},
+                                                     "users": {"verdict": "diverged"}}}}
+    quiet = region_figures("us-east", {"eu-west": live()})
+    quiet["verify"] = {}
+    view = cluster_view(REGIONS[:2] + [{"id": "us-east", "client_endpoints": ["x"],
+                                         "peer_endpoints": ["y"]}],
+                        {"us-east-1-long-name": region_figures("us-east-1-long-name", {}),
+                         "eu-west": figures, "us-east": quiet})
+    assert verify_lines(view, 1012.4) == [
+        "verify eu-west: ap-south DIVERGED 2 in users 22 s ago, us-east MATCH 12 s ago",
+        "verify us-east: no comparison finished yet"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from atoll.node.clusterview import DOWN, LAGGING, UP, cluster_view, merged_conflicts
+from atoll.node.clusterview import DEGRADED, DOWN, LAGGING, UP, cluster_view, merged_conflicts
 
 REGIONS = [{"id": r, "client_endpoints": [f"http://{r}:8000"],
             "peer_endpoints": [f"http://{r}:9000"]} for r in ("a", "b", "c")]
@@ -47,6 +47,21 @@ def test_a_region_that_does_not_answer_is_down_and_only_it() -> None:
     assert health["c"]["health"] == DOWN and health["c"]["reason"] == "connection refused"
     assert health["a"]["health"] == UP and health["b"]["health"] == UP
     assert health["a"]["warnings"] == [] and not view["healthy"]
+
+
+def test_a_region_that_says_it_is_degraded_is_degraded_with_its_reasons() -> None:
+    vector = {"a": (3, 0), "b": (4, 0), "c": (5, 0)}
+    answers = {r: figures(vector, {o: live() for o in "abc" if o != r}) for r in "abc"}
+    answers["b"]["health"] = {"status": "degraded",
+                              "reasons": ["1 stored row failed the checksum (not served)"]}
+    answers["c"]["replication"]["lag"]["a"] = live(30.0, 7)  # lagging too: both reasons
+    answers["c"]["health"] = {"status": "degraded", "reasons": ["Writes are refused"]}
+    view = cluster_view(REGIONS, answers)
+    assert not view["healthy"]
+    health = {r["id"]: (r["health"], r["reason"]) for r in view["regions"]}
+    assert health["a"] == (UP, "")
+    assert health["b"] == (DEGRADED, "1 stored row failed the checksum (not served)")
+    assert health["c"] == (DEGRADED, "Writes are refused; trails a")
 
 
 def test_trailing_a_region_that_is_up_beyond_the_limit_is_lagging() -> None:

@@ -6,6 +6,7 @@ import pytest
 
 from atoll.clock import make_hlc
 from atoll.invariant import InvariantViolation
+from atoll.replication.config import ReplicationConfig
 from atoll.replication.cursors import Cursor, advance, from_wire, join, lag, meet, to_wire
 from atoll.replication.errors import BadMessage
 from atoll.replication.retention import plan_retention
@@ -39,13 +40,14 @@ def test_wire_round_trip_and_refusals() -> None:
 
 
 REGIONS = ["a", "b", "c"]
+BOUNDS = (ReplicationConfig().max_records_per_origin, ReplicationConfig().max_tombstone_age_ms)
 
 
 def test_retention_purges_only_what_every_region_acknowledged() -> None:
     own = {"a": Cursor(5, make_hlc(50)), "b": Cursor(4, make_hlc(40)), "c": Cursor(2, make_hlc(20))}
     acked = {"b": {"a": Cursor(3, make_hlc(30)), "b": Cursor(4, make_hlc(40)), "c": Cursor(2, make_hlc(20))},
              "c": {"a": Cursor(5, make_hlc(50)), "b": Cursor(1, make_hlc(10)), "c": Cursor(2, make_hlc(20))}}
-    decision = plan_retention("a", REGIONS, acked, own, now_ms=100)
+    decision = plan_retention("a", REGIONS, acked, own, 100, *BOUNDS)
     assert dict(decision.plan.purge_through) == {"a": 3, "b": 1, "c": 2}
     assert decision.plan.tombstone_horizon_hlc == make_hlc(10)
     assert not decision.forced
@@ -53,7 +55,7 @@ def test_retention_purges_only_what_every_region_acknowledged() -> None:
 
 def test_retention_waits_for_a_region_never_heard_from() -> None:
     own = {"a": Cursor(5, make_hlc(50))}
-    decision = plan_retention("a", REGIONS, {"b": own}, own, now_ms=100)
+    decision = plan_retention("a", REGIONS, {"b": own}, own, 100, *BOUNDS)
     assert dict(decision.plan.purge_through) == {}
     assert decision.plan.tombstone_horizon_hlc == 0
 

@@ -15,7 +15,7 @@ region whose table versions differ is judged at the table level against the othe
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from itertools import combinations
 
 from atoll.antientropy.messages import Listed, Opened, Repair, Scrubbed, Span
@@ -52,7 +52,8 @@ TableView = tuple[bytes | None, bytes | None]  # (created, dropped)
 class Judge:
     def __init__(self, table: str, regions: Sequence[str], scheme: VersionScheme,
                  book: VerdictBook, max_differences: int, max_repairs: int,
-                 report: TableReport) -> None:
+                 report: TableReport, damage: Mapping[str, Iterable[int]] | None = None
+                 ) -> None:
         self.table = table
         self.regions = tuple(regions)
         self.scheme = scheme
@@ -65,7 +66,8 @@ class Judge:
         self.pairs = {(a, b): PairResult(table, a, b) for a, b in combinations(self.regions, 2)}
         self._rows: dict[str, dict[int, dict[KeyPos, Listed]]] = {r: {} for r in self.regions}
         self._buckets: set[int] = set()
-        self._damaged: dict[str, set[int]] = {r: set() for r in self.regions}
+        self._damaged: dict[str, set[int]] = {r: set((damage or {}).get(r, ()))
+                                              for r in self.regions}
         self._corrupt: set[tuple[str, KeyPos]] = set()
         self._sightings: dict[tuple[str, str], dict[Signature, frozenset[str]]] = {}
         self._key_pairs: list[tuple[str, str]] = []

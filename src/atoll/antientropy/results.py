@@ -9,7 +9,7 @@ INCOMPLETE, else 1 if anything DIVERGED, else 0 — "everything matches below th
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -128,3 +128,40 @@ def exit_code(reports: list[TableReport]) -> int:
     if Status.DIVERGED in statuses:
         return 1
     return 0
+
+
+def combine_passes(first: TableReport, confirm: TableReport, focus: Iterable[int],
+                   bucket_of: Callable[[bytes], int]) -> TableReport:
+    """A pass and the focused pass that confirmed its below-cut differences, as one
+    report. The confirming pass decides for the keys of the buckets it looked at again
+    (`focus`); the first pass's differences elsewhere (TRANSIENT ones: everything below
+    the cut is in `focus`) still count. Bytes, round trips and time add up."""
+    again = set(focus)
+    kept = [d for d in first.differences if bucket_of(d.pk) not in again]
+    report = TableReport(first.table, first.regions, first.started_ms, confirm.finished_ms)
+    report.differences = confirm.differences + kept
+    report.differences_dropped = first.differences_dropped + confirm.differences_dropped
+    report.corrupt = sorted(set(first.corrupt) | set(confirm.corrupt))
+    report.damaged_buckets = dict(first.damaged_buckets)
+    report.repairs = first.repairs + confirm.repairs
+    report.unrepairable = first.unrepairable + confirm.unrepairable
+    report.bytes_by_region = {r: first.bytes_by_region.get(r, 0) + confirm.bytes_by_region.get(r, 0)
+                              for r in set(first.bytes_by_region) | set(confirm.bytes_by_region)}
+    report.round_trips = first.round_trips + confirm.round_trips
+    report.error = confirm.error or first.error
+    confirmed = {(p.a, p.b): p for p in confirm.pairs}
+    for pair in first.pairs:
+        second = confirmed.get((pair.a, pair.b), PairResult(pair.table, pair.a, pair.b))
+        outside = [d for d in kept if (d.a, d.b) == (pair.a, pair.b)]
+        merged = PairResult(
+            pair.table, pair.a, pair.b,
+            transient=second.transient + sum(d.kind == TRANSIENT_KIND for d in outside),
+            unconfirmed=second.unconfirmed + sum(d.kind == UNCONFIRMED_KIND for d in outside),
+            diverged=second.diverged + sum(d.kind == DIVERGED_KIND for d in outside),
+            keys_compared=max(pair.keys_compared, second.keys_compared),
+            bytes_exchanged=pair.bytes_exchanged + second.bytes_exchanged,
+            elapsed_ms=report.finished_ms - report.started_ms,
+            error=second.error or pair.error)
+        merged.status = pair_status(merged)
+        report.pairs.append(merged)
+    return report

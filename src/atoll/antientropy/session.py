@@ -27,7 +27,10 @@ Round trips for one divergent key with the default shape: open, 3 descend levels
 per session by `max_rows`.
 
 A session with `focus` skips the descent and lists the given buckets: the cheap second
-pass that confirms a first pass's candidates.
+pass that confirms a first pass's candidates. `damage` brings in evidence from scrubs
+run outside the session (a node scrubs its own rows continuously): per region, buckets
+found changed behind Atoll's back, weighed as the session's own scrub findings are when
+a repair chooses between two contents of one version (repair.py).
 """
 
 from __future__ import annotations
@@ -111,7 +114,8 @@ class Session:
     def __init__(self, table: str, regions: Sequence[str], sid: int, now_ms: int,
                  book: VerdictBook, scheme: VersionScheme = HLC_SCHEME,
                  config: SessionConfig | None = None, remote: Iterable[str] | None = None,
-                 focus: Iterable[int] | None = None) -> None:
+                 focus: Iterable[int] | None = None,
+                 damage: Mapping[str, Iterable[int]] | None = None) -> None:
         invariant(len(set(regions)) == len(regions) >= 2, "a session compares 2+ regions")
         self.table = table
         self.regions = tuple(sorted(regions))
@@ -124,7 +128,7 @@ class Session:
         self.report.bytes_by_region = {r: 0 for r in self.regions}
         self.done = False
         self._judge = Judge(table, self.regions, scheme, book, self.config.max_differences,
-                            self.config.max_repairs, self.report)
+                            self.config.max_repairs, self.report, damage)
         self._queue: dict[str, deque[Request]] = {r: deque() for r in self.regions}
         self._in_flight: dict[str, Request | None] = {r: None for r in self.regions}
         self._sent: dict[str, int] = {r: 0 for r in self.regions}

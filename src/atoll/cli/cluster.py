@@ -92,8 +92,10 @@ def ensure_certs(files: ClusterFiles, config: ClusterConfig, host: str) -> None:
               type=click.Choice(MODES), help="Request signatures (see `atoll serve --auth`).")
 @click.option("--https", is_flag=True,
               help="Serve the client ports over HTTPS too (trust <data-dir>/certs/ca.crt).")
+@click.option("--account-id", default=None,
+              help="The AWS account id in ARNs [default: 000000000000].")
 def cluster(regions: str, count: int | None, data_dir: str, host: str, base_port: int,
-            peer_base_port: int, auth_mode: str, https: bool) -> None:
+            peer_base_port: int, auth_mode: str, https: bool, account_id: str | None) -> None:
     """Run a local multi-region cluster until Ctrl-C."""
     names = [r.strip() for r in regions.split(",") if r.strip()]
     if count is not None:
@@ -131,6 +133,8 @@ def cluster(regions: str, count: int | None, data_dir: str, host: str, base_port
             args += ["--admin-credentials", str(credentials)]
         if host == "127.0.0.1":  # an address of its own for peer calls: `atoll drill
             args += ["--peer-source", f"127.0.0.{10 + index}"]  # --config` tells them apart
+        if account_id:
+            args += ["--account-id", account_id]
         log = open(root / f"{region.id}.log", "ab")
         processes[region.id] = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
                                                 start_new_session=True)

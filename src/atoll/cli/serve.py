@@ -15,12 +15,21 @@ import tomllib
 
 import click
 
+from atoll.antientropy.settings import BadSettings, VerifySettings, verify_settings
 from atoll.api.access import MODES, OFF, REQUIRED
+from atoll.clock.offset import DEFAULT_MAX_OFFSET_MS
+from atoll.engine.tabledef import DEFAULT_ACCOUNT
 from atoll.errors import ValidationError
 from atoll.http.server import ListenError
 from atoll.node.node import NodeConfig, is_loopback
 from atoll.node.node import serve as run_node
 from atoll.topology.config import load_cluster_config
+
+
+def _check_account(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    if len(value) != 12 or not value.isdigit():
+        raise click.BadParameter(f"an AWS account id is 12 digits, got {value!r}")
+    return value
 
 
 @click.command()
@@ -45,11 +54,29 @@ from atoll.topology.config import load_cluster_config
               "endpoint (when a proxy sits at the advertised address).")
 @click.option("--clock-offset-ms", default=0, type=int, hidden=True,
               help="Add this to the wall clock (clock-skew drills).")
+@click.option("--max-clock-offset-ms", default=DEFAULT_MAX_OFFSET_MS, show_default=True,
+              type=click.IntRange(1), help="Refuse writes (a retryable 503) while this "
+              "region's clock differs from a majority of its peers' by more than this.")
 @click.option("--settable-clock", is_flag=True, hidden=True,
               help="Let POST /_atoll/clock move this node's clock forward (tests).")
 @click.option("--max-connections", default=None, type=click.IntRange(1),
               help="Client connections held open at most; at the cap the one idle longest "
               "is closed to admit a new one [default: from the open-file limit].")
+@click.option("--fault-drop-every", default=0, type=click.IntRange(0), hidden=True,
+              help="A deliberate defect: drop every Nth replicated item write (drill tests).")
+@click.option("--account-id", default=DEFAULT_ACCOUNT, show_default=True,
+              callback=_check_account, help="The AWS account id in table and backup ARNs.")
+@click.option("--backup-dir", default=None, type=click.Path(file_okay=False),
+              help="Where table backups and point-in-time recovery data live "
+              "[default: DATA_DIR/backups].")
+@click.option("--pitr-window", "pitr_window_s", default=None, type=click.FloatRange(1),
+              help="Cap every table's point-in-time recovery window at this many seconds "
+              "[default: its RecoveryPeriodInDays, 35 days unless set].")
+@click.option("--pitr-snapshot-interval", "pitr_snapshot_interval_s", default=86_400.0,
+              show_default=True, type=click.FloatRange(0.1),
+              help="Seconds between the table snapshots point-in-time recovery replays from.")
+@click.option("--no-trees", is_flag=True, hidden=True,
+              help="Keep no hash trees (and verify nothing): to measure what they cost.")
 @click.option("--auth", "auth_mode", default=None, type=click.Choice(MODES),
               help="Request signatures: required, warn (serve and count refusals) or off "
               "[default: off for a lone node on loopback, else required].")
@@ -70,20 +97,26 @@ from atoll.topology.config import load_cluster_config
               help="Local address for connections to peers (drills tell regions apart by it).")
 def serve(host: str | None, port: int | None, data_dir: str, in_memory: bool, region: str | None,
           config_path: str | None, ttl_interval: float, peer_listen: str | None,
-          clock_offset_ms: int, settable_clock: bool, max_connections: int | None,
-          storage_url: str | None, auth_mode: str | None,
+          clock_offset_ms: int, max_clock_offset_ms: int, settable_clock: bool,
+          max_connections: int | None, storage_url: str | None, fault_drop_every: int,
+          account_id: str, backup_dir: str | None, pitr_window_s: float | None,
+          pitr_snapshot_interval_s: float, no_trees: bool, auth_mode: str | None,
           certs_dir: str | None, tls_cert: str | None, tls_key: str | None,
           admin_credentials: str | None, insecure: bool, peer_source: str | None) -> None:
     """Serve the DynamoDB API over HTTP(S) on HOST:PORT."""
     cluster = None
+    verify = VerifySettings()
     if config_path is not None:
         if region is None:
             raise click.UsageError("--config needs --region to say which region this node is")
         try:
             cluster = load_cluster_config(config_path)
             client_host, client_port = cluster.region(region).client_address
+            verify = verify_settings(cluster.options)
         except ValidationError as exc:
             raise click.UsageError(exc.message) from None
+        except BadSettings as exc:
+            raise click.UsageError(f"{config_path}: {exc}") from None
         host = host or client_host
         port = port if port is not None else client_port
         storage_url = storage_url or _configured_storage(config_path, region)
@@ -98,8 +131,14 @@ def serve(host: str | None, port: int | None, data_dir: str, in_memory: bool, re
                             data_dir=data_dir, in_memory=in_memory, region=region or "local",
                             cluster=cluster, ttl_interval_s=ttl_interval,
                             peer_listen=_host_port(peer_listen), clock_offset_ms=clock_offset_ms,
+                            max_clock_offset_ms=max_clock_offset_ms,
                             settable_clock=settable_clock,
                             max_connections=max_connections, storage_url=storage_url,
+                            fault_drop_every=fault_drop_every,
+                            account_id=account_id, backup_dir=backup_dir,
+                            pitr_window_s=pitr_window_s,
+                            pitr_snapshot_interval_s=pitr_snapshot_interval_s,
+                            verify=verify, trees=not no_trees,
                             auth=auth_mode, certs_dir=certs_dir, tls_cert=tls_cert,
                             tls_key=tls_key, admin_credentials=admin_credentials,
                             insecure=insecure, peer_source=peer_source))

@@ -40,7 +40,14 @@ from rich.table import Table
 from atoll.cli.keys import connection_options
 from atoll.client.signing import call, refusal, resolve_credentials
 from atoll.errors import ValidationError
-from atoll.node.clusterview import DEFAULT_MAX_LAG_S, DOWN, LAGGING, cluster_view, merged_conflicts
+from atoll.node.clusterview import (
+    DEFAULT_MAX_LAG_S,
+    DEGRADED,
+    DOWN,
+    LAGGING,
+    cluster_view,
+    merged_conflicts,
+)
 from atoll.topology.config import ClusterConfig, load_cluster_config
 
 TIMEOUT_S = 2.0
@@ -150,7 +157,8 @@ def status_table(view: Mapping[str, Any]) -> Table:
     for region in view["regions"]:
         f = region["figures"]
         lag_s, behind = _worst_lag(region, up)
-        health = {DOWN: "[bold red]DOWN[/]", LAGGING: "[yellow]LAGGING[/]"}.get(
+        health = {DOWN: "[bold red]DOWN[/]", LAGGING: "[yellow]LAGGING[/]",
+                  DEGRADED: "[bold yellow]DEGRADED[/]"}.get(
             region["health"], "[green]up[/]")
         if f is None:
             table.add_row(region["id"], health, *["unknown"] * 5)
@@ -172,11 +180,38 @@ def problem_lines(view: Mapping[str, Any]) -> list[str]:
         rid = region["id"]
         if region["health"] == DOWN:
             continue
+        if region["health"] == DEGRADED:
+            lines.extend(f"{rid} is DEGRADED: {reason}" for reason in
+                         (region["figures"].get("health") or {}).get("reasons") or [])
         for origin in region["trails"]:
             lag = region["lag"][origin]
             lines.append(f"{rid} trails {origin} by {lag['seconds']:.1f} s, "
                          f"{int(lag['records']):,} records ({lag['state'].replace('_', ' ')})")
         lines.extend(f"{rid}: {warning}" for warning in region["warnings"])
+    return lines
+
+
+def verify_lines(view: Mapping[str, Any], now_s: float) -> list[str]:
+    """Per region, its nodes' latest background verify with each peer: the verdict and
+    how long ago (atoll.node.verifier); the tables behind a verdict other than MATCH."""
+    lines = []
+    for region in view["regions"]:
+        figures = region["figures"]
+        results = None if figures is None else figures.get("verify")
+        if results is None:
+            continue
+        parts = []
+        for peer, result in sorted(results.items()):
+            verdict = str(result["verdict"]).upper()
+            if result.get("divergent_items"):
+                verdict += f" {int(result['divergent_items']):,}"
+            tables = [t for t, r in sorted((result.get("tables") or {}).items())
+                      if r.get("verdict") != "match"]
+            where = f" in {', '.join(tables)}" if tables and verdict != "MATCH" else ""
+            parts.append(f"{peer} {verdict}{where} "
+                         f"{max(0.0, now_s - float(result['finished_unix_s'])):.0f} s ago")
+        lines.append(f"verify {region['id']}: " + (", ".join(parts) if parts
+                                                    else "no comparison finished yet"))
     return lines
 
 
@@ -195,10 +230,10 @@ def problem_lines(view: Mapping[str, Any]) -> list[str]:
 def status(config_path: str, max_lag_s: float, max_lag_records: int | None, timeout_s: float,
            as_json: bool, profile: str | None, credentials_file: str | None,
            ca_file: str | None) -> None:
-    """Regions, health, replication lag and conflicts of a running cluster.
+    """Regions, health, replication lag, conflicts and verify results of a running cluster.
 
     Exit status: 0 when every region is up and within the lag limits, 1 when a region is
-    down or lagging."""
+    down, degraded or lagging."""
     config = _config(config_path)
     signer = Signer(resolve_credentials(profile, credentials_file), ca_file)
     view = gather(config, timeout_s, max_lag_s, max_lag_records, signer)
@@ -208,14 +243,16 @@ def status(config_path: str, max_lag_s: float, max_lag_records: int | None, time
         console = Console(width=min(WIDTH, Console().width))
         down = sum(1 for r in view["regions"] if r["health"] == DOWN)
         lagging = sum(1 for r in view["regions"] if r["health"] == LAGGING)
+        degraded = sum(1 for r in view["regions"] if r["health"] == DEGRADED)
         console.print(f"cluster {config.cluster_id}: {len(view['regions'])} regions, "
                       f"topology generation {view['generation'] or 'unknown'}, "
                       f"max lag {max_lag_s:g} s", highlight=False)
         console.print(status_table(view))
-        for line in problem_lines(view):
+        for line in problem_lines(view) + verify_lines(view, time.time()):
             console.print(line, highlight=False, markup=False)
         verdict = ("all regions up" if view["healthy"] else
                    ", ".join(p for p in (f"{down} down" if down else "",
+                                         f"{degraded} degraded" if degraded else "",
                                          f"{lagging} lagging" if lagging else "") if p))
         console.print(verdict, highlight=False)
     sys.exit(0 if view["healthy"] else 1)

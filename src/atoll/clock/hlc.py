@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from atoll.errors import ClockOffsetTooLarge
 from atoll.invariant import invariant
 
 LOGICAL_BITS = 16
@@ -32,16 +33,30 @@ def hlc_logical(hlc: int) -> int:
 
 
 class HybridClock:
-    """Issues strictly increasing timestamps; merges remote ones with a skew bound."""
+    """Issues strictly increasing timestamps; merges remote ones with a skew bound.
+
+    While `refusal` is set (by the node, when its clock is judged off from most of its
+    peers: atoll.clock.offset), `tick` raises ClockOffsetTooLarge instead of stamping:
+    every local write takes its stamp there, so none is made with a clock known to be
+    wrong. Remote changes are still observed and applied (`observe` does not refuse)."""
 
     def __init__(self, now_ms: Callable[[], int], max_skew_ms: int = 5000) -> None:
         self._now_ms = now_ms
         self.max_skew_ms = max_skew_ms
         self.last = 0
         self.bounded_count = 0  # remote timestamps that were too far ahead
+        self.refusal: str | None = None  # why local writes are refused now, if they are
+        self.refused_count = 0  # local stamps refused so far
 
     def tick(self) -> int:
         """A timestamp for a local event, greater than every one issued or observed."""
+        refusal = self.refusal
+        if refusal is not None:
+            self.refused_count += 1
+            raise ClockOffsetTooLarge(refusal)
+        return self._advance()
+
+    def _advance(self) -> int:
         physical = make_hlc(self._now_ms())
         self.last = physical if physical > self.last else self.last + 1
         return self.last
@@ -62,4 +77,4 @@ class HybridClock:
             remote = limit
         if remote > self.last:
             self.last = remote
-        return self.tick()
+        return self._advance()

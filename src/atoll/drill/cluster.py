@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -118,8 +117,9 @@ class SimulatedDns:
 class DrillCluster:
     """N regions as real `atoll serve` processes, peer links through fault proxies."""
 
-    def __init__(self, root: Path, regions: int, seed: int, env: dict[str, str] | None = None
-                 ) -> None:
+    def __init__(self, root: Path, regions: int, seed: int, fault_drop_every: int = 0) -> None:
+        """`fault_drop_every`: nodes run with that deliberate defect (`atoll serve
+        --fault-drop-every`), for the proof that the checker can fail."""
         self.root = root
         self.ids = REGION_NAMES[:regions]
         self.client_ports = {r: free_port() for r in self.ids}
@@ -143,7 +143,7 @@ class DrillCluster:
             self.network.add(r, ("127.0.0.1", self.proxy_ports[r]),
                              ("127.0.0.1", self.peer_ports[r]), self.sources[r])
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.env = env or {}
+        self.fault_drop_every = fault_drop_every
 
     def url(self, region: str) -> str:
         return f"http://127.0.0.1:{self.client_ports[region]}"
@@ -173,9 +173,10 @@ class DrillCluster:
             args += ["--admin-credentials", str(self.credentials_path)]
         if clock_offset_ms:
             args += ["--clock-offset-ms", str(clock_offset_ms)]
+        if self.fault_drop_every:
+            args += ["--fault-drop-every", str(self.fault_drop_every)]
         log = open(self.root / f"{region}.log", "ab")
-        self.procs[region] = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
-                                              env={**os.environ, **self.env})
+        self.procs[region] = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.procs[region].poll() is not None:

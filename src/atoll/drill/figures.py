@@ -50,7 +50,7 @@ class Run:
 
 def scenario_figures(run: Run, ops: list[Operation], result: CheckResult,
                      lag: dict[str, Any], converged_s: float | None,
-                     conflicts: int) -> dict[str, Any]:
+                     conflicts: int, verified: dict[str, Any]) -> dict[str, Any]:
     timing = run.timing
     clients = {kind: client_figures([o for o in ops if o.client == kind], run)
                for kind in sorted({o.client for o in ops})}
@@ -68,9 +68,10 @@ def scenario_figures(run: Run, ops: list[Operation], result: CheckResult,
             "caught_up_after_heal_s": lag["caught_up_after_heal_s"],
             "lag_series": lag["series"],
             "converge_after_stop_s": converged_s, "conflicts_recorded": conflicts,
-            "check": result.summary(), "events": [asdict(e) for e in run.events],
+            "check": result.summary(), "verify": verified,
+            "events": [asdict(e) for e in run.events],
             "timeline": timeline(ops, run.t_start, timing.end_s),
-            "passed": result.passed and converged_s is not None}
+            "passed": result.passed and converged_s is not None and verified["passed"]}
 
 
 def client_figures(ops: list[Operation], run: Run) -> dict[str, Any]:

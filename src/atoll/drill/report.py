@@ -45,6 +45,12 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
                      f"{lost['served_by']}); region holds {lost['held']!r}")
     for item in check["divergent_examples"][:5]:
         lines.append(f"   DIVERGENT {item['table']}/{item['key']}: {item['values']}")
+    verified = result.get("verify")
+    if verified is not None:
+        pairs = sorted({p["summary"] for p in verified["pairs"]})
+        lines.append(f"   verify of every region pair: {', '.join(pairs) or 'none'} "
+                     f"(exit {verified['exit_code']}, diverged keys "
+                     f"{verified['diverged_keys']}){': ' + verified['error'] if verified['error'] else ''}")
     return lines
 
 

@@ -4,7 +4,8 @@ Timeline of one scenario of D seconds: the workload starts (workload.py, with th
 sampler of lag.py); at 0.25·D the fault begins; at 0.6·D it is healed; at D the workload
 stops; then the drill waits (bounded) until every region holds the same data, reads
 every region's contents and conflict log (contents.py), checks the invariants
-(checker.py) and computes the figures (figures.py). The cluster and the simulated DNS
+(checker.py), verifies every region pair with the hash trees (verification.py) and
+computes the figures (figures.py). The cluster and the simulated DNS
 are cluster.py's; the faults are applied through them.
 """
 
@@ -13,12 +14,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import atoll.client
-from atoll.drill import contents, figures
+from atoll.drill import contents, figures, verification
 from atoll.drill.checker import CheckResult, check
 from atoll.drill.cluster import (
     Cluster,
@@ -39,6 +40,7 @@ FAULT_AT = 0.25  # of the duration
 HEAL_AT = 0.6
 FAILOVER_THREADS = 4
 TABLES_READY_S = 20.0
+VERIFY_TIMEOUT_S = 120.0
 JOIN_WORKER_S = 30.0
 JOIN_SAMPLER_S = 5.0
 PROGRESS_EVERY_S = 0.25
@@ -53,7 +55,9 @@ class DrillOptions:
     rate: float = 500.0
     seed: int = 1
     root: Path = Path("drill-data")
-    env: dict[str, str] = field(default_factory=dict)  # for the nodes (defect injection)
+    # a deliberate defect in every node: each Nth replicated item write is dropped
+    # (atoll.replication.faults.DropItemWrites), to prove the checker catches it; 0: none
+    fault_drop_every: int = 0
     converge_timeout_s: float = 60.0
     config: ClusterConfig | None = None  # a running cluster instead of a fresh one
     credentials: tuple[str, str] | None = None  # an admin key of that running cluster
@@ -76,7 +80,7 @@ def run_scenario(scenario: str, options: DrillOptions,
         suffix = f"{int(time.time())}_{options.seed}"
         tables = (f"{TABLES[0]}_{suffix}", f"{TABLES[1]}_{suffix}")
     else:
-        cluster = DrillCluster(root, options.regions, options.seed, options.env)
+        cluster = DrillCluster(root, options.regions, options.seed, options.fault_drop_every)
     run = ScenarioRun(scenario, options, cluster, tables, root, progress)
     try:
         with run.dns.installed():
@@ -183,14 +187,19 @@ class ScenarioRun:
         return sampler
 
     def read_outcome(self, sampler: LagSampler
-                     ) -> tuple[CheckResult, dict[str, Any], float | None, int]:
-        """(the check, the lag figures, seconds to converge or None, conflicts recorded)."""
+                     ) -> tuple[CheckResult, dict[str, Any], float | None, int, dict[str, Any]]:
+        """(the check, the lag figures, seconds to converge or None, conflicts recorded,
+        the verify of every region pair)."""
         lag = {**applied_lag(self.cluster), **sampler.summary(self.timing.fault_s)}
         converged_s = contents.converge(self.cluster, self.options.converge_timeout_s,
                                         self.tables)
         self.event("converged" if converged_s is not None else "did not converge")
         finals, losers, conflicts = contents.read_back(self.cluster, self.tables)
-        return check(self.recorder.ops, finals, losers), lag, converged_s, conflicts
+        verified = verification.verify_regions(self.cluster.url, list(self.cluster.ids),
+                                               self.tables, VERIFY_TIMEOUT_S)
+        self.event("verify: every region pair MATCH" if verified["passed"] else
+                   f"verify failed (exit {verified['exit_code']}) {verified['error']}")
+        return check(self.recorder.ops, finals, losers), lag, converged_s, conflicts, verified
 
     def summary(self) -> figures.Run:
         return figures.Run(self.scenario, self.victim, self.options.regions,

@@ -35,15 +35,19 @@ class Catalog:
     def get(self, name: str) -> TableDef | None:
         return self._by_name.get(name)
 
-    def table(self, table_name: str) -> TableDef:
-        """The table a request names (by name or ARN), or ResourceNotFound."""
+    def table(self, table_name: str, restoring_ok: bool = False) -> TableDef:
+        """The table a request names (by name or ARN), or ResourceNotFound. A table a
+        restore is still loading is CREATING: only DDL-side callers (`restoring_ok`) get it,
+        as DynamoDB serves no item operation on a table that is not ACTIVE."""
         table = self._by_name.get(table_name)
-        if table is not None:  # the hot path: a plain name of an existing table
-            return table
-        name = table_name_of(table_name)
-        table = self._by_name.get(name)
         if table is None:
-            raise ResourceNotFound(f"Requested resource not found: Table: {name} not found")
+            name = table_name_of(table_name)
+            table = self._by_name.get(name)
+            if table is None:
+                raise ResourceNotFound(f"Requested resource not found: Table: {name} not found")
+        if table.restore is not None and not restoring_ok and table.restoring:
+            raise ResourceNotFound(f"Requested resource not found: Table: {table.name} is being "
+                                   "restored (TableStatus CREATING)")
         return table
 
     def names(self) -> list[str]:

@@ -22,8 +22,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from atoll.backup.service import BackupService
 from atoll.clock import HybridClock
 from atoll.engine.catalog import Catalog
+from atoll.engine.tabledef import DEFAULT_ACCOUNT
 from atoll.storage import Storage
 
 DEFAULT_TTL_INTERVAL_S = 30.0
@@ -50,6 +52,9 @@ class EngineSettings:
     replica_regions: Callable[[], tuple[str, ...]] = no_replica_regions
     # (table, index): a GSI added by UpdateTable committed CREATING and needs its backfill
     start_backfill: Callable[[str, str], None] = backfill_at_next_start
+    account_id: str = DEFAULT_ACCOUNT  # the account id in ARNs
+    # table backups and point-in-time recovery (the node's); None: not available here
+    backups: BackupService | None = None
 
 
 class EngineContext:

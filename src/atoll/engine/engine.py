@@ -17,9 +17,12 @@ import orjson
 
 from atoll.clock import HybridClock
 from atoll.engine import (
+    backups,
     batch,
+    globaltables,
     items,
     partiql_ops,
+    pitr,
     reads,
     stream_reads,
     tables,
@@ -59,7 +62,18 @@ HANDLERS: dict[str, Handler] = {
     "ExecuteStatement": partiql_ops.execute_statement,
     "BatchExecuteStatement": partiql_ops.batch_execute_statement,
     "ExecuteTransaction": partiql_ops.execute_transaction,
+    "DescribeGlobalTable": globaltables.describe_global_table,
+    "ListGlobalTables": globaltables.list_global_tables,
+    "CreateBackup": backups.create_backup,
+    "DescribeBackup": backups.describe_backup,
+    "ListBackups": backups.list_backups,
+    "DeleteBackup": backups.delete_backup,
+    "RestoreTableFromBackup": backups.restore_table_from_backup,
+    "UpdateContinuousBackups": pitr.update_continuous_backups,
+    "DescribeContinuousBackups": pitr.describe_continuous_backups,
+    "RestoreTableToPointInTime": pitr.restore_table_to_point_in_time,
 }
+HANDLERS["DeleteTable"] = backups.delete_table  # keeps a SYSTEM backup when PITR was on
 
 # The DynamoDB Streams service (X-Amz-Target DynamoDBStreams_20120810.<Op>), same endpoint.
 STREAM_HANDLERS: dict[str, Handler] = {
@@ -74,7 +88,7 @@ class Engine:
     """One node's engine over its storage (not yet started: the node starts storage).
 
     `catalog`, `storage`, `clock`, `region` and `now_ms` are the context's, named here
-    too for the replication side (engine/replica.py, node/replicator.py)."""
+    too for the replication side (engine/replica_store.py, node/replicator.py)."""
 
     def __init__(self, storage: Storage, region: str = "local",
                  now_ms: Callable[[], int] = wall_clock_ms,

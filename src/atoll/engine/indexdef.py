@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from atoll.engine import options
 from atoll.errors import LimitExceeded, ValidationError
 
 MAX_GSIS = 20
@@ -38,6 +39,7 @@ class IndexDef:
     status: str = "ACTIVE"  # CREATING while a GSI added by UpdateTable is backfilled
     read_capacity: int = 0
     write_capacity: int = 0
+    options: dict[str, Any] = field(default_factory=dict)  # atoll.engine.options
 
     def key_names(self) -> tuple[str, ...]:
         return (self.hash_key, self.range_key) if self.range_key else (self.hash_key,)
@@ -80,6 +82,7 @@ class IndexDef:
                 "ReadCapacityUnits": self.read_capacity if billing_mode != "PAY_PER_REQUEST" else 0,
                 "WriteCapacityUnits": self.write_capacity if billing_mode != "PAY_PER_REQUEST" else 0,
             }
+            options.describe_index(self.options, description, self.status)
         return description
 
 
@@ -139,6 +142,7 @@ def parse_index(spec: dict[str, Any], kind: str, table_hash: str, table_range: s
                                       f"index: {name}")
             index.read_capacity = int(throughput["ReadCapacityUnits"])
             index.write_capacity = int(throughput["WriteCapacityUnits"])
+        index.options = options.index_options(spec, billing_mode, name)
     return index
 
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import orjson
 
-from atoll.engine import ddl
+from atoll.engine import ddl, options
 from atoll.engine.context import EngineContext
 from atoll.engine.indexdef import GSI, MAX_GSIS, IndexDef, check_index_set, parse_index
 from atoll.engine.tabledef import EncodedKey, TableDef, check_index_attributes, index_not_found
@@ -248,6 +248,8 @@ def apply_gsi_updates(table: TableDef, updated: TableDef,
                                                          existing.read_capacity))
             existing.write_capacity = int(throughput.get("WriteCapacityUnits",
                                                           existing.write_capacity))
+            existing.options = options.index_options(spec, updated.billing_mode, name,
+                                                     existing.options)
     check_index_set(updated.indexes)
     # definitions no index uses any more are dropped, as DynamoDB does
     used = set(updated.key_names())

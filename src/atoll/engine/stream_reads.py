@@ -107,10 +107,10 @@ async def list_streams(ctx: EngineContext, request: dict[str, Any]) -> dict[str,
                    or (s.table_name == parsed[1] and s.label < parsed[2])]
     page = streams[:limit]
     result: dict[str, Any] = {"Streams": [
-        {"StreamArn": s.arn(ctx.region), "TableName": s.table_name, "StreamLabel": s.label}
+        {"StreamArn": s.arn(ctx.region, ctx.settings.account_id), "TableName": s.table_name, "StreamLabel": s.label}
         for s in page]}
     if len(streams) > limit:
-        result["LastEvaluatedStreamArn"] = page[-1].arn(ctx.region)
+        result["LastEvaluatedStreamArn"] = page[-1].arn(ctx.region, ctx.settings.account_id)
     return result
 
 
@@ -132,7 +132,7 @@ async def describe_stream(ctx: EngineContext, request: dict[str, Any]) -> dict[s
         listed = [s for s in listed if s.shard_id > start]
     page = listed[:limit]
     description: dict[str, Any] = {
-        "StreamArn": stream.arn(ctx.region),
+        "StreamArn": stream.arn(ctx.region, ctx.settings.account_id),
         "StreamLabel": stream.label,
         "StreamStatus": "ENABLED" if stream.disabled_ms is None else "DISABLED",
         "StreamViewType": stream.view_type,
@@ -170,7 +170,7 @@ async def get_shard_iterator(ctx: EngineContext, request: dict[str, Any]) -> dic
         raise ResourceNotFound(_NO_SHARD)
     last = ctx.storage.stream_last_pos(stream.sid)
     pos = start_position(iterator_type, shard, stream.trimmed_pos, last, sequence)
-    iterator = ShardIterator(stream.arn(ctx.region), stream.sid, shard.number, pos,
+    iterator = ShardIterator(stream.arn(ctx.region, ctx.settings.account_id), stream.sid, shard.number, pos,
                              ctx.now_ms())
     return {"ShardIterator": iterator.encode()}
 

@@ -7,6 +7,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from atoll.engine import options
 from atoll.engine.indexdef import GSI, LSI, IndexDef, parse_indexes
 from atoll.errors import KeySchemaMismatch, ResourceNotFound, ValidationError
 from atoll.model.keys import check_key_size, encode_key_value, partition_hash
@@ -18,6 +19,12 @@ _ARN_RE = re.compile(r"arn:[^:]*:dynamodb:[^:]*:[^:]*:table/([^/]+)\Z")
 
 EncodedKey = tuple[int, bytes, bytes]  # (hash, pk bytes, sk bytes)
 MAX_TAGS = 50
+
+DEFAULT_ACCOUNT = "000000000000"  # the account id in ARNs unless a node is told another
+
+
+def table_arn(region: str, account: str, name: str) -> str:
+    return f"arn:aws:dynamodb:{region}:{account}:table/{name}"
 
 
 def table_name_of(value: str) -> str:
@@ -58,9 +65,20 @@ class TableDef:
     next_iid: int = 1  # storage id of the next index created
     ttl_attribute: str | None = None  # TimeToLive attribute when TTL is enabled
     tags: dict[str, str] = field(default_factory=dict)
+    # options kept and described back (atoll.engine.options)
+    options: dict[str, Any] = field(default_factory=dict)
+    # RestoreSummary of a table made by a restore, and (while it loads) where from and
+    # by which region (atoll.engine.restore)
+    restore: dict[str, Any] | None = None
+    restore_source: dict[str, Any] | None = None
     stream_view_type: str | None = None  # the enabled stream's view type; None: no stream
     stream_label: str | None = None  # the latest stream's label (kept once it is disabled)
     stream_sid: int = 0  # this region's storage id of the enabled stream (not replicated)
+
+    @property
+    def restoring(self) -> bool:
+        """A restore is still loading the table: it is CREATING, not yet usable."""
+        return self.restore is not None and bool(self.restore.get("RestoreInProgress"))
 
     @property
     def hash_type(self) -> str:
@@ -149,8 +167,8 @@ class TableDef:
     def copy(self) -> TableDef:
         return TableDef.from_json(self.to_json())
 
-    def arn(self, region: str) -> str:
-        return f"arn:aws:dynamodb:{region}:000000000000:table/{self.name}"
+    def arn(self, region: str, account: str = DEFAULT_ACCOUNT) -> str:
+        return table_arn(region, account, self.name)
 
     def key_schema(self) -> list[dict[str, str]]:
         schema = [{"AttributeName": self.hash_key, "KeyType": "HASH"}]
@@ -160,7 +178,11 @@ class TableDef:
 
     def describe(self, region: str, item_count: int, size_bytes: int,
                  status: str = "ACTIVE",
-                 index_stats: dict[str, tuple[int, int]] | None = None) -> dict[str, Any]:
+                 index_stats: dict[str, tuple[int, int]] | None = None,
+                 account: str = DEFAULT_ACCOUNT, global_table: bool = False) -> dict[str, Any]:
+        if status == "ACTIVE" and self.restoring:
+            status = "CREATING"
+        arn = self.arn(region, account)
         description: dict[str, Any] = {
             "AttributeDefinitions": [{"AttributeName": n, "AttributeType": t}
                                      for n, t in self.attribute_types.items()],
@@ -175,7 +197,7 @@ class TableDef:
             },
             "TableSizeBytes": size_bytes,
             "ItemCount": item_count,
-            "TableArn": self.arn(region),
+            "TableArn": arn,
             "TableId": self.table_id,
             "DeletionProtectionEnabled": self.deletion_protection,
         }
@@ -190,14 +212,17 @@ class TableDef:
                                                   "StreamViewType": self.stream_view_type}
         if self.stream_label is not None:
             description["LatestStreamLabel"] = self.stream_label
-            description["LatestStreamArn"] = stream_arn(region, self.name, self.stream_label)
+            description["LatestStreamArn"] = stream_arn(region, self.name,
+                                                          self.stream_label, account)
         stats = index_stats or {}
         for kind, member in ((GSI, "GlobalSecondaryIndexes"), (LSI, "LocalSecondaryIndexes")):
-            described = [i.describe(self.arn(region), self.billing_mode,
-                                    *stats.get(i.name, (0, 0)))
+            described = [i.describe(arn, self.billing_mode, *stats.get(i.name, (0, 0)))
                          for i in self.indexes if i.kind == kind]
             if described:
                 description[member] = described
+        options.describe(self.options, description, global_table)
+        if self.restore is not None:
+            description["RestoreSummary"] = dict(self.restore)
         return description
 
 
@@ -245,6 +270,7 @@ def parse_create_table(request: dict[str, Any], now_s: float) -> TableDef:
             "not exactly match number of attributes defined in AttributeDefinitions")
     check_index_attributes(table)
     table.deletion_protection = bool(request.get("DeletionProtectionEnabled", False))
+    table.options = options.parse_create(request, table.billing_mode)
     spec = request.get("StreamSpecification")
     if spec is not None:
         table.stream_view_type = wanted_view_type(spec)

@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-from atoll.engine import ddl, indexes, outbox, streams
+from atoll.engine import ddl, globaltables, indexes, options, outbox, streams
 from atoll.engine.context import EngineContext
 from atoll.engine.tabledef import TableDef, apply_billing, parse_create_table
 from atoll.errors import ResourceInUse, ValidationError
@@ -16,8 +16,9 @@ from atoll.storage import WriteTxn
 def _describe(ctx: EngineContext, table: TableDef, status: str = "ACTIVE") -> dict[str, Any]:
     count, size = ctx.storage.table_stats(table.tid)
     index_stats = {i.name: indexes.index_stats(ctx, table, i) for i in table.indexes}
-    description = table.describe(ctx.region, count, size, status, index_stats)
     replica_regions = ctx.settings.replica_regions()
+    description = table.describe(ctx.region, count, size, status, index_stats,
+                                 ctx.settings.account_id, bool(replica_regions))
     if replica_regions:
         # as DynamoDB global tables (version 2019.11.21) report their replicas
         description["GlobalTableVersion"] = "2019.11.21"
@@ -52,7 +53,7 @@ async def create_table(ctx: EngineContext, request: dict[str, Any]) -> dict[str,
 
 
 async def describe_table(ctx: EngineContext, request: dict[str, Any]) -> dict[str, Any]:
-    table = ctx.catalog.table(request["TableName"])
+    table = ctx.catalog.table(request["TableName"], restoring_ok=True)
     return {"Table": _describe(ctx, table)}
 
 
@@ -68,6 +69,13 @@ async def list_tables(ctx: EngineContext, request: dict[str, Any]) -> dict[str, 
     return result
 
 
+def _not_restoring(table: TableDef) -> TableDef:
+    if table.restoring:
+        raise ResourceInUse("Attempt to change a resource which is still in use: Table is "
+                            f"being restored: {table.name}")
+    return table
+
+
 # DeleteTable's TableDescription leaves out the table's schema and its indexes, which
 # DescribeTable gives (alternator's test_delete_table_description and
 # test_delete_table_description_with_si, which pass against DynamoDB; scylladb#14132).
@@ -76,7 +84,7 @@ _NOT_IN_DELETE_ANSWER = ("AttributeDefinitions", "KeySchema", "CreationDateTime"
 
 
 async def delete_table(ctx: EngineContext, request: dict[str, Any]) -> dict[str, Any]:
-    table = ctx.catalog.table(request["TableName"])
+    table = _not_restoring(ctx.catalog.table(request["TableName"], restoring_ok=True))
     if table.deletion_protection:
         raise ValidationError("Resource cannot be deleted as it is currently protected against "
                               "deletion. Disable deletion protection first.")
@@ -98,21 +106,25 @@ async def delete_table(ctx: EngineContext, request: dict[str, Any]) -> dict[str,
 
 
 async def update_table(ctx: EngineContext, request: dict[str, Any]) -> dict[str, Any]:
-    table = ctx.catalog.table(request["TableName"])
+    table = _not_restoring(ctx.catalog.table(request["TableName"], restoring_ok=True))
     changes = [k for k in ("BillingMode", "ProvisionedThroughput", "DeletionProtectionEnabled",
                            "GlobalSecondaryIndexUpdates", "StreamSpecification",
-                           "SSESpecification", "ReplicaUpdates", "TableClass")
+                           "SSESpecification", "ReplicaUpdates", *options.UPDATE_MEMBERS,
+                           "VectorIndexUpdates", "GlobalTableWitnessUpdates")
                if request.get(k) is not None]
     if not changes:
         raise ValidationError(
             "At least one of ProvisionedThroughput, BillingMode, UpdateStreamEnabled, "
             "GlobalSecondaryIndexUpdates or SSESpecification or ReplicaUpdates is required")
+    globaltables.check_replica_updates(ctx, table, request)
     async with ctx.catalog.ddl_lock:
-        table = ctx.catalog.table(request["TableName"])  # the latest definition
+        table = _not_restoring(ctx.catalog.table(request["TableName"], restoring_ok=True))
         updated = table.copy()
         if (request.get("BillingMode") is not None
                 or request.get("ProvisionedThroughput") is not None):
             apply_billing(updated, request, creating=False, now_s=ctx.now_ms() / 1000)
+        updated.options = options.apply_update(updated.options, request, updated.billing_mode,
+                                               ctx.now_ms() / 1000)
         if request.get("DeletionProtectionEnabled") is not None:
             updated.deletion_protection = bool(request["DeletionProtectionEnabled"])
         if request.get("StreamSpecification") is not None:

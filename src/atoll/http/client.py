@@ -198,3 +198,16 @@ class HttpClient:
             self._writer.close()
         self._reader = self._writer = None
         self._connected_to = None
+
+
+PeerClientFactory = Callable[[str, Sequence[str], dict[str, str]], HttpClient]
+"""(peer region, its peer endpoints, headers) -> a client that talks only to that region
+(atoll.node.peers.client_factory: mutual TLS, the server's certificate must name the
+region). Every part of a node that calls peers (replication, clock probes, verify, the
+console's figures) makes its clients with the node's one factory."""
+
+
+def plain_peer_client(region: str, endpoints: Sequence[str], headers: dict[str, str]
+                      ) -> HttpClient:
+    """A peer client without TLS (a cluster without certificates; tests)."""
+    return HttpClient(endpoints, headers)

@@ -16,6 +16,16 @@ DynamoDB requests; refusals get DynamoDB's error shapes):
 | /_atoll/keys                | POST   | admin (atoll:CreateKey)                      |
 | /_atoll/keys/revoke         | POST   | admin (atoll:RevokeKey)                      |
 | /_atoll/clock               | POST   | admin (atoll:SetClock; `--settable-clock`)   |
+| /_atoll/backup              | POST   | admin (atoll:CopyDatabase)                   |
+| /_atoll/verify/runs         | POST   | admin (atoll:StartVerify)                    |
+| /_atoll/verify/runs/<id>    | GET    | admin (atoll:DescribeVerify)                 |
+| /_atoll/repairs[/after/N]   | GET    | admin (atoll:ReadRepairs)                    |
+
+`/health` answers a signed request of a key with status access (or anyone, auth off)
+with what is wrong as well (rows failing their checksum, a clock refusing writes).
+The database copy, verify runs and the repairs log are admin's: a copy holds every
+table and key secret (sealed), a verify run loads every region, and a repair record
+holds item images of any table.
 
 The peer port answers other regions (node.py, atoll.node.peers), never these.
 """
@@ -58,11 +68,37 @@ LIST_KEYS = Access(ATOLL_LIST_KEYS, ADMIN, (), False)
 CREATE_KEY = Access(ATOLL_CREATE_KEY, ADMIN, (), False)
 REVOKE_KEY = Access(ATOLL_REVOKE_KEY, ADMIN, (), False)
 SET_CLOCK = Access("atoll:SetClock", ADMIN, (), False)  # `serve --settable-clock` (tests)
+COPY_DATABASE = Access("atoll:CopyDatabase", ADMIN, (), False)
+START_VERIFY = Access("atoll:StartVerify", ADMIN, (), False)
+READ_VERIFY = Access("atoll:DescribeVerify", ADMIN, (), False)
+READ_REPAIRS = Access("atoll:ReadRepairs", ADMIN, (), False)
 
 Answer = tuple[int, bytes]
 KEYS_PATH = "/_atoll/keys"
-# GET pages and what they need (conflicts: any path under /_atoll/conflicts)
+BACKUP_PATH = "/_atoll/backup"
+VERIFY_RUNS_PATH = "/_atoll/verify/runs"  # POST: start `atoll verify`; GET <path>/<id>: see it
+REPAIRS_PATH = "/_atoll/repairs"
+# GET pages and what they need (and, by prefix, the paged logs: `page_access`)
 PAGES = {"/_atoll/status": STATUS, "/_atoll/topology": TOPOLOGY_READ, KEYS_PATH: LIST_KEYS}
+_PREFIXES = (("/_atoll/conflicts", CONFLICTS), (VERIFY_RUNS_PATH + "/", READ_VERIFY),
+             (REPAIRS_PATH, READ_REPAIRS))
+
+
+def page_access(path: str) -> Access | None:
+    """What a GET of `path` needs; None: no such page."""
+    needs = PAGES.get(path)
+    if needs is not None:
+        return needs
+    for prefix, access in _PREFIXES:
+        if path.startswith(prefix):
+            return access
+    return None
+
+
+def signed(request: Request) -> bool:
+    """Whether the request carries a signature (a header or a presigned URL's query)."""
+    return b"X-Amz-Signature=" in request.url or any(
+        name.lower() == b"authorization" for name, _value in request.headers)
 
 
 def _message(status: int, message: str) -> Answer:

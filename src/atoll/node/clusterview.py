@@ -4,6 +4,8 @@ Theory of operation: the console (atoll.node.console) and `atoll status` both fe
 every region's figures (atoll.node.figures) and hand them here with the topology's list
 of regions; `cluster_view` decides each region's health the same way for both:
 - "down": it did not answer (the fetch's error is kept as the reason);
+- "degraded": it answered, and says it is degraded (rows failing their checksum, writes
+  refused because its clock is off: its own `health`), with its reasons;
 - "lagging": it answered, but trails a region that is up by more than `max_lag_s`
   seconds (or `max_lag_records` records, when given);
 - "up" otherwise.
@@ -24,6 +26,7 @@ from atoll.replication.lag import newest_reported
 
 UP = "up"
 LAGGING = "lagging"
+DEGRADED = "degraded"
 DOWN = "down"
 DEFAULT_MAX_LAG_S = 10.0
 RECENT_CONFLICTS = 20
@@ -94,8 +97,10 @@ def cluster_view(regions: Sequence[Mapping[str, Any]],
         behind = sorted(o for o, lag in lags.items() if o in up and (
             lag["seconds"] > max_lag_s
             or (max_lag_records is not None and lag["records"] > max_lag_records)))
-        entry.update(health=LAGGING if behind else UP,
-                     reason=("trails " + ", ".join(behind)) if behind else "",
+        degraded = list((answer.get("health") or {}).get("reasons") or [])
+        reasons = [*degraded, *(["trails " + ", ".join(behind)] if behind else [])]
+        entry.update(health=DEGRADED if degraded else LAGGING if behind else UP,
+                     reason="; ".join(reasons),
                      figures=answer, lag=lags, trails=behind,
                      warnings=_warnings(answer, newest_generation, up))
         view_regions.append(entry)

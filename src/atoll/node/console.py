@@ -29,9 +29,8 @@ from typing import Any
 
 import orjson
 
-from atoll.http.client import HttpClient, PeerHttpError
+from atoll.http.client import HttpClient, PeerClientFactory, PeerHttpError
 from atoll.node.clusterview import cluster_view
-from atoll.node.replicator import PeerClientFactory
 from atoll.topology.config import ClusterConfig, RegionConfig
 
 FETCH_TIMEOUT_S = 0.8

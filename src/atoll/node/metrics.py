@@ -51,6 +51,9 @@ class NodeCollector:
         yield from _requests(self.request_stats())
         yield from _node(figures)
         yield from _storage(figures)
+        yield from _health(figures)
+        if figures.get("clock") is not None:
+            yield from _clock(figures["clock"])
         if figures["replication"] is not None:
             yield from _replication(figures["replication"])
         if figures["topology"] is not None:
@@ -94,6 +97,37 @@ def _node(f: dict[str, Any]) -> Iterator[Metric]:
         if f["requests_ms"].get(key) is not None:
             times.add_metric([quantile], f["requests_ms"][key] / 1000)
     yield times
+
+
+def _health(f: dict[str, Any]) -> Iterator[Metric]:
+    health = f.get("health") or {}
+    integrity = f.get("integrity") or {}
+    yield GaugeMetricFamily("atoll_degraded", "1 while this region reports itself degraded "
+                            "(damaged rows, writes refused for its clock)",
+                            value=1 if health.get("status") == "degraded" else 0)
+    yield CounterMetricFamily("atoll_checksum_failures", "Reads that found a stored row "
+                              "failing its checksum (the row is not served)",
+                              value=integrity.get("checksum_failures", 0))
+    yield GaugeMetricFamily("atoll_damaged_rows", "Distinct stored rows found failing their "
+                            "checksum since start", value=integrity.get("damaged_rows", 0))
+
+
+def _clock(c: dict[str, Any]) -> Iterator[Metric]:
+    offset = GaugeMetricFamily("atoll_clock_offset_seconds", "Each peer's clock minus this "
+                               "region's, measured over the peer link", labels=["peer"])
+    error = GaugeMetricFamily("atoll_clock_offset_uncertainty_seconds", "How far the true "
+                              "offset may be from the measured one", labels=["peer"])
+    for peer, estimate in sorted((c.get("peers") or {}).items()):
+        if estimate is not None:
+            offset.add_metric([peer], estimate["offset_ms"] / 1000)
+            error.add_metric([peer], estimate["uncertainty_ms"] / 1000)
+    yield offset
+    yield error
+    yield GaugeMetricFamily("atoll_clock_refusing_writes", "1 while this region refuses "
+                            "writes because its clock is off from most peers",
+                            value=1 if c.get("refusing_writes") else 0)
+    yield CounterMetricFamily("atoll_clock_writes_refused", "Local writes refused because "
+                              "this region's clock was off", value=c.get("writes_refused", 0))
 
 
 def _storage(f: dict[str, Any]) -> Iterator[Metric]:

@@ -14,16 +14,19 @@ import logging
 import os
 import shutil
 import signal
+import sqlite3
 import ssl
 import tempfile
+import time
 from collections.abc import Awaitable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from atoll import __version__
+from atoll.antientropy.settings import VerifySettings
 from atoll.api.access import OFF, AccessControl, RefusalLog
 from atoll.api.dispatch import Api
 from atoll.auth.certs import ClusterFiles, read_data_key
@@ -32,32 +35,43 @@ from atoll.auth.keys import AccessKey
 from atoll.auth.permissions import Access
 from atoll.auth.sigv4 import SigV4Verifier
 from atoll.auth.tls import client_port_context
+from atoll.backup.service import BackupService, default_directory
+from atoll.clock.offset import DEFAULT_MAX_OFFSET_MS
 from atoll.engine import Engine
 from atoll.engine.context import DEFAULT_TTL_INTERVAL_S, EngineSettings, wall_clock_ms
+from atoll.engine.pitr import resume_restores
+from atoll.engine.tabledef import DEFAULT_ACCOUNT
 from atoll.errors import ServiceUnavailable, ValidationError
 from atoll.http import server as _http
 from atoll.http.limits import ConnectionLimits, raise_open_file_limit, split_connections
 from atoll.http.server import HttpServer, ListenError, listen
 from atoll.http.wire import Request
 from atoll.node.admin import (
-    CONFLICTS,
+    BACKUP_PATH,
+    COPY_DATABASE,
     CREATE_KEY,
     KEYS_PATH,
     LIST_KEYS,
-    PAGES,
+    REPAIRS_PATH,
     REVOKE_KEY,
     SET_CLOCK,
+    START_VERIFY,
     STATUS,
     TOPOLOGY_WRITE,
+    VERIFY_RUNS_PATH,
     Gate,
     KeyActions,
     PostRoute,
     conflicts_for,
+    page_access,
+    signed,
 )
 from atoll.node.background import BackgroundWork
 from atoll.node.clock import CLOCK_PATH, OffsetClock
+from atoll.node.clockwatch import TIME_PATH, ClockWatch
 from atoll.node.conflictlog import conflict_entries
 from atoll.node.console import REGION_PATH
+from atoll.node.integrity import IntegrityWatch
 from atoll.node.keys import KeyStore, read_data_key_or_make
 from atoll.node.operator import OPERATOR_PATHS, OperatorEndpoints
 from atoll.node.peers import PeerRefusal, PeerTls, caller, client_factory
@@ -68,7 +82,10 @@ from atoll.node.topology import (
     TopologyKeeper,
     topology_file_path,
 )
+from atoll.node.verifier import Verifier
+from atoll.node.verifylink import VERIFY_PATH
 from atoll.storage import SqliteStorage, Storage
+from atoll.storage.sqlite.filecopy import CopyRefused
 from atoll.topology.config import ClusterConfig
 from atoll.topology.update import start_topology
 
@@ -95,8 +112,11 @@ class NodeConfig:
     # (a fault-injecting proxy sits at the advertised one: `atoll drill`)
     peer_listen: tuple[str, int] | None = None
     clock_offset_ms: int = 0  # added to the wall clock (clock-skew drills)
+    # writes are refused while this region's clock differs from most peers' by more
+    max_clock_offset_ms: int = DEFAULT_MAX_OFFSET_MS
     settable_clock: bool = False  # tests: POST /_atoll/clock moves the clock forward
     max_connections: int | None = None  # client port; None: derived from the open-file limit
+    fault_drop_every: int = 0  # a deliberate replication defect (atoll.replication.faults)
     # postgresql://...: the region's storage is in PostgreSQL, shared with the region's
     # other nodes (storage/postgres); None: a SQLite file under data_dir
     storage_url: str | None = None
@@ -110,6 +130,12 @@ class NodeConfig:
     admin_credentials: str | None = None
     insecure: bool = False  # allow listening beyond loopback without authentication
     peer_source: str | None = None  # local address of outgoing peer connections (drills)
+    account_id: str = DEFAULT_ACCOUNT  # the account id in ARNs
+    backup_dir: str | None = None  # backups and PITR [default: <data dir>/backups]
+    pitr_window_s: float | None = None  # caps every table's PITR window (tests: seconds)
+    pitr_snapshot_interval_s: float = 86_400.0  # between a PITR table's snapshots
+    verify: VerifySettings = field(default_factory=VerifySettings)  # cluster.toml [verify]
+    trees: bool = True  # keep hash trees (off only to measure what they cost)
 
 
 def is_loopback(host: str) -> bool:
@@ -173,13 +199,20 @@ class Node:
         else:
             path, self._tmp_dir = _database_path(config)
             self.storage = SqliteStorage(path, durable=not config.in_memory,
-                                         region=config.region)
+                                         region=config.region, trees=config.trees)
         self.clock = OffsetClock(config.clock_offset_ms)
         self.background = BackgroundWork()
+        # Table backups and PITR keep files on the node's disk: a region whose nodes share
+        # PostgreSQL has no one node's disk to keep them on, so they are not offered there.
+        self.backups = None if config.storage_url else BackupService(
+            config.backup_dir or default_directory(self._tmp_dir or config.data_dir),
+            self.storage, config.region, config.account_id, self.clock,
+            self._table_id_of, config.pitr_window_s, config.pitr_snapshot_interval_s)
         settings = EngineSettings(ttl_interval_s=config.ttl_interval_s,
                                   endpoint_address=f"{config.host}:{config.port}",
                                   replica_regions=self._replica_regions,
-                                  start_backfill=self.background.backfill)
+                                  start_backfill=self.background.backfill,
+                                  account_id=config.account_id, backups=self.backups)
         self.engine = Engine(self.storage, region=config.region, now_ms=self.clock,
                              settings=settings)
         try:
@@ -190,19 +223,33 @@ class Node:
         self.api = Api(self.engine, access=self.access)
         self.gate = Gate(self.access)
         self.key_actions = KeyActions(self.keys)
+        self.integrity = IntegrityWatch(config.region, self.storage.integrity,
+                                        self.engine.catalog)
         self.http = HttpServer(self.api.handle, self._get, admin_post=self._admin_post,
                                limits=ConnectionLimits(max_connections=client_cap))
         self.replicator: Replicator | None = None
         self.peer_http: HttpServer | None = None
         self.topology: TopologyKeeper | None = None
         self.peer_address: tuple[str, int] | None = None
+        self.clock_watch: ClockWatch | None = None
         if config.cluster is not None:
             topology = self._start_topology(config.cluster, os.path.dirname(path))
-            self.replicator = Replicator(self.engine, topology, config.region,
-                                         client_factory(self.peer_tls, config.peer_source))
+            peer_client = client_factory(self.peer_tls, config.peer_source)
+            self.replicator = Replicator(self.engine.context, topology, config.region,
+                                         fault_drop_every=config.fault_drop_every,
+                                         peer_client=peer_client)
+            self.clock_watch = ClockWatch(config.region, self._current_topology,
+                                          self.engine.clock, self.clock,
+                                          config.max_clock_offset_ms, peer_client)
             self.peer_http = HttpServer(self.api.handle, self._peer_get, self._peer_post,
                                         limits=ConnectionLimits(max_connections=peer_cap))
         self.peer_refusals = RefusalLog()
+        # regions prove they hold the same data (atoll.node.verifier), over the peer link
+        self.verifier = Verifier(self.engine, config.region, config.verify,
+                                 lambda: None if self.topology is None else self.topology.current,
+                                 trees=self.storage if isinstance(self.storage, SqliteStorage)
+                                 and config.trees else None,
+                                 peer_client=client_factory(self.peer_tls, config.peer_source))
         # /metrics, /console and the console's JSON (atoll.node.operator)
         self.operator = OperatorEndpoints(self)
         if self.access.enabled:  # (auth off: the console says "not available")
@@ -211,6 +258,8 @@ class Node:
             self.operator.attach_peer_link(
                 client_factory(self.peer_tls, config.peer_source),
                 {"X-Atoll-Cluster": config.cluster.cluster_id, "X-Atoll-Region": config.region})
+        if config.cluster is not None and self.verifier.enabled:
+            self.operator.attach_verify(self.verifier)  # peers to compare with
         self.shared: Any = None  # SharedRegion: other nodes share this region's storage
         if config.storage_url:
             from atoll.node.shared_region import SharedRegion
@@ -278,6 +327,13 @@ class Node:
                                        client_factory(self.peer_tls, self.config.peer_source))
         return topology
 
+    def _current_topology(self) -> ClusterConfig:
+        assert self.topology is not None
+        return self.topology.current
+    def _table_id_of(self, name: str) -> str | None:
+        table = self.engine.catalog.get(name)
+        return table.table_id if table is not None and table.tid else None
+
     def _replica_regions(self) -> tuple[str, ...]:
         """Every region of the current topology (DescribeTable's Replicas); () alone."""
         return self.topology.current.region_ids() if self.topology is not None else ()
@@ -310,10 +366,38 @@ class Node:
             return await self._key_action(request, body, CREATE_KEY, self.key_actions.create)
         if path == KEYS_PATH + "/revoke":
             return await self._key_action(request, body, REVOKE_KEY, self.key_actions.revoke)
+        if path == BACKUP_PATH:
+            _key, refusal = self.gate.check(request, body, COPY_DATABASE, "POST " + path)
+            return refusal if refusal is not None else await self._copy_database(body)
+        if path == VERIFY_RUNS_PATH:
+            _key, refusal = self.gate.check(request, body, START_VERIFY, "POST " + path)
+            return refusal if refusal is not None else self.verifier.start_run(body)
         if path == CLOCK_PATH and self.config.settable_clock:  # (tests; hidden flag)
             _key, refusal = self.gate.check(request, body, SET_CLOCK, "POST " + path)
             return refusal if refusal is not None else self.clock.handle_post(body)
         return 404, b'{"message":"not found"}'
+
+    async def _copy_database(self, body: bytes) -> tuple[int, bytes]:
+        """`atoll backup --endpoint`: a consistent copy of this node's whole database,
+        written by the node to the path the body names (SQLite's online backup API)."""
+        try:
+            request = orjson.loads(body)
+            path = request["path"]
+            if not isinstance(path, str) or not os.path.isabs(path):
+                raise ValueError("path must be an absolute file path")
+        except (ValueError, KeyError, TypeError) as exc:
+            return 400, orjson.dumps({"message": f"expected {{\"path\": \"/abs/file\"}}: {exc}"})
+        storage = self.storage
+        if not isinstance(storage, SqliteStorage):
+            return 400, orjson.dumps({"message": "this node's region is stored in PostgreSQL: "
+                                      "back it up with PostgreSQL's own tools"})
+        began = time.monotonic()
+        try:
+            size = await asyncio.to_thread(storage.copy_to, path)
+        except (OSError, CopyRefused, sqlite3.Error) as exc:
+            return 500, orjson.dumps({"message": f"the copy failed: {exc}"})
+        return 200, orjson.dumps({"path": path, "size_bytes": size, "region": self.config.region,
+                                  "seconds": round(time.monotonic() - began, 3)})
 
     async def _key_action(self, request: Request, body: bytes, needs: Access,
                           action: PostRoute) -> tuple[int, bytes]:
@@ -328,7 +412,7 @@ class Node:
              ) -> tuple[int, bytes, bytes] | Awaitable[tuple[int, bytes, bytes]]:
         """GETs on the client port; answered once what they read is durable."""
         if path == "/health":
-            return 200, b'{"status":"ok"}', JSON  # liveness only: reveals nothing else
+            return self._health_get(request)
         if path == "/":
             # as DynamoDB's endpoint answers a plain GET: "healthy: " and the host asked
             # for (alternator's test_health.py, run against DynamoDB too)
@@ -340,7 +424,7 @@ class Node:
             if refusal is not None:
                 return refusal[0], refusal[1], JSON
             return self.operator.get(path)
-        needs = PAGES.get(path) or (CONFLICTS if path.startswith("/_atoll/conflicts") else None)
+        needs = page_access(path)
         if needs is None:
             return 404, b'{"message":"not found"}', JSON
         key, refusal = self.gate.check(request, b"", needs, "GET " + path)
@@ -351,6 +435,20 @@ class Node:
         answer = self._get_now(path, key)
         waiter = self.storage.settle()
         return answer if waiter is None else self._settled_get(waiter, answer)
+
+    def _health_get(self, request: Request) -> tuple[int, bytes, bytes]:
+        """Liveness for anyone (load balancers: 200 while the node serves, a degraded
+        region still serves what it can); what is wrong (rows failing their checksum, a
+        clock refusing writes) only to a signed request of a key that may read status,
+        or to anyone with auth off."""
+        if self.access.enabled and not signed(request):
+            return 200, b'{"status":"ok"}', JSON
+        _key, refusal = self.gate.check(request, b"", STATUS, "GET /health")
+        if refusal is not None:
+            return refusal[0], refusal[1], JSON
+        health = self.health()
+        return 200, orjson.dumps({"status": health["status"], "region": self.config.region,
+                                  "version": __version__, "detail": health["reasons"]}), JSON
 
     @staticmethod
     async def _json_get(coro: Coroutine[Any, Any, tuple[int, bytes]]
@@ -378,6 +476,17 @@ class Node:
             found = self.conflicts(int(after or 0))
             found["conflicts"] = conflicts_for(key, found["conflicts"])
             return 200, orjson.dumps(found), JSON
+        if path.startswith(VERIFY_RUNS_PATH + "/"):
+            run_id = path.removeprefix(VERIFY_RUNS_PATH + "/")
+            if not run_id.isdigit():
+                return 400, b'{"message":"expected /_atoll/verify/runs/<id>"}', JSON
+            return (*self.verifier.run_view(int(run_id)), JSON)
+        if path.startswith(REPAIRS_PATH):
+            # /_atoll/repairs[/after/<id>]: 1000 records at a time, oldest first
+            after = path.removeprefix(REPAIRS_PATH).removeprefix("/after/").strip("/")
+            if after and not after.isdigit():
+                return 400, b'{"message":"expected /_atoll/repairs/after/<id>"}', JSON
+            return 200, orjson.dumps(self.verifier.repairs(int(after or 0))), JSON
         if self.topology is None:
             return 404, b'{"message":"this node is not part of a cluster"}', JSON
         return self.topology.handle_get()
@@ -404,6 +513,8 @@ class Node:
 
     async def _peer_post(self, request: Request, path: str, body: bytes,
                          query: str) -> tuple[int, bytes]:
+        """Every POST on the peer port comes from a region of the topology (its
+        certificate, `_caller`); the handlers are told who it is, not what it claims."""
         try:
             region = self._caller(request)
         except PeerRefusal as refusal:
@@ -414,6 +525,10 @@ class Node:
         assert self.replicator is not None
         headers = {"x-atoll-cluster": self.replicator.cluster.cluster_id,
                    "x-atoll-region": region}  # who it is, as its certificate says
+        if path == TIME_PATH and self.clock_watch is not None:
+            return self.clock_watch.serve(headers, body)  # reads no storage: no settle
+        if path == VERIFY_PATH:
+            return await self.verifier.handle_peer(headers, body)
         answer = await self.replicator.handle_post(path, headers, body, query)
         try:  # what a peer is sent must be durable (it may acknowledge and purge it)
             await self.storage.settled()
@@ -457,9 +572,24 @@ class Node:
             status["replication"] = self.replicator.status()
         if self.topology is not None:
             status["topology"] = self.topology.status()
+        if self.clock_watch is not None:
+            status["clock"] = self.clock_watch.status()
+        if self.backups is not None:
+            status["backups"] = self.backups.status()
+        status["verify"] = self.verifier.status()
         if self.shared is not None:
             status["region_nodes"] = self.shared.status()
+        status["integrity"] = self.integrity.status()
+        status["health"] = self.health()
         return status
+
+    def health(self) -> dict[str, Any]:
+        """"ok", or "degraded" with the reasons: rows failing their checksum, writes
+        refused because this region's clock is off."""
+        reasons = self.integrity.reasons()
+        if self.clock_watch is not None and self.engine.clock.refusal is not None:
+            reasons.append(self.engine.clock.refusal)
+        return {"status": "degraded" if reasons else "ok", "reasons": reasons}
 
     def conflicts(self, after_id: int = 0, limit: int = 1000) -> dict[str, Any]:
         rows = self.storage.conflicts(after_id, limit)  # keys decoded (atoll.node.conflictlog)
@@ -469,6 +599,9 @@ class Node:
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         self.storage.start(loop)
+        if self.backups is not None:
+            self.backups.start()
+            resume_restores(self.engine.context, self.backups)
         server = peer_server = None
         try:
             await self.keys.start()  # every node has the keys table before it serves
@@ -494,8 +627,11 @@ class Node:
             if self.shared is None:
                 self.replicator.start()
             self.topology.start()
+        self.verifier.start()
         if self.shared is not None:
             self.shared.start()
+        if self.clock_watch is not None:
+            self.clock_watch.start()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopping.set)
         scheme = "https" if self.client_tls is not None else "http"
@@ -512,12 +648,15 @@ class Node:
             server.close()
             if peer_server is not None:
                 peer_server.close()
+            if self.clock_watch is not None:
+                await self.clock_watch.stop()
             if self.topology is not None:
                 await self.topology.stop()
             if self.shared is not None:
                 await self.shared.stop()
             if self.replicator is not None:
                 await self.replicator.stop()
+            await self.verifier.stop()
             await self.http.drain(SHUTDOWN_DRAIN_S)
             self.operator.close()
             await server.wait_closed()
@@ -538,6 +677,8 @@ class Node:
 
     async def _release(self) -> None:
         """Stop background work and close the storage (and drop an in-memory node's files)."""
+        if self.backups is not None:
+            await self.backups.stop()
         await self.background.stop()
         self.storage.close()
         if self._tmp_dir:

@@ -23,11 +23,11 @@ from typing import Any
 import orjson
 
 from atoll.errors import ServiceUnavailable
+from atoll.http.client import PeerClientFactory
 from atoll.node.conflictlog import RecentConflicts
 from atoll.node.console import CLUSTER_PATH, REGION_PATH, ClusterGatherer, console_page
 from atoll.node.figures import AuthFigures, NodeView, VerifyFigures, region_figures
 from atoll.node.metrics import CONTENT_TYPE, NodeCollector, NodeMetrics
-from atoll.node.replicator import PeerClientFactory
 
 OPERATOR_PATHS = frozenset({"/metrics", "/console", REGION_PATH, CLUSTER_PATH})
 _JSON = b"application/json"

@@ -166,8 +166,7 @@ class SharedRegion:
         await replicator.stop()
         with contextlib.suppress(ValueError):
             self.storage.commit_listeners.remove(replicator._on_commit)
-        self.node.replicator = type(replicator)(engine, replicator.cluster, replicator.region,
-                                                replicator._peer_client)  # its TLS too
+        self.node.replicator = replicator.renewed()
 
     def status(self) -> dict[str, Any]:
         return {"running": sorted(job for job, on in self._running.items() if on),

@@ -4,8 +4,7 @@ ReplicationError
 ├── BadChange      a change record is damaged, malformed or not canonical (the peer misbehaved)
 ├── BadMessage     a protocol message is malformed (the peer misbehaved)
 ├── UnknownTable   a change writes to a table this region has never seen; it is held, not applied
-└── OutOfOrder     apply() was given a change that is not the next seq of its origin (caller bug
-                   or a race); nothing was applied
+└── NotAPeer       a request from a region that is not a peer of this one
 """
 
 from __future__ import annotations
@@ -32,5 +31,5 @@ class UnknownTable(ReplicationError):
         self.table = table
 
 
-class OutOfOrder(ReplicationError):
-    """A change given to apply() is not its origin's next sequence number."""
+class NotAPeer(ReplicationError):
+    """A request from a region that is not a peer of this one in the current topology."""

@@ -1,200 +1,205 @@
 """`MemoryStore`: the in-memory `ReplicaStore` (simulator and tests).
 
-Theory of operation: plain dicts. Atomicity comes from an undo log: every mutation of a
-write method records the old value, and an exception restores them in reverse, so a
-refused call leaves the store exactly as it was. "Durable" means the object survives a
-simulated crash: the simulator throws away a region's protocol state, never its store.
+Theory of operation: plain dicts, shaped like the SQLite store's tables so that the two
+behave alike in every observable way (a seed replays the same simulation over either):
+live items and tombstones are kept apart, a key's version is the newer of its live item
+and its tombstone, and a put leaves an older tombstone in place. Atomicity comes from an
+undo log: every mutation inside `write` records how to undo it, and an exception undoes
+them in reverse, so a refused or failed job leaves the store exactly as it was. "Durable"
+means the object survives a simulated crash: the simulator throws away a region's shell,
+never its store.
+
+Each origin's changelog is a list of (seq, frame) in seq order: records are appended in
+seq order (apply and local writes advance cursors by one; a rebuild only moves a cursor
+forward, leaving a hole the serving side detects) and purged from the front.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections import deque
-from collections.abc import Callable, Sequence
-from typing import Any
+import bisect
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from atoll.invariant import invariant
-from atoll.replication.change import Change, ItemKey, ItemWrite, Op, Version
-from atoll.replication.cursors import ZERO, Cursor, Cursors, advance
-from atoll.replication.errors import OutOfOrder, UnknownTable
-from atoll.replication.merge import Conflict, Stored, TableState, merge_change
-from atoll.replication.store import ApplyResult, RetentionPlan, Snapshot
+from atoll.model.keys import partition_hash
+from atoll.replication.change import Change, ItemKey, item_json
+from atoll.replication.cursors import ZERO, Cursor
+from atoll.replication.merge import Conflict, Stored, TableState, drops_items
+from atoll.replication.store import RowKey, SnapshotRow, StoreTxn
+
+R = TypeVar("R")
 
 _MISSING = object()
 MAX_CONFLICTS = 100_000  # the conflict log keeps the newest this many
 
 
 class MemoryStore:
-    def __init__(self, region: str, max_conflicts: int = MAX_CONFLICTS) -> None:
+    def __init__(self, region: str, max_conflicts: int = MAX_CONFLICTS,
+                 wrap: Callable[[StoreTxn], StoreTxn] | None = None) -> None:
+        """`wrap`: a test-only fault around every transaction (atoll.replication.faults)."""
         self._region = region
-        self.items: dict[ItemKey, Stored] = {}
+        self.wrap = wrap
+        self.items: dict[ItemKey, Stored] = {}  # live items
+        self.tombstones: dict[ItemKey, Stored] = {}  # deletes' versions
         self.tables: dict[str, TableState] = {}
         self._cursors: dict[str, Cursor] = {}
-        self._log: dict[str, dict[int, tuple[int, Change]]] = {}  # origin -> seq -> (pos, change)
-        self._log_start: dict[str, int] = {}
-        self._next_pos = 0
+        self._log: dict[str, list[tuple[int, bytes]]] = {}
         self._conflicts: list[Conflict] = []
         self._max_conflicts = max_conflicts
-        self._undo: list[tuple[Any, Any, Any]] | None = None
-        # For checkers: tombstones retention deleted (they had reached every region).
-        self.purged_tombstones: deque[tuple[ItemKey, Version]] = deque(maxlen=max_conflicts)
+        self._undo: list[Callable[[], Any]] | None = None
 
     @property
     def region(self) -> str:
         return self._region
 
-    # --- reads -------------------------------------------------------------------------
+    # --- committed state ---------------------------------------------------------------
     def cursors(self) -> dict[str, Cursor]:
         return dict(self._cursors)
 
     def table_state(self, table: str) -> TableState | None:
         return self.tables.get(table)
 
-    def stored(self, key: ItemKey) -> Stored | None:
-        return self.items.get(key)
-
-    def changes_since(self, cursors: Cursors, limit: int) -> list[Change]:
-        picked: list[tuple[int, Change]] = []
-        for origin, log in self._log.items():
-            after = cursors.get(origin, ZERO).seq
-            last = self._cursors.get(origin, ZERO).seq
-            start = max(after, self._log_start.get(origin, 0)) + 1
-            for seq in range(start, min(last, start + limit - 1) + 1):
-                picked.append(log[seq])
-        picked.sort(key=lambda entry: entry[0])
-        return [change for _, change in picked[:limit]]
+    def table_states(self) -> dict[str, TableState]:
+        return dict(self.tables)
 
     def log_start(self) -> dict[str, int]:
-        return dict(self._log_start)
+        return {origin: log[0][0] - 1 for origin, log in self._log.items() if log and log[0][0] > 1}
+
+    def records_since(self, origin: str, after_seq: int, limit: int) -> list[tuple[int, bytes]]:
+        log = self._log.get(origin, [])
+        first = bisect.bisect_right(log, after_seq, key=lambda entry: entry[0])
+        return log[first:first + limit]
+
+    def snapshot_rows(self, table: str, after: RowKey | None, limit: int,
+                      tombstones: bool) -> list[SnapshotRow]:
+        state = self.tables.get(table)
+        if state is None or not state.live:
+            return []
+        rows = sorted((partition_hash(pk), pk, sk, stored)
+                      for (name, pk, sk), stored in (self.tombstones if tombstones
+                                                     else self.items).items() if name == table)
+        page = []
+        for h, pk, sk, stored in rows:
+            if after is not None and (h, pk, sk) <= after:
+                continue
+            item = None if stored.item is None else item_json(stored.item)
+            page.append(SnapshotRow(h, pk, sk, stored.version.hlc, stored.version.origin, item))
+            if len(page) >= limit:
+                break
+        return page
+
+    def contents(self) -> dict[ItemKey, Stored]:
+        result = dict(self.tombstones)
+        for key, stored in self.items.items():
+            dead = result.get(key)
+            if dead is None or stored.version > dead.version:
+                result[key] = stored
+        return result
 
     def conflicts(self) -> list[Conflict]:
         return list(self._conflicts)
 
-    def snapshot(self) -> Snapshot:
-        tables = {name: state for name, state in self.tables.items() if state.live}
-        items = {key: s for key, s in self.items.items() if s.item is not None}
-        return Snapshot(tables, items)
-
-    def logged_seqs(self, origin: str) -> list[int]:
-        return sorted(self._log.get(origin, {}))
-
     def log_size(self) -> int:
         return sum(len(log) for log in self._log.values())
 
-    def tombstones(self) -> int:
-        return sum(1 for s in self.items.values() if s.item is None)
-
-    # --- writes ------------------------------------------------------------------------
-    def apply(self, changes: Sequence[Change]) -> ApplyResult:
-        def body() -> ApplyResult:
-            applied = duplicates = 0
-            conflicts: list[Conflict] = []
-            for change in changes:
-                cursor = self._cursors.get(change.origin, ZERO)
-                if change.seq <= cursor.seq:
-                    duplicates += 1
-                    continue
-                if change.seq != cursor.seq + 1:
-                    raise OutOfOrder(f"{change.origin}/{change.seq} after cursor {cursor.seq}")
-                conflicts.extend(self._apply_one(change))
-                applied += 1
-            return ApplyResult(applied, duplicates, tuple(conflicts))
-        return self._atomically(body)
-
-    def local_write(self, hlc: int, ops: Sequence[Op]) -> Change:
-        own = self._cursors.get(self._region, ZERO)
-        if hlc <= own.hlc:
-            raise OutOfOrder(f"local hlc {hlc} is not above the last one {own.hlc}")
-        filled: list[Op] = []
-        for op in ops:
-            if isinstance(op, ItemWrite):
-                state = self.tables.get(op.table)
-                if state is None or not state.live:
-                    raise UnknownTable(op.table)
-                stored = self.items.get(op.key)
-                op = dataclasses.replace(op, prev=None if stored is None else stored.version)
-            filled.append(op)
-        change = Change.create(self._region, own.seq + 1, hlc, filled)
-        self._atomically(lambda: self._apply_one(change))
-        return change
-
-    def purge(self, plan: RetentionPlan, limit: int) -> int:
-        purged = 0
-        for origin, through in sorted(plan.purge_through.items()):
-            invariant(through <= self._cursors.get(origin, ZERO).seq, "purge past the cursor")
-            log = self._log.get(origin, {})
-            seq = self._log_start.get(origin, 0)
-            while seq < through and purged < limit:
-                seq += 1
-                del log[seq]
-                purged += 1
-            self._log_start[origin] = seq
-        for key in [k for k, s in self.items.items()
-                    if s.item is None and s.version.hlc < plan.tombstone_horizon_hlc]:
-            if purged >= limit:
-                break
-            self.purged_tombstones.append((key, self.items.pop(key).version))
-            purged += 1
-        return purged
-
-    # --- internals ---------------------------------------------------------------------
-    def _apply_one(self, change: Change) -> list[Conflict]:
-        effects = merge_change(change, self.items.get, self.tables.get)
-        for name, state in effects.tables.items():
-            self._set(self.tables, name, state)
-        for name in effects.dropped_tables:
-            for key in [k for k in self.items if k[0] == name]:
-                self._set(self.items, key, _MISSING)
-        for key, stored in effects.items.items():
-            self._set(self.items, key, stored)
-        if effects.conflicts:
-            self._record_conflicts(effects.conflicts)
-        log = self._log.setdefault(change.origin, {})
-        self._set(log, change.seq, (self._next_pos, change))
-        self._next_pos += 1
-        cursors = dict(self._cursors)
-        advance(cursors, change.origin, change.seq, change.hlc)
-        self._set(self._cursors, change.origin, cursors[change.origin])
-        return effects.conflicts
-
-    def _record_conflicts(self, conflicts: list[Conflict]) -> None:
-        before = list(self._conflicts)
-        self._conflicts.extend(conflicts)
-        del self._conflicts[:-self._max_conflicts]
-        invariant(self._undo is not None, "conflicts recorded outside a transaction")
-        assert self._undo is not None
-        self._undo.append((_ListBox(self._conflicts), None, before))
+    # --- transactions ------------------------------------------------------------------
+    def write(self, job: Callable[[StoreTxn], R]) -> R:
+        if self._undo is not None:
+            raise RuntimeError("nested store transaction")
+        self._undo = []
+        try:
+            txn: StoreTxn = _MemoryTxn(self)
+            return job(txn if self.wrap is None else self.wrap(txn))
+        except BaseException:
+            for undo in reversed(self._undo):
+                undo()
+            raise
+        finally:
+            self._undo = None
 
     def _set(self, target: dict[Any, Any], key: Any, value: Any) -> None:
-        invariant(self._undo is not None, "store mutated outside a transaction")
-        assert self._undo is not None
-        self._undo.append((target, key, target.get(key, _MISSING)))
+        old = target.get(key, _MISSING)
+        self._on_undo(lambda: target.__setitem__(key, old) if old is not _MISSING
+                      else target.pop(key, None))
         if value is _MISSING:
             target.pop(key, None)
         else:
             target[key] = value
 
-    def _atomically(self, body: Callable[[], Any]) -> Any:
-        invariant(self._undo is None, "nested store transaction")
-        self._undo = []
-        try:
-            result = body()
-        except BaseException:
-            for target, key, old in reversed(self._undo):
-                if isinstance(target, _ListBox):
-                    target.items[:] = old
-                elif old is _MISSING:
-                    target.pop(key, None)
-                else:
-                    target[key] = old
-            raise
-        finally:
-            self._undo = None
-        return result
+    def _on_undo(self, undo: Callable[[], Any]) -> None:
+        assert self._undo is not None, "store mutated outside a transaction"
+        self._undo.append(undo)
 
 
-class _ListBox:
-    """Undo entry for the conflict list (restored as a whole)."""
+class _MemoryTxn:
+    """`StoreTxn` over a `MemoryStore`, inside its `write`."""
 
-    def __init__(self, items: list[Conflict]) -> None:
-        self.items = items
+    def __init__(self, store: MemoryStore) -> None:
+        self.s = store
+
+    def cursor_seq(self, origin: str) -> int:
+        return self.s._cursors.get(origin, ZERO).seq
+
+    def table_state(self, table: str) -> TableState | None:
+        return self.s.tables.get(table)
+
+    def stored(self, key: ItemKey) -> Stored | None:
+        state = self.s.tables.get(key[0])
+        if state is None or not state.live:
+            return None
+        live, dead = self.s.items.get(key), self.s.tombstones.get(key)
+        if live is not None and (dead is None or live.version > dead.version):
+            return live
+        return dead
+
+    def set_table_state(self, table: str, state: TableState) -> None:
+        if drops_items(self.s.tables.get(table), state):
+            for rows in (self.s.items, self.s.tombstones):
+                for key in [k for k in rows if k[0] == table]:
+                    self.s._set(rows, key, _MISSING)
+        self.s._set(self.s.tables, table, state)
+
+    def write_item(self, key: ItemKey, stored: Stored) -> None:
+        if stored.item is None:
+            self.s._set(self.s.items, key, _MISSING)
+            self.s._set(self.s.tombstones, key, stored)
+        else:  # an older tombstone stays: the newer of the two is the key's version
+            self.s._set(self.s.items, key, stored)
+
+    def record_conflict(self, conflict: Conflict, detected_ms: int) -> None:
+        log = self.s._conflicts
+        before = list(log) if len(log) >= self.s._max_conflicts else None
+        log.append(conflict)
+        if before is not None:
+            del log[:-self.s._max_conflicts]
+        self.s._on_undo(log.pop if before is None else lambda: log.__setitem__(slice(None), before))
+
+    def log_changes(self, records: list[tuple[Change, bytes]]) -> None:
+        for change, frame in records:
+            log = self.s._log.get(change.origin)
+            if log is None:
+                log = []
+                self.s._set(self.s._log, change.origin, log)
+            invariant(not log or log[-1][0] < change.seq, "changelog appended out of order")
+            log.append((change.seq, frame))
+            self.s._on_undo(log.pop)
+
+    def set_cursor(self, origin: str, cursor: Cursor) -> None:
+        self.s._set(self.s._cursors, origin, cursor)
+
+    def purge_log(self, origin: str, through_seq: int, limit: int) -> int:
+        log = self.s._log.get(origin, [])
+        count = 0
+        while count < min(limit, len(log) - 1) and log[count][0] <= through_seq:
+            count += 1  # never the latest record (the SQLite store keeps it too)
+        if count:
+            removed = log[:count]
+            del log[:count]
+            self.s._on_undo(lambda: log.__setitem__(slice(0, 0), removed))
+        return count
+
+    def purge_tombstones(self, below_hlc: int, limit: int) -> int:
+        dead = [key for key, s in self.s.tombstones.items() if s.version.hlc < below_hlc][:limit]
+        for key in dead:
+            self.s._set(self.s.tombstones, key, _MISSING)
+        return len(dead)

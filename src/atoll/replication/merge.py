@@ -12,6 +12,9 @@ write and is recorded (DESIGN.md decision 5):
   - the incoming write wins but its `prev` is not the stored version: the stored one lost;
   - the incoming write loses and the stored write's `prev` is not the incoming version:
     the incoming one lost.
+Two concurrent deletes of one item are a conflict by this rule, but they agree (the
+item is gone either way): nothing was lost, and the apply records nothing
+(`atoll.replication.apply.write_effects`, `agree`).
 A region that sees a causal chain out of order (A1, then B2 which overwrote A1, arrives
 after A3 which overwrote B2) may log a loss that was not concurrent: the conflict log
 can hold false positives, never false negatives — the loser's origin always sees it.
@@ -21,6 +24,12 @@ changes the definition of a live table if newer; a delete is final for that tabl
 concurrent update never resurrects it) and drops its items. Writes into a deleted table
 are dropped. Writes or DDL into a table this region has never seen raise UnknownTable:
 the creation has not arrived yet, so the change is held (its origin's cursor waits).
+A create that wins over a live table of another creation replaces it: the items of the
+old incarnation go (`drops_items`).
+
+Snapshots (a region rebuilt from a peer's state, `atoll.replication.rebuild`) merge by
+the same order: a row or table state replaces the local one only if its version is newer,
+and a local version a row replaces is logged as a conflict's loser (`decide_snapshot_row`).
 """
 
 from __future__ import annotations
@@ -91,6 +100,37 @@ def decide(stored: Stored | None, write: ItemWrite, version: Version) -> ItemDec
                                         stored.item, version, write.item))
 
 
+def agree(conflict: Conflict) -> bool:
+    """Both sides of the conflict deleted the item: nothing was lost."""
+    return conflict.winner_item is None and conflict.loser_item is None
+
+
+def drops_items(old: TableState | None, new: TableState) -> bool:
+    """Whether a table going from `old` to `new` loses its items and tombstones: it was
+    live and is now deleted, or another creation of the same name replaced it."""
+    return old is not None and old.live and (not new.live or new.created != old.created)
+
+
+def decide_snapshot_row(stored: Stored | None, key: ItemKey, incoming: Stored) -> ItemDecision:
+    """Whether a snapshot's row replaces the stored version of its key (if newer), and
+    the conflict that reveals: the stored version lost, and nothing says the row's write
+    knew it (a snapshot keeps no `prev`, so this may be a false positive; never a false
+    negative — this region never sees the changes the snapshot stands for)."""
+    if stored is None:
+        return ItemDecision(True)
+    if incoming.version <= stored.version:
+        return ItemDecision(False)
+    if incoming.prev == stored.version or (incoming.item is None and stored.item is None):
+        return ItemDecision(True)
+    return ItemDecision(True, Conflict(key[0], key[1], key[2], incoming.version, incoming.item,
+                                       stored.version, stored.item))
+
+
+def snapshot_table_wins(local: TableState | None, incoming: TableState) -> bool:
+    """Whether a snapshot's table state replaces the local one."""
+    return local is None or incoming.version > local.version
+
+
 def decide_table(state: TableState | None, op: TableOp, version: Version) -> TableState | None:
     """The table's new state after `op`, or None when `op` changes nothing.
     Raises UnknownTable for an update or delete of a table never seen here."""
@@ -115,11 +155,10 @@ def decide_table(state: TableState | None, op: TableOp, version: Version) -> Tab
 
 @dataclass(slots=True)
 class ChangeEffects:
-    """What one change does to a store: written as one unit, in this order —
-    tables, then items (dropped tables lose their items), then conflicts."""
+    """What one change does to a store: written as one unit, in this order — tables
+    (a table op is a change of its own), items, conflicts."""
 
     tables: dict[str, TableState] = field(default_factory=dict)
-    dropped_tables: list[str] = field(default_factory=list)
     items: dict[ItemKey, Stored] = field(default_factory=dict)
     conflicts: list[Conflict] = field(default_factory=list)
     ignored_writes: int = 0  # writes into deleted tables, or older than the stored version
@@ -136,8 +175,6 @@ def merge_change(change: Change, stored_of: Callable[[ItemKey], Stored | None],
             state = decide_table(table_of(op.table), op, version)
             if state is not None:
                 effects.tables[op.table] = state
-                if not state.live:
-                    effects.dropped_tables.append(op.table)
             continue
         table = table_of(op.table)
         if table is None:

@@ -1,27 +1,36 @@
-"""The pull protocol: messages, their wire form, and the pure state machines.
+"""The pull protocol: messages, their wire form, and planning what a Batch brings.
 
-Theory of operation: a receiver asks a peer `Pull(cursors, max_changes)`; the peer
-answers `Batch(records)` with changes from its changelog above those cursors — its own
-and those it learned from others — so C's changes reach A through B when A cannot reach
-C. The receiver decodes every record (checksum, shape), keeps per origin only the run of
+Theory of operation: a receiver asks a peer `Pull(cursors, max_changes, origins, ahead,
+wait_ms)`; the peer answers `Batch(records)` with changes from its changelog above those
+cursors (`atoll.replication.serving`) — its own and those it learned from others — so
+C's changes reach A through B when A cannot reach C. `origins` says whose changes to send
+(empty: everyone's); `ahead` raises the cursors for the changes the puller is applying
+right now, so the next fetch overlaps that apply without fetching them twice; `wait_ms`
+asks the server to hold a Pull it has nothing for (a long poll). The cursors themselves
+are committed ones only: a Pull acknowledges them, and retention counts on that.
+
+The receiver decodes every record (checksum, shape) and keeps per origin only the run of
 changes that continues its cursor (`plan_batch`: duplicates and reordering are harmless,
-a gap or a change into a table not seen yet stops that origin's run), and applies the
-run. A Pull also acknowledges the puller's cursors: that is what retention counts on.
+a gap or a change into a table not seen yet stops that origin's run); the run is applied
+by `atoll.replication.apply.ApplyChanges`. A Batch whose `log_start` is not empty says
+the server's log cannot bring the puller up to date on those origins: it must be rebuilt
+from a snapshot (`atoll.replication.rebuild`).
 
-Ordering contract for the shell that drives this core (etcd raft's "persist, then send"):
-  1. apply-and-advance is ONE store transaction (`ReplicaStore.apply`): the changes, their
-     changelog records and the cursors commit together or not at all;
-  2. a local write is acknowledged to the client only after `local_write` committed;
-  3. a Batch is built from committed changelog records only, and a Pull carries cursors
-     read from the store (never cursors of changes still being applied).
+Ordering contract for the shells that drive this (etcd raft's "persist, then send"):
+  1. apply-and-advance is ONE store transaction: the changes, their changelog records and
+     the cursors commit together or not at all;
+  2. a local write is acknowledged to the client only after it committed;
+  3. a Batch carries committed changelog records only, and a Pull carries cursors read
+     from the store once durable (never cursors of changes still being applied).
 A malformed message is refused whole (`BadMessage`); a bad record is refused alone; in
 both cases nothing is applied past it and nothing stored changes — the next Pull asks
 again from the same cursor.
 
-Wire form (bytes; one message per HTTP body or stream frame):
+Wire form (bytes; one message per HTTP body or simulated delivery):
   message = u32 crc32(payload) + payload   (a damaged Pull could acknowledge cursors
                                             its sender never reached: retention trusts them)
-  Pull    payload = b"P" + orjson {"id": int, "c": {origin: [seq, hlc]}, "m": max_changes}
+  Pull    payload = b"P" + orjson {"id": int, "c": {origin: [seq, hlc]}, "m": max_changes,
+                                   "o": [origin, ...], "a": {origin: seq}, "w": wait_ms}
   Batch   payload = b"B" + u32 header length + orjson {"id", "more", "ls": {origin: seq}}
                     + records, each u32 length + an `encode_change` frame (which carries
                     its own checksum: records are stored and relayed as they are)
@@ -37,12 +46,16 @@ from typing import Any
 import orjson
 
 from atoll.invariant import invariant
-from atoll.replication.change import Change, ItemWrite, TableOp, decode_change, encode_change
-from atoll.replication.cursors import Cursor, Cursors, cursor_of, from_wire, to_wire
+from atoll.replication.admission import reused_sequence
+from atoll.replication.change import Change, ItemWrite, TableOp, decode_change
+from atoll.replication.config import MAX_BATCH_CHANGES
+from atoll.replication.cursors import MAX_ORIGINS, Cursor, Cursors, cursor_of, from_wire, to_wire
 from atoll.replication.errors import BadChange, BadMessage
 from atoll.replication.merge import TableState
 
-MAX_BATCH_CHANGES = 1000
+# Duplicates compared with the changelog per batch (each is a read): beyond it they are
+# skipped unchecked, so a batch of a thousand relayed duplicates costs a bounded time.
+MAX_DUPLICATE_CHECKS = 100
 MAX_BATCH_BYTES = 16 * 1024 * 1024
 _U32 = 4
 
@@ -52,6 +65,9 @@ class Pull:
     request_id: int
     cursors: Mapping[str, Cursor]
     max_changes: int
+    origins: tuple[str, ...] = ()  # whose changes to send; empty: every origin's
+    ahead: Mapping[str, int] = field(default_factory=dict)  # skip through these seqs
+    wait_ms: int = 0  # hold the Pull this long if there is nothing to send
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,14 +84,29 @@ Message = Pull | Batch
 # --- wire form ------------------------------------------------------------------------
 
 def encode_message(message: Message) -> bytes:
-    payload = _payload(message)
+    return checksummed(_payload(message))
+
+
+def checksummed(payload: bytes) -> bytes:
+    """`payload` framed with its CRC-32 (every replication message is)."""
     return zlib.crc32(payload).to_bytes(_U32, "big") + payload
+
+
+def verified_payload(data: bytes) -> bytes:
+    """The payload of a `checksummed` frame, or BadMessage."""
+    if not isinstance(data, bytes) or len(data) <= _U32 or len(data) > MAX_BATCH_BYTES:
+        raise BadMessage("empty or oversized message")
+    if zlib.crc32(data[_U32:]) != int.from_bytes(data[:_U32], "big"):
+        raise BadMessage("message checksum mismatch")
+    return data[_U32:]
 
 
 def _payload(message: Message) -> bytes:
     if isinstance(message, Pull):
         return b"P" + orjson.dumps({"id": message.request_id, "c": to_wire(message.cursors),
-                                    "m": message.max_changes})
+                                    "m": message.max_changes, "o": list(message.origins),
+                                    "a": dict(sorted(message.ahead.items())),
+                                    "w": message.wait_ms})
     header = orjson.dumps({"id": message.request_id, "more": message.has_more,
                            "ls": dict(message.log_start)})
     parts = [b"B", len(header).to_bytes(_U32, "big"), header]
@@ -87,30 +118,37 @@ def _payload(message: Message) -> bytes:
 def decode_message(data: bytes) -> Message:
     """The message in `data`, or BadMessage. Records inside a Batch are NOT decoded here:
     each is checked on its own by `plan_batch`, so one bad record does not hide others."""
-    if not isinstance(data, bytes) or len(data) <= _U32 or len(data) > MAX_BATCH_BYTES:
-        raise BadMessage("empty or oversized message")
-    if zlib.crc32(data[_U32:]) != int.from_bytes(data[:_U32], "big"):
-        raise BadMessage("message checksum mismatch")
-    data = data[_U32:]
+    data = verified_payload(data)
     if data[:1] == b"P":
-        doc = _json(data[1:])
-        if set(doc) != {"id", "c", "m"} or not _natural(doc["id"]) or not _natural(doc["m"]):
-            raise BadMessage("malformed Pull")
-        if not 1 <= doc["m"] <= MAX_BATCH_CHANGES:
-            raise BadMessage(f"max_changes must be 1..{MAX_BATCH_CHANGES}")
-        return Pull(doc["id"], from_wire(doc["c"]), doc["m"])
+        return _decode_pull(json_object(data[1:]))
     if data[:1] == b"B":
         return _decode_batch(data)
     raise BadMessage("unknown message type")
 
 
+def _decode_pull(doc: dict[str, Any]) -> Pull:
+    if (set(doc) != {"id", "c", "m", "o", "a", "w"} or not natural(doc["id"])
+            or not natural(doc["m"]) or not natural(doc["w"])):
+        raise BadMessage("malformed Pull")
+    if not 1 <= doc["m"] <= MAX_BATCH_CHANGES:
+        raise BadMessage(f"max_changes must be 1..{MAX_BATCH_CHANGES}")
+    origins, ahead = doc["o"], doc["a"]
+    if (not isinstance(origins, list) or len(origins) > MAX_ORIGINS
+            or not all(isinstance(o, str) and o for o in origins)):
+        raise BadMessage("Pull origins must be a list of region names")
+    if (not isinstance(ahead, dict) or len(ahead) > MAX_ORIGINS
+            or not all(k and natural(v) for k, v in ahead.items())):
+        raise BadMessage("Pull ahead must map origins to seqs")
+    return Pull(doc["id"], from_wire(doc["c"]), doc["m"], tuple(origins), ahead, doc["w"])
+
+
 def _decode_batch(data: bytes) -> Batch:
     size, at = _u32(data, 1)
-    header = _json(data[at:at + size])
+    header = json_object(data[at:at + size])
     at += size
-    if (set(header) != {"id", "more", "ls"} or not _natural(header["id"])
+    if (set(header) != {"id", "more", "ls"} or not natural(header["id"])
             or not isinstance(header["more"], bool) or not isinstance(header["ls"], dict)
-            or not all(isinstance(k, str) and _natural(v) for k, v in header["ls"].items())):
+            or not all(isinstance(k, str) and natural(v) for k, v in header["ls"].items())):
         raise BadMessage("malformed Batch header")
     records: list[bytes] = []
     while at < len(data):
@@ -130,7 +168,7 @@ def _u32(data: bytes, at: int) -> tuple[int, int]:
     return int.from_bytes(data[at:at + _U32], "big"), at + _U32
 
 
-def _json(raw: bytes) -> dict[str, Any]:
+def json_object(raw: bytes) -> dict[str, Any]:
     try:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -140,20 +178,8 @@ def _json(raw: bytes) -> dict[str, Any]:
     return doc
 
 
-def _natural(value: Any) -> bool:
+def natural(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-# --- the serving side -----------------------------------------------------------------
-
-def serve_pull(pull: Pull, changes: Sequence[Change], log_start: Mapping[str, int]) -> Batch:
-    """The answer to `pull`, given `changes` = store.changes_since(pull.cursors,
-    pull.max_changes) and the store's log_start."""
-    invariant(len(changes) <= pull.max_changes, "changes_since returned more than asked")
-    behind = {origin: start for origin, start in sorted(log_start.items())
-              if cursor_of(pull.cursors, origin).seq < start}
-    return Batch(pull.request_id, tuple(encode_change(c) for c in changes),
-                 has_more=len(changes) == pull.max_changes, log_start=behind)
 
 
 # --- the receiving side ---------------------------------------------------------------
@@ -168,11 +194,15 @@ class BatchPlan:
 
 
 def plan_batch(records: Sequence[bytes], cursors: Cursors,
-               table_state: Callable[[str], TableState | None]) -> BatchPlan:
+               table_state: Callable[[str], TableState | None],
+               logged: Callable[[str, int], bytes | None] | None = None) -> BatchPlan:
     """Which records to apply, in which order: per origin, the run that continues the
     cursor; a change into a table neither stored nor created earlier in the run waits
-    (its creation may come from another origin later in this batch: hence the loop)."""
+    (its creation may come from another origin later in this batch: hence the loop).
+    `logged(origin, seq)`, when given, reads the changelog's record: a duplicate that
+    differs from it reused a sequence number and is refused (admission.reused_sequence)."""
     plan = BatchPlan()
+    checked = 0
     pending: dict[str, dict[int, Change]] = {}
     frames: dict[tuple[str, int], bytes] = {}  # decode_change checked they are canonical
     for record in records:
@@ -182,7 +212,14 @@ def plan_batch(records: Sequence[bytes], cursors: Cursors,
             plan.refused.append(str(error))
             continue
         if change.seq <= cursor_of(cursors, change.origin).seq:
-            plan.duplicates += 1
+            why = None
+            if logged is not None and checked < MAX_DUPLICATE_CHECKS:
+                checked += 1
+                why = reused_sequence(change, bytes(record), logged(change.origin, change.seq))
+            if why is not None:
+                plan.refused.append(why)
+            else:
+                plan.duplicates += 1
             continue
         same: Change = pending.setdefault(change.origin, {}).setdefault(change.seq, change)
         if same.checksum != change.checksum:
@@ -221,52 +258,3 @@ def _tables_known(change: Change, table_state: Callable[[str], TableState | None
         if op.table not in created and table_state(op.table) is None:
             return False
     return True
-
-
-class PullSession:
-    """The receiver's state for one peer: at most one Pull in flight; a new one when the
-    previous was answered (at once if the peer has more, else after `interval_ms`) or
-    timed out after `timeout_ms`."""
-
-    def __init__(self, peer: str, interval_ms: int, timeout_ms: int, max_changes: int,
-                 first_request_id: int = 1) -> None:
-        invariant(0 < max_changes <= MAX_BATCH_CHANGES, "max_changes out of bounds")
-        invariant(0 < interval_ms <= timeout_ms, "a pull must time out after its interval")
-        self.peer = peer
-        self.interval_ms = interval_ms
-        self.timeout_ms = timeout_ms
-        self.max_changes = max_changes
-        self.next_request_id = first_request_id
-        self.in_flight: int | None = None
-        self.sent_ms = 0
-        self.next_pull_ms = 0
-        self.timeouts = 0
-
-    def poll(self, now_ms: int, cursors: Cursors) -> Pull | None:
-        """The Pull to send now, if any."""
-        if self.in_flight is not None:
-            if now_ms - self.sent_ms < self.timeout_ms:
-                return None
-            self.timeouts += 1  # lost request or answer: ask again from current cursors
-        elif now_ms < self.next_pull_ms:
-            return None
-        self.in_flight = self.next_request_id
-        self.next_request_id += 1
-        self.sent_ms = now_ms
-        return Pull(self.in_flight, dict(cursors), self.max_changes)
-
-    def on_batch(self, batch: Batch, now_ms: int, refused: bool) -> bool:
-        """Record an answer; True if it answered the Pull in flight. A batch with refused
-        content waits a full interval before the next Pull (no hot retry loop)."""
-        if batch.request_id != self.in_flight:
-            return False  # late or duplicated: its changes were still usable
-        self.in_flight = None
-        more = batch.has_more and not refused
-        self.next_pull_ms = now_ms if more else now_ms + self.interval_ms
-        return True
-
-    def reset(self) -> None:
-        """Forget the Pull in flight (the peer restarted, or the link was re-made)."""
-        self.in_flight = None
-        self.next_pull_ms = 0
-

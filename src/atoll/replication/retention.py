@@ -29,9 +29,6 @@ from atoll.clock.hlc import make_hlc
 from atoll.replication.cursors import Cursors, cursor_of, meet
 from atoll.replication.store import RetentionPlan
 
-DEFAULT_MAX_RECORDS_PER_ORIGIN = 1_000_000
-DEFAULT_MAX_TOMBSTONE_AGE_MS = 7 * 24 * 3600 * 1000
-
 
 @dataclass(frozen=True, slots=True)
 class RetentionDecision:
@@ -40,12 +37,13 @@ class RetentionDecision:
 
 
 def plan_retention(region: str, regions: Iterable[str], acked: Mapping[str, Cursors],
-                   own: Cursors, now_ms: int,
-                   max_records_per_origin: int = DEFAULT_MAX_RECORDS_PER_ORIGIN,
-                   max_tombstone_age_ms: int = DEFAULT_MAX_TOMBSTONE_AGE_MS) -> RetentionDecision:
+                   own: Cursors, now_ms: int, max_records_per_origin: int,
+                   max_tombstone_age_ms: int) -> RetentionDecision:
     """`region`: this region, whose cursors are `own`; `regions`: every region of the
     cluster (each is an origin); `acked`: per other region, the cursors it last
-    acknowledged (a region missing from it has acknowledged nothing)."""
+    acknowledged (a region missing from it has acknowledged nothing). The bounded
+    maximum (`max_records_per_origin`, `max_tombstone_age_ms`) is the configuration's
+    (atoll.replication.config.ReplicationConfig)."""
     regions = sorted(set(regions) | {region})
     vectors: list[Cursors] = [own]
     for other in regions:

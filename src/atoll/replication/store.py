@@ -1,44 +1,61 @@
-"""`ReplicaStore`: the narrow storage interface the replication core needs.
+"""The store protocol: what replication reads from and writes through a region's storage.
 
-Theory of operation: a region's store holds items (live and tombstones, each with its
-version), table states, the changelog (every change applied here, its own and its
-peers', indexed by (origin, seq)), the per-origin cursors and the conflict log. The
-replication core never touches rows: it calls these methods, and each write method is
-ONE atomic store transaction (all or nothing; durable before it returns — the node
-acknowledges or sends nothing about a change before its transaction committed).
+Theory of operation: a region's store holds items (live, and tombstones that keep the
+version of a delete), table states, the changelog (every change applied here, its own
+and its peers', indexed by (origin, seq)), the per-origin cursors and the conflict log.
+Replication never touches rows. It reads committed state through `ReplicaStore` (between
+transactions, on the shell's thread) and changes it only by handing the store a *job*:
+a function of one `StoreTxn` that the store runs in ONE atomic transaction (all or
+nothing; durable before anyone hears of it). The algorithms that run as jobs — applying
+peers' changes, a local write, merging a snapshot, adopting cursors, purging — live once,
+in `atoll.replication.apply`; a store only implements the primitives below.
 
-Implementations: `atoll.replication.memory_store.MemoryStore` (simulator, tests) and the
-SQLite store in `atoll.storage` (the node). Both pass
-tests/unit/test_replica_store_conformance.py.
+Implementations, both checked by tests/conformance/test_replica_store.py:
+- `atoll.replication.memory_store.MemoryStore` (dicts and an undo log), and
+- `atoll.engine.replica_store.EngineReplicaStore` (the node's: item rows, index rows,
+  the engine's catalog, SQLite's changelog), whose jobs run as storage write jobs.
+`write(job)` runs a job synchronously; the node's SQLite store also submits jobs to its
+storage's group commit (`submit`), which is how the asyncio shell runs the same jobs.
 
-The merge rule lives in `atoll.replication.merge`: stores call `merge_change` inside
-their transaction rather than re-implementing last-writer-wins.
+Every merge decision (which version wins, what a table op does) is made by
+`atoll.replication.merge`; `StoreTxn.write_item` only stores the `Stored` it is given.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol, TypeVar
 
 import orjson
 
-from atoll.replication.change import Change, ItemKey, Op
-from atoll.replication.cursors import Cursor, Cursors
+from atoll.replication.change import Change, ItemJson, ItemKey
+from atoll.replication.cursors import Cursor
 from atoll.replication.merge import Conflict, Stored, TableState
 
+R = TypeVar("R")
 
-@dataclass(frozen=True, slots=True)
-class ApplyResult:
-    applied: int  # changes that were new (appended to the changelog, cursor advanced)
-    duplicates: int  # changes at or below the origin's cursor: skipped, nothing changed
-    conflicts: tuple[Conflict, ...] = ()
+RowKey = tuple[int, bytes, bytes]
+"""Where a snapshot page starts after: (partition hash of pk, pk, sk) — the order in which
+a table's rows are paged (the SQLite store's primary key order)."""
+
+
+class SnapshotRow(NamedTuple):
+    """One live item or tombstone in a snapshot page: no `prev` (a snapshot is a state,
+    not a history)."""
+
+    h: int
+    pk: bytes
+    sk: bytes
+    hlc: int
+    origin: str
+    item: ItemJson | None  # None: a tombstone
 
 
 @dataclass(frozen=True, slots=True)
 class RetentionPlan:
-    """What `purge` may delete (computed by `atoll.replication.retention`)."""
+    """What a purge may delete (computed by `atoll.replication.retention`)."""
 
     purge_through: Mapping[str, int]  # per origin: changelog records with seq <= this
     tombstone_horizon_hlc: int  # tombstones with version.hlc < this
@@ -52,8 +69,58 @@ class Snapshot:
     items: Mapping[ItemKey, Stored] = field(default_factory=dict)
 
 
+class StoreTxn(Protocol):
+    """One open transaction. Reads see the transaction's own earlier writes."""
+
+    def cursor_seq(self, origin: str) -> int:
+        """The highest contiguous seq of `origin` applied here (0: none). For this
+        region's own origin: its last local change."""
+        ...
+
+    def table_state(self, table: str) -> TableState | None:
+        """The table name's replicated state (live or deleted), or None if never seen."""
+        ...
+
+    def stored(self, key: ItemKey) -> Stored | None:
+        """The newest version of a key: its live item or its tombstone, or None. None
+        also for a key of a table that is not live here."""
+        ...
+
+    def set_table_state(self, table: str, state: TableState) -> None:
+        """Record a table's new state and make the store follow it: a table that is no
+        longer live, or that is now another incarnation (a concurrent CreateTable won),
+        loses every item and tombstone; a live one exists with the new definition."""
+        ...
+
+    def write_item(self, key: ItemKey, stored: Stored) -> None:
+        """Store `stored` as the key's newest version (a tombstone if `item` is None),
+        with whatever derived rows the store keeps (the SQLite store's index rows)."""
+        ...
+
+    def record_conflict(self, conflict: Conflict, detected_ms: int) -> None:
+        """Append to the conflict log."""
+        ...
+
+    def log_changes(self, records: list[tuple[Change, bytes]]) -> None:
+        """Append changes, with the frames they are relayed as, to the changelog."""
+        ...
+
+    def set_cursor(self, origin: str, cursor: Cursor) -> None:
+        """Move `origin`'s cursor (only forward; the algorithms check)."""
+        ...
+
+    def purge_log(self, origin: str, through_seq: int, limit: int) -> int:
+        """Delete up to `limit` of `origin`'s oldest records with seq <= through_seq,
+        never its latest one; returns how many."""
+        ...
+
+    def purge_tombstones(self, below_hlc: int, limit: int) -> int:
+        """Delete up to `limit` tombstones whose version's hlc is below `below_hlc`."""
+        ...
+
+
 class ReplicaStore(Protocol):
-    """The contract. Every write method is atomic and durable before it returns."""
+    """Committed state, read between transactions, and `write` to run one."""
 
     @property
     def region(self) -> str:
@@ -61,62 +128,52 @@ class ReplicaStore(Protocol):
         ...
 
     def cursors(self) -> dict[str, Cursor]:
-        """Per origin (including this region), the highest contiguous (seq, hlc) applied.
-        An origin never seen is absent (= Cursor(0, 0))."""
+        """Per origin (this region's own included), the highest contiguous (seq, hlc)
+        applied. An origin never seen is absent."""
         ...
 
     def table_state(self, table: str) -> TableState | None:
-        """The table's replicated state (live or deleted), or None if never seen."""
         ...
 
-    def changes_since(self, cursors: Cursors, limit: int) -> list[Change]:
-        """At most `limit` changes from the changelog whose seq is above
-        `cursors[origin].seq` (absent origin = 0), in the order THIS store applied them
-        (so every origin's changes come in seq order and a table's creation comes before
-        writes into it). Changes already purged are simply not returned; `log_start`
-        says where each origin's retained log begins."""
+    def table_states(self) -> dict[str, TableState]:
+        """Every table name's state, deleted ones included."""
         ...
 
     def log_start(self) -> dict[str, int]:
-        """Per origin, the highest seq purged from the changelog (absent = 0): a peer
-        whose cursor is below it cannot catch up from this log (anti-entropy needed)."""
+        """Per origin whose oldest held record is not its first change: that record's
+        seq - 1 (records were purged up to there)."""
         ...
 
-    def apply(self, changes: Sequence[Change]) -> ApplyResult:
-        """Apply remote changes, in order, in ONE transaction. For each change:
-          - seq <= cursor.seq of its origin: a duplicate, skipped;
-          - seq >  cursor.seq + 1: raise OutOfOrder — NOTHING of the call is applied;
-          - otherwise: effects = merge.merge_change(change, <stored item>, <table state>)
-            seeing the earlier changes of this same call; raise UnknownTable (nothing
-            applied) if it does; write the effects (table states; drop every item and
-            tombstone of a dropped table; items; conflicts appended to the conflict log);
-            append the change to the changelog; set the origin's cursor to (seq, hlc).
-        The caller has verified the changes' checksums (`decode_change`)."""
+    def records_since(self, origin: str, after_seq: int, limit: int) -> list[tuple[int, bytes]]:
+        """At most `limit` (seq, frame) of `origin`'s held records with seq > after_seq,
+        in seq order (there may be holes: serving checks)."""
         ...
 
-    def local_write(self, hlc: int, ops: Sequence[Op]) -> Change:
-        """Commit a local write as the next change of this region, in ONE transaction:
-        seq = own cursor.seq + 1; every ItemWrite's `prev` is set to the version stored
-        for its key (None if none); then exactly as `apply` for that change (a write
-        older than the stored version — possible only when a remote clock ran ahead
-        beyond the skew bound — loses and is logged as a conflict). Returns the change
-        as logged. Raises UnknownTable (nothing written) if an ItemWrite names a table
-        that is not live here, and OutOfOrder if `hlc` <= own cursor.hlc."""
+    def snapshot_rows(self, table: str, after: RowKey | None, limit: int,
+                      tombstones: bool) -> list[SnapshotRow]:
+        """A page of a live table's items (or tombstones) after `after`, in RowKey order."""
+        ...
+
+    def contents(self) -> dict[ItemKey, Stored]:
+        """Every key's newest version, tombstones included (checkers and tests)."""
         ...
 
     def conflicts(self) -> list[Conflict]:
-        """The conflict log, oldest first (bounded by the store's retention)."""
+        """The conflict log, oldest first."""
         ...
 
-    def snapshot(self) -> Snapshot:
-        """Live tables and live items with their versions."""
+    def write(self, job: Callable[[StoreTxn], R]) -> R:
+        """Run `job` in ONE transaction, now: committed (and durable) when it returns; if
+        it raises, nothing of it is kept."""
         ...
 
-    def purge(self, plan: RetentionPlan, limit: int) -> int:
-        """Delete at most `limit` changelog records (seq <= plan.purge_through[origin])
-        and tombstones (version.hlc < plan.tombstone_horizon_hlc), raising log_start
-        accordingly; cursors never move. Returns the number deleted."""
-        ...
+
+def snapshot(store: ReplicaStore) -> Snapshot:
+    """The live tables and live items of a store."""
+    tables = {name: state for name, state in store.table_states().items() if state.live}
+    items = {key: s for key, s in store.contents().items()
+             if s.item is not None and key[0] in tables}
+    return Snapshot(tables, items)
 
 
 def digest_snapshot(snapshot: Snapshot) -> bytes:
@@ -131,3 +188,4 @@ def digest_snapshot(snapshot: Snapshot) -> bytes:
         h.update(orjson.dumps(["i", key[0], key[1].hex(), key[2].hex(), list(stored.version),
                                stored.item], option=orjson.OPT_SORT_KEYS))
     return h.digest()
+

@@ -2,7 +2,8 @@
 
 `python -m atoll.sim --seed N` replays one run. Pieces: `network` (the fake wire),
 `workload` (clients), `faults` (what goes wrong), `checkers` (what must hold),
-`simulator` (the loop that composes them).
+`region` (one region's shell around the node's replication core), `stores`
+(memory or the node's SQLite store), `simulator` (the loop that composes them).
 """
 
 from atoll.sim.simulator import SimConfig, SimResult, Simulation, run

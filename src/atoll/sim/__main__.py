@@ -1,4 +1,6 @@
-"""`python -m atoll.sim --seed N [--regions K] [--steps S] [--runs R] [--trace]`."""
+"""`python -m atoll.sim --seed N [--regions K] [--steps S] [--store memory|sqlite]
+[--runs R] [--trace]`: replay one seeded run (or R runs from N), as the test suite runs
+them; a failure prints the command that replays it."""
 
 from __future__ import annotations
 
@@ -6,7 +8,8 @@ import argparse
 import sys
 import time
 
-from atoll.sim.simulator import SimConfig, run
+from atoll.sim.simulator import DEFAULT_STEPS, SimConfig, run
+from atoll.sim.stores import STORE_KINDS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -14,7 +17,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--regions", type=int, default=None,
                         help="2..5 (default: 3 + seed % 3, as the test suite does)")
-    parser.add_argument("--steps", type=int, default=400)
+    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS)
+    parser.add_argument("--store", choices=STORE_KINDS, default="memory",
+                        help="the regions' store: in memory, or the node's SQLite store")
     parser.add_argument("--runs", type=int, default=1, help="seeds seed..seed+runs-1")
     parser.add_argument("--trace", action="store_true", help="print every trace event")
     args = parser.parse_args(argv)
@@ -22,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     for seed in range(args.seed, args.seed + args.runs):
         regions = args.regions if args.regions is not None else 3 + seed % 3
-        result = run(SimConfig(seed=seed, regions=regions, steps=args.steps))
+        result = run(SimConfig(seed=seed, regions=regions, steps=args.steps, store=args.store))
         if args.trace:
             print("\n".join(result.trace))
         status = "ok" if result.ok else "FAILED"
@@ -31,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  - {problem}")
         if not result.ok:
             failed += 1
-            print(f"  replay: {result.replay_command()} --steps {args.steps}")
+            print(f"  replay: {result.replay_command()}")
     elapsed_s = time.perf_counter() - started
     print(f"{args.runs - failed}/{args.runs} runs ok in {elapsed_s:.2f}s")
     return 1 if failed else 0

@@ -1,13 +1,16 @@
 """The simulated network: seeded delays, loss, duplication, reordering, corruption and
 partitions (full or partial), between regions in one process.
 
-Theory of operation: `send` schedules a message for delivery at now + a random delay;
-`due(now)` hands back, in (time, send order) order, the messages whose time has come.
-Random delays reorder messages; `drop_p`, `dup_p` and `corrupt_p` lose, duplicate and
-damage them. A cut between two regions (`cut(a, b)`) drops everything between them,
-including messages already in flight when they arrive, so A–C can be cut while both
-still reach B. Every random choice comes from the `random.Random` given by the caller,
-so a seed replays the same run.
+Theory of operation: what travels is an `Envelope`: a request (a Pull, a snapshot
+request) or the answer to one, with the reference a real connection would give (which
+request of which incarnation of the sender it answers) and the bytes the node would put
+in an HTTP body. `send` schedules an envelope for delivery at now + a random delay;
+`due(now)` hands back, in (time, send order) order, the envelopes whose time has come.
+Random delays reorder them; `drop_p`, `dup_p` and `corrupt_p` lose, duplicate and damage
+them (only the bytes: the checksums in every message must catch it). A cut between two
+regions (`cut(a, b)`) drops everything between them, including envelopes already in
+flight when they arrive, so A–C can be cut while both still reach B. Every random choice
+comes from the `random.Random` given by the caller, so a seed replays the same run.
 """
 
 from __future__ import annotations
@@ -15,10 +18,23 @@ from __future__ import annotations
 import heapq
 import random
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from atoll.replication.protocol import Batch, decode_message, encode_message
 
 MAX_IN_FLIGHT = 20_000  # a full "wire" drops new messages, like a full socket buffer
+
+PULL = "pull"  # request: a Pull
+BATCH = "batch"  # answer: a Batch
+SNAPSHOT = "snapshot"  # request: a snapshot request
+SNAPSHOT_ANSWER = "snapshot-answer"  # answer: a snapshot head or page
+REFUSED = "refused"  # answer: the request was refused (the node's 400 or 403)
+
+
+class Envelope(NamedTuple):
+    kind: str
+    ref: tuple[int, int]  # (incarnation of the requesting region, its request number)
+    body: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +52,7 @@ class SimNetwork:
         self.faults = faults
         self.trace = trace
         self.cuts: set[frozenset[str]] = set()
-        self._queue: list[tuple[int, int, str, str, bytes]] = []
+        self._queue: list[tuple[int, int, str, str, Envelope]] = []
         self._sent = 0
         self.stats = {"sent": 0, "dropped": 0, "duplicated": 0, "corrupted": 0, "delivered": 0}
 
@@ -56,7 +72,7 @@ class SimNetwork:
                                  delay_max_ms=self.faults.delay_max_ms)
 
     # --- traffic -----------------------------------------------------------------------
-    def send(self, now_ms: int, src: str, dst: str, data: bytes) -> None:
+    def send(self, now_ms: int, src: str, dst: str, data: Envelope) -> None:
         f, rng = self.faults, self.rng
         self.stats["sent"] += 1
         if not self.connected(src, dst) or rng.random() < f.drop_p or len(self._queue) >= MAX_IN_FLIGHT:
@@ -66,14 +82,14 @@ class SimNetwork:
         self.stats["duplicated"] += copies - 1
         for _ in range(copies):
             payload = data
-            if rng.random() < f.corrupt_p:
-                payload = self._corrupt(data)
+            if data.body and rng.random() < f.corrupt_p:
+                payload = data._replace(body=self._corrupt(data))
                 self.stats["corrupted"] += 1
             at = now_ms + rng.randint(f.delay_min_ms, f.delay_max_ms)
             self._sent += 1
             heapq.heappush(self._queue, (at, self._sent, src, dst, payload))
 
-    def due(self, now_ms: int) -> list[tuple[str, str, bytes]]:
+    def due(self, now_ms: int) -> list[tuple[str, str, Envelope]]:
         out = []
         while self._queue and self._queue[0][0] <= now_ms:
             _, _, src, dst, data = heapq.heappop(self._queue)
@@ -87,13 +103,15 @@ class SimNetwork:
     def in_flight(self) -> int:
         return len(self._queue)
 
-    def _corrupt(self, data: bytes) -> bytes:
+    def _corrupt(self, envelope: Envelope) -> bytes:
         """Half the time damage the frame (the message checksum catches it); otherwise,
         for a Batch, damage one record inside a well-framed message, as a buggy peer or
         a bad disk would (the record's own checksum catches it)."""
-        rng = self.rng
+        rng, data = self.rng, envelope.body
+        if rng.random() < 0.5 or envelope.kind != BATCH:
+            return _flip(rng, data)
         message = decode_message(data)
-        if rng.random() < 0.5 or not isinstance(message, Batch) or not message.records:
+        if not isinstance(message, Batch) or not message.records:
             return _flip(rng, data)
         records = list(message.records)
         i = rng.randrange(len(records))

@@ -1,12 +1,17 @@
-"""The deterministic simulator: several regions' real replication code in one process.
+"""The deterministic simulator: several regions running the node's replication code in
+one process.
 
-Theory of operation: each region is a `MemoryStore` (its "disk": it survives crashes), a
-`HybridClock` reading the shared fake time plus the region's skew, and a `Replica` (soft
-state, lost on crash). One seeded `random.Random` is split into independent streams for
-the network, the workload and the faults, so the same seed gives the same run: every
-step advances time, delivers due messages, ticks every live region, and maybe does a
-client write and a fault. Then everything heals (partitions, crashed regions, lossy
-links), the cluster runs until every cursor has caught up, and the checkers judge.
+Theory of operation: each region is a store (its "disk": the memory store, or the node's
+SQLite store; it survives crashes), a `HybridClock` reading the shared fake time plus the
+region's skew, and a `SimRegion` — the shell that drives the node's `ReplicationCore`
+(soft state, lost on crash). One seeded `random.Random` is split into independent
+streams for the network, the workload and the faults, so the same seed gives the same
+run: every step advances time, delivers due envelopes, ticks every live region, and
+maybe does a client write and a fault. Then everything heals (partitions, full disks,
+crashed regions, lossy links), the cluster runs until every cursor has caught up, and the
+checkers judge. The replication settings are the node's `ReplicationConfig` with small
+values, so that long polls, timeouts, backoff, batch and page limits and bounded purges
+all happen within a few simulated seconds.
 
 The trace is the list of events (writes, faults, deliveries); its hash identifies a run.
 """
@@ -15,36 +20,49 @@ from __future__ import annotations
 
 import hashlib
 import random
+import traceback
 from dataclasses import dataclass, field
 
-from atoll.clock.hlc import HybridClock
-from atoll.replication.memory_store import MemoryStore
-from atoll.replication.replica import Replica, ReplicaConfig
+from atoll.replication.config import ReplicationConfig
+from atoll.replication.store import ReplicaStore
 from atoll.sim import checkers
 from atoll.sim.faults import RandomFaults
 from atoll.sim.network import LinkFaults, SimNetwork
+from atoll.sim.region import Record, SimRegion
+from atoll.sim.stores import StoreKind, store_kind
 from atoll.sim.workload import RandomWorkload
 
 REGION_NAMES = ("us-east", "eu-west", "ap-south", "sa-east", "af-south")
 CONVERGE_CHECK_EVERY_STEPS = 10
+START_MS = 1_000_000
+DEFAULT_STEPS = 400
+
+SIM_REPLICATION = ReplicationConfig(
+    max_batch_changes=16, pull_wait_ms=40, max_pull_wait_ms=100, request_timeout_ms=250,
+    direct_stale_ms=150, backoff_min_ms=10, backoff_max_ms=160, held_pause_ms=20,
+    retention_interval_ms=100, purge_limit=25, snapshot_page_rows=3)
 
 
 @dataclass(frozen=True, slots=True)
 class SimConfig:
     seed: int
     regions: int = 3
-    steps: int = 400
+    steps: int = DEFAULT_STEPS
+    store: str = "memory"  # or "sqlite": the node's store and apply transaction
     write_p: float = 0.3
     fault_p: float = 0.02
     heal_steps_max: int = 4000  # a bound on the healing phase: not converged by then = bug
-    replica: ReplicaConfig = ReplicaConfig(pull_interval_ms=20, pull_timeout_ms=200,
-                                           max_batch_changes=16, retention_interval_ms=100)
+    replication: ReplicationConfig = SIM_REPLICATION
+
+    def replay_command(self) -> str:
+        steps = "" if self.steps == DEFAULT_STEPS else f" --steps {self.steps}"
+        return (f"python -m atoll.sim --seed {self.seed} --regions {self.regions} "
+                f"--store {self.store}{steps}")
 
 
 @dataclass(slots=True)
 class SimResult:
-    seed: int
-    regions: int
+    config: SimConfig
     problems: list[str]
     trace_hash: str
     summary: dict[str, object] = field(default_factory=dict)
@@ -54,12 +72,17 @@ class SimResult:
     def ok(self) -> bool:
         return not self.problems
 
+    @property
+    def seed(self) -> int:
+        return self.config.seed
+
     def replay_command(self) -> str:
-        return f"python -m atoll.sim --seed {self.seed} --regions {self.regions}"
+        return self.config.replay_command()
 
 
 class Simulation:
-    def __init__(self, config: SimConfig) -> None:
+    def __init__(self, config: SimConfig, stores: StoreKind | None = None) -> None:
+        """`stores`: how regions store their data (default: `config.store`'s kind)."""
         if not 2 <= config.regions <= len(REGION_NAMES):
             raise ValueError(f"regions must be 2..{len(REGION_NAMES)}")
         self.config = config
@@ -71,26 +94,38 @@ class Simulation:
                                   self.trace)
         self.workload = RandomWorkload(random.Random(root.getrandbits(64)))
         self.faults = RandomFaults(random.Random(root.getrandbits(64)))
-        self.now_ms = 1_000_000
+        self.now_ms = START_MS
         self.skew_ms = {r: root.randint(-50, 50) for r in self.regions}
-        self.stores = {r: MemoryStore(r) for r in self.regions}
-        self.replicas: dict[str, Replica] = {}
+        self.kind = stores if stores is not None else store_kind(config.store)
+        self.record = Record()
+        self.stores: dict[str, ReplicaStore] = {}
+        self.live: dict[str, SimRegion] = {}
+        self.disk_full: set[str] = set()
         self.crashes = 0
+        self.incarnations = 0
         for region in self.regions:
             self.restart(region)
 
     # --- FaultTarget -------------------------------------------------------------------
     def up(self) -> list[str]:
-        return sorted(self.replicas)
+        return sorted(self.live)
 
     def crash(self, region: str) -> None:
         self.crashes += 1
-        del self.replicas[region]
+        for name, count in self.live.pop(region).counters().items():
+            self.record.count(name, count)
 
     def restart(self, region: str) -> None:
-        clock = HybridClock(lambda: self.now_ms + self.skew_ms[region])
-        self.replicas[region] = Replica(self.stores[region], clock, self.regions, self.now_ms,
-                                        self.config.replica, self.rng.randrange(1, 1 << 30))
+        def wall_ms(region: str = region) -> int:
+            return self.now_ms + self.skew_ms[region]
+
+        store, clock = self.kind.open(region, wall_ms)
+        self.stores[region] = store
+        self.incarnations += 1
+        shell = SimRegion(region, self.regions, store, clock, wall_ms, self.config.replication,
+                          self.network, self.rng, self.now_ms, self.incarnations, self.record)
+        shell.disk_full = region in self.disk_full
+        self.live[region] = shell
 
     def cut(self, a: str, b: str) -> None:
         self.network.cut(a, b)
@@ -101,30 +136,42 @@ class Simulation:
     def set_skew(self, region: str, skew_ms: int) -> None:
         self.skew_ms[region] = skew_ms
 
+    def toggle_disk(self, region: str) -> bool:
+        full = region not in self.disk_full
+        if full:
+            self.disk_full.add(region)
+        else:
+            self.disk_full.discard(region)
+        self.live[region].disk_full = full
+        return full
+
+    def purge_log(self, region: str) -> None:
+        self.live[region].purge_log(self.now_ms)
+
     # --- running -----------------------------------------------------------------------
     def run(self) -> SimResult:
-        self.workload.setup(self.replicas[self.regions[0]])
-        for _ in range(self.config.steps):
-            self._step()
-            if self.rng.random() < self.config.write_p:
-                self._event(self.workload.step(self.replicas))
-            if self.rng.random() < self.config.fault_p:
-                self._event(self.faults.step(self))
-        healed_after = self._heal()
-        return self._judge(healed_after)
+        try:
+            self.workload.setup(self.live[self.regions[0]])
+            for _ in range(self.config.steps):
+                self.step()
+                if self.rng.random() < self.config.write_p:
+                    self._event(self.workload.step(self.live))
+                if self.rng.random() < self.config.fault_p:
+                    self._event(self.faults.step(self))
+            return self._judge(self._heal())
+        finally:
+            self.kind.close()
 
-    def _step(self) -> None:
+    def step(self) -> None:
         self.now_ms += self.rng.randint(1, 8)
-        for src, dst, data in self.network.due(self.now_ms):
-            replica = self.replicas.get(dst)
-            if replica is None:
+        for src, dst, envelope in self.network.due(self.now_ms):
+            shell = self.live.get(dst)
+            if shell is None:
                 continue  # delivered to a crashed region: lost
-            self.trace.append(f"{self.now_ms} {src}>{dst} {len(data)}")
-            for peer, reply in replica.receive(src, data, self.now_ms):
-                self.network.send(self.now_ms, dst, peer, reply)
+            self.trace.append(f"{self.now_ms} {src}>{dst} {envelope.kind} {len(envelope.body)}")
+            shell.deliver(src, envelope, self.now_ms)
         for region in self.up():
-            for peer, data in self.replicas[region].tick(self.now_ms):
-                self.network.send(self.now_ms, region, peer, data)
+            self.live[region].tick(self.now_ms)
 
     def _event(self, text: str) -> None:
         self.trace.append(f"{self.now_ms} {text}")
@@ -133,11 +180,15 @@ class Simulation:
         self._event("heal everything")
         self.network.heal()
         self.network.calm()
+        for region in list(self.disk_full):
+            if region in self.live:
+                self.toggle_disk(region)
+        self.disk_full.clear()
         for region in self.regions:
-            if region not in self.replicas:
+            if region not in self.live:
                 self.restart(region)
         for step in range(self.config.heal_steps_max):
-            self._step()
+            self.step()
             if step % CONVERGE_CHECK_EVERY_STEPS == 0 and self._caught_up():
                 return step
         return None
@@ -152,26 +203,28 @@ class Simulation:
         problems = [] if healed_after is not None else [
             f"not caught up {self.config.heal_steps_max} steps after healing"]
         for check in (checkers.converged(self.stores),
-                      checkers.acknowledged(self.stores, acked),
-                      checkers.cursors_gapless(self.stores, acked),
+                      checkers.acknowledged(self.stores, acked, self.record.tombstone_horizon_hlc),
+                      checkers.cursors_gapless(self.stores, acked, self.record.adopted),
                       checkers.matches_reference(self.stores, acked)):
             problems.extend(check)
-        stats = [r.stats for r in self.replicas.values()]
-        summary: dict[str, object] = {
-            "regions": len(self.regions), "writes": len(acked), "crashes": self.crashes,
-            "heal_steps": healed_after, "sim_ms": self.now_ms - 1_000_000,
-            "conflicts": sum(len(s.conflicts()) for s in self.stores.values()),
-            "refused_records": sum(s.refused_records for s in stats),
-            "refused_messages": sum(s.refused_messages for s in stats),
-            "purged": sum(s.purged for s in stats),
-            "clock_bounded": sum(r.clock.bounded_count for r in self.replicas.values()),
-            **{f"net_{k}": v for k, v in self.network.stats.items()},
-        }
         for region in self.regions:
-            self._event(f"final {region} {self.stores[region].cursors()}")
+            self._event(f"final {region} {sorted(self.stores[region].cursors().items())}")
+        return self._result(problems, healed_after)
+
+    def _result(self, problems: list[str], healed_after: int | None) -> SimResult:
+        counters = dict(self.record.counters)
+        for shell in self.live.values():
+            for name, count in shell.counters().items():
+                counters[name] = counters.get(name, 0) + count
+        summary: dict[str, object] = {
+            "store": self.kind.name, "regions": len(self.regions),
+            "writes": len(self.workload.acked), "crashes": self.crashes,
+            "heal_steps": healed_after, "sim_ms": self.now_ms - START_MS,
+            "conflicts": sum(len(s.conflicts()) for s in self.stores.values()),
+            **counters, **{f"net_{k}": v for k, v in self.network.stats.items()},
+        }
         digest = hashlib.blake2b("\n".join(self.trace).encode(), digest_size=16).hexdigest()
-        return SimResult(self.config.seed, len(self.regions), problems, digest, summary,
-                         self.trace)
+        return SimResult(self.config, problems, digest, summary, self.trace)
 
 
 def _link_faults(rng: random.Random) -> LinkFaults:
@@ -180,5 +233,12 @@ def _link_faults(rng: random.Random) -> LinkFaults:
                       delay_max_ms=rng.choice((5, 30, 120)))
 
 
-def run(config: SimConfig) -> SimResult:
-    return Simulation(config).run()
+def run(config: SimConfig, stores: StoreKind | None = None) -> SimResult:
+    """One seeded run. A run that raises is a failed run, reported with its seed."""
+    simulation = Simulation(config, stores)
+    try:
+        return simulation.run()
+    except Exception as exc:
+        where = traceback.format_exc(limit=-4).strip().splitlines()
+        problems = [f"the simulation raised {type(exc).__name__}: {exc}", *where[1:]]
+        return SimResult(config, problems, "", {}, simulation.trace)

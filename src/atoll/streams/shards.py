@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 
 from atoll.errors import TrimmedDataAccess, ValidationError
 from atoll.streams.records import sequence_number
-from atoll.streams.spec import stream_arn
+from atoll.streams.spec import ACCOUNT, stream_arn
 
 RETENTION_MS = 24 * 3600 * 1000
 SHARD_ROLL_MS = 4 * 3600 * 1000
@@ -51,8 +51,8 @@ class Stream(NamedTuple):
     disabled_ms: int | None  # None while enabled
     trimmed_pos: int  # its records at or below this position are gone
 
-    def arn(self, region: str) -> str:
-        return stream_arn(region, self.table_name, self.label)
+    def arn(self, region: str, account: str = ACCOUNT) -> str:
+        return stream_arn(region, self.table_name, self.label, account)
 
     def visible(self, now_ms: int) -> bool:
         """Enabled, or disabled less than 24 hours ago."""

@@ -29,7 +29,7 @@ from typing import Any
 from atoll.errors import ValidationError
 
 VIEW_TYPES = ("KEYS_ONLY", "NEW_IMAGE", "OLD_IMAGE", "NEW_AND_OLD_IMAGES")
-ACCOUNT = "000000000000"
+ACCOUNT = "000000000000"  # the account id in ARNs unless a node is told another
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _LABEL_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}\Z")
@@ -77,8 +77,8 @@ def new_label(now_ms: int, previous: str | None) -> str:
     return label_at(now_ms)
 
 
-def stream_arn(region: str, table_name: str, label: str) -> str:
-    return f"arn:aws:dynamodb:{region}:{ACCOUNT}:table/{table_name}/stream/{label}"
+def stream_arn(region: str, table_name: str, label: str, account: str = ACCOUNT) -> str:
+    return f"arn:aws:dynamodb:{region}:{account}:table/{table_name}/stream/{label}"
 
 
 def parse_stream_arn(arn: str) -> tuple[str, str, str] | None:

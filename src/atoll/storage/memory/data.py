@@ -35,6 +35,16 @@ class MemoryData:
         self.table_states: SortedRows[str, TableStateRow] = SortedRows()
         self.conflicts: list[Conflict] = []
         self.tokens: SortedRows[str, tuple[bytes, int]] = SortedRows()  # -> (hash, created ms)
+        self.kept_tables: SortedRows[str, tuple[bytes, ...]] = SortedRows()  # -> markers
+        # table -> (origin, origin_seq) -> (hlc, body): records the purge kept for it
+        self.kept: SortedRows[str, SortedRows[tuple[str, int], tuple[int, bytes]]] = \
+            SortedRows()
+        # hash trees (storage/treeprotocol.py): (tid, bucket) -> hash, nonzero
+        # buckets only; tid -> how far the table's tree is built
+        self.trees: SortedRows[tuple[int, int], int] = SortedRows()
+        self.tree_built: SortedRows[int, int] = SortedRows()
+        self.purge_points: SortedRows[str, tuple[int, int]] = SortedRows()  # -> (seq, hlc)
+        self.repairs: list[Conflict] = []  # id, repaired ms, table name, record
         self.streams: SortedRows[int, StreamEntry] = SortedRows()
         self.stream_ids: SortedRows[tuple[str, str], int] = SortedRows()  # (name, label) -> sid
         self.stream_shards: SortedRows[tuple[int, int], ShardEntry] = SortedRows()

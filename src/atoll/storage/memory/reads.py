@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 from atoll.storage.memory.data import MemoryData
 from atoll.storage.memory.rows import Bound, successor
+from atoll.storage.memory.snapshots import MemoryChangesSnapshot, MemoryTableSnapshot
 from atoll.storage.protocol import (
     IndexScanKey,
     ItemRow,
@@ -124,8 +125,33 @@ class MemoryReads:
     def table_state_row(self, name: str) -> TableStateRow | None:
         return self.data.table_states.get(name)
 
+    def snapshot_table(self, name: str) -> MemoryTableSnapshot | None:
+        """Copies of the table's rows as they are now (snapshots.py)."""
+        record = self.data.tables.get(name)
+        if record is None:
+            return None
+        tid, definition, count, size = record
+        items = self.data.items.get(tid)
+        dead = self.data.tombstones.get(tid)
+        return MemoryTableSnapshot(
+            tid, definition, self.data.table_states.get(name), self.cursor_vector(), count, size,
+            items.first(len(items)) if items is not None else [],
+            dead.first(len(dead)) if dead is not None else [])
+
     def load_table_states(self) -> list[tuple[str, int, str, int, str, bytes | None]]:
         return [(name, *state) for name, state in self.data.table_states.walk(None, None)]
+
+    def snapshot_changes(self) -> MemoryChangesSnapshot:
+        """Copies of the changelog and the kept logs as they are now (snapshots.py)."""
+        changelog = {origin: [(seq, (hlc, body)) for seq, (hlc, body, _applied)
+                              in log.walk(None, None)]
+                     for origin, log in self.data.changelog.walk(None, None)}
+        kept: dict[tuple[str, str], list[tuple[int, tuple[int, bytes]]]] = {}
+        for table, rows in self.data.kept.walk(None, None):
+            for (origin, seq), record in rows.walk(None, None):
+                kept.setdefault((table, origin), []).append((seq, record))
+        return MemoryChangesSnapshot(self.cursor_vector(),
+                                     dict(self.data.kept_tables.walk(None, None)), changelog, kept)
 
     # --- changelog and cursors -----------------------------------------------------------
     def last_local_hlc(self) -> int:
@@ -198,6 +224,14 @@ class MemoryReads:
         records = self.data.conflicts  # numbered 1, 2, 3... in order
         begin = max(after_id, 0)
         return records[begin:begin + max(limit, 0)]
+
+    def repairs(self, after_id: int = 0, limit: int = 100) -> list[tuple[int, int, str, bytes]]:
+        records = self.data.repairs  # numbered 1, 2, 3... in order
+        begin = max(after_id, 0)
+        return records[begin:begin + max(limit, 0)]
+
+    def purge_points(self) -> dict[str, tuple[int, int]]:
+        return dict(self.data.purge_points.walk(None, None))
 
 
 def _scan_low(after: tuple[int, bytes, bytes] | IndexScanKey | None, h_start: int) -> Bound:

@@ -25,10 +25,13 @@ from typing import TYPE_CHECKING, Any
 
 from atoll.errors import ServiceUnavailable
 from atoll.invariant import invariant
+from atoll.storage.integrity import IntegrityFaults
 from atoll.storage.memory.data import MemoryData
 from atoll.storage.memory.reads import MemoryReads
+from atoll.storage.memory.trees import MemoryTreeAccess
 from atoll.storage.memory.txn import MemoryTxn
 from atoll.storage.protocol import Storage, WriteTxn
+from atoll.storage.treeprotocol import TreeAccess
 from atoll.storage.writepath import BatchTimes, WritePath, now_ns
 
 MAX_BATCH_JOBS = 512
@@ -50,9 +53,12 @@ class _Job:
 class MemoryStorage(MemoryReads):
     """One node's data in memory. Construct, then `start(loop)` before writing."""
 
-    def __init__(self, region: str = "local", data: MemoryData | None = None) -> None:
+    def __init__(self, region: str = "local", data: MemoryData | None = None,
+                 trees: bool = True) -> None:
         super().__init__(data if data is not None else MemoryData(), region)
-        self._txn = MemoryTxn(self.data, region)
+        self.trees = trees  # hash trees kept (storage/treeprotocol.py)
+        self._txn = MemoryTxn(self.data, region, trees)
+        self.integrity = IntegrityFaults()  # rows here carry no checksums: stays empty
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: list[_Job] = []  # jobs waiting for a batch
         self._queued = 0  # jobs accepted and not yet answered
@@ -104,6 +110,20 @@ class MemoryStorage(MemoryReads):
         if job.error is not None:
             raise job.error
         return job.result
+
+    def run_now(self, fn: Callable[[MemoryTxn], Any]) -> Any:
+        """Run one job now as a batch of its own, on the loop thread between batches
+        (verify's writes: trees.py); returns its result or raises its error."""
+        invariant(self._loop is not None and not self._refused, "storage not running")
+        self._queued += 1
+        job = _Job(fn, None)
+        self._run_batch([job])
+        if job.error is not None:
+            raise job.error
+        return job.result
+
+    def tree_access(self) -> TreeAccess:
+        return MemoryTreeAccess(self, self.run_now)
 
     def _start_batch(self) -> None:
         self._start_scheduled = False

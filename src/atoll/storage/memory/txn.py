@@ -5,6 +5,8 @@ container, the key, the row it replaced). A job that raises is undone back to th
 taken before it ran (`savepoint`, `roll_back`), so it leaves nothing behind while the jobs
 before it in the batch keep their effects: the all-or-nothing the Storage contract asks
 of a job, without replaying the others. The log is dropped when the batch ends.
+Hash trees are kept the same way: each write that changes a key's tree row XORs its
+bucket in place (an undoable set), unless the storage keeps no trees.
 """
 
 from __future__ import annotations
@@ -15,15 +17,30 @@ from atoll.invariant import invariant
 from atoll.storage.memory.data import ItemRecord, MemoryData, Tombstone
 from atoll.storage.memory.rows import SortedRows
 from atoll.storage.protocol import IndexRow, RowVersion, ScanKey, TableStateRow
+from atoll.storage.treeprotocol import TREE_BUCKETS, TreeRow
+from atoll.storage.trees import BUCKET_SHIFT, newest, row_leaf
 
-# undo log length, next_seq, conflicts, applied, highest stream position and stream id
-Savepoint = tuple[int, int, int, int, int, int]
+# undo log length, next_seq, conflicts, applied, highest stream position and stream id,
+# repairs
+Savepoint = tuple[int, int, int, int, int, int, int]
+
+
+def tree_row_of(data: MemoryData, tid: int, key: ScanKey) -> TreeRow | None:
+    """A key's tree row in `data` (memory rows cannot rot: always intact)."""
+    rows = data.items.get(tid)
+    tombstones = data.tombstones.get(tid)
+    live = rows.get(key) if rows is not None else None
+    dead = tombstones.get(key) if tombstones is not None else None
+    return newest(key[0], key[1], key[2],
+                  None if live is None else (live[2], live[3], live[0], True, live[1]),
+                  None if dead is None else (dead[0], dead[1]))
 
 
 class MemoryTxn:
-    def __init__(self, data: MemoryData, region: str) -> None:
+    def __init__(self, data: MemoryData, region: str, trees: bool = True) -> None:
         self.data = data
         self.region = region
+        self.trees = trees
         self.next_seq = data.next_local_seq(region)
         self._undo: list[tuple[SortedRows[Any, Any], Any, Any]] = []
         # the `prev` each key's last write of this batch recorded, as a 1-tuple (prev may
@@ -43,14 +60,15 @@ class MemoryTxn:
     def savepoint(self) -> Savepoint:
         data = self.data
         return (len(self._undo), self.next_seq, len(data.conflicts), data.applied,
-                data.stream_pos, data.stream_sid)
+                data.stream_pos, data.stream_sid, len(data.repairs))
 
     def roll_back(self, savepoint: Savepoint) -> None:
         """Undo every change made since `savepoint`, newest first."""
         data = self.data
-        mark, self.next_seq, conflicts, data.applied, data.stream_pos, data.stream_sid = \
-            savepoint
+        mark, self.next_seq, conflicts, data.applied, data.stream_pos, data.stream_sid, \
+            repairs = savepoint
         del self.data.conflicts[conflicts:]
+        del self.data.repairs[repairs:]
         undo = self._undo
         while len(undo) > mark:
             rows, key, old = undo.pop()
@@ -84,25 +102,93 @@ class MemoryTxn:
     def put(self, tid: int, h: int, pk: bytes, sk: bytes, item: bytes, size: int,
             hlc: int, origin: str, old_size: int | None,
             prev: RowVersion | None = None) -> None:
+        old = self._tree_before(tid, (h, pk, sk))
         self._set(self._prevs, (tid, h, pk, sk), (prev,))
         self._set(self._rows(tid), (h, pk, sk), (item, size, hlc, origin, prev))
         if old_size is None:
             self._count(tid, 1, size)
         else:
             self._count(tid, 0, size - old_size)
+        self._tree_after(tid, (h, pk, sk), old)
 
     def delete(self, tid: int, h: int, pk: bytes, sk: bytes, hlc: int, origin: str,
                old_size: int, prev: RowVersion | None = None) -> None:
+        old = self._tree_before(tid, (h, pk, sk))
         rows = self.data.items.get(tid)
         if rows is not None:
             self._pop(rows, (h, pk, sk))
-        self.delete_absent(tid, h, pk, sk, hlc, origin, prev)
+        self._tombstone(tid, h, pk, sk, hlc, origin, prev)
         self._count(tid, -1, -old_size)
+        self._tree_after(tid, (h, pk, sk), old)
 
     def delete_absent(self, tid: int, h: int, pk: bytes, sk: bytes, hlc: int, origin: str,
                       prev: RowVersion | None = None) -> None:
+        old = self._tree_before(tid, (h, pk, sk))
+        self._tombstone(tid, h, pk, sk, hlc, origin, prev)
+        self._tree_after(tid, (h, pk, sk), old)
+
+    def _tombstone(self, tid: int, h: int, pk: bytes, sk: bytes, hlc: int, origin: str,
+                   prev: RowVersion | None) -> None:
         self._set(self._prevs, (tid, h, pk, sk), (prev,))
         self._set(self._tombstones(tid), (h, pk, sk), (hlc, origin, prev))
+
+    # --- hash trees --------------------------------------------------------------------
+    def _tree_before(self, tid: int, key: ScanKey) -> TreeRow | None:
+        return tree_row_of(self.data, tid, key) if self.trees else None
+
+    def _tree_after(self, tid: int, key: ScanKey, old: TreeRow | None) -> None:
+        """XOR the key's leaf change into its bucket (old: its tree row before)."""
+        name = self.data.names.get(tid)
+        if not self.trees or name is None:
+            return
+        delta = row_leaf(name, old) ^ row_leaf(name, tree_row_of(self.data, tid, key))
+        if delta:
+            self._xor(tid, key[0] >> BUCKET_SHIFT, delta)
+
+    def _xor(self, tid: int, bucket: int, delta: int) -> None:
+        trees = self.data.trees
+        value = (trees.get((tid, bucket)) or 0) ^ delta
+        if value:
+            self._set(trees, (tid, bucket), value)
+        else:
+            self._pop(trees, (tid, bucket))
+
+    def tree_row(self, tid: int, h: int, pk: bytes, sk: bytes) -> TreeRow | None:
+        return tree_row_of(self.data, tid, (h, pk, sk))
+
+    def tree_build(self, tid: int, buckets: int) -> int:
+        invariant(buckets > 0, "a build step covers at least one bucket")
+        data = self.data
+        name = data.names.get(tid)
+        if not self.trees or name is None:
+            return 0
+        built = data.tree_built.get(tid) or 0
+        last = min(built + buckets, TREE_BUCKETS)
+        if built >= TREE_BUCKETS:
+            return built
+        hashes = [0] * (last - built)
+        low: tuple[Any, bool] = ((built << BUCKET_SHIFT,), True)
+        high: tuple[Any, bool] = ((last << BUCKET_SHIFT,), False)
+        keys: set[ScanKey] = set()
+        for rows in (data.items.get(tid), data.tombstones.get(tid)):
+            if rows is not None:
+                keys.update(key for key, _row in rows.walk(low, high))
+        for key in keys:
+            hashes[(key[0] >> BUCKET_SHIFT) - built] ^= row_leaf(name, tree_row_of(data, tid, key))
+        for bucket in range(built, last):
+            self._pop(data.trees, (tid, bucket))
+            if hashes[bucket - built]:
+                self._set(data.trees, (tid, bucket), hashes[bucket - built])
+        self._set(data.tree_built, tid, last)
+        return last
+
+    def tree_correct(self, tid: int, bucket: int, delta: int) -> None:
+        if self.trees and delta and bucket < (self.data.tree_built.get(tid) or 0):
+            self._xor(tid, bucket, delta)
+
+    def record_repair(self, repaired_ms: int, table_name: str, record: bytes) -> None:
+        repairs = self.data.repairs
+        repairs.append((repairs[-1][0] + 1 if repairs else 1, repaired_ms, table_name, record))
 
     def prev_of(self, tid: int, h: int, pk: bytes, sk: bytes) -> RowVersion | None:
         written = self._prevs.get((tid, h, pk, sk))
@@ -203,6 +289,11 @@ class MemoryTxn:
         cursor = self.data.cursors.get(origin)
         return cursor[0] if cursor is not None else 0
 
+    def logged_frame(self, origin: str, seq: int) -> bytes | None:
+        log = self.data.changelog.get(origin)
+        record = log.get(seq) if log is not None else None
+        return record[1] if record is not None else None
+
     def set_cursor(self, origin: str, seq: int, hlc: int) -> None:
         self._set(self.data.cursors, origin, (seq, hlc))
 
@@ -211,23 +302,57 @@ class MemoryTxn:
         if log is None or limit <= 0:
             return 0
         latest = log.keys[-1]
-        doomed = [seq for seq, _record in log.first(limit, None, (min(through_seq, latest - 1),
-                                                                   True))]
-        for seq in doomed:
+        doomed = log.first(limit, None, (min(through_seq, latest - 1), True))
+        kept = list(self.data.kept_tables.walk(None, None))
+        for seq, (hlc, body, _applied) in doomed:
+            for table, markers in kept:
+                if any(marker in body for marker in markers):
+                    self._set(self._kept_log(table), (origin, seq), (hlc, body))
             self._pop(log, seq)
+        if doomed:
+            newest_seq, newest = doomed[-1]
+            point = self.data.purge_points.get(origin)
+            if point is None or newest_seq > point[0]:
+                self._set(self.data.purge_points, origin, (newest_seq, newest[0]))
+        return len(doomed)
+
+    def _kept_log(self, table: str) -> SortedRows[tuple[str, int], tuple[int, bytes]]:
+        rows = self.data.kept.get(table)
+        if rows is None:
+            rows = SortedRows()
+            self._set(self.data.kept, table, rows)
+        return rows
+
+    def keep_changes(self, table: str, markers: tuple[bytes, ...]) -> None:
+        invariant(bool(markers) and all(markers), "a kept table needs non-empty markers")
+        self._set(self.data.kept_tables, table, tuple(markers))
+
+    def release_changes(self, table: str) -> None:
+        self._pop(self.data.kept_tables, table)
+        self._pop(self.data.kept, table)
+
+    def purge_kept_changes(self, table: str, origin: str, through_seq: int, limit: int) -> int:
+        rows = self.data.kept.get(table)
+        if rows is None or limit <= 0:
+            return 0
+        doomed = rows.first(limit, ((origin,), True), ((origin, through_seq), True))
+        for key, _record in doomed:
+            self._pop(rows, key)
         return len(doomed)
 
     def purge_tombstones(self, below_hlc: int, limit: int) -> int:
         """Table by table, each in key order."""
-        doomed: list[tuple[SortedRows[ScanKey, Tombstone], ScanKey]] = []
-        for _tid, tombstones in self.data.tombstones.walk(None, None):
+        doomed: list[tuple[int, SortedRows[ScanKey, Tombstone], ScanKey]] = []
+        for tid, tombstones in self.data.tombstones.walk(None, None):
             for key, tomb in tombstones.walk(None, None):
                 if len(doomed) >= limit:
                     break
                 if tomb[0] < below_hlc:
-                    doomed.append((tombstones, key))
-        for tombstones, key in doomed:
+                    doomed.append((tid, tombstones, key))
+        for tid, tombstones, key in doomed:
+            old = self._tree_before(tid, key)
             self._pop(tombstones, key)
+            self._tree_after(tid, key, old)
         return len(doomed)
 
     def record_conflict(self, detected_ms: int, table_name: str, record: bytes) -> None:
@@ -365,6 +490,8 @@ class MemoryTxn:
         tid = data.names.keys[-1] + 1 if len(data.names) else 1
         self._set(data.tables, name, (tid, definition, 0, 0))
         self._set(data.names, tid, name)
+        if self.trees:
+            self._set(data.tree_built, tid, TREE_BUCKETS)
         return tid
 
     def update_table(self, name: str, definition: bytes) -> None:
@@ -380,3 +507,6 @@ class MemoryTxn:
         self._pop(data.tombstones, tid)
         for key in [key for key in data.indexes.keys if key[0] == tid]:
             self._pop(data.indexes, key)
+        for key in [key for key, _hash in data.trees.walk(((tid,), True), ((tid + 1,), False))]:
+            self._pop(data.trees, key)
+        self._pop(data.tree_built, tid)

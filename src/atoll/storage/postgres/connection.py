@@ -31,7 +31,7 @@ from psycopg import errors as pgerrors
 
 from atoll.errors import InternalError
 from atoll.storage.postgres.loghead import init_head
-from atoll.storage.postgres.schema import SCHEMA_VERSION, STATEMENTS
+from atoll.storage.postgres.schema import COLUMNS_ADDED, SCHEMA_VERSION, STATEMENTS
 
 CONNECT_TIMEOUT_S = 2
 STATEMENT_TIMEOUT_MS = 30_000
@@ -81,12 +81,14 @@ def classify(exc: BaseException) -> str:
 
 def init_schema(conn: psycopg.Connection, region: str) -> None:
     """Create the tables if need be (nodes of one region may race: the loser retries),
-    check the schema version, and create this region's changelog head."""
+    add any of COLUMNS_ADDED a table lacks, check the schema version, and create this
+    region's changelog head."""
     for attempt in range(3):
         try:
             with conn.transaction():
                 for statement in STATEMENTS:
                     conn.execute(statement)
+                _add_columns(conn)
                 row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'"
                                    ).fetchone()
                 if row is None:
@@ -103,3 +105,14 @@ def init_schema(conn: psycopg.Connection, region: str) -> None:
                 raise
     if not conn.autocommit:
         conn.commit()
+
+
+def _add_columns(conn: psycopg.Connection) -> None:
+    """ALTER TABLE only for a column that is missing: the statement locks the whole
+    table, which would stall the region's writers (the head row) if run every time."""
+    for table, column, kind in COLUMNS_ADDED:
+        found = conn.execute(
+            "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()"
+            " AND table_name = %s AND column_name = %s", (table, column)).fetchone()
+        if found is None:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {kind}")

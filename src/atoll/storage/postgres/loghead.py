@@ -31,6 +31,8 @@ commits; the lock is held until the COMMIT (or ROLLBACK) ends. So:
 - Peers' records (other origins, appended by replication) are written by batches that
   hold this region's head lock too, each batch appending an origin's next contiguous
   run: they also become visible in number order.
+- Stream positions (streams.py) are numbered the same way: the head row also keeps the
+  last position taken by any stream of the region.
 
 What was rejected, and why.
 - A sequence (nextval, SERIAL, IDENTITY): numbers are handed out before commit, so a
@@ -59,16 +61,22 @@ from __future__ import annotations
 from typing import Any
 
 # One statement each; `cur` is a psycopg cursor inside the batch's transaction.
-LOCK = "SELECT seq, hlc, remote_hlc, catalog FROM log_heads WHERE origin = %s FOR UPDATE"
+LOCK = ("SELECT seq, hlc, remote_hlc, catalog, stream_pos FROM log_heads WHERE origin = %s"
+        " FOR UPDATE")
 ADVANCE = ("UPDATE log_heads SET seq = %s, hlc = GREATEST(hlc, %s),"
-           " remote_hlc = GREATEST(remote_hlc, %s), catalog = catalog + %s WHERE origin = %s")
+           " remote_hlc = GREATEST(remote_hlc, %s), catalog = catalog + %s,"
+           " stream_pos = GREATEST(stream_pos, %s) WHERE origin = %s")
 # The head starts after anything this origin already has here: its own records (a
 # database written before the head row existed) or its cursor (a region rebuilt from a
-# peer's snapshot adopts its own cursor). Inserted once; a racing node's row wins.
+# peer's snapshot adopts its own cursor); its stream position after every position still
+# recorded (streams.py). Inserted once; a racing node's row wins.
 INIT = (
-    "INSERT INTO log_heads (origin, seq) SELECT %s, GREATEST("
+    "INSERT INTO log_heads (origin, seq, stream_pos) SELECT %s, GREATEST("
     " COALESCE((SELECT MAX(origin_seq) FROM changelog WHERE origin = %s), 0),"
-    " COALESCE((SELECT seq FROM cursors WHERE origin = %s), 0))"
+    " COALESCE((SELECT seq FROM cursors WHERE origin = %s), 0)), GREATEST("
+    " COALESCE((SELECT MAX(pos) FROM stream_records), 0),"
+    " COALESCE((SELECT MAX(trimmed_pos) FROM streams), 0),"
+    " COALESCE((SELECT MAX(COALESCE(end_pos, first_pos - 1)) FROM stream_shards), 0))"
     " ON CONFLICT (origin) DO NOTHING"
 )
 
@@ -80,16 +88,19 @@ def init_head(cur: Any, origin: str) -> None:
 
 class Head:
     """The region's head as a batch found it under the lock: its last sequence, the
-    highest hlc of its own changes and of peers' changes applied here, and the catalog
-    version (bumped by every batch that changed a table definition)."""
+    highest hlc of its own changes and of peers' changes applied here, the catalog
+    version (bumped by every batch that changed a table definition) and the last stream
+    position taken (by any stream of the region: streams.py)."""
 
-    __slots__ = ("seq", "hlc", "remote_hlc", "catalog")
+    __slots__ = ("seq", "hlc", "remote_hlc", "catalog", "stream_pos")
 
-    def __init__(self, seq: int, hlc: int = 0, remote_hlc: int = 0, catalog: int = 0) -> None:
+    def __init__(self, seq: int, hlc: int = 0, remote_hlc: int = 0, catalog: int = 0,
+                 stream_pos: int = 0) -> None:
         self.seq = seq
         self.hlc = hlc
         self.remote_hlc = remote_hlc
         self.catalog = catalog
+        self.stream_pos = stream_pos
 
 
 def lock_head(cur: Any, origin: str) -> Head:
@@ -98,11 +109,12 @@ def lock_head(cur: Any, origin: str) -> Head:
     if row is None:  # a database whose head row was removed by hand: recreate, retry
         init_head(cur, origin)
         row = cur.execute(LOCK, (origin,)).fetchone()
-    return Head(int(row[0]), int(row[1]), int(row[2]), int(row[3]))
+    return Head(int(row[0]), int(row[1]), int(row[2]), int(row[3]), int(row[4]))
 
 
 def advance_head(cur: Any, origin: str, seq: int, hlc: int = 0, remote_hlc: int = 0,
-                 catalog_changed: bool = False) -> None:
+                 catalog_changed: bool = False, stream_pos: int = 0) -> None:
     """Record `seq` as the origin's last sequence (under the lock `lock_head` took), and
-    raise its hlcs and catalog version."""
-    cur.execute(ADVANCE, (seq, hlc, remote_hlc, 1 if catalog_changed else 0, origin))
+    raise its hlcs, catalog version and last stream position."""
+    cur.execute(ADVANCE, (seq, hlc, remote_hlc, 1 if catalog_changed else 0, stream_pos,
+                          origin))

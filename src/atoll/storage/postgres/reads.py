@@ -32,7 +32,20 @@ import psycopg
 from atoll.errors import ServiceUnavailable
 from atoll.invariant import invariant
 from atoll.storage.postgres.connection import UNAVAILABLE, classify, connect
-from atoll.storage.protocol import CorruptionDetected, ItemRow, TableStateRow
+from atoll.storage.postgres.snapshots import (
+    PostgresChangesSnapshot,
+    PostgresTableSnapshot,
+    open_changes_snapshot,
+    open_table_snapshot,
+)
+from atoll.storage.protocol import (
+    CorruptionDetected,
+    ItemRow,
+    ShardRow,
+    StreamRecordRow,
+    StreamRow,
+    TableStateRow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -294,6 +307,14 @@ class PostgresReads:
             rows.append((int(seq), int(hlc), body))
         return rows
 
+    def snapshot_table(self, name: str) -> PostgresTableSnapshot | None:
+        """One table pinned as committed now, on a connection of its own (snapshots.py)."""
+        return open_table_snapshot(self.dsn, self.region, name)
+
+    def snapshot_changes(self) -> PostgresChangesSnapshot:
+        """The changelog and kept logs pinned as committed now (snapshots.py)."""
+        return open_changes_snapshot(self.dsn, self.region)
+
     def snapshot_rows(self, tid: int, after: tuple[int, bytes, bytes] | None, limit: int,
                       tombstones: bool) -> list[tuple[int, bytes, bytes, int, str, bytes | None]]:
         table = "tombstones" if tombstones else "items"
@@ -312,6 +333,37 @@ class PostgresReads:
         return [(int(i), int(t), str(n), r) for i, t, n, r in self._all(
             "SELECT id, detected_ms, table_name, record FROM conflicts WHERE id > %s"
             " ORDER BY id LIMIT %s", (after_id, limit))]
+
+    # --- streams -------------------------------------------------------------------------
+    def streams(self) -> list[StreamRow]:
+        return [(int(sid), str(name), str(label), str(view), key_schema, int(created),
+                 None if disabled is None else int(disabled), int(trimmed))
+                for sid, name, label, view, key_schema, created, disabled, trimmed in self._all(
+                    "SELECT sid, table_name, label, view_type, key_schema, created_ms,"
+                    " disabled_ms, trimmed_pos FROM streams ORDER BY sid")]
+
+    def stream_shards(self, sid: int) -> list[ShardRow]:
+        return [(int(shard), int(first), None if end is None else int(end), int(created),
+                 None if closed is None else int(closed))
+                for shard, first, end, created, closed in self._all(
+                    "SELECT shard, first_pos, end_pos, created_ms, closed_ms FROM stream_shards"
+                    " WHERE sid = %s ORDER BY shard", (sid,))]
+
+    def stream_records(self, sid: int, from_pos: int, limit: int) -> list[StreamRecordRow]:
+        rows: list[StreamRecordRow] = []
+        for pos, created, kind, origin, record, crc in self._all(
+                "SELECT pos, created_ms, kind, origin, record, crc FROM stream_records"
+                " WHERE sid = %s AND pos >= %s ORDER BY pos LIMIT %s", (sid, from_pos, limit)):
+            if zlib.crc32(record) != crc:
+                raise CorruptionDetected(f"stream record {sid}/{pos} failed its checksum")
+            rows.append((int(pos), int(created), int(kind), str(origin), record))
+        return rows
+
+    def stream_last_pos(self, sid: int) -> int:
+        row = self._one(
+            "SELECT COALESCE((SELECT MAX(pos) FROM stream_records WHERE sid = %s),"
+            " (SELECT trimmed_pos FROM streams WHERE sid = %s), 0)", (sid, sid))
+        return int(row[0])
 
 
 def _sort_key_bounds(sql: list[str], args: list[Any], lower: tuple[bytes, bool] | None,

@@ -19,11 +19,20 @@ changelog   (origin, origin_seq): every change applied here. No surrogate row id
 log_heads   (origin): the last origin_seq taken by this region's own changes, the row
             whose lock orders them (see loghead.py), with what every node of the region
             must know before writing: the highest hlc of the region's own changes and of
-            peers' changes applied here, and the catalog's version. One row per region.
+            peers' changes applied here, the catalog's version and the last stream
+            position taken (streams.py). One row per region.
 cursors     (origin): the last change applied per origin, with the changes it covers.
 table_states, tables, conflicts (id assigned under the write lock: MAX(id) + 1),
 index_items (tid, iid, h, pk, sk, base_pk, base_sk), txn_tokens (token), meta (key).
 leases      (name): which node runs a background job, until when (leases.py).
+streams     (sid): DynamoDB Streams (atoll.streams), one row per stream, (table_name,
+            label) unique; sid given under the write lock, never reused (streams.py).
+stream_shards  (sid, shard): each shard as a range of positions.
+stream_records (sid, pos): a stream's records, so a GetRecords is one range of the key.
+kept_tables (name): the tables whose changelog records are kept past the purge, with the
+            byte strings that mark their records (point-in-time recovery).
+kept_changes (table_name, origin, origin_seq): per such table, the records the purge
+            moved there instead of deleting.
 
 PostgreSQL's b-tree limits an index entry to about 2,700 bytes (a third of a page,
 after compressing it if that helps): a key of more than KEY_BYTES_LIMIT bytes in all
@@ -84,7 +93,8 @@ STATEMENTS = (
         seq bigint NOT NULL,
         hlc bigint NOT NULL DEFAULT 0,
         remote_hlc bigint NOT NULL DEFAULT 0,
-        catalog bigint NOT NULL DEFAULT 0
+        catalog bigint NOT NULL DEFAULT 0,
+        stream_pos bigint NOT NULL DEFAULT 0
     )""",
     """CREATE TABLE IF NOT EXISTS cursors (
         origin text PRIMARY KEY,
@@ -130,4 +140,51 @@ STATEMENTS = (
         holder text NOT NULL,
         expires_ms bigint NOT NULL
     )""",
+    """CREATE TABLE IF NOT EXISTS streams (
+        sid bigint PRIMARY KEY,
+        table_name text NOT NULL,
+        label text NOT NULL,
+        view_type text NOT NULL,
+        key_schema bytea NOT NULL,
+        created_ms bigint NOT NULL,
+        disabled_ms bigint,
+        trimmed_pos bigint NOT NULL DEFAULT 0,
+        UNIQUE (table_name, label)
+    )""",
+    """CREATE TABLE IF NOT EXISTS stream_shards (
+        sid bigint NOT NULL,
+        shard bigint NOT NULL,
+        first_pos bigint NOT NULL,
+        end_pos bigint,
+        created_ms bigint NOT NULL,
+        closed_ms bigint,
+        PRIMARY KEY (sid, shard)
+    )""",
+    """CREATE TABLE IF NOT EXISTS stream_records (
+        sid bigint NOT NULL,
+        pos bigint NOT NULL,
+        created_ms bigint NOT NULL,
+        kind bigint NOT NULL,
+        origin text NOT NULL,
+        record bytea NOT NULL,
+        crc bigint NOT NULL,
+        PRIMARY KEY (sid, pos)
+    )""",
+    """CREATE TABLE IF NOT EXISTS kept_tables (
+        name text PRIMARY KEY,
+        markers bytea NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS kept_changes (
+        table_name text NOT NULL,
+        origin text NOT NULL,
+        origin_seq bigint NOT NULL,
+        hlc bigint NOT NULL,
+        body bytea NOT NULL,
+        crc bigint NOT NULL,
+        PRIMARY KEY (table_name, origin, origin_seq)
+    )""",
 )
+
+COLUMNS_ADDED = (("log_heads", "stream_pos", "bigint NOT NULL DEFAULT 0"),)
+"""(table, column, type) of columns added to a table after it was first created: a
+database made before has them added when a node opens it (connection.init_schema)."""

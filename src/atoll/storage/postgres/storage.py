@@ -47,6 +47,7 @@ import psycopg
 
 from atoll.errors import InternalError, ServiceUnavailable
 from atoll.invariant import invariant
+from atoll.storage.integrity import IntegrityFaults
 from atoll.storage.postgres import leases
 from atoll.storage.postgres.connection import (
     JOB,
@@ -103,6 +104,7 @@ class PostgresStorage(PostgresReads):
         writer = _connect_or_unavailable(dsn, autocommit=False, name=f"{name}-writes")
         init_schema(writer, region)
         super().__init__(dsn, region, name)
+        self.integrity = IntegrityFaults()
         self._writer: psycopg.Connection | None = writer
         self._txn = PostgresTxn(writer, region)
         self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()

@@ -23,6 +23,8 @@ Theory of operation
   read that finds a mismatch raises CorruptionDetected.
 - There is no item cache (other nodes write the same rows), so unlike SQLite's the
   transaction does not keep what it did to live items.
+- The stream writes live in the base class (streams.py), with how stream positions
+  follow commit order across the region's nodes: the head row keeps the last one.
 """
 
 from __future__ import annotations
@@ -30,12 +32,15 @@ from __future__ import annotations
 import zlib
 from typing import Any
 
+import orjson
 import psycopg
 
 from atoll.errors import ValidationError
+from atoll.invariant import invariant
 from atoll.storage.postgres import loghead
 from atoll.storage.postgres.connection import JOB, classify
 from atoll.storage.postgres.schema import KEY_BYTES_LIMIT
+from atoll.storage.postgres.streams import PostgresStreamWrites
 from atoll.storage.protocol import CorruptionDetected, IndexRow, RowVersion
 
 _ITEM_UPSERT = (
@@ -66,22 +71,18 @@ _KEY = " WHERE tid = %s AND h = %s AND pk = %s AND sk = %s"
 Key = tuple[int, int, bytes, bytes]
 
 
-class PostgresTxn:
+class PostgresTxn(PostgresStreamWrites):
     """The writer connection's open transaction (used only by the thread running the
     batch); `begin` before the jobs, `finish` after them, then storage.py commits."""
 
     def __init__(self, conn: psycopg.Connection, region: str) -> None:
-        self.conn = conn
+        super().__init__(conn)
         self.region = region
-        self._pipeline: psycopg.Pipeline | None = None
-        self._read = conn.cursor()  # statements whose answer is fetched
-        self._write = conn.cursor()  # statements only queued
         self.head = loghead.Head(0)  # the region's head as the batch found it
         self.next_seq = 1
         self._logged_hlc = 0  # the highest hlc of this batch's own changes
         self._remote_hlc = 0  # ... and of the peers' changes it appended
         self._catalog_changed = False
-        self.writes = 0  # mutating statements in the open transaction
         self.sync_each_job = False  # storage.py's replay that finds a failing job
         self.prevs: dict[Key, RowVersion | None] = {}
         # Tombstone versions of keys this transaction read or wrote: a put reads the live
@@ -96,6 +97,7 @@ class PostgresTxn:
         self._pipeline = pipeline
         self.head = loghead.lock_head(self._read, self.region)
         self.next_seq = self.head.seq + 1
+        self.next_stream_pos = self.head.stream_pos + 1
         self.writes = 0
         self._logged_hlc = self._remote_hlc = 0
         self._catalog_changed = False
@@ -113,22 +115,16 @@ class PostgresTxn:
         self._stats.clear()
         head = self.head
         if (self.next_seq - 1 != head.seq or self._logged_hlc > head.hlc
-                or self._remote_hlc > head.remote_hlc or self._catalog_changed):
+                or self._remote_hlc > head.remote_hlc or self._catalog_changed
+                or self.next_stream_pos - 1 != head.stream_pos):
             loghead.advance_head(self._write, self.region, self.next_seq - 1,
-                                 self._logged_hlc, self._remote_hlc, self._catalog_changed)
+                                 self._logged_hlc, self._remote_hlc, self._catalog_changed,
+                                 self.next_stream_pos - 1)
 
     def load_tables(self) -> list[tuple[str, int, bytes]]:
         """(name, tid, definition) of every live table, as of this transaction."""
         return [(str(n), int(t), d) for n, t, d in self._read.execute(
             "SELECT name, tid, definition FROM tables ORDER BY name").fetchall()]
-
-    def sync(self) -> None:
-        """Send everything queued and wait for its answers (raising a queued failure)."""
-        if self._pipeline is not None:
-            self._pipeline.sync()
-
-    def _one(self, sql: str, args: Any) -> Any:
-        return self._read.execute(sql, args).fetchone()
 
     def _keyed(self, sql: str, args: tuple[Any, ...], key_bytes: int) -> None:
         """Queue a write; one whose key may not fit the b-tree runs alone under a
@@ -298,13 +294,6 @@ class PostgresTxn:
             self.writes += 1
         return removed
 
-    def _counted(self, sql: str, args: Any) -> int:
-        """Run a statement now and return how many rows it changed."""
-        cur = self.conn.cursor()
-        cur.execute(sql, args)
-        self.sync()
-        return max(0, cur.rowcount)
-
     # --- changelog, cursors, conflicts ---------------------------------------------------
     def log_change(self, hlc: int, body: bytes) -> int:
         seq = self.next_seq
@@ -330,6 +319,16 @@ class PostgresTxn:
         row = self._one("SELECT seq FROM cursors WHERE origin = %s", (origin,))
         return int(row[0]) if row else 0
 
+    def logged_frame(self, origin: str, seq: int) -> bytes | None:
+        row = self._one("SELECT body, crc FROM changelog WHERE origin = %s AND origin_seq = %s",
+                        (origin, seq))
+        if row is None:
+            return None
+        if zlib.crc32(row[0]) != row[1]:
+            raise CorruptionDetected(f"changelog record {origin}/{seq} failed its checksum",
+                                     "changelog record")
+        return bytes(row[0])
+
     def set_cursor(self, origin: str, seq: int, hlc: int) -> None:
         self.writes += 1
         self._write.execute(
@@ -337,12 +336,47 @@ class PostgresTxn:
             " DO UPDATE SET seq = EXCLUDED.seq, hlc = EXCLUDED.hlc", (origin, seq, hlc))
 
     def purge_changelog(self, origin: str, through_seq: int, limit: int) -> int:
+        """Delete up to `limit` of `origin`'s records with seq <= through_seq (never the
+        origin's latest); those of tables with kept changes are copied to their kept logs
+        first, matched by their markers in SQL (the records never leave the server)."""
+        self.writes += 1
+        doomed = ("SELECT origin_seq FROM changelog WHERE origin = %s AND origin_seq <= %s"
+                  " AND origin_seq < (SELECT MAX(origin_seq) FROM changelog WHERE origin = %s)"
+                  " ORDER BY origin_seq LIMIT %s")
+        args = (origin, through_seq, origin, limit)
+        for name, markers in self._read.execute("SELECT name, markers FROM kept_tables"
+                                                 ).fetchall():
+            found = decode_markers(markers)
+            matches = " OR ".join(["position(%s in body) > 0"] * len(found))
+            self._write.execute(
+                "INSERT INTO kept_changes (table_name, origin, origin_seq, hlc, body, crc)"
+                " SELECT %s, origin, origin_seq, hlc, body, crc FROM changelog WHERE origin ="
+                f" %s AND origin_seq IN ({doomed}) AND ({matches})"  # noqa: S608
+                " ON CONFLICT (table_name, origin, origin_seq) DO NOTHING",
+                (name, origin, *args, *found))
+        return self._counted(
+            f"DELETE FROM changelog WHERE origin = %s AND origin_seq IN ({doomed})",  # noqa: S608
+            (origin, *args))
+
+    def keep_changes(self, table: str, markers: tuple[bytes, ...]) -> None:
+        invariant(bool(markers) and all(markers), "a kept table needs non-empty markers")
+        self.writes += 1
+        self._write.execute(
+            "INSERT INTO kept_tables (name, markers) VALUES (%s, %s) ON CONFLICT (name)"
+            " DO UPDATE SET markers = EXCLUDED.markers", (table, encode_markers(markers)))
+
+    def release_changes(self, table: str) -> None:
+        self.writes += 1
+        self._write.execute("DELETE FROM kept_tables WHERE name = %s", (table,))
+        self._write.execute("DELETE FROM kept_changes WHERE table_name = %s", (table,))
+
+    def purge_kept_changes(self, table: str, origin: str, through_seq: int, limit: int) -> int:
         self.writes += 1
         return self._counted(
-            "DELETE FROM changelog WHERE origin = %s AND origin_seq IN (SELECT origin_seq"
-            " FROM changelog WHERE origin = %s AND origin_seq <= %s AND origin_seq <"
-            " (SELECT MAX(origin_seq) FROM changelog WHERE origin = %s)"
-            " ORDER BY origin_seq LIMIT %s)", (origin, origin, through_seq, origin, limit))
+            "DELETE FROM kept_changes WHERE table_name = %s AND origin = %s AND origin_seq IN"
+            " (SELECT origin_seq FROM kept_changes WHERE table_name = %s AND origin = %s AND"
+            " origin_seq <= %s ORDER BY origin_seq LIMIT %s)",
+            (table, origin, table, origin, through_seq, limit))
 
     def purge_tombstones(self, below_hlc: int, limit: int) -> int:
         self.writes += 1
@@ -407,3 +441,12 @@ class PostgresTxn:
         self._write.execute("DELETE FROM tombstones WHERE tid = %s", (tid,))
         self._write.execute("DELETE FROM index_items WHERE tid = %s", (tid,))
         self._stats.pop(tid, None)
+
+
+def encode_markers(markers: tuple[bytes, ...]) -> bytes:
+    """A kept table's markers as stored (a JSON list of hex, as on SQLite)."""
+    return orjson.dumps([m.hex() for m in markers])
+
+
+def decode_markers(stored: bytes) -> list[bytes]:
+    return [bytes.fromhex(m) for m in orjson.loads(stored)]

@@ -102,6 +102,7 @@ class BatchRunner:
                         self._roll_back()
                         return job
             txn.flush_stats()
+            txn.flush_trees()
         except sqlite3.Error as exc:
             self._fail(batch, exc)
             return _FAILED

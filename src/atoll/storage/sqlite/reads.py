@@ -18,6 +18,7 @@ import zlib
 from collections.abc import Iterator
 from typing import Any
 
+from atoll.storage.integrity import IntegrityFaults
 from atoll.storage.protocol import (
     CorruptionDetected,
     ItemRow,
@@ -28,6 +29,12 @@ from atoll.storage.protocol import (
 from atoll.storage.sqlite.cache import ItemCache
 from atoll.storage.sqlite.connection import connect
 from atoll.storage.sqlite.durability import WriteState
+from atoll.storage.sqlite.snapshots import (
+    SqliteChangesSnapshot,
+    SqliteTableSnapshot,
+    open_changes_snapshot,
+    open_table_snapshot,
+)
 
 
 class SqliteReads:
@@ -41,6 +48,7 @@ class SqliteReads:
         self._reader = connect(path, durable)
         self._reader_cursor = self._reader.cursor()  # for key lookups: see `_read_key`
         self._cache = ItemCache()
+        self.integrity = IntegrityFaults()  # every checksum failure is reported there
 
     def _read(self, sql: str, args: Any = ()) -> sqlite3.Cursor:
         """Run a statement on the reader connection, noting the commits it may see (the
@@ -70,7 +78,8 @@ class SqliteReads:
         if row is None:
             return None
         if zlib.crc32(row[0]) != row[2]:
-            raise CorruptionDetected("Stored item failed its checksum")
+            raise self.integrity.found(CorruptionDetected(
+                "Stored item failed its checksum", "item", tid, pk, sk))
         found = (row[0], row[1])
         if self._state.queued == 0:
             # no write is between COMMIT and delivery: the file equals what callers were
@@ -88,7 +97,8 @@ class SqliteReads:
         sql.append("ORDER BY sk" if forward else "ORDER BY sk DESC")
         for sk, item, size, crc in self._read(" ".join(sql), args):
             if zlib.crc32(item) != crc:
-                raise CorruptionDetected("Stored item failed its checksum")
+                raise self.integrity.found(CorruptionDetected(
+                    "Stored item failed its checksum", "item", tid, pk, sk))
             yield sk, item, size
 
     def scan_items(self, tid: int, after: tuple[int, bytes, bytes] | None, h_end: int | None,
@@ -106,7 +116,8 @@ class SqliteReads:
         sql += " ORDER BY h, pk, sk"
         for h, pk, sk, item, size, crc in self._read(sql, args):
             if zlib.crc32(item) != crc:
-                raise CorruptionDetected("Stored item failed its checksum")
+                raise self.integrity.found(CorruptionDetected(
+                    "Stored item failed its checksum", "item", tid, pk, sk))
             yield h, pk, sk, item, size
 
     def get_items_snapshot(self, keys: list[tuple[int, int, bytes, bytes]]
@@ -138,7 +149,9 @@ class SqliteReads:
                    else "ORDER BY sk DESC, base_pk DESC, base_sk DESC")
         for sk, base_pk, base_sk, item, size, crc in self._read(" ".join(sql), args):
             if zlib.crc32(item) != crc:
-                raise CorruptionDetected("Stored index item failed its checksum")
+                raise self.integrity.found(CorruptionDetected(
+                    "Stored index item failed its checksum", "index item", tid, base_pk,
+                    base_sk))
             yield sk, base_pk, base_sk, item, size
 
     def scan_index(self, tid: int, iid: int, after: tuple[int, bytes, bytes, bytes, bytes] | None,
@@ -158,7 +171,9 @@ class SqliteReads:
         sql += " ORDER BY h, pk, sk, base_pk, base_sk"
         for h, pk, sk, base_pk, base_sk, item, size, crc in self._read(sql, args):
             if zlib.crc32(item) != crc:
-                raise CorruptionDetected("Stored index item failed its checksum")
+                raise self.integrity.found(CorruptionDetected(
+                    "Stored index item failed its checksum", "index item", tid, base_pk,
+                    base_sk))
             yield h, pk, sk, base_pk, base_sk, item, size
 
     def collection_size(self, tid: int, h: int, pk: bytes) -> int:
@@ -240,7 +255,8 @@ class SqliteReads:
                 "SELECT origin_seq, hlc, body, crc FROM changelog WHERE origin=? AND origin_seq>?"
                 " ORDER BY origin_seq LIMIT ?", (origin, after_seq, limit)):
             if zlib.crc32(body) != crc:
-                raise CorruptionDetected(f"changelog record {origin}/{seq} failed its checksum")
+                raise self.integrity.found(CorruptionDetected(
+                    f"changelog record {origin}/{seq} failed its checksum", "changelog record"))
             rows.append((int(seq), int(hlc), body))
         return rows
 
@@ -248,6 +264,15 @@ class SqliteReads:
         return [(int(i), int(t), str(n), r) for i, t, n, r in self._read(
             "SELECT id, detected_ms, table_name, record FROM conflicts WHERE id>? ORDER BY id "
             "LIMIT ?", (after_id, limit))]
+
+    def repairs(self, after_id: int = 0, limit: int = 100) -> list[tuple[int, int, str, bytes]]:
+        return [(int(i), int(t), str(n), r) for i, t, n, r in self._read(
+            "SELECT id, repaired_ms, table_name, record FROM repairs WHERE id>? ORDER BY id "
+            "LIMIT ?", (after_id, limit))]
+
+    def purge_points(self) -> dict[str, tuple[int, int]]:
+        return {str(o): (int(s), int(h))
+                for o, s, h in self._read("SELECT origin, seq, hlc FROM purge_points")}
 
     # --- streams -------------------------------------------------------------------------
     def streams(self) -> list[StreamRow]:
@@ -270,7 +295,8 @@ class SqliteReads:
                 "SELECT pos, created_ms, kind, origin, record, crc FROM stream_records"
                 " WHERE sid=? AND pos>=? ORDER BY pos LIMIT ?", (sid, from_pos, limit)):
             if zlib.crc32(record) != crc:
-                raise CorruptionDetected(f"stream record {sid}/{pos} failed its checksum")
+                raise self.integrity.found(CorruptionDetected(
+                    f"stream record {sid}/{pos} failed its checksum", "stream record"))
             rows.append((pos, created, kind, origin, record))
         return rows
 
@@ -298,6 +324,20 @@ class SqliteReads:
         row = self._read(
             "SELECT item_count, size_bytes FROM tables WHERE tid=?", (tid,)).fetchone()
         return (int(row[0]), int(row[1])) if row else (0, 0)
+
+    def snapshot_table(self, name: str) -> SqliteTableSnapshot | None:
+        """One table pinned as committed now, on a connection of its own (snapshots.py)."""
+        snapshot = open_table_snapshot(self.path, self.durable, self.region, name)
+        state = self._state
+        state.read = state.taken  # like a read: answers built from it wait for settle()
+        return snapshot
+
+    def snapshot_changes(self) -> SqliteChangesSnapshot:
+        """The changelog and kept logs pinned as committed now (snapshots.py)."""
+        snapshot = open_changes_snapshot(self.path, self.durable, self.region)
+        state = self._state
+        state.read = state.taken
+        return snapshot
 
     def integrity_check(self) -> str:
         return str(self._read("PRAGMA integrity_check").fetchone()[0])

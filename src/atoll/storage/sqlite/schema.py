@@ -20,6 +20,19 @@ index_items one row per item in a secondary index: (tid, iid, h, pk, sk) is the 
             and the narrow index costs ~20% less per write (measured).
 txn_tokens  ClientRequestTokens of committed TransactWriteItems with the request's hash,
             so a retry within the idempotency window is answered without re-running.
+kept_tables the tables whose changelog records are kept past the purge, with the byte
+            strings that mark their records (point-in-time recovery).
+kept_changes per such table, the records the purge moved there instead of deleting.
+tree_buckets  per table and bucket, the XOR of its keys' leaf hashes
+            (storage/treeprotocol.py) as two signed 64-bit halves, except for the deltas still in
+            tree_deltas; a bucket without a row hashes to 0.
+tree_deltas the write path's bucket deltas, one row per batch (appended: a write
+            touches no page of tree_buckets), folded into tree_buckets in the background
+            (sqlite/trees.py says why); readers XOR the ones not folded yet.
+tree_progress per table, how far its tree is built (65,536: complete; no row: none).
+purge_points  per origin, the newest changelog record purged here (seq, hlc): verify
+            judges a peer's missing changes against it (atoll.antientropy.verdict).
+repairs     what verify repaired here, readable like the conflict log.
 streams, stream_shards, stream_records
             DynamoDB Streams (atoll.streams): each stream (sid never reused:
             AUTOINCREMENT), its shards as ranges of positions, and its records keyed by
@@ -120,6 +133,45 @@ STATEMENTS = (
         created_ms INTEGER NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS txn_tokens_by_age ON txn_tokens (created_ms)",
+    """CREATE TABLE IF NOT EXISTS kept_tables (
+        name TEXT PRIMARY KEY,
+        markers BLOB NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS kept_changes (
+        table_name TEXT NOT NULL,
+        origin TEXT NOT NULL,
+        origin_seq INTEGER NOT NULL,
+        hlc INTEGER NOT NULL,
+        body BLOB NOT NULL,
+        crc INTEGER NOT NULL,
+        PRIMARY KEY (table_name, origin, origin_seq)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS tree_buckets (
+        tid INTEGER NOT NULL,
+        bucket INTEGER NOT NULL,
+        high INTEGER NOT NULL,
+        low INTEGER NOT NULL,
+        PRIMARY KEY (tid, bucket)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS tree_deltas (
+        seq INTEGER PRIMARY KEY,
+        deltas BLOB NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS tree_progress (
+        tid INTEGER PRIMARY KEY,
+        built INTEGER NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS purge_points (
+        origin TEXT PRIMARY KEY,
+        seq INTEGER NOT NULL,
+        hlc INTEGER NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS repairs (
+        id INTEGER PRIMARY KEY,
+        repaired_ms INTEGER NOT NULL,
+        table_name TEXT NOT NULL,
+        record BLOB NOT NULL
+    )""",
     """CREATE TABLE IF NOT EXISTS streams (
         sid INTEGER PRIMARY KEY AUTOINCREMENT,
         table_name TEXT NOT NULL,

@@ -47,13 +47,21 @@ from atoll.storage.sqlite.batches import MAX_BATCH_JOBS, BatchRunner, Changes, J
 from atoll.storage.sqlite.checkpoints import Checkpointer
 from atoll.storage.sqlite.connection import connect, init_schema, next_local_seq
 from atoll.storage.sqlite.durability import Durability, WriteState
+from atoll.storage.sqlite.filecopy import copy_database
 from atoll.storage.sqlite.reads import SqliteReads
+from atoll.storage.sqlite.trees import FOLD_AT, FOLD_LIMIT, SqliteTreeAccess
 from atoll.storage.sqlite.txn import SqliteTxn
+from atoll.storage.treeprotocol import TreeAccess
 from atoll.storage.writepath import BatchTimes, WritePath, now_ns
 
 log = logging.getLogger(__name__)
 
 MAX_QUEUED_JOBS = 20_000
+
+
+def _fold(txn: SqliteTxn) -> int:
+    return txn.tree_fold(FOLD_LIMIT)
+
 _STOP = object()
 _REWIND = object()
 
@@ -61,14 +69,17 @@ _REWIND = object()
 class SqliteStorage(SqliteReads):
     """One node's database file. Construct, then `start(loop)` before writing."""
 
-    def __init__(self, path: str, *, durable: bool = True, region: str = "local") -> None:
+    def __init__(self, path: str, *, durable: bool = True, region: str = "local",
+                 trees: bool = True) -> None:
         self._writer = connect(path, durable)
         init_schema(self._writer, path)
         state = WriteState()
         super().__init__(path, durable, region, state)
         self.durability = Durability(path, durable, state)
+        self.trees = trees  # hash trees kept (storage/treeprotocol.py)
         self._runner = BatchRunner(
-            self._writer, SqliteTxn(self._writer, region, next_local_seq(self._writer, region)),
+            self._writer, SqliteTxn(self._writer, region, next_local_seq(self._writer, region),
+                                    self.integrity, trees),
             state)
         self._checkpointer = Checkpointer(path, durable)
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -82,6 +93,7 @@ class SqliteStorage(SqliteReads):
         self._start_scheduled = False
         self._rewind_wanted = False  # the checkpointer asked for a rewind of the WAL
         self.write_path = WritePath()  # stage times of recent batches (loop thread)
+        self._folding = False  # a job folding tree deltas is queued
 
     # --- lifecycle -----------------------------------------------------------------------
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -133,6 +145,11 @@ class SqliteStorage(SqliteReads):
         the WAL, so that the batch after it starts the WAL over (see checkpoints.py)."""
         self._rewind_wanted = True
         self._schedule_start()
+
+    def copy_to(self, path: str) -> int:
+        """A consistent copy of the whole database at `path` while writes go on (blocking:
+        run it off the event loop); its size in bytes (filecopy.py)."""
+        return copy_database(self.path, path)
 
     # --- figures -------------------------------------------------------------------------
     @property
@@ -189,6 +206,8 @@ class SqliteStorage(SqliteReads):
         if running is not None and self._runner.commit(running) is not None:
             self.durability.sync_now()
         self._state.durable = self._state.taken  # nothing is answered before start
+        if self._runner.txn.tree_pending >= FOLD_AT:
+            self.write_sync(_fold)
         if job.error is not None:
             raise job.error
         return job.result
@@ -320,6 +339,7 @@ class SqliteStorage(SqliteReads):
         # that follows an acknowledged write always sees it.
         if changes is not None:
             self._cache.committed(*changes)
+            self._fold_trees()
         self._state.queued -= len(batch)
         for listener in self.commit_listeners:
             listener()
@@ -330,6 +350,26 @@ class SqliteStorage(SqliteReads):
                 job.future.set_exception(job.error)
             else:
                 job.future.set_result(job.result)
+
+    def tree_access(self) -> TreeAccess:
+        """Verify's access, on a connection of its own (trees.py); on the loop thread."""
+        return SqliteTreeAccess(self.path, self.durable, self._state, self.region, self.write,
+                                self.settled)
+
+    def _fold_trees(self) -> None:
+        """Event-loop thread, after a batch committed: once enough tree deltas are
+        logged, fold some into the trees, as a job of its own behind the queued writes
+        (sqlite/trees.py says why the write path only logs them)."""
+        if (self._folding or self._state.refused
+                or self._runner.txn.tree_pending < FOLD_AT):
+            return
+        self._folding = True
+        self.write(_fold).add_done_callback(self._folded)
+
+    def _folded(self, _future: asyncio.Future[Any]) -> None:
+        self._folding = False
+        if not _future.cancelled():
+            _future.exception()  # a failed fold is retried after the next batch
 
     def settle(self) -> asyncio.Future[None] | None:
         """None if every commit that a read may have seen is durable; else a future that

@@ -7,6 +7,8 @@ writing poisons its batch), the `prev` versions it wrote, what it did to live it
 the read cache, once committed) and the table statistics to add at the end of the batch.
 Every item and index row, and every changelog record, carries a CRC32 of its bytes; a read
 that finds a mismatch raises CorruptionDetected instead of serving corrupt data.
+Each write that changes a key's tree row keeps the table's hash tree (trees.py), unless
+the storage was opened with `trees=False`.
 """
 
 from __future__ import annotations
@@ -15,8 +17,15 @@ import sqlite3
 import zlib
 from typing import Any
 
+import orjson
+
+from atoll.invariant import invariant
+from atoll.storage.integrity import IntegrityFaults
 from atoll.storage.protocol import CorruptionDetected, ItemRow
 from atoll.storage.sqlite.streams import SqliteStreamWrites, first_stream_pos
+from atoll.storage.sqlite.trees import TreeUpkeep, clear_trees, key_rows
+from atoll.storage.treeprotocol import TreeRow
+from atoll.storage.trees import newest
 
 _INDEX_INSERT = ("INSERT OR REPLACE INTO index_items (tid, iid, h, pk, sk, base_pk, base_sk,"
                  " item, size, crc) VALUES ")
@@ -25,7 +34,8 @@ _INDEX_INSERT = ("INSERT OR REPLACE INTO index_items (tid, iid, h, pk, sk, base_
 class SqliteTxn(SqliteStreamWrites):
     """The writer thread's view of the open transaction (never used elsewhere)."""
 
-    def __init__(self, conn: sqlite3.Connection, region: str, next_seq: int) -> None:
+    def __init__(self, conn: sqlite3.Connection, region: str, next_seq: int,
+                 integrity: IntegrityFaults | None = None, trees: bool = True) -> None:
         # One cursor for every statement: conn.execute makes (and frees) a cursor a call.
         # A put's lookup, insert and changelog append took 12.5 us that way and 11.7-12.0
         # on one cursor (compiled; medians of 7 loops of 5,000, in memory). A one-row
@@ -33,6 +43,7 @@ class SqliteTxn(SqliteStreamWrites):
         super().__init__(conn.cursor(), first_stream_pos(conn))
         self.conn = conn
         self.region = region
+        self.integrity = integrity or IntegrityFaults()  # checksum failures are reported there
         self.next_seq = next_seq
         # Tables that may hold tombstones (a superset: never shrunk by purges). A write to
         # a table outside it skips the tombstone lookup, the common case on tables that
@@ -44,6 +55,16 @@ class SqliteTxn(SqliteStreamWrites):
         self.item_changes: list[tuple[tuple[int, int, bytes, bytes], ItemRow | None]] = []
         self.dropped_tids: set[int] = set()
         self._stats: dict[int, list[int]] = {}
+        if not trees:
+            clear_trees(self._cur)  # writes from here on keep none: none may claim to
+        self.tree: TreeUpkeep | None = TreeUpkeep(self._cur) if trees else None
+        # The rows the last read found, if no write came since (the tree's old row: a
+        # write nearly always follows its own read of the key, so it need not read twice)
+        self._seen_key: tuple[int, int, bytes, bytes] | None = None
+        self._seen_writes = -1
+        self._seen_live: tuple[int, str, bytes, bool, int] | None = None
+        self._seen_dead: tuple[int, str] | None = None
+        self._seen_dead_known = False
 
     def reset(self) -> None:
         """Forget the per-transaction bookkeeping (after COMMIT or ROLLBACK)."""
@@ -51,6 +72,31 @@ class SqliteTxn(SqliteStreamWrites):
         self.prevs.clear()
         self.item_changes = []
         self.dropped_tids = set()
+        self._seen_key = None  # what a read found holds only inside its transaction
+        if self.tree is not None:
+            self.tree.forget()
+
+    def _tree_before(self, tid: int, h: int, pk: bytes, sk: bytes
+                     ) -> tuple[tuple[int, str, bytes, bool, int] | None, tuple[int, str] | None]:
+        """The key's rows as stored, for the tree (nothing without trees): from what the
+        job's own read just found, when no write came between."""
+        if self.tree is None:
+            return None, None
+        tombstones = tid in self.tombstone_tids
+        if self._seen_key == (tid, h, pk, sk) and self._seen_writes == self.writes:
+            if not tombstones:
+                return self._seen_live, None
+            if self._seen_dead_known:
+                return self._seen_live, self._seen_dead
+            return self._seen_live, key_rows(self._cur, tid, h, pk, sk, True)[1]
+        return key_rows(self._cur, tid, h, pk, sk, tombstones)
+
+    def _saw(self, key: tuple[int, int, bytes, bytes], live: Any) -> None:
+        """Remember a read of the key's live row (item, size, hlc, origin, crc, ...)."""
+        self._seen_key, self._seen_writes = key, self.writes
+        self._seen_live = None if live is None else (
+            int(live[2]), str(live[3]), live[0], zlib.crc32(live[0]) == live[4], int(live[1]))
+        self._seen_dead, self._seen_dead_known = None, False
 
     # --- items -------------------------------------------------------------------------
     def get(self, tid: int, h: int, pk: bytes, sk: bytes) -> tuple[bytes, int, int, str] | None:
@@ -58,10 +104,13 @@ class SqliteTxn(SqliteStreamWrites):
         row = self._cur.execute(
             "SELECT item, size, hlc, origin, crc FROM items WHERE tid=? AND h=? AND pk=? AND sk=?",
             (tid, h, pk, sk)).fetchone()
+        if self.tree is not None:
+            self._saw((tid, h, pk, sk), row)
         if row is None:
             return None
         if zlib.crc32(row[0]) != row[4]:
-            raise CorruptionDetected("Stored item failed its checksum")
+            raise self.integrity.found(CorruptionDetected(
+                "Stored item failed its checksum", "item", tid, pk, sk))
         return row[0], row[1], row[2], row[3]
 
     def put(self, tid: int, h: int, pk: bytes, sk: bytes, item: bytes, size: int,
@@ -70,6 +119,7 @@ class SqliteTxn(SqliteStreamWrites):
         """Write an item at version (hlc, origin); `prev` is the version it overwrote."""
         # A tombstone left behind by an earlier delete of this key stays: its version is
         # older than the new item's, and replication compares against the newest of both.
+        live, dead = self._tree_before(tid, h, pk, sk)
         self.writes += 1
         self.prevs[(tid, h, pk, sk)] = prev
         self.item_changes.append(((tid, h, pk, sk), (item, size)))
@@ -82,21 +132,32 @@ class SqliteTxn(SqliteStreamWrites):
             self._count(tid, 1, size)
         else:
             self._count(tid, 0, size - old_size)
+        if self.tree is not None:
+            self.tree.change(tid, newest(h, pk, sk, live, dead),
+                             newest(h, pk, sk, (hlc, origin, item, True, size), dead))
 
     def delete(self, tid: int, h: int, pk: bytes, sk: bytes, hlc: int, origin: str,
                old_size: int, prev: tuple[int, str] | None = None) -> None:
+        live, dead = self._tree_before(tid, h, pk, sk)
         self.writes += 1
         self.item_changes.append(((tid, h, pk, sk), None))
         self._cur.execute("DELETE FROM items WHERE tid=? AND h=? AND pk=? AND sk=?",
                           (tid, h, pk, sk))
         self._tombstone(tid, h, pk, sk, hlc, origin, prev)
         self._count(tid, -1, -old_size)
+        if self.tree is not None:
+            self.tree.change(tid, newest(h, pk, sk, live, dead),
+                             newest(h, pk, sk, None, (hlc, origin)))
 
     def delete_absent(self, tid: int, h: int, pk: bytes, sk: bytes, hlc: int, origin: str,
                       prev: tuple[int, str] | None = None) -> None:
         """Record a delete of an item that does not exist here (it may exist elsewhere)."""
+        live, dead = self._tree_before(tid, h, pk, sk)
         self.writes += 1
         self._tombstone(tid, h, pk, sk, hlc, origin, prev)
+        if self.tree is not None:
+            self.tree.change(tid, newest(h, pk, sk, live, dead),
+                             newest(h, pk, sk, live, (hlc, origin)))
 
     def _tombstone(self, tid: int, h: int, pk: bytes, sk: bytes, hlc: int, origin: str,
                    prev: tuple[int, str] | None) -> None:
@@ -120,11 +181,16 @@ class SqliteTxn(SqliteStreamWrites):
             "SELECT item, size, hlc, origin, crc, prev_hlc, prev_origin FROM items"
             " WHERE tid=? AND h=? AND pk=? AND sk=?", (tid, h, pk, sk)).fetchone()
         if row is not None and zlib.crc32(row[0]) != row[4]:
-            raise CorruptionDetected("Stored item failed its checksum")
+            raise self.integrity.found(CorruptionDetected(
+                "Stored item failed its checksum", "item", tid, pk, sk))
         tomb = self._cur.execute(
             "SELECT hlc, origin, prev_hlc, prev_origin FROM tombstones"
             " WHERE tid=? AND h=? AND pk=? AND sk=?", (tid, h, pk, sk)).fetchone(
         ) if tid in self.tombstone_tids else None
+        if self.tree is not None:
+            self._saw((tid, h, pk, sk), row)
+            self._seen_dead = None if tomb is None else (int(tomb[0]), str(tomb[1]))
+            self._seen_dead_known = True
         live = None if row is None else (
             row[0], row[1], row[2], row[3], (row[5], row[6]) if row[5] is not None else None)
         dead = None if tomb is None else (
@@ -245,7 +311,10 @@ class SqliteTxn(SqliteStreamWrites):
         row = self._cur.execute(
             "SELECT hlc, origin FROM tombstones WHERE tid=? AND h=? AND pk=? AND sk=?",
             (tid, h, pk, sk)).fetchone()
-        return (int(row[0]), str(row[1])) if row is not None else None
+        found = (int(row[0]), str(row[1])) if row is not None else None
+        if self._seen_key == (tid, h, pk, sk) and self._seen_writes == self.writes:
+            self._seen_dead, self._seen_dead_known = found, True
+        return found
 
     def set_table_state(self, name: str, created: tuple[int, str], version: tuple[int, str],
                         definition: bytes | None) -> None:
@@ -270,6 +339,16 @@ class SqliteTxn(SqliteStreamWrites):
         row = self._cur.execute("SELECT seq FROM cursors WHERE origin=?", (origin,)).fetchone()
         return int(row[0]) if row else 0
 
+    def logged_frame(self, origin: str, seq: int) -> bytes | None:
+        row = self._cur.execute("SELECT body, crc FROM changelog WHERE origin=? AND origin_seq=?",
+                                (origin, seq)).fetchone()
+        if row is None:
+            return None
+        if zlib.crc32(row[0]) != row[1]:
+            raise self.integrity.found(CorruptionDetected(
+                f"changelog record {origin}/{seq} failed its checksum", "changelog record"))
+        return bytes(row[0])
+
     def set_cursor(self, origin: str, seq: int, hlc: int) -> None:
         self.writes += 1
         self._cur.execute("INSERT OR REPLACE INTO cursors (origin, seq, hlc) VALUES (?,?,?)",
@@ -277,26 +356,106 @@ class SqliteTxn(SqliteStreamWrites):
 
     def purge_changelog(self, origin: str, through_seq: int, limit: int) -> int:
         """Delete up to `limit` of `origin`'s records with seq <= through_seq (never the
-        origin's latest record: this node's own next sequence is derived from it)."""
+        origin's latest record: this node's own next sequence is derived from it); those
+        of tables with kept changes move to their kept logs first (matched in SQL, so the
+        records are never read into Python), and the origin's purge point moves to the newest
+        of them."""
+        self.writes += 1
+        doomed = ("SELECT seq FROM changelog WHERE origin=? AND origin_seq<=? AND origin_seq < "
+                  "(SELECT MAX(origin_seq) FROM changelog WHERE origin=?) "
+                  "ORDER BY origin_seq LIMIT ?")
+        args = (origin, through_seq, origin, limit)
+        for name, markers in self._cur.execute("SELECT name, markers FROM kept_tables"
+                                               ).fetchall():
+            found = decode_markers(markers)
+            self._cur.execute(
+                "INSERT OR IGNORE INTO kept_changes (table_name, origin, origin_seq, hlc, body,"
+                " crc) SELECT ?, origin, origin_seq, hlc, body, crc FROM changelog WHERE seq IN"
+                f" ({doomed}) AND ({' OR '.join(['instr(body, ?) > 0'] * len(found))})",
+                (name, *args, *found))
+        purged = self._cur.execute(f"DELETE FROM changelog WHERE seq IN ({doomed})"
+                                   " RETURNING origin_seq, hlc", args).fetchall()
+        if purged:
+            seq, hlc = max((int(s), int(h)) for s, h in purged)
+            self._cur.execute(
+                "INSERT INTO purge_points (origin, seq, hlc) VALUES (?,?,?) ON CONFLICT (origin)"
+                " DO UPDATE SET seq=excluded.seq, hlc=excluded.hlc WHERE excluded.seq > seq",
+                (origin, seq, hlc))
+        return len(purged)
+
+    def keep_changes(self, table: str, markers: tuple[bytes, ...]) -> None:
+        invariant(bool(markers) and all(markers), "a kept table needs non-empty markers")
+        self.writes += 1
+        self._cur.execute("INSERT OR REPLACE INTO kept_tables (name, markers) VALUES (?,?)",
+                          (table, orjson.dumps([m.hex() for m in markers])))
+
+    def release_changes(self, table: str) -> None:
+        self.writes += 1
+        self._cur.execute("DELETE FROM kept_tables WHERE name=?", (table,))
+        self._cur.execute("DELETE FROM kept_changes WHERE table_name=?", (table,))
+
+    def purge_kept_changes(self, table: str, origin: str, through_seq: int, limit: int) -> int:
         self.writes += 1
         cursor = self._cur.execute(
-            "DELETE FROM changelog WHERE seq IN (SELECT seq FROM changelog WHERE origin=? AND "
-            "origin_seq<=? AND origin_seq < (SELECT MAX(origin_seq) FROM changelog WHERE "
-            "origin=?) ORDER BY origin_seq LIMIT ?)", (origin, through_seq, origin, limit))
+            "DELETE FROM kept_changes WHERE (table_name, origin, origin_seq) IN (SELECT "
+            "table_name, origin, origin_seq FROM kept_changes WHERE table_name=? AND origin=? "
+            "AND origin_seq<=? ORDER BY origin_seq LIMIT ?)", (table, origin, through_seq, limit))
         return cursor.rowcount
 
     def purge_tombstones(self, below_hlc: int, limit: int) -> int:
         self.writes += 1
-        cursor = self._cur.execute(
+        purged = self._cur.execute(
             "DELETE FROM tombstones WHERE (tid, h, pk, sk) IN (SELECT tid, h, pk, sk FROM "
-            "tombstones WHERE hlc < ? LIMIT ?)", (below_hlc, limit))
-        return cursor.rowcount
+            "tombstones WHERE hlc < ? LIMIT ?) RETURNING tid, h, pk, sk, hlc, origin",
+            (below_hlc, limit)).fetchall()
+        if self.tree is not None:
+            self.tree.purged((int(t), int(h), pk, sk, int(hlc), str(o))
+                             for t, h, pk, sk, hlc, o in purged)
+        return len(purged)
 
     def record_conflict(self, detected_ms: int, table_name: str, record: bytes) -> None:
         self.writes += 1
         self._cur.execute(
             "INSERT INTO conflicts (detected_ms, table_name, record) VALUES (?,?,?)",
             (detected_ms, table_name, record))
+
+    # --- hash trees --------------------------------------------------------------------
+    def tree_row(self, tid: int, h: int, pk: bytes, sk: bytes) -> TreeRow | None:
+        live, dead = key_rows(self._cur, tid, h, pk, sk, True)
+        return newest(h, pk, sk, live, dead)
+
+    def tree_build(self, tid: int, buckets: int) -> int:
+        if self.tree is None:
+            return 0
+        self.writes += 1
+        return self.tree.build(tid, buckets)
+
+    def tree_correct(self, tid: int, bucket: int, delta: int) -> None:
+        if self.tree is not None:
+            self.writes += 1
+            self.tree.correct(tid, bucket, delta)
+
+    def flush_trees(self) -> None:
+        """Log the batch's bucket deltas (at the end of the batch, before COMMIT)."""
+        if self.tree is not None:
+            self.tree.flush()
+
+    def tree_fold(self, limit: int) -> int:
+        """Fold about `limit` logged deltas into the trees (trees.py); returns how many."""
+        if self.tree is None:
+            return 0
+        self.writes += 1
+        return self.tree.fold(limit)
+
+    @property
+    def tree_pending(self) -> int:
+        return 0 if self.tree is None else self.tree.pending
+
+    def record_repair(self, repaired_ms: int, table_name: str, record: bytes) -> None:
+        self.writes += 1
+        self._cur.execute(
+            "INSERT INTO repairs (repaired_ms, table_name, record) VALUES (?,?,?)",
+            (repaired_ms, table_name, record))
 
     # --- catalog -----------------------------------------------------------------------
     def table_row(self, name: str) -> tuple[int, bytes] | None:
@@ -319,6 +478,8 @@ class SqliteTxn(SqliteStreamWrites):
         self.writes += 1
         self._cur.execute("INSERT INTO tables (name, tid, definition) VALUES (?,?,?)",
                           (name, tid, definition))
+        if self.tree is not None:
+            self.tree.created(tid)
         return tid
 
     def update_table(self, name: str, definition: bytes) -> None:
@@ -333,3 +494,13 @@ class SqliteTxn(SqliteStreamWrites):
         self._cur.execute("DELETE FROM tombstones WHERE tid=?", (tid,))
         self._cur.execute("DELETE FROM index_items WHERE tid=?", (tid,))
         self._stats.pop(tid, None)
+        # the tree goes with the rows (a reused tid must find nothing of it)
+        if self.tree is not None:
+            self.tree.dropped(tid)
+        self._cur.execute("DELETE FROM tree_buckets WHERE tid=?", (tid,))
+        self._cur.execute("DELETE FROM tree_progress WHERE tid=?", (tid,))
+
+
+def decode_markers(stored: bytes) -> list[bytes]:
+    """A kept table's markers as `keep_changes` stored them (a JSON list of hex)."""
+    return [bytes.fromhex(m) for m in orjson.loads(stored)]

@@ -1,0 +1,60 @@
+"""`ReplicationConfig`: every bound, interval and batch size of replication, in one place.
+
+The node runs with the defaults; the simulator uses the same class with smaller values
+(short waits, tiny batches and snapshot pages) so that a few hundred simulated
+milliseconds exercise long polls, timeouts, backoff, paging and bounded purges. All
+durations are milliseconds of whatever clock the shell passes in (monotonic time in the
+node, fake time in the simulator).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from atoll.invariant import invariant
+
+MAX_BATCH_CHANGES = 1000  # the protocol's bound on records per Batch (protocol.py)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicationConfig:
+    # Pulling: one Pull in flight per peer, answered by at most this many records. A
+    # thousand records make one storage write job: catch-up speed comes from big batches.
+    max_batch_changes: int = 1000
+    # Long poll: a server holds a Pull it has nothing for this long (the puller asks for
+    # it), so a change travels as soon as it committed; never longer than the maximum.
+    pull_wait_ms: int = 1000
+    max_pull_wait_ms: int = 5000
+    # A Pull or snapshot request unanswered this long has failed (the wait included).
+    request_timeout_ms: int = 11_000
+    # A peer whose pulls have failed this long is "stale": its changes are then also
+    # asked of every other peer (changelogs relay: a partial partition does not stop them).
+    direct_stale_ms: int = 3000
+    # Between failed pulls: doubling from the minimum up to the maximum.
+    backoff_min_ms: int = 50
+    backoff_max_ms: int = 2000
+    # After a batch that could not be used whole (refused records, a gap, an unknown
+    # table) with nothing more waiting: no hot loop asking for it again.
+    held_pause_ms: int = 200
+    # Retention: a pass every interval deletes at most `purge_limit` changelog records
+    # per origin and `purge_limit` tombstones. Small passes, because a purge is a write
+    # job, and a long one holds back every write and apply behind it (lag p99 went from
+    # ~100 ms to ~380 ms with 20,000-record passes).
+    retention_interval_ms: int = 1000
+    purge_limit: int = 2000
+    # The bounded maximum (DESIGN.md decision 6): kept even if some region never acks.
+    max_records_per_origin: int = 1_000_000
+    max_tombstone_age_ms: int = 7 * 24 * 3600 * 1000
+    # Rebuilding from a peer's snapshot: rows per page, and a bound on pages per table.
+    snapshot_page_rows: int = 2000
+    max_snapshot_pages: int = 100_000
+
+    def __post_init__(self) -> None:
+        invariant(0 < self.max_batch_changes <= MAX_BATCH_CHANGES, "max_batch_changes out of bounds")
+        invariant(0 <= self.pull_wait_ms <= self.max_pull_wait_ms, "pull wait above its maximum")
+        invariant(self.request_timeout_ms > self.max_pull_wait_ms,
+                  "a request must be allowed to outlast the longest long poll")
+        invariant(0 < self.backoff_min_ms <= self.backoff_max_ms, "backoff bounds out of order")
+        invariant(self.purge_limit > 0 and self.snapshot_page_rows > 0, "limits must be positive")
+        invariant(self.retention_interval_ms > 0 and self.held_pause_ms >= 0, "bad interval")
+        invariant(self.max_snapshot_pages > 0 and self.direct_stale_ms > 0, "bad bound")
