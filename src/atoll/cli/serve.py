@@ -21,8 +21,9 @@ from atoll.clock.offset import DEFAULT_MAX_OFFSET_MS
 from atoll.engine.tabledef import DEFAULT_ACCOUNT
 from atoll.errors import ValidationError
 from atoll.http.server import ListenError
-from atoll.node.node import NodeConfig, is_loopback
+from atoll.node.node import NodeConfig
 from atoll.node.node import serve as run_node
+from atoll.node.security import is_loopback
 from atoll.topology.config import load_cluster_config
 
 

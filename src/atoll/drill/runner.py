@@ -196,7 +196,8 @@ class ScenarioRun:
         self.event("converged" if converged_s is not None else "did not converge")
         finals, losers, conflicts = contents.read_back(self.cluster, self.tables)
         verified = verification.verify_regions(self.cluster.url, list(self.cluster.ids),
-                                               self.tables, VERIFY_TIMEOUT_S)
+                                               self.tables, VERIFY_TIMEOUT_S,
+                                               self.cluster.credentials)
         self.event("verify: every region pair MATCH" if verified["passed"] else
                    f"verify failed (exit {verified['exit_code']}) {verified['error']}")
         return check(self.recorder.ops, finals, losers), lag, converged_s, conflicts, verified

@@ -27,11 +27,16 @@ The database copy, verify runs and the repairs log are admin's: a copy holds eve
 table and key secret (sealed), a verify run loads every region, and a repair record
 holds item images of any table.
 
-The peer port answers other regions (node.py, atoll.node.peers), never these.
+The peer port answers other regions only (node.py, atoll.node.peers): of these pages,
+the topology and the status (which `atoll restore` reads as the region it restores).
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sqlite3
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -55,6 +60,8 @@ from atoll.auth.permissions import (
 from atoll.engine.internal import is_internal
 from atoll.http.wire import Request
 from atoll.node.keys import KeyStore, public_fields
+from atoll.storage import SqliteStorage, Storage
+from atoll.storage.sqlite.filecopy import CopyRefused
 
 JSON = b"application/json"
 MAX_SESSION_SECONDS = 7 * 24 * 3600
@@ -75,11 +82,12 @@ READ_REPAIRS = Access("atoll:ReadRepairs", ADMIN, (), False)
 
 Answer = tuple[int, bytes]
 KEYS_PATH = "/_atoll/keys"
+STATUS_PATH = "/_atoll/status"
 BACKUP_PATH = "/_atoll/backup"
 VERIFY_RUNS_PATH = "/_atoll/verify/runs"  # POST: start `atoll verify`; GET <path>/<id>: see it
 REPAIRS_PATH = "/_atoll/repairs"
 # GET pages and what they need (and, by prefix, the paged logs: `page_access`)
-PAGES = {"/_atoll/status": STATUS, "/_atoll/topology": TOPOLOGY_READ, KEYS_PATH: LIST_KEYS}
+PAGES = {STATUS_PATH: STATUS, "/_atoll/topology": TOPOLOGY_READ, KEYS_PATH: LIST_KEYS}
 _PREFIXES = (("/_atoll/conflicts", CONFLICTS), (VERIFY_RUNS_PATH + "/", READ_VERIFY),
              (REPAIRS_PATH, READ_REPAIRS))
 
@@ -180,3 +188,25 @@ class KeyActions:
 
 
 PostRoute = Callable[[bytes], Coroutine[Any, Any, Answer]]
+
+
+async def copy_database(storage: Storage, body: bytes) -> Answer:
+    """`atoll backup --endpoint`: a consistent copy of this node's whole database,
+    written by the node to the path the body names (SQLite's online backup API)."""
+    try:
+        request = orjson.loads(body)
+        path = request["path"]
+        if not isinstance(path, str) or not os.path.isabs(path):
+            raise ValueError("path must be an absolute file path")
+    except (ValueError, KeyError, TypeError) as exc:
+        return _message(400, f"expected {{\"path\": \"/abs/file\"}}: {exc}")
+    if not isinstance(storage, SqliteStorage):
+        return _message(400, "this node's region is stored in PostgreSQL: back it up with "
+                        "PostgreSQL's own tools")
+    began = time.monotonic()
+    try:
+        size = await asyncio.to_thread(storage.copy_to, path)
+    except (OSError, CopyRefused, sqlite3.Error) as exc:
+        return _message(500, f"the copy failed: {exc}")
+    return 200, orjson.dumps({"path": path, "size_bytes": size, "region": storage.region,
+                              "seconds": round(time.monotonic() - began, 3)})

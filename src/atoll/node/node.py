@@ -9,40 +9,28 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import ipaddress
 import logging
 import os
 import shutil
 import signal
-import sqlite3
-import ssl
 import tempfile
-import time
 from collections.abc import Awaitable, Coroutine
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from atoll import __version__
-from atoll.antientropy.settings import VerifySettings
-from atoll.api.access import OFF, AccessControl, RefusalLog
 from atoll.api.dispatch import Api
-from atoll.auth.certs import ClusterFiles, read_data_key
-from atoll.auth.errors import AuthError
 from atoll.auth.keys import AccessKey
 from atoll.auth.permissions import Access
-from atoll.auth.sigv4 import SigV4Verifier
-from atoll.auth.tls import client_port_context
 from atoll.backup.service import BackupService, default_directory
-from atoll.clock.offset import DEFAULT_MAX_OFFSET_MS
 from atoll.engine import Engine
-from atoll.engine.context import DEFAULT_TTL_INTERVAL_S, EngineSettings, wall_clock_ms
+from atoll.engine.context import EngineSettings
 from atoll.engine.pitr import resume_restores
-from atoll.engine.tabledef import DEFAULT_ACCOUNT
 from atoll.errors import ServiceUnavailable, ValidationError
 from atoll.http import server as _http
+from atoll.http.client import PeerClientFactory
 from atoll.http.limits import ConnectionLimits, raise_open_file_limit, split_connections
 from atoll.http.server import HttpServer, ListenError, listen
 from atoll.http.wire import Request
@@ -57,25 +45,28 @@ from atoll.node.admin import (
     SET_CLOCK,
     START_VERIFY,
     STATUS,
+    STATUS_PATH,
     TOPOLOGY_WRITE,
     VERIFY_RUNS_PATH,
     Gate,
     KeyActions,
     PostRoute,
     conflicts_for,
+    copy_database,
     page_access,
     signed,
 )
 from atoll.node.background import BackgroundWork
 from atoll.node.clock import CLOCK_PATH, OffsetClock
-from atoll.node.clockwatch import TIME_PATH, ClockWatch
+from atoll.node.clockwatch import ClockWatch
+from atoll.node.config import NodeConfig
 from atoll.node.conflictlog import conflict_entries
-from atoll.node.console import REGION_PATH
 from atoll.node.integrity import IntegrityWatch
-from atoll.node.keys import KeyStore, read_data_key_or_make
 from atoll.node.operator import OPERATOR_PATHS, OperatorEndpoints
-from atoll.node.peers import PeerRefusal, PeerTls, caller, client_factory
+from atoll.node.peerport import PeerPort
+from atoll.node.peers import client_factory
 from atoll.node.replicator import Replicator
+from atoll.node.security import security_summary, set_up_security
 from atoll.node.topology import (
     TOPOLOGY_PATH,
     TopologyFile,
@@ -83,9 +74,7 @@ from atoll.node.topology import (
     topology_file_path,
 )
 from atoll.node.verifier import Verifier
-from atoll.node.verifylink import VERIFY_PATH
 from atoll.storage import SqliteStorage, Storage
-from atoll.storage.sqlite.filecopy import CopyRefused
 from atoll.topology.config import ClusterConfig
 from atoll.topology.update import start_topology
 
@@ -97,73 +86,6 @@ log = logging.getLogger(__name__)
 SHUTDOWN_DRAIN_S = 10.0
 LOW_OPEN_FILES = 4096  # below this the open-file limit, not the machine, caps connections
 JSON = b"application/json"
-
-
-@dataclass
-class NodeConfig:
-    host: str = "127.0.0.1"
-    port: int = 8000
-    data_dir: str = "./data"
-    in_memory: bool = False
-    region: str = "local"
-    ttl_interval_s: float = DEFAULT_TTL_INTERVAL_S
-    cluster: ClusterConfig | None = None
-    # where the peer listener binds when it differs from the advertised peer endpoint
-    # (a fault-injecting proxy sits at the advertised one: `atoll drill`)
-    peer_listen: tuple[str, int] | None = None
-    clock_offset_ms: int = 0  # added to the wall clock (clock-skew drills)
-    # writes are refused while this region's clock differs from most peers' by more
-    max_clock_offset_ms: int = DEFAULT_MAX_OFFSET_MS
-    settable_clock: bool = False  # tests: POST /_atoll/clock moves the clock forward
-    max_connections: int | None = None  # client port; None: derived from the open-file limit
-    fault_drop_every: int = 0  # a deliberate replication defect (atoll.replication.faults)
-    # postgresql://...: the region's storage is in PostgreSQL, shared with the region's
-    # other nodes (storage/postgres); None: a SQLite file under data_dir
-    storage_url: str | None = None
-    auth: str = OFF  # off | warn | required (api/access.py)
-    # `atoll certs` directory: the cluster data key (sealing key secrets) and, in a
-    # cluster, the CA and this region's certificate for mutual TLS between regions
-    certs_dir: str | None = None
-    tls_cert: str | None = None  # HTTPS on the client port: certificate and key files
-    tls_key: str | None = None
-    # make an admin key at start-up and write it here (unless the file exists)
-    admin_credentials: str | None = None
-    insecure: bool = False  # allow listening beyond loopback without authentication
-    peer_source: str | None = None  # local address of outgoing peer connections (drills)
-    account_id: str = DEFAULT_ACCOUNT  # the account id in ARNs
-    backup_dir: str | None = None  # backups and PITR [default: <data dir>/backups]
-    pitr_window_s: float | None = None  # caps every table's PITR window (tests: seconds)
-    pitr_snapshot_interval_s: float = 86_400.0  # between a PITR table's snapshots
-    verify: VerifySettings = field(default_factory=VerifySettings)  # cluster.toml [verify]
-    trees: bool = True  # keep hash trees (off only to measure what they cost)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def exposure_problems(config: NodeConfig, peer_tls: bool) -> list[str]:
-    """Why this node must not start as configured (DESIGN.md decision 11): a port beyond
-    loopback that nothing authenticates, unless the operator said --insecure."""
-    if config.insecure:
-        return []
-    problems = []
-    if config.auth == OFF and not is_loopback(config.host):
-        problems.append(f"the client port listens on {config.host}, beyond loopback, with "
-                        "--auth off: anyone who reaches it could read and write every table. "
-                        "Use --auth required (or warn), or say --insecure")
-    peer_host = (config.peer_listen[0] if config.peer_listen else None) or (
-        config.cluster.region(config.region).peer_address[0]
-        if config.cluster is not None and config.cluster.has_region(config.region) else None)
-    if peer_host is not None and not peer_tls and not is_loopback(peer_host):
-        problems.append(f"the peer port listens on {peer_host}, beyond loopback, without "
-                        "mutual TLS: give --certs (atoll certs), or say --insecure")
-    return problems
 
 
 def _database_path(config: NodeConfig) -> tuple[str, str | None]:
@@ -190,16 +112,7 @@ class Node:
                 "open files: soft limit %d, raised to %d (hard limit %d); at most %d client "
                 "connections%s", before, files, hard, client_cap,
                 f" and {peer_cap} peer connections" if peer_cap else "")
-        self.storage: Storage
-        if config.storage_url:
-            from atoll.storage.postgres import PostgresStorage
-            os.makedirs(config.data_dir, exist_ok=True)  # the topology file lives there
-            path, self._tmp_dir = os.path.join(config.data_dir, "postgresql"), None
-            self.storage = PostgresStorage(config.storage_url, region=config.region)
-        else:
-            path, self._tmp_dir = _database_path(config)
-            self.storage = SqliteStorage(path, durable=not config.in_memory,
-                                         region=config.region, trees=config.trees)
+        path = self._open_storage(config)
         self.clock = OffsetClock(config.clock_offset_ms)
         self.background = BackgroundWork()
         # Table backups and PITR keep files on the node's disk: a region whose nodes share
@@ -216,10 +129,12 @@ class Node:
         self.engine = Engine(self.storage, region=config.region, now_ms=self.clock,
                              settings=settings)
         try:
-            self._set_up_security(config)
+            security = set_up_security(config, self.engine, self._tmp_dir or config.data_dir)
         except (ValueError, OSError) as exc:
             self.storage.close()
             raise ValidationError(str(exc)) from None
+        self.peer_tls, self.keys = security.peer_tls, security.keys
+        self.access, self.client_tls = security.access, security.client_tls
         self.api = Api(self.engine, access=self.access)
         self.gate = Gate(self.access)
         self.key_actions = KeyActions(self.keys)
@@ -232,78 +147,64 @@ class Node:
         self.topology: TopologyKeeper | None = None
         self.peer_address: tuple[str, int] | None = None
         self.clock_watch: ClockWatch | None = None
+        self.peer_port = PeerPort(self)  # other regions only (atoll.node.peerport)
+        # every call to a peer (replication, clock probes, verify, the console's figures)
+        # goes through one factory: mutual TLS with the cluster's certificates
+        peer_client = client_factory(self.peer_tls, config.peer_source)
         if config.cluster is not None:
-            topology = self._start_topology(config.cluster, os.path.dirname(path))
-            peer_client = client_factory(self.peer_tls, config.peer_source)
-            self.replicator = Replicator(self.engine.context, topology, config.region,
-                                         fault_drop_every=config.fault_drop_every,
-                                         peer_client=peer_client)
-            self.clock_watch = ClockWatch(config.region, self._current_topology,
-                                          self.engine.clock, self.clock,
-                                          config.max_clock_offset_ms, peer_client)
-            self.peer_http = HttpServer(self.api.handle, self._peer_get, self._peer_post,
-                                        limits=ConnectionLimits(max_connections=peer_cap))
-        self.peer_refusals = RefusalLog()
+            self._join_cluster(config.cluster, os.path.dirname(path), peer_client, peer_cap)
         # regions prove they hold the same data (atoll.node.verifier), over the peer link
         self.verifier = Verifier(self.engine, config.region, config.verify,
                                  lambda: None if self.topology is None else self.topology.current,
                                  trees=self.storage if isinstance(self.storage, SqliteStorage)
-                                 and config.trees else None,
-                                 peer_client=client_factory(self.peer_tls, config.peer_source))
-        # /metrics, /console and the console's JSON (atoll.node.operator)
-        self.operator = OperatorEndpoints(self)
-        if self.access.enabled:  # (auth off: the console says "not available")
-            self.operator.attach_auth(self.access)
-        if self.peer_tls is not None and config.cluster is not None:
-            self.operator.attach_peer_link(
-                client_factory(self.peer_tls, config.peer_source),
-                {"X-Atoll-Cluster": config.cluster.cluster_id, "X-Atoll-Region": config.region})
-        if config.cluster is not None and self.verifier.enabled:
-            self.operator.attach_verify(self.verifier)  # peers to compare with
+                                 and config.trees else None, peer_client=peer_client)
+        self.operator = self._operator_endpoints(peer_client)
         self.shared: Any = None  # SharedRegion: other nodes share this region's storage
         if config.storage_url:
             from atoll.node.shared_region import SharedRegion
             self.shared = SharedRegion(self, self.storage)  # type: ignore[arg-type]
         self._stopping = asyncio.Event()
 
-    def _set_up_security(self, config: NodeConfig) -> None:
-        """The data key, the key store, the access control, the TLS contexts; refuses
-        (ValueError) a configuration that would expose an unauthenticated port."""
-        cluster = config.cluster
-        files = ClusterFiles(Path(config.certs_dir)) if config.certs_dir else None
-        self.peer_tls: PeerTls | None = None
-        if files is not None and cluster is not None:
-            self.peer_tls = PeerTls.load(files, config.region, cluster.cluster_id)
-        problems = exposure_problems(config, self.peer_tls is not None)
-        if problems:
-            raise ValueError("refusing to start: " + "; ".join(problems))
-        data_key: bytes | None = None
-        if files is not None:
-            data_key = read_data_key(files.data_key)
-        elif config.auth != OFF or config.admin_credentials:
-            if cluster is not None:
-                raise ValueError("a cluster node with --auth needs --certs (the directory "
-                                 "`atoll certs init` made: every region shares its data key)")
-            data_key = read_data_key_or_make(Path(self._data_root()) / "data.key")
-        self.keys = KeyStore(self.engine, data_key)
-        verifier = SigV4Verifier(self.keys.lookup) if config.auth != OFF else None
-        # Signatures carry the clients' wall-clock time: the 5-minute window is checked
-        # against this node's wall clock with its start-up offset (a skewed node refuses
-        # what is outside its own window), not with what `--settable-clock` adds later (a
-        # test that moves time for expiry still signs its calls with the real time).
-        offset_ms = config.clock_offset_ms
-        self.access = AccessControl(config.auth, verifier, config.region,
-                                    lambda: wall_clock_ms() + offset_ms)
-        self.client_tls: ssl.SSLContext | None = None
-        if config.tls_cert or config.tls_key:
-            if not (config.tls_cert and config.tls_key):
-                raise ValueError("HTTPS on the client port needs both --tls-cert and --tls-key")
-            self.client_tls = client_port_context(Path(config.tls_cert), Path(config.tls_key))
+    def _open_storage(self, config: NodeConfig) -> str:
+        """Opens `self.storage`; the database path (the topology file goes beside it)."""
+        self.storage: Storage
+        if config.storage_url:
+            from atoll.storage.postgres import PostgresStorage
+            os.makedirs(config.data_dir, exist_ok=True)  # the topology file lives there
+            path, self._tmp_dir = os.path.join(config.data_dir, "postgresql"), None
+            self.storage = PostgresStorage(config.storage_url, region=config.region)
+        else:
+            path, self._tmp_dir = _database_path(config)
+            self.storage = SqliteStorage(path, durable=not config.in_memory,
+                                         region=config.region, trees=config.trees)
+        return path
 
-    def _data_root(self) -> str:
-        """Where a standalone node keeps its own data key: its data directory (a
-        temporary one in memory)."""
-        return self._tmp_dir or self.config.data_dir
+    def _join_cluster(self, configured: ClusterConfig, directory: str,
+                      peer_client: PeerClientFactory, peer_cap: int) -> None:
+        """The topology, the replicator, the clock watch and the peer listener."""
+        config = self.config
+        topology = self._start_topology(configured, directory)
+        self.replicator = Replicator(self.engine.context, topology, config.region,
+                                     fault_drop_every=config.fault_drop_every,
+                                     peer_client=peer_client)
+        self.clock_watch = ClockWatch(config.region, self._current_topology,
+                                      self.engine.clock, self.clock,
+                                      config.max_clock_offset_ms, peer_client)
+        self.peer_http = HttpServer(self.api.handle, self.peer_port.get, self.peer_port.post,
+                                    limits=ConnectionLimits(max_connections=peer_cap))
+
+    def _operator_endpoints(self, peer_client: PeerClientFactory) -> OperatorEndpoints:
+        """/metrics, /console and the console's JSON (atoll.node.operator)."""
+        operator = OperatorEndpoints(self)
+        if self.access.enabled:  # (auth off: the console says "not available")
+            operator.attach_auth(self.access)
+        cluster = self.config.cluster
+        if self.peer_tls is not None and cluster is not None:
+            operator.attach_peer_link(peer_client, {"X-Atoll-Cluster": cluster.cluster_id,
+                                                    "X-Atoll-Region": self.config.region})
+        if cluster is not None and self.verifier.enabled:
+            operator.attach_verify(self.verifier)  # peers to compare with
+        return operator
 
     def _start_topology(self, configured: ClusterConfig, directory: str) -> ClusterConfig:
         """The newer of the stored topology and the config file's; stored, durable."""
@@ -368,7 +269,7 @@ class Node:
             return await self._key_action(request, body, REVOKE_KEY, self.key_actions.revoke)
         if path == BACKUP_PATH:
             _key, refusal = self.gate.check(request, body, COPY_DATABASE, "POST " + path)
-            return refusal if refusal is not None else await self._copy_database(body)
+            return refusal if refusal is not None else await copy_database(self.storage, body)
         if path == VERIFY_RUNS_PATH:
             _key, refusal = self.gate.check(request, body, START_VERIFY, "POST " + path)
             return refusal if refusal is not None else self.verifier.start_run(body)
@@ -376,28 +277,6 @@ class Node:
             _key, refusal = self.gate.check(request, body, SET_CLOCK, "POST " + path)
             return refusal if refusal is not None else self.clock.handle_post(body)
         return 404, b'{"message":"not found"}'
-
-    async def _copy_database(self, body: bytes) -> tuple[int, bytes]:
-        """`atoll backup --endpoint`: a consistent copy of this node's whole database,
-        written by the node to the path the body names (SQLite's online backup API)."""
-        try:
-            request = orjson.loads(body)
-            path = request["path"]
-            if not isinstance(path, str) or not os.path.isabs(path):
-                raise ValueError("path must be an absolute file path")
-        except (ValueError, KeyError, TypeError) as exc:
-            return 400, orjson.dumps({"message": f"expected {{\"path\": \"/abs/file\"}}: {exc}"})
-        storage = self.storage
-        if not isinstance(storage, SqliteStorage):
-            return 400, orjson.dumps({"message": "this node's region is stored in PostgreSQL: "
-                                      "back it up with PostgreSQL's own tools"})
-        began = time.monotonic()
-        try:
-            size = await asyncio.to_thread(storage.copy_to, path)
-        except (OSError, CopyRefused, sqlite3.Error) as exc:
-            return 500, orjson.dumps({"message": f"the copy failed: {exc}"})
-        return 200, orjson.dumps({"path": path, "size_bytes": size, "region": self.config.region,
-                                  "seconds": round(time.monotonic() - began, 3)})
 
     async def _key_action(self, request: Request, body: bytes, needs: Access,
                           action: PostRoute) -> tuple[int, bytes]:
@@ -466,7 +345,7 @@ class Node:
         return answer
 
     def _get_now(self, path: str, key: AccessKey | None) -> tuple[int, bytes, bytes]:
-        if path == "/_atoll/status":
+        if path == STATUS_PATH:
             return 200, orjson.dumps(self.status()), JSON
         if path.startswith("/_atoll/conflicts"):
             # /_atoll/conflicts[/after/<id>]: 1000 records at a time, oldest first
@@ -491,67 +370,6 @@ class Node:
             return 404, b'{"message":"this node is not part of a cluster"}', JSON
         return self.topology.handle_get()
 
-    # --- the peer port: other regions only (atoll.node.peers) ----------------------------
-    def _caller(self, request: Request) -> str:
-        """The region a peer request comes from (PeerRefusal if it is not a peer)."""
-        assert self.topology is not None
-        claimed = (request.atoll_headers or {}).get("x-atoll-region")
-        return caller(self.peer_tls, request.peer, claimed, self.topology.current,
-                      self.config.region)
-
-    def _refused_peer(self, request: Request, refusal: PeerRefusal) -> tuple[int, bytes]:
-        self.peer_refusals.record(AuthError(str(refusal), "peer"), "a peer request "
-                                  + request.url[:100].decode("latin-1"), served=False)
-        return 403, orjson.dumps({"message": f"not a peer of this region: {refusal}"})
-
-    def _refused_handshake(self, address: str, reason: str) -> None:
-        """A connection to the peer port that did not complete mutual TLS (no client
-        certificate, another CA's, plain HTTP): counted and logged like a refused
-        request (bounded: one line per interval)."""
-        self.peer_refusals.record(AuthError(f"{address}: {reason}", "peer-handshake"),
-                                  f"a peer connection from {address}", served=False)
-
-    async def _peer_post(self, request: Request, path: str, body: bytes,
-                         query: str) -> tuple[int, bytes]:
-        """Every POST on the peer port comes from a region of the topology (its
-        certificate, `_caller`); the handlers are told who it is, not what it claims."""
-        try:
-            region = self._caller(request)
-        except PeerRefusal as refusal:
-            return self._refused_peer(request, refusal)
-        if path == TOPOLOGY_PATH:
-            assert self.topology is not None
-            return await self.topology.handle_post(body, f"peer {region}")
-        assert self.replicator is not None
-        headers = {"x-atoll-cluster": self.replicator.cluster.cluster_id,
-                   "x-atoll-region": region}  # who it is, as its certificate says
-        if path == TIME_PATH and self.clock_watch is not None:
-            return self.clock_watch.serve(headers, body)  # reads no storage: no settle
-        if path == VERIFY_PATH:
-            return await self.verifier.handle_peer(headers, body)
-        answer = await self.replicator.handle_post(path, headers, body, query)
-        try:  # what a peer is sent must be durable (it may acknowledge and purge it)
-            await self.storage.settled()
-        except ServiceUnavailable as exc:
-            return 503, orjson.dumps({"message": exc.message})
-        return answer
-
-    def _peer_get(self, request: Request, path: str
-                  ) -> tuple[int, bytes, bytes] | Awaitable[tuple[int, bytes, bytes]]:
-        """GETs on the peer port: the topology, and this region's console figures (the
-        other regions' consoles ask over the peer link), to peers only."""
-        if path == "/health":
-            return 200, b'{"status":"ok"}', JSON
-        if path not in (TOPOLOGY_PATH, REGION_PATH) or self.topology is None:
-            return 404, b'{"message":"not found"}', JSON
-        try:
-            self._caller(request)
-        except PeerRefusal as refusal:
-            return (*self._refused_peer(request, refusal), JSON)
-        if path == REGION_PATH:
-            return self.operator.get(path)
-        return self.topology.handle_get()
-
     def status(self) -> dict[str, Any]:
         status: dict[str, Any] = {
             "region": self.config.region, "version": __version__, "compiled": COMPILED,
@@ -565,7 +383,7 @@ class Node:
         if self.config.cluster is not None:
             status["peer_auth"] = {"mutual_tls": self.peer_tls is not None,
                                    "source_address": self.config.peer_source,
-                                   **self.peer_refusals.summary()}
+                                   **self.peer_port.refusals.summary()}
         if self.peer_http is not None:
             status["peer_connections"] = self.peer_http.connection_stats()
         if self.replicator is not None:
@@ -617,7 +435,7 @@ class Node:
                 peer_server = await listen(
                     self.peer_http.protocol, *self.peer_address, backlog=256, what=" (peers)",
                     tls=self.peer_tls.server if self.peer_tls is not None else None,
-                    refused=self._refused_handshake)
+                    refused=self.peer_port.refused_handshake)
         except ListenError:
             if server is not None:
                 server.close()
@@ -641,7 +459,7 @@ class Node:
                  stored)
         _tune_gc()
         print(f"atoll: serving {where} (region {self.config.region}, {stored}; "
-              f"{self._security_summary()})", flush=True)
+              f"{security_summary(self.config, self.peer_tls is not None)})", flush=True)
         try:
             await self._stopping.wait()
         finally:
@@ -664,16 +482,6 @@ class Node:
                 await self.peer_http.drain(1.0)
             await self._release()
             print("atoll: stopped cleanly", flush=True)
-
-    def _security_summary(self) -> str:
-        auth = {"off": "auth off: requests are not checked (any credentials work)",
-                "warn": "auth warn: unsigned or refused requests are served and counted",
-                "required": "auth required: requests must be signed with a key"}[
-                    self.config.auth]
-        if self.config.cluster is not None:
-            auth += ("; peers: mutual TLS" if self.peer_tls is not None
-                     else "; peers: plain HTTP, not authenticated")
-        return auth
 
     async def _release(self) -> None:
         """Stop background work and close the storage (and drop an in-memory node's files)."""
