@@ -425,3 +425,113 @@ def test_generations_have_a_ceiling_and_the_admin_can_always_recover_the_plan(
     assert f"accepted: generation {regretted + 1}" in done.stdout
     assert wait_until(lambda: all(node_json(cluster.url(r), "/_atoll/topology")["generation"]
                                   == regretted + 1 for r in REGIONS), REPLICATION_S)
+
+
+def _raw(url: str, method: str, path: str, body: bytes | None,
+         headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
+    """One request as given (unsigned unless `headers` sign it)."""
+    host, port = url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        connection.request(method, path, body=body, headers={
+            "Content-Type": "application/json", **(headers or {})})
+        response = connection.getresponse()
+        return response.status, json.loads(response.read() or b"{}")
+    finally:
+        connection.close()
+
+
+def _signed_raw(url: str, method: str, path: str, body: bytes | None,
+                key: tuple[str, str]) -> tuple[int, dict[str, Any]]:
+    request = AWSRequest(method=method, url=url + path, data=body or b"",
+                         headers={"Content-Type": "application/json"})
+    SigV4Auth(Credentials(*key), "dynamodb", "us-east-1").add_auth(request)
+    headers = {k: v.decode() if isinstance(v, bytes) else str(v)
+               for k, v in request.headers.items()}
+    return _raw(url, method, path, body, headers)
+
+
+def test_backup_verify_and_repairs_need_an_admin_key_and_health_detail_a_signature(
+        cluster: ClusterProcesses, tmp_path: Path) -> None:
+    url = cluster.url("eu-west")
+    copy = tmp_path / "copy.db"
+    reader, writer = new_key(url, "read-only"), new_key(url, "read-write")
+    assert wait_until(lambda: works_everywhere(cluster, writer), REPLICATION_S)
+    actions = (("POST", "/_atoll/backup", json.dumps({"path": str(copy)}).encode()),
+               ("POST", "/_atoll/verify/runs", json.dumps({"tables": [TABLE],
+                                                           "deep": False}).encode()),
+               ("GET", "/_atoll/verify/runs/1", None),
+               ("GET", "/_atoll/repairs", None),
+               ("GET", "/_atoll/repairs/after/0", None))
+    for method, path, body in actions:
+        status, answer = _raw(url, method, path, body)
+        assert status == 400, (path, answer)
+        assert error_type(answer) == "MissingAuthenticationTokenException", (path, answer)
+        for key in (reader, writer):
+            status, answer = _signed_raw(url, method, path, body, key)
+            assert status == 400 and error_type(answer) == "AccessDeniedException", (path, answer)
+            assert "is not authorized to perform: atoll:" in answer["message"], answer
+    assert not copy.exists()
+    # the admin key may do each
+    status, answer = node_post(url, "/_atoll/backup", {"path": str(copy)})
+    assert status == 200 and copy.stat().st_size == answer["size_bytes"] > 0, answer
+    status, run = node_post(url, "/_atoll/verify/runs", {"tables": [TABLE], "deep": False})
+    assert status == 202, run
+    # the run compares the regions over the peer link (mutual TLS) and finds them equal
+    view: dict[str, Any] = {}
+
+    def ended() -> bool:
+        view.update(node_json(url, f"/_atoll/verify/runs/{run['id']}"))
+        return view["state"] != "running"
+
+    assert wait_until(ended, 60.0, 0.5), view
+    assert view["state"] == "done" and view["exit_code"] == 0, view
+    assert "repairs" in node_json(url, "/_atoll/repairs")
+    # /health: liveness to anyone, the detail to a signed request of any key
+    assert _raw(url, "GET", "/health", None) == (200, {"status": "ok"})
+    status, health = _signed_raw(url, "GET", "/health", None, reader)
+    assert status == 200 and health["region"] == "eu-west" and health["detail"] == [], health
+    status, answer = _signed_raw(url, "GET", "/health", None, ("AKIAWRONGKEY", "nope"))
+    assert status == 400 and error_type(answer) == "UnrecognizedClientException", answer
+
+
+def test_clock_probes_and_verify_on_the_peer_port_answer_regions_of_the_topology_only(
+        cluster: ClusterProcesses, tmp_path: Path) -> None:
+    shutil.copytree(cluster.certs, tmp_path / "certs")
+    copy = ClusterFiles(make_certs(tmp_path / "certs", "atoll-test", ("mars",)))
+    mars = ssl.create_default_context(cafile=copy.ca_cert)
+    mars.load_cert_chain(copy.region_cert("mars"), copy.region_key("mars"))
+    host, port = _peer_address(cluster, "eu-west")
+
+    def ask(context: ssl.SSLContext, path: str, body: bytes,
+            claimed: str | None = None) -> tuple[int, bytes]:
+        connection = http.client.HTTPSConnection(host, port, context=context, timeout=10)
+        try:
+            connection.request("POST", path, body=body, headers={
+                "Content-Type": "application/json",
+                **({"X-Atoll-Region": claimed} if claimed else {})})
+            response = connection.getresponse()
+            return response.status, response.read()
+        finally:
+            connection.close()
+
+    probe = json.dumps({"t0": int(time.time() * 1000)}).encode()
+    for path in ("/_atoll/time", "/_atoll/verify"):
+        status, answer = ask(mars, path, probe)
+        assert status == 403 and b"not in topology" in answer, (path, answer)
+        # a member's certificate claiming to be another region
+        status, answer = ask(cluster.peer_context("us-east"), path, probe, claimed="ap-south")
+        assert status == 403 and b"with a certificate of us-east" in answer, (path, answer)
+    # us-east's own certificate: the probe is answered (as the clock watches do, every 0.5 s)
+    status, answer = ask(cluster.peer_context("us-east"), "/_atoll/time", probe)
+    assert status == 200 and set(json.loads(answer)) == {"t0", "t1", "t2"}, answer
+    # and the regions' clock watches reach each other over mutual TLS
+    def measured() -> bool:
+        peers = node_json(cluster.url("eu-west"), "/_atoll/status")["clock"]["peers"]
+        return set(peers) == {"us-east", "ap-south"} and None not in peers.values()
+
+    assert wait_until(measured, 10.0), node_json(cluster.url("eu-west"), "/_atoll/status")[
+        "clock"]
+    assert not node_json(cluster.url("eu-west"), "/_atoll/status")["clock"]["refusing_writes"]
+    refusals = node_json(cluster.url("eu-west"), "/_atoll/status")["peer_auth"]
+    assert refusals["by_reason"].get("peer", 0) >= 4, refusals
