@@ -129,6 +129,23 @@ class AccessControl:
             self.refused(error, what)
             return None
 
+    def may(self, method: bytes, url: bytes, headers: list[tuple[bytes, bytes]],
+            body: bytes, access: Access) -> bool:
+        """Whether the request is signed by a key that may do `access` (always, auth
+        off), without counting or logging anything: for pages that answer everyone and
+        show more to a key (`/health`), where a bad signature only gets the open answer."""
+        if not self.enabled:
+            return True
+        assert self.verifier is not None
+        request = SignedRequest.from_target(
+            method.decode("latin-1"), url.decode("latin-1"),
+            [(n.decode("latin-1"), v.decode("latin-1")) for n, v in headers], body)
+        try:
+            authorize(self.verifier.verify(request, self.now_ms()), access, self.region)
+        except AuthError:
+            return False
+        return True
+
     def authorize(self, key: AccessKey | None, operation: str,
                   request: Mapping[str, Any]) -> None:
         """Raise AccessDenied (mode required) unless `key` may make this request."""
