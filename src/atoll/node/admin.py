@@ -21,8 +21,9 @@ DynamoDB requests; refusals get DynamoDB's error shapes):
 | /_atoll/verify/runs/<id>    | GET    | admin (atoll:DescribeVerify)                 |
 | /_atoll/repairs[/after/N]   | GET    | admin (atoll:ReadRepairs)                    |
 
-`/health` answers a signed request of a key with status access (or anyone, auth off)
-with what is wrong as well (rows failing their checksum, a clock refusing writes).
+`/health` is never refused: a request signed by a key with status access (or any,
+auth off) gets what is wrong as well (rows failing their checksum, a clock refusing
+writes), any other liveness only, not counted as a refusal.
 The database copy, verify runs and the repairs log are admin's: a copy holds every
 table and key secret (sealed), a verify run loads every region, and a repair record
 holds item images of any table.
