@@ -5,7 +5,11 @@ the catalog at different moments.
 - The request view (`get`, `table`, `names`): name -> TableDef, read and changed on the
   event-loop thread. It is what requests are validated against. A CreateTable reserves
   its name here before its job commits (`reserve`) and a DeleteTable removes it after
-  (`publish_drop`); an applied remote DDL publishes once its job committed.
+  (`publish_drop`); an applied remote DDL publishes once its job committed. While this
+  node's CreateTable or DeleteTable is in flight (`begin_ddl` .. `end_ddl`, from before
+  its job runs until its result is published or it failed) the name is `in_flight`: a
+  refresh from storage (node/shared_region.py) leaves it alone, because storage does not
+  show the DDL until it commits, and the DDL itself publishes its outcome.
 - The commit view (`current`, `ensure_live`, `is_live`, `committed_*`): tid -> TableDef
   and the set of live tids, changed only by write jobs, in commit order. Write jobs
   maintain index rows by it, so a job that runs after an UpdateTable's job uses the new
@@ -29,6 +33,7 @@ class Catalog:
             self._by_name[table.name] = table
         self._by_tid: dict[int, TableDef] = {t.tid: t for t in self._by_name.values()}
         self._live_tids: set[int] = set(self._by_tid)
+        self._in_flight: dict[str, int] = {}  # name -> this node's DDL jobs not yet done
         self.ddl_lock = asyncio.Lock()
 
     # --- the request view (event-loop thread) --------------------------------------------
@@ -71,6 +76,21 @@ class Catalog:
     def release(self, name: str) -> None:
         """Give up a reservation whose CreateTable failed."""
         self._by_name.pop(name, None)
+
+    def begin_ddl(self, name: str) -> None:
+        """This node's DDL on `name` is about to run: refreshes leave the name alone."""
+        self._in_flight[name] = self._in_flight.get(name, 0) + 1
+
+    def end_ddl(self, name: str) -> None:
+        """The DDL begun on `name` published its outcome or failed."""
+        left = self._in_flight.get(name, 0) - 1
+        if left > 0:
+            self._in_flight[name] = left
+        else:
+            self._in_flight.pop(name, None)
+
+    def in_flight(self, name: str) -> bool:
+        return name in self._in_flight
 
     def publish(self, table: TableDef) -> None:
         """A committed definition (created, updated or replicated) becomes visible."""

@@ -44,11 +44,14 @@ async def create_table(ctx: EngineContext, request: dict[str, Any]) -> dict[str,
     if table.name in ctx.catalog:  # re-check: another create may have won meanwhile
         raise ResourceInUse(f"Table already exists: {table.name}")
     ctx.catalog.reserve(table)  # hold the name while the create commits
+    ctx.catalog.begin_ddl(table.name)
     try:
         table.tid = await ctx.storage.write(job)
     except BaseException:
         ctx.catalog.release(table.name)
         raise
+    finally:
+        ctx.catalog.end_ddl(table.name)
     return {"TableDescription": _describe(ctx, table)}
 
 
@@ -100,8 +103,12 @@ async def delete_table(ctx: EngineContext, request: dict[str, Any]) -> dict[str,
         outbox.log_table_op(ctx, txn, hlc, "delete", table.name, None)
         ctx.catalog.committed_drop(table.tid)
 
-    await ctx.storage.write(job)
-    ctx.catalog.publish_drop(table.name, table)
+    ctx.catalog.begin_ddl(table.name)
+    try:
+        await ctx.storage.write(job)
+        ctx.catalog.publish_drop(table.name, table)
+    finally:
+        ctx.catalog.end_ddl(table.name)
     return {"TableDescription": description}
 
 

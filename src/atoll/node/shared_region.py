@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 BACKGROUND = "background"
 REPLICATION = "replication"
 SUPERVISE_INTERVAL_S = 0.25
+REFRESH_RETRY_S = 0.05  # a refresh that skipped names in flight runs again after this
 
 
 class SharedRegion:
@@ -56,6 +57,7 @@ class SharedRegion:
         self._definitions: dict[int, tuple[str, bytes]] = {}  # commit view, as loaded
         self._published: dict[str, bytes] = {}  # request view, as last refreshed
         self._remote_seen = 0
+        self._retry: asyncio.TimerHandle | None = None  # a refresh skipped names in flight
         self._running: dict[str, bool] = {BACKGROUND: False, REPLICATION: False}
         self._task: asyncio.Task[Any] | None = None
         storage.batch_hook = self._before_batch
@@ -90,25 +92,45 @@ class SharedRegion:
 
     # --- event-loop thread ---------------------------------------------------------------
     def _refresh_requests(self) -> None:
-        """Another node changed a definition: requests see the stored catalog."""
+        """Another node changed a definition: requests see the stored catalog.
+
+        A name this node's own CreateTable or DeleteTable is changing is left alone: the
+        rows were read before that DDL committed (so would drop a table being created or
+        resurrect one being dropped), and the DDL publishes its own outcome. Should that
+        DDL fail, the refresh runs again shortly, so another node's change to the name
+        still becomes visible here."""
         try:
             rows = self.storage.load_tables()
         except ServiceUnavailable:
             return  # the next change (or the next batch's reload) catches up
         catalog = self.node.engine.catalog
         names = set()
+        skipped = False
         for name, tid, definition in rows:
             names.add(name)
+            if catalog.in_flight(name):
+                skipped = True
+                continue
             current = catalog.get(name)
             if current is None or current.tid != tid or self._published.get(name) != definition:
                 catalog.publish(_stored_table(tid, definition))
                 self._published[name] = definition
         for name in catalog.names():  # names of committed tables (not reservations)
-            if name not in names:
-                catalog.publish_drop(name)
-                self._published.pop(name, None)
+            if name in names:
+                continue
+            if catalog.in_flight(name):
+                skipped = True
+                continue
+            catalog.publish_drop(name)
+            self._published.pop(name, None)
+        if skipped and self._retry is None:
+            self._retry = asyncio.get_running_loop().call_later(REFRESH_RETRY_S, self._retried)
         if self._running[BACKGROUND]:
             self._resume_backfills()
+
+    def _retried(self) -> None:
+        self._retry = None
+        self._refresh_requests()
 
     def _resume_backfills(self) -> None:
         """On the node running background work: build the indexes another node's
@@ -130,6 +152,9 @@ class SharedRegion:
                                                             name="region-leases")
 
     async def stop(self) -> None:
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
