@@ -38,10 +38,11 @@ from atoll.auth.permissions import (
     PARTIQL,
     Access,
     authorize,
+    may_whatever_the_tables,
     request_tables,
     required_access,
 )
-from atoll.auth.sigv4 import SignedRequest, SigV4Verifier
+from atoll.auth.sigv4 import SigV4Verifier
 from atoll.engine.internal import is_internal
 from atoll.errors import ResourceNotFound, ValidationError
 from atoll.partiql.tokens import QUOTED, tokenize
@@ -120,11 +121,8 @@ class AccessControl:
         if not self.enabled:
             return None
         assert self.verifier is not None
-        request = SignedRequest.from_target(
-            method.decode("latin-1"), url.decode("latin-1"),
-            [(n.decode("latin-1"), v.decode("latin-1")) for n, v in headers], body)
         try:
-            return self.verifier.verify(request, self.now_ms())
+            return self.verifier.verify_wire(method, url, headers, body, self.now_ms())
         except AuthError as error:
             self.refused(error, what)
             return None
@@ -137,11 +135,9 @@ class AccessControl:
         if not self.enabled:
             return True
         assert self.verifier is not None
-        request = SignedRequest.from_target(
-            method.decode("latin-1"), url.decode("latin-1"),
-            [(n.decode("latin-1"), v.decode("latin-1")) for n, v in headers], body)
         try:
-            authorize(self.verifier.verify(request, self.now_ms()), access, self.region)
+            authorize(self.verifier.verify_wire(method, url, headers, body, self.now_ms()),
+                      access, self.region)
         except AuthError:
             return False
         return True
@@ -149,7 +145,7 @@ class AccessControl:
     def authorize(self, key: AccessKey | None, operation: str,
                   request: Mapping[str, Any]) -> None:
         """Raise AccessDenied (mode required) unless `key` may make this request."""
-        if self.enabled and key is not None:
+        if self.enabled and key is not None and not may_whatever_the_tables(key, operation):
             self.allow(key, required_access(operation, request), operation)
 
     def allow(self, key: AccessKey | None, access: Access, what: str) -> None:
