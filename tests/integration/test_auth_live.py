@@ -17,6 +17,7 @@ import ssl
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ from tests.support import (
     make_certs,
     node_json,
     node_post,
+    sign,
     wait_until,
 )
 
@@ -349,40 +351,136 @@ def test_status_and_conflicts_need_a_key_and_health_reveals_nothing(
     assert status == 400 and error_type(answer) == "AccessDeniedException"
 
 
-def test_sdks_work_unchanged_over_https_with_a_created_key(tmp_path: Path) -> None:
-    certs = ClusterFiles(make_certs(tmp_path / "certs", "atoll-https", ("local",)))
-    node = ServerProcess(in_memory=True, extra=["--tls-cert", str(certs.region_cert("local")),
-                                                "--tls-key", str(certs.region_key("local"))])
-    node.ca_file = str(certs.ca_cert)
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_sdks_work_unchanged_with_a_created_key(scheme: str, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """boto3, the AWS CLI and PynamoDB, each as an application configures it (a key, an
+    endpoint, on HTTPS the CA file), with a read-write key created by the admin."""
+    extra: list[str] = []
+    certs = None
+    if scheme == "https":
+        certs = ClusterFiles(make_certs(tmp_path / "certs", "atoll-https", ("local",)))
+        extra = ["--tls-cert", str(certs.region_cert("local")),
+                 "--tls-key", str(certs.region_key("local"))]
+    node = ServerProcess(in_memory=True, extra=extra)
+    if certs is not None:
+        node.ca_file = str(certs.ca_cert)
     node.start()
     try:
-        assert node.url.startswith("https://")
+        assert node.url.startswith(scheme + "://")
+        verify = node.ca_file if certs is not None else None
         admin = boto3.client("dynamodb", endpoint_url=node.url, region_name="us-east-1",
                              aws_access_key_id=node.credentials[0],
                              aws_secret_access_key=node.credentials[1],
-                             verify=node.ca_file, config=Config(retries={"max_attempts": 1}))
+                             verify=verify, config=Config(retries={"max_attempts": 1}))
         create_table(admin, "secure")
-        status, answer = _https_post(node, "/_atoll/keys", {"role": "read-write"})
+        status, answer = (_https_post(node, "/_atoll/keys", {"role": "read-write"})
+                          if certs is not None
+                          else node_post(node.url, "/_atoll/keys", {"role": "read-write"}))
         assert status == 200, answer
         key = answer["key_id"], answer["secret_access_key"]
         app = boto3.client("dynamodb", endpoint_url=node.url, region_name="us-east-1",
                            aws_access_key_id=key[0], aws_secret_access_key=key[1],
-                           verify=node.ca_file)
+                           verify=verify, config=Config(retries={"max_attempts": 1}))
         app.put_item(TableName="secure", Item={"pk": {"S": "boto3"}})
+        with pytest.raises(botocore.exceptions.ClientError) as denied:  # it is the key's role
+            app.delete_table(TableName="secure")
+        assert denied.value.response["Error"]["Code"] == "AccessDeniedException"
+
         env = {**os.environ, "AWS_ACCESS_KEY_ID": key[0], "AWS_SECRET_ACCESS_KEY": key[1],
-               "AWS_DEFAULT_REGION": "us-east-1", "AWS_PAGER": "", "AWS_CA_BUNDLE": node.ca_file}
-        done = subprocess.run([AWS, "dynamodb", "get-item", "--table-name", "secure", "--key",
-                               '{"pk": {"S": "boto3"}}', "--endpoint-url", node.url,
-                               "--output", "json"], env=env, capture_output=True, text=True,
-                              timeout=60)
-        assert done.returncode == 0, done.stderr
+               "AWS_DEFAULT_REGION": "us-east-1", "AWS_PAGER": "",
+               **({"AWS_CA_BUNDLE": node.ca_file} if certs is not None else {})}
+        for args in (["put-item", "--table-name", "secure", "--item", '{"pk": {"S": "cli"}}'],
+                     ["get-item", "--table-name", "secure", "--key", '{"pk": {"S": "boto3"}}']):
+            done = subprocess.run([AWS, "dynamodb", *args, "--endpoint-url", node.url,
+                                   "--output", "json"], env=env, capture_output=True,
+                                  text=True, timeout=60)
+            assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout)["Item"]["pk"] == {"S": "boto3"}
-        with pytest.raises(botocore.exceptions.SSLError):  # the CA is not trusted by default
-            boto3.client("dynamodb", endpoint_url=node.url, region_name="us-east-1",
-                         aws_access_key_id=key[0], aws_secret_access_key=key[1],
-                         config=Config(retries={"max_attempts": 1})).list_tables()
+
+        from pynamodb.attributes import UnicodeAttribute
+        from pynamodb.models import Model
+
+        if certs is not None:
+            with pytest.raises(botocore.exceptions.SSLError):  # the CA is not trusted by default
+                boto3.client("dynamodb", endpoint_url=node.url, region_name="us-east-1",
+                             aws_access_key_id=key[0], aws_secret_access_key=key[1],
+                             config=Config(retries={"max_attempts": 1})).list_tables()
+            # PynamoDB's botocore session reads the CA file from here
+            monkeypatch.setenv("AWS_CA_BUNDLE", node.ca_file)
+
+        class Secure(Model):
+            class Meta:
+                table_name = "secure"
+                host = node.url
+                region = "us-east-1"
+                aws_access_key_id = key[0]
+                aws_secret_access_key = key[1]
+                max_retry_attempts = 0
+
+            pk = UnicodeAttribute(hash_key=True)
+            note = UnicodeAttribute(null=True)
+
+        Secure("pynamodb", note="saved").save()
+        assert Secure.get("cli").pk == "cli"
+        assert sorted(item.pk for item in Secure.scan()) == ["boto3", "cli", "pynamodb"]
+        assert admin.get_item(TableName="secure", Key={"pk": {"S": "pynamodb"}})["Item"][
+            "note"] == {"S": "saved"}
     finally:
         node.stop()
+
+
+def test_the_signature_window_follows_the_machines_clock_not_the_nodes(
+        tmp_path: Path) -> None:
+    """A node whose own clock is moved (--clock-offset-ms, then --settable-clock's advance:
+    the skew drills) checks signatures against the machine's wall clock, as DynamoDB's
+    endpoint does: clients signing with the real time reach it; a request stamped with
+    the node's moved time, or replayed from ten minutes ago, is refused."""
+    hour_ms = 3_600_000
+    node = ServerProcess(in_memory=True, extra=["--clock-offset-ms", str(hour_ms),
+                                                "--settable-clock"])
+    node.start()
+    try:
+        status, answer = node_post(node.url, "/_atoll/clock", {"advance_ms": hour_ms})
+        assert status == 200, answer
+        real_ms = time.time() * 1000
+        assert abs(answer["now_ms"] - (real_ms + 2 * hour_ms)) < 60_000, answer
+        assert "TableNames" in client(node.url).list_tables()  # signed with the real time
+        body = b"{}"
+        now = datetime.datetime.now(datetime.UTC)
+        for when, message in ((now + datetime.timedelta(hours=2), "Signature not yet current: "),
+                              (now - datetime.timedelta(minutes=10), "Signature expired: ")):
+            status, refused = post(node.url, signed(node.url, "ListTables", body,
+                                                    node.credentials, when), body)
+            assert status == 400, refused
+            assert error_type(refused) == "InvalidSignatureException", refused
+            assert refused["message"].startswith(message), refused
+    finally:
+        node.stop()
+
+
+def test_a_keys_secret_is_in_clear_nowhere_a_node_keeps_or_shows(
+        cluster: ClusterProcesses) -> None:
+    """A created key's secret, after it was used and replicated: not in any region's data
+    directory (tables, changelog, WAL), nor its status, keys, conflicts or metrics pages,
+    nor its log."""
+    key = new_key(cluster.url("eu-west"), "read-write")
+    assert wait_until(lambda: works_everywhere(cluster, key), REPLICATION_S)
+    client(cluster.url("ap-south"), key).put_item(TableName=OTHER, Item={"pk": {"S": "keyed"}})
+    secret = key[1]
+    for region in REGIONS:
+        url = cluster.url(region)
+        assert key[0] in json.dumps(node_json(url, "/_atoll/keys"))  # it is listed ...
+        files = [path for path in (cluster.root / region).rglob("*") if path.is_file()]
+        assert files, region
+        for path in files:
+            assert secret.encode() not in path.read_bytes(), path  # ... never its secret
+        for page in ("/_atoll/status", "/_atoll/keys", "/_atoll/conflicts"):
+            assert secret not in json.dumps(node_json(url, page)), (region, page)
+        metrics = urllib.request.Request(url + "/metrics", headers=sign(url + "/metrics", "GET"))
+        with urllib.request.urlopen(metrics, timeout=10) as answer:
+            assert secret.encode() not in answer.read()
+        assert secret not in cluster.nodes[region].log()
 
 
 def _https_post(node: ServerProcess, path: str, body: Any) -> tuple[int, Any]:

@@ -4,11 +4,13 @@ changes; status, conflicts and topology reads any key; other paths are no page."
 
 from __future__ import annotations
 
+from atoll.auth.keys import ROLE_READ_ONLY, ROLE_READ_WRITE, create_key
 from atoll.auth.permissions import ADMIN, READ
 from atoll.http.wire import Request
 from atoll.node.admin import (
     COPY_DATABASE,
     START_VERIFY,
+    conflicts_for,
     page_access,
     signed,
 )
@@ -44,3 +46,14 @@ def test_a_request_is_signed_by_a_header_or_a_presigned_query() -> None:
     assert not signed(_request(b"/health", [(b"Host", b"x")]))
     assert signed(_request(b"/health", [(b"AUTHORIZATION", b"AWS4-HMAC-SHA256 ...")]))
     assert signed(_request(b"/health?X-Amz-Signature=ab", []))
+
+
+def test_the_conflict_log_shows_a_key_only_the_tables_it_may_read() -> None:
+    rows = [{"id": 1, "table": "A", "winner": {"item": "a"}},
+            {"id": 2, "table": "B", "winner": {"item": "b"}},
+            {"id": 3, "table": "atoll:keys", "winner": {"item": "sealed"}}]
+    limited = create_key(ROLE_READ_ONLY, now_ms=1, tables=["A"])
+    assert [r["id"] for r in conflicts_for(limited, rows)] == [1]
+    unlimited = create_key(ROLE_READ_WRITE, now_ms=1)
+    assert [r["id"] for r in conflicts_for(unlimited, rows)] == [1, 2]  # never an internal one
+    assert [r["id"] for r in conflicts_for(None, rows)] == [1, 2]  # auth off

@@ -21,6 +21,12 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
     lines = [f"== {result['scenario']}: {'PASS' if result['passed'] else 'FAIL'} "
              f"(fault {result['fault_window_s'][0]:.1f}s-{result['fault_window_s'][1]:.1f}s, "
              f"{result['regions']} regions, {result['rate']:.0f} ops/s target)"]
+    security = result.get("security")
+    if security:
+        modes = sorted({s["auth"] for s in security.values()})
+        tls = all(s["mutual_tls"] for s in security.values())
+        lines.append(f"   security: auth {'/'.join(modes)} on every client port; peers "
+                     f"{'over mutual TLS' if tls else 'NOT all over mutual TLS'}")
     for kind, c in result["clients"].items():
         lines.append(f"   {kind:9} client: {c['succeeded']}/{c['attempted']} ok "
                      f"({c['availability_pct']}%), longest gap {c['longest_gap_s']:.3f}s, "

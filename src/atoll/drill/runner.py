@@ -26,6 +26,7 @@ from atoll.drill.cluster import (
     DrillCluster,
     ExistingCluster,
     SimulatedDns,
+    get_json,
     plain_client,
     wait_for,
 )
@@ -85,6 +86,7 @@ def run_scenario(scenario: str, options: DrillOptions,
     try:
         with run.dns.installed():
             cluster.start_all()
+            security = cluster_security(cluster)
             run.create_tables()
             sampler = run.play()
             outcome = run.read_outcome(sampler)
@@ -92,7 +94,20 @@ def run_scenario(scenario: str, options: DrillOptions,
     finally:
         run.stop.set()
         cluster.close()
-    return figures.scenario_figures(run.summary(), run.recorder.ops, *outcome)
+    result = figures.scenario_figures(run.summary(), run.recorder.ops, *outcome)
+    result["security"] = security
+    return result
+
+
+def cluster_security(cluster: Cluster) -> dict[str, dict[str, Any]]:
+    """How each region is configured, as its own status page says: its auth mode and
+    whether it talks to its peers over mutual TLS (what the drill ran against)."""
+    found: dict[str, dict[str, Any]] = {}
+    for region in cluster.ids:
+        status = get_json(cluster.url(region) + "/_atoll/status", 5.0, cluster.credentials)
+        found[region] = {"auth": status["auth"]["mode"],
+                         "mutual_tls": bool(status.get("peer_auth", {}).get("mutual_tls"))}
+    return found
 
 
 class ScenarioRun:
