@@ -181,8 +181,8 @@ class SigV4Verifier:
         key_id = scope.key_id if scope.key_id_ok else None
         stamp, iso, date_header = self._request_time(headers, key_id)
         _check_window(stamp, now_ms, self.skew_ms, key_id)
-        signed = _check_signed_headers(self._header_list(signed_headers, key_id), headers,
-                                       date_header, key_id)
+        header_block = _check_signed_headers(self._header_list(signed_headers, key_id),
+                                             headers, date_header, key_id)
         if algorithm != ALGORITHM or not scope.valid or scope.date != iso[:8]:
             _check_algorithm_and_scope(algorithm, scope, iso, self.service, self.regions,
                                        key_id)
@@ -191,7 +191,8 @@ class SigV4Verifier:
         key = self._usable_key(scope.key_id, headers, now_ms)
         claimed = _claimed_body_hash(headers, key_id)
         body_hash = claimed if claimed is not None else hashlib.sha256(body).hexdigest()
-        canonical = canonical_request(method, path, query, signed, signed_headers, body_hash)
+        canonical = canonical_request(method, path, query, header_block, signed_headers,
+                                      body_hash)
         string_to_sign = "\n".join((ALGORITHM, iso, scope.text,
                                     hashlib.sha256(canonical.encode("utf-8")).hexdigest()))
         signing_key = self._signing_key(key, scope.date, scope.region, scope.service)
