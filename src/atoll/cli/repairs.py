@@ -13,8 +13,10 @@ import json
 
 import click
 
-from atoll.cli.status import TIMEOUT_S, _config, iso_ms, region_logs
+from atoll.cli.keys import connection_options
+from atoll.cli.status import TIMEOUT_S, Signer, _config, iso_ms, region_logs
 from atoll.cli.verify import key_text
+from atoll.client.signing import resolve_credentials
 
 
 @click.command()
@@ -25,11 +27,14 @@ from atoll.cli.verify import key_text
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @click.option("--timeout", "timeout_s", default=TIMEOUT_S, show_default=True,
               type=click.FloatRange(0.1))
+@connection_options
 def repairs(config_path: str, region: str | None, table_name: str | None, as_json: bool,
-            timeout_s: float) -> None:
-    """The repair log: keys verify repaired, oldest first."""
+            timeout_s: float, profile: str | None, credentials_file: str | None,
+            ca_file: str | None) -> None:
+    """The repair log: keys verify repaired, oldest first (signed: an admin key)."""
     config = _config(config_path)
-    found = [r for log in region_logs(config, region, "repairs", timeout_s).values()
+    signer = Signer(resolve_credentials(profile, credentials_file), ca_file)
+    found = [r for log in region_logs(config, region, "repairs", timeout_s, signer).values()
              for r in log if table_name is None or r["table"] == table_name]
     found.sort(key=lambda r: r["repaired_ms"])
     for r in found:

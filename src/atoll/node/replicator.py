@@ -48,7 +48,7 @@ import orjson
 from atoll.engine.context import EngineContext
 from atoll.engine.replica_store import EngineReplicaStore
 from atoll.errors import ServiceUnavailable
-from atoll.http.client import HttpClient, PeerHttpError
+from atoll.http.client import HttpClient, PeerClientFactory, PeerHttpError, plain_peer_client
 from atoll.invariant import invariant
 from atoll.replication.apply import ApplyOutcome
 from atoll.replication.config import ReplicationConfig
@@ -78,8 +78,11 @@ def _mono_ms() -> int:
 
 class Replicator:
     def __init__(self, context: EngineContext, cluster: ClusterConfig, region: str,
-                 config: ReplicationConfig = DEFAULT_CONFIG, fault_drop_every: int = 0) -> None:
-        """`fault_drop_every`: a deliberate defect for drills (atoll.replication.faults)."""
+                 config: ReplicationConfig = DEFAULT_CONFIG, fault_drop_every: int = 0,
+                 peer_client: PeerClientFactory = plain_peer_client) -> None:
+        """`fault_drop_every`: a deliberate defect for drills (atoll.replication.faults);
+        `peer_client` makes the client for one peer region (mutual TLS in a cluster with
+        certificates: atoll.node.peers.client_factory)."""
         self.context = context
         self.storage = context.storage
         self.config = config
@@ -91,7 +94,8 @@ class Replicator:
         self.core = ReplicationCore(region, cluster.region_ids(), self.config,
                                     context.clock, context.now_ms, _mono_ms())
         self._headers = {"X-Atoll-Cluster": cluster.cluster_id, "X-Atoll-Region": region}
-        self.clients = {p.id: HttpClient(p.peer_endpoints, self._headers)
+        self._peer_client = peer_client
+        self.clients = {p.id: peer_client(p.id, p.peer_endpoints, self._headers)
                         for p in _peers(cluster, region)}
         self._pull_tasks: dict[str, asyncio.Task[Any]] = {}
         self._rebuild_lock = asyncio.Lock()
@@ -128,9 +132,10 @@ class Replicator:
             client.close()
 
     def renewed(self) -> Replicator:
-        """A replicator like this one, not started (a stopped one cannot start again)."""
+        """A replicator like this one, not started (a stopped one cannot start again);
+        it keeps this one's peer client factory (its mutual TLS)."""
         return Replicator(self.context, self.cluster, self.region, self.config,
-                          self.fault_drop_every)
+                          self.fault_drop_every, self._peer_client)
 
     def set_topology(self, cluster: ClusterConfig) -> None:
         """Follow a new topology: loops for regions that left stop, loops for regions
@@ -153,7 +158,7 @@ class Replicator:
             if peer.id not in joined:
                 self.clients[peer.id].set_endpoints(peer.peer_endpoints)
                 continue
-            self.clients[peer.id] = HttpClient(peer.peer_endpoints, self._headers)
+            self.clients[peer.id] = self._peer_client(peer.id, peer.peer_endpoints, self._headers)
             if self._started and not self._stopping:
                 self._start_pulling(peer.id)
             log.warning("replicating from %s (joined in topology generation %d)", peer.id,
