@@ -184,7 +184,7 @@ async def test_pulling_resumes_soon_after_every_node_of_the_peer_was_dead_for_a_
 async def test_pulling_moves_past_a_dead_endpoint_and_follows_a_moved_one(
         tmp_path: Path) -> None:
     """`b` lists two peer endpoints and only the second has a node: `a` pulls through it
-    right away. Then the node restarts on a third port and the topology says so: `a`
+    right away, without a failed Pull. Then the node restarts on a third port and the topology says so: `a`
     pulls from there within the bound."""
     b_client, dead, live, moved = free_port(), free_port(), free_port(), free_port()
     cluster = _cluster(b_client, [dead, live])
@@ -196,6 +196,7 @@ async def test_pulling_moves_past_a_dead_endpoint_and_follows_a_moved_one(
             await _put(b, "before")
             await _until(lambda: a.item(TABLE, "before"), "the first item in a", RESUME_BOUND_S)
             assert a.replicator.clients["b"].port == live
+            assert a.link.errors == 0  # the dead endpoint was passed over within the Pull
             b.stop()
             moved_cluster = _cluster(b_client, [moved], generation=2)
             b = _region_b(tmp_path, moved_cluster, moved)
