@@ -185,11 +185,20 @@ class Replicator:
                 or not self.core.is_peer(puller)):
             log.warning("refused a request from outside the cluster: %s", headers)
             return 403, b'{"message":"not a member of this cluster"}'
-        if path == "/_atoll/snapshot":
-            try:
-                return 200, answer_snapshot(body, self.store, self.config)
-            except BadMessage as exc:
-                return 400, _message(f"malformed snapshot request: {exc}")
+        try:
+            if path == "/_atoll/snapshot":
+                return self._answer_snapshot(body)
+            return await self._answer_pull(puller, body)
+        except ServiceUnavailable as exc:  # a shared database restarting: the puller retries
+            return 503, _message(exc.message)
+
+    def _answer_snapshot(self, body: bytes) -> tuple[int, bytes]:
+        try:
+            return 200, answer_snapshot(body, self.store, self.config)
+        except BadMessage as exc:
+            return 400, _message(f"malformed snapshot request: {exc}")
+
+    async def _answer_pull(self, puller: str, body: bytes) -> tuple[int, bytes]:
         try:
             pull = self.core.accept_pull(puller, body)
         except NotAPeer:
