@@ -145,7 +145,7 @@ class Durability:
         # One future per caller, never shared: a caller that stops waiting (its task
         # cancelled: a verify session ending, a client gone) cancels the future it
         # awaits, and a shared one would end every other answer waiting for the same
-        # commits with CancelledError (a pull loop ended so, silently, for good).
+        # commits with CancelledError, a replication pull loop among them.
         waiter: asyncio.Future[None] = self._loop.create_future()  # type: ignore[union-attr]
         if self.error is not None:  # it never will be
             waiter.set_exception(self.lost())
