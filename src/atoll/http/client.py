@@ -2,9 +2,10 @@
 
 Peers talk JSON over POST (and GET for the topology), so this stays tiny: one connection
 per peer, reused while it stays healthy, dropped on any error or timeout (the caller
-retries with backoff). A peer may have several endpoints: after a failure the next
-request goes to the next one, and `set_endpoints` follows a topology change without
-interrupting a request in flight. Response bodies are bounded.
+retries with backoff). A peer may have several endpoints: one that cannot be connected
+to is passed over within the request, after any other failure the next request goes to
+the next one, and `set_endpoints` follows a topology change without interrupting a
+request in flight. Response bodies are bounded.
 
 TLS (`tls`, an `ssl.SSLContext`): every connection is TLS whatever the endpoint's
 scheme says, so a topology that names an `http://` endpoint cannot talk a node out of
@@ -128,21 +129,34 @@ class HttpClient:
 
     async def request(self, method: str, path: str, body: bytes, timeout_s: float,
                       headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+        """One exchange, within `timeout_s` in all. An endpoint that fails before the
+        request was written (refused, unreachable) is passed over at once for the next
+        one, each endpoint at most once: a peer whose first endpoints are dead answers
+        through a live one in this same request. Once the request was written the
+        failure is the caller's to judge (`PeerHttpError.sent`); the next request goes
+        to the next endpoint."""
         async with self._lock:
-            host, port = self.host, self.port
-            self._sent = False
-            try:
-                return await asyncio.wait_for(self._exchange(path, body, method, headers),
-                                              timeout_s)
-            except PeerRefused:
-                self.close()
-                self._index = (self._index + 1) % len(self.addresses)
-                raise
-            except (TimeoutError, OSError, httptools.HttpParserError, PeerHttpError,
-                    asyncio.IncompleteReadError) as exc:  # (ssl.SSLError is an OSError)
-                self.close()
-                self._index = (self._index + 1) % len(self.addresses)  # try the next one
-                raise PeerHttpError(f"{host}:{port}{path}: {exc!r}", self._sent) from None
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout_s
+            failures: list[str] = []
+            for _endpoint in range(len(self.addresses)):
+                host, port = self.host, self.port
+                self._sent = False
+                try:
+                    return await asyncio.wait_for(self._exchange(path, body, method, headers),
+                                                  max(0.0, deadline - loop.time()))
+                except PeerRefused:
+                    self.close()
+                    self._index = (self._index + 1) % len(self.addresses)
+                    raise
+                except (TimeoutError, OSError, httptools.HttpParserError, PeerHttpError,
+                        asyncio.IncompleteReadError) as exc:  # (ssl.SSLError is an OSError)
+                    self.close()
+                    self._index = (self._index + 1) % len(self.addresses)
+                    failures.append(f"{host}:{port}{path}: {exc!r}")
+                    if self._sent or loop.time() >= deadline:
+                        break
+            raise PeerHttpError("; ".join(failures), self._sent)
 
     async def _exchange(self, path: str, body: bytes, method: str,
                         headers: dict[str, str] | None = None) -> tuple[int, bytes]:

@@ -118,8 +118,19 @@ class Replicator:
 
     def _start_pulling(self, peer: str) -> None:
         task = asyncio.get_running_loop().create_task(self._pull_loop(peer), name=f"pull {peer}")
-        task.add_done_callback(_log_failure)
+        task.add_done_callback(functools.partial(self._pull_ended, peer))
         self._pull_tasks[peer] = task
+
+    def _pull_ended(self, peer: str, task: asyncio.Task[Any]) -> None:
+        """A pull loop ends when the replicator stops or its peer leaves the topology
+        (its task is taken out of `_pull_tasks` first). Ending any other way — raising,
+        or cancelled by something else — stops replication from that peer for good, so
+        it is said at the highest level rather than left for lag to reveal."""
+        if task.cancelled():
+            if not self._stopping and self._pull_tasks.get(peer) is task:
+                log.critical("replication from %s stopped: its pull task was cancelled", peer)
+            return
+        _log_failure(task)
 
     async def stop(self) -> None:
         self._stopping = True
@@ -183,11 +194,20 @@ class Replicator:
                 or not self.core.is_peer(puller)):
             log.warning("refused a request from outside the cluster: %s", headers)
             return 403, b'{"message":"not a member of this cluster"}'
-        if path == "/_atoll/snapshot":
-            try:
-                return 200, answer_snapshot(body, self.store, self.config)
-            except BadMessage as exc:
-                return 400, _message(f"malformed snapshot request: {exc}")
+        try:
+            if path == "/_atoll/snapshot":
+                return self._answer_snapshot(body)
+            return await self._answer_pull(puller, body)
+        except ServiceUnavailable as exc:  # a shared database restarting: the puller retries
+            return 503, _message(exc.message)
+
+    def _answer_snapshot(self, body: bytes) -> tuple[int, bytes]:
+        try:
+            return 200, answer_snapshot(body, self.store, self.config)
+        except BadMessage as exc:
+            return 400, _message(f"malformed snapshot request: {exc}")
+
+    async def _answer_pull(self, puller: str, body: bytes) -> tuple[int, bytes]:
         try:
             pull = self.core.accept_pull(puller, body)
         except NotAPeer:
