@@ -7,14 +7,25 @@ interleaved rounds against the interpreted build (README "Performance"): wrk Put
 x1.17, UpdateItem x1.49, the mixed workload x1.02 and GetItem no gain (their time was
 in C already).
 
-Left interpreted:
-- the CLI, the failover client, the drill and the simulator (not on the request path);
-- `replication/memory_store.py` (the simulator's store; mypyc cannot compile it);
-- `storage/writepath.py` (a few calls per batch; its tests spy on it);
-- the operator endpoints of `node/` (metrics, console, figures, conflict log, cluster
-  view: read at scrape or poll time, never per request).
-- `storage/postgres/` and `node/shared_region.py` (their time is spent waiting on
-  PostgreSQL's round trips, and they call into psycopg, a package mypyc does not know).
+Compiled: what a data-plane request runs through, as profiled under GetItem, PutItem,
+UpdateItem, BatchWriteItem and Query load (`REQUEST_PATH`): the HTTP server, the API,
+values and keys, the expression language, the clocks (the HLC, and the node's wall clock
+every write reads), the engine's item, read, batch, transaction, index and stream-capture
+modules and its causal writes, the SQLite and in-memory storages, and replication's
+per-change path (encoding, merge and the per-item causal state it joins, apply, the pull
+protocol) that replication's throughput rests on. Those requests also call three modules
+that run interpreted: verify's hashing (`antientropy/`, the hash trees' upkeep on every
+write), `invariant` and the write path's stage timer.
+Everything else runs interpreted: the rest of the engine (DDL, backups, PITR, PartiQL,
+tags, TTL, repairs, the Streams API), the node's shell and operator endpoints,
+replication's state machines, topology, the write path's stage timer (its tests spy on
+it), the CLI, the failover client, the drill, the simulator, verify, PostgreSQL's
+storage: code that runs per batch, per poll or per command, not per request, whose C
+would add about half again to every `make setup`.
+
+The build is one mypyc group (one shared library, so calls between compiled modules stay
+native) written as one C file per module (`multi_file`), so that the C compiles on every
+core (`ParallelBuildExt`): as one file it would be one compiler process on one core.
 
 The same source runs interpreted, so the build falls back to pure Python — with a
 warning, and all or nothing (the compiled modules share one library) — when
@@ -33,19 +44,36 @@ import shlex
 import shutil
 import sys
 import sysconfig
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
-COMPILED_PACKAGES = ("api", "clock", "engine", "expressions", "http", "model", "node",
-                     "replication", "storage", "streams", "topology")
-INTERPRETED = {"replication/memory_store.py", "storage/writepath.py",
-               "node/clusterview.py", "node/conflictlog.py", "node/console.py",
-               "node/figures.py", "node/metrics.py", "node/operator.py",
-               "node/shared_region.py"}
-INTERPRETED_PACKAGES = ("storage/postgres/",)
+# Paths under src/atoll: a package's every module ("api/"), or one module. A module added
+# to a package listed by module runs interpreted until it is listed here.
+REQUEST_PATH = (
+    "api/", "clock/", "expressions/", "model/", "streams/",
+    "http/__init__.py", "http/client.py", "http/connection.py", "http/connections.py",
+    "http/limits.py", "http/server.py", "http/timing.py", "http/wire.py",
+    "storage/__init__.py", "storage/integrity.py", "storage/protocol.py",
+    "storage/treeprotocol.py", "storage/trees.py", "storage/memory/",
+    "storage/sqlite/batches.py", "storage/sqlite/cache.py", "storage/sqlite/connection.py",
+    "storage/sqlite/durability.py", "storage/sqlite/reads.py", "storage/sqlite/schema.py",
+    "storage/sqlite/storage.py", "storage/sqlite/streams.py", "storage/sqlite/trees.py",
+    "storage/sqlite/txn.py", "storage/sqlite/__init__.py",
+    "engine/__init__.py", "engine/batch.py", "engine/capacity.py", "engine/catalog.py",
+    "engine/causal.py", "engine/context.py", "engine/engine.py", "engine/expr.py",
+    "engine/indexdef.py", "engine/indexes.py", "engine/items.py", "engine/outbox.py",
+    "engine/reads.py", "engine/replica_store.py", "engine/replica_txn.py",
+    "engine/startkey.py", "engine/streams.py", "engine/tabledef.py", "engine/transactions.py",
+    "replication/__init__.py", "replication/admission.py", "replication/apply.py",
+    "replication/change.py", "replication/cursors.py", "replication/itemstate/",
+    "replication/merge.py", "replication/protocol.py", "replication/serving.py",
+    "replication/store.py",
+    "node/clock.py",
+)
 
 
 def _warn(message: str) -> None:
@@ -54,10 +82,14 @@ def _warn(message: str) -> None:
 
 def compiled_modules() -> list[str]:
     root = Path("src/atoll")
-    return sorted(str(path) for package in COMPILED_PACKAGES
-                  for path in (root / package).rglob("*.py")
-                  if path.relative_to(root).as_posix() not in INTERPRETED
-                  and not path.relative_to(root).as_posix().startswith(INTERPRETED_PACKAGES))
+    modules = set()
+    for entry in REQUEST_PATH:
+        paths = sorted((root / entry).rglob("*.py")) if entry.endswith("/") else [root / entry]
+        for path in paths:
+            if not path.is_file():
+                raise SystemExit(f"setup.py: REQUEST_PATH names {entry!r}: no {path}")
+            modules.add(str(path))
+    return sorted(modules)
 
 
 def missing_toolchain() -> str | None:
@@ -85,15 +117,53 @@ def extensions() -> list[Any]:
         _warn("mypyc is not installed")
         return []
     try:
-        return list(mypycify(compiled_modules(), opt_level="3"))
+        return list(mypycify(compiled_modules(), opt_level="3", multi_file=True))
     except (Exception, SystemExit) as exc:  # mypyc reports type errors by exiting
         _warn(f"mypyc failed ({exc})")
         return []
 
 
-class OptionalBuildExt(build_ext):
-    """Build every extension or none: if compiling fails, remove what was built (a
-    module's shim without the shared library it calls would not import)."""
+def build_jobs() -> int:
+    """One compiler job per core this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class ParallelBuildExt(build_ext):
+    """Compile in parallel, and build every extension or none.
+
+    Parallel: setuptools' own `--parallel` builds several extensions at once (the ~100
+    one-file shims that point each module at the shared library); within one extension
+    setuptools compiles its sources one after another, so `compile` is wrapped to hand
+    the shared library's C files (one per module, and mypyc's runtime) to a pool. Each job
+    is a compiler process; the threads only wait for them.
+
+    All or nothing: if compiling fails, remove what was built (a module's shim without
+    the shared library it calls would not import)."""
+
+    def finalize_options(self) -> None:
+        super().finalize_options()
+        if not self.parallel:
+            self.parallel = build_jobs()
+
+    def build_extensions(self) -> None:
+        one_by_one = self.compiler.compile
+
+        def compile_in_parallel(sources: list[str], *args: Any, **kwargs: Any) -> list[str]:
+            if len(sources) < 2:
+                return one_by_one(sources, *args, **kwargs)  # type: ignore[no-any-return]
+            with ThreadPoolExecutor(max_workers=build_jobs()) as pool:
+                batches = pool.map(lambda source: one_by_one([source], *args, **kwargs),
+                                   sources)
+                return [obj for batch in batches for obj in batch]
+
+        self.compiler.compile = compile_in_parallel
+        try:
+            super().build_extensions()
+        finally:
+            self.compiler.compile = one_by_one
 
     def run(self) -> None:
         try:
@@ -105,4 +175,4 @@ class OptionalBuildExt(build_ext):
             self.extensions = []
 
 
-setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})
+setup(ext_modules=extensions(), cmdclass={"build_ext": ParallelBuildExt})

@@ -166,7 +166,7 @@ class System(ABC):
 
     name: str
     label: str
-    kind: str = "peer"          # "ceiling", "peer", "atoll" or "external"
+    kind: str = "peer"          # "ceiling", "floor", "peer", "atoll" or "external"
     url: str = ""
     process: subprocess.Popen[bytes] | None = None
     rss_peak_kib: int = 0
@@ -198,6 +198,12 @@ class System(ABC):
             total = sum(vm_hwm_kib(p) for p in _descendants(self.process.pid))
             self.rss_peak_kib = max(self.rss_peak_kib, total)
         return self.rss_peak_kib
+
+    def cpu_seconds(self) -> float | None:
+        """CPU seconds used so far by the server's process tree (None if not ours)."""
+        if self.process is None or self.process.poll() is not None:
+            return None
+        return cpu_seconds(_descendants(self.process.pid))
 
     def settle(self) -> float:
         """Wait (bounded) until the server is idle; returns the seconds waited."""
@@ -293,6 +299,19 @@ class FixedServer(LocalServer):
     def command(self, port: int, data_dir: Path) -> list[str]:
         return [self.python, str(BENCH_DIR / "fixed_server.py"), "--impl", self.impl,
                 "--port", str(port)]
+
+
+class FloorServer(LocalServer):
+    """bench/floor_server.py: the same SQLite work per request, no DynamoDB semantics (the
+    floor: what Python and SQLite do here; every Atoll figure is also read against it)."""
+
+    def __init__(self) -> None:
+        super().__init__(name="floor-sqlite", label="floor: minimal SQLite server "
+                         "(httptools+uvloop, WAL, not durable)", kind="floor")
+
+    def command(self, port: int, data_dir: Path) -> list[str]:
+        return [sys.executable, str(BENCH_DIR / "floor_server.py"), "--port", str(port),
+                "--data-dir", str(data_dir)]
 
 
 class Dynalite(LocalServer):
@@ -417,6 +436,6 @@ class External(System):
 
 
 def default_systems(atoll_rev: str | None = None) -> list[System]:
-    return [FixedServer("httptools"), FixedServer("aiohttp"), Dynalite(on_disk=False),
-            Dynalite(on_disk=True), Moto(), Atoll(in_memory=False, rev=atoll_rev),
-            Atoll(in_memory=True, rev=atoll_rev)]
+    return [FixedServer("httptools"), FixedServer("aiohttp"), FloorServer(),
+            Dynalite(on_disk=False), Dynalite(on_disk=True), Moto(),
+            Atoll(in_memory=False, rev=atoll_rev), Atoll(in_memory=True, rev=atoll_rev)]

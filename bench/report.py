@@ -15,6 +15,11 @@ from typing import Any
 from bench.wrk import WrkResult
 
 REFERENCE = ("atoll", "atoll-mem")   # the first one present is "Atoll" in the ratios
+FLOOR = "floor-sqlite"
+# Atoll's ops/s as a fraction of the floor's on the same workload (issue 33): at least
+# the floor on key lookups, near it where each answer reads a range or many keys.
+FLOOR_TARGETS = (("get", "GetItem", 1.0), ("query", "Query", 0.8), ("scan", "Scan", 0.7),
+                 ("batchget", "BatchGetItem", 0.7))
 P99_TARGET_MS = 20.0
 
 
@@ -30,10 +35,14 @@ class Summary:
     requests: int
     rounds: int
     error_samples: tuple[str, ...]
+    # the server's CPU time per 2xx response (µs), median over the rounds that measured it:
+    # steadier than ops/s on a shared machine, where a run may wait for a core
+    cpu_us_per_op: float | None = None
 
     @staticmethod
     def of(results: list[WrkResult], items_per_request: int = 1) -> Summary:
         ops = statistics.median(r.ok_per_s for r in results)
+        cpu = [c for c in (r.cpu_us_per_op for r in results) if c is not None]
         samples: list[str] = []
         for r in results:
             samples.extend(s for s in r.error_samples if s not in samples)
@@ -46,6 +55,7 @@ class Summary:
             requests=sum(r.requests for r in results),
             rounds=len(results),
             error_samples=tuple(samples[:3]),
+            cpu_us_per_op=statistics.median(cpu) if cpu else None,
         )
 
 
@@ -104,6 +114,10 @@ def targets(results: Results, ceiling: str | None) -> list[Target]:
                       ceiling or "fixed-httptools", 0.2))
     out.append(_check("UpdateItem (3 clauses + condition) ≥ 70% of PutItem", results, "update",
                       ref, ref, 0.7, b_op="put"))
+    for op, title, factor in FLOOR_TARGETS:
+        if op in results:
+            out.append(_check(f"{title} ≥ {factor:.0%} of the floor (minimal SQLite server)",
+                              results, op, ref, FLOOR, factor))
     for op, per_op in results.items():
         s = per_op.get(ref)
         name = f"{op} p99 < {P99_TARGET_MS:g} ms"
@@ -113,6 +127,28 @@ def targets(results: Results, ceiling: str | None) -> list[Target]:
             verdict = "PASS" if s.p99_ms < P99_TARGET_MS and not s.errors else "MISS"
             out.append(Target(name, verdict, f"p99 {s.p99_ms:.1f} ms"
                               + (f"; {s.errors} errors" if s.errors else "")))
+    return out
+
+
+def floor_fractions(results: Results) -> dict[str, float]:
+    """Per workload, Atoll's ops/s as a fraction of the floor's (both must have run)."""
+    out = {}
+    for op in results:
+        r = ratio(results, op, FLOOR)
+        if r is not None:
+            out[op] = r
+    return out
+
+
+def floor_cpu_fractions(results: Results) -> dict[str, float]:
+    """Per workload, the floor's server CPU per request over Atoll's: the fraction of the
+    floor Atoll would reach if both had a core to themselves."""
+    ref = reference_system(results)
+    out = {}
+    for op, per_op in results.items():
+        a, f = per_op.get(ref or ""), per_op.get(FLOOR)
+        if a is not None and f is not None and a.cpu_us_per_op and f.cpu_us_per_op:
+            out[op] = f.cpu_us_per_op / a.cpu_us_per_op
     return out
 
 
@@ -138,7 +174,8 @@ def print_report(results: Results, labels: dict[str, str], titles: dict[str, str
     ref = reference_system(results)
     table = Table(title="Throughput (median of rounds) and latency", show_lines=False)
     for col, justify in [("workload", "left"), ("system", "left"), ("ops/s", "right"),
-                         ("p50 ms", "right"), ("p99 ms", "right"), ("errors", "right"),
+                         ("p50 ms", "right"), ("p99 ms", "right"),
+                         ("server CPU µs/op", "right"), ("errors", "right"),
                          (f"{ref or 'Atoll'} ÷ system", "right")]:
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     for op, per_op in results.items():
@@ -148,11 +185,20 @@ def print_report(results: Results, labels: dict[str, str], titles: dict[str, str
             ops = _fmt_ops(s.ops_per_s) + (f" ({_fmt_ops(s.items_per_s)} items)"
                                            if s.items_per_s != s.ops_per_s else "")
             style = "bold" if name == ref else ("dim" if name.startswith("fixed-") else None)
+            cpu = f"{s.cpu_us_per_op:,.0f}" if s.cpu_us_per_op is not None else ""
             table.add_row(titles[op] if i == 0 else "", name, ops, f"{s.p50_ms:.2f}",
-                          f"{s.p99_ms:.2f}", errors, f"{r:.2f}×" if r is not None else "",
+                          f"{s.p99_ms:.2f}", cpu, errors, f"{r:.2f}×" if r is not None else "",
                           style=style)
         table.add_section()
     console.print(table)
+    fractions = floor_fractions(results)
+    if fractions:
+        console.print(f"{ref} as a fraction of the floor ({FLOOR}, same run): " + ", ".join(
+            f"{op} {f:.0%}" for op, f in fractions.items()))
+    by_cpu = floor_cpu_fractions(results)
+    if by_cpu:
+        console.print(f"  by server CPU per request (floor's ÷ {ref}'s): " + ", ".join(
+            f"{op} {f:.0%}" for op, f in by_cpu.items()))
 
     mem = Table(title="Systems, and the peak RSS of each server's process tree (VmHWM)")
     mem.add_column("system")
@@ -182,6 +228,8 @@ def to_json(results: Results, labels: dict[str, str], rss_kib: dict[str, int],
         "results": {op: {name: {**asdict(s), "atoll_ratio": ratio(results, op, name)}
                          for name, s in per_op.items()} for op, per_op in results.items()},
         "targets": [asdict(t) for t in found],
+        "floor_fractions": floor_fractions(results),
+        "floor_cpu_fractions": floor_cpu_fractions(results),
     }
 
 

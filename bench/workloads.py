@@ -4,7 +4,9 @@ Every system gets the same table (`bench`: hash key `pk` S, range key `sk` S) an
 same preloaded data, then the same wrk Lua scripts:
 
 - `KEYS` items `item-000000`.. with sk "0" (GetItem, UpdateItem, the reads of mixed);
-- `QUERY_ITEMS` items in partition "query" with sk `s-000000`.. (Query pages).
+- `QUERY_ITEMS` items in partition "query" with sk `s-000000`.. (Query pages);
+- Scan pages (Limit 100 after a random preloaded key) and BatchGetItem (100 preloaded
+  keys) read both.
 PutItem, BatchWriteItem and the writes of mixed use fresh keys (`put-<run>-<thread>-<n>`).
 """
 
@@ -42,16 +44,21 @@ class Workload:
     # every request alike, so three request sizes suffice: small (get), medium (put) and
     # large (batch, ~8 KB); this keeps the default run within its time budget.
     ceiling: bool = False
+    # Also run the floor (bench/floor_server.py)? On the workloads whose SQLite work it
+    # does as Atoll does: not on UpdateItem (no expressions) nor the mixed one (get + put).
+    floor: bool = True
 
 
 WORKLOADS: dict[str, Workload] = {w.name: w for w in [
     Workload("put", "PutItem", "put.lua", ceiling=True),
     Workload("get", "GetItem", "get.lua", ceiling=True),
     Workload("query", "Query (Limit 10)", "query.lua"),
-    Workload("update", "UpdateItem (SET/ADD/REMOVE + cond.)", "update.lua"),
+    Workload("update", "UpdateItem (SET/ADD/REMOVE + cond.)", "update.lua", floor=False),
     Workload("batch", "BatchWriteItem (25 items)", "batch.lua", items_per_request=25,
              ceiling=True),
-    Workload("mixed", "Mixed 80% get / 20% put", "mixed.lua"),
+    Workload("mixed", "Mixed 80% get / 20% put", "mixed.lua", floor=False),
+    Workload("scan", "Scan (pages of 100 items)", "scan.lua", items_per_request=100),
+    Workload("batchget", "BatchGetItem (100 keys)", "batchget.lua", items_per_request=100),
 ]}
 
 

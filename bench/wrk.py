@@ -35,6 +35,9 @@ class WrkResult:
     status: dict[int, int]
     socket_errors: dict[str, int]
     error_samples: list[str] = field(default_factory=list)
+    # CPU seconds the server's processes used during the run (set by the harness when it
+    # started the server; None for an external one)
+    server_cpu_s: float | None = None
 
     @property
     def ok(self) -> int:
@@ -49,6 +52,13 @@ class WrkResult:
     @property
     def ok_per_s(self) -> float:
         return self.ok / self.duration_s if self.duration_s > 0 else 0.0
+
+    @property
+    def cpu_us_per_op(self) -> float | None:
+        """The server's CPU time per 2xx response, in µs (None if not measured)."""
+        if self.server_cpu_s is None or self.ok == 0:
+            return None
+        return self.server_cpu_s * 1e6 / self.ok
 
 
 def parse_output(stdout: str) -> WrkResult:

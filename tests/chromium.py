@@ -93,8 +93,18 @@ class Browser:
         message, self._buffer = self._buffer.split(b"\0", 1)
         return dict(json.loads(message))
 
-    def goto(self, url: str) -> None:
-        self.call("Page.navigate", {"url": url})
+    def goto(self, url: str, timeout_s: float = 15.0) -> None:
+        """Navigate and wait until the new document is parsed. Page.navigate answers once
+        the navigation commits, while the document is still loading: until the parser
+        reaches an element, getElementById finds nothing (on a loaded machine that lasted
+        past the first evaluate)."""
+        answer = self.call("Page.navigate", {"url": url}, timeout_s)
+        if answer.get("errorText"):
+            raise RuntimeError(f"navigating to {url} failed: {answer['errorText']}")
+        parsed = ("document.readyState !== 'loading' && "
+                  "location.href !== 'about:blank'")
+        if not self.wait_for(parsed, timeout_s, 0.02):
+            raise TimeoutError(f"{url} did not finish loading in {timeout_s} s")
 
     def evaluate(self, expression: str) -> Any:
         result = self.call("Runtime.evaluate", {"expression": expression,

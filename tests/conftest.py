@@ -29,6 +29,31 @@ def pytest_sessionstart(session: pytest.Session) -> None:
                     returncode=4)
 
 
+LIVE_GROUP = "live"
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`make test` runs the suite on two pytest-xdist workers (`--dist loadgroup`). The
+    integration tests that do not use the session's `server` start servers, clusters or
+    PostgreSQL of their own and time what they do; they form group "live", which runs on
+    one worker, one test after another, as it would without xdist: two clusters racing
+    for two cores would make their timeouts a matter of luck. Every other test (unit,
+    property, simulation, conformance, and the API tests against each worker's session
+    servers) is shared out between both workers.
+
+    pytest-xdist 3.8 tells its scheduler an item's group by suffixing `item._nodeid` with
+    "@group", which pytest 9 no longer reads (an item's id is `item._id`): on an xdist
+    worker the suffix is set here where pytest reads it, or the group would be ignored."""
+    on_xdist_worker = bool(getattr(config.option, "loadgroup", False))
+    for item in items:
+        if not item.nodeid.startswith("tests/integration/") or "server" in item.fixturenames:
+            continue
+        item.add_marker(pytest.mark.xdist_group(LIVE_GROUP))
+        if on_xdist_worker and not item.nodeid.endswith("@" + LIVE_GROUP):
+            item._id = type(item._id).parse(f"{item.nodeid}@{LIVE_GROUP}")
+
+
 # The API tests run against a node on each storage: SQLite (a file per node) and
 # PostgreSQL (a throwaway server, tests/pg.py). ATOLL_TEST_STORAGES narrows the list.
 STORAGES = tuple(os.environ.get("ATOLL_TEST_STORAGES", "sqlite,postgresql").split(","))

@@ -1,28 +1,81 @@
-"""Test support: start real `atoll serve` processes and talk to them with boto3."""
+"""Test support: start real `atoll serve` processes and talk to them with boto3.
+
+Servers run as they would in production: with `--auth required` and a real admin key
+the node makes at start-up (`--admin-credentials`), and a cluster with mutual TLS
+between its regions (certificates made here, as `atoll certs` makes them). Every
+helper that talks to a server — `client`, `resource`, `node_json`, `sign` — signs with
+the key of the server at that URL (`CREDENTIALS`), so tests read as if auth did not
+exist. `ServerProcess(auth="off")` runs a node as the DynamoDB-Local-like mode."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import json
 import os
 import random
 import signal
 import socket
 import sqlite3
+import ssl
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
 from botocore.config import Config
+from botocore.credentials import Credentials
+
+if TYPE_CHECKING:
+    import pytest
+    from botocore.exceptions import ClientError
+
+    from atoll.storage import Storage, WriteTxn
 
 REPO = Path(__file__).resolve().parent.parent
 ATOLL = [sys.executable, "-m", "atoll"]
+AWS = str(Path(sys.executable).parent / "aws")  # the AWS CLI installed beside this Python
 START_TIMEOUT_S = 20.0
+STORAGE_WRITE_TIMEOUT_S = 30  # a storage write job that takes longer has hung
+SIGNING_REGION = "us-east-1"
+# url of a running server -> the admin key it made at start-up (key id, secret)
+CREDENTIALS: dict[str, tuple[str, str]] = {}
+ANONYMOUS = ("test", "test")  # what a node with auth off is sent (any key works there)
+# peer endpoint of a test cluster's region -> TLS as another region of that cluster (a
+# region's own certificate is refused by its own node), for tests that call peer ports
+PEER_TLS: dict[str, ssl.SSLContext] = {}
+
+
+def read_credentials(path: Path) -> tuple[str, str]:
+    """(key id, secret) from an AWS shared-credentials file written by a node."""
+    values = dict(line.split(" = ", 1) for line in path.read_text().splitlines()
+                  if " = " in line)
+    return values["aws_access_key_id"], values["aws_secret_access_key"]
+
+
+def credentials_for(url: str) -> tuple[str, str]:
+    return CREDENTIALS.get(url.rstrip("/"), ANONYMOUS)
+
+
+def sign(url: str, method: str = "POST", body: bytes = b"",
+         headers: dict[str, str] | None = None,
+         credentials: tuple[str, str] | None = None) -> dict[str, str]:
+    """`headers` plus the SigV4 headers of a request to `url` (the path and query in the
+    URL are signed as given), signed with the key of the server at `url`."""
+    parts = urllib.parse.urlsplit(url)
+    key_id, secret = credentials or credentials_for(f"{parts.scheme}://{parts.netloc}")
+    request = AWSRequest(method=method, url=url, data=body, headers=dict(headers or {}))
+    SigV4Auth(Credentials(key_id, secret), "dynamodb", SIGNING_REGION).add_auth(request)
+    return {k: (v.decode() if isinstance(v, bytes) else str(v))
+            for k, v in request.headers.items()}
 
 
 def in_a_loop(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
@@ -31,6 +84,21 @@ def in_a_loop(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., N
     def run(*args: Any, **kwargs: Any) -> None:
         asyncio.run(test(*args, **kwargs))
     return run
+
+
+@contextlib.asynccontextmanager
+async def started(storage: Storage) -> AsyncIterator[Storage]:
+    """`storage` started on the running loop, closed on the way out."""
+    storage.start(asyncio.get_running_loop())
+    try:
+        yield storage
+    finally:
+        storage.close()
+
+
+async def write(storage: Storage, fn: Callable[[WriteTxn], Any], inline: bool = False) -> Any:
+    """Run the write job `fn` and wait for its result (bounded: a hung write fails)."""
+    return await asyncio.wait_for(storage.write(fn, inline=inline), STORAGE_WRITE_TIMEOUT_S)
 
 
 def assert_database_intact(path: Path) -> None:
@@ -79,38 +147,69 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """A real `atoll serve` process on a free loopback port."""
+    """A real `atoll serve` process on a free loopback port: with `--auth required` and
+    an admin key it makes at start-up (`auth="off"`: no checks, any credentials)."""
 
     def __init__(self, data_dir: Path | None = None, in_memory: bool = False,
-                 extra: list[str] | None = None) -> None:
+                 extra: list[str] | None = None, auth: str = "required",
+                 bootstrap: bool = True) -> None:
         self.port = free_port()
         self.data_dir = data_dir
-        self.args = [*ATOLL, "serve", "--port", str(self.port)]
+        self.auth = auth
+        self.args = [*ATOLL, "serve", "--port", str(self.port), "--auth", auth]
         if in_memory:
             self.args.append("--in-memory")
         if data_dir is not None:
             self.args += ["--data-dir", str(data_dir)]
+        tmp = Path(os.environ.get("TMPDIR", "/tmp"))
+        # in a data directory it survives restarts (the key is in the database);
+        # in memory the database is new each time, so the key must be made again
+        self.credentials_path = (data_dir / "credentials" if data_dir is not None
+                                 else tmp / f"atoll-test-{self.port}.credentials")
+        if auth != "off" and bootstrap:
+            self.args += ["--admin-credentials", str(self.credentials_path)]
         self.args += extra or []
         self.proc: subprocess.Popen[bytes] | None = None
-        self.log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"atoll-test-{self.port}.log"
+        self.log_path = tmp / f"atoll-test-{self.port}.log"
+        self.scheme = "https" if "--tls-cert" in self.args else "http"
+        self.ca_file: str | None = None  # trusted for https (set by the caller)
         self.storage_url = (self.args[self.args.index("--storage") + 1]
                             if "--storage" in self.args else None)
         self.storage = "sqlite" if self.storage_url is None else "postgresql"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
+
+    @property
+    def credentials(self) -> tuple[str, str]:
+        return credentials_for(self.url)
+
+    def prepare(self) -> None:
+        """Before starting: an in-memory node makes its key anew (its database is new)."""
+        if self.data_dir is None:
+            self.credentials_path.unlink(missing_ok=True)
+
+    def register(self) -> None:
+        """Once healthy: sign everything sent to this server's URL with its key."""
+        if self.credentials_path.exists():
+            CREDENTIALS[self.url] = read_credentials(self.credentials_path)
 
     def start(self) -> ServerProcess:
+        self.prepare()
         log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
         deadline = time.monotonic() + START_TIMEOUT_S
+        context = ssl.create_default_context(cafile=self.ca_file) if self.scheme == "https" \
+            else None
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"atoll serve exited: {self.log_path.read_text()}")
             try:
-                with urllib.request.urlopen(self.url + "/health", timeout=1) as response:
+                with urllib.request.urlopen(self.url + "/health", timeout=1,
+                                            context=context) as response:
                     if response.status == 200:
+                        self.register()
                         return self
             except OSError:
                 time.sleep(0.05)
@@ -126,6 +225,12 @@ class ServerProcess:
         assert self.proc is not None
         self.proc.kill()
         self.proc.wait(timeout=10)
+
+    def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -164,17 +269,21 @@ class NodeDatabase:
         self.close()
 
 
-def client(url: str, **config: Any) -> Any:
+def client(url: str, credentials: tuple[str, str] | None = None, **config: Any) -> Any:
+    """A boto3 client for the server at `url`, signing with its admin key (or
+    `credentials`)."""
+    key_id, secret = credentials or credentials_for(url)
     return boto3.client(
         "dynamodb", endpoint_url=url, region_name="us-east-1",
-        aws_access_key_id="test", aws_secret_access_key="test",
+        aws_access_key_id=key_id, aws_secret_access_key=secret,
         config=Config(retries={"max_attempts": 1, "mode": "standard"}, **config))
 
 
 def resource(url: str) -> Any:
+    key_id, secret = credentials_for(url)
     return boto3.resource(
         "dynamodb", endpoint_url=url, region_name="us-east-1",
-        aws_access_key_id="test", aws_secret_access_key="test",
+        aws_access_key_id=key_id, aws_secret_access_key=secret,
         config=Config(retries={"max_attempts": 1, "mode": "standard"}))
 
 
@@ -190,9 +299,27 @@ def create_table(ddb: Any, name: str, hash_key: tuple[str, str] = ("pk", "S"),
     return name
 
 
+def make_certs(directory: Path, cluster_id: str, regions: tuple[str, ...]) -> Path:
+    """A cluster CA, its data key and one certificate per region (as `atoll certs`)."""
+    import datetime
+
+    from atoll.auth.certs import ClusterFiles, init_cluster, issue_region_cert
+
+    files = ClusterFiles(directory)
+    now = datetime.datetime.now(datetime.UTC)
+    if not files.ca_cert.exists():
+        init_cluster(files, cluster_id, now)
+    for region in regions:
+        if not files.region_cert(region).exists():
+            issue_region_cert(files, region, ["127.0.0.1", "localhost"], now)
+    return directory
+
+
 class ClusterProcesses:
     """A real multi-region cluster: one `atoll serve --config ... --region R` per region,
-    each on its own free client and peer ports, data under `root/<region>`."""
+    each on its own free client and peer ports, data under `root/<region>`; auth
+    required, mutual TLS between regions (certificates under `root/certs`), an admin key
+    made by the first region and used by every helper for every region."""
 
     def __init__(self, root: Path, regions: tuple[str, ...] = ("us-east", "eu-west", "ap-south"),
                  extra: list[str] | None = None) -> None:
@@ -200,15 +327,26 @@ class ClusterProcesses:
 
         self.root = root
         self.config = ClusterConfig("atoll-test", tuple(
-            RegionConfig(r, f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}")
+            RegionConfig(r, f"http://127.0.0.1:{free_port()}", f"https://127.0.0.1:{free_port()}")
             for r in regions))
         root.mkdir(parents=True, exist_ok=True)
+        self.certs = make_certs(root / "certs", self.config.cluster_id, regions)
+        for region in self.config.regions:
+            other = next((r for r in regions if r != region.id), None)
+            if other is not None:
+                PEER_TLS[region.peer_endpoint] = self.peer_context(other)
         self.config_path = root / "cluster.toml"
         self.config_path.write_text(self.config.to_toml())
+        self.credentials_path = root / "credentials"
         self.nodes: dict[str, ServerProcess] = {}
-        for region in self.config.regions:
-            node = ServerProcess(data_dir=root / region.id, extra=[
-                "--config", str(self.config_path), "--region", region.id, *(extra or [])])
+        for index, region in enumerate(self.config.regions):
+            node = ServerProcess(data_dir=root / region.id, bootstrap=False, extra=[
+                "--config", str(self.config_path), "--region", region.id,
+                "--certs", str(self.certs), "--peer-source", f"127.0.0.{10 + index}",
+                *(extra or [])])
+            if index == 0:  # the admin key; the other regions receive it by replication
+                node.args += ["--admin-credentials", str(self.credentials_path)]
+            node.credentials_path = self.credentials_path
             node.port = region.client_address[1]
             node.args[node.args.index("--port") + 1] = str(node.port)
             self.nodes[region.id] = node
@@ -216,7 +354,34 @@ class ClusterProcesses:
     def start(self) -> ClusterProcesses:
         for node in self.nodes.values():
             node.start()
+        self.wait_for_key(self.nodes)
         return self
+
+    def peer_context(self, region: str) -> ssl.SSLContext:
+        """TLS for calling peer ports as `region` (its certificate, the cluster CA)."""
+        from atoll.auth.certs import ClusterFiles
+        from atoll.auth.tls import peer_client_context
+
+        files = ClusterFiles(self.certs)
+        return peer_client_context(files.region_cert(region), files.region_key(region),
+                                   files.ca_cert)
+
+    def wait_for_key(self, nodes: dict[str, ServerProcess], timeout_s: float = 20.0) -> None:
+        """Until every node in `nodes` knows the admin key (made by the first region)."""
+        if not self.credentials_path.exists():
+            raise RuntimeError("the first region made no admin key")
+        credentials = read_credentials(self.credentials_path)
+        for node in nodes.values():
+            CREDENTIALS[node.url] = credentials
+        for url in [n.url for n in nodes.values()]:
+            def accepted(url: str = url) -> bool:
+                try:
+                    node_json(url, "/_atoll/status")
+                except OSError:
+                    return False
+                return True
+            if not wait_until(accepted, timeout_s):
+                raise RuntimeError(f"{url} does not accept the admin key")
 
     def stop(self) -> None:
         for node in self.nodes.values():
@@ -243,6 +408,23 @@ def scan_all(ddb: Any, table: str) -> dict[str, Any]:
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
+def error_code(caught: pytest.ExceptionInfo[ClientError]) -> str:
+    """The DynamoDB error code (`__type` without its prefix) of a refused boto3 call."""
+    return str(caught.value.response["Error"]["Code"])
+
+
+def aws_cli(url: str, *args: str) -> Any:
+    """`aws dynamodb ARGS` against the node at `url` (signed with its admin key), its JSON
+    answer; the command must succeed within a minute."""
+    key_id, secret = credentials_for(url)
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": key_id, "AWS_SECRET_ACCESS_KEY": secret,
+           "AWS_DEFAULT_REGION": "us-east-1", "AWS_PAGER": ""}
+    out = subprocess.run([AWS, "dynamodb", *args, "--endpoint-url", url, "--output", "json"],
+                         env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout) if out.stdout.strip() else None
+
+
 def wait_until(predicate: Any, timeout_s: float, interval_s: float = 0.1) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -252,9 +434,30 @@ def wait_until(predicate: Any, timeout_s: float, interval_s: float = 0.1) -> boo
     return bool(predicate())
 
 
-def node_json(url: str, path: str) -> Any:
-    """GET one of a node's JSON endpoints (/_atoll/status, /_atoll/conflicts)."""
+def node_json(url: str, path: str, credentials: tuple[str, str] | None = None) -> Any:
+    """GET one of a node's JSON endpoints (/_atoll/status, /_atoll/conflicts), signed
+    with the node's key (or `credentials`)."""
     import json
 
-    with urllib.request.urlopen(url + path, timeout=5) as response:
+    request = urllib.request.Request(url + path, headers=sign(url + path, "GET",
+                                                              credentials=credentials))
+    with urllib.request.urlopen(request, timeout=5, context=PEER_TLS.get(url)) as response:
         return json.loads(response.read())
+
+
+def node_post(url: str, path: str, body: Any, credentials: tuple[str, str] | None = None
+              ) -> tuple[int, Any]:
+    """POST JSON (or bytes as they are) to a node's /_atoll/... action, signed (over TLS
+    as a region of its cluster, for a peer endpoint); (status, decoded answer)."""
+    import json
+    import urllib.error
+
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    headers = sign(url + path, "POST", data, {"Content-Type": "application/json"},
+                   credentials=credentials)
+    request = urllib.request.Request(url + path, data=data, method="POST", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10, context=PEER_TLS.get(url)) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")

@@ -9,10 +9,9 @@ reference (sorted Python tuples) on keys chosen to catch prefix and sign mistake
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,10 +20,10 @@ import pytest
 
 from atoll.errors import ServiceUnavailable
 from atoll.invariant import InvariantViolation
-from atoll.storage import MemoryStorage, SqliteStorage, Storage, WriteTxn
+from atoll.storage import MemoryStorage, SqliteStorage, WriteTxn
 from atoll.storage.postgres import PostgresStorage
 from tests.pg import fresh_schema_dsn, pg_server, shared_server  # noqa: F401  (fixture)
-from tests.support import in_a_loop
+from tests.support import in_a_loop, started, write
 
 TIMEOUT_S = 20
 
@@ -59,19 +58,6 @@ def backend(request: pytest.FixtureRequest) -> Backend:
     if request.param == "postgresql":
         request.getfixturevalue("pg_server")  # started once, stopped after the session
     return BACKENDS[request.param]
-
-
-@contextlib.asynccontextmanager
-async def started(storage: Storage) -> AsyncIterator[Storage]:
-    storage.start(asyncio.get_running_loop())
-    try:
-        yield storage
-    finally:
-        storage.close()
-
-
-async def write(storage: Storage, fn: Callable[[WriteTxn], Any], inline: bool = False) -> Any:
-    return await asyncio.wait_for(storage.write(fn, inline=inline), TIMEOUT_S)
 
 
 def create(name: str) -> Callable[[WriteTxn], int]:

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from atoll.storage import WriteTxn
-from tests.conformance.test_storage import BACKENDS, Backend, Failed, started, write
-from tests.support import in_a_loop
+from tests.conformance.test_storage import BACKENDS, Backend, Failed
+from tests.support import in_a_loop, started, write
 
 HOUR_MS = 3600 * 1000
 

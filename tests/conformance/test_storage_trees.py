@@ -10,9 +10,8 @@ TREE_BACKENDS (how to open a storage with trees kept or not, and reopen its data
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,9 +23,11 @@ from atoll.antientropy.hashing import bucket_of
 from atoll.model.keys import encode_key_value, partition_hash
 from atoll.replication.change import Version
 from atoll.storage import MemoryStorage, SqliteStorage, Storage, WriteTxn
+from atoll.storage.postgres import PostgresStorage
 from atoll.storage.sqlite.trees import FOLD_AT
 from atoll.storage.treeprotocol import TREE_BUCKETS, TreeAccess, TreeRow, tree_version
-from tests.support import in_a_loop
+from tests.pg import fresh_schema_dsn, pg_server, shared_server  # noqa: F401  (fixture)
+from tests.support import in_a_loop, started, write
 
 TIMEOUT_S = 30
 Key = tuple[int, bytes, bytes]
@@ -43,30 +44,29 @@ def _sqlite(path: Path, region: str, trees: bool) -> SqliteStorage:
     return SqliteStorage(str(path / "trees.db"), durable=False, region=region, trees=trees)
 
 
+def _postgres(path: Path, region: str, trees: bool) -> PostgresStorage:
+    """A schema of the session's PostgreSQL server per test directory: reopening the
+    same directory's storage finds the same data."""
+    schema = "t_" + "".join(c if c.isalnum() else "_" for c in path.name.lower())[-40:]
+    return PostgresStorage(fresh_schema_dsn(shared_server(), schema), region=region,
+                           trees=trees)
+
+
 TREE_BACKENDS: dict[str, TreeBackend] = {
     "sqlite": TreeBackend(_sqlite, lambda _old, path, region, trees: _sqlite(path, region, trees)),
     "memory": TreeBackend(lambda _path, region, trees: MemoryStorage(region, trees=trees),
                           lambda old, _path, region, trees: MemoryStorage(region, data=old.data,
                                                                           trees=trees)),
+    "postgresql": TreeBackend(_postgres, lambda _old, path, region, trees: _postgres(
+        path, region, trees)),
 }
 
 
 @pytest.fixture(params=sorted(TREE_BACKENDS))
 def backend(request: pytest.FixtureRequest) -> TreeBackend:
+    if request.param == "postgresql":
+        request.getfixturevalue("pg_server")  # started once, stopped after the session
     return TREE_BACKENDS[request.param]
-
-
-@contextlib.asynccontextmanager
-async def started(storage: Storage) -> AsyncIterator[Storage]:
-    storage.start(asyncio.get_running_loop())
-    try:
-        yield storage
-    finally:
-        storage.close()
-
-
-async def write(storage: Storage, fn: Callable[[WriteTxn], Any]) -> Any:
-    return await asyncio.wait_for(storage.write(fn), TIMEOUT_S)
 
 
 async def write_now(access: TreeAccess, fn: Callable[[WriteTxn], Any]) -> Any:
@@ -316,10 +316,12 @@ async def test_a_correction_xors_one_bucket_and_snapshots_show_hashes_and_rows(
         access = storage.tree_access()
         bucket = bucket_of(k1[1])
         snapshots = access.bucket_snapshots(tid, bucket - 1, 3)
-        assert [stored for stored, _rows in snapshots] == model.buckets("t")[bucket - 1:bucket + 2]
-        stored, rows = snapshots[1]
+        assert [snapshots.get(b, (0, []))[0] for b in range(bucket - 1, bucket + 2)] \
+            == model.buckets("t")[bucket - 1:bucket + 2]
+        assert all(stored or rows for stored, rows in snapshots.values())  # empty: left out
+        stored, rows = snapshots[bucket]
         assert stored != 0 and TreeRow(*k1, 10, "a", b'{"a":{"S":"1"}}', True, 15) in rows
-        assert all(r.h >> 16 == bucket - 1 + n for n, (_s, rs) in enumerate(snapshots) for r in rs)
+        assert all(r.h >> 16 == b for b, (_s, rs) in snapshots.items() for r in rs)
         await write_now(access, lambda txn: txn.tree_correct(tid, bucket, 0xABC))
         assert access.bucket_hashes(tid, bucket, 1) == [stored ^ 0xABC]
         await write_now(access, lambda txn: txn.tree_correct(tid, bucket, 0xABC))

@@ -4,30 +4,31 @@ a `--settable-clock` node's clock."""
 
 from __future__ import annotations
 
-import json
-import urllib.request
 from typing import Any
 
 import boto3
 from boto3.dynamodb.types import TypeDeserializer
 from botocore.config import Config
 
+from tests.support import credentials_for, node_post
+
 MAX_PAGES = 1_000  # every read loop here is bounded
 _deserialize = TypeDeserializer().deserialize
 
 
 def streams_client(url: str) -> Any:
+    """boto3's `dynamodbstreams` client, signing with the server's admin key."""
+    key_id, secret = credentials_for(url)
     return boto3.client("dynamodbstreams", endpoint_url=url, region_name="us-east-1",
-                        aws_access_key_id="test", aws_secret_access_key="test",
+                        aws_access_key_id=key_id, aws_secret_access_key=secret,
                         config=Config(retries={"max_attempts": 1, "mode": "standard"}))
 
 
 def advance_clock(url: str, ms: int) -> int:
     """Move a node started with --settable-clock forward; returns its new now (ms)."""
-    request = urllib.request.Request(url + "/_atoll/clock", method="POST",
-                                     data=json.dumps({"advance_ms": ms}).encode())
-    with urllib.request.urlopen(request, timeout=5) as response:
-        return int(json.loads(response.read())["now_ms"])
+    status, answer = node_post(url, "/_atoll/clock", {"advance_ms": ms})
+    assert status == 200, answer
+    return int(answer["now_ms"])
 
 
 def all_shards(streams: Any, arn: str) -> list[dict[str, Any]]:

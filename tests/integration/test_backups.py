@@ -12,26 +12,19 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.support import ServerProcess, client, create_table, scan_all, wait_until
+from tests.support import ServerProcess, client, create_table, error_code, scan_all, wait_until
 
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    server = ServerProcess(data_dir=tmp_path_factory.mktemp("backups"),
-                           extra=["--region", "us-east", "--account-id", "111122223333"]).start()
-    try:
+    with ServerProcess(data_dir=tmp_path_factory.mktemp("backups"),
+                       extra=["--region", "us-east", "--account-id", "111122223333"]) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture()
 def ddb(node: ServerProcess) -> Any:
     return client(node.url)
-
-
-def _code(error: pytest.ExceptionInfo[ClientError]) -> str:
-    return str(error.value.response["Error"]["Code"])
 
 
 def _available(ddb: Any, arn: str) -> dict[str, Any]:
@@ -197,7 +190,7 @@ def test_a_corrupted_backup_file_is_refused_on_restore(ddb: Any, node: ServerPro
     path.write_bytes(bytes(data))
     with pytest.raises(ClientError) as caught:
         ddb.restore_table_from_backup(TargetTableName=f"{name}-restored", BackupArn=arn)
-    assert _code(caught) == "ValidationException"
+    assert error_code(caught) == "ValidationException"
     message = caught.value.response["Error"]["Message"]
     assert "corrupted" in message and str(path.name) in message
     assert ("failed its checksum" if damage == "flip" else "truncated") in message
@@ -250,10 +243,10 @@ def test_list_backups_filters_and_pages(ddb: Any) -> None:
     assert deleted["BackupDetails"]["BackupStatus"] == "DELETED"
     with pytest.raises(ClientError) as caught:
         ddb.describe_backup(BackupArn=arns[0])
-    assert _code(caught) == "BackupNotFoundException"
+    assert error_code(caught) == "BackupNotFoundException"
     with pytest.raises(ClientError) as caught:
         ddb.delete_backup(BackupArn=arns[0])
-    assert _code(caught) == "BackupNotFoundException"
+    assert error_code(caught) == "BackupNotFoundException"
     assert arns[0] not in [s["BackupArn"] for s in ddb.list_backups()["BackupSummaries"]]
 
 
@@ -285,7 +278,7 @@ def test_restore_overrides_and_errors(ddb: Any) -> None:
         with pytest.raises(ClientError) as caught:
             ddb.restore_table_from_backup(**{"TargetTableName": "never", "BackupArn": arn,
                                              **request})
-        assert _code(caught) == expected, caught.value.response
+        assert error_code(caught) == expected, caught.value.response
         return str(caught.value.response["Error"]["Message"])
 
     assert "KMS" in refused("ValidationException",
@@ -300,7 +293,7 @@ def test_restore_overrides_and_errors(ddb: Any) -> None:
     assert "never" not in ddb.list_tables()["TableNames"]
     with pytest.raises(ClientError) as caught:
         ddb.create_backup(TableName="no-such-table", BackupName="bak")
-    assert _code(caught) == "TableNotFoundException"
+    assert error_code(caught) == "TableNotFoundException"
 
 
 def test_a_restored_table_has_no_stream_until_one_is_enabled(ddb: Any) -> None:

@@ -55,7 +55,7 @@ def test_serve_with_its_peer_port_in_use_says_so_and_frees_its_client_port(
             f'peer_endpoint = "http://127.0.0.1:{peer_port}"\n\n'
             f'[[regions]]\nid = "b"\nclient_endpoint = "http://127.0.0.1:{other_client}"\n'
             f'peer_endpoint = "http://127.0.0.1:{other_peer}"\n')
-        result = _run("serve", "--config", str(config), "--region", "a",
+        result = _run("serve", "--config", str(config), "--region", "a", "--auth", "off",
                       "--data-dir", str(tmp_path / "a"), cwd=tmp_path)
     _refused(result, f"Error: cannot listen on 127.0.0.1:{peer_port} (peers): ")
     with socket.create_server(("127.0.0.1", client_port)):
@@ -82,6 +82,7 @@ def test_proxy_on_a_port_in_use_says_so(tmp_path: Path) -> None:
             port = taken.getsockname()[1]
             result = _run("proxy", "--seed", cluster.url("us-east"), "--listen",
                           f"127.0.0.1:{port}", "--cache", str(tmp_path / "cache"),
+                          "--credentials", str(cluster.credentials_path), "--profile", "atoll",
                           cwd=tmp_path)
     finally:
         cluster.stop()

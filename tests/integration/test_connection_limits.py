@@ -77,12 +77,14 @@ class LimitedServer(ServerProcess):
     """`atoll serve` with RLIMIT_NOFILE set to OPEN_FILES (soft and hard) before exec."""
 
     def start(self) -> LimitedServer:
+        self.prepare()
         log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             self.args, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
             preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE,
                                                   (OPEN_FILES, OPEN_FILES)))
         assert wait_until(self._healthy, 20.0), self.log()
+        self.register()
         return self
 
     def _healthy(self) -> bool:

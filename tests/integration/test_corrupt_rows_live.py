@@ -19,7 +19,16 @@ import pytest
 from botocore.exceptions import ClientError
 
 from atoll.model.keys import encode_key_value
-from tests.support import ATOLL, REPO, ClusterProcesses, NodeDatabase, client, node_json, wait_until
+from tests.support import (
+    ATOLL,
+    REPO,
+    ClusterProcesses,
+    NodeDatabase,
+    client,
+    node_json,
+    sign,
+    wait_until,
+)
 
 REGIONS = ("us-east", "eu-west")
 TABLE = "rot"
@@ -64,7 +73,8 @@ def _key(pk: str, sk: str) -> dict[str, Any]:
 
 
 def _atoll_status(cluster: ClusterProcesses) -> tuple[int, dict[str, Any]]:
-    done = subprocess.run([*ATOLL, "status", "--config", str(cluster.config_path), "--json"],
+    done = subprocess.run([*ATOLL, "status", "--config", str(cluster.config_path), "--json",
+                           "--credentials", str(cluster.credentials_path), "--profile", "atoll"],
                           capture_output=True, cwd=REPO, timeout=30)
     return done.returncode, json.loads(done.stdout)
 
@@ -74,8 +84,10 @@ def _raw_get_item(url: str, pk: str, sk: str) -> tuple[int, dict[str, Any]]:
     host, port = url.removeprefix("http://").split(":")
     connection = http.client.HTTPConnection(host, int(port), timeout=5)
     body = json.dumps({"TableName": TABLE, "Key": _key(pk, sk)})
-    connection.request("POST", "/", body, {"X-Amz-Target": "DynamoDB_20120810.GetItem",
-                                           "Content-Type": "application/x-amz-json-1.0"})
+    headers = sign(url + "/", "POST", body.encode(),
+                   {"X-Amz-Target": "DynamoDB_20120810.GetItem",
+                    "Content-Type": "application/x-amz-json-1.0"})
+    connection.request("POST", "/", body, headers)
     response = connection.getresponse()
     answer = response.status, json.loads(response.read())
     connection.close()
@@ -141,6 +153,8 @@ def test_a_row_failing_its_checksum_degrades_its_region_and_only_its_requests_fa
     log = east.log()
     assert log.count("checksum failure") == 1
     assert "of table rot, key {'pk': {'S': 'p1'}, 'sk': {'S': 's3'}}" in log
-    with urllib.request.urlopen(east.url + "/metrics", timeout=5) as response:
+    request = urllib.request.Request(east.url + "/metrics",
+                                     headers=sign(east.url + "/metrics", "GET"))
+    with urllib.request.urlopen(request, timeout=5) as response:
         metrics = response.read().decode()
     assert "atoll_damaged_rows 1.0" in metrics and "atoll_degraded 1.0" in metrics

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from tests.integration.wire import TARGET_PREFIX, error_name, expect_error, raw_post
+from tests.support import sign
 
 _names = itertools.count()
 ONE = "1 validation error detected: "
@@ -149,9 +150,10 @@ def _url(ddb: Any) -> str:
 def _post_raw_body(url: str, target: str, body: bytes) -> tuple[int, bytes]:
     host, port = url.removeprefix("http://").split(":")
     connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    headers = sign(url + "/", "POST", body, {"Content-Type": "application/x-amz-json-1.0",
+                                            "X-Amz-Target": TARGET_PREFIX + target})
     try:
-        connection.request("POST", "/", body=body, headers={
-            "Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": TARGET_PREFIX + target})
+        connection.request("POST", "/", body=body, headers=headers)
         response = connection.getresponse()
         return response.status, response.read()
     finally:

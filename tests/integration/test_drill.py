@@ -34,6 +34,10 @@ def test_short_drill_keeps_every_acknowledged_write(scenario: str, tmp_path: Pat
     assert len(verified["pairs"]) == 2 * 3 and {p["summary"] for p in verified["pairs"]} == {
         "MATCH"}
     assert result["passed"]
+    # the realistic configuration, as each region's status page says
+    assert result["security"] == {
+        region: {"auth": "required", "mutual_tls": True} for region in result["security"]}
+    assert len(result["security"]) == 3
 
 
 def test_the_drill_catches_a_replica_that_drops_changes(tmp_path: Path) -> None:
@@ -56,6 +60,7 @@ def test_cli_writes_the_report_and_exits_zero(tmp_path: Path) -> None:
         cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "drill PASSED" in done.stdout and "lost 0" in done.stdout
+    assert "security: auth required on every client port; peers over mutual TLS" in done.stdout
     report = json.loads((tmp_path / "report" / "drill.json").read_text())
     assert report["passed"] and report["scenarios"][0]["scenario"] == "partition"
     assert "<svg" in (tmp_path / "report" / "drill.html").read_text()
@@ -75,6 +80,8 @@ def test_drill_against_a_running_cluster_restores_its_topology(tmp_path: Path) -
         assert done.returncode == 0, done.stdout + done.stderr
         for scenario in ("dns-empty", "partition", "slow-wan"):
             assert f"== {scenario}: PASS" in done.stdout
+        assert done.stdout.count("security: auth required on every client port; peers over "
+                                 "mutual TLS") == 3
         assert "region-down" not in done.stdout  # it would restart the cluster's processes
         after = node_json(cluster.url("eu-west"), "/_atoll/topology")
         assert after["generation"] == before["generation"] + 6  # routed + restored, x3

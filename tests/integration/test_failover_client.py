@@ -20,7 +20,7 @@ import botocore.exceptions
 import pytest
 
 import atoll.client
-from tests.support import ClusterProcesses, client, create_table, wait_until
+from tests.support import ClusterProcesses, client, create_table, credentials_for, wait_until
 
 REGIONS = ("us-east", "eu-west", "ap-south")
 MAX_WORKLOAD_S = 60.0
@@ -122,7 +122,16 @@ class Workload:
                 f"the thread's own acknowledged put: {self.stale_reads}")
 
 
+def keys(cluster: ClusterProcesses) -> dict[str, str]:
+    """The cluster's admin key as boto3 arguments (an application passes its own)."""
+    key_id, secret = cluster.nodes["us-east"].credentials
+    return {"aws_access_key_id": key_id, "aws_secret_access_key": secret}
+
+
 def failover_client(seeds: list[str], tmp_path: Path, **kwargs: Any) -> Any:
+    key_id, secret = credentials_for(seeds[0])
+    kwargs.setdefault("aws_access_key_id", key_id)
+    kwargs.setdefault("aws_secret_access_key", secret)
     return atoll.client.boto3_client(seeds=seeds, region_preference=list(REGIONS),
                                       cache_path=tmp_path / "topology-cache.json", **kwargs)
 
@@ -217,8 +226,9 @@ def test_an_empty_dns_record_does_not_stop_the_failover_client(
     monkeypatch.setattr(socket, "getaddrinfo", dns.getaddrinfo)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))  # the default cache place
     # the application knows the regions by name: discovery goes through DNS once
-    ddb = atoll.client.boto3_client(seeds=list(names.values()), region_preference=REGIONS)
-    table = create_table(client(names["us-east"]), "dns")  # the name works while it resolves
+    ddb = atoll.client.boto3_client(seeds=list(names.values()), region_preference=REGIONS,
+                                    **keys(cluster))
+    table = create_table(client(names["us-east"], cluster.nodes["us-east"].credentials), "dns")  # the name works while it resolves
     assert wait_until(lambda: _replicated(cluster, table), 10)
     with Workload(ddb, table) as work:
         time.sleep(0.5)
@@ -226,9 +236,11 @@ def test_an_empty_dns_record_does_not_stop_the_failover_client(
         del dns.records["dynamodb.us-east.atoll.test"]  # the 2025 failure: an empty record
         # a plain client configured with the name cannot connect any more
         with pytest.raises(botocore.exceptions.EndpointConnectionError):
-            client(names["us-east"]).get_item(TableName=table, Key={"pk": {"S": "k1"}})
+            client(names["us-east"], cluster.nodes["us-east"].credentials).get_item(
+                TableName=table, Key={"pk": {"S": "k1"}})
         # a new process whose only seed is that name starts from the cached topology
-        fresh = atoll.client.boto3_client(seeds=[names["us-east"]], region_preference=REGIONS)
+        fresh = atoll.client.boto3_client(seeds=[names["us-east"]], region_preference=REGIONS,
+                                          **keys(cluster))
         assert (tmp_path / "xdg" / "atoll" / "atoll-test.json").exists()
         fresh.put_item(TableName=table, Item={"pk": {"S": "fresh"}})
         assert "Item" in fresh.get_item(TableName=table, Key={"pk": {"S": "fresh"}})

@@ -13,13 +13,15 @@ from botocore.config import Config
 
 from tests.integration.indexcheck import check_indexes, scan_all
 from tests.integration.wire import expect_error
+from tests.support import credentials_for
 
 BACKFILL_TIMEOUT_S = 60.0
 
 
 def _no_retries(ddb: Any) -> Any:
+    key_id, secret = credentials_for(ddb.meta.endpoint_url)
     return boto3.client("dynamodb", endpoint_url=ddb.meta.endpoint_url, region_name="us-east-1",
-                        aws_access_key_id="test", aws_secret_access_key="test",
+                        aws_access_key_id=key_id, aws_secret_access_key=secret,
                         config=Config(retries={"total_max_attempts": 1}))
 
 

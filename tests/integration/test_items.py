@@ -490,12 +490,14 @@ def test_pynamodb_model_round_trip(server: Any, table_name: str) -> None:
     )
     from pynamodb.models import Model
 
+    key_id, secret = server.credentials  # a key the server made (auth required)
+
     class Thing(Model):
         class Meta:
             host = server.url
             region = "us-east-1"
-            aws_access_key_id = "test"
-            aws_secret_access_key = "test"
+            aws_access_key_id = key_id
+            aws_secret_access_key = secret
 
         owner = UnicodeAttribute(hash_key=True)
         seq = NumberAttribute(range_key=True)

@@ -16,6 +16,7 @@ import os
 import random
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -28,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import REPO, wait_until
+from tests.support import CREDENTIALS, REPO, node_json, read_credentials, wait_until
 
 REGIONS = ("us-east", "eu-west", "ap-south")
 DEPLOY = REPO / "deploy"
@@ -110,6 +111,20 @@ def _env_file(text: str) -> dict[str, str]:
                 if line.strip() and not line.startswith("#"))
 
 
+def _certs(*args: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "atoll", "certs", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def _accepts_key(url: str) -> bool:
+    try:
+        node_json(url, "/_atoll/status")
+    except OSError:
+        return False
+    return True
+
+
 def _healthy(url: str) -> bool:
     try:
         with urllib.request.urlopen(url + "/health", timeout=1) as response:
@@ -187,12 +202,25 @@ def test_three_regions_on_three_hosts_fail_over_and_catch_up(hosts: Hosts,
     ddb = None
     traffic = None
     try:
+        ca = tmp_path / "ca"  # the operator's machine: `atoll certs init`
+        _certs("init", "--dir", str(ca), "--cluster-id", "atoll-prod")
+        admin = tmp_path / "us-east" / "var" / "atoll" / "admin.credentials"
         for region in REGIONS:  # each host: its own /etc/atoll and /var/lib/atoll
             etc, var = tmp_path / region / "etc" / "atoll", tmp_path / region / "var" / "atoll"
             etc.mkdir(parents=True)
+            var.mkdir(parents=True, exist_ok=True)
             (etc / "cluster.toml").write_text(example)
+            # each host gets the CA's certificate, the data key and its own region's pair
+            _certs("region", "--dir", str(ca), "--region", region,
+                   "--host", hosts.addresses[region])
+            (etc / "certs").mkdir()
+            for name in ("ca.crt", "data.key", f"region-{region}.crt", f"region-{region}.key"):
+                shutil.copy(ca / name, etc / "certs" / name)
             env_text = (DEPLOY / "atoll.env.example").read_text().replace(
                 "ATOLL_REGION=us-east", f"ATOLL_REGION={region}")
+            if region == "us-east":  # the first admin key, on the first start
+                env_text = env_text.replace("\nATOLL_EXTRA_ARGS=\n",
+                                            f"\nATOLL_EXTRA_ARGS=--admin-credentials {admin}\n")
             (etc / "atoll.env").write_text(env_text)
             env = _env_file(env_text)
             command = _unit_command(DEPLOY / "atoll.service", env, etc, var)
@@ -205,9 +233,14 @@ def test_three_regions_on_three_hosts_fail_over_and_catch_up(hosts: Hosts,
         assert wait_until(lambda: all(_healthy(u) for u in urls.values()), 30), \
             {r: (tmp_path / f"{r}.log").read_text()[-2000:] for r in REGIONS}
 
+        key = read_credentials(admin)
+        for url in urls.values():  # (the key reaches the other regions by replication)
+            CREDENTIALS[url] = key
+        assert wait_until(lambda: all(_accepts_key(u) for u in urls.values()), 30)
         ddb = atoll.client.boto3_client(seeds=[urls["us-east"]],
                                         region_preference=list(REGIONS),
-                                        cache_path=str(tmp_path / "topology.json"))
+                                        cache_path=str(tmp_path / "topology.json"),
+                                        aws_access_key_id=key[0], aws_secret_access_key=key[1])
         ddb.create_table(TableName="hosts",
                          KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
                          AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
@@ -231,9 +264,7 @@ def test_three_regions_on_three_hosts_fail_over_and_catch_up(hosts: Hosts,
 
         def caught_up() -> bool:
             try:
-                with urllib.request.urlopen(urls["us-east"] + "/_atoll/console/region",
-                                            timeout=1) as response:
-                    figures = __import__("json").loads(response.read())
+                figures = node_json(urls["us-east"], "/_atoll/console/region")
             except OSError:
                 return False
             lag = figures["replication"]["lag"]

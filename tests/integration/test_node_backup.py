@@ -29,6 +29,11 @@ from tests.support import (
 REGIONS = ("us-east", "eu-west", "ap-south")
 
 
+def signed_by(node: ServerProcess) -> list[str]:
+    """The CLI options that sign with the node's admin key (a copy needs one)."""
+    return ["--credentials", str(node.credentials_path), "--profile", "atoll"]
+
+
 def atoll(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
     done = subprocess.run([*ATOLL, *args], cwd=REPO, capture_output=True, text=True, timeout=120)
     if ok:
@@ -59,7 +64,8 @@ def test_a_lone_node_restored_from_an_online_backup_is_back_at_that_moment(
         thread.start()
         try:
             assert wait_until(lambda: len(written) > 50, 30, 0.01)
-            out = atoll("backup", "--endpoint", node.url, "--out", str(tmp_path / "online.db"))
+            out = atoll("backup", "--endpoint", node.url, "--out", str(tmp_path / "online.db"),
+                        *signed_by(node))
         finally:
             stop.set()
             thread.join(timeout=30)
@@ -100,7 +106,8 @@ def test_restore_refuses_what_is_not_an_intact_atoll_database(tmp_path: Path) ->
     node = ServerProcess(data_dir=tmp_path / "node").start()
     try:
         create_table(client(node.url), "few")
-        atoll("backup", "--endpoint", node.url, "--out", str(tmp_path / "good.db"))
+        atoll("backup", "--endpoint", node.url, "--out", str(tmp_path / "good.db"),
+              *signed_by(node))
     finally:
         node.stop()
     data = (tmp_path / "good.db").read_bytes()
@@ -136,7 +143,7 @@ def test_a_node_on_postgresql_refuses_backups_and_says_why(
             assert error["Code"] == "ContinuousBackupsUnavailableException", error
             assert "PostgreSQL's own tools" in error["Message"]
         done = atoll("backup", "--endpoint", node.url, "--out", str(tmp_path / "copy.db"),
-                     ok=False)
+                     *signed_by(node), ok=False)
         assert done.returncode != 0 and "PostgreSQL's own tools" in done.stderr, done.stderr
         assert not (tmp_path / "copy.db").exists()
         ddb.delete_table(TableName="kept")  # DeleteTable has no PITR to keep a backup for
@@ -167,12 +174,13 @@ def test_a_restored_region_rejoins_its_cluster(tmp_path: Path) -> None:
         assert wait_until(lambda: _converged(clients, "shared"), 20, 0.3)
 
         # 1. restored right after its backup: the others kept what it lacks; it catches up
-        atoll("backup", "--endpoint", cluster.url("ap-south"), "--out", str(tmp_path / "s1.db"))
+        atoll("backup", "--endpoint", cluster.url("ap-south"), "--out", str(tmp_path / "s1.db"),
+              *signed_by(cluster.nodes["ap-south"]))
         cluster.nodes["ap-south"].stop()
         for n in range(30):
             clients[REGIONS[n % 2]].put_item(TableName="shared", Item={"pk": {"S": f"b{n}"}})
         done = atoll("restore", "--from", str(tmp_path / "s1.db"), "--data-dir", str(south_dir),
-                     "--force")
+                     "--force", "--certs", str(cluster.certs))
         assert "will catch up" in done.stdout, done.stdout
         cluster.nodes["ap-south"].start()
         clients = cluster.clients()
@@ -183,7 +191,8 @@ def test_a_restored_region_rejoins_its_cluster(tmp_path: Path) -> None:
         assert wait_until(lambda: _converged(clients, "shared"), 20, 0.3)
 
         # 2. restored after the cluster moved past the backup: rebuilt from a peer
-        atoll("backup", "--endpoint", cluster.url("ap-south"), "--out", str(tmp_path / "s2.db"))
+        atoll("backup", "--endpoint", cluster.url("ap-south"), "--out", str(tmp_path / "s2.db"),
+              *signed_by(cluster.nodes["ap-south"]))
         for n in range(30):
             clients[REGIONS[n % 3]].put_item(TableName="shared", Item={"pk": {"S": f"c{n}"}})
         clients["eu-west"].delete_item(TableName="shared", Key={"pk": {"S": "a0"}})
@@ -193,7 +202,7 @@ def test_a_restored_region_rejoins_its_cluster(tmp_path: Path) -> None:
         expected = scan_all(clients["us-east"], "shared")
         cluster.nodes["ap-south"].stop()
         done = atoll("restore", "--from", str(tmp_path / "s2.db"), "--data-dir", str(south_dir),
-                     "--force")
+                     "--force", "--certs", str(cluster.certs))
         assert "moved past this backup" in done.stdout and "rebuilt from a peer" in done.stdout
         cluster.nodes["ap-south"].start()
         clients = cluster.clients()

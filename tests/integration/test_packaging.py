@@ -21,7 +21,14 @@ import urllib.request
 from pathlib import Path
 
 from atoll.topology.config import ClusterConfig, RegionConfig
-from tests.support import REPO, free_port, wait_until
+from tests.support import (
+    CREDENTIALS,
+    REPO,
+    free_port,
+    node_json,
+    read_credentials,
+    wait_until,
+)
 
 CLIENT_SCRIPT = """
 import json, sys
@@ -77,12 +84,21 @@ def _install(venv: Path, wheel: Path) -> str:
     return "the wheel alone (no index), dependencies from .venv"
 
 
-def _serve(atoll: Path, config: Path, region: str, root: Path) -> subprocess.Popen[bytes]:
+def _serve(atoll: Path, config: Path, region: str, root: Path, *extra: str
+           ) -> subprocess.Popen[bytes]:
     log = open(root / f"{region}.log", "wb")
     return subprocess.Popen([str(atoll), "serve", "--config", str(config), "--region", region,
-                             "--data-dir", str(root / region)], stdout=log,
-                            stderr=subprocess.STDOUT, cwd=root,
+                             "--data-dir", str(root / region), "--certs", str(root / "certs"),
+                             *extra], stdout=log, stderr=subprocess.STDOUT, cwd=root,
                             env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+
+
+def _accepts_key(url: str) -> bool:
+    try:
+        node_json(url, "/_atoll/status")
+    except OSError:
+        return False
+    return True
 
 
 def _healthy(url: str) -> bool:
@@ -114,23 +130,34 @@ def test_the_wheel_installs_into_a_fresh_venv_with_the_command_and_the_client(
     root = tmp_path / "run"
     root.mkdir()
     config = ClusterConfig("wheel-test", tuple(
-        RegionConfig(r, f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}")
+        RegionConfig(r, f"http://127.0.0.1:{free_port()}", f"https://127.0.0.1:{free_port()}")
         for r in ("one", "two")))
     (root / "cluster.toml").write_text(config.to_toml())
-    nodes = {r.id: _serve(atoll, root / "cluster.toml", r.id, root) for r in config.regions}
+    for certs in (["init", "--cluster-id", "wheel-test"], ["region", "--region", "one"],
+                  ["region", "--region", "two"]):  # the wheel's own `atoll certs`
+        made = _run([str(atoll), "certs", *certs, "--dir", str(root / "certs")], cwd=root)
+        assert made.returncode == 0, made.stderr
+    credentials = root / "credentials"
+    nodes = {r.id: _serve(atoll, root / "cluster.toml", r.id, root,
+                          *(["--admin-credentials", str(credentials)] if r.id == "one" else []))
+             for r in config.regions}
     try:
         urls = [r.client_endpoint for r in config.regions]
         assert wait_until(lambda: all(_healthy(u) for u in urls), 30), \
             (root / "one.log").read_text()
-        with urllib.request.urlopen(urls[0] + "/_atoll/status", timeout=5) as response:
-            assert json.loads(response.read())["compiled"] is False
+        key = read_credentials(credentials)
+        for url in urls:  # the key reaches region two by replication
+            CREDENTIALS[url] = key
+        assert wait_until(lambda: all(_accepts_key(u) for u in urls), 30)
+        signed = {"AWS_ACCESS_KEY_ID": key[0], "AWS_SECRET_ACCESS_KEY": key[1]}
+        assert node_json(urls[0], "/_atoll/status")["compiled"] is False
         with urllib.request.urlopen(urls[0] + "/console", timeout=5) as response:
             assert b"atoll console" in response.read()  # package data made it in
 
         python = str(venv / "bin" / "python")
         cache = str(tmp_path / "topology-cache.json")
         wrote = _run([python, "-c", CLIENT_SCRIPT, ",".join(urls), "wheel", cache, "write"],
-                     timeout_s=60, cwd=tmp_path)
+                     timeout_s=60, cwd=tmp_path, env=signed)
         assert wrote.returncode == 0, wrote.stderr[-3000:]
         answer = json.loads(wrote.stdout.strip().splitlines()[-1])
         assert answer["atoll"].startswith(str(venv)), "imported atoll from outside the venv"
@@ -138,13 +165,14 @@ def test_the_wheel_installs_into_a_fresh_venv_with_the_command_and_the_client(
 
         # region one dies: the failover client reads from two (the write replicated)
         assert wait_until(lambda: _run([python, "-c", CLIENT_SCRIPT, urls[1], "wheel", cache,
-                                        "read"], timeout_s=60, cwd=tmp_path).stdout.find(
+                                        "read"], timeout_s=60, cwd=tmp_path,
+                                       env=signed).stdout.find(
             "from the wheel") >= 0, 10)
         nodes["one"].send_signal(signal.SIGKILL)
         nodes["one"].wait(timeout=10)
         started = time.monotonic()
         read = _run([python, "-c", CLIENT_SCRIPT, ",".join(urls), "wheel", cache, "read"],
-                    timeout_s=60, cwd=tmp_path)
+                    timeout_s=60, cwd=tmp_path, env=signed)
         assert read.returncode == 0, read.stderr[-3000:]
         answer = json.loads(read.stdout.strip().splitlines()[-1])
         assert answer["item"]["v"] == {"S": "from the wheel"} and answer["route"] == "two"

@@ -14,9 +14,6 @@ and the API reference of ExecuteStatement, BatchExecuteStatement and ExecuteTran
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -24,9 +21,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.support import ClusterProcesses, NodeDatabase, create_table, wait_until
-
-AWS = str(Path(sys.executable).parent / "aws")
+from tests.support import ClusterProcesses, NodeDatabase, aws_cli, create_table, wait_until
 
 
 def error_of(call: Any, **kwargs: Any) -> dict[str, Any]:
@@ -671,37 +666,28 @@ def test_client_request_token_makes_a_transaction_run_once(ddb: Any, table_name:
 
 # --- the AWS CLI -----------------------------------------------------------------------
 
-def _aws(url: str, *args: str) -> Any:
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-           "AWS_DEFAULT_REGION": "us-east-1", "AWS_PAGER": ""}
-    out = subprocess.run([AWS, "dynamodb", *args, "--endpoint-url", url, "--output", "json"],
-                         env=env, capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout) if out.stdout.strip() else None
-
-
 def test_aws_cli_execute_statement(server: Any, ddb: Any, table_name: str) -> None:
     """The developer guide's CLI usage: `aws dynamodb execute-statement --statement ...`,
     `batch-execute-statement` and `execute-transaction` with `file://` statements."""
     t = music(ddb, table_name)
-    _aws(server.url, "execute-statement", "--statement",
-         f"INSERT INTO \"{t}\" VALUE {{'Artist': ?, 'SongTitle': ?, 'Year': 2020}}",
-         "--parameters", '[{"S": "Acme Band"}, {"S": "PartiQL Rocks"}]')
-    got = _aws(server.url, "execute-statement", "--statement",
-               f"SELECT * FROM \"{t}\" WHERE Artist = 'Acme Band'")
+    aws_cli(server.url, "execute-statement", "--statement",
+            f"INSERT INTO \"{t}\" VALUE {{'Artist': ?, 'SongTitle': ?, 'Year': 2020}}",
+            "--parameters", '[{"S": "Acme Band"}, {"S": "PartiQL Rocks"}]')
+    got = aws_cli(server.url, "execute-statement", "--statement",
+                  f"SELECT * FROM \"{t}\" WHERE Artist = 'Acme Band'")
     assert got["Items"] == [{"Artist": {"S": "Acme Band"}, "SongTitle": {"S": "PartiQL Rocks"},
                              "Year": {"N": "2020"}}]
     statements = server.data_dir / f"{t}-partiql.json"
     statements.write_text(json.dumps([
         {"Statement": f"UPDATE \"{t}\" SET AwardsWon=1 WHERE {KEY}"},
         {"Statement": f"INSERT INTO \"{t}\" VALUE {{'Artist': 'Acme Band', 'SongTitle': 'B'}}"}]))
-    _aws(server.url, "execute-transaction", "--transact-statements", f"file://{statements}")
-    batch_answer = _aws(server.url, "batch-execute-statement", "--statements",
-                        f"file://{statements}")
+    aws_cli(server.url, "execute-transaction", "--transact-statements", f"file://{statements}")
+    batch_answer = aws_cli(server.url, "batch-execute-statement", "--statements",
+                           f"file://{statements}")
     codes = [r.get("Error", {}).get("Code") for r in batch_answer["Responses"]]
     assert codes == [None, "DuplicateItem"]
-    got = _aws(server.url, "execute-statement", "--statement",
-               f"SELECT SongTitle, AwardsWon FROM \"{t}\" WHERE Artist = 'Acme Band'")
+    got = aws_cli(server.url, "execute-statement", "--statement",
+                  f"SELECT SongTitle, AwardsWon FROM \"{t}\" WHERE Artist = 'Acme Band'")
     assert got["Items"] == [{"SongTitle": {"S": "B"}},
                             {"SongTitle": {"S": "PartiQL Rocks"}, "AwardsWon": {"N": "1"}}]
 

@@ -13,18 +13,15 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.support import ServerProcess, client, create_table, scan_all, wait_until
+from tests.support import ServerProcess, client, create_table, error_code, scan_all, wait_until
 
 SNAPSHOT_EVERY = ["--pitr-snapshot-interval", "1.5"]
 
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    server = ServerProcess(data_dir=tmp_path_factory.mktemp("pitr"), extra=SNAPSHOT_EVERY).start()
-    try:
+    with ServerProcess(data_dir=tmp_path_factory.mktemp("pitr"), extra=SNAPSHOT_EVERY) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture()
@@ -52,10 +49,6 @@ def _restore(ddb: Any, source: str, target: str, at: float | None = None) -> dic
     ddb.get_waiter("table_exists").wait(TableName=target, WaiterConfig={"Delay": 0.2,
                                                                          "MaxAttempts": 300})
     return dict(answer)
-
-
-def _code(caught: pytest.ExceptionInfo[ClientError]) -> str:
-    return str(caught.value.response["Error"]["Code"])
 
 
 def test_a_restore_to_five_seconds_before_a_bad_batch_holds_exactly_what_was_written(
@@ -115,7 +108,7 @@ def test_continuous_backups_are_described_and_their_window_enforced(ddb: Any) ->
                                                             "DISABLED"}}
     with pytest.raises(ClientError) as caught:
         _restore(ddb, "window", "window-never")
-    assert _code(caught) == "PointInTimeRecoveryUnavailableException"
+    assert error_code(caught) == "PointInTimeRecoveryUnavailableException"
     enabled_at = time.time()
     description = _enable(ddb, "window", days=7)
     assert description["PointInTimeRecoveryStatus"] == "ENABLED"
@@ -130,31 +123,31 @@ def test_continuous_backups_are_described_and_their_window_enforced(ddb: Any) ->
     for at in (earliest - 60, time.time() + 3600):
         with pytest.raises(ClientError) as caught:
             _restore(ddb, "window", "window-never", at)
-        assert _code(caught) == "InvalidRestoreTimeException"
+        assert error_code(caught) == "InvalidRestoreTimeException"
     with pytest.raises(ClientError) as caught:
         ddb.restore_table_to_point_in_time(SourceTableName="window", TargetTableName="window-x",
                                            UseLatestRestorableTime=True,
                                            RestoreDateTime=datetime.datetime.now())
-    assert _code(caught) == "ValidationException"
+    assert error_code(caught) == "ValidationException"
     with pytest.raises(ClientError) as caught:
         _restore(ddb, "no-such-table", "window-never")
-    assert _code(caught) == "TableNotFoundException"
+    assert error_code(caught) == "TableNotFoundException"
     with pytest.raises(ClientError) as caught:
         _restore(ddb, "window", "window")
-    assert _code(caught) == "TableAlreadyExistsException"
+    assert error_code(caught) == "TableAlreadyExistsException"
     assert "window-never" not in ddb.list_tables()["TableNames"]
     _restore(ddb, "window", "window-now", earliest + 0.001)
     assert set(scan_all(ddb, "window-now")) == {"before"}
     with pytest.raises(ClientError) as caught:
         ddb.update_continuous_backups(TableName="window", PointInTimeRecoverySpecification={
             "PointInTimeRecoveryEnabled": False, "RecoveryPeriodInDays": 3})
-    assert _code(caught) == "ValidationException"
+    assert error_code(caught) == "ValidationException"
     off = ddb.update_continuous_backups(TableName="window", PointInTimeRecoverySpecification={
         "PointInTimeRecoveryEnabled": False})["ContinuousBackupsDescription"]
     assert off["PointInTimeRecoveryDescription"] == {"PointInTimeRecoveryStatus": "DISABLED"}
     with pytest.raises(ClientError) as caught:
         _restore(ddb, "window", "window-never")
-    assert _code(caught) == "PointInTimeRecoveryUnavailableException"
+    assert error_code(caught) == "PointInTimeRecoveryUnavailableException"
 
 
 def test_deleting_a_table_with_pitr_keeps_a_system_backup(ddb: Any) -> None:
@@ -205,7 +198,7 @@ def test_the_window_slides_and_old_snapshots_go(tmp_path: Path) -> None:
         earliest = described["EarliestRestorableDateTime"].timestamp()
         with pytest.raises(ClientError) as caught:
             _restore(ddb, "sliding", "sliding-old", earliest - 1)
-        assert _code(caught) == "InvalidRestoreTimeException"
+        assert error_code(caught) == "InvalidRestoreTimeException"
         point = earliest + 0.2
         _restore(ddb, "sliding", "sliding-recent", point)
         restored = set(scan_all(ddb, "sliding-recent"))

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,15 @@ from botocore.exceptions import ClientError
 
 from atoll.topology.config import ClusterConfig, RegionConfig
 from tests.pg import running_server
-from tests.support import ServerProcess, client, create_table, free_port, scan_all
+from tests.support import (
+    ServerProcess,
+    client,
+    create_table,
+    free_port,
+    make_certs,
+    node_json,
+    scan_all,
+)
 
 PG_NODES = 3
 LOAD_S = 20.0
@@ -32,8 +39,7 @@ HOT_KEYS = 20
 
 
 def _status(node: ServerProcess) -> dict[str, Any]:
-    with urllib.request.urlopen(node.url + "/_atoll/status", timeout=5) as answer:
-        return json.loads(answer.read())  # type: ignore[no-any-return]
+    return node_json(node.url, "/_atoll/status")  # type: ignore[no-any-return]
 
 
 def _alive(node: ServerProcess) -> bool:
@@ -45,22 +51,23 @@ def test_a_postgresql_region_and_a_sqlite_region_converge_through_node_and_datab
     with running_server() as pg:
         pg_clients = [free_port() for _ in range(PG_NODES)]
         pg_peers = [free_port() for _ in range(PG_NODES)]
-        config = ClusterConfig("atoll-mixed", (
+        config = ClusterConfig("atoll-mixed", (  # mutual TLS between regions, auth on
             RegionConfig("sql", f"http://127.0.0.1:{free_port()}",
-                         f"http://127.0.0.1:{free_port()}"),
+                         f"https://127.0.0.1:{free_port()}"),
             RegionConfig("pg", [f"http://127.0.0.1:{p}" for p in pg_clients],
-                         [f"http://127.0.0.1:{p}" for p in pg_peers])))
+                         [f"https://127.0.0.1:{p}" for p in pg_peers])))
+        certs = str(make_certs(tmp_path / "certs", config.cluster_id, ("sql", "pg")))
         config_path = tmp_path / "cluster.toml"
         # the PostgreSQL region's nodes find their storage in the config ([storage])
         config_path.write_text(config.to_toml() + f'\n[storage]\npg = "{pg.dsn}"\n')
         sql = ServerProcess(data_dir=tmp_path / "sql", extra=[
-            "--config", str(config_path), "--region", "sql"])
+            "--config", str(config_path), "--region", "sql", "--certs", certs])
         sql.port = config.region("sql").client_address[1]
         sql.args[sql.args.index("--port") + 1] = str(sql.port)
         pgs = []
         for n in range(PG_NODES):
             node = ServerProcess(data_dir=tmp_path / f"pg{n}", extra=[
-                "--config", str(config_path), "--region", "pg",
+                "--config", str(config_path), "--region", "pg", "--certs", certs,
                 "--peer-listen", f"127.0.0.1:{pg_peers[n]}"])
             node.port = pg_clients[n]
             node.args[node.args.index("--port") + 1] = str(node.port)

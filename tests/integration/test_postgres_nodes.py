@@ -11,10 +11,8 @@ that node is SIGKILLed.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,7 +22,7 @@ from botocore.exceptions import ClientError
 
 from tests.integration.streamcheck import event, read_stream, streams_client
 from tests.pg import PostgresServer, fresh_schema_dsn, pg_server  # noqa: F401  (fixture)
-from tests.support import ServerProcess, client, create_table
+from tests.support import ServerProcess, client, create_table, node_json
 
 NODES = 3
 DEADLINE_S = 60.0
@@ -56,8 +54,7 @@ def region(region_dsn: str, tmp_path_factory: pytest.TempPathFactory
 
 
 def status(node: ServerProcess) -> dict[str, Any]:
-    with urllib.request.urlopen(node.url + "/_atoll/status", timeout=5) as answer:
-        return json.loads(answer.read())  # type: ignore[no-any-return]
+    return node_json(node.url, "/_atoll/status")  # type: ignore[no-any-return]
 
 
 def wait_for(check: Any, what: str, timeout_s: float = 15.0) -> Any:

@@ -22,7 +22,17 @@ import botocore.exceptions
 import pytest
 
 from tests.integration.test_failover_client import FakeDns, Workload
-from tests.support import REPO, ClusterProcesses, client, create_table, free_port, wait_until
+from tests.support import (
+    CREDENTIALS,
+    REPO,
+    ClusterProcesses,
+    client,
+    create_table,
+    credentials_for,
+    free_port,
+    read_credentials,
+    wait_until,
+)
 
 REGIONS = ("us-east", "eu-west", "ap-south")
 
@@ -64,12 +74,18 @@ class FileDns:
 
 
 class ProxyProcess:
+    """`atoll proxy` holding the cluster's key: the application signs with the same key
+    (the proxy verifies it, then signs each request again for its region)."""
+
     def __init__(self, seeds: Sequence[str], tmp_path: Path, dns: FileDns,
-                 name: str = "proxy") -> None:
+                 name: str = "proxy", credentials: Path | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         args = [sys.executable, "-m", "atoll", "proxy", "--listen", f"127.0.0.1:{self.port}",
                 "--prefer", ",".join(REGIONS), "--cache", str(tmp_path / "proxy-cache.json")]
+        if credentials is not None:
+            args += ["--credentials", str(credentials), "--profile", "atoll"]
+            CREDENTIALS[self.url] = read_credentials(credentials)
         for seed in seeds:
             args += ["--seed", seed]
         self.log_path = tmp_path / f"{name}.log"
@@ -109,7 +125,8 @@ def setup(tmp_path: Path) -> Iterator[tuple[ClusterProcesses, ProxyProcess, File
     dns.write()
     proxy = None
     try:  # seeded by name, as an application would configure it
-        proxy = ProxyProcess(list(_names(cluster).values()), tmp_path, dns)
+        proxy = ProxyProcess(list(_names(cluster).values()), tmp_path, dns,
+                             credentials=cluster.credentials_path)
         yield cluster, proxy, dns
     finally:
         if proxy is not None:
@@ -176,7 +193,7 @@ def test_the_aws_cli_and_an_empty_dns_record_through_the_proxy(
     here.records[name] = "127.0.0.1"
     monkeypatch.setattr(socket, "getaddrinfo", here.getaddrinfo)
     naive_url = _names(cluster)["us-east"]
-    table = create_table(client(naive_url), "cli_dns")
+    table = create_table(client(naive_url, cluster.nodes["us-east"].credentials), "cli_dns")
     ddb = client(proxy.url)
     assert wait_until(lambda: "cli_dns" in ddb.list_tables()["TableNames"], 10)
     with Workload(ddb, table) as work:
@@ -185,9 +202,10 @@ def test_the_aws_cli_and_an_empty_dns_record_through_the_proxy(
         del dns.records[name], here.records[name]  # the 2025 failure: an empty record
         dns.write()
         with pytest.raises(botocore.exceptions.EndpointConnectionError):
-            client(naive_url).list_tables()
+            client(naive_url, cluster.nodes["us-east"].credentials).list_tables()
         # a proxy (re)started now, seeded only by the dead name, starts from its cache
-        again = ProxyProcess([naive_url], tmp_path, dns, name="proxy-restarted")
+        again = ProxyProcess([naive_url], tmp_path, dns, name="proxy-restarted",
+                             credentials=cluster.credentials_path)
         try:
             through_again = client(again.url)
             through_again.put_item(TableName=table, Item={"pk": {"S": "again"}})
@@ -203,7 +221,8 @@ def test_the_aws_cli_and_an_empty_dns_record_through_the_proxy(
     assert work.read_errors == [] and work.write_errors == [] and work.counter_errors == []
     assert gap <= 2.0 and again_route == "us-east"
     assert wait_until(lambda: proxy.metrics()["route"] == "us-east", 5)
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x",
+    key_id, secret = credentials_for(proxy.url)
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": key_id, "AWS_SECRET_ACCESS_KEY": secret,
            "AWS_DEFAULT_REGION": "us-east-1"}
     aws = [str(Path(sys.executable).parent / "aws"), "--endpoint-url", proxy.url]
     put = subprocess.run([*aws, "dynamodb", "put-item", "--table-name", table, "--item",
@@ -213,3 +232,25 @@ def test_the_aws_cli_and_an_empty_dns_record_through_the_proxy(
                           '{"pk": {"S": "from-cli"}}'], env=env, capture_output=True, timeout=60)
     assert got.returncode == 0, got.stderr
     assert json.loads(got.stdout)["Item"]["pk"] == {"S": "from-cli"}
+
+
+def test_the_proxy_refuses_what_its_key_did_not_sign(
+        setup: tuple[ClusterProcesses, ProxyProcess, FileDns]) -> None:
+    """The proxy lends its key to no one: a request signed with another key, or not
+    signed, is refused with DynamoDB's error before anything reaches a region."""
+    cluster, proxy, _dns = setup
+    served = proxy.metrics()["requests"]
+    stranger = client(proxy.url, ("AKATSTRANGERKEY00001", "a" * 40))
+    with pytest.raises(botocore.exceptions.ClientError) as refused:
+        stranger.list_tables()
+    assert refused.value.response["Error"]["Code"] == "UnrecognizedClientException"
+    import boto3
+    from botocore import UNSIGNED
+    from botocore.config import Config
+    unsigned = boto3.client("dynamodb", endpoint_url=proxy.url, region_name="us-east-1",
+                            config=Config(signature_version=UNSIGNED))
+    with pytest.raises(botocore.exceptions.ClientError) as missing:
+        unsigned.list_tables()
+    assert missing.value.response["Error"]["Code"] == "MissingAuthenticationTokenException"
+    assert proxy.metrics()["requests"] == served  # nothing was forwarded
+    assert "TableNames" in client(proxy.url).list_tables()  # its own key works

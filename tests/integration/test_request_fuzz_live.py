@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from tests.integration.wire import JSON_10, TARGET_PREFIX
-from tests.support import ServerProcess
+from tests.support import ServerProcess, sign
 
 SEEDS = (1, 2, 3, 4, 5)
 REQUESTS_PER_SEED = 1500
@@ -174,8 +174,9 @@ def _mutate(rnd: random.Random, request: dict[str, Any]) -> dict[str, Any]:
 
 def _post(connection: http.client.HTTPConnection, operation: str,
           body: bytes) -> tuple[int, dict[str, Any]]:
-    connection.request("POST", "/", body=body, headers={
-        "Content-Type": JSON_10, "X-Amz-Target": TARGET_PREFIX + operation})
+    url = f"http://{connection.host}:{connection.port}/"
+    connection.request("POST", "/", body=body, headers=sign(url, "POST", body, {
+        "Content-Type": JSON_10, "X-Amz-Target": TARGET_PREFIX + operation}))
     response = connection.getresponse()
     return response.status, json.loads(response.read() or b"{}")
 

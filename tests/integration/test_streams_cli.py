@@ -24,8 +24,11 @@ def node() -> Any:
     process.stop()
 
 
-def _tail(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "atoll", "streams", "tail", *args],
+def _tail(node: ServerProcess | None, *args: str) -> subprocess.Popen[str]:
+    """`atoll streams tail ARGS`, signing with the node's admin key."""
+    signing = ([] if node is None else
+               ["--credentials", str(node.credentials_path), "--profile", "atoll"])
+    return subprocess.Popen([sys.executable, "-m", "atoll", "streams", "tail", *args, *signing],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -38,7 +41,7 @@ def test_tail_prints_records_as_they_arrive(node: ServerProcess) -> None:
     ddb = client(node.url)
     table = _table(ddb, "tailed")
     ddb.put_item(TableName=table, Item={"pk": {"S": "before"}})  # before the tail: not shown
-    tail = _tail("--endpoint", node.url, "--table", table, "--count", "3", "--poll", "0.1")
+    tail = _tail(node, "--endpoint", node.url, "--table", table, "--count", "3", "--poll", "0.1")
     try:
         assert tail.stderr is not None
         assert tail.stderr.readline().startswith("following arn:aws:dynamodb:local:")
@@ -67,7 +70,7 @@ def test_tail_from_the_trim_horizon_as_json_through_a_config(node: ServerProcess
     config.write_text(ClusterConfig("tail-test", (
         RegionConfig("far", "http://127.0.0.1:9", "http://127.0.0.1:10"),
         RegionConfig("near", node.url, "http://127.0.0.1:11"))).to_toml())
-    tail = _tail("--config", str(config), "--region", "near", "--table", table,
+    tail = _tail(node, "--config", str(config), "--region", "near", "--table", table,
                  "--from", "trim-horizon", "--json", "--count", "3")
     out, err = tail.communicate(timeout=TIMEOUT_S)
     assert tail.returncode == 0, err
@@ -82,7 +85,7 @@ def test_tail_refuses_a_table_without_a_stream_and_a_missing_table(node: ServerP
     create_table(client(node.url), "no_stream_here")
     for table, fragment in (("no_stream_here", "has no stream"),
                             ("missing_table", "ResourceNotFoundException")):
-        tail = _tail("--endpoint", node.url, "--table", table)
+        tail = _tail(node, "--endpoint", node.url, "--table", table)
         _out, err = tail.communicate(timeout=TIMEOUT_S)
         assert tail.returncode == 1 and fragment in err, err
 
@@ -91,6 +94,6 @@ def test_tail_refuses_a_region_the_config_does_not_name(tmp_path: Path) -> None:
     config = tmp_path / "cluster.toml"
     config.write_text(ClusterConfig("tail-test", (
         RegionConfig("near", "http://127.0.0.1:9", "http://127.0.0.1:10"),)).to_toml())
-    tail = _tail("--config", str(config), "--region", "elsewhere", "--table", "t1x")
+    tail = _tail(None, "--config", str(config), "--region", "elsewhere", "--table", "t1x")
     _out, err = tail.communicate(timeout=TIMEOUT_S)
     assert tail.returncode == 2 and "region elsewhere is not in" in err

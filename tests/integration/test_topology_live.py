@@ -15,8 +15,6 @@ import socket
 import subprocess
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +27,7 @@ from tests.support import (
     create_table,
     free_port,
     node_json,
+    node_post,
     wait_until,
 )
 
@@ -41,13 +40,10 @@ def topology(url: str) -> dict[str, Any]:
 
 
 def post_topology(url: str, plan: dict[str, Any] | bytes) -> tuple[int, dict[str, Any]]:
-    body = plan if isinstance(plan, bytes) else json.dumps(plan).encode()
-    request = urllib.request.Request(url + "/_atoll/topology", data=body, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
+    """POST a plan to a node: signed with the admin key on a client port, over mutual TLS
+    as another region on a peer port (node-to-node spread)."""
+    status, answer = node_post(url, "/_atoll/topology", plan)
+    return status, dict(answer)
 
 
 def every_node(cluster: ClusterProcesses) -> list[str]:
@@ -180,8 +176,9 @@ def test_cli_get_and_set(tmp_path: Path) -> None:
         url = cluster.url("us-east")
 
         def atoll(*args: str) -> subprocess.CompletedProcess[str]:
-            return subprocess.run([*ATOLL, "topology", *args], cwd=REPO, capture_output=True,
-                                  text=True, timeout=30)
+            return subprocess.run([*ATOLL, "topology", *args, "--credentials",
+                                   str(cluster.credentials_path), "--profile", "atoll"],
+                                  cwd=REPO, capture_output=True, text=True, timeout=30)
 
         got = atoll("get", "--endpoint", url)
         assert got.returncode == 0, got.stderr
@@ -263,8 +260,10 @@ class Forwarder(threading.Thread):
 
 def test_replication_follows_topology_changes_without_restart(tmp_path: Path) -> None:
     """us-east's peer endpoint moves (behind a forwarder, with a dead endpoint listed
-    first): eu-west replicates through the new address. A third region started with a
-    newer topology that includes it joins: the others adopt it and replicate with it."""
+    first): eu-west replicates through the new address. A third region joins: started
+    with the newer topology that includes it, and that topology posted by the operator
+    (admin key) to a region already in the cluster — the others accept peer calls only
+    from regions of their current topology, so a region cannot add itself."""
     cluster = ClusterProcesses(tmp_path, REGIONS)
     # us-east and eu-west start from a two-region config; ap-south from generation 2
     two = ClusterConfig(cluster.config.cluster_id, cluster.config.regions[:2], 1)
@@ -277,6 +276,7 @@ def test_replication_follows_topology_changes_without_restart(tmp_path: Path) ->
     try:
         for region in ("us-east", "eu-west"):
             cluster.nodes[region].start()
+        cluster.wait_for_key({r: cluster.nodes[r] for r in ("us-east", "eu-west")})
         east, west = client(cluster.url("us-east")), client(cluster.url("eu-west"))
         create_table(east, "moves")
         assert wait_until(lambda: "moves" in west.list_tables()["TableNames"], 10)
@@ -303,6 +303,10 @@ def test_replication_follows_topology_changes_without_restart(tmp_path: Path) ->
         joined["regions"][0]["peer_endpoints"] = [forwarder.url]
         cluster.config_path.write_text(topology_from_dict(joined).to_toml())
         cluster.nodes["ap-south"].start()
+        time.sleep(1.5)  # a gossip round: its own pushes are refused (not a member yet)
+        assert topology(cluster.url("us-east"))["generation"] == 2
+        assert post_topology(cluster.url("us-east"), joined)[0] == 200
+        cluster.wait_for_key({"ap-south": cluster.nodes["ap-south"]})
         assert wait_until(lambda: generations(cluster) == {3}, SPREAD_TIMEOUT_S, 0.05)
         south = client(cluster.url("ap-south"))
         assert wait_until(lambda: "moves" in south.list_tables()["TableNames"], 10)

@@ -39,9 +39,11 @@ pytestmark = pytest.mark.slow
 
 def atoll(cluster: ClusterProcesses, *args: str, timeout_s: float = VERIFY_TIMEOUT_S
           ) -> subprocess.CompletedProcess[str]:
+    """Signed with the cluster's admin key (verify runs and the repair log need one)."""
     return subprocess.run([sys.executable, "-m", "atoll", *args, "--config",
-                           str(cluster.config_path)], capture_output=True, text=True,
-                          timeout=timeout_s)
+                           str(cluster.config_path), "--credentials",
+                           str(cluster.credentials_path), "--profile", "atoll"],
+                          capture_output=True, text=True, timeout=timeout_s)
 
 
 def verify_json(cluster: ClusterProcesses, *args: str) -> tuple[int, dict[str, Any]]:

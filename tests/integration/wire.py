@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from tests.support import sign
+
 JSON_10 = "application/x-amz-json-1.0"
 TARGET_PREFIX = "DynamoDB_20120810."
 
@@ -34,13 +36,17 @@ def expect_error(call: Callable[..., Any], code: str, fragment: str = "",
 
 
 def raw_post(url: str, body: bytes, target: str | None = TARGET_PREFIX + "ListTables",
-             content_type: str = JSON_10, timeout_s: float = 30.0) -> tuple[int, dict[str, Any]]:
-    """POST `body` as-is; return (status, decoded JSON body or {"raw": text})."""
+             content_type: str = JSON_10, timeout_s: float = 30.0,
+             signed: bool = True) -> tuple[int, dict[str, Any]]:
+    """POST `body` as-is (signed with the server's key unless `signed` is False);
+    return (status, decoded JSON body or {"raw": text})."""
     host, port = url.removeprefix("http://").split(":")
     connection = http.client.HTTPConnection(host, int(port), timeout=timeout_s)
     headers = {"Content-Type": content_type}
     if target is not None:
         headers["X-Amz-Target"] = target
+    if signed:
+        headers = sign(url + "/", "POST", body, headers)
     try:
         connection.request("POST", "/", body=body, headers=headers)
         response = connection.getresponse()

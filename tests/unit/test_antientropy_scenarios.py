@@ -30,6 +30,7 @@ from atoll.antientropy import (
     exit_code,
     serve,
 )
+from atoll.antientropy.store import DamageRecord
 from atoll.antientropy.versions import decode_hlc_version
 from atoll.replication.change import Version
 
@@ -345,6 +346,8 @@ def test_damage_found_by_a_scrub_outside_the_session_decides_the_winner():
     assert scrub.damaged_buckets["a"] == 1
     damaged = {b for b in range(SHAPE.buckets)
                if any(pk == b"k021" for pk, _ in cluster.stores["a"].tables[TABLE].rows.get(b, {}))}
+    assert set(cluster.stores["a"].damaged(TABLE)) == damaged
+    cluster.stores["a"].damage = DamageRecord()  # a restart: the store's record is soft state
     for damage, repaired in (({}, []), ({"a": damaged}, [("a", "b", "content")])):
         book = VerdictBook()
         for repair in (False, True):
@@ -356,6 +359,25 @@ def test_damage_found_by_a_scrub_outside_the_session_decides_the_winner():
         assert [(e.region, e.source, e.reason) for e in report.repairs] == repaired
         if not repaired:  # two regions, one version, two contents, no evidence: no guess
             assert report.unrepairable and "different contents" in report.unrepairable[0][1]
+    assert cluster.stores["a"].row(TABLE, b"k021").item == item(21)
+
+
+def test_a_region_remembers_what_its_scrubs_corrected_and_tells_every_session():
+    """`atoll verify` then `atoll verify --repair`, two regions: the first run's scrub
+    made a's tree agree with the edited row; the second run, a new session with a new
+    book and no damage handed in, still learns from a's Open which copy is damaged."""
+    cluster = Cluster(("a", "b"))
+    seeded(cluster)
+    cluster.stores["a"].edit_row(TABLE, b"k021", b"", b'{"n":{"N":"forged"}}')
+    assert cluster.verify(deep=True, book=VerdictBook()).damaged_buckets == {"a": 1, "b": 0}
+    book = VerdictBook()
+    for repair in (False, True):
+        session = Session(TABLE, ("a", "b"), next(cluster.sids), next(cluster.clock), book,
+                          config=SessionConfig(shape=SHAPE, deep=True, repair=repair))
+        report = drive(session, lambda r, d: serve(d, cluster.stores[r], next(cluster.clock)),
+                       lambda: next(cluster.clock))
+    assert report.damaged_buckets == {"a": 0, "b": 0}  # this session's scrubs found nothing
+    assert [(e.region, e.source, e.reason) for e in report.repairs] == [("a", "b", "content")]
     assert cluster.stores["a"].row(TABLE, b"k021").item == item(21)
 
 

@@ -56,6 +56,7 @@ REQUESTS = [
 RESPONSES = [
     Opened(1, "us-east", b"created", None, {"us-east": Cursor(5, 900)}, {"eu-west": Cursor(2, 3)},
            42, tuple(range(16))),
+    Opened(1, "us-east", b"created", None, {}, {}, 3, (H,) * 16, (7, 65535)),  # damage known
     Opened(1, "us-east", b"created", b"dropped", {}, {}, 0, ()),
     Scrubbed(2, 1000, ((3, H, 0),), ((b"pk", b""),)),
     Hashes(3, (0, 1, H)),

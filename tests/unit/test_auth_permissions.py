@@ -23,6 +23,7 @@ from atoll.auth.permissions import (
     Access,
     authorize,
     authorize_request,
+    may_whatever_the_tables,
     partiql_statement,
     request_tables,
     required_access,
@@ -104,6 +105,26 @@ def test_role_matrix(operation: str) -> None:
     assert allowed(ADMIN_KEY, operation, body)
     assert allowed(WRITER, operation, body) == (kind in (READ, WRITE))
     assert allowed(READER, operation, body) == (kind == READ)
+
+
+@pytest.mark.parametrize("operation", sorted(EXPECTED) + sorted(PARTIQL_OPS)
+                         + ["SomeFutureOperation"])
+def test_the_shortcut_for_keys_without_a_table_list_never_allows_more(operation: str) -> None:
+    """`may_whatever_the_tables` (the api's shortcut, which reads no body) says yes only
+    where the full check allows every body, and for every unlimited key the full check
+    allows something it does not refuse."""
+    bodies: list[dict[str, Any]] = [{}, {"TableName": "T"}, {"TableArn": ARN + "U"},
+                                    {"Statement": 'DELETE FROM "T" WHERE pk = ?'},
+                                    {"Statement": 'SELECT * FROM "T"'}]
+    for k in (ADMIN_KEY, WRITER, READER, key(ROLE_READ_WRITE, ["T"]), key(ROLE_READ_ONLY, ["T"])):
+        if may_whatever_the_tables(k, operation):
+            assert k.tables is None and operation not in PARTIQL_OPS
+            assert all(allowed(k, operation, body) for body in bodies), (k.role, operation)
+        elif k.tables is None and operation not in PARTIQL_OPS:
+            assert not allowed(k, operation, {"TableName": "T"}), (k.role, operation)
+    assert may_whatever_the_tables(READER, "GetItem")
+    assert not may_whatever_the_tables(READER, "PutItem")
+    assert not may_whatever_the_tables(WRITER, "ExecuteStatement")  # the statement says
 
 
 @pytest.mark.parametrize("statement,kind", [

@@ -9,6 +9,7 @@ so the tests do not depend on the machine's clock.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import hashlib
 import json
 from collections.abc import Callable
@@ -609,3 +610,46 @@ def test_canonical_uri_matches_botocore(path: str) -> None:
 def test_canonical_query_sorts_and_reencodes() -> None:
     assert canonical_query("b=2&a=x%20y&a=1&c") == "a=1&a=x%20y&b=2&c="
     assert canonical_query("k=%2f%7E") == "k=%2F~"
+
+
+# -- what the verifier remembers never stands in for a check -------------------------------
+
+def test_a_remembered_credential_still_has_its_date_checked_per_request() -> None:
+    v = verifier()
+    request = sign()
+    assert verify(request, v) is KEY  # its Credential value is now remembered
+    stamp = header(request, "X-Amz-Date")
+    next_day = (datetime.datetime.strptime(stamp, "%Y%m%dT%H%M%SZ")
+                + datetime.timedelta(days=1)).strftime("%Y%m%dT%H%M%SZ")
+    moved = with_header(request, "X-Amz-Date", next_day)
+    refused(moved, e.InvalidSignature, e.REASON_SCOPE, now_ms=signed_at_ms(moved), v=v)
+
+
+def test_a_bad_scope_is_refused_every_time_it_is_sent() -> None:
+    v = verifier()
+    bad = with_credential(sign(), 3, "s3")
+    for _ in range(3):
+        refused(bad, e.InvalidSignature, e.REASON_SCOPE, v=v)
+    assert verify(sign(), v) is KEY
+
+
+def test_the_remembered_scopes_are_bounded() -> None:
+    v = verifier()
+    for n in range(2500):
+        refused(with_credential(sign(), 0, f"AKAT{n:016d}"), e.UnrecognizedClient,
+                e.REASON_UNKNOWN_KEY, v=v)
+    assert 0 < v.cached_scopes <= 1024
+
+
+def test_the_wire_form_verifies_as_the_signed_request_does() -> None:
+    v = verifier()
+    for request in (sign(), sign(params={"a": "b c"}),
+                    sign(headers=[("X-Amz-Target", TARGET), ("X-Custom", "1"),
+                                  ("X-Custom", "  two   words ")])):
+        wire = [(n.encode("latin-1"), value.encode("latin-1")) for n, value in request.headers]
+        target = (request.path + ("?" + request.query if request.query else "")).encode()
+        assert v.verify_wire(request.method.encode(), target, wire, request.body,
+                             signed_at_ms(request)) is KEY
+        altered = request.body + b" "
+        with pytest.raises(e.InvalidSignature):
+            v.verify_wire(request.method.encode(), target, wire, altered, signed_at_ms(request))

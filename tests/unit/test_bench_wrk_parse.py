@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -9,8 +10,14 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root holds bench/
 
-from bench.report import Summary, targets, write_path_line  # noqa: E402
-from bench.wrk import WrkError, parse_output  # noqa: E402
+from bench.report import (  # noqa: E402
+    Summary,
+    floor_cpu_fractions,
+    floor_fractions,
+    targets,
+    write_path_line,
+)
+from bench.wrk import WrkError, WrkResult, parse_output  # noqa: E402
 
 WRK_STDOUT = """\
 Running 3s test @ http://127.0.0.1:4567/
@@ -75,6 +82,41 @@ def test_a_target_with_errors_is_a_miss_even_when_fast() -> None:
     assert verdicts["GetItem ≥ 2× dynalite (in memory)"] == "MISS"   # dynalite had errors
     assert verdicts["get p99 < 20 ms"] == "PASS"
     assert verdicts["Query ≥ 3× dynalite (in memory)"] == "SKIP"
+
+
+def test_atoll_is_read_as_a_fraction_of_the_floor() -> None:
+    clean = WRK_STDOUT.replace(',"400":44', "").replace('"read":1', '"read":0').replace(
+        '"timeout":2', '"timeout":0').replace('"requests":23244', '"requests":23200')
+
+    def at(ops_per_s: float) -> Summary:   # 23,200 ok requests in 2 s = 11,600 ops/s
+        return Summary.of([parse_output(clean.replace(
+            '"duration_us":2000000', f'"duration_us":{round(23200 / ops_per_s * 1e6)}'))])
+
+    results = {"get": {"atoll": at(11600), "floor-sqlite": at(11000)},
+               "query": {"atoll": at(7000), "floor-sqlite": at(10000)},
+               "scan": {"atoll": at(700), "floor-sqlite": at(1000)},
+               "put": {"atoll": at(5000)}}
+    fractions = floor_fractions(results)
+    assert set(fractions) == {"get", "query", "scan"}   # put: the floor did not run
+    assert round(fractions["query"], 2) == 0.7
+    verdicts = {t.name: t.verdict for t in targets(results, ceiling=None)}
+    assert verdicts["GetItem ≥ 100% of the floor (minimal SQLite server)"] == "PASS"
+    assert verdicts["Query ≥ 80% of the floor (minimal SQLite server)"] == "MISS"
+    assert verdicts["Scan ≥ 70% of the floor (minimal SQLite server)"] == "PASS"
+    assert not any(name.startswith("BatchGetItem") for name in verdicts)  # not run
+
+
+def test_server_cpu_per_request_is_a_median_and_read_against_the_floor() -> None:
+    def run(cpu_s: float | None) -> WrkResult:   # 23,200 ok responses
+        return dataclasses.replace(parse_output(WRK_STDOUT), server_cpu_s=cpu_s)
+
+    atoll = Summary.of([run(2.32), run(4.64), run(None), run(0.232)])
+    assert atoll.cpu_us_per_op == 100.0   # median of 10, 100 and 200 µs; None not counted
+    floor = Summary.of([run(1.16)])
+    assert floor.cpu_us_per_op == 50.0
+    assert Summary.of([run(None)]).cpu_us_per_op is None
+    results = {"query": {"atoll": atoll, "floor-sqlite": floor}}
+    assert floor_cpu_fractions(results) == {"query": 0.5}
 
 
 def test_write_path_line_gives_each_stage_median_in_order() -> None:

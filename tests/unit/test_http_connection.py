@@ -35,7 +35,7 @@ class Boom(RuntimeError):
     pass
 
 
-async def _api(target: str | None, body: bytes) -> tuple[int, bytes]:
+async def _api(target: str | None, body: bytes, head: Any = None) -> tuple[int, bytes]:
     if target == "Raise.Now":
         raise Boom("raised before suspending")
     if target == "Raise.AfterFuture":
@@ -64,7 +64,7 @@ async def _api(target: str | None, body: bytes) -> tuple[int, bytes]:
 SERVERS: list[HttpServer] = []  # the one a test runs against is the last
 
 
-def _get(path: str, host: str) -> Any:
+def _get(head: Any, path: str) -> Any:
     if path == "/slow":
         async def slow() -> tuple[int, bytes, bytes]:
             await asyncio.sleep(0.05)

@@ -32,7 +32,7 @@ def figures() -> dict[str, Any]:
         "replication": {
             "cursor_vector": {"a": [5, 1], "b": [3, 1]}, "lag": {"b": lag},
             "peers": {"b": {"connected": True, "last_ok_s_ago": 0.2, "applied": 3,
-                            "pulls": 4, "errors": 0, "refused": 0}},
+                            "pulls": 4, "errors": 0, "refused": 0, "refused_changes": 1}},
             "applied_total": 3, "apply_delay_ms": {"p50": 4, "p99": 9, "max": 12},
             "conflicts_total": 1, "snapshot_rebuilds_total": 0, "clock_skew_bounded_total": 0,
             "changelog": {"purged_records": 0, "purged_tombstones": 0,

@@ -160,3 +160,31 @@ async def test_a_failed_fdatasync_fails_unanswered_writes_and_refuses_new_ones(
             await asyncio.wait_for(waiter, TIMEOUT_S)
         with pytest.raises(ServiceUnavailable):
             storage.write(_log_job(3), inline=True)
+
+
+@in_a_loop
+async def test_an_answer_that_stops_waiting_leaves_the_others_waiting_for_the_same_commits(
+        tmp_path: Path) -> None:
+    # A verify session that ended cancels its local request while that request waits to
+    # settle; a pull loop waiting for the same commits must still get its turn (it was
+    # ended by the same CancelledError, silently, when both awaited one shared future).
+    async with _storage(tmp_path) as storage:
+        held = HeldSync(storage.durability.fdatasync)
+        storage.durability.fdatasync = held
+        write = storage.write(_log_job(1), inline=True)
+        await held.wait_entered()
+        assert len(storage.changes_since("local", 0, 10)) == 1  # read: not durable yet
+        leaving = asyncio.ensure_future(storage.settled())
+        staying = [asyncio.ensure_future(storage.settled()) for _ in range(2)]
+        direct = storage.settle()  # as the API awaits it
+        assert direct is not None
+        await asyncio.sleep(0.05)
+        assert not any(task.done() for task in [leaving, *staying]) and not direct.done()
+        leaving.cancel()
+        await asyncio.sleep(0.05)
+        assert leaving.cancelled()
+        assert not any(task.done() for task in staying) and not direct.done()
+        held.released.set()
+        assert await asyncio.wait_for(write, TIMEOUT_S) == 1
+        await asyncio.wait_for(asyncio.gather(*staying, direct), TIMEOUT_S)
+        assert storage.settle() is None

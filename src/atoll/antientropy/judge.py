@@ -93,6 +93,10 @@ class Judge:
             rows.pop(bucket, None)
         self._buckets.discard(bucket)
 
+    def note_damage(self, region: str, buckets: Iterable[int]) -> None:
+        """Buckets the region's earlier scrubs found changed behind Atoll's back."""
+        self._damaged[region].update(buckets)
+
     def opened(self) -> tuple[str, ...]:
         """After every region answered Open: judge the table level, return the regions
         that walk the tree."""

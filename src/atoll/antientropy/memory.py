@@ -21,7 +21,14 @@ from dataclasses import dataclass
 
 from atoll.antientropy.hashing import DEFAULT_BUCKET_BITS, bucket_of, item_leaf
 from atoll.antientropy.repair import repair_applies
-from atoll.antientropy.store import APPLIED, Entry, KeyPos, RepairLogEntry, RepairRecord
+from atoll.antientropy.store import (
+    APPLIED,
+    DamageRecord,
+    Entry,
+    KeyPos,
+    RepairLogEntry,
+    RepairRecord,
+)
 from atoll.antientropy.verdict import describe_version
 from atoll.antientropy.versions import HLC_SCHEME, VersionScheme
 from atoll.invariant import invariant
@@ -54,6 +61,7 @@ class MemoryTreeStore:
         self._cursors: dict[str, Cursor] = {}
         self._purged: dict[str, Cursor] = {}
         self.repair_log: list[RepairLogEntry] = []
+        self.damage = DamageRecord()
 
     @property
     def region(self) -> str:
@@ -210,12 +218,29 @@ class MemoryTreeStore:
         rows = self._bucket_rows(table, bucket)
         return stored, [self._entry(k[0], k[1], r) for k, r in sorted(rows.items())]
 
+    def bucket_snapshots(self, table: str, first: int, count: int
+                         ) -> Mapping[int, tuple[int, Sequence[Entry]]]:
+        state = self.tables.get(table)
+        if state is None:
+            return {}
+        found: dict[int, tuple[int, Sequence[Entry]]] = {}
+        for bucket in range(first, first + count):
+            stored, rows = self.bucket_snapshot(table, bucket)
+            listed = list(rows)
+            if stored or listed:
+                found[bucket] = (stored, listed)
+        return found
+
     def _bucket_rows(self, table: str, bucket: int) -> dict[KeyPos, _Row]:
         state = self.tables.get(table)
         return {} if state is None else state.rows.get(bucket, {})
 
     def correct_bucket(self, table: str, bucket: int, delta: int) -> None:
         self.tables[table].buckets[bucket] ^= delta
+        self.damage.note(table, bucket, 0)
+
+    def damaged(self, table: str) -> Iterable[int]:
+        return self.damage.buckets(table, 0)
 
     def fetch(self, table: str, keys: Sequence[KeyPos]) -> Sequence[Entry | None]:
         if table not in self.tables:

@@ -44,6 +44,7 @@ MAX_KEY_PART_BYTES = 4096
 MAX_VERSION_BYTES = 4096
 MAX_ITEM_BYTES = 1024 * 1024
 MAX_LISTED_CORRUPT = 1000
+MAX_DAMAGED_LISTED = 4096  # damaged buckets one Opened carries as evidence
 _U32 = 4
 _LIVE, _INTACT, _ITEM = 1, 2, 4
 
@@ -148,6 +149,9 @@ class Opened:
     purged: Mapping[str, Cursor]
     key_count: int
     level1: tuple[int, ...]  # empty when the table is not live
+    # buckets this region's scrubs recently found changed behind Atoll's back (evidence
+    # for a repair that must choose between two contents of one version: repair.py)
+    damaged: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from atoll.antientropy.hashing import (
     sub_bucket_of,
 )
 from atoll.antientropy.messages import (
+    MAX_DAMAGED_LISTED,
     MAX_LISTED_CORRUPT,
     Children,
     Error,
@@ -96,7 +97,8 @@ def _open(request: Open, store: TreeStore) -> Opened:
     buckets = store.bucket_hashes(request.table, 0, shape.buckets)
     level1 = tuple(level_hashes(shape, buckets, 1, 0, shape.fanout))
     return Opened(request.sid, store.region, versions[0], None, cursors, purged,
-                  store.key_count(request.table), level1)
+                  store.key_count(request.table), level1,
+                  tuple(sorted(store.damaged(request.table)))[:MAX_DAMAGED_LISTED])
 
 
 def _scrub(request: Scrub, store: TreeStore) -> Response:
@@ -105,8 +107,9 @@ def _scrub(request: Scrub, store: TreeStore) -> Response:
     rows = 0
     damaged: list[tuple[int, int, int]] = []
     corrupt: list[KeyPos] = []
-    for bucket in range(request.first, request.first + request.count):
-        stored, entries = store.bucket_snapshot(request.table, bucket)
+    snapshots = store.bucket_snapshots(request.table, request.first, request.count)
+    for bucket in sorted(snapshots):  # the others are empty: nothing to rebuild
+        stored, entries = snapshots[bucket]
         result = scrub_bucket(request.table, bucket, stored, entries)
         rows += result.rows
         corrupt.extend(result.corrupt[:MAX_LISTED_CORRUPT - len(corrupt)])

@@ -361,6 +361,7 @@ class Session:
             if len(response.level1) not in (0, self.shape.fanout):
                 raise SessionFailed("level 1 has the wrong number of hashes")
             self._judge.sides[region] = response
+            self._judge.note_damage(region, response.damaged)
         elif isinstance(request, Children) and isinstance(response, Hashes):
             if len(response.hashes) != len(request.parents) * self.shape.fanout:
                 raise SessionFailed("wrong number of child hashes")

@@ -32,7 +32,7 @@ verify; until then `bucket_hashes` must not claim an empty tree.
 Reads: `cursors` must be read before any row a session reads afterwards (serve reads
 them in the opening request): the verdict's argument depends on it (verdict.py).
 `bucket_snapshot` returns the stored hash and the bucket's rows from ONE consistent
-snapshot. `correct_bucket` and `apply_repair` are write transactions of their own.
+snapshot (`bucket_snapshots` the same for a run of buckets). `correct_bucket` and `apply_repair` are write transactions of their own.
 """
 
 from __future__ import annotations
@@ -141,9 +141,24 @@ class TreeStore(Protocol):
         consumes the rows at once)."""
         ...
 
+    def bucket_snapshots(self, table: str, first: int, count: int
+                         ) -> Mapping[int, tuple[int, Sequence[Entry]]]:
+        """For buckets first..first+count-1 (count <= 4096), bucket -> its stored hash
+        and all its rows, each bucket from one snapshot; buckets with neither a hash nor
+        a row may be left out (the scrub's read: one call instead of one per bucket,
+        most of which are empty in a small table)."""
+        ...
+
     def correct_bucket(self, table: str, bucket: int, delta: int) -> None:
         """XOR `delta` into the stored hash (the scrub found its rows changed behind
-        Atoll's back): one write transaction."""
+        Atoll's back): one write transaction. The bucket is remembered as damaged."""
+        ...
+
+    def damaged(self, table: str) -> Iterable[int]:
+        """Buckets of the table that scrubs here corrected recently (kept for a while,
+        bounded; soft state): evidence, sent with every Open, that lets a later session
+        — run by any region — tell the damaged copy of a version from the good one
+        after the scrub that found it made the tree agree with the changed rows."""
         ...
 
     def fetch(self, table: str, keys: Sequence[KeyPos]) -> Sequence[Entry | None]:
@@ -157,6 +172,28 @@ class TreeStore(Protocol):
         tree updated as for any write; append the returned entry to the repair log.
         Repairs write no changelog record and move no cursor."""
         ...
+
+
+class DamageRecord:
+    """Buckets found changed behind Atoll's back, per table, with when (ms of the
+    caller's clock): at most `max_buckets` per table, each for `kept_ms`."""
+
+    def __init__(self, kept_ms: int = 6 * 3600 * 1000, max_buckets: int = 4096) -> None:
+        self.kept_ms = kept_ms
+        self.max_buckets = max_buckets
+        self._found: dict[str, dict[int, int]] = {}
+
+    def note(self, table: str, bucket: int, now_ms: int) -> None:
+        found = self._found.setdefault(table, {})
+        found[bucket] = now_ms
+        while len(found) > self.max_buckets:
+            del found[min(found, key=found.__getitem__)]
+
+    def buckets(self, table: str, now_ms: int) -> list[int]:
+        found = self._found.get(table, {})
+        for bucket in [b for b, at in found.items() if now_ms - at > self.kept_ms]:
+            del found[bucket]
+        return sorted(found)
 
 
 class TreeDelta:

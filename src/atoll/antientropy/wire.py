@@ -11,6 +11,7 @@ from typing import Any
 
 from atoll.antientropy.hashing import HASH_BYTES, MAX_BUCKET_BITS, MAX_SUB_BITS
 from atoll.antientropy.messages import (
+    MAX_DAMAGED_LISTED,
     MAX_FETCH_KEYS,
     MAX_KEY_PART_BYTES,
     MAX_LISTED_CORRUPT,
@@ -181,7 +182,9 @@ def encode_response(response: Response) -> bytes:
         return _frame(b"O", {"sid": response.sid, "region": response.region, "cr": created,
                              "dr": dropped,
                              "c": to_wire(response.cursors), "p": to_wire(response.purged),
-                             "n": response.key_count}, _hash_body(response.level1))
+                             "n": response.key_count,
+                             "dm": list(response.damaged[:MAX_DAMAGED_LISTED])},
+                      _hash_body(response.level1))
     if isinstance(response, Scrubbed):
         damaged = [[b, _hash_hex_of(s), _hash_hex_of(r)] for b, s, r in response.damaged]
         return _frame(b"S", {"sid": response.sid, "rows": response.rows, "damaged": damaged,
@@ -206,15 +209,19 @@ def decode_response(data: bytes) -> Response:
     kind, h, body = _unframe(data)
     sid = h["sid"]
     if kind == b"O":
-        _fields(h, "region", "cr", "dr", "c", "p", "n")
+        _fields(h, "region", "cr", "dr", "c", "p", "n", "dm")
         if not _text(h["region"]) or not _natural(h["n"]):
+            raise BadMessage("malformed Opened")
+        damaged = h["dm"]
+        if (type(damaged) is not list or len(damaged) > MAX_DAMAGED_LISTED
+                or not all(_natural(b) for b in damaged)):
             raise BadMessage("malformed Opened")
         created = None if h["cr"] is None else _hex(h["cr"], MAX_VERSION_BYTES)
         dropped = None if h["dr"] is None else _hex(h["dr"], MAX_VERSION_BYTES)
         if created is None and dropped is not None:
             raise BadMessage("a table deleted but never created")
         return Opened(sid, h["region"], created, dropped, from_wire(h["c"]), from_wire(h["p"]),
-                      h["n"], _hashes(body))
+                      h["n"], _hashes(body), tuple(damaged))
     if kind == b"S":
         return _decode_scrubbed(sid, h, body)
     if kind == b"H":

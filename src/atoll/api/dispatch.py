@@ -1,7 +1,9 @@
 """Api: one DynamoDB JSON 1.0 request in, (status, body) out.
 
-Order of checks, as DynamoDB answers them: the target names a known operation
-(UnknownOperationException), the body is a JSON object (SerializationException), the
+Order of checks, as DynamoDB answers them: the request's signature (authentication
+errors, api/access.py; before anything of the request is interpreted), the target names
+a known operation (UnknownOperationException), the body is a JSON object
+(SerializationException), the key may make this request (AccessDeniedException), the
 request fits the operation's shape (ValidationException), then the engine's semantics.
 A target is DynamoDB's (`DynamoDB_20120810.<Op>`) or DynamoDB Streams'
 (`DynamoDBStreams_20120810.<Op>`): both are served on the same endpoint, signed for the
@@ -15,15 +17,23 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
+from atoll.api.access import (
+    OFF,
+    REQUIRED,
+    AccessControl,
+    check_not_internal,
+    visible_streams,
+    visible_tables,
+)
 from atoll.api.errors import error_response, internal_error_response
 from atoll.api.shapes import DYNAMODB, STREAMS, operation_names, validate_request
 from atoll.api.stats import UNKNOWN_OPERATION, RequestStats
 from atoll.engine.engine import HANDLERS, STREAM_HANDLERS, Engine, Handler
-from atoll.errors import AtollError, SerializationError, UnknownOperation
+from atoll.errors import AtollError, InternalError, SerializationError, UnknownOperation
 from atoll.storage.writepath import now_ns
 
 log = logging.getLogger(__name__)
@@ -33,26 +43,54 @@ STREAMS_TARGET_PREFIX = "DynamoDBStreams_20120810."  # DynamoDB Streams, same en
 MAX_BODY_BYTES = 16 * 1024 * 1024
 
 
+class RequestHead(Protocol):
+    """What the api reads of an HTTP request besides its body (atoll.http.wire.Request)."""
+
+    method: bytes
+    url: bytes
+    headers: list[tuple[bytes, bytes]]
+
+
 class Api:
-    def __init__(self, engine: Engine, clock_ns: Callable[[], int] = now_ns) -> None:
+    def __init__(self, engine: Engine, clock_ns: Callable[[], int] = now_ns,
+                 access: AccessControl | None = None) -> None:
         self.engine = engine
         self._context = engine.context
         self._storage = engine.storage
+        self.access = access if access is not None else AccessControl(OFF, None,
+                                                                      engine.region)
         self.requests_total = 0
         self.errors_total = 0
         self.stats = RequestStats(sorted(HANDLERS) + sorted(STREAM_HANDLERS))
         self.clock_ns = clock_ns
 
-    async def handle(self, target: str | None, body: bytes) -> tuple[int, bytes]:
+    async def handle(self, target: str | None, body: bytes,
+                     head: RequestHead | None = None) -> tuple[int, bytes]:
         self.requests_total += 1
         began = self.clock_ns()
         operation = UNKNOWN_OPERATION
         failed: type[AtollError] | None = None
         try:
+            access = self.access
+            key = None
+            if access.enabled:
+                if head is None:
+                    raise InternalError("a signed request needs its head")
+                key = access.authenticate(head.method, head.url, head.headers, body,
+                                          target or "a request with no target")
             service, operation, handler = self._operation(target)
             request = self._decode(body)
+            access.authorize(key, operation, request)
+            check_not_internal(operation, request)
             validate_request(operation, request, service)
-            result = await handler(self._context, request)
+            if operation == "ListTables" and key is not None and key.tables is not None \
+                    and access.mode == REQUIRED:  # (warn: served as if unlimited)
+                result: Any = visible_tables(key, self.engine.catalog.names(), request)
+            else:
+                result = await handler(self._context, request)
+                if operation == "ListStreams" and key is not None and key.tables is not None \
+                        and access.mode == REQUIRED:  # only the streams of its tables
+                    result = visible_streams(key, result)
             answer = 200, result if type(result) is bytes else orjson.dumps(result)
         except AtollError as error:
             self.errors_total += 1

@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 
 from atoll import errors as e
+from atoll.auth import errors as auth
 
 _DYNAMO = "com.amazonaws.dynamodb.v20120810#"
 _CORAL_VALIDATE = "com.amazon.coral.validate#"
@@ -43,6 +44,13 @@ ERROR_SHAPES: dict[type[e.AtollError], tuple[int, str]] = {
     e.TrimmedDataAccess: (400, _DYNAMO + "TrimmedDataAccessException"),
     e.ServiceUnavailable: (503, _CORAL_SERVICE + "ServiceUnavailableException"),
     e.InternalError: (500, _DYNAMO + "InternalServerError"),
+    # authentication and authorization (atoll.auth.errors says when each is raised)
+    auth.MissingAuthenticationToken: (400, _CORAL_SERVICE + "MissingAuthenticationTokenException"),
+    auth.IncompleteSignature: (400, _CORAL_SERVICE + "IncompleteSignatureException"),
+    auth.InvalidSignature: (400, _CORAL_SERVICE + "InvalidSignatureException"),
+    auth.UnrecognizedClient: (400, _CORAL_SERVICE + "UnrecognizedClientException"),
+    auth.ExpiredToken: (400, _CORAL_SERVICE + "ExpiredTokenException"),
+    auth.AccessDenied: (400, _CORAL_SERVICE + "AccessDeniedException"),
 }
 
 

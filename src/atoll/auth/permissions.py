@@ -311,6 +311,17 @@ def authorize(key: AccessKey, access: Access, region: str,
             raise _denied(key, access, table, region, account)
 
 
+def may_whatever_the_tables(key: AccessKey, operation: str) -> bool:
+    """True if `key`, having no table list, may make `operation` whatever tables its body
+    names: the answer `authorize` would give, without reading the body (most requests
+    come from such keys). False means: ask `required_access` and `authorize`."""
+    if key.tables is not None or operation in PARTIQL:
+        return False
+    kind = READ if operation in TABLE_READS or operation in ACCOUNT_READS \
+        else WRITE if operation in TABLE_WRITES else ADMIN
+    return kind in _ROLE_KINDS.get(key.role, frozenset())
+
+
 def authorize_request(key: AccessKey, operation: str, body: Mapping[str, Any], region: str,
                       account: str = DEFAULT_ACCOUNT) -> Access:
     """`required_access` then `authorize`; returns what was granted."""

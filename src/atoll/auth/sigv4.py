@@ -37,13 +37,17 @@ Bounded work per refused request: everything that can be refused by parsing (siz
 shape, date, scope, signed-header rules, signature syntax) is refused before any key
 lookup or hash; the body is hashed only for a known, usable key, and when the client
 states the body's hash, the HMAC is checked first and the body hashed only for a
-correct signature. Derived signing keys are cached per (key id, date, region,
-service) in a bounded table (FIFO eviction), so a valid request costs two SHA-256s
-and one HMAC; well-formed SignedHeaders lists and the last X-Amz-Date parsed are
-remembered too (clients repeat both), and the usual Authorization layout is parsed by
-one regular expression. Measured (CPU time, one core, GetItem-sized body): about
-14 us per verified request interpreted, 11 us compiled with mypyc; 8 us per request
-refused by its scope.
+correct signature. What clients repeat is remembered, each in a bounded table: the
+derived signing key per (secret, date, region, service) (FIFO eviction; a secret changed
+under the same id misses), a Credential value's parts and the outcome of its scope checks
+(all but the date, which is compared with each request's), well-formed SignedHeaders
+lists, and the last X-Amz-Date parsed; the usual Authorization layout is parsed by one
+regular expression. So a valid request costs two SHA-256s, one HMAC and the canonical
+request built once; `verify_wire` takes the request as the HTTP layer holds it (bytes),
+so the api makes no second copy of its headers. Nothing that depends on the request
+itself is cached: the signature, the body's hash, the window and the key's state are
+checked on every request. Measured (CPU time, one core, GetItem-sized body,
+`python -m bench.auth --breakdown-only`, interpreted): about 11 us per verified request.
 
 Presigned (query-string) requests are refused with a clear message: DynamoDB clients
 sign headers, and a second code path is a second attack surface.
@@ -58,7 +62,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import quote, unquote_plus
 
 from atoll.auth import errors as e
@@ -72,6 +76,7 @@ MAX_AUTHORIZATION_CHARS = 4096
 MAX_SIGNED_HEADERS = 64
 MAX_SIGNED_HEADER_CHARS = 64 * 1024
 SIGNING_KEY_CACHE_ENTRIES = 4096
+SCOPE_CACHE_ENTRIES = 1024
 
 MISMATCH = ("The request signature we calculated does not match the signature you "
             "provided. Check your AWS Secret Access Key and signing method. Consult the "
@@ -119,18 +124,20 @@ class SignedRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class Authorization:
-    """The parts of an `Authorization: AWS4-HMAC-SHA256 ...` header."""
+class CredentialScope:
+    """The parts of a Credential value (`keyid/date/region/service/aws4_request`) and
+    whether they pass every scope check but the date's (`valid`; the date must equal the
+    request's, which each request brings)."""
 
-    algorithm: str
+    text: str  # date/region/service/terminator: the scope in the string to sign
     credential: str
     key_id: str
+    key_id_ok: bool
     date: str
     region: str
     service: str
     terminator: str
-    signed_headers: str
-    signature: str
+    valid: bool
 
 
 class SigV4Verifier:
@@ -146,41 +153,70 @@ class SigV4Verifier:
         self.service = service
         self.skew_ms = skew_ms
         self.cache_entries = cache_entries
-        self._signing_keys: dict[tuple[str, str, str, str], tuple[bytes, bytes]] = {}
+        self._signing_keys: dict[tuple[str, str, str, str], bytes] = {}
+        self._scopes: dict[str, CredentialScope] = {}  # Credential value -> parts, checks
         # SignedHeaders lists already found well formed (clients send the same few)
         self._header_lists: dict[str, list[str]] = {}
         self._last_date = ("", 0)  # (X-Amz-Date, its epoch seconds): one parse a second
 
     def verify(self, request: SignedRequest, now_ms: int) -> AccessKey:
         """The key that signed `request`, or an AuthError saying why it is refused."""
-        headers = _header_map(request.headers)
-        raw = _authorization_header(headers, request.query)
-        auth = parse_authorization(raw, "x-amz-date" in headers or "date" in headers)
-        key_id = auth.key_id if _KEY_ID_RE.match(auth.key_id) else None
+        return self._verify(request.method, request.path, request.query,
+                            _header_map(request.headers), request.body, now_ms)
+
+    def verify_wire(self, method: bytes, target: bytes, headers: Sequence[tuple[bytes, bytes]],
+                    body: bytes, now_ms: int) -> AccessKey:
+        """`verify` for a request as the HTTP layer holds it (bytes, as received, decoded
+        as latin-1 like any header): no SignedRequest and no second list of headers."""
+        path, _, query = target.decode("latin-1").partition("?")
+        return self._verify(method.decode("latin-1"), path, query, _wire_header_map(headers),
+                            body, now_ms)
+
+    def _verify(self, method: str, path: str, query: str, headers: dict[str, list[str]],
+                body: bytes, now_ms: int) -> AccessKey:
+        raw = _authorization_header(headers, query)
+        algorithm, credential, signed_headers, signature = authorization_parts(
+            raw, "x-amz-date" in headers or "date" in headers)
+        scope = self._credential_scope(credential)
+        key_id = scope.key_id if scope.key_id_ok else None
         stamp, iso, date_header = self._request_time(headers, key_id)
         _check_window(stamp, now_ms, self.skew_ms, key_id)
-        signed = _check_signed_headers(self._header_list(auth, key_id), headers, date_header,
+        header_block = _check_signed_headers(self._header_list(signed_headers, key_id),
+                                             headers, date_header, key_id)
+        if algorithm != ALGORITHM or not scope.valid or scope.date != iso[:8]:
+            _check_algorithm_and_scope(algorithm, scope, iso, self.service, self.regions,
                                        key_id)
-        _check_algorithm_and_scope(auth, iso, self.service, self.regions, key_id)
-        if not _SIGNATURE_RE.match(auth.signature):
+        if not _SIGNATURE_RE.match(signature):
             raise e.InvalidSignature(MISMATCH, e.REASON_SIGNATURE, key_id)
-        key = self._usable_key(auth, headers, now_ms)
+        key = self._usable_key(scope.key_id, headers, now_ms)
         claimed = _claimed_body_hash(headers, key_id)
-        body_hash = claimed if claimed is not None else hashlib.sha256(request.body).hexdigest()
-        canonical = canonical_request(request.method, request.path, request.query, signed,
-                                      auth.signed_headers, body_hash)
-        string_to_sign = "\n".join((ALGORITHM, iso, _scope(auth),
+        body_hash = claimed if claimed is not None else hashlib.sha256(body).hexdigest()
+        canonical = canonical_request(method, path, query, header_block, signed_headers,
+                                      body_hash)
+        string_to_sign = "\n".join((ALGORITHM, iso, scope.text,
                                     hashlib.sha256(canonical.encode("utf-8")).hexdigest()))
-        signing_key = self._signing_key(key, auth.date, auth.region, auth.service)
+        signing_key = self._signing_key(key, scope.date, scope.region, scope.service)
         expected = hmac.digest(signing_key, string_to_sign.encode("utf-8"), "sha256").hex()
-        if not hmac.compare_digest(expected, auth.signature):
+        if not hmac.compare_digest(expected, signature):
             raise e.InvalidSignature(MISMATCH, e.REASON_SIGNATURE, key.key_id)
         if claimed is not None and not hmac.compare_digest(
-                claimed.lower(), hashlib.sha256(request.body).hexdigest()):
+                claimed.lower(), hashlib.sha256(body).hexdigest()):
             raise e.InvalidSignature(
                 "The provided 'x-amz-content-sha256' header does not match what was computed.",
                 e.REASON_BODY_HASH, key.key_id)
         return key
+
+    def _credential_scope(self, credential: str) -> CredentialScope:
+        """The parts of a Credential value and whether its scope passes every check but
+        the date's (which depends on the request): parsed and checked once per distinct
+        value (clients send the same one all day), in a bounded table."""
+        scope = self._scopes.get(credential)
+        if scope is None:
+            scope = credential_scope(credential, self.service, self.regions)
+            if len(self._scopes) >= SCOPE_CACHE_ENTRIES:
+                self._scopes.clear()
+            self._scopes[credential] = scope
+        return scope
 
     def _request_time(self, headers: dict[str, list[str]],
                       key_id: str | None) -> tuple[int, str, str]:
@@ -194,18 +230,18 @@ class SigV4Verifier:
             self._last_date = (iso, stamp)
         return stamp, iso, name
 
-    def _header_list(self, auth: Authorization, key_id: str | None) -> list[str]:
-        names = self._header_lists.get(auth.signed_headers)
+    def _header_list(self, signed_headers: str, key_id: str | None) -> list[str]:
+        names = self._header_lists.get(signed_headers)
         if names is None:
-            names = signed_header_names(auth.signed_headers, key_id)
+            names = signed_header_names(signed_headers, key_id)
             if len(self._header_lists) >= 256:
                 self._header_lists.clear()
-            self._header_lists[auth.signed_headers] = names
+            self._header_lists[signed_headers] = names
         return names
 
-    def _usable_key(self, auth: Authorization, headers: dict[str, list[str]],
+    def _usable_key(self, key_id: str, headers: dict[str, list[str]],
                     now_ms: int) -> AccessKey:
-        key = self.lookup(auth.key_id)
+        key = self.lookup(key_id)
         if key is None:
             raise e.UnrecognizedClient(BAD_TOKEN, e.REASON_UNKNOWN_KEY, None)
         if key.revoked:
@@ -222,21 +258,26 @@ class SigV4Verifier:
         return key
 
     def _signing_key(self, key: AccessKey, date: str, region: str, service: str) -> bytes:
-        """kSigning = HMAC chain of secret, date, region, service, 'aws4_request' (cached)."""
-        secret = key.secret.reveal().encode("utf-8")
-        cache_key = (key.key_id, date, region, service)
-        hit = self._signing_keys.get(cache_key)
-        if hit is not None and hmac.compare_digest(hit[0], secret):
-            return hit[1]
-        derived = signing_key(secret, date, region, service)
-        if len(self._signing_keys) >= self.cache_entries:
-            del self._signing_keys[next(iter(self._signing_keys))]
-        self._signing_keys[cache_key] = (secret, derived)
+        """kSigning = HMAC chain of secret, date, region, service, 'aws4_request', cached
+        per (secret, date, region, service): a key whose secret changed under the same id
+        misses, and the secret string's hash is computed once per string object."""
+        secret = key.secret.reveal()
+        cache_key = (secret, date, region, service)
+        derived = self._signing_keys.get(cache_key)
+        if derived is None:
+            derived = signing_key(secret.encode("utf-8"), date, region, service)
+            if len(self._signing_keys) >= self.cache_entries:
+                del self._signing_keys[next(iter(self._signing_keys))]
+            self._signing_keys[cache_key] = derived
         return derived
 
     @property
     def cached_signing_keys(self) -> int:
         return len(self._signing_keys)
+
+    @property
+    def cached_scopes(self) -> int:
+        return len(self._scopes)
 
 
 def signing_key(secret: bytes, date: str, region: str, service: str) -> bytes:
@@ -247,6 +288,10 @@ def signing_key(secret: bytes, date: str, region: str, service: str) -> bytes:
 
 
 def _header_map(headers: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
+    """Lower-case name -> its values, in order (one comprehension when no name repeats)."""
+    unique = {name.lower(): [value] for name, value in headers}
+    if len(unique) == len(headers):
+        return unique
     result: dict[str, list[str]] = {}
     for name, value in headers:
         lower = name.lower()
@@ -256,6 +301,15 @@ def _header_map(headers: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
         else:
             values.append(value)
     return result
+
+
+def _wire_header_map(headers: Sequence[tuple[bytes, bytes]]) -> dict[str, list[str]]:
+    """`_header_map` of headers as received (bytes; latin-1, as HTTP defines them)."""
+    unique = {name.decode("latin-1").lower(): [value.decode("latin-1")]
+              for name, value in headers}
+    if len(unique) == len(headers):
+        return unique
+    return _header_map([(n.decode("latin-1"), v.decode("latin-1")) for n, v in headers])
 
 
 def _authorization_header(headers: dict[str, list[str]], query: str) -> str:
@@ -277,16 +331,14 @@ def _authorization_header(headers: dict[str, list[str]], query: str) -> str:
     return raw
 
 
-def parse_authorization(raw: str, has_date: bool = True) -> Authorization:
-    """The parts of `raw` (already known to start with AWS4-); IncompleteSignature if a
-    part (or, with `has_date` False, the request's date header) is missing or an item
-    is not key=value. Checks of the parts' values come later."""
+def authorization_parts(raw: str, has_date: bool = True) -> tuple[str, str, str, str]:
+    """(algorithm, Credential, SignedHeaders, Signature) of `raw` (already known to start
+    with AWS4-); IncompleteSignature if a part (or, with `has_date` False, the request's
+    date header) is missing or an item is not key=value. Checks of the parts' values
+    come later."""
     fast = _USUAL_AUTHORIZATION_RE.match(raw)
     if fast is not None and has_date:  # the form every SDK sends, parsed in one step
-        credential = fast.group(1)
-        parts = credential.split("/") + [""] * 5
-        return Authorization(ALGORITHM, credential, parts[0], parts[1], parts[2], parts[3],
-                             parts[4], fast.group(2), fast.group(3))
+        return ALGORITHM, fast.group(1), fast.group(2), fast.group(3)
     algorithm, _, rest = raw.partition(" ")
     params: dict[str, str] = {}
     for item in rest.split(","):
@@ -309,10 +361,22 @@ def parse_authorization(raw: str, has_date: bool = True) -> Authorization:
                     "a 'Date' header. ")
     if missing:
         raise e.IncompleteSignature(missing + "Authorization=" + raw, e.REASON_MALFORMED)
-    credential = params["Credential"]
+    return algorithm, params["Credential"], params["SignedHeaders"], params["Signature"]
+
+
+def credential_scope(credential: str, service: str,
+                     regions: frozenset[str] | None) -> CredentialScope:
+    """`credential` split into its parts, its scope checked (all but the date)."""
     parts = credential.split("/") + [""] * 5
-    return Authorization(algorithm, credential, parts[0], parts[1], parts[2], parts[3],
-                         parts[4], params["SignedHeaders"], params["Signature"])
+    key_id, date, region, scope_service, terminator = parts[:5]
+    unchecked = CredentialScope(f"{date}/{region}/{scope_service}/{terminator}", credential,
+                                key_id, _KEY_ID_RE.match(key_id) is not None, date, region,
+                                scope_service, terminator, False)
+    try:
+        _check_algorithm_and_scope(ALGORITHM, unchecked, date, service, regions, None)
+    except e.AuthError:
+        return unchecked
+    return replace(unchecked, valid=True)
 
 
 def request_time(headers: dict[str, list[str]], key_id: str | None) -> tuple[int, str, str]:
@@ -364,9 +428,10 @@ def signed_header_names(signed_headers: str, key_id: str | None) -> list[str]:
 
 
 def _check_signed_headers(names: list[str], headers: dict[str, list[str]],
-                          date_header: str, key_id: str | None) -> list[tuple[str, str]]:
-    """The signed headers as (name, canonical value), after checking that the headers
-    that steer the request are signed, and the size bound."""
+                          date_header: str, key_id: str | None) -> str:
+    """The canonical headers block (`name:value\n` per signed header, values trimmed and
+    inner whitespace collapsed, repeats joined with ','), after checking that the
+    headers that steer the request are signed, and the size bound."""
     for name, shown in _STEERING_HEADERS:
         if name in headers and name not in names:
             raise e.InvalidSignature(
@@ -376,49 +441,49 @@ def _check_signed_headers(names: list[str], headers: dict[str, list[str]],
         shown = "X-Amz-Date" if date_header == "x-amz-date" else "Date"
         raise e.InvalidSignature(f"'{shown}' must be a 'SignedHeader' in the AWS Authorization.",
                                  e.REASON_UNSIGNED_HEADER, key_id)
-    signed: list[tuple[str, str]] = []
-    size = 0
+    lines: list[str] = []
     for name in names:
         values = headers.get(name)
         if values is None:
             raise e.InvalidSignature(MISMATCH, e.REASON_SIGNATURE, key_id)
         value = " ".join(values[0].split()) if len(values) == 1 \
             else ",".join(" ".join(v.split()) for v in values)
-        size += len(name) + len(value) + 2
-        signed.append((name, value))
-    if size > MAX_SIGNED_HEADER_CHARS:
+        lines.append(f"{name}:{value}\n")
+    block = "".join(lines)
+    if len(block) + len(names) > MAX_SIGNED_HEADER_CHARS:  # (name, ':', value, '\n'): +1 each
         raise e.IncompleteSignature(
             f"The signed headers exceed {MAX_SIGNED_HEADER_CHARS} characters.",
             e.REASON_TOO_LARGE, key_id)
-    return signed
+    return block
 
 
-def _check_algorithm_and_scope(auth: Authorization, stamp: str, service: str,
-                               regions: frozenset[str] | None, key_id: str | None) -> None:
-    if auth.algorithm != ALGORITHM:
+def _check_algorithm_and_scope(algorithm: str, scope: CredentialScope, stamp: str,
+                               service: str, regions: frozenset[str] | None,
+                               key_id: str | None) -> None:
+    if algorithm != ALGORITHM:
         raise e.IncompleteSignature(
-            f"Unsupported AWS 'algorithm': '{auth.algorithm[:64]}' (only {ALGORITHM} for now). ",
+            f"Unsupported AWS 'algorithm': '{algorithm[:64]}' (only {ALGORITHM} for now). ",
             e.REASON_ALGORITHM, key_id)
-    if auth.credential.count("/") != 4:
+    if scope.credential.count("/") != 4:
         raise e.IncompleteSignature(
             "Credential must have exactly 5 slash-delimited elements, e.g. "
-            f"keyid/date/region/service/term, got '{auth.credential[:256]}'",
+            f"keyid/date/region/service/term, got '{scope.credential[:256]}'",
             e.REASON_MALFORMED, key_id)
-    if not auth.key_id:
+    if not scope.key_id:
         raise e.UnrecognizedClient(BAD_TOKEN, e.REASON_UNKNOWN_KEY, None)
     message = ""
-    region_ok = _REGION_RE.match(auth.region) is not None if regions is None \
-        else auth.region in regions
+    region_ok = _REGION_RE.match(scope.region) is not None if regions is None \
+        else scope.region in regions
     if not region_ok:
-        message += f"Credential should be scoped to a valid region, not '{auth.region[:64]}'. "
-    if auth.service != service:
+        message += f"Credential should be scoped to a valid region, not '{scope.region[:64]}'. "
+    if scope.service != service:
         message += f"Credential should be scoped to correct service: '{service}'. "
-    if auth.terminator != TERMINATOR:
+    if scope.terminator != TERMINATOR:
         message += (f"Credential should be scoped with a valid terminator: '{TERMINATOR}', "
-                    f"not '{auth.terminator[:64]}'. ")
-    if auth.date != stamp[:8]:
+                    f"not '{scope.terminator[:64]}'. ")
+    if scope.date != stamp[:8]:
         message += ("Date in Credential scope does not match YYYYMMDD from ISO-8601 version "
-                    f"of date from HTTP: '{auth.date[:64]}' != '{stamp[:8]}', from '{stamp}'.")
+                    f"of date from HTTP: '{scope.date[:64]}' != '{stamp[:8]}', from '{stamp}'.")
     if message:
         raise e.InvalidSignature(message, e.REASON_SCOPE, key_id)
 
@@ -435,11 +500,11 @@ def _claimed_body_hash(headers: dict[str, list[str]], key_id: str | None) -> str
     return value
 
 
-def canonical_request(method: str, path: str, query: str, signed: list[tuple[str, str]],
+def canonical_request(method: str, path: str, query: str, header_block: str,
                       signed_headers: str, body_hash: str) -> str:
-    """The SigV4 canonical request (signed: (lower-case name, canonical value), sorted)."""
-    headers = "".join(f"{name}:{value}\n" for name, value in signed)
-    return "\n".join((method.upper(), canonical_uri(path), canonical_query(query), headers,
+    """The SigV4 canonical request (header_block: `name:value\n` per signed header, in
+    SignedHeaders' order, as `_check_signed_headers` makes it)."""
+    return "\n".join((method.upper(), canonical_uri(path), canonical_query(query), header_block,
                       signed_headers, body_hash))
 
 
@@ -472,10 +537,6 @@ def canonical_query(query: str) -> str:
         pairs.append((quote(unquote_plus(name), safe="-_.~"),
                       quote(unquote_plus(value), safe="-_.~")))
     return "&".join(f"{name}={value}" for name, value in sorted(pairs))
-
-
-def _scope(auth: Authorization) -> str:
-    return f"{auth.date}/{auth.region}/{auth.service}/{auth.terminator}"
 
 
 def parse_iso_basic(value: str) -> int | None:

@@ -42,9 +42,9 @@ from typing import Any
 import orjson
 
 from atoll.backup.format import BackupReader, BackupWriter
-from atoll.backup.store import fsync_directory, write_atomically
 from atoll.clock.hlc import hlc_physical_ms
 from atoll.errors import InvalidRestoreTime, PointInTimeRecoveryUnavailable, TableNotFound
+from atoll.files import fsync_directory, write_atomically
 from atoll.storage.protocol import (
     ChangesSnapshot,
     SnapshotRow,
@@ -53,6 +53,7 @@ from atoll.storage.protocol import (
     WriteJob,
     WriteTxn,
 )
+from atoll.tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ class PointInTimeRecovery:
         self.window_cap_ms = int(window_cap_s * 1000) if window_cap_s else None
         self.snapshot_interval_ms = int(snapshot_interval_s * 1000)
         self.tables: dict[str, PitrTable] = {}  # by table id
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet(log)
         self._load()
 
     # --- persistence --------------------------------------------------------------------
@@ -215,8 +216,8 @@ class PointInTimeRecovery:
                       [state[0], state[1]], [state[2], state[3]],
                       orjson.loads(state[4]) if state[4] is not None else None],
                   "cursors": {o: list(v) for o, v in vector.items()}}
-        self._spawn(self._write_snapshot(table, info, snapshot, header),
-                    f"pitr snapshot {table.name} #{info.n}")
+        self._tasks.spawn(self._write_snapshot(table, info, snapshot, header),
+                          f"pitr snapshot {table.name} #{info.n}")
 
     async def _write_snapshot(self, table: PitrTable, info: SnapshotInfo,
                               snapshot: TableSnapshot, header: dict[str, Any]) -> None:
@@ -235,17 +236,6 @@ class PointInTimeRecovery:
         await asyncio.to_thread(self._save, table)
         log.info("PITR snapshot %d of %s written", info.n, table.name)
 
-    def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self._tasks.add(task)
-
-        def done(t: asyncio.Task[Any]) -> None:
-            self._tasks.discard(t)
-            if not t.cancelled() and t.exception() is not None:
-                log.error("%s failed", name, exc_info=t.exception())
-        task.add_done_callback(done)
-        return task
-
     # --- the background loop ------------------------------------------------------------
     async def run(self) -> None:
         """Reconcile with the storage once, then every ROUND_INTERVAL_S: drop the PITR of
@@ -263,9 +253,7 @@ class PointInTimeRecovery:
             await asyncio.sleep(ROUND_INTERVAL_S)
 
     async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.cancel_all()
 
     async def _reconcile(self) -> None:
         changes = self.storage.snapshot_changes()

@@ -34,6 +34,7 @@ from atoll.backup.store import (
 )
 from atoll.errors import BackupInUse
 from atoll.storage.protocol import Storage, TableSnapshot
+from atoll.tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ class BackupService:
         self.store = BackupStore(directory, region, account)
         self.pitr = PointInTimeRecovery(directory, storage, now_ms, table_id_of,
                                         pitr_window_cap_s, pitr_snapshot_interval_s)
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet(log)
 
     # --- lifecycle ----------------------------------------------------------------------
     def start(self) -> None:
@@ -61,24 +62,13 @@ class BackupService:
         self.spawn(self._expire_loop(), "backup expiry")
 
     async def stop(self) -> None:
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._tasks.cancel_all()
         await self.pitr.stop()
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         """Run background work owned by the service (cancelled at `stop`), logging a
         failure."""
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self._tasks.add(task)
-
-        def done(t: asyncio.Task[Any]) -> None:
-            self._tasks.discard(t)
-            if not t.cancelled() and t.exception() is not None:
-                log.error("%s failed", name, exc_info=t.exception())
-        task.add_done_callback(done)
-        return task
+        return self._tasks.spawn(coro, name)
 
     def status(self) -> dict[str, Any]:
         entries = self.store.entries()

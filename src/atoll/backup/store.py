@@ -30,6 +30,7 @@ from typing import Any
 import orjson
 
 from atoll.errors import BackupNotFound
+from atoll.files import fsync_directory, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -154,21 +155,3 @@ class BackupStore:
                 continue
             self._entries[entry.backup_id] = entry
 
-
-def write_atomically(path: str, data: bytes) -> None:
-    """Replace `path` with `data`: written beside, fsynced, renamed, directory fsynced."""
-    partial = path + ".partial"
-    with open(partial, "wb") as out:
-        out.write(data)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(partial, path)
-    fsync_directory(os.path.dirname(path))
-
-
-def fsync_directory(directory: str) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

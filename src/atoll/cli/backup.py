@@ -2,19 +2,20 @@
 
 With --endpoint the running node makes the copy itself (POST /_atoll/backup: SQLite's
 online backup API, while it keeps serving) and writes it to --out on its own machine.
-With --data-dir the copy is made here from the database file, whether its node is
+The request is signed (--profile/--credentials): the copy holds every table, so the
+node makes it only for an admin key. With --data-dir the copy is made here from the database file, whether its node is
 stopped or running (a WAL database gives a reader one committed state either way).
 """
 
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import click
 
+from atoll.cli.keys import connection_options
+from atoll.client.signing import call, refusal, resolve_credentials
 from atoll.storage.sqlite.filecopy import CopyRefused, copy_database
 
 REQUEST_TIMEOUT_S = 3600.0
@@ -40,23 +41,23 @@ def database_in(data_dir: Path, region: str | None) -> tuple[Path, str]:
               "only one there].")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="The backup file to write.")
-def backup(endpoint: str | None, data_dir: Path | None, region: str | None, out: Path) -> None:
+@connection_options
+def backup(endpoint: str | None, data_dir: Path | None, region: str | None, out: Path,
+           profile: str | None, credentials_file: str | None, ca_file: str | None) -> None:
     """Copy a node's whole database to a file (see `atoll restore`)."""
     if (endpoint is None) == (data_dir is None):
         raise click.UsageError("give either --endpoint (a running node) or --data-dir")
     out = out.resolve()
     if endpoint is not None:
-        request = urllib.request.Request(
-            endpoint.rstrip("/") + "/_atoll/backup", method="POST",
-            data=json.dumps({"path": str(out)}).encode(),
-            headers={"Content-Type": "application/json"})
+        url = endpoint.rstrip("/") + "/_atoll/backup"
         try:
-            with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_S) as response:
-                answer = json.loads(response.read())
-        except urllib.error.HTTPError as exc:
-            raise click.ClickException(f"{endpoint}: {exc.code} {exc.read().decode()}") from None
+            status, answer = call(url, resolve_credentials(profile, credentials_file),
+                                  json.dumps({"path": str(out)}).encode(),
+                                  timeout_s=REQUEST_TIMEOUT_S, ca_file=ca_file)
         except OSError as exc:
             raise click.ClickException(f"{endpoint}: {exc}") from None
+        if status != 200:
+            raise click.ClickException(f"{endpoint}: {status} {refusal(answer)}")
         click.echo(f"backed up region {answer['region']} to {answer['path']} "
                    f"({answer['size_bytes']} bytes, {answer['seconds']} s)")
         return

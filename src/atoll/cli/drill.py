@@ -10,6 +10,23 @@ from typing import Any
 
 import click
 
+from atoll.cli.keys import connection_options
+from atoll.client.signing import resolve_credentials
+
+
+def _admin_key(config_path: str, profile: str | None, credentials_file: str | None
+               ) -> tuple[str, str] | None:
+    """The running cluster's admin key: --profile/--credentials, else the file `atoll
+    cluster` writes beside its config (profile `atoll`), else the SDKs' usual places."""
+    beside = Path(config_path).parent / "credentials"
+    if profile is None and credentials_file is None and beside.exists():
+        profile, credentials_file = "atoll", str(beside)
+    found = resolve_credentials(profile, credentials_file)
+    if found is None:
+        return None
+    frozen = found.get_frozen_credentials()
+    return frozen.access_key, frozen.secret_key
+
 
 def _seconds(text: str) -> float:
     value = text.strip().lower().removesuffix("s")
@@ -40,8 +57,10 @@ def _seconds(text: str) -> float:
               help="Drill a running cluster (its TOML config, e.g. data/cluster.toml from "
               "`make run`) instead of a fresh one: dns-empty, partition and slow-wan only; "
               "the drill's tables are dropped afterwards and the topology restored.")
+@connection_options
 def drill(scenario: str, regions: int, duration: str, rate: float, seed: int,
-          report_dir: str | None, data_dir: str | None, config_path: str | None) -> None:
+          report_dir: str | None, data_dir: str | None, config_path: str | None,
+          profile: str | None, credentials_file: str | None, ca_file: str | None) -> None:
     """Run SCENARIO (or all of them) against a fresh local cluster and check that every
     acknowledged write survived. Exit status 1 if an invariant fails."""
     from rich.console import Console
@@ -69,8 +88,10 @@ def drill(scenario: str, regions: int, duration: str, rate: float, seed: int,
             raise click.UsageError(f"{scenario} restarts region processes: with --config only "
                                    f"{', '.join(ExistingCluster.SCENARIOS)} can run")
         regions = len(config.regions)
+    credentials = (_admin_key(config_path, profile, credentials_file)
+                   if config_path is not None else None)  # a fresh cluster makes its own
     options = DrillOptions(regions=regions, duration_s=_seconds(duration), rate=rate,
-                           seed=seed, root=root, config=config)
+                           seed=seed, root=root, config=config, credentials=credentials)
     results: list[dict[str, Any]] = []
     console = stderr_console()  # the one log lines go through (atoll.cli.terminal)
     started = time.monotonic()

@@ -9,6 +9,7 @@ from atoll.cli.backup import backup
 from atoll.cli.certs import certs
 from atoll.cli.cluster import cluster
 from atoll.cli.drill import drill
+from atoll.cli.keys import keys
 from atoll.cli.proxy import proxy
 from atoll.cli.repairs import repairs
 from atoll.cli.restore import restore
@@ -39,6 +40,7 @@ cli.add_command(topology)
 cli.add_command(proxy)
 cli.add_command(drill)
 cli.add_command(certs)
+cli.add_command(keys)
 cli.add_command(backup)
 cli.add_command(restore)
 cli.add_command(streams)

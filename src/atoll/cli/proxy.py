@@ -6,7 +6,9 @@ import asyncio
 
 import click
 
+from atoll.cli.keys import connection_options
 from atoll.client.routing import FAILOVER_BUDGET_S, DiscoveryError
+from atoll.client.signing import resolve_credentials
 from atoll.http.server import ListenError
 
 
@@ -22,8 +24,10 @@ from atoll.http.server import ListenError
 @click.option("--failover-budget", "budget_s", default=FAILOVER_BUDGET_S, show_default=True,
               type=click.FloatRange(0.1, 300), metavar="SECONDS",
               help="Time one request may take across all the regions it tries.")
+@connection_options
 def proxy(listen: str, seeds: tuple[str, ...], prefer: str, cache_path: str | None,
-          budget_s: float) -> None:
+          budget_s: float, profile: str | None, credentials_file: str | None,
+          ca_file: str | None) -> None:
     """Forward DynamoDB requests to the preferred healthy region, failing over.
 
     Point any SDK or tool at it (endpoint_url / --endpoint-url http://127.0.0.1:8100).
@@ -32,6 +36,10 @@ def proxy(listen: str, seeds: tuple[str, ...], prefer: str, cache_path: str | No
     0.5 s. Reads and idempotent writes move to the next region on a connection failure,
     a timeout or a 5xx; other writes only when they certainly did not reach the region.
     Metrics: GET /_atoll/proxy/metrics (JSON), GET /metrics (Prometheus).
+
+    With a key (--profile/--credentials, the AWS environment, or ./data/credentials)
+    the application signs its requests with that key; the proxy verifies them and
+    signs them again for the region it sends them to (atoll.client.proxy says why).
     """
     from atoll.client.proxy import run_proxy
 
@@ -45,6 +53,7 @@ def proxy(listen: str, seeds: tuple[str, ...], prefer: str, cache_path: str | No
     except ImportError:  # pragma: no cover - uvloop is a pinned dependency
         pass
     try:
-        asyncio.run(run_proxy(host, int(port), seeds, preference, cache_path, budget_s))
-    except (DiscoveryError, ListenError) as exc:
+        asyncio.run(run_proxy(host, int(port), seeds, preference, cache_path, budget_s,
+                              resolve_credentials(profile, credentials_file), ca_file))
+    except (DiscoveryError, ListenError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None

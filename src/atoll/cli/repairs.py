@@ -10,30 +10,13 @@ skipped: the row had moved on to a version as new).
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import click
 
-from atoll.cli.status import TIMEOUT_S, _config, _fetch, iso_ms
+from atoll.cli.keys import connection_options
+from atoll.cli.status import TIMEOUT_S, Signer, _config, iso_ms, region_logs
 from atoll.cli.verify import key_text
-
-MAX_PAGES = 1000
-
-
-def read_repairs(endpoint: str, timeout_s: float) -> list[dict[str, Any]] | str:
-    """A region's whole repair log, or why it could not be read."""
-    entries: list[dict[str, Any]] = []
-    after = 0
-    for _ in range(MAX_PAGES):
-        page = _fetch(f"{endpoint}/_atoll/repairs/after/{after}", timeout_s)
-        if isinstance(page, str):
-            return page
-        batch = page.get("repairs") or []
-        entries.extend(batch)
-        if len(batch) < 1000:
-            break
-        after = batch[-1]["id"]
-    return entries
+from atoll.client.signing import resolve_credentials
 
 
 @click.command()
@@ -44,19 +27,15 @@ def read_repairs(endpoint: str, timeout_s: float) -> list[dict[str, Any]] | str:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @click.option("--timeout", "timeout_s", default=TIMEOUT_S, show_default=True,
               type=click.FloatRange(0.1))
+@connection_options
 def repairs(config_path: str, region: str | None, table_name: str | None, as_json: bool,
-            timeout_s: float) -> None:
-    """The repair log: keys verify repaired, oldest first."""
+            timeout_s: float, profile: str | None, credentials_file: str | None,
+            ca_file: str | None) -> None:
+    """The repair log: keys verify repaired, oldest first (signed: an admin key)."""
     config = _config(config_path)
-    found: list[dict[str, Any]] = []
-    for entry in config.regions:
-        if region is not None and entry.id != region:
-            continue
-        log = read_repairs(entry.client_endpoint, timeout_s)
-        if isinstance(log, str):
-            click.echo(f"{entry.id}: repair log not read: {log}", err=True)
-            continue
-        found += [r for r in log if table_name is None or r["table"] == table_name]
+    signer = Signer(resolve_credentials(profile, credentials_file), ca_file)
+    found = [r for log in region_logs(config, region, "repairs", timeout_s, signer).values()
+             for r in log if table_name is None or r["table"] == table_name]
     found.sort(key=lambda r: r["repaired_ms"])
     for r in found:
         if as_json:

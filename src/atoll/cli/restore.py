@@ -10,7 +10,9 @@ its peers are asked what they hold (atoll.backup.rejoin). If they can bring it u
 date from the backup's cursors, the backup goes into place and the node catches up when
 it starts; if they moved past the backup (they hold more of this region's own changes,
 or purged changes the backup lacks), the node is left to start empty and be rebuilt
-from a peer's snapshot, and the command says why.
+from a peer's snapshot, and the command says why. A cluster with mutual TLS between its
+regions answers the peer ports only to a certificate of its CA: `--certs` (the `atoll
+certs` directory) lets the command ask as the region being restored.
 """
 
 from __future__ import annotations
@@ -18,11 +20,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import ssl
 import urllib.request
 from pathlib import Path
 
 import click
 
+from atoll.auth.certs import ClusterFiles
+from atoll.auth.tls import peer_client_context
 from atoll.backup.rejoin import REBUILD, PeerView, plan_rejoin
 from atoll.cli.backup import database_in
 from atoll.node.topology import TopologyFile, topology_file_path
@@ -31,19 +36,35 @@ from atoll.storage.sqlite.filecopy import CopyRefused, check_database, database_
 PEER_TIMEOUT_S = 3.0
 
 
-def _peer_views(data_dir: Path, region: str) -> tuple[list[PeerView], list[str]] | None:
+def _peer_tls(certs: Path | None, region: str) -> ssl.SSLContext | None:
+    """TLS as `region` (its certificate, the cluster CA) for https peer endpoints."""
+    if certs is None:
+        return None
+    files = ClusterFiles(certs)
+    try:
+        return peer_client_context(files.region_cert(region), files.region_key(region),
+                                   files.ca_cert)
+    except (OSError, ssl.SSLError) as exc:
+        raise click.ClickException(f"cannot use the certificates in {certs}: {exc}") from None
+
+
+def _peer_views(data_dir: Path, region: str, certs: Path | None
+                ) -> tuple[list[PeerView], list[str]] | None:
     """What the peers of a cluster member report, and which did not answer; None if the
     directory holds no cluster topology for the region."""
     topology = TopologyFile(topology_file_path(data_dir, region)).load()
     if topology is None or not topology.has_region(region):
         return None
+    tls = _peer_tls(certs, region)
     views, silent = [], []
     for peer in topology.peers_of(region):
         view = None
         for endpoint in peer.peer_endpoints:
+            request = urllib.request.Request(endpoint.rstrip("/") + "/_atoll/status", headers={
+                "X-Atoll-Cluster": topology.cluster_id, "X-Atoll-Region": region})
             try:
-                with urllib.request.urlopen(endpoint.rstrip("/") + "/_atoll/status",
-                                            timeout=PEER_TIMEOUT_S) as response:
+                with urllib.request.urlopen(request, timeout=PEER_TIMEOUT_S,
+                                            context=tls) as response:
                     replication = json.loads(response.read())["replication"]
                 view = PeerView(peer.id, {o: int(s) for o, s in replication["cursors"].items()},
                                 {o: int(s) for o, s in
@@ -75,8 +96,11 @@ def _remove_database(target: Path) -> None:
 @click.option("--force", is_flag=True, help="Replace the database the directory holds.")
 @click.option("--without-peers", is_flag=True,
               help="Restore a cluster member even though none of its peers answered.")
+@click.option("--certs", default=None, type=click.Path(file_okay=False, exists=True,
+                                                       path_type=Path),
+              help="The `atoll certs` directory: ask the peers over mutual TLS as this region.")
 def restore(source: Path, data_dir: Path, region: str | None, force: bool,
-            without_peers: bool) -> None:
+            without_peers: bool, certs: Path | None) -> None:
     """Restore a node's whole database from a backup file (stop the node first)."""
     try:
         check_database(str(source))
@@ -96,7 +120,7 @@ def restore(source: Path, data_dir: Path, region: str | None, force: bool,
         raise click.ClickException(f"{target} exists: stop its node and pass --force to "
                                    "replace it")
     action = "restored"
-    peers = _peer_views(data_dir, region)
+    peers = _peer_views(data_dir, region, certs)
     if peers is not None:
         views, silent = peers
         if not views and not without_peers:

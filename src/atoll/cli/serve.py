@@ -1,4 +1,13 @@
-"""`atoll serve` — run one node (a drop-in local DynamoDB)."""
+"""`atoll serve` — run one node (a drop-in local DynamoDB).
+
+Security (DESIGN.md decision 11): `--auth required` makes every DynamoDB request and
+every `/_atoll/...` page need an AWS Signature Version 4 with a key of the cluster
+(`atoll keys`); `warn` serves and counts what would have been refused; `off` checks
+nothing. The default is `off` only for a node alone on loopback (a local DynamoDB, as
+DynamoDB Local is), and `required` for a region of a cluster or a node listening beyond
+loopback. A node listening beyond loopback with `--auth off`, or a region whose peer
+port listens beyond loopback without `--certs`, refuses to start unless `--insecure`.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +16,14 @@ import tomllib
 import click
 
 from atoll.antientropy.settings import BadSettings, VerifySettings, verify_settings
+from atoll.api.access import MODES, OFF, REQUIRED
 from atoll.clock.offset import DEFAULT_MAX_OFFSET_MS
 from atoll.engine.tabledef import DEFAULT_ACCOUNT
 from atoll.errors import ValidationError
 from atoll.http.server import ListenError
 from atoll.node.node import NodeConfig
 from atoll.node.node import serve as run_node
+from atoll.node.security import is_loopback
 from atoll.topology.config import load_cluster_config
 
 
@@ -67,13 +78,33 @@ def _check_account(_ctx: click.Context, _param: click.Parameter, value: str) -> 
               help="Seconds between the table snapshots point-in-time recovery replays from.")
 @click.option("--no-trees", is_flag=True, hidden=True,
               help="Keep no hash trees (and verify nothing): to measure what they cost.")
+@click.option("--auth", "auth_mode", default=None, type=click.Choice(MODES),
+              help="Request signatures: required, warn (serve and count refusals) or off "
+              "[default: off for a lone node on loopback, else required].")
+@click.option("--certs", "certs_dir", default=None,
+              type=click.Path(file_okay=False, exists=True),
+              help="The `atoll certs` directory: the cluster data key and, in a cluster, the "
+              "CA and this region's certificate (mutual TLS between regions).")
+@click.option("--tls-cert", default=None, type=click.Path(dir_okay=False, exists=True),
+              help="Serve HTTPS on the client port with this certificate (PEM).")
+@click.option("--tls-key", default=None, type=click.Path(dir_okay=False, exists=True),
+              help="The private key of --tls-cert (PEM).")
+@click.option("--admin-credentials", default=None, type=click.Path(dir_okay=False),
+              help="Make an admin key at start-up and write it to this file as an AWS "
+              "shared-credentials profile 'atoll' (nothing is made if the file exists).")
+@click.option("--insecure", is_flag=True,
+              help="Allow listening beyond loopback without authentication.")
+@click.option("--peer-source", default=None, hidden=True,
+              help="Local address for connections to peers (drills tell regions apart by it).")
 def serve(host: str | None, port: int | None, data_dir: str, in_memory: bool, region: str | None,
           config_path: str | None, ttl_interval: float, peer_listen: str | None,
           clock_offset_ms: int, max_clock_offset_ms: int, settable_clock: bool,
           max_connections: int | None, storage_url: str | None, fault_drop_every: int,
           account_id: str, backup_dir: str | None, pitr_window_s: float | None,
-          pitr_snapshot_interval_s: float, no_trees: bool) -> None:
-    """Serve the DynamoDB API over HTTP on HOST:PORT."""
+          pitr_snapshot_interval_s: float, no_trees: bool, auth_mode: str | None,
+          certs_dir: str | None, tls_cert: str | None, tls_key: str | None,
+          admin_credentials: str | None, insecure: bool, peer_source: str | None) -> None:
+    """Serve the DynamoDB API over HTTP(S) on HOST:PORT."""
     cluster = None
     verify = VerifySettings()
     if config_path is not None:
@@ -93,8 +124,11 @@ def serve(host: str | None, port: int | None, data_dir: str, in_memory: bool, re
     if storage_url is not None and (in_memory or not storage_url.startswith(
             ("postgresql://", "postgres://"))):
         raise click.UsageError("--storage takes a postgresql:// URL (and excludes --in-memory)")
+    host = host or "127.0.0.1"
+    if auth_mode is None:
+        auth_mode = OFF if cluster is None and is_loopback(host) else REQUIRED
     try:
-        run_node(NodeConfig(host=host or "127.0.0.1", port=8000 if port is None else port,
+        run_node(NodeConfig(host=host, port=8000 if port is None else port,
                             data_dir=data_dir, in_memory=in_memory, region=region or "local",
                             cluster=cluster, ttl_interval_s=ttl_interval,
                             peer_listen=_host_port(peer_listen), clock_offset_ms=clock_offset_ms,
@@ -105,7 +139,10 @@ def serve(host: str | None, port: int | None, data_dir: str, in_memory: bool, re
                             account_id=account_id, backup_dir=backup_dir,
                             pitr_window_s=pitr_window_s,
                             pitr_snapshot_interval_s=pitr_snapshot_interval_s,
-                            verify=verify, trees=not no_trees))
+                            verify=verify, trees=not no_trees,
+                            auth=auth_mode, certs_dir=certs_dir, tls_cert=tls_cert,
+                            tls_key=tls_key, admin_credentials=admin_credentials,
+                            insecure=insecure, peer_source=peer_source))
     except ValidationError as exc:  # e.g. the data directory belongs to another cluster
         raise click.ClickException(exc.message) from None
     except ListenError as exc:

@@ -1,7 +1,9 @@
 """`atoll status` and `atoll conflicts` — look at a running cluster.
 
 Both ask every region named in the cluster config directly (its client endpoint), so a
-region that does not answer is shown as down, never hidden.
+region that does not answer is shown as down, never hidden. Both sign their calls with
+a key (`--profile`/`--credentials`, the AWS environment, or ./data/credentials): any key
+reads the figures; the conflict log shows the tables the key may read.
 
 `atoll status` reads each region's figures (`/_atoll/console/region`, the same ones the
 console and `/metrics` show) and judges them like the console does
@@ -30,10 +32,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import click
+from botocore.credentials import Credentials
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from atoll.cli.keys import connection_options
+from atoll.client.signing import call, refusal, resolve_credentials
 from atoll.errors import ValidationError
 from atoll.node.clusterview import (
     DEFAULT_MAX_LAG_S,
@@ -46,17 +51,26 @@ from atoll.node.clusterview import (
 from atoll.topology.config import ClusterConfig, load_cluster_config
 
 TIMEOUT_S = 2.0
-MAX_CONFLICT_PAGES = 1000  # 1,000,000 records per region at most
+LOG_PAGE = 1000  # entries a region answers per page of its conflict or repair log
+MAX_LOG_PAGES = 1000  # 1,000,000 records per region and log at most
 WIDTH = 80
 
 
-def _fetch(url: str, timeout_s: float) -> Any:
+class Signer:
+    """How the CLI signs its calls and trusts https:// endpoints."""
+
+    def __init__(self, credentials: Credentials | None = None, ca_file: str | None = None
+                 ) -> None:
+        self.credentials = credentials
+        self.ca_file = ca_file
+
+
+def _fetch(url: str, timeout_s: float, signer: Signer | None = None) -> Any:
     """The JSON at `url`, or a short reason string if there is none."""
+    signer = signer or Signer()
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as response:
-            return json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return f"answered {exc.code}"
+        status, answer = call(url, signer.credentials, timeout_s=timeout_s,
+                              ca_file=signer.ca_file)
     except urllib.error.URLError as exc:
         reason = exc.reason
         if isinstance(reason, ConnectionRefusedError):
@@ -68,6 +82,9 @@ def _fetch(url: str, timeout_s: float) -> Any:
         return f"no answer within {timeout_s:.1f} s"
     except (OSError, ValueError) as exc:
         return f"unreachable: {exc}"
+    if status != 200:
+        return f"answered {status}: {refusal(answer)}"
+    return answer
 
 
 def _config(path: str) -> ClusterConfig:
@@ -78,12 +95,12 @@ def _config(path: str) -> ClusterConfig:
 
 
 def gather(config: ClusterConfig, timeout_s: float, max_lag_s: float,
-           max_lag_records: int | None) -> dict[str, Any]:
+           max_lag_records: int | None, signer: Signer | None = None) -> dict[str, Any]:
     """Every region's figures, fetched concurrently, judged into a cluster view."""
     regions = list(config.regions)
     with ThreadPoolExecutor(max_workers=len(regions)) as pool:
         answers = list(pool.map(lambda r: _fetch(r.client_endpoint + "/_atoll/console/region",
-                                                 timeout_s), regions))
+                                                 timeout_s, signer), regions))
     view = cluster_view(
         [{"id": r.id, "client_endpoints": r.client_endpoints,
           "peer_endpoints": r.peer_endpoints} for r in regions],
@@ -210,14 +227,17 @@ def verify_lines(view: Mapping[str, Any], now_s: float) -> list[str]:
 @click.option("--timeout", "timeout_s", default=TIMEOUT_S, show_default=True,
               type=click.FloatRange(0.1), help="Seconds to wait for each region.")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole view as JSON.")
+@connection_options
 def status(config_path: str, max_lag_s: float, max_lag_records: int | None, timeout_s: float,
-           as_json: bool) -> None:
+           as_json: bool, profile: str | None, credentials_file: str | None,
+           ca_file: str | None) -> None:
     """Regions, health, replication lag, conflicts and verify results of a running cluster.
 
     Exit status: 0 when every region is up and within the lag limits, 1 when a region is
     down, degraded or lagging."""
     config = _config(config_path)
-    view = gather(config, timeout_s, max_lag_s, max_lag_records)
+    signer = Signer(resolve_credentials(profile, credentials_file), ca_file)
+    view = gather(config, timeout_s, max_lag_s, max_lag_records, signer)
     if as_json:
         click.echo(json.dumps(view, indent=2))
     else:
@@ -299,20 +319,38 @@ def key_matches(conflict: Mapping[str, Any], wanted: tuple[str, ...]) -> bool:
     return True
 
 
-def read_conflicts(endpoint: str, timeout_s: float) -> list[dict[str, Any]] | str:
-    """A region's whole conflict log (pages of 1,000), or why it could not be read."""
+def read_log(endpoint: str, log: str, timeout_s: float, signer: Signer | None = None
+             ) -> list[dict[str, Any]] | str:
+    """A region's whole `log` (conflicts, repairs: `/_atoll/<log>/after/<id>`, pages of
+    LOG_PAGE entries, MAX_LOG_PAGES at most), or why it could not be read."""
     entries: list[dict[str, Any]] = []
     after = 0
-    for _ in range(MAX_CONFLICT_PAGES):
-        page = _fetch(f"{endpoint}/_atoll/conflicts/after/{after}", timeout_s)
+    for _ in range(MAX_LOG_PAGES):
+        page = _fetch(f"{endpoint}/_atoll/{log}/after/{after}", timeout_s, signer)
         if isinstance(page, str):
             return page
-        batch = page.get("conflicts") or []
+        batch = page.get(log) or []
         entries.extend(batch)
-        if len(batch) < 1000:
+        if len(batch) < LOG_PAGE:
             break
         after = batch[-1]["id"]
     return entries
+
+
+def region_logs(config: ClusterConfig, region: str | None, log: str, timeout_s: float,
+                signer: Signer | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Per region (every one, or only `region`), its whole `log` (conflicts, repairs); a
+    region whose log could not be read is named on stderr, with why, and left out."""
+    logs: dict[str, list[dict[str, Any]]] = {}
+    for entry in config.regions:
+        if region is not None and entry.id != region:
+            continue
+        found = read_log(entry.client_endpoint, log, timeout_s, signer)
+        if isinstance(found, str):
+            click.echo(f"{entry.id}: {log.removesuffix('s')} log not read: {found}", err=True)
+            continue
+        logs[entry.id] = found
+    return logs
 
 
 @click.command()
@@ -329,11 +367,15 @@ def read_conflicts(endpoint: str, timeout_s: float) -> list[dict[str, Any]] | st
               help="One JSON object per line (per region that logged it).")
 @click.option("--timeout", "timeout_s", default=TIMEOUT_S, show_default=True,
               type=click.FloatRange(0.1))
+@connection_options
 def conflicts(config_path: str, region: str | None, table_name: str | None,
               keys: tuple[str, ...], since: str | None, until: str | None, as_json: bool,
-              timeout_s: float) -> None:
-    """The conflict log: concurrent writes that lost last-writer-wins, oldest first."""
+              timeout_s: float, profile: str | None, credentials_file: str | None,
+              ca_file: str | None) -> None:
+    """The conflict log: concurrent writes that lost last-writer-wins, oldest first (of
+    the tables the signing key may read)."""
     config = _config(config_path)
+    signer = Signer(resolve_credentials(profile, credentials_file), ca_file)
     now_s = time.time()
     since_ms = parse_time_ms(since, now_s) if since else None
     until_ms = parse_time_ms(until, now_s) if until else None
@@ -344,15 +386,8 @@ def conflicts(config_path: str, region: str | None, table_name: str | None,
                 and (until_ms is None or c["detected_ms"] < until_ms)
                 and key_matches(c, keys))
 
-    logs: dict[str, list[dict[str, Any]]] = {}
-    for entry in config.regions:
-        if region is not None and entry.id != region:
-            continue
-        found = read_conflicts(entry.client_endpoint, timeout_s)
-        if isinstance(found, str):
-            click.echo(f"{entry.id}: conflict log not read: {found}", err=True)
-            continue
-        logs[entry.id] = [c for c in found if wanted(c)]
+    logs = {rid: [c for c in found if wanted(c)] for rid, found
+            in region_logs(config, region, "conflicts", timeout_s, signer).items()}
     if as_json:
         for rid, found in logs.items():
             for c in found:

@@ -13,6 +13,10 @@ Which region: `--endpoint URL`, or `--region R` of the cluster config (`--config
 ./data/cluster.toml by default), or the config's first region, or http://127.0.0.1:8000.
 Every region's stream holds every change applied there; a record's origin region is the
 part of its eventID before ':'.
+
+Requests are signed with a key found as `atoll keys` finds one (`--profile`/
+`--credentials`, the AWS environment and files, then ./data/credentials from `make
+run`); the key needs read permission on the table.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from boto3.dynamodb.types import TypeDeserializer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from atoll.cli.keys import connection_options
+from atoll.client.signing import resolve_credentials
 from atoll.errors import ValidationError
 from atoll.topology.config import load_cluster_config
 
@@ -58,11 +64,21 @@ def resolve_endpoint(endpoint: str | None, region: str | None, config_path: str)
     return config.region(region).client_endpoint
 
 
-def _clients(endpoint: str) -> tuple[Any, Any]:
+def _clients(endpoint: str, profile: str | None, credentials_file: str | None,
+             ca_file: str | None) -> tuple[Any, Any]:
+    """DynamoDB and DynamoDB Streams clients signing with the key found as `atoll keys`
+    finds one (--profile/--credentials, the SDKs' usual places, ./data/credentials)."""
+    found = resolve_credentials(profile, credentials_file)
+    frozen = found.get_frozen_credentials() if found is not None else None
     options: dict[str, Any] = {
-        "endpoint_url": endpoint, "region_name": "us-east-1", "aws_access_key_id": "atoll",
-        "aws_secret_access_key": "atoll",
+        "endpoint_url": endpoint, "region_name": "us-east-1",
+        # no key at all: a node with auth off takes any
+        "aws_access_key_id": frozen.access_key if frozen else "atoll",
+        "aws_secret_access_key": frozen.secret_key if frozen else "atoll",
+        "aws_session_token": frozen.token if frozen else None,
         "config": Config(retries={"max_attempts": 3, "mode": "standard"})}
+    if ca_file is not None:
+        options["verify"] = ca_file
     return boto3.client("dynamodb", **options), boto3.client("dynamodbstreams", **options)
 
 
@@ -212,11 +228,13 @@ def streams() -> None:
               help="Stop after this many records.")
 @click.option("--poll", "poll_s", type=click.FloatRange(0.05), default=0.5, show_default=True,
               help="Seconds between reads when nothing is new.")
+@connection_options
 def tail(table: str, region: str | None, config_path: str, endpoint: str | None, start: str,
-         as_json: bool, count: int | None, poll_s: float) -> None:
+         as_json: bool, count: int | None, poll_s: float, profile: str | None,
+         credentials_file: str | None, ca_file: str | None) -> None:
     """Print TABLE's stream records as they arrive."""
     url = resolve_endpoint(endpoint, region, config_path)
-    ddb, stream_client = _clients(url)
+    ddb, stream_client = _clients(url, profile, credentials_file, ca_file)
     try:
         arn = ddb.describe_table(TableName=table)["Table"].get("LatestStreamArn")
         if arn is None:

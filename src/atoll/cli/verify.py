@@ -15,6 +15,8 @@ them. `--quick` compares the hash trees alone (seconds for millions of items).
 Exit status: 0 when everything matches below the cut (differences still in flight are
 TRANSIENT, not failures), 1 when anything DIVERGED, 2 when the verify could not complete
 (a region down, a tree still being built, no node answering).
+
+Starting and following a run are signed (--profile/--credentials) and need an admin key.
 """
 
 from __future__ import annotations
@@ -22,8 +24,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
@@ -33,28 +33,26 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from atoll.cli.status import WIDTH, _bytes, _config, _fetch, value_text
+from atoll.cli.keys import connection_options
+from atoll.cli.status import WIDTH, Signer, _bytes, _config, _fetch, value_text
+from atoll.client.signing import call, refusal, resolve_credentials
 from atoll.topology.config import ClusterConfig
 
 POLL_S = 0.25
 START_TIMEOUT_S = 10.0
 
 
-def _post(url: str, body: dict[str, Any], timeout_s: float) -> tuple[int, Any]:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        try:
-            return exc.code, json.loads(exc.read())
-        except ValueError:
-            return exc.code, {"message": f"answered {exc.code}"}
+def _post(url: str, body: dict[str, Any], timeout_s: float, signer: Signer) -> tuple[int, Any]:
+    """POST a verify request, signed (runs need an admin key: node/admin.py)."""
+    status, answer = call(url, signer.credentials, json.dumps(body).encode(),
+                          timeout_s=timeout_s, ca_file=signer.ca_file)
+    if isinstance(answer, dict) and "__type" in answer:  # a refusal: say what it was
+        answer = {"message": refusal(answer)}
+    return status, answer
 
 
-def start_run(config: ClusterConfig, region: str | None, body: dict[str, Any]
-              ) -> tuple[str, int]:
+def start_run(config: ClusterConfig, region: str | None, body: dict[str, Any],
+              signer: Signer | None = None) -> tuple[str, int]:
     """(endpoint, run id) on the first node that starts the run; ClickException if none."""
     regions = [r for r in config.regions if region is None or r.id == region]
     if not regions:
@@ -63,7 +61,8 @@ def start_run(config: ClusterConfig, region: str | None, body: dict[str, Any]
     for entry in regions:
         endpoint = entry.client_endpoint
         try:
-            status, answer = _post(f"{endpoint}/_atoll/verify/runs", body, START_TIMEOUT_S)
+            status, answer = _post(f"{endpoint}/_atoll/verify/runs", body, START_TIMEOUT_S,
+                                   signer or Signer())
         except (OSError, ValueError) as exc:
             reasons.append(f"{entry.id}: {exc}")
             continue
@@ -75,7 +74,8 @@ def start_run(config: ClusterConfig, region: str | None, body: dict[str, Any]
     raise click.ClickException("verify could not start: " + "; ".join(reasons))
 
 
-def follow(endpoint: str, run_id: int, timeout_s: float, console: Console) -> dict[str, Any]:
+def follow(endpoint: str, run_id: int, timeout_s: float, console: Console,
+           signer: Signer | None = None) -> dict[str, Any]:
     """Poll the run until it ends, with a progress bar on a terminal."""
     deadline = time.monotonic() + timeout_s
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
@@ -83,7 +83,7 @@ def follow(endpoint: str, run_id: int, timeout_s: float, console: Console) -> di
                   disable=not console.is_terminal) as bar:
         task = bar.add_task("starting", total=1.0)
         while True:
-            view = _fetch(f"{endpoint}/_atoll/verify/runs/{run_id}", 10.0)
+            view = _fetch(f"{endpoint}/_atoll/verify/runs/{run_id}", 10.0, signer)
             if isinstance(view, str):
                 raise click.ClickException(f"lost the verify run at {endpoint}: {view}")
             progress = view["progress"]
@@ -162,17 +162,20 @@ def detail_lines(view: Mapping[str, Any]) -> list[str]:
 @click.option("--json", "as_json", is_flag=True, help="Print the whole run as JSON.")
 @click.option("--timeout", "timeout_s", default=3600.0, show_default=True,
               type=click.FloatRange(1), help="Seconds to wait for the run.")
+@connection_options
 def verify(config_path: str, tables: tuple[str, ...], repair: bool, deep: bool,
-           region: str | None, as_json: bool, timeout_s: float) -> None:
+           region: str | None, as_json: bool, timeout_s: float, profile: str | None,
+           credentials_file: str | None, ca_file: str | None) -> None:
     """Check that every region holds the same data; repair what differs with --repair.
 
     Exit status: 0 everything matches below the stable cut, 1 something DIVERGED, 2 the
     verify could not complete."""
     config = _config(config_path)
     body = {"tables": list(tables) or None, "deep": deep, "repair": repair}
+    signer = Signer(resolve_credentials(profile, credentials_file), ca_file)
     try:
-        endpoint, run_id = start_run(config, region, body)
-        view = follow(endpoint, run_id, timeout_s, Console(stderr=True))
+        endpoint, run_id = start_run(config, region, body, signer)
+        view = follow(endpoint, run_id, timeout_s, Console(stderr=True), signer)
     except click.ClickException as exc:
         click.echo(f"Error: {exc.format_message()}", err=True)
         sys.exit(2)  # could not complete

@@ -13,12 +13,23 @@ endpoint) rather than urllib3's one call: the wait for an answer is split from t
 send, so a request waiting on a region that has just failed its health probes (a hung
 process, a black-holed network) gives up at once when it is safe to send it elsewhere,
 instead of sitting out a read timeout.
+
+Signing per region: botocore signs each request once, for the endpoint it was built
+with, and the signature covers the Host header. The hook signs each attempt again, with
+the client's own credentials (botocore's SigV4 signer), for the region endpoint it is
+sent to: every region receives an ordinary request addressed to itself, which it
+verifies with the same cluster-wide key, and which a load balancer in front of a region
+routes by its Host like any other. (Forwarding the first signature with a Host naming
+another region would verify too — keys are cluster-wide and a node does not bind
+signatures to its own name — but would address a region by another's name.) An
+unsigned client (botocore's UNSIGNED) stays unsigned.
 """
 
 from __future__ import annotations
 
 import http.client
 import socket
+import ssl
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -28,6 +39,7 @@ from urllib.parse import urlsplit
 import boto3
 from botocore.awsrequest import AWSResponse
 from botocore.config import Config
+from botocore.credentials import Credentials
 from botocore.exceptions import (
     ConnectionClosedError,
     ConnectTimeoutError,
@@ -37,6 +49,7 @@ from botocore.exceptions import (
 from urllib3.util.wait import wait_for_read
 
 from atoll.client.routing import FAILOVER_BUDGET_S, Failover, Outcome, Router
+from atoll.client.signing import sign
 
 CONNECT_TIMEOUT_S = 0.5  # a local or same-continent region connects in milliseconds
 WAIT_SLICE_S = 0.05  # how often a waiting request looks at its region's probes
@@ -64,10 +77,13 @@ class AttemptFailed(Exception):
 
 
 class Upstreams:
-    """Keep-alive HTTP/1.1 connections to region endpoints (blocking, thread-safe)."""
+    """Keep-alive HTTP/1.1 connections to region endpoints (blocking, thread-safe);
+    https:// endpoints over TLS, trusting `ca_file` (else the system's CAs)."""
 
-    def __init__(self, connect_timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    def __init__(self, connect_timeout_s: float = CONNECT_TIMEOUT_S,
+                 ca_file: str | None = None) -> None:
         self.connect_timeout_s = connect_timeout_s
+        self.tls = ssl.create_default_context(cafile=ca_file)
         self._idle: dict[str, list[http.client.HTTPConnection]] = {}
         self._lock = threading.Lock()
 
@@ -112,9 +128,13 @@ class Upstreams:
                     return connection
                 connection.close()
         parts = urlsplit(endpoint)
-        connection = http.client.HTTPConnection(
-            parts.hostname or "", parts.port,
-            timeout=max(min(self.connect_timeout_s, trip.remaining_s()), 0.01))
+        timeout_s = max(min(self.connect_timeout_s, trip.remaining_s()), 0.01)
+        if parts.scheme == "https":
+            connection = http.client.HTTPSConnection(
+                parts.hostname or "", parts.port, timeout=timeout_s, context=self.tls)
+        else:
+            connection = http.client.HTTPConnection(parts.hostname or "", parts.port,
+                                                    timeout=timeout_s)
         try:
             connection.connect()
         except OSError as exc:  # refused, timed out, name not resolved: nothing was sent
@@ -162,14 +182,30 @@ def _botocore_error(url: str, failure: AttemptFailed) -> Exception:
     return ConnectionClosedError(endpoint_url=url, error=failure.error)
 
 
+_SIGNATURE_HEADERS = ("authorization", "x-amz-date", "x-amz-security-token",
+                      "x-amz-content-sha256", "host")
+
+
 class FailoverTransport:
-    """The before-send handler: try the Router's candidates in order."""
+    """The before-send handler: try the Router's candidates in order, each attempt
+    signed for its region's endpoint (see the module docstring)."""
 
     def __init__(self, router: Router, *, connect_timeout_s: float = CONNECT_TIMEOUT_S,
-                 budget_s: float = FAILOVER_BUDGET_S) -> None:
+                 budget_s: float = FAILOVER_BUDGET_S, credentials: Any = None,
+                 signing_region: str = "us-east-1") -> None:
         self.router = router
         self.budget_s = budget_s
-        self.upstreams = Upstreams(connect_timeout_s)
+        self.credentials = credentials
+        self.signing_region = signing_region
+        self.upstreams = Upstreams(connect_timeout_s, router.ca_file)
+
+    def _headers_for(self, endpoint: str, path: str, body: bytes,
+                     headers: dict[str, str], signed: bool) -> dict[str, str]:
+        """The request's headers, signed again for `endpoint` if it was signed."""
+        if not signed or self.credentials is None:
+            return headers
+        return sign(self.credentials, "POST", endpoint + path, body, headers,
+                    self.signing_region)
 
     def __call__(self, request: Any, **_kwargs: Any) -> AWSResponse:
         target = request.headers.get("X-Amz-Target", b"")
@@ -179,15 +215,18 @@ class FailoverTransport:
             body = body.read()
         body = body.encode() if isinstance(body, str) else bytes(body)
         path = urlsplit(request.url).path or "/"
+        signed = "Authorization" in request.headers
         headers = {k: (v.decode() if isinstance(v, bytes) else v)
-                   for k, v in request.headers.items() if k.lower() != "host"}
+                   for k, v in request.headers.items()
+                   if k.lower() not in _SIGNATURE_HEADERS}
         trip = self.router.failover(target.rpartition(".")[2], body, self.budget_s)
         last: Exception | AWSResponse | None = None
         for region, endpoint in trip:
             url = endpoint + path
             try:
                 status, response_headers, data = self.upstreams.exchange(
-                    trip, region, endpoint, path, body, headers)
+                    trip, region, endpoint, path, body,
+                    self._headers_for(endpoint, path, body, headers, signed))
             except AttemptFailed as failure:
                 last = _botocore_error(url, failure)
                 if trip.failed(region, failure.outcome, repr(failure.error)):
@@ -210,9 +249,20 @@ class FailoverTransport:
         self.upstreams.close()
 
 
+def _credentials(session: Any, kwargs: dict[str, Any]) -> Any:
+    """The credentials the client will sign with: given as arguments, else the
+    session's (environment, profile, ...), else None."""
+    if kwargs.get("aws_access_key_id") and kwargs.get("aws_secret_access_key"):
+        return Credentials(kwargs["aws_access_key_id"], kwargs["aws_secret_access_key"],
+                           kwargs.get("aws_session_token"))
+    return session.get_credentials()
+
+
 def _client_settings(kwargs: dict[str, Any], connect_timeout_s: float,
-                     budget_s: float) -> dict[str, Any]:
-    settings = {**_DEFAULT_SETTINGS, **kwargs}
+                     budget_s: float, have_credentials: bool) -> dict[str, Any]:
+    # dummies only when nothing else is found (a cluster with auth off takes any)
+    settings = {**({} if have_credentials else _DEFAULT_SETTINGS), **kwargs}
+    settings.setdefault("region_name", _DEFAULT_SETTINGS["region_name"])
     # botocore retries nothing (failing over is the retry); its own timeouts are never
     # used for sending, but are set to ours for anything that reads them
     ours = Config(retries={"total_max_attempts": 1}, connect_timeout=connect_timeout_s,
@@ -231,15 +281,21 @@ def _attach(client: Any, router: Router, transport: FailoverTransport) -> None:
 def _build(factory: str, seeds: Sequence[str], region_preference: Sequence[str],
            cache_path: str | Path | None, connect_timeout_s: float, budget_s: float,
            boto3_kwargs: dict[str, Any]) -> Any:
-    router = boto3_kwargs.pop("router", None) or Router(seeds, region_preference, cache_path)
     session = boto3_kwargs.pop("session", None) or boto3.session.Session()
-    settings = _client_settings(boto3_kwargs, connect_timeout_s, budget_s)
+    credentials = _credentials(session, boto3_kwargs)
+    verify = boto3_kwargs.get("verify")
+    ca_file = verify if isinstance(verify, str) else None
+    router = boto3_kwargs.pop("router", None) or Router(
+        seeds, region_preference, cache_path, credentials=credentials, ca_file=ca_file)
+    settings = _client_settings(boto3_kwargs, connect_timeout_s, budget_s,
+                                credentials is not None)
     # botocore needs an endpoint to sign for; the hook decides where requests go
     made = getattr(session, factory)("dynamodb", endpoint_url=router.candidates()[0][1],
                                      **settings)
     client = made.meta.client if factory == "resource" else made
-    _attach(client, router, FailoverTransport(router, connect_timeout_s=connect_timeout_s,
-                                              budget_s=budget_s))
+    _attach(client, router, FailoverTransport(
+        router, connect_timeout_s=connect_timeout_s, budget_s=budget_s,
+        credentials=credentials, signing_region=client.meta.region_name))
     return made
 
 

@@ -13,6 +13,21 @@ the request may be sent twice, it goes to the next region at once.
 `GET /health` answers probes of the proxy itself; `GET /_atoll/proxy/metrics` shows the
 route, failovers and per-region probe results as JSON, `GET /metrics` the same in the
 Prometheus text format (prometheus_client).
+
+Signatures: the proxy holds one access key (`--profile`/`--credentials`, or the AWS
+environment) and the application signs its requests with that same key. The proxy
+verifies each request's signature with it (atoll.auth.sigv4: a request signed with
+another key, unsigned, altered or replayed outside the 5-minute window is refused with
+DynamoDB's error, before anything is forwarded), then signs it again for the region
+endpoint it forwards it to. Why not forward the application's signature untouched: it
+covers the Host the application connected to — the proxy — so the region would receive
+a request addressed to another host (a load balancer routing by Host in front of a region
+would send it astray), and a proxy that forwarded whatever it received could not tell
+its application from anyone else who reaches its port. Why verify at all rather than
+just re-sign: a proxy that signed anything it was sent would lend its key to every
+process that can reach it. The price: every request through one proxy acts with that
+proxy's key and role (run one proxy per application, as a sidecar, for separate keys).
+Without a key the proxy forwards requests unsigned, for clusters that run with auth off.
 """
 
 from __future__ import annotations
@@ -20,19 +35,35 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Iterator, Sequence
+import ssl
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import orjson
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from atoll.auth.errors import (
+    AuthError,
+    ExpiredToken,
+    IncompleteSignature,
+    InvalidSignature,
+    MissingAuthenticationToken,
+    UnrecognizedClient,
+)
+from atoll.auth.keys import ROLE_ADMIN, AccessKey, Secret
+from atoll.auth.sigv4 import SignedRequest, SigV4Verifier
 from atoll.client.routing import FAILOVER_BUDGET_S, Failover, Outcome, Router
+from atoll.client.signing import sign
 from atoll.http.client import HttpClient, PeerHttpError
 from atoll.http.server import HttpServer, ListenError, listen
+from atoll.http.wire import Request
 
 log = logging.getLogger(__name__)
 
 IDLE_PER_ENDPOINT = 64
+JSON_10 = "application/x-amz-json-1.0"
 WAIT_SLICE_S = 0.05
 _UNAVAILABLE = orjson.dumps({
     "__type": "com.amazon.coral.service#ServiceUnavailableException",
@@ -43,11 +74,60 @@ class _Abandoned(Exception):
     pass
 
 
+_AUTH_ERROR_TYPES = {  # DynamoDB's __type for each refusal (atoll.auth.errors)
+    MissingAuthenticationToken: "MissingAuthenticationTokenException",
+    IncompleteSignature: "IncompleteSignatureException",
+    InvalidSignature: "InvalidSignatureException",
+    UnrecognizedClient: "UnrecognizedClientException",
+    ExpiredToken: "ExpiredTokenException",
+}
+_FAR_FUTURE_MS = 2 ** 62
+
+
+class ProxyKey:
+    """The proxy's access key: verifies what the application signed with it, and signs
+    what the proxy forwards."""
+
+    def __init__(self, credentials: Any, now_ms: Callable[[], int] | None = None) -> None:
+        frozen = credentials.get_frozen_credentials() \
+            if hasattr(credentials, "get_frozen_credentials") else credentials
+        self.credentials = credentials
+        token = Secret(frozen.token) if frozen.token else None
+        try:
+            key = AccessKey(frozen.access_key, ROLE_ADMIN, None, 0, Secret(frozen.secret_key),
+                            session_token=token,
+                            expires_ms=_FAR_FUTURE_MS if token is not None else None)
+        except ValueError as exc:
+            raise ValueError(f"the proxy's key is not an Atoll access key: {exc}") from None
+        self.verifier = SigV4Verifier(lambda key_id: key if key_id == key.key_id else None)
+        self.now_ms = now_ms or (lambda: int(time.time() * 1000))
+
+    def refusal(self, head: Request, body: bytes) -> tuple[int, bytes] | None:
+        """DynamoDB's error if `head` is not signed with this key, else None."""
+        request = SignedRequest.from_target(
+            head.method.decode("latin-1"), head.url.decode("latin-1"),
+            [(n.decode("latin-1"), v.decode("latin-1")) for n, v in head.headers], body)
+        try:
+            self.verifier.verify(request, self.now_ms())
+        except AuthError as error:
+            kind = _AUTH_ERROR_TYPES.get(type(error), "UnrecognizedClientException")
+            log.info("refused a request: %s (key %s)", error.reason, error.key_id or "-")
+            return 400, orjson.dumps({"__type": "com.amazon.coral.service#" + kind,
+                                      "message": error.message})
+        return None
+
+    def headers(self, endpoint: str, target: str, body: bytes) -> dict[str, str]:
+        """The headers of a request forwarded to `endpoint`, signed for it."""
+        return sign(self.credentials, "POST", endpoint.rstrip("/") + "/", body,
+                    {"Content-Type": JSON_10, "X-Amz-Target": target})
+
+
 class _Pool:
     """Keep-alive connections to one endpoint; each carries one request at a time."""
 
-    def __init__(self, endpoint: str) -> None:
+    def __init__(self, endpoint: str, tls: ssl.SSLContext | None = None) -> None:
         self.endpoint = endpoint
+        self.tls = tls if endpoint.startswith("https://") else None
         self.idle: list[HttpClient] = []
 
     def take(self) -> HttpClient:
@@ -56,7 +136,7 @@ class _Pool:
             if not client.closed_by_peer:
                 return client
             client.close()
-        return HttpClient(self.endpoint)
+        return HttpClient(self.endpoint, tls=self.tls)
 
     def give_back(self, client: HttpClient) -> None:
         if len(self.idle) < IDLE_PER_ENDPOINT:
@@ -66,15 +146,22 @@ class _Pool:
 
 
 class Proxy:
-    def __init__(self, router: Router, budget_s: float = FAILOVER_BUDGET_S) -> None:
+    def __init__(self, router: Router, budget_s: float = FAILOVER_BUDGET_S,
+                 key: ProxyKey | None = None) -> None:
         self.router = router
         self.budget_s = budget_s
+        self.key = key
+        self.tls = ssl.create_default_context(cafile=router.ca_file)
         self.pools: dict[str, _Pool] = {}
         self.http = HttpServer(self.forward, self.get)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_RouterCollector(router))
 
-    async def forward(self, target: str | None, body: bytes) -> tuple[int, bytes]:
+    async def forward(self, target: str | None, body: bytes, head: Request) -> tuple[int, bytes]:
+        if self.key is not None:
+            refusal = self.key.refusal(head, body)
+            if refusal is not None:
+                return refusal
         trip = self.router.failover((target or "").rpartition(".")[2], body, self.budget_s)
         last: tuple[int, bytes] = (503, _UNAVAILABLE)
         for region, endpoint in trip:
@@ -102,10 +189,12 @@ class Proxy:
                        body: bytes) -> tuple[int, bytes]:
         pool = self.pools.get(endpoint)
         if pool is None:
-            pool = self.pools[endpoint] = _Pool(endpoint)
+            pool = self.pools[endpoint] = _Pool(endpoint, self.tls)
         client = pool.take()
+        headers = self.key.headers(endpoint, target, body) if self.key is not None \
+            else {"Content-Type": JSON_10, "X-Amz-Target": target}
         request = asyncio.ensure_future(client.request(
-            "POST", "/", body, max(trip.remaining_s(), 0.01), {"X-Amz-Target": target}))
+            "POST", "/", body, max(trip.remaining_s(), 0.01), headers))
         try:
             while True:
                 done, _ = await asyncio.wait((request,), timeout=WAIT_SLICE_S)
@@ -121,7 +210,7 @@ class Proxy:
         pool.give_back(client)
         return result
 
-    def get(self, path: str, host: str = "") -> tuple[int, bytes, bytes]:
+    def get(self, head: Request, path: str) -> tuple[int, bytes, bytes]:
         if path == "/health":
             return 200, b'{"status":"ok"}', b"application/json"
         if path == "/_atoll/proxy/metrics":
@@ -179,9 +268,12 @@ class _RouterCollector:
 
 
 async def run_proxy(host: str, port: int, seeds: Sequence[str], prefer: Sequence[str],
-                    cache_path: str | None = None, budget_s: float = FAILOVER_BUDGET_S) -> None:
-    router = await asyncio.to_thread(Router, seeds, prefer, cache_path)
-    proxy = Proxy(router, budget_s)
+                    cache_path: str | None = None, budget_s: float = FAILOVER_BUDGET_S,
+                    credentials: Any = None, ca_file: str | None = None) -> None:
+    key = ProxyKey(credentials) if credentials is not None else None
+    router = await asyncio.to_thread(lambda: Router(seeds, prefer, cache_path,
+                                                    credentials=credentials, ca_file=ca_file))
+    proxy = Proxy(router, budget_s, key)
     loop = asyncio.get_running_loop()
     try:
         server = await listen(proxy.http.protocol, host, port, backlog=1024)
@@ -191,9 +283,12 @@ async def run_proxy(host: str, port: int, seeds: Sequence[str], prefer: Sequence
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    signing = (f"requests must be signed with key {credentials.access_key}, and are signed "
+               "again for each region" if key is not None
+               else "requests are forwarded unsigned (no key: for clusters with auth off)")
     print(f"atoll proxy: listening on http://{host}:{port}, cluster "
           f"{router.topology.cluster_id} (generation {router.topology.generation}), "
-          f"preference {[r.id for r in router.ordered_regions()]}", flush=True)
+          f"preference {[r.id for r in router.ordered_regions()]}; {signing}", flush=True)
     await stop.wait()
     server.close()
     await proxy.http.drain(5.0)

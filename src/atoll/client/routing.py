@@ -6,7 +6,8 @@ Which requests may be sent twice: safety.py; the on-disk topology cache: cache.p
 
 Theory of operation
 - Discovery: the topology (regions, client endpoints, generation) comes from the first
-  seed that answers `GET /_atoll/topology` (short timeouts, seeds in order), and is then
+  seed that answers `GET /_atoll/topology` (short timeouts, seeds in order; signed with
+  the client's credentials, as nodes with auth on require), and is then
   refreshed every TOPOLOGY_REFRESH_S from the regions themselves. A new topology is
   adopted by the nodes' own compare-and-set rule (`atoll.topology.update.decide`): same
   cluster, valid, higher generation — a stale or empty plan is never applied.
@@ -50,6 +51,7 @@ import urllib3
 
 from atoll.client.cache import TopologyCache
 from atoll.client.safety import READ_OPERATIONS, retry_safe
+from atoll.client.signing import sign
 from atoll.errors import AtollError
 from atoll.topology.model import ClusterConfig, RegionConfig, topology_from_dict, validate
 from atoll.topology.update import Accept, decide
@@ -111,27 +113,47 @@ class Metrics:
 _HTTP = urllib3.PoolManager(num_pools=64, maxsize=4, retries=False)
 
 
-def _http_get_json(url: str, timeout_s: float) -> Any:
-    """GET a JSON document (never through an HTTP proxy from the environment: the
-    topology and probes go straight to the addresses)."""
-    response = _HTTP.request("GET", url, timeout=urllib3.Timeout(total=timeout_s),
-                             preload_content=False)
-    try:
+def _pool(ca_file: str | None) -> urllib3.PoolManager:
+    """Connections for https:// endpoints trust `ca_file` (else the system's CAs)."""
+    if ca_file is None:
+        return _HTTP
+    return urllib3.PoolManager(num_pools=64, maxsize=4, retries=False, ca_certs=ca_file)
+
+
+def json_fetcher(credentials: Any = None, ca_file: str | None = None
+                 ) -> Callable[[str, float], Any]:
+    """GET a node's JSON page (/_atoll/topology, /_atoll/status), signed with
+    `credentials` (a node with auth on answers only signed requests; atoll.client.signing),
+    never through an HTTP proxy from the environment: they go straight to the addresses."""
+    pool = _pool(ca_file)
+
+    def fetch(url: str, timeout_s: float) -> Any:
+        headers = sign(credentials, "GET", url) if credentials is not None else {}
+        response = pool.request("GET", url, headers=headers,
+                                timeout=urllib3.Timeout(total=timeout_s), preload_content=False)
+        try:
+            if response.status != 200:
+                raise ValueError(f"HTTP {response.status} from {url}")
+            data = response.read(MAX_TOPOLOGY_BYTES + 1)
+        finally:
+            response.release_conn()
+        if len(data) > MAX_TOPOLOGY_BYTES:
+            raise ValueError(f"topology from {url} is too large")
+        return json.loads(data)
+    return fetch
+
+
+def prober(ca_file: str | None = None) -> Callable[[str, float], None]:
+    """Probes of `/health` (open: it needs no key)."""
+    pool = _pool(ca_file)
+
+    def probe(url: str, timeout_s: float) -> None:
+        """Raise unless `url` answers 200 within `timeout_s`."""
+        response = pool.request("GET", url, timeout=urllib3.Timeout(total=timeout_s))
         if response.status != 200:
-            raise ValueError(f"HTTP {response.status} from {url}")
-        data = response.read(MAX_TOPOLOGY_BYTES + 1)
-    finally:
-        response.release_conn()
-    if len(data) > MAX_TOPOLOGY_BYTES:
-        raise ValueError(f"topology from {url} is too large")
-    return json.loads(data)
+            raise ValueError(f"HTTP {response.status}")
+    return probe
 
-
-def _http_probe(url: str, timeout_s: float) -> None:
-    """Raise unless `url` answers 200 within `timeout_s`."""
-    response = _HTTP.request("GET", url, timeout=urllib3.Timeout(total=timeout_s))
-    if response.status != 200:
-        raise ValueError(f"HTTP {response.status}")
 
 
 _FETCH_ERRORS = (OSError, ValueError, AtollError, urllib3.exceptions.HTTPError)
@@ -150,9 +172,10 @@ class Router:
                  probe_timeout_s: float = PROBE_TIMEOUT_S,
                  refresh_s: float = TOPOLOGY_REFRESH_S,
                  cache_dir: str | Path | None = None,
-                 fetch: Callable[[str, float], Any] = _http_get_json,
-                 probe: Callable[[str, float], None] = _http_probe,
-                 start: bool = True) -> None:
+                 fetch: Callable[[str, float], Any] | None = None,
+                 probe: Callable[[str, float], None] | None = None,
+                 start: bool = True, credentials: Any = None,
+                 ca_file: str | None = None) -> None:
         if not seeds:
             raise ValueError("at least one seed endpoint is needed")
         self.seeds = [s.rstrip("/") for s in seeds]
@@ -161,8 +184,11 @@ class Router:
         self.probe_interval_s = probe_interval_s
         self.probe_timeout_s = probe_timeout_s
         self.refresh_s = refresh_s
-        self._fetch = fetch
-        self._probe = probe
+        # credentials sign the topology and status reads; ca_file: trusted for https://
+        self.credentials = credentials
+        self.ca_file = ca_file
+        self._fetch = fetch or json_fetcher(credentials, ca_file)
+        self._probe = probe or prober(ca_file)
         self._lock = threading.Lock()
         self.health: dict[str, RegionHealth] = {}
         self.metrics = Metrics()

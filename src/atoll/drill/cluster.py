@@ -4,7 +4,11 @@
   restart them); every region's peer endpoint in the topology is a fault proxy
   (faultproxy.py) in front of the node's real peer port (`atoll serve --peer-listen`),
   so links between regions can be cut, slowed or made lossy per direction while clients
-  still reach every region.
+  still reach every region. It runs the realistic configuration: `--auth required`,
+  mutual TLS between regions (a cluster CA and region certificates made under
+  `<root>/certs`), an admin key made by the first region (`<root>/credentials`) that the
+  drill's clients sign with, and each region calling its peers from a loopback address
+  of its own (`--peer-source`), by which the fault proxies tell callers apart.
 - `ExistingCluster` is a running cluster named by its config: the drill routes its peer
   links through fault proxies by publishing a topology, and restores it afterwards.
 - `SimulatedDns` answers `dynamodb.<region>.atoll.test` for the naive clients; the
@@ -13,6 +17,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import signal
 import socket
@@ -28,7 +33,10 @@ from typing import Any
 import boto3
 import botocore.exceptions
 from botocore.config import Config
+from botocore.credentials import Credentials as Keys
 
+from atoll.auth.certs import ClusterFiles, init_cluster, issue_region_cert
+from atoll.client.signing import sign
 from atoll.drill.faultproxy import FaultNetwork, FaultRules
 from atoll.topology.model import ClusterConfig, RegionConfig, topology_from_dict
 
@@ -43,9 +51,22 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def get_json(url: str, timeout_s: float = 2.0) -> Any:
-    with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310
+Credentials = tuple[str, str]  # (access key id, secret)
+
+
+def get_json(url: str, timeout_s: float = 2.0, credentials: Credentials | None = None) -> Any:
+    """A node's JSON page, signed with `credentials` when given."""
+    headers = sign(Keys(*credentials), "GET", url) if credentials is not None else {}
+    request = urllib.request.Request(url, headers=headers)
+    with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310
         return json.loads(response.read())
+
+
+def read_credentials(path: Path) -> Credentials:
+    """(key id, secret) from an AWS shared-credentials file a node wrote."""
+    values = dict(line.split(" = ", 1) for line in path.read_text().splitlines()
+                  if " = " in line)
+    return values["aws_access_key_id"], values["aws_secret_access_key"]
 
 
 def wait_for(predicate: Callable[[], bool], timeout_s: float) -> None:
@@ -104,18 +125,23 @@ class DrillCluster:
         self.client_ports = {r: free_port() for r in self.ids}
         self.peer_ports = {r: free_port() for r in self.ids}  # the nodes' real listeners
         self.proxy_ports = {r: free_port() for r in self.ids}  # advertised peer endpoints
+        self.sources = {r: f"127.0.0.{10 + i}" for i, r in enumerate(self.ids)}
         self.config = ClusterConfig("atoll-drill", tuple(
             RegionConfig(r, f"http://127.0.0.1:{self.client_ports[r]}",
-                         f"http://127.0.0.1:{self.proxy_ports[r]}", SimulatedDns.name(r))
+                         f"https://127.0.0.1:{self.proxy_ports[r]}", SimulatedDns.name(r))
             for r in self.ids))
         root.mkdir(parents=True, exist_ok=True)
         self.config_path = root / "cluster.toml"
         self.config_path.write_text(self.config.to_toml())
+        self.certs = ClusterFiles(root / "certs")
+        _make_certs(self.certs, self.config)
+        self.credentials_path = root / "credentials"
+        self.credentials: Credentials | None = None  # once the first region made it
         self.rules = FaultRules(seed)
         self.network = FaultNetwork(self.rules)
         for r in self.ids:
             self.network.add(r, ("127.0.0.1", self.proxy_ports[r]),
-                             ("127.0.0.1", self.peer_ports[r]))
+                             ("127.0.0.1", self.peer_ports[r]), self.sources[r])
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.fault_drop_every = fault_drop_every
 
@@ -125,6 +151,11 @@ class DrillCluster:
     def start_all(self) -> None:
         for region in self.ids:
             self.start(region)
+        self.credentials = read_credentials(self.credentials_path)
+        credentials = self.credentials
+        # the key reaches the other regions by replication
+        wait_for(lambda: all(get_json(self.url(r) + "/_atoll/status", 1.0, credentials)
+                             for r in self.ids), READY_TIMEOUT_S)
 
     def client_address(self, region: str) -> tuple[str, int]:
         return "127.0.0.1", self.client_ports[region]
@@ -135,7 +166,11 @@ class DrillCluster:
     def start(self, region: str, clock_offset_ms: int = 0) -> None:
         args = [sys.executable, "-m", "atoll", "serve", "--config", str(self.config_path),
                 "--region", region, "--data-dir", str(self.root / region),
-                "--peer-listen", f"127.0.0.1:{self.peer_ports[region]}"]
+                "--peer-listen", f"127.0.0.1:{self.peer_ports[region]}",
+                "--auth", "required", "--certs", str(self.certs.directory),
+                "--peer-source", self.sources[region]]
+        if region == self.ids[0]:  # the drill's key (nothing is made if it exists)
+            args += ["--admin-credentials", str(self.credentials_path)]
         if clock_offset_ms:
             args += ["--clock-offset-ms", str(clock_offset_ms)]
         if self.fault_drop_every:
@@ -182,8 +217,10 @@ class ExistingCluster:
 
     SCENARIOS = ("dns-empty", "partition", "slow-wan")
 
-    def __init__(self, config: ClusterConfig, seed: int) -> None:
+    def __init__(self, config: ClusterConfig, seed: int,
+                 credentials: Credentials | None = None) -> None:
         self.config = config
+        self.credentials = credentials  # an admin key: publishing a topology needs one
         self.ids = tuple(r.id for r in config.regions)
         self.rules = FaultRules(seed)
         self.network = FaultNetwork(self.rules)
@@ -197,27 +234,43 @@ class ExistingCluster:
         return self.config.region(region).client_address
 
     def start_all(self) -> None:
-        current = topology_from_dict(get_json(self.url(self.ids[0]) + "/_atoll/topology"))
+        current = topology_from_dict(get_json(self.url(self.ids[0]) + "/_atoll/topology",
+                                              credentials=self.credentials))
         self.original = current
         routed = []
         for region in current.regions:
             host, port = region.peer_address
             listen = ("127.0.0.1", free_port())
-            self.network.add(region.id, listen, (host, port))
+            self.network.add(region.id, listen, (host, port), self._source_address(region.id))
+            scheme = region.peer_endpoint.split("://", 1)[0]  # https: mutual TLS
             routed.append(RegionConfig(region.id, region.client_endpoints,
-                                       f"http://{listen[0]}:{listen[1]}", region.name))
+                                       f"{scheme}://{listen[0]}:{listen[1]}", region.name))
         self._publish(ClusterConfig(current.cluster_id, tuple(routed), current.generation + 1))
 
     def _publish(self, topology: ClusterConfig) -> None:
-        request = urllib.request.Request(
-            self.url(self.ids[0]) + "/_atoll/topology", method="POST",
-            data=json.dumps(topology.to_dict()).encode(),
-            headers={"Content-Type": "application/json"})
+        url = self.url(self.ids[0]) + "/_atoll/topology"
+        body = json.dumps(topology.to_dict()).encode()
+        headers = {"Content-Type": "application/json"}
+        if self.credentials is not None:
+            headers = sign(Keys(*self.credentials), "POST", url, body, headers)
+        request = urllib.request.Request(url, method="POST", data=body, headers=headers)
         with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
             response.read()
         self.generation = topology.generation
-        wait_for(lambda: all(get_json(self.url(r) + "/_atoll/topology")["generation"]
+        wait_for(lambda: all(get_json(self.url(r) + "/_atoll/topology",
+                                      credentials=self.credentials)["generation"]
                           >= topology.generation for r in self.ids), 20)
+
+    def _source_address(self, region: str) -> str | None:
+        """The address `region` calls its peers from, if it has one of its own
+        (`--peer-source`; `atoll cluster` gives each region one): over TLS it is how the
+        fault proxies tell callers apart."""
+        try:
+            status = get_json(self.url(region) + "/_atoll/status", credentials=self.credentials)
+        except (OSError, ValueError):
+            return None
+        source = (status.get("peer_auth") or {}).get("source_address")
+        return source if isinstance(source, str) else None
 
     def kill(self, region: str) -> None:
         raise RuntimeError("a drill against a running cluster cannot stop its processes")
@@ -229,7 +282,7 @@ class ExistingCluster:
         self.kill(region)
 
     def drop_tables(self, tables: tuple[str, ...]) -> None:
-        ddb = plain_client(self.url(self.ids[0]))
+        ddb = plain_client(self.url(self.ids[0]), self.credentials)
         for table in tables:
             try:
                 ddb.delete_table(TableName=table)
@@ -247,11 +300,22 @@ class ExistingCluster:
         self.network.close()
 
 
-def plain_client(url: str) -> Any:
+def plain_client(url: str, credentials: Credentials | None = None) -> Any:
+    key_id, secret = credentials or ("drill", "drill")  # (any key: a cluster with auth off)
     return boto3.client("dynamodb", endpoint_url=url, region_name="us-east-1",
-                        aws_access_key_id="drill", aws_secret_access_key="drill",
+                        aws_access_key_id=key_id, aws_secret_access_key=secret,
                         config=Config(retries={"total_max_attempts": 1}, connect_timeout=1,
                                       read_timeout=10))
+
+
+def _make_certs(files: ClusterFiles, config: ClusterConfig) -> None:
+    """The drill cluster's CA, data key and region certificates (as `atoll certs`)."""
+    now = datetime.datetime.now(datetime.UTC)
+    if not files.ca_cert.exists():
+        init_cluster(files, config.cluster_id, now)
+    for region in config.regions:
+        if not files.region_cert(region.id).exists():
+            issue_region_cert(files, region.id, ["127.0.0.1", "localhost"], now)
 
 
 Cluster = DrillCluster | ExistingCluster

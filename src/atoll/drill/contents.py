@@ -13,7 +13,7 @@ from typing import Any
 
 import botocore.exceptions
 
-from atoll.drill.cluster import Cluster, get_json, plain_client
+from atoll.drill.cluster import Cluster, Credentials, get_json, plain_client
 
 CONFLICTS_PAGE = 1000  # what /_atoll/conflicts answers at most at a time
 CONVERGE_POLL_S = 0.25
@@ -23,8 +23,8 @@ Contents = dict[tuple[str, str], Any]  # (table, key) -> `v`, or a counter's num
 Loser = tuple[str, str, Any]  # (table, key, the losing write's `v` or number)
 
 
-def scan(url: str, tables: tuple[str, ...]) -> Contents:
-    ddb = plain_client(url)
+def scan(url: str, tables: tuple[str, ...], credentials: Credentials | None = None) -> Contents:
+    ddb = plain_client(url, credentials)
     found: Contents = {}
     for table in tables:
         kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
@@ -44,7 +44,7 @@ def converge(cluster: Cluster, timeout_s: float, tables: tuple[str, ...]) -> flo
     started = time.monotonic()
     while time.monotonic() - started < timeout_s:
         try:
-            scans = [scan(cluster.url(r), tables) for r in cluster.ids]
+            scans = [scan(cluster.url(r), tables, cluster.credentials) for r in cluster.ids]
             if all(s == scans[0] for s in scans[1:]):
                 return round(time.monotonic() - started, 3)
         except (OSError, botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
@@ -56,13 +56,14 @@ def converge(cluster: Cluster, timeout_s: float, tables: tuple[str, ...]) -> flo
 def read_back(cluster: Cluster, tables: tuple[str, ...]
               ) -> tuple[dict[str, Contents], list[Loser], int]:
     """(region -> contents, every conflict loser of the drill's tables, their count)."""
-    finals = {r: scan(cluster.url(r), tables) for r in cluster.ids}
+    finals = {r: scan(cluster.url(r), tables, cluster.credentials) for r in cluster.ids}
     losers: list[Loser] = []
     conflicts = 0
     for r in cluster.ids:
         after = 0
         while True:
-            page = get_json(f"{cluster.url(r)}/_atoll/conflicts/after/{after}")
+            page = get_json(f"{cluster.url(r)}/_atoll/conflicts/after/{after}",
+                            credentials=cluster.credentials)
             rows = page.get("conflicts", [])
             for row in rows:
                 after = max(after, row["id"])

@@ -1,9 +1,14 @@
 """A fault-injecting TCP proxy in front of each region's peer endpoint.
 
-Regions replicate over HTTP with keep-alive connections, and every request between
-regions names its sender in an `X-Atoll-Region` header. The proxy reads the first request
-head of each connection to learn which region is calling, then pipes bytes both ways,
-applying the rules of that directed link (caller -> callee):
+Regions replicate over keep-alive connections, mutual TLS between them. The proxy learns
+which region is calling from the connection's source address: each region's node makes
+its peer connections from an address of its own on loopback (`atoll serve
+--peer-source 127.0.0.N`, given to `add` as `source`), since over TLS nothing of the
+request can be read in between. Over plain HTTP, a connection from an address it does
+not know is named by the `X-Atoll-Region` header of its first request head; over TLS
+from an address it does not know, the caller is unknown and gets the worst fault of any
+link into the callee. Then it
+pipes bytes both ways, applying the rules of that directed link (caller -> callee):
 
 - cut: new connections are closed at once and open ones are closed when the cut starts
   (one-way cuts are cuts of one direction; a partition cuts both);
@@ -24,6 +29,8 @@ import threading
 from dataclasses import dataclass
 
 _CALLER = re.compile(rb"\r\nx-atoll-region:\s*([^\r\n]+)", re.IGNORECASE)
+_TLS_HANDSHAKE = 0x16  # the first byte of a TLS record carrying a ClientHello
+UNKNOWN = "?"
 MAX_HEAD_BYTES = 64 * 1024
 CHUNK = 64 * 1024
 
@@ -54,7 +61,18 @@ class FaultRules:
             self._links.clear()
 
     def of(self, caller: str, callee: str) -> LinkFault:
+        """The fault of the link caller -> callee. A caller the proxy could not tell
+        (UNKNOWN: TLS, and no source address known for it) gets the worst fault of any
+        link into `callee`: a partition then cuts more links than it names, never fewer."""
         with self._lock:
+            if caller == UNKNOWN:
+                faults = [f for (_c, to), f in self._links.items() if to in (callee, "*")]
+                if faults:
+                    return LinkFault(cut=any(f.cut for f in faults),
+                                     latency_ms=max(f.latency_ms for f in faults),
+                                     jitter_ms=max(f.jitter_ms for f in faults),
+                                     loss=max(f.loss for f in faults))
+                return LinkFault()
             for key in ((caller, callee), (caller, "*"), ("*", callee), ("*", "*")):
                 if key in self._links:
                     return self._links[key]
@@ -70,8 +88,9 @@ class FaultProxy:
     """Listens on `listen`, forwards to `target` (the callee region's real peer port)."""
 
     def __init__(self, callee: str, listen: tuple[str, int], target: tuple[str, int],
-                 rules: FaultRules) -> None:
+                 rules: FaultRules, sources: dict[str, str] | None = None) -> None:
         self.callee = callee
+        self.sources = sources if sources is not None else {}  # source address -> region
         self.listen = listen
         self.target = target
         self.rules = rules
@@ -85,15 +104,20 @@ class FaultProxy:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = b""
+        peername = writer.get_extra_info("peername")
+        caller = self.sources.get(peername[0]) if peername else None
         try:
-            while b"\r\n\r\n" not in head and len(head) < MAX_HEAD_BYTES:
+            while caller is None and b"\r\n\r\n" not in head and len(head) < MAX_HEAD_BYTES:
                 data = await reader.read(CHUNK)
                 if not data:
                     writer.close()
                     return
                 head += data
-            match = _CALLER.search(head)
-            caller = match.group(1).strip().decode("latin-1") if match else "?"
+                if head[0] == _TLS_HANDSHAKE:  # TLS: the client waits for our hello
+                    caller = UNKNOWN
+            if caller is None:
+                match = _CALLER.search(head)
+                caller = match.group(1).strip().decode("latin-1") if match else UNKNOWN
             if self.rules.of(caller, self.callee).cut:
                 self.dropped += 1
                 writer.close()
@@ -159,13 +183,19 @@ class FaultNetwork:
     def __init__(self, rules: FaultRules) -> None:
         self.rules = rules
         self.proxies: list[FaultProxy] = []
+        self.sources: dict[str, str] = {}  # a region's peer source address -> the region
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="atoll-faults",
                                         daemon=True)
         self._thread.start()
 
-    def add(self, callee: str, listen: tuple[str, int], target: tuple[str, int]) -> FaultProxy:
-        proxy = FaultProxy(callee, listen, target, self.rules)
+    def add(self, callee: str, listen: tuple[str, int], target: tuple[str, int],
+            source: str | None = None) -> FaultProxy:
+        """A proxy for `callee` at `listen`, forwarding to `target`; `source`: the
+        address `callee` itself makes its peer connections from."""
+        if source is not None:
+            self.sources[source] = callee
+        proxy = FaultProxy(callee, listen, target, self.rules, self.sources)
         asyncio.run_coroutine_threadsafe(proxy.start(), self.loop).result(10)
         self.proxies.append(proxy)
         return proxy

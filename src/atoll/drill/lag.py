@@ -45,7 +45,8 @@ class LagSampler(threading.Thread):
         found = {}
         for region in self.cluster.ids:
             try:
-                status = get_json(self.cluster.url(region) + "/_atoll/status", STATUS_TIMEOUT_S)
+                status = get_json(self.cluster.url(region) + "/_atoll/status", STATUS_TIMEOUT_S,
+                                  self.cluster.credentials)
                 found[region] = status["replication"]["cursor_vector"]
             except (OSError, KeyError, ValueError):
                 continue  # down or cut off from us: no sample
@@ -97,7 +98,8 @@ def applied_lag(cluster: Cluster) -> dict[str, Any]:
     per_region = {}
     for r in cluster.ids:
         try:
-            per_region[r] = get_json(cluster.url(r) + "/_atoll/status")["replication"]["lag_ms"]
+            per_region[r] = get_json(cluster.url(r) + "/_atoll/status",
+                                     credentials=cluster.credentials)["replication"]["lag_ms"]
         except (OSError, KeyError, ValueError):
             per_region[r] = None
     p50s = [v["p50"] for v in per_region.values() if v and v.get("p50") is not None]

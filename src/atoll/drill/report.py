@@ -21,6 +21,12 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
     lines = [f"== {result['scenario']}: {'PASS' if result['passed'] else 'FAIL'} "
              f"(fault {result['fault_window_s'][0]:.1f}s-{result['fault_window_s'][1]:.1f}s, "
              f"{result['regions']} regions, {result['rate']:.0f} ops/s target)"]
+    security = result.get("security")
+    if security:
+        modes = sorted({s["auth"] for s in security.values()})
+        tls = all(s["mutual_tls"] for s in security.values())
+        lines.append(f"   security: auth {'/'.join(modes)} on every client port; peers "
+                     f"{'over mutual TLS' if tls else 'NOT all over mutual TLS'}")
     for kind, c in result["clients"].items():
         lines.append(f"   {kind:9} client: {c['succeeded']}/{c['attempted']} ok "
                      f"({c['availability_pct']}%), longest gap {c['longest_gap_s']:.3f}s, "
@@ -266,15 +272,16 @@ def _chart(result: dict[str, Any]) -> str:
     series = [(sample["t"], max(sample["lag_ms"].values(), default=0))
               for sample in result.get("lag_series", [])]
     if series:  # replication lag, worst region, on its own scale (right axis)
-        lag_peak = max(max(v for _t, v in series), 1)
+        worst = max(v for _t, v in series)
+        lag_peak = max(worst, 1)  # (the scale: a run with no lag at all draws a flat line)
         y_lag = lambda v: height - bottom - (height - bottom - 10) * v / lag_peak  # noqa: E731
         points = " ".join(f"{x(t):.1f},{y_lag(v):.1f}" for t, v in series)
         parts.append(f'<polyline points="{points}" fill="none" stroke="{_LAG_COLOUR}" '
                      'stroke-width="2"/>')
-        peak_t = next(t for t, v in series if v == lag_peak)
-        parts.append(f'<text x="{x(peak_t) - 6:.1f}" y="{y_lag(lag_peak) + 12:.1f}" '
+        peak_t = next(t for t, v in series if v == worst)
+        parts.append(f'<text x="{x(peak_t) - 6:.1f}" y="{y_lag(worst) + 12:.1f}" '
                      f'font-size="11" text-anchor="end" fill="{_LAG_COLOUR}">'
-                     f'lag peak {lag_peak} ms</text>')
+                     f'lag peak {worst} ms</text>')
     labels = [(r, _COLOURS[i % len(_COLOURS)]) for i, r in enumerate(regions)]
     labels.append(("errors", _ERROR_COLOUR))
     if series:

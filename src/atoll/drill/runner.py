@@ -26,6 +26,7 @@ from atoll.drill.cluster import (
     DrillCluster,
     ExistingCluster,
     SimulatedDns,
+    get_json,
     plain_client,
     wait_for,
 )
@@ -60,6 +61,7 @@ class DrillOptions:
     fault_drop_every: int = 0
     converge_timeout_s: float = 60.0
     config: ClusterConfig | None = None  # a running cluster instead of a fresh one
+    credentials: tuple[str, str] | None = None  # an admin key of that running cluster
 
 
 def run_scenario(scenario: str, options: DrillOptions,
@@ -75,7 +77,7 @@ def run_scenario(scenario: str, options: DrillOptions,
         if scenario not in ExistingCluster.SCENARIOS:
             raise ValueError(f"{scenario} restarts region processes: it needs a cluster the "
                              "drill starts itself (leave out --config)")
-        cluster = ExistingCluster(options.config, options.seed)
+        cluster = ExistingCluster(options.config, options.seed, options.credentials)
         suffix = f"{int(time.time())}_{options.seed}"
         tables = (f"{TABLES[0]}_{suffix}", f"{TABLES[1]}_{suffix}")
     else:
@@ -84,6 +86,7 @@ def run_scenario(scenario: str, options: DrillOptions,
     try:
         with run.dns.installed():
             cluster.start_all()
+            security = cluster_security(cluster)
             run.create_tables()
             sampler = run.play()
             outcome = run.read_outcome(sampler)
@@ -91,7 +94,20 @@ def run_scenario(scenario: str, options: DrillOptions,
     finally:
         run.stop.set()
         cluster.close()
-    return figures.scenario_figures(run.summary(), run.recorder.ops, *outcome)
+    result = figures.scenario_figures(run.summary(), run.recorder.ops, *outcome)
+    result["security"] = security
+    return result
+
+
+def cluster_security(cluster: Cluster) -> dict[str, dict[str, Any]]:
+    """How each region is configured, as its own status page says: its auth mode and
+    whether it talks to its peers over mutual TLS (what the drill ran against)."""
+    found: dict[str, dict[str, Any]] = {}
+    for region in cluster.ids:
+        status = get_json(cluster.url(region) + "/_atoll/status", 5.0, cluster.credentials)
+        found[region] = {"auth": status["auth"]["mode"],
+                         "mutual_tls": bool(status.get("peer_auth", {}).get("mutual_tls"))}
+    return found
 
 
 class ScenarioRun:
@@ -119,13 +135,14 @@ class ScenarioRun:
         self.events.append(figures.Event(round(time.monotonic() - self.t_start, 3), what))
 
     def create_tables(self) -> None:
-        setup = plain_client(self.cluster.url(self.victim))
+        credentials = self.cluster.credentials
+        setup = plain_client(self.cluster.url(self.victim), credentials)
         for table in self.tables:
             setup.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
                                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
                                AttributeDefinitions=[{"AttributeName": "pk",
                                                       "AttributeType": "S"}])
-        wait_for(lambda: all(set(self.tables) <= set(plain_client(self.cluster.url(r))
+        wait_for(lambda: all(set(self.tables) <= set(plain_client(self.cluster.url(r), credentials)
                                                       .list_tables()["TableNames"])
                              for r in self.cluster.ids), TABLES_READY_S)
 
@@ -139,16 +156,20 @@ class ScenarioRun:
         naive = self.scenario == "dns-empty"
         per_thread = max(1.0, self.options.rate / (FAILOVER_THREADS + (1 if naive else 0)))
         seed = self.options.seed * 100
+        key_id, secret = self.cluster.credentials or ("drill", "drill")
+        keys = {"aws_access_key_id": key_id, "aws_secret_access_key": secret}
         workers = [Worker(f"f{i}", "failover",
                           lambda p=preferences[i % 2]: atoll.client.boto3_client(  # type: ignore[misc]
-                              seeds, p, cache),
+                              seeds, p, cache, **keys),  # type: ignore[arg-type]
                           per_thread, seed + i, self.recorder, self.stop,
                           router_of=lambda c: c.atoll_router, tables=self.tables)
                    for i in range(FAILOVER_THREADS)]
         if naive:
             port = self.cluster.client_address(self.victim)[1]
             by_name = f"http://{SimulatedDns.name(self.victim)}:{port}"
-            workers.append(Worker("naive0", "naive", lambda: plain_client(by_name), per_thread,
+            workers.append(Worker("naive0", "naive",
+                                  lambda: plain_client(by_name, self.cluster.credentials),
+                                  per_thread,
                                   seed + 99, self.recorder, self.stop, tables=self.tables))
         return workers
 
@@ -190,7 +211,8 @@ class ScenarioRun:
         self.event("converged" if converged_s is not None else "did not converge")
         finals, losers, conflicts = contents.read_back(self.cluster, self.tables)
         verified = verification.verify_regions(self.cluster.url, list(self.cluster.ids),
-                                               self.tables, VERIFY_TIMEOUT_S)
+                                               self.tables, VERIFY_TIMEOUT_S,
+                                               self.cluster.credentials)
         self.event("verify: every region pair MATCH" if verified["passed"] else
                    f"verify failed (exit {verified['exit_code']}) {verified['error']}")
         return check(self.recorder.ops, finals, losers), lag, converged_s, conflicts, verified

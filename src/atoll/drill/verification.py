@@ -17,14 +17,24 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
+from botocore.credentials import Credentials as Keys
+
+from atoll.client.signing import sign
+
 POLL_S = 0.5
 REQUEST_TIMEOUT_S = 10.0
 
 
-def _call(url: str, body: dict[str, Any] | None) -> tuple[int, Any]:
+def _call(url: str, body: dict[str, Any] | None,
+          credentials: tuple[str, str] | None) -> tuple[int, Any]:
+    """A signed call (verify runs need an admin key: node/admin.py) when the drill has
+    the cluster's key; unsigned for a cluster with auth off."""
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method="GET" if body is None else "POST",
-                                     headers={"Content-Type": "application/json"})
+    method = "GET" if body is None else "POST"
+    headers = {"Content-Type": "application/json"}
+    if credentials is not None:
+        headers = sign(Keys(*credentials), method, url, data or b"", headers)
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_S) as response:
             return response.status, json.loads(response.read())
@@ -33,7 +43,8 @@ def _call(url: str, body: dict[str, Any] | None) -> tuple[int, Any]:
 
 
 def verify_regions(url: Callable[[str], str], regions: list[str], tables: tuple[str, ...],
-                   timeout_s: float) -> dict[str, Any]:
+                   timeout_s: float, credentials: tuple[str, str] | None = None
+                   ) -> dict[str, Any]:
     """{"passed", "exit_code", "pairs": [{table, a, b, summary, keys_compared}],
     "diverged_keys", "error"}: one verify run over `tables`, asked of the first region
     whose node starts it."""
@@ -41,21 +52,23 @@ def verify_regions(url: Callable[[str], str], regions: list[str], tables: tuple[
     for region in regions:
         try:
             status, answer = _call(url(region) + "/_atoll/verify/runs",
-                                   {"tables": list(tables), "deep": False, "repair": False})
+                                   {"tables": list(tables), "deep": False, "repair": False},
+                                   credentials)
         except (OSError, ValueError) as exc:
             reasons.append(f"{region}: {exc}")
             continue
         if status == 202:
-            return _follow(url(region), int(answer["id"]), timeout_s)
+            return _follow(url(region), int(answer["id"]), timeout_s, credentials)
         reasons.append(f"{region}: {answer.get('message', status)}")
     return _failed("no node started the verify: " + "; ".join(reasons))
 
 
-def _follow(endpoint: str, run_id: int, timeout_s: float) -> dict[str, Any]:
+def _follow(endpoint: str, run_id: int, timeout_s: float,
+            credentials: tuple[str, str] | None) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
-            status, view = _call(f"{endpoint}/_atoll/verify/runs/{run_id}", None)
+            status, view = _call(f"{endpoint}/_atoll/verify/runs/{run_id}", None, credentials)
         except (OSError, ValueError) as exc:
             return _failed(f"lost the verify run: {exc}")
         if status != 200:

@@ -47,27 +47,34 @@ async def batch_get_item(ctx: EngineContext, request: dict[str, Any]) -> dict[st
         if len(set(encoded)) != len(encoded):
             raise ValidationError("Provided list of item keys contains duplicates")
         plans.append((name, table, spec, keys, encoded, expressions, attributes))
-    responses: dict[str, list[Any]] = {}
+    responses: dict[str, Any] = {}
     unprocessed: dict[str, Any] = {}
     meter = capacity.Meter(capacity.wanted(request), "read")
+    metering = meter.mode is not None
+    get_item = ctx.storage.get_item
     size = 0
     for name, table, spec, keys, encoded, expressions, attributes in plans:
-        found = responses.setdefault(name, [])
+        project = bool(expressions.parsed) or attributes is not None
+        consistent = bool(spec.get("ConsistentRead"))
+        found: list[Any] = []  # projected items, decoded
+        raw: list[bytes] = []  # or the stored items, answered as they are
         for index, key in enumerate(encoded):
             if size > MAX_BATCH_GET_RESPONSE_BYTES:
                 rest = unprocessed.setdefault(name, {k: v for k, v in spec.items() if k != "Keys"})
                 rest.setdefault("Keys", []).append(keys[index])
                 continue
-            row = ctx.storage.get_item(table.tid, *key)
-            meter.add(table, capacity.read_units(row[1] if row else 0,
-                                                 bool(spec.get("ConsistentRead"))))
+            row = get_item(table.tid, key[0], key[1], key[2])
+            if metering:
+                meter.add(table, capacity.read_units(row[1] if row else 0, consistent))
             if row is None:
                 continue
             size += row[1]
-            if expressions.parsed or attributes is not None:
+            if project:
                 found.append(apply_projection(orjson.loads(row[0]), expressions, attributes))
             else:
-                found.append(orjson.Fragment(row[0]))
+                raw.append(row[0])
+        # the stored items (each checksummed when read) joined once into the table's list
+        responses[name] = found if project else orjson.Fragment(b"[" + b",".join(raw) + b"]")
     result: dict[str, Any] = {"Responses": responses, "UnprocessedKeys": unprocessed}
     return capacity.attach(result, "ConsumedCapacity", meter.listed())
 

@@ -56,8 +56,9 @@ class Catalog:
         return table
 
     def names(self) -> list[str]:
-        """Names of tables that exist (not those whose CreateTable is still committing)."""
-        return sorted(n for n, t in self._by_name.items() if t.tid)
+        """Names of tables that exist (not those whose CreateTable is still committing),
+        without Atoll's internal tables (engine/internal.py)."""
+        return sorted(n for n, t in self._by_name.items() if t.tid and not n.startswith("atoll:"))
 
     def tables(self) -> list[TableDef]:
         return list(self._by_name.values())

@@ -42,7 +42,7 @@ from atoll.model.values import item_size
 from atoll.replication.change import Change, ItemKey, Version, item_json
 from atoll.replication.cursors import Cursor
 from atoll.replication.merge import Conflict, Stored, TableState
-from atoll.storage import WriteTxn
+from atoll.storage import CorruptionDetected, WriteTxn
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +143,12 @@ class EngineStoreTxn:
             else:
                 remote.append((change.origin, change.seq, change.hlc, frame))
         self.txn.append_remote_changes(remote)
+
+    def logged_frame(self, origin: str, seq: int) -> bytes | None:
+        try:
+            return self.txn.logged_frame(origin, seq)
+        except CorruptionDetected:  # reported by the storage: nothing to compare against
+            return None
 
     def set_cursor(self, origin: str, cursor: Cursor) -> None:
         if origin != self.region:

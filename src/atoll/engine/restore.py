@@ -29,7 +29,7 @@ from typing import Any
 
 import orjson
 
-from atoll.engine import causal, ddl, options, outbox, streams
+from atoll.engine import causal, ddl, options, outbox
 from atoll.engine.context import EngineContext
 from atoll.engine.indexdef import GSI, LSI, IndexDef, check_index_set, parse_index
 from atoll.engine.items import plan_indexes, put_row
@@ -122,22 +122,7 @@ async def create(ctx: EngineContext, table: TableDef) -> None:
     """Commit the new table's creation (CREATING until `finish`)."""
     if table.name in ctx.catalog:
         raise TableAlreadyExists(f"Table already exists: {table.name}")
-
-    def job(txn: WriteTxn) -> int:
-        hlc = ctx.clock.tick()
-        streams.reconcile(txn, None, table, ctx.now_ms())
-        tid = txn.create_table(table.name, orjson.dumps(table.to_json()))
-        table.tid = tid
-        outbox.log_table_op(ctx, txn, hlc, "create", table.name, table)
-        ctx.catalog.committed_create(table)
-        return tid
-
-    ctx.catalog.reserve(table)
-    try:
-        table.tid = await ctx.storage.write(job)
-    except BaseException:
-        ctx.catalog.release(table.name)
-        raise
+    await ddl.create(ctx, table)
 
 
 def _prepare(table: TableDef, items: list[bytes]) -> Prepared:
@@ -226,16 +211,8 @@ async def abandon(ctx: EngineContext, table: TableDef, why: str) -> None:
     """Delete an unfinished restore's table (`why` is logged)."""
     log.error("deleting the unfinished restore of %s: %s", table.name, why)
 
-    def job(txn: WriteTxn) -> None:
-        ctx.catalog.ensure_live(table)
-        hlc = ctx.clock.tick()
-        streams.reconcile(txn, ctx.catalog.current(table), None, ctx.now_ms())
-        txn.drop_table(table.name, table.tid)
-        outbox.log_table_op(ctx, txn, hlc, "delete", table.name, None)
-        ctx.catalog.committed_drop(table.tid)
-
     try:
-        await ctx.storage.write(job)
+        await ddl.drop(ctx, table)
         ctx.catalog.publish_drop(table.name, ctx.catalog.get(table.name))
     except Exception as exc:  # dropped meanwhile, or the storage failed
         log.error("could not delete the unfinished restore of %s: %s", table.name, exc)

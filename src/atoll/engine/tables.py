@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
-from atoll.engine import ddl, globaltables, indexes, options, outbox, streams
+from atoll.engine import ddl, globaltables, indexes, options, streams
 from atoll.engine.context import EngineContext
 from atoll.engine.tabledef import TableDef, apply_billing, parse_create_table
 from atoll.errors import ResourceInUse, ValidationError
-from atoll.storage import WriteTxn
 
 
 def _describe(ctx: EngineContext, table: TableDef, status: str = "ACTIVE") -> dict[str, Any]:
@@ -32,26 +29,7 @@ async def create_table(ctx: EngineContext, request: dict[str, Any]) -> dict[str,
     if table.name in ctx.catalog:
         raise ResourceInUse(f"Table already exists: {table.name}")
 
-    def job(txn: WriteTxn) -> int:
-        hlc = ctx.clock.tick()
-        streams.reconcile(txn, None, table, ctx.now_ms())
-        tid = txn.create_table(table.name, orjson.dumps(table.to_json()))
-        table.tid = tid
-        outbox.log_table_op(ctx, txn, hlc, "create", table.name, table)
-        ctx.catalog.committed_create(table)
-        return tid
-
-    if table.name in ctx.catalog:  # re-check: another create may have won meanwhile
-        raise ResourceInUse(f"Table already exists: {table.name}")
-    ctx.catalog.reserve(table)  # hold the name while the create commits
-    ctx.catalog.begin_ddl(table.name)
-    try:
-        table.tid = await ctx.storage.write(job)
-    except BaseException:
-        ctx.catalog.release(table.name)
-        raise
-    finally:
-        ctx.catalog.end_ddl(table.name)
+    await ddl.create(ctx, table)
     return {"TableDescription": _describe(ctx, table)}
 
 
@@ -95,17 +73,9 @@ async def delete_table(ctx: EngineContext, request: dict[str, Any]) -> dict[str,
     for member in _NOT_IN_DELETE_ANSWER:
         description.pop(member, None)
 
-    def job(txn: WriteTxn) -> None:
-        ctx.catalog.ensure_live(table)
-        hlc = ctx.clock.tick()
-        streams.reconcile(txn, ctx.catalog.current(table), None, ctx.now_ms())
-        txn.drop_table(table.name, table.tid)
-        outbox.log_table_op(ctx, txn, hlc, "delete", table.name, None)
-        ctx.catalog.committed_drop(table.tid)
-
     ctx.catalog.begin_ddl(table.name)
     try:
-        await ctx.storage.write(job)
+        await ddl.drop(ctx, table)
         ctx.catalog.publish_drop(table.name, table)
     finally:
         ctx.catalog.end_ddl(table.name)

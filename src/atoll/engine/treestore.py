@@ -8,9 +8,11 @@ order. Tables are named (a table's tid differs between regions; its name and cre
 version do not). Versions are `tree_version(hlc, origin)`, the bytes the storage hashes
 into its leaves, so what is listed here is what the trees were built from.
 
-A scrub asks for buckets one by one, in order; they are read SNAPSHOT_BUCKETS at a time,
-each group in one snapshot (one read transaction instead of one per bucket: a deep pass
-over 65,536 buckets is dominated by it otherwise), and kept for at most SNAPSHOT_TTL_S.
+A scrub reads its buckets with `bucket_snapshots`, one snapshot per request's run of
+buckets (one read transaction instead of one per bucket: a deep pass over 65,536
+buckets is dominated by it otherwise). A single bucket's snapshot (sub-bucket hashes)
+is read SNAPSHOT_BUCKETS at a time, with those after it, and kept for at most
+SNAPSHOT_TTL_S.
 A bucket's hash and rows read together stay a valid basis for its correction even after
 later writes: a write changes both by the same leaf delta.
 
@@ -25,7 +27,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from atoll.antientropy import Entry, RepairLogEntry, RepairRecord
-from atoll.antientropy.store import KeyPos
+from atoll.antientropy.store import DamageRecord, KeyPos
 from atoll.engine.repairs import row_entry
 from atoll.model.keys import partition_hash
 from atoll.replication.cursors import Cursor
@@ -55,6 +57,7 @@ class StorageTreeStore:
         # prefetched bucket snapshots: (table, bucket) -> (hash, rows), and when read
         self._snapshots: dict[tuple[str, int], tuple[int, list[TreeRow]]] = {}
         self._snapshots_read_s = 0.0
+        self.damage = DamageRecord()  # what scrubs served here corrected (soft evidence)
 
     @property
     def region(self) -> str:
@@ -113,16 +116,29 @@ class StorageTreeStore:
                 return 0, []
             count = min(SNAPSHOT_BUCKETS, TREE_BUCKETS - bucket)
             snapshots = self.access.bucket_snapshots(tid, bucket, count)
-            self._snapshots = {(table, bucket + i): s for i, s in enumerate(snapshots)}
+            self._snapshots = {(table, bucket + i): snapshots.get(bucket + i, (0, []))
+                               for i in range(count)}
             self._snapshots_read_s = now_s
             found = self._snapshots.pop((table, bucket))
         stored, rows = found
         return stored, [row_entry(row) for row in rows]
 
+    def bucket_snapshots(self, table: str, first: int, count: int
+                         ) -> Mapping[int, tuple[int, Sequence[Entry]]]:
+        tid = self._tid(table)
+        if tid is None:
+            return {}
+        return {bucket: (stored, [row_entry(row) for row in rows]) for bucket, (stored, rows)
+                in self.access.bucket_snapshots(tid, first, count).items()}
+
     def correct_bucket(self, table: str, bucket: int, delta: int) -> None:
         tid = self._tid(table)
         if tid is not None:
             self.access.write_now(lambda txn: txn.tree_correct(tid, bucket, delta))
+            self.damage.note(table, bucket, int(time.monotonic() * 1000))
+
+    def damaged(self, table: str) -> Iterable[int]:
+        return self.damage.buckets(table, int(time.monotonic() * 1000))
 
     def fetch(self, table: str, keys: Sequence[KeyPos]) -> Sequence[Entry | None]:
         tid = self._tid(table)

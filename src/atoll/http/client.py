@@ -2,15 +2,26 @@
 
 Peers talk JSON over POST (and GET for the topology), so this stays tiny: one connection
 per peer, reused while it stays healthy, dropped on any error or timeout (the caller
-retries with backoff). A peer may have several endpoints: after a failure the next
-request goes to the next one, and `set_endpoints` follows a topology change without
-interrupting a request in flight. Response bodies are bounded.
+retries with backoff). A peer may have several endpoints: one that cannot be connected
+to is passed over within the request, after any other failure the next request goes to
+the next one, and `set_endpoints` follows a topology change without interrupting a
+request in flight. Response bodies are bounded.
+
+TLS (`tls`, an `ssl.SSLContext`): every connection is TLS whatever the endpoint's
+scheme says, so a topology that names an `http://` endpoint cannot talk a node out of
+it. The endpoint's host is the server name checked against the certificate, and
+`check_server` is shown the server's verified certificate (`getpeercert()`) before
+anything is sent: a node calling region R refuses a server whose certificate names
+another region (`PeerRefused`, nothing sent). `local_address` binds the connection's
+source address (the drill tells regions apart by it on loopback).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import ssl
+from collections.abc import Callable, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 import httptools
@@ -25,6 +36,17 @@ class PeerHttpError(Exception):
     def __init__(self, message: str, sent: bool = True) -> None:
         super().__init__(message)
         self.sent = sent
+
+
+class PeerRefused(PeerHttpError):
+    """The server's certificate is not the one expected (nothing was sent)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, sent=False)
+
+
+ServerCheck = Callable[[dict[str, Any] | None], str | None]
+"""Shown the server's verified certificate; returns why it is refused, or None."""
 
 
 class _Response:
@@ -58,12 +80,16 @@ def _address(endpoint: str) -> tuple[str, int]:
 
 
 class HttpClient:
-    def __init__(self, endpoint: str | Sequence[str], headers: dict[str, str] | None = None
-                 ) -> None:
+    def __init__(self, endpoint: str | Sequence[str], headers: dict[str, str] | None = None,
+                 *, tls: ssl.SSLContext | None = None, check_server: ServerCheck | None = None,
+                 local_address: str | None = None) -> None:
         self.addresses: tuple[tuple[str, int], ...] = ()
         self._index = 0
         self.set_endpoints(endpoint)
         self.headers = headers or {}
+        self.tls = tls
+        self.check_server = check_server
+        self.local_address = local_address
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._connected_to: tuple[str, int] | None = None
@@ -103,16 +129,34 @@ class HttpClient:
 
     async def request(self, method: str, path: str, body: bytes, timeout_s: float,
                       headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+        """One exchange, within `timeout_s` in all. An endpoint that fails before the
+        request was written (refused, unreachable) is passed over at once for the next
+        one, each endpoint at most once: a peer whose first endpoints are dead answers
+        through a live one in this same request. Once the request was written the
+        failure is the caller's to judge (`PeerHttpError.sent`); the next request goes
+        to the next endpoint."""
         async with self._lock:
-            host, port = self.host, self.port
-            self._sent = False
-            try:
-                return await asyncio.wait_for(self._exchange(path, body, method, headers),
-                                              timeout_s)
-            except (TimeoutError, OSError, httptools.HttpParserError, PeerHttpError, asyncio.IncompleteReadError) as exc:
-                self.close()
-                self._index = (self._index + 1) % len(self.addresses)  # try the next one
-                raise PeerHttpError(f"{host}:{port}{path}: {exc!r}", self._sent) from None
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout_s
+            failures: list[str] = []
+            for _endpoint in range(len(self.addresses)):
+                host, port = self.host, self.port
+                self._sent = False
+                try:
+                    return await asyncio.wait_for(self._exchange(path, body, method, headers),
+                                                  max(0.0, deadline - loop.time()))
+                except PeerRefused:
+                    self.close()
+                    self._index = (self._index + 1) % len(self.addresses)
+                    raise
+                except (TimeoutError, OSError, httptools.HttpParserError, PeerHttpError,
+                        asyncio.IncompleteReadError) as exc:  # (ssl.SSLError is an OSError)
+                    self.close()
+                    self._index = (self._index + 1) % len(self.addresses)
+                    failures.append(f"{host}:{port}{path}: {exc!r}")
+                    if self._sent or loop.time() >= deadline:
+                        break
+            raise PeerHttpError("; ".join(failures), self._sent)
 
     async def _exchange(self, path: str, body: bytes, method: str,
                         headers: dict[str, str] | None = None) -> tuple[int, bytes]:
@@ -120,13 +164,18 @@ class HttpClient:
             self.close()  # the endpoints changed since this connection was opened
         if self._writer is None or self._writer.is_closing() or self.closed_by_peer:
             self.close()
-            self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
-            self._connected_to = (self.host, self.port)
+            await self._connect()
         assert self._reader is not None and self._writer is not None
-        head = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}",
-                "Content-Type: application/json", f"Content-Length: {len(body)}"]
+        extra = headers or {}
+        default_port = 443 if self.tls is not None else 80
+        host = self.host if self.port == default_port else f"{self.host}:{self.port}"
+        if ":" in self.host:  # an IPv6 address
+            host = f"[{self.host}]" if self.port == default_port else f"[{self.host}]:{self.port}"
+        head = [f"{method} {path} HTTP/1.1", f"Host: {host}", f"Content-Length: {len(body)}"]
+        if not any(k.lower() == "content-type" for k in extra):
+            head.append("Content-Type: application/json")
         head += [f"{k}: {v}" for k, v in self.headers.items()]
-        head += [f"{k}: {v}" for k, v in (headers or {}).items()]
+        head += [f"{k}: {v}" for k, v in extra.items()]
         self._sent = True
         self._writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
         await self._writer.drain()
@@ -142,8 +191,37 @@ class HttpClient:
             self.close()
         return status, b"".join(response.body)
 
+    async def _connect(self) -> None:
+        host, port = self.host, self.port
+        local = (self.local_address, 0) if self.local_address else None
+        if self.tls is None:
+            self._reader, self._writer = await asyncio.open_connection(
+                host, port, local_addr=local)
+        else:
+            self._reader, self._writer = await asyncio.open_connection(
+                host, port, ssl=self.tls, server_hostname=host, local_addr=local)
+        self._connected_to = (host, port)
+        if self.check_server is not None:
+            why = self.check_server(self._writer.get_extra_info("peercert"))
+            if why is not None:
+                self.close()
+                raise PeerRefused(f"{host}:{port}: {why}")
+
     def close(self) -> None:
         if self._writer is not None:
             self._writer.close()
         self._reader = self._writer = None
         self._connected_to = None
+
+
+PeerClientFactory = Callable[[str, Sequence[str], dict[str, str]], HttpClient]
+"""(peer region, its peer endpoints, headers) -> a client that talks only to that region
+(atoll.node.peers.client_factory: mutual TLS, the server's certificate must name the
+region). Every part of a node that calls peers (replication, clock probes, verify, the
+console's figures) makes its clients with the node's one factory."""
+
+
+def plain_peer_client(region: str, endpoints: Sequence[str], headers: dict[str, str]
+                      ) -> HttpClient:
+    """A peer client without TLS (a cluster without certificates; tests)."""
+    return HttpClient(endpoints, headers)

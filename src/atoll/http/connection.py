@@ -61,10 +61,13 @@ class Connection(asyncio.Protocol):
         self.discarding = False  # refused: what still arrives is dropped (lingering)
         self.discarded_bytes = 0
         self.linger: asyncio.TimerHandle | None = None
+        self.peer: dict[str, Any] | None = None  # the client's verified TLS certificate
 
     # --- asyncio.Protocol --------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        # On a TLS listener this runs after the handshake: the certificate is verified.
+        self.peer = transport.get_extra_info("peercert") or None
         if not self.table.admit(self):
             self.closed = True
             transport.abort()  # type: ignore[attr-defined]
@@ -88,7 +91,10 @@ class Connection(asyncio.Protocol):
         """The client sent all it will (a half-close, as `nc -N` does): keep the socket
         open for the answers still being worked on; `_next` closes it when idle."""
         self.eof = True
-        return self.busy or bool(self.queue)
+        # (over TLS a half-close cannot keep the socket open: asyncio closes it)
+        return (self.busy or bool(self.queue)) and self.peer is None \
+            and self.transport is not None \
+            and self.transport.get_extra_info("sslcontext") is None
 
     def data_received(self, data: bytes) -> None:
         if self.discarding:
@@ -178,6 +184,7 @@ class Connection(asyncio.Protocol):
     # --- httptools callbacks -----------------------------------------------------------
     def on_message_begin(self) -> None:
         self.current = Request()
+        self.current.peer = self.peer
         self.body_size = 0
         self.begun = self.server.now
         self.in_head = True
@@ -204,6 +211,7 @@ class Connection(asyncio.Protocol):
         if self.head_left < 0:
             self._refuse_head(431, b"Request header fields too large")
             raise httptools.HttpParserError("request head too large")
+        self.current.headers.append((name, value))
         if size == 12 and name.lower() == b"x-amz-target":
             self.current.target = value.decode("latin-1")
         elif size == 14 and name.lower() == b"content-length":
@@ -304,9 +312,9 @@ class Connection(asyncio.Protocol):
                 if router is not None:
                     path = request.url.split(b"?", 1)[0].decode("latin-1")
                     query = request.url.split(b"?", 1)[1].decode("latin-1") if b"?" in request.url else ""
-                    handler = router(path, request.atoll_headers or {}, body, query)
+                    handler = router(request, path, body, query)
                 else:
-                    handler = self.server.api(request.target, body)
+                    handler = self.server.api(request.target, body, request)
                 if not self._step(request, handler):
                     return  # suspended: `_finish` continues the queue
             elif not self._serve_get(request):
@@ -363,7 +371,7 @@ class Connection(asyncio.Protocol):
         if request.method not in (b"GET", b"HEAD"):
             self._respond(request, 405, b'{"message":"method not allowed"}', b"application/json")
             return True
-        result = self.server.get(path, request.host)
+        result = self.server.get(request, path)
         if isinstance(result, tuple):
             status, body, content_type = result
             self._respond(request, status, body, content_type)

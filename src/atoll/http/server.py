@@ -25,21 +25,27 @@ Theory of operation
   connection pressure. One sweep every second or so checks them against a clock it reads
   then, re-judges the pressure and logs what pressure did since the last report (once
   per interval per kind, with counts): requests pay nothing for them.
-- `GET /health` answers probes; everything else that is not a POST is refused.
+- GETs go to the `get` handler (`/health`, the node's `/_atoll/...` pages); every other
+  method but POST is refused.
 - POSTs go to the DynamoDB API, except: on a listener with a `post` router (the peer
   port) every POST is routed by path, and on the client port POSTs to `/_atoll/...`
   (cluster administration, e.g. the topology) go to the `admin_post` router.
+- Every handler is given the `Request`: its headers as received (the node verifies
+  request signatures over them) and, on a TLS listener that asks for client
+  certificates, the verified certificate of the connection's client.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections.abc import Callable
 from typing import Any
 
 from atoll.http.connection import Connection
 from atoll.http.limits import ConnectionLimits
+from atoll.http.tlsaccept import Refused, TlsListener
 from atoll.http.wire import (
     MAX_BODY_BYTES,
     ApiHandler,
@@ -54,6 +60,7 @@ __all__ = ["MAX_BODY_BYTES", "ApiHandler", "Connection", "GetHandler", "HttpServ
 log = logging.getLogger(__name__)
 
 MAX_SWEEP_INTERVAL_S = 1.0
+TLS_HANDSHAKE_TIMEOUT_S = 10.0
 
 
 class ListenError(Exception):
@@ -61,11 +68,23 @@ class ListenError(Exception):
 
 
 async def listen(protocol: Callable[[], asyncio.Protocol], host: str, port: int, backlog: int,
-                 what: str = "") -> asyncio.AbstractServer:
-    """A listening server on host:port, or ListenError saying why not in one line."""
+                 what: str = "", tls: ssl.SSLContext | None = None,
+                 refused: Refused | None = None) -> asyncio.AbstractServer:
+    """A listening server on host:port (TLS with `tls`), or ListenError saying why not in
+    one line. A TLS handshake must finish within TLS_HANDSHAKE_TIMEOUT_S: a client that
+    opens connections and never completes one holds no socket for long. With `refused`,
+    every failed handshake is reported to it (atoll.http.tlsaccept)."""
     try:
+        if tls is None:
+            return await asyncio.get_running_loop().create_server(
+                protocol, host, port, backlog=backlog, reuse_address=True)
+        if refused is not None:
+            return await asyncio.get_running_loop().create_server(
+                TlsListener(protocol, tls, TLS_HANDSHAKE_TIMEOUT_S, refused), host, port,
+                backlog=backlog, reuse_address=True)
         return await asyncio.get_running_loop().create_server(
-            protocol, host, port, backlog=backlog, reuse_address=True)
+            protocol, host, port, backlog=backlog, reuse_address=True, ssl=tls,
+            ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT_S)
     except OSError as exc:  # in use, or not an address of this machine
         raise ListenError(f"cannot listen on {host}:{port}{what}: {exc.strerror or exc}") from None
 

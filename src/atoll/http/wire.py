@@ -35,12 +35,6 @@ ERROR_TYPES = {
     503: "com.amazon.coral.service#ServiceUnavailableException",
 }
 
-ApiHandler = Callable[[str | None, bytes], Coroutine[Any, Any, tuple[int, bytes]]]
-PostHandler = Callable[[str, dict[str, str], bytes, str],
-                       Coroutine[Any, Any, tuple[int, bytes]]]
-# (path, Host header) -> (status, body, content type), now or later
-GetHandler = Callable[[str, str],
-                      Awaitable[tuple[int, bytes, bytes]] | tuple[int, bytes, bytes]]
 
 
 class RequestIds:
@@ -72,8 +66,13 @@ class HeaderClock:
 
 
 class Request:
+    """One request as received. `headers` keeps every header field, in order, as the
+    bytes received (repeats kept, names in their case): request signatures (SigV4) are
+    computed over them. `peer` is the verified TLS certificate of the connection's
+    client (`getpeercert()`), None on plain HTTP or without a client certificate."""
+
     __slots__ = ("method", "url", "target", "host", "body", "keep_alive", "atoll_headers",
-                 "content_length", "chunked", "began", "refusal")
+                 "content_length", "chunked", "began", "refusal", "headers", "peer")
 
     def __init__(self) -> None:
         self.began = now_ns()  # its first bytes were parsed (see RequestTimes)
@@ -81,6 +80,8 @@ class Request:
         self.url = b""
         self.target: str | None = None
         self.host = ""  # the Host header (what a GET of / echoes)
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.peer: dict[str, Any] | None = None
         self.atoll_headers: dict[str, str] | None = None  # x-atoll-* (peer requests)
         self.body: list[bytes] = []
         self.keep_alive = True
@@ -89,9 +90,14 @@ class Request:
         self.refusal: tuple[int, bytes] | None = None  # answered so, then the connection lingers
 
 
+ApiHandler = Callable[[str | None, bytes, Request], Coroutine[Any, Any, tuple[int, bytes]]]
+PostHandler = Callable[[Request, str, bytes, str], Coroutine[Any, Any, tuple[int, bytes]]]
+GetHandler = Callable[[Request, str],
+                      Awaitable[tuple[int, bytes, bytes]] | tuple[int, bytes, bytes]]
+
+
 # What a closed connection keeps as its parser (httptools parsers cannot be released).
 DETACHED_PARSER = httptools.HttpRequestParser(object())
-
 
 
 class ServerState:

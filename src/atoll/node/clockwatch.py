@@ -35,7 +35,7 @@ import orjson
 
 from atoll.clock import HybridClock
 from atoll.clock.offset import ClockJudgement, PeerOffsets, sample_of
-from atoll.http.client import HttpClient, PeerHttpError
+from atoll.http.client import HttpClient, PeerClientFactory, PeerHttpError, plain_peer_client
 from atoll.topology.config import ClusterConfig
 
 log = logging.getLogger(__name__)
@@ -48,8 +48,12 @@ LOG_INTERVAL_S = 10.0
 
 class ClockWatch:
     def __init__(self, region: str, topology: Callable[[], ClusterConfig], clock: HybridClock,
-                 now_ms: Callable[[], int], max_offset_ms: int) -> None:
+                 now_ms: Callable[[], int], max_offset_ms: int,
+                 peer_client: PeerClientFactory = plain_peer_client) -> None:
+        """`peer_client` makes the client for one peer region (the node's: mutual TLS in
+        a cluster with certificates, so probes reach peer ports that demand it)."""
         self.region = region
+        self.peer_client = peer_client
         self.topology = topology
         self.clock = clock
         self.now_ms = now_ms  # the node's wall clock, as its engine reads it
@@ -111,7 +115,7 @@ class ClockWatch:
             if peer.id in self.clients:
                 self.clients[peer.id].set_endpoints(peer.peer_endpoints)
             else:
-                self.clients[peer.id] = HttpClient(peer.peer_endpoints, headers)
+                self.clients[peer.id] = self.peer_client(peer.id, peer.peer_endpoints, headers)
         self.offsets.keep_only(r.id for r in peers)
         await asyncio.gather(*(self._probe(peer.id) for peer in peers))
         judgement = self.offsets.judge([r.id for r in peers], _mono_ms(), self.max_offset_ms)

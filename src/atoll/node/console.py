@@ -29,7 +29,7 @@ from typing import Any
 
 import orjson
 
-from atoll.http.client import HttpClient, PeerHttpError
+from atoll.http.client import HttpClient, PeerClientFactory, PeerHttpError
 from atoll.node.clusterview import cluster_view
 from atoll.topology.config import ClusterConfig, RegionConfig
 
@@ -81,10 +81,18 @@ class CounterRates:
 class ClusterGatherer:
     """Fetches every region's figures for the console (event-loop thread)."""
 
-    def __init__(self, region: str, endpoint: str, local: Callable[[], dict[str, Any]]) -> None:
+    def __init__(self, region: str, endpoint: str, local: Callable[[], dict[str, Any]],
+                 peer_client: PeerClientFactory | None = None,
+                 peer_headers: dict[str, str] | None = None) -> None:
         self.region = region
         self.endpoint = endpoint  # this node's client endpoint (a node without a cluster)
         self.local = local
+        # With mutual TLS between regions, other regions are asked over the peer link
+        # (their client ports answer only signed requests, and a node has no key of its
+        # own; the peer port answers a certificate of the cluster naming a region of the
+        # topology, and the client checks the server's certificate names that region).
+        self.peer_client = peer_client
+        self.peer_headers = peer_headers or {}
         self.clients: dict[str, HttpClient] = {}
         self.rates = CounterRates()
         self._running: asyncio.Future[dict[str, Any]] | None = None
@@ -121,15 +129,19 @@ class ClusterGatherer:
         return view
 
     def _follow(self, topology: ClusterConfig) -> None:
-        """One client per other region, at its current client endpoints."""
+        """One client per other region, at its current client (or peer) endpoints."""
         wanted = {r.id: r for r in topology.regions if r.id != self.region}
         for gone in [r for r in self.clients if r not in wanted]:
             self.clients.pop(gone).close()
         for rid, region in wanted.items():
+            endpoints = (region.peer_endpoints if self.peer_client is not None
+                         else region.client_endpoints)
             if rid in self.clients:
-                self.clients[rid].set_endpoints(region.client_endpoints)
+                self.clients[rid].set_endpoints(endpoints)
+            elif self.peer_client is not None:
+                self.clients[rid] = self.peer_client(rid, endpoints, self.peer_headers)
             else:
-                self.clients[rid] = HttpClient(region.client_endpoints)
+                self.clients[rid] = HttpClient(endpoints)
 
     async def _fetch(self, region: RegionConfig) -> dict[str, Any] | str:
         """The region's figures, or why not (a short reason for the console)."""

@@ -198,14 +198,19 @@ def _replication(r: dict[str, Any]) -> Iterator[Metric]:
                                     "(their rate is the apply rate)"),
                                    ("pulls", "Pulls the peer answered"),
                                    ("pull_errors", "Pulls to the peer that failed"),
-                                   ("refused_records", "Damaged or malformed changes refused"))}
+                                   ("refused_records", "Damaged or malformed changes refused"),
+                                   ("refused_changes", "Well-formed changes refused before "
+                                    "anything of them was stored: an item filed under another "
+                                    "key, a different change under a used sequence (each "
+                                    "retry counts)"))}
     for peer, p in sorted(r["peers"].items()):
         up.add_metric([peer], int(bool(p["connected"])))
         if p["last_ok_s_ago"] is not None:
             heard.add_metric([peer], p["last_ok_s_ago"])
         for name, key in (("applied_records", "applied"), ("pulls", "pulls"),
-                          ("pull_errors", "errors"), ("refused_records", "refused")):
-            per_peer[name].add_metric([peer], p[key])
+                          ("pull_errors", "errors"), ("refused_records", "refused"),
+                          ("refused_changes", "refused_changes")):
+            per_peer[name].add_metric([peer], p.get(key, 0))
     yield from (up, heard, *per_peer.values())
     delay = GaugeMetricFamily("atoll_replication_apply_delay_seconds", "Percentiles of the "
                               "time from a change's commit at its origin to its apply here, "

@@ -13,35 +13,60 @@ import logging
 import os
 import shutil
 import signal
-import sqlite3
 import tempfile
-import time
-from collections.abc import Awaitable
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Awaitable, Coroutine
+from pathlib import Path
+from typing import Any, cast
 
 import orjson
 
 from atoll import __version__
-from atoll.antientropy.settings import VerifySettings
 from atoll.api.dispatch import Api
+from atoll.auth.keys import AccessKey
+from atoll.auth.permissions import Access
 from atoll.backup.service import BackupService, default_directory
-from atoll.clock.offset import DEFAULT_MAX_OFFSET_MS
 from atoll.engine import Engine
-from atoll.engine.context import DEFAULT_TTL_INTERVAL_S, EngineSettings
+from atoll.engine.context import EngineSettings
 from atoll.engine.pitr import resume_restores
-from atoll.engine.tabledef import DEFAULT_ACCOUNT
 from atoll.errors import ServiceUnavailable, ValidationError
 from atoll.http import server as _http
+from atoll.http.client import PeerClientFactory
 from atoll.http.limits import ConnectionLimits, raise_open_file_limit, split_connections
 from atoll.http.server import HttpServer, ListenError, listen
+from atoll.http.wire import Request
+from atoll.node.admin import (
+    BACKUP_PATH,
+    COPY_DATABASE,
+    CREATE_KEY,
+    KEYS_PATH,
+    LIST_KEYS,
+    REPAIRS_PATH,
+    REVOKE_KEY,
+    SET_CLOCK,
+    START_VERIFY,
+    STATUS,
+    STATUS_PATH,
+    TOPOLOGY_WRITE,
+    VERIFY_RUNS_PATH,
+    Gate,
+    KeyActions,
+    PostRoute,
+    conflicts_for,
+    copy_database,
+    page_access,
+    signed,
+)
 from atoll.node.background import BackgroundWork
 from atoll.node.clock import CLOCK_PATH, OffsetClock
-from atoll.node.clockwatch import TIME_PATH, ClockWatch
+from atoll.node.clockwatch import ClockWatch
+from atoll.node.config import NodeConfig
 from atoll.node.conflictlog import conflict_entries
 from atoll.node.integrity import IntegrityWatch
 from atoll.node.operator import OPERATOR_PATHS, OperatorEndpoints
+from atoll.node.peerport import PeerPort
+from atoll.node.peers import client_factory
 from atoll.node.replicator import Replicator
+from atoll.node.security import security_summary, set_up_security
 from atoll.node.topology import (
     TOPOLOGY_PATH,
     TopologyFile,
@@ -49,9 +74,8 @@ from atoll.node.topology import (
     topology_file_path,
 )
 from atoll.node.verifier import Verifier
-from atoll.node.verifylink import VERIFY_PATH
 from atoll.storage import SqliteStorage, Storage
-from atoll.storage.sqlite.filecopy import CopyRefused
+from atoll.storage.treeprotocol import TreeStorage
 from atoll.topology.config import ClusterConfig
 from atoll.topology.update import start_topology
 
@@ -61,38 +85,8 @@ COMPILED = not (_http.__file__ or "").endswith(".py")
 log = logging.getLogger(__name__)
 
 SHUTDOWN_DRAIN_S = 10.0
-BACKUP_PATH = "/_atoll/backup"
 LOW_OPEN_FILES = 4096  # below this the open-file limit, not the machine, caps connections
-VERIFY_RUNS_PATH = "/_atoll/verify/runs"  # POST: start `atoll verify`; GET <path>/<id>: see it
-
-
-@dataclass
-class NodeConfig:
-    host: str = "127.0.0.1"
-    port: int = 8000
-    data_dir: str = "./data"
-    in_memory: bool = False
-    region: str = "local"
-    ttl_interval_s: float = DEFAULT_TTL_INTERVAL_S
-    cluster: ClusterConfig | None = None
-    # where the peer listener binds when it differs from the advertised peer endpoint
-    # (a fault-injecting proxy sits at the advertised one: `atoll drill`)
-    peer_listen: tuple[str, int] | None = None
-    clock_offset_ms: int = 0  # added to the wall clock (clock-skew drills)
-    # writes are refused while this region's clock differs from most peers' by more
-    max_clock_offset_ms: int = DEFAULT_MAX_OFFSET_MS
-    settable_clock: bool = False  # tests: POST /_atoll/clock moves the clock forward
-    max_connections: int | None = None  # client port; None: derived from the open-file limit
-    fault_drop_every: int = 0  # a deliberate replication defect (atoll.replication.faults)
-    # postgresql://...: the region's storage is in PostgreSQL, shared with the region's
-    # other nodes (storage/postgres); None: a SQLite file under data_dir
-    storage_url: str | None = None
-    account_id: str = DEFAULT_ACCOUNT  # the account id in ARNs
-    backup_dir: str | None = None  # backups and PITR [default: <data dir>/backups]
-    pitr_window_s: float | None = None  # caps every table's PITR window (tests: seconds)
-    pitr_snapshot_interval_s: float = 86_400.0  # between a PITR table's snapshots
-    verify: VerifySettings = field(default_factory=VerifySettings)  # cluster.toml [verify]
-    trees: bool = True  # keep hash trees (off only to measure what they cost)
+JSON = b"application/json"
 
 
 def _database_path(config: NodeConfig) -> tuple[str, str | None]:
@@ -119,16 +113,7 @@ class Node:
                 "open files: soft limit %d, raised to %d (hard limit %d); at most %d client "
                 "connections%s", before, files, hard, client_cap,
                 f" and {peer_cap} peer connections" if peer_cap else "")
-        self.storage: Storage
-        if config.storage_url:
-            from atoll.storage.postgres import PostgresStorage
-            os.makedirs(config.data_dir, exist_ok=True)  # the topology file lives there
-            path, self._tmp_dir = os.path.join(config.data_dir, "postgresql"), None
-            self.storage = PostgresStorage(config.storage_url, region=config.region)
-        else:
-            path, self._tmp_dir = _database_path(config)
-            self.storage = SqliteStorage(path, durable=not config.in_memory,
-                                         region=config.region, trees=config.trees)
+        path = self._open_storage(config)
         self.clock = OffsetClock(config.clock_offset_ms)
         self.background = BackgroundWork()
         # Table backups and PITR keep files on the node's disk: a region whose nodes share
@@ -144,7 +129,16 @@ class Node:
                                   account_id=config.account_id, backups=self.backups)
         self.engine = Engine(self.storage, region=config.region, now_ms=self.clock,
                              settings=settings)
-        self.api = Api(self.engine)
+        try:
+            security = set_up_security(config, self.engine, self._tmp_dir or config.data_dir)
+        except (ValueError, OSError) as exc:
+            self.storage.close()
+            raise ValidationError(str(exc)) from None
+        self.peer_tls, self.keys = security.peer_tls, security.keys
+        self.access, self.client_tls = security.access, security.client_tls
+        self.api = Api(self.engine, access=self.access)
+        self.gate = Gate(self.access)
+        self.key_actions = KeyActions(self.keys)
         self.integrity = IntegrityWatch(config.region, self.storage.integrity,
                                         self.engine.catalog)
         self.http = HttpServer(self.api.handle, self._get, admin_post=self._admin_post,
@@ -154,29 +148,65 @@ class Node:
         self.topology: TopologyKeeper | None = None
         self.peer_address: tuple[str, int] | None = None
         self.clock_watch: ClockWatch | None = None
+        self.peer_port = PeerPort(self)  # other regions only (atoll.node.peerport)
+        # every call to a peer (replication, clock probes, verify, the console's figures)
+        # goes through one factory: mutual TLS with the cluster's certificates
+        peer_client = client_factory(self.peer_tls, config.peer_source)
         if config.cluster is not None:
-            topology = self._start_topology(config.cluster, os.path.dirname(path))
-            self.replicator = Replicator(self.engine.context, topology, config.region,
-                                         fault_drop_every=config.fault_drop_every)
-            self.clock_watch = ClockWatch(config.region, self._current_topology,
-                                          self.engine.clock, self.clock,
-                                          config.max_clock_offset_ms)
-            self.peer_http = HttpServer(self.api.handle, self._get, self._peer_post,
-                                        limits=ConnectionLimits(max_connections=peer_cap))
-        # regions prove they hold the same data (atoll.node.verifier)
+            self._join_cluster(config.cluster, os.path.dirname(path), peer_client, peer_cap)
+        # regions prove they hold the same data (atoll.node.verifier), over the peer link
         self.verifier = Verifier(self.engine, config.region, config.verify,
                                  lambda: None if self.topology is None else self.topology.current,
-                                 trees=self.storage if isinstance(self.storage, SqliteStorage)
-                                 and config.trees else None)
-        # /metrics, /console and the console's JSON (atoll.node.operator)
-        self.operator = OperatorEndpoints(self)
-        if config.cluster is not None and self.verifier.enabled:
-            self.operator.attach_verify(self.verifier)  # peers to compare with
+                                 trees=cast(TreeStorage, self.storage) if config.trees else None,
+                                 peer_client=peer_client)  # SQLite or PostgreSQL trees
+        self.operator = self._operator_endpoints(peer_client)
         self.shared: Any = None  # SharedRegion: other nodes share this region's storage
         if config.storage_url:
             from atoll.node.shared_region import SharedRegion
             self.shared = SharedRegion(self, self.storage)  # type: ignore[arg-type]
         self._stopping = asyncio.Event()
+
+    def _open_storage(self, config: NodeConfig) -> str:
+        """Opens `self.storage`; the database path (the topology file goes beside it)."""
+        self.storage: Storage
+        if config.storage_url:
+            from atoll.storage.postgres import PostgresStorage
+            os.makedirs(config.data_dir, exist_ok=True)  # the topology file lives there
+            path, self._tmp_dir = os.path.join(config.data_dir, "postgresql"), None
+            self.storage = PostgresStorage(config.storage_url, region=config.region,
+                                           trees=config.trees)
+        else:
+            path, self._tmp_dir = _database_path(config)
+            self.storage = SqliteStorage(path, durable=not config.in_memory,
+                                         region=config.region, trees=config.trees)
+        return path
+
+    def _join_cluster(self, configured: ClusterConfig, directory: str,
+                      peer_client: PeerClientFactory, peer_cap: int) -> None:
+        """The topology, the replicator, the clock watch and the peer listener."""
+        config = self.config
+        topology = self._start_topology(configured, directory)
+        self.replicator = Replicator(self.engine.context, topology, config.region,
+                                     fault_drop_every=config.fault_drop_every,
+                                     peer_client=peer_client)
+        self.clock_watch = ClockWatch(config.region, self._current_topology,
+                                      self.engine.clock, self.clock,
+                                      config.max_clock_offset_ms, peer_client)
+        self.peer_http = HttpServer(self.api.handle, self.peer_port.get, self.peer_port.post,
+                                    limits=ConnectionLimits(max_connections=peer_cap))
+
+    def _operator_endpoints(self, peer_client: PeerClientFactory) -> OperatorEndpoints:
+        """/metrics, /console and the console's JSON (atoll.node.operator)."""
+        operator = OperatorEndpoints(self)
+        if self.access.enabled:  # (auth off: the console says "not available")
+            operator.attach_auth(self.access)
+        cluster = self.config.cluster
+        if self.peer_tls is not None and cluster is not None:
+            operator.attach_peer_link(peer_client, {"X-Atoll-Cluster": cluster.cluster_id,
+                                                    "X-Atoll-Region": self.config.region})
+        if cluster is not None and self.verifier.enabled:
+            operator.attach_verify(self.verifier)  # peers to compare with
+        return operator
 
     def _start_topology(self, configured: ClusterConfig, directory: str) -> ClusterConfig:
         """The newer of the stored topology and the config file's; stored, durable."""
@@ -196,7 +226,8 @@ class Node:
         self.peer_address = (self.config.peer_listen
                              or own.region(self.config.region).peer_address)
         self.topology = TopologyKeeper(self.config.region, topology, file,
-                                       self._topology_changed)
+                                       self._topology_changed,
+                                       client_factory(self.peer_tls, self.config.peer_source))
         return topology
 
     def _current_topology(self) -> ClusterConfig:
@@ -222,69 +253,87 @@ class Node:
             log.warning("this region's peer endpoints changed; this node keeps listening on "
                         "%s:%d until it restarts", *(self.peer_address or ("?", 0)))
 
-    async def _admin_post(self, path: str, headers: dict[str, str], body: bytes,
+    # --- the client port: DynamoDB requests go to the api; the node's pages here ----------
+    async def _admin_post(self, request: Request, path: str, body: bytes,
                           query: str) -> tuple[int, bytes]:
-        """POSTs to /_atoll/... on either listener."""
-        if path == BACKUP_PATH:
-            return await self._copy_database(body)
-        if path == VERIFY_RUNS_PATH:
-            return self.verifier.start_run(body)
-        if path == CLOCK_PATH and self.config.settable_clock:
-            return self.clock.handle_post(body)
-        if path != TOPOLOGY_PATH:
-            return 404, b'{"message":"not found"}'
-        if self.topology is None:
-            return 404, b'{"message":"this node is not part of a cluster"}'
-        source = (f"peer {headers['x-atoll-region']}" if "x-atoll-region" in headers
-                  else "an operator")
-        return await self.topology.handle_post(body, source)
-
-    async def _copy_database(self, body: bytes) -> tuple[int, bytes]:
-        """`atoll backup --endpoint`: a consistent copy of this node's whole database,
-        written by the node to the path the body names (SQLite's online backup API)."""
-        try:
-            request = orjson.loads(body)
-            path = request["path"]
-            if not isinstance(path, str) or not os.path.isabs(path):
-                raise ValueError("path must be an absolute file path")
-        except (ValueError, KeyError, TypeError) as exc:
-            return 400, orjson.dumps({"message": f"expected {{\"path\": \"/abs/file\"}}: {exc}"})
-        storage = self.storage
-        if not isinstance(storage, SqliteStorage):
-            return 400, orjson.dumps({"message": "this node's region is stored in PostgreSQL: "
-                                      "back it up with PostgreSQL's own tools"})
-        began = time.monotonic()
-        try:
-            size = await asyncio.to_thread(storage.copy_to, path)
-        except (OSError, CopyRefused, sqlite3.Error) as exc:
-            return 500, orjson.dumps({"message": f"the copy failed: {exc}"})
-        return 200, orjson.dumps({"path": path, "size_bytes": size, "region": self.config.region,
-                                  "seconds": round(time.monotonic() - began, 3)})
-
-    async def _peer_post(self, path: str, headers: dict[str, str], body: bytes,
-                         query: str) -> tuple[int, bytes]:
+        """POSTs to /_atoll/... on the client port (node/admin.py: who may do what)."""
         if path == TOPOLOGY_PATH:
-            return await self._admin_post(path, headers, body, query)
-        if path == TIME_PATH and self.clock_watch is not None:
-            return self.clock_watch.serve(headers, body)  # reads no storage: no settle
-        if path == VERIFY_PATH:
-            return await self.verifier.handle_peer(headers, body)
-        assert self.replicator is not None
-        answer = await self.replicator.handle_post(path, headers, body, query)
-        try:  # what a peer is sent must be durable (it may acknowledge and purge it)
-            await self.storage.settled()
-        except ServiceUnavailable as exc:
-            return 503, orjson.dumps({"message": exc.message})
-        return answer
+            key, refusal = self.gate.check(request, body, TOPOLOGY_WRITE, "POST " + path)
+            if refusal is not None:
+                return refusal
+            if self.topology is None:
+                return 404, b'{"message":"this node is not part of a cluster"}'
+            who = f"an operator (key {key.key_id})" if key is not None else "an operator"
+            return await self.topology.handle_post(body, who)
+        if path == KEYS_PATH:
+            return await self._key_action(request, body, CREATE_KEY, self.key_actions.create)
+        if path == KEYS_PATH + "/revoke":
+            return await self._key_action(request, body, REVOKE_KEY, self.key_actions.revoke)
+        if path == BACKUP_PATH:
+            _key, refusal = self.gate.check(request, body, COPY_DATABASE, "POST " + path)
+            return refusal if refusal is not None else await copy_database(self.storage, body)
+        if path == VERIFY_RUNS_PATH:
+            _key, refusal = self.gate.check(request, body, START_VERIFY, "POST " + path)
+            return refusal if refusal is not None else self.verifier.start_run(body)
+        if path == CLOCK_PATH and self.config.settable_clock:  # (tests; hidden flag)
+            _key, refusal = self.gate.check(request, body, SET_CLOCK, "POST " + path)
+            return refusal if refusal is not None else self.clock.handle_post(body)
+        return 404, b'{"message":"not found"}'
 
-    def _get(self, path: str, host: str
+    async def _key_action(self, request: Request, body: bytes, needs: Access,
+                          action: PostRoute) -> tuple[int, bytes]:
+        _key, refusal = self.gate.check(request, body, needs, needs.operation)
+        if refusal is not None:
+            return refusal
+        if self.keys.data_key is None:
+            return 400, b'{"message":"this node has no cluster data key (--certs)"}'
+        return await action(body)
+
+    def _get(self, request: Request, path: str
              ) -> tuple[int, bytes, bytes] | Awaitable[tuple[int, bytes, bytes]]:
-        """GETs on either listener; answered once what they read is durable."""
-        if path in OPERATOR_PATHS:
+        """GETs on the client port; answered once what they read is durable."""
+        if path == "/health":
+            return self._health_get(request)
+        if path == "/":
+            # as DynamoDB's endpoint answers a plain GET: "healthy: " and the host asked
+            # for (alternator's test_health.py, run against DynamoDB too)
+            return 200, f"healthy: {request.host or self.config.region}".encode(), b"text/plain"
+        if path == "/console":  # the page itself holds no data: it signs what it fetches
             return self.operator.get(path)
-        answer = self._get_now(path, host)
+        if path in OPERATOR_PATHS:
+            _key, refusal = self.gate.check(request, b"", STATUS, "GET " + path)
+            if refusal is not None:
+                return refusal[0], refusal[1], JSON
+            return self.operator.get(path)
+        needs = page_access(path)
+        if needs is None:
+            return 404, b'{"message":"not found"}', JSON
+        key, refusal = self.gate.check(request, b"", needs, "GET " + path)
+        if refusal is not None:
+            return refusal[0], refusal[1], JSON
+        if needs is LIST_KEYS:
+            return self._json_get(self.key_actions.list())
+        answer = self._get_now(path, key)
         waiter = self.storage.settle()
         return answer if waiter is None else self._settled_get(waiter, answer)
+
+    def _health_get(self, request: Request) -> tuple[int, bytes, bytes]:
+        """Liveness for anyone, never refused (load balancers: 200 while the node serves,
+        a degraded region still serves what it can); what is wrong (rows failing their
+        checksum, a clock refusing writes) only to a request signed by a key that may
+        read status, or to anyone with auth off. A bad signature gets liveness only."""
+        if self.access.enabled and not (signed(request) and self.access.may(
+                request.method, request.url, request.headers, b"", STATUS)):
+            return 200, b'{"status":"ok"}', JSON
+        health = self.health()
+        return 200, orjson.dumps({"status": health["status"], "region": self.config.region,
+                                  "version": __version__, "detail": health["reasons"]}), JSON
+
+    @staticmethod
+    async def _json_get(coro: Coroutine[Any, Any, tuple[int, bytes]]
+                        ) -> tuple[int, bytes, bytes]:
+        status, body = await coro
+        return status, body, JSON
 
     @staticmethod
     async def _settled_get(waiter: asyncio.Future[None], answer: tuple[int, bytes, bytes]
@@ -292,47 +341,34 @@ class Node:
         try:
             await waiter
         except ServiceUnavailable as exc:
-            return 503, orjson.dumps({"message": exc.message}), b"application/json"
+            return 503, orjson.dumps({"message": exc.message}), JSON
         return answer
 
-    def _get_now(self, path: str, host: str) -> tuple[int, bytes, bytes]:
-        if path == "/health":
-            # 200 while the node serves (a degraded region still serves what it can);
-            # the detail says what is wrong
-            health = self.health()
-            body = orjson.dumps({"status": health["status"], "region": self.config.region,
-                                 "version": __version__, "detail": health["reasons"]})
-            return 200, body, b"application/json"
-        if path == "/":
-            # as DynamoDB's endpoint answers a plain GET: "healthy: " and the host asked
-            # for (alternator's test_health.py, run against DynamoDB too)
-            return 200, f"healthy: {host or self.config.region}".encode(), b"text/plain"
-        if path == "/_atoll/status":
-            return 200, orjson.dumps(self.status()), b"application/json"
+    def _get_now(self, path: str, key: AccessKey | None) -> tuple[int, bytes, bytes]:
+        if path == STATUS_PATH:
+            return 200, orjson.dumps(self.status()), JSON
         if path.startswith("/_atoll/conflicts"):
             # /_atoll/conflicts[/after/<id>]: 1000 records at a time, oldest first
             after = path.removeprefix("/_atoll/conflicts").removeprefix("/after/").strip("/")
             if after and not after.isdigit():
-                return 400, b'{"message":"expected /_atoll/conflicts/after/<id>"}', \
-                    b"application/json"
-            return 200, orjson.dumps(self.conflicts(int(after or 0))), b"application/json"
+                return 400, b'{"message":"expected /_atoll/conflicts/after/<id>"}', JSON
+            found = self.conflicts(int(after or 0))
+            found["conflicts"] = conflicts_for(key, found["conflicts"])
+            return 200, orjson.dumps(found), JSON
         if path.startswith(VERIFY_RUNS_PATH + "/"):
             run_id = path.removeprefix(VERIFY_RUNS_PATH + "/")
             if not run_id.isdigit():
-                return 400, b'{"message":"expected /_atoll/verify/runs/<id>"}', b"application/json"
-            return (*self.verifier.run_view(int(run_id)), b"application/json")
-        if path.startswith("/_atoll/repairs"):
+                return 400, b'{"message":"expected /_atoll/verify/runs/<id>"}', JSON
+            return (*self.verifier.run_view(int(run_id)), JSON)
+        if path.startswith(REPAIRS_PATH):
             # /_atoll/repairs[/after/<id>]: 1000 records at a time, oldest first
-            after = path.removeprefix("/_atoll/repairs").removeprefix("/after/").strip("/")
+            after = path.removeprefix(REPAIRS_PATH).removeprefix("/after/").strip("/")
             if after and not after.isdigit():
-                return 400, b'{"message":"expected /_atoll/repairs/after/<id>"}', \
-                    b"application/json"
-            return 200, orjson.dumps(self.verifier.repairs(int(after or 0))), b"application/json"
-        if path == TOPOLOGY_PATH:
-            if self.topology is None:
-                return 404, b'{"message":"this node is not part of a cluster"}', b"application/json"
-            return self.topology.handle_get()
-        return 404, b'{"message":"not found"}', b"application/json"
+                return 400, b'{"message":"expected /_atoll/repairs/after/<id>"}', JSON
+            return 200, orjson.dumps(self.verifier.repairs(int(after or 0))), JSON
+        if self.topology is None:
+            return 404, b'{"message":"this node is not part of a cluster"}', JSON
+        return self.topology.handle_get()
 
     def status(self) -> dict[str, Any]:
         status: dict[str, Any] = {
@@ -342,7 +378,12 @@ class Node:
             **self.storage.status(),
             "requests_ms": self.http.request_times.summary(),
             "connections": self.http.connection_stats(),
+            "auth": self.access.status(),
         }
+        if self.config.cluster is not None:
+            status["peer_auth"] = {"mutual_tls": self.peer_tls is not None,
+                                   "source_address": self.config.peer_source,
+                                   **self.peer_port.refusals.summary()}
         if self.peer_http is not None:
             status["peer_connections"] = self.peer_http.connection_stats()
         if self.replicator is not None:
@@ -376,19 +417,25 @@ class Node:
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         self.storage.start(loop)
-        if self.shared is None:  # else whichever node holds the lease runs it
-            self.background.start(self.engine.context)
         if self.backups is not None:
             self.backups.start()
             resume_restores(self.engine.context, self.backups)
         server = peer_server = None
         try:
+            await self.keys.start()  # every node has the keys table before it serves
+            if self.config.admin_credentials:
+                cluster_id = self.config.cluster.cluster_id if self.config.cluster else "local"
+                await self.keys.bootstrap_admin(Path(self.config.admin_credentials), cluster_id)
+            if self.shared is None:  # else whichever node holds the lease runs it
+                self.background.start(self.engine.context)
             server = await listen(self.http.protocol, self.config.host, self.config.port,
-                                  backlog=1024)
+                                  backlog=1024, tls=self.client_tls)
             if self.replicator is not None and self.peer_http is not None:
                 assert self.peer_address is not None and self.topology is not None
-                peer_server = await listen(self.peer_http.protocol, *self.peer_address,
-                                           backlog=256, what=" (peers)")
+                peer_server = await listen(
+                    self.peer_http.protocol, *self.peer_address, backlog=256, what=" (peers)",
+                    tls=self.peer_tls.server if self.peer_tls is not None else None,
+                    refused=self.peer_port.refused_handshake)
         except ListenError:
             if server is not None:
                 server.close()
@@ -405,12 +452,14 @@ class Node:
             self.clock_watch.start()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopping.set)
-        where = f"http://{self.config.host}:{self.config.port}"
+        scheme = "https" if self.client_tls is not None else "http"
+        where = f"{scheme}://{self.config.host}:{self.config.port}"
         stored = ("in memory" if self.config.in_memory else _storage_name(self.storage))
         log.info("atoll %s serving region %s on %s (%s)", __version__, self.config.region, where,
                  stored)
         _tune_gc()
-        print(f"atoll: serving {where} (region {self.config.region}, {stored})", flush=True)
+        print(f"atoll: serving {where} (region {self.config.region}, {stored}; "
+              f"{security_summary(self.config, self.peer_tls is not None)})", flush=True)
         try:
             await self._stopping.wait()
         finally:

@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 
 from atoll.errors import ServiceUnavailable
+from atoll.http.client import PeerClientFactory
 from atoll.node.conflictlog import RecentConflicts
 from atoll.node.console import CLUSTER_PATH, REGION_PATH, ClusterGatherer, console_page
 from atoll.node.figures import AuthFigures, NodeView, VerifyFigures, region_figures
@@ -47,6 +48,12 @@ class OperatorEndpoints:
 
     def attach_auth(self, source: AuthFigures) -> None:
         self.auth = source
+
+    def attach_peer_link(self, peer_client: PeerClientFactory, headers: dict[str, str]) -> None:
+        """Ask the other regions for their figures over the peer link (mutual TLS)."""
+        self.gatherer.close()
+        self.gatherer.peer_client = peer_client
+        self.gatherer.peer_headers = headers
 
     def attach_verify(self, source: VerifyFigures) -> None:
         self.verify = source

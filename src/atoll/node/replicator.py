@@ -19,6 +19,10 @@ job commits its changes and their cursors in one storage transaction.
   puller from the future's callback, as soon as it commits), DRAIN (await the apply in
   flight), REBUILD (one rebuild at a time: snapshot requests, each answer's jobs
   committed in order, then the adopted cursors), WAIT (sleep).
+- Refused changes (atoll.replication.admission): each is logged once per link, with its
+  origin, sequence, table and key, and counted in `/_atoll/status` (`refused_changes`,
+  `last_refusal`, `refusing` per peer) and `/metrics`; the puller backs off before asking
+  again.
 - Retention: every interval, the core's purge job, if any.
 - A storage that cannot be read for a while (a shared PostgreSQL restarting:
   ServiceUnavailable) pauses a puller for the longest backoff and skips a retention
@@ -44,7 +48,7 @@ import orjson
 from atoll.engine.context import EngineContext
 from atoll.engine.replica_store import EngineReplicaStore
 from atoll.errors import ServiceUnavailable
-from atoll.http.client import HttpClient, PeerHttpError
+from atoll.http.client import HttpClient, PeerClientFactory, PeerHttpError, plain_peer_client
 from atoll.invariant import invariant
 from atoll.replication.apply import ApplyOutcome
 from atoll.replication.config import ReplicationConfig
@@ -74,8 +78,11 @@ def _mono_ms() -> int:
 
 class Replicator:
     def __init__(self, context: EngineContext, cluster: ClusterConfig, region: str,
-                 config: ReplicationConfig = DEFAULT_CONFIG, fault_drop_every: int = 0) -> None:
-        """`fault_drop_every`: a deliberate defect for drills (atoll.replication.faults)."""
+                 config: ReplicationConfig = DEFAULT_CONFIG, fault_drop_every: int = 0,
+                 peer_client: PeerClientFactory = plain_peer_client) -> None:
+        """`fault_drop_every`: a deliberate defect for drills (atoll.replication.faults);
+        `peer_client` makes the client for one peer region (mutual TLS in a cluster with
+        certificates: atoll.node.peers.client_factory)."""
         self.context = context
         self.storage = context.storage
         self.config = config
@@ -87,7 +94,8 @@ class Replicator:
         self.core = ReplicationCore(region, cluster.region_ids(), self.config,
                                     context.clock, context.now_ms, _mono_ms())
         self._headers = {"X-Atoll-Cluster": cluster.cluster_id, "X-Atoll-Region": region}
-        self.clients = {p.id: HttpClient(p.peer_endpoints, self._headers)
+        self._peer_client = peer_client
+        self.clients = {p.id: peer_client(p.id, p.peer_endpoints, self._headers)
                         for p in _peers(cluster, region)}
         self._pull_tasks: dict[str, asyncio.Task[Any]] = {}
         self._rebuild_lock = asyncio.Lock()
@@ -110,8 +118,19 @@ class Replicator:
 
     def _start_pulling(self, peer: str) -> None:
         task = asyncio.get_running_loop().create_task(self._pull_loop(peer), name=f"pull {peer}")
-        task.add_done_callback(_log_failure)
+        task.add_done_callback(functools.partial(self._pull_ended, peer))
         self._pull_tasks[peer] = task
+
+    def _pull_ended(self, peer: str, task: asyncio.Task[Any]) -> None:
+        """A pull loop ends when the replicator stops or its peer leaves the topology
+        (its task is taken out of `_pull_tasks` first). Ending any other way — raising,
+        or cancelled by something else — stops replication from that peer for good, so
+        it is said at the highest level rather than left for lag to reveal."""
+        if task.cancelled():
+            if not self._stopping and self._pull_tasks.get(peer) is task:
+                log.critical("replication from %s stopped: its pull task was cancelled", peer)
+            return
+        _log_failure(task)
 
     async def stop(self) -> None:
         self._stopping = True
@@ -124,9 +143,10 @@ class Replicator:
             client.close()
 
     def renewed(self) -> Replicator:
-        """A replicator like this one, not started (a stopped one cannot start again)."""
+        """A replicator like this one, not started (a stopped one cannot start again);
+        it keeps this one's peer client factory (its mutual TLS)."""
         return Replicator(self.context, self.cluster, self.region, self.config,
-                          self.fault_drop_every)
+                          self.fault_drop_every, self._peer_client)
 
     def set_topology(self, cluster: ClusterConfig) -> None:
         """Follow a new topology: loops for regions that left stop, loops for regions
@@ -149,7 +169,7 @@ class Replicator:
             if peer.id not in joined:
                 self.clients[peer.id].set_endpoints(peer.peer_endpoints)
                 continue
-            self.clients[peer.id] = HttpClient(peer.peer_endpoints, self._headers)
+            self.clients[peer.id] = self._peer_client(peer.id, peer.peer_endpoints, self._headers)
             if self._started and not self._stopping:
                 self._start_pulling(peer.id)
             log.warning("replicating from %s (joined in topology generation %d)", peer.id,
@@ -174,11 +194,20 @@ class Replicator:
                 or not self.core.is_peer(puller)):
             log.warning("refused a request from outside the cluster: %s", headers)
             return 403, b'{"message":"not a member of this cluster"}'
-        if path == "/_atoll/snapshot":
-            try:
-                return 200, answer_snapshot(body, self.store, self.config)
-            except BadMessage as exc:
-                return 400, _message(f"malformed snapshot request: {exc}")
+        try:
+            if path == "/_atoll/snapshot":
+                return self._answer_snapshot(body)
+            return await self._answer_pull(puller, body)
+        except ServiceUnavailable as exc:  # a shared database restarting: the puller retries
+            return 503, _message(exc.message)
+
+    def _answer_snapshot(self, body: bytes) -> tuple[int, bytes]:
+        try:
+            return 200, answer_snapshot(body, self.store, self.config)
+        except BadMessage as exc:
+            return 400, _message(f"malformed snapshot request: {exc}")
+
+    async def _answer_pull(self, puller: str, body: bytes) -> tuple[int, bytes]:
         try:
             pull = self.core.accept_pull(puller, body)
         except NotAPeer:
@@ -280,7 +309,8 @@ class Replicator:
             puller.on_applied(None, _mono_ms())
             return
         outcome = applying.result()
-        puller.on_applied(outcome, _mono_ms())
+        for refusal in puller.on_applied(outcome, _mono_ms()):  # nothing of it was stored
+            log.error("from %s: %s", puller.peer, refusal.describe())
         if outcome.clock_bounded:
             # a peer's clock runs ahead of ours by more than the skew bound: not followed
             log.warning("%d changes from %s stamped more than %d ms ahead of this region's "
@@ -362,6 +392,8 @@ class Replicator:
                     "last_ok_s_ago": round((now_ms - link.last_ok_ms) / 1000, 3),
                     "errors": link.errors, "last_error": link.last_error,
                     "applied": link.applied, "refused": link.refused_records,
+                    "refused_changes": link.refused_changes,
+                    "last_refusal": link.last_refusal, "refusing": link.refusing,
                     "pulls": link.pulls}
                 for p, link in ((p, puller.link) for p, puller in self.core.pullers.items())},
             "lag_ms": self._lag_summary[1],

@@ -28,7 +28,7 @@ import os
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,8 +123,13 @@ def _now_ms() -> int:
 
 class TopologyKeeper:
     def __init__(self, region: str, topology: ClusterConfig, file: TopologyFile | None,
-                 on_change: Callable[[ClusterConfig, ClusterConfig], None]) -> None:
+                 on_change: Callable[[ClusterConfig, ClusterConfig], None],
+                 peer_client: Callable[[str, Sequence[str], dict[str, str]], HttpClient]
+                 | None = None) -> None:
         self.region = region
+        # (region, its peer endpoints, headers) -> a client for that region only
+        self._peer_client = peer_client or (lambda _r, endpoints, headers: HttpClient(
+            endpoints, headers))
         self.current = topology
         self.file = file
         self.on_change = on_change  # (previous, new), called after the new one is durable
@@ -243,8 +248,8 @@ class TopologyKeeper:
         endpoints = self.current.region(region_id).peer_endpoints
         client = self._clients.get(region_id)
         if client is None:
-            client = HttpClient(endpoints, {"X-Atoll-Cluster": self.current.cluster_id,
-                                            "X-Atoll-Region": self.region})
+            client = self._peer_client(region_id, endpoints, {
+                "X-Atoll-Cluster": self.current.cluster_id, "X-Atoll-Region": self.region})
             self._clients[region_id] = client
         else:
             client.set_endpoints(endpoints)

@@ -44,7 +44,7 @@ from atoll.antientropy.results import combine_passes, worst
 from atoll.antientropy.settings import VerifySettings
 from atoll.engine.repairs import repair_job
 from atoll.engine.treestore import StorageTreeStore
-from atoll.http.client import HttpClient
+from atoll.http.client import HttpClient, PeerClientFactory, plain_peer_client
 from atoll.node.conflictlog import readable_key
 from atoll.node.treework import TreeWork
 from atoll.node.verifylink import LocalAnswers, PeerAnswers, Transport, now_ms, run_session
@@ -88,8 +88,12 @@ class PairOutcome:
 
 class Verifier:
     def __init__(self, engine: Engine, region: str, settings: VerifySettings,
-                 topology: Callable[[], ClusterConfig | None], trees: TreeStorage | None) -> None:
+                 topology: Callable[[], ClusterConfig | None], trees: TreeStorage | None,
+                 peer_client: PeerClientFactory = plain_peer_client) -> None:
+        """`peer_client` makes the client for one peer region (the node's: mutual TLS in
+        a cluster with certificates)."""
         self.engine = engine
+        self.peer_client = peer_client
         self.region = region
         self.settings = settings
         self._topology = topology  # the node's current topology (None: not in a cluster)
@@ -155,8 +159,9 @@ class Verifier:
         endpoints = topology.region(peer).peer_endpoints
         client = self._clients.get(peer)
         if client is None:
-            client = self._clients[peer] = HttpClient(
-                endpoints, {"X-Atoll-Cluster": topology.cluster_id, "X-Atoll-Region": self.region})
+            client = self._clients[peer] = self.peer_client(
+                peer, endpoints,
+                {"X-Atoll-Cluster": topology.cluster_id, "X-Atoll-Region": self.region})
         else:
             client.set_endpoints(endpoints)
         return client

@@ -10,6 +10,11 @@ them over its SQLite store. So the rules below are the rules that ship:
   duplicate and skipped; one above cursor + 1 is a gap and the job STOPS there (the
   changes before it are kept: a later pull brings the missing ones); a change into a table
   never seen here (`UnknownTable`) stops the job too (held until the creation arrives).
+  Before anything of a change is stored it passes `atoll.replication.admission`: a change
+  whose item is filed under a row key its key attributes do not encode to is refused and
+  stops its origin in this job (nothing of it or after it stored, its cursor stays); a
+  duplicate — or a replay the plan set aside (`replays`) — that differs from the change
+  the changelog holds under its (origin, seq) is refused (`ApplyOutcome.refusals`).
   Otherwise `merge.merge_change` decides every op, the effects are written (table states,
   items, conflicts), the change is logged and its origin's cursor advanced — all in the
   job's transaction, so after a crash a region resumes exactly where it stopped.
@@ -26,6 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from atoll.clock.hlc import HybridClock, hlc_physical_ms
+from atoll.replication.admission import Refusal, ReplayCheck, refuse_change
 from atoll.replication.change import Change, ItemKey, ItemWrite, Op, Version, encode_change
 from atoll.replication.cursors import Cursor
 from atoll.replication.errors import UnknownTable
@@ -54,11 +60,18 @@ class ApplyOutcome:
     held_for_table: str | None = None  # a change into this unknown table ended the job
     lag_ms: list[int] = field(default_factory=list)  # per applied change: apply - origin time
     clock_bounded: int = 0  # stamps too far ahead of this region's clock (not followed)
+    refusals: list[Refusal] = field(default_factory=list)  # nothing of them stored (admission)
+
+    @property
+    def stopped_at_refusal(self) -> bool:
+        """Some origin's changes stopped at a refused change (its cursor waits before it)."""
+        return any(refusal.stops for refusal in self.refusals)
 
     @property
     def complete(self) -> bool:
         """Every change given was applied or was a duplicate."""
-        return not self.stopped_at_gap and self.held_for_table is None
+        return (not self.stopped_at_gap and self.held_for_table is None
+                and not self.stopped_at_refusal)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,33 +82,51 @@ class ApplyChanges:
     region: str
     clock: HybridClock
     now_ms: Callable[[], int]
+    # duplicates the plan set aside: only compared with the changelog, never applied
+    replays: tuple[tuple[Change, bytes], ...] = ()
 
     def __call__(self, txn: StoreTxn) -> ApplyOutcome:
-        return apply_changes(txn, self.changes, self.region, self.clock, self.now_ms())
+        return apply_changes(txn, self.changes, self.region, self.clock, self.now_ms(),
+                             self.replays)
 
 
 def apply_changes(txn: StoreTxn, changes: Sequence[tuple[Change, bytes]], region: str,
-                  clock: HybridClock, now_ms: int) -> ApplyOutcome:
+                  clock: HybridClock, now_ms: int,
+                  replays: Sequence[tuple[Change, bytes]] = ()) -> ApplyOutcome:
     outcome = ApplyOutcome()
     cursors: dict[str, int] = {}
     reached_hlc: dict[str, int] = {}  # per origin advanced: the hlc of its new cursor
     logged: list[tuple[Change, bytes]] = []
     stored_of, table_of = txn.stored, txn.table_state
     bounded_before = clock.bounded_count
+    replay = ReplayCheck(txn.logged_frame, table_of)
+    for change, frame in replays:
+        if change.origin not in cursors:
+            cursors[change.origin] = txn.cursor_seq(change.origin)
+        if change.seq <= cursors[change.origin]:  # above: not held here, nothing to compare
+            _replayed(outcome, replay, change, frame)
+    stopped: set[str] = set()  # origins whose change was refused: nothing of theirs after it
     for change, frame in changes:
         origin = change.origin
+        if origin in stopped:
+            continue
         if origin == region:
-            outcome.duplicates += 1  # a region never needs its own changes back
+            _replayed(outcome, replay, change, frame)  # never needs its own changes back
             continue
         cursor = cursors.get(origin)
         if cursor is None:
             cursor = cursors[origin] = txn.cursor_seq(origin)
         if change.seq <= cursor:
-            outcome.duplicates += 1
+            _replayed(outcome, replay, change, frame)
             continue
         if change.seq > cursor + 1:
             outcome.stopped_at_gap = True
             break
+        refusal = refuse_change(change, table_of)
+        if refusal is not None:
+            outcome.refusals.append(refusal)
+            stopped.add(origin)
+            continue
         try:
             effects = merge_change(change, stored_of, table_of)
         except UnknownTable as exc:
@@ -114,6 +145,15 @@ def apply_changes(txn: StoreTxn, changes: Sequence[tuple[Change, bytes]], region
         txn.set_cursor(origin, Cursor(cursors[origin], hlc))
     outcome.clock_bounded = clock.bounded_count - bounded_before
     return outcome
+
+
+def _replayed(outcome: ApplyOutcome, replay: ReplayCheck, change: Change, frame: bytes) -> None:
+    """A change this region holds already: a duplicate, or refused if it is another."""
+    refusal = replay.refuse(change, frame)
+    if refusal is None:
+        outcome.duplicates += 1
+    else:
+        outcome.refusals.append(refusal)
 
 
 def write_effects(txn: StoreTxn, effects: ChangeEffects, now_ms: int) -> list[Conflict]:

@@ -6,7 +6,9 @@ or a snapshot — is silently not written, while the change is logged and its cu
 advanced as if it had been. A store never runs with it unless it is built with it: the
 simulator's and the conformance suite's stores by tests, a node's by its configuration
 (`NodeConfig.fault_drop_every`, the hidden `atoll serve --fault-drop-every N`, which
-the drill passes for `DrillOptions.fault_drop_every`).
+the drill passes for `DrillOptions.fault_drop_every`). `every=0` drops nothing until
+`arm(n)`: then the next n replicated item writes are dropped (the simulator's verify
+faults drop one chosen change that way).
 """
 
 from __future__ import annotations
@@ -20,11 +22,16 @@ from atoll.replication.store import StoreTxn
 
 class DropItemWrites:
     def __init__(self, region: str, every: int) -> None:
-        invariant(every > 0, "drop every N > 0 writes")
+        invariant(every >= 0, "drop every N >= 0 writes (0: only when armed)")
         self.region = region
         self.every = every
         self.seen = 0  # replicated item writes so far
         self.dropped = 0
+        self.armed = 0  # the next this many replicated item writes are dropped
+
+    def arm(self, writes: int) -> None:
+        invariant(writes > 0, "arm for at least one write")
+        self.armed += writes
 
     def __call__(self, txn: StoreTxn) -> StoreTxn:
         return _DroppingTxn(txn, self)
@@ -33,7 +40,9 @@ class DropItemWrites:
         if stored.version.origin == self.region:
             return False  # this region's own write: not replicated
         self.seen += 1
-        if self.seen % self.every:
+        if self.armed:
+            self.armed -= 1
+        elif not self.every or self.seen % self.every:
             return False
         self.dropped += 1
         return True
@@ -65,6 +74,9 @@ class _DroppingTxn:
 
     def log_changes(self, records: list[tuple[Change, bytes]]) -> None:
         self.txn.log_changes(records)
+
+    def logged_frame(self, origin: str, seq: int) -> bytes | None:
+        return self.txn.logged_frame(origin, seq)
 
     def set_cursor(self, origin: str, cursor: Cursor) -> None:
         self.txn.set_cursor(origin, cursor)

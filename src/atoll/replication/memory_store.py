@@ -180,6 +180,11 @@ class _MemoryTxn:
             log.append((change.seq, frame))
             self.s._on_undo(log.pop)
 
+    def logged_frame(self, origin: str, seq: int) -> bytes | None:
+        log = self.s._log.get(origin, [])
+        at = bisect.bisect_left(log, seq, key=lambda entry: entry[0])
+        return log[at][1] if at < len(log) and log[at][0] == seq else None
+
     def set_cursor(self, origin: str, cursor: Cursor) -> None:
         self.s._set(self.s._cursors, origin, cursor)
 

@@ -12,7 +12,8 @@ are committed ones only: a Pull acknowledges them, and retention counts on that.
 The receiver decodes every record (checksum, shape) and keeps per origin only the run of
 changes that continues its cursor (`plan_batch`: duplicates and reordering are harmless,
 a gap or a change into a table not seen yet stops that origin's run); the run is applied
-by `atoll.replication.apply.ApplyChanges`. A Batch whose `log_start` is not empty says
+by `atoll.replication.apply.ApplyChanges`, which also compares a bounded number of the
+duplicates (`replays`) with the changelog (atoll.replication.admission). A Batch whose `log_start` is not empty says
 the server's log cannot bring the puller up to date on those origins: it must be rebuilt
 from a snapshot (`atoll.replication.rebuild`).
 
@@ -46,16 +47,13 @@ from typing import Any
 import orjson
 
 from atoll.invariant import invariant
-from atoll.replication.admission import reused_sequence
+from atoll.replication.admission import MAX_REPLAY_CHECKS
 from atoll.replication.change import Change, ItemWrite, TableOp, decode_change
 from atoll.replication.config import MAX_BATCH_CHANGES
 from atoll.replication.cursors import MAX_ORIGINS, Cursor, Cursors, cursor_of, from_wire, to_wire
 from atoll.replication.errors import BadChange, BadMessage
 from atoll.replication.merge import TableState
 
-# Duplicates compared with the changelog per batch (each is a read): beyond it they are
-# skipped unchecked, so a batch of a thousand relayed duplicates costs a bounded time.
-MAX_DUPLICATE_CHECKS = 100
 MAX_BATCH_BYTES = 16 * 1024 * 1024
 _U32 = 4
 
@@ -191,18 +189,19 @@ class BatchPlan:
     duplicates: int = 0
     held: dict[str, str] = field(default_factory=dict)  # origin -> why its run stopped
     refused: list[str] = field(default_factory=list)  # records refused, and why
+    # the first MAX_REPLAY_CHECKS duplicates, with their records: for the apply job to
+    # compare with the changelog (a different change under a used seq is refused there)
+    replays: list[tuple[Change, bytes]] = field(default_factory=list)
 
 
 def plan_batch(records: Sequence[bytes], cursors: Cursors,
-               table_state: Callable[[str], TableState | None],
-               logged: Callable[[str, int], bytes | None] | None = None) -> BatchPlan:
+               table_state: Callable[[str], TableState | None]) -> BatchPlan:
     """Which records to apply, in which order: per origin, the run that continues the
     cursor; a change into a table neither stored nor created earlier in the run waits
     (its creation may come from another origin later in this batch: hence the loop).
-    `logged(origin, seq)`, when given, reads the changelog's record: a duplicate that
-    differs from it reused a sequence number and is refused (admission.reused_sequence)."""
+    A change at or below its cursor is a duplicate: counted, and the first
+    MAX_REPLAY_CHECKS of them kept as `replays` for the apply to check."""
     plan = BatchPlan()
-    checked = 0
     pending: dict[str, dict[int, Change]] = {}
     frames: dict[tuple[str, int], bytes] = {}  # decode_change checked they are canonical
     for record in records:
@@ -212,14 +211,9 @@ def plan_batch(records: Sequence[bytes], cursors: Cursors,
             plan.refused.append(str(error))
             continue
         if change.seq <= cursor_of(cursors, change.origin).seq:
-            why = None
-            if logged is not None and checked < MAX_DUPLICATE_CHECKS:
-                checked += 1
-                why = reused_sequence(change, bytes(record), logged(change.origin, change.seq))
-            if why is not None:
-                plan.refused.append(why)
-            else:
-                plan.duplicates += 1
+            plan.duplicates += 1
+            if len(plan.replays) < MAX_REPLAY_CHECKS:
+                plan.replays.append((change, bytes(record)))
             continue
         same: Change = pending.setdefault(change.origin, {}).setdefault(change.seq, change)
         if same.checksum != change.checksum:

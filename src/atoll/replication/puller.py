@@ -22,9 +22,20 @@ storage failure), the raised cursors are forgotten and the next Pull asks again 
 committed ones; the apply job itself stops at any gap, so nothing is ever applied past
 one.
 
+Refused changes (atoll.replication.admission): an apply that stopped at a refused change
+left its origin's cursor before it; the next Pull, from the committed cursors, brings it
+again, after a backoff doubling from `backoff_min_ms` to `backoff_max_ms` (reset by the
+next apply that completes), so a change refused for good costs one pull and one apply
+per `backoff_max_ms`, not a hot loop. `on_applied` returns the refusals this link has not
+seen before, for the shell to log once each; the link counts them all. The duplicates a
+batch brings (`plan_batch`'s replays) ride in the apply job to be compared with the
+changelog there, so a batch of nothing but duplicates still makes a job, one that only
+reads (duplicates come when peers relay what another already delivered).
+
 Bounds: one Pull and one apply in flight, one planned apply waiting; between failed
 pulls a backoff doubling from `backoff_min_ms` to `backoff_max_ms`; after a batch that
-could not be used whole, a `held_pause_ms` pause unless the peer has more.
+could not be used whole, a `held_pause_ms` pause unless the peer has more; at most
+`MAX_REMEMBERED_REFUSALS` refusals remembered as logged.
 """
 
 from __future__ import annotations
@@ -35,6 +46,7 @@ from typing import NamedTuple
 
 from atoll.clock.hlc import HybridClock
 from atoll.invariant import invariant
+from atoll.replication.admission import Refusal
 from atoll.replication.apply import ApplyChanges, ApplyOutcome
 from atoll.replication.config import ReplicationConfig
 from atoll.replication.cursors import Cursor, Cursors, cursor_of
@@ -48,6 +60,7 @@ DRAIN = "drain"
 REBUILD = "rebuild"
 WAIT = "wait"
 NEVER_MS = 1 << 62  # a WAIT that only an event ends (an answer, a commit, a rebuild)
+MAX_REMEMBERED_REFUSALS = 1000  # refusals already logged, per link (the oldest forgotten)
 
 
 class Step(NamedTuple):
@@ -72,6 +85,9 @@ class PeerLink:
     bad_messages: int = 0
     held: int = 0  # batches in which some origin's run stopped (a gap, an unknown table)
     clock_bounded: int = 0
+    refused_changes: int = 0  # refused by admission (every time: a retry counts again)
+    last_refusal: str = ""
+    refusing: bool = False  # the latest apply stopped at a refused change
 
 
 class Puller:
@@ -93,6 +109,8 @@ class Puller:
         self.rebuilding = False
         self.wake_ms = 0
         self.backoff_ms = config.backoff_min_ms
+        self.refusal_backoff_ms = config.backoff_min_ms
+        self.logged_refusals: dict[tuple[str, str, int, int], None] = {}  # oldest first
 
     def next_step(self, now_ms: int) -> Step:
         if self.ready is not None:
@@ -182,14 +200,15 @@ class Puller:
             return known[name]
 
         plan = plan_batch(batch.records, wanted, known_state)
-        self.link.duplicates += plan.duplicates
+        self.link.duplicates += plan.duplicates - len(plan.replays)  # the apply counts those
         self.link.refused_records += len(plan.refused)
         if plan.refused:
             self.link.last_error = f"refused {len(plan.refused)} records: {plan.refused[0]}"
         self.link.held += bool(plan.held)
-        if plan.accepted:
+        if plan.accepted or plan.replays:
             self.ready = ApplyChanges(tuple(zip(plan.accepted, plan.frames, strict=True)),
-                                      self.region, self.clock, self.wall_ms)
+                                      self.region, self.clock, self.wall_ms,
+                                      tuple(plan.replays))
         if (plan.refused or plan.held) and not batch.has_more:
             self.wake_ms = now_ms + self.config.held_pause_ms  # no hot loop on it
 
@@ -205,9 +224,10 @@ class Puller:
             self.planned[change.origin] = max(self.planned.get(change.origin, 0), change.seq)
         return job
 
-    def on_applied(self, outcome: ApplyOutcome | None, now_ms: int) -> None:
+    def on_applied(self, outcome: ApplyOutcome | None, now_ms: int) -> list[Refusal]:
         """The apply in flight committed (`outcome`) or failed (None: a storage fault,
-        backed off like a failed pull)."""
+        backed off like a failed pull). Returns its refusals this link had not seen
+        before (to log)."""
         invariant(self.applying, "an apply ended that was not in flight")
         self.applying = False
         if outcome is None or not outcome.complete:
@@ -215,11 +235,35 @@ class Puller:
         if outcome is None:
             self.wake_ms = max(self.wake_ms, now_ms + self.backoff_ms)
             self.backoff_ms = min(self.backoff_ms * 2, self.config.backoff_max_ms)
-        else:
-            self.link.applied += outcome.applied
-            self.link.duplicates += outcome.duplicates
-            self.link.conflicts += len(outcome.conflicts)
-            self.link.clock_bounded += outcome.clock_bounded
+            return []
+        self.link.applied += outcome.applied
+        self.link.duplicates += outcome.duplicates
+        self.link.conflicts += len(outcome.conflicts)
+        self.link.clock_bounded += outcome.clock_bounded
+        return self._on_refusals(outcome, now_ms)
+
+    def _on_refusals(self, outcome: ApplyOutcome, now_ms: int) -> list[Refusal]:
+        link = self.link
+        if outcome.complete:
+            link.refusing = False
+            self.refusal_backoff_ms = self.config.backoff_min_ms
+        if not outcome.refusals:
+            return []
+        link.refused_changes += len(outcome.refusals)
+        link.last_refusal = outcome.refusals[-1].describe()[:300]
+        if outcome.stopped_at_refusal:
+            link.refusing = True
+            self.wake_ms = max(self.wake_ms, now_ms + self.refusal_backoff_ms)
+            self.refusal_backoff_ms = min(self.refusal_backoff_ms * 2, self.config.backoff_max_ms)
+        fresh = []
+        for refusal in outcome.refusals:
+            if refusal.identity in self.logged_refusals:
+                continue
+            fresh.append(refusal)
+            self.logged_refusals[refusal.identity] = None
+            if len(self.logged_refusals) > MAX_REMEMBERED_REFUSALS:
+                del self.logged_refusals[next(iter(self.logged_refusals))]
+        return fresh
 
     # --- rebuilding ----------------------------------------------------------------------
     def take_rebuild(self) -> dict[str, int]:

@@ -107,6 +107,11 @@ class StoreTxn(Protocol):
         """Append changes, with the frames they are relayed as, to the changelog."""
         ...
 
+    def logged_frame(self, origin: str, seq: int) -> bytes | None:
+        """The changelog's frame of (origin, seq), or None if it holds none (never
+        applied, or purged). Read for replays only (atoll.replication.admission)."""
+        ...
+
     def set_cursor(self, origin: str, cursor: Cursor) -> None:
         """Move `origin`'s cursor (only forward; the algorithms check)."""
         ...

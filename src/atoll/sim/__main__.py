@@ -1,5 +1,6 @@
 """`python -m atoll.sim --seed N [--regions K] [--steps S] [--store memory|sqlite]
-[--runs R] [--trace]`: replay one seeded run (or R runs from N), as the test suite runs
+[--runs R] [--forge-p P] [--trace] [--verify | --verify-faults]`: replay one seeded run (or R
+runs from N), as the test suite runs
 them; a failure prints the command that replays it."""
 
 from __future__ import annotations
@@ -21,13 +22,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--store", choices=STORE_KINDS, default="memory",
                         help="the regions' store: in memory, or the node's SQLite store")
     parser.add_argument("--runs", type=int, default=1, help="seeds seed..seed+runs-1")
+    parser.add_argument("--forge-p", type=float, default=0.0,
+                        help="per Batch: the chance of a forged record in it (atoll.sim.forgery)")
     parser.add_argument("--trace", action="store_true", help="print every trace event")
+    parser.add_argument("--verify", action="store_true",
+                        help="run verify sessions during the run and after it (SQLite store)")
+    parser.add_argument("--verify-faults", action="store_true",
+                        help="and faults only verify finds, verified and repaired at the end")
     args = parser.parse_args(argv)
     failed = 0
     started = time.perf_counter()
     for seed in range(args.seed, args.seed + args.runs):
         regions = args.regions if args.regions is not None else 3 + seed % 3
-        result = run(SimConfig(seed=seed, regions=regions, steps=args.steps, store=args.store))
+        result = run(SimConfig(seed=seed, regions=regions, steps=args.steps, store=args.store,
+                               forge_p=args.forge_p, verify=args.verify,
+                               verify_faults=args.verify_faults))
         if args.trace:
             print("\n".join(result.trace))
         status = "ok" if result.ok else "FAILED"

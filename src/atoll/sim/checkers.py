@@ -25,12 +25,16 @@ on any cluster whose stores they can read.
                      the records a snapshot rebuild bridged (below a cursor it adopted)
   matches_reference  the contents equal the result of applying every acknowledged
                      change, in causal order, to one fresh store (the merge laws, end to end)
+  forgeries_refused  nothing of a forged change (atoll.sim.forgery) is stored: no item
+                     and no changelog record carries the forgeries' mark
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+import orjson
 
 from atoll.clock.hlc import HybridClock
 from atoll.model.writes import ADD_ELEMENTS, DELETE_ELEMENTS, INCREMENT
@@ -48,6 +52,7 @@ from atoll.replication.store import (
     digest_snapshot,
     snapshot,
 )
+from atoll.sim.forgery import FORGED_ATTRIBUTE
 
 MAX_REPORTED = 10  # violations listed per checker
 MAX_LOG_RECORDS = 1_000_000
@@ -333,6 +338,20 @@ def matches_reference(stores: Mapping[str, ReplicaStore], acked: Sequence[Change
         got = snapshot(store)
         if digest_snapshot(got) != digest_snapshot(want):
             problems.append(f"{name} differs from the reference: {_diff(want, got)}")
+    return problems[:MAX_REPORTED]
+
+
+def forgeries_refused(stores: Mapping[str, ReplicaStore]) -> list[str]:
+    mark = orjson.dumps(FORGED_ATTRIBUTE)
+    problems = []
+    for name, store in sorted(stores.items()):
+        for key, stored in sorted(store.contents().items()):
+            if stored.item is not None and FORGED_ATTRIBUTE in stored.item:
+                problems.append(f"{name}: a forged item is stored under {key}")
+        for origin in sorted(store.cursors()):
+            for seq, frame in store.records_since(origin, 0, MAX_LOG_RECORDS):
+                if mark in frame:
+                    problems.append(f"{name}: its log holds a forged change {origin}/{seq}")
     return problems[:MAX_REPORTED]
 
 

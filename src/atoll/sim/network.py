@@ -7,7 +7,9 @@ request of which incarnation of the sender it answers) and the bytes the node wo
 in an HTTP body. `send` schedules an envelope for delivery at now + a random delay;
 `due(now)` hands back, in (time, send order) order, the envelopes whose time has come.
 Random delays reorder them; `drop_p`, `dup_p` and `corrupt_p` lose, duplicate and damage
-them (only the bytes: the checksums in every message must catch it). A cut between two
+them (only the bytes: the checksums in every message must catch it); `forge_p` puts a
+forged, correctly checksummed record into a Batch (atoll.sim.forgery: admission must
+refuse it). A cut between two
 regions (`cut(a, b)`) drops everything between them, including envelopes already in
 flight when they arrive, so A–C can be cut while both still reach B. Every random choice
 comes from the `random.Random` given by the caller, so a seed replays the same run.
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from atoll.replication.protocol import Batch, decode_message, encode_message
+from atoll.sim.forgery import forge_batch
 
 MAX_IN_FLIGHT = 20_000  # a full "wire" drops new messages, like a full socket buffer
 
@@ -44,6 +47,8 @@ class LinkFaults:
     corrupt_p: float = 0.0
     delay_min_ms: int = 1
     delay_max_ms: int = 20
+    forge_p: float = 0.0
+    forge_table: str = "t0"  # forgeries write into this table (one never deleted)
 
 
 class SimNetwork:
@@ -54,7 +59,8 @@ class SimNetwork:
         self.cuts: set[frozenset[str]] = set()
         self._queue: list[tuple[int, int, str, str, Envelope]] = []
         self._sent = 0
-        self.stats = {"sent": 0, "dropped": 0, "duplicated": 0, "corrupted": 0, "delivered": 0}
+        self.stats = {"sent": 0, "dropped": 0, "duplicated": 0, "corrupted": 0, "forged": 0,
+                      "delivered": 0}
 
     # --- partitions --------------------------------------------------------------------
     def cut(self, a: str, b: str) -> None:
@@ -69,7 +75,8 @@ class SimNetwork:
     def calm(self) -> None:
         """No more loss, duplication or corruption (the healing phase)."""
         self.faults = LinkFaults(delay_min_ms=self.faults.delay_min_ms,
-                                 delay_max_ms=self.faults.delay_max_ms)
+                                 delay_max_ms=self.faults.delay_max_ms,
+                                 forge_table=self.faults.forge_table)
 
     # --- traffic -----------------------------------------------------------------------
     def send(self, now_ms: int, src: str, dst: str, data: Envelope) -> None:
@@ -85,6 +92,12 @@ class SimNetwork:
             if data.body and rng.random() < f.corrupt_p:
                 payload = data._replace(body=self._corrupt(data))
                 self.stats["corrupted"] += 1
+            elif f.forge_p and data.kind == BATCH and rng.random() < f.forge_p:
+                forged = forge_batch(rng, data.body, f.forge_table)
+                if forged is not None:
+                    payload = data._replace(body=forged[0])
+                    self.stats["forged"] += 1
+                    self.trace.append(f"{now_ms} {src}>{dst} forged {forged[1]}")
             at = now_ms + rng.randint(f.delay_min_ms, f.delay_max_ms)
             self._sent += 1
             heapq.heappush(self._queue, (at, self._sent, src, dst, payload))

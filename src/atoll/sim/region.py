@@ -179,6 +179,7 @@ class SimRegion:
         links = [p.link for p in self.core.pullers.values()]
         return {"applied": sum(link.applied for link in links),
                 "refused_records": sum(link.refused_records for link in links),
+                "refused_changes": sum(link.refused_changes for link in links),
                 "bad_messages": sum(link.bad_messages for link in links),
                 "held_batches": sum(link.held for link in links),
                 "pull_errors": sum(link.errors for link in links),
@@ -213,7 +214,10 @@ class SimRegion:
 
     def _applied(self, puller: Puller, outcome: ApplyOutcome | None, now_ms: int) -> None:
         if self.core.pullers.get(puller.peer) is puller:
-            puller.on_applied(outcome, now_ms)
+            fresh = puller.on_applied(outcome, now_ms)
+            self.record.count("refusals_logged", len(fresh))  # what the node would log
+            for refusal in outcome.refusals if outcome is not None else ():
+                self.record.count("refused_" + refusal.kind.replace(" ", "_"))
 
     def _on_pull_answer(self, src: str, envelope: Envelope, now_ms: int) -> None:
         puller = self.core.pullers.get(src)

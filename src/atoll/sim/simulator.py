@@ -9,7 +9,10 @@ streams for the network, the workload and the faults, so the same seed gives the
 run: every step advances time, delivers due envelopes, ticks every live region, and
 maybe does a client write and a fault. Then everything heals (partitions, full disks,
 crashed regions, lossy links), the cluster runs until every cursor has caught up, and the
-checkers judge. The replication settings are the node's `ReplicationConfig` with small
+checkers judge. With `verify` (SQLite regions only), verify sessions run against the
+regions all along and after healing (verification.py); with `verify_faults`, faults that
+only verify can find are done after healing, verified and repaired before the checkers
+judge. The replication settings are the node's `ReplicationConfig` with small
 values, so that long polls, timeouts, backoff, batch and page limits and bounded purges
 all happen within a few simulated seconds.
 
@@ -18,19 +21,23 @@ The trace is the list of events (writes, faults, deliveries); its hash identifie
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import random
 import traceback
 from dataclasses import dataclass, field
 
+from atoll.replication.change import Change, Op
 from atoll.replication.config import ReplicationConfig
 from atoll.replication.store import ReplicaStore
 from atoll.sim import checkers
 from atoll.sim.faults import RandomFaults
 from atoll.sim.network import LinkFaults, SimNetwork
 from atoll.sim.region import Record, SimRegion
-from atoll.sim.stores import StoreKind, store_kind
-from atoll.sim.workload import UPDATED_APART, RandomWorkload
+from atoll.sim.stores import SqliteStores, StoreKind, store_kind
+from atoll.sim.verification import SimVerifier
+from atoll.sim.workload import FIRST_TABLE, UPDATED_APART, RandomWorkload
+from atoll.storage import SqliteStorage
 
 REGION_NAMES = ("us-east", "eu-west", "ap-south", "sa-east", "af-south")
 CONVERGE_CHECK_EVERY_STEPS = 10
@@ -53,11 +60,20 @@ class SimConfig:
     fault_p: float = 0.02
     heal_steps_max: int = 4000  # a bound on the healing phase: not converged by then = bug
     replication: ReplicationConfig = SIM_REPLICATION
+    forge_p: float = 0.0  # per Batch sent: a forged record in it (until the healing)
+    verify: bool = False  # verify sessions during the run and after healing (SQLite only)
+    verify_faults: bool = False  # and faults only verify finds, after healing (implies verify)
+
+    def __post_init__(self) -> None:
+        if (self.verify or self.verify_faults) and self.store != "sqlite":
+            raise ValueError("verify runs against the node's SQLite store: --store sqlite")
 
     def replay_command(self) -> str:
         steps = "" if self.steps == DEFAULT_STEPS else f" --steps {self.steps}"
+        forge = f" --forge-p {self.forge_p}" if self.forge_p else ""
+        verify = " --verify-faults" if self.verify_faults else " --verify" if self.verify else ""
         return (f"python -m atoll.sim --seed {self.seed} --regions {self.regions} "
-                f"--store {self.store}{steps}")
+                f"--store {self.store}{steps}{forge}{verify}")
 
 
 @dataclass(slots=True)
@@ -90,13 +106,20 @@ class Simulation:
         self.rng = random.Random(root.getrandbits(64))
         self.trace: list[str] = []
         self.regions = REGION_NAMES[:config.regions]
-        self.network = SimNetwork(random.Random(root.getrandbits(64)), _link_faults(root),
-                                  self.trace)
+        network_rng = random.Random(root.getrandbits(64))  # drawn first: a seed's run stays
+        link_faults = dataclasses.replace(_link_faults(root), forge_p=config.forge_p,
+                                          forge_table=FIRST_TABLE)
+        self.network = SimNetwork(network_rng, link_faults, self.trace)
         self.workload = RandomWorkload(random.Random(root.getrandbits(64)))
         self.faults = RandomFaults(random.Random(root.getrandbits(64)))
         self.now_ms = START_MS
         self.skew_ms = {r: root.randint(-50, 50) for r in self.regions}
-        self.kind = stores if stores is not None else store_kind(config.store)
+        self.verifier: SimVerifier | None = None
+        if config.verify or config.verify_faults:
+            self.verifier = SimVerifier(self, config.seed, config.verify_faults)
+        drops = self.verifier.drops if self.verifier and config.verify_faults else None
+        self.kind = stores if stores is not None else store_kind(
+            config.store, None if drops is None else drops.get)
         self.record = Record()
         self.stores: dict[str, ReplicaStore] = {}
         self.live: dict[str, SimRegion] = {}
@@ -148,6 +171,22 @@ class Simulation:
     def purge_log(self, region: str) -> None:
         self.live[region].purge_log(self.now_ms)
 
+    # --- what verify needs (verification.Cluster) ----------------------------------------
+    def local_write(self, region: str, ops: list[Op]) -> Change | None:
+        change = self.live[region].local_write(ops)
+        if change is not None:
+            self.workload.acked.append(change)
+            self._event(f"{region}: wrote {change.origin}/{change.seq} (verify phase)")
+        return change
+
+    def storage(self, region: str) -> SqliteStorage:
+        if not isinstance(self.kind, SqliteStores):
+            raise TypeError("verify runs against the node's SQLite store")
+        return self.kind.storages[region]
+
+    def event(self, text: str) -> None:
+        self._event(text)
+
     # --- running -----------------------------------------------------------------------
     def run(self) -> SimResult:
         try:
@@ -158,8 +197,13 @@ class Simulation:
                     self._event(self.workload.step(self.live))
                 if self.rng.random() < self.config.fault_p:
                     self._event(self.faults.step(self))
-            return self._judge(self._heal())
+            healed_after = self._heal()
+            verified = [] if self.verifier is None or healed_after is None \
+                else self.verifier.after_heal()
+            return self._judge(healed_after, verified)
         finally:
+            if self.verifier is not None:
+                self.verifier.close()
             self.kind.close()
 
     def step(self) -> None:
@@ -172,6 +216,8 @@ class Simulation:
             shell.deliver(src, envelope, self.now_ms)
         for region in self.up():
             self.live[region].tick(self.now_ms)
+        if self.verifier is not None:
+            self.verifier.tick(self.now_ms)
 
     def _event(self, text: str) -> None:
         self.trace.append(f"{self.now_ms} {text}")
@@ -189,27 +235,37 @@ class Simulation:
                 self.restart(region)
         for step in range(self.config.heal_steps_max):
             self.step()
-            if step % CONVERGE_CHECK_EVERY_STEPS == 0 and self._caught_up():
+            if step % CONVERGE_CHECK_EVERY_STEPS == 0 and self.caught_up():
                 return step
         return None
 
-    def _caught_up(self) -> bool:
+    def caught_up(self) -> bool:
+        """Every region's cursors equal every origin's own: nothing left in flight."""
         own = {r: self.stores[r].cursors().get(r) for r in self.regions}
         want = {r: c for r, c in own.items() if c is not None}
         return all(self.stores[r].cursors() == want for r in self.regions)
 
-    def _judge(self, healed_after: int | None) -> SimResult:
+    def _judge(self, healed_after: int | None, verified: list[str]) -> SimResult:
         acked = self.workload.acked
         problems = [] if healed_after is not None else [
             f"not caught up {self.config.heal_steps_max} steps after healing"]
-        for check in (checkers.converged(self.stores),
-                      checkers.states_converged(self.stores, self.record.tombstone_horizon_hlc),
-                      checkers.counters_and_sets(self.stores, acked, self.workload.updates),
-                      checkers.acknowledged(self.stores, acked, self.record.tombstone_horizon_hlc,
-                                            UPDATED_APART),
-                      checkers.cursors_gapless(self.stores, acked, self.record.adopted),
-                      checkers.matches_reference(self.stores, acked)):
-            problems.extend(check)
+        problems += verified
+        try:
+            for check in (checkers.converged(self.stores),
+                          checkers.states_converged(self.stores,
+                                                    self.record.tombstone_horizon_hlc),
+                          checkers.counters_and_sets(self.stores, acked, self.workload.updates),
+                          checkers.acknowledged(self.stores, acked,
+                                                self.record.tombstone_horizon_hlc, UPDATED_APART),
+                          checkers.cursors_gapless(self.stores, acked, self.record.adopted),
+                          checkers.matches_reference(self.stores, acked),
+                          checkers.forgeries_refused(self.stores)):
+                problems.extend(check)
+        except Exception as exc:
+            if not verified:
+                raise
+            # rows verify failed to repair (a flipped byte) may not even read back
+            problems.append(f"the checkers could not read the regions: {exc!r}")
         for region in self.regions:
             self._event(f"final {region} {sorted(self.stores[region].cursors().items())}")
         return self._result(problems, healed_after)
@@ -219,6 +275,8 @@ class Simulation:
         for shell in self.live.values():
             for name, count in shell.counters().items():
                 counters[name] = counters.get(name, 0) + count
+        if self.verifier is not None:
+            counters.update(self.verifier.log.counters())
         summary: dict[str, object] = {
             "store": self.kind.name, "regions": len(self.regions),
             "writes": len(self.workload.acked), "crashes": self.crashes,
@@ -238,7 +296,12 @@ def _link_faults(rng: random.Random) -> LinkFaults:
 
 def run(config: SimConfig, stores: StoreKind | None = None) -> SimResult:
     """One seeded run. A run that raises is a failed run, reported with its seed."""
-    simulation = Simulation(config, stores)
+    return run_simulation(Simulation(config, stores))
+
+
+def run_simulation(simulation: Simulation) -> SimResult:
+    """Run a simulation built (and perhaps adjusted by a test) beforehand, as `run` does."""
+    config = simulation.config
     try:
         return simulation.run()
     except Exception as exc:

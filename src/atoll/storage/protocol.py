@@ -444,14 +444,17 @@ class Storage(Protocol):
         ...
 
     def query_items(self, tid: int, h: int, pk: bytes, lower: SortKeyBound | None,
-                    upper: SortKeyBound | None, forward: bool
+                    upper: SortKeyBound | None, forward: bool, limit: int | None = None
                     ) -> Iterator[tuple[bytes, bytes, int]]:
         """(sk, item, size) of one partition's live items with sk within the bounds, in
-        sk order (descending if not `forward`)."""
+        sk order (descending if not `forward`). With `limit`, at most that many: the
+        caller reads no more (a page's Limit), so none are fetched beyond it. The same
+        holds for the other range reads below."""
         ...
 
     def scan_items(self, tid: int, after: ScanKey | None, h_end: int | None,
-                   h_start: int = 0) -> Iterator[tuple[int, bytes, bytes, bytes, int]]:
+                   h_start: int = 0, limit: int | None = None
+                   ) -> Iterator[tuple[int, bytes, bytes, bytes, int]]:
         """(h, pk, sk, item, size) of a table's live items in key order: strictly after
         `after` if given, else from h >= h_start; only h < h_end if given."""
         ...
@@ -464,7 +467,7 @@ class Storage(Protocol):
     # --- secondary indexes ---------------------------------------------------------------
     def query_index(self, tid: int, iid: int, h: int, pk: bytes, lower: SortKeyBound | None,
                     upper: SortKeyBound | None, forward: bool,
-                    start: tuple[bytes, bytes, bytes] | None
+                    start: tuple[bytes, bytes, bytes] | None, limit: int | None = None
                     ) -> Iterator[tuple[bytes, bytes, bytes, bytes, int]]:
         """(sk, base_pk, base_sk, item, size) of one index partition with sk within the
         bounds, in (sk, base_pk, base_sk) order (all descending if not `forward`),
@@ -472,7 +475,7 @@ class Storage(Protocol):
         ...
 
     def scan_index(self, tid: int, iid: int, after: IndexScanKey | None, h_end: int | None,
-                   h_start: int = 0
+                   h_start: int = 0, limit: int | None = None
                    ) -> Iterator[tuple[int, bytes, bytes, bytes, bytes, bytes, int]]:
         """(h, pk, sk, base_pk, base_sk, item, size) of an index in key order: strictly
         after `after` if given, else from h >= h_start; only h < h_end if given."""

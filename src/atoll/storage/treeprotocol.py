@@ -27,8 +27,7 @@ Theory of operation
 - A storage constructed with `trees=False` keeps no trees at all (no upkeep, every
   table reported unbuilt): for measuring what the upkeep costs.
 - `TreeWriteTxn` and `TreeStorage` are `WriteTxn` and `Storage` with the tree methods:
-  SQLite and memory keep trees; a backend that does not (PostgreSQL) is a plain
-  `Storage`, and a node on it runs no verify.
+  SQLite, PostgreSQL and memory keep trees.
 """
 
 from __future__ import annotations
@@ -100,8 +99,8 @@ def tree_job(fn: TreeWriteJob) -> WriteJob:
 
 
 class TreeStorage(Storage, Protocol):
-    """A storage that keeps hash trees (see the module doc): SQLite and memory. A
-    node on another storage (PostgreSQL) runs no verify: its region answers a peer's
+    """A storage that keeps hash trees (see the module doc): SQLite, PostgreSQL and
+    memory. A node started with trees off runs no verify: its region answers a peer's
     verify session with an error, which the session reports INCOMPLETE."""
 
     def repairs(self, after_id: int = 0, limit: int = 100
@@ -169,9 +168,10 @@ class TreeAccess(Protocol):
         ...
 
     def bucket_snapshots(self, tid: int, first: int, count: int
-                         ) -> list[tuple[int, list[TreeRow]]]:
+                         ) -> dict[int, tuple[int, list[TreeRow]]]:
         """For buckets first..first+count-1, each one's stored hash and all its tree
-        rows, every bucket read in one snapshot."""
+        rows, every bucket read in one snapshot; buckets with neither a hash nor a row
+        are left out (most of them, in a table of few keys)."""
         ...
 
     def tree_rows(self, tid: int, keys: list[ScanKey]) -> list[TreeRow | None]:

@@ -47,6 +47,16 @@ def newest(h: int, pk: bytes, sk: bytes, live: Live | None, dead: Dead | None
     return None
 
 
+def state_leaf(table: str, pk: bytes, sk: bytes, live: Live | None, dead: Dead | None) -> int:
+    """The leaf of a key's tree row given its live item and tombstone as stored (0 for
+    none): `row_leaf(table, newest(...))` without building the row (the write path)."""
+    if live is not None and (dead is None or (live[0], live[1]) > (dead[0], dead[1])):
+        return item_leaf(table, pk, sk, tree_version(live[0], live[1]), live[2])
+    if dead is not None:
+        return item_leaf(table, pk, sk, tree_version(dead[0], dead[1]), None)
+    return 0
+
+
 def row_leaf(table: str, row: TreeRow | None) -> int:
     """The leaf of a tree row (0 for none)."""
     if row is None:
@@ -98,3 +108,20 @@ class TreeDeltas:
 
     def __bool__(self) -> bool:
         return bool(self.deltas)
+
+
+def group_snapshots(first: int, hashes: list[int], rows: list[TreeRow]
+                    ) -> dict[int, tuple[int, list[TreeRow]]]:
+    """`TreeAccess.bucket_snapshots`' answer from the hashes of buckets first.. and the
+    rows of those buckets in (h, pk, sk) order: only buckets with a hash or a row."""
+    found: dict[int, tuple[int, list[TreeRow]]] = {}
+    for row in rows:
+        bucket = row.h >> BUCKET_SHIFT
+        held = found.get(bucket)
+        if held is None:
+            found[bucket] = (hashes[bucket - first], [row])
+        else:
+            held[1].append(row)
+    for index in [i for i, value in enumerate(hashes) if value]:
+        found.setdefault(first + index, (hashes[index], []))
+    return found

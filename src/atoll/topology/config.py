@@ -70,8 +70,10 @@ def load_cluster_config(path: str | Path) -> ClusterConfig:
 
 def local_cluster(regions: list[str], host: str = "127.0.0.1", client_port: int = 8000,
                   peer_port: int = 9000, cluster_id: str = "atoll-local",
-                  generation: int = 1) -> ClusterConfig:
+                  generation: int = 1, client_scheme: str = "http",
+                  peer_scheme: str = "http") -> ClusterConfig:
     """A cluster of `regions` on one machine: consecutive client and peer ports."""
     return ClusterConfig(cluster_id, tuple(
-        RegionConfig(r, f"http://{host}:{client_port + i}", f"http://{host}:{peer_port + i}")
+        RegionConfig(r, f"{client_scheme}://{host}:{client_port + i}",
+                     f"{peer_scheme}://{host}:{peer_port + i}")
         for i, r in enumerate(regions)), generation)

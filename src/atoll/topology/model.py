@@ -27,7 +27,11 @@ from atoll.errors import ValidationError
 
 MAX_REGIONS = 64
 MAX_ENDPOINTS_PER_REGION = 16
-MAX_GENERATION = 2**63 - 1
+# Generations stay exact in every JSON parser (2^53) and a plan may not jump further than
+# MAX_GENERATION_STEP above the current one (atoll.topology.update): a forged or mistyped
+# plan at 2^63-1 would otherwise leave no higher generation for the operator's fix.
+MAX_GENERATION = 2**53
+MAX_GENERATION_STEP = 1_000_000
 MAX_NAME_CHARS = 253
 MAX_CLUSTER_ID_CHARS = 128
 
@@ -145,18 +149,22 @@ def _toml_endpoints(kind: str, endpoints: tuple[str, ...]) -> list[str]:
 
 
 def endpoint_address(endpoint: str) -> tuple[str, int]:
-    """(host, port) of `http://HOST:PORT`; ValidationError for anything else."""
+    """(host, port) of `http://HOST:PORT` or `https://HOST:PORT`; ValidationError for
+    anything else. (Peer links use mutual TLS whenever the node has certificates, whatever
+    the scheme says: `https://` in the topology is for the reader; client endpoints that
+    say `https://` are reached with TLS by the failover client and the proxy.)"""
     try:
         parts = urlsplit(endpoint)
         port = parts.port  # raises ValueError when out of range or not a number
     except ValueError:
         port = None
     else:
-        if parts.scheme == "http" and parts.hostname and port is not None and port > 0 \
+        if parts.scheme in ("http", "https") and parts.hostname and port is not None and port > 0 \
                 and parts.path in ("", "/") and not parts.query and not parts.fragment \
                 and parts.username is None:
             return parts.hostname, port
-    raise ValidationError(f"Endpoint must look like http://HOST:PORT, got {endpoint!r}")
+    raise ValidationError(f"Endpoint must look like http://HOST:PORT or https://HOST:PORT, "
+                          f"got {endpoint!r}")
 
 
 def topology_problems(topology: ClusterConfig) -> list[str]:

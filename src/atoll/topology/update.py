@@ -12,6 +12,13 @@ got here first stays — a later plan must take a higher generation.
 
 Checking validity first means an empty plan is refused as invalid whatever generation
 it carries (HTTP 400); a valid but stale or foreign one is a conflict (HTTP 409).
+
+Generations have a ceiling (MAX_GENERATION, 2^53) and a plan may not jump more than
+MAX_GENERATION_STEP above the current generation (refused as `too_far`, HTTP 400): a
+plan at a huge generation, forged or mistyped, would otherwise leave the operator no
+higher generation to replace it with. So the current generation + 1 is always free for
+the operator's correction (`atoll topology set --next`), short of 2^53 / 10^6 accepted
+jumps.
 """
 
 from __future__ import annotations
@@ -19,9 +26,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from atoll.topology.model import ClusterConfig
+from atoll.topology.model import MAX_GENERATION_STEP, ClusterConfig
 
-RejectKind = Literal["invalid", "other_cluster", "stale", "conflict"]
+RejectKind = Literal["invalid", "too_far", "other_cluster", "stale", "conflict"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +44,7 @@ class Reject:
 
     @property
     def invalid(self) -> bool:
-        return self.kind == "invalid"
+        return self.kind in ("invalid", "too_far")
 
 
 def decide(current: ClusterConfig | None, proposed: ClusterConfig) -> Accept | Reject:
@@ -58,6 +65,10 @@ def decide(current: ClusterConfig | None, proposed: ClusterConfig) -> Accept | R
             return Accept(current, changed=False)
         return Reject(f"generation {proposed.generation} is already taken by a different "
                       "topology; a new plan needs a higher generation", "conflict")
+    if proposed.generation > current.generation + MAX_GENERATION_STEP:
+        return Reject(f"generation {proposed.generation} jumps more than "
+                      f"{MAX_GENERATION_STEP} above the current generation "
+                      f"{current.generation}; use {current.generation + 1}", "too_far")
     return Accept(proposed, changed=True)
 
 
@@ -77,5 +88,7 @@ def start_topology(stored: ClusterConfig | None, configured: ClusterConfig
     if isinstance(outcome, Accept) and outcome.changed:
         return configured, (f"from the config file (generation {configured.generation}, "
                             f"newer than the stored {stored.generation})")
+    why = f": {outcome.reason}" if isinstance(outcome, Reject) and outcome.kind == "too_far" \
+        else ""
     return stored, (f"stored generation {stored.generation} "
-                    f"(the config file has generation {configured.generation})")
+                    f"(the config file has generation {configured.generation}{why})")

@@ -45,7 +45,7 @@ class MemoryReads:
         return [self.get_item(*key) for key in keys]
 
     def query_items(self, tid: int, h: int, pk: bytes, lower: SortKeyBound | None,
-                    upper: SortKeyBound | None, forward: bool
+                    upper: SortKeyBound | None, forward: bool, limit: int | None = None
                     ) -> Iterator[tuple[bytes, bytes, int]]:
         rows = self.data.items.get(tid)
         if rows is None:
@@ -53,15 +53,20 @@ class MemoryReads:
         low: Bound = ((h, pk, lower[0]), lower[1]) if lower is not None else ((h, pk), True)
         high: Bound = ((h, pk, upper[0]), upper[1]) if upper is not None \
             else ((h, successor(pk)), False)
-        for key, row in rows.walk(low, high, not forward):
+        for n, (key, row) in enumerate(rows.walk(low, high, not forward)):
+            if n == limit:
+                return
             yield key[2], row[0], row[1]
 
     def scan_items(self, tid: int, after: ScanKey | None, h_end: int | None,
-                   h_start: int = 0) -> Iterator[tuple[int, bytes, bytes, bytes, int]]:
+                   h_start: int = 0, limit: int | None = None
+                   ) -> Iterator[tuple[int, bytes, bytes, bytes, int]]:
         rows = self.data.items.get(tid)
         if rows is None:
             return
-        for key, row in rows.walk(_scan_low(after, h_start), _scan_high(h_end)):
+        for n, (key, row) in enumerate(rows.walk(_scan_low(after, h_start), _scan_high(h_end))):
+            if n == limit:
+                return
             yield key[0], key[1], key[2], row[0], row[1]
 
     def collection_size(self, tid: int, h: int, pk: bytes) -> int:
@@ -78,7 +83,7 @@ class MemoryReads:
     # --- secondary indexes ---------------------------------------------------------------
     def query_index(self, tid: int, iid: int, h: int, pk: bytes, lower: SortKeyBound | None,
                     upper: SortKeyBound | None, forward: bool,
-                    start: tuple[bytes, bytes, bytes] | None
+                    start: tuple[bytes, bytes, bytes] | None, limit: int | None = None
                     ) -> Iterator[tuple[bytes, bytes, bytes, bytes, int]]:
         rows = self.data.indexes.get((tid, iid))
         if rows is None:
@@ -95,16 +100,21 @@ class MemoryReads:
                 low = _tighter_low(low, bound)
             else:
                 high = _tighter_high(high, bound)
-        for key, (item, size) in rows.walk(low, high, not forward):
+        for n, (key, (item, size)) in enumerate(rows.walk(low, high, not forward)):
+            if n == limit:
+                return
             yield key[2], key[3], key[4], item, size
 
     def scan_index(self, tid: int, iid: int, after: IndexScanKey | None, h_end: int | None,
-                   h_start: int = 0
+                   h_start: int = 0, limit: int | None = None
                    ) -> Iterator[tuple[int, bytes, bytes, bytes, bytes, bytes, int]]:
         rows = self.data.indexes.get((tid, iid))
         if rows is None:
             return
-        for key, (item, size) in rows.walk(_scan_low(after, h_start), _scan_high(h_end)):
+        walk = rows.walk(_scan_low(after, h_start), _scan_high(h_end))
+        for n, (key, (item, size)) in enumerate(walk):
+            if n == limit:
+                return
             yield key[0], key[1], key[2], key[3], key[4], item, size
 
     def index_stats(self, tid: int, iid: int) -> tuple[int, int]:

@@ -74,10 +74,15 @@ class MemoryTreeAccess:
         return found
 
     def bucket_snapshots(self, tid: int, first: int, count: int
-                         ) -> list[tuple[int, list[TreeRow]]]:
+                         ) -> dict[int, tuple[int, list[TreeRow]]]:
         total = self.key_count(tid)
-        return [(self.bucket_hashes(tid, bucket, 1)[0], self.bucket_rows(tid, bucket, None, total))
-                for bucket in range(first, first + count)]
+        found = {}
+        for bucket in range(first, first + count):
+            stored = self.bucket_hashes(tid, bucket, 1)[0]
+            rows = self.bucket_rows(tid, bucket, None, total)
+            if stored or rows:
+                found[bucket] = (stored, rows)
+        return found
 
     def tree_rows(self, tid: int, keys: list[ScanKey]) -> list[TreeRow | None]:
         return [tree_row_of(self._data, tid, key) for key in keys]

@@ -32,12 +32,7 @@ import psycopg
 from atoll.errors import ServiceUnavailable
 from atoll.invariant import invariant
 from atoll.storage.postgres.connection import UNAVAILABLE, classify, connect
-from atoll.storage.postgres.snapshots import (
-    PostgresChangesSnapshot,
-    PostgresTableSnapshot,
-    open_changes_snapshot,
-    open_table_snapshot,
-)
+from atoll.storage.postgres.snapshots import open_changes_snapshot, open_table_snapshot
 from atoll.storage.protocol import (
     CorruptionDetected,
     ItemRow,
@@ -47,6 +42,7 @@ from atoll.storage.protocol import (
     StreamRow,
     TableStateRow,
 )
+from atoll.storage.sqlsnapshots import SqlChangesSnapshot, SqlTableSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -143,34 +139,40 @@ class PostgresReads:
         return [found.get(key) for key in keys]
 
     def _pages(self, sql: str, args: list[Any], after_sql: str, order: str,
-               key_of: Callable[[Any], tuple[Any, ...]]) -> Iterator[Any]:
+               key_of: Callable[[Any], tuple[Any, ...]], most: int | None = None
+               ) -> Iterator[Any]:
         """Rows of `sql` in `order`, a page at a time; each next page adds `after_sql`
-        (a row comparison taking the last row's key) to start after the last row."""
-        limit = PAGE_FIRST
+        (a row comparison taking the last row's key) to start after the last row. With
+        `most`, at most that many rows in all."""
+        limit = PAGE_FIRST if most is None else min(PAGE_FIRST, most)
         rows = self._all(f"{sql} {order} LIMIT %s", [*args, limit])
+        left = most
         while True:
             yield from rows
-            if len(rows) < limit:
+            if left is not None:
+                left -= len(rows)
+            if len(rows) < limit or left == 0:
                 return
-            limit = min(limit * 4, PAGE_MAX)
+            limit = min(limit * 4, PAGE_MAX, PAGE_MAX if left is None else left)
             rows = self._all(f"{sql} {after_sql} {order} LIMIT %s",
                              [*args, *key_of(rows[-1]), limit])
 
     def query_items(self, tid: int, h: int, pk: bytes, lower: tuple[bytes, bool] | None,
-                    upper: tuple[bytes, bool] | None, forward: bool
+                    upper: tuple[bytes, bool] | None, forward: bool, limit: int | None = None
                     ) -> Iterator[tuple[bytes, bytes, int]]:
         sql = ["SELECT sk, item, size, crc FROM items WHERE tid = %s AND h = %s AND pk = %s"]
         args: list[Any] = [tid, h, pk]
         _sort_key_bounds(sql, args, lower, upper)
         for sk, item, size, crc in self._pages(
                 " ".join(sql), args, "AND sk > %s" if forward else "AND sk < %s",
-                "ORDER BY sk" if forward else "ORDER BY sk DESC", lambda row: (row[0],)):
+                "ORDER BY sk" if forward else "ORDER BY sk DESC", lambda row: (row[0],), limit):
             if zlib.crc32(item) != crc:
                 raise CorruptionDetected("Stored item failed its checksum")
             yield sk, item, int(size)
 
     def scan_items(self, tid: int, after: tuple[int, bytes, bytes] | None, h_end: int | None,
-                   h_start: int = 0) -> Iterator[tuple[int, bytes, bytes, bytes, int]]:
+                   h_start: int = 0, limit: int | None = None
+                   ) -> Iterator[tuple[int, bytes, bytes, bytes, int]]:
         sql = "SELECT h, pk, sk, item, size, crc FROM items WHERE tid = %s"
         args: list[Any] = [tid]
         if after is None:
@@ -184,7 +186,7 @@ class PostgresReads:
             args.append(h_end)
         for h, pk, sk, item, size, crc in self._pages(
                 sql, args, "AND (h, pk, sk) > (%s, %s, %s)", "ORDER BY h, pk, sk",
-                lambda row: (row[0], row[1], row[2])):
+                lambda row: (row[0], row[1], row[2]), limit):
             if zlib.crc32(item) != crc:
                 raise CorruptionDetected("Stored item failed its checksum")
             yield int(h), pk, sk, item, int(size)
@@ -199,7 +201,7 @@ class PostgresReads:
     # --- secondary indexes ---------------------------------------------------------------
     def query_index(self, tid: int, iid: int, h: int, pk: bytes, lower: tuple[bytes, bool] | None,
                     upper: tuple[bytes, bool] | None, forward: bool,
-                    start: tuple[bytes, bytes, bytes] | None
+                    start: tuple[bytes, bytes, bytes] | None, limit: int | None = None
                     ) -> Iterator[tuple[bytes, bytes, bytes, bytes, int]]:
         sql = ["SELECT sk, base_pk, base_sk, item, size, crc FROM index_items"
                " WHERE tid = %s AND iid = %s AND h = %s AND pk = %s"]
@@ -213,13 +215,14 @@ class PostgresReads:
         order = ("ORDER BY sk, base_pk, base_sk" if forward
                  else "ORDER BY sk DESC, base_pk DESC, base_sk DESC")
         for sk, base_pk, base_sk, item, size, crc in self._pages(
-                " ".join(sql), args, after, order, lambda row: (row[0], row[1], row[2])):
+                " ".join(sql), args, after, order, lambda row: (row[0], row[1], row[2]),
+                limit):
             if zlib.crc32(item) != crc:
                 raise CorruptionDetected("Stored index item failed its checksum")
             yield sk, base_pk, base_sk, item, int(size)
 
     def scan_index(self, tid: int, iid: int, after: tuple[int, bytes, bytes, bytes, bytes] | None,
-                   h_end: int | None, h_start: int = 0
+                   h_end: int | None, h_start: int = 0, limit: int | None = None
                    ) -> Iterator[tuple[int, bytes, bytes, bytes, bytes, bytes, int]]:
         sql = ("SELECT h, pk, sk, base_pk, base_sk, item, size, crc FROM index_items"
                " WHERE tid = %s AND iid = %s")
@@ -235,7 +238,7 @@ class PostgresReads:
             args.append(h_end)
         for h, pk, sk, base_pk, base_sk, item, size, crc in self._pages(
                 sql, args, "AND (h, pk, sk, base_pk, base_sk) > (%s, %s, %s, %s, %s)",
-                "ORDER BY h, pk, sk, base_pk, base_sk", lambda row: tuple(row[:5])):
+                "ORDER BY h, pk, sk, base_pk, base_sk", lambda row: tuple(row[:5]), limit):
             if zlib.crc32(item) != crc:
                 raise CorruptionDetected("Stored index item failed its checksum")
             yield int(h), pk, sk, base_pk, base_sk, item, int(size)
@@ -282,6 +285,15 @@ class PostgresReads:
             result[self.region] = (int(row[0]), int(row[1]))
         return result
 
+    def purge_points(self) -> dict[str, tuple[int, int]]:
+        return {str(o): (int(s), int(h))
+                for o, s, h in self._all("SELECT origin, seq, hlc FROM purge_points")}
+
+    def repairs(self, after_id: int = 0, limit: int = 100) -> list[tuple[int, int, str, bytes]]:
+        return [(int(i), int(t), str(n), bytes(r)) for i, t, n, r in self._all(
+            "SELECT id, repaired_ms, table_name, record FROM repairs WHERE id > %s ORDER BY id"
+            " LIMIT %s", (after_id, limit))]
+
     def cursors(self) -> dict[str, int]:
         return {origin: seq for origin, (seq, _hlc) in self.cursor_vector().items()}
 
@@ -308,11 +320,11 @@ class PostgresReads:
             rows.append((int(seq), int(hlc), body))
         return rows
 
-    def snapshot_table(self, name: str) -> PostgresTableSnapshot | None:
+    def snapshot_table(self, name: str) -> SqlTableSnapshot | None:
         """One table pinned as committed now, on a connection of its own (snapshots.py)."""
         return open_table_snapshot(self.dsn, self.region, name)
 
-    def snapshot_changes(self) -> PostgresChangesSnapshot:
+    def snapshot_changes(self) -> SqlChangesSnapshot:
         """The changelog and kept logs pinned as committed now (snapshots.py)."""
         return open_changes_snapshot(self.dsn, self.region)
 

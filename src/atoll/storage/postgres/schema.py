@@ -33,6 +33,10 @@ kept_tables (name): the tables whose changelog records are kept past the purge, 
             byte strings that mark their records (point-in-time recovery).
 kept_changes (table_name, origin, origin_seq): per such table, the records the purge
             moved there instead of deleting.
+tree_buckets (tid, bucket): each table's hash tree (trees.py), a bucket's 128-bit hash
+            as two bigint halves; tree_progress (tid): how far a table's tree is built.
+purge_points (origin): the newest changelog record purged here, per origin (verify).
+repairs     (id): the repair log (id assigned under the write lock, as conflicts').
 
 PostgreSQL's b-tree limits an index entry to about 2,700 bytes (a third of a page,
 after compressing it if that helps): a key of more than KEY_BYTES_LIMIT bytes in all
@@ -183,6 +187,28 @@ STATEMENTS = (
         body bytea NOT NULL,
         crc bigint NOT NULL,
         PRIMARY KEY (table_name, origin, origin_seq)
+    )""",
+    """CREATE TABLE IF NOT EXISTS tree_buckets (
+        tid bigint NOT NULL,
+        bucket bigint NOT NULL,
+        high bigint NOT NULL,
+        low bigint NOT NULL,
+        PRIMARY KEY (tid, bucket)
+    )""",
+    """CREATE TABLE IF NOT EXISTS tree_progress (
+        tid bigint PRIMARY KEY,
+        built bigint NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS purge_points (
+        origin text PRIMARY KEY,
+        seq bigint NOT NULL,
+        hlc bigint NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS repairs (
+        id bigint PRIMARY KEY,
+        repaired_ms bigint NOT NULL,
+        table_name text NOT NULL,
+        record bytea NOT NULL
     )""",
 )
 

@@ -28,6 +28,10 @@ Theory of operation
   polls of replication peers wake for changes any node of the region wrote), and takes
   and renews the leases this node wants (leases.py).
 - There is no item cache: other nodes change the same rows.
+- Hash trees (trees.py) are kept in each batch's transaction, as on SQLite; verify
+  reads them through `tree_access` (a connection of its own). A storage constructed
+  with `trees=False` keeps none and forgets the region's trees at start, so that none
+  claims to be complete afterwards (every node of a region must agree on it).
 """
 
 from __future__ import annotations
@@ -59,8 +63,10 @@ from atoll.storage.postgres.connection import (
 )
 from atoll.storage.postgres.loghead import Head
 from atoll.storage.postgres.reads import PostgresReads, _first_line
+from atoll.storage.postgres.trees import PostgresTreeAccess
 from atoll.storage.postgres.txn import PostgresTxn
 from atoll.storage.protocol import Storage, WriteTxn
+from atoll.storage.treeprotocol import TreeAccess, TreeStorage, TreeWriteTxn
 from atoll.storage.writepath import BatchTimes, WritePath, now_ns
 
 log = logging.getLogger(__name__)
@@ -98,15 +104,21 @@ class _Unavailable(Exception):
 class PostgresStorage(PostgresReads):
     """A region's storage in PostgreSQL. Construct, then `start(loop)` before writing."""
 
-    def __init__(self, dsn: str, *, region: str = "local", node: str | None = None) -> None:
+    def __init__(self, dsn: str, *, region: str = "local", node: str | None = None,
+                 trees: bool = True) -> None:
         self.node = node or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         name = f"atoll-{region}"
         writer = _connect_or_unavailable(dsn, autocommit=False, name=f"{name}-writes")
         init_schema(writer, region)
+        if not trees:
+            for table in ("tree_buckets", "tree_progress"):
+                writer.execute(f"DELETE FROM {table}")  # noqa: S608
+            writer.commit()
         super().__init__(dsn, region, name)
+        self.trees = trees  # hash trees kept (storage/treeprotocol.py)
         self.integrity = IntegrityFaults()
         self._writer: psycopg.Connection | None = writer
-        self._txn = PostgresTxn(writer, region)
+        self._txn = PostgresTxn(writer, region, trees)
         self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._writer_thread: threading.Thread | None = None
@@ -194,6 +206,10 @@ class PostgresStorage(PostgresReads):
         if job.error is not None:
             raise job.error
         return job.result
+
+    def tree_access(self) -> TreeAccess:
+        """Verify's access, on a connection of its own (trees.py); on the loop thread."""
+        return PostgresTreeAccess(self.dsn, self.region, f"atoll-{self.region}", self.write)
 
     def settle(self) -> asyncio.Future[None] | None:
         """Never waits: a commit (and whatever a read saw) is durable when it returns."""
@@ -354,7 +370,7 @@ class PostgresStorage(PostgresReads):
                 self._writer = connect(self.dsn, autocommit=False, name=f"{self._name}-writes")
             except psycopg.Error as exc:
                 raise _Unavailable(_first_line(exc)) from None
-            self._txn = PostgresTxn(self._writer, self.region)
+            self._txn = PostgresTxn(self._writer, self.region, self.trees)
         return self._writer
 
     def _drop_writer(self) -> None:
@@ -449,5 +465,6 @@ def _connect_or_unavailable(dsn: str, *, autocommit: bool, name: str) -> psycopg
 
 
 if TYPE_CHECKING:
-    def _implements(storage: PostgresStorage, txn: PostgresTxn) -> tuple[Storage, WriteTxn]:
-        return storage, txn  # mypy checks that both implement the protocols
+    def _implements(storage: PostgresStorage, txn: PostgresTxn
+                    ) -> tuple[Storage, WriteTxn, TreeStorage, TreeWriteTxn]:
+        return storage, txn, storage, txn  # mypy checks that both implement the protocols

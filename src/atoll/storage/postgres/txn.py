@@ -25,6 +25,10 @@ Theory of operation
   transaction does not keep what it did to live items.
 - The stream writes live in the base class (streams.py), with how stream positions
   follow commit order across the region's nodes: the head row keeps the last one.
+- Each write that changes a key's tree row keeps the table's hash tree (trees.py), in
+  the same transaction, unless the storage keeps no trees. Purging changelog records
+  notes each origin's newest purged record (`purge_points`), which verify's verdicts
+  rely on; repairs are logged in `repairs`, numbered under the write lock.
 """
 
 from __future__ import annotations
@@ -41,7 +45,10 @@ from atoll.storage.postgres import loghead
 from atoll.storage.postgres.connection import JOB, classify
 from atoll.storage.postgres.schema import KEY_BYTES_LIMIT
 from atoll.storage.postgres.streams import PostgresStreamWrites
+from atoll.storage.postgres.trees import KeyState, TreeUpkeep, key_rows, live_of
 from atoll.storage.protocol import CorruptionDetected, IndexRow, RowVersion, StoredState
+from atoll.storage.treeprotocol import TreeRow
+from atoll.storage.trees import newest
 
 _ITEM_UPSERT = (
     "INSERT INTO items (tid, h, pk, sk, item, size, hlc, origin, crc, prev_hlc, prev_origin,"
@@ -81,9 +88,10 @@ class PostgresTxn(PostgresStreamWrites):
     """The writer connection's open transaction (used only by the thread running the
     batch); `begin` before the jobs, `finish` after them, then storage.py commits."""
 
-    def __init__(self, conn: psycopg.Connection, region: str) -> None:
+    def __init__(self, conn: psycopg.Connection, region: str, trees: bool = True) -> None:
         super().__init__(conn)
         self.region = region
+        self.tree: TreeUpkeep | None = TreeUpkeep(self._read, self._write) if trees else None
         self.head = loghead.Head(0)  # the region's head as the batch found it
         self.next_seq = 1
         self._logged_hlc = 0  # the highest hlc of this batch's own changes
@@ -110,6 +118,8 @@ class PostgresTxn(PostgresStreamWrites):
         self.prevs.clear()
         self._tombs.clear()
         self._stats.clear()
+        if self.tree is not None:
+            self.tree.begin(self.head.catalog)
         return self.head
 
     def finish(self) -> None:
@@ -119,6 +129,8 @@ class PostgresTxn(PostgresStreamWrites):
                 "UPDATE tables SET item_count = item_count + %s, size_bytes = size_bytes + %s"
                 " WHERE tid = %s", (items, size, tid))
         self._stats.clear()
+        if self.tree is not None:
+            self.tree.flush()
         head = self.head
         if (self.next_seq - 1 != head.seq or self._logged_hlc > head.hlc
                 or self._remote_hlc > head.remote_hlc or self._catalog_changed
@@ -160,8 +172,10 @@ class PostgresTxn(PostgresStreamWrites):
     def put(self, tid: int, h: int, pk: bytes, sk: bytes, item: bytes, size: int,
             hlc: int, origin: str, old_size: int | None,
             prev: RowVersion | None = None, state: bytes = b"") -> None:
+        key = (tid, h, pk, sk)
+        old = self._tree_before(key)
         self.writes += 1
-        self.prevs[(tid, h, pk, sk)] = prev
+        self.prevs[key] = prev
         self._keyed(_ITEM_UPSERT, (tid, h, pk, sk, item, size, hlc, origin, zlib.crc32(item),
                                    *(prev if prev is not None else (None, None)),
                                    state or None),
@@ -170,18 +184,30 @@ class PostgresTxn(PostgresStreamWrites):
             self._count(tid, 1, size)
         else:
             self._count(tid, 0, size - old_size)
+        if self.tree is not None:
+            self.tree.change(key, old, ((hlc, origin, item, True, size), old[1]))
 
     def delete(self, tid: int, h: int, pk: bytes, sk: bytes, hlc: int, origin: str,
                old_size: int, prev: RowVersion | None = None, state: bytes = b"") -> None:
+        old = self._tree_before((tid, h, pk, sk))
         self.writes += 1
         self._write.execute("DELETE FROM items" + _KEY, (tid, h, pk, sk))
         self._tombstone(tid, h, pk, sk, hlc, origin, prev, state)
         self._count(tid, -1, -old_size)
+        if self.tree is not None:
+            self.tree.change((tid, h, pk, sk), old, (None, (hlc, origin)))
 
     def delete_absent(self, tid: int, h: int, pk: bytes, sk: bytes, hlc: int, origin: str,
                       prev: RowVersion | None = None, state: bytes = b"") -> None:
+        old = self._tree_before((tid, h, pk, sk))
         self.writes += 1
         self._tombstone(tid, h, pk, sk, hlc, origin, prev, state)
+        if self.tree is not None:
+            self.tree.change((tid, h, pk, sk), old, (old[0], (hlc, origin)))
+
+    def _tree_before(self, key: Key) -> KeyState:
+        """The key's rows as stored, for the tree (nothing without trees)."""
+        return (None, None) if self.tree is None else self.tree.before(key)
 
     def item_state(self, tid: int, h: int, pk: bytes, sk: bytes) -> StoredState | None:
         found: dict[int, StoredState] = {}
@@ -208,16 +234,22 @@ class PostgresTxn(PostgresStreamWrites):
                             tuple[int, str, RowVersion | None] | None]:
         live: tuple[bytes, int, int, str, RowVersion | None] | None = None
         dead: tuple[int, str, RowVersion | None] | None = None
-        for kind, item, size, hlc, origin, crc, prev_hlc, prev_origin in self._read.execute(
-                _VERSIONS, (tid, h, pk, sk, tid, h, pk, sk)).fetchall():
+        rows = self._read.execute(_VERSIONS, (tid, h, pk, sk, tid, h, pk, sk)).fetchall()
+        if self.tree is not None:  # the rows as stored, for the write that follows
+            self.tree.rows[(tid, h, pk, sk)] = (
+                next((live_of(r[3], r[4], r[1], r[5], r[2]) for r in rows if r[0] == 0), None),
+                next(((int(r[3]), str(r[4])) for r in rows if r[0] == 1), None))
+        corrupt = False
+        for kind, item, size, hlc, origin, crc, prev_hlc, prev_origin in rows:
             prev = (int(prev_hlc), prev_origin) if prev_hlc is not None else None
             if kind == 0:
-                if zlib.crc32(item) != crc:
-                    raise CorruptionDetected("Stored item failed its checksum")
+                corrupt = zlib.crc32(item) != crc
                 live = (item, int(size), int(hlc), origin, prev)
             else:
                 dead = (int(hlc), origin, prev)
         self._tombs[(tid, h, pk, sk)] = None if dead is None else (dead[0], dead[1])
+        if corrupt:
+            raise CorruptionDetected("Stored item failed its checksum")
         return live, dead
 
     def tombstone_version(self, tid: int, h: int, pk: bytes, sk: bytes) -> RowVersion | None:
@@ -256,6 +288,8 @@ class PostgresTxn(PostgresStreamWrites):
         self.prevs.clear()
         self._tombs.clear()
         self._stats.clear()
+        if self.tree is not None:
+            self.tree.forget()
         self._pipeline = None
 
     # --- secondary indexes ---------------------------------------------------------------
@@ -370,9 +404,16 @@ class PostgresTxn(PostgresStreamWrites):
                 f" %s AND origin_seq IN ({doomed}) AND ({matches})"  # noqa: S608
                 " ON CONFLICT (table_name, origin, origin_seq) DO NOTHING",
                 (name, origin, *args, *found))
-        return self._counted(
-            f"DELETE FROM changelog WHERE origin = %s AND origin_seq IN ({doomed})",  # noqa: S608
-            (origin, *args))
+        purged = self._read.execute(
+            f"DELETE FROM changelog WHERE origin = %s AND origin_seq IN ({doomed})"  # noqa: S608
+            " RETURNING origin_seq, hlc", (origin, *args)).fetchall()
+        if purged:
+            seq, hlc = max((int(s), int(h)) for s, h in purged)
+            self._write.execute(
+                "INSERT INTO purge_points (origin, seq, hlc) VALUES (%s, %s, %s) ON CONFLICT"
+                " (origin) DO UPDATE SET seq = EXCLUDED.seq, hlc = EXCLUDED.hlc"
+                " WHERE EXCLUDED.seq > purge_points.seq", (origin, seq, hlc))
+        return len(purged)
 
     def keep_changes(self, table: str, markers: tuple[bytes, ...]) -> None:
         invariant(bool(markers) and all(markers), "a kept table needs non-empty markers")
@@ -397,9 +438,41 @@ class PostgresTxn(PostgresStreamWrites):
     def purge_tombstones(self, below_hlc: int, limit: int) -> int:
         self.writes += 1
         self._tombs.clear()
-        return self._counted(
-            "DELETE FROM tombstones WHERE (tid, h, pk, sk) IN (SELECT tid, h, pk, sk FROM"
-            " tombstones WHERE hlc < %s AND state IS NULL LIMIT %s)", (below_hlc, limit))
+        doomed = ("DELETE FROM tombstones WHERE (tid, h, pk, sk) IN (SELECT tid, h, pk, sk FROM"
+                  " tombstones WHERE hlc < %s AND state IS NULL LIMIT %s)")
+        if self.tree is None:
+            return self._counted(doomed, (below_hlc, limit))
+        purged = self._read.execute(
+            f"WITH gone AS ({doomed} RETURNING tid, h, pk, sk, hlc, origin)"  # noqa: S608
+            " SELECT g.tid, g.h, g.pk, g.sk, g.hlc, g.origin, i.hlc, i.origin, i.item, i.crc,"
+            " i.size FROM gone g LEFT JOIN items i ON i.tid = g.tid AND i.h = g.h AND"
+            " i.pk = g.pk AND i.sk = g.sk", (below_hlc, limit)).fetchall()
+        self.tree.purged(purged)
+        return len(purged)
+
+    # --- hash trees (treeprotocol.TreeWriteTxn) ---------------------------------------------
+    def tree_row(self, tid: int, h: int, pk: bytes, sk: bytes) -> TreeRow | None:
+        live, dead = key_rows(self._read, (tid, h, pk, sk))
+        return newest(h, pk, sk, live, dead)
+
+    def tree_build(self, tid: int, buckets: int) -> int:
+        if self.tree is None:
+            return 0
+        self.writes += 1
+        return self.tree.build(tid, buckets)
+
+    def tree_correct(self, tid: int, bucket: int, delta: int) -> None:
+        if self.tree is not None:
+            self.writes += 1
+            self.tree.correct(tid, bucket, delta)
+
+    def record_repair(self, repaired_ms: int, table_name: str, record: bytes) -> None:
+        # numbered under the region's write lock, as conflicts are
+        self.writes += 1
+        self._write.execute(
+            "INSERT INTO repairs (id, repaired_ms, table_name, record)"
+            " SELECT COALESCE(MAX(id), 0) + 1, %s, %s, %s FROM repairs",
+            (repaired_ms, table_name, record))
 
     def record_conflict(self, detected_ms: int, table_name: str, record: bytes) -> None:
         # numbered under the region's write lock: no other writer can take the same id
@@ -440,6 +513,8 @@ class PostgresTxn(PostgresStreamWrites):
         self._catalog_changed = True
         self._write.execute("INSERT INTO tables (name, tid, definition) VALUES (%s, %s, %s)",
                             (name, tid, definition))
+        if self.tree is not None:
+            self.tree.created(tid)
         return tid
 
     def update_table(self, name: str, definition: bytes) -> None:
@@ -457,6 +532,8 @@ class PostgresTxn(PostgresStreamWrites):
         self._write.execute("DELETE FROM tombstones WHERE tid = %s", (tid,))
         self._write.execute("DELETE FROM index_items WHERE tid = %s", (tid,))
         self._stats.pop(tid, None)
+        if self.tree is not None:
+            self.tree.dropped(tid)
 
 
 def encode_markers(markers: tuple[bytes, ...]) -> bytes:

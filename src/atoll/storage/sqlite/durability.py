@@ -142,15 +142,15 @@ class Durability:
         state = self.state
         if state.durable >= state.read:
             return None
-        mark = state.read
-        waiters = self._waiters
-        if waiters and waiters[-1][0] == mark:  # answers of one mark share a future
-            return waiters[-1][1]
+        # One future per caller, never shared: a caller that stops waiting (its task
+        # cancelled: a verify session ending, a client gone) cancels the future it
+        # awaits, and a shared one would end every other answer waiting for the same
+        # commits with CancelledError, a replication pull loop among them.
         waiter: asyncio.Future[None] = self._loop.create_future()  # type: ignore[union-attr]
         if self.error is not None:  # it never will be
             waiter.set_exception(self.lost())
         else:
-            waiters.append((mark, waiter))
+            self._waiters.append((state.read, waiter))
         return waiter
 
     def durable_through(self, commit: int) -> None:

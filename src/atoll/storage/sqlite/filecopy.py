@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import sqlite3
 
+from atoll.files import fsync_directory
 from atoll.storage.sqlite.schema import SCHEMA_VERSION
 
 
@@ -42,7 +43,7 @@ def copy_database(source_path: str, target_path: str) -> int:
     with open(partial, "rb+") as copied:
         os.fsync(copied.fileno())
     os.replace(partial, target_path)
-    _fsync_directory(os.path.dirname(os.path.abspath(target_path)))
+    fsync_directory(os.path.dirname(os.path.abspath(target_path)))
     return os.path.getsize(target_path)
 
 
@@ -85,10 +86,3 @@ def database_cursors(path: str, region: str) -> dict[str, int]:
     finally:
         conn.close()
 
-
-def _fsync_directory(directory: str) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -5,6 +5,9 @@ may not be durable yet: each read notes the commits it may have seen (`_read`,
 `_read_key`), so that answers built from it wait for them (durability.py). A row whose
 CRC32 does not match its bytes raises CorruptionDetected instead of being served.
 
+Range reads (query_items, scan_items, query_index, scan_index) fetch their rows in chunks
+and take a LIMIT when the caller knows how many rows it will read (a page's Limit).
+
 `get_item` answers from the item cache (cache.py) when it can. A row read from the file
 is cached only while no write is between COMMIT and its answer: the file then equals what
 callers were told, so a later cache hit can never go backwards.
@@ -30,12 +33,14 @@ from atoll.storage.protocol import (
 from atoll.storage.sqlite.cache import ItemCache
 from atoll.storage.sqlite.connection import connect
 from atoll.storage.sqlite.durability import WriteState
-from atoll.storage.sqlite.snapshots import (
-    SqliteChangesSnapshot,
-    SqliteTableSnapshot,
-    open_changes_snapshot,
-    open_table_snapshot,
-)
+from atoll.storage.sqlite.snapshots import open_changes_snapshot, open_table_snapshot
+from atoll.storage.sqlsnapshots import SqlChangesSnapshot, SqlTableSnapshot
+
+# Range reads fetch rows from SQLite this many at a time (fetchmany: one C call, not one
+# per row), checking each row's CRC32 before it is handed on; a range with a limit below
+# it fetches exactly that many. At most this many rows (of 400 KB at most each) are held
+# beyond what the caller consumed.
+CHUNK_ROWS = 100
 
 
 class SqliteReads:
@@ -89,37 +94,56 @@ class SqliteReads:
         return found
 
     def query_items(self, tid: int, h: int, pk: bytes, lower: tuple[bytes, bool] | None,
-                    upper: tuple[bytes, bool] | None, forward: bool
+                    upper: tuple[bytes, bool] | None, forward: bool, limit: int | None = None
                     ) -> Iterator[tuple[bytes, bytes, int]]:
-        """(sk, item, size) of one partition's items within the sort-key bounds, in order."""
+        """(sk, item, size) of one partition's items within the sort-key bounds, in order;
+        at most `limit` if given (protocol.py)."""
         sql = ["SELECT sk, item, size, crc FROM items WHERE tid=? AND h=? AND pk=?"]
         args: list[Any] = [tid, h, pk]
         _sort_key_bounds(sql, args, lower, upper)
         sql.append("ORDER BY sk" if forward else "ORDER BY sk DESC")
-        for sk, item, size, crc in self._read(" ".join(sql), args):
-            if zlib.crc32(item) != crc:
-                raise self.integrity.found(CorruptionDetected(
-                    "Stored item failed its checksum", "item", tid, pk, sk))
-            yield sk, item, size
+        _limit(sql, args, limit)
+        cursor = self._read(" ".join(sql), args)
+        size_rows = _first_chunk_rows(limit)
+        while True:
+            rows = cursor.fetchmany(size_rows)
+            for sk, item, size, crc in rows:
+                if zlib.crc32(item) != crc:
+                    raise self.integrity.found(CorruptionDetected(
+                        "Stored item failed its checksum", "item", tid, pk, sk))
+                yield sk, item, size
+            if len(rows) < size_rows:
+                return
+            size_rows = CHUNK_ROWS
 
     def scan_items(self, tid: int, after: tuple[int, bytes, bytes] | None, h_end: int | None,
-                   h_start: int = 0) -> Iterator[tuple[int, bytes, bytes, bytes, int]]:
-        """(h, pk, sk, item, size) in scan order, after a key, with h in [h_start, h_end)."""
+                   h_start: int = 0, limit: int | None = None
+                   ) -> Iterator[tuple[int, bytes, bytes, bytes, int]]:
+        """(h, pk, sk, item, size) in scan order, after a key, with h in [h_start, h_end);
+        at most `limit` if given."""
         if after is None:
-            sql = "SELECT h, pk, sk, item, size, crc FROM items WHERE tid=? AND h >= ?"
+            sql = ["SELECT h, pk, sk, item, size, crc FROM items WHERE tid=? AND h >= ?"]
             args: list[Any] = [tid, h_start]
         else:
-            sql = ("SELECT h, pk, sk, item, size, crc FROM items WHERE tid=? AND (h, pk, sk) > (?,?,?)")
+            sql = ["SELECT h, pk, sk, item, size, crc FROM items WHERE tid=? AND (h, pk, sk) > (?,?,?)"]
             args = [tid, *after]
         if h_end is not None:
-            sql += " AND h < ?"
+            sql.append("AND h < ?")
             args.append(h_end)
-        sql += " ORDER BY h, pk, sk"
-        for h, pk, sk, item, size, crc in self._read(sql, args):
-            if zlib.crc32(item) != crc:
-                raise self.integrity.found(CorruptionDetected(
-                    "Stored item failed its checksum", "item", tid, pk, sk))
-            yield h, pk, sk, item, size
+        sql.append("ORDER BY h, pk, sk")
+        _limit(sql, args, limit)
+        cursor = self._read(" ".join(sql), args)
+        size_rows = _first_chunk_rows(limit)
+        while True:
+            rows = cursor.fetchmany(size_rows)
+            for h, pk, sk, item, size, crc in rows:
+                if zlib.crc32(item) != crc:
+                    raise self.integrity.found(CorruptionDetected(
+                        "Stored item failed its checksum", "item", tid, pk, sk))
+                yield h, pk, sk, item, size
+            if len(rows) < size_rows:
+                return
+            size_rows = CHUNK_ROWS
 
     def get_items_snapshot(self, keys: list[tuple[int, int, bytes, bytes]]
                            ) -> list[ItemRow | None]:
@@ -134,10 +158,11 @@ class SqliteReads:
 
     def query_index(self, tid: int, iid: int, h: int, pk: bytes, lower: tuple[bytes, bool] | None,
                     upper: tuple[bytes, bool] | None, forward: bool,
-                    start: tuple[bytes, bytes, bytes] | None
+                    start: tuple[bytes, bytes, bytes] | None, limit: int | None = None
                     ) -> Iterator[tuple[bytes, bytes, bytes, bytes, int]]:
         """(sk, base_pk, base_sk, item, size) of one index partition within the bounds, in
-        index order, strictly after (before, backwards) `start` = (sk, base_pk, base_sk)."""
+        index order, strictly after (before, backwards) `start` = (sk, base_pk, base_sk);
+        at most `limit` if given."""
         sql = ["SELECT sk, base_pk, base_sk, item, size, crc FROM index_items"
                " WHERE tid=? AND iid=? AND h=? AND pk=?"]
         args: list[Any] = [tid, iid, h, pk]
@@ -148,34 +173,51 @@ class SqliteReads:
             args.extend(start)
         sql.append("ORDER BY sk, base_pk, base_sk" if forward
                    else "ORDER BY sk DESC, base_pk DESC, base_sk DESC")
-        for sk, base_pk, base_sk, item, size, crc in self._read(" ".join(sql), args):
-            if zlib.crc32(item) != crc:
-                raise self.integrity.found(CorruptionDetected(
-                    "Stored index item failed its checksum", "index item", tid, base_pk,
-                    base_sk))
-            yield sk, base_pk, base_sk, item, size
+        _limit(sql, args, limit)
+        cursor = self._read(" ".join(sql), args)
+        size_rows = _first_chunk_rows(limit)
+        while True:
+            rows = cursor.fetchmany(size_rows)
+            for sk, base_pk, base_sk, item, size, crc in rows:
+                if zlib.crc32(item) != crc:
+                    raise self.integrity.found(CorruptionDetected(
+                        "Stored index item failed its checksum", "index item", tid, base_pk,
+                        base_sk))
+                yield sk, base_pk, base_sk, item, size
+            if len(rows) < size_rows:
+                return
+            size_rows = CHUNK_ROWS
 
     def scan_index(self, tid: int, iid: int, after: tuple[int, bytes, bytes, bytes, bytes] | None,
-                   h_end: int | None, h_start: int = 0
+                   h_end: int | None, h_start: int = 0, limit: int | None = None
                    ) -> Iterator[tuple[int, bytes, bytes, bytes, bytes, bytes, int]]:
-        """(h, pk, sk, base_pk, base_sk, item, size) of an index in scan order."""
+        """(h, pk, sk, base_pk, base_sk, item, size) of an index in scan order; at most
+        `limit` if given."""
         cols = "SELECT h, pk, sk, base_pk, base_sk, item, size, crc FROM index_items"
         if after is None:
-            sql = cols + " WHERE tid=? AND iid=? AND h >= ?"
+            sql = [cols + " WHERE tid=? AND iid=? AND h >= ?"]
             args: list[Any] = [tid, iid, h_start]
         else:
-            sql = cols + " WHERE tid=? AND iid=? AND (h, pk, sk, base_pk, base_sk) > (?,?,?,?,?)"
+            sql = [cols + " WHERE tid=? AND iid=? AND (h, pk, sk, base_pk, base_sk) > (?,?,?,?,?)"]
             args = [tid, iid, *after]
         if h_end is not None:
-            sql += " AND h < ?"
+            sql.append("AND h < ?")
             args.append(h_end)
-        sql += " ORDER BY h, pk, sk, base_pk, base_sk"
-        for h, pk, sk, base_pk, base_sk, item, size, crc in self._read(sql, args):
-            if zlib.crc32(item) != crc:
-                raise self.integrity.found(CorruptionDetected(
-                    "Stored index item failed its checksum", "index item", tid, base_pk,
-                    base_sk))
-            yield h, pk, sk, base_pk, base_sk, item, size
+        sql.append("ORDER BY h, pk, sk, base_pk, base_sk")
+        _limit(sql, args, limit)
+        cursor = self._read(" ".join(sql), args)
+        size_rows = _first_chunk_rows(limit)
+        while True:
+            rows = cursor.fetchmany(size_rows)
+            for h, pk, sk, base_pk, base_sk, item, size, crc in rows:
+                if zlib.crc32(item) != crc:
+                    raise self.integrity.found(CorruptionDetected(
+                        "Stored index item failed its checksum", "index item", tid, base_pk,
+                        base_sk))
+                yield h, pk, sk, base_pk, base_sk, item, size
+            if len(rows) < size_rows:
+                return
+            size_rows = CHUNK_ROWS
 
     def collection_size(self, tid: int, h: int, pk: bytes) -> int:
         """Bytes of one item collection: the items of a partition key and their rows in
@@ -329,14 +371,14 @@ class SqliteReads:
             "SELECT item_count, size_bytes FROM tables WHERE tid=?", (tid,)).fetchone()
         return (int(row[0]), int(row[1])) if row else (0, 0)
 
-    def snapshot_table(self, name: str) -> SqliteTableSnapshot | None:
+    def snapshot_table(self, name: str) -> SqlTableSnapshot | None:
         """One table pinned as committed now, on a connection of its own (snapshots.py)."""
         snapshot = open_table_snapshot(self.path, self.durable, self.region, name)
         state = self._state
         state.read = state.taken  # like a read: answers built from it wait for settle()
         return snapshot
 
-    def snapshot_changes(self) -> SqliteChangesSnapshot:
+    def snapshot_changes(self) -> SqlChangesSnapshot:
         """The changelog and kept logs pinned as committed now (snapshots.py)."""
         snapshot = open_changes_snapshot(self.path, self.durable, self.region)
         state = self._state
@@ -348,6 +390,17 @@ class SqliteReads:
 
     def file_size_bytes(self) -> int:
         return os.path.getsize(self.path) if os.path.exists(self.path) else 0
+
+
+def _limit(sql: list[str], args: list[Any], limit: int | None) -> None:
+    if limit is not None:
+        sql.append("LIMIT ?")
+        args.append(limit)
+
+
+def _first_chunk_rows(limit: int | None) -> int:
+    """Rows fetched at once first: the whole of a small limit, else a chunk."""
+    return limit if limit is not None and limit < CHUNK_ROWS else CHUNK_ROWS
 
 
 def _sort_key_bounds(sql: list[str], args: list[Any], lower: tuple[bytes, bool] | None,

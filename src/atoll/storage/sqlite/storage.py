@@ -352,9 +352,11 @@ class SqliteStorage(SqliteReads):
                 job.future.set_result(job.result)
 
     def tree_access(self) -> TreeAccess:
-        """Verify's access, on a connection of its own (trees.py); on the loop thread."""
+        """Verify's access, on a connection of its own (trees.py); on the loop thread,
+        or anywhere before `start` (its writes then run through `write_sync`)."""
+        sync = self.write_sync if self._writer_thread is None else None
         return SqliteTreeAccess(self.path, self.durable, self._state, self.region, self.write,
-                                self.settled)
+                                self.settled, sync)
 
     def _fold_trees(self) -> None:
         """Event-loop thread, after a batch committed: once enough tree deltas are

@@ -23,7 +23,9 @@ Theory of operation (storage/treeprotocol.py, says what is kept)
   a time (verify serves off the event loop). Each read notes the highest commit it may
   have seen; `settled` makes the answers built from them wait until that commit is
   durable, as every answer that leaves the node does. `write_now` hands a job to the
-  storage on the loop thread and waits for it to be durable.
+  storage on the loop thread and waits for it to be durable. A storage that was never
+  started (the simulator's: every job runs through `write_sync`) gets an access without
+  a loop: `write_now` runs the job at once on the calling thread.
 """
 
 from __future__ import annotations
@@ -46,10 +48,12 @@ from atoll.storage.trees import (
     Live,
     TreeDeltas,
     bucket_h_range,
+    group_snapshots,
     join,
     newest,
     row_leaf,
     split,
+    state_leaf,
 )
 
 WRITE_TIMEOUT_S = 120.0
@@ -147,6 +151,17 @@ class TreeUpkeep:
             row = old if old is not None else new
             assert row is not None
             self.deltas.add(tid, row.h, row_leaf(name, old) ^ row_leaf(name, new))
+
+    def change_states(self, tid: int, h: int, pk: bytes, sk: bytes, old_live: Live | None,
+                      old_dead: Dead | None, new_live: Live | None, new_dead: Dead | None
+                      ) -> None:
+        """`change` from the key's rows before and after (no tree rows built)."""
+        if old_live == new_live and old_dead == new_dead:
+            return
+        name = self.name(tid)
+        if name is not None:  # a write into a dropped table keeps no tree
+            self.deltas.add(tid, h, state_leaf(name, pk, sk, old_live, old_dead)
+                            ^ state_leaf(name, pk, sk, new_live, new_dead))
 
     def flush(self) -> None:
         """Append the transaction's deltas to the log: one row, one statement."""
@@ -262,14 +277,18 @@ class SqliteTreeAccess:
 
     def __init__(self, path: str, durable: bool, state: WriteState, region: str,
                  submit: Callable[[WriteJob], Awaitable[Any]],
-                 settle: Callable[[], Awaitable[None]]) -> None:
+                 settle: Callable[[], Awaitable[None]],
+                 write_sync: Callable[[WriteJob], Any] | None = None) -> None:
+        """`write_sync`: the storage's synchronous write, for a storage never started
+        (then no event loop is needed, and `write_now` calls it directly)."""
         self._conn = connect(path, durable)
         self._cur = self._conn.cursor()
         self._state = state
         self._region = region
         self._submit = submit  # Storage.write, called on the loop thread
         self._settle = settle  # Storage.settled
-        self._loop = asyncio.get_running_loop()
+        self._write_sync = write_sync
+        self._loop = None if write_sync is not None else asyncio.get_running_loop()
         self._seen = 0  # the highest commit a read here may have seen
 
     def _read(self, sql: str, args: Any = ()) -> sqlite3.Cursor:
@@ -340,7 +359,7 @@ class SqliteTreeAccess:
         return rows
 
     def bucket_snapshots(self, tid: int, first: int, count: int
-                         ) -> list[tuple[int, list[TreeRow]]]:
+                         ) -> dict[int, tuple[int, list[TreeRow]]]:
         self._cur.execute("BEGIN")  # one read transaction: one snapshot
         try:
             hashes = self.bucket_hashes(tid, first, count)
@@ -348,10 +367,7 @@ class SqliteTreeAccess:
                                bucket_h_range(first + count - 1)[1], None, None)
         finally:
             self._cur.execute("COMMIT")
-        grouped: list[list[TreeRow]] = [[] for _ in range(count)]
-        for row in rows:
-            grouped[(row.h >> BUCKET_SHIFT) - first].append(row)
-        return list(zip(hashes, grouped, strict=True))
+        return group_snapshots(first, hashes, rows)
 
     def tree_rows(self, tid: int, keys: list[ScanKey]) -> list[TreeRow | None]:
         found = []
@@ -362,6 +378,10 @@ class SqliteTreeAccess:
         return found
 
     def write_now(self, fn: TreeWriteJob) -> Any:
+        if self._loop is None:
+            invariant(self._write_sync is not None, "an access has a loop or a sync write")
+            assert self._write_sync is not None
+            return self._write_sync(tree_job(fn))
         invariant(_not_on(self._loop), "write_now on the event-loop thread would wait for itself")
         return asyncio.run_coroutine_threadsafe(self._write(fn), self._loop).result(
             WRITE_TIMEOUT_S)

@@ -95,11 +95,12 @@ class SqliteTxn(SqliteStreamWrites):
             return self._seen_live, key_rows(self._cur, tid, h, pk, sk, True)[1]
         return key_rows(self._cur, tid, h, pk, sk, tombstones)
 
-    def _saw(self, key: tuple[int, int, bytes, bytes], live: Any) -> None:
-        """Remember a read of the key's live row (item, size, hlc, origin, crc, ...)."""
+    def _saw(self, key: tuple[int, int, bytes, bytes], live: Any, intact: bool) -> None:
+        """Remember a read of the key's live row (item, size, hlc, origin, crc, ...);
+        `intact`: whether its bytes pass the checksum (the caller just checked)."""
         self._seen_key, self._seen_writes = key, self.writes
         self._seen_live = None if live is None else (
-            int(live[2]), str(live[3]), live[0], zlib.crc32(live[0]) == live[4], int(live[1]))
+            int(live[2]), str(live[3]), live[0], intact, int(live[1]))
         self._seen_dead, self._seen_dead_known = None, False
 
     # --- items -------------------------------------------------------------------------
@@ -108,11 +109,12 @@ class SqliteTxn(SqliteStreamWrites):
         row = self._cur.execute(
             "SELECT item, size, hlc, origin, crc, state, prev_hlc, prev_origin FROM items"
             " WHERE tid=? AND h=? AND pk=? AND sk=?", (tid, h, pk, sk)).fetchone()
+        intact = row is None or zlib.crc32(row[0]) == row[4]
         if self.tree is not None:
-            self._saw((tid, h, pk, sk), row)
+            self._saw((tid, h, pk, sk), row, intact)
         if row is None:
             return None
-        if zlib.crc32(row[0]) != row[4]:
+        if not intact:
             raise self.integrity.found(CorruptionDetected(
                 "Stored item failed its checksum", "item", tid, pk, sk))
         self.states[(tid, h, pk, sk)] = (row[5] or b"", (row[2], row[3]),
@@ -141,8 +143,8 @@ class SqliteTxn(SqliteStreamWrites):
         else:
             self._count(tid, 0, size - old_size)
         if self.tree is not None:
-            self.tree.change(tid, newest(h, pk, sk, live, dead),
-                             newest(h, pk, sk, (hlc, origin, item, True, size), dead))
+            self.tree.change_states(tid, h, pk, sk, live, dead, (hlc, origin, item, True, size),
+                                    dead)
 
     def delete(self, tid: int, h: int, pk: bytes, sk: bytes, hlc: int, origin: str,
                old_size: int, prev: tuple[int, str] | None = None,
@@ -155,8 +157,7 @@ class SqliteTxn(SqliteStreamWrites):
         self._tombstone(tid, h, pk, sk, hlc, origin, prev, state)
         self._count(tid, -1, -old_size)
         if self.tree is not None:
-            self.tree.change(tid, newest(h, pk, sk, live, dead),
-                             newest(h, pk, sk, None, (hlc, origin)))
+            self.tree.change_states(tid, h, pk, sk, live, dead, None, (hlc, origin))
 
     def delete_absent(self, tid: int, h: int, pk: bytes, sk: bytes, hlc: int, origin: str,
                       prev: tuple[int, str] | None = None, state: bytes = b"") -> None:
@@ -165,8 +166,7 @@ class SqliteTxn(SqliteStreamWrites):
         self.writes += 1
         self._tombstone(tid, h, pk, sk, hlc, origin, prev, state)
         if self.tree is not None:
-            self.tree.change(tid, newest(h, pk, sk, live, dead),
-                             newest(h, pk, sk, live, (hlc, origin)))
+            self.tree.change_states(tid, h, pk, sk, live, dead, live, (hlc, origin))
 
     def _tombstone(self, tid: int, h: int, pk: bytes, sk: bytes, hlc: int, origin: str,
                    prev: tuple[int, str] | None, state: bytes) -> None:
@@ -218,7 +218,7 @@ class SqliteTxn(SqliteStreamWrites):
             " WHERE tid=? AND h=? AND pk=? AND sk=?", (tid, h, pk, sk)).fetchone(
         ) if tid in self.tombstone_tids else None
         if self.tree is not None:
-            self._saw((tid, h, pk, sk), row)
+            self._saw((tid, h, pk, sk), row, True)  # a failing row raised above
             self._seen_dead = None if tomb is None else (int(tomb[0]), str(tomb[1]))
             self._seen_dead_known = True
         live = None if row is None else (

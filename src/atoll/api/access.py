@@ -1,0 +1,226 @@
+"""Who may do what: the auth mode, request signatures, roles, and hidden tables.
+
+Theory of operation
+- Every DynamoDB request, and every `/_atoll/...` page or action on the client port, is
+  checked in two steps. `authenticate` runs before the body is decoded: it verifies the
+  request's AWS Signature Version 4 (atoll.auth.sigv4) over the method, the raw URL,
+  every header as received and the body, and yields the access key that signed it.
+  `authorize` runs once the body is decoded, and checks the key's role and table list
+  against what the request touches (atoll.auth.permissions).
+- The mode (`atoll serve --auth`) says what a failure does:
+  `required` refuses the request with DynamoDB's error (api/errors.py maps each one);
+  `warn` serves it anyway and counts what would have been refused (the migration path:
+  turn it on, watch `/_atoll/status`, fix the clients, then require);
+  `off` checks nothing (a local, DynamoDB-Local-like node).
+- Refusals are counted by reason in `/_atoll/status` and logged with the key id (never
+  a secret) and the reason — at most one line per reason every LOG_INTERVAL_S, with the
+  count of those not logged, so a flood of bad requests cannot flood the log.
+- The work a refused request costs is bounded by the verifier (a refusal by parsing
+  costs no hash; the body is hashed only for a known key) and here by a fixed amount of
+  bookkeeping: no allocation per refusal beyond the exception.
+- Internal tables (engine/internal.py, `atoll:` names) are hidden from every request,
+  whatever the mode and the key: a request naming one is answered as if the table did
+  not exist, and ListTables never lists one.
+
+Time is read through the `now_ms` and `mono_s` given at construction.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from atoll.auth.errors import AccessDenied, AuthError
+from atoll.auth.keys import AccessKey
+from atoll.auth.permissions import (
+    PARTIQL,
+    Access,
+    authorize,
+    may_whatever_the_tables,
+    request_tables,
+    required_access,
+)
+from atoll.auth.sigv4 import SigV4Verifier
+from atoll.engine.internal import is_internal
+from atoll.errors import ResourceNotFound, ValidationError
+from atoll.partiql.tokens import QUOTED, tokenize
+
+log = logging.getLogger("atoll.auth")
+
+OFF = "off"
+WARN = "warn"
+REQUIRED = "required"
+MODES = (OFF, WARN, REQUIRED)
+LOG_INTERVAL_S = 10.0
+MAX_REASONS = 64  # distinct reasons counted (the verifier has fewer)
+
+
+def _wall_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class RefusalLog:
+    """Refusals counted per reason; logged at most once per reason and interval."""
+
+    def __init__(self, mono_s: Callable[[], float] = time.monotonic,
+                 interval_s: float = LOG_INTERVAL_S) -> None:
+        self.mono_s = mono_s
+        self.interval_s = interval_s
+        self.refused_total = 0  # refused (required) or would have been (warn)
+        self.served_anyway = 0  # of those, served because the mode is warn
+        self.by_reason: dict[str, int] = {}
+        self._last_logged: dict[str, float] = {}
+        self._unlogged: dict[str, int] = {}
+
+    def record(self, error: AuthError, what: str, served: bool) -> None:
+        self.refused_total += 1
+        if served:
+            self.served_anyway += 1
+        reason = error.reason if error.reason in self.by_reason \
+            or len(self.by_reason) < MAX_REASONS else "other"
+        self.by_reason[reason] = self.by_reason.get(reason, 0) + 1
+        now = self.mono_s()
+        last = self._last_logged.get(reason)
+        if last is not None and now - last < self.interval_s:
+            self._unlogged[reason] = self._unlogged.get(reason, 0) + 1
+            return
+        self._last_logged[reason] = now
+        unlogged = self._unlogged.pop(reason, 0)
+        more = f" (and {unlogged} more for this reason since the last line)" if unlogged else ""
+        log.warning("%s %s: %s, key %s: %s%s", "would refuse (auth warn)" if served else "refused",
+                    what, reason, error.key_id or "-", error.message[:200], more)
+
+    def summary(self) -> dict[str, Any]:
+        return {"refused_total": self.refused_total, "served_anyway": self.served_anyway,
+                "by_reason": dict(sorted(self.by_reason.items()))}
+
+
+class AccessControl:
+    """The mode, the verifier and the refusal log of one node's client port."""
+
+    def __init__(self, mode: str, verifier: SigV4Verifier | None, region: str,
+                 now_ms: Callable[[], int] = _wall_ms,
+                 mono_s: Callable[[], float] = time.monotonic) -> None:
+        if mode not in MODES:
+            raise ValueError(f"auth mode must be one of {', '.join(MODES)}, got {mode!r}")
+        if mode != OFF and verifier is None:
+            raise ValueError(f"auth mode {mode} needs a verifier")
+        self.mode = mode
+        self.enabled = mode != OFF
+        self.verifier = verifier
+        self.region = region
+        self.now_ms = now_ms
+        self.refusals = RefusalLog(mono_s)
+
+    def authenticate(self, method: bytes, url: bytes, headers: list[tuple[bytes, bytes]],
+                     body: bytes, what: str) -> AccessKey | None:
+        """The key that signed this request; None when auth is off, or (warn) when the
+        signature does not verify. Raises the AuthError when the mode requires it."""
+        if not self.enabled:
+            return None
+        assert self.verifier is not None
+        try:
+            return self.verifier.verify_wire(method, url, headers, body, self.now_ms())
+        except AuthError as error:
+            self.refused(error, what)
+            return None
+
+    def may(self, method: bytes, url: bytes, headers: list[tuple[bytes, bytes]],
+            body: bytes, access: Access) -> bool:
+        """Whether the request is signed by a key that may do `access` (always, auth
+        off), without counting or logging anything: for pages that answer everyone and
+        show more to a key (`/health`), where a bad signature only gets the open answer."""
+        if not self.enabled:
+            return True
+        assert self.verifier is not None
+        try:
+            authorize(self.verifier.verify_wire(method, url, headers, body, self.now_ms()),
+                      access, self.region)
+        except AuthError:
+            return False
+        return True
+
+    def authorize(self, key: AccessKey | None, operation: str,
+                  request: Mapping[str, Any]) -> None:
+        """Raise AccessDenied (mode required) unless `key` may make this request."""
+        if self.enabled and key is not None and not may_whatever_the_tables(key, operation):
+            self.allow(key, required_access(operation, request), operation)
+
+    def allow(self, key: AccessKey | None, access: Access, what: str) -> None:
+        """Raise AccessDenied (mode required) unless `key` may do `access`; in warn mode
+        count it and return. No key: `authenticate` refused the request already (it
+        raised, or in warn mode counted it)."""
+        if not self.enabled or key is None:
+            return
+        try:
+            authorize(key, access, self.region)
+        except AccessDenied as error:
+            self.refused(error, what)
+
+    def refused(self, error: AuthError, what: str) -> None:
+        """Count and log a refusal; raise it unless the mode is warn."""
+        served = self.mode == WARN
+        self.refusals.record(error, what, served)
+        if not served:
+            raise error
+
+    def auth_failures(self) -> Mapping[str, int]:
+        """Requests refused (or, in warn mode, that would have been) by reason."""
+        return self.refusals.by_reason
+
+    def status(self) -> dict[str, Any]:
+        return {"mode": self.mode, **self.refusals.summary(),
+                "signing_keys_cached": self.verifier.cached_signing_keys
+                if self.verifier is not None else 0}
+
+
+def check_not_internal(operation: str, request: Mapping[str, Any]) -> None:
+    """ResourceNotFound if the request names an internal table (by name, ARN, in a batch
+    or transaction, or as a quoted name in a PartiQL statement)."""
+    for table in request_tables(operation, request):
+        if is_internal(table):
+            raise ResourceNotFound(f"Requested resource not found: Table: {table} not found")
+    if operation in PARTIQL:
+        for statement in _statements(request):
+            try:
+                tokens = tokenize(statement)
+            except ValidationError:
+                continue  # the engine refuses it as malformed
+            if any(t.kind == QUOTED and is_internal(t.text) for t in tokens):
+                raise ResourceNotFound("Requested resource not found")
+
+
+def _statements(request: Mapping[str, Any]) -> list[str]:
+    found = [request.get("Statement")]
+    for member in ("Statements", "TransactStatements"):
+        entries = request.get(member)
+        if isinstance(entries, list):
+            found += [e.get("Statement") for e in entries if isinstance(e, Mapping)]
+    return [s for s in found if isinstance(s, str)]
+
+
+def visible_tables(key: AccessKey | None, names: list[str],
+                   request: Mapping[str, Any]) -> dict[str, Any]:
+    """ListTables for a key limited to some tables: only those, paged as DynamoDB pages
+    (Limit, ExclusiveStartTableName, LastEvaluatedTableName)."""
+    names = [n for n in names if key is None or key.may_see(n)]
+    limit = request.get("Limit", 100)
+    start = request.get("ExclusiveStartTableName")
+    if start is not None:
+        names = [n for n in names if n > start]
+    result: dict[str, Any] = {"TableNames": names[:limit]}
+    if len(names) > limit:
+        result["LastEvaluatedTableName"] = names[limit - 1]
+    return result
+
+
+def visible_streams(key: AccessKey, result: Any) -> Any:
+    """ListStreams' answer for a key limited to some tables: the streams of those only
+    (a page may then hold fewer than its Limit; LastEvaluatedStreamArn still pages)."""
+    if not isinstance(result, dict) or not isinstance(result.get("Streams"), list):
+        return result
+    streams = [s for s in result["Streams"]
+               if isinstance(s, Mapping) and key.may_see(str(s.get("TableName", "")))]
+    return {**result, "Streams": streams}
