@@ -56,17 +56,29 @@ def test_forged_changes_over_the_nodes_sqlite_store() -> None:
 
 
 class SchemaHidden:
-    """A store transaction whose table states do not name their key (admission cannot
-    check an item against it; the merge does not need it)."""
+    """A store transaction whose table states give their key schema only in DynamoDB's
+    form (KeySchema/AttributeDefinitions): admission, which reads the engine's
+    (`hash_key`, `attribute_types`), cannot check an item against it, while the merge,
+    which decodes each item's key to join its state, still can."""
 
     def __init__(self, txn: StoreTxn) -> None:
         self._txn = txn
 
     def table_state(self, table: str) -> TableState | None:
         state = self._txn.table_state(table)
-        if state is None or state.definition is None:
+        if state is None or state.definition is None or "hash_key" not in state.definition:
             return state
-        hidden = {k: v for k, v in state.definition.items() if k != "hash_key"}
+        definition = state.definition
+        names = [definition["hash_key"]] + ([definition["range_key"]]
+                                            if definition.get("range_key") else [])
+        types = definition.get("attribute_types") or {}
+        hidden = {k: v for k, v in definition.items()
+                  if k not in ("hash_key", "range_key", "attribute_types")}
+        hidden["KeySchema"] = [{"AttributeName": name, "KeyType": kind}
+                               for name, kind in zip(names, ("HASH", "RANGE"))]
+        hidden["AttributeDefinitions"] = [{"AttributeName": name,
+                                           "AttributeType": types.get(name, "S")}
+                                          for name in names]
         return TableState(state.created, state.version, hidden)
 
     def __getattr__(self, name: str) -> Any:
