@@ -415,7 +415,8 @@ def _differences(report: TableReport) -> str:
 # --- the files, read and changed behind Atoll's back ---------------------------------------
 def stored_states(path: str) -> dict[Key, State]:
     """Every key's tree row as stored in the SQLite file at `path`: a live item's (hlc,
-    origin, stored bytes) unless a tombstone is newer; None for a tombstone. Read with
+    origin, stored bytes) unless a tombstone is newer (a live item at its
+    tombstone's version joined that delete: it is the row); None for a tombstone. Read with
     plain SQL, not through Atoll, so the oracle shares no code with what it checks."""
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
@@ -429,7 +430,7 @@ def stored_states(path: str) -> dict[Key, State]:
                 "SELECT tid, pk, sk, item, hlc, origin FROM items"):
             key = (names[tid], bytes(pk), bytes(sk))
             tomb = dead.get(key)
-            if tomb is None or (int(hlc), str(origin)) > tomb:
+            if tomb is None or (int(hlc), str(origin)) >= tomb:
                 states[key] = (int(hlc), str(origin), bytes(item))
         for key in dead:
             states.setdefault(key, None)

@@ -49,8 +49,9 @@ def newest(h: int, pk: bytes, sk: bytes, live: Live | None, dead: Dead | None
 
 def state_leaf(table: str, pk: bytes, sk: bytes, live: Live | None, dead: Dead | None) -> int:
     """The leaf of a key's tree row given its live item and tombstone as stored (0 for
-    none): `row_leaf(table, newest(...))` without building the row (the write path)."""
-    if live is not None and (dead is None or (live[0], live[1]) > (dead[0], dead[1])):
+    none): `row_leaf(table, newest(...))` without building the row (the write path), so
+    by the same rule: a live item at its tombstone's version is the row."""
+    if live is not None and (dead is None or (live[0], live[1]) >= (dead[0], dead[1])):
         return item_leaf(table, pk, sk, tree_version(live[0], live[1]), live[2])
     if dead is not None:
         return item_leaf(table, pk, sk, tree_version(dead[0], dead[1]), None)
