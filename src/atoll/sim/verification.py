@@ -457,6 +457,9 @@ def _edit(path: str, work: Callable[[sqlite3.Connection], Key | None]) -> Key | 
         conn.close()
 
 
+_EDITED = b'"v":{"N":"'
+
+
 def damage_row(path: str, fault: str, rng: random.Random) -> Key | None:
     """Flip one bit of a live row's stored bytes (its checksum left as it was), edit
     its value with the checksum recomputed (it reads as valid), or delete a live row
@@ -465,6 +468,8 @@ def damage_row(path: str, fault: str, rng: random.Random) -> Key | None:
     def work(conn: sqlite3.Connection) -> Key | None:
         rows = conn.execute("SELECT tid, h, name, pk, sk, item FROM items JOIN tables "
                             "USING (tid) ORDER BY name, pk, sk").fetchall()
+        if fault == "edit":  # an item with a number `v` (counter- or set-only ones have none)
+            rows = [row for row in rows if _EDITED in bytes(row[5])]
         if not rows:
             return None
         tid, h, name, pk, sk, item = rows[rng.randrange(len(rows))]
@@ -475,7 +480,7 @@ def damage_row(path: str, fault: str, rng: random.Random) -> Key | None:
             conn.execute("UPDATE items SET item=? WHERE tid=? AND h=? AND pk=? AND sk=?",
                          (bytes(raw), *where))
         elif fault == "edit":
-            edited = bytes(item).replace(b'"v":{"N":"', b'"v":{"N":"-', 1)
+            edited = bytes(item).replace(_EDITED, b'"v":{"N":"-', 1)
             conn.execute("UPDATE items SET item=?, crc=? WHERE tid=? AND h=? AND pk=? AND sk=?",
                          (edited, zlib.crc32(edited), *where))
         else:
