@@ -16,10 +16,17 @@ and takes them again once it is corrected (restarted without faketime, or the ju
 clock moved back while it runs). To make the skewed region WRITE — the case causality
 must survive, a clock wrong by less than detection can see, or detection overridden —
 it is started with `--max-clock-offset-ms 36000000` (ten hours) for the scenarios.
+
+Auth stays on, with what a clock an hour off needs: the skewed node runs `--auth warn`
+(its SigV4 check would refuse every request signed by the test's correct clock as
+expired: DynamoDB's 5-minute window), and the cluster's certificates are issued three
+hours back, so the node an hour behind sees its peers' certificates as already valid
+for mutual TLS.
 """
 
 from __future__ import annotations
 
+import datetime
 import glob
 import shutil
 from collections.abc import Iterator
@@ -43,6 +50,8 @@ REGIONS = ("us-east", "eu-west", "ap-south")
 SKEWED = "ap-south"
 CORRECT = ("us-east", "eu-west")
 ALLOW_WRITES = ["--max-clock-offset-ms", str(10 * 3_600_000)]
+SKEWED_AUTH = ["--auth", "warn"]  # requests signed by a correct clock are 1 h off there
+CERTS_BACKDATED = datetime.timedelta(hours=3)
 REPLICATED_S = 20.0
 JUDGED_WITHIN_S = 15.0  # clock probes every 0.5 s; a loaded machine needs a few rounds
 
@@ -74,7 +83,9 @@ def make_cluster(tmp_path: Path) -> Iterator[Any]:
     made: list[ClusterProcesses] = []
 
     def make(prefix: list[str], extra: list[str]) -> ClusterProcesses:
+        _backdated_certs(tmp_path / "cluster" / "certs")
         processes = ClusterProcesses(tmp_path / "cluster", REGIONS)
+        processes.nodes[SKEWED].args += SKEWED_AUTH
         processes.base_args = {r: list(n.args) for r, n in processes.nodes.items()}  # type: ignore[attr-defined]
         skewed = processes.nodes[SKEWED]
         skewed.args = [*prefix, *skewed.args, *extra]
@@ -87,6 +98,21 @@ def make_cluster(tmp_path: Path) -> Iterator[Any]:
     finally:
         for processes in made:
             processes.stop()
+
+
+def _backdated_certs(directory: Path) -> None:
+    """The cluster CA and region certificates as ClusterProcesses makes them (it keeps
+    files that exist), valid from `CERTS_BACKDATED` ago."""
+    from atoll.auth.certs import ClusterFiles, init_cluster, issue_region_cert
+
+    files = ClusterFiles(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    then = datetime.datetime.now(datetime.UTC) - CERTS_BACKDATED
+    if not files.ca_cert.exists():
+        init_cluster(files, "atoll-test", then)
+    for region in REGIONS:
+        if not files.region_cert(region).exists():
+            issue_region_cert(files, region, ["127.0.0.1", "localhost"], then)
 
 
 def _restart(cluster: ClusterProcesses, prefix: list[str], extra: list[str]) -> ServerProcess:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from atoll.drill.cluster import DrillCluster
-from tests.support import client, create_table, node_json, wait_until
+from tests.support import CREDENTIALS, client, create_table, node_json, wait_until
 
 EAST, WEST = "us-east", "eu-west"
 CONVERGE_TIMEOUT_S = 30.0
@@ -28,6 +28,9 @@ def cluster(tmp_path: Path) -> Iterator[DrillCluster]:
     cluster = DrillCluster(tmp_path, 2, seed=1)
     try:
         cluster.start_all()
+        assert cluster.credentials is not None  # the admin key, for every region's clients
+        for region in cluster.ids:
+            CREDENTIALS[cluster.url(region)] = cluster.credentials
         yield cluster
     finally:
         cluster.close()

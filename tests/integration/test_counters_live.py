@@ -22,7 +22,7 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from atoll.drill.cluster import DrillCluster
-from tests.support import client, create_table, wait_until
+from tests.support import CREDENTIALS, client, create_table, wait_until
 
 THREADS_PER_REGION = 10
 ADDS_PER_THREAD = 300
@@ -38,6 +38,9 @@ def cluster(tmp_path: Path) -> Iterator[DrillCluster]:
     cluster = DrillCluster(tmp_path, 3, seed=3)
     try:
         cluster.start_all()
+        assert cluster.credentials is not None  # the admin key, for every region's clients
+        for region in cluster.ids:
+            CREDENTIALS[cluster.url(region)] = cluster.credentials
         ddb = client(cluster.url(cluster.ids[0]))
         create_table(ddb, "counters")
         assert wait_until(lambda: all("counters" in client(cluster.url(r)).list_tables()[

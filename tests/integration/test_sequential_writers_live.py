@@ -22,7 +22,7 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from atoll.drill.cluster import DrillCluster
-from tests.support import client, create_table, node_json, scan_all, wait_until
+from tests.support import CREDENTIALS, client, create_table, node_json, scan_all, wait_until
 
 THREADS_PER_REGION = 2
 KEYS_PER_THREAD = 12
@@ -40,6 +40,9 @@ def cluster(tmp_path: Path) -> Iterator[DrillCluster]:
     cluster = DrillCluster(tmp_path, 3, seed=4)
     try:
         cluster.start_all()
+        assert cluster.credentials is not None  # the admin key, for every region's clients
+        for region in cluster.ids:
+            CREDENTIALS[cluster.url(region)] = cluster.credentials
         create_table(client(cluster.url(cluster.ids[0])), "seq")
         assert wait_until(lambda: all("seq" in client(cluster.url(r)).list_tables()[
             "TableNames"] for r in cluster.ids), 20)
