@@ -51,6 +51,7 @@ def _history(seed: int, changes: int) -> list[Change]:
     rng = random.Random(seed)
     clock = dict.fromkeys(ORIGINS, 1_000)
     seqs = dict.fromkeys(ORIGINS, 0)
+    last: dict[str, int] = {}
     history = []
     for _ in range(changes):
         origin = rng.choice(ORIGINS)
@@ -65,8 +66,11 @@ def _history(seed: int, changes: int) -> list[Change]:
         keys = {(op.table, op.pk) for op in ops}
         if len(keys) != len(ops):
             ops = ops[:1]
-        history.append(Change.create(origin, seqs[origin], make_hlc(clock[origin],
-                                                                    rng.randint(0, 3)), ops))
+        # an origin's stamps strictly increase, as its hybrid logical clock's do (two
+        # writes of one origin never share a stamp: the merge names a write by it)
+        hlc = max(make_hlc(clock[origin], rng.randint(0, 3)), last.get(origin, 0) + 1)
+        last[origin] = hlc
+        history.append(Change.create(origin, seqs[origin], hlc, ops))
     return history
 
 
