@@ -18,6 +18,22 @@ Theory of operation
 - The work a refused request costs is bounded by the verifier (a refusal by parsing
   costs no hash; the body is hashed only for a known key) and here by a fixed amount of
   bookkeeping: no allocation per refusal beyond the exception.
+- A key unknown here is not always unknown to the cluster: keys are replicated data
+  (atoll.node.keys), and a region that started empty or from an old backup, or that is
+  being rebuilt from a peer's snapshot, may lack keys its peers hold. So while
+  `keys_complete()` says this region has not caught up (the node asks its replicator;
+  always true for a lone node), a request whose key is unknown is refused with
+  ServiceUnavailable (HTTP 503, retryable: SDKs retry it, failover clients try another
+  region) instead of UnrecognizedClientException, which no client retries. Before that
+  answer a DynamoDB request waits for the keys (`authenticate(may_wait=True)` raises
+  KeyNotHereYet, the api awaits `wait_for_key`; only when the node gave a `pause`): its
+  signature is checked again every KEY_WAIT_POLL_S, for at most KEY_WAIT_S, and it is
+  served as soon as its key has landed (a rebuild copies a peer's keys table within its
+  first seconds), refused as soon as the region caught up without it. At most MAX_KEY_WAITERS requests wait at once; others get the
+  503 at once, so requests naming made-up keys cannot pile up. An unknown key is never
+  served, in any state (warn mode aside, which serves everything), and a revoked,
+  expired or wrongly signed key is refused at once, as ever. Such a refusal is counted
+  under its own reason.
 - Internal tables (engine/internal.py, `atoll:` names) are hidden from every request,
   whatever the mode and the key: a request naming one is answered as if the table did
   not exist, and ListTables never lists one.
@@ -29,10 +45,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from atoll.auth.errors import AccessDenied, AuthError
+from atoll.auth.errors import (
+    REASON_KEYS_INCOMPLETE,
+    REASON_UNKNOWN_KEY,
+    AccessDenied,
+    AuthError,
+    UnrecognizedClient,
+)
 from atoll.auth.keys import AccessKey
 from atoll.auth.permissions import (
     PARTIQL,
@@ -44,7 +66,7 @@ from atoll.auth.permissions import (
 )
 from atoll.auth.sigv4 import SigV4Verifier
 from atoll.engine.internal import is_internal
-from atoll.errors import ResourceNotFound, ValidationError
+from atoll.errors import ResourceNotFound, ServiceUnavailable, ValidationError
 from atoll.partiql.tokens import QUOTED, tokenize
 
 log = logging.getLogger("atoll.auth")
@@ -54,11 +76,23 @@ WARN = "warn"
 REQUIRED = "required"
 MODES = (OFF, WARN, REQUIRED)
 LOG_INTERVAL_S = 10.0
+KEY_WAIT_S = 5.0  # a request whose key is unknown while this region catches up
+KEY_WAIT_POLL_S = 0.05
+MAX_KEY_WAITERS = 64
 MAX_REASONS = 64  # distinct reasons counted (the verifier has fewer)
 
 
 def _wall_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _always_complete() -> bool:
+    return True
+
+
+class KeyNotHereYet(Exception):
+    """`authenticate(may_wait=True)`: the key is unknown while this region's keys are
+    incomplete; the caller awaits `wait_for_key`. Never answered to a client."""
 
 
 class RefusalLog:
@@ -102,7 +136,12 @@ class AccessControl:
 
     def __init__(self, mode: str, verifier: SigV4Verifier | None, region: str,
                  now_ms: Callable[[], int] = _wall_ms,
-                 mono_s: Callable[[], float] = time.monotonic) -> None:
+                 mono_s: Callable[[], float] = time.monotonic,
+                 keys_complete: Callable[[], bool] = _always_complete,
+                 pause: Callable[[float], Awaitable[None]] | None = None) -> None:
+        """`keys_complete`: whether this region holds every key its peers hold (see the
+        module docstring); the node points it at its replicator once it has one.
+        `pause(seconds)`: how a request waits for its key (None: it does not wait)."""
         if mode not in MODES:
             raise ValueError(f"auth mode must be one of {', '.join(MODES)}, got {mode!r}")
         if mode != OFF and verifier is None:
@@ -112,20 +151,60 @@ class AccessControl:
         self.verifier = verifier
         self.region = region
         self.now_ms = now_ms
+        self.keys_complete = keys_complete
+        self.pause = pause
+        self.key_waiters = 0
         self.refusals = RefusalLog(mono_s)
 
     def authenticate(self, method: bytes, url: bytes, headers: list[tuple[bytes, bytes]],
-                     body: bytes, what: str) -> AccessKey | None:
+                     body: bytes, what: str, may_wait: bool = False) -> AccessKey | None:
         """The key that signed this request; None when auth is off, or (warn) when the
-        signature does not verify. Raises the AuthError when the mode requires it."""
+        signature does not verify. Raises the AuthError when the mode requires it, or
+        ServiceUnavailable for a key unknown while this region's keys are incomplete —
+        or, `may_wait`, KeyNotHereYet when the caller should `wait_for_key` instead."""
         if not self.enabled:
             return None
         assert self.verifier is not None
         try:
             return self.verifier.verify_wire(method, url, headers, body, self.now_ms())
         except AuthError as error:
-            self.refused(error, what)
+            if may_wait and self._waits(error):
+                raise KeyNotHereYet() from None
+            self._refuse(error, what)
             return None
+
+    async def wait_for_key(self, method: bytes, url: bytes,
+                           headers: list[tuple[bytes, bytes]], body: bytes,
+                           what: str) -> AccessKey | None:
+        """`authenticate` again every KEY_WAIT_POLL_S, for at most KEY_WAIT_S, while the
+        key is unknown and this region's keys incomplete (see the module docstring)."""
+        assert self.pause is not None and self.verifier is not None
+        self.key_waiters += 1
+        try:
+            for _ in range(int(KEY_WAIT_S / KEY_WAIT_POLL_S)):
+                await self.pause(KEY_WAIT_POLL_S)
+                try:
+                    return self.verifier.verify_wire(method, url, headers, body,
+                                                     self.now_ms())
+                except AuthError as error:
+                    if error.reason != REASON_UNKNOWN_KEY or self.keys_complete():
+                        break
+        finally:
+            self.key_waiters -= 1
+        return self.authenticate(method, url, headers, body, what)
+
+    def _waits(self, error: AuthError) -> bool:
+        """Whether a request refused with `error` waits for its key to land here."""
+        return (self.pause is not None and self.mode == REQUIRED
+                and self.key_waiters < MAX_KEY_WAITERS
+                and error.reason == REASON_UNKNOWN_KEY and not self.keys_complete())
+
+    def _refuse(self, error: AuthError, what: str) -> None:
+        if error.reason == REASON_UNKNOWN_KEY and not self.keys_complete():
+            self.refused(UnrecognizedClient(error.message, REASON_KEYS_INCOMPLETE,
+                                            error.key_id), what, retryable=True)
+        else:
+            self.refused(error, what)
 
     def may(self, method: bytes, url: bytes, headers: list[tuple[bytes, bytes]],
             body: bytes, access: Access) -> bool:
@@ -159,12 +238,18 @@ class AccessControl:
         except AccessDenied as error:
             self.refused(error, what)
 
-    def refused(self, error: AuthError, what: str) -> None:
-        """Count and log a refusal; raise it unless the mode is warn."""
+    def refused(self, error: AuthError, what: str, retryable: bool = False) -> None:
+        """Count and log a refusal; raise it unless the mode is warn (`retryable`: raise
+        ServiceUnavailable instead, for a refusal that may not hold once caught up)."""
         served = self.mode == WARN
         self.refusals.record(error, what, served)
-        if not served:
-            raise error
+        if served:
+            return
+        if retryable:
+            raise ServiceUnavailable(
+                f"Region {self.region} is catching up with its peers and does not know the "
+                "request's access key yet; retry, or send the request to another region")
+        raise error
 
     def auth_failures(self) -> Mapping[str, int]:
         """Requests refused (or, in warn mode, that would have been) by reason."""

@@ -25,6 +25,7 @@ from atoll.api.access import (
     OFF,
     REQUIRED,
     AccessControl,
+    KeyNotHereYet,
     check_not_internal,
     visible_streams,
     visible_tables,
@@ -76,8 +77,13 @@ class Api:
             if access.enabled:
                 if head is None:
                     raise InternalError("a signed request needs its head")
-                key = access.authenticate(head.method, head.url, head.headers, body,
-                                          target or "a request with no target")
+                what = target or "a request with no target"
+                try:
+                    key = access.authenticate(head.method, head.url, head.headers, body,
+                                              what, may_wait=True)
+                except KeyNotHereYet:
+                    key = await access.wait_for_key(head.method, head.url, head.headers,
+                                                    body, what)
             service, operation, handler = self._operation(target)
             request = self._decode(body)
             access.authorize(key, operation, request)

@@ -38,6 +38,8 @@ REASON_NOT_YET_VALID = "not-yet-valid"
 REASON_SCOPE = "scope"
 REASON_UNSIGNED_HEADER = "unsigned-header"
 REASON_UNKNOWN_KEY = "unknown-key"
+# an unknown key while the region may lack keys its peers hold (answered as retryable)
+REASON_KEYS_INCOMPLETE = "unknown-key-catching-up"
 REASON_REVOKED_KEY = "revoked-key"
 REASON_EXPIRED_KEY = "expired-key"
 REASON_TOKEN = "session-token"

@@ -43,17 +43,13 @@ under the same id misses), a Credential value's parts and the outcome of its sco
 (all but the date, which is compared with each request's), well-formed SignedHeaders
 lists, and the last X-Amz-Date parsed; the usual Authorization layout is parsed by one
 regular expression. So a valid request costs two SHA-256s, one HMAC and the canonical
-request built once; `verify_wire` takes the request as the HTTP layer holds it (bytes),
-so the api makes no second copy of its headers. Nothing that depends on the request
-itself is cached: the signature, the body's hash, the window and the key's state are
-checked on every request. Measured (CPU time, one core, GetItem-sized body,
-`python -m bench.auth --breakdown-only`, interpreted): about 11 us per verified request.
+request built once (`verify_wire` takes the request as the HTTP layer holds it). Nothing
+that depends on the request itself is cached: the signature, the body's hash, the window
+and the key's state are checked on every request (cost: `python -m bench.auth`).
 
-Presigned (query-string) requests are refused with a clear message: DynamoDB clients
-sign headers, and a second code path is a second attack surface.
-
-Errors follow DynamoDB's types and wording (see `atoll.auth.errors`). Pure: the time is
-an argument, no I/O.
+Presigned (query-string) requests are refused: DynamoDB clients sign headers, and a
+second code path is a second attack surface. Errors follow DynamoDB's types and wording
+(`atoll.auth.errors`). Pure: the time is an argument, no I/O.
 """
 
 from __future__ import annotations

@@ -59,6 +59,7 @@ from atoll.auth.permissions import (
     Access,
 )
 from atoll.engine.internal import is_internal
+from atoll.errors import ServiceUnavailable
 from atoll.http.wire import Request
 from atoll.node.keys import KeyStore, public_fields
 from atoll.storage import SqliteStorage, Storage
@@ -127,7 +128,7 @@ class Gate:
             key = self.access.authenticate(request.method, request.url, request.headers,
                                            body, what)
             self.access.allow(key, needs, what)
-        except AuthError as error:
+        except (AuthError, ServiceUnavailable) as error:
             return None, error_response(error)
         return key, None
 

@@ -154,6 +154,7 @@ class Node:
         peer_client = client_factory(self.peer_tls, config.peer_source)
         if config.cluster is not None:
             self._join_cluster(config.cluster, os.path.dirname(path), peer_client, peer_cap)
+            self.access.keys_complete = self._keys_complete
         # regions prove they hold the same data (atoll.node.verifier), over the peer link
         self.verifier = Verifier(self.engine, config.region, config.verify,
                                  lambda: None if self.topology is None else self.topology.current,
@@ -180,6 +181,14 @@ class Node:
             self.storage = SqliteStorage(path, durable=not config.in_memory,
                                          region=config.region, trees=config.trees)
         return path
+
+    def _keys_complete(self) -> bool:
+        """Whether an access key unknown here is unknown to the cluster (api/access.py):
+        once this region's replicator caught up with a peer and while it is not being
+        rebuilt. A region whose storage other nodes share keeps one replicator among
+        them (on the lease holder): its keys are judged complete on every node."""
+        replicator = self.replicator
+        return replicator is None or self.shared is not None or replicator.caught_up()
 
     def _join_cluster(self, configured: ClusterConfig, directory: str,
                       peer_client: PeerClientFactory, peer_cap: int) -> None:

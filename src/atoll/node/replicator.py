@@ -184,6 +184,11 @@ class Replicator:
         event, self._changed = self._changed, asyncio.Event()
         event.set()
 
+    def caught_up(self) -> bool:
+        """Whether this region caught up with a peer since it started and is not being
+        rebuilt (ReplicationCore.caught_up): until then a key unknown here may exist."""
+        return self.core.caught_up()
+
     # --- serving -----------------------------------------------------------------------
     async def handle_post(self, path: str, headers: dict[str, str], body: bytes,
                           query: str) -> tuple[int, bytes]:

@@ -12,6 +12,7 @@ TLS, unless the operator said `--insecure`.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import ssl
 from dataclasses import dataclass
@@ -96,7 +97,8 @@ def set_up_security(config: NodeConfig, engine: Engine, data_root: str) -> NodeS
     # `--settable-clock` shift Atoll's own clock only (the skew drills and tests): the
     # skewed node's clock watch refuses its writes, while clients and operators still
     # reach it, signing with the real time, and see why.
-    access = AccessControl(config.auth, verifier, config.region, wall_clock_ms)
+    access = AccessControl(config.auth, verifier, config.region, wall_clock_ms,
+                           pause=asyncio.sleep)
     client_tls = None
     if config.tls_cert or config.tls_key:
         if not (config.tls_cert and config.tls_key):

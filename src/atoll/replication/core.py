@@ -125,6 +125,18 @@ class ReplicationCore:
         """See `serving.answer_pull`; `held`: the store's cursors when the Pull arrived."""
         return answer_pull(pull, puller, self.regions, store, held, self.config)
 
+    def caught_up(self) -> bool:
+        """Whether this region holds what its peers held when it last caught up since it
+        started: no rebuild running or wanted, and some peer's link caught up (a region
+        without peers always has). Until then a record missing here may exist elsewhere
+        (a region that started empty, or from an old backup, lacks what came since)."""
+        if self.rebuilding is not None:
+            return False
+        pullers = self.pullers.values()
+        if any(p.behind is not None or p.rebuilding for p in pullers):
+            return False
+        return not self.pullers or any(p.caught_up for p in pullers)
+
     # --- rebuilding ----------------------------------------------------------------------
     def start_rebuild(self, peer: str, behind: Mapping[str, int]) -> Rebuild:
         invariant(self.rebuilding is None, "one rebuild at a time")

@@ -32,6 +32,12 @@ batch brings (`plan_batch`'s replays) ride in the apply job to be compared with 
 changelog there, so a batch of nothing but duplicates still makes a job, one that only
 reads (duplicates come when peers relay what another already delivered).
 
+Caught up (`caught_up`): set once an answer said the peer had nothing more (no
+`has_more`, nothing held back or refused) and every apply planned up to it committed
+whole; from then on this region held everything the peer had when it answered. It stays
+set (a lagging link is ordinary); what a region not yet caught up since it started may
+be missing — access keys above all — is for the node to judge (ReplicationCore.caught_up).
+
 Bounds: one Pull and one apply in flight, one planned apply waiting; between failed
 pulls a backoff doubling from `backoff_min_ms` to `backoff_max_ms`; after a batch that
 could not be used whole, a `held_pause_ms` pause unless the peer has more; at most
@@ -107,6 +113,8 @@ class Puller:
         self.planned: dict[str, int] = {}  # cursors the applies submitted will reach
         self.behind: dict[str, int] | None = None  # a rebuild is wanted
         self.rebuilding = False
+        self.caught_up = False  # see the module docstring
+        self._catching_up = False  # an answer with nothing more awaits its applies
         self.wake_ms = 0
         self.backoff_ms = config.backoff_min_ms
         self.refusal_backoff_ms = config.backoff_min_ms
@@ -211,6 +219,11 @@ class Puller:
                                       tuple(plan.replays))
         if (plan.refused or plan.held) and not batch.has_more:
             self.wake_ms = now_ms + self.config.held_pause_ms  # no hot loop on it
+        if not batch.has_more and not plan.refused and not plan.held:
+            if self.ready is None and not self.applying:
+                self.caught_up = True
+            else:
+                self._catching_up = True  # once the applies up to it committed
 
     # --- applying ------------------------------------------------------------------------
     def take_apply(self) -> ApplyChanges:
@@ -232,6 +245,10 @@ class Puller:
         self.applying = False
         if outcome is None or not outcome.complete:
             self.planned.clear()  # it fell short: ask again from the committed cursors
+            self._catching_up = False
+        elif self._catching_up and self.ready is None:
+            self.caught_up = True
+            self._catching_up = False
         if outcome is None:
             self.wake_ms = max(self.wake_ms, now_ms + self.backoff_ms)
             self.backoff_ms = min(self.backoff_ms * 2, self.config.backoff_max_ms)
@@ -273,6 +290,7 @@ class Puller:
         assert behind is not None
         self.behind = None
         self.rebuilding = True
+        self._catching_up = False
         self.planned.clear()
         return behind
 
