@@ -319,15 +319,20 @@ class ClusterProcesses:
     """A real multi-region cluster: one `atoll serve --config ... --region R` per region,
     each on its own free client and peer ports, data under `root/<region>`; auth
     required, mutual TLS between regions (certificates under `root/certs`), an admin key
-    made by the first region and used by every helper for every region."""
+    made by the first region and used by every helper for every region. `secure=False`:
+    auth off and plain HTTP between regions, for tests that put their own man in the
+    middle of a peer link (what mutual TLS would refuse outright)."""
 
     def __init__(self, root: Path, regions: tuple[str, ...] = ("us-east", "eu-west", "ap-south"),
-                 extra: list[str] | None = None) -> None:
+                 extra: list[str] | None = None, secure: bool = True) -> None:
         from atoll.topology.config import ClusterConfig, RegionConfig
 
         self.root = root
+        self.secure = secure
+        peer_scheme = "https" if secure else "http"
         self.config = ClusterConfig("atoll-test", tuple(
-            RegionConfig(r, f"http://127.0.0.1:{free_port()}", f"https://127.0.0.1:{free_port()}")
+            RegionConfig(r, f"http://127.0.0.1:{free_port()}",
+                         f"{peer_scheme}://127.0.0.1:{free_port()}")
             for r in regions))
         root.mkdir(parents=True, exist_ok=True)
         self.certs = make_certs(root / "certs", self.config.cluster_id, regions)
@@ -340,11 +345,12 @@ class ClusterProcesses:
         self.credentials_path = root / "credentials"
         self.nodes: dict[str, ServerProcess] = {}
         for index, region in enumerate(self.config.regions):
-            node = ServerProcess(data_dir=root / region.id, bootstrap=False, extra=[
-                "--config", str(self.config_path), "--region", region.id,
-                "--certs", str(self.certs), "--peer-source", f"127.0.0.{10 + index}",
-                *(extra or [])])
-            if index == 0:  # the admin key; the other regions receive it by replication
+            security = ["--certs", str(self.certs)] if secure else []
+            node = ServerProcess(data_dir=root / region.id, bootstrap=False,
+                                 auth="required" if secure else "off", extra=[
+                "--config", str(self.config_path), "--region", region.id, *security,
+                "--peer-source", f"127.0.0.{10 + index}", *(extra or [])])
+            if index == 0 and secure:  # the admin key; other regions receive it by replication
                 node.args += ["--admin-credentials", str(self.credentials_path)]
             node.credentials_path = self.credentials_path
             node.port = region.client_address[1]
@@ -354,7 +360,8 @@ class ClusterProcesses:
     def start(self) -> ClusterProcesses:
         for node in self.nodes.values():
             node.start()
-        self.wait_for_key(self.nodes)
+        if self.secure:
+            self.wait_for_key(self.nodes)
         return self
 
     def peer_context(self, region: str) -> ssl.SSLContext:

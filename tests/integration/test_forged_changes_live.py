@@ -142,7 +142,8 @@ def _metric(url: str, line_start: str) -> float | None:
 
 def test_a_forged_change_on_the_peer_link_is_refused_logged_and_never_stored(
         tmp_path: Path) -> None:
-    cluster = ClusterProcesses(tmp_path, ("us-east", "eu-west"))
+    # no mutual TLS: the forging proxy sits in the middle of the peer link in clear
+    cluster = ClusterProcesses(tmp_path, ("us-east", "eu-west"), secure=False)
     advertised = urlsplit(cluster.config.region("eu-west").peer_endpoints[0])
     real_port = free_port()
     cluster.nodes["eu-west"].args += ["--peer-listen", f"127.0.0.1:{real_port}"]

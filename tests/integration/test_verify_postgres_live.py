@@ -31,7 +31,8 @@ TIMEOUT_S = 120.0
 
 def _node(tmp_path: Path, config: ClusterConfig, config_path: Path, region: str
           ) -> ServerProcess:
-    node = ServerProcess(data_dir=tmp_path / region, extra=[
+    # auth off (no certificates): what is under test is verify across the two storages
+    node = ServerProcess(data_dir=tmp_path / region, auth="off", extra=[
         "--config", str(config_path), "--region", region])
     node.port = config.region(region).client_address[1]
     node.args[node.args.index("--port") + 1] = str(node.port)

@@ -15,7 +15,12 @@ agree by construction: tests/conformance/test_storage_trees.py checks it).
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Coroutine
+from typing import Any
+
 from atoll.antientropy.hashing import item_leaf
+from atoll.invariant import invariant
 from atoll.storage.treeprotocol import TREE_BUCKET_BITS, TreeRow, tree_version
 
 BUCKET_SHIFT = 32 - TREE_BUCKET_BITS
@@ -126,3 +131,19 @@ def group_snapshots(first: int, hashes: list[int], rows: list[TreeRow]
     for index in [i for i, value in enumerate(hashes) if value]:
         found.setdefault(first + index, (hashes[index], []))
     return found
+
+
+def write_from_thread(loop: asyncio.AbstractEventLoop, job: Coroutine[Any, Any, Any],
+                      timeout_s: float) -> Any:
+    """A tree access's `write_now`: run `job` (a submitted write) on the storage's event
+    loop from a verify worker thread and wait for its result; from the loop's own thread
+    it would wait for itself."""
+    invariant(_not_on(loop), "write_now on the event-loop thread would wait for itself")
+    return asyncio.run_coroutine_threadsafe(job, loop).result(timeout_s)
+
+
+def _not_on(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is not loop
+    except RuntimeError:
+        return True

@@ -52,6 +52,7 @@ from atoll.storage.trees import (
     row_leaf,
     split,
     state_leaf,
+    write_from_thread,
 )
 
 WRITE_TIMEOUT_S = 60.0
@@ -324,22 +325,13 @@ class PostgresTreeAccess:
         return found
 
     def write_now(self, fn: TreeWriteJob) -> Any:
-        invariant(_not_on(self._loop), "write_now on the event-loop thread would wait for itself")
-        return asyncio.run_coroutine_threadsafe(self._write(fn), self._loop).result(
-            WRITE_TIMEOUT_S)
+        return write_from_thread(self._loop, self._write(fn), WRITE_TIMEOUT_S)
 
     async def _write(self, fn: TreeWriteJob) -> Any:
         return await self._submit(tree_job(fn))
 
     def close(self) -> None:
         self._conn.close()
-
-
-def _not_on(loop: asyncio.AbstractEventLoop) -> bool:
-    try:
-        return asyncio.get_running_loop() is not loop
-    except RuntimeError:
-        return True
 
 
 if TYPE_CHECKING:
