@@ -332,6 +332,27 @@ async def test_a_correction_xors_one_bucket_and_snapshots_show_hashes_and_rows(
 
 
 @in_a_loop
+async def test_item_states_read_each_keys_causal_state_as_the_write_path_does(
+        backend: TreeBackend, tmp_path: Path) -> None:
+    """What a verify fetch sends with a row: the live item's (state, version, prev), else
+    the tombstone's, as `WriteTxn.item_state` reads it."""
+    async with started(backend.open(tmp_path, "a", True)) as storage:
+        tid = await write(storage, lambda txn: txn.create_table("t", b"{}"))
+        k1, k2, k3 = key(1), key(2), key(3)
+        item = b'{"a":{"S":"1"}}'
+        await write(storage, lambda txn: (
+            txn.put(tid, *k1, item, len(item), 10, "a", None, (7, "b"), b'{"c":{"a":10}}'),
+            txn.delete_absent(tid, *k2, 11, "b", (9, "a"))))
+        access = storage.tree_access()
+        found = access.item_states(tid, [k1, k2, k3])
+        assert found == [(b'{"c":{"a":10}}', (10, "a"), (7, "b")), (b"", (11, "b"), (9, "a")),
+                         None]
+        assert found == await write(storage, lambda txn: [txn.item_state(tid, *k)
+                                                          for k in (k1, k2, k3)])
+        access.close()
+
+
+@in_a_loop
 async def test_bucket_rows_page_in_key_order_through_items_and_tombstones(
         backend: TreeBackend, tmp_path: Path) -> None:
     async with started(backend.open(tmp_path, "a", True)) as storage:

@@ -52,6 +52,10 @@ REQUESTS = [
                                     True),
                          RepairItem(Entry(b"b", b"s", b"v2", None), "eu-west", 0, "deleted",
                                     False))),
+    Repair(8, "orders", (RepairItem(Entry(b"a", b"", b"v1", b'{"x":1}', causal=b's{"c":{}}'),
+                                    "us-east", H, "older", False),
+                         RepairItem(Entry(b"b", b"", b"v2", None, causal=b"p[1,\"a\",null]"),
+                                    "us-east", 0, "deleted", False))),
 ]
 RESPONSES = [
     Opened(1, "us-east", b"created", None, {"us-east": Cursor(5, 900)}, {"eu-west": Cursor(2, 3)},
@@ -64,6 +68,8 @@ RESPONSES = [
                           Listed(b"b", b"s", b"v", None, True)), None),
                  Page(10, (Listed(b"c", b"", b"v", b"d" * 16, False),), (b"c", b"")))),
     Fetched(6, (Entry(b"a", b"", b"v1", b'{"x":1}', True), None, Entry(b"b", b"", b"v", None))),
+    Fetched(6, (Entry(b"a", b"", b"v1", b'{"x":1}', True, b"s{}"),
+                Entry(b"b", b"", b"v", None, True, b"p"))),
     Repaired(7, ("applied", "skipped")),
     Error(8, "no"),
 ]
@@ -121,6 +127,24 @@ def _frame(kind: bytes, header: dict, body: bytes = b"") -> bytes:
 def test_malformed_requests_are_refused(frame):
     with pytest.raises(BadMessage):
         decode_request(frame)
+
+
+def test_rows_without_causal_metadata_keep_the_frame_of_nodes_that_predate_it():
+    """Flag 8 is set only when a row carries causal metadata: a row without it is
+    encoded as before the flag existed, so older frames decode here unchanged."""
+    plain = Fetched(6, (Entry(b"a", b"", b"v1", b'{"x":1}', True),))
+    frame = encode_response(plain)
+    assert frame[-len(b'{"x":1}') - 4 - 17] == 0b111  # flags: live, intact, item
+    carrying = encode_response(Fetched(6, (Entry(b"a", b"", b"v1", b'{"x":1}', True, b"s{}"),)))
+    assert carrying.endswith(b"\x00\x00\x00\x03s{}")
+    assert decode_response(frame) == plain
+
+
+def test_a_row_flagged_with_empty_causal_metadata_is_refused():
+    frame = encode_response(Fetched(6, (Entry(b"a", b"", b"v1", None, True, b"s"),)))
+    payload = bytearray(frame[4:]).replace(b"\x00\x00\x00\x01s", b"\x00\x00\x00\x00")
+    with pytest.raises(BadMessage, match="flags"):
+        decode_response(zlib.crc32(bytes(payload)).to_bytes(4, "big") + bytes(payload))
 
 
 def test_a_repair_whose_item_does_not_match_its_content_hash_is_refused():

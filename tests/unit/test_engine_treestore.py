@@ -1,7 +1,8 @@
 """The verify core over a real node's storage: `StorageTreeStore` and `repair_job`.
 
 Region "a" is an engine on SQLite, driven through its operation handlers; region "b" is
-the core's `MemoryTreeStore` holding the same rows (copied from what "a" lists). Rows of
+the core's `MemoryTreeStore` holding the same rows (copied from what "a" fetches, with
+each row's causal state). Rows of
 "a" are then damaged directly in its SQLite file, behind the engine's back, as the
 acceptance test does to a live node: a flipped byte (checksum left as it was), a deleted
 row, a row edited with its checksum recomputed. Sessions run as a node runs them: the
@@ -34,12 +35,14 @@ from atoll.antientropy import (
     drive,
     serve,
 )
+from atoll.antientropy.versions import BadVersion
 from atoll.engine import Engine
 from atoll.engine.engine import HANDLERS
-from atoll.engine.repairs import repair_job
+from atoll.engine.repairs import causal_bytes, read_causal, repair_job
 from atoll.engine.treestore import StorageTreeStore, TreeNotReady
 from atoll.errors import InternalError
 from atoll.model.keys import encode_key_value, partition_hash
+from atoll.replication.change import Version
 from atoll.storage import SqliteStorage
 from atoll.storage.treeprotocol import TREE_BUCKETS
 from tests.support import in_a_loop
@@ -92,8 +95,10 @@ class Pair:
         self.b.create_table(TABLE, versions[0])
         for bucket in range(0, TREE_BUCKETS, 256):
             for _hash, entries in (self.a.bucket_snapshot(TABLE, bucket + i) for i in range(256)):
-                for entry in entries:
-                    self.b.write(TABLE, entry.pk, entry.sk, entry.version, entry.item)
+                for entry in self.a.fetch(TABLE, [(e.pk, e.sk) for e in entries]):
+                    assert entry is not None
+                    self.b.write(TABLE, entry.pk, entry.sk, entry.version, entry.item,
+                                 entry.causal)
         for origin, cursor in self.a.cursors().items():
             self.b.set_cursor(origin, cursor.seq, cursor.hlc)
         self.book = VerdictBook()
@@ -178,6 +183,56 @@ async def test_a_flipped_byte_and_a_deleted_row_are_diverged_then_repaired(tmp_p
         assert final.status is Status.MATCH and final.damaged_buckets == {"a": 0, "b": 0}
         again = await pair.verify(repair=True)  # nothing left to repair
         assert again.status is Status.MATCH and again.repairs == []
+
+
+@pytest.mark.parametrize("found, causal, read", [
+    ((b"", (5, "a"), None), b"", (b"", None)),  # the row form alone
+    ((b"", (5, "a"), (3, "b")), b'p[3,"b",null]', (b"", Version(3, "b"))),  # over a prev
+    ((b'{"c":{"a":5}}', (5, "a"), None), b's{"c":{"a":5}}', (b'{"c":{"a":5}}', None)),
+])
+def test_causal_metadata_round_trips(found: Any, causal: bytes, read: Any) -> None:
+    assert causal_bytes(found) == causal
+    assert read_causal(causal) == read
+
+
+@pytest.mark.parametrize("causal", [b"s", b"x{}", b'p[3,"b",[1,"a"]]', b"p{}"])
+def test_malformed_causal_metadata_is_refused(causal: bytes) -> None:
+    with pytest.raises(BadVersion):
+        read_causal(causal)
+
+
+@in_a_loop
+async def test_a_repair_gives_the_row_its_causal_state_back(tmp_path: Path) -> None:
+    """A counter's row holds a state beyond the row form (this region's contribution);
+    flipped in "a" and repaired from "b", it gets that state back exactly as it was, so
+    it merges later writes as every other copy does (without it the row would be a plain
+    number: the next increment would show the same, but the contribution would be gone)."""
+    async with region_a(tmp_path) as engine:
+        await fill(engine)
+        for _ in range(3):
+            await call(engine, "UpdateItem", TableName=TABLE, Key={"pk": {"S": "k0005"}},
+                       UpdateExpression="ADD c :one",
+                       ExpressionAttributeValues={":one": {"N": "1"}})
+        pair = Pair(engine)
+        tid = engine.catalog.table(TABLE).tid
+        h, pk = key_of(5)
+        [before] = pair.a.fetch(TABLE, [(pk, b"")])
+        assert before is not None and before.causal.startswith(b"s")  # a state, not the row form
+        assert pair.b.row(TABLE, pk) == before
+        behind_the_back(engine, "UPDATE items SET item=CAST(replace(CAST(item AS TEXT), "
+                                "'\"3\"', '\"4\"') AS BLOB) WHERE tid=? AND h=? AND pk=?",
+                        tid, h, pk)
+        engine.storage._cache.entries.clear()  # a restarted node: nothing cached
+        await pair.verify(deep=True)
+        repaired = await pair.verify(repair=True)
+        assert [(e.pk, e.reason, e.outcome) for e in repaired.repairs] == [
+            (pk, "corrupt", "applied")]
+        [after] = pair.a.fetch(TABLE, [(pk, b"")])
+        assert after == before
+        await call(engine, "UpdateItem", TableName=TABLE, Key={"pk": {"S": "k0005"}},
+                   UpdateExpression="ADD c :one", ExpressionAttributeValues={":one": {"N": "1"}})
+        got = await call(engine, "GetItem", TableName=TABLE, Key={"pk": {"S": "k0005"}})
+        assert got["Item"]["c"] == {"N": "4"}
 
 
 @in_a_loop

@@ -2,7 +2,8 @@
 
 Theory of operation: the `TreeStore` for tests, the simulator and the benchmark. Rows
 are kept per table and bucket (`_Row`: version bytes, stored item bytes or None for a
-tombstone, and the row's CRC-32 as a store keeps it). Every method that changes rows the
+tombstone, the row's CRC-32 as a store keeps it, and its causal metadata, kept as
+written: a fetch and a repair carry it, nothing here reads it). Every method that changes rows the
 way Atoll does — `write`, `merge_write`, `purge_tombstone`, `drop_table`, a repair —
 follows the write-transaction contract of store.py (bucket ^= old_leaf ^ new_leaf), so
 the bucket hashes always equal `rebuild_buckets` of the rows. The fault methods
@@ -40,6 +41,7 @@ class _Row:
     version: bytes
     item: bytes | None
     crc: int
+    causal: bytes = b""  # kept as written, carried by fetch and repair (Entry.causal)
 
 
 @dataclass(slots=True)
@@ -93,9 +95,11 @@ class MemoryTreeStore:
         self._purged[origin] = Cursor(seq, hlc)
 
     # --- Atoll's write path --------------------------------------------------------------
-    def write(self, table: str, pk: bytes, sk: bytes, version: bytes, item: bytes | None) -> None:
+    def write(self, table: str, pk: bytes, sk: bytes, version: bytes, item: bytes | None,
+              causal: bytes = b"") -> None:
         """Store this row (None: a tombstone) in place of the key's row, tree updated."""
-        self._put(table, pk, sk, _Row(version, item, 0 if item is None else zlib.crc32(item)))
+        self._put(table, pk, sk, _Row(version, item, 0 if item is None else zlib.crc32(item),
+                                      causal))
 
     def merge_write(self, table: str, pk: bytes, sk: bytes, version: bytes,
                     item: bytes | None) -> bool:
@@ -152,7 +156,7 @@ class MemoryTreeStore:
     def copy(self) -> MemoryTreeStore:
         twin = MemoryTreeStore(self._region, self.scheme, self._bucket_bits)
         for name, state in self.tables.items():
-            rows = {b: {k: _Row(r.version, r.item, r.crc) for k, r in bucket.items()}
+            rows = {b: {k: _Row(r.version, r.item, r.crc, r.causal) for k, r in bucket.items()}
                     for b, bucket in state.rows.items()}
             twin.tables[name] = _Table(state.created, state.dropped, list(state.buckets), rows,
                                        state.count)
@@ -180,7 +184,7 @@ class MemoryTreeStore:
     @staticmethod
     def _entry(pk: bytes, sk: bytes, row: _Row) -> Entry:
         intact = row.item is None or zlib.crc32(row.item) == row.crc
-        return Entry(pk, sk, row.version, row.item, intact)
+        return Entry(pk, sk, row.version, row.item, intact, row.causal)
 
     # --- TreeStore ---------------------------------------------------------------------
     def cursors(self) -> Mapping[str, Cursor]:
@@ -253,7 +257,8 @@ class MemoryTreeStore:
         outcome = "refused: no such table" if state is None or state.dropped is not None \
             else repair_applies(record, current, self.scheme)
         if outcome == APPLIED:
-            self.write(record.table, record.pk, record.sk, record.version, record.item)
+            self.write(record.table, record.pk, record.sk, record.version, record.item,
+                       record.causal)
         replaced = None if current is None else describe_version(current.version, self.scheme)
         entry = RepairLogEntry(now_ms, self._region, record.table, record.pk, record.sk,
                                describe_version(record.version, self.scheme), record.source,

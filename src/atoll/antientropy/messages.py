@@ -10,8 +10,16 @@ call for the initiator's own region). Every message is one frame:
 Hashes travel as 16 raw bytes each in the body; rows as `Entry` records in the body:
 
     entry = u32 len pk || pk || u32 len sk || sk || u32 len version || version
-            || u8 flags (1 live, 2 intact, 4 item follows)
+            || u8 flags (1 live, 2 intact, 4 item follows, 8 causal metadata follows)
             || [16-byte content hash if live] || [u32 len item || item if flag 4]
+            || [u32 len causal || causal if flag 8]
+
+Flag 8 (a fetched or repaired row's causal metadata, `Entry.causal`) is set only when
+there is some: a row without it is encoded exactly as before flag 8 existed, and a
+frame from a node that never sets it decodes here as rows without it. A node that
+predates flag 8 refuses a frame that carries it ("row flags are malformed"): during a
+rolling upgrade verify between old and new nodes fails its fetch or repair visibly
+instead of repairing without the item's merge state; replication is not affected.
 
 Requests: o Open, s Scrub, c Children, k Keys, h SubHashes, f Fetch, r Repair.
 Responses: O Opened, S Scrubbed, H Hashes, K KeyPages, F Fetched, R Repaired, E Error.
@@ -43,10 +51,11 @@ MAX_REPAIRS = 1000
 MAX_KEY_PART_BYTES = 4096
 MAX_VERSION_BYTES = 4096
 MAX_ITEM_BYTES = 1024 * 1024
+MAX_CAUSAL_BYTES = 4 * 1024 * 1024 + 1024  # an item state (itemstate.MAX_STATE_BYTES) and a tag
 MAX_LISTED_CORRUPT = 1000
 MAX_DAMAGED_LISTED = 4096  # damaged buckets one Opened carries as evidence
 _U32 = 4
-_LIVE, _INTACT, _ITEM = 1, 2, 4
+_LIVE, _INTACT, _ITEM, _CAUSAL = 1, 2, 4, 8
 
 
 # --- requests ---------------------------------------------------------------------------
@@ -278,9 +287,9 @@ class _Reader:
 
 
 def _entry_bytes(pk: bytes, sk: bytes, version: bytes, content: bytes | None, intact: bool,
-                 item: bytes | None, with_item: bool) -> bytes:
+                 item: bytes | None, with_item: bool, causal: bytes = b"") -> bytes:
     flags = (_LIVE if content is not None else 0) | (_INTACT if intact else 0)
-    flags |= _ITEM if with_item else 0
+    flags |= (_ITEM if with_item else 0) | (_CAUSAL if causal else 0)
     parts = [len(pk).to_bytes(_U32, "big"), pk, len(sk).to_bytes(_U32, "big"), sk,
              len(version).to_bytes(_U32, "big"), version, bytes((flags,))]
     if content is not None:
@@ -288,30 +297,36 @@ def _entry_bytes(pk: bytes, sk: bytes, version: bytes, content: bytes | None, in
     if with_item:
         assert item is not None
         parts += [len(item).to_bytes(_U32, "big"), item]
+    if causal:
+        parts += [len(causal).to_bytes(_U32, "big"), causal]
     return b"".join(parts)
 
 
-def _read_entry(reader: _Reader) -> tuple[Listed, bytes | None]:
+def _read_entry(reader: _Reader) -> tuple[Listed, bytes | None, bytes]:
+    """A row's listing, its item bytes (flag 4) and its causal metadata (flag 8, b"")."""
     pk = reader.sized(MAX_KEY_PART_BYTES, "partition key")
     sk = reader.sized(MAX_KEY_PART_BYTES, "sort key")
     version = reader.sized(MAX_VERSION_BYTES, "version")
     if not pk or not version:
         raise BadMessage("a row needs a partition key and a version")
     flags = reader.take(1)[0]
-    if flags & ~(_LIVE | _INTACT | _ITEM) or (flags & _ITEM and not flags & _LIVE):
+    if flags & ~(_LIVE | _INTACT | _ITEM | _CAUSAL) or (flags & _ITEM and not flags & _LIVE):
         raise BadMessage("row flags are malformed")
     content = reader.take(HASH_BYTES) if flags & _LIVE else None
     item = reader.sized(MAX_ITEM_BYTES, "item") if flags & _ITEM else None
-    return Listed(pk, sk, version, content, bool(flags & _INTACT)), item
+    causal = reader.sized(MAX_CAUSAL_BYTES, "causal metadata") if flags & _CAUSAL else b""
+    if flags & _CAUSAL and not causal:
+        raise BadMessage("row flags are malformed")  # flag 8 is set only when there is some
+    return Listed(pk, sk, version, content, bool(flags & _INTACT)), item, causal
 
 
-def _entry_of(listed: Listed, item: bytes | None) -> Entry:
+def _entry_of(listed: Listed, item: bytes | None, causal: bytes = b"") -> Entry:
     if listed.content is not None and (item is None or content_hash(item) != listed.content):
         raise BadMessage("a fetched row's bytes do not match its content hash")
-    return Entry(listed.pk, listed.sk, listed.version, item, listed.intact)
+    return Entry(listed.pk, listed.sk, listed.version, item, listed.intact, causal)
 
 
 def _full_entry(entry: Entry) -> bytes:
     content = None if entry.item is None else content_hash(entry.item)
     return _entry_bytes(entry.pk, entry.sk, entry.version, content, entry.intact, entry.item,
-                        entry.item is not None)
+                        entry.item is not None, entry.causal)

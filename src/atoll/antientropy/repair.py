@@ -7,10 +7,11 @@ region would keep had it received every other region's version by replication. S
 region missing a newer version receives it, a region holding a version nobody else has
 keeps it and pushes it, and no acknowledged write is lost that replication would have
 kept. The winning version is sent whole (fetched from a region that holds it and checked
-against the content hash it listed) and applied at each target by `repair_applies`:
-only if the target still holds what verify saw there (a compare-and-set on the row's
-leaf hash), or if the merge rule prefers the winner to whatever is there now. Applying a
-repair twice changes nothing the second time (idempotent).
+against the content hash it listed), with the row's causal metadata (`Entry.causal`,
+opaque here: the store writes it as it writes the item), and applied at each target by
+`repair_applies`: only if the target still holds what verify saw there (a compare-and-set
+on the row's leaf hash), or if the merge rule prefers the winner to whatever is there
+now. Applying a repair twice changes nothing the second time (idempotent).
 
 Equal versions with different contents cannot come from replication (one change, one
 content): the good copy is the one whose stored checksum passes, else the one whose
@@ -144,10 +145,12 @@ def _reason(state: Listed | None, winner: Listed) -> str:
     return "older"
 
 
-def records_for(table: str, repair: KeyRepair, item: bytes | None) -> list[tuple[str, RepairRecord]]:
-    """(target region, record) for each target, with the winner's fetched bytes."""
+def records_for(table: str, repair: KeyRepair, item: bytes | None, causal: bytes = b""
+                ) -> list[tuple[str, RepairRecord]]:
+    """(target region, record) for each target, with the winner's fetched bytes and
+    causal metadata."""
     return [(region, RepairRecord(table, repair.pk, repair.sk, repair.winner.version, item,
-                                  repair.source, replaces, reason, conflict))
+                                  repair.source, replaces, reason, conflict, causal))
             for region, replaces, reason, conflict in repair.targets]
 
 

@@ -182,7 +182,8 @@ def _repair(request: Repair, store: TreeStore, now_ms: int,
     for item in request.items:
         entry = item.entry
         record = RepairRecord(request.table, entry.pk, entry.sk, entry.version, entry.item,
-                              item.source, item.replaces, item.reason, item.concurrent)
+                              item.source, item.replaces, item.reason, item.concurrent,
+                              entry.causal)
         logged = store.apply_repair(record, now_ms)
         if repair_log is not None:
             repair_log.append(logged)

@@ -337,7 +337,8 @@ class Session:
                                                  "the winner changed before it was fetched"))
                 continue
             for region, replaces, reason, conflict in plan.targets:
-                entry = Entry(plan.pk, plan.sk, plan.winner.version, fetched.item)
+                entry = Entry(plan.pk, plan.sk, plan.winner.version, fetched.item,
+                              causal=fetched.causal)
                 by_target.setdefault(region, []).append(
                     RepairItem(entry, plan.source, replaces, reason, conflict))
         step = self.config.repair_batch

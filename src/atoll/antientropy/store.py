@@ -50,13 +50,18 @@ KeyPos = tuple[bytes, bytes]  # (encoded partition key, encoded sort key or b"")
 @dataclass(frozen=True, slots=True)
 class Entry:
     """One stored row: `item` is its stored bytes (None for a tombstone); `intact` says
-    whether they pass the row's stored checksum."""
+    whether they pass the row's stored checksum. `causal` is the row's causal metadata
+    as its store keeps it beside the version (the item's merge state), opaque to verify:
+    a fetch carries it to the repair, which stores it with the item, so a repaired row
+    merges later writes exactly as the source's does. Only fetched rows carry it
+    (listings compare versions and contents); b"" says the version alone is the row's."""
 
     pk: bytes
     sk: bytes
     version: bytes
     item: bytes | None
     intact: bool = True
+    causal: bytes = b""
 
     def leaf(self, table: str) -> int:
         return item_leaf(table, self.pk, self.sk, self.version, self.item)
@@ -77,6 +82,7 @@ class RepairRecord:
     replaces: int
     reason: str
     concurrent: bool = False  # the replaced version was a concurrent write (a conflict)
+    causal: bytes = b""  # the source row's causal metadata (Entry.causal)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,14 +168,16 @@ class TreeStore(Protocol):
         ...
 
     def fetch(self, table: str, keys: Sequence[KeyPos]) -> Sequence[Entry | None]:
-        """The rows of `keys`, whole (None where there is no row)."""
+        """The rows of `keys`, whole, with their causal metadata (None where there is no
+        row)."""
         ...
 
     def apply_repair(self, record: RepairRecord, now_ms: int) -> RepairLogEntry:
         """In ONE write transaction: read the key's row, decide with
         `repair.repair_applies(record, row, scheme)`, and if it applies write the
-        record's row (a tombstone removes the live item and its index entries) with the
-        tree updated as for any write; append the returned entry to the repair log.
+        record's row with its causal metadata as the store's merge rule does for any
+        write (a tombstone removes the live item and its index entries) with the tree
+        updated as for any write; append the returned entry to the repair log.
         Repairs write no changelog record and move no cursor."""
         ...
 

@@ -166,9 +166,8 @@ def _decode_repair(sid: int, h: dict[str, Any], body: bytes) -> Repair:
         if (type(meta) is not list or len(meta) != 4 or not _text(meta[0])
                 or not _text(meta[1]) or type(meta[2]) is not bool):
             raise BadMessage("a repair is [source, reason, concurrent, replaces]")
-        listed, item = _read_entry(reader)
-        items.append(RepairItem(_entry_of(listed, item), meta[0], _hash_hex(meta[3]), meta[1],
-                                meta[2]))
+        items.append(RepairItem(_entry_of(*_read_entry(reader)), meta[0], _hash_hex(meta[3]),
+                                meta[1], meta[2]))
     reader.finish()
     return Repair(sid, _table(h["t"]), tuple(items))
 
@@ -279,10 +278,18 @@ def _decode_pages(sid: int, h: dict[str, Any], body: bytes) -> KeyPages:
         total += raw[1]
         if total > MAX_PAGE_KEYS:
             raise BadMessage(f"a key listing holds at most {MAX_PAGE_KEYS} rows")
-        rows = tuple(_read_entry(reader)[0] for _ in range(raw[1]))
+        rows = tuple(_listed(reader) for _ in range(raw[1]))
         pages.append(Page(raw[0], rows, None if raw[2] is None else _key(raw[2])))
     reader.finish()
     return KeyPages(sid, tuple(pages))
+
+
+def _listed(reader: _Reader) -> Listed:
+    """A listed row: its content hash stands for its bytes, and it carries nothing else."""
+    listed, item, causal = _read_entry(reader)
+    if item is not None or causal:
+        raise BadMessage("a listed row carries its content hash only")
+    return listed
 
 
 # --- small parsers ----------------------------------------------------------------------

@@ -6,7 +6,9 @@ SQLite, so the shell can serve off the event loop) and writes — a scrub's corr
 repair — through `TreeAccess.write_now`, as ordinary write jobs in the storage's batch
 order. Tables are named (a table's tid differs between regions; its name and creation
 version do not). Versions are `tree_version(hlc, origin)`, the bytes the storage hashes
-into its leaves, so what is listed here is what the trees were built from.
+into its leaves, so what is listed here is what the trees were built from. A fetch also
+reads each row's causal state (`TreeAccess.item_states`, `repairs.fetched_entry`),
+which the repair stores with the item.
 
 A scrub reads its buckets with `bucket_snapshots`, one snapshot per request's run of
 buckets (one read transaction instead of one per bucket: a deep pass over 65,536
@@ -28,7 +30,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from atoll.antientropy import Entry, RepairLogEntry, RepairRecord
 from atoll.antientropy.store import DamageRecord, KeyPos
-from atoll.engine.repairs import row_entry
+from atoll.engine.repairs import fetched_entry, row_entry
 from atoll.model.keys import partition_hash
 from atoll.replication.cursors import Cursor
 from atoll.storage.treeprotocol import (
@@ -144,8 +146,10 @@ class StorageTreeStore:
         tid = self._tid(table)
         if tid is None:
             return [None] * len(keys)
-        rows = self.access.tree_rows(tid, [(partition_hash(pk), pk, sk) for pk, sk in keys])
-        return [None if row is None else row_entry(row) for row in rows]
+        scan = [(partition_hash(pk), pk, sk) for pk, sk in keys]
+        rows = self.access.tree_rows(tid, scan)
+        states = self.access.item_states(tid, scan)
+        return [fetched_entry(row, found) for row, found in zip(rows, states)]
 
     def apply_repair(self, record: RepairRecord, now_ms: int) -> RepairLogEntry:
         entry: RepairLogEntry = self.access.write_now(self._repair_job(record, now_ms))

@@ -37,7 +37,14 @@ from typing import Any, NamedTuple, Protocol, cast
 
 import orjson
 
-from atoll.storage.protocol import ScanKey, Storage, TableStateRow, WriteJob, WriteTxn
+from atoll.storage.protocol import (
+    ScanKey,
+    Storage,
+    StoredState,
+    TableStateRow,
+    WriteJob,
+    WriteTxn,
+)
 
 TREE_BUCKET_BITS = 16
 TREE_BUCKETS = 1 << TREE_BUCKET_BITS
@@ -176,6 +183,12 @@ class TreeAccess(Protocol):
 
     def tree_rows(self, tid: int, keys: list[ScanKey]) -> list[TreeRow | None]:
         """The tree row of each key (None where it has none)."""
+        ...
+
+    def item_states(self, tid: int, keys: list[ScanKey]) -> list[StoredState | None]:
+        """`WriteTxn.item_state` of each key, read here: (causal state, version, prev) of
+        its live item, else of its tombstone (None where it has neither). A fetch reads
+        it after `tree_rows` and keeps it only where the versions agree."""
         ...
 
     def write_now(self, fn: TreeWriteJob) -> Any:

@@ -21,6 +21,7 @@ from typing import Any
 
 from atoll.antientropy.hashing import item_leaf
 from atoll.invariant import invariant
+from atoll.storage.protocol import StoredState
 from atoll.storage.treeprotocol import TREE_BUCKET_BITS, TreeRow, tree_version
 
 BUCKET_SHIFT = 32 - TREE_BUCKET_BITS
@@ -61,6 +62,14 @@ def state_leaf(table: str, pk: bytes, sk: bytes, live: Live | None, dead: Dead |
     if dead is not None:
         return item_leaf(table, pk, sk, tree_version(dead[0], dead[1]), None)
     return 0
+
+
+def stored_state(state: Any, hlc: Any, origin: Any, prev_hlc: Any, prev_origin: Any
+                 ) -> StoredState:
+    """A (state, version, prev) read from a row's columns (a NULL state is the row form,
+    b"")."""
+    return (bytes(state) if state is not None else b"", (int(hlc), str(origin)),
+            (int(prev_hlc), str(prev_origin)) if prev_hlc is not None else None)
 
 
 def row_leaf(table: str, row: TreeRow | None) -> int:

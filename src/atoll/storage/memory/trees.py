@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 from atoll.storage.memory.data import MemoryData
 from atoll.storage.memory.reads import MemoryReads
 from atoll.storage.memory.rows import Bound
-from atoll.storage.memory.txn import tree_row_of
-from atoll.storage.protocol import ScanKey, TableStateRow, WriteJob
+from atoll.storage.memory.txn import item_state_of, tree_row_of
+from atoll.storage.protocol import ScanKey, StoredState, TableStateRow, WriteJob
 from atoll.storage.treeprotocol import TreeAccess, TreeRow, TreeWriteJob, tree_job
 from atoll.storage.trees import bucket_h_range
 
@@ -86,6 +86,9 @@ class MemoryTreeAccess:
 
     def tree_rows(self, tid: int, keys: list[ScanKey]) -> list[TreeRow | None]:
         return [tree_row_of(self._data, tid, key) for key in keys]
+
+    def item_states(self, tid: int, keys: list[ScanKey]) -> list[StoredState | None]:
+        return [item_state_of(self._data, tid, key) for key in keys]
 
     def write_now(self, fn: TreeWriteJob) -> Any:
         return self._run_now(tree_job(fn))

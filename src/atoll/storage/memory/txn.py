@@ -36,6 +36,17 @@ def tree_row_of(data: MemoryData, tid: int, key: ScanKey) -> TreeRow | None:
                   None if dead is None else (dead[0], dead[1]))
 
 
+def item_state_of(data: MemoryData, tid: int, key: ScanKey) -> StoredState | None:
+    """A key's (state, version, prev): its live item's, else its tombstone's."""
+    rows = data.items.get(tid)
+    row = rows.get(key) if rows is not None else None
+    if row is not None:
+        return row[5], (row[2], row[3]), row[4]
+    tombstones = data.tombstones.get(tid)
+    tomb = tombstones.get(key) if tombstones is not None else None
+    return (tomb[3], (tomb[0], tomb[1]), tomb[2]) if tomb is not None else None
+
+
 class MemoryTxn:
     def __init__(self, data: MemoryData, region: str, trees: bool = True) -> None:
         self.data = data
@@ -133,13 +144,7 @@ class MemoryTxn:
         self._set(self._tombstones(tid), (h, pk, sk), (hlc, origin, prev, state))
 
     def item_state(self, tid: int, h: int, pk: bytes, sk: bytes) -> StoredState | None:
-        rows = self.data.items.get(tid)
-        row = rows.get((h, pk, sk)) if rows is not None else None
-        if row is not None:
-            return row[5], (row[2], row[3]), row[4]
-        tombstones = self.data.tombstones.get(tid)
-        tomb = tombstones.get((h, pk, sk)) if tombstones is not None else None
-        return (tomb[3], (tomb[0], tomb[1]), tomb[2]) if tomb is not None else None
+        return item_state_of(self.data, tid, (h, pk, sk))
 
     # --- hash trees --------------------------------------------------------------------
     def _tree_before(self, tid: int, key: ScanKey) -> TreeRow | None:

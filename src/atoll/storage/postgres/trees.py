@@ -38,7 +38,7 @@ import psycopg
 
 from atoll.invariant import invariant
 from atoll.storage.postgres.connection import connect
-from atoll.storage.protocol import ScanKey, TableStateRow, WriteJob
+from atoll.storage.protocol import ScanKey, StoredState, TableStateRow, WriteJob
 from atoll.storage.treeprotocol import TREE_BUCKETS, TreeAccess, TreeRow, TreeWriteJob, tree_job
 from atoll.storage.trees import (
     BUCKET_SHIFT,
@@ -52,6 +52,7 @@ from atoll.storage.trees import (
     row_leaf,
     split,
     state_leaf,
+    stored_state,
     write_from_thread,
 )
 
@@ -64,6 +65,11 @@ _KEY_ROWS = (
     "SELECT 0, hlc, origin, item, crc, size FROM items"
     " WHERE tid = %s AND h = %s AND pk = %s AND sk = %s"
     " UNION ALL SELECT 1, hlc, origin, NULL, NULL, NULL FROM tombstones"
+    " WHERE tid = %s AND h = %s AND pk = %s AND sk = %s")
+_KEY_STATES = (
+    "SELECT 0, state, hlc, origin, prev_hlc, prev_origin FROM items"
+    " WHERE tid = %s AND h = %s AND pk = %s AND sk = %s"
+    " UNION ALL SELECT 1, state, hlc, origin, prev_hlc, prev_origin FROM tombstones"
     " WHERE tid = %s AND h = %s AND pk = %s AND sk = %s")
 
 Key = tuple[int, int, bytes, bytes]
@@ -322,6 +328,15 @@ class PostgresTreeAccess:
         for h, pk, sk in keys:
             live, dead = key_rows(cur, (tid, h, pk, sk))
             found.append(newest(h, pk, sk, live, dead))
+        return found
+
+    def item_states(self, tid: int, keys: list[ScanKey]) -> list[StoredState | None]:
+        found: list[StoredState | None] = []
+        cur = self._cur
+        for h, pk, sk in keys:
+            rows = {int(kind): stored_state(*rest) for kind, *rest in cur.execute(
+                _KEY_STATES, (tid, h, pk, sk, tid, h, pk, sk)).fetchall()}
+            found.append(rows.get(0) or rows.get(1))
         return found
 
     def write_now(self, fn: TreeWriteJob) -> Any:

@@ -38,7 +38,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from atoll.invariant import invariant
-from atoll.storage.protocol import ScanKey, TableStateRow, WriteJob
+from atoll.storage.protocol import ScanKey, StoredState, TableStateRow, WriteJob
 from atoll.storage.sqlite.connection import connect
 from atoll.storage.sqlite.durability import WriteState
 from atoll.storage.treeprotocol import TREE_BUCKETS, TreeAccess, TreeRow, TreeWriteJob, tree_job
@@ -54,6 +54,7 @@ from atoll.storage.trees import (
     row_leaf,
     split,
     state_leaf,
+    stored_state,
     write_from_thread,
 )
 
@@ -71,6 +72,9 @@ _XOR_IN = ("INSERT INTO tree_buckets (tid, bucket, high, low) VALUES (?,?,?,?)"
 _LIVE_ROW = ("SELECT hlc, origin, item, crc, size FROM items WHERE tid=? AND h=? AND pk=?"
              " AND sk=?")
 _DEAD_ROW = "SELECT hlc, origin FROM tombstones WHERE tid=? AND h=? AND pk=? AND sk=?"
+_STATE_OF = ("SELECT state, hlc, origin, prev_hlc, prev_origin FROM {} WHERE tid=? AND h=?"
+             " AND pk=? AND sk=?")
+_LIVE_STATE, _DEAD_STATE = _STATE_OF.format("items"), _STATE_OF.format("tombstones")
 
 
 def pack(deltas: list[tuple[int, int, int]]) -> bytes:
@@ -376,6 +380,15 @@ class SqliteTreeAccess:
             live = _live(self._read(_LIVE_ROW, (tid, h, pk, sk)).fetchone())
             dead = _dead(self._read(_DEAD_ROW, (tid, h, pk, sk)).fetchone())
             found.append(newest(h, pk, sk, live, dead))
+        return found
+
+    def item_states(self, tid: int, keys: list[ScanKey]) -> list[StoredState | None]:
+        found = []
+        for h, pk, sk in keys:
+            row = self._read(_LIVE_STATE, (tid, h, pk, sk)).fetchone()
+            if row is None:
+                row = self._read(_DEAD_STATE, (tid, h, pk, sk)).fetchone()
+            found.append(None if row is None else stored_state(*row))
         return found
 
     def write_now(self, fn: TreeWriteJob) -> Any:
