@@ -70,8 +70,13 @@ class Writer(threading.Thread):
             key = f"{self.name_prefix}-{n % KEYS_PER_THREAD}"
             try:
                 after, whole = self._write(key, n)
-            except (EndpointConnectionError, ClientError):
-                time.sleep(0.05)  # never reached the node, or refused: nothing done
+            except EndpointConnectionError:
+                time.sleep(0.05)  # never reached the node: nothing done
+                continue
+            except ClientError as exc:
+                if exc.response["ResponseMetadata"]["HTTPStatusCode"] >= 500:
+                    self.unsure.add(key)  # a server error: the write may have been made
+                time.sleep(0.05)  # else refused (4xx): nothing done
                 continue
             except Exception:  # the answer was lost: the write may or may not be there
                 self.unsure.add(key)
