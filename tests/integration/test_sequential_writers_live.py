@@ -4,14 +4,16 @@ acceptance: the conflict log holds only real losses).
 Three real regions (peer links through the drill's fault proxies) under a steady load:
 per region, client threads each own a set of keys and write them one write after the
 other (puts, SET and ADD updates, deletes) through their own region, so every write of a
-key follows the previous one. Meanwhile regions are SIGKILLed and restarted 30 times in
-turn, then one is cut off from the others and healed. Afterwards every region holds the
+key follows the previous one. Meanwhile regions are SIGKILLed and restarted in turn (6
+times under `make test`, each region twice; 30 with ATOLL_LIVE_ACCEPTANCE=1, issue 26's
+acceptance), then one is cut off from the others and healed. Afterwards every region holds the
 same items, each key shows its owner's last acknowledged write, and no region's
 conflict log holds a single record: nothing was concurrent, so nothing was lost.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -26,7 +28,7 @@ from tests.support import CREDENTIALS, client, create_table, node_json, scan_all
 
 THREADS_PER_REGION = 2
 KEYS_PER_THREAD = 12
-KILL_CYCLES = 30
+KILL_CYCLES = 30 if os.environ.get("ATOLL_LIVE_ACCEPTANCE") == "1" else 6
 DOWN_S = 0.3
 PARTITION_S = 3.0
 CONVERGE_TIMEOUT_S = 60.0
@@ -115,7 +117,7 @@ def _conflicts(cluster: DrillCluster, region: str) -> list[Any]:
     return list(answer["conflicts"] if isinstance(answer, dict) else answer)
 
 
-def test_sequential_writers_make_no_conflict_through_30_sigkills_and_a_partition(
+def test_sequential_writers_make_no_conflict_through_sigkills_and_a_partition(
         cluster: DrillCluster) -> None:
     stop = threading.Event()
     writers = [Writer(cluster.url(region), f"{region}-{t}", stop)
@@ -143,7 +145,7 @@ def test_sequential_writers_make_no_conflict_through_30_sigkills_and_a_partition
         for writer in writers:
             writer.join(30)
     assert not any(writer.is_alive() for writer in writers)
-    assert sum(writer.acked for writer in writers) > 500  # the load was real
+    assert sum(writer.acked for writer in writers) > 20 * KILL_CYCLES  # the load was real
 
     def contents() -> dict[str, Any]:
         return {region: scan_all(client(cluster.url(region)), "seq") for region in cluster.ids}
