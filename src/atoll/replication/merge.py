@@ -212,10 +212,10 @@ def join_write(local: Stored | None, op: ItemWrite, version: Version,
     mine = None if local is None else itemstate.Stored(
         local.state, Dot(local.version.hlc, local.version.origin),
         None if local.prev is None else Dot(local.prev.hlc, local.prev.origin))
-    new, item, losses = itemstate.apply_stored(mine, None if local is None else local.item,
-                                               incoming, op.item, key)
+    new, item, losses, changed = itemstate.apply_stored(
+        mine, None if local is None else local.item, incoming, op.item, key)
     conflicts = [_conflict(op, loss) for loss in losses]
-    if mine is not None and new is mine:
+    if not changed:
         return None, conflicts
     prev = None if new.prev is None else Version(new.prev.hlc, new.prev.region)
     return Stored(Version(new.version.hlc, new.version.region), item, prev, new.data), conflicts

@@ -41,6 +41,7 @@ from atoll.replication.itemstate.state import (
     canonical_set,
     counter_text,
     element_key,
+    ordered_item,
     sorted_members,
     value_kind,
 )
@@ -111,7 +112,7 @@ def update_fast(data: bytes | None, version: Dot, prev: Dot | None, old_item: It
     if base is not None and base != parsed.gstar:
         out["b"] = [base.hlc, base.region]
     latest = max(Dot(hlc, region) for region, hlc in ctx.items())
-    return orjson.dumps(out, option=orjson.OPT_SORT_KEYS), latest, shown
+    return orjson.dumps(out, option=orjson.OPT_SORT_KEYS), latest, ordered_item(shown)
 
 
 def _parse(data: bytes | None, version: Dot, prev: Dot | None, old_item: Item | None,

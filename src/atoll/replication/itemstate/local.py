@@ -56,6 +56,7 @@ from atoll.replication.itemstate.state import (
     element_key,
     empty_state,
     greatest_gen,
+    ordered_item,
     prune_ops,
     raise_floors,
     sorted_members,
@@ -104,7 +105,7 @@ def put(state: ItemState | None, item: Item, key_names: Collection[str],
         kept = attrs.get(name)
         attrs[name] = written_attr(value, dot, kept.ctrs if kept is not None else {})
         shown[name] = _shown(value)
-    return ItemState(ctx, {dot.region: (dot.hlc, True)}, attrs, {}, {}), shown
+    return ItemState(ctx, {dot.region: (dot.hlc, True)}, attrs, {}, {}), ordered_item(shown)
 
 
 def delete(state: ItemState | None, dot: Dot) -> ItemState:
@@ -155,7 +156,8 @@ def update(state: ItemState | None, item: Item | None, writes: Sequence[Attribut
     if dotted and seen:
         ops = dict(ops)
         ops[dot] = seen
-    return ItemState(ctx, base.gens, attrs, prune_ops(ops, attrs, marks), marks), shown
+    return (ItemState(ctx, base.gens, attrs, prune_ops(ops, attrs, marks), marks),
+            ordered_item(shown))
 
 
 def _carries(attr: AttrState, dot: Dot) -> bool:

@@ -45,6 +45,7 @@ from atoll.replication.itemstate.state import (
     canonical_set,
     empty_state,
     latest_dot,
+    ordered_item,
     raise_floors,
 )
 from atoll.replication.itemstate.view import materialize
@@ -120,14 +121,16 @@ def update_stored(old: Stored | None, old_item: Item | None,
 
 def apply_stored(local: Stored | None, local_item: Item | None, incoming: Stored,
                  incoming_item: Item | None, key: Item
-                 ) -> tuple[Stored, Item | None, list[Conflict]]:
+                 ) -> tuple[Stored, Item | None, list[Conflict], bool]:
     """A receiver's apply of a replicated write: the writer's state (`incoming`, in
     stored form, with its visible item) joined into this row's (`local`, None: no row).
-    Returns the row's new stored form and item, and the conflicts the join revealed
-    here. The incoming state is decoded strictly (BadChange if malformed) and must show
-    `incoming_item` (which supplies the values the state elides, so what can disagree is
-    what the state spells out: counters, listed values, existence); when it dominates,
-    its bytes and item are stored as they came."""
+    Returns the row's new stored form and item, the conflicts the join revealed here,
+    and whether anything changed (False: the join is the local state — a duplicate or
+    a superseded write — and `local` is returned as it was). The incoming state is
+    decoded strictly (BadChange if malformed) and must show `incoming_item` (which
+    supplies the values the state elides, so what can disagree is what the state spells
+    out: counters, listed values, existence); when it dominates, its bytes and item are
+    stored as they came."""
     key_names = key.keys()
     if incoming.data:
         theirs = decode_state(incoming.data, incoming_item, key_names)
@@ -136,13 +139,21 @@ def apply_stored(local: Stored | None, local_item: Item | None, incoming: Stored
         theirs = migrate(incoming_item, incoming.version, incoming.prev, key_names)
     mine = empty_state() if local is None else load(local, local_item, key_names)
     joined = join(mine, theirs)
-    if joined is mine and local is not None:
-        return local, local_item, []
+    if local is not None and _same_state(joined, mine):
+        return local, local_item, [], False
     if joined is theirs:
         verify_item(theirs, incoming_item, key)
-        return incoming, incoming_item, join_conflicts(mine, theirs, key)
+        shown_item = None if incoming_item is None else ordered_item(incoming_item)
+        return incoming, shown_item, join_conflicts(mine, theirs, key), True
     shown = materialize(joined, key)
-    return store(joined, shown, key_names), shown, join_conflicts(mine, joined, key)
+    return store(joined, shown, key_names), shown, join_conflicts(mine, joined, key), True
+
+
+def _same_state(joined: ItemState, mine: ItemState) -> bool:
+    """Whether the join left this row's state as it was: by value, not identity (the
+    join returns a new, equal state for a duplicate whose context equals the local
+    one). Contexts are compared first: a join that grew the context changed it."""
+    return joined is mine or (joined.ctx == mine.ctx and joined == mine)
 
 
 def _context_and_counters(old: Stored | None
@@ -202,4 +213,4 @@ def _shown_item(item: Item, key_names: Collection[str]) -> Item:
                     if shown is None:
                         shown = dict(item)
                     shown[name] = canonical
-    return shown if shown is not None else item
+    return ordered_item(shown if shown is not None else item)

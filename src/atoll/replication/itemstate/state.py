@@ -119,6 +119,19 @@ def empty_state() -> ItemState:
     return ItemState({}, {}, {}, {}, {})
 
 
+def ordered_item(item: dict[str, Any]) -> dict[str, Any]:
+    """`item` with its attributes in name order (the same dict when already so). Every
+    item the state functions return is in this order, so regions holding equal states
+    hold items equal in order too, however each reached them (a region's own writes
+    edit the item in place; a join materializes it afresh)."""
+    previous = ""
+    for index, name in enumerate(item):
+        if index and name <= previous:
+            return dict(sorted(item.items()))
+        previous = name
+    return item
+
+
 def greatest_gen(state: ItemState) -> Dot | None:
     """g*: the greatest whole-item write by (hlc, region), or None."""
     best: Dot | None = None

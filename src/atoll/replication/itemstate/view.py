@@ -38,6 +38,7 @@ from atoll.replication.itemstate.state import (
     counter_delta,
     counter_live,
     greatest_gen,
+    ordered_item,
     plain_text,
     sorted_members,
 )
@@ -192,7 +193,7 @@ def materialize(state: ItemState, key: Item) -> Item | None:
             item[name] = value
             present = True
     if present or exists_without_attributes(state, gstar):
-        return item
+        return ordered_item(item)
     return None
 
 
