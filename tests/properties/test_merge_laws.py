@@ -1,6 +1,7 @@
 """Merge laws (DESIGN.md, Tests): applying any set of changes in any order, with
 duplicates, gives the same final state — idempotent, commutative, associative — for
-puts, full-image updates and deletes (tombstones), and table DDL.
+puts, full-image updates and deletes (tombstones), and table DDL, over histories
+regions can make (each write made through its region's causal state).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from atoll.clock import HybridClock
 from atoll.replication.apply import ApplyChanges
 from atoll.replication.change import Change, ItemWrite, TableOp, Version, encode_change
 from atoll.replication.memory_store import MemoryStore
-from atoll.replication.merge import Stored, decide
+from atoll.replication.merge import Stored, decide, join_write, local_item_write
 from atoll.replication.protocol import plan_batch
 from atoll.replication.store import digest_snapshot, snapshot
 
@@ -22,30 +23,48 @@ KEYS = (b"k0", b"k1", b"k2")
 
 @st.composite
 def histories(draw: st.DrawFn) -> list[Change]:
-    """Per origin, a dense sequence of changes on a few keys of table t (created by a/1),
-    with distinct, per-origin increasing timestamps (ties broken by origin name), each
-    item write a whole-item write in the row form over an arbitrary `prev`."""
+    """Changes on a few keys of table t (created by a/1) as regions make them: each
+    step, one origin first learns a further prefix of some other origin's changes (as
+    its cursors advance), its clock passing every timestamp it learned (an HLC), then
+    writes whole items (puts and deletes) through its own rows' causal states
+    (`merge.local_item_write`: the row form over what it saw, or the state once three
+    regions wrote the item). Only such histories are reachable: a write observes what
+    its region's earlier writes observed, and never a timestamp at or above its own."""
     changes = [Change.create("a", 1, 1, [TableOp("t", "create", {"k": 1})])]
+    made: dict[str, list[Change]] = {origin: [] for origin in ORIGINS}
+    learned = {origin: dict.fromkeys(ORIGINS, 0) for origin in ORIGINS}
+    rows: dict[tuple[str, bytes], Stored | None] = {}
+    hlcs = dict.fromkeys(ORIGINS, 1)
+    for _ in range(draw(st.integers(0, 14))):
+        origin = draw(st.sampled_from(ORIGINS))
+        other = draw(st.sampled_from(ORIGINS))
+        if other != origin:
+            upto = draw(st.integers(learned[origin][other], len(made[other])))
+            for change in made[other][learned[origin][other]:upto]:
+                hlcs[origin] = max(hlcs[origin], change.hlc)
+                for op in change.ops:
+                    assert isinstance(op, ItemWrite)
+                    joined, _conflicts = join_write(rows.get((origin, op.pk)), op,
+                                                    change.version, {})
+                    if joined is not None:
+                        rows[(origin, op.pk)] = joined
+            learned[origin][other] = upto
+        hlcs[origin] += draw(st.integers(1, 3))
+        version = Version(hlcs[origin], origin)
+        ops = []
+        for key in draw(st.lists(st.sampled_from(KEYS), min_size=1, max_size=2, unique=True)):
+            value = draw(st.one_of(st.none(), st.integers(0, 3)))
+            item = None if value is None else {"pk": {"S": key.decode()}, "v": {"N": str(value)}}
+            op = local_item_write(rows.get((origin, key)), ItemWrite("t", key, b"", item, None),
+                                  version, {})
+            joined, _conflicts = join_write(rows.get((origin, key)), op, version, {})
+            assert joined is not None
+            rows[(origin, key)] = joined
+            ops.append(op)
+        seq = len(made[origin]) + (2 if origin == "a" else 1)
+        made[origin].append(Change.create(origin, seq, hlcs[origin], ops))
     for origin in ORIGINS:
-        seq = 1 if origin == "a" else 0
-        hlc = 1
-        for _ in range(draw(st.integers(0, 6))):
-            seq += 1
-            hlc += draw(st.integers(1, 3))
-            keys = draw(st.lists(st.sampled_from(KEYS), min_size=1, max_size=2, unique=True))
-            ops = []
-            for key in keys:
-                value = draw(st.one_of(st.none(), st.integers(0, 3)))
-                item = None if value is None else {"pk": {"S": key.decode()}, "v": {"N": str(value)}}
-                # what the writer had seen: any other region's version, or an earlier
-                # one of its own (a write never saw its own region's later writes; a
-                # write's state is the row form over it: DESIGN.md decision 3)
-                prev = draw(st.one_of(st.none(), st.builds(Version, st.integers(1, 20),
-                                                           st.sampled_from(ORIGINS))))
-                if prev is not None and prev.origin == origin and prev.hlc >= hlc:
-                    prev = None
-                ops.append(ItemWrite("t", key, b"", item, prev))
-            changes.append(Change.create(origin, seq, hlc, ops))
+        changes.extend(made[origin])
     return changes
 
 
