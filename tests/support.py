@@ -269,14 +269,23 @@ class NodeDatabase:
         self.close()
 
 
+NO_RETRIES: dict[str, Any] = {"total_max_attempts": 1, "mode": "standard"}
+"""boto3 `retries` for one attempt per call. botocore's `max_attempts` counts RETRIES
+(`max_attempts: 1` re-sends a failed call once); `total_max_attempts` counts attempts.
+A test that tallies outcomes needs this: a request whose answer was lost when its node
+died is re-sent, and the re-send's connection refusal would hide that the first
+attempt was made."""
+
+
 def client(url: str, credentials: tuple[str, str] | None = None, **config: Any) -> Any:
     """A boto3 client for the server at `url`, signing with its admin key (or
-    `credentials`)."""
+    `credentials`). `config`: botocore Config fields; `retries` defaults to one retry
+    (`max_attempts: 1`), NO_RETRIES makes every call one attempt."""
     key_id, secret = credentials or credentials_for(url)
+    config.setdefault("retries", {"max_attempts": 1, "mode": "standard"})
     return boto3.client(
         "dynamodb", endpoint_url=url, region_name="us-east-1",
-        aws_access_key_id=key_id, aws_secret_access_key=secret,
-        config=Config(retries={"max_attempts": 1, "mode": "standard"}, **config))
+        aws_access_key_id=key_id, aws_secret_access_key=secret, config=Config(**config))
 
 
 def resource(url: str) -> Any:

@@ -2,7 +2,7 @@
 
 Three real regions (peer links through the drill's fault proxies), client threads in
 every region each doing `ADD c :1` on the same item through their own region (boto3,
-retries off), while one region is SIGKILLed and restarted in the middle, or cut off from
+one attempt per call: botocore's `max_attempts` counts retries, so NO_RETRIES), while one region is SIGKILLed and restarted in the middle, or cut off from
 the others and healed. `make test` runs 4 threads x 60 increments per region (every
 fault still lands mid-run); ATOLL_LIVE_ACCEPTANCE=1 runs issue 28's 10 x 300. Afterwards every region's counter is exactly the number of
 acknowledged increments. An increment whose request failed before it reached the node
@@ -26,7 +26,7 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from atoll.drill.cluster import DrillCluster
-from tests.support import CREDENTIALS, client, create_table, wait_until
+from tests.support import CREDENTIALS, NO_RETRIES, client, create_table, wait_until
 
 ACCEPTANCE = os.environ.get("ATOLL_LIVE_ACCEPTANCE") == "1"
 THREADS_PER_REGION = 10 if ACCEPTANCE else 4
@@ -61,43 +61,49 @@ class Tally:
         self.acked = self.unknown = self.refused = self.attempts = 0
         self.server_errors: dict[str, int] = {}  # 5xx answers (counted unknown) by message
         self.kinds: dict[str, int] = {}  # refusals and unknown outcomes by exception class
+        self.by_region: dict[str, dict[str, int]] = {}  # outcomes by the region asked
 
-    def add(self, field: str, server_error: str = "", kind: str = "") -> None:
+    def add(self, field: str, server_error: str = "", kind: str = "", region: str = "") -> None:
         with self.lock:
             setattr(self, field, getattr(self, field) + 1)
             self.attempts += 1
+            outcomes = self.by_region.setdefault(region, {})
+            outcomes[field] = outcomes.get(field, 0) + 1
             if server_error:
                 self.server_errors[server_error] = self.server_errors.get(server_error, 0) + 1
             if kind:
                 self.kinds[f"{field} {kind}"] = self.kinds.get(f"{field} {kind}", 0) + 1
 
 
-def _adder(url: str, tally: Tally) -> None:
-    ddb = client(url, connect_timeout=1, read_timeout=10)
+def _adder(url: str, tally: Tally, region: str) -> None:
+    # one attempt per call: a retry would re-send an increment whose answer was lost
+    # with its node, and the retry's refusal would count a made increment as refused
+    ddb = client(url, connect_timeout=1, read_timeout=10, retries=NO_RETRIES)
     for _ in range(ADDS_PER_THREAD):
         try:
             ddb.update_item(TableName="counters", Key=KEY, UpdateExpression="ADD c :one",
                             ExpressionAttributeValues={":one": {"N": "1"}})
         except EndpointConnectionError as exc:  # never reached a node: nothing was done
-            tally.add("refused", kind=type(exc.kwargs.get("error")).__name__)
+            tally.add("refused", kind=type(exc.kwargs.get("error")).__name__, region=region)
             time.sleep(0.05)
         except ClientError as exc:  # a server error: the write may have been made
             status = exc.response["ResponseMetadata"]["HTTPStatusCode"]
             assert status >= 500, exc  # an ADD 1 is never refused as a bad request
-            tally.add("unknown", f"{status} {exc.response['Error'].get('Message', '')}"[:120])
+            tally.add("unknown", f"{status} {exc.response['Error'].get('Message', '')}"[:120],
+                      region=region)
             time.sleep(0.05)
         except Exception as exc:  # sent, and the answer lost (the node died): unknown
-            tally.add("unknown", kind=type(exc).__name__)
+            tally.add("unknown", kind=type(exc).__name__, region=region)
             time.sleep(0.05)
         else:
-            tally.add("acked")
+            tally.add("acked", region=region)
 
 
 def _run(cluster: DrillCluster, fault: Callable[[], None], heal: Callable[[], None]) -> Tally:
     """All adders at once; `fault` once a third of the attempts are made, `heal` at two
     thirds."""
     tally = Tally()
-    threads = [threading.Thread(target=_adder, args=(cluster.url(region), tally), daemon=True)
+    threads = [threading.Thread(target=_adder, args=(cluster.url(region), tally, region), daemon=True)
                for region in cluster.ids for _ in range(THREADS_PER_REGION)]
     for thread in threads:
         thread.start()
@@ -130,7 +136,8 @@ def _settled(cluster: DrillCluster, tally: Tally) -> int:
         _counters(cluster)
     value = next(iter(_counters(cluster).values()))
     print(f"counter {value}: acknowledged {tally.acked}, unknown {tally.unknown} (of which "
-          f"5xx answers {tally.server_errors}), refused {tally.refused}; by kind {tally.kinds}")
+          f"5xx answers {tally.server_errors}), refused {tally.refused}; by kind {tally.kinds}; "
+          f"by region {tally.by_region}")
     assert tally.acked <= value <= tally.acked + tally.unknown
     return value
 

@@ -24,7 +24,15 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from atoll.drill.cluster import DrillCluster
-from tests.support import CREDENTIALS, client, create_table, node_json, scan_all, wait_until
+from tests.support import (
+    CREDENTIALS,
+    NO_RETRIES,
+    client,
+    create_table,
+    node_json,
+    scan_all,
+    wait_until,
+)
 
 THREADS_PER_REGION = 2
 KEYS_PER_THREAD = 12
@@ -58,7 +66,8 @@ class Writer(threading.Thread):
 
     def __init__(self, url: str, name: str, stop: threading.Event) -> None:
         super().__init__(daemon=True)
-        self.ddb = client(url, connect_timeout=1, read_timeout=5)
+        # one attempt per call: a retry's refusal would hide a made write (see NO_RETRIES)
+        self.ddb = client(url, connect_timeout=1, read_timeout=5, retries=NO_RETRIES)
         self.name_prefix = name
         self.stop = stop
         self.last: dict[str, Any] = {}  # key -> the item its last acked write left
