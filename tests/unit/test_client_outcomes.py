@@ -24,6 +24,28 @@ ANSWER = (b"HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.0\r\n"
           b"Content-Length: 2\r\n\r\n{}")
 
 
+def _read_request(conn: socket.socket) -> bytes:
+    """One whole HTTP request (headers, then Content-Length bytes of body)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip())
+    while len(body) < length:
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
 def _dying_server(received: list[bytes]) -> tuple[str, threading.Thread]:
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
@@ -34,9 +56,9 @@ def _dying_server(received: list[bytes]) -> tuple[str, threading.Thread]:
         conn, _ = listener.accept()
         conn.settimeout(10)
         try:
-            received.append(conn.recv(65536))
+            received.append(_read_request(conn))
             conn.sendall(ANSWER)  # the first call is answered; the connection is kept
-            received.append(conn.recv(65536))  # the second is read, then the node dies
+            received.append(_read_request(conn))  # the second is read, then the node dies
         finally:
             listener.close()
             conn.close()
@@ -59,4 +81,4 @@ def test_a_call_whose_node_died_holding_it(retries: dict[str, Any], reported: ty
     with pytest.raises(reported):
         ddb.list_tables()
     thread.join(10)
-    assert len(received) == 2 and received[1].startswith(b"POST ")  # the call was sent
+    assert len(received) == 2 and received[1].startswith(b"POST "), received  # it was sent
