@@ -138,7 +138,7 @@ def update(state: ItemState | None, item: Item | None, writes: Sequence[Attribut
             # computed from what it saw, so this increment resets the counter to it.
             new_attr, value = _assign(old, write.value, dot)
         dotted = dotted or _carries(new_attr, dot)
-        counted = counted or (write.kind == INCREMENT and new_attr is not old)
+        counted = counted or (write.kind == INCREMENT and new_attr != old)
         if new_attr.empty():
             attrs.pop(write.name, None)
         else:

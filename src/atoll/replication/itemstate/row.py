@@ -213,4 +213,6 @@ def _shown_item(item: Item, key_names: Collection[str]) -> Item:
                     if shown is None:
                         shown = dict(item)
                     shown[name] = canonical
-    return ordered_item(shown if shown is not None else item)
+    # Not reordered: the engine keeps the request's item when this returns it as is (its
+    # bytes and index plan are already made), and stored bytes are key-sorted anyway.
+    return shown if shown is not None else item

@@ -120,10 +120,14 @@ def empty_state() -> ItemState:
 
 
 def ordered_item(item: dict[str, Any]) -> dict[str, Any]:
-    """`item` with its attributes in name order (the same dict when already so). Every
-    item the state functions return is in this order, so regions holding equal states
-    hold items equal in order too, however each reached them (a region's own writes
-    edit the item in place; a join materializes it afresh)."""
+    """`item` with its attributes in name order (the same dict when already so). The
+    items materialize, put, update (and its fast path) and apply_stored return are in
+    this order, so regions holding equal states hold items equal in order too, however
+    each reached them (a region's own writes edit the item in place; a join
+    materializes it afresh). Stored bytes are key-sorted JSON whatever the order; this
+    makes the in-memory items (ReturnValues, Streams images) agree as well. put_stored
+    returns a put's request item as is when its sets are canonical (the engine then
+    keeps the bytes and index plan it made)."""
     previous = ""
     for index, name in enumerate(item):
         if index and name <= previous:
