@@ -11,12 +11,14 @@ A page stops at `Limit` items *read* (before the filter, as DynamoDB counts) or 
 1 MB of item data has been read; either way LastEvaluatedKey is the last item read.
 Items travel as their stored JSON bytes and are decoded only when a filter or a
 projection needs them; a page of undecoded items is answered as JSON bytes joined from
-them (the storage checked each row's CRC32 as it read it).
+them (the storage checked each row's CRC32 as it read it). LastEvaluatedKey comes from
+the last row's key columns when they are strings, else from its item; a table Scan page
+of at most SCAN_PAGE_ROWS reads no key columns at all (`Storage.scan_page`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import orjson
@@ -31,6 +33,7 @@ from atoll.engine.tabledef import TableDef
 from atoll.errors import ValidationError
 from atoll.expressions import legacy
 from atoll.model.keys import encode_key_value, partition_hash, prefix_successor
+from atoll.storage.protocol import SCAN_PAGE_ROWS
 
 MAX_PAGE_BYTES = 1024 * 1024
 _HASH_SPACE = 1 << 32
@@ -161,7 +164,7 @@ class _Page:
             self.items.append(apply_projection(item, self.expressions, self.attributes))
         return self.limit is None or self.scanned < self.limit
 
-    def take(self, rows: Iterator[tuple[Any, ...]]) -> bool:
+    def take(self, rows: Iterable[tuple[Any, ...]]) -> bool:
         """`add` of every row, for a page that neither filters nor projects (the hot path of
         Query and Scan): each item is kept as the bytes it was stored as, for `result` to
         join into the answer, in one loop with no call per row. The storage verified each
@@ -236,7 +239,7 @@ class _Page:
         return meter.single()
 
 
-def _fill(page: _Page, rows: Iterator[tuple[Any, ...]]) -> bool:
+def _fill(page: _Page, rows: Iterable[tuple[Any, ...]]) -> bool:
     """Feed stored rows, whose last two fields are (item, size), into the page; True when
     it stopped early (at Limit, or before an item past 1 MB: more items may follow)."""
     if not page.decode:
@@ -419,7 +422,13 @@ async def scan(ctx: EngineContext, request: dict[str, Any]) -> Any:
                               index)
     after = (decoded.h, decoded.pk, decoded.sk) if decoded is not None else None
     page = _Page(request, expressions, select)
-    more = _fill(page, ctx.storage.scan_items(table.tid, after, h_end, h_start, page.limit))
+    limit = page.limit
+    if limit is not None and limit <= SCAN_PAGE_ROWS:
+        # Rows without their keys; LastEvaluatedKey is read from the last item.
+        rows = ctx.storage.scan_page(table.tid, after, h_end, h_start, limit)
+        more = _fill(page, rows)
+        return _with_capacity(page.result(table, more), page, request, table, None)
+    more = _fill(page, ctx.storage.scan_items(table.tid, after, h_end, h_start, limit))
     last = page.last(more)  # (h, pk, sk, item, size)
     key = _string_key(table, None, last[1], last[2]) if last is not None else None
     return _with_capacity(page.result(table, more, None, key), page, request, table, None)
