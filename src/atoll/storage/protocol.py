@@ -78,6 +78,8 @@ RowVersion = tuple[int, str]  # (hlc, origin)
 SortKeyBound = tuple[bytes, bool]  # (encoded sort key, inclusive)
 ScanKey = tuple[int, bytes, bytes]  # (h, pk, sk) inside one table
 IndexScanKey = tuple[int, bytes, bytes, bytes, bytes]  # (h, pk, sk, base_pk, base_sk)
+# `scan_page` reads at most this many rows (of 400 KB at most each) at once.
+SCAN_PAGE_ROWS = 100
 TableStateRow = tuple[int, str, int, str, bytes | None]
 """(created hlc, created origin, version hlc, version origin, definition or None)."""
 IndexRow = tuple[int, int, int, bytes, bytes, bytes, bytes, bytes, int]
@@ -438,6 +440,13 @@ class Storage(Protocol):
                    ) -> Iterator[tuple[int, bytes, bytes, bytes, int]]:
         """(h, pk, sk, item, size) of a table's live items in key order: strictly after
         `after` if given, else from h >= h_start; only h < h_end if given."""
+        ...
+
+    def scan_page(self, tid: int, after: ScanKey | None, h_end: int | None, h_start: int,
+                  limit: int) -> list[ItemRow]:
+        """(item, size) of the first `limit` (at most SCAN_PAGE_ROWS) items `scan_items`
+        would yield, without their keys: a Scan page that answers only items reads less
+        per row. Each row's checksum is verified before the list is returned."""
         ...
 
     def collection_size(self, tid: int, h: int, pk: bytes) -> int:
