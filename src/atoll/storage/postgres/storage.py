@@ -48,7 +48,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
 
@@ -73,6 +73,7 @@ from atoll.storage.treeprotocol import TreeAccess, TreeStorage, TreeWriteTxn
 from atoll.storage.writepath import BatchTimes, WritePath, now_ns
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MAX_BATCH_JOBS = 512
 MAX_QUEUED_JOBS = 20_000
@@ -114,12 +115,13 @@ class PostgresStorage(PostgresReads):
                  trees: bool = True) -> None:
         self.node = node or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         name = f"atoll-{region}"
-        writer = _open_writer(dsn, region, f"{name}-writes")
+        writer = _at_start("the writer connection",
+                           lambda: _open_writer(dsn, region, f"{name}-writes"))
         if not trees:
             for table in ("tree_buckets", "tree_progress"):
                 writer.execute(f"DELETE FROM {table}")  # noqa: S608
             writer.commit()
-        super().__init__(dsn, region, name)
+        _at_start("the reader connection", lambda: PostgresReads.__init__(self, dsn, region, name))
         self.trees = trees  # hash trees kept (storage/treeprotocol.py)
         self.integrity = IntegrityFaults()
         self._writer: psycopg.Connection | None = writer
@@ -465,28 +467,32 @@ class PostgresStorage(PostgresReads):
         }
 
 
-def _open_writer(dsn: str, region: str, name: str) -> psycopg.Connection:
-    """The writer connection, with the schema in place (connection.init_schema). A
-    server that cannot be reached yet (starting, restarting) is tried again, OPEN_ATTEMPTS
-    times in all with a doubling pause, before the start fails with ServiceUnavailable."""
-    failure = ""
-    for attempt in range(OPEN_ATTEMPTS):
-        if attempt:
-            time.sleep(OPEN_PAUSE_S * 2 ** (attempt - 1))
-        writer: psycopg.Connection | None = None
+def _at_start(what: str, open_: Callable[[], T]) -> T:
+    """`open_()` at start, tried again while the server cannot be reached yet (starting,
+    restarting, or slow to accept under load): OPEN_ATTEMPTS times in all with a
+    doubling pause, before the start fails with ServiceUnavailable."""
+    for attempt in range(1, OPEN_ATTEMPTS):
         try:
-            writer = connect(dsn, autocommit=False, name=name)
-            init_schema(writer, region)
-            return writer
-        except psycopg.Error as exc:
-            if writer is not None:
-                writer.close()
-            if classify(exc) != UNAVAILABLE:
-                raise
-            failure = _first_line(exc)
-            log.warning("PostgreSQL unavailable at start (%s): attempt %d of %d", failure,
-                        attempt + 1, OPEN_ATTEMPTS)
-    raise ServiceUnavailable(f"The database is unavailable: {failure}")
+            return open_()
+        except ServiceUnavailable as exc:
+            log.warning("opening %s: %s (attempt %d of %d)", what, exc, attempt, OPEN_ATTEMPTS)
+        time.sleep(OPEN_PAUSE_S * 2 ** (attempt - 1))
+    return open_()
+
+
+def _open_writer(dsn: str, region: str, name: str) -> psycopg.Connection:
+    """The writer connection, with the schema in place (connection.init_schema)."""
+    writer: psycopg.Connection | None = None
+    try:
+        writer = connect(dsn, autocommit=False, name=name)
+        init_schema(writer, region)
+        return writer
+    except psycopg.Error as exc:
+        if writer is not None:
+            writer.close()
+        if classify(exc) != UNAVAILABLE:
+            raise
+        raise ServiceUnavailable(f"The database is unavailable: {_first_line(exc)}") from None
 
 
 if TYPE_CHECKING:
