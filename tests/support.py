@@ -196,9 +196,19 @@ class ServerProcess:
             CREDENTIALS[self.url] = read_credentials(self.credentials_path)
 
     def start(self) -> ServerProcess:
+        self.launch()
+        return self.wait_healthy()
+
+    def launch(self) -> None:
+        """Start the process without waiting for it (`wait_healthy` waits): several
+        servers launched one after the other start at about the same moment."""
         self.prepare()
         log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+
+    def wait_healthy(self) -> ServerProcess:
+        """Wait until the launched process answers /health (raise if it exits first)."""
+        assert self.proc is not None
         deadline = time.monotonic() + START_TIMEOUT_S
         context = ssl.create_default_context(cafile=self.ca_file) if self.scheme == "https" \
             else None

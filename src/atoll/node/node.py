@@ -1,5 +1,9 @@
 """Run one node: storage + engine + API behind the HTTP server, until SIGTERM/SIGINT.
 
+Start-up writes (the keys table, the admin key) are tried again, a bounded number of
+times, when the storage answers ServiceUnavailable: a database still starting, or
+restarting, should delay a node's start, not end it.
+
 Shutdown order (clean): stop accepting connections, answer in-flight requests (writes
 finish committing), close idle connections, then close the storage (queued writes
 committed, WAL checkpointed).
@@ -14,7 +18,7 @@ import os
 import shutil
 import signal
 import tempfile
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, cast
 
@@ -87,6 +91,8 @@ log = logging.getLogger(__name__)
 SHUTDOWN_DRAIN_S = 10.0
 LOW_OPEN_FILES = 4096  # below this the open-file limit, not the machine, caps connections
 JSON = b"application/json"
+START_ATTEMPTS = 6  # of a start-up write that met an unavailable storage
+START_PAUSE_S = 0.2  # doubled after each: about 6 s in all
 
 
 def _database_path(config: NodeConfig) -> tuple[str, str | None]:
@@ -431,10 +437,13 @@ class Node:
             resume_restores(self.engine.context, self.backups)
         server = peer_server = None
         try:
-            await self.keys.start()  # every node has the keys table before it serves
+            # every node has the keys table before it serves
+            await _start_step("creating the keys table", self.keys.start)
             if self.config.admin_credentials:
                 cluster_id = self.config.cluster.cluster_id if self.config.cluster else "local"
-                await self.keys.bootstrap_admin(Path(self.config.admin_credentials), cluster_id)
+                path = Path(self.config.admin_credentials)
+                await _start_step("making the admin key",
+                                  lambda: self.keys.bootstrap_admin(path, cluster_id))
             if self.shared is None:  # else whichever node holds the lease runs it
                 self.background.start(self.engine.context)
             server = await listen(self.http.protocol, self.config.host, self.config.port,
@@ -500,6 +509,21 @@ class Node:
         self.storage.close()
         if self._tmp_dir:
             shutil.rmtree(self._tmp_dir, ignore_errors=True)
+
+
+async def _start_step(what: str, step: Callable[[], Awaitable[Any]]) -> Any:
+    """Run a start-up write; again after a pause (START_ATTEMPTS in all) while the
+    storage answers ServiceUnavailable. The last failure ends the start."""
+    pause_s = START_PAUSE_S
+    for attempt in range(1, START_ATTEMPTS):
+        try:
+            return await step()
+        except ServiceUnavailable as exc:
+            log.warning("%s failed (%s); trying again in %.1f s (%d of %d)", what, exc,
+                        pause_s, attempt, START_ATTEMPTS)
+        await asyncio.sleep(pause_s)
+        pause_s *= 2
+    return await step()
 
 
 def _storage_name(storage: Storage) -> str:

@@ -67,7 +67,7 @@ Hash trees: atoll.storage.treeprotocol (the protocols of a storage that keeps th
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
 from atoll.errors import InternalError
@@ -77,6 +77,7 @@ ItemRow = tuple[bytes, int]  # (item JSON, size in bytes)
 RowVersion = tuple[int, str]  # (hlc, origin)
 SortKeyBound = tuple[bytes, bool]  # (encoded sort key, inclusive)
 ScanKey = tuple[int, bytes, bytes]  # (h, pk, sk) inside one table
+ItemKey = tuple[int, int, bytes, bytes]  # (tid, h, pk, sk)
 IndexScanKey = tuple[int, bytes, bytes, bytes, bytes]  # (h, pk, sk, base_pk, base_sk)
 # `scan_page` reads at most this many rows (of 400 KB at most each) at once.
 SCAN_PAGE_ROWS = 100
@@ -392,14 +393,18 @@ class Storage(Protocol):
         ...
 
     # --- writes --------------------------------------------------------------------------
-    def write(self, fn: WriteJob, *, inline: bool = False) -> asyncio.Future[Any]:
+    def write(self, fn: WriteJob, *, inline: bool = False, keys: Sequence[ItemKey] = ()
+              ) -> asyncio.Future[Any]:
         """Queue a job (after `start`, on the loop thread). The future gets the job's
         result or exception once its batch is durable. Raises ServiceUnavailable at once
         if the storage refuses writes (closing, durability lost) or too many are queued.
 
         `inline`: the job is short (one request's items), so the backend may run it on
         the event-loop thread; long jobs (replication, backfill, purges, DDL) leave it
-        False so they may run elsewhere while the loop keeps serving."""
+        False so they may run elsewhere while the loop keeps serving.
+        `keys`: the items the job will look up (a hint, never a promise): a backend whose
+        every lookup costs a round trip may fetch them for the whole batch at once. A
+        job still sees the writes of the jobs before it, and may read keys not named."""
         ...
 
     def write_sync(self, fn: WriteJob) -> Any:

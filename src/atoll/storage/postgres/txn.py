@@ -3,19 +3,24 @@
 Theory of operation
 - The connection is in pipeline mode for the whole batch: a statement whose answer the
   job needs (a lookup) is sent with everything queued before it and waited for; one
-  whose answer nobody reads (an upsert, a changelog append) is only queued and goes with
-  the next lookup or the COMMIT. A put costs one round trip (its lookup) instead of
-  three. The price: a failing queued statement raises later, in whichever job syncs
-  next. So storage.py replays a batch that failed that way one job at a time, syncing
-  after each, to find the job it belongs to (rare: nothing in the schema can refuse a
-  well-formed row but a key too large for the b-tree, handled below).
+  whose answer nobody reads (an upsert, a tombstone) is only queued and goes with the
+  next lookup or the COMMIT. The price: a failing queued statement raises later, in
+  whichever job syncs next. So storage.py replays a batch that failed that way one job
+  at a time, syncing after each, to find the job it belongs to (rare: nothing in the
+  schema can refuse a well-formed row but a key too large for the b-tree, handled
+  below).
+- Item rows and changelog records are not even queued one statement each:
+  writebehind.py holds them and sends a batch's as one multi-row statement per table,
+  before any other statement of the transaction (so every read sees them).
 - The batch begins by locking this region's changelog head (loghead.py): the region's
-  write lock. Every batch of every node of the region takes it first, so batches run
-  one at a time across the nodes, each seeing everything committed before it (READ
-  COMMITTED: every statement reads the latest committed state, and no other writer is
-  active). Conditional writes and transactions are therefore checked and applied
-  atomically with respect to every node, as on SQLite; locking the head before any item
-  row also means two batches never wait for each other in opposite orders.
+  write lock. The lookups its jobs announced go in the same round trip (readahead.py),
+  so a put usually costs no round trip of its own. Every batch of every node of the
+  region takes the lock first, so batches run one at a time across the nodes, each
+  seeing everything committed before it (READ COMMITTED: every statement reads the
+  latest committed state, and no other writer is active). Conditional writes and
+  transactions are therefore checked and applied atomically with respect to every
+  node, as on SQLite; locking the head before any item row also means two batches
+  never wait for each other in opposite orders.
 - A key of more than KEY_BYTES_LIMIT bytes may not fit PostgreSQL's b-tree (2,704 bytes
   an entry after compression): its row is written inside a SAVEPOINT and synced at once,
   so a refusal is this job's ValidationError and the transaction goes on.
@@ -34,6 +39,7 @@ Theory of operation
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -43,6 +49,7 @@ from atoll.errors import ValidationError
 from atoll.invariant import invariant
 from atoll.storage.postgres import loghead
 from atoll.storage.postgres.connection import JOB, classify
+from atoll.storage.postgres.readahead import ReadAhead
 from atoll.storage.postgres.schema import KEY_BYTES_LIMIT
 from atoll.storage.postgres.streams import PostgresStreamWrites
 from atoll.storage.postgres.trees import KeyState, TreeUpkeep, key_rows, live_of
@@ -98,12 +105,24 @@ class PostgresTxn(PostgresStreamWrites):
         # from here. No other writer changes tombstones while the batch holds the lock.
         self._tombs: dict[Key, RowVersion | None] = {}
         self._stats: dict[int, list[int]] = {}
+        self.ahead = ReadAhead()
+        self._ahead_cur = conn.cursor()
 
     # --- the batch's frame (storage.py) ---------------------------------------------------
-    def begin(self, pipeline: psycopg.Pipeline) -> loghead.Head:
-        """Lock the region's head (the write lock) and number from it."""
+    def begin(self, pipeline: psycopg.Pipeline, keys: Sequence[Key] = ()) -> loghead.Head:
+        """Lock the region's head (the write lock) and number from it; read `keys`
+        ahead in the same round trip (readahead.py)."""
         self._pipeline = pipeline
-        self.head = loghead.lock_head(self._read, self.region)
+        locked = self._read.execute(loghead.LOCK, (self.region,))
+        sent = self.ahead.send(self._ahead_cur, keys)
+        row = locked.fetchone()
+        if sent:
+            self.ahead.receive(self._ahead_cur)
+        if row is None:  # no head row (removed by hand): what was read ahead preceded it
+            self.ahead.clear()
+            self.head = loghead.lock_head(self._read, self.region)
+        else:
+            self.head = loghead.head_of(row)
         self.next_seq = self.head.seq + 1
         self.next_stream_pos = self.head.stream_pos + 1
         self.writes = 0
@@ -132,6 +151,7 @@ class PostgresTxn(PostgresStreamWrites):
             loghead.advance_head(self._write, self.region, self.next_seq - 1,
                                  self._logged_hlc, self._remote_hlc, self._catalog_changed,
                                  self.next_stream_pos - 1)
+        self.behind.flush()
 
     def load_tables(self) -> list[tuple[str, int, bytes]]:
         """(name, tid, definition) of every live table, as of this transaction."""
@@ -170,9 +190,13 @@ class PostgresTxn(PostgresStreamWrites):
         old = self._tree_before(key)
         self.writes += 1
         self.prevs[key] = prev
-        self._keyed(_ITEM_UPSERT, (tid, h, pk, sk, item, size, hlc, origin, zlib.crc32(item),
-                                   *(prev if prev is not None else (None, None))),
-                    len(pk) + len(sk))
+        self.ahead.forget(key)
+        row = (tid, h, pk, sk, item, size, hlc, origin, zlib.crc32(item),
+               *(prev if prev is not None else (None, None)))
+        if len(pk) + len(sk) <= KEY_BYTES_LIMIT:
+            self.behind.item(key, row)  # sent with the batch's others (writebehind.py)
+        else:
+            self._keyed(_ITEM_UPSERT, row, len(pk) + len(sk))
         if old_size is None:
             self._count(tid, 1, size)
         else:
@@ -184,6 +208,7 @@ class PostgresTxn(PostgresStreamWrites):
                old_size: int, prev: RowVersion | None = None) -> None:
         old = self._tree_before((tid, h, pk, sk))
         self.writes += 1
+        self.ahead.forget((tid, h, pk, sk))
         self._write.execute("DELETE FROM items" + _KEY, (tid, h, pk, sk))
         self._tombstone(tid, h, pk, sk, hlc, origin, prev)
         self._count(tid, -1, -old_size)
@@ -206,6 +231,7 @@ class PostgresTxn(PostgresStreamWrites):
                    prev: RowVersion | None) -> None:
         self.prevs[(tid, h, pk, sk)] = prev
         self._tombs[(tid, h, pk, sk)] = (hlc, origin)
+        self.ahead.forget((tid, h, pk, sk))
         self._keyed(_TOMBSTONE_UPSERT, (tid, h, pk, sk, hlc, origin,
                                         *(prev if prev is not None else (None, None))),
                     len(pk) + len(sk))
@@ -218,7 +244,9 @@ class PostgresTxn(PostgresStreamWrites):
                             tuple[int, str, RowVersion | None] | None]:
         live: tuple[bytes, int, int, str, RowVersion | None] | None = None
         dead: tuple[int, str, RowVersion | None] | None = None
-        rows = self._read.execute(_VERSIONS, (tid, h, pk, sk, tid, h, pk, sk)).fetchall()
+        rows = self.ahead.take((tid, h, pk, sk))
+        if rows is None:
+            rows = self._read.execute(_VERSIONS, (tid, h, pk, sk, tid, h, pk, sk)).fetchall()
         if self.tree is not None:  # the rows as stored, for the write that follows
             self.tree.rows[(tid, h, pk, sk)] = (
                 next((live_of(r[3], r[4], r[1], r[5], r[2]) for r in rows if r[0] == 0), None),
@@ -272,6 +300,8 @@ class PostgresTxn(PostgresStreamWrites):
         self.prevs.clear()
         self._tombs.clear()
         self._stats.clear()
+        self.ahead.clear()
+        self.behind.clear()
         if self.tree is not None:
             self.tree.forget()
         self._pipeline = None
@@ -332,9 +362,7 @@ class PostgresTxn(PostgresStreamWrites):
     def log_change(self, hlc: int, body: bytes) -> int:
         seq = self.next_seq
         self.writes += 1
-        self._write.execute(
-            "INSERT INTO changelog (origin, origin_seq, hlc, body, crc) VALUES (%s,%s,%s,%s,%s)",
-            (self.region, seq, hlc, body, zlib.crc32(body)))
+        self.behind.change((self.region, seq, hlc, body, zlib.crc32(body)))
         self.next_seq = seq + 1
         self._logged_hlc = max(self._logged_hlc, hlc)
         return seq
@@ -422,6 +450,7 @@ class PostgresTxn(PostgresStreamWrites):
     def purge_tombstones(self, below_hlc: int, limit: int) -> int:
         self.writes += 1
         self._tombs.clear()
+        self.ahead.clear()
         doomed = ("DELETE FROM tombstones WHERE (tid, h, pk, sk) IN (SELECT tid, h, pk, sk FROM"
                   " tombstones WHERE hlc < %s LIMIT %s)")
         if self.tree is None:
@@ -511,6 +540,7 @@ class PostgresTxn(PostgresStreamWrites):
         self.writes += 1
         self._catalog_changed = True
         self._tombs.clear()
+        self.ahead.clear()
         self._write.execute("DELETE FROM tables WHERE name = %s", (name,))
         self._write.execute("DELETE FROM items WHERE tid = %s", (tid,))
         self._write.execute("DELETE FROM tombstones WHERE tid = %s", (tid,))

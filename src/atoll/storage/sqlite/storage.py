@@ -37,12 +37,12 @@ import logging
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from atoll.errors import ServiceUnavailable
 from atoll.invariant import invariant
-from atoll.storage.protocol import Storage, WriteTxn
+from atoll.storage.protocol import ItemKey, Storage, WriteTxn
 from atoll.storage.sqlite.batches import MAX_BATCH_JOBS, BatchRunner, Changes, Job, Ran
 from atoll.storage.sqlite.checkpoints import Checkpointer
 from atoll.storage.sqlite.connection import connect, init_schema, next_local_seq
@@ -171,9 +171,10 @@ class SqliteStorage(SqliteReads):
         }
 
     # --- writes --------------------------------------------------------------------------
-    def write(self, fn: Callable[[SqliteTxn], Any], *, inline: bool = False
-              ) -> asyncio.Future[Any]:
-        """Queue a write job; the future resolves once its batch is durable.
+    def write(self, fn: Callable[[SqliteTxn], Any], *, inline: bool = False,
+              keys: Sequence[ItemKey] = ()) -> asyncio.Future[Any]:
+        """Queue a write job; the future resolves once its batch is durable. `keys`
+        makes no difference here: a lookup is a local read.
 
         `inline`: the job is short (one request's items, well under a millisecond), so a
         batch of only such jobs may run on the event-loop thread (see the module doc).
