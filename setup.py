@@ -9,6 +9,7 @@ in C already).
 
 Compiled: what a data-plane request runs through, as profiled under GetItem, PutItem,
 UpdateItem, BatchWriteItem and Query load (`REQUEST_PATH`): the HTTP server, the API,
+SigV4 verification and the role check (`auth/` but its exceptions, files and TLS set-up),
 values and keys, the expression language, the clocks (the HLC, and the node's wall clock
 every write reads), the engine's item, read, batch, transaction, index and stream-capture
 modules, the SQLite and in-memory storages, and replication's per-change path (encoding,
@@ -54,6 +55,8 @@ from setuptools.command.build_ext import build_ext
 # to a package listed by module runs interpreted until it is listed here.
 REQUEST_PATH = (
     "api/", "clock/", "expressions/", "model/", "streams/",
+    "auth/__init__.py", "auth/canonical.py", "auth/keys.py", "auth/permissions.py",
+    "auth/sigv4.py", "auth/timestamps.py",
     "http/__init__.py", "http/client.py", "http/connection.py", "http/connections.py",
     "http/limits.py", "http/server.py", "http/timing.py", "http/wire.py",
     "storage/__init__.py", "storage/integrity.py", "storage/protocol.py",
