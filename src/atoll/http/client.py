@@ -7,6 +7,14 @@ to is passed over within the request, after any other failure the next request g
 the next one, and `set_endpoints` follows a topology change without interrupting a
 request in flight. Response bodies are bounded.
 
+Two timeouts: `connect_timeout_s` bounds opening a connection (TCP's handshake, and
+TLS's), the request's `timeout_s` bounds the whole exchange. They differ because a
+request may be a long poll (a peer holds a Pull for up to its wait), so its timeout must
+be long, while an endpoint that silently drops SYNs (a dead host, a firewall, a full
+accept queue) would otherwise hold every request for that long before the next endpoint
+is tried. A connection not opened in time was sent nothing: the next endpoint is tried
+within the same request. Once open, a connection is given the request's whole time.
+
 TLS (`tls`, an `ssl.SSLContext`): every connection is TLS whatever the endpoint's
 scheme says, so a topology that names an `http://` endpoint cannot talk a node out of
 it. The endpoint's host is the server name checked against the certificate, and
@@ -25,6 +33,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httptools
+
+from atoll.invariant import invariant
 
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 
@@ -82,7 +92,10 @@ def _address(endpoint: str) -> tuple[str, int]:
 class HttpClient:
     def __init__(self, endpoint: str | Sequence[str], headers: dict[str, str] | None = None,
                  *, tls: ssl.SSLContext | None = None, check_server: ServerCheck | None = None,
-                 local_address: str | None = None) -> None:
+                 local_address: str | None = None,
+                 connect_timeout_s: float | None = None) -> None:
+        invariant(connect_timeout_s is None or connect_timeout_s > 0,
+                  "a connect timeout must be positive")
         self.addresses: tuple[tuple[str, int], ...] = ()
         self._index = 0
         self.set_endpoints(endpoint)
@@ -90,6 +103,7 @@ class HttpClient:
         self.tls = tls
         self.check_server = check_server
         self.local_address = local_address
+        self.connect_timeout_s = connect_timeout_s  # None: only the request's timeout
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._connected_to: tuple[str, int] | None = None
@@ -130,8 +144,9 @@ class HttpClient:
     async def request(self, method: str, path: str, body: bytes, timeout_s: float,
                       headers: dict[str, str] | None = None) -> tuple[int, bytes]:
         """One exchange, within `timeout_s` in all. An endpoint that fails before the
-        request was written (refused, unreachable) is passed over at once for the next
-        one, each endpoint at most once: a peer whose first endpoints are dead answers
+        request was written (refused, unreachable, or not connected within
+        `connect_timeout_s`) is passed over at once for the next one, each endpoint at
+        most once: a peer whose first endpoints are dead answers
         through a live one in this same request. Once the request was written the
         failure is the caller's to judge (`PeerHttpError.sent`); the next request goes
         to the next endpoint."""
@@ -164,7 +179,7 @@ class HttpClient:
             self.close()  # the endpoints changed since this connection was opened
         if self._writer is None or self._writer.is_closing() or self.closed_by_peer:
             self.close()
-            await self._connect()
+            await self._connect_within()
         assert self._reader is not None and self._writer is not None
         extra = headers or {}
         default_port = 443 if self.tls is not None else 80
@@ -190,6 +205,18 @@ class HttpClient:
         if not response.keep_alive:
             self.close()
         return status, b"".join(response.body)
+
+    async def _connect_within(self) -> None:
+        """Open a connection to the current endpoint, within `connect_timeout_s`."""
+        if self.connect_timeout_s is None:
+            await self._connect()
+            return
+        try:
+            await asyncio.wait_for(self._connect(), self.connect_timeout_s)
+        except TimeoutError:
+            self.close()
+            raise PeerHttpError(f"not connected within {self.connect_timeout_s:g} s",
+                                sent=False) from None
 
     async def _connect(self) -> None:
         host, port = self.host, self.port
