@@ -21,6 +21,8 @@ Theory of operation (DESIGN.md decision 7; the pure core is atoll.antientropy)
 - Runs for `atoll verify` (verifyruns.py): started on this node, over every region.
 - A node outside a cluster keeps its trees with every write and nothing more: with no
   peer to compare with, it neither builds missing trees nor scrubs.
+- A background job that fails (a shared PostgreSQL restarting, a bug) is logged and
+  started again after a pause, never left dead on the node that is to run it.
 - Soft state only: results, the verdict book, scrub evidence. A restart loses them and
   costs one more pass, never a wrong verdict.
 """
@@ -31,7 +33,7 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -69,6 +71,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FIRST_ROUND_DELAY_S = 5.0
+RESTART_PAUSE_S = 5.0  # after a background job failed
 MAX_REPAIR_PAGE = 1000
 _JSON = b"application/json"
 
@@ -144,10 +147,11 @@ class Verifier:
         """Start building and scrubbing trees and comparing with peers (after `start`)."""
         if self.work is None or not self.has_background or self._background_tasks:
             return
-        self._background_tasks = [self._spawn(self._tree_work(), "verify: trees")]
+        self._background_tasks = [self._spawn(_restarting(self._tree_work, "verify: trees"),
+                                              "verify: trees")]
         if self.settings.background:
-            self._background_tasks.append(self._spawn(self._background(),
-                                                      "verify: background"))
+            self._background_tasks.append(self._spawn(
+                _restarting(self._background, "verify: background"), "verify: background"))
 
     async def stop_background(self) -> None:
         """Stop the background work and wait for it (its results stay shown)."""
@@ -347,6 +351,20 @@ class Verifier:
                 "repaired_items": sum(o.repaired for o in outcomes.values()),
                 "tables": {t: o.as_dict() for t, o in sorted(outcomes.items())}}
         return per_peer
+
+
+async def _restarting(job: Callable[[], Awaitable[None]], name: str) -> None:
+    """Run `job` until it returns or is cancelled. A failure (the storage unreadable
+    for a while: a shared PostgreSQL restarting; or a bug) is logged with its traceback
+    and the job starts again after RESTART_PAUSE_S: background verify outlives it rather
+    than stopping for good on the node that runs it."""
+    while True:
+        try:
+            await job()
+            return
+        except Exception:
+            log.exception("%s failed; it starts again in %.0f s", name, RESTART_PAUSE_S)
+        await asyncio.sleep(RESTART_PAUSE_S)
 
 
 def _log_failure(task: asyncio.Task[Any]) -> None:
