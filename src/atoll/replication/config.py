@@ -30,11 +30,12 @@ class ReplicationConfig:
     max_pull_wait_ms: int = 5000
     # A Pull or snapshot request unanswered this long has failed (the wait included).
     request_timeout_ms: int = 11_000
-    # Opening a connection to a peer endpoint (TCP and TLS handshakes) takes at most
-    # this long; then the region's next endpoint is tried within the same request. The
-    # node's every peer client has it (pulls, snapshots, verify, topology, clock probes):
-    # an endpoint that silently drops connections would otherwise cost a whole request
-    # timeout per attempt. Generous beside a handshake's milliseconds, for loaded hosts.
+    # Opening a TCP connection to a peer endpoint takes at most this long; then the
+    # region's next endpoint is tried within the same request. The node's every peer
+    # client has it (pulls, snapshots, verify, topology, clock probes): an endpoint that
+    # silently drops connections would otherwise cost a whole request timeout per
+    # attempt. A live host's kernel answers TCP's handshake at once whatever its load;
+    # TLS's handshake, which waits for the peer process, has the request's timeout.
     connect_timeout_ms: int = 1000
     # A peer whose pulls have failed this long is "stale": its changes are then also
     # asked of every other peer (changelogs relay: a partial partition does not stop them).
