@@ -23,6 +23,11 @@ it), the CLI, the failover client, the drill, the simulator, verify, PostgreSQL'
 storage: code that runs per batch, per poll or per command, not per request, whose C
 would add about half again to every `make setup`.
 
+Compiled modules never await in a `finally` block (tests/unit/test_compiled_rules.py
+checks it and says why): a compiled coroutine suspended there re-raises, when the block
+ends, an exception another compiled coroutine raised meanwhile. With the node's shell
+compiled, a node exited 1 with a pull task's CancelledError after its clean stop.
+
 The build is one mypyc group (one shared library, so calls between compiled modules stay
 native) written as one C file per module (`multi_file`), so that the C compiles on every
 core (`ParallelBuildExt`): as one file it would be one compiler process on one core.

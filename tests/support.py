@@ -15,6 +15,7 @@ import functools
 import json
 import os
 import random
+import select
 import signal
 import socket
 import sqlite3
@@ -24,7 +25,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -144,6 +145,47 @@ def free_port() -> int:
             _handed_out.add(port)
             return port
     raise RuntimeError("no free loopback port found")
+
+
+MAX_FILLERS = 64
+
+
+@contextlib.contextmanager
+def black_hole() -> Iterator[int]:
+    """A loopback port that drops every SYN, as a dead host behind a firewall looks: a
+    listener whose accept queue is filled and never drained (the kernel then drops new
+    SYNs), so a connection to it neither opens nor fails. Checked before it is handed
+    out: a probe's connect must time out."""
+    listener = socket.socket()
+    fillers: list[socket.socket] = []
+    try:
+        listener.bind(("127.0.0.1", free_port()))
+        listener.listen(0)
+        port = int(listener.getsockname()[1])
+        for _ in range(MAX_FILLERS):  # connect until one does not complete: the queue is full
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", port))
+            fillers.append(filler)
+            _, writable, _ = select.select([], [filler], [], 0.5)
+            if not writable:
+                break
+        else:
+            raise AssertionError(f"the accept queue took {MAX_FILLERS} connections")
+        probe = socket.socket()
+        probe.settimeout(0.5)
+        try:
+            probe.connect(("127.0.0.1", port))
+            raise AssertionError("the black hole accepted a connection")
+        except TimeoutError:
+            pass  # dropped, as intended
+        finally:
+            probe.close()
+        yield port
+    finally:
+        for filler in fillers:
+            filler.close()
+        listener.close()
 
 
 class ServerProcess:

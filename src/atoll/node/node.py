@@ -155,9 +155,11 @@ class Node:
         self.peer_address: tuple[str, int] | None = None
         self.clock_watch: ClockWatch | None = None
         self.peer_port = PeerPort(self)  # other regions only (atoll.node.peerport)
-        # every call to a peer (replication, clock probes, verify, the console's figures)
-        # goes through one factory: mutual TLS with the cluster's certificates
-        peer_client = client_factory(self.peer_tls, config.peer_source)
+        # every call to a peer (replication, clock probes, verify, topology, the console's
+        # figures) goes through one factory: mutual TLS with the cluster's certificates,
+        # and a connect timeout that passes over an endpoint silently dropping connections
+        peer_client = self._peer_client = client_factory(
+            self.peer_tls, config.peer_source, config.replication.connect_timeout_ms / 1000)
         if config.cluster is not None:
             self._join_cluster(config.cluster, os.path.dirname(path), peer_client, peer_cap)
             self.access.keys_complete = self._keys_complete
@@ -202,6 +204,7 @@ class Node:
         config = self.config
         topology = self._start_topology(configured, directory)
         self.replicator = Replicator(self.engine.context, topology, config.region,
+                                     config.replication,
                                      fault_drop_every=config.fault_drop_every,
                                      peer_client=peer_client)
         self.clock_watch = ClockWatch(config.region, self._current_topology,
@@ -241,8 +244,7 @@ class Node:
         self.peer_address = (self.config.peer_listen
                              or own.region(self.config.region).peer_address)
         self.topology = TopologyKeeper(self.config.region, topology, file,
-                                       self._topology_changed,
-                                       client_factory(self.peer_tls, self.config.peer_source))
+                                       self._topology_changed, self._peer_client)
         return topology
 
     def _current_topology(self) -> ClusterConfig:
@@ -463,7 +465,8 @@ class Node:
             if self.shared is None:
                 self.replicator.start()
             self.topology.start()
-        self.verifier.start()
+        # a region of several nodes verifies on the one holding its verify lease
+        self.verifier.start(background=self.shared is None)
         if self.shared is not None:
             self.shared.start()
         if self.clock_watch is not None:
