@@ -10,10 +10,10 @@ job commits its changes and their cursors in one storage transaction.
 - Serving: `POST /_atoll/pull` from a member of this cluster carries a Pull; the core
   checks it (its cursors are what that peer acknowledges, for retention) and answers it
   from the changelog. An empty answer is held (long poll, at most the Pull's wait) until
-  the next local commit, so a change travels as soon as it is durable. What this region
-  held of the puller's own changes is read when the Pull arrives, before any wait (the
-  core's "lost its own data" rule needs that). `POST /_atoll/snapshot` serves a region
-  being rebuilt.
+  a local commit brings it something, so a change travels as soon as it is durable.
+  What this region held of the puller's own changes is read when the Pull arrives,
+  before any wait (the core's "lost its own data" rule needs that). `POST
+  /_atoll/snapshot` serves a region being rebuilt.
 - Pulling: one task per peer runs that peer's `Puller`: SEND (an HTTP request, bounded
   by the request timeout), SUBMIT (a storage write job; its completion is reported to the
   puller from the future's callback, as soon as it commits), DRAIN (await the apply in
@@ -56,7 +56,7 @@ from atoll.replication.core import ReplicationCore
 from atoll.replication.cursors import Cursors
 from atoll.replication.errors import BadMessage, NotAPeer
 from atoll.replication.faults import DropItemWrites
-from atoll.replication.protocol import encode_message
+from atoll.replication.protocol import Batch, Pull, encode_message
 from atoll.replication.puller import DRAIN, REBUILD, SEND, SUBMIT, Puller
 from atoll.replication.rebuild import Rebuild
 from atoll.replication.serving import hold_ms
@@ -224,12 +224,26 @@ class Replicator:
         batch = self.core.answer_pull(pull, puller, self.store, held)
         wait_ms = hold_ms(pull, batch, self.config)
         if wait_ms and not self._stopping:
-            try:
-                await asyncio.wait_for(self._changed.wait(), wait_ms / 1000)
-            except TimeoutError:
-                pass
-            batch = self.core.answer_pull(pull, puller, self.store, held)
+            batch = await self._hold(pull, puller, held, wait_ms)
         return 200, encode_message(batch)
+
+    async def _hold(self, pull: Pull, puller: str, held: Cursors, wait_ms: int) -> Batch:
+        """The answer to a Pull that had nothing: asked again after every local commit
+        until it has something or `wait_ms` passed. A commit that brought the puller
+        nothing (another origin's changes applied, a purge, a tree fold) does not end
+        the wait: answering empty would cost the puller a round trip, and a change that
+        commits meanwhile would wait for its next Pull to arrive."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_ms / 1000
+        while not self._stopping and (remaining_s := deadline - loop.time()) > 0:
+            try:
+                await asyncio.wait_for(self._changed.wait(), remaining_s)
+            except TimeoutError:
+                break
+            batch = self.core.answer_pull(pull, puller, self.store, held)
+            if batch.records or batch.log_start:
+                return batch
+        return self.core.answer_pull(pull, puller, self.store, held)
 
     # --- pulling -----------------------------------------------------------------------
     async def _pull_loop(self, peer: str) -> None:
