@@ -3,7 +3,8 @@
 Theory of operation: every decision is made by `atoll.replication.core.ReplicationCore`
 (the same state machines the simulator drives); this shell only moves bytes over HTTP,
 waits, and runs the core's jobs on the node's store (engine/replica_store.py, over the
-node's storage: SQLite, or PostgreSQL shared by the region's nodes), honouring the written order: a Pull is sent only once the cursors it carries are durable;
+node's storage: SQLite, or PostgreSQL shared by the region's nodes), honouring the
+written order: a Pull acknowledges only durable cursors (`DurableCursors`);
 what a peer is sent was committed (and is answered once durable, see node.py); an apply
 job commits its changes and their cursors in one storage transaction.
 
@@ -106,6 +107,7 @@ class Replicator:
         self._tasks: list[asyncio.Task[Any]] = []
         self._stopping = False
         self.storage.commit_listeners.append(self._on_commit)
+        self._durable = DurableCursors(region)
 
     # --- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
@@ -278,10 +280,15 @@ class Replicator:
         except ServiceUnavailable as exc:  # a shared database restarting: pause, then again
             puller.on_store_failure(now_ms, exc.message)
             return
-        pull = puller.pull(committed, self.core.origins_via(peer, now_ms), now_ms)
+        settling = self.storage.settle()
+        acked = self._durable.offer(committed, settling)
         try:
-            # the Pull acknowledges the cursors it carries: only once they are durable
-            await self.storage.settled()
+            if acked is None:  # nothing known durable yet (start): wait for this read
+                if settling is not None:
+                    await settling
+                acked = committed
+            # the Pull acknowledges the cursors it carries: only durable ones
+            pull = puller.pull(acked, self.core.origins_via(peer, now_ms), now_ms)
             status, body = await self.clients[peer].post(
                 "/_atoll/pull", encode_message(pull), self.config.request_timeout_ms / 1000)
             if status != 200:
@@ -425,6 +432,57 @@ class Replicator:
                           "retention_forced": stats.retention_forced},
             **({"fault_dropped_writes": self.fault.dropped} if self.fault else {}),
         }
+
+
+class DurableCursors:
+    """The newest cursor vector this region is known to hold durably, learnt without
+    waiting, for the cursors a Pull acknowledges (retention may purge what every region
+    acknowledged, so an acknowledgement must survive a crash).
+
+    Every fetch reads the committed cursors and `offer`s them with the storage's settle
+    future for that read: a read whose commits are all durable is taken at once, any
+    other once its commits are durable (the future's callback; a newer read taken first
+    wins). The Pull then carries the newest durable vector instead of waiting for its
+    own read to settle: under steady writes some commit is nearly always waiting for
+    its fsync, so that wait cost a Pull about one fsync, on every Pull. What the puller
+    applied since is in the Pull's `ahead` (Puller.pull), so the peer sends nothing twice.
+
+    This region's own cursor is always the committed one: a peer serves a region's own
+    changes only once they were durable there, so claiming the committed own cursor
+    never acknowledges more than the peer could hold, and an older own cursor of 0 would
+    read to the peer as "lost its own data" (serving.answer_pull) once it holds some."""
+
+    def __init__(self, region: str) -> None:
+        self.region = region
+        self.cursors: Cursors | None = None
+        self._reads = 0  # offers so far
+        self._taken = 0  # the offer `cursors` came from
+
+    def offer(self, committed: Cursors, settling: asyncio.Future[None] | None
+              ) -> Cursors | None:
+        """The cursors to acknowledge now, having read `committed` (None: none known
+        durable yet; then the caller waits for `settling`)."""
+        self._reads += 1
+        if settling is None:
+            self._take(self._reads, committed)
+        else:
+            settling.add_done_callback(functools.partial(self._settled, self._reads, committed))
+        if self.cursors is None:
+            return None
+        acked = dict(self.cursors)
+        own = committed.get(self.region)
+        if own is not None:
+            acked[self.region] = own
+        return acked
+
+    def _settled(self, number: int, committed: Cursors, settling: asyncio.Future[None]) -> None:
+        if not settling.cancelled() and settling.exception() is None:
+            self._take(number, committed)
+
+    def _take(self, number: int, committed: Cursors) -> None:
+        if number > self._taken:
+            self._taken = number
+            self.cursors = committed
 
 
 def _peers(cluster: ClusterConfig, region: str) -> tuple[RegionConfig, ...]:
