@@ -17,8 +17,8 @@ job commits its changes and their cursors in one storage transaction.
   /_atoll/snapshot` serves a region being rebuilt.
 - Pulling: one task per peer runs that peer's `Puller`: SEND (an HTTP request, bounded
   by the request timeout), SUBMIT (a storage write job; its completion is reported to the
-  puller from the future's callback, as soon as it commits), DRAIN (await the apply in
-  flight), REBUILD (one rebuild at a time: snapshot requests, each answer's jobs
+  puller from the future's callback, as soon as it commits), DRAIN (await the oldest
+  apply in flight), REBUILD (one rebuild at a time: snapshot requests, each answer's jobs
   committed in order, then the adopted cursors), WAIT (sleep).
 - Refused changes (atoll.replication.admission): each is logged once per link, with its
   origin, sequence, table and key, and counted in `/_atoll/status` (`refused_changes`,
@@ -249,9 +249,10 @@ class Replicator:
 
     # --- pulling -----------------------------------------------------------------------
     async def _pull_loop(self, peer: str) -> None:
-        """Drive `peer`'s Puller: at most one fetch and one apply in flight."""
+        """Drive `peer`'s Puller: at most one fetch and `applies_in_flight` applies in
+        flight (oldest first in `applying`)."""
         puller = self.core.pullers[peer]
-        applying: asyncio.Future[ApplyOutcome] | None = None
+        applying: deque[asyncio.Future[ApplyOutcome]] = deque()
         try:
             while not self._stopping:
                 now = _mono_ms()
@@ -259,18 +260,23 @@ class Replicator:
                 if step.kind == SEND:
                     await self._fetch(puller, now)
                 elif step.kind == SUBMIT:
-                    applying = self._submit(puller)
+                    while applying and applying[0].done():  # reported, or its callback due
+                        applying.popleft()
+                    submitted = self._submit(puller)
+                    if submitted is not None:
+                        applying.append(submitted)
                 elif step.kind == DRAIN:
-                    invariant(applying is not None, "DRAIN with no apply in flight")
-                    assert applying is not None
-                    await asyncio.wait([applying])  # its done callback reports it first
+                    if applying:  # its done callback reports it to the puller first
+                        await asyncio.wait([applying.popleft()])
+                    else:  # every apply ended: their callbacks run first
+                        await asyncio.sleep(0)
                 elif step.kind == REBUILD:
                     await self._rebuild(puller)
                 else:
                     await asyncio.sleep(max(0, step.until_ms - now) / 1000)
         finally:
-            if applying is not None:
-                await asyncio.gather(applying, return_exceptions=True)
+            if applying:
+                await asyncio.gather(*applying, return_exceptions=True)
 
     async def _fetch(self, puller: Puller, now_ms: int) -> None:
         """One Pull to the peer; its answer or failure goes to the puller."""
