@@ -11,7 +11,10 @@ job commits its changes and their cursors in one storage transaction.
 - Serving: `POST /_atoll/pull` from a member of this cluster carries a Pull; the core
   checks it (its cursors are what that peer acknowledges, for retention) and answers it
   from the changelog. An empty answer is held (long poll, at most the Pull's wait) until
-  a local commit brings it something, so a change travels as soon as it is durable.
+  a local commit brings it something, so a change travels as soon as it is durable:
+  the wait ends when the commit is readable (`visible_listeners`, before its fsync), and
+  the answer then waits for what it read to be durable (the peer port's settle), so
+  the answer leaves with that commit's own fsync, not the fsync of a later commit.
   What this region held of the puller's own changes is read when the Pull arrives,
   before any wait (the core's "lost its own data" rule needs that). `POST
   /_atoll/snapshot` serves a region being rebuilt.
@@ -106,7 +109,7 @@ class Replicator:
         self._changed = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._stopping = False
-        self.storage.commit_listeners.append(self._on_commit)
+        self.storage.visible_listeners.append(self._on_commit)
         self._durable = DurableCursors(region)
 
     # --- lifecycle ---------------------------------------------------------------------
