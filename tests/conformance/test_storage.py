@@ -258,6 +258,19 @@ async def test_commit_listeners_run_after_each_batch_with_its_writes_readable(
 
 
 @in_a_loop
+async def test_visible_listeners_run_after_each_commit_with_its_writes_readable(
+        backend: Backend, tmp_path: Path) -> None:
+    async with started(backend.open(tmp_path, "a")) as storage:
+        tid = await write(storage, create("t"))
+        seen: list[bool] = []
+        storage.visible_listeners.append(
+            lambda: seen.append(storage.get_item(tid, 1, b"k", b"") is not None))
+        await write(storage, puts(tid, [(1, b"k", b"")]), inline=True)
+        await write(storage, puts(tid, [(1, b"j", b"")]))  # a batch run on the writer thread
+        assert len(seen) >= 2 and seen[-1] is True
+
+
+@in_a_loop
 async def test_status_counts_writes_and_batches(backend: Backend, tmp_path: Path) -> None:
     async with started(backend.open(tmp_path, "a")) as storage:
         before = storage.status()

@@ -208,7 +208,7 @@ class SharedRegion:
         # and pulls once this node holds the lease again.
         await replicator.stop()
         with contextlib.suppress(ValueError):
-            self.storage.commit_listeners.remove(replicator._on_commit)
+            self.storage.visible_listeners.remove(replicator._on_commit)
         self.node.replicator = replicator.renewed()
 
     def status(self) -> dict[str, Any]:

@@ -27,6 +27,10 @@ class ReplicationConfig:
     # Long poll: a server holds a Pull it has nothing for this long (the puller asks for
     # it), so a change travels as soon as it committed; never longer than the maximum.
     pull_wait_ms: int = 1000
+    # Applies of one peer's batches submitted at once: with two, a batch that arrives
+    # while the previous one waits for its fsync joins the next group commit instead of
+    # waiting for that fsync (one fsync less of lag per batch under steady writes).
+    applies_in_flight: int = 2
     max_pull_wait_ms: int = 5000
     # A Pull or snapshot request unanswered this long has failed (the wait included).
     request_timeout_ms: int = 11_000
@@ -66,6 +70,7 @@ class ReplicationConfig:
                   "a request must be allowed to outlast the longest long poll")
         # (one at or above the request timeout leaves the request's the only bound)
         invariant(self.connect_timeout_ms > 0, "a connect timeout must be positive")
+        invariant(1 <= self.applies_in_flight <= 4, "applies_in_flight out of bounds")
         invariant(0 < self.backoff_min_ms <= self.backoff_max_ms, "backoff bounds out of order")
         invariant(self.purge_limit > 0 and self.snapshot_page_rows > 0, "limits must be positive")
         invariant(self.retention_interval_ms > 0 and self.held_pause_ms >= 0, "bad interval")

@@ -380,7 +380,13 @@ class Storage(Protocol):
 
     commit_listeners: list[Callable[[], None]]
     """Called on the event-loop thread as each batch is answered (committed and durable,
-    or failed), before its futures resolve: e.g. to wake replication long polls."""
+    or failed), before its futures resolve."""
+
+    visible_listeners: list[Callable[[], None]]
+    """Called on the event-loop thread once a batch's writes are readable, which may be
+    before they are durable (SQLite: at its COMMIT, before the syncer's fsync; where
+    commits are durable at once, this is `commit_listeners` itself): e.g. to wake
+    replication long polls, whose answers then wait for `settle()` like any other."""
 
     # --- lifecycle -----------------------------------------------------------------------
     def start(self, loop: asyncio.AbstractEventLoop) -> None:

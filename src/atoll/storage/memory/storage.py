@@ -65,6 +65,7 @@ class MemoryStorage(MemoryReads):
         self._start_scheduled = False
         self._refused = False  # close() ran
         self.commit_listeners: list[Callable[[], None]] = []
+        self.visible_listeners = self.commit_listeners  # a commit is visible as answered
         self.batches_committed = 0
         self.jobs_committed = 0
         self.write_path = WritePath()

@@ -135,6 +135,7 @@ class PostgresStorage(PostgresReads):
         self._shut = False
         self._queued = 0  # event-loop thread: accepted, not yet answered
         self.commit_listeners: list[Callable[[], None]] = []
+        self.visible_listeners = self.commit_listeners  # COMMIT returns once durable
         # Event-loop thread: another node changed a table definition (watcher).
         self.catalog_listeners: list[Callable[[], None]] = []
         # Writer thread, at the start of every batch, under the region's write lock, with

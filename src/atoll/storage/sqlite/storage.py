@@ -87,6 +87,7 @@ class SqliteStorage(SqliteReads):
         self._writer_thread: threading.Thread | None = None
         self._shut = False  # close() ran
         self.commit_listeners: list[Callable[[], None]] = []  # loop thread, after each batch
+        self.visible_listeners: list[Callable[[], None]] = []  # loop thread, after each COMMIT
         self._current_batch: list[Job] = []  # the batch running on the writer thread
         self._pending: list[Job] = []  # event-loop thread: jobs waiting for a batch
         self._in_flight = False  # a batch runs on the writer thread
@@ -245,6 +246,7 @@ class SqliteStorage(SqliteReads):
                 self._queue.put((batch, running, times))
                 return
             self._commit(batch, running, on_loop=True, times=times)
+            self._visible()
         except Exception:  # a bug, as on the writer thread
             log.critical("a write batch failed; refusing writes", exc_info=True)
             self._writer_died()
@@ -298,11 +300,18 @@ class SqliteStorage(SqliteReads):
                 self._loop.call_soon_threadsafe(self._writer_died)
 
     def _writer_done(self) -> None:
-        """Event-loop thread: the writer thread committed its batch; start the next (its
-        COMMIT may overlap this one's fdatasync)."""
+        """Event-loop thread: the writer thread committed its batch (or rewound the
+        WAL); tell the visible listeners and start the next (its COMMIT may overlap
+        this one's fdatasync)."""
         self._in_flight = False
         self._current_batch = []
+        self._visible()
         self._start_batch()
+
+    def _visible(self) -> None:
+        """Event-loop thread: a batch committed (readable, maybe not yet durable)."""
+        for listener in self.visible_listeners:
+            listener()
 
     def _writer_died(self) -> None:
         """Event-loop thread: refuse new writes and fail the running batch and every
