@@ -461,16 +461,7 @@ class Node:
                 server.close()
             await self._release()
             raise
-        if self.replicator is not None and self.topology is not None:
-            if self.shared is None:
-                self.replicator.start()
-            self.topology.start()
-        # a region of several nodes verifies on the one holding its verify lease
-        self.verifier.start(background=self.shared is None)
-        if self.shared is not None:
-            self.shared.start()
-        if self.clock_watch is not None:
-            self.clock_watch.start()
+        self._start_work()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopping.set)
         scheme = "https" if self.client_tls is not None else "http"
@@ -484,25 +475,45 @@ class Node:
         try:
             await self._stopping.wait()
         finally:
-            server.close()
-            if peer_server is not None:
-                peer_server.close()
-            if self.clock_watch is not None:
-                await self.clock_watch.stop()
-            if self.topology is not None:
-                await self.topology.stop()
-            if self.shared is not None:
-                await self.shared.stop()
-            if self.replicator is not None:
-                await self.replicator.stop()
-            await self.verifier.stop()
-            await self.http.drain(SHUTDOWN_DRAIN_S)
-            self.operator.close()
-            await server.wait_closed()
-            if self.peer_http is not None:
-                await self.peer_http.drain(1.0)
-            await self._release()
-            print("atoll: stopped cleanly", flush=True)
+            await self._stop(server, peer_server)
+
+    def _start_work(self) -> None:
+        """Start replication, topology, verify, the shared region's leases and the clock
+        watch, once the ports listen."""
+        if self.replicator is not None and self.topology is not None:
+            if self.shared is None:
+                self.replicator.start()
+            self.topology.start()
+        # a region of several nodes verifies on the one holding its verify lease
+        self.verifier.start(background=self.shared is None)
+        if self.shared is not None:
+            self.shared.start()
+        if self.clock_watch is not None:
+            self.clock_watch.start()
+
+    async def _stop(self, server: asyncio.AbstractServer,
+                    peer_server: asyncio.AbstractServer | None) -> None:
+        """Stop taking requests, stop the background work, drain what is in flight, close
+        the storage."""
+        server.close()
+        if peer_server is not None:
+            peer_server.close()
+        if self.clock_watch is not None:
+            await self.clock_watch.stop()
+        if self.topology is not None:
+            await self.topology.stop()
+        if self.shared is not None:
+            await self.shared.stop()
+        if self.replicator is not None:
+            await self.replicator.stop()
+        await self.verifier.stop()
+        await self.http.drain(SHUTDOWN_DRAIN_S)
+        self.operator.close()
+        await server.wait_closed()
+        if self.peer_http is not None:
+            await self.peer_http.drain(1.0)
+        await self._release()
+        print("atoll: stopped cleanly", flush=True)
 
     async def _release(self) -> None:
         """Stop background work and close the storage (and drop an in-memory node's files)."""
