@@ -265,7 +265,7 @@ class AccessControl:
                 if self.verifier is not None else 0}
 
 
-def check_not_internal(operation: str, request: Mapping[str, Any]) -> None:
+def check_not_internal(operation: str, request: dict[str, Any]) -> None:
     """ResourceNotFound if the request names an internal table (by name, ARN, in a batch
     or transaction, or as a quoted name in a PartiQL statement).
 

@@ -51,7 +51,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from atoll.auth.errors import REASON_DENIED, AccessDenied
 from atoll.auth.keys import ROLE_ADMIN, ROLE_READ_WRITE, AccessKey
@@ -102,11 +102,11 @@ PARTIQL = frozenset(("ExecuteStatement", "BatchExecuteStatement", "ExecuteTransa
 
 # The members of a request body that name one table (by name or ARN), in the order
 # `request_tables` reads them.
-TABLE_MEMBERS = ("TableName", "TableArn", "SourceTableArn", "SourceTableName",
+TABLE_MEMBERS: Final = ("TableName", "TableArn", "SourceTableArn", "SourceTableName",
                  "TargetTableName", "ResourceArn", "StreamArn", "GlobalTableName")
 # Operations whose body names tables elsewhere too (request items, transaction actions,
 # statements, creation parameters): `request_tables` reads more than TABLE_MEMBERS.
-TABLES_BEYOND_MEMBERS = PARTIQL | frozenset((
+TABLES_BEYOND_MEMBERS: Final = PARTIQL | frozenset((
     "BatchGetItem", "BatchWriteItem", "TransactGetItems", "TransactWriteItems",
     "ImportTable"))
 
