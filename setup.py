@@ -16,7 +16,7 @@ merge, apply, the pull protocol) that replication's throughput rests on, the tab
 request names and the internal-table names (`auth/permissions.py`, `engine/internal.py`:
 every request is checked against them) and verify's leaf hashes (`antientropy/hashing.py`:
 the hash trees' upkeep on every write, and the scrubber's re-hashing): interpreted, these
-three cost GetItem about a fifth of its CPU (docs/performance-log.md, 2026-12-07). Those
+three cost GetItem about 5 us of its ~30 us of CPU (docs/performance-log.md). Those
 requests also call two modules that run interpreted: `invariant` (its exception
 subclasses AssertionError, which mypyc cannot compile as a native class) and the write
 path's stage timer (`storage/writepath.py`; a few clock reads per batch).
