@@ -12,14 +12,18 @@ UpdateItem, BatchWriteItem and Query load (`REQUEST_PATH`): the HTTP server, the
 SigV4 verification and the role check (`auth/` but its exceptions, files and TLS set-up),
 values and keys, the expression language, the clocks (the HLC, and the node's wall clock
 every write reads), the engine's item, read, batch, transaction, index and stream-capture
-modules, the SQLite and in-memory storages, and replication's per-change path (encoding,
-merge, apply, the pull protocol) that replication's throughput rests on. Those requests
-also call three modules that run interpreted: verify's hashing (`antientropy/`, the hash
-trees' upkeep on every write), `invariant` and the write path's stage timer.
+modules, the SQLite and in-memory storages, replication's per-change path (encoding,
+merge, apply, the pull protocol) that replication's throughput rests on, the tables a
+request names and the internal-table names (`auth/permissions.py`, `engine/internal.py`:
+every request is checked against them) and verify's leaf hashes (`antientropy/hashing.py`:
+the hash trees' upkeep on every write, and the scrubber's re-hashing): interpreted, these
+three cost GetItem about 5 us of its ~30 us of CPU (docs/performance-log.md). Those
+requests also call two modules that run interpreted: `invariant` (its exception
+subclasses AssertionError, which mypyc cannot compile as a native class) and the write
+path's stage timer (`storage/writepath.py`; a few clock reads per batch).
 Everything else runs interpreted: the rest of the engine (DDL, backups, PITR, PartiQL,
 tags, TTL, repairs, the Streams API), the node's shell and operator endpoints,
-replication's state machines, topology, the write path's stage timer (its tests spy on
-it), the CLI, the failover client, the drill, the simulator, verify, PostgreSQL's
+replication's state machines, topology, the CLI, the failover client, the drill, the simulator, verify, PostgreSQL's
 storage: code that runs per batch, per poll or per command, not per request, whose C
 would add about half again to every `make setup`.
 
@@ -78,7 +82,7 @@ REQUEST_PATH = (
     "replication/__init__.py", "replication/admission.py", "replication/apply.py",
     "replication/change.py", "replication/cursors.py", "replication/merge.py",
     "replication/protocol.py", "replication/serving.py", "replication/store.py",
-    "node/clock.py",
+    "node/clock.py", "auth/permissions.py", "engine/internal.py", "antientropy/hashing.py",
 )
 
 

@@ -18,6 +18,8 @@ that lost the merge would drop the rows written to it meanwhile.
 
 from __future__ import annotations
 
+from typing import Final
+
 import orjson
 
 from atoll.engine.context import EngineContext
@@ -25,7 +27,7 @@ from atoll.engine.outbox import table_definition
 from atoll.engine.tabledef import TableDef, parse_create_table
 from atoll.storage import WriteTxn
 
-PREFIX = "atoll:"
+PREFIX: Final = "atoll:"
 KEYS_TABLE = "atoll:keys"
 # The replicated state every region gives an internal table: (hlc, origin) of its
 # creation and of its definition. Any real write has a greater hlc.
