@@ -23,8 +23,8 @@ subclasses AssertionError, which mypyc cannot compile as a native class) and the
 path's stage timer (`storage/writepath.py`; a few clock reads per batch).
 Everything else runs interpreted: the rest of the engine (DDL, backups, PITR, PartiQL,
 tags, TTL, repairs, the Streams API), the node's shell and operator endpoints,
-replication's state machines, topology, the CLI, the failover client, the drill, the simulator, verify, PostgreSQL's
-storage: code that runs per batch, per poll or per command, not per request, whose C
+replication's state machines, topology, the CLI, the failover client, the drill, the
+simulator, verify, PostgreSQL's storage: code that runs per batch, per poll or per command, not per request, whose C
 would add about half again to every `make setup`.
 
 Compiled modules never await in a `finally` block (tests/unit/test_compiled_rules.py
@@ -82,7 +82,7 @@ REQUEST_PATH = (
     "replication/__init__.py", "replication/admission.py", "replication/apply.py",
     "replication/change.py", "replication/cursors.py", "replication/merge.py",
     "replication/protocol.py", "replication/serving.py", "replication/store.py",
-    "node/clock.py", "auth/permissions.py", "engine/internal.py", "antientropy/hashing.py",
+    "node/clock.py", "engine/internal.py", "antientropy/hashing.py",
 )
 
 
