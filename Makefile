@@ -43,7 +43,7 @@ run: $(STAMP)
 TEST_JOBS ?= 0
 
 test: $(STAMP) system-tools pg-server
-	$(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist loadgroup tests
+	$(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist loadgroup --durations=25 tests
 
 # Installs what is missing; if it cannot (not root, not Debian) it says so and the tests
 # that need the tool fail with the reason.

@@ -9,19 +9,29 @@ in C already).
 
 Compiled: what a data-plane request runs through, as profiled under GetItem, PutItem,
 UpdateItem, BatchWriteItem and Query load (`REQUEST_PATH`): the HTTP server, the API,
+SigV4 verification and the role check (`auth/` but its exceptions, files and TLS set-up),
 values and keys, the expression language, the clocks (the HLC, and the node's wall clock
 every write reads), the engine's item, read, batch, transaction, index and stream-capture
-modules and its causal writes, the SQLite and in-memory storages, and replication's
-per-change path (encoding, merge and the per-item causal state it joins, apply, the pull
-protocol) that replication's throughput rests on. Those requests also call three modules
-that run interpreted: verify's hashing (`antientropy/`, the hash trees' upkeep on every
-write), `invariant` and the write path's stage timer.
+modules and its causal writes, the SQLite and in-memory storages, replication's per-change
+path (encoding, merge and the per-item causal state it joins, apply, the pull protocol)
+that replication's throughput rests on, the tables a request names and the internal-table
+names (`auth/permissions.py`, `engine/internal.py`: every request is checked against
+them) and verify's leaf hashes (`antientropy/hashing.py`: the hash trees' upkeep on every
+write, and the scrubber's re-hashing): interpreted, these three cost GetItem about 5 us
+of its ~30 us of CPU (docs/performance-log.md). Those requests also call two modules that
+run interpreted: `invariant` (its exception subclasses AssertionError, which mypyc cannot
+compile as a native class) and the write path's stage timer (`storage/writepath.py`; a
+few clock reads per batch).
 Everything else runs interpreted: the rest of the engine (DDL, backups, PITR, PartiQL,
 tags, TTL, repairs, the Streams API), the node's shell and operator endpoints,
-replication's state machines, topology, the write path's stage timer (its tests spy on
-it), the CLI, the failover client, the drill, the simulator, verify, PostgreSQL's
-storage: code that runs per batch, per poll or per command, not per request, whose C
-would add about half again to every `make setup`.
+replication's state machines, topology, the CLI, the failover client, the drill, the
+simulator, verify, PostgreSQL's storage: code that runs per batch, per poll or per
+command, not per request, whose C would add about half again to every `make setup`.
+
+Compiled modules never await in a `finally` block (tests/unit/test_compiled_rules.py
+checks it and says why): a compiled coroutine suspended there re-raises, when the block
+ends, an exception another compiled coroutine raised meanwhile. With the node's shell
+compiled, a node exited 1 with a pull task's CancelledError after its clean stop.
 
 The build is one mypyc group (one shared library, so calls between compiled modules stay
 native) written as one C file per module (`multi_file`), so that the C compiles on every
@@ -55,6 +65,8 @@ from setuptools.command.build_ext import build_ext
 # to a package listed by module runs interpreted until it is listed here.
 REQUEST_PATH = (
     "api/", "clock/", "expressions/", "model/", "streams/",
+    "auth/__init__.py", "auth/canonical.py", "auth/keys.py", "auth/permissions.py",
+    "auth/sigv4.py", "auth/timestamps.py",
     "http/__init__.py", "http/client.py", "http/connection.py", "http/connections.py",
     "http/limits.py", "http/server.py", "http/timing.py", "http/wire.py",
     "storage/__init__.py", "storage/integrity.py", "storage/protocol.py",
@@ -72,7 +84,7 @@ REQUEST_PATH = (
     "replication/change.py", "replication/cursors.py", "replication/itemstate/",
     "replication/merge.py", "replication/protocol.py", "replication/serving.py",
     "replication/store.py",
-    "node/clock.py",
+    "node/clock.py", "engine/internal.py", "antientropy/hashing.py",
 )
 
 

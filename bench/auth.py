@@ -24,7 +24,9 @@ no event loop): the verification steps the api runs per request — SigV4 verifi
 of the request as the HTTP layer holds it (atoll.auth.sigv4, with its caches warm, as
 in a running node; the verifier alone on a SignedRequest is shown too), the role check,
 the internal-table check — in microseconds of CPU time each, for the same GetItem as
-wrk sends. `--breakdown-only` prints just that.
+wrk sends; then each phase of one verification alone (header dict, Authorization
+parse, scope, date and window, signed headers, key, body SHA-256, canonical request,
+string to sign, signing key, HMAC, compare). `--breakdown-only` prints just that.
 Not a test: it prints figures.
 """
 
@@ -32,6 +34,8 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import hashlib
+import hmac
 import json
 import os
 import statistics
@@ -198,14 +202,9 @@ def report(nodes: dict[str, Node]) -> bool:
     return passed
 
 
-def breakdown(repeat: int = BREAKDOWN_REPEAT) -> None:
-    """CPU microseconds per request of each step the api runs to admit a signed GetItem."""
-    from atoll.api.access import REQUIRED, AccessControl, check_not_internal
-    from atoll.auth.keys import ROLE_READ_WRITE, create_key
-    from atoll.auth.sigv4 import SignedRequest, SigV4Verifier
-
-    now_ms = int(time.time() * 1000)
-    key = create_key(ROLE_READ_WRITE, now_ms)
+def _signed_get_item(key: Any) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """The same GetItem as wrk sends, signed now by botocore with `key`, as the HTTP
+    layer holds it (headers as received, the body)."""
     body = json.dumps(OPERATIONS["GetItem"], separators=(",", ":")).encode()
     request = AWSRequest(method="POST", url="http://127.0.0.1:8000/", data=body, headers={
         "Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": "DynamoDB_20120810.GetItem",
@@ -215,11 +214,34 @@ def breakdown(repeat: int = BREAKDOWN_REPEAT) -> None:
               "us-east-1").add_auth(request)
     head = [(b"Host", b"127.0.0.1:8000")] + [
         (k.encode(), v.encode() if isinstance(v, str) else v) for k, v in request.headers.items()]
-    verifier = SigV4Verifier(lambda key_id: key if key_id == key.key_id else None)
+    return head, body
+
+
+def _cpu_us(step: Any, repeat: int) -> float:
+    step()
+    started = time.process_time()
+    for _ in range(repeat):
+        step()
+    return (time.process_time() - started) / repeat * 1e6
+
+
+def breakdown(repeat: int = BREAKDOWN_REPEAT) -> None:
+    """CPU microseconds per request of each step the api runs to admit a signed GetItem,
+    then of each phase of the verification (the verifier's own steps, called one by
+    one on the same request, with its caches warm as in a running node)."""
+    from atoll.api.access import REQUIRED, AccessControl, check_not_internal
+    from atoll.auth import sigv4
+    from atoll.auth.keys import ROLE_READ_WRITE, create_key
+
+    now_ms = int(time.time() * 1000)
+    key = create_key(ROLE_READ_WRITE, now_ms)
+    head, body = _signed_get_item(key)
+    verifier = sigv4.SigV4Verifier(lambda key_id: key if key_id == key.key_id else None)
     access = AccessControl(REQUIRED, verifier, "local", lambda: now_ms)
     text = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in head]
-    signed = SignedRequest.from_target("POST", "/", text, body)
+    signed = sigv4.SignedRequest.from_target("POST", "/", text, body)
     decoded = json.loads(body)
+    compiled = sigv4.__file__ is not None and not sigv4.__file__.endswith(".py")
     steps = (
         ("SigV4 verification", lambda: verifier.verify(signed, now_ms)),
         ("authenticate (the api's call)", lambda: access.authenticate(b"POST", b"/", head, body,
@@ -228,18 +250,71 @@ def breakdown(repeat: int = BREAKDOWN_REPEAT) -> None:
         ("internal-table check", lambda: check_not_internal("GetItem", decoded)),
     )
     print(f"\nWhere a verified GetItem's time goes (this process, one core, {repeat} runs "
-          "each, CPU us per request):")
+          f"each, CPU us per request; atoll.auth.sigv4 compiled: {compiled}):")
     total = 0.0
     for name, step in steps:
-        step()
-        started = time.process_time()
-        for _ in range(repeat):
-            step()
-        cost_us = (time.process_time() - started) / repeat * 1e6
+        cost_us = _cpu_us(step, repeat)
         if not name.startswith("SigV4"):  # (authenticate verifies: counted there)
             total += cost_us
         print(f"  {name:30s} {cost_us:6.1f}")
     print(f"  {'per request, in all':30s} {total:6.1f}", flush=True)
+    phases(verifier, key, head, body, now_ms, repeat)
+
+
+def phases(verifier: Any, key: Any, head: list[tuple[bytes, bytes]], body: bytes, now_ms: int,
+           repeat: int) -> None:
+    """CPU microseconds of each phase of one verification, each timed alone (each
+    includes a Python call of its own: the first row)."""
+    from atoll.auth import sigv4
+    from atoll.auth.canonical import canonical_request
+
+    v = verifier
+    fields = {name.lower(): value for name, value in head}
+    none: frozenset[bytes] = frozenset()
+    raw = sigv4._authorization_header(fields, none, b"")
+    _, credential, signed_headers, signature = sigv4.authorization_parts(raw)
+    scope = v._credential_scope(credential)
+    stamp, iso, date_header = v._request_time(fields, none, scope.key_id)
+    signed = v._header_list(signed_headers, scope.key_id)
+    values = sigv4._signed_values(signed, fields, none, date_header, scope.key_id, v._values)
+    body_hash = hashlib.sha256(body).hexdigest().encode()
+    canonical = canonical_request(b"POST", b"/", b"", signed, values, body_hash)
+    digest = hashlib.sha256(canonical).hexdigest()
+    to_sign = f"{sigv4.ALGORITHM}\n{iso}\n{scope.text}\n{digest}".encode()
+    signing_key = v._signing_key(key, scope.date, scope.region, scope.service)
+    expected = sigv4.signature_of(signing_key, to_sign)
+    rows = (
+        ("(an empty call: each row's own overhead)", lambda: None),
+        ("header dict (names lower-cased)", lambda: {n.lower(): x for n, x in head}),
+        ("Authorization header, parsed", lambda: sigv4.authorization_parts(
+            sigv4._authorization_header(fields, none, b""))),
+        ("credential scope check (remembered)", lambda: v._credential_scope(credential)),
+        ("X-Amz-Date and skew window", lambda: sigv4._check_window(
+            v._request_time(fields, none, scope.key_id)[0], now_ms, v.skew_ms, None)),
+        ("signed headers: rules, values", lambda: sigv4._signed_values(
+            v._header_list(signed_headers, None), fields, none, date_header, None, v._values)),
+        ("signature syntax", lambda: sigv4._SIGNATURE_RE.match(signature)),
+        ("key lookup, state, token", lambda: v._usable_key(scope.key_id, fields, none, now_ms)),
+        ("body SHA-256", lambda: hashlib.sha256(body).hexdigest().encode()),
+        ("canonical request (one join)", lambda: canonical_request(
+            b"POST", b"/", b"", signed, values, body_hash)),
+        ("string to sign (its SHA-256)", lambda: f"{sigv4.ALGORITHM}\n{iso}\n{scope.text}\n"
+                                                f"{hashlib.sha256(canonical).hexdigest()}"
+                                                .encode()),
+        ("signing key (remembered)", lambda: v._signing_key(key, scope.date, scope.region,
+                                                             scope.service)),
+        ("HMAC-SHA256 of the string to sign", lambda: sigv4.signature_of(signing_key, to_sign)),
+        ("constant-time compare", lambda: hmac.compare_digest(expected, signature)),
+        ("verify_wire, in all", lambda: v.verify_wire(b"POST", b"/", head, body, now_ms)),
+    )
+    print("\nOne verification, phase by phase (CPU us, each timed alone):")
+    total = 0.0
+    for name, step in rows:
+        cost_us = _cpu_us(step, repeat)
+        if not name.startswith(("(", "verify_wire")):
+            total += cost_us
+        print(f"  {name:42s} {cost_us:6.2f}")
+    print(f"  {'the phases, summed':42s} {total:6.2f}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

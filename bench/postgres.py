@@ -10,11 +10,16 @@ each Atoll node, by PostgreSQL (the postmaster and its backends) and by wrk, in 
 of one core over the run, and what limits the point: the machine (its 2 cores all
 busy), one process's core, or neither (then the region's write lock: batches of all
 nodes run one at a time, each waiting on PostgreSQL's round trips and WAL flush).
+For the write workloads a second line says where the first node's write batches spent
+their time (its /_atoll/status write path, sampled in the middle of the run): writes per
+batch, the oldest job's wait for its batch, the batch's run under the region's write
+lock (its jobs and their statements) and its COMMIT, as medians.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import time
@@ -22,6 +27,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tests.pg import PostgresServer, fresh_schema_dsn
 from tests.support import free_port
@@ -45,6 +51,7 @@ class Point:
     p99_ms: float
     errors: int
     cpu: dict[str, float] = field(default_factory=dict)  # process -> % of one core
+    write_path: dict[str, Any] | None = None  # node0's /_atoll/status write path, mid-run
 
     def limit(self) -> str:
         """What bounds this point: the machine's cores (ours and anyone else's
@@ -113,11 +120,13 @@ def measure(config: str, nodes: Nodes, pg: PostgresServer | None, op: str, args:
     connections = max(1, args.connections // len(nodes.urls))
     tag = f"{int(time.time())}{op}"
     started = time.monotonic()
-    with ThreadPoolExecutor(len(nodes.urls)) as pool:  # one wrk process per node, at once
+    with ThreadPoolExecutor(len(nodes.urls) + 1) as pool:  # one wrk process per node, at once
+        sampled = pool.submit(_write_path, nodes.urls[0], 0.6 * args.duration)
         results: list[WrkResult] = list(pool.map(lambda n: run_wrk(
             nodes.urls[n] + "/", WORKLOADS[op].script, duration_s=args.duration,
             connections=connections, threads=1, env=wrk_env(f"{tag}{n}")),
             range(len(nodes.urls))))
+        write_path = sampled.result()
     elapsed = time.monotonic() - started
     wrk_cpu = _children_cpu_s()
     cpu = {name: round(100 * (cpu_seconds(pids) - before[name]) / elapsed, 1)
@@ -126,7 +135,18 @@ def measure(config: str, nodes: Nodes, pg: PostgresServer | None, op: str, args:
     cpu["machine"] = round(100 * (_machine_busy_s() - machine_before) / elapsed, 1)
     return Point(config, op, sum(r.ok_per_s for r in results),
                  max(r.latency_p50_ms for r in results), max(r.latency_p99_ms for r in results),
-                 sum(r.errors for r in results), cpu)
+                 sum(r.errors for r in results), cpu,
+                 write_path if op in ("put", "update") else None)
+
+
+def _write_path(url: str, after_s: float) -> dict[str, Any] | None:
+    """The node's write path summary (storage/writepath.py) `after_s` into the run."""
+    time.sleep(after_s)
+    try:
+        with urllib.request.urlopen(url + "/_atoll/status", timeout=2) as response:
+            return json.loads(response.read()).get("write_path")  # type: ignore[no-any-return]
+    except (OSError, ValueError):
+        return None
 
 
 def _machine_busy_s() -> float:
@@ -176,9 +196,16 @@ def run_config(config: str, count: int, storage_url: str | None, pg: PostgresSer
 
 def _row(p: Point) -> str:
     cpu = " ".join(f"{k}={v:.0f}%" for k, v in p.cpu.items())
-    return (f"{p.config:<14} {WORKLOADS[p.op].title[:18]:<18} {p.ok_per_s:>9.0f}/s "
-            f"p50 {p.p50_ms:>6.2f} ms p99 {p.p99_ms:>7.2f} ms err {p.errors:<4} "
-            f"cpu {cpu} | {p.limit()}")
+    row = (f"{p.config:<14} {WORKLOADS[p.op].title[:18]:<18} {p.ok_per_s:>9.0f}/s "
+           f"p50 {p.p50_ms:>6.2f} ms p99 {p.p99_ms:>7.2f} ms err {p.errors:<4} "
+           f"cpu {cpu} | {p.limit()}")
+    if p.write_path and p.write_path.get("batches"):
+        stages = p.write_path.get("stages_ms", {})
+        spans = " ".join(f"{name} {stages[name]['p50']:.2f}" for name in
+                         ("wait", "run", "commit", "fsync", "total") if name in stages)
+        row += (f"\n{'':<14} node0 batches: {p.write_path['writes_per_batch'].get('p50')} "
+                f"writes (p50), ms p50: {spans}")
+    return row
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,6 +15,7 @@ import functools
 import json
 import os
 import random
+import select
 import signal
 import socket
 import sqlite3
@@ -24,7 +25,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -146,6 +147,47 @@ def free_port() -> int:
     raise RuntimeError("no free loopback port found")
 
 
+MAX_FILLERS = 64
+
+
+@contextlib.contextmanager
+def black_hole() -> Iterator[int]:
+    """A loopback port that drops every SYN, as a dead host behind a firewall looks: a
+    listener whose accept queue is filled and never drained (the kernel then drops new
+    SYNs), so a connection to it neither opens nor fails. Checked before it is handed
+    out: a probe's connect must time out."""
+    listener = socket.socket()
+    fillers: list[socket.socket] = []
+    try:
+        listener.bind(("127.0.0.1", free_port()))
+        listener.listen(0)
+        port = int(listener.getsockname()[1])
+        for _ in range(MAX_FILLERS):  # connect until one does not complete: the queue is full
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", port))
+            fillers.append(filler)
+            _, writable, _ = select.select([], [filler], [], 0.5)
+            if not writable:
+                break
+        else:
+            raise AssertionError(f"the accept queue took {MAX_FILLERS} connections")
+        probe = socket.socket()
+        probe.settimeout(0.5)
+        try:
+            probe.connect(("127.0.0.1", port))
+            raise AssertionError("the black hole accepted a connection")
+        except TimeoutError:
+            pass  # dropped, as intended
+        finally:
+            probe.close()
+        yield port
+    finally:
+        for filler in fillers:
+            filler.close()
+        listener.close()
+
+
 class ServerProcess:
     """A real `atoll serve` process on a free loopback port: with `--auth required` and
     an admin key it makes at start-up (`auth="off"`: no checks, any credentials)."""
@@ -196,9 +238,19 @@ class ServerProcess:
             CREDENTIALS[self.url] = read_credentials(self.credentials_path)
 
     def start(self) -> ServerProcess:
+        self.launch()
+        return self.wait_healthy()
+
+    def launch(self) -> None:
+        """Start the process without waiting for it (`wait_healthy` waits): several
+        servers launched one after the other start at about the same moment."""
         self.prepare()
         log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+
+    def wait_healthy(self) -> ServerProcess:
+        """Wait until the launched process answers /health (raise if it exits first)."""
+        assert self.proc is not None
         deadline = time.monotonic() + START_TIMEOUT_S
         context = ssl.create_default_context(cafile=self.ca_file) if self.scheme == "https" \
             else None

@@ -33,7 +33,7 @@ from atoll.replication.faults import DropItemWrites
 from atoll.replication.memory_store import MemoryStore
 from atoll.replication.merge import Stored, TableState
 from atoll.replication.protocol import Batch, Pull, encode_message
-from atoll.replication.puller import DRAIN, SEND, SUBMIT, Puller
+from atoll.replication.puller import SEND, SUBMIT, Puller
 from atoll.replication.store import (
     ReplicaStore,
     RetentionPlan,
@@ -189,8 +189,8 @@ def test_apply_stops_at_a_gap_keeping_what_came_before(stores: Stores) -> None:
 def test_the_driver_never_applies_past_a_gap_and_asks_again_from_committed_cursors(
         stores: Stores) -> None:
     """The driver the node and the simulator run (`Puller`) over each store: the apply in
-    flight fails, so the batch fetched meanwhile (planned after it) starts past a gap;
-    its apply stops there, and the next Pull asks again from the committed cursors."""
+    flight fails, so the batch fetched meanwhile (planned after it, submitted behind it)
+    starts past a gap; its apply stops there, and the next Pull asks again from the committed cursors."""
     store = stores.open("b")
     log = [remote("a", 1, 10, CREATE)] + [
         remote("a", seq, 10 + seq, put(seq, key=f"k{seq}".encode())) for seq in range(2, 8)]
@@ -206,7 +206,8 @@ def test_the_driver_never_applies_past_a_gap_and_asks_again_from_committed_curso
     overlapped = p.pull(store.cursors(), ["a"], 2)  # fetched while it runs
     assert overlapped.cursors == {"a": Cursor(1, 10)} and overlapped.ahead == {"a": 4}
     p.on_answer(answer(overlapped, 5, 7), 3, store.table_state)
-    assert p.next_step(3).kind == DRAIN
+    assert p.next_step(3).kind == SUBMIT  # submitted behind the apply in flight
+    planned_past = p.take_apply()  # a/5..7, planned after a/4
 
     def disk_full(txn: StoreTxn) -> None:
         in_flight(txn)
@@ -215,8 +216,7 @@ def test_the_driver_never_applies_past_a_gap_and_asks_again_from_committed_curso
     with pytest.raises(RuntimeError):
         store.write(disk_full)
     p.on_applied(None, 4)
-    assert p.next_step(4).kind == SUBMIT  # a/5..7, planned after a/4, which never came
-    outcome = store.write(p.take_apply())
+    outcome = store.write(planned_past)  # the store runs it next: a/4 never came
     assert outcome.stopped_at_gap and outcome.applied == 0
     assert store.cursors() == {"a": Cursor(1, 10)} and len(store.contents()) == 0
     p.on_applied(outcome, 5)

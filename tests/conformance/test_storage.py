@@ -22,6 +22,7 @@ from atoll.errors import ServiceUnavailable
 from atoll.invariant import InvariantViolation
 from atoll.storage import MemoryStorage, SqliteStorage, WriteTxn
 from atoll.storage.postgres import PostgresStorage
+from atoll.storage.protocol import SCAN_PAGE_ROWS
 from tests.pg import fresh_schema_dsn, pg_server, shared_server  # noqa: F401  (fixture)
 from tests.support import in_a_loop, started, write
 
@@ -257,6 +258,19 @@ async def test_commit_listeners_run_after_each_batch_with_its_writes_readable(
 
 
 @in_a_loop
+async def test_visible_listeners_run_after_each_commit_with_its_writes_readable(
+        backend: Backend, tmp_path: Path) -> None:
+    async with started(backend.open(tmp_path, "a")) as storage:
+        tid = await write(storage, create("t"))
+        seen: list[bool] = []
+        storage.visible_listeners.append(
+            lambda: seen.append(storage.get_item(tid, 1, b"k", b"") is not None))
+        await write(storage, puts(tid, [(1, b"k", b"")]), inline=True)
+        await write(storage, puts(tid, [(1, b"j", b"")]))  # a batch run on the writer thread
+        assert len(seen) >= 2 and seen[-1] is True
+
+
+@in_a_loop
 async def test_status_counts_writes_and_batches(backend: Backend, tmp_path: Path) -> None:
     async with started(backend.open(tmp_path, "a")) as storage:
         before = storage.status()
@@ -315,6 +329,12 @@ async def test_scans_walk_key_order_from_a_start_key_within_a_hash_range(
                            if (key > after if after is not None else key[0] >= h_start)
                            and (h_end is None or key[0] < h_end)], (after, h_start, h_end)
         assert list(storage.scan_items(99, None, None)) == []
+        for after, h_start, h_end, limit in itertools.product(
+                [None, *keys[::53]], [0, 2**31], [None, 2**31], [1, 7, SCAN_PAGE_ROWS]):
+            page = storage.scan_page(tid, after, h_end, h_start, limit)
+            rows = list(storage.scan_items(tid, after, h_end, h_start, limit))
+            assert page == [(item, size) for _h, _pk, _sk, item, size in rows]
+        assert storage.scan_page(99, None, None, 0, 5) == []
 
 
 def _bounds(values: list[bytes]) -> list[tuple[bytes, bool] | None]:

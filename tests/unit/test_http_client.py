@@ -1,28 +1,33 @@
 """The peer HTTP client's endpoints, against real sockets on loopback: an endpoint that
 cannot be connected to is passed over within the same request; one that took the
 request and then failed is not (the peer may have acted on it), and the next request
-goes to the next endpoint."""
+goes to the next endpoint. An endpoint that silently drops connections is given up after
+the connect timeout, not the request's; an answer slower than the connect timeout on an
+open connection (a long poll) is still waited for."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 
 import pytest
 
 from atoll.http.client import HttpClient, PeerHttpError
-from tests.support import free_port, in_a_loop
+from tests.support import black_hole, free_port, in_a_loop
 
 TIMEOUT_S = 5.0
+CONNECT_TIMEOUT_S = 0.3
 
 
 class Peer:
     """A loopback listener that answers every request with `ok` (or, `closing`, reads it
     and closes the connection unanswered); counts the requests it read."""
 
-    def __init__(self, closing: bool = False) -> None:
+    def __init__(self, closing: bool = False, delay_s: float = 0.0) -> None:
         self.closing = closing
+        self.delay_s = delay_s  # before each answer (a long poll)
         self.requests = 0
         self.port = 0
 
@@ -36,6 +41,7 @@ class Peer:
                 self.requests += 1
                 if self.closing:
                     return
+                await asyncio.sleep(self.delay_s)
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -97,5 +103,46 @@ async def test_a_request_the_peer_took_is_not_sent_again_elsewhere() -> None:
             assert (closing.requests, live.requests) == (1, 0)
             assert await client.post("/x", b"{}", TIMEOUT_S) == (200, b"ok")  # the next one
             assert live.requests == 1
+        finally:
+            client.close()
+
+
+@in_a_loop
+async def test_an_endpoint_dropping_connections_costs_the_connect_timeout_only() -> None:
+    live = Peer()
+    with black_hole() as hole:
+        async with _listening(live) as endpoint:
+            client = HttpClient([f"http://127.0.0.1:{hole}", endpoint],
+                                connect_timeout_s=CONNECT_TIMEOUT_S)
+            try:
+                began = time.monotonic()
+                assert await client.post("/x", b"{}", TIMEOUT_S) == (200, b"ok")
+                assert time.monotonic() - began < CONNECT_TIMEOUT_S + 1.0
+                assert client.port == live.port
+            finally:
+                client.close()
+
+
+@in_a_loop
+async def test_an_endpoint_dropping_connections_alone_fails_within_the_connect_timeout() -> None:
+    with black_hole() as hole:
+        client = HttpClient(f"http://127.0.0.1:{hole}", connect_timeout_s=CONNECT_TIMEOUT_S)
+        began = time.monotonic()
+        with pytest.raises(PeerHttpError) as failure:
+            await client.post("/x", b"{}", TIMEOUT_S)
+        assert time.monotonic() - began < CONNECT_TIMEOUT_S + 1.0
+        assert not failure.value.sent and "not connected within" in str(failure.value)
+        client.close()
+
+
+@in_a_loop
+async def test_an_answer_slower_than_the_connect_timeout_is_waited_for() -> None:
+    slow = Peer(delay_s=CONNECT_TIMEOUT_S * 3)  # a long poll held past the connect bound
+    async with _listening(slow) as endpoint:
+        client = HttpClient(endpoint, connect_timeout_s=CONNECT_TIMEOUT_S)
+        try:
+            for _ in range(2):  # a new connection, then the kept-alive one
+                assert await client.post("/x", b"{}", TIMEOUT_S) == (200, b"ok")
+            assert slow.requests == 2
         finally:
             client.close()

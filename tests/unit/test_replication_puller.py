@@ -55,10 +55,42 @@ def test_fetch_overlaps_the_apply_in_flight_and_skips_what_it_applies() -> None:
     second = p.pull({"a": Cursor(2, 20)}, ["a"], 6)
     assert second.cursors == {"a": Cursor(2, 20)} and second.ahead == {"a": 5}
     p.on_answer(answer(second, records("a", 6, 7)), 9, table)  # planned after a/5
-    assert p.next_step(9).kind == DRAIN  # one apply in flight at a time
-    p.on_applied(ApplyOutcome(applied=3), 10)
-    assert p.next_step(10).kind == SUBMIT
+    assert p.next_step(9).kind == SUBMIT  # joins the next group commit at once
     assert [c.seq for c, _f in p.take_apply().changes] == [6, 7]
+    third = p.pull({"a": Cursor(2, 20)}, ["a"], 10)
+    assert third.ahead == {"a": 7}
+    p.on_answer(answer(third, records("a", 8, 8)), 11, table)
+    assert p.applying == 2 and p.next_step(11).kind == DRAIN  # applies_in_flight reached
+    p.on_applied(ApplyOutcome(applied=3), 12)
+    assert p.next_step(12).kind == SUBMIT
+    assert [c.seq for c, _f in p.take_apply().changes] == [8]
+
+
+def test_one_apply_in_flight_alternates_fetch_and_apply() -> None:
+    p = Puller("a", "b", ReplicationConfig(applies_in_flight=1), HybridClock(lambda: 0),
+               lambda: 0, now_ms=0)
+    first = p.pull({}, ["a"], 0)
+    p.on_answer(answer(first, records("a", 1, 2)), 1, table)
+    p.take_apply()
+    second = p.pull({}, ["a"], 2)
+    p.on_answer(answer(second, records("a", 3, 3)), 3, table)
+    assert p.next_step(3).kind == DRAIN
+    p.on_applied(ApplyOutcome(applied=2), 4)
+    assert p.next_step(4).kind == SUBMIT
+
+
+def test_an_apply_that_falls_short_stops_the_one_planned_past_it() -> None:
+    p = puller()
+    first = p.pull({}, ["a"], 0)
+    p.on_answer(answer(first, records("a", 1, 3)), 1, table)
+    p.take_apply()
+    second = p.pull({}, ["a"], 2)
+    p.on_answer(answer(second, records("a", 4, 5)), 3, table)
+    p.take_apply()
+    p.on_applied(ApplyOutcome(applied=1, stopped_at_gap=True), 4)  # a/2 held back
+    assert p.planned == {} and p.applying == 1
+    p.on_applied(ApplyOutcome(stopped_at_gap=True), 5)  # a/4 found the gap at a/2
+    assert p.pull({"a": Cursor(1, 10)}, ["a"], 5).ahead == {} and not p.caught_up
 
 
 def test_an_apply_that_falls_short_forgets_the_raised_cursors() -> None:

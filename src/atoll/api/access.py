@@ -58,13 +58,17 @@ from atoll.auth.errors import (
 from atoll.auth.keys import AccessKey
 from atoll.auth.permissions import (
     PARTIQL,
+    TABLE_MEMBERS,
+    TABLES_BEYOND_MEMBERS,
     Access,
     authorize,
     may_whatever_the_tables,
     request_tables,
     required_access,
+    table_from_arn,
 )
 from atoll.auth.sigv4 import SigV4Verifier
+from atoll.engine.internal import PREFIX as INTERNAL_PREFIX
 from atoll.engine.internal import is_internal
 from atoll.errors import ResourceNotFound, ServiceUnavailable, ValidationError
 from atoll.partiql.tokens import QUOTED, tokenize
@@ -261,12 +265,23 @@ class AccessControl:
                 if self.verifier is not None else 0}
 
 
-def check_not_internal(operation: str, request: Mapping[str, Any]) -> None:
+def check_not_internal(operation: str, request: dict[str, Any]) -> None:
     """ResourceNotFound if the request names an internal table (by name, ARN, in a batch
-    or transaction, or as a quoted name in a PartiQL statement)."""
+    or transaction, or as a quoted name in a PartiQL statement).
+
+    Every request passes here, so most take a short way: an operation whose body names
+    tables only in TABLE_MEMBERS (GetItem, PutItem, Query...) is refused for the same
+    names `request_tables` would yield, found without building its list; and a name or
+    ARN without the internal prefix in it cannot name an internal table (an ARN's table
+    is a part of it), so those are passed over without parsing."""
+    if operation not in TABLES_BEYOND_MEMBERS:
+        for member in TABLE_MEMBERS:
+            value = request.get(member)
+            if isinstance(value, str) and INTERNAL_PREFIX in value:
+                _refuse_if_internal(table_from_arn(value))
+        return
     for table in request_tables(operation, request):
-        if is_internal(table):
-            raise ResourceNotFound(f"Requested resource not found: Table: {table} not found")
+        _refuse_if_internal(table)
     if operation in PARTIQL:
         for statement in _statements(request):
             try:
@@ -275,6 +290,11 @@ def check_not_internal(operation: str, request: Mapping[str, Any]) -> None:
                 continue  # the engine refuses it as malformed
             if any(t.kind == QUOTED and is_internal(t.text) for t in tokens):
                 raise ResourceNotFound("Requested resource not found")
+
+
+def _refuse_if_internal(table: str) -> None:
+    if is_internal(table):
+        raise ResourceNotFound(f"Requested resource not found: Table: {table} not found")
 
 
 def _statements(request: Mapping[str, Any]) -> list[str]:

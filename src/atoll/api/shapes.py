@@ -168,8 +168,9 @@ def _map(shape: Any, memo: dict[str, Check]) -> Check:
         if type(value) is not dict:
             raise SerializationError(f"Unexpected value type for '{path}': expected a map")
         _check_length(value, len(value), low, high, path, errors)
+        key_path = path + ".key"  # the same for every key
         for key, inner in value.items():
-            key_check(key, f"{path}.key", errors)
+            key_check(key, key_path, errors)
             if value_check is _ignore:
                 continue
             if inner is None:

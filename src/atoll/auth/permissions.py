@@ -51,7 +51,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from atoll.auth.errors import REASON_DENIED, AccessDenied
 from atoll.auth.keys import ROLE_ADMIN, ROLE_READ_WRITE, AccessKey
@@ -99,6 +99,16 @@ _OPTIONAL_TABLE = frozenset((
     "ListBackups", "ListContributorInsights", "ListExports", "ListImports", "ListStreams"))
 
 PARTIQL = frozenset(("ExecuteStatement", "BatchExecuteStatement", "ExecuteTransaction"))
+
+# The members of a request body that name one table (by name or ARN), in the order
+# `request_tables` reads them.
+TABLE_MEMBERS: Final = ("TableName", "TableArn", "SourceTableArn", "SourceTableName",
+                 "TargetTableName", "ResourceArn", "StreamArn", "GlobalTableName")
+# Operations whose body names tables elsewhere too (request items, transaction actions,
+# statements, creation parameters): `request_tables` reads more than TABLE_MEMBERS.
+TABLES_BEYOND_MEMBERS: Final = PARTIQL | frozenset((
+    "BatchGetItem", "BatchWriteItem", "TransactGetItems", "TransactWriteItems",
+    "ImportTable"))
 
 ATOLL_ADMIN_ACTIONS = frozenset((
     ATOLL_UPDATE_TOPOLOGY, ATOLL_CREATE_KEY, ATOLL_LIST_KEYS, ATOLL_REVOKE_KEY))
@@ -165,8 +175,7 @@ def request_tables(operation: str, body: Mapping[str, Any]) -> tuple[str, ...]:
             parsed = partiql_statement(statement) if isinstance(statement, str) else None
             if parsed is not None:
                 _add(found, parsed[1])
-    for member in ("TableName", "TableArn", "SourceTableArn", "SourceTableName",
-                   "TargetTableName", "ResourceArn", "StreamArn", "GlobalTableName"):
+    for member in TABLE_MEMBERS:
         _add(found, body.get(member))
     if operation == "ImportTable":
         params = body.get("TableCreationParameters")

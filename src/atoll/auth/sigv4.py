@@ -42,10 +42,12 @@ derived signing key per (secret, date, region, service) (FIFO eviction; a secret
 under the same id misses), a Credential value's parts and the outcome of its scope checks
 (all but the date, which is compared with each request's), well-formed SignedHeaders
 lists, and the last X-Amz-Date parsed; the usual Authorization layout is parsed by one
-regular expression. So a valid request costs two SHA-256s, one HMAC and the canonical
-request built once (`verify_wire` takes the request as the HTTP layer holds it). Nothing
-that depends on the request itself is cached: the signature, the body's hash, the window
-and the key's state are checked on every request (cost: `python -m bench.auth`).
+regular expression. The request is verified as the HTTP layer holds it (bytes; headers
+looked up by lower-case name in one dict built per request; the canonical request one
+join of the bytes received, `atoll.auth.canonical`). So a valid request costs two
+SHA-256s, one HMAC and that join. Nothing that depends on the request itself is
+cached: the signature, the body's hash, the window and the key's state are checked on
+every request (cost: `python -m bench.auth`).
 
 Presigned (query-string) requests are refused: DynamoDB clients sign headers, and a
 second code path is a second attack surface. Errors follow DynamoDB's types and wording
@@ -57,26 +59,32 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from _hashlib import HMAC as HmacState
+from _hashlib import hmac_new
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from urllib.parse import quote, unquote_plus
+from typing import Final
 
 from atoll.auth import errors as e
+from atoll.auth.canonical import SignedHeaderList, canonical_request, header_value
 from atoll.auth.keys import AccessKey
+from atoll.auth.timestamps import iso_basic, parse_http_date, parse_iso_basic
 
-ALGORITHM = "AWS4-HMAC-SHA256"
+ALGORITHM: Final = "AWS4-HMAC-SHA256"
 SERVICE = "dynamodb"
 TERMINATOR = "aws4_request"
 SKEW_MS = 5 * 60 * 1000
-MAX_AUTHORIZATION_CHARS = 4096
+MAX_AUTHORIZATION_CHARS: Final = 4096
 MAX_SIGNED_HEADERS = 64
-MAX_SIGNED_HEADER_CHARS = 64 * 1024
+MAX_SIGNED_HEADER_CHARS: Final = 64 * 1024
 SIGNING_KEY_CACHE_ENTRIES = 4096
-SCOPE_CACHE_ENTRIES = 1024
+SCOPE_CACHE_ENTRIES: Final = 1024
+HEADER_LIST_CACHE_ENTRIES: Final = 256
+VALUE_CACHE_ENTRIES: Final = 1024
 
-MISMATCH = ("The request signature we calculated does not match the signature you "
-            "provided. Check your AWS Secret Access Key and signing method. Consult the "
-            "service documentation for details.")
+MISMATCH: Final = ("The request signature we calculated does not match the signature you "
+                   "provided. Check your AWS Secret Access Key and signing method. Consult "
+                   "the service documentation for details.")
 BAD_TOKEN = "The security token included in the request is invalid."
 EXPIRED_TOKEN = "The security token included in the request is expired"
 MISSING = "Request is missing Authentication Token"
@@ -84,20 +92,24 @@ MISSING = "Request is missing Authentication Token"
 _REGION_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}\Z")
 _KEY_ID_RE = re.compile(r"[A-Za-z0-9]{1,128}\Z")
 _HEADER_NAME_RE = re.compile(r"[a-z0-9!#$%&'*+.^_`|~-]{1,128}\Z")
-_USUAL_AUTHORIZATION_RE = re.compile(
+_USUAL_AUTHORIZATION_RE: Final = re.compile(
     r"AWS4-HMAC-SHA256 Credential=([^\s,=]+), ?SignedHeaders=([^\s,=]+), ?"
     r"Signature=([^\s,=]+)\Z")
-_SIGNATURE_RE = re.compile(r"[0-9a-f]{64}\Z")
-_HEX64_RE = re.compile(r"[0-9a-fA-F]{64}\Z")
-_PRESIGN_PARAMS = ("X-Amz-Signature=", "X-Amz-Credential=", "X-Amz-Algorithm=")
-_STEERING_HEADERS = (("x-amz-target", "X-Amz-Target"),
-                     ("x-amz-security-token", "X-Amz-Security-Token"),
-                     ("x-amz-content-sha256", "X-Amz-Content-SHA256"))
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-_UTC_ZONES = ("GMT", "UTC", "+0000", "-0000")
-_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_USUAL_START: Final = "AWS4-HMAC-SHA256 Credential="
+_SIGNATURE_RE: Final = re.compile(r"[0-9a-f]{64}\Z")
+_HEX64_RE: Final = re.compile(r"[0-9a-fA-F]{64}\Z")
+_PRESIGN_PARAMS: Final = (b"X-Amz-Signature=", b"X-Amz-Credential=", b"X-Amz-Algorithm=")
+_STEERING_HEADERS: Final = ((b"x-amz-target", "X-Amz-Target"),
+                            (b"x-amz-security-token", "X-Amz-Security-Token"),
+                            (b"x-amz-content-sha256", "X-Amz-Content-SHA256"))
+_X_AMZ_DATE: Final = b"x-amz-date"
+_DATE: Final = b"date"
+_NOT_REPEATED: Final[frozenset[bytes]] = frozenset()
 
 KeyLookup = Callable[[str], AccessKey | None]
+# lower-case header name -> its value as received (a name that was repeated: its values'
+# canonical forms joined with ','; the verifier keeps the set of such names beside it)
+Fields = dict[bytes, bytes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,50 +161,55 @@ class SigV4Verifier:
         self.service = service
         self.skew_ms = skew_ms
         self.cache_entries = cache_entries
-        self._signing_keys: dict[tuple[str, str, str, str], bytes] = {}
+        self._signing_keys: dict[tuple[str, str, str, str], HmacState] = {}
         self._scopes: dict[str, CredentialScope] = {}  # Credential value -> parts, checks
-        # SignedHeaders lists already found well formed (clients send the same few)
-        self._header_lists: dict[str, list[str]] = {}
-        self._last_date = ("", 0)  # (X-Amz-Date, its epoch seconds): one parse a second
+        # SignedHeaders values already found well formed (clients send the same few)
+        self._header_lists: dict[str, SignedHeaderList] = {}
+        # header value as received -> its canonical form (clients repeat most of theirs)
+        self._values: dict[bytes, bytes] = {}
+        # the last X-Amz-Date parsed: (as received, as YYYYMMDDTHHMMSSZ, epoch seconds)
+        self._last_date: tuple[bytes, str, int] | None = None
 
     def verify(self, request: SignedRequest, now_ms: int) -> AccessKey:
         """The key that signed `request`, or an AuthError saying why it is refused."""
-        return self._verify(request.method, request.path, request.query,
-                            _header_map(request.headers), request.body, now_ms)
+        headers = [(_received(n), _received(v)) for n, v in request.headers]
+        return self._verify(_received(request.method), _received(request.path),
+                            _received(request.query), headers, request.body, now_ms)
 
     def verify_wire(self, method: bytes, target: bytes, headers: Sequence[tuple[bytes, bytes]],
                     body: bytes, now_ms: int) -> AccessKey:
-        """`verify` for a request as the HTTP layer holds it (bytes, as received, decoded
-        as latin-1 like any header): no SignedRequest and no second list of headers."""
-        path, _, query = target.decode("latin-1").partition("?")
-        return self._verify(method.decode("latin-1"), path, query, _wire_header_map(headers),
-                            body, now_ms)
+        """`verify` for a request as the HTTP layer holds it: method, request-target
+        (`/path?query`) and headers as received, and the body."""
+        path, _, query = target.partition(b"?")
+        return self._verify(method, path, query, headers, body, now_ms)
 
-    def _verify(self, method: str, path: str, query: str, headers: dict[str, list[str]],
-                body: bytes, now_ms: int) -> AccessKey:
-        raw = _authorization_header(headers, query)
+    def _verify(self, method: bytes, path: bytes, query: bytes,
+                headers: Sequence[tuple[bytes, bytes]], body: bytes, now_ms: int) -> AccessKey:
+        fields = {name.lower(): value for name, value in headers}
+        repeated = _NOT_REPEATED if len(fields) == len(headers) else _repeats(headers, fields)
+        raw = _authorization_header(fields, repeated, query)
         algorithm, credential, signed_headers, signature = authorization_parts(
-            raw, "x-amz-date" in headers or "date" in headers)
+            raw, _X_AMZ_DATE in fields or _DATE in fields)
         scope = self._credential_scope(credential)
         key_id = scope.key_id if scope.key_id_ok else None
-        stamp, iso, date_header = self._request_time(headers, key_id)
+        stamp, iso, date_header = self._request_time(fields, repeated, key_id)
         _check_window(stamp, now_ms, self.skew_ms, key_id)
-        header_block = _check_signed_headers(self._header_list(signed_headers, key_id),
-                                             headers, date_header, key_id)
+        signed = self._header_list(signed_headers, key_id)
+        values = _signed_values(signed, fields, repeated, date_header, key_id, self._values)
         if algorithm != ALGORITHM or not scope.valid or scope.date != iso[:8]:
             _check_algorithm_and_scope(algorithm, scope, iso, self.service, self.regions,
                                        key_id)
         if not _SIGNATURE_RE.match(signature):
             raise e.InvalidSignature(MISMATCH, e.REASON_SIGNATURE, key_id)
-        key = self._usable_key(scope.key_id, headers, now_ms)
-        claimed = _claimed_body_hash(headers, key_id)
+        key = self._usable_key(scope.key_id, fields, repeated, now_ms)
+        claimed = _claimed_body_hash(fields, repeated, key_id)
         body_hash = claimed if claimed is not None else hashlib.sha256(body).hexdigest()
-        canonical = canonical_request(method, path, query, header_block, signed_headers,
-                                      body_hash)
-        string_to_sign = "\n".join((ALGORITHM, iso, scope.text,
-                                    hashlib.sha256(canonical.encode("utf-8")).hexdigest()))
+        canonical = canonical_request(method, path, query, signed, values,
+                                      body_hash.encode("ascii"))
+        string_to_sign = (f"{ALGORITHM}\n{iso}\n{scope.text}\n"
+                          f"{hashlib.sha256(canonical).hexdigest()}").encode()
         signing_key = self._signing_key(key, scope.date, scope.region, scope.service)
-        expected = hmac.digest(signing_key, string_to_sign.encode("utf-8"), "sha256").hex()
+        expected = signature_of(signing_key, string_to_sign)
         if not hmac.compare_digest(expected, signature):
             raise e.InvalidSignature(MISMATCH, e.REASON_SIGNATURE, key.key_id)
         if claimed is not None and not hmac.compare_digest(
@@ -214,28 +231,30 @@ class SigV4Verifier:
             self._scopes[credential] = scope
         return scope
 
-    def _request_time(self, headers: dict[str, list[str]],
-                      key_id: str | None) -> tuple[int, str, str]:
+    def _request_time(self, fields: Fields, repeated: frozenset[bytes],
+                      key_id: str | None) -> tuple[int, str, bytes]:
         """(request time in epoch seconds, as YYYYMMDDTHHMMSSZ, the header it came from);
-        one of the date headers is present."""
-        values = headers.get("x-amz-date")
-        if values is not None and len(values) == 1 and values[0] == self._last_date[0]:
-            return self._last_date[1], values[0], "x-amz-date"
-        stamp, iso, name = request_time(headers, key_id)
-        if name == "x-amz-date":
-            self._last_date = (iso, stamp)
+        one of the date headers is present. The last X-Amz-Date parsed is remembered:
+        clients send the same one for a second."""
+        value = fields.get(_X_AMZ_DATE)
+        last = self._last_date
+        if last is not None and value == last[0] and _X_AMZ_DATE not in repeated:
+            return last[2], last[1], _X_AMZ_DATE
+        stamp, iso, name = request_time(fields, key_id)
+        if value is not None and _X_AMZ_DATE not in repeated:
+            self._last_date = (value, iso, stamp)
         return stamp, iso, name
 
-    def _header_list(self, signed_headers: str, key_id: str | None) -> list[str]:
-        names = self._header_lists.get(signed_headers)
-        if names is None:
-            names = signed_header_names(signed_headers, key_id)
-            if len(self._header_lists) >= 256:
+    def _header_list(self, signed_headers: str, key_id: str | None) -> SignedHeaderList:
+        signed = self._header_lists.get(signed_headers)
+        if signed is None:
+            signed = SignedHeaderList.of(signed_header_names(signed_headers, key_id))
+            if len(self._header_lists) >= HEADER_LIST_CACHE_ENTRIES:
                 self._header_lists.clear()
-            self._header_lists[signed_headers] = names
-        return names
+            self._header_lists[signed_headers] = signed
+        return signed
 
-    def _usable_key(self, key_id: str, headers: dict[str, list[str]],
+    def _usable_key(self, key_id: str, fields: Fields, repeated: frozenset[bytes],
                     now_ms: int) -> AccessKey:
         key = self.lookup(key_id)
         if key is None:
@@ -244,24 +263,27 @@ class SigV4Verifier:
             raise e.UnrecognizedClient(BAD_TOKEN, e.REASON_REVOKED_KEY, key.key_id)
         if key.expired(now_ms):
             raise e.ExpiredToken(EXPIRED_TOKEN, e.REASON_EXPIRED_KEY, key.key_id)
-        sent = headers.get("x-amz-security-token")
+        sent = fields.get(b"x-amz-security-token")
         if key.session_token is None:
             if sent is not None:
                 raise e.UnrecognizedClient(BAD_TOKEN, e.REASON_TOKEN, key.key_id)
-        elif sent is None or len(sent) != 1 or not hmac.compare_digest(
-                sent[0].strip().encode("utf-8"), key.session_token.reveal().encode("utf-8")):
+        elif sent is None or b"x-amz-security-token" in repeated or not hmac.compare_digest(
+                sent.decode("latin-1").strip().encode("utf-8"),
+                key.session_token.reveal().encode("utf-8")):
             raise e.UnrecognizedClient(BAD_TOKEN, e.REASON_TOKEN, key.key_id)
         return key
 
-    def _signing_key(self, key: AccessKey, date: str, region: str, service: str) -> bytes:
-        """kSigning = HMAC chain of secret, date, region, service, 'aws4_request', cached
-        per (secret, date, region, service): a key whose secret changed under the same id
-        misses, and the secret string's hash is computed once per string object."""
+    def _signing_key(self, key: AccessKey, date: str, region: str, service: str) -> HmacState:
+        """kSigning = HMAC chain of secret, date, region, service, 'aws4_request', as an
+        HMAC ready to sign with (`signature_of`), cached per (secret, date, region,
+        service): a key whose secret changed under the same id misses, and the secret
+        string's hash is computed once per string object."""
         secret = key.secret.reveal()
         cache_key = (secret, date, region, service)
         derived = self._signing_keys.get(cache_key)
         if derived is None:
-            derived = signing_key(secret.encode("utf-8"), date, region, service)
+            derived = hmac_new(signing_key(secret.encode("utf-8"), date, region, service),
+                               digestmod="sha256")
             if len(self._signing_keys) >= self.cache_entries:
                 del self._signing_keys[next(iter(self._signing_keys))]
             self._signing_keys[cache_key] = derived
@@ -277,49 +299,56 @@ class SigV4Verifier:
 
 
 def signing_key(secret: bytes, date: str, region: str, service: str) -> bytes:
-    k = hmac.new(b"AWS4" + secret, date.encode("utf-8"), hashlib.sha256).digest()
-    k = hmac.new(k, region.encode("utf-8"), hashlib.sha256).digest()
-    k = hmac.new(k, service.encode("utf-8"), hashlib.sha256).digest()
-    return hmac.new(k, TERMINATOR.encode("utf-8"), hashlib.sha256).digest()
+    k = hmac.digest(b"AWS4" + secret, date.encode("utf-8"), "sha256")
+    k = hmac.digest(k, region.encode("utf-8"), "sha256")
+    k = hmac.digest(k, service.encode("utf-8"), "sha256")
+    return hmac.digest(k, TERMINATOR.encode("utf-8"), "sha256")
 
 
-def _header_map(headers: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
-    """Lower-case name -> its values, in order (one comprehension when no name repeats)."""
-    unique = {name.lower(): [value] for name, value in headers}
-    if len(unique) == len(headers):
-        return unique
-    result: dict[str, list[str]] = {}
+def signature_of(signing_key: HmacState, string_to_sign: bytes) -> str:
+    """The hex HMAC-SHA256 of the string to sign under the derived key. The key is held
+    as OpenSSL's HMAC state after the key (`_hashlib`, what `hmac.new` runs on) and
+    copied per request: the same HMAC as `hmac.digest(key, msg, "sha256")` (tested), at
+    about half its cost, which sets the key up anew on every call."""
+    state = signing_key.copy()
+    state.update(string_to_sign)
+    return state.hexdigest()
+
+
+def _received(text: str) -> bytes:
+    """Text as the HTTP layer receives it: latin-1 bytes, as HTTP defines headers (text
+    latin-1 cannot hold never came over HTTP; its UTF-8 bytes stand for it, as for a
+    client that sent those bytes)."""
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError:
+        return text.encode("utf-8")
+
+
+def _repeats(headers: Sequence[tuple[bytes, bytes]], fields: Fields) -> frozenset[bytes]:
+    """The names that occur more than once in `headers`; `fields` holds each of those
+    as the canonical request does: its values' canonical forms joined with ','."""
+    grouped: dict[bytes, list[bytes]] = {}
     for name, value in headers:
-        lower = name.lower()
-        values = result.get(lower)
-        if values is None:
-            result[lower] = [value]
-        else:
-            values.append(value)
-    return result
+        grouped.setdefault(name.lower(), []).append(value)
+    repeated = frozenset(name for name, values in grouped.items() if len(values) > 1)
+    for name in repeated:
+        fields[name] = b",".join([header_value(v) for v in grouped[name]])
+    return repeated
 
 
-def _wire_header_map(headers: Sequence[tuple[bytes, bytes]]) -> dict[str, list[str]]:
-    """`_header_map` of headers as received (bytes; latin-1, as HTTP defines them)."""
-    unique = {name.decode("latin-1").lower(): [value.decode("latin-1")]
-              for name, value in headers}
-    if len(unique) == len(headers):
-        return unique
-    return _header_map([(n.decode("latin-1"), v.decode("latin-1")) for n, v in headers])
-
-
-def _authorization_header(headers: dict[str, list[str]], query: str) -> str:
+def _authorization_header(fields: Fields, repeated: frozenset[bytes], query: bytes) -> str:
     if query and any(p in query for p in _PRESIGN_PARAMS):
         raise e.IncompleteSignature(
             "Atoll verifies Signature Version 4 in the Authorization header only; "
             "presigned (query-string) requests are not supported.", e.REASON_PRESIGNED)
-    values = headers.get("authorization")
-    if not values or not values[0].strip().startswith("AWS4-"):
+    value = fields.get(b"authorization")
+    raw = "" if value is None else value.decode("latin-1").strip()
+    if not raw.startswith("AWS4-"):
         raise e.MissingAuthenticationToken(MISSING, e.REASON_MISSING)
-    if len(values) > 1:
+    if b"authorization" in repeated:
         raise e.IncompleteSignature("Only one Authorization header is allowed.",
                                     e.REASON_MALFORMED)
-    raw = values[0].strip()
     if len(raw) > MAX_AUTHORIZATION_CHARS:
         raise e.IncompleteSignature(
             f"The Authorization header is longer than {MAX_AUTHORIZATION_CHARS} characters.",
@@ -332,8 +361,13 @@ def authorization_parts(raw: str, has_date: bool = True) -> tuple[str, str, str,
     with AWS4-); IncompleteSignature if a part (or, with `has_date` False, the request's
     date header) is missing or an item is not key=value. Checks of the parts' values
     come later."""
+    if has_date and raw.startswith(_USUAL_START):  # the form every SDK sends
+        credential, _, rest = raw[len(_USUAL_START):].partition(", SignedHeaders=")
+        signed_headers, _, signature = rest.partition(", Signature=")
+        if _plain(credential) and _plain(signed_headers) and _plain(signature):
+            return ALGORITHM, credential, signed_headers, signature
     fast = _USUAL_AUTHORIZATION_RE.match(raw)
-    if fast is not None and has_date:  # the form every SDK sends, parsed in one step
+    if fast is not None and has_date:  # the same, with or without a space after ','
         return ALGORITHM, fast.group(1), fast.group(2), fast.group(3)
     algorithm, _, rest = raw.partition(" ")
     params: dict[str, str] = {}
@@ -360,6 +394,14 @@ def authorization_parts(raw: str, has_date: bool = True) -> tuple[str, str, str,
     return algorithm, params["Credential"], params["SignedHeaders"], params["Signature"]
 
 
+def _plain(part: str) -> bool:
+    """Whether `part` is what _USUAL_AUTHORIZATION_RE's groups match: not empty, and no
+    whitespace, ',' or '=' (isprintable is false for every whitespace but ' ', and for
+    a few other characters, whose requests the regular expression then reads)."""
+    return part != "" and part.isprintable() and " " not in part and "," not in part \
+        and "=" not in part
+
+
 def credential_scope(credential: str, service: str,
                      regions: frozenset[str] | None) -> CredentialScope:
     """`credential` split into its parts, its scope checked (all but the date)."""
@@ -375,19 +417,19 @@ def credential_scope(credential: str, service: str,
     return replace(unchecked, valid=True)
 
 
-def request_time(headers: dict[str, list[str]], key_id: str | None) -> tuple[int, str, str]:
+def request_time(fields: Fields, key_id: str | None) -> tuple[int, str, bytes]:
     """(request time in epoch seconds, as YYYYMMDDTHHMMSSZ, the header it came from:
     X-Amz-Date if present, else Date); one of them is present."""
-    name = "x-amz-date" if "x-amz-date" in headers else "date"
-    value = ",".join(headers[name]).strip()
+    name = _X_AMZ_DATE if _X_AMZ_DATE in fields else _DATE
+    value = fields[name].decode("latin-1").strip()
     stamp = parse_iso_basic(value)
-    if stamp is None and name == "date":
+    if stamp is None and name == _DATE:
         stamp = parse_http_date(value)
     if stamp is None:
         raise e.IncompleteSignature(
             f"Date must be in ISO-8601 'basic format'. Got '{value[:64]}'. See "
             "http://en.wikipedia.org/wiki/ISO_8601", e.REASON_DATE_FORMAT, key_id)
-    return stamp, _iso_basic(stamp), name
+    return stamp, iso_basic(stamp), name
 
 
 def _check_window(stamp_s: int, now_ms: int, skew_ms: int, key_id: str | None) -> None:
@@ -396,13 +438,13 @@ def _check_window(stamp_s: int, now_ms: int, skew_ms: int, key_id: str | None) -
     minutes = skew_ms // 60_000
     if stamp_s < now_s - skew_s:
         raise e.InvalidSignature(
-            f"Signature expired: {_iso_basic(stamp_s)} is now earlier than "
-            f"{_iso_basic(now_s - skew_s)} ({_iso_basic(now_s)} - {minutes} min.)",
+            f"Signature expired: {iso_basic(stamp_s)} is now earlier than "
+            f"{iso_basic(now_s - skew_s)} ({iso_basic(now_s)} - {minutes} min.)",
             e.REASON_EXPIRED, key_id)
     if stamp_s > now_s + skew_s:
         raise e.InvalidSignature(
-            f"Signature not yet current: {_iso_basic(stamp_s)} is still later than "
-            f"{_iso_basic(now_s + skew_s)} ({_iso_basic(now_s)} + {minutes} min.)",
+            f"Signature not yet current: {iso_basic(stamp_s)} is still later than "
+            f"{iso_basic(now_s + skew_s)} ({iso_basic(now_s)} + {minutes} min.)",
             e.REASON_NOT_YET_VALID, key_id)
 
 
@@ -423,34 +465,44 @@ def signed_header_names(signed_headers: str, key_id: str | None) -> list[str]:
     return names
 
 
-def _check_signed_headers(names: list[str], headers: dict[str, list[str]],
-                          date_header: str, key_id: str | None) -> str:
-    """The canonical headers block (`name:value\n` per signed header, values trimmed and
-    inner whitespace collapsed, repeats joined with ','), after checking that the
-    headers that steer the request are signed, and the size bound."""
+def _signed_values(signed: SignedHeaderList, fields: Fields, repeated: frozenset[bytes],
+                   date_header: bytes, key_id: str | None,
+                   known: dict[bytes, bytes]) -> list[bytes]:
+    """The canonical value of each signed header, in order (trimmed, inner whitespace
+    collapsed, repeats joined with ','), after checking that the headers that steer
+    the request are signed, and the size bound. `known` remembers canonical forms of
+    values (a bounded table: most values recur on every request of a client)."""
+    named = signed.named
     for name, shown in _STEERING_HEADERS:
-        if name in headers and name not in names:
+        if name in fields and name not in named:
             raise e.InvalidSignature(
                 f"'{shown}' must be a 'SignedHeader' in the AWS Authorization.",
                 e.REASON_UNSIGNED_HEADER, key_id)
-    if date_header not in names:
-        shown = "X-Amz-Date" if date_header == "x-amz-date" else "Date"
+    if date_header not in named:
+        shown = "X-Amz-Date" if date_header == _X_AMZ_DATE else "Date"
         raise e.InvalidSignature(f"'{shown}' must be a 'SignedHeader' in the AWS Authorization.",
                                  e.REASON_UNSIGNED_HEADER, key_id)
-    lines: list[str] = []
-    for name in names:
-        values = headers.get(name)
-        if values is None:
+    values: list[bytes] = []
+    chars = 0
+    for name in signed.names:
+        value = fields.get(name)
+        if value is None:
             raise e.InvalidSignature(MISMATCH, e.REASON_SIGNATURE, key_id)
-        value = " ".join(values[0].split()) if len(values) == 1 \
-            else ",".join(" ".join(v.split()) for v in values)
-        lines.append(f"{name}:{value}\n")
-    block = "".join(lines)
-    if len(block) + len(names) > MAX_SIGNED_HEADER_CHARS:  # (name, ':', value, '\n'): +1 each
+        if name not in repeated:  # (a repeated name's value is canonical already)
+            canonical = known.get(value)
+            if canonical is None:
+                canonical = header_value(value)
+                if len(known) >= VALUE_CACHE_ENTRIES:
+                    known.clear()
+                known[value] = canonical
+            value = canonical
+        values.append(value)
+        chars += len(name) + len(value) + 3  # name, ':', value, '\n', and its ';'
+    if chars > MAX_SIGNED_HEADER_CHARS:
         raise e.IncompleteSignature(
             f"The signed headers exceed {MAX_SIGNED_HEADER_CHARS} characters.",
             e.REASON_TOO_LARGE, key_id)
-    return block
+    return values
 
 
 def _check_algorithm_and_scope(algorithm: str, scope: CredentialScope, stamp: str,
@@ -484,117 +536,14 @@ def _check_algorithm_and_scope(algorithm: str, scope: CredentialScope, stamp: st
         raise e.InvalidSignature(message, e.REASON_SCOPE, key_id)
 
 
-def _claimed_body_hash(headers: dict[str, list[str]], key_id: str | None) -> str | None:
-    values = headers.get("x-amz-content-sha256")
-    if values is None:
+def _claimed_body_hash(fields: Fields, repeated: frozenset[bytes],
+                       key_id: str | None) -> str | None:
+    value = fields.get(b"x-amz-content-sha256")
+    if value is None:
         return None
-    value = values[0].strip() if len(values) == 1 else ""
-    if not _HEX64_RE.match(value):
+    text = "" if b"x-amz-content-sha256" in repeated else value.decode("latin-1").strip()
+    if not _HEX64_RE.match(text):
         raise e.InvalidSignature(
             "x-amz-content-sha256 must be the hex SHA-256 of the request body: unsigned and "
             "streaming payloads are not accepted.", e.REASON_BODY_HASH, key_id)
-    return value
-
-
-def canonical_request(method: str, path: str, query: str, header_block: str,
-                      signed_headers: str, body_hash: str) -> str:
-    """The SigV4 canonical request (header_block: `name:value\n` per signed header, in
-    SignedHeaders' order, as `_check_signed_headers` makes it)."""
-    return "\n".join((method.upper(), canonical_uri(path), canonical_query(query), header_block,
-                      signed_headers, body_hash))
-
-
-def canonical_uri(path: str) -> str:
-    """The path with dot segments and empty segments removed, encoded once more."""
-    if not path or path == "/":
-        return "/"
-    segments: list[str] = []
-    for segment in path.split("/"):
-        if segment == "..":
-            if segments:
-                segments.pop()
-        elif segment and segment != ".":
-            segments.append(segment)
-    normalized = ("/" if path[0] == "/" else "") + "/".join(segments)
-    if path[-1] == "/" and segments:
-        normalized += "/"
-    return quote(normalized, safe="/~")
-
-
-def canonical_query(query: str) -> str:
-    """Names and values decoded then encoded with AWS's unreserved set, sorted by name
-    then value, joined with '&'. '+' decodes to a space, as botocore sends spaces in
-    query parameters (and signs them as %20)."""
-    if not query:
-        return ""
-    pairs = []
-    for item in query.split("&"):
-        name, _, value = item.partition("=")
-        pairs.append((quote(unquote_plus(name), safe="-_.~"),
-                      quote(unquote_plus(value), safe="-_.~")))
-    return "&".join(f"{name}={value}" for name, value in sorted(pairs))
-
-
-def parse_iso_basic(value: str) -> int | None:
-    """Epoch seconds of `YYYYMMDDTHHMMSSZ`, or None if it is not exactly that."""
-    if len(value) != 16 or value[8] != "T" or value[15] != "Z" \
-            or not (value[:8] + value[9:15]).isdigit() or not value.isascii():
-        return None
-    return _epoch_s(int(value[0:4]), int(value[4:6]), int(value[6:8]), int(value[9:11]),
-                    int(value[11:13]), int(value[13:15]))
-
-
-def parse_http_date(value: str) -> int | None:
-    """Epoch seconds of an RFC 7231 IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), or
-    the same in RFC 2822 with a zero offset (`-0000`, as botocore writes the Date)."""
-    parts = value.split(" ")
-    if len(parts) != 6 or parts[0][:-1] not in _DAYS or not parts[0].endswith(",") \
-            or parts[2] not in _MONTHS or parts[5] not in _UTC_ZONES or len(parts[1]) != 2 \
-            or len(parts[3]) != 4 or not (parts[1] + parts[3]).isdigit() or not value.isascii():
-        return None
-    clock = parts[4].split(":")
-    if len(clock) != 3 or not all(len(c) == 2 and c.isdigit() for c in clock):
-        return None
-    return _epoch_s(int(parts[3]), _MONTHS.index(parts[2]) + 1, int(parts[1]),
-                    int(clock[0]), int(clock[1]), int(clock[2]))
-
-
-def _epoch_s(year: int, month: int, day: int, hour: int, minute: int, second: int) -> int | None:
-    if not (1 <= month <= 12 and 1 <= day <= _days_in_month(year, month) and hour < 24
-            and minute < 60 and second < 60):
-        return None
-    return _days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second
-
-
-def _days_in_month(year: int, month: int) -> int:
-    if month == 2:
-        return 29 if year % 4 == 0 and (year % 100 != 0 or year % 400 == 0) else 28
-    return 30 if month in (4, 6, 9, 11) else 31
-
-
-def _days_from_civil(year: int, month: int, day: int) -> int:
-    """Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm)."""
-    year -= 1 if month <= 2 else 0
-    era = year // 400
-    year_of_era = year - era * 400
-    day_of_year = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
-    day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
-    return era * 146097 + day_of_era - 719468
-
-
-def _iso_basic(epoch_s: int) -> str:
-    """`YYYYMMDDTHHMMSSZ` of epoch seconds (the inverse of parse_iso_basic)."""
-    days, second_of_day = divmod(epoch_s, 86400)
-    days += 719468
-    era = days // 146097
-    day_of_era = days - era * 146097
-    year_of_era = (day_of_era - day_of_era // 1460 + day_of_era // 36524
-                   - day_of_era // 146096) // 365
-    day_of_year = day_of_era - (365 * year_of_era + year_of_era // 4 - year_of_era // 100)
-    mp = (5 * day_of_year + 2) // 153
-    day = day_of_year - (153 * mp + 2) // 5 + 1
-    month = mp + 3 if mp < 10 else mp - 9
-    year = year_of_era + era * 400 + (1 if month <= 2 else 0)
-    hour, rest = divmod(second_of_day, 3600)
-    minute, second = divmod(rest, 60)
-    return f"{year:04d}{month:02d}{day:02d}T{hour:02d}{minute:02d}{second:02d}Z"
+    return text

@@ -15,7 +15,7 @@ import tomllib
 
 import click
 
-from atoll.antientropy.settings import BadSettings, VerifySettings, verify_settings
+from atoll.antientropy.settings import VerifySettings, verify_settings
 from atoll.api.access import MODES, OFF, REQUIRED
 from atoll.clock.offset import DEFAULT_MAX_OFFSET_MS
 from atoll.engine.tabledef import DEFAULT_ACCOUNT
@@ -24,6 +24,7 @@ from atoll.http.server import ListenError
 from atoll.node.node import NodeConfig
 from atoll.node.node import serve as run_node
 from atoll.node.security import is_loopback
+from atoll.replication.config import ReplicationConfig, replication_config
 from atoll.topology.config import load_cluster_config
 
 
@@ -107,6 +108,7 @@ def serve(host: str | None, port: int | None, data_dir: str, in_memory: bool, re
     """Serve the DynamoDB API over HTTP(S) on HOST:PORT."""
     cluster = None
     verify = VerifySettings()
+    replication = ReplicationConfig()
     if config_path is not None:
         if region is None:
             raise click.UsageError("--config needs --region to say which region this node is")
@@ -114,9 +116,10 @@ def serve(host: str | None, port: int | None, data_dir: str, in_memory: bool, re
             cluster = load_cluster_config(config_path)
             client_host, client_port = cluster.region(region).client_address
             verify = verify_settings(cluster.options)
+            replication = replication_config(cluster.options)
         except ValidationError as exc:
             raise click.UsageError(exc.message) from None
-        except BadSettings as exc:
+        except ValueError as exc:  # (BadSettings is one)
             raise click.UsageError(f"{config_path}: {exc}") from None
         host = host or client_host
         port = port if port is not None else client_port
@@ -139,7 +142,7 @@ def serve(host: str | None, port: int | None, data_dir: str, in_memory: bool, re
                             account_id=account_id, backup_dir=backup_dir,
                             pitr_window_s=pitr_window_s,
                             pitr_snapshot_interval_s=pitr_snapshot_interval_s,
-                            verify=verify, trees=not no_trees,
+                            verify=verify, replication=replication, trees=not no_trees,
                             auth=auth_mode, certs_dir=certs_dir, tls_cert=tls_cert,
                             tls_key=tls_key, admin_credentials=admin_credentials,
                             insecure=insecure, peer_source=peer_source))

@@ -135,7 +135,8 @@ async def batch_write_item(ctx: EngineContext, request: dict[str, Any]) -> dict[
             outbox.log_item_changes(ctx, txn, hlc, table, logged)
         return meter
 
-    meter = await ctx.storage.write(job, inline=True)
+    meter = await ctx.storage.write(job, inline=True, keys=[
+        (table.tid, *op[0]) for table, ops in plans for op in ops])
     result: dict[str, Any] = {"UnprocessedItems": {}}
     if "ReturnItemCollectionMetrics" in request:
         written = [(table, item) for table, ops in plans for _key, item, _bytes, _size in ops]

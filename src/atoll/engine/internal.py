@@ -18,6 +18,8 @@ that lost the merge would drop the rows written to it meanwhile.
 
 from __future__ import annotations
 
+from typing import Final
+
 import orjson
 
 from atoll.engine.context import EngineContext
@@ -25,7 +27,7 @@ from atoll.engine.outbox import table_definition
 from atoll.engine.tabledef import TableDef, parse_create_table
 from atoll.storage import WriteTxn
 
-PREFIX = "atoll:"
+PREFIX: Final = "atoll:"
 KEYS_TABLE = "atoll:keys"
 # The replicated state every region gives an internal table: (hlc, origin) of its
 # creation and of its definition. Any real write has a greater hlc.
@@ -51,20 +53,29 @@ def keys_table_definition() -> TableDef:
 
 async def ensure_internal_table(ctx: EngineContext, table: TableDef) -> TableDef:
     """Create `table` here unless it exists: stored, its replicated state set to the
-    same value every region sets, published in the catalog. No change is logged."""
+    same value every region sets, published in the catalog. No change is logged.
+
+    Whether it exists is decided inside the write job, under the storage's write lock:
+    nodes sharing one region's storage (PostgreSQL) that start at the same moment all
+    miss it in their catalogs, and all but the first find it stored and adopt it."""
     existing = ctx.catalog.get(table.name)
     if existing is not None:
         return existing
     definition = table_definition(table)
 
-    def job(txn: WriteTxn) -> int:
-        tid = txn.create_table(table.name, orjson.dumps(table.to_json()))
-        table.tid = tid
+    def job(txn: WriteTxn) -> TableDef:
+        stored = txn.table_row(table.name)
+        if stored is not None:  # another node of the region created it first
+            found = TableDef.from_json(orjson.loads(stored[1]))
+            found.tid = stored[0]
+            ctx.catalog.committed_create(found)
+            return found
+        table.tid = txn.create_table(table.name, orjson.dumps(table.to_json()))
         txn.set_table_state(table.name, CREATED_VERSION, CREATED_VERSION,
                             orjson.dumps(definition))
         ctx.catalog.committed_create(table)
-        return tid
+        return table
 
-    table.tid = await ctx.storage.write(job)
-    ctx.catalog.publish(table)
-    return table
+    created: TableDef = await ctx.storage.write(job)
+    ctx.catalog.publish(created)
+    return created

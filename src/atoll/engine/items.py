@@ -212,7 +212,7 @@ async def put_item(ctx: EngineContext, request: dict[str, Any]) -> Any:
                                 None, (hlc, stored))
         return old, units
 
-    old, units = await ctx.storage.write(job, inline=True)
+    old, units = await ctx.storage.write(job, inline=True, keys=((table.tid, *key),))
     return _whole_item_result(ctx, request, table, return_values, old, size, units, item)
 
 
@@ -256,7 +256,7 @@ async def delete_item(ctx: EngineContext, request: dict[str, Any]) -> Any:
         units = _delete_item(ctx, txn, table, key, old)
         return old, units
 
-    old, units = await ctx.storage.write(job, inline=True)
+    old, units = await ctx.storage.write(job, inline=True, keys=((table.tid, *key),))
     return _whole_item_result(ctx, request, table, return_values, old, 0, units, key_item)
 
 
@@ -340,7 +340,8 @@ async def update_item(ctx: EngineContext, request: dict[str, Any]) -> Any:
                             (hlc, stored))
         return old_item, new_item, paths, (old[1] if old else 0, size, units)
 
-    old_item, new_item, paths, sizes = await ctx.storage.write(job, inline=True)
+    old_item, new_item, paths, sizes = await ctx.storage.write(
+        job, inline=True, keys=((table.tid, *key),))
     result = _update_result(return_values, old_item, new_item, paths)
     if "ReturnConsumedCapacity" in request:
         result = capacity.attach(result, "ConsumedCapacity",

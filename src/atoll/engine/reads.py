@@ -11,12 +11,14 @@ A page stops at `Limit` items *read* (before the filter, as DynamoDB counts) or 
 1 MB of item data has been read; either way LastEvaluatedKey is the last item read.
 Items travel as their stored JSON bytes and are decoded only when a filter or a
 projection needs them; a page of undecoded items is answered as JSON bytes joined from
-them (the storage checked each row's CRC32 as it read it).
+them (the storage checked each row's CRC32 as it read it). LastEvaluatedKey comes from
+the last row's key columns when they are strings, else from its item; a table Scan page
+of at most SCAN_PAGE_ROWS reads no key columns at all (`Storage.scan_page`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import orjson
@@ -31,6 +33,7 @@ from atoll.engine.tabledef import TableDef
 from atoll.errors import ValidationError
 from atoll.expressions import legacy
 from atoll.model.keys import encode_key_value, partition_hash, prefix_successor
+from atoll.storage.protocol import SCAN_PAGE_ROWS
 
 MAX_PAGE_BYTES = 1024 * 1024
 _HASH_SPACE = 1 << 32
@@ -141,17 +144,18 @@ class _Page:
         self.count = 0
         self.scanned = 0
         self.bytes_read = 0
-        self.last_item: bytes | None = None
+        self.last_row: tuple[Any, ...] | None = None  # the last row read, (..., item, size)
 
-    def add(self, item_bytes: bytes, size: int) -> bool:
-        """Offer one item read from storage to a page that filters or projects (it is
-        decoded); False when the page is full (before it)."""
+    def add(self, row: tuple[Any, ...]) -> bool:
+        """Offer one row read from storage, (..., item, size), to a page that filters or
+        projects (its item is decoded); False when the page is full (before it)."""
+        size: int = row[-1]
         if self.scanned and self.bytes_read + size > MAX_PAGE_BYTES:
             return False
         self.scanned += 1
         self.bytes_read += size
-        self.last_item = item_bytes
-        item = orjson.loads(item_bytes)
+        self.last_row = row
+        item = orjson.loads(row[-2])
         if self.filter is not None and not ex.evaluate_condition(
                 self.filter, item, self.expressions.names, self.expressions.values):
             return self.limit is None or self.scanned < self.limit
@@ -160,7 +164,7 @@ class _Page:
             self.items.append(apply_projection(item, self.expressions, self.attributes))
         return self.limit is None or self.scanned < self.limit
 
-    def take(self, rows: Iterator[tuple[Any, ...]]) -> bool:
+    def take(self, rows: Iterable[tuple[Any, ...]]) -> bool:
         """`add` of every row, for a page that neither filters nor projects (the hot path of
         Query and Scan): each item is kept as the bytes it was stored as, for `result` to
         join into the answer, in one loop with no call per row. The storage verified each
@@ -171,31 +175,39 @@ class _Page:
         scanned = self.scanned
         bytes_read = self.bytes_read
         more = False
+        last: tuple[Any, ...] | None = None
         for row in rows:
             size: int = row[-1]
             if scanned and bytes_read + size > MAX_PAGE_BYTES:
                 more = True  # this item is not part of the page
                 break
-            item: bytes = row[-2]
             scanned += 1
             bytes_read += size
-            self.last_item = item
+            last = row
             if keep:
-                raw.append(item)
+                raw.append(row[-2])
             if scanned == limit:
                 more = True
                 break
+        if last is not None:
+            self.last_row = last
         self.count += scanned - self.scanned
         self.scanned = scanned
         self.bytes_read = bytes_read
         return more
 
-    def result(self, table: TableDef, more: bool, index: IndexDef | None = None) -> Any:
+    def last(self, more: bool) -> tuple[Any, ...] | None:
+        """The row LastEvaluatedKey is made from (None: the page is the last one)."""
+        return self.last_row if more else None
+
+    def result(self, table: TableDef, more: bool, index: IndexDef | None = None,
+               last_key: dict[str, Any] | None = None) -> Any:
         """The page's answer: a dict of the decoded items if it filtered or projected,
-        else JSON bytes joined from the stored items (as GetItem answers)."""
-        last_key: dict[str, Any] | None = None
-        if more and self.last_item is not None:
-            last = orjson.loads(self.last_item)
+        else JSON bytes joined from the stored items (as GetItem answers). `last_key`:
+        LastEvaluatedKey if the caller made it from the last row's key columns; else,
+        when more may follow, it is taken from the last item."""
+        if last_key is None and more and self.last_row is not None:
+            last = orjson.loads(self.last_row[-2])
             last_key = table.key_of(last)
             if index is not None:
                 last_key.update({name: last[name] for name in index.key_names()})
@@ -227,15 +239,40 @@ class _Page:
         return meter.single()
 
 
-def _fill(page: _Page, rows: Iterator[tuple[Any, ...]]) -> bool:
+def _fill(page: _Page, rows: Iterable[tuple[Any, ...]]) -> bool:
     """Feed stored rows, whose last two fields are (item, size), into the page; True when
     it stopped early (at Limit, or before an item past 1 MB: more items may follow)."""
     if not page.decode:
         return page.take(rows)
     for row in rows:
-        if not page.add(row[-2], row[-1]):
+        if not page.add(row):
             return True
     return False
+
+
+def _string_key(table: TableDef, index: IndexDef | None, pk: bytes, sk: bytes,
+                read_pk: bytes = b"", read_sk: bytes = b"") -> dict[str, Any] | None:
+    """LastEvaluatedKey from a row's key columns: the table's (`pk`, `sk`) and the index's
+    (`read_pk`, `read_sk`), without decoding the item. Only for string keys, whose stored
+    encoding is their UTF-8 text; None if a key is a number or binary (the item is then
+    decoded, so the key reads exactly as the item stored it)."""
+    types = table.attribute_types
+    if types[table.hash_key] != "S":
+        return None
+    key: dict[str, Any] = {table.hash_key: {"S": pk.decode()}}
+    if table.range_key is not None:
+        if types[table.range_key] != "S":
+            return None
+        key[table.range_key] = {"S": sk.decode()}
+    if index is not None:
+        if types[index.hash_key] != "S":
+            return None
+        key[index.hash_key] = {"S": read_pk.decode()}
+        if index.range_key is not None:
+            if types[index.range_key] != "S":
+                return None
+            key[index.range_key] = {"S": read_sk.decode()}
+    return key
 
 
 async def query(ctx: EngineContext, request: dict[str, Any]) -> Any:
@@ -254,7 +291,8 @@ async def query(ctx: EngineContext, request: dict[str, Any]) -> Any:
         return _query_index(ctx, request, table, index, expressions, select)
     key_range = ex.resolve_key_condition(
         expressions.get("KeyConditionExpression"), expressions.names, expressions.values,
-        table.hash_key, table.range_key, table.attribute_types)
+        table.hash_key, table.range_key, table.attribute_types,
+        validated="KeyConditionExpression" in expressions.validated)
     pk = _encode_partition(key_range.hash_value, table.hash_type, table.hash_key)
     h = partition_hash(pk)
     lower, upper = _key_bounds(table.range_type or "S", key_range)
@@ -272,7 +310,9 @@ async def query(ctx: EngineContext, request: dict[str, Any]) -> Any:
     page = _Page(request, expressions, select)
     more = _fill(page, ctx.storage.query_items(table.tid, h, pk, lower, upper, forward,
                                                page.limit))
-    return _with_capacity(page.result(table, more), page, request, table, None)
+    last = page.last(more)  # (sk, item, size)
+    key = _string_key(table, None, pk, last[0]) if last is not None else None
+    return _with_capacity(page.result(table, more, None, key), page, request, table, None)
 
 
 def _check_filter_keys(request: dict[str, Any], expressions: RequestExpressions,
@@ -330,7 +370,8 @@ def _query_index(ctx: EngineContext, request: dict[str, Any], table: TableDef, i
                  expressions: RequestExpressions, select: str) -> Any:
     key_range = ex.resolve_key_condition(
         expressions.get("KeyConditionExpression"), expressions.names, expressions.values,
-        index.hash_key, index.range_key, table.attribute_types)
+        index.hash_key, index.range_key, table.attribute_types,
+        validated="KeyConditionExpression" in expressions.validated)
     types = table.attribute_types
     pk = _encode_partition(key_range.hash_value, types[index.hash_key], index.hash_key)
     lower, upper = _key_bounds(types[index.range_key] if index.range_key else "S", key_range)
@@ -346,7 +387,9 @@ def _query_index(ctx: EngineContext, request: dict[str, Any], table: TableDef, i
     rows = ctx.storage.query_index(table.tid, index.iid, partition_hash(pk), pk, lower, upper,
                                    forward, after, None if fetch else page.limit)
     more = _fill(page, _base_items(ctx, table, rows) if fetch else rows)
-    return _with_capacity(page.result(table, more, index), page, request, table, index)
+    last = None if fetch else page.last(more)  # (sk, base_pk, base_sk, item, size)
+    key = _string_key(table, index, last[1], last[2], pk, last[0]) if last is not None else None
+    return _with_capacity(page.result(table, more, index, key), page, request, table, index)
 
 
 async def scan(ctx: EngineContext, request: dict[str, Any]) -> Any:
@@ -372,11 +415,23 @@ async def scan(ctx: EngineContext, request: dict[str, Any]) -> Any:
         index_rows = ctx.storage.scan_index(table.tid, index.iid, after_index, h_end, h_start,
                                             None if fetch else page.limit)
         more = _fill(page, _base_items(ctx, table, index_rows) if fetch else index_rows)
-        return _with_capacity(page.result(table, more, index), page, request, table, index)
+        last = None if fetch else page.last(more)  # (h, pk, sk, base_pk, base_sk, item, size)
+        key = (_string_key(table, index, last[3], last[4], last[1], last[2])
+               if last is not None else None)
+        return _with_capacity(page.result(table, more, index, key), page, request, table,
+                              index)
     after = (decoded.h, decoded.pk, decoded.sk) if decoded is not None else None
     page = _Page(request, expressions, select)
-    more = _fill(page, ctx.storage.scan_items(table.tid, after, h_end, h_start, page.limit))
-    return _with_capacity(page.result(table, more), page, request, table, None)
+    limit = page.limit
+    if limit is not None and limit <= SCAN_PAGE_ROWS:
+        # Rows without their keys; LastEvaluatedKey is read from the last item.
+        rows = ctx.storage.scan_page(table.tid, after, h_end, h_start, limit)
+        more = _fill(page, rows)
+        return _with_capacity(page.result(table, more), page, request, table, None)
+    more = _fill(page, ctx.storage.scan_items(table.tid, after, h_end, h_start, limit))
+    last = page.last(more)  # (h, pk, sk, item, size)
+    key = _string_key(table, None, last[1], last[2]) if last is not None else None
+    return _with_capacity(page.result(table, more, None, key), page, request, table, None)
 
 
 def _segment_range(request: dict[str, Any]) -> tuple[int, int | None]:

@@ -36,7 +36,7 @@ import orjson
 from atoll.engine.context import EngineContext
 from atoll.engine.tabledef import EncodedKey, TableDef
 from atoll.storage import WriteTxn
-from atoll.streams.records import BY_TTL, Materialized, key_json, stream_record
+from atoll.streams.records import BY_TTL, KeysRenderer, Materialized, stream_record
 from atoll.streams.spec import check_update, new_label, wanted_view_type
 
 
@@ -48,12 +48,30 @@ def capture(txn: WriteTxn, table: TableDef, pk: bytes, sk: bytes, old: Materiali
     view_type = table.stream_view_type
     if view_type is None or not table.stream_sid:
         return
-    parts = [(table.hash_key, table.hash_type, pk)]
-    if table.range_key is not None:
-        parts.append((table.range_key, table.range_type or "S", sk))
-    made = stream_record(view_type, table.key_names(), key_json(parts), old, new)
+    keys = _keys_renderer(table).render((pk, sk))
+    made = stream_record(view_type, table.key_names(), keys, old, new)
     if made is not None:
         txn.stream_append(table.stream_sid, now_ms, made[0] | flags, origin, made[1])
+
+
+# Key schema (hash name and type, range name and type) -> its Keys renderer: one entry
+# per key schema in use, so bounded by the tables; emptied if it ever grows past this.
+_KEYS_RENDERERS: dict[tuple[str, str, str | None, str | None], KeysRenderer] = {}
+MAX_KEYS_RENDERERS = 4096
+
+
+def _keys_renderer(table: TableDef) -> KeysRenderer:
+    range_key = table.range_key
+    schema = (table.hash_key, table.hash_type, range_key, table.range_type)
+    renderer = _KEYS_RENDERERS.get(schema)
+    if renderer is None:
+        if len(_KEYS_RENDERERS) >= MAX_KEYS_RENDERERS:
+            _KEYS_RENDERERS.clear()
+        parts = [(table.hash_key, table.hash_type)]
+        if range_key is not None:
+            parts.append((range_key, table.range_type or "S"))
+        renderer = _KEYS_RENDERERS[schema] = KeysRenderer(parts)
+    return renderer
 
 
 def capture_local(ctx: EngineContext, txn: WriteTxn, table: TableDef, key: EncodedKey,

@@ -157,7 +157,8 @@ async def transact_write_items(ctx: EngineContext, request: dict[str, Any]) -> A
             txn.token_put(token, request_hash, now_ms)
         return meter
 
-    meter = await ctx.storage.write(job, inline=True)
+    meter = await ctx.storage.write(job, inline=True, keys=[
+        (action.table.tid, *action.key) for action in actions])
     result: dict[str, Any] = {}
     if meter is _REPLAYED:
         if mode is not None:

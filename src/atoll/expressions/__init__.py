@@ -147,5 +147,6 @@ def project_paths(item: dict[str, Any] | None, paths: list[Path]) -> dict[str, A
 
 def resolve_key_condition(kc: KeyCondition, names: dict[str, str], values: dict[str, Any],
                           hash_key: str, range_key: str | None,
-                          key_types: dict[str, str]) -> KeyRange:
-    return _kc.resolve(kc, names, values, hash_key, range_key, key_types)
+                          key_types: dict[str, str], *, validated: bool = False) -> KeyRange:
+    """`validated`: `validate` already ran for these names and values (skips its checks)."""
+    return _kc.resolve(kc, names, values, hash_key, range_key, key_types, validated)

@@ -127,9 +127,13 @@ def _leaf(node: n.Condition, names: dict[str, str]) -> Leaf:
 
 
 def resolve(kc: KeyCondition, names: dict[str, str], values: dict[str, Any], hash_key: str,
-            range_key: str | None, key_types: dict[str, str]) -> KeyRange:
-    for check in kc.checks:
-        check(names, values)
+            range_key: str | None, key_types: dict[str, str], validated: bool = False
+            ) -> KeyRange:
+    """`validated`: `atoll.expressions.validate` already ran `kc`'s checks for these names
+    and values (a Query's RequestExpressions does, before anything is read)."""
+    if not validated:
+        for check in kc.checks:
+            check(names, values)
     conditions: dict[str, tuple[str, tuple[dict[str, Any], ...]]] = {}
     for name, op, placeholders in kc.leaves(names):
         if name in conditions:

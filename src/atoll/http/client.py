@@ -7,6 +7,14 @@ to is passed over within the request, after any other failure the next request g
 the next one, and `set_endpoints` follows a topology change without interrupting a
 request in flight. Response bodies are bounded.
 
+Two timeouts: `connect_timeout_s` bounds opening a TCP connection, the request's
+`timeout_s` bounds the whole exchange (TLS's handshake included). They differ because a
+request may be a long poll (a peer holds a Pull for up to its wait), so its timeout must
+be long, while an endpoint that silently drops SYNs (a dead host, a firewall, a full
+accept queue) would otherwise hold every request for that long before the next endpoint
+is tried. A connection not opened in time was sent nothing: the next endpoint is tried
+within the same request. Once open, a connection is given the request's whole time.
+
 TLS (`tls`, an `ssl.SSLContext`): every connection is TLS whatever the endpoint's
 scheme says, so a topology that names an `http://` endpoint cannot talk a node out of
 it. The endpoint's host is the server name checked against the certificate, and
@@ -19,12 +27,15 @@ source address (the drill tells regions apart by it on loopback).
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 import httptools
+
+from atoll.invariant import invariant
 
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 
@@ -82,7 +93,10 @@ def _address(endpoint: str) -> tuple[str, int]:
 class HttpClient:
     def __init__(self, endpoint: str | Sequence[str], headers: dict[str, str] | None = None,
                  *, tls: ssl.SSLContext | None = None, check_server: ServerCheck | None = None,
-                 local_address: str | None = None) -> None:
+                 local_address: str | None = None,
+                 connect_timeout_s: float | None = None) -> None:
+        invariant(connect_timeout_s is None or connect_timeout_s > 0,
+                  "a connect timeout must be positive")
         self.addresses: tuple[tuple[str, int], ...] = ()
         self._index = 0
         self.set_endpoints(endpoint)
@@ -90,6 +104,7 @@ class HttpClient:
         self.tls = tls
         self.check_server = check_server
         self.local_address = local_address
+        self.connect_timeout_s = connect_timeout_s  # None: only the request's timeout
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._connected_to: tuple[str, int] | None = None
@@ -130,8 +145,9 @@ class HttpClient:
     async def request(self, method: str, path: str, body: bytes, timeout_s: float,
                       headers: dict[str, str] | None = None) -> tuple[int, bytes]:
         """One exchange, within `timeout_s` in all. An endpoint that fails before the
-        request was written (refused, unreachable) is passed over at once for the next
-        one, each endpoint at most once: a peer whose first endpoints are dead answers
+        request was written (refused, unreachable, or not connected within
+        `connect_timeout_s`) is passed over at once for the next one, each endpoint at
+        most once: a peer whose first endpoints are dead answers
         through a live one in this same request. Once the request was written the
         failure is the caller's to judge (`PeerHttpError.sent`); the next request goes
         to the next endpoint."""
@@ -193,19 +209,53 @@ class HttpClient:
 
     async def _connect(self) -> None:
         host, port = self.host, self.port
-        local = (self.local_address, 0) if self.local_address else None
-        if self.tls is None:
+        if self.connect_timeout_s is None:
+            local = (self.local_address, 0) if self.local_address else None
             self._reader, self._writer = await asyncio.open_connection(
-                host, port, local_addr=local)
+                host, port, ssl=self.tls, server_hostname=host if self.tls else None,
+                local_addr=local)
         else:
-            self._reader, self._writer = await asyncio.open_connection(
-                host, port, ssl=self.tls, server_hostname=host, local_addr=local)
+            sock = await self._tcp(host, port, self.connect_timeout_s)
+            try:  # TLS's handshake, under the request's timeout
+                self._reader, self._writer = await asyncio.open_connection(
+                    sock=sock, ssl=self.tls, server_hostname=host if self.tls else None)
+            except BaseException:
+                sock.close()
+                raise
         self._connected_to = (host, port)
         if self.check_server is not None:
             why = self.check_server(self._writer.get_extra_info("peercert"))
             if why is not None:
                 self.close()
                 raise PeerRefused(f"{host}:{port}: {why}")
+
+    async def _tcp(self, host: str, port: int, timeout_s: float) -> socket.socket:
+        """A TCP connection to host:port opened within `timeout_s` (each address tried in
+        turn). Only TCP's handshake is bounded so: the kernel of a live host answers it
+        whatever load its process is under, while TLS's handshake waits for that process
+        (more than a second was seen for mutual TLS on a machine at load 30)."""
+        loop = asyncio.get_running_loop()
+        failure: OSError = OSError(f"no address for {host}")
+        for family, kind, proto, _name, address in await loop.getaddrinfo(
+                host, port, type=socket.SOCK_STREAM):
+            sock = socket.socket(family, kind, proto)
+            try:
+                sock.setblocking(False)
+                if self.local_address:
+                    sock.bind((self.local_address, 0))
+                await asyncio.wait_for(loop.sock_connect(sock, address), timeout_s)
+                return sock
+            except TimeoutError:
+                sock.close()
+                raise PeerHttpError(f"not connected within {timeout_s:g} s",
+                                    sent=False) from None
+            except OSError as exc:
+                sock.close()
+                failure = exc
+            except BaseException:
+                sock.close()
+                raise
+        raise failure
 
     def close(self) -> None:
         if self._writer is not None:

@@ -9,6 +9,7 @@ from atoll.api.access import OFF
 from atoll.clock.offset import DEFAULT_MAX_OFFSET_MS
 from atoll.engine.context import DEFAULT_TTL_INTERVAL_S
 from atoll.engine.tabledef import DEFAULT_ACCOUNT
+from atoll.replication.config import ReplicationConfig
 from atoll.topology.config import ClusterConfig
 
 
@@ -48,4 +49,6 @@ class NodeConfig:
     pitr_window_s: float | None = None  # caps every table's PITR window (tests: seconds)
     pitr_snapshot_interval_s: float = 86_400.0  # between a PITR table's snapshots
     verify: VerifySettings = field(default_factory=VerifySettings)  # cluster.toml [verify]
+    # replication's bounds, and every peer client's connect timeout (cluster.toml [replication])
+    replication: ReplicationConfig = field(default_factory=ReplicationConfig)
     trees: bool = True  # keep hash trees (off only to measure what they cost)

@@ -1,5 +1,9 @@
 """Run one node: storage + engine + API behind the HTTP server, until SIGTERM/SIGINT.
 
+Start-up writes (the keys table, the admin key) are tried again, a bounded number of
+times, when the storage answers ServiceUnavailable: a database still starting, or
+restarting, should delay a node's start, not end it.
+
 Shutdown order (clean): stop accepting connections, answer in-flight requests (writes
 finish committing), close idle connections, then close the storage (queued writes
 committed, WAL checkpointed).
@@ -14,7 +18,7 @@ import os
 import shutil
 import signal
 import tempfile
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, cast
 
@@ -87,6 +91,8 @@ log = logging.getLogger(__name__)
 SHUTDOWN_DRAIN_S = 10.0
 LOW_OPEN_FILES = 4096  # below this the open-file limit, not the machine, caps connections
 JSON = b"application/json"
+START_ATTEMPTS = 6  # of a start-up write that met an unavailable storage
+START_PAUSE_S = 0.2  # doubled after each: about 6 s in all
 
 
 def _database_path(config: NodeConfig) -> tuple[str, str | None]:
@@ -149,9 +155,11 @@ class Node:
         self.peer_address: tuple[str, int] | None = None
         self.clock_watch: ClockWatch | None = None
         self.peer_port = PeerPort(self)  # other regions only (atoll.node.peerport)
-        # every call to a peer (replication, clock probes, verify, the console's figures)
-        # goes through one factory: mutual TLS with the cluster's certificates
-        peer_client = client_factory(self.peer_tls, config.peer_source)
+        # every call to a peer (replication, clock probes, verify, topology, the console's
+        # figures) goes through one factory: mutual TLS with the cluster's certificates,
+        # and a connect timeout that passes over an endpoint silently dropping connections
+        peer_client = self._peer_client = client_factory(
+            self.peer_tls, config.peer_source, config.replication.connect_timeout_ms / 1000)
         if config.cluster is not None:
             self._join_cluster(config.cluster, os.path.dirname(path), peer_client, peer_cap)
             self.access.keys_complete = self._keys_complete
@@ -196,6 +204,7 @@ class Node:
         config = self.config
         topology = self._start_topology(configured, directory)
         self.replicator = Replicator(self.engine.context, topology, config.region,
+                                     config.replication,
                                      fault_drop_every=config.fault_drop_every,
                                      peer_client=peer_client)
         self.clock_watch = ClockWatch(config.region, self._current_topology,
@@ -235,8 +244,7 @@ class Node:
         self.peer_address = (self.config.peer_listen
                              or own.region(self.config.region).peer_address)
         self.topology = TopologyKeeper(self.config.region, topology, file,
-                                       self._topology_changed,
-                                       client_factory(self.peer_tls, self.config.peer_source))
+                                       self._topology_changed, self._peer_client)
         return topology
 
     def _current_topology(self) -> ClusterConfig:
@@ -431,10 +439,13 @@ class Node:
             resume_restores(self.engine.context, self.backups)
         server = peer_server = None
         try:
-            await self.keys.start()  # every node has the keys table before it serves
+            # every node has the keys table before it serves
+            await _start_step("creating the keys table", self.keys.start)
             if self.config.admin_credentials:
                 cluster_id = self.config.cluster.cluster_id if self.config.cluster else "local"
-                await self.keys.bootstrap_admin(Path(self.config.admin_credentials), cluster_id)
+                path = Path(self.config.admin_credentials)
+                await _start_step("making the admin key",
+                                  lambda: self.keys.bootstrap_admin(path, cluster_id))
             if self.shared is None:  # else whichever node holds the lease runs it
                 self.background.start(self.engine.context)
             server = await listen(self.http.protocol, self.config.host, self.config.port,
@@ -450,15 +461,7 @@ class Node:
                 server.close()
             await self._release()
             raise
-        if self.replicator is not None and self.topology is not None:
-            if self.shared is None:
-                self.replicator.start()
-            self.topology.start()
-        self.verifier.start()
-        if self.shared is not None:
-            self.shared.start()
-        if self.clock_watch is not None:
-            self.clock_watch.start()
+        self._start_work()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopping.set)
         scheme = "https" if self.client_tls is not None else "http"
@@ -472,25 +475,45 @@ class Node:
         try:
             await self._stopping.wait()
         finally:
-            server.close()
-            if peer_server is not None:
-                peer_server.close()
-            if self.clock_watch is not None:
-                await self.clock_watch.stop()
-            if self.topology is not None:
-                await self.topology.stop()
-            if self.shared is not None:
-                await self.shared.stop()
-            if self.replicator is not None:
-                await self.replicator.stop()
-            await self.verifier.stop()
-            await self.http.drain(SHUTDOWN_DRAIN_S)
-            self.operator.close()
-            await server.wait_closed()
-            if self.peer_http is not None:
-                await self.peer_http.drain(1.0)
-            await self._release()
-            print("atoll: stopped cleanly", flush=True)
+            await self._stop(server, peer_server)
+
+    def _start_work(self) -> None:
+        """Start replication, topology, verify, the shared region's leases and the clock
+        watch, once the ports listen."""
+        if self.replicator is not None and self.topology is not None:
+            if self.shared is None:
+                self.replicator.start()
+            self.topology.start()
+        # a region of several nodes verifies on the one holding its verify lease
+        self.verifier.start(background=self.shared is None)
+        if self.shared is not None:
+            self.shared.start()
+        if self.clock_watch is not None:
+            self.clock_watch.start()
+
+    async def _stop(self, server: asyncio.AbstractServer,
+                    peer_server: asyncio.AbstractServer | None) -> None:
+        """Stop taking requests, stop the background work, drain what is in flight, close
+        the storage."""
+        server.close()
+        if peer_server is not None:
+            peer_server.close()
+        if self.clock_watch is not None:
+            await self.clock_watch.stop()
+        if self.topology is not None:
+            await self.topology.stop()
+        if self.shared is not None:
+            await self.shared.stop()
+        if self.replicator is not None:
+            await self.replicator.stop()
+        await self.verifier.stop()
+        await self.http.drain(SHUTDOWN_DRAIN_S)
+        self.operator.close()
+        await server.wait_closed()
+        if self.peer_http is not None:
+            await self.peer_http.drain(1.0)
+        await self._release()
+        print("atoll: stopped cleanly", flush=True)
 
     async def _release(self) -> None:
         """Stop background work and close the storage (and drop an in-memory node's files)."""
@@ -500,6 +523,21 @@ class Node:
         self.storage.close()
         if self._tmp_dir:
             shutil.rmtree(self._tmp_dir, ignore_errors=True)
+
+
+async def _start_step(what: str, step: Callable[[], Awaitable[Any]]) -> Any:
+    """Run a start-up write; again after a pause (START_ATTEMPTS in all) while the
+    storage answers ServiceUnavailable. The last failure ends the start."""
+    pause_s = START_PAUSE_S
+    for attempt in range(1, START_ATTEMPTS):
+        try:
+            return await step()
+        except ServiceUnavailable as exc:
+            log.warning("%s failed (%s); trying again in %.1f s (%d of %d)", what, exc,
+                        pause_s, attempt, START_ATTEMPTS)
+        await asyncio.sleep(pause_s)
+        pause_s *= 2
+    return await step()
 
 
 def _storage_name(storage: Storage) -> str:

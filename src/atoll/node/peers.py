@@ -92,12 +92,16 @@ def caller(tls: PeerTls | None, peer_cert: dict[str, Any] | None,
     return region
 
 
-def client_factory(tls: PeerTls | None, local_address: str | None
+def client_factory(tls: PeerTls | None, local_address: str | None,
+                   connect_timeout_s: float | None = None
                    ) -> Callable[[str, Sequence[str], dict[str, str]], HttpClient]:
-    """Makes the HttpClient a node uses to call one region (see the module docstring)."""
+    """Makes the HttpClient a node uses to call one region (see the module docstring);
+    `connect_timeout_s` (ReplicationConfig.connect_timeout_ms) bounds opening each
+    connection, so a dead endpoint of a region is passed over quickly."""
     def make(region: str, endpoints: Sequence[str], headers: dict[str, str]) -> HttpClient:
         if tls is None:
-            return HttpClient(endpoints, headers, local_address=local_address)
+            return HttpClient(endpoints, headers, local_address=local_address,
+                              connect_timeout_s=connect_timeout_s)
         cluster_id = tls.cluster_id
 
         def check(cert: dict[str, Any] | None) -> str | None:
@@ -107,7 +111,7 @@ def client_factory(tls: PeerTls | None, local_address: str | None
             return f"expected a certificate of region {region}, got {named or 'none of ours'}"
 
         return HttpClient(endpoints, headers, tls=tls.client, check_server=check,
-                          local_address=local_address)
+                          local_address=local_address, connect_timeout_s=connect_timeout_s)
     return make
 
 

@@ -3,21 +3,25 @@
 Theory of operation: every decision is made by `atoll.replication.core.ReplicationCore`
 (the same state machines the simulator drives); this shell only moves bytes over HTTP,
 waits, and runs the core's jobs on the node's store (engine/replica_store.py, over the
-node's storage: SQLite, or PostgreSQL shared by the region's nodes), honouring the written order: a Pull is sent only once the cursors it carries are durable;
+node's storage: SQLite, or PostgreSQL shared by the region's nodes), honouring the
+written order: a Pull acknowledges only durable cursors (`DurableCursors`);
 what a peer is sent was committed (and is answered once durable, see node.py); an apply
 job commits its changes and their cursors in one storage transaction.
 
 - Serving: `POST /_atoll/pull` from a member of this cluster carries a Pull; the core
   checks it (its cursors are what that peer acknowledges, for retention) and answers it
   from the changelog. An empty answer is held (long poll, at most the Pull's wait) until
-  the next local commit, so a change travels as soon as it is durable. What this region
-  held of the puller's own changes is read when the Pull arrives, before any wait (the
-  core's "lost its own data" rule needs that). `POST /_atoll/snapshot` serves a region
-  being rebuilt.
+  a local commit brings it something, so a change travels as soon as it is durable:
+  the wait ends when the commit is readable (`visible_listeners`, before its fsync), and
+  the answer then waits for what it read to be durable (the peer port's settle), so
+  the answer leaves with that commit's own fsync, not the fsync of a later commit.
+  What this region held of the puller's own changes is read when the Pull arrives,
+  before any wait (the core's "lost its own data" rule needs that). `POST
+  /_atoll/snapshot` serves a region being rebuilt.
 - Pulling: one task per peer runs that peer's `Puller`: SEND (an HTTP request, bounded
   by the request timeout), SUBMIT (a storage write job; its completion is reported to the
-  puller from the future's callback, as soon as it commits), DRAIN (await the apply in
-  flight), REBUILD (one rebuild at a time: snapshot requests, each answer's jobs
+  puller from the future's callback, as soon as it commits), DRAIN (await the oldest
+  apply in flight), REBUILD (one rebuild at a time: snapshot requests, each answer's jobs
   committed in order, then the adopted cursors), WAIT (sleep).
 - Refused changes (atoll.replication.admission): each is logged once per link, with its
   origin, sequence, table and key, and counted in `/_atoll/status` (`refused_changes`,
@@ -56,7 +60,7 @@ from atoll.replication.core import ReplicationCore
 from atoll.replication.cursors import Cursors
 from atoll.replication.errors import BadMessage, NotAPeer
 from atoll.replication.faults import DropItemWrites
-from atoll.replication.protocol import encode_message
+from atoll.replication.protocol import Batch, Pull, encode_message
 from atoll.replication.puller import DRAIN, REBUILD, SEND, SUBMIT, Puller
 from atoll.replication.rebuild import Rebuild
 from atoll.replication.serving import hold_ms
@@ -105,7 +109,8 @@ class Replicator:
         self._changed = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._stopping = False
-        self.storage.commit_listeners.append(self._on_commit)
+        self.storage.visible_listeners.append(self._on_commit)
+        self._durable = DurableCursors(region)
 
     # --- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
@@ -224,18 +229,33 @@ class Replicator:
         batch = self.core.answer_pull(pull, puller, self.store, held)
         wait_ms = hold_ms(pull, batch, self.config)
         if wait_ms and not self._stopping:
-            try:
-                await asyncio.wait_for(self._changed.wait(), wait_ms / 1000)
-            except TimeoutError:
-                pass
-            batch = self.core.answer_pull(pull, puller, self.store, held)
+            batch = await self._hold(pull, puller, held, wait_ms)
         return 200, encode_message(batch)
+
+    async def _hold(self, pull: Pull, puller: str, held: Cursors, wait_ms: int) -> Batch:
+        """The answer to a Pull that had nothing: asked again after every local commit
+        until it has something or `wait_ms` passed. A commit that brought the puller
+        nothing (another origin's changes applied, a purge, a tree fold) does not end
+        the wait: answering empty would cost the puller a round trip, and a change that
+        commits meanwhile would wait for its next Pull to arrive."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_ms / 1000
+        while not self._stopping and (remaining_s := deadline - loop.time()) > 0:
+            try:
+                await asyncio.wait_for(self._changed.wait(), remaining_s)
+            except TimeoutError:
+                break
+            batch = self.core.answer_pull(pull, puller, self.store, held)
+            if batch.records or batch.log_start:
+                return batch
+        return self.core.answer_pull(pull, puller, self.store, held)
 
     # --- pulling -----------------------------------------------------------------------
     async def _pull_loop(self, peer: str) -> None:
-        """Drive `peer`'s Puller: at most one fetch and one apply in flight."""
+        """Drive `peer`'s Puller: at most one fetch and `applies_in_flight` applies in
+        flight (oldest first in `applying`)."""
         puller = self.core.pullers[peer]
-        applying: asyncio.Future[ApplyOutcome] | None = None
+        applying: deque[asyncio.Future[ApplyOutcome]] = deque()
         try:
             while not self._stopping:
                 now = _mono_ms()
@@ -243,18 +263,23 @@ class Replicator:
                 if step.kind == SEND:
                     await self._fetch(puller, now)
                 elif step.kind == SUBMIT:
-                    applying = self._submit(puller)
+                    while applying and applying[0].done():  # reported, or its callback due
+                        applying.popleft()
+                    submitted = self._submit(puller)
+                    if submitted is not None:
+                        applying.append(submitted)
                 elif step.kind == DRAIN:
-                    invariant(applying is not None, "DRAIN with no apply in flight")
-                    assert applying is not None
-                    await asyncio.wait([applying])  # its done callback reports it first
+                    if applying:  # its done callback reports it to the puller first
+                        await asyncio.wait([applying.popleft()])
+                    else:  # every apply ended: their callbacks run first
+                        await asyncio.sleep(0)
                 elif step.kind == REBUILD:
                     await self._rebuild(puller)
                 else:
                     await asyncio.sleep(max(0, step.until_ms - now) / 1000)
         finally:
-            if applying is not None:
-                await asyncio.gather(applying, return_exceptions=True)
+            if applying:
+                await asyncio.gather(*applying, return_exceptions=True)
 
     async def _fetch(self, puller: Puller, now_ms: int) -> None:
         """One Pull to the peer; its answer or failure goes to the puller."""
@@ -264,10 +289,15 @@ class Replicator:
         except ServiceUnavailable as exc:  # a shared database restarting: pause, then again
             puller.on_store_failure(now_ms, exc.message)
             return
-        pull = puller.pull(committed, self.core.origins_via(peer, now_ms), now_ms)
+        settling = self.storage.settle()
+        acked = self._durable.offer(committed, settling)
         try:
-            # the Pull acknowledges the cursors it carries: only once they are durable
-            await self.storage.settled()
+            if acked is None:  # nothing known durable yet (start): wait for this read
+                if settling is not None:
+                    await settling
+                acked = committed
+            # the Pull acknowledges the cursors it carries: only durable ones
+            pull = puller.pull(acked, self.core.origins_via(peer, now_ms), now_ms)
             status, body = await self.clients[peer].post(
                 "/_atoll/pull", encode_message(pull), self.config.request_timeout_ms / 1000)
             if status != 200:
@@ -411,6 +441,57 @@ class Replicator:
                           "retention_forced": stats.retention_forced},
             **({"fault_dropped_writes": self.fault.dropped} if self.fault else {}),
         }
+
+
+class DurableCursors:
+    """The newest cursor vector this region is known to hold durably, learnt without
+    waiting, for the cursors a Pull acknowledges (retention may purge what every region
+    acknowledged, so an acknowledgement must survive a crash).
+
+    Every fetch reads the committed cursors and `offer`s them with the storage's settle
+    future for that read: a read whose commits are all durable is taken at once, any
+    other once its commits are durable (the future's callback; a newer read taken first
+    wins). The Pull then carries the newest durable vector instead of waiting for its
+    own read to settle: under steady writes some commit is nearly always waiting for
+    its fsync, so that wait cost a Pull about one fsync, on every Pull. What the puller
+    applied since is in the Pull's `ahead` (Puller.pull), so the peer sends nothing twice.
+
+    This region's own cursor is always the committed one: a peer serves a region's own
+    changes only once they were durable there, so claiming the committed own cursor
+    never acknowledges more than the peer could hold, and an older own cursor of 0 would
+    read to the peer as "lost its own data" (serving.answer_pull) once it holds some."""
+
+    def __init__(self, region: str) -> None:
+        self.region = region
+        self.cursors: Cursors | None = None
+        self._reads = 0  # offers so far
+        self._taken = 0  # the offer `cursors` came from
+
+    def offer(self, committed: Cursors, settling: asyncio.Future[None] | None
+              ) -> Cursors | None:
+        """The cursors to acknowledge now, having read `committed` (None: none known
+        durable yet; then the caller waits for `settling`)."""
+        self._reads += 1
+        if settling is None:
+            self._take(self._reads, committed)
+        else:
+            settling.add_done_callback(functools.partial(self._settled, self._reads, committed))
+        if self.cursors is None:
+            return None
+        acked = dict(self.cursors)
+        own = committed.get(self.region)
+        if own is not None:
+            acked[self.region] = own
+        return acked
+
+    def _settled(self, number: int, committed: Cursors, settling: asyncio.Future[None]) -> None:
+        if not settling.cancelled() and settling.exception() is None:
+            self._take(number, committed)
+
+    def _take(self, number: int, committed: Cursors) -> None:
+        if number > self._taken:
+            self._taken = number
+            self.cursors = committed
 
 
 def _peers(cluster: ClusterConfig, region: str) -> tuple[RegionConfig, ...]:

@@ -17,13 +17,14 @@ table catalog, its background work — so each must learn from the others:
 - The catalog's request view (what requests are validated against): refreshed on the
   event loop when the storage's watcher sees the catalog version move (within about
   its poll interval, 50 ms).
-- Background work: the TTL sweeper and index backfills ("background", node/background.py)
-  and pulling peers' changes with retention purges ("replication") each run on the one
-  node holding the lease of that name (leases.py). A node starts them when it takes the
-  lease and stops them when it loses it; another node takes an expired lease within
-  seconds of its holder's death. An index added through a node without the lease is
-  built by the holder once its catalog refresh sees it CREATING. Serving peers' pulls
-  needs no lease: any node does.
+- Background work: the TTL sweeper and index backfills ("background", node/background.py),
+  pulling peers' changes with retention purges ("replication"), and verify's tree
+  building, scrubbing and comparisons with peers ("verify", node/verifier.py) each run
+  on the one node holding the lease of that name (leases.py). A node starts them when
+  it takes the lease and stops them when it loses it; another node takes an expired
+  lease within seconds of its holder's death. An index added through a node without
+  the lease is built by the holder once its catalog refresh sees it CREATING. Serving
+  peers' pulls and verify requests needs no lease: any node does.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 
 BACKGROUND = "background"
 REPLICATION = "replication"
+VERIFY = "verify"
 SUPERVISE_INTERVAL_S = 0.25
 REFRESH_RETRY_S = 0.05  # a refresh that skipped names in flight runs again after this
 
@@ -58,7 +60,8 @@ class SharedRegion:
         self._published: dict[str, bytes] = {}  # request view, as last refreshed
         self._remote_seen = 0
         self._retry: asyncio.TimerHandle | None = None  # a refresh skipped names in flight
-        self._running: dict[str, bool] = {BACKGROUND: False, REPLICATION: False}
+        self._running: dict[str, bool] = {BACKGROUND: False, REPLICATION: False,
+                                          VERIFY: False}
         self._task: asyncio.Task[Any] | None = None
         storage.batch_hook = self._before_batch
         storage.catalog_listeners.append(self._refresh_requests)
@@ -143,11 +146,20 @@ class SharedRegion:
                         f"backfill {table.name}.{index.name}" not in running:
                     background.backfill(table.name, index.name)
 
-    def start(self) -> None:
-        """Ask for the leases and run what they allow (after storage.start)."""
-        self.storage.want_lease(BACKGROUND)
+    def _jobs(self) -> list[str]:
+        """The leased jobs this node has to run at all."""
+        jobs = [BACKGROUND]
         if self.node.replicator is not None:
-            self.storage.want_lease(REPLICATION)
+            jobs.append(REPLICATION)
+        if self.node.verifier.has_background:
+            jobs.append(VERIFY)
+        return jobs
+
+    def start(self) -> None:
+        """Ask for the leases and run what they allow (after storage.start, and after
+        the verifier started without its background work)."""
+        for job in self._jobs():
+            self.storage.want_lease(job)
         self._task = asyncio.get_running_loop().create_task(self._supervise(),
                                                             name="region-leases")
 
@@ -159,15 +171,15 @@ class SharedRegion:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await self._set(BACKGROUND, False)
-        await self._set(REPLICATION, False)
+        for job in self._running:
+            await self._set(job, False)
 
     async def _supervise(self) -> None:
+        jobs = self._jobs()
         while True:
             await asyncio.sleep(SUPERVISE_INTERVAL_S)
-            await self._set(BACKGROUND, self.storage.holds_lease(BACKGROUND))
-            if self.node.replicator is not None:
-                await self._set(REPLICATION, self.storage.holds_lease(REPLICATION))
+            for job in jobs:
+                await self._set(job, self.storage.holds_lease(job))
 
     async def _set(self, job: str, run: bool) -> None:
         if self._running[job] == run:
@@ -175,22 +187,28 @@ class SharedRegion:
         self._running[job] = run
         log.info("%s %s on this node (lease %s)", "starting" if run else "stopping", job,
                  "taken" if run else "lost")
-        engine = self.node.engine
         if job == BACKGROUND:
             if run:
-                self.node.background.start(engine.context)
+                self.node.background.start(self.node.engine.context)
             else:
                 await self.node.background.stop()
-            return
+        elif job == VERIFY:
+            if run:
+                self.node.verifier.start_background()
+            else:
+                await self.node.verifier.stop_background()
+        elif run:
+            self.node.replicator.start()
+        else:
+            await self._stop_replicator()
+
+    async def _stop_replicator(self) -> None:
         replicator = self.node.replicator
-        if run:
-            replicator.start()
-            return
         # A stopped replicator cannot start again: a fresh one serves peers from now on
         # and pulls once this node holds the lease again.
         await replicator.stop()
         with contextlib.suppress(ValueError):
-            self.storage.commit_listeners.remove(replicator._on_commit)
+            self.storage.visible_listeners.remove(replicator._on_commit)
         self.node.replicator = replicator.renewed()
 
     def status(self) -> dict[str, Any]:

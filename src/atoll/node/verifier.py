@@ -6,6 +6,11 @@ Theory of operation (DESIGN.md decision 7; the pure core is atoll.antientropy)
   this region's storage off the event loop (verifylink.py).
 - Tree work (treework.py): at start, tables without a complete tree get one built from
   their rows; then every table's rows are scrubbed continuously at `scrub_rows_per_s`.
+- Background work (tree work and comparisons) runs on one node per region: a node
+  whose region's storage other nodes share (PostgreSQL) runs it only while it holds the
+  region's verify lease (shared_region.py starts and stops it), so a region of many
+  nodes scrubs and compares once, not once per node. Answering peers and `atoll
+  verify` runs need no lease: any node does them.
 - Background comparison: every `interval_s`, each table is compared with each peer in
   a two-region session (this region local, the peer remote); differences below the cut
   are confirmed by a second session focused on their buckets, and with `auto_repair`
@@ -16,6 +21,8 @@ Theory of operation (DESIGN.md decision 7; the pure core is atoll.antientropy)
 - Runs for `atoll verify` (verifyruns.py): started on this node, over every region.
 - A node outside a cluster keeps its trees with every write and nothing more: with no
   peer to compare with, it neither builds missing trees nor scrubs.
+- A background job that fails (a shared PostgreSQL restarting, a bug) is logged and
+  started again after a pause, never left dead on the node that is to run it.
 - Soft state only: results, the verdict book, scrub evidence. A restart loses them and
   costs one more pass, never a wrong verdict.
 """
@@ -26,7 +33,7 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -64,6 +71,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FIRST_ROUND_DELAY_S = 5.0
+RESTART_PAUSE_S = 5.0  # after a background job failed
 MAX_REPAIR_PAGE = 1000
 _JSON = b"application/json"
 
@@ -106,12 +114,15 @@ class Verifier:
         self.work: TreeWork | None = None
         self._clients: dict[str, HttpClient] = {}
         self._sids = itertools.count(1)
-        self._tasks: list[asyncio.Task[Any]] = []
+        self._tasks: list[asyncio.Task[Any]] = []  # verify runs
+        self._background_tasks: list[asyncio.Task[Any]] = []  # tree work, comparisons
         self.rounds = 0
 
     # --- lifecycle ---------------------------------------------------------------------
-    def start(self) -> None:
-        """On the loop, once the storage started."""
+    def start(self, background: bool = True) -> None:
+        """On the loop, once the storage started: answer peers and runs; with
+        `background`, also start the background work (else `start_background` does,
+        on the node holding the region's verify lease)."""
         if self.trees is None:
             return
         ctx = self.engine.context
@@ -119,18 +130,44 @@ class Verifier:
                                  lambda record, at_ms: repair_job(ctx, record, at_ms))
         self.local = LocalAnswers(store)
         self.work = TreeWork(ctx, store, self.local.call, self.settings.scrub_rows_per_s)
-        if self._topology() is None:
-            return  # no peer to compare with: the writes keep the trees, nothing more
-        self._spawn(self._tree_work(), "verify: trees")
-        if self.settings.background:
-            self._spawn(self._background(), "verify: background")
+        if background:
+            self.start_background()
 
-    def _spawn(self, coroutine: Any, name: str) -> None:
+    @property
+    def has_background(self) -> bool:
+        """Whether this node has background work to run (trees, and peers to compare
+        with: a node outside a cluster keeps its trees with its writes, nothing more)."""
+        return self.trees is not None and self._topology() is not None
+
+    @property
+    def background_running(self) -> bool:
+        return bool(self._background_tasks)
+
+    def start_background(self) -> None:
+        """Start building and scrubbing trees and comparing with peers (after `start`)."""
+        if self.work is None or not self.has_background or self._background_tasks:
+            return
+        self._background_tasks = [self._spawn(_restarting(self._tree_work, "verify: trees"),
+                                              "verify: trees")]
+        if self.settings.background:
+            self._background_tasks.append(self._spawn(
+                _restarting(self._background, "verify: background"), "verify: background"))
+
+    async def stop_background(self) -> None:
+        """Stop the background work and wait for it (its results stay shown)."""
+        tasks, self._background_tasks = self._background_tasks, []
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    @staticmethod
+    def _spawn(coroutine: Any, name: str) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coroutine, name=name)
         task.add_done_callback(_log_failure)
-        self._tasks.append(task)
+        return task
 
     async def stop(self) -> None:
+        await self.stop_background()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -259,7 +296,9 @@ class Verifier:
                 return 400, orjson.dumps({"message": f"no such table: {', '.join(missing)}"})
             tables = sorted(set(request.tables))
         run = self.runs.new(request, self.region)
-        self._spawn(self._run(run, tables, list(topology.region_ids())), f"verify run {run.id}")
+        self._tasks = [task for task in self._tasks if not task.done()]
+        self._tasks.append(self._spawn(self._run(run, tables, list(topology.region_ids())),
+                                       f"verify run {run.id}"))
         return 202, orjson.dumps({"id": run.id})
 
     async def _run(self, run: VerifyRun, tables: list[str], regions: list[str]) -> None:
@@ -312,6 +351,20 @@ class Verifier:
                 "repaired_items": sum(o.repaired for o in outcomes.values()),
                 "tables": {t: o.as_dict() for t, o in sorted(outcomes.items())}}
         return per_peer
+
+
+async def _restarting(job: Callable[[], Awaitable[None]], name: str) -> None:
+    """Run `job` until it returns or is cancelled. A failure (the storage unreadable
+    for a while: a shared PostgreSQL restarting; or a bug) is logged with its traceback
+    and the job starts again after RESTART_PAUSE_S: background verify outlives it rather
+    than stopping for good on the node that runs it."""
+    while True:
+        try:
+            await job()
+            return
+        except Exception:
+            log.exception("%s failed; it starts again in %.0f s", name, RESTART_PAUSE_S)
+        await asyncio.sleep(RESTART_PAUSE_S)
 
 
 def _log_failure(task: asyncio.Task[Any]) -> None:

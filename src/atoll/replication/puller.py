@@ -7,7 +7,8 @@ Theory of operation: a shell (the node's asyncio task, or the simulator's step) 
            (a failed request, a timeout — see `expired` — or a refused answer)
   SUBMIT   submit `take_apply()` as a store job; report `on_applied` when it commits
            (or `on_applied(None)` if it failed)
-  DRAIN    wait until the apply in flight commits (at most one per peer)
+  DRAIN    wait until the oldest apply in flight commits (at most
+           `config.applies_in_flight` per peer)
   REBUILD  rebuild from this peer's snapshot (`take_rebuild`), report `on_rebuilt`
   WAIT     nothing to do before `until_ms` (backoff, a pause, an answer awaited)
 
@@ -15,9 +16,12 @@ Fetch overlaps apply: right after SUBMIT the next step is SEND, while the apply 
 That Pull carries the COMMITTED cursors — it acknowledges them, and retention may purge
 what every region acknowledged — and, in `ahead`, the cursors the apply in flight will
 reach, so the server skips what is being applied. Its answer is planned against those
-raised cursors (`protocol.plan_batch`), and submitted once the apply in flight committed
-(DRAIN, then SUBMIT): the store runs jobs in submission order, so the second apply finds
-the first one's cursors. If an apply falls short (a gap, a table not known yet, or a
+raised cursors (`protocol.plan_batch`) and submitted at once, while fewer than
+`applies_in_flight` applies are in flight (else DRAIN, then SUBMIT): the store runs jobs
+in submission order, so the second apply finds the first one's cursors. Two in flight
+let an answer's apply join the storage's next group commit while the one before waits
+for its fsync, instead of waiting for that fsync first (the node's default; one
+reproduces strictly alternating applies). If an apply falls short (a gap, a table not known yet, or a
 storage failure), the raised cursors are forgotten and the next Pull asks again from the
 committed ones; the apply job itself stops at any gap, so nothing is ever applied past
 one.
@@ -38,7 +42,7 @@ whole; from then on this region held everything the peer had when it answered. I
 set (a lagging link is ordinary); what a region not yet caught up since it started may
 be missing — access keys above all — is for the node to judge (ReplicationCore.caught_up).
 
-Bounds: one Pull and one apply in flight, one planned apply waiting; between failed
+Bounds: one Pull and `applies_in_flight` applies in flight, one planned apply waiting; between failed
 pulls a backoff doubling from `backoff_min_ms` to `backoff_max_ms`; after a batch that
 could not be used whole, a `held_pause_ms` pause unless the peer has more; at most
 `MAX_REMEMBERED_REFUSALS` refusals remembered as logged.
@@ -109,7 +113,7 @@ class Puller:
         self.in_flight: Pull | None = None
         self.sent_ms = 0
         self.ready: ApplyChanges | None = None  # planned; submitted once no apply is in flight
-        self.applying = False
+        self.applying = 0  # applies submitted and not yet reported
         self.planned: dict[str, int] = {}  # cursors the applies submitted will reach
         self.behind: dict[str, int] | None = None  # a rebuild is wanted
         self.rebuilding = False
@@ -122,7 +126,7 @@ class Puller:
 
     def next_step(self, now_ms: int) -> Step:
         if self.ready is not None:
-            return Step(DRAIN if self.applying else SUBMIT)
+            return Step(DRAIN if self.applying >= self.config.applies_in_flight else SUBMIT)
         if self.behind is not None:
             return Step(DRAIN if self.applying else REBUILD)
         if self.rebuilding:
@@ -229,10 +233,11 @@ class Puller:
     def take_apply(self) -> ApplyChanges:
         """The planned apply, to submit now (SUBMIT)."""
         job = self.ready
-        invariant(job is not None and not self.applying, "SUBMIT out of turn")
+        invariant(job is not None and self.applying < self.config.applies_in_flight,
+                  "SUBMIT out of turn")
         assert job is not None
         self.ready = None
-        self.applying = True
+        self.applying += 1
         for change, _frame in job.changes:
             self.planned[change.origin] = max(self.planned.get(change.origin, 0), change.seq)
         return job
@@ -241,12 +246,14 @@ class Puller:
         """The apply in flight committed (`outcome`) or failed (None: a storage fault,
         backed off like a failed pull). Returns its refusals this link had not seen
         before (to log)."""
-        invariant(self.applying, "an apply ended that was not in flight")
-        self.applying = False
+        invariant(self.applying > 0, "an apply ended that was not in flight")
+        self.applying -= 1
         if outcome is None or not outcome.complete:
-            self.planned.clear()  # it fell short: ask again from the committed cursors
+            # it fell short: ask again from the committed cursors (an apply still in
+            # flight, planned past it, stops at the gap it left)
+            self.planned.clear()
             self._catching_up = False
-        elif self._catching_up and self.ready is None:
+        elif self._catching_up and self.ready is None and not self.applying:
             self.caught_up = True
             self._catching_up = False
         if outcome is None:

@@ -67,7 +67,7 @@ Hash trees: atoll.storage.treeprotocol (the protocols of a storage that keeps th
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
 from atoll.errors import InternalError
@@ -79,7 +79,10 @@ StoredState = tuple[bytes, RowVersion, RowVersion | None]
 """(causal state, version, prev) of a key's newest row; state b"" is the row form."""
 SortKeyBound = tuple[bytes, bool]  # (encoded sort key, inclusive)
 ScanKey = tuple[int, bytes, bytes]  # (h, pk, sk) inside one table
+ItemKey = tuple[int, int, bytes, bytes]  # (tid, h, pk, sk)
 IndexScanKey = tuple[int, bytes, bytes, bytes, bytes]  # (h, pk, sk, base_pk, base_sk)
+# `scan_page` reads at most this many rows (of 400 KB at most each) at once.
+SCAN_PAGE_ROWS = 100
 TableStateRow = tuple[int, str, int, str, bytes | None]
 """(created hlc, created origin, version hlc, version origin, definition or None)."""
 IndexRow = tuple[int, int, int, bytes, bytes, bytes, bytes, bytes, int]
@@ -396,7 +399,13 @@ class Storage(Protocol):
 
     commit_listeners: list[Callable[[], None]]
     """Called on the event-loop thread as each batch is answered (committed and durable,
-    or failed), before its futures resolve: e.g. to wake replication long polls."""
+    or failed), before its futures resolve."""
+
+    visible_listeners: list[Callable[[], None]]
+    """Called on the event-loop thread once a batch's writes are readable, which may be
+    before they are durable (SQLite: at its COMMIT, before the syncer's fsync; where
+    commits are durable at once, this is `commit_listeners` itself): e.g. to wake
+    replication long polls, whose answers then wait for `settle()` like any other."""
 
     # --- lifecycle -----------------------------------------------------------------------
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -409,14 +418,18 @@ class Storage(Protocol):
         ...
 
     # --- writes --------------------------------------------------------------------------
-    def write(self, fn: WriteJob, *, inline: bool = False) -> asyncio.Future[Any]:
+    def write(self, fn: WriteJob, *, inline: bool = False, keys: Sequence[ItemKey] = ()
+              ) -> asyncio.Future[Any]:
         """Queue a job (after `start`, on the loop thread). The future gets the job's
         result or exception once its batch is durable. Raises ServiceUnavailable at once
         if the storage refuses writes (closing, durability lost) or too many are queued.
 
         `inline`: the job is short (one request's items), so the backend may run it on
         the event-loop thread; long jobs (replication, backfill, purges, DDL) leave it
-        False so they may run elsewhere while the loop keeps serving."""
+        False so they may run elsewhere while the loop keeps serving.
+        `keys`: the items the job will look up (a hint, never a promise): a backend whose
+        every lookup costs a round trip may fetch them for the whole batch at once. A
+        job still sees the writes of the jobs before it, and may read keys not named."""
         ...
 
     def write_sync(self, fn: WriteJob) -> Any:
@@ -457,6 +470,13 @@ class Storage(Protocol):
                    ) -> Iterator[tuple[int, bytes, bytes, bytes, int]]:
         """(h, pk, sk, item, size) of a table's live items in key order: strictly after
         `after` if given, else from h >= h_start; only h < h_end if given."""
+        ...
+
+    def scan_page(self, tid: int, after: ScanKey | None, h_end: int | None, h_start: int,
+                  limit: int) -> list[ItemRow]:
+        """(item, size) of the first `limit` (at most SCAN_PAGE_ROWS) items `scan_items`
+        would yield, without their keys: a Scan page that answers only items reads less
+        per row. Each row's checksum is verified before the list is returned."""
         ...
 
     def collection_size(self, tid: int, h: int, pk: bytes) -> int:

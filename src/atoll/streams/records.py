@@ -45,7 +45,6 @@ MAX_SEQUENCE_DIGITS = 40
 
 Materialized = tuple[bytes, int]  # (item JSON, size in bytes) as this region stores it
 KeysJson = tuple[bytes, int]  # a record's Keys as JSON, and their size in bytes
-_SETS = (b'"SS"', b'"NS"', b'"BS"')
 _OLD_VIEWS = frozenset(("OLD_IMAGE", "NEW_AND_OLD_IMAGES"))
 _NEW_VIEWS = frozenset(("NEW_IMAGE", "NEW_AND_OLD_IMAGES"))
 
@@ -54,7 +53,7 @@ def stream_record(view_type: str, key_names: Sequence[str], keys: KeysJson | Non
                   old: Materialized | None, new: Materialized | None
                   ) -> tuple[int, bytes] | None:
     """(kind, fragment) of the record a write from `old` to `new` leaves, or None when it
-    changed nothing. `keys`: the record's Keys already rendered (`key_json`), or None to
+    changed nothing. `keys`: the record's Keys already rendered (`KeysRenderer`), or None to
     take them from the item."""
     if new is not None:
         if old is None:
@@ -74,35 +73,66 @@ def stream_record(view_type: str, key_names: Sequence[str], keys: KeysJson | Non
         chosen = {name: item[name] for name in key_names}
         keys = (orjson.dumps(chosen, option=orjson.OPT_SORT_KEYS),
                 sum(len(name.encode()) + value_size(v) for name, v in chosen.items()))
-    size = keys[1]
-    parts = [b'"Keys":', keys[0]]
-    if new is not None and view_type in _NEW_VIEWS:
-        size += new[1]
-        parts += (b',"NewImage":', new[0])
-    if old is not None and view_type in _OLD_VIEWS:
-        size += old[1]
-        parts += (b',"OldImage":', old[0])
-    parts += (b',"SizeBytes":', str(size).encode())
-    return kind, b"".join(parts)
+    new_shown = new if new is not None and view_type in _NEW_VIEWS else None
+    old_shown = old if old is not None and view_type in _OLD_VIEWS else None
+    if new_shown is not None and old_shown is not None:
+        fragment = _BOTH_IMAGES % (keys[0], new_shown[0], old_shown[0],
+                                   keys[1] + new_shown[1] + old_shown[1])
+    elif new_shown is not None:
+        fragment = _NEW_IMAGE % (keys[0], new_shown[0], keys[1] + new_shown[1])
+    elif old_shown is not None:
+        fragment = _OLD_IMAGE % (keys[0], old_shown[0], keys[1] + old_shown[1])
+    else:
+        fragment = _KEYS_ONLY % (keys[0], keys[1])
+    return kind, fragment
+
+
+# A record's `dynamodb` members as stored: one formatting a record (SizeBytes: keys plus
+# the images shown).
+_BOTH_IMAGES = b'"Keys":%b,"NewImage":%b,"OldImage":%b,"SizeBytes":%d'
+_NEW_IMAGE = b'"Keys":%b,"NewImage":%b,"SizeBytes":%d'
+_OLD_IMAGE = b'"Keys":%b,"OldImage":%b,"SizeBytes":%d'
+_KEYS_ONLY = b'"Keys":%b,"SizeBytes":%d'
 
 
 def key_json(parts: Sequence[tuple[str, str, bytes]]) -> KeysJson | None:
     """A record's Keys and their size from a write's encoded key, each part (attribute
-    name, type, encoded bytes): a string or binary key's encoding is its value's own
-    bytes (atoll.model.keys), so no item is parsed. None for a number key (its text is
-    taken from the item instead)."""
-    rendered = []
-    size = 0
-    for name, kind, raw in sorted(parts):
-        if kind == "S":
-            value = b'{"S":' + orjson.dumps(raw.decode()) + b"}"
-        elif kind == "B":
-            value = b'{"B":"' + base64.b64encode(raw) + b'"}'
-        else:
+    name, type, encoded bytes), hash key first: see `KeysRenderer`."""
+    renderer = KeysRenderer([(name, kind) for name, kind, _ in parts])
+    return renderer.render([raw for _, _, raw in parts])
+
+
+class KeysRenderer:
+    """Renders a record's Keys, and their size, from a write's encoded key for one key
+    schema ((attribute name, type) of each key part, hash key first). A string or binary
+    key's encoding is its value's own bytes (atoll.model.keys), so no item is parsed;
+    the members' order (by name, as stored items have theirs) and each member's JSON up
+    to its value are worked out once per schema, so a write pays for its values only.
+    A schema with a number key renders None (the text of a number is taken from the
+    item instead)."""
+
+    def __init__(self, schema: Sequence[tuple[str, str]]) -> None:
+        self._order = sorted(range(len(schema)), key=lambda i: schema[i][0])
+        self._binary = [kind == "B" for _, kind in schema]
+        self._heads = [orjson.dumps(name) + (b':{"B":"' if kind == "B" else b':{"S":')
+                       for name, kind in schema]
+        self._names_size = sum(len(name.encode()) for name, _ in schema)
+        self._numeric = any(kind not in ("S", "B") for _, kind in schema)
+
+    def render(self, raws: Sequence[bytes]) -> KeysJson | None:
+        """Keys of the encoded key parts `raws` (in the schema's order)."""
+        if self._numeric:
             return None
-        rendered.append(orjson.dumps(name) + b":" + value)
-        size += len(name.encode()) + len(raw)
-    return b"{" + b",".join(rendered) + b"}", size
+        rendered = []
+        size = self._names_size
+        for i in self._order:
+            raw = raws[i]
+            size += len(raw)
+            if self._binary[i]:
+                rendered.append(self._heads[i] + base64.b64encode(raw) + b'"}')
+            else:
+                rendered.append(self._heads[i] + orjson.dumps(raw.decode()) + b"}")
+        return b"{" + b",".join(rendered) + b"}", size
 
 
 def same_item(a: bytes, b: bytes) -> bool:
@@ -111,7 +141,7 @@ def same_item(a: bytes, b: bytes) -> bool:
     items differ in their bytes."""
     if a == b:
         return True
-    if not any(marker in a for marker in _SETS):
+    if b'"SS"' not in a and b'"NS"' not in a and b'"BS"' not in a:
         return False
     return _canonical(orjson.loads(a)) == _canonical(orjson.loads(b))
 

@@ -69,6 +69,10 @@ class MemoryReads:
                 return
             yield key[0], key[1], key[2], row[0], row[1]
 
+    def scan_page(self, tid: int, after: ScanKey | None, h_end: int | None, h_start: int,
+                  limit: int) -> list[ItemRow]:
+        return [(row[3], row[4]) for row in self.scan_items(tid, after, h_end, h_start, limit)]
+
     def collection_size(self, tid: int, h: int, pk: bytes) -> int:
         low: Bound = ((h, pk), True)
         high: Bound = ((h, successor(pk)), False)

@@ -20,7 +20,7 @@ Theory of operation
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from atoll.errors import ServiceUnavailable
@@ -30,7 +30,7 @@ from atoll.storage.memory.data import MemoryData
 from atoll.storage.memory.reads import MemoryReads
 from atoll.storage.memory.trees import MemoryTreeAccess
 from atoll.storage.memory.txn import MemoryTxn
-from atoll.storage.protocol import Storage, WriteTxn
+from atoll.storage.protocol import ItemKey, Storage, WriteTxn
 from atoll.storage.treeprotocol import TreeAccess
 from atoll.storage.writepath import BatchTimes, WritePath, now_ns
 
@@ -65,6 +65,7 @@ class MemoryStorage(MemoryReads):
         self._start_scheduled = False
         self._refused = False  # close() ran
         self.commit_listeners: list[Callable[[], None]] = []
+        self.visible_listeners = self.commit_listeners  # a commit is visible as answered
         self.batches_committed = 0
         self.jobs_committed = 0
         self.write_path = WritePath()
@@ -84,10 +85,10 @@ class MemoryStorage(MemoryReads):
             self._run_batch(leftovers)
 
     # --- writes --------------------------------------------------------------------------
-    def write(self, fn: Callable[[MemoryTxn], Any], *, inline: bool = False
-              ) -> asyncio.Future[Any]:
+    def write(self, fn: Callable[[MemoryTxn], Any], *, inline: bool = False,
+              keys: Sequence[ItemKey] = ()) -> asyncio.Future[Any]:
         """Queue a write job; the future resolves once its batch ran (see the module doc:
-        `inline` changes nothing here)."""
+        `inline` and `keys` change nothing here)."""
         invariant(self._loop is not None, "storage not started")
         if self._refused:
             raise ServiceUnavailable("The server is shutting down")

@@ -21,10 +21,21 @@ Errors fall in three kinds (`classify`):
 - RETRY: the engine chose this transaction as a victim (serialization failure,
   deadlock, lock timeout): the whole batch is replayed, a bounded number of times.
 - JOB: anything else (a constraint or limit): the statement of one job failed; the
-  batch is replayed to find which (storage.py).
+  batch is replayed to find which (storage.py). A statement that psycopg refuses to
+  send because an earlier one of the same pipeline failed (PipelineAborted, which
+  psycopg files as an OperationalError without a SQLSTATE) is that same failure seen
+  late, not a lost server.
+
+Nodes of one region may start at the same moment on a fresh database: `init_schema`
+runs in one transaction that a racing node's CREATE or ALTER can make fail (a unique
+violation in the system catalogs, a deadlock); it is run again, at most
+SCHEMA_ATTEMPTS times, and each run finds more of the schema in place.
 """
 
 from __future__ import annotations
+
+import random
+import time
 
 import psycopg
 from psycopg import errors as pgerrors
@@ -44,6 +55,8 @@ LOCK_TIMEOUT_MS = 15_000
 IDLE_IN_TRANSACTION_MS = 10_000
 # psycopg prepares a statement on the server once it ran this many times on a connection.
 PREPARE_THRESHOLD = 2
+SCHEMA_ATTEMPTS = 8
+SCHEMA_PAUSE_S = 0.02  # doubled after each failed attempt, with jitter
 
 UNAVAILABLE = "unavailable"
 RETRY = "retry"
@@ -73,6 +86,8 @@ def connect(dsn: str, *, autocommit: bool, name: str) -> psycopg.Connection:
 def classify(exc: BaseException) -> str:
     """UNAVAILABLE, RETRY or JOB (see the module doc)."""
     code = getattr(exc, "sqlstate", None) or ""
+    if isinstance(exc, pgerrors.PipelineAborted):
+        return JOB
     if code in _RETRY_CODES:
         return RETRY
     if code.startswith(_UNAVAILABLE_PREFIXES):
@@ -85,34 +100,37 @@ def classify(exc: BaseException) -> str:
 
 
 def init_schema(conn: psycopg.Connection, region: str) -> None:
-    """Create the tables if need be (nodes of one region may race: the loser retries),
-    add any of COLUMNS_ADDED a table lacks, check the schema version, and create this
-    region's changelog head."""
-    for attempt in range(3):
+    """Create the tables if need be, add any of COLUMNS_ADDED a table lacks, check the
+    schema version, and create this region's changelog head: in one transaction, run
+    again (bounded) when a node doing the same at the same moment made it fail."""
+    for attempt in range(SCHEMA_ATTEMPTS):
         try:
             with conn.transaction():
-                for statement in STATEMENTS:
-                    conn.execute(statement)
-                _add_columns(conn)
-                row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'"
-                                   ).fetchone()
-                if row is None:
-                    conn.execute("INSERT INTO meta (key, value) VALUES ('schema_version', %s)"
-                                 " ON CONFLICT (key) DO NOTHING", (str(SCHEMA_VERSION),))
-                elif int(row[0]) in MIGRATES_FROM:
-                    conn.execute("UPDATE meta SET value = %s WHERE key = 'schema_version'",
-                                 (str(SCHEMA_VERSION),))
-                elif int(row[0]) != SCHEMA_VERSION:
-                    raise InternalError(f"PostgreSQL schema version {row[0]}, expected "
-                                        f"{SCHEMA_VERSION}")
-                init_head(conn.cursor(), region)
+                _create_schema(conn, region)
             break
-        except (pgerrors.UniqueViolation, pgerrors.SerializationFailure):
-            # two nodes created the same table at once: the second sees it now
-            if attempt == 2:
+        except psycopg.Error as exc:
+            raced = isinstance(exc, pgerrors.UniqueViolation) or classify(exc) == RETRY
+            if not raced or attempt == SCHEMA_ATTEMPTS - 1:
                 raise
+            time.sleep(SCHEMA_PAUSE_S * 2 ** attempt * random.uniform(0.5, 1.5))  # noqa: S311
     if not conn.autocommit:
         conn.commit()
+
+
+def _create_schema(conn: psycopg.Connection, region: str) -> None:
+    for statement in STATEMENTS:
+        conn.execute(statement)
+    _add_columns(conn)
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    if row is None:
+        conn.execute("INSERT INTO meta (key, value) VALUES ('schema_version', %s)"
+                     " ON CONFLICT (key) DO NOTHING", (str(SCHEMA_VERSION),))
+    elif int(row[0]) in MIGRATES_FROM:
+        conn.execute("UPDATE meta SET value = %s WHERE key = 'schema_version'",
+                     (str(SCHEMA_VERSION),))
+    elif int(row[0]) != SCHEMA_VERSION:
+        raise InternalError(f"PostgreSQL schema version {row[0]}, expected {SCHEMA_VERSION}")
+    init_head(conn.cursor(), region)
 
 
 def _add_columns(conn: psycopg.Connection) -> None:

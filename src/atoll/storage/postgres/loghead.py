@@ -109,6 +109,11 @@ def lock_head(cur: Any, origin: str) -> Head:
     if row is None:  # a database whose head row was removed by hand: recreate, retry
         init_head(cur, origin)
         row = cur.execute(LOCK, (origin,)).fetchone()
+    return head_of(row)
+
+
+def head_of(row: Any) -> Head:
+    """The Head of a row LOCK returned."""
     return Head(int(row[0]), int(row[1]), int(row[2]), int(row[3]), int(row[4]))
 
 

@@ -191,6 +191,10 @@ class PostgresReads:
                 raise CorruptionDetected("Stored item failed its checksum")
             yield int(h), pk, sk, item, int(size)
 
+    def scan_page(self, tid: int, after: tuple[int, bytes, bytes] | None, h_end: int | None,
+                  h_start: int, limit: int) -> list[ItemRow]:
+        return [(row[3], row[4]) for row in self.scan_items(tid, after, h_end, h_start, limit)]
+
     def collection_size(self, tid: int, h: int, pk: bytes) -> int:
         row = self._one(
             "SELECT (SELECT COALESCE(SUM(size), 0) FROM items WHERE tid = %s AND h = %s"

@@ -8,8 +8,11 @@ Theory of operation
   commit). All batches run on the writer thread, whatever `inline` says: their
   statements wait on the network, which the event loop must not do for writes.
 - A batch: BEGIN, lock the region's changelog head (txn.py: the region's write lock,
-  loghead.py: why it orders the changelog), run the jobs in pipeline mode, add the
-  table statistics and the new head, COMMIT. With synchronous_commit on, COMMIT returns
+  loghead.py: why it orders the changelog) and, in the same round trip, read the keys
+  its jobs announced (readahead.py), run the jobs in pipeline mode, add the table
+  statistics and the new head, send the item rows and changelog records the jobs left
+  (writebehind.py), COMMIT. So a batch of puts waits on two round trips, whatever its
+  size: the lock's and the COMMIT's. With synchronous_commit on, COMMIT returns
   once the batch is durable: the jobs are answered right after, in order, and
   `settle()` never waits (what a read sees is durable too, reads.py).
 - A job that raises after writing poisons the batch: it is rolled back and replayed
@@ -44,8 +47,8 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
 
@@ -65,16 +68,19 @@ from atoll.storage.postgres.loghead import Head
 from atoll.storage.postgres.reads import PostgresReads, _first_line
 from atoll.storage.postgres.trees import PostgresTreeAccess
 from atoll.storage.postgres.txn import PostgresTxn
-from atoll.storage.protocol import Storage, WriteTxn
+from atoll.storage.protocol import ItemKey, Storage, WriteTxn
 from atoll.storage.treeprotocol import TreeAccess, TreeStorage, TreeWriteTxn
 from atoll.storage.writepath import BatchTimes, WritePath, now_ns
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MAX_BATCH_JOBS = 512
 MAX_QUEUED_JOBS = 20_000
 MAX_ATTEMPTS = 5  # of a batch the engine chose as a victim (serialization, deadlock)
 RETRY_PAUSE_S = 0.005  # doubled after each victim attempt
+OPEN_ATTEMPTS = 6  # connecting at start, while the server cannot be reached
+OPEN_PAUSE_S = 0.2  # doubled after each: about 6 s in all
 WATCH_INTERVAL_S = 0.05
 _STOP = object()
 
@@ -86,12 +92,13 @@ _RETRY = "retry"
 
 
 class Job:
-    __slots__ = ("fn", "future", "result", "error", "queued")
+    __slots__ = ("fn", "future", "keys", "result", "error", "queued")
 
-    def __init__(self, fn: Callable[[PostgresTxn], Any], future: asyncio.Future[Any] | None
-                 ) -> None:
+    def __init__(self, fn: Callable[[PostgresTxn], Any], future: asyncio.Future[Any] | None,
+                 keys: Sequence[ItemKey] = ()) -> None:
         self.fn = fn
         self.future = future
+        self.keys = keys  # what it will look up (txn.py reads them ahead)
         self.result: Any = None
         self.error: BaseException | None = None
         self.queued = now_ns()
@@ -108,13 +115,13 @@ class PostgresStorage(PostgresReads):
                  trees: bool = True) -> None:
         self.node = node or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         name = f"atoll-{region}"
-        writer = _connect_or_unavailable(dsn, autocommit=False, name=f"{name}-writes")
-        init_schema(writer, region)
+        writer = _at_start("the writer connection",
+                           lambda: _open_writer(dsn, region, f"{name}-writes"))
         if not trees:
             for table in ("tree_buckets", "tree_progress"):
                 writer.execute(f"DELETE FROM {table}")  # noqa: S608
             writer.commit()
-        super().__init__(dsn, region, name)
+        _at_start("the reader connection", lambda: PostgresReads.__init__(self, dsn, region, name))
         self.trees = trees  # hash trees kept (storage/treeprotocol.py)
         self.integrity = IntegrityFaults()
         self._writer: psycopg.Connection | None = writer
@@ -128,6 +135,7 @@ class PostgresStorage(PostgresReads):
         self._shut = False
         self._queued = 0  # event-loop thread: accepted, not yet answered
         self.commit_listeners: list[Callable[[], None]] = []
+        self.visible_listeners = self.commit_listeners  # COMMIT returns once durable
         # Event-loop thread: another node changed a table definition (watcher).
         self.catalog_listeners: list[Callable[[], None]] = []
         # Writer thread, at the start of every batch, under the region's write lock, with
@@ -184,10 +192,11 @@ class PostgresStorage(PostgresReads):
             pass
 
     # --- writes --------------------------------------------------------------------------
-    def write(self, fn: Callable[[PostgresTxn], Any], *, inline: bool = False
-              ) -> asyncio.Future[Any]:
+    def write(self, fn: Callable[[PostgresTxn], Any], *, inline: bool = False,
+              keys: Sequence[ItemKey] = ()) -> asyncio.Future[Any]:
         """Queue a job; the future resolves once its batch committed (and so is durable).
-        `inline` makes no difference here: every batch runs on the writer thread."""
+        `inline` makes no difference here: every batch runs on the writer thread. The
+        batch reads `keys` ahead, with its lock (txn.py)."""
         invariant(self._loop is not None, "storage not started")
         if self._refused:
             raise ServiceUnavailable("The server is shutting down")
@@ -195,7 +204,7 @@ class PostgresStorage(PostgresReads):
             raise ServiceUnavailable("Too many writes queued; retry")
         future: asyncio.Future[Any] = self._loop.create_future()  # type: ignore[union-attr]
         self._queued += 1
-        self._jobs.put(Job(fn, future))
+        self._jobs.put(Job(fn, future, keys))
         return future
 
     def write_sync(self, fn: Callable[[PostgresTxn], Any]) -> Any:
@@ -306,7 +315,7 @@ class PostgresStorage(PostgresReads):
         culprit: Job | None = None
         try:
             with conn.pipeline() as pipeline:
-                head = txn.begin(pipeline)
+                head = txn.begin(pipeline, [key for job in running for key in job.keys])
                 if self.batch_hook is not None:
                     self.batch_hook(txn, head)
                 for job in running:
@@ -452,15 +461,38 @@ class PostgresStorage(PostgresReads):
             "write_path": self.write_path.summary(),
             "postgres": {"node": self.node, "batch_replays": self.batch_replays,
                          "batches_unavailable": self.batches_unavailable,
+                         "keys_read_ahead": self._txn.ahead.sent,
+                         "lookups_read_ahead": self._txn.ahead.used,
                          "leases_held": sorted(n for n in self._held_until
                                                if self.holds_lease(n))},
         }
 
 
-def _connect_or_unavailable(dsn: str, *, autocommit: bool, name: str) -> psycopg.Connection:
+def _at_start(what: str, open_: Callable[[], T]) -> T:
+    """`open_()` at start, tried again while the server cannot be reached yet (starting,
+    restarting, or slow to accept under load): OPEN_ATTEMPTS times in all with a
+    doubling pause, before the start fails with ServiceUnavailable."""
+    for attempt in range(1, OPEN_ATTEMPTS):
+        try:
+            return open_()
+        except ServiceUnavailable as exc:
+            log.warning("opening %s: %s (attempt %d of %d)", what, exc, attempt, OPEN_ATTEMPTS)
+        time.sleep(OPEN_PAUSE_S * 2 ** (attempt - 1))
+    return open_()
+
+
+def _open_writer(dsn: str, region: str, name: str) -> psycopg.Connection:
+    """The writer connection, with the schema in place (connection.init_schema)."""
+    writer: psycopg.Connection | None = None
     try:
-        return connect(dsn, autocommit=autocommit, name=name)
-    except psycopg.OperationalError as exc:
+        writer = connect(dsn, autocommit=False, name=name)
+        init_schema(writer, region)
+        return writer
+    except psycopg.Error as exc:
+        if writer is not None:
+            writer.close()
+        if classify(exc) != UNAVAILABLE:
+            raise
         raise ServiceUnavailable(f"The database is unavailable: {_first_line(exc)}") from None
 
 

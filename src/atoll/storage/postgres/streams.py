@@ -39,6 +39,8 @@ from typing import Any
 
 import psycopg
 
+from atoll.storage.postgres.writebehind import FlushingCursor, WriteBehind
+
 SID_KEY = "stream_sid"  # meta: the highest sid given
 
 _NEXT_SID = ("SELECT GREATEST(COALESCE((SELECT MAX(sid) FROM streams), 0),"
@@ -64,13 +66,17 @@ class PostgresStreamWrites:
     def __init__(self, conn: psycopg.Connection) -> None:
         self.conn = conn
         self._pipeline: psycopg.Pipeline | None = None
-        self._read = conn.cursor()  # statements whose answer is fetched
-        self._write = conn.cursor()  # statements only queued
+        # item rows and changelog records not sent yet (writebehind.py): every cursor
+        # below sends them before a statement of its own
+        self.behind = WriteBehind(conn.cursor())
+        self._read = FlushingCursor(conn.cursor(), self.behind)  # answers fetched
+        self._write = FlushingCursor(conn.cursor(), self.behind)  # only queued
         self.writes = 0  # mutating statements in the open transaction
         self.next_stream_pos = 1  # set by `begin` from the region's head
 
     def sync(self) -> None:
         """Send everything queued and wait for its answers (raising a queued failure)."""
+        self.behind.flush()
         if self._pipeline is not None:
             self._pipeline.sync()
 
@@ -80,6 +86,7 @@ class PostgresStreamWrites:
     def _counted(self, sql: str, args: Any) -> int:
         """Run a statement now and return how many rows it changed."""
         cur = self.conn.cursor()
+        self.behind.flush()
         cur.execute(sql, args)
         self.sync()
         return max(0, cur.rowcount)

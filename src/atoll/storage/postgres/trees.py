@@ -38,6 +38,7 @@ import psycopg
 
 from atoll.invariant import invariant
 from atoll.storage.postgres.connection import connect
+from atoll.storage.postgres.writebehind import FlushingCursor
 from atoll.storage.protocol import ScanKey, StoredState, TableStateRow, WriteJob
 from atoll.storage.treeprotocol import TREE_BUCKETS, TreeAccess, TreeRow, TreeWriteJob, tree_job
 from atoll.storage.trees import (
@@ -74,6 +75,8 @@ _KEY_STATES = (
 
 Key = tuple[int, int, bytes, bytes]
 KeyState = tuple[Live | None, Dead | None]
+# A batch's cursor (txn.py) or verify's own.
+Statements = psycopg.Cursor[Any] | FlushingCursor
 
 
 def live_of(hlc: Any, origin: Any, item: Any, crc: Any, size: Any) -> Live:
@@ -81,7 +84,7 @@ def live_of(hlc: Any, origin: Any, item: Any, crc: Any, size: Any) -> Live:
     return int(hlc), str(origin), raw, zlib.crc32(raw) == int(crc), int(size)
 
 
-def key_rows(cur: psycopg.Cursor[Any], key: Key) -> KeyState:
+def key_rows(cur: Statements, key: Key) -> KeyState:
     """A key's live item and tombstone as stored (checksum noted, never refused)."""
     live: Live | None = None
     dead: Dead | None = None
@@ -93,7 +96,7 @@ def key_rows(cur: psycopg.Cursor[Any], key: Key) -> KeyState:
     return live, dead
 
 
-def bucket_rows(cur: psycopg.Cursor[Any], tid: int, low_h: int, high_h: int,
+def bucket_rows(cur: Statements, tid: int, low_h: int, high_h: int,
                 after: ScanKey | None, limit: int | None) -> list[TreeRow]:
     """The tree rows with h in [low_h, high_h] in key order, after `after`, at most
     `limit` (None: all): live items and tombstones merged key by key."""
@@ -121,7 +124,7 @@ def bucket_rows(cur: psycopg.Cursor[Any], tid: int, low_h: int, high_h: int,
 class TreeUpkeep:
     """The tree side of PostgresTxn (see the module doc)."""
 
-    def __init__(self, read: psycopg.Cursor[Any], write: psycopg.Cursor[Any]) -> None:
+    def __init__(self, read: FlushingCursor, write: FlushingCursor) -> None:
         self._read = read
         self._write = write
         self.deltas = TreeDeltas()

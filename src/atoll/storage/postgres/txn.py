@@ -3,19 +3,24 @@
 Theory of operation
 - The connection is in pipeline mode for the whole batch: a statement whose answer the
   job needs (a lookup) is sent with everything queued before it and waited for; one
-  whose answer nobody reads (an upsert, a changelog append) is only queued and goes with
-  the next lookup or the COMMIT. A put costs one round trip (its lookup) instead of
-  three. The price: a failing queued statement raises later, in whichever job syncs
-  next. So storage.py replays a batch that failed that way one job at a time, syncing
-  after each, to find the job it belongs to (rare: nothing in the schema can refuse a
-  well-formed row but a key too large for the b-tree, handled below).
+  whose answer nobody reads (an upsert, a tombstone) is only queued and goes with the
+  next lookup or the COMMIT. The price: a failing queued statement raises later, in
+  whichever job syncs next. So storage.py replays a batch that failed that way one job
+  at a time, syncing after each, to find the job it belongs to (rare: nothing in the
+  schema can refuse a well-formed row but a key too large for the b-tree, handled
+  below).
+- Item rows and changelog records are not even queued one statement each:
+  writebehind.py holds them and sends a batch's as one multi-row statement per table,
+  before any other statement of the transaction (so every read sees them).
 - The batch begins by locking this region's changelog head (loghead.py): the region's
-  write lock. Every batch of every node of the region takes it first, so batches run
-  one at a time across the nodes, each seeing everything committed before it (READ
-  COMMITTED: every statement reads the latest committed state, and no other writer is
-  active). Conditional writes and transactions are therefore checked and applied
-  atomically with respect to every node, as on SQLite; locking the head before any item
-  row also means two batches never wait for each other in opposite orders.
+  write lock. The lookups its jobs announced go in the same round trip (readahead.py),
+  so a put usually costs no round trip of its own. Every batch of every node of the
+  region takes the lock first, so batches run one at a time across the nodes, each
+  seeing everything committed before it (READ COMMITTED: every statement reads the
+  latest committed state, and no other writer is active). Conditional writes and
+  transactions are therefore checked and applied atomically with respect to every
+  node, as on SQLite; locking the head before any item row also means two batches
+  never wait for each other in opposite orders.
 - A key of more than KEY_BYTES_LIMIT bytes may not fit PostgreSQL's b-tree (2,704 bytes
   an entry after compression): its row is written inside a SAVEPOINT and synced at once,
   so a refusal is this job's ValidationError and the transaction goes on.
@@ -34,6 +39,7 @@ Theory of operation
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -43,6 +49,7 @@ from atoll.errors import ValidationError
 from atoll.invariant import invariant
 from atoll.storage.postgres import loghead
 from atoll.storage.postgres.connection import JOB, classify
+from atoll.storage.postgres.readahead import ReadAhead
 from atoll.storage.postgres.schema import KEY_BYTES_LIMIT
 from atoll.storage.postgres.streams import PostgresStreamWrites
 from atoll.storage.postgres.trees import KeyState, TreeUpkeep, key_rows, live_of
@@ -66,13 +73,13 @@ _INDEX_UPSERT = (
     " VALUES {} ON CONFLICT (tid, iid, h, pk, sk, base_pk, base_sk) DO UPDATE SET"
     " item = EXCLUDED.item, size = EXCLUDED.size, crc = EXCLUDED.crc")
 _INDEX_VALUES = "(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
-# The live row and the tombstone of a key in one round trip: kind 0 is the item, 1 the
-# tombstone.
+# The live row and the tombstone of a key, each with its causal state, in one round trip:
+# kind 0 is the item, 1 the tombstone.
 _VERSIONS = (
-    "SELECT 0, item, size, hlc, origin, crc, prev_hlc, prev_origin FROM items"
+    "SELECT 0, item, size, hlc, origin, crc, prev_hlc, prev_origin, state FROM items"
     " WHERE tid = %s AND h = %s AND pk = %s AND sk = %s"
-    " UNION ALL SELECT 1, NULL, NULL, hlc, origin, NULL, prev_hlc, prev_origin FROM tombstones"
-    " WHERE tid = %s AND h = %s AND pk = %s AND sk = %s")
+    " UNION ALL SELECT 1, NULL, NULL, hlc, origin, NULL, prev_hlc, prev_origin, state"
+    " FROM tombstones WHERE tid = %s AND h = %s AND pk = %s AND sk = %s")
 # The causal state of a key's live row (kind 0) and of its tombstone (kind 1).
 _STATES = (
     "SELECT 0, state, hlc, origin, prev_hlc, prev_origin FROM items"
@@ -103,13 +110,29 @@ class PostgresTxn(PostgresStreamWrites):
         # row and then the tombstone; both come in one round trip (`get`), the second
         # from here. No other writer changes tombstones while the batch holds the lock.
         self._tombs: dict[Key, RowVersion | None] = {}
+        # The causal state of keys a lookup (`versions`) read and the batch has not
+        # written since: a write reads the key and then its state (`item_state`), one
+        # round trip, or none when the key was read ahead.
+        self._states: dict[Key, StoredState | None] = {}
         self._stats: dict[int, list[int]] = {}
+        self.ahead = ReadAhead()
+        self._ahead_cur = conn.cursor()
 
     # --- the batch's frame (storage.py) ---------------------------------------------------
-    def begin(self, pipeline: psycopg.Pipeline) -> loghead.Head:
-        """Lock the region's head (the write lock) and number from it."""
+    def begin(self, pipeline: psycopg.Pipeline, keys: Sequence[Key] = ()) -> loghead.Head:
+        """Lock the region's head (the write lock) and number from it; read `keys`
+        ahead in the same round trip (readahead.py)."""
         self._pipeline = pipeline
-        self.head = loghead.lock_head(self._read, self.region)
+        locked = self._read.execute(loghead.LOCK, (self.region,))
+        sent = self.ahead.send(self._ahead_cur, keys)
+        row = locked.fetchone()
+        if sent:
+            self.ahead.receive(self._ahead_cur)
+        if row is None:  # no head row (removed by hand): what was read ahead preceded it
+            self.ahead.clear()
+            self.head = loghead.lock_head(self._read, self.region)
+        else:
+            self.head = loghead.head_of(row)
         self.next_seq = self.head.seq + 1
         self.next_stream_pos = self.head.stream_pos + 1
         self.writes = 0
@@ -117,6 +140,7 @@ class PostgresTxn(PostgresStreamWrites):
         self._catalog_changed = False
         self.prevs.clear()
         self._tombs.clear()
+        self._states.clear()
         self._stats.clear()
         if self.tree is not None:
             self.tree.begin(self.head.catalog)
@@ -138,6 +162,7 @@ class PostgresTxn(PostgresStreamWrites):
             loghead.advance_head(self._write, self.region, self.next_seq - 1,
                                  self._logged_hlc, self._remote_hlc, self._catalog_changed,
                                  self.next_stream_pos - 1)
+        self.behind.flush()
 
     def load_tables(self) -> list[tuple[str, int, bytes]]:
         """(name, tid, definition) of every live table, as of this transaction."""
@@ -176,10 +201,14 @@ class PostgresTxn(PostgresStreamWrites):
         old = self._tree_before(key)
         self.writes += 1
         self.prevs[key] = prev
-        self._keyed(_ITEM_UPSERT, (tid, h, pk, sk, item, size, hlc, origin, zlib.crc32(item),
-                                   *(prev if prev is not None else (None, None)),
-                                   state or None),
-                    len(pk) + len(sk))
+        self.ahead.forget(key)
+        self._states.pop(key, None)
+        row = (tid, h, pk, sk, item, size, hlc, origin, zlib.crc32(item),
+               *(prev if prev is not None else (None, None)), state or None)
+        if len(pk) + len(sk) <= KEY_BYTES_LIMIT:
+            self.behind.item(key, row)  # sent with the batch's others (writebehind.py)
+        else:
+            self._keyed(_ITEM_UPSERT, row, len(pk) + len(sk))
         if old_size is None:
             self._count(tid, 1, size)
         else:
@@ -191,6 +220,8 @@ class PostgresTxn(PostgresStreamWrites):
                old_size: int, prev: RowVersion | None = None, state: bytes = b"") -> None:
         old = self._tree_before((tid, h, pk, sk))
         self.writes += 1
+        self.ahead.forget((tid, h, pk, sk))
+        self._states.pop((tid, h, pk, sk), None)
         self._write.execute("DELETE FROM items" + _KEY, (tid, h, pk, sk))
         self._tombstone(tid, h, pk, sk, hlc, origin, prev, state)
         self._count(tid, -1, -old_size)
@@ -210,6 +241,9 @@ class PostgresTxn(PostgresStreamWrites):
         return (None, None) if self.tree is None else self.tree.before(key)
 
     def item_state(self, tid: int, h: int, pk: bytes, sk: bytes) -> StoredState | None:
+        key = (tid, h, pk, sk)
+        if key in self._states:
+            return self._states[key]
         found: dict[int, StoredState] = {}
         for kind, state, hlc, origin, prev_hlc, prev_origin in self._read.execute(
                 _STATES, (tid, h, pk, sk, tid, h, pk, sk)).fetchall():
@@ -221,6 +255,8 @@ class PostgresTxn(PostgresStreamWrites):
                    prev: RowVersion | None, state: bytes) -> None:
         self.prevs[(tid, h, pk, sk)] = prev
         self._tombs[(tid, h, pk, sk)] = (hlc, origin)
+        self.ahead.forget((tid, h, pk, sk))
+        self._states.pop((tid, h, pk, sk), None)
         self._keyed(_TOMBSTONE_UPSERT, (tid, h, pk, sk, hlc, origin,
                                         *(prev if prev is not None else (None, None)),
                                         state or None),
@@ -234,20 +270,25 @@ class PostgresTxn(PostgresStreamWrites):
                             tuple[int, str, RowVersion | None] | None]:
         live: tuple[bytes, int, int, str, RowVersion | None] | None = None
         dead: tuple[int, str, RowVersion | None] | None = None
-        rows = self._read.execute(_VERSIONS, (tid, h, pk, sk, tid, h, pk, sk)).fetchall()
+        rows = self.ahead.take((tid, h, pk, sk))
+        if rows is None:
+            rows = self._read.execute(_VERSIONS, (tid, h, pk, sk, tid, h, pk, sk)).fetchall()
         if self.tree is not None:  # the rows as stored, for the write that follows
             self.tree.rows[(tid, h, pk, sk)] = (
                 next((live_of(r[3], r[4], r[1], r[5], r[2]) for r in rows if r[0] == 0), None),
                 next(((int(r[3]), str(r[4])) for r in rows if r[0] == 1), None))
         corrupt = False
-        for kind, item, size, hlc, origin, crc, prev_hlc, prev_origin in rows:
+        states: dict[int, StoredState] = {}
+        for kind, item, size, hlc, origin, crc, prev_hlc, prev_origin, state in rows:
             prev = (int(prev_hlc), prev_origin) if prev_hlc is not None else None
             if kind == 0:
                 corrupt = zlib.crc32(item) != crc
                 live = (item, int(size), int(hlc), origin, prev)
             else:
                 dead = (int(hlc), origin, prev)
+            states[kind] = (bytes(state) if state is not None else b"", (int(hlc), origin), prev)
         self._tombs[(tid, h, pk, sk)] = None if dead is None else (dead[0], dead[1])
+        self._states[(tid, h, pk, sk)] = states.get(0) or states.get(1)
         if corrupt:
             raise CorruptionDetected("Stored item failed its checksum")
         return live, dead
@@ -287,7 +328,10 @@ class PostgresTxn(PostgresStreamWrites):
         self._catalog_changed = False
         self.prevs.clear()
         self._tombs.clear()
+        self._states.clear()
         self._stats.clear()
+        self.ahead.clear()
+        self.behind.clear()
         if self.tree is not None:
             self.tree.forget()
         self._pipeline = None
@@ -348,9 +392,7 @@ class PostgresTxn(PostgresStreamWrites):
     def log_change(self, hlc: int, body: bytes) -> int:
         seq = self.next_seq
         self.writes += 1
-        self._write.execute(
-            "INSERT INTO changelog (origin, origin_seq, hlc, body, crc) VALUES (%s,%s,%s,%s,%s)",
-            (self.region, seq, hlc, body, zlib.crc32(body)))
+        self.behind.change((self.region, seq, hlc, body, zlib.crc32(body)))
         self.next_seq = seq + 1
         self._logged_hlc = max(self._logged_hlc, hlc)
         return seq
@@ -438,6 +480,8 @@ class PostgresTxn(PostgresStreamWrites):
     def purge_tombstones(self, below_hlc: int, limit: int) -> int:
         self.writes += 1
         self._tombs.clear()
+        self._states.clear()
+        self.ahead.clear()
         doomed = ("DELETE FROM tombstones WHERE (tid, h, pk, sk) IN (SELECT tid, h, pk, sk FROM"
                   " tombstones WHERE hlc < %s AND state IS NULL LIMIT %s)")
         if self.tree is None:
@@ -527,6 +571,8 @@ class PostgresTxn(PostgresStreamWrites):
         self.writes += 1
         self._catalog_changed = True
         self._tombs.clear()
+        self._states.clear()
+        self.ahead.clear()
         self._write.execute("DELETE FROM tables WHERE name = %s", (name,))
         self._write.execute("DELETE FROM items WHERE tid = %s", (tid,))
         self._write.execute("DELETE FROM tombstones WHERE tid = %s", (tid,))

@@ -37,12 +37,12 @@ import logging
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from atoll.errors import ServiceUnavailable
 from atoll.invariant import invariant
-from atoll.storage.protocol import Storage, WriteTxn
+from atoll.storage.protocol import ItemKey, Storage, WriteTxn
 from atoll.storage.sqlite.batches import MAX_BATCH_JOBS, BatchRunner, Changes, Job, Ran
 from atoll.storage.sqlite.checkpoints import Checkpointer
 from atoll.storage.sqlite.connection import connect, init_schema, next_local_seq
@@ -87,6 +87,7 @@ class SqliteStorage(SqliteReads):
         self._writer_thread: threading.Thread | None = None
         self._shut = False  # close() ran
         self.commit_listeners: list[Callable[[], None]] = []  # loop thread, after each batch
+        self.visible_listeners: list[Callable[[], None]] = []  # loop thread, after each COMMIT
         self._current_batch: list[Job] = []  # the batch running on the writer thread
         self._pending: list[Job] = []  # event-loop thread: jobs waiting for a batch
         self._in_flight = False  # a batch runs on the writer thread
@@ -171,9 +172,10 @@ class SqliteStorage(SqliteReads):
         }
 
     # --- writes --------------------------------------------------------------------------
-    def write(self, fn: Callable[[SqliteTxn], Any], *, inline: bool = False
-              ) -> asyncio.Future[Any]:
-        """Queue a write job; the future resolves once its batch is durable.
+    def write(self, fn: Callable[[SqliteTxn], Any], *, inline: bool = False,
+              keys: Sequence[ItemKey] = ()) -> asyncio.Future[Any]:
+        """Queue a write job; the future resolves once its batch is durable. `keys`
+        makes no difference here: a lookup is a local read.
 
         `inline`: the job is short (one request's items, well under a millisecond), so a
         batch of only such jobs may run on the event-loop thread (see the module doc).
@@ -244,6 +246,7 @@ class SqliteStorage(SqliteReads):
                 self._queue.put((batch, running, times))
                 return
             self._commit(batch, running, on_loop=True, times=times)
+            self._visible()
         except Exception:  # a bug, as on the writer thread
             log.critical("a write batch failed; refusing writes", exc_info=True)
             self._writer_died()
@@ -297,11 +300,18 @@ class SqliteStorage(SqliteReads):
                 self._loop.call_soon_threadsafe(self._writer_died)
 
     def _writer_done(self) -> None:
-        """Event-loop thread: the writer thread committed its batch; start the next (its
-        COMMIT may overlap this one's fdatasync)."""
+        """Event-loop thread: the writer thread committed its batch (or rewound the
+        WAL); tell the visible listeners and start the next (its COMMIT may overlap
+        this one's fdatasync)."""
         self._in_flight = False
         self._current_batch = []
+        self._visible()
         self._start_batch()
+
+    def _visible(self) -> None:
+        """Event-loop thread: a batch committed (readable, maybe not yet durable)."""
+        for listener in self.visible_listeners:
+            listener()
 
     def _writer_died(self) -> None:
         """Event-loop thread: refuse new writes and fail the running batch and every
