@@ -6,7 +6,9 @@ changelog records together (writebehind.py). Whatever is announced — the right
 nothing, another key, a key some earlier job of the batch wrote — every job must see
 exactly the writes of the jobs submitted before it, as a naive model applied in
 submission order says, and a job that fails after writing must leave nothing behind,
-not even in what a later job of its batch reads.
+not even in what a later job of its batch reads. That holds for each key's causal state
+too (`item_state`, which a write asks for right after its lookup: PostgreSQL reads it
+ahead with the rows), before and after the job's own write.
 """
 
 from __future__ import annotations
@@ -31,25 +33,33 @@ class Failed(Exception):
     """What the jobs that fail after writing raise."""
 
 
+def _state(n: int) -> bytes:
+    """The causal state job n writes (every third one the row form: no bytes)."""
+    return b"" if n % 3 == 0 else b'{"s":%d}' % n
+
+
 def _job(tid: int, key: Key, op: str, n: int) -> Callable[[WriteTxn], Any]:
-    """Look the key up (what the job saw is its result), then write as the engine does."""
-    def job(txn: WriteTxn) -> tuple[bytes | None, int | None]:
+    """Look the key and its state up (what the job saw is its result), then write as the
+    engine does, and read the state again."""
+    def job(txn: WriteTxn) -> tuple[Any, ...]:
         live, dead = txn.versions(tid, *key)
-        seen = (None if live is None else live[0], None if dead is None else dead[0])
+        seen = (None if live is None else live[0], None if dead is None else dead[0],
+                txn.item_state(tid, *key))
         hlc = 1000 + n
         if op in ("put", "fail"):
             item = b'{"n": %d}' % n
-            txn.put(tid, *key, item, len(item), hlc, "a", None if live is None else live[1])
+            txn.put(tid, *key, item, len(item), hlc, "a", None if live is None else live[1],
+                    None, _state(n))
             txn.log_change(hlc, b"put %d" % n)
         elif op == "delete":
             if live is not None:
-                txn.delete(tid, *key, hlc, "a", live[1])
+                txn.delete(tid, *key, hlc, "a", live[1], None, _state(n))
             else:
-                txn.delete_absent(tid, *key, hlc, "a")
+                txn.delete_absent(tid, *key, hlc, "a", None, _state(n))
             txn.log_change(hlc, b"delete %d" % n)
         if op == "fail":
             raise Failed(n)
-        return seen
+        return (*seen, txn.item_state(tid, *key))
     return job
 
 
@@ -75,16 +85,20 @@ async def test_jobs_see_every_write_before_them_whatever_keys_they_announce(
                                          TIMEOUT_S)
         live: dict[Key, bytes] = {}
         dead: dict[Key, int] = {}
+        states: dict[Key, Any] = {}  # the newest write's: a live item's, else a tombstone's
         for n, ((key, op), result) in enumerate(zip(plan, results)):
             if op == "fail":
                 assert isinstance(result, Failed), (n, result)
                 continue
-            assert result == (live.get(key), dead.get(key)), (n, op, result)
+            assert result[:3] == (live.get(key), dead.get(key), states.get(key)), (n, op)
             if op == "put":
                 live[key] = b'{"n": %d}' % n
             elif op == "delete":
                 live.pop(key, None)
                 dead[key] = 1000 + n
+            if op != "read":
+                states[key] = (_state(n), (1000 + n, "a"), None)
+            assert result[3] == states.get(key), (n, op, result)
         for key in KEYS:
             row = storage.get_item(tid, *key)
             assert (None if row is None else row[0]) == live.get(key), key
