@@ -110,9 +110,10 @@ class PostgresTxn(PostgresStreamWrites):
         # row and then the tombstone; both come in one round trip (`get`), the second
         # from here. No other writer changes tombstones while the batch holds the lock.
         self._tombs: dict[Key, RowVersion | None] = {}
-        # The causal state of keys a lookup (`versions`) read and the batch has not
-        # written since: a write reads the key and then its state (`item_state`), one
-        # round trip, or none when the key was read ahead.
+        # The causal state of keys a lookup (`versions`) read or a put or delete wrote
+        # (not a delete_absent: a live row, if any, would still be the newest): a write
+        # reads the key and then its state (`item_state`), one round trip, or none when
+        # the key was read ahead.
         self._states: dict[Key, StoredState | None] = {}
         self._stats: dict[int, list[int]] = {}
         self.ahead = ReadAhead()
@@ -209,6 +210,7 @@ class PostgresTxn(PostgresStreamWrites):
             self.behind.item(key, row)  # sent with the batch's others (writebehind.py)
         else:
             self._keyed(_ITEM_UPSERT, row, len(pk) + len(sk))
+        self._states[key] = (state, (hlc, origin), prev)  # the live row's: the key's newest
         if old_size is None:
             self._count(tid, 1, size)
         else:
@@ -221,9 +223,9 @@ class PostgresTxn(PostgresStreamWrites):
         old = self._tree_before((tid, h, pk, sk))
         self.writes += 1
         self.ahead.forget((tid, h, pk, sk))
-        self._states.pop((tid, h, pk, sk), None)
         self._write.execute("DELETE FROM items" + _KEY, (tid, h, pk, sk))
         self._tombstone(tid, h, pk, sk, hlc, origin, prev, state)
+        self._states[(tid, h, pk, sk)] = (state, (hlc, origin), prev)  # no live row now
         self._count(tid, -1, -old_size)
         if self.tree is not None:
             self.tree.change((tid, h, pk, sk), old, (None, (hlc, origin)))
