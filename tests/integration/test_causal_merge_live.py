@@ -4,14 +4,14 @@ Two real `atoll serve` regions whose peer links run through the drill's fault pr
 so they can be partitioned: writes made on both sides of a partition are truly
 concurrent. After healing, both regions must hold the same item, with every concurrent
 increment counted, set members merged add-wins, updates of different attributes both
-kept, and only real losses in the conflict logs. (Clock skew: test_causal_clocks_live.py,
-under faketime, with the clock offset detection.)
+kept, and only real losses in the conflict logs. The tests share one cluster, each on
+its own table. (Clock skew: test_causal_clocks_live.py, under faketime, with the clock
+offset detection.)
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,9 +23,9 @@ EAST, WEST = "us-east", "eu-west"
 CONVERGE_TIMEOUT_S = 30.0
 
 
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[DrillCluster]:
-    cluster = DrillCluster(tmp_path, 2, seed=1)
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DrillCluster]:
+    cluster = DrillCluster(tmp_path_factory.mktemp("causal-merge"), 2, seed=1)
     try:
         cluster.start_all()
         assert cluster.credentials is not None  # the admin key, for every region's clients
@@ -63,10 +63,11 @@ def _replicated(ddbs: dict[str, Any], table: str, key: str, want: Any) -> None:
                       CONVERGE_TIMEOUT_S), {r: _item(d, table, key) for r, d in ddbs.items()}
 
 
-def _conflicts(cluster: DrillCluster, region: str) -> list[dict[str, Any]]:
+def _conflicts(cluster: DrillCluster, region: str, table: str) -> list[dict[str, Any]]:
+    """The region's conflict records of `table`."""
     answer = node_json(cluster.url(region), "/_atoll/conflicts")
     records = answer["conflicts"] if isinstance(answer, dict) else answer
-    return list(records)
+    return [record for record in records if record["table"] == table]
 
 
 def _partition(cluster: DrillCluster) -> None:
@@ -116,7 +117,7 @@ def test_concurrent_counters_sets_and_attributes_all_survive_a_partition(
     assert sorted(item["tags"]["SS"]) == ["e", "w", "x"]  # a concurrent ADD beats DELETE
     assert item["c"] == {"S": "second"}  # concurrent writes of one attribute: the later
     for region in (EAST, WEST):  # only c's loss is a conflict, logged once per region
-        records = _conflicts(cluster, region)
+        records = _conflicts(cluster, region, "merged")
         assert [(r["kind"], r["attribute"], r["loser"]["item"]) for r in records] == [
             ("attribute", "c", {"S": "first"})], records
 
@@ -145,6 +146,6 @@ def test_a_table_tagged_for_the_whole_item_rule_keeps_one_concurrent_update(
     assert _converged(ddbs, "whole", "k") == {"pk": {"S": "k"}, "n": {"N": "2"},
                                               "b": {"S": "west"}}
     for region in (EAST, WEST):  # east's whole item lost, and says so
-        records = _conflicts(cluster, region)
+        records = _conflicts(cluster, region, "whole")
         assert [(r["kind"], r["loser"]["item"]) for r in records] == [
             ("item", {"pk": {"S": "k"}, "n": {"N": "2"}, "a": {"S": "east"}})], records
