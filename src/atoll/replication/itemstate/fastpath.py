@@ -79,15 +79,20 @@ def update_fast(data: bytes | None, version: tuple[int, str], prev: tuple[int, s
         invariant(False, "a local write's dot must be newer than every dot of its own region")
     old_shown: Item = old_item if old_item is not None else {}
     shown: Item = dict(old_item) if old_item is not None else dict(key)
-    attrs = dict(parsed.attrs)
+    attrs = parsed.attrs  # parsed afresh for this write: edited in place
     own = False  # the update leaves an entry or a contribution of its own
+    # whether every write kept its attribute listed and out of base form (an increment
+    # of a listed counter, typically): then the base dot and the layout stay as they were
+    layout_kept = True
     names: set[str] = set()
     for write in writes:
         name = write.name
         if name in key or name in names:
             return None  # a key attribute, or a second write of one attribute
         names.add(name)
-        doc = _written(parsed, attrs.get(name), old_shown.get(name), write, dot)
+        old_doc = attrs.get(name)
+        old_value = old_shown.get(name)
+        doc = _written(parsed, old_doc, old_value, write, dot)
         if doc is None:
             return None
         attr_doc, value = doc
@@ -96,18 +101,22 @@ def update_fast(data: bytes | None, version: tuple[int, str], prev: tuple[int, s
             own = own or write.kind != DELETE_ELEMENTS
         else:
             attrs.pop(name, None)
+        if layout_kept:
+            layout_kept = (old_doc is not None and bool(attr_doc)
+                           and _eligible(old_doc, old_value) is None
+                           and _eligible(attr_doc, value) is None)
         if value is None:
             shown.pop(name, None)
         else:
             shown[name] = value
     if not own:
         return None  # the general path adds an existence marker
-    ctx = dict(parsed.ctx)
+    ctx = parsed.ctx
     ctx[dot.region] = dot.hlc
     out: Doc = {"c": ctx}
     if parsed.gens:
         out["g"] = parsed.gens
-    base = _layout(attrs, shown, key, parsed.base)
+    base = parsed.base if layout_kept else _layout(attrs, shown, key, parsed.base)
     if attrs:
         out["a"] = attrs
     if base is not None and base != parsed.gstar:
