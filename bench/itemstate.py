@@ -2,7 +2,7 @@
 UpdateItem ADD throughput, and the bytes it adds to an item, against the build without it.
 
     .venv/bin/python -m bench.itemstate [--seconds 4] [--rounds 3] [--connections 16]
-                                        [--without REF] [--in-memory]
+                                        [--without REF] [--in-memory] [--only add,update]
 
 Two `atoll serve` processes, one at a time under load, each on durable SQLite in its own
 temporary directory: `causal` runs this checkout; `whole-item` runs the same Python on
@@ -89,6 +89,8 @@ def _line(label: str, round_no: int, result: WrkResult, cpu_us: float) -> str:
 def rounds(urls: dict[str, str], pids: dict[str, int], args: argparse.Namespace) -> bool:
     passed = True
     for script, title, target in WORKLOADS:
+        if args.only and script.removesuffix(".lua") not in args.only.split(","):
+            continue
         print(f"{title}: {args.connections} connections, {args.seconds} s x {args.rounds} "
               "rounds", flush=True)
         rates: dict[str, list[float]] = {b: [] for b in BUILDS}
@@ -144,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="run the causal build from this src directory instead of "
                              "this checkout")
     parser.add_argument("--in-memory", action="store_true", help="no fsync (tmpfs)")
+    parser.add_argument("--only", default="", metavar="NAMES",
+                        help="run only these workloads (comma-separated: put, put_over, "
+                             "update, add)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="atoll-itemstate-bench-") as root:
         base = Path(root)

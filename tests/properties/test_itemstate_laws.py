@@ -516,6 +516,10 @@ def test_the_update_fast_path_is_byte_identical_to_the_general_path(
             if fast is not None:
                 assert fast == (general.data, general.version, general_shown)
             assert update_stored(old, shown, writes, dot, KEY) == (general, general_shown)
+            raw = None if old is None else (  # as a storage reads it: plain tuples
+                old.data, (old.version.hlc, old.version.region),
+                None if old.prev is None else (old.prev.hlc, old.prev.region))
+            assert update_stored(raw, shown, writes, dot, KEY) == (general, general_shown)
             region.state, region.item = general_state, general_shown
             world.produced.append(general_state)
         else:

@@ -31,6 +31,7 @@ from atoll.invariant import invariant
 from atoll.replication.itemstate import (
     Dot,
     Stored,
+    as_stored,
     delete_stored,
     put_stored,
     update_stored,
@@ -50,18 +51,14 @@ def whole_item(table: TableDef) -> bool:
 def prior(txn: WriteTxn, table: TableDef, key: EncodedKey) -> Stored | None:
     """The stored form of the item's state before this write (None: never written)."""
     found = txn.item_state(table.tid, key[0], key[1], key[2])
-    if found is None:
-        return None
-    data, version, prev = found
-    return Stored(data, Dot(version[0], version[1]),
-                  Dot(prev[0], prev[1]) if prev is not None else None)
+    return None if found is None else as_stored(found)
 
 
 def _checked(stored: Stored, dot: Dot) -> Stored:
     """A change logs a row-form state as its own version and `prev` alone, so a row
     form must be the write's own whole-item write."""
-    invariant(bool(stored.data) or stored.version == dot,
-              "a local write's row-form state is its own whole-item write")
+    if not stored.data and stored.version != dot:  # invariant() called only when it fails
+        invariant(False, "a local write's row-form state is its own whole-item write")
     return stored
 
 
@@ -83,13 +80,14 @@ def update(txn: WriteTxn, table: TableDef, key: EncodedKey, old_item: Item | Non
            resolved: list[Path] | None = None) -> tuple[Stored, Item]:
     """An UpdateItem's new stored state and visible item: `new_item` is the evaluator's
     result for `old_item` (None: the item did not exist), `parsed` the update."""
-    before = prior(txn, table, key)
     key_names = table.key_names()
     if whole_item(table):
-        stored, shown = put_stored(before, new_item, key_names, dot)
+        stored, shown = put_stored(prior(txn, table, key), new_item, key_names, dot)
     else:
         writes = [] if parsed is None else attribute_writes(parsed, names, values, old_item,
                                                               new_item, resolved)
         key_values = {name: new_item[name] for name in key_names}  # as stored (normalised)
+        # the storage's tuple as it is: the fast path needs no Stored (nor its Dots)
+        before = txn.item_state(table.tid, key[0], key[1], key[2])
         stored, shown = update_stored(before, old_item, writes, dot, key_values)
     return _checked(stored, dot), shown

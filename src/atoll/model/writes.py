@@ -15,7 +15,7 @@ show is what the client was told.
 
 from __future__ import annotations
 
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 SET: Final = "set"
 """The attribute's new whole value is `value` (a SET, a nested change, a list append)."""
@@ -31,8 +31,26 @@ DELETE_ELEMENTS: Final = "delete"
 KINDS: Final = frozenset((SET, REMOVE, INCREMENT, ADD_ELEMENTS, DELETE_ELEMENTS))
 
 
-class AttributeWrite(NamedTuple):
-    kind: str
-    name: str
-    value: dict[str, Any] | None
-    operand: dict[str, Any] | None = None
+class AttributeWrite:
+    """One attribute's write: `kind`, the attribute `name`, its new whole `value` and
+    the `operand` of an increment or a member edit. A plain class rather than a
+    NamedTuple: compiled, it is built natively (a NamedTuple's constructor runs
+    interpreted), and every UpdateItem builds one per attribute it touches."""
+
+    __slots__ = ("kind", "name", "value", "operand")
+
+    def __init__(self, kind: str, name: str, value: dict[str, Any] | None,
+                 operand: dict[str, Any] | None = None) -> None:
+        self.kind = kind
+        self.name = name
+        self.value = value
+        self.operand = operand
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, AttributeWrite) and self.kind == other.kind
+                and self.name == other.name and self.value == other.value
+                and self.operand == other.operand)
+
+    def __repr__(self) -> str:
+        return (f"AttributeWrite({self.kind!r}, {self.name!r}, {self.value!r}, "
+                f"{self.operand!r})")

@@ -54,8 +54,10 @@ from atoll.replication.itemstate.local import (
     update,
 )
 from atoll.replication.itemstate.row import (
+    RawStored,
     Stored,
     apply_stored,
+    as_stored,
     delete_stored,
     load,
     put_stored,
@@ -74,7 +76,8 @@ from atoll.replication.itemstate.view import dynamodb_number, materialize
 
 __all__ = [
     "ATTRIBUTE", "COUNTER", "ITEM", "MAX_REGIONS", "MAX_STATE_BYTES", "REPLACED",
-    "AttrState", "Conflict", "Dot", "ItemState", "Stored", "apply_stored", "decode_state",
+    "AttrState", "Conflict", "Dot", "ItemState", "RawStored", "Stored", "apply_stored",
+    "as_stored", "decode_state",
     "delete",
     "delete_stored", "dynamodb_number", "empty_state", "encode_state", "fold_region",
     "greatest_gen", "join", "join_conflicts", "join_full", "latest_dot", "load", "losses",

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -65,28 +65,34 @@ class _Old:
         self.gstar = gstar
 
 
-def update_fast(data: bytes | None, version: Dot, prev: Dot | None, old_item: Item | None,
-                writes: Sequence[AttributeWrite], dot: Dot, key: Item
+def update_fast(data: bytes | None, version: tuple[int, str], prev: tuple[int, str] | None,
+                old_item: Item | None, writes: Sequence[AttributeWrite], dot: Dot, key: Item
                 ) -> tuple[bytes, Dot, Item] | None:
     """`update_stored` for the common case on a row's stored form (`data`, `version`,
-    `prev`; `data` None: no row): the new state bytes, the greatest dot they have seen
-    and the visible item; or None (see the module docstring)."""
+    `prev` as (hlc, region) pairs; `data` None: no row): the new state bytes, the
+    greatest dot they have seen and the visible item; or None (see the module
+    docstring)."""
     parsed = _parse(data, version, prev, old_item, dot.region)
     if parsed is None:
         return None
-    invariant(dot.hlc > parsed.ctx.get(dot.region, 0),
-              "a local write's dot must be newer than every dot of its own region")
+    if dot.hlc <= parsed.ctx.get(dot.region, 0):  # invariant() called only when it fails
+        invariant(False, "a local write's dot must be newer than every dot of its own region")
     old_shown: Item = old_item if old_item is not None else {}
     shown: Item = dict(old_item) if old_item is not None else dict(key)
-    attrs = dict(parsed.attrs)
+    attrs = parsed.attrs  # parsed afresh for this write: edited in place
     own = False  # the update leaves an entry or a contribution of its own
+    # whether every write kept its attribute listed and out of base form (an increment
+    # of a listed counter, typically): then the base dot and the layout stay as they were
+    layout_kept = True
     names: set[str] = set()
     for write in writes:
         name = write.name
         if name in key or name in names:
             return None  # a key attribute, or a second write of one attribute
         names.add(name)
-        doc = _written(parsed, attrs.get(name), old_shown.get(name), write, dot)
+        old_doc = attrs.get(name)
+        old_value = old_shown.get(name)
+        doc = _written(parsed, old_doc, old_value, write, dot)
         if doc is None:
             return None
         attr_doc, value = doc
@@ -95,38 +101,53 @@ def update_fast(data: bytes | None, version: Dot, prev: Dot | None, old_item: It
             own = own or write.kind != DELETE_ELEMENTS
         else:
             attrs.pop(name, None)
+        if layout_kept:
+            layout_kept = (old_doc is not None and bool(attr_doc)
+                           and _eligible(old_doc, old_value) is None
+                           and _eligible(attr_doc, value) is None)
         if value is None:
             shown.pop(name, None)
         else:
             shown[name] = value
     if not own:
         return None  # the general path adds an existence marker
-    ctx = dict(parsed.ctx)
+    ctx = parsed.ctx
     ctx[dot.region] = dot.hlc
     out: Doc = {"c": ctx}
     if parsed.gens:
         out["g"] = parsed.gens
-    base = _layout(attrs, shown, key, parsed.base)
+    base = parsed.base if layout_kept else _layout(attrs, shown, key, parsed.base)
     if attrs:
         out["a"] = attrs
     if base is not None and base != parsed.gstar:
         out["b"] = [base.hlc, base.region]
-    latest = max(Dot(hlc, region) for region, hlc in ctx.items())
-    return orjson.dumps(out, option=orjson.OPT_SORT_KEYS), latest, ordered_item(shown)
+    return (orjson.dumps(out, option=orjson.OPT_SORT_KEYS), _latest(ctx),
+            ordered_item(shown))
 
 
-def _parse(data: bytes | None, version: Dot, prev: Dot | None, old_item: Item | None,
-           region: str) -> _Old | None:
+def _latest(ctx: dict[str, int]) -> Dot:
+    """The greatest dot of a context by (hlc, region) (one Dot built, not one each)."""
+    best_hlc, best_region = 0, ""
+    for region, hlc in ctx.items():
+        if hlc > best_hlc or (hlc == best_hlc and region > best_region):
+            best_hlc, best_region = hlc, region
+    return Dot(best_hlc, best_region)
+
+
+def _parse(data: bytes | None, version: tuple[int, str], prev: tuple[int, str] | None,
+           old_item: Item | None, region: str) -> _Old | None:
     if data is None:
         return _Old({}, [], {}, None, None)
     if not data:  # row form: one whole-item write with its own entries
-        if version.region != region:
+        hlc, origin = version
+        if origin != region:
             return None
-        ctx = {version.region: version.hlc}
-        if prev is not None and prev.hlc > ctx.get(prev.region, 0):
-            ctx[prev.region] = prev.hlc
-        gens = [[version.hlc, version.region, 0 if old_item is None else 1]]
-        return _Old(ctx, gens, {}, version if old_item is not None else None, version)
+        ctx = {origin: hlc}
+        if prev is not None and prev[0] > ctx.get(prev[1], 0):
+            ctx[prev[1]] = prev[0]
+        gens = [[hlc, origin, 0 if old_item is None else 1]]
+        written = Dot(hlc, origin)
+        return _Old(ctx, gens, {}, written if old_item is not None else None, written)
     doc = orjson.loads(data)
     if "o" in doc or "x" in doc:
         return None
@@ -191,8 +212,12 @@ def _incremented(old: _Old, attr: Doc | None, value: Any, write: AttributeWrite,
     operand = write.operand
     if operand is None or "N" not in operand:
         return None
-    delta = COUNTER_CONTEXT.create_decimal(operand["N"])
-    if not delta:
+    delta_text: str = operand["N"]
+    small_delta = _small_int(delta_text)
+    if small_delta is not None:
+        if not small_delta:
+            return None
+    elif not COUNTER_CONTEXT.create_decimal(delta_text):
         return None
     regs: list[list[Any]]
     figures: dict[str, list[str]]
@@ -215,29 +240,98 @@ def _incremented(old: _Old, attr: Doc | None, value: Any, write: AttributeWrite,
         if _admitted(entry[0], entry[1], old.gstar) and (
                 best is None or (entry[0], entry[1]) > (best[0], best[1])):
             best = entry
-    total = ZERO
+    base_text = "0"
     if best is not None and best[2] is not None:
         if "N" not in best[2]:
             return None
-        total = COUNTER_CONTEXT.create_decimal(best[2]["N"])
+        base_text = best[2]["N"]
     mine = figures.get(dot.region, ["0"])
     padded = mine + ["0"] * (4 - len(mine))
-    p, n = (COUNTER_CONTEXT.create_decimal(padded[0]),
-            COUNTER_CONTEXT.create_decimal(padded[1]))
-    if delta > 0:
-        p = COUNTER_CONTEXT.add(p, delta)
-    else:
-        n = COUNTER_CONTEXT.subtract(n, delta)
-    figures[dot.region] = _trimmed([counter_text(p), counter_text(n), padded[2], padded[3]])
-    for region_figures in figures.values():
-        total = COUNTER_CONTEXT.add(total, _net(region_figures))
-    shown = {"N": dynamodb_number(total)}
+    summed = None if small_delta is None else _int_sums(base_text, figures, padded,
+                                                         dot.region, small_delta)
+    if summed is None:
+        summed = _decimal_sums(base_text, figures, padded, dot.region, delta_text)
+    shown = {"N": summed}
     if shown != write.value:
         return None  # a clamped sum: the general path resets the counter
     doc: Doc = {"n": figures}
     if regs:
         doc["r"] = [[h, r] if v == shown else [h, r, v] for h, r, v in regs]
     return doc, shown
+
+
+# Integer counters (the common case) are summed with Python ints: the same figures and
+# text as the exact Decimal sums below whenever every figure, the operand and the base
+# value are integers of at most 18 digits (sums of up to 64 of them stay far inside
+# DynamoDB's 38 digits, so nothing is clamped or rounded). The property tests hold both
+# against the general path byte for byte.
+_SMALL_INT_DIGITS: Final = 18
+
+
+def _small_int(text: str) -> int | None:
+    """The value of `text` when it is a plain integer of at most 18 digits, else None."""
+    digits = text[1:] if text[:1] == "-" else text
+    if 0 < len(digits) <= _SMALL_INT_DIGITS and digits.isascii() and digits.isdigit():
+        return int(text)
+    return None
+
+
+def _int_sums(base_text: str, figures: dict[str, list[str]], padded: list[str],
+              region: str, delta: int) -> str | None:
+    """`_decimal_sums` on small integers (None: some figure is not one)."""
+    total = _small_int(base_text)
+    p = _small_int(padded[0])
+    n = _small_int(padded[1])
+    if total is None or p is None or n is None:
+        return None
+    nets: list[int] = []
+    for other, region_figures in figures.items():
+        if other != region:
+            net = _int_net(region_figures)
+            if net is None:
+                return None
+            nets.append(net)
+    floor_p, floor_n = _small_int(padded[2]), _small_int(padded[3])
+    if floor_p is None or floor_n is None:
+        return None
+    if delta > 0:
+        p += delta
+    else:
+        n -= delta
+    figures[region] = _trimmed([str(p), str(n), padded[2], padded[3]])
+    total += (p - floor_p) - (n - floor_n)
+    for net in nets:
+        total += net
+    return str(total)
+
+
+def _int_net(figures: list[str]) -> int | None:
+    """(p - fp) - (n - fn) of a region's stored figures, when all are small integers."""
+    net = 0
+    for index, text in enumerate(figures):
+        value = _small_int(text)
+        if value is None:
+            return None
+        net += value if index == 0 or index == 3 else -value  # p - n - fp + fn
+    return net
+
+
+def _decimal_sums(base_text: str, figures: dict[str, list[str]], padded: list[str],
+                  region: str, delta_text: str) -> str:
+    """Add the increment to this region's figures (in `figures`) and return the
+    counter's visible text: the base value plus every region's net, exactly."""
+    delta = COUNTER_CONTEXT.create_decimal(delta_text)
+    total = COUNTER_CONTEXT.create_decimal(base_text)
+    p, n = (COUNTER_CONTEXT.create_decimal(padded[0]),
+            COUNTER_CONTEXT.create_decimal(padded[1]))
+    if delta > 0:
+        p = COUNTER_CONTEXT.add(p, delta)
+    else:
+        n = COUNTER_CONTEXT.subtract(n, delta)
+    figures[region] = _trimmed([counter_text(p), counter_text(n), padded[2], padded[3]])
+    for region_figures in figures.values():
+        total = COUNTER_CONTEXT.add(total, _net(region_figures))
+    return dynamodb_number(total)
 
 
 def _net(figures: list[str]) -> Decimal:
@@ -288,7 +382,8 @@ def _layout(attrs: Doc, shown: Item, key: Item, old_base: Dot | None) -> Dot | N
     eligible: dict[Dot, list[str]] = {}
     in_base = [name for name in shown if name not in attrs and name not in key]
     if in_base:
-        invariant(old_base is not None, "attributes in base form have a base dot")
+        if old_base is None:
+            invariant(False, "attributes in base form have a base dot")
         eligible[old_base] = list(in_base)  # type: ignore[index]
     for name, doc in attrs.items():
         found = _eligible(doc, shown.get(name))

@@ -102,21 +102,35 @@ def delete_stored(old: Stored | None, dot: Dot) -> Stored:
     return _whole_item(ctx, dot, False)
 
 
-def update_stored(old: Stored | None, old_item: Item | None,
+RawStored = tuple[bytes, tuple[int, str], tuple[int, str] | None]
+"""A `Stored` as a storage reads it: (data, (hlc, region), (hlc, region) or None)."""
+
+
+def update_stored(old: RawStored | None, old_item: Item | None,
                   writes: Sequence[AttributeWrite], dot: Dot, key: Item
                   ) -> tuple[Stored, Item]:
-    """UpdateItem at `dot` over a row in stored form `old` whose item is `old_item`:
-    the common case edits the stored bytes (fastpath.py), anything else goes through
-    the state."""
-    fast = update_fast(None if old is None else old.data,
-                       Dot(0, "") if old is None else old.version,
-                       None if old is None else old.prev, old_item, writes, dot, key)
+    """UpdateItem at `dot` over a row in stored form `old` (a `Stored`, or the
+    storage's plain tuple of it) whose item is `old_item`: the common case edits the
+    stored bytes (fastpath.py), anything else goes through the state."""
+    if old is None:
+        fast = update_fast(None, (0, ""), None, old_item, writes, dot, key)
+    else:
+        fast = update_fast(old[0], old[1], old[2], old_item, writes, dot, key)
     if fast is not None:
         return Stored(fast[0], fast[1], None), fast[2]
     key_names = key.keys()
-    state = None if old is None else load(old, old_item, key_names)
+    state = None if old is None else load(as_stored(old), old_item, key_names)
     new_state, shown = update(state, old_item, writes, dot, key)
     return store(new_state, shown, key_names), shown
+
+
+def as_stored(raw: RawStored) -> Stored:
+    """A storage's (data, version, prev) tuple as a `Stored` (the same one if it is)."""
+    if isinstance(raw, Stored):
+        return raw
+    prev = raw[2]
+    return Stored(raw[0], Dot(raw[1][0], raw[1][1]),
+                  Dot(prev[0], prev[1]) if prev is not None else None)
 
 
 def apply_stored(local: Stored | None, local_item: Item | None, incoming: Stored,
