@@ -5,8 +5,8 @@ outcome and a latency histogram. Building those as prometheus_client children on
 request would cost microseconds a request on the GetItem path (~50,000 requests/s
 here); instead each operation has one pre-built `OperationStats` whose fields are plain
 ints, bumped by finding the fixed bucket bound a latency falls under (`count`: about
-a hundred nanoseconds). The metrics endpoint reads them at scrape time (`snapshot`) and turns
-them into Prometheus families (atoll.node.metrics), cumulative buckets included.
+a hundred nanoseconds). The metrics endpoint reads them at scrape time (`snapshot`) and
+turns them into Prometheus families (atoll.node.metrics), cumulative buckets included.
 
 Outcomes are "success" or the short name of the DynamoDB error type answered
 (`ConditionalCheckFailedException`, `ValidationException`, ...): a fixed set, so the
@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from atoll.api.errors import ERROR_SHAPES
-from atoll.errors import AtollError, InternalError
+from atoll.errors import AtollError
 
 UNKNOWN_OPERATION = "unknown"
 SUCCESS = "success"
@@ -94,9 +94,6 @@ class RequestStats:
     def record(self, operation: str, error: type[AtollError] | None, elapsed_ns: int) -> None:
         """Count one answered request (`error` None for a success)."""
         self.of(operation).count(error, elapsed_ns)
-
-    def record_internal_error(self, operation: str, elapsed_ns: int) -> None:
-        self.record(operation, InternalError, elapsed_ns)
 
     def snapshot(self) -> dict[str, dict[str, Any]]:
         """Per operation that has answered anything: {"outcomes": {name: count},
