@@ -102,3 +102,13 @@ def test_the_refusal_names_the_first_internal_table_the_request_names() -> None:
     with pytest.raises(ResourceNotFound, match="Table: atoll:keys not found"):
         check_not_internal("RestoreTableToPointInTime", {
             "SourceTableName": "Orders", "TargetTableName": ARN + KEYS_TABLE})
+
+
+def test_the_refusal_names_the_first_member_in_member_order_not_body_order() -> None:
+    """The short way only decides whether to read the members; they are read in
+    TABLE_MEMBERS' order, so the table named is the same whatever order the body has."""
+    with pytest.raises(ResourceNotFound, match="Table: atoll:first not found"):
+        check_not_internal("GetItem", {"TargetTableName": "atoll:second",
+                                       "Key": {}, "TableName": "atoll:first"})
+    check_not_internal("Query", {"TableName": "Orders", "IndexName": "atoll:keys",
+                                 "Select": "atoll:"})  # the prefix in no table member

@@ -58,6 +58,10 @@ async def _api(target: str | None, body: bytes, head: Any = None) -> tuple[int, 
         return 200, b'{"very slow":true}'
     if target == "Stats":
         return 200, json.dumps(SERVERS[-1].connection_stats()).encode()
+    if target == "Head":
+        assert head is not None
+        return 200, json.dumps({"headers": [[n.decode(), v.decode()] for n, v in head.headers],
+                                "target": head.target, "host": head.host}).encode()
     return 200, b'{"ok":true}'
 
 
@@ -78,10 +82,11 @@ def _get(head: Any, path: str) -> Any:
     return 200, b"healthy", b"text/plain"
 
 
-def _serve(**timeouts: Any) -> Iterator[int]:
+def _serve(keep_headers: bool = True, **timeouts: Any) -> Iterator[int]:
     """A real HttpServer on a loopback port, its loop on a thread; yields the port."""
     loop = asyncio.new_event_loop()
-    server = HttpServer(_api, _get, limits=ConnectionLimits(**timeouts))
+    server = HttpServer(_api, _get, limits=ConnectionLimits(**timeouts),
+                        keep_headers=keep_headers)
     SERVERS.append(server)
     started = threading.Event()
     holder: dict[str, Any] = {}
@@ -105,6 +110,12 @@ def _serve(**timeouts: Any) -> Iterator[int]:
 @pytest.fixture
 def port() -> Iterator[int]:
     yield from _serve()
+
+
+@pytest.fixture
+def headerless_port() -> Iterator[int]:
+    """A server that keeps no header fields (a node's client port with auth off)."""
+    yield from _serve(keep_headers=False)
 
 
 REQUEST_TIMEOUT_S = 0.3
@@ -466,3 +477,30 @@ def test_pressure_is_logged_with_counts_not_per_connection(
     assert stats["evicted_total"] >= 36, stats
     assert sum(counts) >= 36 and len(lines) <= 6, lines  # ~0.5 s of flood: 1-3 reports
     assert max(counts) > 1, lines
+
+
+def _head_seen(port: int) -> dict[str, Any]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.request("POST", "/", body=b"{}", headers={
+        "X-Amz-Target": "Head", "X-Amz-Date": "20260101T000000Z", "Authorization": "a b"})
+    response = connection.getresponse()
+    assert response.status == 200
+    seen: dict[str, Any] = json.loads(response.read())
+    connection.close()
+    return seen
+
+
+def test_a_handler_gets_every_header_field_as_received(port: int) -> None:
+    seen = _head_seen(port)
+    names = [name for name, _ in seen["headers"]]
+    assert names == ["Host", "Accept-Encoding", "Content-Length", "X-Amz-Target",
+                     "X-Amz-Date", "Authorization"], names
+    assert ["Authorization", "a b"] in seen["headers"]
+    assert seen["target"] == "Head" and seen["host"] == f"127.0.0.1:{port}"
+
+
+def test_a_listener_that_keeps_no_headers_still_reads_the_ones_it_routes_by(
+        headerless_port: int) -> None:
+    seen = _head_seen(headerless_port)
+    assert seen["headers"] == []
+    assert seen["target"] == "Head" and seen["host"] == f"127.0.0.1:{headerless_port}"

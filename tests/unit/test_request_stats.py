@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
-from atoll.api.stats import BUCKET_BOUNDS_S, RequestStats, outcome_name
+import random
+from bisect import bisect_left
+
+from atoll.api.stats import _BOUNDS_NS, BUCKET_BOUNDS_S, RequestStats, bucket_of, outcome_name
 from atoll.errors import ConditionalCheckFailed, ServiceUnavailable, ValidationError
 
 
@@ -48,3 +51,14 @@ def test_an_edge_latency_falls_in_the_bucket_it_bounds() -> None:
     stats = RequestStats(["GetItem"])
     stats.record("GetItem", None, 1_000_000)  # exactly 1 ms: le="0.001" includes it
     assert dict(stats.snapshot()["GetItem"]["buckets"])[0.001] == 1
+
+
+def test_a_latency_falls_in_the_bucket_bisect_finds() -> None:
+    """bucket_of is bisect_left into the bounds (the naive reference): at, just under
+    and just over every bound, and at random latencies from 0 to 10 s."""
+    rng = random.Random(24)
+    samples = [0, 1, *(b + d for b in _BOUNDS_NS for d in (-1, 0, 1))]
+    samples += [rng.randrange(10_000_000_000) for _ in range(2000)]
+    samples += [rng.randrange(200_000) for _ in range(2000)]  # around the reads' buckets
+    for elapsed_ns in samples:
+        assert bucket_of(elapsed_ns) == bisect_left(_BOUNDS_NS, elapsed_ns), elapsed_ns

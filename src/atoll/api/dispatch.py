@@ -32,7 +32,7 @@ from atoll.api.access import (
 )
 from atoll.api.errors import error_response, internal_error_response
 from atoll.api.shapes import DYNAMODB, STREAMS, operation_names, validate_request
-from atoll.api.stats import UNKNOWN_OPERATION, RequestStats
+from atoll.api.stats import UNKNOWN_OPERATION, OperationStats, RequestStats
 from atoll.engine.engine import HANDLERS, STREAM_HANDLERS, Engine, Handler
 from atoll.errors import AtollError, InternalError, SerializationError, UnknownOperation
 from atoll.storage.writepath import now_ns
@@ -52,6 +52,17 @@ class RequestHead(Protocol):
     headers: list[tuple[bytes, bytes]]
 
 
+class Route:
+    """What serves one X-Amz-Target: its service, operation, handler and counters."""
+
+    def __init__(self, service: str, operation: str, handler: Handler,
+                 stats: OperationStats) -> None:
+        self.service = service
+        self.operation = operation
+        self.handler = handler
+        self.stats = stats
+
+
 class Api:
     def __init__(self, engine: Engine, clock_ns: Callable[[], int] = now_ns,
                  access: AccessControl | None = None) -> None:
@@ -64,12 +75,24 @@ class Api:
         self.errors_total = 0
         self.stats = RequestStats(sorted(HANDLERS) + sorted(STREAM_HANDLERS))
         self.clock_ns = clock_ns
+        # X-Amz-Target -> what serves it: one lookup per request finds the service, the
+        # operation, its handler and its counters (any other target: `_operation` says
+        # why it is unknown)
+        self._routes: dict[str, Route] = {}
+        self._unknown_stats = self.stats.of(UNKNOWN_OPERATION)
+        for prefix, service, handlers in ((TARGET_PREFIX, DYNAMODB, HANDLERS),
+                                          (STREAMS_TARGET_PREFIX, STREAMS, STREAM_HANDLERS)):
+            for name, handler in handlers.items():
+                self._routes[prefix + name] = Route(service, name, handler,
+                                                    self.stats.of(name))
 
     async def handle(self, target: str | None, body: bytes,
                      head: RequestHead | None = None) -> tuple[int, bytes]:
         self.requests_total += 1
         began = self.clock_ns()
-        operation = UNKNOWN_OPERATION
+        route = self._routes.get(target) if target is not None else None
+        operation = UNKNOWN_OPERATION  # (until the target is known to name one)
+        counted = self._unknown_stats
         failed: type[AtollError] | None = None
         try:
             access = self.access
@@ -84,16 +107,18 @@ class Api:
                 except KeyNotHereYet:
                     key = await access.wait_for_key(head.method, head.url, head.headers,
                                                     body, what)
-            service, operation, handler = self._operation(target)
+            if route is None:
+                raise self._unknown(target)
+            operation, counted = route.operation, route.stats
             request = self._decode(body)
             access.authorize(key, operation, request)
             check_not_internal(operation, request)
-            validate_request(operation, request, service)
+            validate_request(operation, request, route.service)
             if operation == "ListTables" and key is not None and key.tables is not None \
                     and access.mode == REQUIRED:  # (warn: served as if unlimited)
                 result: Any = visible_tables(key, self.engine.catalog.names(), request)
             else:
-                result = await handler(self._context, request)
+                result = await route.handler(self._context, request)
                 if operation == "ListStreams" and key is not None and key.tables is not None \
                         and access.mode == REQUIRED:  # only the streams of its tables
                     result = visible_streams(key, result)
@@ -105,7 +130,7 @@ class Api:
         except Exception:
             self.errors_total += 1
             log.exception("internal error handling %s", target)
-            self.stats.record_internal_error(operation, self.clock_ns() - began)
+            counted.count(InternalError, self.clock_ns() - began)
             return internal_error_response()
         # What was read (errors too: a failed condition can carry the item it read) may
         # include commits not yet durable: answer once they are.
@@ -116,27 +141,25 @@ class Api:
             except AtollError as failure:  # durability lost: that is the answer, then
                 if answer[0] == 200:
                     self.errors_total += 1
-                self.stats.record(operation, type(failure), self.clock_ns() - began)
+                counted.count(type(failure), self.clock_ns() - began)
                 return error_response(failure)
-        self.stats.record(operation, failed, self.clock_ns() - began)
+        counted.count(failed, self.clock_ns() - began)
         return answer
 
     @staticmethod
-    def _operation(target: str | None) -> tuple[str, str, Handler]:
-        """(service, operation, handler) that X-Amz-Target names."""
+    def _unknown(target: str | None) -> UnknownOperation:
+        """Why X-Amz-Target names no operation served here (every served one has a route):
+        not a DynamoDB or DynamoDB Streams target, an operation of the service Atoll does
+        not serve yet, or none of the service's."""
         if target and target.startswith(TARGET_PREFIX):
-            service, operation, handlers = DYNAMODB, target[len(TARGET_PREFIX):], HANDLERS
+            service, operation = DYNAMODB, target[len(TARGET_PREFIX):]
         elif target and target.startswith(STREAMS_TARGET_PREFIX):
-            service, handlers = STREAMS, STREAM_HANDLERS
-            operation = target[len(STREAMS_TARGET_PREFIX):]
+            service, operation = STREAMS, target[len(STREAMS_TARGET_PREFIX):]
         else:
-            raise UnknownOperation(f"Unknown operation: {target}")
-        handler = handlers.get(operation)
-        if handler is None:
-            if operation in operation_names(service):
-                raise UnknownOperation(f"The operation {operation} is not supported by Atoll yet")
-            raise UnknownOperation(f"Unknown operation: {operation}")
-        return service, operation, handler
+            return UnknownOperation(f"Unknown operation: {target}")
+        if operation in operation_names(service):
+            return UnknownOperation(f"The operation {operation} is not supported by Atoll yet")
+        return UnknownOperation(f"Unknown operation: {operation}")
 
     @staticmethod
     def _decode(body: bytes) -> dict[str, Any]:

@@ -10,7 +10,13 @@ from typing import Any
 from atoll.engine import options
 from atoll.engine.indexdef import GSI, LSI, IndexDef, parse_indexes
 from atoll.errors import KeySchemaMismatch, ResourceNotFound, ValidationError
-from atoll.model.keys import check_key_size, encode_key_value, partition_hash
+from atoll.model.keys import (
+    MAX_PARTITION_KEY_BYTES,
+    MAX_SORT_KEY_BYTES,
+    check_key_size,
+    encode_key_value,
+    partition_hash,
+)
 from atoll.model.values import check_value
 from atoll.streams.spec import label_at, stream_arn, wanted_view_type
 
@@ -104,7 +110,28 @@ class TableDef:
     def encode_key(self, key: dict[str, Any]) -> EncodedKey:
         """Encode a request's Key map (exactly the key attributes, right types). Its values
         are checked as values first: a malformed number is refused as such, whatever the
-        schema (paritysuite conformance suite, error-messages/valueLayers.test.ts)."""
+        schema (paritysuite conformance suite, error-messages/valueLayers.test.ts).
+
+        The usual key, of string attributes with well-formed values, is encoded on a short
+        way (`_plain_string_key`) that accepts only what the checked way accepts, with the
+        same bytes; every other key, and every key refused, takes the checked way, so each
+        error and its precedence is decided there."""
+        if type(key) is dict and len(key) == (2 if self.range_key else 1):
+            pk = _plain_string_key(key.get(self.hash_key), self.hash_type,
+                                   MAX_PARTITION_KEY_BYTES)
+            if pk is not None:
+                range_key = self.range_key
+                if range_key is None:
+                    return partition_hash(pk), pk, b""
+                sk = _plain_string_key(key.get(range_key), self.attribute_types[range_key],
+                                       MAX_SORT_KEY_BYTES)
+                if sk is not None:
+                    return partition_hash(pk), pk, sk
+        return self._checked_key(key)
+
+    def _checked_key(self, key: Any) -> EncodedKey:
+        """encode_key's way for any key: values checked, then the schema, in DynamoDB's
+        order of errors."""
         if type(key) is not dict:
             raise KeySchemaMismatch("The provided key element does not match the schema")
         for value in key.values():
@@ -387,3 +414,17 @@ def apply_billing(table: TableDef, request: dict[str, Any], creating: bool, now_
     table.billing_mode = mode
     table.read_capacity = int(throughput["ReadCapacityUnits"])
     table.write_capacity = int(throughput["WriteCapacityUnits"])
+
+
+def _plain_string_key(value: Any, kind: str, max_bytes: int) -> bytes | None:
+    """The key bytes of `value` when it is a well-formed value of a string key attribute
+    (`kind` "S"): {"S": a non-empty str} whose UTF-8 fits `max_bytes`. None for anything
+    else: the checked way (TableDef._checked_key) then encodes or refuses it. What this
+    accepts, check_value and _key_part accept too, and encode to these bytes."""
+    if kind != "S" or type(value) is not dict or len(value) != 1:
+        return None
+    text = value.get("S")
+    if type(text) is not str or not text:
+        return None
+    encoded = text.encode()
+    return encoded if len(encoded) <= max_bytes else None

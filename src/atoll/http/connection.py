@@ -56,6 +56,7 @@ class Connection(asyncio.Protocol):
         self.max_head_bytes = limits.max_head_bytes
         self.header_field_cost = limits.max_head_bytes // limits.max_header_fields
         self.max_request_line_bytes = limits.max_request_line_bytes
+        self.keep_headers = server.keep_headers
         # called with the connection once per answer: it becomes the last to be evicted
         self.progressed = self.table.open.move_to_end
         self.discarding = False  # refused: what still arrives is dropped (lingering)
@@ -211,7 +212,8 @@ class Connection(asyncio.Protocol):
         if self.head_left < 0:
             self._refuse_head(431, b"Request header fields too large")
             raise httptools.HttpParserError("request head too large")
-        self.current.headers.append((name, value))
+        if self.keep_headers:
+            self.current.headers.append((name, value))
         if size == 12 and name.lower() == b"x-amz-target":
             self.current.target = value.decode("latin-1")
         elif size == 14 and name.lower() == b"content-length":

@@ -31,7 +31,9 @@ Theory of operation
   port) every POST is routed by path, and on the client port POSTs to `/_atoll/...`
   (cluster administration, e.g. the topology) go to the `admin_post` router.
 - Every handler is given the `Request`: its headers as received (the node verifies
-  request signatures over them) and, on a TLS listener that asks for client
+  request signatures over them; a listener told `keep_headers=False`, the client port
+  of a node with auth off, keeps none: a tuple per header field per request, about
+  0.5 us of a GetItem's CPU in process) and, on a TLS listener that asks for client
   certificates, the verified certificate of the connection's client.
 """
 from __future__ import annotations
@@ -94,8 +96,8 @@ class HttpServer(ServerState):
 
     def __init__(self, api: ApiHandler, get: GetHandler, post: PostHandler | None = None,
                  admin_post: PostHandler | None = None, *,
-                 limits: ConnectionLimits | None = None) -> None:
-        super().__init__(api, get, post, admin_post, limits=limits)
+                 limits: ConnectionLimits | None = None, keep_headers: bool = True) -> None:
+        super().__init__(api, get, post, admin_post, limits=limits, keep_headers=keep_headers)
         limits = self.table.limits
         self.sweep_interval_s = min(MAX_SWEEP_INTERVAL_S, limits.request_timeout_s / 4,
                                     limits.pressure_request_timeout_s / 4,

@@ -68,7 +68,8 @@ class HeaderClock:
 class Request:
     """One request as received. `headers` keeps every header field, in order, as the
     bytes received (repeats kept, names in their case): request signatures (SigV4) are
-    computed over them. `peer` is the verified TLS certificate of the connection's
+    computed over them (empty on a listener that keeps none: `ServerState.keep_headers`;
+    the headers the server reads itself are kept apart either way). `peer` is the verified TLS certificate of the connection's
     client (`getpeercert()`), None on plain HTTP or without a client certificate."""
 
     __slots__ = ("method", "url", "target", "host", "body", "keep_alive", "atoll_headers",
@@ -106,8 +107,11 @@ class ServerState:
 
     def __init__(self, api: ApiHandler, get: GetHandler, post: PostHandler | None = None,
                  admin_post: PostHandler | None = None, *,
-                 limits: ConnectionLimits | None = None) -> None:
+                 limits: ConnectionLimits | None = None, keep_headers: bool = True) -> None:
         self.api = api
+        # whether requests keep their header fields (`Request.headers`): a listener whose
+        # handlers verify no signatures and forward no headers does without them
+        self.keep_headers = keep_headers
         self.get = get
         self.post = post  # when set, POSTs are routed by path (the peer listener)
         self.admin_post = admin_post  # POSTs to /_atoll/... when `post` is not set

@@ -147,8 +147,11 @@ class Node:
         self.key_actions = KeyActions(self.keys)
         self.integrity = IntegrityWatch(config.region, self.storage.integrity,
                                         self.engine.catalog)
+        # with auth off no handler of the client port reads a request's header fields
+        # (signatures are verified only with auth on): its requests keep none
         self.http = HttpServer(self.api.handle, self._get, admin_post=self._admin_post,
-                               limits=ConnectionLimits(max_connections=client_cap))
+                               limits=ConnectionLimits(max_connections=client_cap),
+                               keep_headers=self.access.enabled)
         self.replicator: Replicator | None = None
         self.peer_http: HttpServer | None = None
         self.topology: TopologyKeeper | None = None
