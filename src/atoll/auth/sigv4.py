@@ -39,10 +39,12 @@ lookup or hash; the body is hashed only for a known, usable key, and when the cl
 states the body's hash, the HMAC is checked first and the body hashed only for a
 correct signature. What clients repeat is remembered, each in a bounded table: the
 derived signing key per (secret, date, region, service) (FIFO eviction; a secret changed
-under the same id misses), a Credential value's parts and the outcome of its scope checks
+under the same id misses), an Authorization value's head (all before ", Signature=":
+its Credential, scope and SignedHeaders, parsed and checked once; `_remembered_head` says
+why that is sound), a Credential value's parts and the outcome of its scope checks
 (all but the date, which is compared with each request's), well-formed SignedHeaders
-lists, and the last X-Amz-Date parsed; the usual Authorization layout is parsed by one
-regular expression. The request is verified as the HTTP layer holds it (bytes; headers
+lists, and the last X-Amz-Date parsed. A value seen for the first time is parsed with
+partitions in the layout every SDK sends, else by a regular expression or item by item. The request is verified as the HTTP layer holds it (bytes; headers
 looked up by lower-case name in one dict built per request; the canonical request one
 join of the bytes received, `atoll.auth.canonical`). So a valid request costs two
 SHA-256s, one HMAC and that join. Nothing that depends on the request itself is
