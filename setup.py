@@ -65,8 +65,8 @@ from setuptools.command.build_ext import build_ext
 # to a package listed by module runs interpreted until it is listed here.
 REQUEST_PATH = (
     "api/", "clock/", "expressions/", "model/", "streams/",
-    "auth/__init__.py", "auth/canonical.py", "auth/keys.py", "auth/permissions.py",
-    "auth/sigv4.py", "auth/timestamps.py",
+    "auth/__init__.py", "auth/canonical.py", "auth/keycache.py", "auth/keys.py",
+    "auth/permissions.py", "auth/sigv4.py", "auth/timestamps.py",
     "http/__init__.py", "http/client.py", "http/connection.py", "http/connections.py",
     "http/limits.py", "http/server.py", "http/timing.py", "http/wire.py",
     "storage/__init__.py", "storage/integrity.py", "storage/protocol.py",

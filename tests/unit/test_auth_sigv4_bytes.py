@@ -229,3 +229,64 @@ def test_text_latin1_cannot_hold_is_refused_not_crashed_on() -> None:
                         request.body)
     with pytest.raises(e.AuthError):
         verifier().verify(odd, signed_at_ms(request))
+
+
+def _outcome(v: SigV4Verifier, request: SignedRequest, headers: Wire,
+             target: bytes | None = None) -> tuple[str, str, str]:
+    method, own_target, _, body = wire(request)
+    try:
+        key = v.verify_wire(method, own_target if target is None else target, headers, body,
+                            signed_at_ms(request))
+    except e.AuthError as error:
+        return type(error).__name__, error.reason, error.message
+    return "verified", key.key_id, ""
+
+
+def _variants(request: SignedRequest) -> dict[str, Wire]:
+    """The request's headers, and ways to break them that keep the Authorization value's
+    head (all but the signature) or change it."""
+    headers = wire(request)[2]
+    own = value_of(headers, b"Authorization")
+    head, signature = own[:-64], own[-64:]
+    found = {name: replaced(headers, b"Authorization", value)
+             for name, (change, _, _) in MALFORMED_AUTHORIZATION.items()
+             if (value := change(own)) is not None}
+    found.update({
+        "as-signed": headers,
+        "other-hex-signature": replaced(headers, b"Authorization", head + b"0" * 64),
+        "short-signature": replaced(headers, b"Authorization", head + signature[:63]),
+        "padded-signature": replaced(headers, b"Authorization", head + signature + b" "),
+        "signature-twice": replaced(headers, b"Authorization",
+                                    head + signature + b", Signature=" + signature),
+        "no-date": [(n, v) for n, v in headers if n.lower() != b"x-amz-date"],
+        "other-date": replaced(headers, b"X-Amz-Date", b"20300101T000000Z"),
+        "target-changed": replaced(headers, b"X-Amz-Target", b"DynamoDB_20120810.DeleteItem"),
+        "repeated-authorization": replaced(headers, b"Authorization", own, own),
+        "repeated-other": headers + [(b"X-Other", b"1"), (b"X-Other", b"2")],
+    })
+    return found
+
+
+@pytest.mark.parametrize("key", [KEY, SESSION], ids=["long-term", "session"])
+def test_a_remembered_authorization_head_decides_as_a_fresh_verifier(key: AccessKey) -> None:
+    """The verifier remembers what an Authorization value says before its signature once
+    a request with it passed the parsing checks; every later request, valid or broken,
+    must get the answer a verifier that remembers nothing gives."""
+    request = sign(key, token=key.session_token.reveal() if key.session_token else None)
+    warm = verifier()
+    assert verify_wire(request, v=warm) is key and warm.cached_heads == 1
+    for name, headers in _variants(request).items():
+        expected = _outcome(verifier(), request, headers)
+        assert _outcome(warm, request, headers) == expected, name
+        assert _outcome(warm, request, headers) == expected, name  # and once remembered
+    for target in (b"/?X-Amz-Signature=0", b"/other"):
+        assert _outcome(warm, request, wire(request)[2], target) \
+            == _outcome(verifier(), request, wire(request)[2], target)
+
+
+def test_the_remembered_heads_are_bounded() -> None:
+    v = verifier()
+    for i in range(1100):  # distinct heads: each request signs a header of another name
+        request = sign(headers={**default_headers(), f"X-Custom-{i}": "1"})
+        assert verify_wire(request, v=v) is KEY
+    assert 0 < v.cached_heads <= 1024

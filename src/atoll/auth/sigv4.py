@@ -39,10 +39,12 @@ lookup or hash; the body is hashed only for a known, usable key, and when the cl
 states the body's hash, the HMAC is checked first and the body hashed only for a
 correct signature. What clients repeat is remembered, each in a bounded table: the
 derived signing key per (secret, date, region, service) (FIFO eviction; a secret changed
-under the same id misses), a Credential value's parts and the outcome of its scope checks
+under the same id misses), an Authorization value's head (all before ", Signature=":
+its Credential, scope and SignedHeaders, parsed and checked once; `_remembered_head` says
+why that is sound), a Credential value's parts and the outcome of its scope checks
 (all but the date, which is compared with each request's), well-formed SignedHeaders
-lists, and the last X-Amz-Date parsed; the usual Authorization layout is parsed by one
-regular expression. The request is verified as the HTTP layer holds it (bytes; headers
+lists, and the last X-Amz-Date parsed. A value seen for the first time is parsed with
+partitions in the layout every SDK sends, else by a regular expression or item by item. The request is verified as the HTTP layer holds it (bytes; headers
 looked up by lower-case name in one dict built per request; the canonical request one
 join of the bytes received, `atoll.auth.canonical`). So a valid request costs two
 SHA-256s, one HMAC and that join. Nothing that depends on the request itself is
@@ -81,6 +83,7 @@ SIGNING_KEY_CACHE_ENTRIES = 4096
 SCOPE_CACHE_ENTRIES: Final = 1024
 HEADER_LIST_CACHE_ENTRIES: Final = 256
 VALUE_CACHE_ENTRIES: Final = 1024
+HEAD_CACHE_ENTRIES: Final = 1024
 
 MISMATCH: Final = ("The request signature we calculated does not match the signature you "
                    "provided. Check your AWS Secret Access Key and signing method. Consult "
@@ -97,6 +100,8 @@ _USUAL_AUTHORIZATION_RE: Final = re.compile(
     r"Signature=([^\s,=]+)\Z")
 _USUAL_START: Final = "AWS4-HMAC-SHA256 Credential="
 _SIGNATURE_RE: Final = re.compile(r"[0-9a-f]{64}\Z")
+_SIGNATURE_PART: Final = b", Signature="
+_LOWER_HEX: Final = b"0123456789abcdef"
 _HEX64_RE: Final = re.compile(r"[0-9a-fA-F]{64}\Z")
 _PRESIGN_PARAMS: Final = (b"X-Amz-Signature=", b"X-Amz-Credential=", b"X-Amz-Algorithm=")
 _STEERING_HEADERS: Final = ((b"x-amz-target", "X-Amz-Target"),
@@ -148,6 +153,18 @@ class CredentialScope:
     valid: bool
 
 
+@dataclass(frozen=True, slots=True)
+class AuthorizationHead:
+    """What an Authorization header value says before its signature, parsed and checked:
+    the Credential and SignedHeaders values, the scope's parts (`CredentialScope`) and
+    the signed header list."""
+
+    credential: str
+    signed_headers: str
+    scope: CredentialScope
+    signed: SignedHeaderList
+
+
 class SigV4Verifier:
     """Verifies requests against keys found by `lookup` (None: no such key)."""
 
@@ -169,6 +186,8 @@ class SigV4Verifier:
         self._values: dict[bytes, bytes] = {}
         # the last X-Amz-Date parsed: (as received, as YYYYMMDDTHHMMSSZ, epoch seconds)
         self._last_date: tuple[bytes, str, int] | None = None
+        # Authorization values up to ", Signature=" -> what they say (`_remembered_head`)
+        self._heads: dict[bytes, AuthorizationHead] = {}
 
     def verify(self, request: SignedRequest, now_ms: int) -> AccessKey:
         """The key that signed `request`, or an AuthError saying why it is refused."""
@@ -187,20 +206,33 @@ class SigV4Verifier:
                 headers: Sequence[tuple[bytes, bytes]], body: bytes, now_ms: int) -> AccessKey:
         fields = {name.lower(): value for name, value in headers}
         repeated = _NOT_REPEATED if len(fields) == len(headers) else _repeats(headers, fields)
-        raw = _authorization_header(fields, repeated, query)
-        algorithm, credential, signed_headers, signature = authorization_parts(
-            raw, _X_AMZ_DATE in fields or _DATE in fields)
-        scope = self._credential_scope(credential)
+        value = fields.get(b"authorization")
+        head_bytes, head, signature_bytes = self._remembered_head(value, fields, repeated,
+                                                                  query)
+        if head is not None:  # (the usual case: checked as below when first seen)
+            algorithm, signature = ALGORITHM, signature_bytes.decode("ascii")
+            credential, signed_headers = head.credential, head.signed_headers
+            scope, signed = head.scope, head.signed
+        else:
+            raw = _authorization_header(fields, repeated, query)
+            algorithm, credential, signed_headers, signature = authorization_parts(
+                raw, _X_AMZ_DATE in fields or _DATE in fields)
+            scope = self._credential_scope(credential)
         key_id = scope.key_id if scope.key_id_ok else None
         stamp, iso, date_header = self._request_time(fields, repeated, key_id)
         _check_window(stamp, now_ms, self.skew_ms, key_id)
-        signed = self._header_list(signed_headers, key_id)
+        if head is None:
+            signed = self._header_list(signed_headers, key_id)
         values = _signed_values(signed, fields, repeated, date_header, key_id, self._values)
         if algorithm != ALGORITHM or not scope.valid or scope.date != iso[:8]:
             _check_algorithm_and_scope(algorithm, scope, iso, self.service, self.regions,
                                        key_id)
-        if not _SIGNATURE_RE.match(signature):
-            raise e.InvalidSignature(MISMATCH, e.REASON_SIGNATURE, key_id)
+        if head is None:
+            if not _SIGNATURE_RE.match(signature):
+                raise e.InvalidSignature(MISMATCH, e.REASON_SIGNATURE, key_id)
+            if head_bytes is not None and signature_bytes == signature.encode("ascii"):
+                self._remember_head(head_bytes, AuthorizationHead(credential, signed_headers,
+                                                                  scope, signed))
         key = self._usable_key(scope.key_id, fields, repeated, now_ms)
         claimed = _claimed_body_hash(fields, repeated, key_id)
         body_hash = claimed if claimed is not None else hashlib.sha256(body).hexdigest()
@@ -218,6 +250,33 @@ class SigV4Verifier:
                 "The provided 'x-amz-content-sha256' header does not match what was computed.",
                 e.REASON_BODY_HASH, key.key_id)
         return key
+
+    def _remembered_head(self, value: bytes | None, fields: Fields, repeated: frozenset[bytes],
+                         query: bytes) -> tuple[bytes | None, AuthorizationHead | None, bytes]:
+        """(head, what it says if remembered, signature) of an Authorization value in the
+        usual shape: not repeated, at most MAX_AUTHORIZATION_CHARS, a date header present,
+        no query, and ending in ", Signature=" and 64 lower-case hex digits; the head is
+        what precedes ", Signature=". Otherwise (None, None, b"").
+
+        Why remembering is sound: every check of the Authorization value but the
+        signature's is a function of the head alone when the signature is 64 lower-case
+        hex digits (they hold no space, ',' or '=', so every way the value is parsed splits
+        it at the same places, whichever such signature ends it). A head is remembered
+        (`_remember_head`) only after a request ending so passed every one of those checks,
+        and its parsed signature was that ending: every later value with that head and
+        such an ending would pass them too, with the same parts."""
+        if value is None or repeated or query or len(value) > MAX_AUTHORIZATION_CHARS or not (
+                _X_AMZ_DATE in fields or _DATE in fields):
+            return None, None, b""
+        head_bytes, separator, signature = value.rpartition(_SIGNATURE_PART)
+        if not separator or len(signature) != 64 or signature.translate(None, _LOWER_HEX):
+            return None, None, b""
+        return head_bytes, self._heads.get(head_bytes), signature
+
+    def _remember_head(self, head_bytes: bytes, head: AuthorizationHead) -> None:
+        if len(self._heads) >= HEAD_CACHE_ENTRIES:
+            self._heads.clear()
+        self._heads[head_bytes] = head
 
     def _credential_scope(self, credential: str) -> CredentialScope:
         """The parts of a Credential value and whether its scope passes every check but
@@ -296,6 +355,10 @@ class SigV4Verifier:
     @property
     def cached_scopes(self) -> int:
         return len(self._scopes)
+
+    @property
+    def cached_heads(self) -> int:
+        return len(self._heads)
 
 
 def signing_key(secret: bytes, date: str, region: str, service: str) -> bytes:

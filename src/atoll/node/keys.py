@@ -14,11 +14,12 @@ Theory of operation
   revocation. This node also remembers every key it has seen revoked: a record that
   came back unrevoked would still be refused here.
 - The verifier asks `lookup(key_id)` on every signed request, synchronously. A cache
-  answers it with one dict lookup while nothing was committed since the entry was
-  checked. Every commit of this node's storage — a local write or a batch of changes
-  applied from a peer — moves the cache's epoch (a storage commit listener); the next
-  lookup of an entry from an older epoch re-reads its item (one point read), and
-  re-opens the record only if the stored bytes changed. So a revocation is in force
+  (atoll.auth.keycache, compiled with the request path) answers it with one dict lookup
+  while nothing was committed since the entry was checked. Every commit of this node's
+  storage — a local write or a batch of changes applied from a peer — moves the cache's
+  epoch (a storage commit listener); the next lookup of an entry from an older epoch
+  re-reads its item here (one point read), and re-opens the record only if the stored
+  bytes changed. So a revocation is in force
   here from the first request after the commit that brought it, in every region.
   Unknown ids are cached too (bounded, MAX_CACHED entries), so a flood of requests
   naming one unknown id costs dict lookups, and one naming random ids a point read each.
@@ -36,6 +37,7 @@ import orjson
 
 from atoll.auth.certs import encode_data_key, read_data_key
 from atoll.auth.errors import SealedRecordError
+from atoll.auth.keycache import CacheEntry, KeyCache
 from atoll.auth.keys import (
     DATA_KEY_BYTES,
     ROLE_ADMIN,
@@ -109,29 +111,18 @@ class KeyStore:
         self.data_key = data_key
         self.now_ms = now_ms or engine.now_ms
         self.table: TableDef | None = None
-        self._epoch = 0
-        # key id -> (epoch checked at, stored item bytes or None, the key or None)
-        self._cache: dict[str, tuple[int, bytes | None, AccessKey | None]] = {}
+        self.cache = KeyCache(self._reload, MAX_CACHED)
+        self.lookup = self.cache.lookup  # the verifier's (see the module docstring)
         self._revoked: dict[str, AccessKey] = {}  # every key seen revoked: stays so
         self._unreadable: set[bytes] = set()  # records already logged as unreadable
-        engine.storage.commit_listeners.append(self._committed)
+        engine.storage.commit_listeners.append(self.cache.committed)
 
     async def start(self) -> None:
         """Create the keys table here if this node has none yet (before serving)."""
         self.table = await ensure_internal_table(self.engine.context, keys_table_definition())
 
-    def _committed(self) -> None:
-        self._epoch += 1
-
-    # --- the verifier's lookup ------------------------------------------------------------
-    def lookup(self, key_id: str) -> AccessKey | None:
-        entry = self._cache.get(key_id)
-        if entry is not None and entry[0] == self._epoch:
-            return entry[2]
-        return self._reload(key_id, entry)
-
-    def _reload(self, key_id: str,
-                entry: tuple[int, bytes | None, AccessKey | None] | None) -> AccessKey | None:
+    # --- the verifier's lookup: what the cache asks after a commit -----------------------
+    def _reload(self, key_id: str, entry: CacheEntry | None) -> AccessKey | None:
         raw = self._stored(key_id)
         if entry is not None and entry[1] == raw:
             key = entry[2]
@@ -144,9 +135,7 @@ class KeyStore:
             key = revoked
         elif key is not None and key.revoked:
             self._revoked[key_id] = key
-        if entry is None and len(self._cache) >= MAX_CACHED:
-            del self._cache[next(iter(self._cache))]
-        self._cache[key_id] = (self._epoch, raw, key)
+        self.cache.put(key_id, raw, key)
         return key
 
     def _stored(self, key_id: str) -> bytes | None:
@@ -176,7 +165,7 @@ class KeyStore:
         expires = now + session_seconds * 1000 if session_seconds is not None else None
         key = create_key(role, now, tables, session_expires_ms=expires)
         await self._store(key)
-        self._cache.pop(key.key_id, None)
+        self.cache.forget(key.key_id)
         log.warning("created access key %s (role %s%s)", key.key_id, key.role,
                     f", tables {sorted(key.tables)}" if key.tables is not None else "")
         return key
@@ -200,7 +189,7 @@ class KeyStore:
                 "ExpressionAttributeValues": {":now": {"N": str(self.now_ms())}}})
         except ConditionalCheckFailed:
             return None
-        self._cache.pop(key_id, None)
+        self.cache.forget(key_id)
         key = self.lookup(key_id)
         log.warning("revoked access key %s", key_id)
         return key
