@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 
 from atoll.errors import InternalError
-from atoll.storage.sqlite.schema import SCHEMA_VERSION, STATEMENTS
+from atoll.storage.sqlite.schema import MIGRATIONS, SCHEMA_VERSION, STATEMENTS
 
 BACKSTOP_CHECKPOINT_PAGES = 96_000  # a COMMIT checkpoints only if rewinds keep failing
 
@@ -32,15 +32,33 @@ def connect(path: str, durable: bool) -> sqlite3.Connection:
 
 
 def init_schema(conn: sqlite3.Connection, path: str) -> None:
-    """Create what is missing; refuse a file of another schema version."""
-    for statement in STATEMENTS:
-        conn.execute(statement)
+    """Create what is missing; migrate a file of an older schema version (in one
+    transaction, schema.MIGRATIONS); refuse one of a newer version."""
+    conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
     row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-    if row is None:
-        conn.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?)",
+    version = SCHEMA_VERSION if row is None else int(row[0])
+    if not migratable(version):
+        raise InternalError(f"{path}: schema version {version}, expected {SCHEMA_VERSION}")
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for step in range(version, SCHEMA_VERSION):
+            for statement in MIGRATIONS[step]:
+                conn.execute(statement)
+        for statement in STATEMENTS:
+            conn.execute(statement)
+        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
                      (str(SCHEMA_VERSION),))
-    elif int(row[0]) != SCHEMA_VERSION:
-        raise InternalError(f"{path}: schema version {row[0]}, expected {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def migratable(version: int) -> bool:
+    """Whether a file of schema `version` opens here: this version, or an older one that
+    MIGRATIONS take to it."""
+    return version <= SCHEMA_VERSION and all(
+        step in MIGRATIONS for step in range(version, SCHEMA_VERSION))
 
 
 def next_local_seq(conn: sqlite3.Connection, region: str) -> int:
