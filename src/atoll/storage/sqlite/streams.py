@@ -73,6 +73,10 @@ class SqliteStreamWrites:
         self._cur = cursor
         self.writes = 0  # mutating statements in the open transaction
         self.next_stream_pos = next_stream_pos
+        # Records appended in the open transaction and not yet inserted: one executemany
+        # at the end of the batch (flush_stream_records) instead of a statement each;
+        # bounded by the batch's writes. Whatever reads or removes records flushes first.
+        self._appended: list[tuple[int, int, int, str, bytes, int]] = []
 
     def stream_open(self, table_name: str, label: str, view_type: str, key_schema: bytes,
                     now_ms: int) -> int:
@@ -112,15 +116,26 @@ class SqliteStreamWrites:
         pos = self.next_stream_pos
         invariant(pos <= MAX_POS and 0 < sid <= MAX_SID, "stream position or sid out of range")
         self.writes += 1
-        self._cur.execute("INSERT INTO stream_records (id, created_ms, kind, origin, record,"
-                          " crc) VALUES (?,?,?,?,?,?)",
-                          ((sid << POS_BITS) + pos, created_ms, kind, origin, record,
-                           zlib.crc32(record)))
+        self._appended.append(((sid << POS_BITS) + pos, created_ms, kind, origin, record,
+                               zlib.crc32(record)))
         self.next_stream_pos = pos + 1
         return pos
 
+    def flush_stream_records(self) -> None:
+        """Insert the records appended since the last flush (before COMMIT, and before
+        any statement that reads or removes records)."""
+        if self._appended:
+            self._cur.executemany("INSERT INTO stream_records (id, created_ms, kind, origin,"
+                                  " record, crc) VALUES (?,?,?,?,?,?)", self._appended)
+            self._appended.clear()
+
+    def forget_stream_records(self) -> None:
+        """Drop the records appended since the last flush (the transaction rolled back)."""
+        self._appended.clear()
+
     def stream_roll(self, sid: int, now_ms: int, opened_before_ms: int) -> bool:
         cur = self._cur
+        self.flush_stream_records()
         shard = cur.execute("SELECT shard, first_pos, created_ms FROM stream_shards"
                             " WHERE sid=? AND end_pos IS NULL", (sid,)).fetchone()
         if shard is None or int(shard[2]) >= opened_before_ms:
@@ -136,6 +151,7 @@ class SqliteStreamWrites:
 
     def stream_trim(self, sid: int, created_before_ms: int, limit: int) -> int:
         cur = self._cur
+        self.flush_stream_records()
         row = cur.execute("SELECT trimmed_pos FROM streams WHERE sid=?", (sid,)).fetchone()
         if row is None or limit <= 0:
             return 0
@@ -158,6 +174,7 @@ class SqliteStreamWrites:
 
     def stream_forget_shards(self, sid: int, closed_before_ms: int) -> int:
         cur = self._cur
+        self.flush_stream_records()
         row = cur.execute("SELECT COUNT(*), MAX(end_pos) FROM stream_shards WHERE sid=? AND"
                           " end_pos IS NOT NULL AND closed_ms<?",
                           (sid, closed_before_ms)).fetchone()
@@ -174,6 +191,7 @@ class SqliteStreamWrites:
 
     def stream_drop(self, sid: int, disabled_before_ms: int) -> bool:
         cur = self._cur
+        self.flush_stream_records()
         row = cur.execute("SELECT disabled_ms FROM streams WHERE sid=?", (sid,)).fetchone()
         if row is None or row[0] is None or int(row[0]) >= disabled_before_ms:
             return False
