@@ -9,6 +9,7 @@ raises the trim point; dropping and forgetting are conditional on the times give
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -203,3 +204,46 @@ async def test_positions_are_never_reused_after_trims_drops_and_restarts(
         taken = await write(reopened, append(sid, 1))
         assert taken[0] > highest
         assert reopened.stream_shards(sid)[0][1] == taken[0]
+
+
+@in_a_loop
+async def test_a_batch_keeps_the_records_of_its_jobs_that_succeed(
+        backend: Backend, tmp_path: Path) -> None:
+    """Jobs queued together share a batch; one that fails after appending is rolled back
+    alone and the others' records stay, in submission order."""
+    async with started(backend.open(tmp_path, "r1")) as storage:
+        sid = await write(storage, open_stream("t"))
+
+        def fails(txn: WriteTxn) -> None:
+            txn.stream_append(sid, 2, 0, "r1", b"{}")
+            raise Failed()
+
+        futures = [storage.write(append(sid, 1, 1)), storage.write(fails),
+                   storage.write(append(sid, 3))]
+        first, failed, last = await asyncio.gather(*futures, return_exceptions=True)
+        assert isinstance(failed, Failed)
+        assert isinstance(first, list) and isinstance(last, list)
+        assert first + last == sorted(first + last)
+        assert [(r[0], r[1]) for r in storage.stream_records(sid, 0, 10)] == [
+            (first[0], 1), (first[1], 1), (last[0], 3)]
+
+
+@in_a_loop
+async def test_a_transaction_sees_the_records_it_appended(
+        backend: Backend, tmp_path: Path) -> None:
+    """Rolling and trimming in the transaction that appended see its records."""
+    async with started(backend.open(tmp_path, "r1")) as storage:
+        sid = await write(storage, open_stream("t", now_ms=1000))
+
+        def append_then_roll(txn: WriteTxn) -> bool:
+            txn.stream_append(sid, 2000, 0, "r1", b"{}")
+            return txn.stream_roll(sid, 9000, 5000)
+
+        assert await write(storage, append_then_roll)
+
+        def append_then_trim(txn: WriteTxn) -> int:
+            txn.stream_append(sid, 9500, 0, "r1", b"{}")
+            return txn.stream_trim(sid, 10_000, 10)
+
+        assert await write(storage, append_then_trim) == 2
+        assert storage.stream_records(sid, 0, 10) == []

@@ -101,6 +101,7 @@ class BatchRunner:
                     if txn.writes != writes_before:
                         self._roll_back()
                         return job
+            txn.flush_stream_records()
             txn.flush_stats()
             txn.flush_trees()
         except sqlite3.Error as exc:

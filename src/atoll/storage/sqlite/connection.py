@@ -33,18 +33,17 @@ def connect(path: str, durable: bool) -> sqlite3.Connection:
 
 def init_schema(conn: sqlite3.Connection, path: str) -> None:
     """Create what is missing; migrate a file of an older schema version (in one
-    transaction); refuse one of a newer version."""
+    transaction, schema.MIGRATIONS); refuse one of a newer version."""
     conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
     row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
     version = SCHEMA_VERSION if row is None else int(row[0])
-    if version > SCHEMA_VERSION or (version < SCHEMA_VERSION and version not in MIGRATIONS):
+    if not migratable(version):
         raise InternalError(f"{path}: schema version {version}, expected {SCHEMA_VERSION}")
     conn.execute("BEGIN IMMEDIATE")
     try:
-        if version < SCHEMA_VERSION:
-            for step in range(version, SCHEMA_VERSION):
-                for statement in MIGRATIONS[step]:
-                    conn.execute(statement)
+        for step in range(version, SCHEMA_VERSION):
+            for statement in MIGRATIONS[step]:
+                conn.execute(statement)
         for statement in STATEMENTS:
             conn.execute(statement)
         conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
@@ -53,6 +52,13 @@ def init_schema(conn: sqlite3.Connection, path: str) -> None:
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+
+
+def migratable(version: int) -> bool:
+    """Whether a file of schema `version` opens here: this version, or an older one that
+    MIGRATIONS take to it."""
+    return version <= SCHEMA_VERSION and all(
+        step in MIGRATIONS for step in range(version, SCHEMA_VERSION))
 
 
 def next_local_seq(conn: sqlite3.Connection, region: str) -> int:

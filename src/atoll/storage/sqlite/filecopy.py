@@ -16,6 +16,7 @@ import os
 import sqlite3
 
 from atoll.files import fsync_directory
+from atoll.storage.sqlite.connection import migratable
 from atoll.storage.sqlite.schema import SCHEMA_VERSION
 
 
@@ -48,7 +49,8 @@ def copy_database(source_path: str, target_path: str) -> int:
 
 
 def check_database(path: str) -> None:
-    """CopyRefused unless `path` is an intact Atoll database of this schema version."""
+    """CopyRefused unless `path` is an intact Atoll database of this schema version, or
+    of an older one that a node migrates when it opens the file."""
     if not os.path.isfile(path):
         raise CopyRefused(f"{path}: no such file")
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
@@ -68,8 +70,9 @@ def _check(conn: sqlite3.Connection, path: str) -> None:
         row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
     except sqlite3.OperationalError:
         row = None
-    if row is None or int(row[0]) != SCHEMA_VERSION:
-        raise CopyRefused(f"{path} is not an Atoll database of schema version {SCHEMA_VERSION}")
+    if row is None or not migratable(int(row[0])):
+        raise CopyRefused(f"{path} is not an Atoll database of schema version {SCHEMA_VERSION}"
+                          " or one that migrates to it")
 
 
 def database_cursors(path: str, region: str) -> dict[str, int]:

@@ -37,6 +37,7 @@ from atoll.storage.sqlite.cache import ItemCache
 from atoll.storage.sqlite.connection import connect
 from atoll.storage.sqlite.durability import WriteState
 from atoll.storage.sqlite.snapshots import open_changes_snapshot, open_table_snapshot
+from atoll.storage.sqlite.streams import stream_ids
 from atoll.storage.sqlsnapshots import SqlChangesSnapshot, SqlTableSnapshot
 
 # Range reads fetch rows from SQLite this many at a time (fetchmany: one C call, not one
@@ -348,19 +349,23 @@ class SqliteReads:
 
     def stream_records(self, sid: int, from_pos: int, limit: int) -> list[StreamRecordRow]:
         rows: list[StreamRecordRow] = []
-        for pos, created, kind, origin, record, crc in self._read(
-                "SELECT pos, created_ms, kind, origin, record, crc FROM stream_records"
-                " WHERE sid=? AND pos>=? ORDER BY pos LIMIT ?", (sid, from_pos, limit)):
+        first, end = stream_ids(sid)
+        for key, created, kind, origin, record, crc in self._read(
+                "SELECT id, created_ms, kind, origin, record, crc FROM stream_records"
+                " WHERE id>=? AND id<? ORDER BY id LIMIT ?",
+                (first + min(max(from_pos, 0), end - first), end, limit)):
             if zlib.crc32(record) != crc:
                 raise self.integrity.found(CorruptionDetected(
-                    f"stream record {sid}/{pos} failed its checksum", "stream record"))
-            rows.append((pos, created, kind, origin, record))
+                    f"stream record {sid}/{key - first} failed its checksum", "stream record"))
+            rows.append((key - first, created, kind, origin, record))
         return rows
 
     def stream_last_pos(self, sid: int) -> int:
+        first, end = stream_ids(sid)
         row = self._read(
-            "SELECT COALESCE((SELECT MAX(pos) FROM stream_records WHERE sid=?),"
-            " (SELECT trimmed_pos FROM streams WHERE sid=?), 0)", (sid, sid)).fetchone()
+            "SELECT COALESCE((SELECT MAX(id) - ? FROM stream_records WHERE id>=? AND id<?),"
+            " (SELECT trimmed_pos FROM streams WHERE sid=?), 0)",
+            (first, first, end, sid)).fetchone()
         return int(row[0])
 
     # --- catalog -------------------------------------------------------------------------

@@ -72,6 +72,7 @@ class SqliteTxn(SqliteStreamWrites):
     def reset(self) -> None:
         """Forget the per-transaction bookkeeping (after COMMIT or ROLLBACK)."""
         self.writes = 0
+        self.forget_stream_records()
         self.prevs.clear()
         self.states.clear()
         self.item_changes = []
