@@ -8,7 +8,10 @@ turn for `--seconds`, alternating Atoll and the floor for `--rounds` rounds. Pri
 median µs of CPU time per request of each (the process's CPU time, so that waiting for
 a core on a shared machine does not count) and Atoll ÷ floor in requests per CPU second. With `--profile
 OP` it runs only Atoll on that operation under cProfile and prints the top functions by
-own time instead (what the performance log records before and after a change).
+own time instead (what the performance log records before and after a change). With
+`--only OP` it runs only Atoll on that operation for `--seconds`, for a profiler outside
+the process: `perf record --call-graph dwarf -- python -m bench.read_path --only Query
+--seconds 20` sees the compiled build's C frames, which cProfile cannot.
 
 What it cannot show: the HTTP server, the parser and the socket writes (the same code
 for both in the bench), and the second core wrk takes. The wrk bench (`python -m bench
@@ -183,6 +186,10 @@ async def main_async(args: argparse.Namespace) -> int:
             requests = {op: bodies(op, rng) for op in ops}
             mine = {op: [orjson.dumps(b) for b in requests[op]] for op in ops}
             theirs = {op: [orjson.dumps(floor_body(op, b)) for b in requests[op]] for op in ops}
+            if args.only:
+                us = _run_for(args.seconds, atoll_step(api, args.only, mine[args.only]))
+                print(f"{args.only}: {us:.1f} µs per request")
+                return 0
             if args.profile:
                 op = args.profile
                 step = atoll_step(api, op, mine[op])
@@ -215,9 +222,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--profile", choices=OPS, default=None, help="cProfile one operation")
     p.add_argument("--top", type=int, default=25, help="functions printed with --profile")
+    p.add_argument("--only", choices=OPS, default=None,
+                   help="run only Atoll's requests of one operation (for perf record)")
     args = p.parse_args(sys.argv[1:] if argv is None else argv)
     if not 0.1 <= args.seconds <= 30 or not 1 <= args.rounds <= 20:
         p.error("--seconds must be 0.1..30 and --rounds 1..20")
+    if args.only is not None:
+        args.ops = args.only
     return asyncio.run(main_async(args))
 
 

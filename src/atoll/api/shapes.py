@@ -255,13 +255,22 @@ def validator_for(operation: str, service: str = DYNAMODB) -> Check:
 _ARN_FIRST = frozenset({"TagResource", "UntagResource"})
 
 
+# validator_for's answers by service and operation: a plain dict lookup per request
+# (functools.cache's wrapper, called with two arguments, costs about 0.4 µs compiled).
+_CHECKS: dict[str, dict[str, Check]] = {DYNAMODB: {}, STREAMS: {}}
+
+
 def validate_request(operation: str, request: Any, service: str = DYNAMODB) -> None:
     """Raise ValidationError (or SerializationError) if `request` breaks the model of
     `service` (DynamoDB's, or DynamoDB Streams')."""
     if operation in _ARN_FIRST and type(request) is dict and request.get("ResourceArn") is None:
         raise ValidationError("Invalid TableArn")
     errors: list[str] = []
-    validator_for(operation, service)(request, "", errors)
+    checks = _CHECKS[service]
+    check = checks.get(operation)
+    if check is None:  # at most once per operation of the model: validator_for refuses others
+        check = checks[operation] = validator_for(operation, service)
+    check(request, "", errors)
     if errors:
         shown = errors[:MAX_REPORTED_ERRORS]
         count = len(errors)

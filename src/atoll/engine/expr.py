@@ -140,6 +140,11 @@ class RequestExpressions:
     def _check_names_and_values(self) -> None:
         names_used: set[str] = set()
         values_used: set[str] = set()
+        if len(self.parsed) == 1:  # one expression (a Query's key condition): its own sets
+            for parsed in self.parsed.values():
+                if self.names.keys() == parsed.names_used \
+                        and self.values.keys() == parsed.values_used:
+                    return
         for parsed in self.parsed.values():
             names_used |= parsed.names_used
             values_used |= parsed.values_used

@@ -10,7 +10,7 @@ into an index range scan. A comparison may name the key on either side (`:v = pk
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 from atoll.errors import ValidationError
 from atoll.expressions import nodes as n
@@ -24,10 +24,18 @@ _TYPE_MISMATCH = ("One or more parameter values were invalid: Condition paramete
                   "match schema type")
 
 
-class KeyRange(NamedTuple):
-    hash_value: dict[str, Any]
-    op: str | None
-    operands: tuple[dict[str, Any], ...]
+class KeyRange:
+    """What a key condition selects: the partition key's value and at most one sort-key
+    condition (`op` None: the whole partition). A plain class rather than a NamedTuple:
+    compiled, it is built without a call into interpreted code (once per Query)."""
+
+    __slots__ = ("hash_value", "op", "operands")
+
+    def __init__(self, hash_value: dict[str, Any], op: str | None,
+                 operands: tuple[dict[str, Any], ...]) -> None:
+        self.hash_value = hash_value
+        self.op = op
+        self.operands = operands
 
 
 Leaf = tuple[str, str, tuple[str, ...]]  # (key name, operator, value placeholders)

@@ -9,6 +9,11 @@ Range reads (query_items, scan_items, query_index, scan_index) fetch their rows 
 and take a LIMIT when the caller knows how many rows it will read (a page's Limit);
 `scan_page` reads a Scan page's items without their key columns.
 
+The per-request reads bind their key columns as `bytearray` (`_blob`): sqlite3 binds a
+bytes parameter only after asking its adapter registry about it (a tuple key, a dict
+lookup and two attribute lookups that fail), a bytearray straight away, as the same BLOB.
+`crc32` is imported by name: compiled, `zlib.crc32` is a module attribute lookup per row.
+
 `get_item` answers from the item cache (cache.py) when it can. A row read from the file
 is cached only while no write is between COMMIT and its answer: the file then equals what
 callers were told, so a later cache hit can never go backwards.
@@ -18,9 +23,9 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import zlib
 from collections.abc import Iterator
 from typing import Any
+from zlib import crc32
 
 from atoll.invariant import invariant
 from atoll.storage.integrity import IntegrityFaults
@@ -84,10 +89,11 @@ class SqliteReads:
         if cached is not None:
             return cached
         row = self._read_key(
-            "SELECT item, size, crc FROM items WHERE tid=? AND h=? AND pk=? AND sk=?", key)
+            "SELECT item, size, crc FROM items WHERE tid=? AND h=? AND pk=? AND sk=?",
+            (tid, h, _blob(pk), _blob(sk)))
         if row is None:
             return None
-        if zlib.crc32(row[0]) != row[2]:
+        if crc32(row[0]) != row[2]:
             raise self.integrity.found(CorruptionDetected(
                 "Stored item failed its checksum", "item", tid, pk, sk))
         found = (row[0], row[1])
@@ -103,7 +109,7 @@ class SqliteReads:
         """(sk, item, size) of one partition's items within the sort-key bounds, in order;
         at most `limit` if given (protocol.py)."""
         sql = ["SELECT sk, item, size, crc FROM items WHERE tid=? AND h=? AND pk=?"]
-        args: list[Any] = [tid, h, pk]
+        args: list[Any] = [tid, h, _blob(pk)]
         _sort_key_bounds(sql, args, lower, upper)
         sql.append("ORDER BY sk" if forward else "ORDER BY sk DESC")
         _limit(sql, args, limit)
@@ -112,7 +118,7 @@ class SqliteReads:
         while True:
             rows = cursor.fetchmany(size_rows)
             for sk, item, size, crc in rows:
-                if zlib.crc32(item) != crc:
+                if crc32(item) != crc:
                     raise self.integrity.found(CorruptionDetected(
                         "Stored item failed its checksum", "item", tid, pk, sk))
                 yield sk, item, size
@@ -132,7 +138,7 @@ class SqliteReads:
         while True:
             rows = cursor.fetchmany(size_rows)
             for h, pk, sk, item, size, crc in rows:
-                if zlib.crc32(item) != crc:
+                if crc32(item) != crc:
                     raise self.integrity.found(CorruptionDetected(
                         "Stored item failed its checksum", "item", tid, pk, sk))
                 yield h, pk, sk, item, size
@@ -151,7 +157,7 @@ class SqliteReads:
         sql, args = _scan_statement("item, size, crc", tid, after, h_end, h_start, limit)
         page: list[ItemRow] = []
         for item, size, crc in self._read(sql, args).fetchall():
-            if zlib.crc32(item) != crc:
+            if crc32(item) != crc:
                 return [(row[3], row[4])
                         for row in self.scan_items(tid, after, h_end, h_start, limit)]
             page.append((item, size))
@@ -177,12 +183,12 @@ class SqliteReads:
         at most `limit` if given."""
         sql = ["SELECT sk, base_pk, base_sk, item, size, crc FROM index_items"
                " WHERE tid=? AND iid=? AND h=? AND pk=?"]
-        args: list[Any] = [tid, iid, h, pk]
+        args: list[Any] = [tid, iid, h, _blob(pk)]
         _sort_key_bounds(sql, args, lower, upper)
         if start is not None:
             sql.append("AND (sk, base_pk, base_sk) > (?,?,?)" if forward
                        else "AND (sk, base_pk, base_sk) < (?,?,?)")
-            args.extend(start)
+            args.extend((_blob(start[0]), _blob(start[1]), _blob(start[2])))
         sql.append("ORDER BY sk, base_pk, base_sk" if forward
                    else "ORDER BY sk DESC, base_pk DESC, base_sk DESC")
         _limit(sql, args, limit)
@@ -191,7 +197,7 @@ class SqliteReads:
         while True:
             rows = cursor.fetchmany(size_rows)
             for sk, base_pk, base_sk, item, size, crc in rows:
-                if zlib.crc32(item) != crc:
+                if crc32(item) != crc:
                     raise self.integrity.found(CorruptionDetected(
                         "Stored index item failed its checksum", "index item", tid, base_pk,
                         base_sk))
@@ -211,7 +217,8 @@ class SqliteReads:
             args: list[Any] = [tid, iid, h_start]
         else:
             sql = [cols + " WHERE tid=? AND iid=? AND (h, pk, sk, base_pk, base_sk) > (?,?,?,?,?)"]
-            args = [tid, iid, *after]
+            args = [tid, iid, after[0], _blob(after[1]), _blob(after[2]), _blob(after[3]),
+                    _blob(after[4])]
         if h_end is not None:
             sql.append("AND h < ?")
             args.append(h_end)
@@ -222,7 +229,7 @@ class SqliteReads:
         while True:
             rows = cursor.fetchmany(size_rows)
             for h, pk, sk, base_pk, base_sk, item, size, crc in rows:
-                if zlib.crc32(item) != crc:
+                if crc32(item) != crc:
                     raise self.integrity.found(CorruptionDetected(
                         "Stored index item failed its checksum", "index item", tid, base_pk,
                         base_sk))
@@ -312,7 +319,7 @@ class SqliteReads:
         for seq, hlc, body, crc in self._read(
                 "SELECT origin_seq, hlc, body, crc FROM changelog WHERE origin=? AND origin_seq>?"
                 " ORDER BY origin_seq LIMIT ?", (origin, after_seq, limit)):
-            if zlib.crc32(body) != crc:
+            if crc32(body) != crc:
                 raise self.integrity.found(CorruptionDetected(
                     f"changelog record {origin}/{seq} failed its checksum", "changelog record"))
             rows.append((int(seq), int(hlc), body))
@@ -354,7 +361,7 @@ class SqliteReads:
                 "SELECT id, created_ms, kind, origin, record, crc FROM stream_records"
                 " WHERE id>=? AND id<? ORDER BY id LIMIT ?",
                 (first + min(max(from_pos, 0), end - first), end, limit)):
-            if zlib.crc32(record) != crc:
+            if crc32(record) != crc:
                 raise self.integrity.found(CorruptionDetected(
                     f"stream record {sid}/{key - first} failed its checksum", "stream record"))
             rows.append((key - first, created, kind, origin, record))
@@ -408,6 +415,12 @@ class SqliteReads:
         return os.path.getsize(self.path) if os.path.exists(self.path) else 0
 
 
+def _blob(value: bytes) -> bytearray:
+    """A key column's bytes as the parameter sqlite3 binds fastest: the module docstring
+    says why (about 0.3 µs less per parameter); SQLite receives the same BLOB."""
+    return bytearray(value)
+
+
 def _limit(sql: list[str], args: list[Any], limit: int | None) -> None:
     if limit is not None:
         sql.append("LIMIT ?")
@@ -424,7 +437,7 @@ def _scan_statement(columns: str, tid: int, after: tuple[int, bytes, bytes] | No
         args: list[Any] = [tid, h_start]
     else:
         sql = [f"SELECT {columns} FROM items WHERE tid=? AND (h, pk, sk) > (?,?,?)"]
-        args = [tid, *after]
+        args = [tid, after[0], _blob(after[1]), _blob(after[2])]
     if h_end is not None:
         sql.append("AND h < ?")
         args.append(h_end)
@@ -443,7 +456,7 @@ def _sort_key_bounds(sql: list[str], args: list[Any], lower: tuple[bytes, bool] 
     """Add a range on `sk` to a query: each bound is (encoded key, inclusive)."""
     if lower is not None:
         sql.append("AND sk >= ?" if lower[1] else "AND sk > ?")
-        args.append(lower[0])
+        args.append(_blob(lower[0]))
     if upper is not None:
         sql.append("AND sk <= ?" if upper[1] else "AND sk < ?")
-        args.append(upper[0])
+        args.append(_blob(upper[0]))
