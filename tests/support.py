@@ -124,15 +124,31 @@ _PORTS_LOW = 10_000
 _handed_out: set[int] = set()
 
 
+def _worker_ports(low: int, high: int) -> tuple[int, int]:
+    """This process's share of [low, high): under pytest-xdist each worker (gw0, gw1, ...)
+    draws from its own slice, so two workers never hand out the same port (a port is
+    free when it is picked and bound only later, by the server started with it; the
+    `_handed_out` set guards that gap within one process, the slices across workers)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    if not worker.startswith("gw") or count <= 1:
+        return low, high
+    span = (high - low) // count
+    index = int(worker[2:]) % count
+    return low + index * span, low + (index + 1) * span
+
+
 def free_port() -> int:
-    """A loopback port free now, never handed out before in this process, and below the
+    """A loopback port free now, never handed out before in this test run, and below the
     kernel's ephemeral range when there is room: a client socket takes its local port
     from that range, so an outgoing connection (a node pulling from a peer that is not
     up yet) cannot take the port before the server binds it. A port the kernel picked
-    did that once in CI ("address already in use")."""
+    did that once in CI ("address already in use"). Each pytest-xdist worker picks from
+    its own slice of the range (`_worker_ports`)."""
+    low, high = _worker_ports(_PORTS_LOW, _EPHEMERAL_LOW)
     for _ in range(200):
-        if _EPHEMERAL_LOW - _PORTS_LOW > 1_000:
-            port = random.randrange(_PORTS_LOW, _EPHEMERAL_LOW)
+        if high - low > 1_000:
+            port = random.randrange(low, high)
         else:
             port = 0  # no room below the range: let the kernel choose
         with socket.socket() as s:
