@@ -1,6 +1,7 @@
-"""A node of a PostgreSQL region serves peers' pulls; while the database is down it
-answers them 503 with the reason (the puller backs off and asks again), not a 500 with
-an internal error logged for every Pull."""
+"""A node of a PostgreSQL region serves peers' pulls and verify sessions while the
+database is down: a pull is answered 503 with the reason (the puller backs off and asks
+again), a verify request with verify's own error message (the asker's session ends
+INCOMPLETE), never a 500 with an internal error logged for every request."""
 
 from __future__ import annotations
 
@@ -8,18 +9,30 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from atoll.antientropy.messages import Children, Error
+from atoll.antientropy.wire import decode_response, encode_request
+from atoll.node.verifylink import VERIFY_PATH
 from atoll.replication.protocol import Batch, Pull, decode_message, encode_message
 from atoll.topology.config import ClusterConfig, RegionConfig
 from tests.pg import running_server
-from tests.support import ServerProcess, free_port
+from tests.support import ServerProcess, client, create_table, free_port
 
 CLUSTER_ID = "atoll-pg-pulls"
 
 
 def _pull(peer_url: str) -> tuple[int, bytes]:
+    return _post(peer_url + "/_atoll/pull", encode_message(Pull(1, {}, 10, ("pg",), {}, 0)))
+
+
+def _verify(peer_url: str) -> tuple[int, bytes]:
+    """A verify session's first question: the top of the table's hash tree."""
+    return _post(peer_url + VERIFY_PATH, encode_request(Children(1, "items", 16, 4, 0, (0,))))
+
+
+def _post(url: str, body: bytes) -> tuple[int, bytes]:
     request = urllib.request.Request(
-        peer_url + "/_atoll/pull", data=encode_message(Pull(1, {}, 10, ("pg",), {}, 0)),
-        headers={"X-Atoll-Cluster": CLUSTER_ID, "X-Atoll-Region": "sql"}, method="POST")
+        url, data=body, headers={"X-Atoll-Cluster": CLUSTER_ID, "X-Atoll-Region": "sql"},
+        method="POST")
     try:
         with urllib.request.urlopen(request, timeout=15) as answer:
             return answer.status, answer.read()
@@ -43,12 +56,16 @@ def test_a_pull_served_while_the_database_is_down_is_answered_503(tmp_path: Path
         node.args[node.args.index("--port") + 1] = str(node.port)
         node.start()
         try:
+            create_table(client(node.url), "items")
             status, body = _pull(f"http://127.0.0.1:{peer}")
             assert status == 200 and isinstance(decode_message(body), Batch)
             pg.kill()
             status, body = _pull(f"http://127.0.0.1:{peer}")
             assert status == 503, body
             assert b"database is unavailable" in body
+            status, body = _verify(f"http://127.0.0.1:{peer}")
+            assert status == 200 and isinstance(decode_response(body), Error), body
+            assert b"pg could not answer" in body
             assert "request handler failed" not in node.log()
         finally:
             node.stop()

@@ -48,10 +48,9 @@ from botocore.exceptions import (
 )
 from urllib3.util.wait import wait_for_read
 
-from atoll.client.routing import FAILOVER_BUDGET_S, Failover, Outcome, Router
+from atoll.client.routing import CONNECT_TIMEOUT_S, FAILOVER_BUDGET_S, Failover, Outcome, Router
 from atoll.client.signing import sign
 
-CONNECT_TIMEOUT_S = 0.5  # a local or same-continent region connects in milliseconds
 WAIT_SLICE_S = 0.05  # how often a waiting request looks at its region's probes
 IDLE_PER_ENDPOINT = 32
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024

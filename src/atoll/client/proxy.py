@@ -54,7 +54,13 @@ from atoll.auth.errors import (
 )
 from atoll.auth.keys import ROLE_ADMIN, AccessKey, Secret
 from atoll.auth.sigv4 import SignedRequest, SigV4Verifier
-from atoll.client.routing import FAILOVER_BUDGET_S, Failover, Outcome, Router
+from atoll.client.routing import (
+    CONNECT_TIMEOUT_S,
+    FAILOVER_BUDGET_S,
+    Failover,
+    Outcome,
+    Router,
+)
 from atoll.client.signing import sign
 from atoll.http.client import HttpClient, PeerHttpError
 from atoll.http.server import HttpServer, ListenError, listen
@@ -123,11 +129,17 @@ class ProxyKey:
 
 
 class _Pool:
-    """Keep-alive connections to one endpoint; each carries one request at a time."""
+    """Keep-alive connections to one endpoint; each carries one request at a time. A new
+    connection must open within `connect_timeout_s`: an endpoint that drops SYNs (a dead
+    host behind a firewall, a black-holed network) then fails as "not sent", which any
+    request, even a non-idempotent one, may take to the next region at once, instead of
+    waiting out the whole failover budget."""
 
-    def __init__(self, endpoint: str, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(self, endpoint: str, tls: ssl.SSLContext | None = None,
+                 connect_timeout_s: float = CONNECT_TIMEOUT_S) -> None:
         self.endpoint = endpoint
         self.tls = tls if endpoint.startswith("https://") else None
+        self.connect_timeout_s = connect_timeout_s
         self.idle: list[HttpClient] = []
 
     def take(self) -> HttpClient:
@@ -136,7 +148,7 @@ class _Pool:
             if not client.closed_by_peer:
                 return client
             client.close()
-        return HttpClient(self.endpoint, tls=self.tls)
+        return HttpClient(self.endpoint, tls=self.tls, connect_timeout_s=self.connect_timeout_s)
 
     def give_back(self, client: HttpClient) -> None:
         if len(self.idle) < IDLE_PER_ENDPOINT:

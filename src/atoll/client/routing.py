@@ -65,6 +65,7 @@ CATCH_UP_WAIT_S = 1.0  # how long a recovery probe waits for the region to catch
 TOPOLOGY_REFRESH_S = 5.0
 DISCOVERY_TIMEOUT_S = 1.0
 FAILOVER_BUDGET_S = 5.0  # one request, all attempts
+CONNECT_TIMEOUT_S = 0.5  # a local or same-continent region connects in milliseconds
 MAX_PROBE_THREADS = 16
 MAX_TOPOLOGY_BYTES = 1024 * 1024
 
