@@ -27,6 +27,14 @@ from __future__ import annotations
 
 from atoll.errors import AtollError
 
+# DynamoDB's wording of the common refusals
+MISMATCH = ("The request signature we calculated does not match the signature you provided. "
+            "Check your AWS Secret Access Key and signing method. Consult the service "
+            "documentation for details.")
+BAD_TOKEN = "The security token included in the request is invalid."
+EXPIRED_TOKEN = "The security token included in the request is expired"
+MISSING = "Request is missing Authentication Token"
+
 REASON_MISSING = "missing"
 REASON_MALFORMED = "malformed"
 REASON_TOO_LARGE = "too-large"

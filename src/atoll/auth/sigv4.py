@@ -33,23 +33,18 @@ through:
 - The signature is compared with `hmac.compare_digest` (no timing signal of how many
   leading characters matched).
 
-Bounded work per refused request: everything that can be refused by parsing (sizes,
-shape, date, scope, signed-header rules, signature syntax) is refused before any key
-lookup or hash; the body is hashed only for a known, usable key, and when the client
-states the body's hash, the HMAC is checked first and the body hashed only for a
-correct signature. What clients repeat is remembered, each in a bounded table: the
-derived signing key per (secret, date, region, service) (FIFO eviction; a secret changed
-under the same id misses), an Authorization value's head (all before ", Signature=":
-its Credential, scope and SignedHeaders, parsed and checked once; `_remembered_head` says
-why that is sound), a Credential value's parts and the outcome of its scope checks
-(all but the date, which is compared with each request's), well-formed SignedHeaders
-lists, and the last X-Amz-Date parsed. A value seen for the first time is parsed with
-partitions in the layout every SDK sends, else by a regular expression or item by item. The request is verified as the HTTP layer holds it (bytes; headers
-looked up by lower-case name in one dict built per request; the canonical request one
-join of the bytes received, `atoll.auth.canonical`). So a valid request costs two
-SHA-256s, one HMAC and that join. Nothing that depends on the request itself is
-cached: the signature, the body's hash, the window and the key's state are checked on
-every request (cost: `python -m bench.auth`).
+Bounded work per refused request: whatever parsing can refuse (sizes, shape, date,
+scope, signed-header rules, signature syntax) is refused before any key lookup or hash;
+the body is hashed only for a known, usable key (after the HMAC when the client states
+the body's hash). What clients repeat is remembered in bounded tables: derived signing
+keys per (secret, date, region, service) (FIFO), an Authorization value's head (all
+before ", Signature=", checked once; `_remembered_head` says why that is sound), a
+Credential's parts and scope checks (not its date), SignedHeaders lists and the last
+X-Amz-Date. The request is verified as the HTTP layer holds it (bytes, one dict of
+headers by lower-case name, the canonical request one join: `atoll.auth.canonical`),
+so a valid request costs two SHA-256s, one HMAC and that join. The signature, the
+body's hash, the window and the key's state are checked on every request (cost:
+`python -m bench.auth`, `python -m bench.auth_live`).
 
 Presigned (query-string) requests are refused: DynamoDB clients sign headers, and a
 second code path is a second attack surface. Errors follow DynamoDB's types and wording
@@ -84,13 +79,6 @@ SCOPE_CACHE_ENTRIES: Final = 1024
 HEADER_LIST_CACHE_ENTRIES: Final = 256
 VALUE_CACHE_ENTRIES: Final = 1024
 HEAD_CACHE_ENTRIES: Final = 1024
-
-MISMATCH: Final = ("The request signature we calculated does not match the signature you "
-                   "provided. Check your AWS Secret Access Key and signing method. Consult "
-                   "the service documentation for details.")
-BAD_TOKEN = "The security token included in the request is invalid."
-EXPIRED_TOKEN = "The security token included in the request is expired"
-MISSING = "Request is missing Authentication Token"
 
 _REGION_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}\Z")
 _KEY_ID_RE = re.compile(r"[A-Za-z0-9]{1,128}\Z")
@@ -229,7 +217,7 @@ class SigV4Verifier:
                                        key_id)
         if head is None:
             if not _SIGNATURE_RE.match(signature):
-                raise e.InvalidSignature(MISMATCH, e.REASON_SIGNATURE, key_id)
+                raise e.InvalidSignature(e.MISMATCH, e.REASON_SIGNATURE, key_id)
             if head_bytes is not None and signature_bytes == signature.encode("ascii"):
                 self._remember_head(head_bytes, AuthorizationHead(credential, signed_headers,
                                                                   scope, signed))
@@ -243,7 +231,7 @@ class SigV4Verifier:
         signing_key = self._signing_key(key, scope.date, scope.region, scope.service)
         expected = signature_of(signing_key, string_to_sign)
         if not hmac.compare_digest(expected, signature):
-            raise e.InvalidSignature(MISMATCH, e.REASON_SIGNATURE, key.key_id)
+            raise e.InvalidSignature(e.MISMATCH, e.REASON_SIGNATURE, key.key_id)
         if claimed is not None and not hmac.compare_digest(
                 claimed.lower(), hashlib.sha256(body).hexdigest()):
             raise e.InvalidSignature(
@@ -317,19 +305,19 @@ class SigV4Verifier:
                     now_ms: int) -> AccessKey:
         key = self.lookup(key_id)
         if key is None:
-            raise e.UnrecognizedClient(BAD_TOKEN, e.REASON_UNKNOWN_KEY, None)
+            raise e.UnrecognizedClient(e.BAD_TOKEN, e.REASON_UNKNOWN_KEY, None)
         if key.revoked:
-            raise e.UnrecognizedClient(BAD_TOKEN, e.REASON_REVOKED_KEY, key.key_id)
+            raise e.UnrecognizedClient(e.BAD_TOKEN, e.REASON_REVOKED_KEY, key.key_id)
         if key.expired(now_ms):
-            raise e.ExpiredToken(EXPIRED_TOKEN, e.REASON_EXPIRED_KEY, key.key_id)
+            raise e.ExpiredToken(e.EXPIRED_TOKEN, e.REASON_EXPIRED_KEY, key.key_id)
         sent = fields.get(b"x-amz-security-token")
         if key.session_token is None:
             if sent is not None:
-                raise e.UnrecognizedClient(BAD_TOKEN, e.REASON_TOKEN, key.key_id)
+                raise e.UnrecognizedClient(e.BAD_TOKEN, e.REASON_TOKEN, key.key_id)
         elif sent is None or b"x-amz-security-token" in repeated or not hmac.compare_digest(
                 sent.decode("latin-1").strip().encode("utf-8"),
                 key.session_token.reveal().encode("utf-8")):
-            raise e.UnrecognizedClient(BAD_TOKEN, e.REASON_TOKEN, key.key_id)
+            raise e.UnrecognizedClient(e.BAD_TOKEN, e.REASON_TOKEN, key.key_id)
         return key
 
     def _signing_key(self, key: AccessKey, date: str, region: str, service: str) -> HmacState:
@@ -408,7 +396,7 @@ def _authorization_header(fields: Fields, repeated: frozenset[bytes], query: byt
     value = fields.get(b"authorization")
     raw = "" if value is None else value.decode("latin-1").strip()
     if not raw.startswith("AWS4-"):
-        raise e.MissingAuthenticationToken(MISSING, e.REASON_MISSING)
+        raise e.MissingAuthenticationToken(e.MISSING, e.REASON_MISSING)
     if b"authorization" in repeated:
         raise e.IncompleteSignature("Only one Authorization header is allowed.",
                                     e.REASON_MALFORMED)
@@ -550,7 +538,7 @@ def _signed_values(signed: SignedHeaderList, fields: Fields, repeated: frozenset
     for name in signed.names:
         value = fields.get(name)
         if value is None:
-            raise e.InvalidSignature(MISMATCH, e.REASON_SIGNATURE, key_id)
+            raise e.InvalidSignature(e.MISMATCH, e.REASON_SIGNATURE, key_id)
         if name not in repeated:  # (a repeated name's value is canonical already)
             canonical = known.get(value)
             if canonical is None:
@@ -581,7 +569,7 @@ def _check_algorithm_and_scope(algorithm: str, scope: CredentialScope, stamp: st
             f"keyid/date/region/service/term, got '{scope.credential[:256]}'",
             e.REASON_MALFORMED, key_id)
     if not scope.key_id:
-        raise e.UnrecognizedClient(BAD_TOKEN, e.REASON_UNKNOWN_KEY, None)
+        raise e.UnrecognizedClient(e.BAD_TOKEN, e.REASON_UNKNOWN_KEY, None)
     message = ""
     region_ok = _REGION_RE.match(scope.region) is not None if regions is None \
         else scope.region in regions
