@@ -55,7 +55,7 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 
 from bench.gsi_put import _free_port
-from bench.streams import cpu_s
+from bench.serve import cpu_s, stop, wait_healthy
 from bench.wrk import run_wrk
 
 REPO = Path(__file__).resolve().parent.parent
@@ -119,16 +119,7 @@ def start(name: str, root: Path, certs: tuple[Path, Path, Path]) -> Node:
     if https:
         import ssl
         context = ssl.create_default_context(cafile=str(ca))
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(node.url + "/health", timeout=1, context=context):
-                break
-        except OSError:
-            time.sleep(0.1)
-    else:
-        proc.kill()
-        raise RuntimeError(f"atoll serve ({name}) did not start")
+    wait_healthy(proc, node.url, START_TIMEOUT_S, f"atoll serve ({name})", context)
     if auth == "required":
         values = dict(line.split(" = ", 1) for line in credentials.read_text().splitlines()
                       if " = " in line)
@@ -353,13 +344,7 @@ def main(argv: list[str] | None = None) -> int:
             breakdown()
             return 0 if passed else 1
         finally:
-            for node in nodes.values():
-                node.proc.terminate()
-            for node in nodes.values():
-                try:
-                    node.proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    node.proc.kill()
+            stop(node.proc for node in nodes.values())
 
 
 def _compiled(node: Node) -> Any:

@@ -40,6 +40,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from bench import auth
+from bench.serve import stop
 from bench.wrk import WrkResult, run_wrk
 
 # (component, a substring of a frame's symbol); the first one found on a stack wins.
@@ -200,13 +201,7 @@ def main(argv: list[str] | None = None) -> int:
                              Path(args.perf)) if args.perf else None
             report(rounds, names, shares)
         finally:
-            for node in nodes.values():
-                node.proc.terminate()
-            for node in nodes.values():
-                try:
-                    node.proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    node.proc.kill()
+            stop(node.proc for node in nodes.values())
     return 0
 
 

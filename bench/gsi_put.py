@@ -17,10 +17,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
+from bench.serve import serve
 from bench.workloads import Client
 from bench.wrk import WrkResult, run_wrk
 
@@ -38,19 +37,8 @@ def _free_port() -> int:
 
 
 def _start(data_dir: str, port: int, in_memory: bool) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen([sys.executable, "-m", "atoll", "serve", "--port", str(port),
-                             "--data-dir", data_dir, *(["--in-memory"] if in_memory else [])],
-                            cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1):
-                return proc
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("atoll serve did not start")
+    return serve(port, ["--data-dir", data_dir, *(["--in-memory"] if in_memory else [])],
+                 str(REPO), START_TIMEOUT_S)
 
 
 def _create_tables(client: Client) -> None:

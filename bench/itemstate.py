@@ -33,12 +33,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 from bench.gsi_put import _free_port
-from bench.streams import _create, _load, cpu_s
+from bench.serve import cpu_s, serve
+from bench.streams import _create, _load
 from bench.workloads import Client
 from bench.wrk import WrkResult, run_wrk
 
@@ -65,19 +64,8 @@ def _start(data_dir: str, port: int, in_memory: bool, src: Path | None
     env = dict(os.environ)
     if src is not None:
         env["PYTHONPATH"] = str(src) + os.pathsep + env.get("PYTHONPATH", "")
-    proc = subprocess.Popen([sys.executable, "-m", "atoll", "serve", "--port", str(port),
-                             "--data-dir", data_dir, *(["--in-memory"] if in_memory else [])],
-                            cwd=data_dir, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1):
-                return proc
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("atoll serve did not start")
+    return serve(port, ["--data-dir", data_dir, *(["--in-memory"] if in_memory else [])],
+                 data_dir, START_TIMEOUT_S, env)
 
 
 def _line(label: str, round_no: int, result: WrkResult, cpu_us: float) -> str:

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import os
 import statistics
 import subprocess
 import sys
@@ -43,6 +42,7 @@ import boto3
 import orjson
 
 from bench.gsi_put import _free_port, _start
+from bench.serve import cpu_s
 from bench.workloads import AUTH, Client, item
 from bench.wrk import WrkResult, run_wrk
 
@@ -85,13 +85,6 @@ def _load(client: Client, table: str, keys: list[str]) -> None:
     with ThreadPoolExecutor(WRITERS) as pool:
         for _ in pool.map(write, batches):
             pass
-
-
-def cpu_s(pid: int) -> float:
-    """User + system CPU seconds a process used so far (Linux /proc)."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _line(label: str, round_no: int, result: WrkResult, cpu_us: float) -> str:

@@ -22,18 +22,16 @@ trees, a ratio of at least 0.85. Not a test: it prints figures.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 
 from bench.gsi_put import _free_port
+from bench.serve import cpu_s, serve
 from bench.workloads import Client, item
 from bench.wrk import run_wrk
 
@@ -48,27 +46,9 @@ SCRIPTS = (("put.lua", "PutItem, fresh keys"),
            ("put_over.lua", "PutItem over existing items"))
 
 
-def cpu_s(pid: int) -> float:
-    """User + system CPU seconds a process used so far (Linux /proc)."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def start(data_dir: str, port: int, trees: bool, in_memory: bool) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen([sys.executable, "-m", "atoll", "serve", "--port", str(port),
-                             "--data-dir", data_dir, *([] if trees else ["--no-trees"]),
-                             *(["--in-memory"] if in_memory else [])],
-                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1):
-                return proc
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("atoll serve did not start")
+    return serve(port, ["--data-dir", data_dir, *([] if trees else ["--no-trees"]),
+                        *(["--in-memory"] if in_memory else [])], str(REPO), START_TIMEOUT_S)
 
 
 def prepare(client: Client) -> None:
