@@ -216,6 +216,22 @@ def verify_lines(view: Mapping[str, Any], now_s: float) -> list[str]:
     return lines
 
 
+def fold_lines(view: Mapping[str, Any]) -> list[str]:
+    """Per region folding the counters of regions that left the topology
+    (atoll.replication.fold): what it folds or waits for, and how many items so far."""
+    lines = []
+    for region in view["regions"]:
+        figures = region["figures"] or {}
+        fold = (figures.get("replication") or {}).get("fold")
+        if not fold or (fold["state"] == "idle" and not fold["folded_items"]):
+            continue
+        waiting = f", waiting for {', '.join(fold['waiting_for'])}" \
+            if fold["waiting_for"] else ""
+        lines.append(f"fold {region['id']}: {fold['state']} ({', '.join(fold['departed'])} "
+                     f"left), {int(fold['folded_items']):,} items folded{waiting}")
+    return lines
+
+
 @click.command()
 @click.option("--config", "config_path", default="./data/cluster.toml", show_default=True,
               type=click.Path(dir_okay=False))
@@ -249,7 +265,7 @@ def status(config_path: str, max_lag_s: float, max_lag_records: int | None, time
                       f"topology generation {view['generation'] or 'unknown'}, "
                       f"max lag {max_lag_s:g} s", highlight=False)
         console.print(status_table(view))
-        for line in problem_lines(view) + verify_lines(view, time.time()):
+        for line in problem_lines(view) + verify_lines(view, time.time()) + fold_lines(view):
             console.print(line, highlight=False, markup=False)
         verdict = ("all regions up" if view["healthy"] else
                    ", ".join(p for p in (f"{down} down" if down else "",

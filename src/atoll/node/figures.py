@@ -139,5 +139,6 @@ def region_figures(node: NodeView, conflicts: RecentConflicts, auth: AuthFigures
             "snapshot_rebuilds_total": replication["rebuilds_from_snapshot"],
             "clock_skew_bounded_total": replication["clock_skew_bounded"],
             "changelog": replication["changelog"],
+            "fold": replication["fold"],
         }
     return result

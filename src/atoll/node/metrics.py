@@ -235,6 +235,13 @@ def _replication(r: dict[str, Any]) -> Iterator[Metric]:
                             "(records per origin, tombstone age) override an acknowledgement "
                             "(also while some region has never written)",
                             value=int(bool(log["retention_forced"])))
+    fold = r["fold"]
+    yield CounterMetricFamily("atoll_replication_folded_items", "Items whose counters this "
+                              "region folded the contributions of departed regions into",
+                              value=fold["folded_items"])
+    yield GaugeMetricFamily("atoll_replication_fold_waiting", "Regions that left the topology "
+                            "whose counters wait to be folded here (not yet final)",
+                            value=len(fold["waiting_for"]))
 
 
 def _topology(t: dict[str, Any]) -> Iterator[Metric]:

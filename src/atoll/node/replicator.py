@@ -28,6 +28,9 @@ job commits its changes and their cursors in one storage transaction.
   `last_refusal`, `refusing` per peer) and `/metrics`; the puller backs off before asking
   again.
 - Retention: every interval, the core's purge job, if any.
+- Folding (atoll.replication.fold): in the lowest-named region, the core's fold jobs,
+  one at a time, while regions that left the topology still add to counters; each
+  pass's start and end is logged, and `/_atoll/status` shows `fold`.
 - A storage that cannot be read for a while (a shared PostgreSQL restarting:
   ServiceUnavailable) pauses a puller for the longest backoff and skips a retention
   pass; pulling then starts over from the committed cursors.
@@ -60,6 +63,7 @@ from atoll.replication.core import ReplicationCore
 from atoll.replication.cursors import Cursors
 from atoll.replication.errors import BadMessage, NotAPeer
 from atoll.replication.faults import DropItemWrites
+from atoll.replication.fold import FoldStats
 from atoll.replication.protocol import Batch, Pull, encode_message
 from atoll.replication.puller import DRAIN, REBUILD, SEND, SUBMIT, Puller
 from atoll.replication.rebuild import Rebuild
@@ -117,9 +121,11 @@ class Replicator:
         self._started = True
         for peer in self.core.pullers:
             self._start_pulling(peer)
-        task = asyncio.get_running_loop().create_task(self._retention_loop(), name="retention")
-        task.add_done_callback(_log_failure)
-        self._tasks.append(task)
+        loop = asyncio.get_running_loop()
+        for work, name in ((self._retention_loop(), "retention"), (self._fold_loop(), "fold")):
+            task = loop.create_task(work, name=name)
+            task.add_done_callback(_log_failure)
+            self._tasks.append(task)
 
     def _start_pulling(self, peer: str) -> None:
         task = asyncio.get_running_loop().create_task(self._pull_loop(peer), name=f"pull {peer}")
@@ -406,6 +412,30 @@ class Replicator:
             except ServiceUnavailable as exc:  # a storage fault (a full disk): next pass
                 log.warning("retention purge failed (next pass retries): %s", exc)
 
+    # --- folding departed regions (atoll.replication.fold) ------------------------------
+    async def _fold_loop(self) -> None:
+        """Fold the counter contributions of regions that left the topology, one bounded
+        job at a time; between passes, one check every `fold_interval_ms`."""
+        fold = self.core.fold
+        while not self._stopping:
+            if not self.core.fold_due(_mono_ms()):
+                await asyncio.sleep(self.config.fold_interval_ms / 1000)
+                continue
+            before = fold.stats.state
+            try:
+                job = self.core.fold_job(self.store)
+            except ServiceUnavailable:  # a shared database restarting: next pass
+                job = None
+            _log_fold(before, fold.stats)
+            if job is None:
+                await asyncio.sleep(0)  # a page scanned: let requests in
+                continue
+            try:
+                self.core.folded(await self.store.submit(job))
+            except ServiceUnavailable as exc:  # a storage fault: the next pass folds it
+                self.core.folded(None)
+                log.warning("fold job failed (the next pass retries): %s", exc)
+
     # --- observability -----------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         now = time.monotonic()
@@ -439,8 +469,17 @@ class Replicator:
                           "purged_records": stats.purged_records,
                           "purged_tombstones": stats.purged_tombstones,
                           "retention_forced": stats.retention_forced},
+            "fold": self._fold_status(),
             **({"fault_dropped_writes": self.fault.dropped} if self.fault else {}),
         }
+
+
+    def _fold_status(self) -> dict[str, Any]:
+        fold = self.core.fold.stats
+        return {"state": fold.state, "departed": list(fold.departed),
+                "waiting_for": list(fold.waiting_for), "folded_items": fold.folded_items,
+                "fold_changes": fold.fold_changes, "passes": fold.passes,
+                "scanned_rows": fold.scanned_rows}
 
 
 class DurableCursors:
@@ -492,6 +531,15 @@ class DurableCursors:
         if number > self._taken:
             self._taken = number
             self.cursors = committed
+
+
+def _log_fold(before: str, stats: FoldStats) -> None:
+    if before != "scanning" and stats.state == "scanning":
+        log.warning("folding the counters of %s (regions that left the topology)",
+                    ", ".join(stats.target))
+    elif before == "scanning" and stats.state != "scanning":
+        log.warning("fold pass done: %d items folded in %d changes so far (%d rows scanned)",
+                    stats.folded_items, stats.fold_changes, stats.scanned_rows)
 
 
 def _peers(cluster: ClusterConfig, region: str) -> tuple[RegionConfig, ...]:

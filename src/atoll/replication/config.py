@@ -59,6 +59,14 @@ class ReplicationConfig:
     # The bounded maximum (DESIGN.md decision 6): kept even if some region never acks.
     max_records_per_origin: int = 1_000_000
     max_tombstone_age_ms: int = 7 * 24 * 3600 * 1000
+    # Folding the counter contributions of regions that left the topology
+    # (atoll.replication.fold): a pass every interval while there is something to fold,
+    # reading pages of `fold_scan_rows` rows (at most `fold_pages_per_step` before the
+    # shell gets control back) and writing one change per `fold_batch_items` items.
+    fold_interval_ms: int = 1000
+    fold_scan_rows: int = 500
+    fold_batch_items: int = 100
+    fold_pages_per_step: int = 4
     # Rebuilding from a peer's snapshot: rows per page, and a bound on pages per table.
     snapshot_page_rows: int = 2000
     max_snapshot_pages: int = 100_000
@@ -75,6 +83,9 @@ class ReplicationConfig:
         invariant(self.purge_limit > 0 and self.snapshot_page_rows > 0, "limits must be positive")
         invariant(self.retention_interval_ms > 0 and self.held_pause_ms >= 0, "bad interval")
         invariant(self.max_snapshot_pages > 0 and self.direct_stale_ms > 0, "bad bound")
+        invariant(self.fold_interval_ms > 0 and self.fold_scan_rows > 0
+                  and 0 < self.fold_batch_items <= MAX_BATCH_CHANGES
+                  and self.fold_pages_per_step > 0, "fold bounds must be positive")
 
 
 REPLICATION_KEYS = ("connect_timeout_ms",)

@@ -14,7 +14,10 @@ commit and what time it is differ. The core holds:
   `answer_pull` (atoll.replication.serving) answers it from the store's committed log;
 - at most one `Rebuild` at a time (atoll.replication.rebuild);
 - retention: every `retention_interval_ms`, a `Purge` job of what every region
-  acknowledged (atoll.replication.retention), bounded per pass.
+  acknowledged (atoll.replication.retention), bounded per pass;
+- folding: in the lowest-named region, `FoldItems` jobs that fold the counter
+  contributions of regions that left the topology (atoll.replication.fold), a pass
+  every `fold_interval_ms` while there is something to fold.
 
 The core keeps only soft state, which a crash may lose: everything that matters is in
 the store, and a fresh core over the same store resumes from its cursors. Ordering
@@ -34,6 +37,7 @@ from atoll.replication.apply import Purge, PurgeResult
 from atoll.replication.config import ReplicationConfig
 from atoll.replication.cursors import Cursors
 from atoll.replication.errors import BadMessage, NotAPeer
+from atoll.replication.fold import FoldItems, FoldResult, FoldWork
 from atoll.replication.protocol import Batch, Pull, decode_message
 from atoll.replication.puller import Puller
 from atoll.replication.rebuild import Rebuild
@@ -68,6 +72,9 @@ class ReplicationCore:
         self.acked: dict[str, Cursors] = {}  # per peer: the cursors its last Pull carried
         self.rebuilding: Rebuild | None = None
         self.next_retention_ms = now_ms + config.retention_interval_ms
+        self.next_fold_ms = now_ms
+        self.fold = FoldWork(region, config.fold_scan_rows, config.fold_batch_items,
+                             config.fold_pages_per_step)
         self.stats = CoreStats()
         self.set_regions(regions, now_ms)
 
@@ -176,3 +183,21 @@ class ReplicationCore:
     def purged(self, result: PurgeResult) -> None:
         self.stats.purged_records += result.records
         self.stats.purged_tombstones += result.tombstones
+
+    # --- folding departed regions -------------------------------------------------------
+    def fold_due(self, now_ms: int) -> bool:
+        """Whether to ask for a fold job now: at once while a pass is under way, else
+        every `fold_interval_ms`."""
+        if self.fold.busy:
+            return True
+        if now_ms < self.next_fold_ms:
+            return False
+        self.next_fold_ms = now_ms + self.config.fold_interval_ms
+        return True
+
+    def fold_job(self, store: ReplicaStore) -> FoldItems | None:
+        """The next fold job (reads committed state from `store`), or None."""
+        return self.fold.step(store, self.regions, self.acked, self.clock, self.wall_ms)
+
+    def folded(self, result: FoldResult | None) -> None:
+        self.fold.done(result)

@@ -1,5 +1,5 @@
 """`python -m atoll.sim --seed N [--regions K] [--steps S] [--store memory|sqlite]
-[--runs R] [--forge-p P] [--trace] [--verify | --verify-faults]`: replay one seeded run (or R
+[--runs R] [--forge-p P] [--trace] [--verify | --verify-faults] [--retire]`: replay one seeded run (or R
 runs from N), as the test suite runs
 them; a failure prints the command that replays it."""
 
@@ -29,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="run verify sessions during the run and after it (SQLite store)")
     parser.add_argument("--verify-faults", action="store_true",
                         help="and faults only verify finds, verified and repaired at the end")
+    parser.add_argument("--retire", action="store_true",
+                        help="after healing, the last region leaves the topology and the "
+                             "others fold its counters while writes and faults go on")
     args = parser.parse_args(argv)
     failed = 0
     started = time.perf_counter()
@@ -36,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         regions = args.regions if args.regions is not None else 3 + seed % 3
         result = run(SimConfig(seed=seed, regions=regions, steps=args.steps, store=args.store,
                                forge_p=args.forge_p, verify=args.verify,
-                               verify_faults=args.verify_faults))
+                               verify_faults=args.verify_faults, retire=args.retire))
         if args.trace:
             print("\n".join(result.trace))
         status = "ok" if result.ok else "FAILED"

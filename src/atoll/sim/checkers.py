@@ -155,6 +155,11 @@ def _missing(final: Stored | None, op: ItemWrite, version: Version,
         return "" if shown == op.item else "present with other contents"
     if op.item is None and final.item is None:
         return ""  # a delete hidden by a concurrent delete: both say "gone" (they agree)
+    gstar = itemstate.greatest_gen(state)
+    if op.item is None and gstar is not None and not state.gens[gstar.region][1] \
+            and final.item is not None and set(final.item) - apart <= set(
+                key_item(definition, op.pk, op.sk)):
+        return ""  # hidden by a concurrent delete; the item is back by updates apart alone
     if (op.key, version) in lost_in_conflict:
         return ""
     return "hidden by a concurrent write without a logged conflict"
@@ -364,3 +369,23 @@ def _diff(a: Snapshot, b: Snapshot) -> str:
 
 def _seen(stored: Stored | None) -> tuple[Version, object] | None:
     return None if stored is None else (stored.version, stored.item)
+
+
+def folded(stores: Mapping[str, ReplicaStore], retired: Sequence[str]) -> list[str]:
+    """No live item holds a counter contribution of a region that left the topology
+    that still adds to its value (atoll.replication.fold folded them all)."""
+    if not retired:
+        return []
+    names = sorted(stores)
+    tables = stores[names[0]].table_states()
+    problems = []
+    for name in names:
+        for key, stored in sorted(stores[name].contents().items()):
+            table = tables.get(key[0])
+            if stored.item is None or table is None or not table.live:
+                continue
+            state = item_state(stored, table.definition or {}, key[1], key[2])
+            unfolded = [r for r in itemstate.unfolded_regions(state, ()) if r in retired]
+            if unfolded:
+                problems.append(f"{name}: item {key} still counts {unfolded} apart")
+    return problems[:MAX_REPORTED]

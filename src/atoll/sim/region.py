@@ -12,7 +12,8 @@ memory store, or the node's SQLite store) and does for it what the asyncio shell
 - the disk: jobs run one at a time in submission order, each after a random delay (the
   writer thread's queue), so fetches overlap applies as in the node; while the disk is
   "full" every job fails after running, and the store must roll it back;
-- retention: the core's purge job every interval.
+- retention: the core's purge job every interval;
+- folding: the core's fold jobs (atoll.replication.fold), one queued at a time.
 A crash throws the region away (queued jobs, held polls, the core's soft state); the
 store keeps what committed. Every choice the region makes at random comes from the
 simulation's seeded generator.
@@ -34,6 +35,7 @@ from atoll.replication.config import ReplicationConfig
 from atoll.replication.core import ReplicationCore
 from atoll.replication.cursors import ZERO, Cursor
 from atoll.replication.errors import BadMessage, NotAPeer
+from atoll.replication.fold import FoldResult
 from atoll.replication.merge import ItemUpdate
 from atoll.replication.protocol import Pull, encode_message
 from atoll.replication.puller import REBUILD, SEND, SUBMIT, WAIT, Puller
@@ -60,6 +62,7 @@ class Record:
     tombstone_horizon_hlc: int = 0  # the highest horizon a committed purge used
     adopted: dict[str, dict[str, set[int]]] = field(default_factory=dict)  # region: origin: seqs
     counters: dict[str, int] = field(default_factory=dict)
+    folds: list[Change] = field(default_factory=list)  # the fold changes regions committed
 
     def count(self, name: str, n: int = 1) -> None:
         self.counters[name] = self.counters.get(name, 0) + n
@@ -109,6 +112,7 @@ class SimRegion:
         # per peer: its puller waits until then, unless something happens here (a delivery,
         # a commit), which forgets every entry (a shortcut: the step would say WAIT)
         self._idle_until: dict[str, int] = {}
+        self.folding = False  # a fold job is queued
 
     # --- the clock's tick ----------------------------------------------------------------
     def tick(self, now_ms: int) -> None:
@@ -125,6 +129,19 @@ class SimRegion:
             job = self.core.retention_job(self.committed())
             if job is not None:
                 self.queue(job, now_ms, functools.partial(self._purged, job))
+        if not self.folding and self.core.fold_due(now_ms):
+            fold = self.core.fold_job(self.store)
+            if fold is not None:
+                self.folding = True
+                self.queue(fold, now_ms, self._folded)
+
+    def _folded(self, result: FoldResult | None, now_ms: int) -> None:
+        self.folding = False
+        self.core.folded(result)
+        if result is not None:
+            self.record.count("folded_items", result.folded)
+            if result.change is not None:
+                self.record.folds.append(result.change)
 
     def committed(self) -> dict[str, Cursor]:
         """The store's cursors (read again only after a commit)."""

@@ -47,7 +47,8 @@ DEFAULT_STEPS = 400
 SIM_REPLICATION = ReplicationConfig(
     max_batch_changes=16, pull_wait_ms=40, max_pull_wait_ms=100, request_timeout_ms=250,
     direct_stale_ms=150, backoff_min_ms=10, backoff_max_ms=160, held_pause_ms=20,
-    retention_interval_ms=100, purge_limit=25, snapshot_page_rows=3)
+    retention_interval_ms=100, purge_limit=25, snapshot_page_rows=3, fold_interval_ms=100,
+    fold_scan_rows=3, fold_batch_items=2, fold_pages_per_step=2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +64,7 @@ class SimConfig:
     forge_p: float = 0.0  # per Batch sent: a forged record in it (until the healing)
     verify: bool = False  # verify sessions during the run and after healing (SQLite only)
     verify_faults: bool = False  # and faults only verify finds, after healing (implies verify)
+    retire: bool = False  # after healing, the last region leaves; writes and faults go on
 
     def __post_init__(self) -> None:
         if (self.verify or self.verify_faults) and self.store != "sqlite":
@@ -72,8 +74,9 @@ class SimConfig:
         steps = "" if self.steps == DEFAULT_STEPS else f" --steps {self.steps}"
         forge = f" --forge-p {self.forge_p}" if self.forge_p else ""
         verify = " --verify-faults" if self.verify_faults else " --verify" if self.verify else ""
+        retire = " --retire" if self.retire else ""
         return (f"python -m atoll.sim --seed {self.seed} --regions {self.regions} "
-                f"--store {self.store}{steps}{forge}{verify}")
+                f"--store {self.store}{steps}{forge}{verify}{retire}")
 
 
 @dataclass(slots=True)
@@ -121,6 +124,7 @@ class Simulation:
         self.kind = stores if stores is not None else store_kind(
             config.store, None if drops is None else drops.get)
         self.record = Record()
+        self.retired: list[str] = []
         self.stores: dict[str, ReplicaStore] = {}
         self.live: dict[str, SimRegion] = {}
         self.disk_full: set[str] = set()
@@ -191,13 +195,12 @@ class Simulation:
     def run(self) -> SimResult:
         try:
             self.workload.setup(self.live[self.regions[0]])
-            for _ in range(self.config.steps):
-                self.step()
-                if self.rng.random() < self.config.write_p:
-                    self._event(self.workload.step(self.live))
-                if self.rng.random() < self.config.fault_p:
-                    self._event(self.faults.step(self))
+            self._run_steps(self.config.steps)
             healed_after = self._heal()
+            if self.config.retire and healed_after is not None:
+                self.retire(self.regions[-1])
+                self._run_steps(self.config.steps // 2)
+                healed_after = self._heal()
             verified = [] if self.verifier is None or healed_after is None \
                 else self.verifier.after_heal()
             return self._judge(healed_after, verified)
@@ -205,6 +208,14 @@ class Simulation:
             if self.verifier is not None:
                 self.verifier.close()
             self.kind.close()
+
+    def _run_steps(self, steps: int) -> None:
+        for _ in range(steps):
+            self.step()
+            if self.rng.random() < self.config.write_p:
+                self._event(self.workload.step(self.live))
+            if self.rng.random() < self.config.fault_p:
+                self._event(self.faults.step(self))
 
     def step(self) -> None:
         self.now_ms += self.rng.randint(1, 8)
@@ -235,18 +246,39 @@ class Simulation:
                 self.restart(region)
         for step in range(self.config.heal_steps_max):
             self.step()
-            if step % CONVERGE_CHECK_EVERY_STEPS == 0 and self.caught_up():
+            if step % CONVERGE_CHECK_EVERY_STEPS == 0 and self.caught_up() \
+                    and not checkers.folded(self.stores, self.retired):
                 return step
         return None
 
+    def retire(self, region: str) -> None:
+        """Take `region` out of the topology for good: every other region follows the
+        new topology (the lowest-named one then folds its counter contributions:
+        atoll.replication.fold) and the region is stopped; its store is no longer judged."""
+        self._event(f"{region} leaves the topology")
+        if region in self.live:
+            self.crash(region)
+        self.regions = tuple(r for r in self.regions if r != region)
+        self.retired.append(region)
+        del self.stores[region]
+        for shell in self.live.values():
+            shell.core.set_regions(self.regions, self.now_ms)
+
     def caught_up(self) -> bool:
-        """Every region's cursors equal every origin's own: nothing left in flight."""
+        """Every region's cursors equal every origin's own: nothing left in flight (and
+        every region holds as much of each region that left as the others)."""
         own = {r: self.stores[r].cursors().get(r) for r in self.regions}
         want = {r: c for r, c in own.items() if c is not None}
-        return all(self.stores[r].cursors() == want for r in self.regions)
+        held = [self.stores[r].cursors() for r in self.regions]
+        if not all({o: c for o, c in h.items() if o in self.regions} == want for h in held):
+            return False
+        return all({o: h.get(o) for o in self.retired} == {o: held[0].get(o)
+                                                           for o in self.retired}
+                   for h in held)
 
     def _judge(self, healed_after: int | None, verified: list[str]) -> SimResult:
         acked = self.workload.acked
+        made = [*acked, *self.record.folds]  # every change a region committed
         problems = [] if healed_after is not None else [
             f"not caught up {self.config.heal_steps_max} steps after healing"]
         problems += verified
@@ -257,9 +289,10 @@ class Simulation:
                           checkers.counters_and_sets(self.stores, acked, self.workload.updates),
                           checkers.acknowledged(self.stores, acked,
                                                 self.record.tombstone_horizon_hlc, UPDATED_APART),
-                          checkers.cursors_gapless(self.stores, acked, self.record.adopted),
-                          checkers.matches_reference(self.stores, acked),
-                          checkers.forgeries_refused(self.stores)):
+                          checkers.cursors_gapless(self.stores, made, self.record.adopted),
+                          checkers.matches_reference(self.stores, made),
+                          checkers.forgeries_refused(self.stores),
+                          checkers.folded(self.stores, self.retired)):
                 problems.extend(check)
         except Exception as exc:
             if not verified:

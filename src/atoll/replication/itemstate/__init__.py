@@ -23,8 +23,8 @@ own entries (local.py); a receiver joins the writer's whole state into its own
 The whole-item opt-out (a table that wants DynamoDB global tables' exact rule) writes
 every UpdateItem as a `put` of its new image: still causal, but whole-item.
 
-Modules: `state` (the types and invariants), `local` (put, delete, update, fold_region,
-migrate, row_form), `join`, `view` (materialize, numbers), `conflicts`, `codec` (bytes),
+Modules: `state` (the types and invariants), `local` (put, delete, update, fold_regions and
+unfolded_regions, migrate, row_form), `join`, `view` (materialize, numbers), `conflicts`, `codec` (bytes),
 `row` (the stored form beside a row's item, and the write path's fast entry points).
 """
 
@@ -48,9 +48,11 @@ from atoll.replication.itemstate.join import join, join_full
 from atoll.replication.itemstate.local import (
     delete,
     fold_region,
+    fold_regions,
     migrate,
     put,
     row_form,
+    unfolded_regions,
     update,
 )
 from atoll.replication.itemstate.row import (
@@ -80,7 +82,7 @@ __all__ = [
     "as_stored", "decode_state",
     "delete",
     "delete_stored", "dynamodb_number", "empty_state", "encode_state", "fold_region",
-    "greatest_gen", "join", "join_conflicts", "join_full", "latest_dot", "load", "losses",
-    "materialize", "migrate", "put", "put_stored", "row_form", "store", "update",
-    "update_stored", "verify_item",
+    "fold_regions", "greatest_gen", "join", "join_conflicts", "join_full", "latest_dot", "load", "losses",
+    "materialize", "migrate", "put", "put_stored", "row_form", "store", "unfolded_regions",
+    "update", "update_stored", "verify_item",
 ]

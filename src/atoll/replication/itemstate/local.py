@@ -238,29 +238,53 @@ def _visible_member(state: ItemState, gstar: Dot | None, holders: dict[str, int]
     return False
 
 
+def unfolded_regions(state: ItemState, live: Collection[str]) -> list[str]:
+    """The regions outside `live` (regions that left the topology) holding a counter
+    contribution that still adds something (p > fp or n > fn), sorted."""
+    found: set[str] = set()
+    for attr in state.attrs.values():
+        for region, (p, n, fp, fn) in attr.ctrs.items():
+            if region not in live and (p > fp or n > fn):
+                found.add(region)
+    return sorted(found)
+
+
 def fold_region(state: ItemState, item: Item | None, departed: str, dot: Dot,
                 key: Item) -> tuple[ItemState, Item | None]:
-    """A write at `dot` that folds the counter contributions of `departed` (a region
-    that left the topology) into each attribute's value: the value becomes a new entry
-    holding the old value plus that contribution, and the contribution's floors rise to
-    its sums, so nothing visible changes. A contribution that is hidden (a non-number
-    value won) only has its floors raised. Made by one live region (the lowest-named)."""
+    """`fold_regions` of one region."""
+    return fold_regions(state, item, (departed,), dot, key)
+
+
+def fold_regions(state: ItemState, item: Item | None, departed: Collection[str], dot: Dot,
+                 key: Item) -> tuple[ItemState, Item | None]:
+    """A write at `dot` that folds the counter contributions of `departed` (regions that
+    left the topology) into each attribute's value: the value becomes a new entry
+    holding the old value plus those contributions, and their floors rise to their sums,
+    so nothing visible changes. A contribution that is hidden (a non-number value won)
+    only has its floors raised. Made by one live region (the lowest-named:
+    atoll.replication.fold). The floors, not a removal, are what make the fold commute
+    with copies of the state that have not seen it: a copy's contribution joins under
+    the raised floors (max), so it adds only increments the fold had not seen."""
     ctx = _advanced(state, dot)
     gstar = greatest_gen(state)
     attrs = dict(state.attrs)
     dotted = False
     for name, attr in state.attrs.items():
-        contribution = attr.ctrs.get(departed)
-        if contribution is None:
-            continue
-        p, n, fp, fn = contribution
-        if p == fp and n == fn:
-            continue
         ctrs = dict(attr.ctrs)
-        ctrs[departed] = (p, n, p, n)
+        own = ZERO
+        for region in departed:
+            contribution = attr.ctrs.get(region)
+            if contribution is None:
+                continue
+            p, n, fp, fn = contribution
+            if p == fp and n == fn:
+                continue
+            ctrs[region] = (p, n, p, n)
+            own = COUNTER_CONTEXT.add(own, COUNTER_CONTEXT.subtract(
+                COUNTER_CONTEXT.subtract(p, fp), COUNTER_CONTEXT.subtract(n, fn)))
+        if ctrs == attr.ctrs:
+            continue
         view = resolve_attribute(state, gstar, attr)
-        own = COUNTER_CONTEXT.subtract(COUNTER_CONTEXT.subtract(p, fp),
-                                       COUNTER_CONTEXT.subtract(n, fn))
         base = ZERO
         if view.source == "reg" and view.reg_value is not None and "N" in view.reg_value:
             base = COUNTER_CONTEXT.create_decimal(view.reg_value["N"])
