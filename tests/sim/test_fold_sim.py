@@ -17,8 +17,7 @@ import pytest
 
 from atoll.model.writes import INCREMENT
 from atoll.replication.merge import ItemUpdate
-from atoll.sim import SimConfig, run
-from atoll.sim import checkers
+from atoll.sim import SimConfig, checkers, run
 from atoll.sim.network import LinkFaults
 from atoll.sim.simulator import Simulation
 
