@@ -1,13 +1,17 @@
-"""The fold of a departed region's counters (atoll.replication.fold), in process.
+"""The fold of a departed region's counters and the compaction of acknowledged item
+states (atoll.replication.fold), in process.
 
 Run: .venv/bin/python -m bench.fold [--items N] [--batch B] [--store sqlite|memory]
 Builds one region's store (by default the node's SQLite store, as the simulator opens
-it) holding N counters that three regions (a, b, x) each incremented, then takes x out
-of the topology and runs the core's fold walk and jobs to the end, as the node's fold
-loop does, with b's acknowledgements given. Prints the state bytes per item before and
-after, and the fold's cost: process CPU seconds and items folded per CPU second (the
-jobs and the walk; the SQLite store commits each job as a transaction, with no fsync,
-as the simulator runs it). CPU time, not wall time: the machine is shared.
+it) holding N items that x and b each put concurrently (one put loses: hidden entries) and
+then, with a, incremented a counter of, then takes x
+out of the topology and runs the core's walk and jobs to the end, as the node's fold
+loop does, with b acknowledging everything: first the fold, then (the stable cut
+needs two rounds of acknowledgements) the compaction sweep. Prints the state bytes per
+item before, after the fold and after the compaction, and each pass's cost: process CPU
+seconds and items per CPU second (the walk and the jobs; the SQLite store commits each
+job as a transaction, without fsync, as the simulator runs it). CPU time, not wall
+time: the machine is shared.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import time
 from atoll.clock.hlc import HybridClock
 from atoll.model.writes import INCREMENT
 from atoll.replication.apply import ApplyChanges, LocalWrite
-from atoll.replication.change import Change, TableOp, encode_change
+from atoll.replication.change import Change, ItemWrite, TableOp, encode_change
 from atoll.replication.cursors import Cursor
 from atoll.replication.fold import FoldWork
 from atoll.replication.memory_store import MemoryStore
@@ -36,29 +40,32 @@ DEFINITION = {"name": "t", "hash_key": "pk", "range_key": None,  # engine/tabled
 CHUNK = 500  # changes per apply job while building
 
 
-def _increments(region: str, clock: HybridClock, store: MemoryStore, items: int,
-                create: bool) -> list[Change]:
+def _writes(region: str, clock: HybridClock, store: MemoryStore, items: int) -> list[Change]:
     made = []
-    if create:
-        made.append(store.write(LocalWrite(region, clock, (TableOp("t", "create", DEFINITION),),
-                                           lambda: 0)))
     for key in range(items):
-        made.append(store.write(LocalWrite(region, clock, (ItemUpdate(
-            "t", f"user#{key:06d}".encode(), b"", INCREMENT, "visits", {"N": "3"}),),
+        pk = f"user#{key:06d}".encode()
+        made.append(store.write(LocalWrite(region, clock, (ItemWrite(
+            "t", pk, b"", {"pk": {"S": pk.decode()}, "status": {"S": f"set in {region}"}}),),
             lambda: 0)))
+        made.append(store.write(LocalWrite(region, clock, (ItemUpdate(
+            "t", pk, b"", INCREMENT, "visits", {"N": "3"}),), lambda: 0)))
     return made
 
 
 def build(store: ReplicaStore, clock: HybridClock, items: int) -> None:
-    """x creates the table and increments every counter, b then a increment it too."""
-    pending: list[Change] = []
-    for region, start_ms, create in (("x", 1_000, True), ("b", 2_000, False)):
-        source = MemoryStore(region)
+    """x creates the table; x and b, concurrently, put every item and increment its
+    counter; then a increments every counter too."""
+    x_store = MemoryStore("x")
+    create = x_store.write(LocalWrite("x", HybridClock(lambda: 500), (
+        TableOp("t", "create", DEFINITION),), lambda: 0))
+    pending: list[Change] = [create]
+    for region, start_ms in (("x", 1_000), ("b", 2_000)):
+        source = x_store if region == "x" else MemoryStore(region)
         source_clock = HybridClock(lambda start_ms=start_ms: start_ms)
-        if pending:
-            source.write(ApplyChanges(tuple((c, encode_change(c)) for c in pending), region,
+        if region != "x":
+            source.write(ApplyChanges(((create, encode_change(create)),), region,
                                       source_clock, lambda: 0))
-        pending += _increments(region, source_clock, source, items, create)
+        pending += _writes(region, source_clock, source, items)
     for first in range(0, len(pending), CHUNK):
         chunk = pending[first:first + CHUNK]
         store.write(ApplyChanges(tuple((c, encode_change(c)) for c in chunk), "a", clock,
@@ -73,20 +80,37 @@ def state_bytes(store: ReplicaStore) -> list[int]:
     return [len(s.state) for s in store.contents().values() if s.item is not None]
 
 
-def fold_all(store: ReplicaStore, clock: HybridClock, batch: int) -> tuple[float, int, int]:
-    """(CPU seconds, items folded, fold changes) of the walk and jobs to the end."""
-    work = FoldWork("a", scan_rows=500, batch_items=batch, pages_per_step=4)
+def run_passes(store: ReplicaStore, clock: HybridClock, batch: int
+               ) -> list[tuple[str, float, int, list[int]]]:
+    """Per pass that wrote something: (what, CPU seconds, items, state bytes after)."""
+    work = FoldWork("a", scan_rows=500, batch_items=batch, pages_per_step=4,
+                    compact_interval_ms=1)
     own = store.cursors()
     acked = {"b": {o: Cursor(c.seq, c.hlc) for o, c in own.items()}}
-    started = time.process_time()
-    for _ in range(1_000_000):
-        job = work.step(store, ["a", "b"], acked, clock, lambda: 0)
-        if job is not None:
-            work.done(store.write(job))
-        elif not work.busy and work.stats.state in ("done", "idle"):
-            if work.stats.state == "done":
+    passes: list[tuple[str, float, int, list[int]]] = []
+    idle = 0
+    for now_ms in range(1, 100_000):
+        acked["b"] = dict(store.cursors())  # b holds everything a holds, a's folds too
+        before = (work.stats.folded_items, work.stats.compacted_items)
+        started = time.process_time()
+        while True:
+            job = work.step(store, ["a", "b"], acked, clock, lambda: 0, now_ms)
+            if job is not None:
+                work.done(store.write(job))
+            elif not work.busy:
                 break
-    return time.process_time() - started, work.stats.folded_items, work.stats.fold_changes
+        cpu_s = time.process_time() - started
+        folded = work.stats.folded_items - before[0]
+        compacted = work.stats.compacted_items - before[1]
+        if folded or compacted:
+            idle = 0
+            passes.append(("fold" if folded else "compaction", cpu_s, folded or compacted,
+                           state_bytes(store)))
+        else:
+            idle += 1
+            if idle > 4:
+                break
+    return passes
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,18 +124,19 @@ def main(argv: list[str] | None = None) -> int:
         store, clock = kind.open("a", lambda: 3_000)
         build(store, clock, args.items)
         before = state_bytes(store)
-        cpu_s, folded, changes = fold_all(store, clock, args.batch)
-        after = state_bytes(store)
+        passes = run_passes(store, clock, args.batch)
     finally:
         kind.close()
-    print(f"store {args.store}: {args.items} counters incremented by a, b and x; x leaves")
-    print(f"state bytes per item: before fold median {statistics.median(before):.0f} "
-          f"(mean {statistics.mean(before):.1f}), after median {statistics.median(after):.0f} "
-          f"(mean {statistics.mean(after):.1f})")
-    print(f"fold: {folded} items in {changes} changes of <= {args.batch}, {cpu_s:.2f} CPU s, "
-          f"{folded / cpu_s:,.0f} items per CPU second ({cpu_s / max(folded, 1) * 1e6:.0f} us "
-          f"an item)")
-    return 0 if folded == args.items else 1
+    print(f"store {args.store}: {args.items} items put concurrently by x and b, counters "
+          f"incremented by a, b and x; x leaves")
+    print(f"state bytes per item before: median {statistics.median(before):.0f} "
+          f"(mean {statistics.mean(before):.1f})")
+    for what, cpu_s, items, after in passes:
+        print(f"{what}: {items} items, {cpu_s:.2f} CPU s, {items / cpu_s:,.0f} items per CPU "
+              f"second ({cpu_s / items * 1e6:.0f} us an item); state bytes per item after: "
+              f"median {statistics.median(after):.0f} (mean {statistics.mean(after):.1f})")
+    kinds = [what for what, *_rest in passes]
+    return 0 if kinds[:1] == ["fold"] and "compaction" in kinds else 1
 
 
 if __name__ == "__main__":

@@ -81,12 +81,13 @@ def _values(store: ReplicaStore) -> dict[bytes, object]:
 def test_the_walk_folds_every_item_in_bounded_jobs_and_a_second_pass_finds_nothing() -> None:
     store, _made = _store_with_counters(7)
     clock = HybridClock(lambda: 3_000)
-    work = FoldWork("a", scan_rows=3, batch_items=2, pages_per_step=1)
+    work = FoldWork("a", scan_rows=3, batch_items=2, pages_per_step=1,
+                    compact_interval_ms=10**9)
     values = _values(store)
     jobs = 0
     for _ in range(50):
         job = work.step(store, ["a", "b"], {"b": {"x": c(8), "a": c(7, 10**12)}}, clock,
-                        lambda: 0)
+                        lambda: 0, 0)
         if job is None and not work.busy:
             if work.stats.state == "done":
                 break
@@ -105,9 +106,11 @@ def test_the_walk_folds_every_item_in_bounded_jobs_and_a_second_pass_finds_nothi
 def test_a_job_refolds_nothing_and_leaves_unsettled_items_for_later() -> None:
     store, _made = _store_with_counters(2)
     clock = HybridClock(lambda: 3_000)
-    work = FoldWork("a", scan_rows=10, batch_items=10, pages_per_step=1)
+    work = FoldWork("a", scan_rows=10, batch_items=10, pages_per_step=1,
+                    compact_interval_ms=10**9)
     # b has not acknowledged a's increments: the items are not settled
-    job = work.step(store, ["a", "b"], {"b": {"x": c(3), "a": c(0, 1)}}, clock, lambda: 0)
+    job = work.step(store, ["a", "b"], {"b": {"x": c(3), "a": c(0, 1)}}, clock, lambda: 0,
+                    0)
     assert job is not None and len(job.keys) == 2
     result = store.write(job)
     assert result.folded == 0 and result.change is None and result.deferred == 2

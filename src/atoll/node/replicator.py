@@ -423,7 +423,7 @@ class Replicator:
                 continue
             before = fold.stats.state
             try:
-                job = self.core.fold_job(self.store)
+                job = self.core.fold_job(self.store, _mono_ms())
             except ServiceUnavailable:  # a shared database restarting: next pass
                 job = None
             _log_fold(before, fold.stats)
@@ -478,6 +478,7 @@ class Replicator:
         fold = self.core.fold.stats
         return {"state": fold.state, "departed": list(fold.departed),
                 "waiting_for": list(fold.waiting_for), "folded_items": fold.folded_items,
+                "compacted_items": fold.compacted_items,
                 "fold_changes": fold.fold_changes, "passes": fold.passes,
                 "scanned_rows": fold.scanned_rows}
 

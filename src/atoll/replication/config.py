@@ -67,6 +67,10 @@ class ReplicationConfig:
     fold_scan_rows: int = 500
     fold_batch_items: int = 100
     fold_pages_per_step: int = 4
+    # The same walk compacts item states whose every dot every region acknowledged
+    # (itemstate.compact): a sweep of every stored state at most this often, when the
+    # stable cut moved since the last one.
+    compact_interval_ms: int = 60_000
     # Rebuilding from a peer's snapshot: rows per page, and a bound on pages per table.
     snapshot_page_rows: int = 2000
     max_snapshot_pages: int = 100_000
@@ -85,11 +89,13 @@ class ReplicationConfig:
         invariant(self.max_snapshot_pages > 0 and self.direct_stale_ms > 0, "bad bound")
         invariant(self.fold_interval_ms > 0 and self.fold_scan_rows > 0
                   and 0 < self.fold_batch_items <= MAX_BATCH_CHANGES
-                  and self.fold_pages_per_step > 0, "fold bounds must be positive")
+                  and self.fold_pages_per_step > 0 and self.compact_interval_ms > 0,
+                  "fold bounds must be positive")
 
 
-REPLICATION_KEYS = ("connect_timeout_ms",)
+REPLICATION_KEYS = ("connect_timeout_ms", "compact_interval_ms")
 MIN_CONNECT_TIMEOUT_MS = 50
+COMPACT_INTERVAL_MS_RANGE = (100, 86_400_000)
 
 
 def replication_config(options: Mapping[str, Any]) -> ReplicationConfig:
@@ -98,6 +104,7 @@ def replication_config(options: Mapping[str, Any]) -> ReplicationConfig:
 
         [replication]
         connect_timeout_ms = 1000   # opening a connection to a peer endpoint, at most
+        compact_interval_ms = 60000 # item-state compaction sweeps, at most this often
     """
     raw = options.get("replication", {})
     if not isinstance(raw, dict):
@@ -111,4 +118,9 @@ def replication_config(options: Mapping[str, Any]) -> ReplicationConfig:
             or not MIN_CONNECT_TIMEOUT_MS <= connect < defaults.request_timeout_ms:
         raise ValueError(f"[replication] connect_timeout_ms must be an integer in "
                          f"{MIN_CONNECT_TIMEOUT_MS}..{defaults.request_timeout_ms - 1}")
-    return replace(defaults, connect_timeout_ms=connect)
+    compact = raw.get("compact_interval_ms", defaults.compact_interval_ms)
+    low, high = COMPACT_INTERVAL_MS_RANGE
+    if isinstance(compact, bool) or not isinstance(compact, int) or not low <= compact <= high:
+        raise ValueError(f"[replication] compact_interval_ms must be an integer in "
+                         f"{low}..{high}")
+    return replace(defaults, connect_timeout_ms=connect, compact_interval_ms=compact)

@@ -15,9 +15,10 @@ commit and what time it is differ. The core holds:
 - at most one `Rebuild` at a time (atoll.replication.rebuild);
 - retention: every `retention_interval_ms`, a `Purge` job of what every region
   acknowledged (atoll.replication.retention), bounded per pass;
-- folding: in the lowest-named region, `FoldItems` jobs that fold the counter
-  contributions of regions that left the topology (atoll.replication.fold), a pass
-  every `fold_interval_ms` while there is something to fold.
+- folding and compaction: in the lowest-named region, `FoldItems` jobs that fold the
+  counter contributions of regions that left the topology and compact item states every
+  region acknowledged (atoll.replication.fold), a pass every `fold_interval_ms` while
+  there is something to fold, a sweep at most every `compact_interval_ms`.
 
 The core keeps only soft state, which a crash may lose: everything that matters is in
 the store, and a fresh core over the same store resumes from its cursors. Ordering
@@ -74,7 +75,7 @@ class ReplicationCore:
         self.next_retention_ms = now_ms + config.retention_interval_ms
         self.next_fold_ms = now_ms
         self.fold = FoldWork(region, config.fold_scan_rows, config.fold_batch_items,
-                             config.fold_pages_per_step)
+                             config.fold_pages_per_step, config.compact_interval_ms)
         self.stats = CoreStats()
         self.set_regions(regions, now_ms)
 
@@ -195,9 +196,9 @@ class ReplicationCore:
         self.next_fold_ms = now_ms + self.config.fold_interval_ms
         return True
 
-    def fold_job(self, store: ReplicaStore) -> FoldItems | None:
-        """The next fold job (reads committed state from `store`), or None."""
-        return self.fold.step(store, self.regions, self.acked, self.clock, self.wall_ms)
+    def fold_job(self, store: ReplicaStore, now_ms: int) -> FoldItems | None:
+        """The next fold or compaction job (reads committed state from `store`), or None."""
+        return self.fold.step(store, self.regions, self.acked, self.clock, self.wall_ms, now_ms)
 
     def folded(self, result: FoldResult | None) -> None:
         self.fold.done(result)

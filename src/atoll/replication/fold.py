@@ -41,16 +41,19 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 
 from atoll.clock.hlc import HybridClock
+from atoll.invariant import invariant
 from atoll.replication import itemstate
 from atoll.replication.apply import write_effects
-from atoll.replication.change import Change, ItemWrite, Op, Version, encode_change
+from atoll.replication.change import Change, ItemWrite, Op, encode_change
 from atoll.replication.cursors import ZERO, Cursor, Cursors, meet
 from atoll.replication.itemstate import Dot, fold_regions, unfolded_regions
+from atoll.replication.itemstate.compact import compact, compaction_write
 from atoll.replication.merge import Stored, key_item, merge_change
 from atoll.replication.store import ReplicaStore, RowKey, StoreTxn
 
@@ -94,12 +97,57 @@ def is_settled(state: itemstate.ItemState, settled_hlc: Mapping[str, int]) -> bo
                if origin in settled_hlc)
 
 
+def is_stable(state: itemstate.ItemState, stable_hlc: Mapping[str, int]) -> bool:
+    """Whether every dot `state` has seen is causally stable (`StableCut`)."""
+    return all(hlc <= stable_hlc.get(origin, 0) for origin, hlc in state.ctx.items())
+
+
+class StableCut:
+    """Per origin, the hlc up to which every dot is causally stable: every live region
+    holds it, and every state a live region will still send (a change in flight, a later
+    write, a snapshot page, a verify repair) has seen it.
+
+    Two rounds of acknowledgements: a peer's Pull carries what it holds and its own
+    cursor (its last local change). When the meet M of this region's cursors and every
+    peer's acknowledged ones is taken, each peer R held M when it sent its Pull, so R's
+    changes after the own cursor q_R it sent were made on states that include M. Once
+    a later meet covers every q_R (every region holds R's changes up to q_R), no state
+    that misses part of M is left anywhere: M is stable. Soft state: after a restart,
+    or while a peer has not been heard from, nothing new becomes stable."""
+
+    def __init__(self) -> None:
+        self.stable_hlc: dict[str, int] = {}
+        self._candidate: tuple[dict[str, int], dict[str, int]] | None = None
+
+    def observe(self, region: str, regions: Collection[str], own: Cursors,
+                acked: Mapping[str, Cursors]) -> dict[str, int]:
+        peers = [peer for peer in regions if peer != region]
+        if region not in regions or any(peer not in acked for peer in peers):
+            self._candidate = None
+            return self.stable_hlc
+        vectors = [own, *(acked[peer] for peer in peers)]
+        origins = set(own).union(*(acked[peer] for peer in peers))
+        now = meet(vectors, origins)
+        if self._candidate is not None:
+            cut, needed = self._candidate
+            if all(now.get(r, ZERO).seq >= seq for r, seq in needed.items()):
+                self.stable_hlc = {o: max(hlc, self.stable_hlc.get(o, 0))
+                                   for o, hlc in cut.items()}
+                self._candidate = None
+        if self._candidate is None:
+            needed = {peer: acked[peer].get(peer, ZERO).seq for peer in peers}
+            needed[region] = own.get(region, ZERO).seq
+            self._candidate = ({o: c.hlc for o, c in now.items()}, needed)
+        return self.stable_hlc
+
+
 @dataclass(slots=True)
 class FoldStats:
     scanned_rows: int = 0
     folded_items: int = 0
     fold_changes: int = 0
     deferred_items: int = 0  # with writes not yet everywhere when met (a later pass retries)
+    compacted_items: int = 0  # stable states written again without what cannot count
     passes: int = 0  # passes completed
     state: str = "idle"  # idle | scanning | waiting (X not final yet) | done
     departed: tuple[str, ...] = ()  # origins held here that are not in the topology
@@ -112,13 +160,16 @@ class FoldResult:
     folded: int  # items folded by the job (0: all were folded or gone meanwhile)
     change: Change | None
     deferred: int = 0  # items with writes not yet held everywhere: left for a later pass
+    compacted: int = 0  # items compacted by the job
 
 
 @dataclass(frozen=True, slots=True)
 class FoldItems:
-    """One fold change: each of `keys` (one table's) whose state still holds an unfolded
-    contribution of `departed`, and whose every write of a live region is held by every
-    live region (`settled_hlc`, per origin), is folded at this region's next dot."""
+    """One change of this region's next dot for `keys` (one table's): an item whose
+    state still holds an unfolded contribution of `departed`, and whose every write of a
+    live region is held by every live region (`settled_hlc`, per origin), is folded; an
+    item whose state is causally stable (`stable_hlc`) and holds what cannot count any
+    more is compacted (itemstate.compact)."""
 
     region: str
     clock: HybridClock
@@ -127,6 +178,7 @@ class FoldItems:
     departed: tuple[str, ...]
     settled_hlc: Mapping[str, int]
     now_ms: Callable[[], int]
+    stable_hlc: Mapping[str, int] = field(default_factory=dict)
 
     def __call__(self, txn: StoreTxn) -> FoldResult:
         table = txn.table_state(self.table)
@@ -134,7 +186,7 @@ class FoldItems:
             return FoldResult(0, None)
         definition = table.definition or {}
         ops: list[Op] = []
-        hlc = deferred = 0
+        hlc = deferred = compacted = 0
         for pk, sk in self.keys:
             stored = txn.stored((self.table, pk, sk))
             if stored is None or stored.item is None:
@@ -142,24 +194,34 @@ class FoldItems:
             key = key_item(definition, pk, sk)
             state = load_state(stored, key.keys())
             regions = [r for r in unfolded_regions(state, ()) if r in self.departed]
-            if not regions:
-                continue
-            if not is_settled(state, self.settled_hlc):
+            if regions and not is_settled(state, self.settled_hlc):
                 deferred += 1
+                continue
+            stable = not regions and is_stable(state, self.stable_hlc)
+            if not regions and not (stable and compact(state) is not state):
                 continue
             if not hlc:
                 hlc = self.clock.tick()
-            new, item = fold_regions(state, stored.item, regions, Dot(hlc, self.region), key)
-            form = itemstate.store(new, item, key.keys())
-            prev = None if form.prev is None else Version(form.prev.hlc, form.prev.region)
-            ops.append(ItemWrite(self.table, pk, sk, item, prev, form.data))
+            dot = Dot(hlc, self.region)
+            item: dict[str, Any] | None = stored.item
+            if regions:
+                new, item = fold_regions(state, stored.item, regions, dot, key)
+            else:
+                written = compaction_write(state, dot)
+                invariant(written is not None, "a compactable state compacts")
+                assert written is not None  # for the type checker
+                new, compacted = written, compacted + 1
+            # always the state's bytes: the row form would say "one whole-item write at
+            # this change's version", which a fold or a compaction is not
+            ops.append(ItemWrite(self.table, pk, sk, item, None,
+                                 itemstate.encode_state(new, item, key.keys())))
         if not ops:
             return FoldResult(0, None, deferred)
         change = Change.create(self.region, txn.cursor_seq(self.region) + 1, hlc, ops)
         write_effects(txn, merge_change(change, txn.stored, txn.table_state), self.now_ms())
         txn.log_changes([(change, encode_change(change))])
         txn.set_cursor(self.region, Cursor(change.seq, hlc))
-        return FoldResult(len(ops), change, deferred)
+        return FoldResult(len(ops) - compacted, change, deferred, compacted)
 
 
 def load_state(stored: Stored, key_names: Collection[str]) -> itemstate.ItemState:
@@ -171,21 +233,32 @@ def load_state(stored: Stored, key_names: Collection[str]) -> itemstate.ItemStat
 
 
 class FoldWork:
-    """The walk over a region's items (soft state: a restart walks again from the start)."""
+    """The walk over a region's items (soft state: a restart walks again from the start).
 
-    def __init__(self, region: str, scan_rows: int, batch_items: int,
-                 pages_per_step: int) -> None:
+    A pass starts when departed origins became final and were not folded yet (a fold
+    pass: only states naming them are decoded), or when the stable cut moved since the
+    last sweep and `compact_interval_ms` passed (a sweep: every stored state is decoded
+    and compacted if it is stable); a pass does both for what it meets."""
+
+    def __init__(self, region: str, scan_rows: int, batch_items: int, pages_per_step: int,
+                 compact_interval_ms: int) -> None:
         self.region = region
         self.scan_rows = scan_rows
         self.batch_items = batch_items
         self.pages_per_step = pages_per_step
+        self.compact_interval_ms = compact_interval_ms
         self.stats = FoldStats()
+        self.cut = StableCut()
         self._target: tuple[str, ...] = ()  # the departed origins this pass folds
         self._done_for: tuple[str, ...] | None = None
+        self._sweeping = False
+        self._swept_cut: dict[str, int] = {}
+        self._next_sweep_ms = 0
         self._tables: list[str] = []
         self._after: RowKey | None = None
-        self._found = 0  # candidates found in this pass
+        self._found = 0  # fold candidates found in this pass
         self._settled_hlc: dict[str, int] = {}
+        self._stable_hlc: dict[str, int] = {}
         self._pending: deque[tuple[str, tuple[bytes, bytes]]] = deque()
 
     @property
@@ -194,31 +267,35 @@ class FoldWork:
         return self.stats.state == "scanning"
 
     def step(self, store: ReplicaStore, regions: Collection[str], acked: Mapping[str, Cursors],
-             clock: HybridClock, now_ms: Callable[[], int]) -> FoldItems | None:
-        """The next fold job, or None (nothing to fold now: idle, waiting, done, or a
-        step's bounded pages scanned without finding any)."""
-        if not self._pending and not self._scan(store, regions, acked):
+             clock: HybridClock, wall_ms: Callable[[], int], now_ms: int) -> FoldItems | None:
+        """The next job, or None (nothing to do now: idle, waiting, done, or a step's
+        bounded pages scanned without finding anything). `now_ms`: the shell's time for
+        the sweep interval; `wall_ms`: the jobs' wall clock."""
+        if not self._pending and not self._scan(store, regions, acked, now_ms):
             return None
         table = self._pending[0][0]
         keys: list[tuple[bytes, bytes]] = []
         while self._pending and self._pending[0][0] == table and len(keys) < self.batch_items:
             keys.append(self._pending.popleft()[1])
         return FoldItems(self.region, clock, table, tuple(keys), self._target,
-                         self._settled_hlc, now_ms)
+                         self._settled_hlc, wall_ms, self._stable_hlc)
 
     def done(self, result: FoldResult | None) -> None:
-        """A fold job's outcome (None: it failed; the next pass finds its items again)."""
+        """A job's outcome (None: it failed; the next pass finds its items again)."""
         if result is not None:
             self.stats.folded_items += result.folded
+            self.stats.compacted_items += result.compacted
             self.stats.fold_changes += result.change is not None
             self.stats.deferred_items += result.deferred
         else:
             self._found += 1  # not done: the next pass looks again
+            self._swept_cut = {}
 
     def _scan(self, store: ReplicaStore, regions: Collection[str],
-              acked: Mapping[str, Cursors]) -> bool:
+              acked: Mapping[str, Cursors], now_ms: int) -> bool:
         """Scan up to `pages_per_step` pages; True if candidates are pending."""
-        if not self.stats.state == "scanning" and not self._start(store, regions, acked):
+        if not self.stats.state == "scanning" and not self._start(store, regions, acked,
+                                                                   now_ms):
             return False
         for _page in range(self.pages_per_step):
             if not self._tables:
@@ -230,13 +307,18 @@ class FoldWork:
             state = store.table_state(table)
             definition = state.definition if state is not None and state.definition else {}
             for row in rows:
-                if row.state and self._names_target(row.state) and row.item is not None:
-                    key = key_item(definition, row.pk, row.sk)
-                    held = itemstate.decode_state(row.state, orjson.loads(row.item), key.keys(),
-                                                  trusted=True)
-                    if set(unfolded_regions(held, regions)) & set(self._target):
-                        self._pending.append((table, (row.pk, row.sk)))
-                        self._found += 1
+                if not row.state or row.item is None or not (
+                        self._sweeping or self._names_target(row.state)):
+                    continue
+                key = key_item(definition, row.pk, row.sk)
+                held = itemstate.decode_state(row.state, orjson.loads(row.item), key.keys(),
+                                              trusted=True)
+                if set(unfolded_regions(held, regions)) & set(self._target):
+                    self._pending.append((table, (row.pk, row.sk)))
+                    self._found += 1
+                elif self._sweeping and is_stable(held, self._stable_hlc) \
+                        and compact(held) is not held:
+                    self._pending.append((table, (row.pk, row.sk)))
             if len(rows) < self.scan_rows:
                 self._tables.pop(0)
                 self._after = None
@@ -251,7 +333,7 @@ class FoldWork:
                                        for origin in self._target)
 
     def _start(self, store: ReplicaStore, regions: Collection[str],
-               acked: Mapping[str, Cursors]) -> bool:
+               acked: Mapping[str, Cursors], now_ms: int) -> bool:
         stats = self.stats
         if not regions or self.region not in regions or folder(regions) != self.region:
             stats.state, stats.departed, stats.waiting_for = "idle", (), ()
@@ -261,13 +343,18 @@ class FoldWork:
         stats.departed = departed
         final = tuple(final_origins(self.region, regions, departed, own, acked))
         stats.waiting_for = tuple(o for o in departed if o not in final)
-        if not final:
-            stats.state = "waiting" if departed else "idle"
+        stable = self.cut.observe(self.region, regions, own, acked)
+        fold = bool(final) and final != self._done_for
+        sweep = bool(stable) and stable != self._swept_cut and now_ms >= self._next_sweep_ms
+        if not fold and not sweep:
+            stats.state = "waiting" if stats.waiting_for else "done" if departed else "idle"
             return False
-        if final == self._done_for:
-            stats.state = "waiting" if stats.waiting_for else "done"
-            return False
-        self._target = stats.target = final
+        self._target = stats.target = final if fold else ()
+        self._sweeping = sweep
+        if sweep:
+            self._swept_cut = dict(stable)
+            self._next_sweep_ms = now_ms + self.compact_interval_ms
+        self._stable_hlc = dict(stable)
         self._settled_hlc = settled(self.region, regions, own, acked)
         self._tables = sorted(name for name, s in store.table_states().items() if s.live)
         self._after = None
@@ -277,7 +364,6 @@ class FoldWork:
 
     def _end_pass(self) -> None:
         self.stats.passes += 1
-        if not self._found:
+        if self._target and not self._found:
             self._done_for = self._target
         self.stats.state = "idle"
-

@@ -42,6 +42,7 @@ from atoll.replication import itemstate
 from atoll.replication.apply import ApplyChanges
 from atoll.replication.change import Change, ItemKey, ItemWrite, Version, encode_change
 from atoll.replication.itemstate import Dot
+from atoll.replication.itemstate.compact import compact
 from atoll.replication.memory_store import MemoryStore
 from atoll.replication.merge import ItemUpdate, Stored, key_item
 from atoll.replication.protocol import plan_batch
@@ -388,4 +389,21 @@ def folded(stores: Mapping[str, ReplicaStore], retired: Sequence[str]) -> list[s
             unfolded = [r for r in itemstate.unfolded_regions(state, ()) if r in retired]
             if unfolded:
                 problems.append(f"{name}: item {key} still counts {unfolded} apart")
+    return problems[:MAX_REPORTED]
+
+
+def compacted(stores: Mapping[str, ReplicaStore]) -> list[str]:
+    """Every live item's state is compact (itemstate.compact): once everything is
+    acknowledged everywhere, the folding region compacts every state."""
+    names = sorted(stores)
+    tables = stores[names[0]].table_states()
+    problems = []
+    for name in names:
+        for key, stored in sorted(stores[name].contents().items()):
+            table = tables.get(key[0])
+            if stored.item is None or table is None or not table.live:
+                continue
+            state = item_state(stored, table.definition or {}, key[1], key[2])
+            if compact(state) is not state:
+                problems.append(f"{name}: item {key} is not compacted: {state!r}")
     return problems[:MAX_REPORTED]

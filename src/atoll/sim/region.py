@@ -130,7 +130,7 @@ class SimRegion:
             if job is not None:
                 self.queue(job, now_ms, functools.partial(self._purged, job))
         if not self.folding and self.core.fold_due(now_ms):
-            fold = self.core.fold_job(self.store)
+            fold = self.core.fold_job(self.store, now_ms)
             if fold is not None:
                 self.folding = True
                 self.queue(fold, now_ms, self._folded)
@@ -140,6 +140,7 @@ class SimRegion:
         self.core.folded(result)
         if result is not None:
             self.record.count("folded_items", result.folded)
+            self.record.count("compacted_items", result.compacted)
             if result.change is not None:
                 self.record.folds.append(result.change)
 

@@ -48,7 +48,7 @@ SIM_REPLICATION = ReplicationConfig(
     max_batch_changes=16, pull_wait_ms=40, max_pull_wait_ms=100, request_timeout_ms=250,
     direct_stale_ms=150, backoff_min_ms=10, backoff_max_ms=160, held_pause_ms=20,
     retention_interval_ms=100, purge_limit=25, snapshot_page_rows=3, fold_interval_ms=100,
-    fold_scan_rows=3, fold_batch_items=2, fold_pages_per_step=2)
+    fold_scan_rows=3, fold_batch_items=2, fold_pages_per_step=2, compact_interval_ms=200)
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,7 +247,8 @@ class Simulation:
         for step in range(self.config.heal_steps_max):
             self.step()
             if step % CONVERGE_CHECK_EVERY_STEPS == 0 and self.caught_up() \
-                    and not checkers.folded(self.stores, self.retired):
+                    and not checkers.folded(self.stores, self.retired) \
+                    and not checkers.compacted(self.stores):
                 return step
         return None
 
@@ -292,7 +293,8 @@ class Simulation:
                           checkers.cursors_gapless(self.stores, made, self.record.adopted),
                           checkers.matches_reference(self.stores, made),
                           checkers.forgeries_refused(self.stores),
-                          checkers.folded(self.stores, self.retired)):
+                          checkers.folded(self.stores, self.retired),
+                          checkers.compacted(self.stores)):
                 problems.extend(check)
         except Exception as exc:
             if not verified:

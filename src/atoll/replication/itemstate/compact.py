@@ -1,51 +1,47 @@
-"""Compaction: an item state without what no future write can make count again.
+"""Compaction: an item state without the entries no future write can make show again.
 
 Theory of operation: a state keeps entries that do not show — the values of one
 attribute that lost to a newer one (last writer wins), entries older than a concurrent
 whole-item write, the members and values of the source that lost between a value and a
-set, whole-item writes older than the greatest one, counter contributions that add
-nothing (p == fp and n == fn) — because a write that has NOT seen them could still
-arrive and decide by them. Once every dot in the state is causally stable — every state
-any live region will ever send has seen it (atoll.replication.fold's stable cut, from
-two rounds of acknowledgements) — that cannot happen any more: every later write
-observed all of the state, so it either replaces an attribute wholesale (removing every
-entry of it it saw, hidden or not), or leaves those entries as hidden as they are. Then
-`compact` drops them, and the context entries of departed regions that nothing carries
-any more, and the item, and every merge outcome after it, stays the same
-(tests/properties/test_compaction_laws.py).
+set, whole-item writes older than the greatest one — because a write that has NOT seen
+them could still arrive and decide by them. Once every dot in the state is causally
+stable — every state any live region will ever send has seen it (atoll.replication.fold's
+stable cut, from two rounds of acknowledgements) — that cannot happen any more: every
+later write observed all of the state, so it either replaces an attribute wholesale
+(removing every entry of it it saw, shown or not) or leaves those entries as hidden as
+they are. Then `compact` drops them, and the item, and every merge outcome after it,
+stays the same (tests/properties/test_compaction_laws.py).
 
-Removal only: `compact` never adds or changes an entry, so a copy of the uncompacted
-state that meets the compacted one loses the same entries in the join (the compacted
-side has seen them and no longer holds them) — except zero counter contributions and
-departed context entries, which are not dotted: they come back from such a copy, still
-adding nothing, until the next compaction. The compaction is made as an ordinary write of
-the folding region (a new dot), so every region adopts the same compacted state.
+Removal of dotted entries only: a copy of the uncompacted state that meets the
+compacted one loses the same entries in the join (the compacted side has seen them and
+no longer holds them), so the removal sticks in every region. What is not dotted — the
+context, counter contributions (max-joined) — stays: dropping them would not stick (a
+copy still holding them gives them back in the join) and a contribution that adds
+nothing still carries the floors that keep a late copy from counting twice. The
+compaction is made as an ordinary write of the folding region (a new dot), so every
+region adopts the same compacted state.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from typing import Any
 
 from atoll.invariant import invariant
 from atoll.replication.itemstate.state import (
     AttrState,
-    Counter,
     Dot,
     ElementKey,
     ItemState,
     admitted,
     greatest_gen,
-    latest_dot,
     prune_ops,
 )
 from atoll.replication.itemstate.view import resolve_attribute
 
 
-def compact(state: ItemState, departed: Collection[str] = ()) -> ItemState:
-    """`state` without its hidden entries, its zero counter contributions and the
-    context entries of `departed` regions nothing carries (the same state if there are
-    none). Only for a state whose every dot is causally stable (see the module doc)."""
+def compact(state: ItemState) -> ItemState:
+    """`state` without its hidden entries (the same state if there are none). Only for
+    a state whose every dot is causally stable (see the module doc)."""
     gstar = greatest_gen(state)
     gens = state.gens if gstar is None or len(state.gens) == 1 else \
         {gstar.region: state.gens[gstar.region]}
@@ -55,17 +51,12 @@ def compact(state: ItemState, departed: Collection[str] = ()) -> ItemState:
         if not kept.empty():
             attrs[name] = kept
     ops = prune_ops(state.ops, attrs, state.marks)
-    ctx = _context(state, gens, attrs, ops, departed)
-    compacted = ItemState(ctx, gens, attrs, ops, state.marks)
+    compacted = ItemState(state.ctx, gens, attrs, ops, state.marks)
     return state if compacted == state else compacted
 
 
 def _compact_attr(state: ItemState, gstar: Dot | None, attr: AttrState) -> AttrState:
     view = resolve_attribute(state, gstar, attr)
-    ctrs: dict[str, Counter] = {region: c for region, c in attr.ctrs.items()
-                                if c[0] > c[2] or c[1] > c[3]}
-    if len(ctrs) == len(attr.ctrs):
-        ctrs = attr.ctrs
     regs: dict[str, tuple[int, Any]] = {}
     sets: dict[ElementKey, dict[str, int]] = {}
     reg_wins = view.reg_best is not None and (view.set_best is None
@@ -83,41 +74,17 @@ def _compact_attr(state: ItemState, gstar: Dot | None, attr: AttrState) -> AttrS
                      if admitted(state, gstar, hlc, region)}
             if shown:
                 sets[key] = shown if len(shown) < len(holders) else holders
-    if regs == attr.regs and sets == attr.sets and ctrs is attr.ctrs:
+    if regs == attr.regs and sets == attr.sets:
         return attr
     return AttrState(regs if regs != attr.regs else attr.regs,
-                     sets if sets != attr.sets else attr.sets, ctrs)
+                     sets if sets != attr.sets else attr.sets, attr.ctrs)
 
 
-def _context(state: ItemState, gens: dict[str, tuple[int, bool]],
-             attrs: dict[str, AttrState], ops: dict[Dot, dict[str, int]],
-             departed: Collection[str]) -> dict[str, int]:
-    """The context without departed regions that no entry, counter or op names (and
-    never without the greatest dot: it is the row's version)."""
-    if not departed:
-        return state.ctx
-    named: set[str] = set(gens) | set(state.marks)
-    for attr in attrs.values():
-        named.update(attr.regs)
-        named.update(attr.ctrs)
-        for holders in attr.sets.values():
-            named.update(holders)
-    for dot, seen in ops.items():
-        named.add(dot.region)
-        named.update(seen)
-    latest = latest_dot(state).region
-    dropped = [r for r in state.ctx if r in departed and r not in named and r != latest]
-    if not dropped:
-        return state.ctx
-    return {region: hlc for region, hlc in state.ctx.items() if region not in dropped}
-
-
-def compaction_write(state: ItemState, dot: Dot, departed: Collection[str] = ()
-                     ) -> ItemState | None:
+def compaction_write(state: ItemState, dot: Dot) -> ItemState | None:
     """`compact(state)` as a write at `dot` (its region's next dot): the compacted state
     whose context also holds `dot`, so that it supersedes every copy of `state` in the
     join; None if there is nothing to compact."""
-    compacted = compact(state, departed)
+    compacted = compact(state)
     if compacted is state:
         return None
     invariant(dot.hlc > state.ctx.get(dot.region, 0), "a write's dot must be new")
