@@ -124,3 +124,16 @@ def test_a_job_refolds_nothing_and_leaves_unsettled_items_for_later() -> None:
         if stored.item is not None:
             state = checkers.item_state(stored, DEFINITION, b"", b"")
             assert unfolded_regions(state, ("a", "b")) == []
+
+
+def test_a_cut_is_stable_only_after_a_second_round_covers_what_peers_wrote_before_it() -> None:
+    from atoll.replication.fold import StableCut
+    cut = StableCut()
+    own = {"a": c(5, 50), "b": c(3, 30)}
+    b_acks = {"a": c(5, 50), "b": c(4, 40)}  # b wrote its change 4 before it held a's 5
+    assert cut.observe("a", ["a", "b"], own, {}) == {}  # b not heard from
+    assert cut.observe("a", ["a", "b"], own, {"b": b_acks}) == {}  # first round
+    assert cut.observe("a", ["a", "b"], own, {"b": b_acks}) == {}  # a lacks b's 4
+    own = {"a": c(5, 50), "b": c(4, 40)}
+    assert cut.observe("a", ["a", "b"], own, {"b": b_acks}) == {"a": 50, "b": 30}
+    assert cut.observe("a", ["a", "b", "d"], own, {"b": b_acks}) == {}  # a region joined

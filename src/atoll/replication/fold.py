@@ -113,14 +113,20 @@ class StableCut:
     changes after the own cursor q_R it sent were made on states that include M. Once
     a later meet covers every q_R (every region holds R's changes up to q_R), no state
     that misses part of M is left anywhere: M is stable. Soft state: after a restart,
-    or while a peer has not been heard from, nothing new becomes stable."""
+    or while a peer has not been heard from, nothing new becomes stable; a change of the
+    topology starts again from nothing (a region that joins writes on what it has
+    pulled so far until it has caught up)."""
 
     def __init__(self) -> None:
         self.stable_hlc: dict[str, int] = {}
         self._candidate: tuple[dict[str, int], dict[str, int]] | None = None
+        self._regions: tuple[str, ...] = ()
 
     def observe(self, region: str, regions: Collection[str], own: Cursors,
                 acked: Mapping[str, Cursors]) -> dict[str, int]:
+        if tuple(sorted(regions)) != self._regions:
+            self._regions = tuple(sorted(regions))
+            self.stable_hlc, self._candidate = {}, None
         peers = [peer for peer in regions if peer != region]
         if region not in regions or any(peer not in acked for peer in peers):
             self._candidate = None
