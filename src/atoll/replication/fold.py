@@ -1,4 +1,5 @@
-"""Folding the counter contributions of regions that left the topology (issue 28 item 6).
+"""Keeping item states bounded (issue 28 item 6): folding the counter contributions of
+regions that left the topology, and compacting states every region acknowledged.
 
 Theory of operation: a counter's state keeps one contribution per region that ever
 incremented it (itemstate). When a region X leaves the topology its contributions stop
@@ -27,12 +28,19 @@ two concurrent writes of one attribute, and the loss is in the conflict log. Wit
 settling, a PutItem concurrent with X's last increments and newer than the fold would
 hide the fold's entry and lose those increments (tests/properties/test_fold_laws.py).
 
+Compaction. The same region, in the same walk, writes again (itemstate.compaction_write)
+the states whose every dot is causally stable (`StableCut`) without the entries that no
+longer show and never can again (itemstate.compact explains why that changes no merge
+outcome). Being a write with a new dot, the compacted state supersedes every copy of the
+old one in the join, so every region ends with the same bytes.
+
 How. `FoldWork` (soft state, held by the core) walks the live items of every live table
 in key order, one page of at most `fold_scan_rows` rows at a time, decodes the states
-that name a departed region, and hands out `FoldItems` jobs of at most
-`fold_batch_items` items: one change per job, each item re-read and re-checked inside the
-job's transaction. A crash loses only the position: the next pass starts from the first
-table again and skips what was folded (nothing of X adds any more). A pass that found
+that name a departed region (a fold pass) or every stored state (a compaction sweep, at
+most every `compact_interval_ms`, when the stable cut moved), and hands out `FoldItems`
+jobs of at most `fold_batch_items` items: one change per job, each item re-read and
+re-checked inside the job's transaction. A crash loses only the position: the next pass
+starts from the first table again and skips what was done. A fold pass that found
 nothing to fold for the same departed regions is the last; a new one starts when the
 topology or what is final changes, or after a restart.
 """
