@@ -62,11 +62,12 @@ class ReplicationConfig:
     # Folding the counter contributions of regions that left the topology
     # (atoll.replication.fold): a pass every interval while there is something to fold,
     # reading pages of `fold_scan_rows` rows (at most `fold_pages_per_step` before the
-    # shell gets control back) and writing one change per `fold_batch_items` items.
+    # shell gets control back: the node reads and decodes them on its event loop) and
+    # writing one change per `fold_batch_items` items.
     fold_interval_ms: int = 1000
-    fold_scan_rows: int = 500
+    fold_scan_rows: int = 200
     fold_batch_items: int = 100
-    fold_pages_per_step: int = 4
+    fold_pages_per_step: int = 1
     # The same walk compacts item states whose every dot every region acknowledged
     # (itemstate.compact): a sweep of every stored state at most this often, when the
     # stable cut moved since the last one.

@@ -359,7 +359,8 @@ class FoldWork:
         stats.waiting_for = tuple(o for o in departed if o not in final)
         stable = self.cut.observe(self.region, regions, own, acked)
         fold = bool(final) and final != self._done_for
-        sweep = bool(stable) and stable != self._swept_cut and now_ms >= self._next_sweep_ms
+        sweep = len(regions) > 1 and bool(stable) and stable != self._swept_cut \
+            and now_ms >= self._next_sweep_ms  # one region alone never holds hidden entries
         if not fold and not sweep:
             stats.state = "waiting" if stats.waiting_for else "done" if departed else "idle"
             return False
