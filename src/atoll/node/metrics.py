@@ -235,7 +235,10 @@ def _replication(r: dict[str, Any]) -> Iterator[Metric]:
                             "(records per origin, tombstone age) override an acknowledgement "
                             "(also while some region has never written)",
                             value=int(bool(log["retention_forced"])))
-    fold = r["fold"]
+    yield from _fold(r["fold"])
+
+
+def _fold(fold: dict[str, Any]) -> Iterator[Metric]:
     yield CounterMetricFamily("atoll_replication_folded_items", "Items whose counters this "
                               "region folded the contributions of departed regions into",
                               value=fold["folded_items"])
