@@ -7,17 +7,22 @@ lowest-named region left, folds ap-south's contributions into the counters' valu
 bounded fold changes that replicate like any write: afterwards every remaining region
 reads exactly the acknowledged increments, holds byte-identical rows (items and item
 states), and no state counts ap-south apart any more; `/_atoll/status` says what the
-fold did.
+fold did. Two regions also put one more item at the same moment (concurrent puts, one
+of which loses): once every region acknowledged everything, eu-west's compaction sweep
+(every 300 ms here: `[replication] compact_interval_ms`) leaves every state compact,
+the same bytes in both regions and no larger than before.
 """
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from atoll.replication.itemstate import decode_state, unfolded_regions
+from atoll.replication.itemstate.compact import compact
 from tests.support import (
     ClusterProcesses,
     NodeDatabase,
@@ -52,7 +57,10 @@ def _counts_apart(rows: list[tuple[Any, ...]], live: tuple[str, ...]) -> list[st
 
 
 def test_a_departed_regions_counters_are_folded_and_stay_exact(tmp_path: Path) -> None:
-    cluster = ClusterProcesses(tmp_path, REGIONS).start()
+    cluster = ClusterProcesses(tmp_path, REGIONS)
+    with cluster.config_path.open("a") as config:
+        config.write("\n[replication]\ncompact_interval_ms = 300\n")
+    cluster.start()
     try:
         ddbs = cluster.clients()
         table = create_table(ddbs["us-east"], "folded")
@@ -66,13 +74,27 @@ def test_a_departed_regions_counters_are_folded_and_stay_exact(tmp_path: Path) -
                         UpdateExpression="ADD c :one",
                         ExpressionAttributeValues={":one": {"N": "1"}})
         due = {"N": str(len(REGIONS) * ADDS)}
-
         def counters(region: str) -> list[Any]:
             return [ddbs[region].get_item(TableName=table, Key={"pk": {"S": f"k{k}"}},
                                           ConsistentRead=True).get("Item", {}).get("c")
                     for k in range(KEYS)]
+
+        # concurrent puts of one item: eu-west is paused while us-east puts, us-east while
+        # eu-west puts (well within the 3 s before eu-west would ask others for us-east's)
+        east, west = cluster.nodes["us-east"].proc, cluster.nodes["eu-west"].proc
+        assert east is not None and west is not None
+        west.send_signal(signal.SIGSTOP)
+        ddbs["us-east"].put_item(TableName=table, Item={"pk": {"S": "raced"}, "by": {"S": "e"}})
+        east.send_signal(signal.SIGSTOP)
+        west.send_signal(signal.SIGCONT)
+        ddbs["eu-west"].put_item(TableName=table, Item={"pk": {"S": "raced"}, "by": {"S": "w"}})
+        east.send_signal(signal.SIGCONT)
         assert wait_until(lambda: all(counters(r) == [due] * KEYS for r in REGIONS), 30)
-        before = _rows(cluster, "eu-west", table)
+        before = [row for row in _rows(cluster, "eu-west", table) if row[0] != b"raced"]
+        assert wait_until(lambda: _rows(cluster, "us-east", table)
+                          == _rows(cluster, "eu-west", table), 20)
+        raced_before = [len(row[3]) for row in _rows(cluster, "eu-west", table)
+                        if row[0] == b"raced"]
         assert len(_counts_apart(before, ("us-east", "eu-west"))) == KEYS
 
         plan = cluster.config.to_dict()
@@ -96,6 +118,20 @@ def test_a_departed_regions_counters_are_folded_and_stay_exact(tmp_path: Path) -
             assert _counts_apart(_rows(cluster, region, table), live) == []
         east = node_json(cluster.url("us-east"), "/_atoll/status")["replication"]["fold"]
         assert east["state"] == "idle" and east["folded_items"] == 0  # one region folds
-        assert client(cluster.url("eu-west")).scan(TableName=table)["Count"] == KEYS
+        assert client(cluster.url("eu-west")).scan(TableName=table)["Count"] == KEYS + 1
+
+        def uncompacted(region: str) -> list[bytes]:
+            return [pk for pk, _sk, item, state in _rows(cluster, region, table) if state
+                    and compact(decode_state(state, orjson.loads(item), {"pk"}))
+                    != decode_state(state, orjson.loads(item), {"pk"})]
+        assert wait_until(lambda: not uncompacted("eu-west") and not uncompacted("us-east")
+                          and _rows(cluster, "us-east", table)
+                          == _rows(cluster, "eu-west", table), 30), uncompacted("eu-west")
+        raced = [len(row[3]) for row in _rows(cluster, "eu-west", table) if row[0] == b"raced"]
+        print("compacted:", fold()["compacted_items"], "items; the raced item's state bytes:",
+              raced_before, "->", raced)
+        assert fold()["compacted_items"] >= 1 and raced[0] < raced_before[0]
+        for region in live:
+            assert counters(region) == [due] * KEYS
     finally:
         cluster.stop()
