@@ -80,15 +80,18 @@ def test_a_departed_regions_counters_are_folded_and_stay_exact(tmp_path: Path) -
                     for k in range(KEYS)]
 
         # concurrent puts of one item: eu-west is paused while us-east puts, us-east while
-        # eu-west puts (well within the 3 s before eu-west would ask others for us-east's)
-        east, west = cluster.nodes["us-east"].proc, cluster.nodes["eu-west"].proc
-        assert east is not None and west is not None
+        # eu-west puts
+        # (ap-south is paused too: it could relay us-east's put to eu-west)
+        east, west, south = (cluster.nodes[r].proc for r in REGIONS)
+        assert east is not None and west is not None and south is not None
         west.send_signal(signal.SIGSTOP)
         ddbs["us-east"].put_item(TableName=table, Item={"pk": {"S": "raced"}, "by": {"S": "e"}})
         east.send_signal(signal.SIGSTOP)
+        south.send_signal(signal.SIGSTOP)
         west.send_signal(signal.SIGCONT)
         ddbs["eu-west"].put_item(TableName=table, Item={"pk": {"S": "raced"}, "by": {"S": "w"}})
         east.send_signal(signal.SIGCONT)
+        south.send_signal(signal.SIGCONT)
         assert wait_until(lambda: all(counters(r) == [due] * KEYS for r in REGIONS), 30)
         before = [row for row in _rows(cluster, "eu-west", table) if row[0] != b"raced"]
         assert wait_until(lambda: _rows(cluster, "us-east", table)
