@@ -141,7 +141,7 @@ def update_fast(data: bytes | None, version: tuple[int, str], prev: tuple[int, s
         out["a"] = attrs
     if base_region and (base_hlc != parsed.gstar_hlc or base_region != parsed.gstar_region):
         out["b"] = [base_hlc, base_region]
-    return (orjson.dumps(out, option=orjson.OPT_SORT_KEYS), _latest(ctx),
+    return (orjson.dumps(out, option=orjson.OPT_SORT_KEYS), _latest(ctx, dot),
             ordered_item(shown))
 
 
@@ -171,12 +171,15 @@ def _layout_kept(old: _Old, mine: int, old_shown: Item, written: set[str], key: 
     return (old.base_hlc, old.base_region) < (hlc, region)
 
 
-def _latest(ctx: dict[str, int]) -> Dot:
-    """The greatest dot of a context by (hlc, region) (one Dot built, not one each)."""
+def _latest(ctx: dict[str, int], dot: Dot) -> Dot:
+    """The greatest dot of a context by (hlc, region): usually the write's own `dot`,
+    returned as it is (else one Dot built, not one per region)."""
     best_hlc, best_region = 0, ""
     for region, hlc in ctx.items():
         if hlc > best_hlc or (hlc == best_hlc and region > best_region):
             best_hlc, best_region = hlc, region
+    if best_hlc == dot.hlc and best_region == dot.region:
+        return dot
     return Dot(best_hlc, best_region)
 
 
