@@ -7,7 +7,11 @@ writer observed no other region's whole-item write, so no op is recorded, and no
 attribute's entries change. `update_fast` makes exactly that edit on the stored JSON
 document (codec.py), without building the state: SET/REMOVE replace the attribute's
 document, INCREMENT rewrites the writer's counter figures, ADD/DELETE of members edit
-the member map; then the base dot is chosen again and the document is dumped.
+the member map; then the base dot is chosen again — unless the writes cannot have
+changed the choice (`_layout_kept`: the bench's updates of listed attributes beside a
+put's) — and the document is dumped. No Dot is built on the way but for the state's
+latest dot when it is not the write's own (a NamedTuple's constructor runs
+interpreted even in the compiled build).
 
 It answers None — the caller takes the general path (load, `update`, store) — whenever
 the case is not that one: another region's gen or an op or a marker is held, a counter
