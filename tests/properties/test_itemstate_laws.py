@@ -583,6 +583,27 @@ def test_an_update_of_listed_attributes_keeps_the_base_form_of_the_others() -> N
         assert sorted(orjson.loads(fast[0])["a"]) == ["c", "t", "u"]  # n, p in base form
 
 
+def test_an_item_made_by_updates_alone_takes_the_fast_path() -> None:
+    """A state with no whole-item write (no "g" in its bytes): the fast path reads it
+    (compiled, a mistyped read of the absent member raised TypeError)."""
+    state: ItemState | None = None
+    item: dict[str, Any] | None = None
+    parsed = ex.parse_update("SET x = :v ADD n :d")
+    for step in range(3):
+        values = {":v": {"S": f"v{step}"}, ":d": {"N": "1"}}
+        new, _ = ex.apply_update(parsed, dict(item or KEY), {}, values,
+                                 item_exists=item is not None)
+        writes = attribute_writes(parsed, {}, values, item, new)
+        dot = Dot(1_000 + step, "a")
+        old = None if state is None else store(state, item, KEY_NAMES)
+        fast = update_fast(None if old is None else old.data,
+                           Dot(0, "") if old is None else old.version,
+                           None if old is None else old.prev, item, writes, dot, KEY)
+        state, item = update(state, item, writes, dot, KEY)
+        assert fast == (encode_state(state, item, KEY_NAMES), dot, item)
+        assert b'"g"' not in fast[0]
+
+
 def test_a_single_writer_update_takes_the_fast_path() -> None:
     world = World({"a": 0, "b": 0, "c": 0})
     world.put("a", {**KEY, "x": {"S": "v"}, "n": {"N": "1"}, "s": {"SS": ["e"]}})

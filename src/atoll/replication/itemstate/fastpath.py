@@ -205,14 +205,14 @@ def _parse(data: bytes | None, version: tuple[int, str], prev: tuple[int, str] |
     doc = orjson.loads(data)
     if "o" in doc or "x" in doc:
         return None
-    gens = doc.get("g")
+    raw_gens: list[Any] | None = doc.get("g")  # typed: compiled code checks the type
     gstar_hlc, gstar_region = 0, ""
-    if gens is None:
-        gens = []
-    elif gens:
-        if len(gens) > 1:
+    if raw_gens is None:
+        raw_gens = []
+    elif raw_gens:
+        if len(raw_gens) > 1:
             return None
-        gen = gens[0]
+        gen = raw_gens[0]
         gstar_region = gen[1]
         if gstar_region != region:
             return None
@@ -222,8 +222,9 @@ def _parse(data: bytes | None, version: tuple[int, str], prev: tuple[int, str] |
     if attrs is None:
         attrs = {}
     if raw_base is not None:
-        return _Old(doc["c"], gens, attrs, raw_base[0], raw_base[1], gstar_hlc, gstar_region)
-    return _Old(doc["c"], gens, attrs, gstar_hlc, gstar_region, gstar_hlc, gstar_region)
+        return _Old(doc["c"], raw_gens, attrs, raw_base[0], raw_base[1], gstar_hlc,
+                    gstar_region)
+    return _Old(doc["c"], raw_gens, attrs, gstar_hlc, gstar_region, gstar_hlc, gstar_region)
 
 
 def _written(old: _Old, attr: Doc | None, value: Any, write: AttributeWrite,
