@@ -334,6 +334,8 @@ async def test_scans_walk_key_order_from_a_start_key_within_a_hash_range(
             page = storage.scan_page(tid, after, h_end, h_start, limit)
             rows = list(storage.scan_items(tid, after, h_end, h_start, limit))
             assert _listed(page) == [(item, size) for _h, _pk, _sk, item, size in rows]
+            _check_unsized(storage.scan_page(tid, after, h_end, h_start, limit, sized=False),
+                           page)
         assert _listed(storage.scan_page(99, None, None, 0, 5)) == []
 
 
@@ -342,6 +344,14 @@ def _listed(page: tuple[Any, Any]) -> list[tuple[bytes, int]]:
     items, sizes = page
     assert len(items) == len(sizes)
     return list(zip(items, sizes, strict=True))
+
+
+def _check_unsized(unsized: tuple[Any, Any], sized: tuple[Any, Any]) -> None:
+    """An unsized page read has the sized one's items; each size is the item's or its
+    stored length (storage/pages.py)."""
+    assert list(unsized[0]) == list(sized[0])
+    assert all(size in (exact, len(item))
+               for item, size, exact in zip(*unsized, sized[1], strict=True))
 
 
 def _bounds(values: list[bytes]) -> list[tuple[bytes, bool] | None]:
@@ -462,11 +472,15 @@ async def test_index_pages_hold_the_items_and_sizes_of_the_range_reads_first_row
                     page = storage.query_index_page(tid, 1, h, pk, lower, upper, forward,
                                                     start, limit)
                     assert _listed(page) == [row[3:] for row in rows]
+                    _check_unsized(storage.query_index_page(
+                        tid, 1, h, pk, lower, upper, forward, start, limit, sized=False), page)
         for after, h_start, h_end, limit in itertools.product(
                 [None, *keys[::61]], [0, 2**31], [None, 2**31], [1, 7, SCAN_PAGE_ROWS]):
             rows = list(storage.scan_index(tid, 1, after, h_end, h_start, limit))
             page = storage.scan_index_page(tid, 1, after, h_end, h_start, limit)
             assert _listed(page) == [row[5:] for row in rows]
+            _check_unsized(storage.scan_index_page(tid, 1, after, h_end, h_start, limit,
+                                                   sized=False), page)
         assert len(_listed(storage.scan_index_page(tid, 1, None, None, 0, 150 // 2))) == 75
         assert _listed(storage.scan_index_page(tid, 2, None, None, 0, 5)) == []
 

@@ -73,10 +73,12 @@ def test_sqlite_reads_report_the_damaged_row_with_its_table_and_key(tmp_path: Pa
             storage.write_sync(lambda txn: txn.get(tid, 7, b"pk", b"sk"))
         with pytest.raises(CorruptionDetected):  # reads no keys, yet reports the row's
             storage.scan_page(tid, None, None, 0, 10)
+        with pytest.raises(CorruptionDetected):
+            storage.scan_page(tid, None, None, 0, 10, sized=False)
     finally:
         storage.close()
-    assert [(e.kind, e.tid, e.pk, e.sk) for e in found] == [("item", tid, b"pk", b"sk")] * 4
-    assert storage.integrity.detections == 4 and storage.integrity.damaged == 1
+    assert [(e.kind, e.tid, e.pk, e.sk) for e in found] == [("item", tid, b"pk", b"sk")] * 5
+    assert storage.integrity.detections == 5 and storage.integrity.damaged == 1
 
 
 def test_sqlite_index_pages_report_the_damaged_row_by_its_base_key(tmp_path: Path) -> None:
@@ -104,6 +106,8 @@ def test_sqlite_index_pages_report_the_damaged_row_by_its_base_key(tmp_path: Pat
             storage.query_index_page(tid, 1, 9, b"ipk", None, None, False, None, 2)
         with pytest.raises(CorruptionDetected):
             storage.scan_index_page(tid, 1, None, None, 0, 100)
+        with pytest.raises(CorruptionDetected):  # without the size column too
+            storage.scan_index_page(tid, 1, None, None, 0, 100, sized=False)
     finally:
         storage.close()
-    assert [(e.kind, e.tid, e.pk, e.sk) for e in found] == [("index item", tid, b"pk3", b"")] * 3
+    assert [(e.kind, e.tid, e.pk, e.sk) for e in found] == [("index item", tid, b"pk3", b"")] * 4

@@ -15,13 +15,14 @@ them (the storage checked each row's CRC32 as it read it). LastEvaluatedKey come
 the last row's key columns when they are strings, else from its item. A page of at most
 SCAN_PAGE_ROWS that fetches no base items (a table's or an index's Scan page, an index's
 Query page) is read at once without key columns, its items and sizes as two columns
-(storage/pages.py), and taken whole when it is within 1 MB; LastEvaluatedKey is then
-read from its last item.
+(storage/pages.py), and taken whole when it is within 1 MB (without the size column when
+the sizes count for nothing else: `_take_page`); LastEvaluatedKey is then read from its
+last item.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import orjson
@@ -36,6 +37,7 @@ from atoll.engine.tabledef import TableDef
 from atoll.errors import ValidationError
 from atoll.expressions import legacy
 from atoll.model.keys import encode_key_value, partition_hash, prefix_successor
+from atoll.storage.pages import PageColumns
 from atoll.storage.protocol import SCAN_PAGE_ROWS
 
 MAX_PAGE_BYTES = 1024 * 1024
@@ -283,6 +285,19 @@ def _fill(page: _Page, rows: Iterable[tuple[Any, ...]]) -> bool:
     return False
 
 
+def _take_page(page: _Page, request: dict[str, Any], read: Callable[[bool], PageColumns]
+               ) -> bool:
+    """Fill the page from one page read, `read(sized)` (storage/pages.py). Its sizes are
+    read only where they count: for a page that filters or projects (row by row), or whose
+    capacity is asked for; else the items' lengths bound the page, and one whose lengths
+    pass 1 MB is read again with its sizes."""
+    sized = page.decode or "ReturnConsumedCapacity" in request
+    items, sizes = read(sized)
+    if not sized and sum(sizes) > MAX_PAGE_BYTES:
+        items, sizes = read(True)
+    return page.take_page(items, sizes)
+
+
 def _string_key(table: TableDef, index: IndexDef | None, pk: bytes, sk: bytes,
                 read_pk: bytes = b"", read_sk: bytes = b"") -> dict[str, Any] | None:
     """LastEvaluatedKey from a row's key columns: the table's (`pk`, `sk`) and the index's
@@ -419,10 +434,10 @@ def _query_index(ctx: EngineContext, request: dict[str, Any], table: TableDef, i
     fetch = _fetches_base(index, page)
     if not fetch and page.limit is not None and page.limit <= SCAN_PAGE_ROWS:
         # Rows without their keys; LastEvaluatedKey is read from the last item.
-        items, sizes = ctx.storage.query_index_page(
-            table.tid, index.iid, partition_hash(pk), pk, lower, upper, forward, after,
-            page.limit)
-        more = page.take_page(items, sizes)
+        limit = page.limit
+        more = _take_page(page, request, lambda sized: ctx.storage.query_index_page(
+            table.tid, index.iid, partition_hash(pk), pk, lower, upper, forward, after, limit,
+            sized))
         return _with_capacity(page.result(table, more, index), page, request, table, index)
     rows = ctx.storage.query_index(table.tid, index.iid, partition_hash(pk), pk, lower, upper,
                                    forward, after, None if fetch else page.limit)
@@ -453,9 +468,9 @@ async def scan(ctx: EngineContext, request: dict[str, Any]) -> Any:
         page = _Page(request, expressions, select)
         fetch = _fetches_base(index, page)
         if not fetch and page.limit is not None and page.limit <= SCAN_PAGE_ROWS:
-            items, sizes = ctx.storage.scan_index_page(table.tid, index.iid, after_index,
-                                                       h_end, h_start, page.limit)
-            more = page.take_page(items, sizes)
+            limit = page.limit
+            more = _take_page(page, request, lambda sized: ctx.storage.scan_index_page(
+                table.tid, index.iid, after_index, h_end, h_start, limit, sized))
             return _with_capacity(page.result(table, more, index), page, request, table,
                                   index)
         index_rows = ctx.storage.scan_index(table.tid, index.iid, after_index, h_end, h_start,
@@ -471,8 +486,9 @@ async def scan(ctx: EngineContext, request: dict[str, Any]) -> Any:
     limit = page.limit
     if limit is not None and limit <= SCAN_PAGE_ROWS:
         # Rows without their keys; LastEvaluatedKey is read from the last item.
-        items, sizes = ctx.storage.scan_page(table.tid, after, h_end, h_start, limit)
-        more = page.take_page(items, sizes)
+        page_limit = limit
+        more = _take_page(page, request, lambda sized: ctx.storage.scan_page(
+            table.tid, after, h_end, h_start, page_limit, sized))
         return _with_capacity(page.result(table, more), page, request, table, None)
     more = _fill(page, ctx.storage.scan_items(table.tid, after, h_end, h_start, limit))
     last = page.last(more)  # (h, pk, sk, item, size)

@@ -71,7 +71,7 @@ class MemoryReads:
             yield key[0], key[1], key[2], row[0], row[1]
 
     def scan_page(self, tid: int, after: ScanKey | None, h_end: int | None, h_start: int,
-                  limit: int) -> PageColumns:
+                  limit: int, sized: bool = True) -> PageColumns:
         return page_columns((row[3], row[4])
                             for row in self.scan_items(tid, after, h_end, h_start, limit))
 
@@ -125,14 +125,15 @@ class MemoryReads:
 
     def query_index_page(self, tid: int, iid: int, h: int, pk: bytes,
                          lower: tuple[bytes, bool] | None, upper: tuple[bytes, bool] | None,
-                         forward: bool, start: tuple[bytes, bytes, bytes] | None, limit: int
-                         ) -> PageColumns:
+                         forward: bool, start: tuple[bytes, bytes, bytes] | None, limit: int,
+                         sized: bool = True) -> PageColumns:
         return page_columns((row[3], row[4]) for row in self.query_index(
             tid, iid, h, pk, lower, upper, forward, start, limit))
 
     def scan_index_page(self, tid: int, iid: int,
                         after: tuple[int, bytes, bytes, bytes, bytes] | None,
-                        h_end: int | None, h_start: int, limit: int) -> PageColumns:
+                        h_end: int | None, h_start: int, limit: int, sized: bool = True
+                        ) -> PageColumns:
         return page_columns((row[5], row[6]) for row in self.scan_index(
             tid, iid, after, h_end, h_start, limit))
 

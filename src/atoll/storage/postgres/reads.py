@@ -193,7 +193,7 @@ class PostgresReads:
             yield int(h), pk, sk, item, int(size)
 
     def scan_page(self, tid: int, after: tuple[int, bytes, bytes] | None, h_end: int | None, h_start: int,
-                  limit: int) -> PageColumns:
+                  limit: int, sized: bool = True) -> PageColumns:
         return page_columns((row[3], row[4])
                             for row in self.scan_items(tid, after, h_end, h_start, limit))
 
@@ -251,14 +251,15 @@ class PostgresReads:
 
     def query_index_page(self, tid: int, iid: int, h: int, pk: bytes,
                          lower: tuple[bytes, bool] | None, upper: tuple[bytes, bool] | None,
-                         forward: bool, start: tuple[bytes, bytes, bytes] | None, limit: int
-                         ) -> PageColumns:
+                         forward: bool, start: tuple[bytes, bytes, bytes] | None, limit: int,
+                         sized: bool = True) -> PageColumns:
         return page_columns((row[3], row[4]) for row in self.query_index(
             tid, iid, h, pk, lower, upper, forward, start, limit))
 
     def scan_index_page(self, tid: int, iid: int,
                         after: tuple[int, bytes, bytes, bytes, bytes] | None,
-                        h_end: int | None, h_start: int, limit: int) -> PageColumns:
+                        h_end: int | None, h_start: int, limit: int, sized: bool = True
+                        ) -> PageColumns:
         return page_columns((row[5], row[6]) for row in self.scan_index(
             tid, iid, after, h_end, h_start, limit))
 

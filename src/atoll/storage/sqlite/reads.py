@@ -30,7 +30,7 @@ from zlib import crc32
 
 from atoll.invariant import invariant
 from atoll.storage.integrity import IntegrityFaults
-from atoll.storage.pages import PageColumns, page_columns, verified_columns
+from atoll.storage.pages import PageColumns, columns, page_columns, verified_columns
 from atoll.storage.protocol import (
     SCAN_PAGE_ROWS,
     CorruptionDetected,
@@ -149,12 +149,12 @@ class SqliteReads:
             size_rows = CHUNK_ROWS
 
     def scan_page(self, tid: int, after: tuple[int, bytes, bytes] | None, h_end: int | None,
-                  h_start: int, limit: int) -> PageColumns:
+                  h_start: int, limit: int, sized: bool = True) -> PageColumns:
         """The items and sizes of `scan_items`' first `limit` rows, three columns a row
-        instead of six (pages.py says how and why)."""
+        (two unsized) instead of six (pages.py says how and why)."""
         invariant(0 < limit <= SCAN_PAGE_ROWS, "a page reads at most SCAN_PAGE_ROWS")
-        sql, args = _scan_statement("item, size, crc", tid, after, h_end, h_start, limit)
-        page = verified_columns(self._read(sql, args).fetchall())
+        sql, args = _scan_statement(columns(sized), tid, after, h_end, h_start, limit)
+        page = verified_columns(self._read(sql, args).fetchall(), sized)
         if page is None:  # a damaged row: read again with the keys, which report it
             page = page_columns((row[3], row[4])
                                 for row in self.scan_items(tid, after, h_end, h_start, limit))
@@ -196,13 +196,13 @@ class SqliteReads:
 
     def query_index_page(self, tid: int, iid: int, h: int, pk: bytes,
                          lower: tuple[bytes, bool] | None, upper: tuple[bytes, bool] | None,
-                         forward: bool, start: tuple[bytes, bytes, bytes] | None, limit: int
-                         ) -> PageColumns:
+                         forward: bool, start: tuple[bytes, bytes, bytes] | None, limit: int,
+                         sized: bool = True) -> PageColumns:
         """The items and sizes of `query_index`' first `limit` rows (pages.py)."""
         invariant(0 < limit <= SCAN_PAGE_ROWS, "a page reads at most SCAN_PAGE_ROWS")
-        sql, args = _index_query_statement("item, size, crc", tid, iid, h, pk, lower, upper,
+        sql, args = _index_query_statement(columns(sized), tid, iid, h, pk, lower, upper,
                                            forward, start, limit)
-        page = verified_columns(self._read(sql, args).fetchall())
+        page = verified_columns(self._read(sql, args).fetchall(), sized)
         if page is None:  # a damaged row: read again with the keys, which report it
             page = page_columns((row[3], row[4]) for row in self.query_index(
                 tid, iid, h, pk, lower, upper, forward, start, limit))
@@ -231,12 +231,13 @@ class SqliteReads:
 
     def scan_index_page(self, tid: int, iid: int,
                         after: tuple[int, bytes, bytes, bytes, bytes] | None,
-                        h_end: int | None, h_start: int, limit: int) -> PageColumns:
+                        h_end: int | None, h_start: int, limit: int, sized: bool = True
+                        ) -> PageColumns:
         """The items and sizes of `scan_index`' first `limit` rows (pages.py)."""
         invariant(0 < limit <= SCAN_PAGE_ROWS, "a page reads at most SCAN_PAGE_ROWS")
-        sql, args = _index_scan_statement("item, size, crc", tid, iid, after, h_end, h_start,
+        sql, args = _index_scan_statement(columns(sized), tid, iid, after, h_end, h_start,
                                           limit)
-        page = verified_columns(self._read(sql, args).fetchall())
+        page = verified_columns(self._read(sql, args).fetchall(), sized)
         if page is None:  # a damaged row: read again with the keys, which report it
             page = page_columns((row[5], row[6]) for row in self.scan_index(
                 tid, iid, after, h_end, h_start, limit))
