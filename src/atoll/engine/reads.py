@@ -37,7 +37,6 @@ from atoll.engine.tabledef import TableDef
 from atoll.errors import ValidationError
 from atoll.expressions import legacy
 from atoll.model.keys import encode_key_value, partition_hash, prefix_successor
-from atoll.storage.pages import PageColumns
 from atoll.storage.protocol import SCAN_PAGE_ROWS
 
 MAX_PAGE_BYTES = 1024 * 1024
@@ -285,8 +284,8 @@ def _fill(page: _Page, rows: Iterable[tuple[Any, ...]]) -> bool:
     return False
 
 
-def _take_page(page: _Page, request: dict[str, Any], read: Callable[[bool], PageColumns]
-               ) -> bool:
+def _take_page(page: _Page, request: dict[str, Any],
+               read: Callable[[bool], tuple[Sequence[bytes], Sequence[int]]]) -> bool:
     """Fill the page from one page read, `read(sized)` (storage/pages.py). Its sizes are
     read only where they count: for a page that filters or projects (row by row), or whose
     capacity is asked for; else the items' lengths bound the page, and one whose lengths
