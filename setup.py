@@ -69,7 +69,7 @@ REQUEST_PATH = (
     "auth/permissions.py", "auth/sigv4.py", "auth/timestamps.py",
     "http/__init__.py", "http/client.py", "http/connection.py", "http/connections.py",
     "http/limits.py", "http/server.py", "http/timing.py", "http/wire.py",
-    "storage/__init__.py", "storage/integrity.py", "storage/protocol.py",
+    "storage/__init__.py", "storage/integrity.py", "storage/pages.py", "storage/protocol.py",
     "storage/treeprotocol.py", "storage/trees.py", "storage/memory/",
     "storage/sqlite/batches.py", "storage/sqlite/cache.py", "storage/sqlite/connection.py",
     "storage/sqlite/durability.py", "storage/sqlite/reads.py", "storage/sqlite/schema.py",

@@ -333,8 +333,25 @@ async def test_scans_walk_key_order_from_a_start_key_within_a_hash_range(
                 [None, *keys[::53]], [0, 2**31], [None, 2**31], [1, 7, SCAN_PAGE_ROWS]):
             page = storage.scan_page(tid, after, h_end, h_start, limit)
             rows = list(storage.scan_items(tid, after, h_end, h_start, limit))
-            assert page == [(item, size) for _h, _pk, _sk, item, size in rows]
-        assert storage.scan_page(99, None, None, 0, 5) == []
+            assert _listed(page) == [(item, size) for _h, _pk, _sk, item, size in rows]
+            _check_unsized(storage.scan_page(tid, after, h_end, h_start, limit, sized=False),
+                           page)
+        assert _listed(storage.scan_page(99, None, None, 0, 5)) == []
+
+
+def _listed(page: tuple[Any, Any]) -> list[tuple[bytes, int]]:
+    """A page read's (items, sizes) columns as (item, size) rows."""
+    items, sizes = page
+    assert len(items) == len(sizes)
+    return list(zip(items, sizes, strict=True))
+
+
+def _check_unsized(unsized: tuple[Any, Any], sized: tuple[Any, Any]) -> None:
+    """An unsized page read has the sized one's items; each size is the item's or its
+    stored length (storage/pages.py)."""
+    assert list(unsized[0]) == list(sized[0])
+    assert all(size in (exact, len(item))
+               for item, size, exact in zip(*unsized, sized[1], strict=True))
 
 
 def _bounds(values: list[bytes]) -> list[tuple[bytes, bool] | None]:
@@ -428,6 +445,44 @@ async def test_index_rows_order_by_their_full_key_in_queries_and_scans(
         assert [row[:3] for row in storage.query_index(tid, 1, 5, b"g", None, None, True,
                                                        None)] == rows[1:]
         assert storage.index_stats(tid, 2) == (0, 0)
+
+
+@in_a_loop
+async def test_index_pages_hold_the_items_and_sizes_of_the_range_reads_first_rows(
+        backend: Backend, tmp_path: Path) -> None:
+    rng = random.Random(21)
+    keys = sorted({(rng.choice([5, 2**31 + 7]), rng.choice([b"g", b"g\x00", b"h"]),
+                    bytes(rng.randrange(4) for _ in range(rng.randrange(3))), b"x",
+                    bytes([n % 256, n // 256])) for n in range(400)})
+    async with started(backend.open(tmp_path, "a")) as storage:
+        tid = await write(storage, create("t"))
+
+        def index(txn: WriteTxn) -> None:
+            txn.index_put_many([(tid, 1, h, pk, sk, bpk, bsk, b'{"n":%d}' % n, n + 1)
+                                for n, (h, pk, sk, bpk, bsk) in enumerate(keys)])
+
+        await write(storage, index)
+        for lower, upper, forward, limit in itertools.product(
+                _bounds([b"\x01", b"\x02\x00"]), [None, (b"\x03", False)], (True, False),
+                [1, 7, SCAN_PAGE_ROWS]):
+            for h, pk in ((5, b"g"), (2**31 + 7, b"h"), (5, b"none")):
+                for start in [None, (b"\x01", b"x", b"")]:
+                    rows = list(storage.query_index(tid, 1, h, pk, lower, upper, forward,
+                                                    start, limit))
+                    page = storage.query_index_page(tid, 1, h, pk, lower, upper, forward,
+                                                    start, limit)
+                    assert _listed(page) == [row[3:] for row in rows]
+                    _check_unsized(storage.query_index_page(
+                        tid, 1, h, pk, lower, upper, forward, start, limit, sized=False), page)
+        for after, h_start, h_end, limit in itertools.product(
+                [None, *keys[::61]], [0, 2**31], [None, 2**31], [1, 7, SCAN_PAGE_ROWS]):
+            rows = list(storage.scan_index(tid, 1, after, h_end, h_start, limit))
+            page = storage.scan_index_page(tid, 1, after, h_end, h_start, limit)
+            assert _listed(page) == [row[5:] for row in rows]
+            _check_unsized(storage.scan_index_page(tid, 1, after, h_end, h_start, limit,
+                                                   sized=False), page)
+        assert len(_listed(storage.scan_index_page(tid, 1, None, None, 0, 150 // 2))) == 75
+        assert _listed(storage.scan_index_page(tid, 2, None, None, 0, 5)) == []
 
 
 @in_a_loop

@@ -296,6 +296,48 @@ def test_scan_pages_at_one_megabyte(ddb: Any, big_table: str) -> None:
     assert sorted(_check_big_pages(pages)) == list(range(BIG_ITEMS))
 
 
+def test_scan_pages_of_a_limit_stop_at_one_megabyte(ddb: Any, big_table: str) -> None:
+    # A page of Limit <= 100 is read at once (storage/pages.py), then cut at 1 MB alike.
+    pages = []
+    params: dict[str, Any] = {"TableName": big_table, "Limit": 20}
+    for _ in range(BIG_ITEMS + 1):
+        page = ddb.scan(**params)
+        pages.append(page)
+        if "LastEvaluatedKey" not in page:
+            break
+        params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    assert len(pages) >= 3
+    assert sorted(_check_big_pages(pages)) == list(range(BIG_ITEMS))
+
+
+def test_a_page_whose_json_passes_one_megabyte_but_whose_sizes_do_not_is_whole(
+        ddb: Any) -> None:
+    # 9 binary values of 110,000 bytes: ~990 KB of item sizes (one page), ~1.3 MB of
+    # stored JSON (base64): the page is cut by the sizes, not by the JSON's length.
+    name = "qs_wide_binaries"
+    ddb.create_table(
+        TableName=name, BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
+                   {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": n, "AttributeType": t}
+                              for n, t in (("pk", "S"), ("sk", "N"), ("g", "S"))],
+        GlobalSecondaryIndexes=[{"IndexName": "by_g", "Projection": {"ProjectionType": "ALL"},
+                                 "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"},
+                                               {"AttributeName": "sk", "KeyType": "RANGE"}]}])
+    for i in range(9):
+        ddb.put_item(TableName=name, Item={"pk": PK, "sk": {"N": str(i)}, "g": {"S": "g"},
+                                           "b": {"B": bytes([i]) * 110_000}})
+    requests = [("scan", {"TableName": name}), ("scan", {"TableName": name, "IndexName": "by_g"}),
+                ("query", {"TableName": name, "IndexName": "by_g",
+                           "KeyConditionExpression": "g = :g",
+                           "ExpressionAttributeValues": {":g": {"S": "g"}}})]
+    for operation, request in requests:
+        whole = getattr(ddb, operation)(**request, Limit=9)
+        assert whole["Count"] == 9 and "LastEvaluatedKey" in whole, request
+        rest = getattr(ddb, operation)(**request, Limit=100)
+        assert rest["Count"] == 9 and "LastEvaluatedKey" not in rest, request
+
+
 def test_boto3_paginator_walks_the_big_table(ddb: Any, big_table: str) -> None:
     paginator = ddb.get_paginator("query")
     keys = [int(item["sk"]["N"])

@@ -1,5 +1,6 @@
 """`item_size` (no validation, for items already checked: replicated ones) must give
-exactly what `check_item` gives for every valid, normalised item."""
+exactly what `check_item` gives for every valid, normalised item, and no item's stored
+JSON is shorter than its size."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import base64
 import copy
 from typing import Any
 
+import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from atoll.model.values import check_item, item_size
+from atoll.replication.change import item_json
 
 names = st.text(min_size=1, max_size=8)
 numbers = st.one_of(st.integers(-10**20, 10**20).map(str),
@@ -38,3 +41,13 @@ def test_item_size_equals_the_validating_size(item: dict[str, Any]) -> None:
     normalised = copy.deepcopy(item)
     expected = check_item(normalised)  # validates and normalises numbers in place
     assert item_size(normalised) == expected
+
+
+@settings(max_examples=400, deadline=None)
+@given(items)
+def test_an_items_stored_json_is_never_shorter_than_its_size(item: dict[str, Any]) -> None:
+    # A page read without sizes (storage/pages.py) bounds its page by the items' lengths.
+    normalised = copy.deepcopy(item)
+    size = check_item(normalised)
+    assert len(item_json(normalised)) >= size
+    assert len(orjson.dumps(normalised)) >= size  # index rows' projected items

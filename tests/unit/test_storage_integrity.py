@@ -73,7 +73,41 @@ def test_sqlite_reads_report_the_damaged_row_with_its_table_and_key(tmp_path: Pa
             storage.write_sync(lambda txn: txn.get(tid, 7, b"pk", b"sk"))
         with pytest.raises(CorruptionDetected):  # reads no keys, yet reports the row's
             storage.scan_page(tid, None, None, 0, 10)
+        with pytest.raises(CorruptionDetected):
+            storage.scan_page(tid, None, None, 0, 10, sized=False)
     finally:
         storage.close()
-    assert [(e.kind, e.tid, e.pk, e.sk) for e in found] == [("item", tid, b"pk", b"sk")] * 4
-    assert storage.integrity.detections == 4 and storage.integrity.damaged == 1
+    assert [(e.kind, e.tid, e.pk, e.sk) for e in found] == [("item", tid, b"pk", b"sk")] * 5
+    assert storage.integrity.detections == 5 and storage.integrity.damaged == 1
+
+
+def test_sqlite_index_pages_report_the_damaged_row_by_its_base_key(tmp_path: Path) -> None:
+    storage = SqliteStorage(str(tmp_path / "db"), durable=False)
+
+    def job(txn):  # type: ignore[no-untyped-def]
+        tid = txn.create_table("t", b"{}")
+        for n in range(5):
+            txn.index_put(tid, 1, 9, b"ipk", bytes([n]), b"pk%d" % n, b"", b'{"n":%d}' % n, 7)
+        return tid
+
+    tid = storage.write_sync(job)
+    storage.close()
+    with sqlite3.connect(tmp_path / "db") as db:
+        db.execute("UPDATE index_items SET crc=crc+1 WHERE base_pk=?", (b"pk3",))
+    storage = SqliteStorage(str(tmp_path / "db"), durable=False)
+    found: list[Located] = []
+    storage.integrity.listeners.append(lambda error, new: found.append(error))
+    try:
+        assert list(storage.query_index_page(tid, 1, 9, b"ipk", None, None, True, None, 3)[0]) \
+            == [b'{"n":0}', b'{"n":1}', b'{"n":2}']  # the damaged row is not read
+        with pytest.raises(CorruptionDetected):
+            storage.query_index_page(tid, 1, 9, b"ipk", None, None, True, None, 10)
+        with pytest.raises(CorruptionDetected):
+            storage.query_index_page(tid, 1, 9, b"ipk", None, None, False, None, 2)
+        with pytest.raises(CorruptionDetected):
+            storage.scan_index_page(tid, 1, None, None, 0, 100)
+        with pytest.raises(CorruptionDetected):  # without the size column too
+            storage.scan_index_page(tid, 1, None, None, 0, 100, sized=False)
+    finally:
+        storage.close()
+    assert [(e.kind, e.tid, e.pk, e.sk) for e in found] == [("index item", tid, b"pk3", b"")] * 4

@@ -12,13 +12,17 @@ A page stops at `Limit` items *read* (before the filter, as DynamoDB counts) or 
 Items travel as their stored JSON bytes and are decoded only when a filter or a
 projection needs them; a page of undecoded items is answered as JSON bytes joined from
 them (the storage checked each row's CRC32 as it read it). LastEvaluatedKey comes from
-the last row's key columns when they are strings, else from its item; a table Scan page
-of at most SCAN_PAGE_ROWS reads no key columns at all (`Storage.scan_page`).
+the last row's key columns when they are strings, else from its item. A page of at most
+SCAN_PAGE_ROWS that fetches no base items (a table's or an index's Scan page, an index's
+Query page) is read at once without key columns, its items and sizes as two columns
+(storage/pages.py), and taken whole when it is within 1 MB (without the size column when
+the sizes count for nothing else: `_take_page`); LastEvaluatedKey is then read from its
+last item.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import orjson
@@ -196,6 +200,22 @@ class _Page:
         self.bytes_read = bytes_read
         return more
 
+    def take_page(self, items: Sequence[bytes], sizes: Sequence[int]) -> bool:
+        """`_fill` of a page read at once (at most Limit rows, as two columns: see
+        storage/pages.py). A page that neither filters nor projects and is within 1 MB
+        takes them all with no step per row; any other goes row by row."""
+        total = sum(sizes)
+        if self.decode or self.scanned or total > MAX_PAGE_BYTES:
+            return _fill(self, zip(items, sizes))
+        n = len(items)
+        if n:
+            self.last_row = (items[-1], sizes[-1])
+            self.scanned = self.count = n
+            self.bytes_read = total
+            if not self.count_only:
+                self.raw = list(items)
+        return n == self.limit
+
     def last(self, more: bool) -> tuple[Any, ...] | None:
         """The row LastEvaluatedKey is made from (None: the page is the last one)."""
         return self.last_row if more else None
@@ -262,6 +282,19 @@ def _fill(page: _Page, rows: Iterable[tuple[Any, ...]]) -> bool:
         if not page.add(row):
             return True
     return False
+
+
+def _take_page(page: _Page, request: dict[str, Any],
+               read: Callable[[bool], tuple[Sequence[bytes], Sequence[int]]]) -> bool:
+    """Fill the page from one page read, `read(sized)` (storage/pages.py). Its sizes are
+    read only where they count: for a page that filters or projects (row by row), or whose
+    capacity is asked for; else the items' lengths bound the page, and one whose lengths
+    pass 1 MB is read again with its sizes."""
+    sized = page.decode or "ReturnConsumedCapacity" in request
+    items, sizes = read(sized)
+    if not sized and sum(sizes) > MAX_PAGE_BYTES:
+        items, sizes = read(True)
+    return page.take_page(items, sizes)
 
 
 def _string_key(table: TableDef, index: IndexDef | None, pk: bytes, sk: bytes,
@@ -398,6 +431,13 @@ def _query_index(ctx: EngineContext, request: dict[str, Any], table: TableDef, i
         after = (decoded.read_sk, decoded.pk, decoded.sk)
     page = _Page(request, expressions, select)
     fetch = _fetches_base(index, page)
+    if not fetch and page.limit is not None and page.limit <= SCAN_PAGE_ROWS:
+        # Rows without their keys; LastEvaluatedKey is read from the last item.
+        limit = page.limit
+        more = _take_page(page, request, lambda sized: ctx.storage.query_index_page(
+            table.tid, index.iid, partition_hash(pk), pk, lower, upper, forward, after, limit,
+            sized))
+        return _with_capacity(page.result(table, more, index), page, request, table, index)
     rows = ctx.storage.query_index(table.tid, index.iid, partition_hash(pk), pk, lower, upper,
                                    forward, after, None if fetch else page.limit)
     more = _fill(page, _base_items(ctx, table, rows) if fetch else rows)
@@ -426,6 +466,12 @@ async def scan(ctx: EngineContext, request: dict[str, Any]) -> Any:
                            decoded.pk, decoded.sk)
         page = _Page(request, expressions, select)
         fetch = _fetches_base(index, page)
+        if not fetch and page.limit is not None and page.limit <= SCAN_PAGE_ROWS:
+            limit = page.limit
+            more = _take_page(page, request, lambda sized: ctx.storage.scan_index_page(
+                table.tid, index.iid, after_index, h_end, h_start, limit, sized))
+            return _with_capacity(page.result(table, more, index), page, request, table,
+                                  index)
         index_rows = ctx.storage.scan_index(table.tid, index.iid, after_index, h_end, h_start,
                                             None if fetch else page.limit)
         more = _fill(page, _base_items(ctx, table, index_rows) if fetch else index_rows)
@@ -439,8 +485,9 @@ async def scan(ctx: EngineContext, request: dict[str, Any]) -> Any:
     limit = page.limit
     if limit is not None and limit <= SCAN_PAGE_ROWS:
         # Rows without their keys; LastEvaluatedKey is read from the last item.
-        rows = ctx.storage.scan_page(table.tid, after, h_end, h_start, limit)
-        more = _fill(page, rows)
+        page_limit = limit
+        more = _take_page(page, request, lambda sized: ctx.storage.scan_page(
+            table.tid, after, h_end, h_start, page_limit, sized))
         return _with_capacity(page.result(table, more), page, request, table, None)
     more = _fill(page, ctx.storage.scan_items(table.tid, after, h_end, h_start, limit))
     last = page.last(more)  # (h, pk, sk, item, size)

@@ -72,6 +72,7 @@ from typing import Any, Protocol
 
 from atoll.errors import InternalError
 from atoll.storage.integrity import IntegrityFaults
+from atoll.storage.pages import PageReads
 
 ItemRow = tuple[bytes, int]  # (item JSON, size in bytes)
 RowVersion = tuple[int, str]  # (hlc, origin)
@@ -81,7 +82,7 @@ SortKeyBound = tuple[bytes, bool]  # (encoded sort key, inclusive)
 ScanKey = tuple[int, bytes, bytes]  # (h, pk, sk) inside one table
 ItemKey = tuple[int, int, bytes, bytes]  # (tid, h, pk, sk)
 IndexScanKey = tuple[int, bytes, bytes, bytes, bytes]  # (h, pk, sk, base_pk, base_sk)
-# `scan_page` reads at most this many rows (of 400 KB at most each) at once.
+# A page read (pages.py) reads at most this many rows (of 400 KB at most each) at once.
 SCAN_PAGE_ROWS = 100
 TableStateRow = tuple[int, str, int, str, bytes | None]
 """(created hlc, created origin, version hlc, version origin, definition or None)."""
@@ -390,8 +391,9 @@ WriteJob = Callable[[WriteTxn], Any]
 """A write job: runs inside the batch's transaction; its result goes to its caller."""
 
 
-class Storage(Protocol):
-    """One node's database: construct, `write_sync` if need be, `start`, then serve."""
+class Storage(PageReads, Protocol):
+    """One node's database: construct, `write_sync` if need be, `start`, then serve.
+    Its page reads (`scan_page`, `query_index_page`, `scan_index_page`): pages.py."""
 
     integrity: IntegrityFaults
     """Where every checksum failure this storage finds is counted (and heard of by its
@@ -470,13 +472,6 @@ class Storage(Protocol):
                    ) -> Iterator[tuple[int, bytes, bytes, bytes, int]]:
         """(h, pk, sk, item, size) of a table's live items in key order: strictly after
         `after` if given, else from h >= h_start; only h < h_end if given."""
-        ...
-
-    def scan_page(self, tid: int, after: ScanKey | None, h_end: int | None, h_start: int,
-                  limit: int) -> list[ItemRow]:
-        """(item, size) of the first `limit` (at most SCAN_PAGE_ROWS) items `scan_items`
-        would yield, without their keys: a Scan page that answers only items reads less
-        per row. Each row's checksum is verified before the list is returned."""
         ...
 
     def collection_size(self, tid: int, h: int, pk: bytes) -> int:

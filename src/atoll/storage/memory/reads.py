@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from atoll.storage.memory.data import MemoryData
 from atoll.storage.memory.rows import Bound, successor
 from atoll.storage.memory.snapshots import MemoryChangesSnapshot, MemoryTableSnapshot
+from atoll.storage.pages import PageColumns, page_columns
 from atoll.storage.protocol import (
     IndexScanKey,
     ItemRow,
@@ -70,8 +71,9 @@ class MemoryReads:
             yield key[0], key[1], key[2], row[0], row[1]
 
     def scan_page(self, tid: int, after: ScanKey | None, h_end: int | None, h_start: int,
-                  limit: int) -> list[ItemRow]:
-        return [(row[3], row[4]) for row in self.scan_items(tid, after, h_end, h_start, limit)]
+                  limit: int, sized: bool = True) -> PageColumns:
+        return page_columns((row[3], row[4])
+                            for row in self.scan_items(tid, after, h_end, h_start, limit))
 
     def collection_size(self, tid: int, h: int, pk: bytes) -> int:
         low: Bound = ((h, pk), True)
@@ -120,6 +122,20 @@ class MemoryReads:
             if n == limit:
                 return
             yield key[0], key[1], key[2], key[3], key[4], item, size
+
+    def query_index_page(self, tid: int, iid: int, h: int, pk: bytes,
+                         lower: tuple[bytes, bool] | None, upper: tuple[bytes, bool] | None,
+                         forward: bool, start: tuple[bytes, bytes, bytes] | None, limit: int,
+                         sized: bool = True) -> PageColumns:
+        return page_columns((row[3], row[4]) for row in self.query_index(
+            tid, iid, h, pk, lower, upper, forward, start, limit))
+
+    def scan_index_page(self, tid: int, iid: int,
+                        after: tuple[int, bytes, bytes, bytes, bytes] | None,
+                        h_end: int | None, h_start: int, limit: int, sized: bool = True
+                        ) -> PageColumns:
+        return page_columns((row[5], row[6]) for row in self.scan_index(
+            tid, iid, after, h_end, h_start, limit))
 
     def index_stats(self, tid: int, iid: int) -> tuple[int, int]:
         rows = self.data.indexes.get((tid, iid))

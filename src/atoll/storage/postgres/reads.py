@@ -31,6 +31,7 @@ import psycopg
 
 from atoll.errors import ServiceUnavailable
 from atoll.invariant import invariant
+from atoll.storage.pages import PageColumns, page_columns
 from atoll.storage.postgres.connection import UNAVAILABLE, classify, connect
 from atoll.storage.postgres.snapshots import open_changes_snapshot, open_table_snapshot
 from atoll.storage.protocol import (
@@ -191,9 +192,10 @@ class PostgresReads:
                 raise CorruptionDetected("Stored item failed its checksum")
             yield int(h), pk, sk, item, int(size)
 
-    def scan_page(self, tid: int, after: tuple[int, bytes, bytes] | None, h_end: int | None,
-                  h_start: int, limit: int) -> list[ItemRow]:
-        return [(row[3], row[4]) for row in self.scan_items(tid, after, h_end, h_start, limit)]
+    def scan_page(self, tid: int, after: tuple[int, bytes, bytes] | None, h_end: int | None, h_start: int,
+                  limit: int, sized: bool = True) -> PageColumns:
+        return page_columns((row[3], row[4])
+                            for row in self.scan_items(tid, after, h_end, h_start, limit))
 
     def collection_size(self, tid: int, h: int, pk: bytes) -> int:
         row = self._one(
@@ -246,6 +248,20 @@ class PostgresReads:
             if zlib.crc32(item) != crc:
                 raise CorruptionDetected("Stored index item failed its checksum")
             yield int(h), pk, sk, base_pk, base_sk, item, int(size)
+
+    def query_index_page(self, tid: int, iid: int, h: int, pk: bytes,
+                         lower: tuple[bytes, bool] | None, upper: tuple[bytes, bool] | None,
+                         forward: bool, start: tuple[bytes, bytes, bytes] | None, limit: int,
+                         sized: bool = True) -> PageColumns:
+        return page_columns((row[3], row[4]) for row in self.query_index(
+            tid, iid, h, pk, lower, upper, forward, start, limit))
+
+    def scan_index_page(self, tid: int, iid: int,
+                        after: tuple[int, bytes, bytes, bytes, bytes] | None,
+                        h_end: int | None, h_start: int, limit: int, sized: bool = True
+                        ) -> PageColumns:
+        return page_columns((row[5], row[6]) for row in self.scan_index(
+            tid, iid, after, h_end, h_start, limit))
 
     def index_stats(self, tid: int, iid: int) -> tuple[int, int]:
         row = self._one("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM index_items"

@@ -6,8 +6,9 @@ may not be durable yet: each read notes the commits it may have seen (`_read`,
 CRC32 does not match its bytes raises CorruptionDetected instead of being served.
 
 Range reads (query_items, scan_items, query_index, scan_index) fetch their rows in chunks
-and take a LIMIT when the caller knows how many rows it will read (a page's Limit);
-`scan_page` reads a Scan page's items without their key columns.
+and take a LIMIT when the caller knows how many rows it will read (a page's Limit); the
+page reads (`scan_page`, `query_index_page`, `scan_index_page`) read a page's items and
+sizes without their key columns, as two columns (storage/pages.py).
 
 The per-request reads bind their key columns as `bytearray` (`_blob`): sqlite3 binds a
 bytes parameter only after asking its adapter registry about it (a tuple key, a dict
@@ -29,6 +30,7 @@ from zlib import crc32
 
 from atoll.invariant import invariant
 from atoll.storage.integrity import IntegrityFaults
+from atoll.storage.pages import PageColumns, columns, page_columns, verified_columns
 from atoll.storage.protocol import (
     SCAN_PAGE_ROWS,
     CorruptionDetected,
@@ -147,20 +149,15 @@ class SqliteReads:
             size_rows = CHUNK_ROWS
 
     def scan_page(self, tid: int, after: tuple[int, bytes, bytes] | None, h_end: int | None,
-                  h_start: int, limit: int) -> list[ItemRow]:
-        """(item, size) of `scan_items`' first `limit` rows: three columns a row instead of
-        six (the key columns cost a third of a Scan page's SQLite time). A row that fails
-        its checksum has no key here to report, so the same range is read again with its
-        keys (`scan_items`), which raises with the damaged row's key; nothing of the first
-        read has been handed on by then."""
-        invariant(0 < limit <= SCAN_PAGE_ROWS, "scan_page reads at most SCAN_PAGE_ROWS")
-        sql, args = _scan_statement("item, size, crc", tid, after, h_end, h_start, limit)
-        page: list[ItemRow] = []
-        for item, size, crc in self._read(sql, args).fetchall():
-            if crc32(item) != crc:
-                return [(row[3], row[4])
-                        for row in self.scan_items(tid, after, h_end, h_start, limit)]
-            page.append((item, size))
+                  h_start: int, limit: int, sized: bool = True) -> PageColumns:
+        """The items and sizes of `scan_items`' first `limit` rows, three columns a row
+        (two unsized) instead of six (pages.py says how and why)."""
+        invariant(0 < limit <= SCAN_PAGE_ROWS, "a page reads at most SCAN_PAGE_ROWS")
+        sql, args = _scan_statement(columns(sized), tid, after, h_end, h_start, limit)
+        page = verified_columns(self._read(sql, args).fetchall(), sized)
+        if page is None:  # a damaged row: read again with the keys, which report it
+            page = page_columns((row[3], row[4])
+                                for row in self.scan_items(tid, after, h_end, h_start, limit))
         return page
 
     def get_items_snapshot(self, keys: list[tuple[int, int, bytes, bytes]]
@@ -181,18 +178,9 @@ class SqliteReads:
         """(sk, base_pk, base_sk, item, size) of one index partition within the bounds, in
         index order, strictly after (before, backwards) `start` = (sk, base_pk, base_sk);
         at most `limit` if given."""
-        sql = ["SELECT sk, base_pk, base_sk, item, size, crc FROM index_items"
-               " WHERE tid=? AND iid=? AND h=? AND pk=?"]
-        args: list[Any] = [tid, iid, h, _blob(pk)]
-        _sort_key_bounds(sql, args, lower, upper)
-        if start is not None:
-            sql.append("AND (sk, base_pk, base_sk) > (?,?,?)" if forward
-                       else "AND (sk, base_pk, base_sk) < (?,?,?)")
-            args.extend((_blob(start[0]), _blob(start[1]), _blob(start[2])))
-        sql.append("ORDER BY sk, base_pk, base_sk" if forward
-                   else "ORDER BY sk DESC, base_pk DESC, base_sk DESC")
-        _limit(sql, args, limit)
-        cursor = self._read(" ".join(sql), args)
+        sql, args = _index_query_statement("sk, base_pk, base_sk, item, size, crc", tid, iid,
+                                           h, pk, lower, upper, forward, start, limit)
+        cursor = self._read(sql, args)
         size_rows = _first_chunk_rows(limit)
         while True:
             rows = cursor.fetchmany(size_rows)
@@ -206,25 +194,28 @@ class SqliteReads:
                 return
             size_rows = CHUNK_ROWS
 
+    def query_index_page(self, tid: int, iid: int, h: int, pk: bytes,
+                         lower: tuple[bytes, bool] | None, upper: tuple[bytes, bool] | None,
+                         forward: bool, start: tuple[bytes, bytes, bytes] | None, limit: int,
+                         sized: bool = True) -> PageColumns:
+        """The items and sizes of `query_index`' first `limit` rows (pages.py)."""
+        invariant(0 < limit <= SCAN_PAGE_ROWS, "a page reads at most SCAN_PAGE_ROWS")
+        sql, args = _index_query_statement(columns(sized), tid, iid, h, pk, lower, upper,
+                                           forward, start, limit)
+        page = verified_columns(self._read(sql, args).fetchall(), sized)
+        if page is None:  # a damaged row: read again with the keys, which report it
+            page = page_columns((row[3], row[4]) for row in self.query_index(
+                tid, iid, h, pk, lower, upper, forward, start, limit))
+        return page
+
     def scan_index(self, tid: int, iid: int, after: tuple[int, bytes, bytes, bytes, bytes] | None,
                    h_end: int | None, h_start: int = 0, limit: int | None = None
                    ) -> Iterator[tuple[int, bytes, bytes, bytes, bytes, bytes, int]]:
         """(h, pk, sk, base_pk, base_sk, item, size) of an index in scan order; at most
         `limit` if given."""
-        cols = "SELECT h, pk, sk, base_pk, base_sk, item, size, crc FROM index_items"
-        if after is None:
-            sql = [cols + " WHERE tid=? AND iid=? AND h >= ?"]
-            args: list[Any] = [tid, iid, h_start]
-        else:
-            sql = [cols + " WHERE tid=? AND iid=? AND (h, pk, sk, base_pk, base_sk) > (?,?,?,?,?)"]
-            args = [tid, iid, after[0], _blob(after[1]), _blob(after[2]), _blob(after[3]),
-                    _blob(after[4])]
-        if h_end is not None:
-            sql.append("AND h < ?")
-            args.append(h_end)
-        sql.append("ORDER BY h, pk, sk, base_pk, base_sk")
-        _limit(sql, args, limit)
-        cursor = self._read(" ".join(sql), args)
+        sql, args = _index_scan_statement("h, pk, sk, base_pk, base_sk, item, size, crc", tid,
+                                          iid, after, h_end, h_start, limit)
+        cursor = self._read(sql, args)
         size_rows = _first_chunk_rows(limit)
         while True:
             rows = cursor.fetchmany(size_rows)
@@ -237,6 +228,20 @@ class SqliteReads:
             if len(rows) < size_rows:
                 return
             size_rows = CHUNK_ROWS
+
+    def scan_index_page(self, tid: int, iid: int,
+                        after: tuple[int, bytes, bytes, bytes, bytes] | None,
+                        h_end: int | None, h_start: int, limit: int, sized: bool = True
+                        ) -> PageColumns:
+        """The items and sizes of `scan_index`' first `limit` rows (pages.py)."""
+        invariant(0 < limit <= SCAN_PAGE_ROWS, "a page reads at most SCAN_PAGE_ROWS")
+        sql, args = _index_scan_statement(columns(sized), tid, iid, after, h_end, h_start,
+                                          limit)
+        page = verified_columns(self._read(sql, args).fetchall(), sized)
+        if page is None:  # a damaged row: read again with the keys, which report it
+            page = page_columns((row[5], row[6]) for row in self.scan_index(
+                tid, iid, after, h_end, h_start, limit))
+        return page
 
     def collection_size(self, tid: int, h: int, pk: bytes) -> int:
         """Bytes of one item collection: the items of a partition key and their rows in
@@ -442,6 +447,47 @@ def _scan_statement(columns: str, tid: int, after: tuple[int, bytes, bytes] | No
         sql.append("AND h < ?")
         args.append(h_end)
     sql.append("ORDER BY h, pk, sk")
+    _limit(sql, args, limit)
+    return " ".join(sql), args
+
+
+def _index_query_statement(columns: str, tid: int, iid: int, h: int, pk: bytes,
+                           lower: tuple[bytes, bool] | None, upper: tuple[bytes, bool] | None,
+                           forward: bool, start: tuple[bytes, bytes, bytes] | None,
+                           limit: int | None) -> tuple[str, list[Any]]:
+    """The SQL and arguments reading `columns` of one index partition in index order
+    (query_index says which rows)."""
+    sql = [f"SELECT {columns} FROM index_items WHERE tid=? AND iid=? AND h=? AND pk=?"]
+    args: list[Any] = [tid, iid, h, _blob(pk)]
+    _sort_key_bounds(sql, args, lower, upper)
+    if start is not None:
+        sql.append("AND (sk, base_pk, base_sk) > (?,?,?)" if forward
+                   else "AND (sk, base_pk, base_sk) < (?,?,?)")
+        args.extend((_blob(start[0]), _blob(start[1]), _blob(start[2])))
+    sql.append("ORDER BY sk, base_pk, base_sk" if forward
+               else "ORDER BY sk DESC, base_pk DESC, base_sk DESC")
+    _limit(sql, args, limit)
+    return " ".join(sql), args
+
+
+def _index_scan_statement(columns: str, tid: int, iid: int,
+                          after: tuple[int, bytes, bytes, bytes, bytes] | None,
+                          h_end: int | None, h_start: int, limit: int | None
+                          ) -> tuple[str, list[Any]]:
+    """The SQL and arguments reading `columns` of an index in scan order (scan_index says
+    which rows)."""
+    if after is None:
+        sql = [f"SELECT {columns} FROM index_items WHERE tid=? AND iid=? AND h >= ?"]
+        args: list[Any] = [tid, iid, h_start]
+    else:
+        sql = [f"SELECT {columns} FROM index_items WHERE tid=? AND iid=?"
+               " AND (h, pk, sk, base_pk, base_sk) > (?,?,?,?,?)"]
+        args = [tid, iid, after[0], _blob(after[1]), _blob(after[2]), _blob(after[3]),
+                _blob(after[4])]
+    if h_end is not None:
+        sql.append("AND h < ?")
+        args.append(h_end)
+    sql.append("ORDER BY h, pk, sk, base_pk, base_sk")
     _limit(sql, args, limit)
     return " ".join(sql), args
 
