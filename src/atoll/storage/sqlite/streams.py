@@ -76,7 +76,10 @@ class SqliteStreamWrites:
         # Records appended in the open transaction and not yet inserted: one executemany
         # at the end of the batch (flush_stream_records) instead of a statement each;
         # bounded by the batch's writes. Whatever reads or removes records flushes first.
-        self._appended: list[tuple[int, int, int, str, bytes, int]] = []
+        # Each record is bound as a bytearray: sqlite3 binds int, float, str and bytearray
+        # as they are, but sends bytes through its adapter lookup, which fails at some cost
+        # (~0.5 us a row, measured); the copy costs ~0.1 us.
+        self._appended: list[tuple[int, int, int, str, bytearray, int]] = []
 
     def stream_open(self, table_name: str, label: str, view_type: str, key_schema: bytes,
                     now_ms: int) -> int:
@@ -116,8 +119,8 @@ class SqliteStreamWrites:
         pos = self.next_stream_pos
         invariant(pos <= MAX_POS and 0 < sid <= MAX_SID, "stream position or sid out of range")
         self.writes += 1
-        self._appended.append(((sid << POS_BITS) + pos, created_ms, kind, origin, record,
-                               zlib.crc32(record)))
+        self._appended.append(((sid << POS_BITS) + pos, created_ms, kind, origin,
+                               bytearray(record), zlib.crc32(record)))
         self.next_stream_pos = pos + 1
         return pos
 
