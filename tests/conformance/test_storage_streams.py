@@ -72,6 +72,26 @@ async def test_positions_increase_across_streams_in_commit_order(
 
 
 @in_a_loop
+async def test_records_of_one_batch_in_every_number_read_back_whole_and_in_order(
+        backend: Backend, tmp_path: Path) -> None:
+    """Counts around the SQLite flush's rows per statement (16): each record once, with
+    its own time, kind, origin and bytes, in position order."""
+    async with started(backend.open(tmp_path, "r1")) as storage:
+        sid = await write(storage, open_stream("t"))
+        counts = (1, 15, 16, 17, 33, 40)
+        taken: list[int] = []
+        for count in counts:
+            taken += await write(storage, lambda txn, count=count: [
+                txn.stream_append(sid, 100 + n, n % 3, f"r{n % 2}", b"x" * n + b"%d" % n)
+                for n in range(count)])
+        rows = storage.stream_records(sid, 0, 1000)
+        assert [row[0] for row in rows] == taken == sorted(taken)
+        expected = [(100 + n, n % 3, f"r{n % 2}", b"x" * n + b"%d" % n)
+                    for count in counts for n in range(count)]
+        assert [row[1:] for row in rows] == expected
+
+
+@in_a_loop
 async def test_a_rolled_back_job_leaves_no_record_and_positions_stay_increasing(
         backend: Backend, tmp_path: Path) -> None:
     async with started(backend.open(tmp_path, "r1")) as storage:

@@ -3,11 +3,12 @@ as GetRecords shows them (atoll.streams.records)."""
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import orjson
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from atoll.model.values import item_size
@@ -18,6 +19,7 @@ from atoll.streams.records import (
     MODIFY,
     REMOVE,
     SEQUENCE_BASE,
+    KeysRenderer,
     Renderer,
     get_records_response,
     key_json,
@@ -89,6 +91,86 @@ def test_items_that_differ_only_in_set_order_are_the_same_item() -> None:
     assert a != b and same_item(a, b)
     assert not same_item(a, c)
     assert not same_item(*lists)  # a list's order is its value
+    # A map key named like a set's type is a name: the string under it is compared.
+    named = [item_json({"pk": {"S": "p"}, "s": {"SS": ["a"]}, "m": {"M": {"SS": {"S": v}}}})
+             for v in ("a", "b")]
+    assert not same_item(*named)
+
+
+# Items whose names and strings hold what could fool a search for a set's `S":[`: names
+# ending in S, quotes, brackets, colons.
+_tricky = st.text(alphabet='aS":[]{},\\ ', max_size=6)
+_scalars = st.one_of(
+    _tricky.map(lambda s: {"S": s}), st.integers(-99, 99).map(lambda n: {"N": str(n)}),
+    st.just({"NULL": True}),
+    st.lists(_tricky, min_size=1, max_size=4, unique=True).map(lambda s: {"SS": s}),
+    st.lists(st.integers(-9, 9).map(str), min_size=1, max_size=4, unique=True).map(
+        lambda s: {"NS": s}))
+_values = st.recursive(_scalars, lambda inner: st.one_of(
+    st.lists(inner, max_size=3).map(lambda items: {"L": items}),
+    st.dictionaries(_tricky, inner, max_size=3).map(lambda m: {"M": m})), max_leaves=8)
+_items = st.dictionaries(_tricky, _values, min_size=1, max_size=4)
+
+
+def _sets_reordered(item: dict[str, Any], flip: bool) -> dict[str, Any]:
+    """`item` with every set's members in reverse order if `flip` (the same item)."""
+    def value(typed: dict[str, Any]) -> dict[str, Any]:
+        ((kind, inner),) = typed.items()
+        if kind in ("SS", "NS", "BS"):
+            return {kind: inner[::-1] if flip else inner}
+        if kind == "M":
+            return {kind: _sets_reordered(inner, flip)}
+        if kind == "L":
+            return {kind: [value(element) for element in inner]}
+        return typed
+    return {name: value(typed) for name, typed in item.items()}
+
+
+def _naive_same(a: bytes, b: bytes) -> bool:
+    """The reference: both items parsed, every set compared as a set."""
+    def value(typed: dict[str, Any]) -> Any:
+        ((kind, inner),) = typed.items()
+        if kind in ("SS", "NS", "BS"):
+            return kind, frozenset(inner)
+        if kind == "M":
+            return kind, {name: value(v) for name, v in inner.items()}
+        if kind == "L":
+            return kind, [value(element) for element in inner]
+        return typed
+    return bool({n: value(v) for n, v in orjson.loads(a).items()}
+                == {n: value(v) for n, v in orjson.loads(b).items()})
+
+
+@settings(max_examples=300, deadline=None)
+@given(_items, _items, st.booleans())
+def test_same_item_agrees_with_comparing_the_parsed_items(first: dict[str, Any],
+                                                          other: dict[str, Any],
+                                                          flip: bool) -> None:
+    a = item_json(first)
+    for b in (item_json(_sets_reordered(first, flip)), item_json(other)):
+        assert same_item(a, b) == _naive_same(a, b)
+    assert same_item(a, item_json(_sets_reordered(first, True)))
+
+
+_key_names = st.text(alphabet='ab"\\é', min_size=1, max_size=4)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(_key_names, st.sampled_from(["S", "B"]),
+                          st.binary(min_size=1, max_size=6)),
+                min_size=1, max_size=2, unique_by=lambda part: part[0]))
+def test_rendered_keys_are_the_keys_taken_from_the_item(parts: list[tuple[str, str, bytes]]
+                                                        ) -> None:
+    parts = [(name, kind, raw if kind == "B" else raw.hex().encode() + "é\"".encode())
+             for name, kind, raw in parts]
+    item = {name: {kind: base64.b64encode(raw).decode() if kind == "B" else raw.decode()}
+            for name, kind, raw in parts}
+    names = tuple(name for name, _, _ in parts)
+    renderer = KeysRenderer([(name, kind) for name, kind, _ in parts])
+    rendered = renderer.render([raw for _, _, raw in parts])
+    assert rendered is not None
+    assert stream_record("KEYS_ONLY", names, rendered, None, stored(item)) == stream_record(
+        "KEYS_ONLY", names, None, None, stored(item))
 
 
 @given(st.integers(min_value=0, max_value=10**18))

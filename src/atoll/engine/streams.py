@@ -54,23 +54,26 @@ def capture(txn: WriteTxn, table: TableDef, pk: bytes, sk: bytes, old: Materiali
         txn.stream_append(table.stream_sid, now_ms, made[0] | flags, origin, made[1])
 
 
-# Key schema (hash name and type, range name and type) -> its Keys renderer: one entry
-# per key schema in use, so bounded by the tables; emptied if it ever grows past this.
-_KEYS_RENDERERS: dict[tuple[str, str, str | None, str | None], KeysRenderer] = {}
+# A table's identity (table_id: one table's life, whose key schema cannot change) -> its
+# key attributes' names and its Keys renderer: one entry per table written with a stream,
+# emptied if it ever grows past the bound. The names are compared on each use, so an
+# identity that came back with another key schema gets a renderer of its own.
+_KEYS_RENDERERS: dict[str, tuple[str, str | None, KeysRenderer]] = {}
 MAX_KEYS_RENDERERS = 4096
 
 
 def _keys_renderer(table: TableDef) -> KeysRenderer:
     range_key = table.range_key
-    schema = (table.hash_key, table.hash_type, range_key, table.range_type)
-    renderer = _KEYS_RENDERERS.get(schema)
-    if renderer is None:
-        if len(_KEYS_RENDERERS) >= MAX_KEYS_RENDERERS:
-            _KEYS_RENDERERS.clear()
-        parts = [(table.hash_key, table.hash_type)]
-        if range_key is not None:
-            parts.append((range_key, table.range_type or "S"))
-        renderer = _KEYS_RENDERERS[schema] = KeysRenderer(parts)
+    entry = _KEYS_RENDERERS.get(table.table_id)
+    if entry is not None and entry[0] == table.hash_key and entry[1] == range_key:
+        return entry[2]
+    if len(_KEYS_RENDERERS) >= MAX_KEYS_RENDERERS:
+        _KEYS_RENDERERS.clear()
+    parts = [(table.hash_key, table.hash_type)]
+    if range_key is not None:
+        parts.append((range_key, table.range_type or "S"))
+    renderer = KeysRenderer(parts)
+    _KEYS_RENDERERS[table.table_id] = (table.hash_key, range_key, renderer)
     return renderer
 
 

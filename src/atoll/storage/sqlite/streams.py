@@ -25,6 +25,15 @@ POSITION_KEY = "stream_pos"  # meta: the highest position taken, kept by trims a
 POS_BITS = 44
 MAX_POS = (1 << POS_BITS) - 1
 MAX_SID = (1 << (63 - POS_BITS)) - 1
+ROWS_PER_INSERT = 16  # records a flush inserts with one statement (16 x 6 parameters)
+_COLUMNS = 6
+# _INSERTS[n]: the INSERT of n records (0 unused). One multi-row statement a chunk costs
+# ~0.3 us a record less than an executemany of the same rows (measured, 32 rows of 460
+# bytes: 1.0-1.1 against 1.3 us a row), and the 16 statements stay prepared in the
+# connection's statement cache.
+_INSERTS = ("",) + tuple(
+    "INSERT INTO stream_records (id, created_ms, kind, origin, record, crc) VALUES "
+    + ",".join(("(?,?,?,?,?,?)",) * rows) for rows in range(1, ROWS_PER_INSERT + 1))
 
 
 def record_id(sid: int, pos: int) -> int:
@@ -73,10 +82,14 @@ class SqliteStreamWrites:
         self._cur = cursor
         self.writes = 0  # mutating statements in the open transaction
         self.next_stream_pos = next_stream_pos
-        # Records appended in the open transaction and not yet inserted: one executemany
-        # at the end of the batch (flush_stream_records) instead of a statement each;
-        # bounded by the batch's writes. Whatever reads or removes records flushes first.
-        self._appended: list[tuple[int, int, int, str, bytes, int]] = []
+        # Records appended in the open transaction and not yet inserted, as the flat
+        # parameters of their rows (_COLUMNS each): inserted at the end of the batch
+        # (flush_stream_records) by a few multi-row statements instead of a statement
+        # each; bounded by the batch's writes. Whatever reads or removes records flushes
+        # first. Each record is bound as a bytearray: sqlite3 binds int, float, str and
+        # bytearray as they are, but sends bytes through its adapter lookup, which fails
+        # at some cost (~0.5 us a row, measured); the copy costs ~0.1 us.
+        self._appended: list[int | str | bytearray] = []
 
     def stream_open(self, table_name: str, label: str, view_type: str, key_schema: bytes,
                     now_ms: int) -> int:
@@ -116,18 +129,22 @@ class SqliteStreamWrites:
         pos = self.next_stream_pos
         invariant(pos <= MAX_POS and 0 < sid <= MAX_SID, "stream position or sid out of range")
         self.writes += 1
-        self._appended.append(((sid << POS_BITS) + pos, created_ms, kind, origin, record,
-                               zlib.crc32(record)))
+        self._appended += ((sid << POS_BITS) + pos, created_ms, kind, origin,
+                           bytearray(record), zlib.crc32(record))
         self.next_stream_pos = pos + 1
         return pos
 
     def flush_stream_records(self) -> None:
         """Insert the records appended since the last flush (before COMMIT, and before
         any statement that reads or removes records)."""
-        if self._appended:
-            self._cur.executemany("INSERT INTO stream_records (id, created_ms, kind, origin,"
-                                  " record, crc) VALUES (?,?,?,?,?,?)", self._appended)
-            self._appended.clear()
+        appended = self._appended
+        if appended:
+            rows = len(appended) // _COLUMNS
+            for first in range(0, rows, ROWS_PER_INSERT):
+                count = min(ROWS_PER_INSERT, rows - first)
+                self._cur.execute(_INSERTS[count],
+                                  appended[first * _COLUMNS:(first + count) * _COLUMNS])
+            appended.clear()
 
     def forget_stream_records(self) -> None:
         """Drop the records appended since the last flush (the transaction rolled back)."""
