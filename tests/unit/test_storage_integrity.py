@@ -73,7 +73,9 @@ def test_sqlite_reads_report_the_damaged_row_with_its_table_and_key(tmp_path: Pa
             storage.write_sync(lambda txn: txn.get(tid, 7, b"pk", b"sk"))
         with pytest.raises(CorruptionDetected):  # reads no keys, yet reports the row's
             storage.scan_page(tid, None, None, 0, 10)
+        with pytest.raises(CorruptionDetected):  # likewise
+            storage.query_page(tid, 7, b"pk", None, None, True, 10)
     finally:
         storage.close()
-    assert [(e.kind, e.tid, e.pk, e.sk) for e in found] == [("item", tid, b"pk", b"sk")] * 4
-    assert storage.integrity.detections == 4 and storage.integrity.damaged == 1
+    assert [(e.kind, e.tid, e.pk, e.sk) for e in found] == [("item", tid, b"pk", b"sk")] * 5
+    assert storage.integrity.detections == 5 and storage.integrity.damaged == 1

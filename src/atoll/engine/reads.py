@@ -12,8 +12,9 @@ A page stops at `Limit` items *read* (before the filter, as DynamoDB counts) or 
 Items travel as their stored JSON bytes and are decoded only when a filter or a
 projection needs them; a page of undecoded items is answered as JSON bytes joined from
 them (the storage checked each row's CRC32 as it read it). LastEvaluatedKey comes from
-the last row's key columns when they are strings, else from its item; a table Scan page
-of at most SCAN_PAGE_ROWS reads no key columns at all (`Storage.scan_page`).
+the last row's key columns when they are strings, else from its item; a table Query or
+Scan page of at most SCAN_PAGE_ROWS reads no key columns at all (`Storage.query_page`,
+`scan_page`: a column less per row is worth more than decoding the last item).
 """
 
 from __future__ import annotations
@@ -322,8 +323,13 @@ async def query(ctx: EngineContext, request: dict[str, Any]) -> Any:
         else:
             upper = _tighter_upper(upper, (after.sk, False))
     page = _Page(request, expressions, select)
-    more = _fill(page, ctx.storage.query_items(table.tid, h, pk, lower, upper, forward,
-                                               page.limit))
+    limit = page.limit
+    if limit is not None and limit <= SCAN_PAGE_ROWS:
+        # Rows without their sort keys; LastEvaluatedKey is read from the last item.
+        more = _fill(page, ctx.storage.query_page(table.tid, h, pk, lower, upper, forward,
+                                                  limit))
+        return _with_capacity(page.result(table, more), page, request, table, None)
+    more = _fill(page, ctx.storage.query_items(table.tid, h, pk, lower, upper, forward, limit))
     last = page.last(more)  # (sk, item, size)
     key = _string_key(table, None, pk, last[0]) if last is not None else None
     return _with_capacity(page.result(table, more, None, key), page, request, table, None)
