@@ -134,8 +134,10 @@ class SqliteReads:
         below 2**19), split here. sqlite3 hands each column of each row over at ~0.1 µs
         (3.11 releases and retakes the GIL per column), so the sort key and a separate
         size cost a Query page of 10 about 2 µs; LastEvaluatedKey is read from the last
-        item instead. A row failing its checksum is reported as `scan_page`'s is: the
-        range is read again with its keys, nothing of the first read handed on."""
+        item instead. It runs on `_read_key`'s kept cursor (no cursor made and freed a
+        call): fetchall steps the statement to its end. A row failing its checksum is
+        reported as `scan_page`'s is: the range is read again with its keys, nothing of
+        the first read handed on."""
         invariant(0 < limit <= SCAN_PAGE_ROWS, "query_page reads at most SCAN_PAGE_ROWS")
         sql = ["SELECT item, crc + (size << 32) FROM items WHERE tid=? AND h=? AND pk=?"]
         args: list[Any] = [tid, h, _blob(pk)]
@@ -145,7 +147,10 @@ class SqliteReads:
         page: list[ItemRow] = []
         item: bytes
         packed: int
-        for item, packed in self._read(" ".join(sql), args).fetchall():
+        rows = self._reader_cursor.execute(" ".join(sql), args).fetchall()
+        state = self._state
+        state.read = state.taken  # as `_read` (the kept cursor: fetchall reset the statement)
+        for item, packed in rows:
             if crc32(item) != packed & 0xFFFFFFFF:
                 return [(row[1], row[2]) for row in self.query_items(
                     tid, h, pk, lower, upper, forward, limit)]
