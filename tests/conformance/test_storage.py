@@ -384,6 +384,33 @@ async def test_queries_return_one_partition_within_sort_key_bounds_both_ways(
 
 
 @in_a_loop
+async def test_a_query_page_is_the_query_rows_items_and_sizes_without_keys(
+        backend: Backend, tmp_path: Path) -> None:
+    sks = [b"", b"\x00", b"a", b"a\x00", b"ab", b"b", b"\xff"]
+    # sizes as the engine declares them, up to an item's 400 KB (the SQLite storage packs
+    # size and checksum into one integer column for this read)
+    sizes = [0, 1, 255, 65_536, 409_600, 409_599, 7]
+    async with started(backend.open(tmp_path, "a")) as storage:
+        tid = await write(storage, create("t"))
+
+        def job(txn: WriteTxn) -> None:
+            for n, (sk, size) in enumerate(zip(sks, sizes, strict=True)):
+                txn.put(tid, 5, b"p", sk, b'{"n": %d}' % n, size, 1, "a", None, None)
+            txn.put(tid, 5, b"p\x00", b"a", b"{}", 2, 1, "a", None, None)  # a neighbour
+
+        await write(storage, job)
+        for lower, upper, forward, limit in itertools.product(
+                _bounds([b"", b"a\x00", b"\xff"]), _bounds([b"a", b"\xff"]), (True, False),
+                (1, 3, SCAN_PAGE_ROWS)):
+            rows = list(storage.query_items(tid, 5, b"p", lower, upper, forward, limit))
+            page = storage.query_page(tid, 5, b"p", lower, upper, forward, limit)
+            assert page == [(item, size) for _sk, item, size in rows], (lower, upper, forward)
+        assert sorted(size for _item, size in
+                      storage.query_page(tid, 5, b"p", None, None, True, 10)) == sorted(sizes)
+        assert storage.query_page(tid, 5, b"q", None, None, True, 5) == []
+
+
+@in_a_loop
 async def test_table_statistics_follow_the_sizes_writes_declare(backend: Backend,
                                                                  tmp_path: Path) -> None:
     async with started(backend.open(tmp_path, "a")) as storage:

@@ -5,8 +5,9 @@ primary key of the last item" read; on an index it holds the table's key attribu
 the index's. A page stops at Limit, so with Limit 1 every page but the last carries the
 key of its one item, and passing it back as ExclusiveStartKey visits each item once.
 
-Atoll answers a string key from the row's stored key columns and a number or binary key
-from the stored item; both must read exactly as the item does (non-ASCII text, numbers in
+Atoll answers a string key from the row's stored key columns and a number or binary key,
+or any key of a table page of at most 100 items (read without its key columns), from the
+stored item; both must read exactly as the item does (non-ASCII text, numbers in
 canonical form, binary), on the table and on a global secondary index.
 """
 

@@ -75,10 +75,12 @@ def test_sqlite_reads_report_the_damaged_row_with_its_table_and_key(tmp_path: Pa
             storage.scan_page(tid, None, None, 0, 10)
         with pytest.raises(CorruptionDetected):
             storage.scan_page(tid, None, None, 0, 10, sized=False)
+        with pytest.raises(CorruptionDetected):  # likewise
+            storage.query_page(tid, 7, b"pk", None, None, True, 10)
     finally:
         storage.close()
-    assert [(e.kind, e.tid, e.pk, e.sk) for e in found] == [("item", tid, b"pk", b"sk")] * 5
-    assert storage.integrity.detections == 5 and storage.integrity.damaged == 1
+    assert [(e.kind, e.tid, e.pk, e.sk) for e in found] == [("item", tid, b"pk", b"sk")] * 6
+    assert storage.integrity.detections == 6 and storage.integrity.damaged == 1
 
 
 def test_sqlite_index_pages_report_the_damaged_row_by_its_base_key(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from atoll.backup.service import BackupService
 from atoll.clock import HybridClock
 from atoll.engine.catalog import Catalog
+from atoll.engine.queryplan import QueryPlans
 from atoll.engine.tabledef import DEFAULT_ACCOUNT
 from atoll.storage import Storage
 
@@ -75,3 +76,4 @@ class EngineContext:
         self.settings = settings
         # (tid, iid) -> (when in s, ItemCount, IndexSizeBytes) of large indexes
         self.index_stats_cache: dict[tuple[int, int], tuple[float, int, int]] = {}
+        self.query_plans = QueryPlans()  # table Queries' key conditions, per request shape

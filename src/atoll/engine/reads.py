@@ -18,6 +18,11 @@ Query page) is read at once without key columns, its items and sizes as two colu
 (storage/pages.py), and taken whole when it is within 1 MB (without the size column when
 the sizes count for nothing else: `_take_page`); LastEvaluatedKey is then read from its
 last item.
+
+A table Query page of at most SCAN_PAGE_ROWS reads no key columns either
+(`Storage.query_page`). A table Query of a shape accepted before (engine/queryplan.py)
+skips the checks that depend on its shape alone and joins the full path at its key range
+(`_query_table`).
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ _QUERY_LEGACY = ("AttributesToGet", "QueryFilter", "ConditionalOperator", "KeyCo
 _SCAN_LEGACY = ("AttributesToGet", "ScanFilter", "ConditionalOperator")
 
 Bound = tuple[bytes, bool]  # (encoded value, inclusive)
+_NO_EXPRESSIONS = RequestExpressions({}, ())  # a planned Query's: no filter, no projection
 
 
 def _check_index(table: TableDef, request: dict[str, Any]) -> IndexDef | None:
@@ -324,6 +330,9 @@ def _string_key(table: TableDef, index: IndexDef | None, pk: bytes, sk: bytes,
 
 async def query(ctx: EngineContext, request: dict[str, Any]) -> Any:
     table = ctx.catalog.table(request["TableName"])
+    planned = ctx.query_plans.resolve(table, request)
+    if planned is not None:  # a shape accepted before: its values checked (queryplan.py)
+        return _query_table(ctx, request, table, planned, _NO_EXPRESSIONS, "ALL_ATTRIBUTES")
     legacy.check_mixing(request, _QUERY_MIXING, _QUERY_LEGACY)
     index = _check_index(table, request)
     if request.get("KeyConditionExpression") is None and request.get("KeyConditions") is None:
@@ -336,10 +345,18 @@ async def query(ctx: EngineContext, request: dict[str, Any]) -> Any:
     expressions.check_scalar_keys(table, ("FilterExpression",))
     if index is not None:
         return _query_index(ctx, request, table, index, expressions, select)
+    kc = expressions.get("KeyConditionExpression")
     key_range = ex.resolve_key_condition(
-        expressions.get("KeyConditionExpression"), expressions.names, expressions.values,
-        table.hash_key, table.range_key, table.attribute_types,
-        validated="KeyConditionExpression" in expressions.validated)
+        kc, expressions.names, expressions.values, table.hash_key, table.range_key,
+        table.attribute_types, validated="KeyConditionExpression" in expressions.validated)
+    if "KeyConditionExpression" in expressions.validated:  # (not legacy KeyConditions)
+        ctx.query_plans.remember(table, request, kc, expressions.names, expressions.values)
+    return _query_table(ctx, request, table, key_range, expressions, select)
+
+
+def _query_table(ctx: EngineContext, request: dict[str, Any], table: TableDef,
+                 key_range: ex.KeyRange, expressions: RequestExpressions, select: str) -> Any:
+    """A table Query's page, from its checked key range on."""
     pk = _encode_partition(key_range.hash_value, table.hash_type, table.hash_key)
     h = partition_hash(pk)
     lower, upper = _key_bounds(table.range_type or "S", key_range)
@@ -355,8 +372,13 @@ async def query(ctx: EngineContext, request: dict[str, Any]) -> Any:
         else:
             upper = _tighter_upper(upper, (after.sk, False))
     page = _Page(request, expressions, select)
-    more = _fill(page, ctx.storage.query_items(table.tid, h, pk, lower, upper, forward,
-                                               page.limit))
+    limit = page.limit
+    if limit is not None and limit <= SCAN_PAGE_ROWS:
+        # Rows without their sort keys; LastEvaluatedKey is read from the last item.
+        more = _fill(page, ctx.storage.query_page(table.tid, h, pk, lower, upper, forward,
+                                                  limit))
+        return _with_capacity(page.result(table, more), page, request, table, None)
+    more = _fill(page, ctx.storage.query_items(table.tid, h, pk, lower, upper, forward, limit))
     last = page.last(more)  # (sk, item, size)
     key = _string_key(table, None, pk, last[0]) if last is not None else None
     return _with_capacity(page.result(table, more, None, key), page, request, table, None)

@@ -40,8 +40,7 @@ Theory of operation
   after the records holding them were trimmed or their stream dropped. Each stream has
   a trim point: its records at or below it are gone. Records carry a checksum like
   items do.
-- A stored row that fails its integrity check raises CorruptionDetected instead of being
-  served.
+- A stored row failing its integrity check raises CorruptionDetected instead of being served.
 - `snapshot_table(name)` pins one table as committed at that moment — its definition,
   replicated state, statistics, the cursor vector, its items and tombstones — and lets a
   reader page through it for as long as it needs (a backup of millions of items) while
@@ -82,7 +81,7 @@ SortKeyBound = tuple[bytes, bool]  # (encoded sort key, inclusive)
 ScanKey = tuple[int, bytes, bytes]  # (h, pk, sk) inside one table
 ItemKey = tuple[int, int, bytes, bytes]  # (tid, h, pk, sk)
 IndexScanKey = tuple[int, bytes, bytes, bytes, bytes]  # (h, pk, sk, base_pk, base_sk)
-# A page read (pages.py) reads at most this many rows (of 400 KB at most each) at once.
+# A page read (pages.py, and `query_page`) reads at most this many rows (of 400 KB at most each) at once.
 SCAN_PAGE_ROWS = 100
 TableStateRow = tuple[int, str, int, str, bytes | None]
 """(created hlc, created origin, version hlc, version origin, definition or None)."""
@@ -467,6 +466,11 @@ class Storage(PageReads, Protocol):
         holds for the other range reads below."""
         ...
 
+    def query_page(self, tid: int, h: int, pk: bytes, lower: SortKeyBound | None,
+                   upper: SortKeyBound | None, forward: bool, limit: int) -> list[ItemRow]:
+        """`query_items`' first `limit` rows, as `scan_page`'s: (item, size), no keys."""
+        ...
+
     def scan_items(self, tid: int, after: ScanKey | None, h_end: int | None,
                    h_start: int = 0, limit: int | None = None
                    ) -> Iterator[tuple[int, bytes, bytes, bytes, int]]:
@@ -548,8 +552,7 @@ class Storage(PageReads, Protocol):
 
     def changes_since(self, origin: str, after_seq: int, limit: int
                       ) -> list[tuple[int, int, bytes]]:
-        """Up to `limit` of the origin's records (origin_seq, hlc, body) above
-        `after_seq`, by origin_seq."""
+        """Up to `limit` of the origin's (origin_seq, hlc, body) above `after_seq`, in order."""
         ...
 
     def snapshot_rows(self, tid: int, after: ScanKey | None, limit: int, tombstones: bool
@@ -561,8 +564,7 @@ class Storage(PageReads, Protocol):
 
     def conflicts(self, after_id: int = 0, limit: int = 100
                   ) -> list[tuple[int, int, str, bytes]]:
-        """Up to `limit` conflict records (id, detected ms, table name, record) with id
-        above `after_id`, by id."""
+        """Up to `limit` conflict records (id, detected ms, table, record) past `after_id`."""
         ...
 
     # --- streams -------------------------------------------------------------------------
@@ -575,8 +577,7 @@ class Storage(PageReads, Protocol):
         ...
 
     def stream_records(self, sid: int, from_pos: int, limit: int) -> list[StreamRecordRow]:
-        """Up to `limit` of a stream's records at or after position `from_pos`, in
-        position order."""
+        """Up to `limit` of a stream's records from position `from_pos`, in position order."""
         ...
 
     def stream_last_pos(self, sid: int) -> int:

@@ -59,6 +59,11 @@ class MemoryReads:
                 return
             yield key[2], row[0], row[1]
 
+    def query_page(self, tid: int, h: int, pk: bytes, lower: SortKeyBound | None,
+                   upper: SortKeyBound | None, forward: bool, limit: int) -> list[ItemRow]:
+        return [(row[1], row[2])
+                for row in self.query_items(tid, h, pk, lower, upper, forward, limit)]
+
     def scan_items(self, tid: int, after: ScanKey | None, h_end: int | None,
                    h_start: int = 0, limit: int | None = None
                    ) -> Iterator[tuple[int, bytes, bytes, bytes, int]]:

@@ -171,6 +171,11 @@ class PostgresReads:
                 raise CorruptionDetected("Stored item failed its checksum")
             yield sk, item, int(size)
 
+    def query_page(self, tid: int, h: int, pk: bytes, lower: tuple[bytes, bool] | None,
+                   upper: tuple[bytes, bool] | None, forward: bool, limit: int) -> list[ItemRow]:
+        return [(row[1], row[2])
+                for row in self.query_items(tid, h, pk, lower, upper, forward, limit)]
+
     def scan_items(self, tid: int, after: tuple[int, bytes, bytes] | None, h_end: int | None,
                    h_start: int = 0, limit: int | None = None
                    ) -> Iterator[tuple[int, bytes, bytes, bytes, int]]:
