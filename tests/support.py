@@ -435,8 +435,19 @@ class ClusterProcesses:
             self.nodes[region.id] = node
 
     def start(self) -> ClusterProcesses:
+        """Every region launched before any is waited for: the processes import and open
+        their databases side by side instead of one after another (a peer that is not
+        up yet is retried by the others, as in a real cluster's start)."""
         for node in self.nodes.values():
-            node.start()
+            node.launch()
+        try:
+            for node in self.nodes.values():
+                node.wait_healthy()
+        except BaseException:
+            for node in self.nodes.values():
+                if node.proc is not None and node.proc.poll() is None:
+                    node.kill()
+            raise
         if self.secure:
             self.wait_for_key(self.nodes)
         return self
