@@ -22,6 +22,7 @@ import sqlite3
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.parse
 import urllib.request
@@ -204,6 +205,14 @@ def black_hole() -> Iterator[int]:
         listener.close()
 
 
+@functools.cache
+def _scratch_dir() -> Path:
+    """This test process's own directory for server logs and in-memory nodes' key files
+    (under TMPDIR): another pytest-xdist worker, or another suite running on the same
+    machine, may start a server on a port this one used, and must not share its files."""
+    return Path(tempfile.mkdtemp(prefix="atoll-test-"))
+
+
 class ServerProcess:
     """A real `atoll serve` process on a free loopback port: with `--auth required` and
     an admin key it makes at start-up (`auth="off"`: no checks, any credentials)."""
@@ -219,7 +228,7 @@ class ServerProcess:
             self.args.append("--in-memory")
         if data_dir is not None:
             self.args += ["--data-dir", str(data_dir)]
-        tmp = Path(os.environ.get("TMPDIR", "/tmp"))
+        tmp = _scratch_dir()
         # in a data directory it survives restarts (the key is in the database);
         # in memory the database is new each time, so the key must be made again
         self.credentials_path = (data_dir / "credentials" if data_dir is not None
