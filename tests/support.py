@@ -26,7 +26,7 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -313,6 +313,24 @@ class ServerProcess:
         return self.log_path.read_text(errors="replace")
 
 
+def start_together(nodes: Iterable[ServerProcess]) -> None:
+    """Start `nodes`, every one launched before any is waited for: the processes import
+    and open their databases side by side instead of one after another (a peer, or a
+    node of the same region, that is not up yet is retried, as in a real start). If one
+    does not come up, those launched are killed and the error raised."""
+    nodes = list(nodes)
+    for node in nodes:
+        node.launch()
+    try:
+        for node in nodes:
+            node.wait_healthy()
+    except BaseException:
+        for node in nodes:
+            if node.proc is not None and node.proc.poll() is None:
+                node.kill()
+        raise
+
+
 class NodeDatabase:
     """A node's own database, for tests that look beneath the API: its SQLite file, or
     its PostgreSQL schema. Statements use `?` placeholders either way."""
@@ -444,19 +462,7 @@ class ClusterProcesses:
             self.nodes[region.id] = node
 
     def start(self) -> ClusterProcesses:
-        """Every region launched before any is waited for: the processes import and open
-        their databases side by side instead of one after another (a peer that is not
-        up yet is retried by the others, as in a real cluster's start)."""
-        for node in self.nodes.values():
-            node.launch()
-        try:
-            for node in self.nodes.values():
-                node.wait_healthy()
-        except BaseException:
-            for node in self.nodes.values():
-                if node.proc is not None and node.proc.poll() is None:
-                    node.kill()
-            raise
+        start_together(self.nodes.values())
         if self.secure:
             self.wait_for_key(self.nodes)
         return self
