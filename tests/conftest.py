@@ -58,12 +58,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     worker the suffix is set here where pytest reads it, or the group would be ignored."""
     on_xdist_worker = bool(getattr(config.option, "loadgroup", False))
     for item in items:
-        if (not item.nodeid.startswith("tests/integration/") or "server" in item.fixturenames
+        if (not item.nodeid.startswith("tests/integration/") or _uses_session_server(item)
                 or item.get_closest_marker(BESIDE_OTHERS) is not None):
             continue
         item.add_marker(pytest.mark.xdist_group(LIVE_GROUP))
         if on_xdist_worker and not item.nodeid.endswith("@" + LIVE_GROUP):
             item._id = type(item._id).parse(f"{item.nodeid}@{LIVE_GROUP}")
+
+
+def _uses_session_server(item: pytest.Item) -> bool:
+    """Whether `item` talks to this file's session `server`, not a module's own fixture
+    of that name (test_connection_limits' server times its answers: it is live)."""
+    info = getattr(item, "_fixtureinfo", None)
+    definitions = info.name2fixturedefs.get("server", ()) if info is not None else ()
+    return bool(definitions) and definitions[-1].func.__module__ == __name__
 
 
 # The API tests run against a node on each storage: SQLite (a file per node) and
