@@ -37,10 +37,11 @@ setup: $(STAMP)
 run: $(STAMP)
 	$(BIN)/atoll cluster --data-dir $(DATA) --base-port $(PORT) --peer-base-port $(PEER_PORT)
 
-# TEST_JOBS=2: two pytest-xdist workers, the live tests on one of them, one at a time
-# (tests/conftest.py). The default runs everything in one process: the live tests' time
-# limits have not yet been shown reliable beside a second worker.
-TEST_JOBS ?= 0
+# Two pytest-xdist workers (the machine's two cores): the live tests, which start
+# clusters and time what they do, run on one of them one at a time (group "live",
+# tests/conftest.py) while the other takes everything else; TEST_JOBS=0 runs the suite in
+# one process.
+TEST_JOBS ?= 2
 
 test: $(STAMP) system-tools pg-server
 	$(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist loadgroup --durations=25 tests

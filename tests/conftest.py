@@ -30,6 +30,13 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 LIVE_GROUP = "live"
+BESIDE_OTHERS = "beside_others"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", f"{BESIDE_OTHERS}: an integration test with a server of its own that may "
+        "run beside other tests, as the API tests do (tests/conftest.py)")
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups
@@ -40,18 +47,31 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     one worker, one test after another, as it would without xdist: two clusters racing
     for two cores would make their timeouts a matter of luck. Every other test (unit,
     property, simulation, conformance, and the API tests against each worker's session
-    servers) is shared out between both workers.
+    servers) is shared out between both workers, and so are the integration tests marked
+    `beside_others`: they run one server at a time and time nothing, as the API tests
+    do, so a second worker's CPU cannot fail them, nor do they take more of the live
+    worker's cores than an API test would. The live group is the longest share of a
+    `-n 2` run: what leaves it shortens the run.
 
     pytest-xdist 3.8 tells its scheduler an item's group by suffixing `item._nodeid` with
     "@group", which pytest 9 no longer reads (an item's id is `item._id`): on an xdist
     worker the suffix is set here where pytest reads it, or the group would be ignored."""
     on_xdist_worker = bool(getattr(config.option, "loadgroup", False))
     for item in items:
-        if not item.nodeid.startswith("tests/integration/") or "server" in item.fixturenames:
+        if (not item.nodeid.startswith("tests/integration/") or _uses_session_server(item)
+                or item.get_closest_marker(BESIDE_OTHERS) is not None):
             continue
         item.add_marker(pytest.mark.xdist_group(LIVE_GROUP))
         if on_xdist_worker and not item.nodeid.endswith("@" + LIVE_GROUP):
             item._id = type(item._id).parse(f"{item.nodeid}@{LIVE_GROUP}")
+
+
+def _uses_session_server(item: pytest.Item) -> bool:
+    """Whether `item` talks to this file's session `server`, not a module's own fixture
+    of that name (test_connection_limits' server times its answers: it is live)."""
+    info = getattr(item, "_fixtureinfo", None)
+    definitions = info.name2fixturedefs.get("server", ()) if info is not None else ()
+    return bool(definitions) and definitions[-1].func.__module__ == __name__
 
 
 # The API tests run against a node on each storage: SQLite (a file per node) and

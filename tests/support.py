@@ -22,10 +22,11 @@ import sqlite3
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -204,6 +205,14 @@ def black_hole() -> Iterator[int]:
         listener.close()
 
 
+@functools.cache
+def _scratch_dir() -> Path:
+    """This test process's own directory for server logs and in-memory nodes' key files
+    (under TMPDIR): another pytest-xdist worker, or another suite running on the same
+    machine, may start a server on a port this one used, and must not share its files."""
+    return Path(tempfile.mkdtemp(prefix="atoll-test-"))
+
+
 class ServerProcess:
     """A real `atoll serve` process on a free loopback port: with `--auth required` and
     an admin key it makes at start-up (`auth="off"`: no checks, any credentials)."""
@@ -219,7 +228,7 @@ class ServerProcess:
             self.args.append("--in-memory")
         if data_dir is not None:
             self.args += ["--data-dir", str(data_dir)]
-        tmp = Path(os.environ.get("TMPDIR", "/tmp"))
+        tmp = _scratch_dir()
         # in a data directory it survives restarts (the key is in the database);
         # in memory the database is new each time, so the key must be made again
         self.credentials_path = (data_dir / "credentials" if data_dir is not None
@@ -302,6 +311,24 @@ class ServerProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+def start_together(nodes: Iterable[ServerProcess]) -> None:
+    """Start `nodes`, every one launched before any is waited for: the processes import
+    and open their databases side by side instead of one after another (a peer, or a
+    node of the same region, that is not up yet is retried, as in a real start). If one
+    does not come up, those launched are killed and the error raised."""
+    nodes = list(nodes)
+    for node in nodes:
+        node.launch()
+    try:
+        for node in nodes:
+            node.wait_healthy()
+    except BaseException:
+        for node in nodes:
+            if node.proc is not None and node.proc.poll() is None:
+                node.kill()
+        raise
 
 
 class NodeDatabase:
@@ -435,8 +462,7 @@ class ClusterProcesses:
             self.nodes[region.id] = node
 
     def start(self) -> ClusterProcesses:
-        for node in self.nodes.values():
-            node.start()
+        start_together(self.nodes.values())
         if self.secure:
             self.wait_for_key(self.nodes)
         return self

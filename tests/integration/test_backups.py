@@ -14,6 +14,8 @@ from botocore.exceptions import ClientError
 
 from tests.support import ServerProcess, client, create_table, error_code, scan_all, wait_until
 
+pytestmark = pytest.mark.beside_others  # one node at a time, nothing timed (conftest.py)
+
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:

@@ -29,6 +29,7 @@ from tests.support import (
     node_json,
     read_credentials,
     sign,
+    start_together,
     wait_until,
 )
 
@@ -67,8 +68,7 @@ class ProxiedCluster:
             self.nodes[region.id] = node
 
     def start(self) -> ProxiedCluster:
-        for node in self.nodes.values():
-            node.start()
+        start_together(self.nodes.values())
         key = read_credentials(self.credentials)
         for node in self.nodes.values():
             CREDENTIALS[node.url] = key

@@ -41,6 +41,7 @@ def atoll(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
     return done
 
 
+@pytest.mark.beside_others  # one node, nothing timed (conftest.py)
 def test_a_lone_node_restored_from_an_online_backup_is_back_at_that_moment(
         tmp_path: Path) -> None:
     node = ServerProcess(data_dir=tmp_path / "node").start()
@@ -102,6 +103,7 @@ def test_a_lone_node_restored_from_an_online_backup_is_back_at_that_moment(
             node.stop()
 
 
+@pytest.mark.beside_others  # one node, nothing timed (conftest.py)
 def test_restore_refuses_what_is_not_an_intact_atoll_database(tmp_path: Path) -> None:
     node = ServerProcess(data_dir=tmp_path / "node").start()
     try:
@@ -120,6 +122,7 @@ def test_restore_refuses_what_is_not_an_intact_atoll_database(tmp_path: Path) ->
     assert not list((tmp_path / "target").glob("atoll-*.db"))
 
 
+@pytest.mark.beside_others  # one node, nothing timed (conftest.py)
 def test_a_node_on_postgresql_refuses_backups_and_says_why(
         tmp_path: Path, pg_server: PostgresServer) -> None:  # noqa: F811
     """Table backups and PITR keep files on one node's disk, which a region whose nodes

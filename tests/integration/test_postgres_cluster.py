@@ -27,6 +27,7 @@ from tests.support import (
     make_certs,
     node_json,
     scan_all,
+    start_together,
 )
 
 PG_NODES = 3
@@ -74,8 +75,7 @@ def test_a_postgresql_region_and_a_sqlite_region_converge_through_node_and_datab
             pgs.append(node)
         nodes = [sql, *pgs]
         try:
-            for node in nodes:
-                node.start()
+            start_together(nodes)
             _run_load_and_check(sql, pgs, pg)
         finally:
             for node in nodes:

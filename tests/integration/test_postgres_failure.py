@@ -17,7 +17,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from tests.pg import running_server
-from tests.support import ServerProcess, client, create_table, scan_all
+from tests.support import ServerProcess, client, create_table, scan_all, start_together
 
 WRITERS = 4
 LOAD_S = 14.0
@@ -32,8 +32,7 @@ def test_a_database_crash_under_load_is_503_then_recovery_and_nothing_acknowledg
         nodes = [ServerProcess(data_dir=tmp_path / f"n{n}", extra=["--storage", pg.dsn])
                  for n in range(2)]
         try:
-            for node in nodes:
-                node.start()
+            start_together(nodes)
             clients = [client(node.url) for node in nodes]
             create_table(clients[0], "crashy")
             time.sleep(0.3)  # the second node's catalog refresh

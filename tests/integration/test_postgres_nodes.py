@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 
 from tests.integration.streamcheck import event, read_stream, streams_client
 from tests.pg import PostgresServer, fresh_schema_dsn, pg_server  # noqa: F401  (fixture)
-from tests.support import ServerProcess, client, create_table, node_json
+from tests.support import ServerProcess, client, create_table, node_json, start_together
 
 NODES = 3
 DEADLINE_S = 60.0
@@ -44,8 +44,7 @@ def region(region_dsn: str, tmp_path_factory: pytest.TempPathFactory
         "--storage", region_dsn, "--clock-offset-ms", str(LAGGING_CLOCK_MS if n == 0 else 0)])
         for n in range(NODES)]
     try:
-        for node in nodes:
-            node.start()
+        start_together(nodes)
         yield nodes
     finally:
         for node in nodes:

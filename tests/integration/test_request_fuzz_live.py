@@ -28,6 +28,8 @@ import pytest
 from tests.integration.wire import JSON_10, TARGET_PREFIX
 from tests.support import ServerProcess, sign
 
+pytestmark = pytest.mark.beside_others  # one node at a time, nothing timed (conftest.py)
+
 SEEDS = (1, 2, 3, 4, 5)
 REQUESTS_PER_SEED = 1500
 TABLE = "fuzz_req"

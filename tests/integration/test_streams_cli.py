@@ -14,6 +14,8 @@ import pytest
 from atoll.topology.config import ClusterConfig, RegionConfig
 from tests.support import REPO, ServerProcess, client, create_table
 
+pytestmark = pytest.mark.beside_others  # one node at a time, nothing timed (conftest.py)
+
 TIMEOUT_S = 30.0
 
 

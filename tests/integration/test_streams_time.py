@@ -41,6 +41,8 @@ from tests.integration.wire import expect_error
 from tests.pg import fresh_schema_dsn
 from tests.support import ServerProcess, client, create_table
 
+pytestmark = pytest.mark.beside_others  # one node at a time, nothing timed (conftest.py)
+
 MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS
 TABLE = "timed"

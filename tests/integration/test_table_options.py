@@ -19,6 +19,8 @@ from botocore.exceptions import ClientError
 from tests.integration.streamcheck import streams_client
 from tests.support import ServerProcess, client
 
+pytestmark = pytest.mark.beside_others  # one node at a time, nothing timed (conftest.py)
+
 Check = Callable[[dict[str, Any], Any, str], None]
 REFUSED = "refused"
 

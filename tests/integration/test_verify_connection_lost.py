@@ -18,7 +18,15 @@ import pytest
 
 from atoll.topology.config import ClusterConfig, RegionConfig
 from tests.pg import pg_dsn, pg_server  # noqa: F401  (fixtures)
-from tests.support import ServerProcess, client, create_table, free_port, node_json, wait_until
+from tests.support import (
+    ServerProcess,
+    client,
+    create_table,
+    free_port,
+    node_json,
+    start_together,
+    wait_until,
+)
 
 TABLE = "survivor"
 RESUMED_WITHIN_S = 30.0  # the restart pause (5 s), a reconnection, a loaded machine
@@ -50,8 +58,7 @@ def test_background_verify_starts_again_after_its_connection_was_ended(
                            "\n[verify]\ninterval_s = 1\n")
     nodes = [_node(tmp_path, config, config_path, r) for r in ("sql", "pg")]
     try:
-        for node in nodes:
-            node.start()
+        start_together(nodes)
         pgn = nodes[1]
         ddb = client(pgn.url)
         create_table(ddb, TABLE)

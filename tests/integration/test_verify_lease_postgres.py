@@ -26,6 +26,7 @@ from tests.support import (
     create_table,
     free_port,
     node_json,
+    start_together,
     wait_until,
 )
 
@@ -72,8 +73,7 @@ def test_one_node_of_a_postgresql_region_verifies_and_another_takes_over_when_it
     pgs = [_node(tmp_path, f"pg{n}", config, config_path, "pg", pg_clients[n], pg_peers[n])
            for n in range(2)]
     try:
-        for node in (sql, *pgs):
-            node.start()
+        start_together((sql, *pgs))
         ddb = client(pgs[0].url)
         create_table(ddb, TABLE)
         for n in range(ITEMS):

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import sqlite3
 import subprocess
@@ -26,7 +27,16 @@ from typing import Any
 
 import pytest
 
-from tests.support import ClusterProcesses, client, create_table, node_json, scan_all, wait_until
+from tests.integration.wire import JSON_10, TARGET_PREFIX
+from tests.support import (
+    ClusterProcesses,
+    client,
+    create_table,
+    node_json,
+    scan_all,
+    sign,
+    wait_until,
+)
 
 REGIONS = ("us-east", "eu-west", "ap-south")
 TABLE = "inventory"
@@ -58,24 +68,41 @@ def diverged_keys(view: dict[str, Any]) -> set[str]:
 
 
 def load(cluster: ClusterProcesses, items: int) -> None:
-    """`items` items written through all three regions (BatchWriteItem, 25 at a time)."""
+    """`items` items written through all three regions (BatchWriteItem, 25 at a time).
+    The requests are signed JSON over one kept-alive connection per region, not boto3:
+    the test process shares the two cores with the three nodes, and boto3 spends ~4x
+    the client CPU per call (1.9 ms against 0.5 ms for 25 items, measured)."""
+    failures: list[str] = []
+
     def writer(index: int, region: str) -> None:
-        ddb = client(cluster.url(region))
+        url = cluster.url(region)
+        host, port = url.removeprefix("http://").split(":")
+        connection = http.client.HTTPConnection(host, int(port), timeout=30)
+        headers = {"Content-Type": JSON_10, "X-Amz-Target": TARGET_PREFIX + "BatchWriteItem"}
         batch = []
-        for n in range(index, items, len(REGIONS)):
-            batch.append({"PutRequest": {"Item": {"pk": {"S": f"item-{n:06d}"},
-                                                  "n": {"N": str(n)},
-                                                  "note": {"S": f"stock of item {n}"}}}})
-            if len(batch) == 25 or n + len(REGIONS) >= items:
-                unprocessed = ddb.batch_write_item(RequestItems={TABLE: batch})
-                assert not unprocessed["UnprocessedItems"]
-                batch = []
+        try:
+            for n in range(index, items, len(REGIONS)):
+                batch.append({"PutRequest": {"Item": {"pk": {"S": f"item-{n:06d}"},
+                                                      "n": {"N": str(n)},
+                                                      "note": {"S": f"stock of item {n}"}}}})
+                if len(batch) == 25 or n + len(REGIONS) >= items:
+                    body = json.dumps({"RequestItems": {TABLE: batch}}).encode()
+                    connection.request("POST", "/", body, sign(url + "/", "POST", body, headers))
+                    response = connection.getresponse()
+                    answer = json.loads(response.read())
+                    if response.status != 200 or answer["UnprocessedItems"]:
+                        failures.append(f"{region}: {response.status} {answer}")
+                        return
+                    batch = []
+        finally:
+            connection.close()
 
     threads = [threading.Thread(target=writer, args=(i, r)) for i, r in enumerate(REGIONS)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(LOAD_TIMEOUT_S)
+    assert not failures, failures
 
 
 def converged(cluster: ClusterProcesses) -> bool:

@@ -22,7 +22,15 @@ import pytest
 
 from atoll.topology.config import ClusterConfig, RegionConfig
 from tests.pg import running_server
-from tests.support import ServerProcess, client, create_table, free_port, node_json, wait_until
+from tests.support import (
+    ServerProcess,
+    client,
+    create_table,
+    free_port,
+    node_json,
+    start_together,
+    wait_until,
+)
 
 TABLE = "ledger"
 ITEMS = 300
@@ -70,8 +78,7 @@ def test_a_row_changed_behind_atolls_back_in_postgresql_is_diverged_and_repaired
         config_path.write_text(config.to_toml() + f'\n[storage]\npg = "{pg.dsn}"\n')
         nodes = [_node(tmp_path, config, config_path, r) for r in ("sql", "pg")]
         try:
-            for node in nodes:
-                node.start()
+            start_together(nodes)
             _check(nodes, config_path, pg.dsn)
         finally:
             for node in nodes:

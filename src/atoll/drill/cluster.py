@@ -149,8 +149,12 @@ class DrillCluster:
         return f"http://127.0.0.1:{self.client_ports[region]}"
 
     def start_all(self) -> None:
+        """Every region launched before any is waited for: the processes start side by
+        side (a region whose peers are not up yet retries them, as in any cluster)."""
         for region in self.ids:
-            self.start(region)
+            self.launch(region)
+        for region in self.ids:
+            self.wait_healthy(region)
         self.credentials = read_credentials(self.credentials_path)
         credentials = self.credentials
         # the key reaches the other regions by replication
@@ -164,6 +168,11 @@ class DrillCluster:
         """Nothing to clean up: the whole cluster goes away."""
 
     def start(self, region: str, clock_offset_ms: int = 0) -> None:
+        self.launch(region, clock_offset_ms)
+        self.wait_healthy(region)
+
+    def launch(self, region: str, clock_offset_ms: int = 0) -> None:
+        """Start `region`'s process without waiting for it (`wait_healthy` waits)."""
         args = [sys.executable, "-m", "atoll", "serve", "--config", str(self.config_path),
                 "--region", region, "--data-dir", str(self.root / region),
                 "--peer-listen", f"127.0.0.1:{self.peer_ports[region]}",
@@ -177,6 +186,9 @@ class DrillCluster:
             args += ["--fault-drop-every", str(self.fault_drop_every)]
         log = open(self.root / f"{region}.log", "ab")
         self.procs[region] = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+
+    def wait_healthy(self, region: str) -> None:
+        """Until the launched `region` answers /health (raise if it exits first)."""
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.procs[region].poll() is not None:
