@@ -10,6 +10,7 @@ produces is kept, so laws can be checked over everything that was reachable.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,6 +131,22 @@ class World:
 
     def _clock_of(self, name: str) -> Any:
         return lambda: self.now_ms + self.skew_ms[name]
+
+    def clone(self) -> World:
+        """A world that goes on independently from this one's present: its own clocks
+        (at the same readings) over its own time. States and conflicts are immutable and
+        shared; `copy.deepcopy` cannot copy the compiled build's clocks, and would keep
+        the copied clocks reading this world's time."""
+        twin = World(dict(self.skew_ms), self.opt_out, self.now_ms)
+        for name, region in self.regions.items():
+            mine = twin.regions[name]
+            mine.clock.restore(region.clock.last)
+            mine.state = region.state
+            mine.item = copy.deepcopy(region.item)
+        twin.produced = list(self.produced)
+        twin.writes = list(self.writes)
+        twin.conflicts = {name: list(found) for name, found in self.conflicts.items()}
+        return twin
 
     def run(self, plan: list[tuple[Any, ...]]) -> World:
         for step in plan:

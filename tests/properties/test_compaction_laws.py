@@ -11,7 +11,6 @@ produced must show the same item and agree whatever the order.
 
 from __future__ import annotations
 
-import copy
 import random
 from typing import Any
 
@@ -57,7 +56,7 @@ def test_merging_after_the_acknowledgement_point_is_the_same_with_and_without_co
         seed: int) -> None:
     world = World(skew).run(history)
     world.sync_all()  # the acknowledgement point: every dot is everywhere
-    plain = copy.deepcopy(world)
+    plain = world.clone()
     stable = len(world.produced)
     _compact_at_a(world)
     plain.regions["a"].clock.tick()  # the compaction's dot (taken even if it had nothing)
