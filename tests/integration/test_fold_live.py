@@ -79,25 +79,32 @@ def test_a_departed_regions_counters_are_folded_and_stay_exact(tmp_path: Path) -
                                           ConsistentRead=True).get("Item", {}).get("c")
                     for k in range(KEYS)]
 
-        # concurrent puts of one item: eu-west is paused while us-east puts, us-east while
-        # eu-west puts
-        # (ap-south is paused too: it could relay us-east's put to eu-west)
-        east, west, south = (cluster.nodes[r].proc for r in REGIONS)
-        assert east is not None and west is not None and south is not None
-        west.send_signal(signal.SIGSTOP)
-        ddbs["us-east"].put_item(TableName=table, Item={"pk": {"S": "raced"}, "by": {"S": "e"}})
-        east.send_signal(signal.SIGSTOP)
-        south.send_signal(signal.SIGSTOP)
-        west.send_signal(signal.SIGCONT)
-        ddbs["eu-west"].put_item(TableName=table, Item={"pk": {"S": "raced"}, "by": {"S": "w"}})
-        east.send_signal(signal.SIGCONT)
-        south.send_signal(signal.SIGCONT)
         assert wait_until(lambda: all(counters(r) == [due] * KEYS for r in REGIONS), 30)
         before = [row for row in _rows(cluster, "eu-west", table) if row[0] != b"raced"]
+
+        # concurrent puts of one item: eu-west is down (killed: nothing of us-east's put can
+        # wait in its socket buffers) while us-east puts, us-east paused while eu-west puts;
+        # ap-south is paused throughout (it could relay us-east's put to eu-west) and until
+        # the merged item's state is read: nothing is stable without its acknowledgement,
+        # so no sweep can have compacted the item before.
+        east, south = (cluster.nodes[r].proc for r in ("us-east", "ap-south"))
+        assert east is not None and south is not None
+        south.send_signal(signal.SIGSTOP)
+        cluster.nodes["eu-west"].kill()
+        ddbs["us-east"].put_item(TableName=table, Item={"pk": {"S": "raced"}, "by": {"S": "e"}})
+        east.send_signal(signal.SIGSTOP)
+        cluster.nodes["eu-west"].start()
+        ddbs["eu-west"].put_item(TableName=table, Item={"pk": {"S": "raced"}, "by": {"S": "w"}})
+        east.send_signal(signal.SIGCONT)
+
+        def raced_rows(region: str) -> list[tuple[Any, ...]]:
+            return [row for row in _rows(cluster, region, table) if row[0] == b"raced"]
+        # each region held its own put: equal rows mean both joined the other's
+        assert wait_until(lambda: raced_rows("eu-west") == raced_rows("us-east") != [], 20)
+        raced_before = [len(row[3] or b"") for row in raced_rows("eu-west")]
+        south.send_signal(signal.SIGCONT)
         assert wait_until(lambda: _rows(cluster, "us-east", table)
                           == _rows(cluster, "eu-west", table), 20)
-        raced_before = [len(row[3]) for row in _rows(cluster, "eu-west", table)
-                        if row[0] == b"raced"]
         assert len(_counts_apart(before, ("us-east", "eu-west"))) == KEYS
 
         plan = cluster.config.to_dict()
@@ -130,7 +137,7 @@ def test_a_departed_regions_counters_are_folded_and_stay_exact(tmp_path: Path) -
         assert wait_until(lambda: not uncompacted("eu-west") and not uncompacted("us-east")
                           and _rows(cluster, "us-east", table)
                           == _rows(cluster, "eu-west", table), 30), uncompacted("eu-west")
-        raced = [len(row[3]) for row in _rows(cluster, "eu-west", table) if row[0] == b"raced"]
+        raced = [len(row[3] or b"") for row in raced_rows("eu-west")]
         print("compacted:", fold()["compacted_items"], "items; the raced item's state bytes:",
               raced_before, "->", raced)
         assert fold()["compacted_items"] >= 1 and raced[0] < raced_before[0]
