@@ -11,6 +11,7 @@ produces is kept, so laws can be checked over everything that was reachable.
 from __future__ import annotations
 
 import copy
+import random
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -228,3 +229,13 @@ class World:
             for dst in REGIONS:
                 for src in REGIONS:
                     self.sync(dst, src)
+
+
+def join_in_any_order(states: list[ItemState], order: random.Random) -> ItemState:
+    """The join of `states` taken in an order `order` shuffles (they must all agree)."""
+    shuffled = list(states)
+    order.shuffle(shuffled)
+    result = shuffled[0]
+    for state in shuffled[1:]:
+        result = join(result, state)
+    return result

@@ -17,10 +17,10 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from atoll.replication.itemstate import Dot, ItemState, join, materialize
+from atoll.replication.itemstate import Dot, materialize
 from atoll.replication.itemstate.codec import decode_state, encode_state
 from atoll.replication.itemstate.compact import compact, compaction_write
-from tests.itemstate_world import KEY, KEY_NAMES, World, skews, steps
+from tests.itemstate_world import KEY, KEY_NAMES, World, join_in_any_order, skews, steps
 
 
 def _compact_at_a(world: World) -> bool:
@@ -37,15 +37,6 @@ def _compact_at_a(world: World) -> bool:
     a.state = written
     world.produced.append(written)
     return True
-
-
-def _join_all(states: list[ItemState], order: random.Random) -> ItemState:
-    shuffled = list(states)
-    order.shuffle(shuffled)
-    result = shuffled[0]
-    for state in shuffled[1:]:
-        result = join(result, state)
-    return result
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -69,10 +60,10 @@ def test_merging_after_the_acknowledgement_point_is_the_same_with_and_without_co
         return
     rng = random.Random(seed)
     # every state from the acknowledgement point on (older ones are observed by all)
-    joined = [_join_all(world.produced[stable - 1:], rng) for _ in range(3)]
+    joined = [join_in_any_order(world.produced[stable - 1:], rng) for _ in range(3)]
     assert joined[0] == joined[1] == joined[2]
     assert materialize(joined[0], KEY) == materialize(
-        _join_all(plain.produced[stable - 1:], rng), KEY)
+        join_in_any_order(plain.produced[stable - 1:], rng), KEY)
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -23,13 +23,11 @@ from hypothesis import strategies as st
 
 from atoll.replication.itemstate import (
     Dot,
-    ItemState,
     fold_regions,
-    join,
     materialize,
     unfolded_regions,
 )
-from tests.itemstate_world import KEY, World, skews, steps, update_values
+from tests.itemstate_world import KEY, World, join_in_any_order, skews, steps, update_values
 
 CONCURRENT = ("ADD n :d", "ADD x :d", "ADD s :ss", "SET n = n + :d", "SET n = n - :d")
 after_steps = st.lists(st.one_of(
@@ -58,15 +56,6 @@ def _after(world: World, plan: list[tuple[Any, ...]]) -> None:
             world.now_ms += 1500
 
 
-def _join_all(states: list[ItemState], order: random.Random) -> ItemState:
-    shuffled = list(states)
-    order.shuffle(shuffled)
-    result = shuffled[0]
-    for state in shuffled[1:]:
-        result = join(result, state)
-    return result
-
-
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(skews, st.lists(steps, max_size=25), after_steps, st.integers(0, 2**32))
 def test_a_fold_changes_nothing_readers_see_and_every_order_agrees(
@@ -84,9 +73,9 @@ def test_a_fold_changes_nothing_readers_see_and_every_order_agrees(
     if not world.produced:
         return
     rng = random.Random(seed)
-    folded = [_join_all(world.produced, rng) for _ in range(3)]
+    folded = [join_in_any_order(world.produced, rng) for _ in range(3)]
     assert folded[0] == folded[1] == folded[2]
-    unfolded = _join_all(plain.produced, rng)
+    unfolded = join_in_any_order(plain.produced, rng)
     assert materialize(folded[0], KEY) == materialize(unfolded, KEY)
     if a_state is not None:  # once the fold arrived, c adds nothing any more
         assert not unfolded_regions(folded[0], ("a", "b"))
@@ -109,4 +98,4 @@ def test_a_fold_is_idempotent_and_a_second_fold_finds_nothing(
     assert item2 == item
     assert twice.attrs == once.attrs  # nothing left to fold: only the context moved
     rng = random.Random(seed)
-    assert _join_all([*world.produced, once], rng) == _join_all([once, *world.produced], rng)
+    assert join_in_any_order([*world.produced, once], rng) == join_in_any_order([once, *world.produced], rng)
