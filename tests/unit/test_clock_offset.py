@@ -86,14 +86,19 @@ def test_samples_kept_per_peer_are_bounded() -> None:
     assert len(offsets.samples["b"]) == 4
 
 
-def _judged(offsets_ms: dict[str, int | None], max_offset_ms: int = 500, rtt_ms: int = 2):
+def _judged(offsets_ms: dict[str, int | None], max_offset_ms: int = 500, rtt_ms: int = 2,
+            since_start_ms: int = WINDOW_MS + 1):
+    """The judgement `since_start_ms` after the peers entered the view (by default past
+    their first window: a peer without an offset is unreachable, not pending)."""
     offsets = PeerOffsets()
+    offsets.judge(offsets_ms, now_ms=0, max_offset_ms=max_offset_ms)  # the start: nobody heard
+    now = since_start_ms
     for peer, offset in offsets_ms.items():
         if offset is not None:
-            sample = probe(offset, 0, rtt_ms // 2, rtt_ms - rtt_ms // 2, taken_ms=0)
+            sample = probe(offset, 0, rtt_ms // 2, rtt_ms - rtt_ms // 2, taken_ms=now)
             assert sample is not None
             offsets.record(peer, sample)
-    return offsets.judge(offsets_ms, now_ms=0, max_offset_ms=max_offset_ms)
+    return offsets.judge(offsets_ms, now_ms=now, max_offset_ms=max_offset_ms)
 
 
 @pytest.mark.parametrize(("peers", "off"), [
@@ -115,6 +120,31 @@ def test_off_means_certainly_beyond_the_maximum_from_a_strict_majority(
     judgement = _judged(peers)
     assert judgement.off is off
     assert ("differs from" in judgement.reason()) is off
+
+
+@pytest.mark.parametrize(("peers", "off"), [
+    # a correct region of three that heard the skewed peer first: the other may be within
+    # bounds, so no majority yet (it would be, were the unheard peer not counted)
+    ({"a": HOUR_MS, "b": None}, False),
+    ({"a": HOUR_MS, "b": HOUR_MS, "c": None}, True),  # 2 of 3 whatever c says
+    ({"a": HOUR_MS, "b": None, "c": None}, False),
+    ({"a": HOUR_MS}, True),  # two regions: nothing to wait for
+])
+def test_at_start_a_peer_not_heard_from_yet_may_still_vote_against_the_majority(
+        peers: dict[str, int | None], off: bool) -> None:
+    judgement = _judged(peers, since_start_ms=1_000)
+    assert judgement.off is off
+    assert set(judgement.pending) == {p for p, o in peers.items() if o is None}
+
+
+def test_a_peer_heard_once_is_never_pending_again() -> None:
+    offsets = PeerOffsets()
+    offsets.judge(["a", "b"], now_ms=0, max_offset_ms=500)
+    offsets.record("b", probe(0, 0, 1, 1, taken_ms=0))  # type: ignore[arg-type]
+    offsets.record("a", probe(HOUR_MS, 0, 1, 1, taken_ms=5_000))  # type: ignore[arg-type]
+    # b's sample aged out (unreachable now): it does not vote and is not pending
+    judgement = offsets.judge(["a", "b"], now_ms=WINDOW_MS + 500, max_offset_ms=500)
+    assert judgement.pending == () and judgement.off
 
 
 def test_an_offset_within_its_uncertainty_of_the_maximum_is_not_judged_beyond() -> None:

@@ -17,10 +17,17 @@ Theory of operation
 - The judgement follows CockroachDB's rule: this region's clock is off when it is
   *certainly* more than `max_offset_ms` away (|offset| - uncertainty > max) from a
   strict majority of the peers it has a fresh estimate for. Peers without one (not
-  reachable, or not probed yet) do not vote; with no votes at all the region cannot
-  judge and is not off, so a partitioned region keeps taking writes (active-active).
-  With a single peer (two regions) both regions see the same difference and both are
-  off: nothing can tell which of the two clocks is wrong.
+  reachable) do not vote; with no votes at all the region cannot judge and is not off,
+  so a partitioned region keeps taking writes (active-active). With a single peer (two
+  regions) both regions see the same difference and both are off: nothing can tell
+  which of the two clocks is wrong.
+- A peer never heard from since it entered this region's view (a node starting, or a
+  region joining) is *pending* for one window: it has not voted yet, but may, so the
+  majority must hold even if every pending peer turns out within bounds (beyond >
+  (voters + pending) / 2). Without it, a correct region that started beside a skewed
+  one and measured it first would refuse writes until it heard from the others: the
+  verdict would depend on which probe came back first. A peer silent for a whole window
+  stops being pending and no longer counts.
 
 Time is an argument everywhere (`now_ms` is a monotonic reading for the ages of
 samples; the four stamps are wall-clock readings): nothing here reads a clock.
@@ -79,6 +86,7 @@ class ClockJudgement:
     max_offset_ms: int
     estimates: Mapping[str, OffsetSample | None]  # per peer; None: no fresh sample
     beyond: tuple[str, ...]  # peers this region's clock is certainly too far from
+    pending: tuple[str, ...] = ()  # peers not heard from yet, within their first window
 
     @property
     def voters(self) -> int:
@@ -101,6 +109,8 @@ class PeerOffsets:
     window_ms: int = WINDOW_MS
     max_samples: int = MAX_SAMPLES
     samples: dict[str, list[OffsetSample]] = field(default_factory=dict)
+    first_seen_ms: dict[str, int] = field(default_factory=dict)  # monotonic, per peer
+    heard: set[str] = field(default_factory=set)  # peers with a sample ever recorded
 
     def __post_init__(self) -> None:
         invariant(self.window_ms > 0 and self.max_samples > 0, "window and samples must be > 0")
@@ -111,6 +121,7 @@ class PeerOffsets:
         kept = [s for s in self.samples.get(peer, ()) if s.overlaps(sample)]
         kept.append(sample)
         self.samples[peer] = kept[-self.max_samples:]
+        self.heard.add(peer)
 
     def estimate(self, peer: str, now_ms: int) -> OffsetSample | None:
         """The fresh sample with the smallest round trip, or None."""
@@ -123,12 +134,20 @@ class PeerOffsets:
         wanted = set(peers)
         for gone in [p for p in self.samples if p not in wanted]:
             del self.samples[gone]
+        for gone in [p for p in self.first_seen_ms if p not in wanted]:
+            del self.first_seen_ms[gone]
+        self.heard &= wanted
 
     def judge(self, peers: Iterable[str], now_ms: int, max_offset_ms: int) -> ClockJudgement:
-        """Is this region's clock off from a strict majority of the peers it can judge?"""
+        """Is this region's clock off from a strict majority of the peers it can judge,
+        whatever the peers not heard from yet turn out to say?"""
         estimates = {p: self.estimate(p, now_ms) for p in sorted(peers)}
+        for peer in estimates:
+            self.first_seen_ms.setdefault(peer, now_ms)
         beyond = tuple(p for p, e in estimates.items()
                        if e is not None and e.beyond(max_offset_ms))
+        pending = tuple(p for p in estimates if p not in self.heard
+                        and now_ms - self.first_seen_ms[p] <= self.window_ms)
         voters = sum(1 for e in estimates.values() if e is not None)
-        return ClockJudgement(voters > 0 and 2 * len(beyond) > voters, max_offset_ms,
-                              estimates, beyond)
+        off = voters > 0 and 2 * len(beyond) > voters + len(pending)
+        return ClockJudgement(off, max_offset_ms, estimates, beyond, pending)

@@ -10,7 +10,8 @@ Theory of operation
   back. All four stamps come from each node's wall clock as its engine sees it (a drill's
   `--clock-offset-ms` included); the ages of samples come from the monotonic clock.
 - Judging: after each round `PeerOffsets.judge` (majority of the peers with a fresh
-  estimate, certainly beyond `max_offset_ms`). While the clock is off the engine's
+  estimate, certainly beyond `max_offset_ms`, whatever the peers not heard from yet
+  since start say). While the clock is off the engine's
   HybridClock refuses to stamp local writes: each raises ClockOffsetTooLarge, answered
   as HTTP 503 ServiceUnavailableException — boto3 retries it, and the failover client
   and `atoll proxy` send a request that is safe to resend to another region. Reads,
@@ -184,7 +185,8 @@ class ClockWatch:
                 "reason": self.clock.refusal,
                 "refusing_since_unix_s": self.refusing_since_unix_s,
                 "writes_refused": self.clock.refused_count,
-                "peers": peers, "probes": self.probes, "probe_failures": self.probe_failures}
+                "peers": peers, "pending": list(judgement.pending) if judgement else [],
+                "probes": self.probes, "probe_failures": self.probe_failures}
 
 
 def _mono_ms() -> int:
