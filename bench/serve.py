@@ -1,7 +1,8 @@
 """Starting and stopping `atoll serve` processes for the benches that compare builds or
 settings side by side (bench.gsi_put, bench.itemstate, bench.trees, bench.auth,
-bench.auth_live, bench.streams): one way to wait for a node's /health, to stop nodes and to
-read a process's CPU time."""
+bench.auth_live, bench.streams): one way to wait for a node's /health, to stop nodes, to
+read a process's CPU time and a node's write counters (system time, bytes written to disk,
+write jobs and group commits)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 STOP_TIMEOUT_S = 15.0
 
@@ -57,3 +59,34 @@ def cpu_s(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as stat:
         fields = stat.read().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class WriteCounters:
+    """A node's counters for what its writes cost: system CPU seconds and bytes written
+    to disk by its process (Linux /proc), write jobs and group commits (its /metrics)."""
+    system_s: float
+    disk_bytes: int
+    writes: int
+    commits: int
+
+
+def write_counters(pid: int, url: str) -> WriteCounters:
+    """The counters of the node `pid` serving `url`, now."""
+    with open(f"/proc/{pid}/stat") as stat:
+        system_ticks = int(stat.read().rpartition(")")[2].split()[12])
+    with open(f"/proc/{pid}/io") as io:
+        fields = dict(line.split(": ", 1) for line in io.read().splitlines() if ": " in line)
+    with urllib.request.urlopen(url + "/metrics", timeout=10) as answer:
+        metrics = answer.read().decode()
+    return WriteCounters(system_ticks / os.sysconf("SC_CLK_TCK"), int(fields["write_bytes"]),
+                         _counter(metrics, "atoll_writes_total"),
+                         _counter(metrics, "atoll_write_batches_total"))
+
+
+def _counter(metrics: str, name: str) -> int:
+    """A counter's value in Prometheus text exposition."""
+    for line in metrics.splitlines():
+        if line.startswith(name + " "):
+            return int(float(line.split()[1]))
+    raise RuntimeError(f"{name} is not in /metrics")
