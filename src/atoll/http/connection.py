@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import zlib
 from collections.abc import Coroutine
 from typing import Any
 
 import httptools
 import orjson
 
+from atoll.checksum import crc32
 from atoll.http.timing import now_ns
 from atoll.http.wire import (
     DETACHED_PARSER,
@@ -403,7 +403,7 @@ class Connection(asyncio.Protocol):
             b"\r\nContent-Type: ", content_type,
             b"\r\nContent-Length: ", str(len(body)).encode(),
             b"\r\nx-amzn-RequestId: ", server.request_ids.next(),
-            b"\r\nx-amz-crc32: ", str(zlib.crc32(body)).encode(),
+            b"\r\nx-amz-crc32: ", str(crc32(body)).encode(),
             b"\r\nDate: ", server.clock.date(),
             b"\r\nConnection: keep-alive\r\n\r\n" if keep_alive else b"\r\nConnection: close\r\n\r\n",
         ))

@@ -14,7 +14,8 @@ table Query page's items without their key columns.
 The per-request reads bind their key columns as `bytearray` (`_blob`): sqlite3 binds a
 bytes parameter only after asking its adapter registry about it (a tuple key, a dict
 lookup and two attribute lookups that fail), a bytearray straight away, as the same BLOB.
-`crc32` is imported by name: compiled, `zlib.crc32` is a module attribute lookup per row.
+`crc32` (atoll.checksum) is imported by name: compiled, `checksum.crc32` would be a module
+attribute lookup per row.
 
 `get_item` answers from the item cache (cache.py) when it can. A row read from the file
 is cached only while no write is between COMMIT and its answer: the file then equals what
@@ -27,8 +28,8 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from typing import Any
-from zlib import crc32
 
+from atoll.checksum import crc32
 from atoll.invariant import invariant
 from atoll.storage.integrity import IntegrityFaults
 from atoll.storage.pages import PageColumns, columns, page_columns, verified_columns
