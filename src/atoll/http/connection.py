@@ -315,9 +315,13 @@ class Connection(asyncio.Protocol):
                     path = request.url.split(b"?", 1)[0].decode("latin-1")
                     query = request.url.split(b"?", 1)[1].decode("latin-1") if b"?" in request.url else ""
                     handler = router(request, path, body, query)
-                else:
-                    handler = self.server.api(request.target, body, request)
-                if not self._step(request, handler):
+                    if not self._step(request, handler):
+                        return  # suspended: `_finish` continues the queue
+                    continue
+                answer = self.server.api(request.target, body, request)
+                if isinstance(answer, tuple):  # answered at once: nothing to step
+                    self._respond(request, answer[0], answer[1])
+                elif not self._step(request, answer):
                     return  # suspended: `_finish` continues the queue
             elif not self._serve_get(request):
                 return  # suspended: its done callback continues the queue
