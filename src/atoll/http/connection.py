@@ -28,6 +28,10 @@ from atoll.http.wire import (
 
 log = logging.getLogger("atoll.http.server")
 
+# An answer's body up to this size is copied behind its head into one write; a longer one
+# (a Scan page of 100 items is ~24 KB) is handed over beside it, uncopied.
+COPIED_BODY_MAX_BYTES = 4096
+
 
 class Connection(asyncio.Protocol):
     def __init__(self, server: ServerState) -> None:
@@ -411,7 +415,11 @@ class Connection(asyncio.Protocol):
             b"\r\nDate: ", server.clock.date(),
             b"\r\nConnection: keep-alive\r\n\r\n" if keep_alive else b"\r\nConnection: close\r\n\r\n",
         ))
-        self.transport.write(head + body)
+        if len(body) > COPIED_BODY_MAX_BYTES:
+            # handed to the transport beside its head (one writev), not copied behind it
+            self.transport.writelines((head, body))
+        else:
+            self.transport.write(head + body)
         server.request_times.add(request.began, now_ns())
         self.last_active = server.now
         if keep_alive:
