@@ -77,6 +77,15 @@ class SqliteReads:
         state.read = state.taken
         return cursor
 
+    def _read_all(self, sql: str, args: Any) -> list[Any]:
+        """Every row of a statement, fetched at once on `_read_key`'s kept cursor (no
+        cursor made and freed a call: fetchall steps the statement to its end, which
+        resets it). Marks as _read."""
+        rows = self._reader_cursor.execute(sql, args).fetchall()
+        state = self._state
+        state.read = state.taken
+        return rows
+
     def _read_key(self, sql: str, args: Any) -> Any:
         """The row (or None) of a statement that matches at most one, such as a lookup by
         primary key, on a cursor kept for them (txn.py says why): fetching the row steps
@@ -187,7 +196,7 @@ class SqliteReads:
         (two unsized) instead of six (pages.py says how and why)."""
         invariant(0 < limit <= SCAN_PAGE_ROWS, "a page reads at most SCAN_PAGE_ROWS")
         sql, args = _scan_statement(columns(sized), tid, after, h_end, h_start, limit)
-        page = verified_columns(self._read(sql, args).fetchall(), sized)
+        page = verified_columns(self._read_all(sql, args), sized)
         if page is None:  # a damaged row: read again with the keys, which report it
             page = page_columns((row[3], row[4])
                                 for row in self.scan_items(tid, after, h_end, h_start, limit))
@@ -235,7 +244,7 @@ class SqliteReads:
         invariant(0 < limit <= SCAN_PAGE_ROWS, "a page reads at most SCAN_PAGE_ROWS")
         sql, args = _index_query_statement(columns(sized), tid, iid, h, pk, lower, upper,
                                            forward, start, limit)
-        page = verified_columns(self._read(sql, args).fetchall(), sized)
+        page = verified_columns(self._read_all(sql, args), sized)
         if page is None:  # a damaged row: read again with the keys, which report it
             page = page_columns((row[3], row[4]) for row in self.query_index(
                 tid, iid, h, pk, lower, upper, forward, start, limit))
@@ -270,7 +279,7 @@ class SqliteReads:
         invariant(0 < limit <= SCAN_PAGE_ROWS, "a page reads at most SCAN_PAGE_ROWS")
         sql, args = _index_scan_statement(columns(sized), tid, iid, after, h_end, h_start,
                                           limit)
-        page = verified_columns(self._read(sql, args).fetchall(), sized)
+        page = verified_columns(self._read_all(sql, args), sized)
         if page is None:  # a damaged row: read again with the keys, which report it
             page = page_columns((row[5], row[6]) for row in self.scan_index(
                 tid, iid, after, h_end, h_start, limit))
