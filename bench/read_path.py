@@ -1,6 +1,6 @@
 """python -m bench.read_path: the read path's cost per request, in process, beside the floor.
 
-No HTTP and no load generator: Atoll's `Api.handle` on an SqliteStorage (not durable,
+No HTTP and no load generator: Atoll's `Api.answer` (what the HTTP server calls) on an SqliteStorage (not durable,
 so no fsync) and the floor's statements (bench/floor_server.py's FloorStore) on their
 own SQLite files, the same preload as the bench (5,000 items and a 1,000-item query
 partition, all of them also in a GSI on (t, n)), then each read operation's requests in
@@ -155,15 +155,20 @@ def atoll_step(api: Api, op: str, encoded: list[bytes]) -> Callable[[int], None]
     target = f"DynamoDB_20120810.{'Query' if op == 'QueryGSI' else op}"
 
     def step(n: int) -> None:
-        # Reads finish without suspending: step the coroutine by hand, as the server does.
-        coro = api.handle(target, encoded[n % len(encoded)])
+        # As the server calls it: a read that needs no wait is answered at once; anything
+        # else would be a coroutine, stepped by hand as the server does.
+        answer = api.answer(target, encoded[n % len(encoded)])
+        if isinstance(answer, tuple):
+            if answer[0] != 200:
+                raise RuntimeError(f"{op}: {answer!r}")
+            return
         try:
-            coro.send(None)
+            answer.send(None)
         except StopIteration as done:
             if done.value[0] != 200:
                 raise RuntimeError(f"{op}: {done.value!r}") from None
         else:
-            coro.close()
+            answer.close()
             raise RuntimeError(f"{op} suspended")
     return step
 

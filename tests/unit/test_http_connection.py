@@ -22,6 +22,7 @@ import logging
 import socket
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,13 +30,23 @@ import pytest
 
 from atoll.http.limits import ConnectionLimits
 from atoll.http.server import HttpServer
+from atoll.http.wire import RequestIds
 
 
 class Boom(RuntimeError):
     pass
 
 
-async def _api(target: str | None, body: bytes, head: Any = None) -> tuple[int, bytes]:
+def _api(target: str | None, body: bytes, head: Any = None) -> Any:
+    """Answers "Now" at once, as a value (as `Api.answer` answers a read that needs no
+    wait), and every other target with a coroutine."""
+    if target == "Now":
+        return 200, b'{"now":' + body + b"}"
+    return _api_coroutine(target, body, head)
+
+
+async def _api_coroutine(target: str | None, body: bytes, head: Any = None
+                         ) -> tuple[int, bytes]:
     if target == "Raise.Now":
         raise Boom("raised before suspending")
     if target == "Raise.AfterFuture":
@@ -190,6 +201,44 @@ def test_pipelined_answers_keep_their_order_behind_a_slow_get(port: int) -> None
         while chunk := sock.recv(65536):
             received += chunk
     assert 0 <= received.find(b"slow get") < received.find(b'{"ok":true}'), received
+
+
+def test_answers_given_at_once_and_by_coroutines_keep_their_order(port: int) -> None:
+    def post(target: bytes, body: bytes) -> bytes:
+        return (b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: " + target
+                + b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+    sent = [(b"Now", b'"a"'), (b"Slow", b"{}"), (b"Now", b'"b"'), (b"Echo", b'"c"'),
+            (b"Now", b'"d"' * 3000)]
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"".join(post(t, b) for t, b in sent))
+        sock.shutdown(socket.SHUT_WR)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    heads, bodies, ids = [], [], set()
+    rest = received
+    while rest:
+        head, rest = rest.split(b"\r\n\r\n", 1)
+        fields = dict(line.split(b": ", 1) for line in head.split(b"\r\n")[1:])
+        length = int(fields[b"Content-Length"])
+        body, rest = rest[:length], rest[length:]
+        assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert int(fields[b"x-amz-crc32"]) == zlib.crc32(body)
+        ids.add(fields[b"x-amzn-RequestId"])
+        heads.append(head)
+        bodies.append(body)
+    assert bodies == [b'{"now":"a"}', b'{"slow":true}', b'{"now":"b"}', b'{"echo":"c"}',
+                      b'{"now":' + b'"d"' * 3000 + b"}"]
+    assert len(ids) == 5 and all(len(i) == 52 and i.isalnum() and i.upper() == i for i in ids)
+
+
+def test_request_ids_count_up_in_twenty_digits_after_a_fixed_prefix() -> None:
+    ids = RequestIds()
+    made = [ids.next() for _ in range(2345)]
+    prefix = made[0][:32]
+    assert made == [prefix + b"%020d" % n for n in range(1, 2346)]
+    ids.counter = 10**20 - 2  # past twenty digits the counter just grows
+    assert [ids.next(), ids.next()] == [prefix + b"%020d" % (10**20 - 1), prefix + b"%d" % 10**20]
 
 
 _H2C = (b"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"

@@ -188,3 +188,33 @@ async def test_an_answer_that_stops_waiting_leaves_the_others_waiting_for_the_sa
         assert await asyncio.wait_for(write, TIMEOUT_S) == 1
         await asyncio.wait_for(asyncio.gather(*staying, direct), TIMEOUT_S)
         assert storage.settle() is None
+
+
+@in_a_loop
+async def test_a_read_of_an_undurable_write_is_not_answered_at_once(tmp_path: Path) -> None:
+    """`Api.answer` (the HTTP server's entry) gives a read's answer as a value only when
+    nothing it read can still be undone; else a coroutine that answers once it cannot."""
+    async with _storage(tmp_path) as storage:
+        api = Api(Engine(storage))
+        status, _ = await api.handle(*_request(
+            "CreateTable", TableName="items", BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}]))
+        assert status == 200
+        held = HeldSync(storage.durability.fdatasync)
+        storage.durability.fdatasync = held
+        put = asyncio.ensure_future(api.handle(*_request(
+            "PutItem", TableName="items", Item={"pk": {"S": "k"}, "v": {"S": "new"}})))
+        await held.wait_entered()
+        later = api.answer(*_request("GetItem", TableName="items", Key={"pk": {"S": "k"}}))
+        assert asyncio.iscoroutine(later)
+        get = asyncio.ensure_future(later)
+        await asyncio.sleep(0.1)
+        assert not put.done() and not get.done()
+        held.released.set()
+        assert (await asyncio.wait_for(put, TIMEOUT_S))[0] == 200
+        status, body = await asyncio.wait_for(get, TIMEOUT_S)
+        assert (status, orjson.loads(body)) == (200, {"Item": {"pk": {"S": "k"}, "v": {"S": "new"}}})
+        # nothing undurable left: answered at once
+        now = api.answer(*_request("GetItem", TableName="items", Key={"pk": {"S": "k"}}))
+        assert now == (200, body)

@@ -15,7 +15,6 @@ Everything is synchronous; each method is atomic because nothing runs concurrent
 
 from __future__ import annotations
 
-import zlib
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from atoll.antientropy.store import (
 )
 from atoll.antientropy.verdict import describe_version
 from atoll.antientropy.versions import HLC_SCHEME, VersionScheme
+from atoll.checksum import crc32
 from atoll.invariant import invariant
 from atoll.replication.cursors import ZERO, Cursor
 
@@ -98,7 +98,7 @@ class MemoryTreeStore:
     def write(self, table: str, pk: bytes, sk: bytes, version: bytes, item: bytes | None,
               causal: bytes = b"") -> None:
         """Store this row (None: a tombstone) in place of the key's row, tree updated."""
-        self._put(table, pk, sk, _Row(version, item, 0 if item is None else zlib.crc32(item),
+        self._put(table, pk, sk, _Row(version, item, 0 if item is None else crc32(item),
                                       causal))
 
     def merge_write(self, table: str, pk: bytes, sk: bytes, version: bytes,
@@ -144,7 +144,7 @@ class MemoryTreeStore:
         row = self._row(table, pk, sk)
         invariant(row is not None, "no row to edit")
         assert row is not None
-        row.item, row.crc = item, zlib.crc32(item)  # checksum recomputed: passes
+        row.item, row.crc = item, crc32(item)  # checksum recomputed: passes
 
     def drop_row(self, table: str, pk: bytes, sk: bytes) -> None:
         state = self.tables[table]
@@ -183,7 +183,7 @@ class MemoryTreeStore:
 
     @staticmethod
     def _entry(pk: bytes, sk: bytes, row: _Row) -> Entry:
-        intact = row.item is None or zlib.crc32(row.item) == row.crc
+        intact = row.item is None or crc32(row.item) == row.crc
         return Entry(pk, sk, row.version, row.item, intact, row.causal)
 
     # --- TreeStore ---------------------------------------------------------------------

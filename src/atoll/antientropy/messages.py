@@ -30,7 +30,6 @@ a peer's mistakes never reach the state machines as data.
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +38,7 @@ import orjson
 
 from atoll.antientropy.hashing import HASH_BYTES, content_hash
 from atoll.antientropy.store import Entry, KeyPos
+from atoll.checksum import crc32
 from atoll.replication.cursors import Cursor
 from atoll.replication.errors import BadMessage
 
@@ -232,14 +232,14 @@ def listed_of(entry: Entry) -> Listed:
 def _frame(kind: bytes, header: dict[str, Any], body: bytes = b"") -> bytes:
     raw = orjson.dumps(header)
     payload = b"".join((kind, len(raw).to_bytes(_U32, "big"), raw, body))
-    return zlib.crc32(payload).to_bytes(_U32, "big") + payload
+    return crc32(payload).to_bytes(_U32, "big") + payload
 
 
 def _unframe(data: bytes) -> tuple[bytes, dict[str, Any], bytes]:
     if not isinstance(data, bytes) or len(data) < 2 * _U32 + 1 or len(data) > MAX_MESSAGE_BYTES:
         raise BadMessage("empty, short or oversized verify message")
     payload = data[_U32:]
-    if zlib.crc32(payload) != int.from_bytes(data[:_U32], "big"):
+    if crc32(payload) != int.from_bytes(data[:_U32], "big"):
         raise BadMessage("verify message checksum mismatch")
     size = int.from_bytes(payload[1:1 + _U32], "big")
     start = 1 + _U32

@@ -11,12 +11,19 @@ same service ("dynamodb"), as boto3's `dynamodbstreams` client sends them.
 
 Every answer is counted in `stats` (atoll.api.stats) by operation and outcome, with its
 time from here to the answer; `clock_ns` is the clock that times it.
+
+Two entries, one answer: `handle` is a coroutine for every request; `answer` (what the
+HTTP server calls) answers at once, as a value, a request that needs no wait — auth off,
+an operation the engine answers without suspending (engine.NOW_HANDLERS: the reads) and
+nothing it read still to become durable — and hands back a coroutine for anything else
+(`handle`'s, or one that waits for durability and then answers). The checks, their order
+and the answers are the same either way (`_checked` is shared).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol
 
 import orjson
@@ -33,7 +40,14 @@ from atoll.api.access import (
 from atoll.api.errors import error_response, internal_error_response
 from atoll.api.shapes import DYNAMODB, STREAMS, operation_names, validate_request
 from atoll.api.stats import UNKNOWN_OPERATION, OperationStats, RequestStats
-from atoll.engine.engine import HANDLERS, STREAM_HANDLERS, Engine, Handler
+from atoll.engine.engine import (
+    HANDLERS,
+    NOW_HANDLERS,
+    STREAM_HANDLERS,
+    Engine,
+    Handler,
+    NowHandler,
+)
 from atoll.errors import AtollError, InternalError, SerializationError, UnknownOperation
 from atoll.storage.writepath import now_ns
 
@@ -52,15 +66,20 @@ class RequestHead(Protocol):
     headers: list[tuple[bytes, bytes]]
 
 
+Answer = tuple[int, bytes]
+
+
 class Route:
-    """What serves one X-Amz-Target: its service, operation, handler and counters."""
+    """What serves one X-Amz-Target: its service, operation, handler and counters, and
+    the handler's synchronous form if it never waits (`now`)."""
 
     def __init__(self, service: str, operation: str, handler: Handler,
-                 stats: OperationStats) -> None:
+                 stats: OperationStats, now: NowHandler | None = None) -> None:
         self.service = service
         self.operation = operation
         self.handler = handler
         self.stats = stats
+        self.now = now
 
 
 class Api:
@@ -83,8 +102,49 @@ class Api:
         for prefix, service, handlers in ((TARGET_PREFIX, DYNAMODB, HANDLERS),
                                           (STREAMS_TARGET_PREFIX, STREAMS, STREAM_HANDLERS)):
             for name, handler in handlers.items():
+                now = NOW_HANDLERS.get(name) if service == DYNAMODB else None
                 self._routes[prefix + name] = Route(service, name, handler,
-                                                    self.stats.of(name))
+                                                    self.stats.of(name), now)
+
+    def answer(self, target: str | None, body: bytes, head: RequestHead | None = None
+               ) -> Answer | Coroutine[Any, Any, Answer]:
+        """The answer now, if the request needs no wait (the module doc says when), else a
+        coroutine to run for it; the same answer `handle` gives either way."""
+        route = self._routes.get(target) if target is not None else None
+        if route is None or route.now is None or self.access.enabled:
+            return self.handle(target, body, head)
+        self.requests_total += 1
+        began = self.clock_ns()
+        counted = route.stats
+        failed: type[AtollError] | None = None
+        try:
+            request = self._checked(route, None, body)
+            result = route.now(self._context, request)
+            reply = 200, result if type(result) is bytes else orjson.dumps(result)
+        except AtollError as error:
+            self.errors_total += 1
+            failed = type(error)
+            reply = error_response(error, route.operation)
+        except Exception:
+            self.errors_total += 1
+            log.exception("internal error handling %s", target)
+            counted.count(InternalError, self.clock_ns() - began)
+            return internal_error_response()
+        waiter = self._storage.settle()
+        if waiter is not None:
+            return self._settled(reply, waiter, counted, failed, began)
+        counted.count(failed, self.clock_ns() - began)
+        return reply
+
+    def _checked(self, route: Route, key: Any, body: bytes) -> dict[str, Any]:
+        """The request's body decoded and checked, in DynamoDB's order: JSON, then the
+        key's permission, then the operation's shape."""
+        operation = route.operation
+        request = self._decode(body)
+        self.access.authorize(key, operation, request)
+        check_not_internal(operation, request)
+        validate_request(operation, request, route.service)
+        return request
 
     async def handle(self, target: str | None, body: bytes,
                      head: RequestHead | None = None) -> tuple[int, bytes]:
@@ -110,10 +170,7 @@ class Api:
             if route is None:
                 raise self._unknown(target)
             operation, counted = route.operation, route.stats
-            request = self._decode(body)
-            access.authorize(key, operation, request)
-            check_not_internal(operation, request)
-            validate_request(operation, request, route.service)
+            request = self._checked(route, key, body)
             if operation == "ListTables" and key is not None and key.tables is not None \
                     and access.mode == REQUIRED:  # (warn: served as if unlimited)
                 result: Any = visible_tables(key, self.engine.catalog.names(), request)
@@ -132,17 +189,23 @@ class Api:
             log.exception("internal error handling %s", target)
             counted.count(InternalError, self.clock_ns() - began)
             return internal_error_response()
-        # What was read (errors too: a failed condition can carry the item it read) may
-        # include commits not yet durable: answer once they are.
         waiter = self._storage.settle()
         if waiter is not None:
-            try:
-                await waiter
-            except AtollError as failure:  # durability lost: that is the answer, then
-                if answer[0] == 200:
-                    self.errors_total += 1
-                counted.count(type(failure), self.clock_ns() - began)
-                return error_response(failure)
+            return await self._settled(answer, waiter, counted, failed, began)
+        counted.count(failed, self.clock_ns() - began)
+        return answer
+
+    async def _settled(self, answer: Answer, waiter: Awaitable[Any], counted: OperationStats,
+                       failed: type[AtollError] | None, began: int) -> Answer:
+        """What was read (errors too: a failed condition can carry the item it read) may
+        include commits not yet durable: the answer, once they are."""
+        try:
+            await waiter
+        except AtollError as failure:  # durability lost: that is the answer, then
+            if answer[0] == 200:
+                self.errors_total += 1
+            counted.count(type(failure), self.clock_ns() - began)
+            return error_response(failure)
         counted.count(failed, self.clock_ns() - began)
         return answer
 

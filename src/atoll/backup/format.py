@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import hashlib
 import struct
-import zlib
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 import orjson
 
+from atoll.checksum import crc32
 from atoll.errors import BackupCorrupted
 from atoll.storage.protocol import SnapshotRow
 
@@ -38,8 +38,8 @@ _RECORD = struct.Struct(">IIc")  # length, crc32, kind
 _ROW = struct.Struct(">IQHHB")  # h, hlc, len(pk), len(sk), len(origin)
 MAX_RECORD_BYTES = 16 * 1024 * 1024  # an item is at most 400 KB; a header holds one definition
 FLUSH_BYTES = 1 << 20
-_ITEM_CRC = zlib.crc32(ITEM)
-_TOMBSTONE_CRC = zlib.crc32(TOMBSTONE)
+_ITEM_CRC = crc32(ITEM)
+_TOMBSTONE_CRC = crc32(TOMBSTONE)
 _READ_BYTES = 1 << 20
 
 
@@ -68,7 +68,7 @@ class BackupWriter:
         self._pending = 0
 
     def _record(self, kind: bytes, payload: bytes) -> None:
-        crc = zlib.crc32(payload, zlib.crc32(kind))
+        crc = crc32(payload, crc32(kind))
         self._parts += (_RECORD.pack(len(payload), crc, kind), payload)
         self._pending += _RECORD.size + len(payload)
         if self._pending >= FLUSH_BYTES:
@@ -82,8 +82,8 @@ class BackupWriter:
     def rows(self, page: list[SnapshotRow]) -> None:
         """`row` for each of a page of rows (the loop a backup of millions spends its
         time in, so it is written out here once)."""
-        parts, origins, pack_row, pack_record, crc32 = (
-            self._parts, self._origins, _ROW.pack, _RECORD.pack, zlib.crc32)
+        parts, origins, pack_row, pack_record, crc = (
+            self._parts, self._origins, _ROW.pack, _RECORD.pack, crc32)
         pending = self._pending
         items = 0
         for h, pk, sk, hlc, origin, item in page:
@@ -93,11 +93,11 @@ class BackupWriter:
             head = pack_row(h, hlc, len(pk), len(sk), len(name))
             if item is None:
                 payload = b"".join((head, pk, sk, name))
-                parts += (pack_record(len(payload), crc32(payload, _TOMBSTONE_CRC), TOMBSTONE),
+                parts += (pack_record(len(payload), crc(payload, _TOMBSTONE_CRC), TOMBSTONE),
                           payload)
             else:
                 payload = b"".join((head, pk, sk, name, item))
-                parts += (pack_record(len(payload), crc32(payload, _ITEM_CRC), ITEM), payload)
+                parts += (pack_record(len(payload), crc(payload, _ITEM_CRC), ITEM), payload)
                 items += 1
             pending += _RECORD.size + len(payload)
         self.items += items
@@ -112,7 +112,7 @@ class BackupWriter:
         footer = {"items": self.items, "tombstones": self.tombstones,
                   "sha256": self._digest.hexdigest()}
         payload = orjson.dumps(footer)
-        crc = zlib.crc32(payload, zlib.crc32(FOOTER))
+        crc = crc32(payload, crc32(FOOTER))
         data = _RECORD.pack(len(payload), crc, FOOTER) + payload
         self._sink.write(data)
         self.bytes_written += len(data)
@@ -178,7 +178,7 @@ class BackupReader:
         if length > MAX_RECORD_BYTES:
             raise self._fault(f"claims a length of {length} bytes")
         payload = self._take(length, f"record {self._records}")
-        if zlib.crc32(payload, zlib.crc32(kind)) != crc:
+        if crc32(payload, crc32(kind)) != crc:
             raise self._fault("failed its checksum")
         if kind != FOOTER:
             self._digest.update(head)

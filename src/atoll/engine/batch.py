@@ -34,6 +34,11 @@ MAX_BATCH_GET_RESPONSE_BYTES = 16 * 1024 * 1024
 
 
 async def batch_get_item(ctx: EngineContext, request: dict[str, Any]) -> dict[str, Any]:
+    return batch_get_item_now(ctx, request)
+
+
+def batch_get_item_now(ctx: EngineContext, request: dict[str, Any]) -> dict[str, Any]:
+    """BatchGetItem's answer: it never waits (engine.NOW_HANDLERS)."""
     request_items: dict[str, Any] = request["RequestItems"]
     total = sum(len(spec.get("Keys") or ()) for spec in request_items.values())
     if total > MAX_BATCH_GET_KEYS:

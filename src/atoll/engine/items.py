@@ -217,6 +217,11 @@ async def put_item(ctx: EngineContext, request: dict[str, Any]) -> Any:
 
 
 async def get_item(ctx: EngineContext, request: dict[str, Any]) -> Any:
+    return get_item_now(ctx, request)
+
+
+def get_item_now(ctx: EngineContext, request: dict[str, Any]) -> Any:
+    """GetItem's answer: it never waits (engine.NOW_HANDLERS)."""
     table = ctx.catalog.table(request["TableName"])
     key = table.encode_key(request["Key"])
     expressions: RequestExpressions | None

@@ -329,6 +329,11 @@ def _string_key(table: TableDef, index: IndexDef | None, pk: bytes, sk: bytes,
 
 
 async def query(ctx: EngineContext, request: dict[str, Any]) -> Any:
+    return query_now(ctx, request)
+
+
+def query_now(ctx: EngineContext, request: dict[str, Any]) -> Any:
+    """Query's answer: it never waits (engine.NOW_HANDLERS)."""
     table = ctx.catalog.table(request["TableName"])
     planned = ctx.query_plans.resolve(table, request)
     if planned is not None:  # a shape accepted before: its values checked (queryplan.py)
@@ -469,6 +474,11 @@ def _query_index(ctx: EngineContext, request: dict[str, Any], table: TableDef, i
 
 
 async def scan(ctx: EngineContext, request: dict[str, Any]) -> Any:
+    return scan_now(ctx, request)
+
+
+def scan_now(ctx: EngineContext, request: dict[str, Any]) -> Any:
+    """Scan's answer: it never waits (engine.NOW_HANDLERS)."""
     table = ctx.catalog.table(request["TableName"])
     legacy.check_mixing(request, _SCAN_EXPRESSIONS[::-1], _SCAN_LEGACY)
     index = _check_index(table, request)

@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import zlib
 from collections.abc import Coroutine
 from typing import Any
 
 import httptools
 import orjson
 
+from atoll.checksum import crc32
 from atoll.http.timing import now_ns
 from atoll.http.wire import (
     DETACHED_PARSER,
@@ -27,6 +27,10 @@ from atoll.http.wire import (
 )
 
 log = logging.getLogger("atoll.http.server")
+
+# An answer's body up to this size is copied behind its head into one write; a longer one
+# (a Scan page of 100 items is ~24 KB) is handed over beside it, uncopied.
+COPIED_BODY_MAX_BYTES = 4096
 
 
 class Connection(asyncio.Protocol):
@@ -315,9 +319,13 @@ class Connection(asyncio.Protocol):
                     path = request.url.split(b"?", 1)[0].decode("latin-1")
                     query = request.url.split(b"?", 1)[1].decode("latin-1") if b"?" in request.url else ""
                     handler = router(request, path, body, query)
-                else:
-                    handler = self.server.api(request.target, body, request)
-                if not self._step(request, handler):
+                    if not self._step(request, handler):
+                        return  # suspended: `_finish` continues the queue
+                    continue
+                answer = self.server.api(request.target, body, request)
+                if isinstance(answer, tuple):  # answered at once: nothing to step
+                    self._respond(request, answer[0], answer[1])
+                elif not self._step(request, answer):
                     return  # suspended: `_finish` continues the queue
             elif not self._serve_get(request):
                 return  # suspended: its done callback continues the queue
@@ -403,11 +411,15 @@ class Connection(asyncio.Protocol):
             b"\r\nContent-Type: ", content_type,
             b"\r\nContent-Length: ", str(len(body)).encode(),
             b"\r\nx-amzn-RequestId: ", server.request_ids.next(),
-            b"\r\nx-amz-crc32: ", str(zlib.crc32(body)).encode(),
+            b"\r\nx-amz-crc32: ", str(crc32(body)).encode(),
             b"\r\nDate: ", server.clock.date(),
             b"\r\nConnection: keep-alive\r\n\r\n" if keep_alive else b"\r\nConnection: close\r\n\r\n",
         ))
-        self.transport.write(head + body)
+        if len(body) > COPIED_BODY_MAX_BYTES:
+            # handed to the transport beside its head (one writev), not copied behind it
+            self.transport.writelines((head, body))
+        else:
+            self.transport.write(head + body)
         server.request_times.add(request.began, now_ns())
         self.last_active = server.now
         if keep_alive:

@@ -3,10 +3,11 @@
 Theory of operation
 - One `Connection` per socket. httptools calls back as it parses; a complete request is
   queued, and requests of one connection are answered strictly in order (pipelining).
-- A request is handled by `Api.handle`, a coroutine. Reads finish without suspending, so
-  the coroutine is stepped once by hand and answered at once — no Task per request.
-  Writes suspend on the storage's commit future; the coroutine is stepped again from that
-  future's done callback (`_advance`), still without a Task. Only a handler that yields
+- A request is handed to the API handler (`Api.answer`), which answers a read that needs
+  no wait at once, as a value, and anything else with a coroutine. A coroutine is
+  stepped once by hand; if it finishes then, it is answered at once — no Task per
+  request. Writes suspend on the storage's commit future; the coroutine is stepped again
+  from that future's done callback (`_advance`), still without a Task. Only a handler that yields
   something other than a future (`asyncio.sleep(0)`) gets a Task to finish it.
   (Measured to matter for GetItem and PutItem throughput.)
 - Limits (`limits.py` says why and how much): at most `max_connections` open; at the cap

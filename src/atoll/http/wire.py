@@ -37,17 +37,31 @@ ERROR_TYPES = {
 
 
 
+# "000" .. "999": the last three digits of a request id's counter
+_LAST_DIGITS = tuple(b"%03d" % n for n in range(1000))
+
+
 class RequestIds:
-    """DynamoDB-shaped request ids (52 upper-case alphanumerics), cheap to make."""
+    """DynamoDB-shaped request ids (52 upper-case alphanumerics): a random prefix of 32 and
+    a counter in 20 digits. Cheap to make: the counter's digits but the last three are
+    formatted once per thousand ids, the last three come from a table (formatting all
+    twenty, `b"%020d" % n`, was ~0.4 µs of a GetItem's CPU)."""
 
     def __init__(self) -> None:
         import base64
         self.prefix = base64.b32encode(os.urandom(20))[:32]
         self.counter = 0
+        self._thousands = -1  # the counter // 1000 that `_head` spells
+        self._head = b""  # the prefix and the counter's digits but the last three
 
     def next(self) -> bytes:
-        self.counter += 1
-        return self.prefix + b"%020d" % self.counter
+        n = self.counter + 1
+        self.counter = n
+        thousands = n // 1000
+        if thousands != self._thousands:
+            self._thousands = thousands
+            self._head = self.prefix + b"%017d" % thousands
+        return self._head + _LAST_DIGITS[n % 1000]
 
 
 class HeaderClock:
@@ -91,7 +105,10 @@ class Request:
         self.refusal: tuple[int, bytes] | None = None  # answered so, then the connection lingers
 
 
-ApiHandler = Callable[[str | None, bytes, Request], Coroutine[Any, Any, tuple[int, bytes]]]
+# An API handler answers at once (a (status, body) tuple) or with a coroutine that answers
+# (atoll.api.dispatch's `Api.answer`: reads that need no wait are answered at once).
+ApiHandler = Callable[[str | None, bytes, Request],
+                      tuple[int, bytes] | Coroutine[Any, Any, tuple[int, bytes]]]
 PostHandler = Callable[[Request, str, bytes, str], Coroutine[Any, Any, tuple[int, bytes]]]
 GetHandler = Callable[[Request, str],
                       Awaitable[tuple[int, bytes, bytes]] | tuple[int, bytes, bytes]]

@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import base64
 import decimal
-import zlib
 from decimal import Decimal
 from typing import Any
 
+from atoll.checksum import crc32
 from atoll.errors import KeyTooLong
 from atoll.invariant import invariant
 from atoll.model.numbers import format_number, to_decimal
@@ -122,7 +122,7 @@ def decode_key_value(data: bytes, kind: str) -> dict[str, Any]:
 def partition_hash(pk: bytes) -> int:
     """The 32-bit hash that orders a Scan and splits it into segments (as DynamoDB's
     scan order follows the partition key's hash, not its value)."""
-    return zlib.crc32(pk)
+    return crc32(pk)
 
 
 def prefix_successor(prefix: bytes) -> bytes | None:

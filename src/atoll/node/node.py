@@ -149,7 +149,7 @@ class Node:
                                         self.engine.catalog)
         # with auth off no handler of the client port reads a request's header fields
         # (signatures are verified only with auth on): its requests keep none
-        self.http = HttpServer(self.api.handle, self._get, admin_post=self._admin_post,
+        self.http = HttpServer(self.api.answer, self._get, admin_post=self._admin_post,
                                limits=ConnectionLimits(max_connections=client_cap),
                                keep_headers=self.access.enabled)
         self.replicator: Replicator | None = None

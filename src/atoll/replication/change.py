@@ -33,13 +33,13 @@ re-encoding (so two regions can never hold different bytes for the same change).
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, NewType
 
 import orjson
 
+from atoll.checksum import crc32
 from atoll.model.numbers import is_canonical
 from atoll.replication.errors import BadChange
 
@@ -133,7 +133,7 @@ class Change:
         ops = tuple(ops)
         body = _body(origin, seq, hlc, ops)
         _check_shape(origin, seq, hlc, ops)
-        return Change(origin, seq, hlc, ops, zlib.crc32(body))
+        return Change(origin, seq, hlc, ops, crc32(body))
 
     def tables(self) -> frozenset[str]:
         return frozenset(op.table for op in self.ops)
@@ -141,7 +141,7 @@ class Change:
 
 def encode_change(change: Change) -> bytes:
     body = _body(change.origin, change.seq, change.hlc, change.ops, change.format)
-    crc = zlib.crc32(body)
+    crc = crc32(body)
     if crc != change.checksum:
         raise BadChange(f"change {change.origin}/{change.seq}: checksum does not match its "
                         "contents (corrupted in memory?)")
@@ -154,7 +154,7 @@ def encode_new_change(origin: str, seq: int, hlc: int, ops: list[Op] | tuple[Op,
     ops = tuple(ops)
     _check_shape(origin, seq, hlc, ops, items=False)  # the engine validated the items
     body = _body(origin, seq, hlc, ops)
-    return zlib.crc32(body).to_bytes(_CHECKSUM_BYTES, "big") + body
+    return crc32(body).to_bytes(_CHECKSUM_BYTES, "big") + body
 
 
 def encode_item_change(origin: str, seq: int, hlc: int, writes: Sequence[LoggedWrite]) -> bytes:
@@ -174,7 +174,7 @@ def encode_item_change(origin: str, seq: int, hlc: int, writes: Sequence[LoggedW
                   write.state if write.state else b"null", b"}")
     parts += (b'],"s":', str(seq).encode(), b',"v":', str(FORMAT_VERSION).encode(), b"}")
     body = b"".join(parts)
-    return zlib.crc32(body).to_bytes(_CHECKSUM_BYTES, "big") + body
+    return crc32(body).to_bytes(_CHECKSUM_BYTES, "big") + body
 
 
 def decode_change(frame: bytes) -> Change:
@@ -183,7 +183,7 @@ def decode_change(frame: bytes) -> Change:
         raise BadChange("change frame is too short")
     frame = bytes(frame)
     crc, body = int.from_bytes(frame[:_CHECKSUM_BYTES], "big"), frame[_CHECKSUM_BYTES:]
-    if zlib.crc32(body) != crc:
+    if crc32(body) != crc:
         raise BadChange("change checksum mismatch")
     try:
         doc = orjson.loads(body)
@@ -202,7 +202,7 @@ def verify_change(change: Change) -> None:
     """Raise BadChange unless `change` is well formed and matches its checksum."""
     _check_shape(change.origin, change.seq, change.hlc, change.ops)
     body = _body(change.origin, change.seq, change.hlc, change.ops, change.format)
-    if zlib.crc32(body) != change.checksum:
+    if crc32(body) != change.checksum:
         raise BadChange(f"change {change.origin}/{change.seq}: checksum mismatch")
 
 

@@ -39,13 +39,13 @@ Wire form (bytes; one message per HTTP body or simulated delivery):
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
+from atoll.checksum import crc32
 from atoll.invariant import invariant
 from atoll.replication.admission import MAX_REPLAY_CHECKS
 from atoll.replication.change import Change, ItemWrite, TableOp, decode_change
@@ -87,14 +87,14 @@ def encode_message(message: Message) -> bytes:
 
 def checksummed(payload: bytes) -> bytes:
     """`payload` framed with its CRC-32 (every replication message is)."""
-    return zlib.crc32(payload).to_bytes(_U32, "big") + payload
+    return crc32(payload).to_bytes(_U32, "big") + payload
 
 
 def verified_payload(data: bytes) -> bytes:
     """The payload of a `checksummed` frame, or BadMessage."""
     if not isinstance(data, bytes) or len(data) <= _U32 or len(data) > MAX_BATCH_BYTES:
         raise BadMessage("empty or oversized message")
-    if zlib.crc32(data[_U32:]) != int.from_bytes(data[:_U32], "big"):
+    if crc32(data[_U32:]) != int.from_bytes(data[:_U32], "big"):
         raise BadMessage("message checksum mismatch")
     return data[_U32:]
 

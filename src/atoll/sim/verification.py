@@ -50,7 +50,6 @@ import heapq
 import os
 import random
 import sqlite3
-import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -68,6 +67,7 @@ from atoll.antientropy import (
 from atoll.antientropy.messages import Opened
 from atoll.antientropy.store import KeyPos
 from atoll.antientropy.wire import decode_response
+from atoll.checksum import crc32
 from atoll.engine.repairs import repair_job
 from atoll.engine.replica_store import EngineReplicaStore
 from atoll.engine.treestore import StorageTreeStore
@@ -482,7 +482,7 @@ def damage_row(path: str, fault: str, rng: random.Random) -> Key | None:
         elif fault == "edit":
             edited = bytes(item).replace(_EDITED, b'"v":{"N":"-', 1)
             conn.execute("UPDATE items SET item=?, crc=? WHERE tid=? AND h=? AND pk=? AND sk=?",
-                         (edited, zlib.crc32(edited), *where))
+                         (edited, crc32(edited), *where))
         else:
             conn.execute("DELETE FROM items WHERE tid=? AND h=? AND pk=? AND sk=?", where)
         return (str(name), bytes(pk), bytes(sk))

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
-from zlib import crc32
+
+from atoll.checksum import crc32
 
 PageColumns = tuple[Sequence[bytes], Sequence[int]]
 """(items, sizes) of a page read at once: its stored items in order, and their sizes."""

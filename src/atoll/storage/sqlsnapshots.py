@@ -13,10 +13,10 @@ refuses further reads.
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+from atoll.checksum import crc32
 from atoll.storage.protocol import CorruptionDetected, ScanKey, SnapshotRow, TableStateRow
 
 LogRow = tuple[int, int, bytes]  # (origin_seq, hlc, body)
@@ -79,7 +79,7 @@ class SqlTableSnapshot:
         args.append(limit)
         result: list[SnapshotRow] = []
         for h, pk, sk, hlc, origin, item, crc in reader.query(sql, args):
-            if item is not None and zlib.crc32(item) != crc:
+            if item is not None and crc32(item) != crc:
                 raise CorruptionDetected("Stored item failed its checksum")
             result.append((int(h), bytes(pk), bytes(sk), int(hlc), str(origin), _blob(item)))
         return result
@@ -127,7 +127,7 @@ class SqlChangesSnapshot:
             raise ValueError("snapshot closed")
         rows = []
         for seq, hlc, body, crc in reader.query(sql, args):
-            if zlib.crc32(body) != crc:
+            if crc32(body) != crc:
                 raise CorruptionDetected(f"{what} record {seq} failed its checksum")
             rows.append((int(seq), int(hlc), bytes(body)))
         return rows

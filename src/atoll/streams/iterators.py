@@ -16,9 +16,9 @@ from __future__ import annotations
 import base64
 import binascii
 import struct
-import zlib
 from typing import NamedTuple
 
+from atoll.checksum import crc32
 from atoll.errors import ExpiredIterator, ValidationError
 
 ITERATOR_TTL_MS = 15 * 60 * 1000
@@ -36,7 +36,7 @@ class ShardIterator(NamedTuple):
 
     def encode(self) -> str:
         fields = _FIELDS.pack(self.sid, self.shard, self.pos, self.issued_ms)
-        token = base64.urlsafe_b64encode(fields + _CRC.pack(zlib.crc32(fields)))
+        token = base64.urlsafe_b64encode(fields + _CRC.pack(crc32(fields)))
         return f"{self.arn}|{_VERSION}|{token.decode()}"
 
     def at(self, pos: int, issued_ms: int) -> ShardIterator:
@@ -57,7 +57,7 @@ def decode_iterator(text: str, now_ms: int) -> ShardIterator:
     if len(raw) != _FIELDS.size + _CRC.size:
         raise ValidationError("Invalid ShardIterator")
     fields = raw[:_FIELDS.size]
-    if _CRC.unpack(raw[_FIELDS.size:])[0] != zlib.crc32(fields):
+    if _CRC.unpack(raw[_FIELDS.size:])[0] != crc32(fields):
         raise ValidationError("Invalid ShardIterator")
     sid, shard, pos, issued_ms = _FIELDS.unpack(fields)
     if now_ms - issued_ms > ITERATOR_TTL_MS:

@@ -29,12 +29,12 @@ Theory of operation
 from __future__ import annotations
 
 import base64
-import zlib
 from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
+from atoll.checksum import crc32
 from atoll.invariant import invariant
 from atoll.model.values import value_size
 
@@ -208,7 +208,7 @@ class Renderer:
 
     def __init__(self, region: str, sid: int, view_type: str) -> None:
         self._region = orjson.dumps(region)
-        self._id_tail = f"{zlib.crc32(region.encode()):08x}{sid:08x}"
+        self._id_tail = f"{crc32(region.encode()):08x}{sid:08x}"
         self._view = orjson.dumps(view_type)
         self._id_heads: dict[str, bytes] = {}  # origin -> eventID up to the position
 

@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import logging
 import time
-import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
 
+from atoll.checksum import crc32
 from atoll.errors import ServiceUnavailable
 from atoll.invariant import invariant
 from atoll.storage.pages import PageColumns, page_columns
@@ -118,7 +118,7 @@ class PostgresReads:
                         " AND pk = %s AND sk = %s", (tid, h, pk, sk))
         if row is None:
             return None
-        if zlib.crc32(row[0]) != row[2]:
+        if crc32(row[0]) != row[2]:
             raise CorruptionDetected("Stored item failed its checksum")
         return row[0], int(row[1])
 
@@ -134,7 +134,7 @@ class PostgresReads:
             "SELECT tid, h, pk, sk, item, size, crc FROM items WHERE (tid, h, pk, sk) IN"
             f" ({values})", [part for key in keys for part in key])
         for tid, h, pk, sk, item, size, crc in rows:
-            if zlib.crc32(item) != crc:
+            if crc32(item) != crc:
                 raise CorruptionDetected("Stored item failed its checksum")
             found[(int(tid), int(h), bytes(pk), bytes(sk))] = (item, int(size))
         return [found.get(key) for key in keys]
@@ -167,7 +167,7 @@ class PostgresReads:
         for sk, item, size, crc in self._pages(
                 " ".join(sql), args, "AND sk > %s" if forward else "AND sk < %s",
                 "ORDER BY sk" if forward else "ORDER BY sk DESC", lambda row: (row[0],), limit):
-            if zlib.crc32(item) != crc:
+            if crc32(item) != crc:
                 raise CorruptionDetected("Stored item failed its checksum")
             yield sk, item, int(size)
 
@@ -193,7 +193,7 @@ class PostgresReads:
         for h, pk, sk, item, size, crc in self._pages(
                 sql, args, "AND (h, pk, sk) > (%s, %s, %s)", "ORDER BY h, pk, sk",
                 lambda row: (row[0], row[1], row[2]), limit):
-            if zlib.crc32(item) != crc:
+            if crc32(item) != crc:
                 raise CorruptionDetected("Stored item failed its checksum")
             yield int(h), pk, sk, item, int(size)
 
@@ -228,7 +228,7 @@ class PostgresReads:
         for sk, base_pk, base_sk, item, size, crc in self._pages(
                 " ".join(sql), args, after, order, lambda row: (row[0], row[1], row[2]),
                 limit):
-            if zlib.crc32(item) != crc:
+            if crc32(item) != crc:
                 raise CorruptionDetected("Stored index item failed its checksum")
             yield sk, base_pk, base_sk, item, int(size)
 
@@ -250,7 +250,7 @@ class PostgresReads:
         for h, pk, sk, base_pk, base_sk, item, size, crc in self._pages(
                 sql, args, "AND (h, pk, sk, base_pk, base_sk) > (%s, %s, %s, %s, %s)",
                 "ORDER BY h, pk, sk, base_pk, base_sk", lambda row: tuple(row[:5]), limit):
-            if zlib.crc32(item) != crc:
+            if crc32(item) != crc:
                 raise CorruptionDetected("Stored index item failed its checksum")
             yield int(h), pk, sk, base_pk, base_sk, item, int(size)
 
@@ -340,7 +340,7 @@ class PostgresReads:
         for seq, hlc, body, crc in self._all(
                 "SELECT origin_seq, hlc, body, crc FROM changelog WHERE origin = %s AND"
                 " origin_seq > %s ORDER BY origin_seq LIMIT %s", (origin, after_seq, limit)):
-            if zlib.crc32(body) != crc:
+            if crc32(body) != crc:
                 raise CorruptionDetected(f"changelog record {origin}/{seq} failed its checksum")
             rows.append((int(seq), int(hlc), body))
         return rows
@@ -395,7 +395,7 @@ class PostgresReads:
         for pos, created, kind, origin, record, crc in self._all(
                 "SELECT pos, created_ms, kind, origin, record, crc FROM stream_records"
                 " WHERE sid = %s AND pos >= %s ORDER BY pos LIMIT %s", (sid, from_pos, limit)):
-            if zlib.crc32(record) != crc:
+            if crc32(record) != crc:
                 raise CorruptionDetected(f"stream record {sid}/{pos} failed its checksum")
             rows.append((int(pos), int(created), int(kind), str(origin), record))
         return rows

@@ -34,11 +34,11 @@ An append costs no round trip.
 
 from __future__ import annotations
 
-import zlib
 from typing import Any
 
 import psycopg
 
+from atoll.checksum import crc32
 from atoll.storage.postgres.writebehind import FlushingCursor, WriteBehind
 
 SID_KEY = "stream_sid"  # meta: the highest sid given
@@ -131,7 +131,7 @@ class PostgresStreamWrites:
         pos = self.next_stream_pos
         self.writes += 1
         self._write.execute(_APPEND, (sid, pos, created_ms, kind, origin, record,
-                                      zlib.crc32(record)))
+                                      crc32(record)))
         self.next_stream_pos = pos + 1
         return pos
 

@@ -30,12 +30,12 @@ every backend computes it)
 from __future__ import annotations
 
 import asyncio
-import zlib
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 
+from atoll.checksum import crc32
 from atoll.invariant import invariant
 from atoll.storage.postgres.connection import connect
 from atoll.storage.postgres.writebehind import FlushingCursor
@@ -81,7 +81,7 @@ Statements = psycopg.Cursor[Any] | FlushingCursor
 
 def live_of(hlc: Any, origin: Any, item: Any, crc: Any, size: Any) -> Live:
     raw = bytes(item)
-    return int(hlc), str(origin), raw, zlib.crc32(raw) == int(crc), int(size)
+    return int(hlc), str(origin), raw, crc32(raw) == int(crc), int(size)
 
 
 def key_rows(cur: Statements, key: Key) -> KeyState:

@@ -38,13 +38,13 @@ Theory of operation
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Sequence
 from typing import Any
 
 import orjson
 import psycopg
 
+from atoll.checksum import crc32
 from atoll.errors import ValidationError
 from atoll.invariant import invariant
 from atoll.storage.postgres import loghead
@@ -204,7 +204,7 @@ class PostgresTxn(PostgresStreamWrites):
         self.prevs[key] = prev
         self.ahead.forget(key)
         self._states.pop(key, None)
-        row = (tid, h, pk, sk, item, size, hlc, origin, zlib.crc32(item),
+        row = (tid, h, pk, sk, item, size, hlc, origin, crc32(item),
                *(prev if prev is not None else (None, None)), state or None)
         if len(pk) + len(sk) <= KEY_BYTES_LIMIT:
             self.behind.item(key, row)  # sent with the batch's others (writebehind.py)
@@ -284,7 +284,7 @@ class PostgresTxn(PostgresStreamWrites):
         for kind, item, size, hlc, origin, crc, prev_hlc, prev_origin, state in rows:
             prev = (int(prev_hlc), prev_origin) if prev_hlc is not None else None
             if kind == 0:
-                corrupt = zlib.crc32(item) != crc
+                corrupt = crc32(item) != crc
                 live = (item, int(size), int(hlc), origin, prev)
             else:
                 dead = (int(hlc), origin, prev)
@@ -350,7 +350,7 @@ class PostgresTxn(PostgresStreamWrites):
         key_bytes = 0
         for row in unique.values():
             params.extend(row)
-            params.append(zlib.crc32(row[7]))
+            params.append(crc32(row[7]))
             key_bytes = max(key_bytes, len(row[3]) + len(row[4]) + len(row[5]) + len(row[6]))
         # one statement for all of an item's index rows (ON CONFLICT cannot meet one key
         # twice in a statement: hence the dict above)
@@ -394,7 +394,7 @@ class PostgresTxn(PostgresStreamWrites):
     def log_change(self, hlc: int, body: bytes) -> int:
         seq = self.next_seq
         self.writes += 1
-        self.behind.change((self.region, seq, hlc, body, zlib.crc32(body)))
+        self.behind.change((self.region, seq, hlc, body, crc32(body)))
         self.next_seq = seq + 1
         self._logged_hlc = max(self._logged_hlc, hlc)
         return seq
@@ -407,7 +407,7 @@ class PostgresTxn(PostgresStreamWrites):
         self._write.executemany(
             "INSERT INTO changelog (origin, origin_seq, hlc, body, crc) VALUES (%s,%s,%s,%s,%s)"
             " ON CONFLICT (origin, origin_seq) DO NOTHING",
-            [(origin, seq, hlc, body, zlib.crc32(body)) for origin, seq, hlc, body in changes])
+            [(origin, seq, hlc, body, crc32(body)) for origin, seq, hlc, body in changes])
 
     def cursor(self, origin: str) -> int:
         row = self._one("SELECT seq FROM cursors WHERE origin = %s", (origin,))
@@ -418,7 +418,7 @@ class PostgresTxn(PostgresStreamWrites):
                         (origin, seq))
         if row is None:
             return None
-        if zlib.crc32(row[0]) != row[1]:
+        if crc32(row[0]) != row[1]:
             raise CorruptionDetected(f"changelog record {origin}/{seq} failed its checksum",
                                      "changelog record")
         return bytes(row[0])

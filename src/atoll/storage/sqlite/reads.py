@@ -14,7 +14,8 @@ table Query page's items without their key columns.
 The per-request reads bind their key columns as `bytearray` (`_blob`): sqlite3 binds a
 bytes parameter only after asking its adapter registry about it (a tuple key, a dict
 lookup and two attribute lookups that fail), a bytearray straight away, as the same BLOB.
-`crc32` is imported by name: compiled, `zlib.crc32` is a module attribute lookup per row.
+`crc32` (atoll.checksum) is imported by name: compiled, `checksum.crc32` would be a module
+attribute lookup per row.
 
 `get_item` answers from the item cache (cache.py) when it can. A row read from the file
 is cached only while no write is between COMMIT and its answer: the file then equals what
@@ -27,8 +28,8 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from typing import Any
-from zlib import crc32
 
+from atoll.checksum import crc32
 from atoll.invariant import invariant
 from atoll.storage.integrity import IntegrityFaults
 from atoll.storage.pages import PageColumns, columns, page_columns, verified_columns
@@ -75,6 +76,15 @@ class SqliteReads:
         state = self._state
         state.read = state.taken
         return cursor
+
+    def _read_all(self, sql: str, args: Any) -> list[Any]:
+        """Every row of a statement, fetched at once on `_read_key`'s kept cursor (no
+        cursor made and freed a call: fetchall steps the statement to its end, which
+        resets it). Marks as _read."""
+        rows = self._reader_cursor.execute(sql, args).fetchall()
+        state = self._state
+        state.read = state.taken
+        return rows
 
     def _read_key(self, sql: str, args: Any) -> Any:
         """The row (or None) of a statement that matches at most one, such as a lookup by
@@ -186,7 +196,7 @@ class SqliteReads:
         (two unsized) instead of six (pages.py says how and why)."""
         invariant(0 < limit <= SCAN_PAGE_ROWS, "a page reads at most SCAN_PAGE_ROWS")
         sql, args = _scan_statement(columns(sized), tid, after, h_end, h_start, limit)
-        page = verified_columns(self._read(sql, args).fetchall(), sized)
+        page = verified_columns(self._read_all(sql, args), sized)
         if page is None:  # a damaged row: read again with the keys, which report it
             page = page_columns((row[3], row[4])
                                 for row in self.scan_items(tid, after, h_end, h_start, limit))
@@ -234,7 +244,7 @@ class SqliteReads:
         invariant(0 < limit <= SCAN_PAGE_ROWS, "a page reads at most SCAN_PAGE_ROWS")
         sql, args = _index_query_statement(columns(sized), tid, iid, h, pk, lower, upper,
                                            forward, start, limit)
-        page = verified_columns(self._read(sql, args).fetchall(), sized)
+        page = verified_columns(self._read_all(sql, args), sized)
         if page is None:  # a damaged row: read again with the keys, which report it
             page = page_columns((row[3], row[4]) for row in self.query_index(
                 tid, iid, h, pk, lower, upper, forward, start, limit))
@@ -269,7 +279,7 @@ class SqliteReads:
         invariant(0 < limit <= SCAN_PAGE_ROWS, "a page reads at most SCAN_PAGE_ROWS")
         sql, args = _index_scan_statement(columns(sized), tid, iid, after, h_end, h_start,
                                           limit)
-        page = verified_columns(self._read(sql, args).fetchall(), sized)
+        page = verified_columns(self._read_all(sql, args), sized)
         if page is None:  # a damaged row: read again with the keys, which report it
             page = page_columns((row[5], row[6]) for row in self.scan_index(
                 tid, iid, after, h_end, h_start, limit))

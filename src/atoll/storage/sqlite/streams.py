@@ -17,8 +17,8 @@ record_id(sid + 1, 0), in position order. Positions stay below 2**44 (5.5 years 
 from __future__ import annotations
 
 import sqlite3
-import zlib
 
+from atoll.checksum import crc32
 from atoll.invariant import invariant
 
 POSITION_KEY = "stream_pos"  # meta: the highest position taken, kept by trims and drops
@@ -130,7 +130,7 @@ class SqliteStreamWrites:
         invariant(pos <= MAX_POS and 0 < sid <= MAX_SID, "stream position or sid out of range")
         self.writes += 1
         self._appended += ((sid << POS_BITS) + pos, created_ms, kind, origin,
-                           bytearray(record), zlib.crc32(record))
+                           bytearray(record), crc32(record))
         self.next_stream_pos = pos + 1
         return pos
 

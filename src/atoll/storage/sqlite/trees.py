@@ -33,10 +33,10 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import struct
-import zlib
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from atoll.checksum import crc32
 from atoll.invariant import invariant
 from atoll.storage.protocol import ScanKey, StoredState, TableStateRow, WriteJob
 from atoll.storage.sqlite.connection import connect
@@ -90,7 +90,7 @@ def unpack(blob: bytes) -> list[tuple[int, int, int]]:
 def _live(row: Any) -> Live | None:
     if row is None:
         return None
-    return int(row[0]), str(row[1]), row[2], zlib.crc32(row[2]) == row[3], int(row[4])
+    return int(row[0]), str(row[1]), row[2], crc32(row[2]) == row[3], int(row[4])
 
 
 def _dead(row: Any) -> Dead | None:
@@ -116,7 +116,7 @@ def bucket_rows(cur: sqlite3.Cursor, tid: int, low_h: int, high_h: int,
         where += " AND (h, pk, sk) > (?,?,?)"
         args += list(after)
     tail = " ORDER BY h, pk, sk" + ("" if limit is None else f" LIMIT {int(limit)}")
-    live = {(int(h), pk, sk): (int(hlc), str(o), item, zlib.crc32(item) == crc, int(size))
+    live = {(int(h), pk, sk): (int(hlc), str(o), item, crc32(item) == crc, int(size))
             for h, pk, sk, hlc, o, item, crc, size in cur.execute(
                 "SELECT h, pk, sk, hlc, origin, item, crc, size FROM items WHERE " + where
                 + tail, args)}

@@ -14,11 +14,11 @@ the storage was opened with `trees=False`.
 from __future__ import annotations
 
 import sqlite3
-import zlib
 from typing import Any
 
 import orjson
 
+from atoll.checksum import crc32
 from atoll.invariant import invariant
 from atoll.storage.integrity import IntegrityFaults
 from atoll.storage.protocol import CorruptionDetected, ItemRow, StoredState
@@ -110,7 +110,7 @@ class SqliteTxn(SqliteStreamWrites):
         row = self._cur.execute(
             "SELECT item, size, hlc, origin, crc, state, prev_hlc, prev_origin FROM items"
             " WHERE tid=? AND h=? AND pk=? AND sk=?", (tid, h, pk, sk)).fetchone()
-        intact = row is None or zlib.crc32(row[0]) == row[4]
+        intact = row is None or crc32(row[0]) == row[4]
         if self.tree is not None:
             self._saw((tid, h, pk, sk), row, intact)
         if row is None:
@@ -137,7 +137,7 @@ class SqliteTxn(SqliteStreamWrites):
         self._cur.execute(
             "INSERT OR REPLACE INTO items (tid, h, pk, sk, item, size, hlc, origin, crc,"
             " prev_hlc, prev_origin, state) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            (tid, h, pk, sk, item, size, hlc, origin, zlib.crc32(item),
+            (tid, h, pk, sk, item, size, hlc, origin, crc32(item),
              *(prev if prev is not None else (None, None)), state or None))
         if old_size is None:
             self._count(tid, 1, size)
@@ -211,7 +211,7 @@ class SqliteTxn(SqliteStreamWrites):
         row = self._cur.execute(
             "SELECT item, size, hlc, origin, crc, prev_hlc, prev_origin FROM items"
             " WHERE tid=? AND h=? AND pk=? AND sk=?", (tid, h, pk, sk)).fetchone()
-        if row is not None and zlib.crc32(row[0]) != row[4]:
+        if row is not None and crc32(row[0]) != row[4]:
             raise self.integrity.found(CorruptionDetected(
                 "Stored item failed its checksum", "item", tid, pk, sk))
         tomb = self._cur.execute(
@@ -253,7 +253,7 @@ class SqliteTxn(SqliteStreamWrites):
         self._cur.execute(
             "INSERT OR REPLACE INTO index_items (tid, iid, h, pk, sk, base_pk, base_sk, item,"
             " size, crc) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (tid, iid, h, pk, sk, base_pk, base_sk, item, size, zlib.crc32(item)))
+            (tid, iid, h, pk, sk, base_pk, base_sk, item, size, crc32(item)))
 
     def index_put_many(self, rows: list[tuple[int, int, int, bytes, bytes, bytes, bytes, bytes,
                                               int]]) -> None:
@@ -262,7 +262,7 @@ class SqliteTxn(SqliteStreamWrites):
         params: list[Any] = []
         for row in rows:
             params.extend(row)
-            params.append(zlib.crc32(row[7]))
+            params.append(crc32(row[7]))
         # one statement for all of an item's index rows: one step, one GIL round trip
         self._cur.execute(_INDEX_INSERT + ",".join(("(?,?,?,?,?,?,?,?,?,?)",) * len(rows)),
                           params)
@@ -318,7 +318,7 @@ class SqliteTxn(SqliteStreamWrites):
         self.writes += 1
         self._cur.execute(
             "INSERT INTO changelog (origin, origin_seq, hlc, body, crc) VALUES (?,?,?,?,?)",
-            (self.region, seq, hlc, body, zlib.crc32(body)))
+            (self.region, seq, hlc, body, crc32(body)))
         self.next_seq = seq + 1
         return seq
 
@@ -364,7 +364,7 @@ class SqliteTxn(SqliteStreamWrites):
         self.writes += 1
         self._cur.executemany(
             "INSERT OR IGNORE INTO changelog (origin, origin_seq, hlc, body, crc) VALUES (?,?,?,?,?)",
-            [(origin, seq, hlc, body, zlib.crc32(body)) for origin, seq, hlc, body in changes])
+            [(origin, seq, hlc, body, crc32(body)) for origin, seq, hlc, body in changes])
 
     def cursor(self, origin: str) -> int:
         row = self._cur.execute("SELECT seq FROM cursors WHERE origin=?", (origin,)).fetchone()
@@ -375,7 +375,7 @@ class SqliteTxn(SqliteStreamWrites):
                                 (origin, seq)).fetchone()
         if row is None:
             return None
-        if zlib.crc32(row[0]) != row[1]:
+        if crc32(row[0]) != row[1]:
             raise self.integrity.found(CorruptionDetected(
                 f"changelog record {origin}/{seq} failed its checksum", "changelog record"))
         return bytes(row[0])
