@@ -28,9 +28,11 @@ job commits its changes and their cursors in one storage transaction.
   `last_refusal`, `refusing` per peer) and `/metrics`; the puller backs off before asking
   again.
 - Retention: every interval, the core's purge job, if any.
-- Folding (atoll.replication.fold): in the lowest-named region, the core's fold jobs,
-  one at a time, while regions that left the topology still add to counters; each
-  pass's start and end is logged, and `/_atoll/status` shows `fold`.
+- Folding (atoll.replication.fold): in the lowest-named region, the core's fold and
+  compaction jobs, one at a time, each page and job sized by its measured cost and
+  followed by a pause (atoll.replication.pacing: requests wait for at most one slice,
+  and the walk takes at most `fold_share` of the loop and the writer); each pass's
+  start and end is logged, and `/_atoll/status` shows `fold`.
 - A storage that cannot be read for a while (a shared PostgreSQL restarting:
   ServiceUnavailable) pauses a puller for the longest backoff and skips a retention
   pass; pulling then starts over from the committed cursors.
@@ -48,7 +50,8 @@ import logging
 import statistics
 import time
 from collections import deque
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 import orjson
 
@@ -64,14 +67,17 @@ from atoll.replication.cursors import Cursors
 from atoll.replication.errors import BadMessage, NotAPeer
 from atoll.replication.faults import DropItemWrites
 from atoll.replication.fold import FoldStats
+from atoll.replication.pacing import Pacing, Slicer
 from atoll.replication.protocol import Batch, Pull, encode_message
 from atoll.replication.puller import DRAIN, REBUILD, SEND, SUBMIT, Puller
 from atoll.replication.rebuild import Rebuild
 from atoll.replication.serving import hold_ms
 from atoll.replication.snapshot import answer_snapshot
+from atoll.replication.store import StoreTxn
 from atoll.topology.config import ClusterConfig, RegionConfig
 
 log = logging.getLogger(__name__)
+R = TypeVar("R")
 
 DEFAULT_CONFIG = ReplicationConfig()
 PULL_WAIT_MS = DEFAULT_CONFIG.pull_wait_ms  # a node's long poll (operators' figures allow for it)
@@ -414,27 +420,37 @@ class Replicator:
 
     # --- folding departed regions (atoll.replication.fold) ------------------------------
     async def _fold_loop(self) -> None:
-        """Fold the counter contributions of regions that left the topology, one bounded
-        job at a time; between passes, one check every `fold_interval_ms`."""
-        fold = self.core.fold
+        """Fold the counter contributions of regions that left the topology and compact
+        what every region acknowledged, one job at a time, each page and job sized to
+        take about `fold_slice_ms` and followed by a pause (atoll.replication.pacing);
+        between passes, one check every `fold_interval_ms`."""
+        fold, config = self.core.fold, self.config
+        pacing = Pacing(config.fold_slice_ms, config.fold_share)
+        pages = Slicer(config.fold_slice_ms, config.fold_scan_rows)
+        jobs = Slicer(config.fold_slice_ms, config.fold_batch_items)
         while not self._stopping:
             if not self.core.fold_due(_mono_ms()):
-                await asyncio.sleep(self.config.fold_interval_ms / 1000)
+                await asyncio.sleep(config.fold_interval_ms / 1000)
                 continue
-            before = fold.stats.state
+            before, scanned = fold.stats.state, fold.stats.scanned_rows
+            started = time.perf_counter()
             try:
-                job = self.core.fold_job(self.store, _mono_ms())
+                job = self.core.fold_job(self.store, _mono_ms(), pages.size, jobs.size)
             except ServiceUnavailable:  # a shared database restarting: next pass
                 job = None
+            ran_s = time.perf_counter() - started
+            pages.ran(fold.stats.scanned_rows - scanned, ran_s * 1000)
             _log_fold(before, fold.stats)
-            if job is None:
-                await asyncio.sleep(0)  # a page scanned: let requests in
-                continue
-            try:
-                self.core.folded(await self.store.submit(job))
-            except ServiceUnavailable as exc:  # a storage fault: the next pass folds it
-                self.core.folded(None)
-                log.warning("fold job failed (the next pass retries): %s", exc)
+            if job is not None:
+                timed = TimedJob(job)
+                try:
+                    self.core.folded(await self.store.submit(timed))
+                    jobs.ran(len(job.keys), timed.ran_s * 1000)
+                except ServiceUnavailable as exc:  # a storage fault: the next pass folds it
+                    self.core.folded(None)
+                    log.warning("fold job failed (the next pass retries): %s", exc)
+                ran_s += timed.ran_s
+            await asyncio.sleep(pacing.pause_s(ran_s))  # also lets requests in
 
     # --- observability -----------------------------------------------------------------
     def status(self) -> dict[str, Any]:
@@ -532,6 +548,21 @@ class DurableCursors:
         if number > self._taken:
             self._taken = number
             self.cursors = committed
+
+
+class TimedJob(Generic[R]):
+    """A storage job that notes how long its last run took (on the writer thread)."""
+
+    def __init__(self, job: Callable[[StoreTxn], R]) -> None:
+        self.job = job
+        self.ran_s = 0.0
+
+    def __call__(self, txn: StoreTxn) -> R:
+        started = time.perf_counter()
+        try:
+            return self.job(txn)
+        finally:
+            self.ran_s = time.perf_counter() - started
 
 
 def _log_fold(before: str, stats: FoldStats) -> None:
