@@ -119,6 +119,10 @@ class Replicator:
         self._changed = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._stopping = False
+        # the fold's pacing (atoll.replication.pacing): slice sizes, and the time spent
+        self._fold_pages = Slicer(self.config.fold_slice_ms, self.config.fold_scan_rows)
+        self._fold_jobs = Slicer(self.config.fold_slice_ms, self.config.fold_batch_items)
+        self._fold_ran_s = 0.0
         self.storage.visible_listeners.append(self._on_commit)
         self._durable = DurableCursors(region)
 
@@ -426,8 +430,7 @@ class Replicator:
         between passes, one check every `fold_interval_ms`."""
         fold, config = self.core.fold, self.config
         pacing = Pacing(config.fold_slice_ms, config.fold_share)
-        pages = Slicer(config.fold_slice_ms, config.fold_scan_rows)
-        jobs = Slicer(config.fold_slice_ms, config.fold_batch_items)
+        pages, jobs = self._fold_pages, self._fold_jobs
         while not self._stopping:
             if not self.core.fold_due(_mono_ms()):
                 await asyncio.sleep(config.fold_interval_ms / 1000)
@@ -450,6 +453,7 @@ class Replicator:
                     self.core.folded(None)
                     log.warning("fold job failed (the next pass retries): %s", exc)
                 ran_s += timed.ran_s
+            self._fold_ran_s += ran_s
             await asyncio.sleep(pacing.pause_s(ran_s))  # also lets requests in
 
     # --- observability -----------------------------------------------------------------
@@ -496,7 +500,8 @@ class Replicator:
                 "waiting_for": list(fold.waiting_for), "folded_items": fold.folded_items,
                 "compacted_items": fold.compacted_items,
                 "fold_changes": fold.fold_changes, "passes": fold.passes,
-                "scanned_rows": fold.scanned_rows}
+                "scanned_rows": fold.scanned_rows, "page_rows": self._fold_pages.size,
+                "job_items": self._fold_jobs.size, "ran_s": round(self._fold_ran_s, 3)}
 
 
 class DurableCursors:
