@@ -21,7 +21,8 @@ late its 5 ms sleeps wake up.
 Printed, per kind of window (what ap-south's /_atoll/status, polled every 0.5 s, said
 it was doing): the foreground requests' p50/p99/max latency, the loop's worst lateness
 and how many probe samples were later than 20 ms, ap-south's CPU seconds per wall
-second, and the sweep's and the fold's items per second. Load on a shared machine moves
+second, the seconds its walk ran per wall second (a build that reports `ran_s`), and
+the sweep's and the fold's items per second. Load on a shared machine moves
 every figure: compare windows of the same run (the quiet ones are the baseline).
 """
 
@@ -259,6 +260,7 @@ def measure(cluster: Any, items: int, counters: int, rate: float, root: Path
         client.wait(timeout=30)
         poller.stopping = True
         poller.join(timeout=5)
+    (root / "samples.json").write_text(json.dumps(poller.samples))
     return poller.samples, out, root / f"lag-{FOLDER}.jsonl"
 
 
@@ -285,7 +287,8 @@ def report(samples: list[Any], requests_path: Path, lag_path: Path) -> dict[str,
     for (t0, f0, a0, c0), (t1, f1, a1, c1) in zip(samples, samples[1:]):
         windows.append((t0, t1, _label(f0, f1, a1 - a0), c1 - c0,
                         f1["folded_items"] - f0["folded_items"],
-                        f1["compacted_items"] - f0["compacted_items"]))
+                        f1["compacted_items"] - f0["compacted_items"],
+                        f1.get("ran_s", 0.0) - f0.get("ran_s", 0.0)))
     starts = [w[0] for w in windows]
 
     def label_at(t: float) -> str | None:
@@ -294,13 +297,14 @@ def report(samples: list[Any], requests_path: Path, lag_path: Path) -> dict[str,
         return windows[i][2] if 0 <= i < len(windows) and t < windows[i][1] else None
 
     by: dict[str, dict[str, Any]] = {}
-    for start, end, label, cpu_s, folded, compacted in windows:
-        entry = by.setdefault(label, {"wall_s": 0.0, "cpu_s": 0.0, "items": 0,
+    for start, end, label, cpu_s, folded, compacted, walk_s in windows:
+        entry = by.setdefault(label, {"wall_s": 0.0, "cpu_s": 0.0, "items": 0, "walk_s": 0.0,
                                       "get": [], "put": [], "lag_max": 0.0, "lag_n": 0,
                                       "lag_over": 0, "errors": 0})
         entry["wall_s"] += end - start
         entry["cpu_s"] += cpu_s
         entry["items"] += folded + compacted
+        entry["walk_s"] += walk_s
     for line in requests_path.read_text().splitlines():
         sent, op, latency, status = line.split()
         at = label_at(float(sent))
@@ -327,6 +331,7 @@ def report(samples: list[Any], requests_path: Path, lag_path: Path) -> dict[str,
             "lag_max_ms": e["lag_max"], "lag_over_20ms": e["lag_over"],
             "lag_samples": e["lag_n"],
             "cpu_per_wall": round(e["cpu_s"] / e["wall_s"], 2) if e["wall_s"] else 0,
+            "walk_per_wall": round(e["walk_s"] / e["wall_s"], 2) if e["wall_s"] else 0,
             "items_per_s": round(e["items"] / e["wall_s"]) if e["wall_s"] else 0}
     return summary
 
@@ -334,7 +339,7 @@ def report(samples: list[Any], requests_path: Path, lag_path: Path) -> dict[str,
 def _print(summary: dict[str, Any]) -> None:
     print(f"{'ap-south doing':28} {'wall s':>7} {'reqs':>6} {'p50 ms':>7} {'p99 ms':>7} "
           f"{'max ms':>7} {'get p99':>8} {'put p99':>8} {'loop max':>9} {'>20ms':>6} "
-          f"{'cpu/s':>6} {'items/s':>8}")
+          f"{'cpu/s':>6} {'walk/s':>6} {'items/s':>8}")
     for label in ("quiet", "catch-up", "compaction", "sweep (nothing to compact)", "fold"):
         s = summary.get(label)
         if s is None:
@@ -342,7 +347,7 @@ def _print(summary: dict[str, Any]) -> None:
         print(f"{label:28} {s['wall_s']:7.1f} {s['requests']:6d} {s['p50_ms']:7.2f} "
               f"{s['p99_ms']:7.2f} {s['max_ms']:7.1f} {s['get_p99_ms']:8.2f} "
               f"{s['put_p99_ms']:8.2f} {s['lag_max_ms']:9.1f} {s['lag_over_20ms']:6d} "
-              f"{s['cpu_per_wall']:6.2f} {s['items_per_s']:8d}")
+              f"{s['cpu_per_wall']:6.2f} {s['walk_per_wall']:6.2f} {s['items_per_s']:8d}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -355,7 +360,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="also write the summary here")
     parser.add_argument("--keep", action="store_true", help="keep the data directory")
     parser.add_argument("--foreground", nargs=5, metavar=("URL", "OUT", "RATE", "KEYS", "STOP"))
+    parser.add_argument("--report", metavar="DIR", help="only print the summary of a kept run")
     args = parser.parse_args(argv)
+    if args.report:
+        kept = Path(args.report)
+        _print(report(json.loads((kept / "samples.json").read_text()),
+                      kept / "foreground.log", kept / f"lag-{FOLDER}.jsonl"))
+        return 0
     if args.foreground:
         url, out, rate, keys, stop = args.foreground
         foreground(url, out, float(rate), int(keys), stop, 3600)
