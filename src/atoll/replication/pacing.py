@@ -5,16 +5,19 @@ Theory of operation: the walk runs on the node's event loop (a page of rows read
 their states decoded) and its jobs on the storage's writer thread, holding the GIL for
 most of their run and keeping every write queued behind them waiting. Either is a
 stall of the requests served meanwhile, as long as the slice. So each slice is sized to
-take about `slice_ms`: the shell measures how long each page and each job took and
-how many rows or items it held, keeps a moving estimate of the cost of one (`Slicer`),
-and asks for the next page or job of `budget / cost` of them (at least one, at most the
-configured page or job size). A slice that ran long because the machine was busy
-makes the next ones smaller; quick ones let them grow again, at most doubling at a
-time. After each slice the shell pauses for as long as the slice ran times
-`(1 - share) / share` (`pause_s`), so that the walk takes at most `share` of the loop
-and of the writer, however many rows or items it still has to go: with share 0.5 a
-sweep takes at least twice its own run time, and requests arriving meanwhile find the
-loop and the writer free at least half the time.
+take about `slice_ms` of CPU: the shell measures the CPU time of each page (on the
+loop's thread) and of each job (on the writer's) and how many rows or items it held,
+keeps a moving estimate of the cost of one (`Slicer`), and asks for the next page or
+job of `budget / cost` of them (at least one, at most the configured page or job
+size). CPU time, not wall time: on a busy machine every piece of work, a request's
+too, takes longer by the same factor, and sizing slices by wall time there would
+shrink jobs to an item each, one replicated change per item. A slice that cost more
+than the estimate makes the next ones smaller at once; cheaper ones let them grow
+again, at most doubling at a time. After each slice the shell pauses for as long as
+the slice ran times `(1 - share) / share` (`pause_s`), so that the walk takes at most
+`share` of the loop and of the writer, however many rows or items it still has to go:
+with share 0.5 a sweep takes at least twice its own run time, and requests arriving
+meanwhile find the loop and the writer free at least half the time.
 
 Pure: the shell measures the time and passes it in.
 """
