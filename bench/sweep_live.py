@@ -47,6 +47,7 @@ REGIONS = (FOLDER, PARTED, LEAVER)
 TABLE = "big"
 PAD = "x" * 100
 TARGET = "DynamoDB_20120810."
+QUIET_MS = 86_400_000  # compact_interval_ms while catching up first: one sweep at start
 REQUEST_TIMEOUT_S = 10.0  # a foreground request still unanswered then counts as failed
 
 
@@ -221,14 +222,31 @@ class Poller(threading.Thread):
         return self.samples[-1][1] if self.samples else {}
 
 
-def measure(cluster: Any, items: int, counters: int, rate: float, root: Path
-            ) -> tuple[list[Any], Path, Path]:
-    """Heal, then foreground traffic through catch-up, compaction, a later sweep and the
-    fold; returns the poller's samples and the request and lag logs."""
+def measure(cluster: Any, items: int, counters: int, rate: float, root: Path,
+            interval_ms: int) -> tuple[list[Any], Path, Path]:
+    """Heal, then foreground traffic through compaction, a later sweep and the fold;
+    returns the poller's samples and the request and lag logs. With `interval_ms`, the
+    regions first catch up with sweeps held off (`QUIET_MS`), then ap-south restarts
+    sweeping every `interval_ms` and the measurement starts; without it, it starts at
+    once, through the catch-up."""
     folder_node = cluster.nodes[FOLDER]
     out, stop_file = root / "foreground.log", root / "stop"
     for region in (FOLDER, LEAVER):
         os.kill(cluster.nodes[region].proc.pid, signal.SIGCONT)
+    if interval_ms:  # caught up first, then ap-south restarted with sweeps allowed
+        apis = [Api(cluster.url(region)) for region in REGIONS]
+        started = time.monotonic()
+
+        def caught_up() -> bool:
+            held = [_cursors(api) for api in apis]
+            return all(h == held[0] for h in held) and len(held[0]) == 3
+        _wait("every region to hold every write", caught_up, 3600)
+        print(f"caught up in {time.monotonic() - started:.0f} s", flush=True)
+        text = cluster.config_path.read_text()
+        cluster.config_path.write_text(text.replace(f"compact_interval_ms = {QUIET_MS}",
+                                                    f"compact_interval_ms = {interval_ms}"))
+        folder_node.stop(timeout_s=60)
+        folder_node.start()
     poller = Poller(cluster.url(FOLDER), folder_node.proc.pid)
     poller.start()
     client = subprocess.Popen([sys.executable, "-m", "bench.sweep_live", "--foreground",
@@ -284,7 +302,7 @@ def _pct(values: list[float], q: float) -> float:
 
 def report(samples: list[Any], requests_path: Path, lag_path: Path) -> dict[str, Any]:
     windows = []  # (start, end, label, cpu_s, folded, compacted, walk_s)
-    compacting = False  # before the first compaction: the regions exchange the raced puts
+    compacting = False  # before the first compaction: catching up (or a restart)
     for (t0, f0, a0, c0), (t1, f1, a1, c1) in zip(samples, samples[1:]):
         label = _label(f0, f1, a1 - a0)
         compacting = compacting or label == "compaction"
@@ -360,6 +378,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--interval-ms", type=int, default=20_000)
+    parser.add_argument("--catch-up-first", action="store_true",
+                        help="measure from a restart of ap-south once every region holds "
+                             "every write (no catch-up in the figures)")
     parser.add_argument("--json", help="also write the summary here")
     parser.add_argument("--keep", action="store_true", help="keep the data directory")
     parser.add_argument("--foreground", nargs=5, metavar=("URL", "OUT", "RATE", "KEYS", "STOP"))
@@ -375,21 +396,26 @@ def main(argv: list[str] | None = None) -> int:
         foreground(url, out, float(rate), int(keys), stop, 3600)
         return 0
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    import tests.support
     from tests.support import ClusterProcesses
+
+    tests.support.START_TIMEOUT_S = 120.0  # a restart over 200k items on a busy machine
 
     base = "/dev/shm" if os.path.isdir("/dev/shm") else None
     root = Path(tempfile.mkdtemp(prefix="atoll-sweep-", dir=base))
     cluster = ClusterProcesses(root, REGIONS, secure=False)
     with cluster.config_path.open("a") as config:
-        config.write(f"\n[replication]\ncompact_interval_ms = {args.interval_ms}\n")
+        first_ms = QUIET_MS if args.catch_up_first else args.interval_ms
+        config.write(f"\n[replication]\ncompact_interval_ms = {first_ms}\n")
     os.environ["ATOLL_LAG_FILE"] = str(root / "lag-{region}.jsonl")
     for node in cluster.nodes.values():
         node.args[0:3] = [sys.executable, "-m", "bench.probed_serve"]
     try:
         cluster.start()
         build(cluster, args.items, args.counters, args.threads)
-        samples, requests_path, lag_path = measure(cluster, args.items, args.counters,
-                                                   args.rate, root)
+        samples, requests_path, lag_path = measure(
+            cluster, args.items, args.counters, args.rate, root,
+            args.interval_ms if args.catch_up_first else 0)
     finally:
         for node in cluster.nodes.values():
             try:
