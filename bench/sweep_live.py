@@ -245,7 +245,11 @@ def measure(cluster: Any, items: int, counters: int, rate: float, root: Path,
         text = cluster.config_path.read_text()
         cluster.config_path.write_text(text.replace(f"compact_interval_ms = {QUIET_MS}",
                                                     f"compact_interval_ms = {interval_ms}"))
-        folder_node.stop(timeout_s=60)
+        try:
+            folder_node.stop(timeout_s=30)
+        except subprocess.TimeoutExpired:  # a busy node slow to stop: a crash restart then
+            print("ap-south did not stop in 30 s: killed", flush=True)
+            folder_node.kill()
         folder_node.start()
     poller = Poller(cluster.url(FOLDER), folder_node.proc.pid)
     poller.start()
