@@ -325,7 +325,8 @@ def report(samples: list[Any], requests_path: Path, lag_path: Path) -> dict[str,
     for start, end, label, cpu_s, folded, compacted, walk_s in windows:
         entry = by.setdefault(label, {"wall_s": 0.0, "cpu_s": 0.0, "items": 0, "walk_s": 0.0,
                                       "get": [], "put": [], "lag_max": 0.0, "lag_n": 0,
-                                      "lag_over": 0, "errors": 0})
+                                      "lag_over": 0, "errors": 0,
+                                      "gc2_n": 0, "gc2_max": 0.0})
         entry["wall_s"] += end - start
         entry["cpu_s"] += cpu_s
         entry["items"] += folded + compacted
@@ -344,6 +345,8 @@ def report(samples: list[Any], requests_path: Path, lag_path: Path) -> dict[str,
             entry["lag_max"] = max(entry["lag_max"], record["max_ms"])
             entry["lag_n"] += record["n"]
             entry["lag_over"] += record["over_20ms"]
+            entry["gc2_n"] += record.get("gc2_n", 0)
+            entry["gc2_max"] = max(entry["gc2_max"], record.get("gc2_max_ms", 0.0))
     summary = {}
     for label, e in by.items():
         both = e["get"] + e["put"]
@@ -354,7 +357,7 @@ def report(samples: list[Any], requests_path: Path, lag_path: Path) -> dict[str,
             "get_p99_ms": round(_pct(e["get"], 0.99), 2),
             "put_p99_ms": round(_pct(e["put"], 0.99), 2),
             "lag_max_ms": e["lag_max"], "lag_over_20ms": e["lag_over"],
-            "lag_samples": e["lag_n"],
+            "lag_samples": e["lag_n"], "gc2_n": e["gc2_n"], "gc2_max_ms": e["gc2_max"],
             "cpu_per_wall": round(e["cpu_s"] / e["wall_s"], 2) if e["wall_s"] else 0,
             "walk_per_wall": round(e["walk_s"] / e["wall_s"], 2) if e["wall_s"] else 0,
             "items_per_s": round(e["items"] / e["wall_s"]) if e["wall_s"] else 0}
@@ -364,7 +367,7 @@ def report(samples: list[Any], requests_path: Path, lag_path: Path) -> dict[str,
 def _print(summary: dict[str, Any]) -> None:
     print(f"{'ap-south doing':28} {'wall s':>7} {'reqs':>6} {'p50 ms':>7} {'p99 ms':>7} "
           f"{'max ms':>7} {'get p99':>8} {'put p99':>8} {'loop max':>9} {'>20ms':>6} "
-          f"{'cpu/s':>6} {'walk/s':>6} {'items/s':>8}")
+          f"{'cpu/s':>6} {'walk/s':>6} {'items/s':>8} {'full gc':>7} {'gc max':>7}")
     for label in ("quiet", "catch-up", "compaction", "sweep (nothing to compact)", "fold"):
         s = summary.get(label)
         if s is None:
@@ -372,7 +375,8 @@ def _print(summary: dict[str, Any]) -> None:
         print(f"{label:28} {s['wall_s']:7.1f} {s['requests']:6d} {s['p50_ms']:7.2f} "
               f"{s['p99_ms']:7.2f} {s['max_ms']:7.1f} {s['get_p99_ms']:8.2f} "
               f"{s['put_p99_ms']:8.2f} {s['lag_max_ms']:9.1f} {s['lag_over_20ms']:6d} "
-              f"{s['cpu_per_wall']:6.2f} {s['walk_per_wall']:6.2f} {s['items_per_s']:8d}")
+              f"{s['cpu_per_wall']:6.2f} {s['walk_per_wall']:6.2f} {s['items_per_s']:8d} "
+              f"{s['gc2_n']:7d} {s['gc2_max_ms']:7.1f}")
 
 
 def main(argv: list[str] | None = None) -> int:
