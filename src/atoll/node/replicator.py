@@ -50,8 +50,7 @@ import logging
 import statistics
 import time
 from collections import deque
-from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import orjson
 
@@ -60,24 +59,22 @@ from atoll.engine.replica_store import EngineReplicaStore
 from atoll.errors import ServiceUnavailable
 from atoll.http.client import HttpClient, PeerClientFactory, PeerHttpError, plain_peer_client
 from atoll.invariant import invariant
+from atoll.node.folding import TimedJob, log_fold
 from atoll.replication.apply import ApplyOutcome
 from atoll.replication.config import ReplicationConfig
 from atoll.replication.core import ReplicationCore
 from atoll.replication.cursors import Cursors
 from atoll.replication.errors import BadMessage, NotAPeer
 from atoll.replication.faults import DropItemWrites
-from atoll.replication.fold import FoldStats
 from atoll.replication.pacing import Pacing, Slicer
 from atoll.replication.protocol import Batch, Pull, encode_message
 from atoll.replication.puller import DRAIN, REBUILD, SEND, SUBMIT, Puller
 from atoll.replication.rebuild import Rebuild
 from atoll.replication.serving import hold_ms
 from atoll.replication.snapshot import answer_snapshot
-from atoll.replication.store import StoreTxn
 from atoll.topology.config import ClusterConfig, RegionConfig
 
 log = logging.getLogger(__name__)
-R = TypeVar("R")
 
 DEFAULT_CONFIG = ReplicationConfig()
 PULL_WAIT_MS = DEFAULT_CONFIG.pull_wait_ms  # a node's long poll (operators' figures allow for it)
@@ -443,7 +440,7 @@ class Replicator:
                 job = None
             ran_s = time.thread_time() - started
             pages.ran(fold.stats.scanned_rows - scanned, ran_s * 1000)
-            _log_fold(before, fold.stats)
+            log_fold(before, fold.stats)
             if job is not None:
                 timed = TimedJob(job)
                 try:
@@ -553,31 +550,6 @@ class DurableCursors:
         if number > self._taken:
             self._taken = number
             self.cursors = committed
-
-
-class TimedJob(Generic[R]):
-    """A storage job that notes the CPU time of its last run (on the thread that ran
-    it: waits for the GIL or for a core on a busy machine do not count)."""
-
-    def __init__(self, job: Callable[[StoreTxn], R]) -> None:
-        self.job = job
-        self.ran_s = 0.0
-
-    def __call__(self, txn: StoreTxn) -> R:
-        started = time.thread_time()
-        try:
-            return self.job(txn)
-        finally:
-            self.ran_s = time.thread_time() - started
-
-
-def _log_fold(before: str, stats: FoldStats) -> None:
-    if before != "scanning" and stats.state == "scanning":
-        log.warning("folding the counters of %s (regions that left the topology)",
-                    ", ".join(stats.target))
-    elif before == "scanning" and stats.state != "scanning":
-        log.warning("fold pass done: %d items folded in %d changes so far (%d rows scanned)",
-                    stats.folded_items, stats.fold_changes, stats.scanned_rows)
 
 
 def _peers(cluster: ClusterConfig, region: str) -> tuple[RegionConfig, ...]:
