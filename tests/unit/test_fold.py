@@ -103,6 +103,35 @@ def test_the_walk_folds_every_item_in_bounded_jobs_and_a_second_pass_finds_nothi
     assert work.stats.passes == 2  # the pass that folded, and one that found nothing
 
 
+def test_pages_and_jobs_sized_per_step_fold_every_item_once() -> None:
+    """The node's shell sizes each step's page and job (atoll.replication.pacing): sizes
+    that change from step to step, down to one row and one item, still fold every item
+    exactly once, and never exceed the configured bounds."""
+    store, _made = _store_with_counters(9)
+    clock = HybridClock(lambda: 3_000)
+    work = FoldWork("a", scan_rows=4, batch_items=3, pages_per_step=1,
+                    compact_interval_ms=10**9)
+    values = _values(store)
+    sizes = [(1, 1), (2, 5), (9, 2), (0, 0), (3, 1)]  # (page rows, job items); 0: configured
+    sized = []
+    for step in range(200):
+        page_rows, job_items = sizes[step % len(sizes)]
+        job = work.step(store, ["a", "b"], {"b": {"x": c(10), "a": c(9, 10**12)}}, clock,
+                        lambda: 0, 0, page_rows, job_items)
+        if job is None and not work.busy:
+            if work.stats.state == "done":
+                break
+            continue
+        if job is not None:
+            sized.append(len(job.keys))
+            assert len(job.keys) <= min(job_items or 3, 3)
+            work.done(store.write(job))
+    assert work.stats.state == "done" and work.stats.folded_items == 9 == sum(sized)
+    assert 1 in sized and max(sized) <= 3
+    assert _values(store) == values
+    assert not checkers.folded({"a": store}, ["x"])
+
+
 def test_a_job_refolds_nothing_and_leaves_unsettled_items_for_later() -> None:
     store, _made = _store_with_counters(2)
     clock = HybridClock(lambda: 3_000)

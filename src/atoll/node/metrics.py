@@ -245,6 +245,9 @@ def _fold(fold: dict[str, Any]) -> Iterator[Metric]:
     yield GaugeMetricFamily("atoll_replication_fold_waiting", "Regions that left the topology "
                             "whose counters wait to be folded here (not yet final)",
                             value=len(fold["waiting_for"]))
+    yield CounterMetricFamily("atoll_replication_fold_seconds", "Seconds the fold and "
+                              "compaction walk ran (its pages and jobs, not its pauses)",
+                              value=fold["ran_s"])
 
 
 def _topology(t: dict[str, Any]) -> Iterator[Metric]:

@@ -28,9 +28,11 @@ job commits its changes and their cursors in one storage transaction.
   `last_refusal`, `refusing` per peer) and `/metrics`; the puller backs off before asking
   again.
 - Retention: every interval, the core's purge job, if any.
-- Folding (atoll.replication.fold): in the lowest-named region, the core's fold jobs,
-  one at a time, while regions that left the topology still add to counters; each
-  pass's start and end is logged, and `/_atoll/status` shows `fold`.
+- Folding (atoll.replication.fold): in the lowest-named region, the core's fold and
+  compaction jobs, one at a time, each page and job sized by its measured cost and
+  followed by a pause (atoll.replication.pacing: requests wait for at most one slice,
+  and the walk takes at most `fold_share` of the loop and the writer); each pass's
+  start and end is logged, and `/_atoll/status` shows `fold`.
 - A storage that cannot be read for a while (a shared PostgreSQL restarting:
   ServiceUnavailable) pauses a puller for the longest backoff and skips a retention
   pass; pulling then starts over from the committed cursors.
@@ -57,13 +59,14 @@ from atoll.engine.replica_store import EngineReplicaStore
 from atoll.errors import ServiceUnavailable
 from atoll.http.client import HttpClient, PeerClientFactory, PeerHttpError, plain_peer_client
 from atoll.invariant import invariant
+from atoll.node.folding import TimedJob, log_fold
 from atoll.replication.apply import ApplyOutcome
 from atoll.replication.config import ReplicationConfig
 from atoll.replication.core import ReplicationCore
 from atoll.replication.cursors import Cursors
 from atoll.replication.errors import BadMessage, NotAPeer
 from atoll.replication.faults import DropItemWrites
-from atoll.replication.fold import FoldStats
+from atoll.replication.pacing import Pacing, Slicer
 from atoll.replication.protocol import Batch, Pull, encode_message
 from atoll.replication.puller import DRAIN, REBUILD, SEND, SUBMIT, Puller
 from atoll.replication.rebuild import Rebuild
@@ -113,6 +116,10 @@ class Replicator:
         self._changed = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._stopping = False
+        # the fold's pacing (atoll.replication.pacing): slice sizes, and the time spent
+        self._fold_pages = Slicer(self.config.fold_slice_ms, self.config.fold_scan_rows)
+        self._fold_jobs = Slicer(self.config.fold_slice_ms, self.config.fold_batch_items)
+        self._fold_ran_s = 0.0
         self.storage.visible_listeners.append(self._on_commit)
         self._durable = DurableCursors(region)
 
@@ -414,27 +421,37 @@ class Replicator:
 
     # --- folding departed regions (atoll.replication.fold) ------------------------------
     async def _fold_loop(self) -> None:
-        """Fold the counter contributions of regions that left the topology, one bounded
-        job at a time; between passes, one check every `fold_interval_ms`."""
-        fold = self.core.fold
+        """Fold the counter contributions of regions that left the topology and compact
+        what every region acknowledged, one job at a time, each page and job sized to
+        take about `fold_slice_ms` and followed by a pause (atoll.replication.pacing);
+        between passes, one check every `fold_interval_ms`."""
+        fold, config = self.core.fold, self.config
+        pacing = Pacing(config.fold_slice_ms, config.fold_share)
+        pages, jobs = self._fold_pages, self._fold_jobs
         while not self._stopping:
             if not self.core.fold_due(_mono_ms()):
-                await asyncio.sleep(self.config.fold_interval_ms / 1000)
+                await asyncio.sleep(config.fold_interval_ms / 1000)
                 continue
-            before = fold.stats.state
+            before, scanned = fold.stats.state, fold.stats.scanned_rows
+            started = time.thread_time()  # CPU time: the slice's own work, not the load's
             try:
-                job = self.core.fold_job(self.store, _mono_ms())
+                job = self.core.fold_job(self.store, _mono_ms(), pages.size, jobs.size)
             except ServiceUnavailable:  # a shared database restarting: next pass
                 job = None
-            _log_fold(before, fold.stats)
-            if job is None:
-                await asyncio.sleep(0)  # a page scanned: let requests in
-                continue
-            try:
-                self.core.folded(await self.store.submit(job))
-            except ServiceUnavailable as exc:  # a storage fault: the next pass folds it
-                self.core.folded(None)
-                log.warning("fold job failed (the next pass retries): %s", exc)
+            ran_s = time.thread_time() - started
+            pages.ran(fold.stats.scanned_rows - scanned, ran_s * 1000)
+            log_fold(before, fold.stats)
+            if job is not None:
+                timed = TimedJob(job)
+                try:
+                    self.core.folded(await self.store.submit(timed))
+                    jobs.ran(len(job.keys), timed.ran_s * 1000)
+                except ServiceUnavailable as exc:  # a storage fault: the next pass folds it
+                    self.core.folded(None)
+                    log.warning("fold job failed (the next pass retries): %s", exc)
+                ran_s += timed.ran_s
+            self._fold_ran_s += ran_s
+            await asyncio.sleep(pacing.pause_s(ran_s))  # also lets requests in
 
     # --- observability -----------------------------------------------------------------
     def status(self) -> dict[str, Any]:
@@ -480,7 +497,8 @@ class Replicator:
                 "waiting_for": list(fold.waiting_for), "folded_items": fold.folded_items,
                 "compacted_items": fold.compacted_items,
                 "fold_changes": fold.fold_changes, "passes": fold.passes,
-                "scanned_rows": fold.scanned_rows}
+                "scanned_rows": fold.scanned_rows, "page_rows": self._fold_pages.size,
+                "job_items": self._fold_jobs.size, "ran_s": round(self._fold_ran_s, 3)}
 
 
 class DurableCursors:
@@ -532,15 +550,6 @@ class DurableCursors:
         if number > self._taken:
             self._taken = number
             self.cursors = committed
-
-
-def _log_fold(before: str, stats: FoldStats) -> None:
-    if before != "scanning" and stats.state == "scanning":
-        log.warning("folding the counters of %s (regions that left the topology)",
-                    ", ".join(stats.target))
-    elif before == "scanning" and stats.state != "scanning":
-        log.warning("fold pass done: %d items folded in %d changes so far (%d rows scanned)",
-                    stats.folded_items, stats.fold_changes, stats.scanned_rows)
 
 
 def _peers(cluster: ClusterConfig, region: str) -> tuple[RegionConfig, ...]:

@@ -68,6 +68,12 @@ class ReplicationConfig:
     fold_scan_rows: int = 200
     fold_batch_items: int = 100
     fold_pages_per_step: int = 1
+    # The node's shell sizes each page and each job to take about `fold_slice_ms` (from
+    # their measured cost; at most the sizes above) and pauses after each so that the
+    # walk takes at most `fold_share` of the event loop and of the writer thread
+    # (atoll.replication.pacing): requests served meanwhile wait for at most one slice.
+    fold_slice_ms: int = 5
+    fold_share: float = 0.5
     # The same walk compacts item states whose every dot every region acknowledged
     # (itemstate.compact): a sweep of every stored state at most this often, when the
     # stable cut moved since the last one.
@@ -90,7 +96,8 @@ class ReplicationConfig:
         invariant(self.max_snapshot_pages > 0 and self.direct_stale_ms > 0, "bad bound")
         invariant(self.fold_interval_ms > 0 and self.fold_scan_rows > 0
                   and 0 < self.fold_batch_items <= MAX_BATCH_CHANGES
-                  and self.fold_pages_per_step > 0 and self.compact_interval_ms > 0,
+                  and self.fold_pages_per_step > 0 and self.compact_interval_ms > 0
+                  and self.fold_slice_ms > 0 and 0 < self.fold_share <= 1,
                   "fold bounds must be positive")
 
 

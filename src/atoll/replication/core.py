@@ -196,9 +196,12 @@ class ReplicationCore:
         self.next_fold_ms = now_ms + self.config.fold_interval_ms
         return True
 
-    def fold_job(self, store: ReplicaStore, now_ms: int) -> FoldItems | None:
-        """The next fold or compaction job (reads committed state from `store`), or None."""
-        return self.fold.step(store, self.regions, self.acked, self.clock, self.wall_ms, now_ms)
+    def fold_job(self, store: ReplicaStore, now_ms: int, page_rows: int = 0,
+                 job_items: int = 0) -> FoldItems | None:
+        """The next fold or compaction job (reads committed state from `store`), or None;
+        `page_rows`, `job_items`: the step's sizes (0: the configured ones)."""
+        return self.fold.step(store, self.regions, self.acked, self.clock, self.wall_ms, now_ms,
+                              page_rows, job_items)
 
     def folded(self, result: FoldResult | None) -> None:
         self.fold.done(result)

@@ -281,15 +281,20 @@ class FoldWork:
         return self.stats.state == "scanning"
 
     def step(self, store: ReplicaStore, regions: Collection[str], acked: Mapping[str, Cursors],
-             clock: HybridClock, wall_ms: Callable[[], int], now_ms: int) -> FoldItems | None:
+             clock: HybridClock, wall_ms: Callable[[], int], now_ms: int,
+             page_rows: int = 0, job_items: int = 0) -> FoldItems | None:
         """The next job, or None (nothing to do now: idle, waiting, done, or a step's
         bounded pages scanned without finding anything). `now_ms`: the shell's time for
-        the sweep interval; `wall_ms`: the jobs' wall clock."""
-        if not self._pending and not self._scan(store, regions, acked, now_ms):
+        the sweep interval; `wall_ms`: the jobs' wall clock. `page_rows` and `job_items`
+        (at most `scan_rows` and `batch_items`; 0: those) size this step's pages and
+        its job (the node's shell sizes them by their cost: atoll.replication.pacing)."""
+        page_rows = min(page_rows or self.scan_rows, self.scan_rows)
+        job_items = min(job_items or self.batch_items, self.batch_items)
+        if not self._pending and not self._scan(store, regions, acked, now_ms, page_rows):
             return None
         table = self._pending[0][0]
         keys: list[tuple[bytes, bytes]] = []
-        while self._pending and self._pending[0][0] == table and len(keys) < self.batch_items:
+        while self._pending and self._pending[0][0] == table and len(keys) < job_items:
             keys.append(self._pending.popleft()[1])
         return FoldItems(self.region, clock, table, tuple(keys), self._target,
                          self._settled_hlc, wall_ms, self._stable_hlc)
@@ -306,8 +311,9 @@ class FoldWork:
             self._swept_cut = {}
 
     def _scan(self, store: ReplicaStore, regions: Collection[str],
-              acked: Mapping[str, Cursors], now_ms: int) -> bool:
-        """Scan up to `pages_per_step` pages; True if candidates are pending."""
+              acked: Mapping[str, Cursors], now_ms: int, page_rows: int) -> bool:
+        """Scan up to `pages_per_step` pages of `page_rows` rows; True if candidates are
+        pending."""
         if not self.stats.state == "scanning" and not self._start(store, regions, acked,
                                                                    now_ms):
             return False
@@ -316,7 +322,7 @@ class FoldWork:
                 self._end_pass()
                 return bool(self._pending)
             table = self._tables[0]
-            rows = store.snapshot_rows(table, self._after, self.scan_rows, False)
+            rows = store.snapshot_rows(table, self._after, page_rows, False)
             self.stats.scanned_rows += len(rows)
             state = store.table_state(table)
             definition = state.definition if state is not None and state.definition else {}
@@ -333,7 +339,7 @@ class FoldWork:
                 elif self._sweeping and is_stable(held, self._stable_hlc) \
                         and compact(held) is not held:
                     self._pending.append((table, (row.pk, row.sk)))
-            if len(rows) < self.scan_rows:
+            if len(rows) < page_rows:
                 self._tables.pop(0)
                 self._after = None
             else:
