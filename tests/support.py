@@ -36,6 +36,8 @@ from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
 
+from atoll.drill.ports import PORTS_LOW, PortPicker, ephemeral_low
+
 if TYPE_CHECKING:
     import pytest
     from botocore.exceptions import ClientError
@@ -112,24 +114,18 @@ def assert_database_intact(path: Path) -> None:
         check.close()
 
 
-def _ephemeral_low() -> int:
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            return int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768  # Linux's default
-
-
-_EPHEMERAL_LOW = _ephemeral_low()
-_PORTS_LOW = 10_000
-_handed_out: set[int] = set()
+_EPHEMERAL_LOW = ephemeral_low()
+_PORTS_LOW = PORTS_LOW
+_handed_out: set[int] = set()  # by every picker of this process
+_pickers: dict[tuple[int, int], PortPicker] = {}
 
 
 def _worker_ports(low: int, high: int) -> tuple[int, int]:
     """This process's share of [low, high): under pytest-xdist each worker (gw0, gw1, ...)
     draws from its own slice, so two workers never hand out the same port (a port is
     free when it is picked and bound only later, by the server started with it; the
-    `_handed_out` set guards that gap within one process, the slices across workers)."""
+    picker never hands a port out twice within one process, the slices keep workers
+    apart)."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
     if not worker.startswith("gw") or count <= 1:
@@ -140,28 +136,15 @@ def _worker_ports(low: int, high: int) -> tuple[int, int]:
 
 
 def free_port() -> int:
-    """A loopback port free now, never handed out before in this test run, and below the
-    kernel's ephemeral range when there is room: a client socket takes its local port
-    from that range, so an outgoing connection (a node pulling from a peer that is not
-    up yet) cannot take the port before the server binds it. A port the kernel picked
-    did that once in CI ("address already in use"). Each pytest-xdist worker picks from
-    its own slice of the range (`_worker_ports`)."""
-    low, high = _worker_ports(_PORTS_LOW, _EPHEMERAL_LOW)
-    for _ in range(200):
-        if high - low > 1_000:
-            port = random.randrange(low, high)
-        else:
-            port = 0  # no room below the range: let the kernel choose
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            port = int(s.getsockname()[1])
-        if port not in _handed_out:
-            _handed_out.add(port)
-            return port
-    raise RuntimeError("no free loopback port found")
+    """A loopback port free now, never handed out before in this test run, below the
+    kernel's ephemeral range (atoll.drill.ports says why) and in this pytest-xdist
+    worker's own slice of it (`_worker_ports`). The drill's clusters in tests take
+    their ports here too (`DrillCluster(ports=free_port)`), so one picker serves the
+    whole process."""
+    span = _worker_ports(_PORTS_LOW, _EPHEMERAL_LOW)
+    if span not in _pickers:
+        _pickers[span] = PortPicker(*span, random.Random(), _handed_out)
+    return _pickers[span]()
 
 
 MAX_FILLERS = 64

@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 
 from atoll.drill.runner import SCENARIOS, DrillOptions, run_scenario
-from tests.support import REPO
+from tests.support import REPO, free_port
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_short_drill_keeps_every_acknowledged_write(scenario: str, tmp_path: Path) -> None:
-    result = run_scenario(scenario, DrillOptions(duration_s=6, rate=60, seed=7, root=tmp_path))
+    result = run_scenario(scenario, DrillOptions(duration_s=6, rate=60, seed=7, root=tmp_path,
+                                                 ports=free_port))
     check = result["check"]
     assert check["acknowledged_writes"] > 50
     assert check["acknowledged_writes_lost"] == 0, check["lost_examples"]
@@ -43,7 +44,7 @@ def test_short_drill_keeps_every_acknowledged_write(scenario: str, tmp_path: Pat
 def test_the_drill_catches_a_replica_that_drops_changes(tmp_path: Path) -> None:
     result = run_scenario("slow-wan", DrillOptions(
         duration_s=6, rate=60, seed=7, root=tmp_path, converge_timeout_s=5,
-        fault_drop_every=10))
+        fault_drop_every=10, ports=free_port))
     check = result["check"]
     assert not result["passed"]
     assert check["acknowledged_writes_lost"] > 0 and check["divergent_items"] > 0
