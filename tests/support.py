@@ -188,12 +188,22 @@ def black_hole() -> Iterator[int]:
         listener.close()
 
 
-@functools.cache
+_scratch: list[Path] = []  # this process's scratch directory, once made
+
+
 def _scratch_dir() -> Path:
     """This test process's own directory for server logs and in-memory nodes' key files
     (under TMPDIR): another pytest-xdist worker, or another suite running on the same
-    machine, may start a server on a port this one used, and must not share its files."""
-    return Path(tempfile.mkdtemp(prefix="atoll-test-"))
+    machine, may start a server on a port this one used, and must not share its files.
+    Removed at the end of a session in which no test failed (tests/conftest.py)."""
+    if not _scratch:
+        _scratch.append(Path(tempfile.mkdtemp(prefix="atoll-test-")))
+    return _scratch[0]
+
+
+def scratch_dir_made() -> Path | None:
+    """This process's scratch directory if a server has been given one, else None."""
+    return _scratch[0] if _scratch else None
 
 
 class ServerProcess:

@@ -4,6 +4,7 @@ deliberately broken replica, which the drill must catch and name."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -89,10 +90,14 @@ def test_drill_against_a_running_cluster_restores_its_topology(tmp_path: Path) -
         assert after["regions"] == before["regions"]  # the real peer endpoints again
         assert wait_until(  # the drill's tables were dropped (everywhere, by replication)
             lambda: client(cluster.url("ap-south")).list_tables()["TableNames"] == [], 10)
+        temp = tmp_path / "temp"  # where a drill without --data-dir makes its directory
+        temp.mkdir()
         refused = subprocess.run(
             [sys.executable, "-m", "atoll", "drill", "region-down", "--config",
              str(cluster.config_path), "--duration", "5s"],
-            cwd=REPO, capture_output=True, text=True, timeout=60)
+            cwd=REPO, capture_output=True, text=True, timeout=60,
+            env={**os.environ, "TMPDIR": str(temp)})
         assert refused.returncode == 2 and "restarts region processes" in refused.stderr
+        assert list(temp.iterdir()) == []  # refused before it made a data directory
     finally:
         cluster.stop()

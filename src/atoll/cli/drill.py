@@ -71,7 +71,6 @@ def drill(scenario: str, regions: int, duration: str, rate: float, seed: int,
     from atoll.drill.runner import SCENARIOS, DrillOptions, run_scenario
     from atoll.drill.workload import Recorder
 
-    root = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="atoll-drill-"))
     config = None
     scenarios = list(SCENARIOS) if scenario == "all" else [scenario]
     if config_path is not None:
@@ -90,7 +89,10 @@ def drill(scenario: str, regions: int, duration: str, rate: float, seed: int,
         regions = len(config.regions)
     credentials = (_admin_key(config_path, profile, credentials_file)
                    if config_path is not None else None)  # a fresh cluster makes its own
-    options = DrillOptions(regions=regions, duration_s=_seconds(duration), rate=rate,
+    duration_s = _seconds(duration)
+    # made once the arguments are accepted: a refused command leaves nothing behind
+    root = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="atoll-drill-"))
+    options = DrillOptions(regions=regions, duration_s=duration_s, rate=rate,
                            seed=seed, root=root, config=config, credentials=credentials)
     results: list[dict[str, Any]] = []
     console = stderr_console()  # the one log lines go through (atoll.cli.terminal)
