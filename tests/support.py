@@ -36,7 +36,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
 
-from atoll.drill.ports import PORTS_LOW, PortPicker, ephemeral_low
+from atoll.drill.ports import PortPicker, below_ephemeral_range
 
 if TYPE_CHECKING:
     import pytest
@@ -114,8 +114,7 @@ def assert_database_intact(path: Path) -> None:
         check.close()
 
 
-_EPHEMERAL_LOW = ephemeral_low()
-_PORTS_LOW = PORTS_LOW
+_PORTS_LOW, _EPHEMERAL_LOW = below_ephemeral_range()  # (0, 0): the kernel chooses
 _handed_out: set[int] = set()  # by every picker of this process
 _pickers: dict[tuple[int, int], PortPicker] = {}
 
@@ -135,13 +134,19 @@ def _worker_ports(low: int, high: int) -> tuple[int, int]:
     return low + index * span, low + (index + 1) * span
 
 
+def worker_port_range() -> tuple[int, int]:
+    """This process's slice of the ports below the ephemeral range: what `free_port`
+    draws from, and what a drill run as a subprocess is given (`--port-range`)."""
+    return _worker_ports(_PORTS_LOW, _EPHEMERAL_LOW)
+
+
 def free_port() -> int:
     """A loopback port free now, never handed out before in this test run, below the
     kernel's ephemeral range (atoll.drill.ports says why) and in this pytest-xdist
     worker's own slice of it (`_worker_ports`). The drill's clusters in tests take
     their ports here too (`DrillCluster(ports=free_port)`), so one picker serves the
     whole process."""
-    span = _worker_ports(_PORTS_LOW, _EPHEMERAL_LOW)
+    span = worker_port_range()
     if span not in _pickers:
         _pickers[span] = PortPicker(*span, random.Random(), _handed_out)
     return _pickers[span]()

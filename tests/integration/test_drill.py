@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from atoll.drill.runner import SCENARIOS, DrillOptions, run_scenario
-from tests.support import REPO, free_port
+from tests.support import REPO, free_port, worker_port_range
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
@@ -56,9 +56,11 @@ def test_the_drill_catches_a_replica_that_drops_changes(tmp_path: Path) -> None:
 
 
 def test_cli_writes_the_report_and_exits_zero(tmp_path: Path) -> None:
+    low, high = worker_port_range()  # this xdist worker's ports, not another's
     done = subprocess.run(
         [sys.executable, "-m", "atoll", "drill", "partition", "--duration", "5s", "--rate", "40",
-         "--report", str(tmp_path / "report"), "--data-dir", str(tmp_path / "data")],
+         "--report", str(tmp_path / "report"), "--data-dir", str(tmp_path / "data"),
+         "--port-range", f"{low}-{high}"],
         cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "drill PASSED" in done.stdout and "lost 0" in done.stdout
@@ -77,7 +79,8 @@ def test_drill_against_a_running_cluster_restores_its_topology(tmp_path: Path) -
         done = subprocess.run(
             [sys.executable, "-m", "atoll", "drill", "all", "--config",
              str(cluster.config_path), "--duration", "5s", "--rate", "40",
-             "--data-dir", str(tmp_path / "drill")],
+             "--data-dir", str(tmp_path / "drill"),
+             "--port-range", "-".join(map(str, worker_port_range()))],
             cwd=REPO, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stdout + done.stderr
         for scenario in ("dns-empty", "partition", "slow-wan"):

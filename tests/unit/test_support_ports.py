@@ -90,3 +90,21 @@ def test_the_drills_own_ports_lie_below_the_ephemeral_range() -> None:
     ports = [drill_free_port() for _ in range(20)]
     assert all(PORTS_LOW <= port < ephemeral_low() for port in ports)
     assert len(set(ports)) == len(ports)
+
+
+def test_a_picker_given_a_narrow_range_keeps_to_it() -> None:
+    picker = PortPicker(20_000, 20_100, random.Random(3))
+    ports = [picker() for _ in range(30)]
+    assert all(20_000 <= port < 20_100 for port in ports) and len(set(ports)) == 30
+
+
+@pytest.mark.parametrize("given", ["5-4", "20000", "20000-20050", "a-b", "80-2000"])
+def test_the_drill_refuses_a_port_range_without_room(given: str, tmp_path: Any) -> None:
+    from click.testing import CliRunner
+
+    from atoll.cli.drill import drill
+
+    done = CliRunner().invoke(drill, ["partition", "--port-range", given, "--data-dir",
+                                      str(tmp_path / "data")])
+    assert done.exit_code == 2 and "--port-range" in done.output, done.output
+    assert not (tmp_path / "data").exists()  # refused before anything was made

@@ -23,7 +23,8 @@ from pathlib import Path
 
 PORTS_LOW = 10_000  # above the well-known and registered ports services commonly listen on
 LINUX_EPHEMERAL_LOW = 32_768
-MIN_RANGE_PORTS = 1_000  # narrower than this, the kernel's choice is the lesser evil
+MIN_RANGE_PORTS = 1_000  # below the ephemeral range: narrower, the kernel's choice is
+# the lesser evil
 PICK_ATTEMPTS = 200
 LOCAL_PORT_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 
@@ -36,10 +37,17 @@ def ephemeral_low() -> int:
         return LINUX_EPHEMERAL_LOW
 
 
+def below_ephemeral_range() -> tuple[int, int]:
+    """[PORTS_LOW, the first ephemeral port); (0, 0), the kernel's choice, where that
+    leaves fewer than MIN_RANGE_PORTS (a machine whose ephemeral range starts low)."""
+    low, high = PORTS_LOW, ephemeral_low()
+    return (low, high) if high - low >= MIN_RANGE_PORTS else (0, 0)
+
+
 class PortPicker:
-    """Hands out loopback ports from [low, high), each at most once, each free when
-    handed out (a bind check). Called as a function: `port = picker()`. Pickers that
-    share `handed_out` never hand out the same port either."""
+    """Hands out loopback ports from [low, high) (low == high: ports the kernel chose),
+    each at most once, each free when handed out (a bind check). Called as a function:
+    `port = picker()`. Pickers that share `handed_out` never hand out one port twice."""
 
     def __init__(self, low: int, high: int, rng: random.Random,
                  handed_out: set[int] | None = None) -> None:
@@ -49,9 +57,8 @@ class PortPicker:
         self.handed_out = handed_out if handed_out is not None else set()
 
     def __call__(self) -> int:
-        room = self.high - self.low > MIN_RANGE_PORTS
         for _ in range(PICK_ATTEMPTS):
-            port = self.rng.randrange(self.low, self.high) if room else 0
+            port = self.rng.randrange(self.low, self.high) if self.high > self.low else 0
             with socket.socket() as probe:
                 try:
                     probe.bind(("127.0.0.1", port))
@@ -66,4 +73,4 @@ class PortPicker:
 
 def below_ephemeral(rng: random.Random | None = None) -> PortPicker:
     """A picker over every port from PORTS_LOW up to the kernel's ephemeral range."""
-    return PortPicker(PORTS_LOW, ephemeral_low(), rng or random.Random())
+    return PortPicker(*below_ephemeral_range(), rng or random.Random())
