@@ -23,8 +23,7 @@ from pathlib import Path
 
 PORTS_LOW = 10_000  # above the well-known and registered ports services commonly listen on
 LINUX_EPHEMERAL_LOW = 32_768
-MIN_RANGE_PORTS = 1_000  # below the ephemeral range: narrower, the kernel's choice is
-# the lesser evil
+MIN_RANGE_PORTS = 1_000  # room below the ephemeral range; with less, the kernel chooses
 PICK_ATTEMPTS = 200
 LOCAL_PORT_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 
