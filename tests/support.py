@@ -458,6 +458,7 @@ class ClusterProcesses:
             node.credentials_path = self.credentials_path
             node.port = region.client_address[1]
             node.args[node.args.index("--port") + 1] = str(node.port)
+            node.log_path = root / f"{region.id}.log"  # beside its data, named by region
             self.nodes[region.id] = node
 
     def start(self) -> ClusterProcesses:
