@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.pg import fresh_schema_dsn, pg_server  # noqa: F401  (fixture)
-from tests.support import ServerProcess, client, create_table, resource
+from tests.support import ServerProcess, client, create_table, resource, scratch_dir_made
 
 _names = itertools.count()
 
@@ -72,6 +73,39 @@ def _uses_session_server(item: pytest.Item) -> bool:
     info = getattr(item, "_fixtureinfo", None)
     definitions = info.name2fixturedefs.get("server", ()) if info is not None else ()
     return bool(definitions) and definitions[-1].func.__module__ == __name__
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                              ) -> Iterator[pytest.TestReport]:
+    """A failed test's report says where its servers' logs are: they are kept (see
+    `pytest_sessionfinish`), and under pytest-xdist each worker has a directory of its
+    own, which the traceback does not name."""
+    report: pytest.TestReport = yield
+    if report.failed:
+        kept = []
+        scratch = scratch_dir_made()
+        if scratch is not None:
+            kept.append(f"server logs of this test process (atoll-test-<port>.log): {scratch}")
+        tmp_path = getattr(item, "funcargs", {}).get("tmp_path")
+        if tmp_path is not None:
+            kept.append(f"this test's tmp_path (cluster data and region logs): {tmp_path}")
+        if kept:
+            report.sections.append(("atoll: kept for this failure", "\n".join(kept)))
+    return report
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Remove this process's scratch directory (servers' logs and key files under
+    TMPDIR) unless a test failed or the run was cut short: a run leaves nothing behind
+    then but pytest's own tmp_path directories, of which pytest keeps the last three
+    runs'. Each pytest-xdist worker removes its own."""
+    scratch = scratch_dir_made()
+    if scratch is None:
+        return
+    if session.testsfailed == 0 and exitstatus in (pytest.ExitCode.OK,
+                                                   pytest.ExitCode.NO_TESTS_COLLECTED):
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 # The API tests run against a node on each storage: SQLite (a file per node) and

@@ -36,6 +36,8 @@ from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
 
+from atoll.drill.ports import PortPicker, below_ephemeral_range
+
 if TYPE_CHECKING:
     import pytest
     from botocore.exceptions import ClientError
@@ -45,7 +47,8 @@ if TYPE_CHECKING:
 REPO = Path(__file__).resolve().parent.parent
 ATOLL = [sys.executable, "-m", "atoll"]
 AWS = str(Path(sys.executable).parent / "aws")  # the AWS CLI installed beside this Python
-START_TIMEOUT_S = 20.0
+START_TIMEOUT_S = 60.0  # until /health answers: a node started beside two others on a
+# machine at load 35 had not opened its database after 20 s (it answers in ~1-3 s quiet)
 STORAGE_WRITE_TIMEOUT_S = 30  # a storage write job that takes longer has hung
 SIGNING_REGION = "us-east-1"
 # url of a running server -> the admin key it made at start-up (key id, secret)
@@ -112,24 +115,17 @@ def assert_database_intact(path: Path) -> None:
         check.close()
 
 
-def _ephemeral_low() -> int:
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            return int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768  # Linux's default
-
-
-_EPHEMERAL_LOW = _ephemeral_low()
-_PORTS_LOW = 10_000
-_handed_out: set[int] = set()
+_PORTS_LOW, _EPHEMERAL_LOW = below_ephemeral_range()  # (0, 0): the kernel chooses
+_handed_out: set[int] = set()  # by every picker of this process
+_pickers: dict[tuple[int, int], PortPicker] = {}
 
 
 def _worker_ports(low: int, high: int) -> tuple[int, int]:
     """This process's share of [low, high): under pytest-xdist each worker (gw0, gw1, ...)
     draws from its own slice, so two workers never hand out the same port (a port is
     free when it is picked and bound only later, by the server started with it; the
-    `_handed_out` set guards that gap within one process, the slices across workers)."""
+    picker never hands a port out twice within one process, the slices keep workers
+    apart)."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
     if not worker.startswith("gw") or count <= 1:
@@ -139,29 +135,22 @@ def _worker_ports(low: int, high: int) -> tuple[int, int]:
     return low + index * span, low + (index + 1) * span
 
 
+def worker_port_range() -> tuple[int, int]:
+    """This process's slice of the ports below the ephemeral range: what `free_port`
+    draws from, and what a drill run as a subprocess is given (`--port-range`)."""
+    return _worker_ports(_PORTS_LOW, _EPHEMERAL_LOW)
+
+
 def free_port() -> int:
-    """A loopback port free now, never handed out before in this test run, and below the
-    kernel's ephemeral range when there is room: a client socket takes its local port
-    from that range, so an outgoing connection (a node pulling from a peer that is not
-    up yet) cannot take the port before the server binds it. A port the kernel picked
-    did that once in CI ("address already in use"). Each pytest-xdist worker picks from
-    its own slice of the range (`_worker_ports`)."""
-    low, high = _worker_ports(_PORTS_LOW, _EPHEMERAL_LOW)
-    for _ in range(200):
-        if high - low > 1_000:
-            port = random.randrange(low, high)
-        else:
-            port = 0  # no room below the range: let the kernel choose
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            port = int(s.getsockname()[1])
-        if port not in _handed_out:
-            _handed_out.add(port)
-            return port
-    raise RuntimeError("no free loopback port found")
+    """A loopback port free now, never handed out before in this test run, below the
+    kernel's ephemeral range (atoll.drill.ports says why) and in this pytest-xdist
+    worker's own slice of it (`_worker_ports`). The drill's clusters in tests take
+    their ports here too (`DrillCluster(ports=free_port)`), so one picker serves the
+    whole process."""
+    span = worker_port_range()
+    if span not in _pickers:
+        _pickers[span] = PortPicker(*span, random.Random(), _handed_out)
+    return _pickers[span]()
 
 
 MAX_FILLERS = 64
@@ -205,12 +194,22 @@ def black_hole() -> Iterator[int]:
         listener.close()
 
 
-@functools.cache
+_scratch: list[Path] = []  # this process's scratch directory, once made
+
+
 def _scratch_dir() -> Path:
     """This test process's own directory for server logs and in-memory nodes' key files
     (under TMPDIR): another pytest-xdist worker, or another suite running on the same
-    machine, may start a server on a port this one used, and must not share its files."""
-    return Path(tempfile.mkdtemp(prefix="atoll-test-"))
+    machine, may start a server on a port this one used, and must not share its files.
+    Removed at the end of a session in which no test failed (tests/conftest.py)."""
+    if not _scratch:
+        _scratch.append(Path(tempfile.mkdtemp(prefix="atoll-test-")))
+    return _scratch[0]
+
+
+def scratch_dir_made() -> Path | None:
+    """This process's scratch directory if a server has been given one, else None."""
+    return _scratch[0] if _scratch else None
 
 
 class ServerProcess:
@@ -459,6 +458,7 @@ class ClusterProcesses:
             node.credentials_path = self.credentials_path
             node.port = region.client_address[1]
             node.args[node.args.index("--port") + 1] = str(node.port)
+            node.log_path = root / f"{region.id}.log"  # beside its data, named by region
             self.nodes[region.id] = node
 
     def start(self) -> ClusterProcesses:

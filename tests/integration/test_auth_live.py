@@ -32,6 +32,7 @@ from botocore.credentials import Credentials
 
 from atoll.auth.certs import ClusterFiles
 from tests.support import (
+    AWS,
     REPO,
     ClusterProcesses,
     ServerProcess,
@@ -48,7 +49,6 @@ REGIONS = ("us-east", "eu-west", "ap-south")
 TABLE = "accounts"
 OTHER = "ledger"
 TARGET = "DynamoDB_20120810."
-AWS = str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "aws")
 REPLICATION_S = 10.0
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from atoll.drill.cluster import DrillCluster
-from tests.support import CREDENTIALS, client, create_table, node_json, wait_until
+from tests.support import CREDENTIALS, client, create_table, free_port, node_json, wait_until
 
 EAST, WEST = "us-east", "eu-west"
 CONVERGE_TIMEOUT_S = 30.0
@@ -25,7 +25,7 @@ CONVERGE_TIMEOUT_S = 30.0
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DrillCluster]:
-    cluster = DrillCluster(tmp_path_factory.mktemp("causal-merge"), 2, seed=1)
+    cluster = DrillCluster(tmp_path_factory.mktemp("causal-merge"), 2, seed=1, ports=free_port)
     try:
         cluster.start_all()
         assert cluster.credentials is not None  # the admin key, for every region's clients

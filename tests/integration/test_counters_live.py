@@ -28,7 +28,7 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from atoll.drill.cluster import DrillCluster
-from tests.support import CREDENTIALS, NO_RETRIES, client, create_table, wait_until
+from tests.support import CREDENTIALS, NO_RETRIES, client, create_table, free_port, wait_until
 
 ACCEPTANCE = os.environ.get("ATOLL_LIVE_ACCEPTANCE") == "1"
 THREADS_PER_REGION = 10 if ACCEPTANCE else 4
@@ -41,7 +41,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # a busy machine: min
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DrillCluster]:
-    cluster = DrillCluster(tmp_path_factory.mktemp("counters"), 3, seed=3)
+    cluster = DrillCluster(tmp_path_factory.mktemp("counters"), 3, seed=3, ports=free_port)
     try:
         cluster.start_all()
         assert cluster.credentials is not None  # the admin key, for every region's clients

@@ -4,6 +4,7 @@ deliberately broken replica, which the drill must catch and name."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,12 +12,13 @@ from pathlib import Path
 import pytest
 
 from atoll.drill.runner import SCENARIOS, DrillOptions, run_scenario
-from tests.support import REPO
+from tests.support import REPO, free_port, worker_port_range
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_short_drill_keeps_every_acknowledged_write(scenario: str, tmp_path: Path) -> None:
-    result = run_scenario(scenario, DrillOptions(duration_s=6, rate=60, seed=7, root=tmp_path))
+    result = run_scenario(scenario, DrillOptions(duration_s=6, rate=60, seed=7, root=tmp_path,
+                                                 ports=free_port))
     check = result["check"]
     assert check["acknowledged_writes"] > 50
     assert check["acknowledged_writes_lost"] == 0, check["lost_examples"]
@@ -43,7 +45,7 @@ def test_short_drill_keeps_every_acknowledged_write(scenario: str, tmp_path: Pat
 def test_the_drill_catches_a_replica_that_drops_changes(tmp_path: Path) -> None:
     result = run_scenario("slow-wan", DrillOptions(
         duration_s=6, rate=60, seed=7, root=tmp_path, converge_timeout_s=5,
-        fault_drop_every=10))
+        fault_drop_every=10, ports=free_port))
     check = result["check"]
     assert not result["passed"]
     assert check["acknowledged_writes_lost"] > 0 and check["divergent_items"] > 0
@@ -54,9 +56,11 @@ def test_the_drill_catches_a_replica_that_drops_changes(tmp_path: Path) -> None:
 
 
 def test_cli_writes_the_report_and_exits_zero(tmp_path: Path) -> None:
+    low, high = worker_port_range()  # this xdist worker's ports, not another's
     done = subprocess.run(
         [sys.executable, "-m", "atoll", "drill", "partition", "--duration", "5s", "--rate", "40",
-         "--report", str(tmp_path / "report"), "--data-dir", str(tmp_path / "data")],
+         "--report", str(tmp_path / "report"), "--data-dir", str(tmp_path / "data"),
+         "--port-range", f"{low}-{high}"],
         cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "drill PASSED" in done.stdout and "lost 0" in done.stdout
@@ -75,7 +79,8 @@ def test_drill_against_a_running_cluster_restores_its_topology(tmp_path: Path) -
         done = subprocess.run(
             [sys.executable, "-m", "atoll", "drill", "all", "--config",
              str(cluster.config_path), "--duration", "5s", "--rate", "40",
-             "--data-dir", str(tmp_path / "drill")],
+             "--data-dir", str(tmp_path / "drill"),
+             "--port-range", "-".join(map(str, worker_port_range()))],
             cwd=REPO, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stdout + done.stderr
         for scenario in ("dns-empty", "partition", "slow-wan"):
@@ -88,10 +93,14 @@ def test_drill_against_a_running_cluster_restores_its_topology(tmp_path: Path) -
         assert after["regions"] == before["regions"]  # the real peer endpoints again
         assert wait_until(  # the drill's tables were dropped (everywhere, by replication)
             lambda: client(cluster.url("ap-south")).list_tables()["TableNames"] == [], 10)
+        temp = tmp_path / "temp"  # where a drill without --data-dir makes its directory
+        temp.mkdir()
         refused = subprocess.run(
             [sys.executable, "-m", "atoll", "drill", "region-down", "--config",
              str(cluster.config_path), "--duration", "5s"],
-            cwd=REPO, capture_output=True, text=True, timeout=60)
+            cwd=REPO, capture_output=True, text=True, timeout=60,
+            env={**os.environ, "TMPDIR": str(temp)})
         assert refused.returncode == 2 and "restarts region processes" in refused.stderr
+        assert list(temp.iterdir()) == []  # refused before it made a data directory
     finally:
         cluster.stop()

@@ -10,10 +10,18 @@ from typing import Any
 
 import pytest
 
-from tests.support import ServerProcess, assert_database_intact, client, create_table
+from tests.support import (
+    ServerProcess,
+    assert_database_intact,
+    client,
+    create_table,
+    wait_until,
+)
 
 WRITERS = 8
-WRITE_WINDOW_S = 2.0
+WRITE_WINDOW_S = 2.0  # at least, and until MIN_ACKED writes were acknowledged
+MIN_ACKED = 100
+WORKLOAD_TIMEOUT_S = 60.0  # a loaded machine: seconds, not minutes
 MAX_WRITES_PER_WRITER = 5000
 
 
@@ -43,12 +51,13 @@ def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
     for t in threads:
         t.start()
     time.sleep(WRITE_WINDOW_S)
+    wait_until(lambda: sum(len(keys) for keys in acked) > MIN_ACKED, WORKLOAD_TIMEOUT_S)
     server.kill()  # SIGKILL while writes are in flight
     stop.set()
     for t in threads:
         t.join(timeout=30)
     acknowledged = [key for keys in acked for key in keys]
-    assert len(acknowledged) > 100, "the workload did not get going"
+    assert len(acknowledged) > MIN_ACKED, "the workload did not get going"
 
     assert_database_intact(tmp_path / "atoll-local.db")
 

@@ -17,7 +17,7 @@ import pytest
 import atoll.client
 from atoll.client.routing import Router
 from atoll.topology.model import ClusterConfig, RegionConfig
-from tests.support import free_port
+from tests.support import free_port, wait_until
 
 REGIONS = ("us-east", "eu-west")
 
@@ -114,6 +114,7 @@ def failover_client(regions: dict[str, FakeRegion], tmp_path: Any,
 
 
 KEY = {"pk": {"S": "a"}}
+HEALTHY_AGAIN_S = 10.0  # probes every 0.05 s: a few good ones in a row, on a loaded machine
 UNSAFE_UPDATE = {"TableName": "t", "Key": KEY, "UpdateExpression": "ADD n :one",
                  "ExpressionAttributeValues": {":one": {"N": "1"}}}
 
@@ -131,8 +132,9 @@ def test_a_5xx_sends_safe_requests_on_and_surfaces_unsafe_ones(
     put_retried = "PutItem" in regions["us-east"].operations()
     assert atoll.client.metrics(ddb)["regions"]["us-east"]["requests_failed"] == 1 + put_retried
     router = atoll.client.router(ddb)
-    while not router.snapshot()["regions"]["us-east"]["healthy"]:
-        time.sleep(0.05)  # /health still answers: it takes the traffic again
+    # /health still answers: it takes the traffic again
+    assert wait_until(lambda: router.snapshot()["regions"]["us-east"]["healthy"],
+                      HEALTHY_AGAIN_S, 0.05)
     with pytest.raises(botocore.exceptions.ClientError) as error:
         ddb.update_item(**UNSAFE_UPDATE)
     assert error.value.response["Error"]["Code"] == "InternalServerError"
@@ -193,8 +195,9 @@ def test_a_slow_region_gets_half_the_budget_and_unsafe_writes_wait_for_it(
     ddb.get_item(TableName="t", Key=KEY)
     read_s = time.monotonic() - started
     router = atoll.client.router(ddb)
-    while not router.snapshot()["regions"]["us-east"]["healthy"]:
-        time.sleep(0.05)  # its probes pass: it is the first choice again
+    # its probes pass: it is the first choice again
+    assert wait_until(lambda: router.snapshot()["regions"]["us-east"]["healthy"],
+                      HEALTHY_AGAIN_S, 0.05)
     started = time.monotonic()
     with pytest.raises(botocore.exceptions.ReadTimeoutError):
         ddb.update_item(**UNSAFE_UPDATE)

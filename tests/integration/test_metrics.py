@@ -152,7 +152,10 @@ def test_metrics_of_a_live_cluster_and_lag_while_a_region_is_cut_off(tmp_path: P
             load.start()
         assert wait_until(lambda: all(load.done > 100 for load in loads), 20)
         before = scrape(cluster.url("us-east"))
-        time.sleep(1.0)
+        applied = ("atoll_replication_applied_records", "atoll_replication_applied_records_total")
+        # until us-east has applied more of ap-south's load since `before`
+        assert wait_until(lambda: value(scrape(cluster.url("us-east")), *applied, peer="ap-south")
+                          > value(before, *applied, peer="ap-south"), 20, 0.25)
         m = scrape(cluster.url("us-east"))
 
         # requests by operation and outcome; latency histograms by operation
@@ -176,7 +179,6 @@ def test_metrics_of_a_live_cluster_and_lag_while_a_region_is_cut_off(tmp_path: P
             assert value(m, "atoll_replication_state", origin=origin,
                          atoll_replication_state="unreachable") == 0
             assert value(m, "atoll_replication_peer_up", peer=origin) == 1
-        applied = ("atoll_replication_applied_records", "atoll_replication_applied_records_total")
         assert value(m, *applied, peer="ap-south") > value(before, *applied, peer="ap-south")
         assert 0 < value(m, "atoll_replication_apply_delay_seconds", quantile="0.5") < 2.0
         assert value(m, "atoll_replication_cursor_sequence", origin="us-east") > 100

@@ -202,6 +202,10 @@ def test_a_restored_region_rejoins_its_cluster(tmp_path: Path) -> None:
         assert wait_until(lambda: all(
             node_json(cluster.url(r), "/_atoll/status")["replication"]["changelog"][
                 "purged_records"] > 0 for r in REGIONS), 30, 0.5)
+        # every region holds every write before ap-south goes (a purge says only that some
+        # reached every region): what it lacks after the restore is then all in its peers
+        assert wait_until(lambda: _converged(clients, "shared")
+                          and len(scan_all(clients["us-east"], "shared")) == 120, 20, 0.3)
         expected = scan_all(clients["us-east"], "shared")
         cluster.nodes["ap-south"].stop()
         done = atoll("restore", "--from", str(tmp_path / "s2.db"), "--data-dir", str(south_dir),

@@ -33,6 +33,7 @@ from tests.support import (
 TABLE = "far"
 CONNECT_TIMEOUT_MS = 300
 REPLICATED_WITHIN_S = 5.0  # the connect timeout, a pull, an apply, a loaded machine
+IDLE_PULLS_WITHIN_S = 15.0  # two idle long polls (held 1 s each by b), a loaded machine
 
 
 def _node(root: Path, config: ClusterConfig, config_path: Path, region: str,
@@ -85,10 +86,9 @@ def test_a_peer_endpoint_dropping_connections_is_passed_over_within_the_connect_
             assert link["endpoint"] == f"http://127.0.0.1:{b_peer}"
             # idle long polls (held 1 s each by b) on the open connection: none fails
             errors, pulls = link["errors"], link["pulls"]
-            time.sleep(3.5)
+            assert wait_until(lambda: _b_link(a)["pulls"] >= pulls + 2, IDLE_PULLS_WITHIN_S)
             link = _b_link(a)
             assert link["errors"] == errors, link["last_error"]
-            assert link["pulls"] >= pulls + 2
         finally:
             for node in (a, b):
                 if node.proc is not None:

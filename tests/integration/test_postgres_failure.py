@@ -17,11 +17,21 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from tests.pg import running_server
-from tests.support import ServerProcess, client, create_table, scan_all, start_together
+from tests.support import (
+    ServerProcess,
+    client,
+    create_table,
+    scan_all,
+    start_together,
+    wait_until,
+)
 
 WRITERS = 4
 LOAD_S = 14.0
-DOWN_AFTER_S = 3.0
+DOWN_AFTER_S = 3.0  # at least, and until MIN_ACKED_BEFORE writes were acknowledged
+MIN_ACKED_BEFORE = 20
+LOAD_LATE_S = 3.0  # at most this later (the writers stop LOAD_S after they started)
+CATALOG_SEEN_S = 10.0  # the other node's catalog refresh (50 ms polls), a loaded machine
 DOWN_FOR_S = 3.0
 RETRYABLE = {"ServiceUnavailableException", "ServiceUnavailable"}
 
@@ -35,7 +45,8 @@ def test_a_database_crash_under_load_is_503_then_recovery_and_nothing_acknowledg
             start_together(nodes)
             clients = [client(node.url) for node in nodes]
             create_table(clients[0], "crashy")
-            time.sleep(0.3)  # the second node's catalog refresh
+            # the second node's catalog refresh: until then it answers ResourceNotFound
+            assert wait_until(lambda: _serves(clients[1], "crashy"), CATALOG_SEEN_S)
             acknowledged: list[str] = []
             refusals: dict[str, int] = {}
             ok_after_restart = threading.Event()
@@ -68,6 +79,7 @@ def test_a_database_crash_under_load_is_503_then_recovery_and_nothing_acknowledg
             for thread in threads:
                 thread.start()
             time.sleep(DOWN_AFTER_S)
+            wait_until(lambda: len(acknowledged) > MIN_ACKED_BEFORE, LOAD_LATE_S)
             before_crash = len(acknowledged)
             pg.kill()
             time.sleep(DOWN_FOR_S)
@@ -79,7 +91,7 @@ def test_a_database_crash_under_load_is_503_then_recovery_and_nothing_acknowledg
             print(f"acknowledged {len(acknowledged)} ({before_crash} before the crash), "
                   f"refused {refusals}, reads while down {down_reads}, first write "
                   f"{recovered_s[0]:.2f} s after the server accepted connections again")
-            assert before_crash > 20  # the load was running when the server died
+            assert before_crash > MIN_ACKED_BEFORE  # the load was running when the server died
             assert ok_after_restart.is_set(), "no write succeeded after the restart"
             assert refusals and set(refusals) <= RETRYABLE, refusals
             assert down_reads and set(down_reads) <= RETRYABLE, down_reads
@@ -92,6 +104,14 @@ def test_a_database_crash_under_load_is_503_then_recovery_and_nothing_acknowledg
             for node in nodes:
                 if node.proc is not None and node.proc.poll() is None:
                     node.stop()
+
+
+def _serves(ddb: Any, table: str) -> bool:
+    try:
+        ddb.describe_table(TableName=table)
+    except ClientError:
+        return False
+    return True
 
 
 def _read_refusals(clients: list[Any]) -> dict[str, int]:

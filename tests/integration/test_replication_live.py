@@ -24,6 +24,8 @@ from tests.support import (
 REGIONS = ("us-east", "eu-west", "ap-south")
 MAX_WRITES_PER_WRITER = 3000
 CONVERGE_TIMEOUT_S = 60.0
+PHASE_WRITES = 100  # acknowledged per writer in each phase of the kill test
+PHASE_TIMEOUT_S = 60.0  # a loaded machine: a phase's writes take seconds, not minutes
 
 
 class Writer(threading.Thread):
@@ -71,14 +73,22 @@ def test_three_regions_converge_after_a_region_is_killed(tmp_path: Path) -> None
         writers = {r: Writer(cluster.url(r), r, "live") for r in REGIONS}
         for w in writers.values():
             w.start()
-        time.sleep(1.5)
+
+        def each_wrote(more: int, *names: str) -> bool:
+            return all(len(writers[n].acked) >= more for n in names)
+
+        # each phase lasts until its writers have written, however loaded the machine
+        assert wait_until(lambda: each_wrote(PHASE_WRITES, *REGIONS), PHASE_TIMEOUT_S)
         cluster.nodes["ap-south"].kill()  # SIGKILL one region mid-stream
         writers["ap-south"].halt.set()
-        time.sleep(2.0)  # the other two keep taking writes
+        acked_before = min(len(writers[r].acked) for r in ("us-east", "eu-west"))
+        # the other two keep taking writes
+        assert wait_until(lambda: each_wrote(acked_before + PHASE_WRITES, "us-east", "eu-west"),
+                          PHASE_TIMEOUT_S)
         cluster.nodes["ap-south"].start()  # same data directory: resumes from its cursors
         writers["ap-south"] = Writer(cluster.url("ap-south"), "ap-south-2", "live")
         writers["ap-south"].start()
-        time.sleep(1.0)
+        assert wait_until(lambda: each_wrote(PHASE_WRITES, "ap-south"), PHASE_TIMEOUT_S)
         for w in writers.values():
             w.halt.set()
         for w in writers.values():
@@ -187,8 +197,11 @@ def test_changelog_is_purged_once_every_region_holds_it(tmp_path: Path) -> None:
                           >= 50, 20, 0.5), "the origin never purged acknowledged records"
         east_log = status(cluster.url("us-east"))["changelog"]
         assert east_log["log_start"]["us-east"] >= 50
-        # what was purged had been applied in the other region
-        assert len(scan_all(west, "purge")) == 49
+        # what was purged had been applied in the other region (its cursor is past it);
+        # the last put and the delete may still be on their way there
+        assert status(cluster.url("eu-west"))["cursors"]["us-east"] >= \
+            east_log["log_start"]["us-east"]
+        assert wait_until(lambda: len(scan_all(west, "purge")) == 49, 10)
         east.put_item(TableName="purge", Item={"pk": {"S": "after"}})
         assert wait_until(lambda: "Item" in west.get_item(TableName="purge",
                                                           Key={"pk": {"S": "after"}}), 10)
@@ -218,6 +231,10 @@ def test_a_region_that_lost_its_disk_is_rebuilt_from_a_snapshot(tmp_path: Path) 
         assert wait_until(lambda: all(
             replication(cluster.url(r))["changelog"]["purged_records"] > 0 for r in REGIONS),
             30, 0.5), "changelogs were not purged"
+        # every write reached every region before ap-south loses its disk (a purge says
+        # only that some did: the last ones may still be on their way)
+        assert wait_until(lambda: all(len(scan_all(clients[r], "rebuild")) == 59
+                                      for r in REGIONS), 30, 0.5)
 
         cluster.nodes["ap-south"].stop()
         shutil.rmtree(tmp_path / "ap-south")  # the region lost its disk

@@ -29,6 +29,7 @@ from tests.support import (
     NO_RETRIES,
     client,
     create_table,
+    free_port,
     node_json,
     scan_all,
     wait_until,
@@ -47,7 +48,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # 30 restarts on a bu
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[DrillCluster]:
-    cluster = DrillCluster(tmp_path, 3, seed=4)
+    cluster = DrillCluster(tmp_path, 3, seed=4, ports=free_port)
     try:
         cluster.start_all()
         assert cluster.credentials is not None  # the admin key, for every region's clients

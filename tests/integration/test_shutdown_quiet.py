@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ClusterProcesses, ServerProcess, client, create_table
+from tests.support import ClusterProcesses, ServerProcess, client, create_table, wait_until
 
-WRITING_S = 3.0
+WRITING_S = 3.0  # at least, and until some writes were acknowledged
+WRITES_TIMEOUT_S = 30.0
 
 
 def _stopped_quietly(node: ServerProcess, sig: int) -> None:
@@ -61,7 +62,7 @@ def test_every_region_of_a_cluster_stops_quietly_under_writes(tmp_path: Path) ->
         create_table(client(cluster.url("us-east")), "quiet")
         writer.start()
         time.sleep(WRITING_S)  # writes replicate: pulls and long polls in flight both ways
-        assert written[0] > 0
+        assert wait_until(lambda: written[0] > 0, WRITES_TIMEOUT_S)
         for node in cluster.nodes.values():
             _stopped_quietly(node, signal.SIGTERM)
     finally:

@@ -19,12 +19,14 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.integration.indexcheck import check_indexes, scan_all
-from tests.support import ServerProcess, assert_database_intact, client
+from tests.support import ServerProcess, assert_database_intact, client, wait_until
 
 WRITERS = 6
 ITEMS_PER_TXN = 4
 DELETE_LAG = 3
-WRITE_WINDOW_S = 2.5
+WRITE_WINDOW_S = 2.5  # at least, and until MIN_ACKED transactions were acknowledged
+MIN_ACKED = 50
+WORKLOAD_TIMEOUT_S = 60.0  # a loaded machine: seconds, not minutes
 MAX_TXNS_PER_WRITER = 10_000
 TABLE = "crash_txn"
 
@@ -101,11 +103,12 @@ def test_transactions_are_all_or_nothing_across_sigkill(tmp_path: Path) -> None:
     for t in threads:
         t.start()
     time.sleep(WRITE_WINDOW_S)
+    wait_until(lambda: sum(len(a) for a in acked) > MIN_ACKED, WORKLOAD_TIMEOUT_S)
     server.kill()  # SIGKILL with transactions in flight
     stop.set()
     for t in threads:
         t.join(timeout=30)
-    assert sum(len(a) for a in acked) > 50, "the workload did not get going"
+    assert sum(len(a) for a in acked) > MIN_ACKED, "the workload did not get going"
 
     assert_database_intact(tmp_path / "atoll-local.db")
 

@@ -33,6 +33,7 @@ from tests.support import (
 TABLE = "checked"
 ITEMS = 20
 OBSERVE_S = 4.0  # four verify intervals
+ROUNDS_WITHIN_S = 20.0  # after OBSERVE_S: two rounds on a loaded machine
 # after the holder's death: the lease's TTL, a renewal, the first round's delay (1 s),
 # one round, and room for a loaded machine
 TAKE_OVER_S = TTL_MS / 1000 + 10.0
@@ -85,7 +86,12 @@ def test_one_node_of_a_postgresql_region_verifies_and_another_takes_over_when_it
         holder = next(n for n, node in enumerate(pgs) if _verify(node)[0])
         other = pgs[1 - holder]
         before = _verify(pgs[holder])
-        time.sleep(OBSERVE_S)
+        time.sleep(OBSERVE_S)  # at least, and until the holder did two more rounds
+
+        def progressed() -> bool:
+            _running, rounds, scrubbed = _verify(pgs[holder])
+            return rounds >= before[1] + 2 and scrubbed > 0
+        wait_until(progressed, ROUNDS_WITHIN_S, 0.2)
         running, rounds, scrubbed = _verify(pgs[holder])
         assert running and rounds >= before[1] + 2 and scrubbed > 0
         assert _verify(other) == (False, 0, 0)  # no round, no scrub, all along

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import sys
 import tempfile
 import time
@@ -12,6 +13,8 @@ import click
 
 from atoll.cli.keys import connection_options
 from atoll.client.signing import resolve_credentials
+
+MIN_PORT_RANGE = 100  # a drill of 5 regions takes 15 listeners
 
 
 def _admin_key(config_path: str, profile: str | None, credentials_file: str | None
@@ -26,6 +29,21 @@ def _admin_key(config_path: str, profile: str | None, credentials_file: str | No
         return None
     frozen = found.get_frozen_credentials()
     return frozen.access_key, frozen.secret_key
+
+
+def _port_range(_ctx: click.Context, _param: click.Parameter, text: str | None
+                ) -> tuple[int, int] | None:
+    """LOW-HIGH: loopback ports [LOW, HIGH) with room for a cluster's listeners."""
+    if text is None:
+        return None
+    try:
+        low, high = (int(part) for part in text.split("-"))
+    except ValueError:
+        raise click.BadParameter(f"expected LOW-HIGH like 20000-21000, got {text!r}") from None
+    if not 1024 <= low < high <= 65536 or high - low < MIN_PORT_RANGE:
+        raise click.BadParameter(f"expected {MIN_PORT_RANGE} or more ports between 1024 and "
+                                 f"65536, got {text!r}")
+    return low, high
 
 
 def _seconds(text: str) -> float:
@@ -57,10 +75,14 @@ def _seconds(text: str) -> float:
               help="Drill a running cluster (its TOML config, e.g. data/cluster.toml from "
               "`make run`) instead of a fresh one: dns-empty, partition and slow-wan only; "
               "the drill's tables are dropped afterwards and the topology restored.")
+@click.option("--port-range", default=None, metavar="LOW-HIGH", callback=_port_range,
+              help="Loopback ports for the drill's listeners [default: from 10000 up to "
+              "the kernel's ephemeral range].")
 @connection_options
 def drill(scenario: str, regions: int, duration: str, rate: float, seed: int,
           report_dir: str | None, data_dir: str | None, config_path: str | None,
-          profile: str | None, credentials_file: str | None, ca_file: str | None) -> None:
+          port_range: tuple[int, int] | None, profile: str | None,
+          credentials_file: str | None, ca_file: str | None) -> None:
     """Run SCENARIO (or all of them) against a fresh local cluster and check that every
     acknowledged write survived. Exit status 1 if an invariant fails."""
     from rich.console import Console
@@ -68,10 +90,10 @@ def drill(scenario: str, regions: int, duration: str, rate: float, seed: int,
 
     from atoll.cli.terminal import stderr_console
     from atoll.drill import report
+    from atoll.drill.ports import PortPicker
     from atoll.drill.runner import SCENARIOS, DrillOptions, run_scenario
     from atoll.drill.workload import Recorder
 
-    root = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="atoll-drill-"))
     config = None
     scenarios = list(SCENARIOS) if scenario == "all" else [scenario]
     if config_path is not None:
@@ -90,8 +112,13 @@ def drill(scenario: str, regions: int, duration: str, rate: float, seed: int,
         regions = len(config.regions)
     credentials = (_admin_key(config_path, profile, credentials_file)
                    if config_path is not None else None)  # a fresh cluster makes its own
-    options = DrillOptions(regions=regions, duration_s=_seconds(duration), rate=rate,
-                           seed=seed, root=root, config=config, credentials=credentials)
+    duration_s = _seconds(duration)
+    # made once the arguments are accepted: a refused command leaves nothing behind
+    root = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="atoll-drill-"))
+    options = DrillOptions(regions=regions, duration_s=duration_s, rate=rate,
+                           seed=seed, root=root, config=config, credentials=credentials,
+                           ports=None if port_range is None
+                           else PortPicker(*port_range, random.Random()))
     results: list[dict[str, Any]] = []
     console = stderr_console()  # the one log lines go through (atoll.cli.terminal)
     started = time.monotonic()

@@ -3,6 +3,7 @@ workload, and prove that nothing acknowledged was lost.
 
 runner.py      one scenario's timeline: cluster up, workload, fault, heal, read back, check
 cluster.py     the regions (fresh processes or a running cluster) and the simulated DNS
+ports.py       loopback ports for listeners named before they bind
 faultproxy.py  TCP proxies in front of peer endpoints: cuts, one-way cuts, latency, loss
 workload.py    client threads and the operation record (`Operation`, `Recorder`)
 lag.py         replication lag sampled from the regions while the drill runs

@@ -38,6 +38,7 @@ from botocore.credentials import Credentials as Keys
 from atoll.auth.certs import ClusterFiles, init_cluster, issue_region_cert
 from atoll.client.signing import sign
 from atoll.drill.faultproxy import FaultNetwork, FaultRules
+from atoll.drill.ports import below_ephemeral
 from atoll.topology.model import ClusterConfig, RegionConfig, topology_from_dict
 
 REGION_NAMES = ("us-east", "eu-west", "ap-south", "us-west", "eu-north")
@@ -45,10 +46,9 @@ DNS_SUFFIX = ".atoll.test"
 READY_TIMEOUT_S = 30.0
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+# this process's ports for the drill's listeners (ports.py: below the ephemeral range,
+# none handed out twice); a caller that picks ports itself passes its own picker
+free_port: Callable[[], int] = below_ephemeral()
 
 
 Credentials = tuple[str, str]  # (access key id, secret)
@@ -117,14 +117,17 @@ class SimulatedDns:
 class DrillCluster:
     """N regions as real `atoll serve` processes, peer links through fault proxies."""
 
-    def __init__(self, root: Path, regions: int, seed: int, fault_drop_every: int = 0) -> None:
+    def __init__(self, root: Path, regions: int, seed: int, fault_drop_every: int = 0,
+                 ports: Callable[[], int] | None = None) -> None:
         """`fault_drop_every`: nodes run with that deliberate defect (`atoll serve
-        --fault-drop-every`), for the proof that the checker can fail."""
+        --fault-drop-every`), for the proof that the checker can fail. `ports`: where the
+        listeners' ports come from (default: this module's `free_port`)."""
         self.root = root
         self.ids = REGION_NAMES[:regions]
-        self.client_ports = {r: free_port() for r in self.ids}
-        self.peer_ports = {r: free_port() for r in self.ids}  # the nodes' real listeners
-        self.proxy_ports = {r: free_port() for r in self.ids}  # advertised peer endpoints
+        port = ports or free_port
+        self.client_ports = {r: port() for r in self.ids}
+        self.peer_ports = {r: port() for r in self.ids}  # the nodes' real listeners
+        self.proxy_ports = {r: port() for r in self.ids}  # advertised peer endpoints
         self.sources = {r: f"127.0.0.{10 + i}" for i, r in enumerate(self.ids)}
         self.config = ClusterConfig("atoll-drill", tuple(
             RegionConfig(r, f"http://127.0.0.1:{self.client_ports[r]}",
@@ -230,8 +233,10 @@ class ExistingCluster:
     SCENARIOS = ("dns-empty", "partition", "slow-wan")
 
     def __init__(self, config: ClusterConfig, seed: int,
-                 credentials: Credentials | None = None) -> None:
+                 credentials: Credentials | None = None,
+                 ports: Callable[[], int] | None = None) -> None:
         self.config = config
+        self.ports = ports or free_port  # the fault proxies' listeners
         self.credentials = credentials  # an admin key: publishing a topology needs one
         self.ids = tuple(r.id for r in config.regions)
         self.rules = FaultRules(seed)
@@ -252,7 +257,7 @@ class ExistingCluster:
         routed = []
         for region in current.regions:
             host, port = region.peer_address
-            listen = ("127.0.0.1", free_port())
+            listen = ("127.0.0.1", self.ports())
             self.network.add(region.id, listen, (host, port), self._source_address(region.id))
             scheme = region.peer_endpoint.split("://", 1)[0]  # https: mutual TLS
             routed.append(RegionConfig(region.id, region.client_endpoints,

@@ -62,6 +62,8 @@ class DrillOptions:
     converge_timeout_s: float = 60.0
     config: ClusterConfig | None = None  # a running cluster instead of a fresh one
     credentials: tuple[str, str] | None = None  # an admin key of that running cluster
+    # where the cluster's listeners take their ports (None: cluster.py's `free_port`)
+    ports: Callable[[], int] | None = None
 
 
 def run_scenario(scenario: str, options: DrillOptions,
@@ -77,11 +79,13 @@ def run_scenario(scenario: str, options: DrillOptions,
         if scenario not in ExistingCluster.SCENARIOS:
             raise ValueError(f"{scenario} restarts region processes: it needs a cluster the "
                              "drill starts itself (leave out --config)")
-        cluster = ExistingCluster(options.config, options.seed, options.credentials)
+        cluster = ExistingCluster(options.config, options.seed, options.credentials,
+                                  options.ports)
         suffix = f"{int(time.time())}_{options.seed}"
         tables = (f"{TABLES[0]}_{suffix}", f"{TABLES[1]}_{suffix}")
     else:
-        cluster = DrillCluster(root, options.regions, options.seed, options.fault_drop_every)
+        cluster = DrillCluster(root, options.regions, options.seed, options.fault_drop_every,
+                               options.ports)
     run = ScenarioRun(scenario, options, cluster, tables, root, progress)
     try:
         with run.dns.installed():
