@@ -7,12 +7,15 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from atoll.cli.keys import connection_options
 from atoll.client.signing import resolve_credentials
+
+if TYPE_CHECKING:
+    from atoll.topology.config import ClusterConfig
 
 MIN_PORT_RANGE = 100  # a drill of 5 regions takes 15 listeners
 
@@ -57,6 +60,24 @@ def _seconds(text: str) -> float:
     return seconds
 
 
+def _running_cluster(config_path: str, scenario: str) -> tuple[ClusterConfig, list[str]]:
+    """The running cluster's config and the scenarios to drill on it (those that restart
+    no region process), or a usage error."""
+    from atoll.drill.cluster import ExistingCluster
+    from atoll.errors import ValidationError
+    from atoll.topology.config import load_cluster_config
+    try:
+        config = load_cluster_config(config_path)
+    except ValidationError as exc:
+        raise click.UsageError(exc.message) from None
+    if scenario == "all":
+        return config, list(ExistingCluster.SCENARIOS)
+    if scenario not in ExistingCluster.SCENARIOS:
+        raise click.UsageError(f"{scenario} restarts region processes: with --config only "
+                               f"{', '.join(ExistingCluster.SCENARIOS)} can run")
+    return config, [scenario]
+
+
 @click.command()
 @click.argument("scenario", type=click.Choice(
     ["region-down", "dns-empty", "partition", "slow-wan", "clock-skew", "all"]))
@@ -97,18 +118,7 @@ def drill(scenario: str, regions: int, duration: str, rate: float, seed: int,
     config = None
     scenarios = list(SCENARIOS) if scenario == "all" else [scenario]
     if config_path is not None:
-        from atoll.drill.cluster import ExistingCluster
-        from atoll.errors import ValidationError
-        from atoll.topology.config import load_cluster_config
-        try:
-            config = load_cluster_config(config_path)
-        except ValidationError as exc:
-            raise click.UsageError(exc.message) from None
-        if scenario == "all":
-            scenarios = list(ExistingCluster.SCENARIOS)
-        elif scenario not in ExistingCluster.SCENARIOS:
-            raise click.UsageError(f"{scenario} restarts region processes: with --config only "
-                                   f"{', '.join(ExistingCluster.SCENARIOS)} can run")
+        config, scenarios = _running_cluster(config_path, scenario)
         regions = len(config.regions)
     credentials = (_admin_key(config_path, profile, credentials_file)
                    if config_path is not None else None)  # a fresh cluster makes its own
