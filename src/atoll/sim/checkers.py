@@ -31,7 +31,7 @@ on any cluster whose stores they can read.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -372,38 +372,35 @@ def _seen(stored: Stored | None) -> tuple[Version, object] | None:
     return None if stored is None else (stored.version, stored.item)
 
 
-def folded(stores: Mapping[str, ReplicaStore], retired: Sequence[str]) -> list[str]:
-    """No live item holds a counter contribution of a region that left the topology
-    that still adds to its value (atoll.replication.fold folded them all)."""
-    if not retired:
-        return []
+def _live_states(stores: Mapping[str, ReplicaStore]
+                 ) -> Iterator[tuple[str, ItemKey, itemstate.ItemState]]:
+    """Every live item's state in every region (region, key, state), in order."""
     names = sorted(stores)
     tables = stores[names[0]].table_states()
-    problems = []
     for name in names:
         for key, stored in sorted(stores[name].contents().items()):
             table = tables.get(key[0])
             if stored.item is None or table is None or not table.live:
                 continue
-            state = item_state(stored, table.definition or {}, key[1], key[2])
-            unfolded = [r for r in itemstate.unfolded_regions(state, ()) if r in retired]
-            if unfolded:
-                problems.append(f"{name}: item {key} still counts {unfolded} apart")
+            yield name, key, item_state(stored, table.definition or {}, key[1], key[2])
+
+
+def folded(stores: Mapping[str, ReplicaStore], retired: Sequence[str]) -> list[str]:
+    """No live item holds a counter contribution of a region that left the topology
+    that still adds to its value (atoll.replication.fold folded them all)."""
+    if not retired:
+        return []
+    problems = []
+    for name, key, state in _live_states(stores):
+        unfolded = [r for r in itemstate.unfolded_regions(state, ()) if r in retired]
+        if unfolded:
+            problems.append(f"{name}: item {key} still counts {unfolded} apart")
     return problems[:MAX_REPORTED]
 
 
 def compacted(stores: Mapping[str, ReplicaStore]) -> list[str]:
     """Every live item's state is compact (itemstate.compact): once everything is
     acknowledged everywhere, the folding region compacts every state."""
-    names = sorted(stores)
-    tables = stores[names[0]].table_states()
-    problems = []
-    for name in names:
-        for key, stored in sorted(stores[name].contents().items()):
-            table = tables.get(key[0])
-            if stored.item is None or table is None or not table.live:
-                continue
-            state = item_state(stored, table.definition or {}, key[1], key[2])
-            if compact(state) is not state:
-                problems.append(f"{name}: item {key} is not compacted: {state!r}")
+    problems = [f"{name}: item {key} is not compacted: {state!r}"
+                for name, key, state in _live_states(stores) if compact(state) is not state]
     return problems[:MAX_REPORTED]
